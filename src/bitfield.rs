@@ -1,0 +1,206 @@
+//! A fixed-length set of piece indices, with a count kept up to date so
+//! progress is O(1), and conversion to and from runs for compact announces.
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bitfield {
+    words: Vec<u64>,
+    len: u32,
+    ones: u32,
+}
+
+impl std::fmt::Debug for Bitfield {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bitfield({}/{} {:?})", self.ones, self.len, self.runs())
+    }
+}
+
+impl Bitfield {
+    pub fn new(len: u32) -> Bitfield {
+        Bitfield {
+            words: vec![0; (len as usize).div_ceil(64)],
+            len,
+            ones: 0,
+        }
+    }
+
+    pub fn full(len: u32) -> Bitfield {
+        let mut b = Bitfield::new(len);
+        b.set_range(0, len);
+        b
+    }
+
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn count(&self) -> u32 {
+        self.ones
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.ones == self.len
+    }
+
+    pub fn get(&self, i: u32) -> bool {
+        i < self.len && self.words[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    /// Sets bit `i`; returns true when it was not set before.
+    pub fn set(&mut self, i: u32) -> bool {
+        assert!(i < self.len, "bit {i} out of range {}", self.len);
+        let w = &mut self.words[(i / 64) as usize];
+        let m = 1u64 << (i % 64);
+        if *w & m == 0 {
+            *w |= m;
+            self.ones += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn clear(&mut self, i: u32) {
+        assert!(i < self.len);
+        let w = &mut self.words[(i / 64) as usize];
+        let m = 1u64 << (i % 64);
+        if *w & m != 0 {
+            *w &= !m;
+            self.ones -= 1;
+        }
+    }
+
+    pub fn set_range(&mut self, start: u32, len: u32) {
+        for i in start..start + len {
+            self.set(i);
+        }
+    }
+
+    /// The first index >= `from` whose bit equals `value`.
+    pub fn next(&self, from: u32, value: bool) -> Option<u32> {
+        let mut i = from;
+        while i < self.len {
+            let word = self.words[(i / 64) as usize];
+            let word = if value { word } else { !word };
+            let masked = word >> (i % 64);
+            if masked != 0 {
+                let found = i + masked.trailing_zeros();
+                return (found < self.len).then_some(found);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
+    pub fn iter_ones(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let i = self.next(at, true)?;
+            at = i + 1;
+            Some(i)
+        })
+    }
+
+    /// Maximal runs of set bits, as (start, length).
+    pub fn runs(&self) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(start) = self.next(at, true) {
+            let end = self.next(start, false).unwrap_or(self.len);
+            out.push((start, end - start));
+            at = end;
+        }
+        out
+    }
+
+    /// Builds a bitfield from runs; None if any run leaves `0..len`.
+    pub fn from_runs(len: u32, runs: &[(u32, u32)]) -> Option<Bitfield> {
+        let mut b = Bitfield::new(len);
+        for &(start, n) in runs {
+            let end = start.checked_add(n)?;
+            if end > len {
+                return None;
+            }
+            b.set_range(start, n);
+        }
+        Some(b)
+    }
+
+    /// The raw bytes, bit i at byte i/8, least significant bit first.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let nbytes = (self.len as usize).div_ceil(8);
+        self.words
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .take(nbytes)
+            .collect()
+    }
+
+    /// The inverse of `to_bytes`; None when the length is wrong or bits
+    /// past `len` are set.
+    pub fn from_bytes(len: u32, bytes: &[u8]) -> Option<Bitfield> {
+        if bytes.len() != (len as usize).div_ceil(8) {
+            return None;
+        }
+        let mut words = vec![0u64; (len as usize).div_ceil(64)];
+        for (i, b) in bytes.iter().enumerate() {
+            words[i / 8] |= (*b as u64) << ((i % 8) * 8);
+        }
+        if len % 64 != 0 {
+            if let Some(last) = words.last() {
+                if last >> (len % 64) != 0 {
+                    return None;
+                }
+            }
+        }
+        let ones = words.iter().map(|w| w.count_ones()).sum();
+        Some(Bitfield { words, len, ones })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_count_runs() {
+        let mut b = Bitfield::new(130);
+        assert!(b.set(0));
+        assert!(!b.set(0));
+        b.set_range(5, 3);
+        b.set(64);
+        b.set(129);
+        assert_eq!(b.count(), 6);
+        assert_eq!(b.runs(), vec![(0, 1), (5, 3), (64, 1), (129, 1)]);
+        assert_eq!(Bitfield::from_runs(130, &b.runs()).unwrap(), b);
+        assert_eq!(b.next(8, true), Some(64));
+        assert_eq!(b.next(0, false), Some(1));
+        b.clear(64);
+        assert_eq!(b.count(), 5);
+        assert_eq!(b.iter_ones().collect::<Vec<_>>(), vec![0, 5, 6, 7, 129]);
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let mut b = Bitfield::new(77);
+        for i in [0, 9, 63, 64, 76] {
+            b.set(i);
+        }
+        assert_eq!(Bitfield::from_bytes(77, &b.to_bytes()).unwrap(), b);
+        assert!(Bitfield::from_bytes(77, &[0xff; 10]).is_none());
+        assert!(Bitfield::from_bytes(77, &[0; 3]).is_none());
+    }
+
+    #[test]
+    fn full_and_bounds() {
+        let b = Bitfield::full(70);
+        assert!(b.is_full());
+        assert_eq!(b.runs(), vec![(0, 70)]);
+        assert_eq!(b.next(0, false), None);
+        assert!(Bitfield::from_runs(10, &[(8, 3)]).is_none());
+        assert!(Bitfield::from_runs(10, &[(u32::MAX, 3)]).is_none());
+    }
+}

@@ -1,0 +1,126 @@
+//! One error type for the whole crate. Every variant says what went wrong in
+//! words a user can act on; `Display` is what ends up after `error: `.
+
+use std::fmt;
+use std::io;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O failure, with what we were doing at the time.
+    Io { context: String, source: io::Error },
+    /// A socket read or write did not complete in time.
+    Timeout(String),
+    /// The other side sent something that is not our protocol.
+    Protocol(String),
+    /// A frame announced a length above the limit for this connection.
+    FrameTooLarge { len: usize, max: usize },
+    /// A file name or peer id that breaks the naming rules.
+    BadName { name: String, reason: &'static str },
+    /// The named thing does not exist (file, record, holder).
+    NotFound(String),
+    /// The request contradicts existing state (same name, other content).
+    Conflict(String),
+    /// The other side answered with an error frame.
+    Remote { code: u16, message: String },
+    /// Data failed verification.
+    Integrity(String),
+    /// No holder could provide the data.
+    NoSources(String),
+    /// Bad command-line or shell input.
+    Usage(String),
+    /// The operation was stopped by shutdown.
+    Cancelled,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Error {
+        match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                Error::Timeout(context.into())
+            }
+            _ => Error::Io {
+                context: context.into(),
+                source,
+            },
+        }
+    }
+
+    pub fn protocol(msg: impl Into<String>) -> Error {
+        Error::Protocol(msg.into())
+    }
+
+    /// True when the failure is the peer's or the network's, so another
+    /// holder may do better (as opposed to a local disk or usage problem).
+    pub fn is_remote_fault(&self) -> bool {
+        matches!(
+            self,
+            Error::Timeout(_)
+                | Error::Protocol(_)
+                | Error::FrameTooLarge { .. }
+                | Error::Remote { .. }
+                | Error::Integrity(_)
+        ) || matches!(self, Error::Io { context, .. } if context.starts_with("net:"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, source } => {
+                write!(f, "{}: {source}", context.trim_start_matches("net: "))
+            }
+            Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::Protocol(what) => write!(f, "protocol violation: {what}"),
+            Error::FrameTooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {max}")
+            }
+            Error::BadName { name, reason } => {
+                write!(f, "invalid name {:?}: {reason}", name.escape_debug().to_string())
+            }
+            Error::NotFound(what) => write!(f, "{what}"),
+            Error::Conflict(what) => write!(f, "{what}"),
+            Error::Remote { message, .. } => write!(f, "{message}"),
+            Error::Integrity(what) => write!(f, "integrity check failed: {what}"),
+            Error::NoSources(what) => write!(f, "{what}"),
+            Error::Usage(what) => write!(f, "{what}"),
+            Error::Cancelled => write!(f, "cancelled by shutdown"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Error codes carried in ERROR frames, so the receiver can map them back.
+pub mod code {
+    pub const PROTOCOL: u16 = 1;
+    pub const NOT_FOUND: u16 = 2;
+    pub const CONFLICT: u16 = 3;
+    pub const BAD_NAME: u16 = 4;
+    pub const BUSY: u16 = 5;
+    pub const UNKNOWN_PEER: u16 = 6;
+    pub const INTERNAL: u16 = 7;
+}
+
+impl Error {
+    /// The code to send when this error ends a request from the network.
+    pub fn wire_code(&self) -> u16 {
+        match self {
+            Error::NotFound(_) => code::NOT_FOUND,
+            Error::Conflict(_) => code::CONFLICT,
+            Error::BadName { .. } => code::BAD_NAME,
+            Error::Protocol(_) | Error::FrameTooLarge { .. } => code::PROTOCOL,
+            Error::Remote { code, .. } => *code,
+            _ => code::INTERNAL,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! p2pshare: a tracker and peers that move files in verified 4 KiB blocks.
+//!
+//! Layers, bottom up: `wire` (the protocol, no sockets), pure state
+//! (`bitfield`, `record`, `download::plan`, `tracker::catalogue`), then the
+//! networking (`net`, `peer`, `tracker`) that ties them to threads and
+//! sockets. `docs/ARCHITECTURE.md` draws the threads.
+
+pub mod bitfield;
+pub mod error;
+pub mod names;
+pub mod record;
+pub mod units;
+pub mod wire;
+
+pub use error::{Error, Result};

@@ -1,0 +1,248 @@
+//! The metadata record of a shared file (our `.torrent`): name, size, block
+//! size, whole-file MD5 and one MD5 per piece. A piece is one 4 KiB block
+//! for files up to 256 MiB; beyond that pieces grow by powers of two so a
+//! record never holds more than `MAX_PIECES` hashes (1 MiB), whatever the
+//! file's size.
+
+use crate::error::{Error, Result};
+use crate::names::check_file_name;
+use md5::{Digest, Md5};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+pub const BLOCK_SIZE: u32 = 4096;
+pub const MAX_PIECES: u32 = 1 << 16;
+/// 1 TiB: keeps every block index in a u32 and every piece at most 16 MiB.
+pub const MAX_FILE_SIZE: u64 = 1 << 40;
+
+pub type Md5Digest = [u8; 16];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    pub name: String,
+    pub size: u64,
+    pub block_size: u32,
+    pub blocks_per_piece: u32,
+    pub md5: Md5Digest,
+    pub piece_hashes: Vec<Md5Digest>,
+}
+
+/// The piece geometry for a file of `size` bytes.
+pub fn blocks_per_piece_for(size: u64) -> u32 {
+    let blocks = size.div_ceil(BLOCK_SIZE as u64);
+    let mut per = 1u64;
+    while blocks.div_ceil(per) > MAX_PIECES as u64 {
+        per *= 2;
+    }
+    per as u32
+}
+
+impl FileRecord {
+    pub fn block_count(&self) -> u32 {
+        self.size.div_ceil(self.block_size as u64) as u32
+    }
+
+    pub fn piece_count(&self) -> u32 {
+        self.piece_hashes.len() as u32
+    }
+
+    pub fn piece_size(&self) -> u64 {
+        self.block_size as u64 * self.blocks_per_piece as u64
+    }
+
+    pub fn piece_offset(&self, piece: u32) -> u64 {
+        piece as u64 * self.piece_size()
+    }
+
+    /// Bytes in piece `piece` (the last one may be short).
+    pub fn piece_len(&self, piece: u32) -> u64 {
+        let start = self.piece_offset(piece);
+        self.piece_size().min(self.size.saturating_sub(start))
+    }
+
+    /// Blocks in piece `piece`.
+    pub fn piece_blocks(&self, piece: u32) -> u32 {
+        self.piece_len(piece).div_ceil(self.block_size as u64) as u32
+    }
+
+    pub fn first_block(&self, piece: u32) -> u32 {
+        piece * self.blocks_per_piece
+    }
+
+    pub fn piece_of_block(&self, block: u32) -> u32 {
+        block / self.blocks_per_piece
+    }
+
+    pub fn block_len(&self, block: u32) -> usize {
+        let start = block as u64 * self.block_size as u64;
+        (self.block_size as u64).min(self.size.saturating_sub(start)) as usize
+    }
+
+    /// Blocks covered by the pieces set in `have`.
+    pub fn blocks_in(&self, have: &crate::bitfield::Bitfield) -> u64 {
+        let mut n = have.count() as u64 * self.blocks_per_piece as u64;
+        let last = self.piece_count().saturating_sub(1);
+        if self.piece_count() > 0 && have.get(last) {
+            n -= (self.blocks_per_piece - self.piece_blocks(last)) as u64;
+        }
+        n
+    }
+
+    pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
+        data.len() as u64 == self.piece_len(piece)
+            && Md5::digest(data).as_slice() == self.piece_hashes[piece as usize]
+    }
+
+    /// Checks the invariants a record from the network must satisfy.
+    pub fn validate(&self) -> Result<()> {
+        check_file_name(&self.name)?;
+        let bad = |what: &str| Err(Error::protocol(format!("record for {}: {what}", self.name)));
+        if self.block_size != BLOCK_SIZE {
+            return bad("block size is not 4096");
+        }
+        if self.size > MAX_FILE_SIZE {
+            return bad("file larger than 1 TiB");
+        }
+        if self.blocks_per_piece != blocks_per_piece_for(self.size) {
+            return bad("piece size does not match the file size");
+        }
+        let pieces = self.size.div_ceil(self.piece_size());
+        if self.piece_hashes.len() as u64 != pieces {
+            return bad("wrong number of piece hashes");
+        }
+        Ok(())
+    }
+
+    /// Hashes a file into a record: one read pass, piece hashes and the
+    /// whole-file MD5 computed side by side on two threads.
+    pub fn from_file(name: &str, path: &Path) -> Result<FileRecord> {
+        check_file_name(name)?;
+        let ctx = || format!("reading {}", path.display());
+        let mut file = File::open(path).map_err(|e| Error::io(ctx(), e))?;
+        let size = file.metadata().map_err(|e| Error::io(ctx(), e))?.len();
+        if size > MAX_FILE_SIZE {
+            return Err(Error::Usage(format!("{name} is larger than 1 TiB")));
+        }
+        let blocks_per_piece = blocks_per_piece_for(size);
+        let piece_size = blocks_per_piece as usize * BLOCK_SIZE as usize;
+        // Pieces are powers of two, so 1 MiB chunks (or one piece, if
+        // larger) hold whole pieces and piece hashing never straddles two.
+        let chunk = (1usize << 20).max(piece_size);
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
+        let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<u8>>(6);
+        let whole = std::thread::scope(|s| -> Result<(Md5Digest, Vec<Md5Digest>)> {
+            let hasher = s.spawn(move || {
+                let mut md5 = Md5::new();
+                for buf in rx {
+                    md5.update(&buf);
+                    let _ = back_tx.try_send(buf);
+                }
+                md5.finalize().into()
+            });
+            let mut pieces = Vec::with_capacity(size.div_ceil(piece_size as u64) as usize);
+            let mut read_total = 0u64;
+            loop {
+                let mut buf = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(chunk));
+                buf.resize(chunk, 0);
+                let n = read_full(&mut file, &mut buf).map_err(|e| Error::io(ctx(), e))?;
+                buf.truncate(n);
+                if n == 0 {
+                    break;
+                }
+                read_total += n as u64;
+                for p in buf.chunks(piece_size) {
+                    pieces.push(Md5::digest(p).into());
+                }
+                if tx.send(buf).is_err() {
+                    break;
+                }
+            }
+            drop(tx);
+            let md5 = hasher.join().map_err(|_| Error::Integrity("hasher thread failed".into()))?;
+            if read_total != size {
+                return Err(Error::Integrity(format!(
+                    "{} changed size while it was being hashed",
+                    path.display()
+                )));
+            }
+            Ok((md5, pieces))
+        })?;
+        Ok(FileRecord {
+            name: name.to_string(),
+            size,
+            block_size: BLOCK_SIZE,
+            blocks_per_piece,
+            md5: whole.0,
+            piece_hashes: whole.1,
+        })
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// MD5 of a byte slice, for tests and small checks.
+pub fn md5_of(data: &[u8]) -> Md5Digest {
+    Md5::digest(data).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry() {
+        assert_eq!(blocks_per_piece_for(0), 1);
+        assert_eq!(blocks_per_piece_for(256 << 20), 1);
+        assert_eq!(blocks_per_piece_for((256 << 20) + 1), 2);
+        assert_eq!(blocks_per_piece_for(4 << 30), 16);
+        assert!(
+            (MAX_FILE_SIZE).div_ceil(BLOCK_SIZE as u64 * blocks_per_piece_for(MAX_FILE_SIZE) as u64)
+                <= MAX_PIECES as u64
+        );
+    }
+
+    #[test]
+    fn record_of_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let r = FileRecord::from_file("f", &path).unwrap();
+        assert_eq!(r.size, 10_000);
+        assert_eq!(r.block_count(), 3);
+        assert_eq!(r.piece_count(), 3);
+        assert_eq!(r.md5, md5_of(&data));
+        assert_eq!(r.piece_len(2), 10_000 - 8192);
+        assert!(r.verify_piece(1, &data[4096..8192]));
+        assert!(!r.verify_piece(1, &data[0..4096]));
+        r.validate().unwrap();
+        let mut all = crate::bitfield::Bitfield::full(3);
+        assert_eq!(r.blocks_in(&all), 3);
+        all.clear(0);
+        assert_eq!(r.blocks_in(&all), 2);
+    }
+
+    #[test]
+    fn empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e");
+        std::fs::write(&path, b"").unwrap();
+        let r = FileRecord::from_file("e", &path).unwrap();
+        assert_eq!(r.piece_count(), 0);
+        assert_eq!(r.md5, md5_of(b""));
+        r.validate().unwrap();
+    }
+}

@@ -1,0 +1,83 @@
+//! Human units: `500K`, `10M`, `1G` for rates and sizes; MB/s formatting.
+
+use crate::error::{Error, Result};
+
+/// Parses `123`, `500K`, `10M`, `1G` (binary multiples; a trailing `B`,
+/// `iB` or `/s` is accepted) into bytes.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(bad_size(text)),
+            };
+            (&t[..i], mult)
+        }
+        _ => (t, 1),
+    };
+    let value: f64 = digits.parse().map_err(|_| bad_size(text))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(bad_size(text));
+    }
+    let bytes = value * mult as f64;
+    if bytes > u64::MAX as f64 / 2.0 {
+        return Err(bad_size(text));
+    }
+    Ok(bytes.round() as u64)
+}
+
+fn bad_size(text: &str) -> Error {
+    Error::Usage(format!(
+        "cannot read {text:?} as a size: use a number with an optional K, M or G suffix, e.g. 500K or 10M"
+    ))
+}
+
+/// Megabytes (10^6 bytes) per second, the unit of every MBps we print.
+pub fn mbps(bytes: u64, secs: f64) -> f64 {
+    if secs <= 0.0 {
+        0.0
+    } else {
+        bytes as f64 / 1e6 / secs
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500K").unwrap(), 500 * 1024);
+        assert_eq!(parse_size("10M").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1.5M").unwrap(), 3 << 19);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
+        assert_eq!(parse_size("2m/s").unwrap(), 2 << 20);
+        for bad in ["", "K", "10Q", "-1M", "abc", "nanM"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hex_digits() {
+        assert_eq!(hex(&[0, 0xab, 0x0f]), "00ab0f");
+    }
+}

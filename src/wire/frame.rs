@@ -1,0 +1,143 @@
+//! Framing: `u32` big-endian length of what follows, then a one-byte message
+//! type, then the body. The length counts the type byte, so it is >= 1.
+
+use crate::error::{Error, Result};
+use std::io::{self, Read, Write};
+
+pub const HEADER_LEN: usize = 5;
+/// Largest frame anyone sends: a record with 65,536 piece hashes (1 MiB)
+/// or a holder list, plus headroom for names and counts.
+pub const MAX_FRAME: usize = (1 << 20) + (64 << 10);
+/// What a block server accepts from its clients: only small requests.
+pub const MAX_CONTROL_FRAME: usize = 64 << 10;
+
+/// Decodes a frame header: the type and the body length, checked against
+/// `max` before the caller allocates anything for the body.
+pub fn parse_header(header: &[u8; HEADER_LEN], max: usize) -> Result<(u8, usize)> {
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len == 0 {
+        return Err(Error::protocol("frame of length 0"));
+    }
+    if len > max {
+        return Err(Error::FrameTooLarge { len, max });
+    }
+    Ok((header[4], len - 1))
+}
+
+/// Finds one whole frame at the start of `buf` without allocating.
+/// `Ok(None)`: more bytes are needed. `Ok(Some((type, body, consumed)))`.
+pub fn parse(buf: &[u8], max: usize) -> Result<Option<(u8, &[u8], usize)>> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let (ty, body_len) = parse_header(header, max)?;
+    let end = HEADER_LEN + body_len;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    Ok(Some((ty, &buf[HEADER_LEN..end], end)))
+}
+
+/// Writes one frame header for a body of `body_len` bytes.
+pub fn write_header(w: &mut impl Write, ty: u8, body_len: usize) -> io::Result<()> {
+    let len = u32::try_from(body_len + 1).map_err(|_| io::Error::other("frame too large"))?;
+    let mut h = [0u8; HEADER_LEN];
+    h[..4].copy_from_slice(&len.to_be_bytes());
+    h[4] = ty;
+    w.write_all(&h)
+}
+
+/// Reads frames from a byte stream into one reused buffer.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl<R: Read> FrameReader<R> {
+    pub fn new(inner: R, max: usize) -> FrameReader<R> {
+        FrameReader {
+            inner,
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The next frame, or `None` on a clean end of stream between frames.
+    /// A stream that ends inside a frame is a protocol error.
+    pub fn read_frame(&mut self) -> Result<Option<(u8, &[u8])>> {
+        let mut header = [0u8; HEADER_LEN];
+        let got = crate::record::read_full(&mut self.inner, &mut header)
+            .map_err(|e| Error::io("net: reading a frame header", e))?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < HEADER_LEN {
+            return Err(Error::protocol("connection closed inside a frame header"));
+        }
+        let (ty, body_len) = parse_header(&header, self.max)?;
+        self.buf.resize(body_len, 0);
+        self.inner.read_exact(&mut self.buf).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => Error::protocol("connection closed inside a frame"),
+            _ => Error::io("net: reading a frame body", e),
+        })?;
+        Ok(Some((ty, &self.buf)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ty: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        write_header(&mut v, ty, body.len()).unwrap();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn round_trip_in_memory_and_stream() {
+        let mut bytes = frame(7, b"hello");
+        bytes.extend(frame(8, b""));
+        let (ty, body, used) = parse(&bytes, 100).unwrap().unwrap();
+        assert_eq!((ty, body, used), (7, &b"hello"[..], 10));
+        let (ty, body, _) = parse(&bytes[used..], 100).unwrap().unwrap();
+        assert_eq!((ty, body), (8, &b""[..]));
+
+        let mut r = FrameReader::new(&bytes[..], 100);
+        assert_eq!(r.read_frame().unwrap().unwrap(), (7, &b"hello"[..]));
+        assert_eq!(r.read_frame().unwrap().unwrap(), (8, &b""[..]));
+        assert!(r.read_frame().unwrap().is_none());
+    }
+
+    #[test]
+    fn truncated_needs_more_or_errors() {
+        let bytes = frame(7, b"hello");
+        for cut in 0..bytes.len() {
+            assert!(parse(&bytes[..cut], 100).unwrap().is_none());
+        }
+        for cut in 1..bytes.len() {
+            let mut r = FrameReader::new(&bytes[..cut], 100);
+            assert!(matches!(r.read_frame(), Err(Error::Protocol(_))), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn oversize_is_refused_before_allocation() {
+        let header = [0xff, 0xff, 0xff, 0xff, 1];
+        assert!(matches!(parse(&header, 1000), Err(Error::FrameTooLarge { .. })));
+        let mut r = FrameReader::new(&header[..], 1000);
+        assert!(matches!(r.read_frame(), Err(Error::FrameTooLarge { .. })));
+        assert!(r.buf.capacity() < 1000);
+        assert!(parse(&[0, 0, 0, 0, 1], 1000).is_err());
+    }
+}

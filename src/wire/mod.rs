@@ -1,0 +1,12 @@
+//! The wire protocol, apart from any socket: frames, a codec over byte
+//! slices, and the messages. Everything here works on `Read`/`Write` or
+//! `&[u8]`, so it is tested and fuzzed without a network. Every length read
+//! from the wire is checked against a named limit before anything is
+//! allocated.
+
+pub mod codec;
+pub mod frame;
+pub mod message;
+
+pub use frame::{FrameReader, HEADER_LEN, MAX_CONTROL_FRAME, MAX_FRAME};
+pub use message::{FileHave, FileSummary, Holder, Msg};
