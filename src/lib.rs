@@ -13,3 +13,6 @@ pub mod units;
 pub mod wire;
 
 pub use error::{Error, Result};
+pub mod net;
+pub mod ratelimit;
+pub mod rng;

@@ -10,3 +10,12 @@ pub mod message;
 
 pub use frame::{FrameReader, HEADER_LEN, MAX_CONTROL_FRAME, MAX_FRAME};
 pub use message::{FileHave, FileSummary, Holder, Msg};
+
+use std::time::Duration;
+
+/// How often a peer announces its holdings to the tracker.
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
+/// A peer silent for three intervals is forgotten.
+pub const PEER_EXPIRY: Duration = Duration::from_secs(9);
+/// The tracker's default port.
+pub const DEFAULT_TRACKER_PORT: u16 = 8000;

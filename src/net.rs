@@ -1,0 +1,251 @@
+//! Sockets: a framed, buffered connection with timeouts on both directions,
+//! a cap on concurrent connections, and the thread-per-connection accept
+//! loop shared by the tracker and the peer.
+
+use crate::error::{code, Error, Result};
+use crate::wire::{FrameReader, Msg};
+use log::{debug, warn};
+use std::io::{BufReader, BufWriter, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request/answer exchange may stay silent.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server keeps an idle client connection.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+const READ_BUFFER: usize = 256 << 10;
+const WRITE_BUFFER: usize = 256 << 10;
+
+pub struct Conn {
+    reader: FrameReader<BufReader<TcpStream>>,
+    writer: BufWriter<TcpStream>,
+    out: Vec<u8>,
+    peer: SocketAddr,
+}
+
+impl Conn {
+    /// Connects to `addr` (`host:port`), trying each resolved address.
+    pub fn connect(addr: &str, max_frame: usize) -> Result<Conn> {
+        let addrs = addr
+            .to_socket_addrs()
+            .map_err(|e| Error::io(format!("net: resolving {addr}"), e))?;
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+                Ok(s) => return Conn::new(s, max_frame, IO_TIMEOUT),
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.unwrap_or_else(|| std::io::Error::other("no address"));
+        Err(Error::io(format!("net: connecting to {addr}"), e))
+    }
+
+    pub fn new(stream: TcpStream, max_frame: usize, read_timeout: Duration) -> Result<Conn> {
+        let ctx = "net: setting up a connection";
+        let peer = stream.peer_addr().map_err(|e| Error::io(ctx, e))?;
+        stream.set_nodelay(true).map_err(|e| Error::io(ctx, e))?;
+        stream
+            .set_read_timeout(Some(read_timeout))
+            .map_err(|e| Error::io(ctx, e))?;
+        stream
+            .set_write_timeout(Some(IO_TIMEOUT))
+            .map_err(|e| Error::io(ctx, e))?;
+        let read_half = stream.try_clone().map_err(|e| Error::io(ctx, e))?;
+        Ok(Conn {
+            reader: FrameReader::new(BufReader::with_capacity(READ_BUFFER, read_half), max_frame),
+            writer: BufWriter::with_capacity(WRITE_BUFFER, stream),
+            out: Vec::new(),
+            peer,
+        })
+    }
+
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.writer.get_ref().local_addr().ok()
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) {
+        let _ = self.writer.get_ref().set_read_timeout(Some(t));
+    }
+
+    /// Buffers a message without flushing (for pipelining several).
+    pub fn queue(&mut self, msg: &Msg<'_>) -> Result<()> {
+        self.out.clear();
+        msg.encode(&mut self.out);
+        debug!("-> {} {} ({} bytes)", self.peer, msg.kind(), self.out.len());
+        self.writer
+            .write_all(&self.out)
+            .map_err(|e| Error::io(format!("net: sending to {}", self.peer), e))
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| Error::io(format!("net: sending to {}", self.peer), e))
+    }
+
+    pub fn send(&mut self, msg: &Msg<'_>) -> Result<()> {
+        self.queue(msg)?;
+        self.flush()
+    }
+
+    /// The write side, for frames written in place (BLOCK).
+    pub fn writer(&mut self) -> &mut BufWriter<TcpStream> {
+        &mut self.writer
+    }
+
+    /// True when no received bytes wait in the read buffer, i.e. the next
+    /// `recv` will block on the socket: the moment to flush pending writes.
+    pub fn read_buffer_empty(&self) -> bool {
+        self.reader.get_ref().buffer().is_empty()
+    }
+
+    /// The next message, or `None` when the other side closed cleanly.
+    pub fn recv(&mut self) -> Result<Option<Msg<'_>>> {
+        let peer = self.peer;
+        match self.reader.read_frame()? {
+            None => Ok(None),
+            Some((ty, body)) => {
+                let msg = Msg::decode(ty, body)?;
+                debug!("<- {peer} {}", msg.kind());
+                Ok(Some(msg))
+            }
+        }
+    }
+
+    /// The next message; a close is an error and an ERROR frame becomes
+    /// `Error::Remote`.
+    pub fn expect(&mut self) -> Result<Msg<'_>> {
+        let peer = self.peer;
+        match self.recv()? {
+            None => Err(Error::protocol(format!("{peer} closed the connection"))),
+            Some(Msg::Error { code, message }) => Err(Error::Remote { code, message }),
+            Some(m) => Ok(m),
+        }
+    }
+
+    /// Sends a request and waits for its answer.
+    pub fn call(&mut self, msg: &Msg<'_>) -> Result<Msg<'_>> {
+        self.send(msg)?;
+        self.expect()
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.writer.get_ref().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Counts live connections; a guard gives its slot back when dropped.
+pub struct ConnLimit {
+    active: AtomicUsize,
+    max: usize,
+}
+
+pub struct ConnSlot(Arc<ConnLimit>);
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConnLimit {
+    pub fn new(max: usize) -> Arc<ConnLimit> {
+        Arc::new(ConnLimit {
+            active: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub fn try_acquire(self: &Arc<Self>) -> Option<ConnSlot> {
+        let prev = self.active.fetch_add(1, Ordering::AcqRel);
+        let slot = ConnSlot(self.clone());
+        (prev < self.max).then_some(slot)
+    }
+}
+
+/// Accepts forever, one thread per connection, at most `limit` at once.
+/// A connection over the cap gets an ERROR frame and is closed.
+pub fn accept_loop<F>(listener: TcpListener, limit: Arc<ConnLimit>, what: &'static str, handle: F)
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep going.
+                warn!("{what}: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let Some(slot) = limit.try_acquire() else {
+            warn!("{what}: connection cap reached, refusing {:?}", stream.peer_addr());
+            refuse_busy(stream);
+            continue;
+        };
+        let handle = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{what}-conn"))
+            .spawn(move || {
+                let _slot = slot;
+                handle(stream);
+            });
+        if let Err(e) = spawned {
+            warn!("{what}: cannot spawn a connection thread: {e}");
+        }
+    }
+}
+
+fn refuse_busy(stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let mut w = &stream;
+    let msg = Msg::Error {
+        code: code::BUSY,
+        message: "server busy: too many connections, try again later".into(),
+    };
+    let _ = msg.write_to(&mut w);
+}
+
+/// The IPv4 addresses of this host's interfaces, read from the kernel's
+/// routing table (std has no interface listing); loopback first.
+pub fn local_ipv4_addrs() -> Vec<String> {
+    let mut out = vec!["127.0.0.1".to_string()];
+    if let Ok(text) = std::fs::read_to_string("/proc/net/fib_trie") {
+        let lines: Vec<&str> = text.lines().collect();
+        for pair in lines.windows(2) {
+            if pair[1].contains("/32 host LOCAL") {
+                if let Some(ip) = pair[0].split_whitespace().last() {
+                    if !out.iter().any(|o| o == ip) {
+                        out.push(ip.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The addresses a listener bound to `bind` can be reached on.
+pub fn reachable_addrs(bind: &SocketAddr) -> Vec<SocketAddr> {
+    if bind.ip().is_unspecified() {
+        local_ipv4_addrs()
+            .iter()
+            .filter_map(|ip| format!("{ip}:{}", bind.port()).parse().ok())
+            .collect()
+    } else {
+        vec![*bind]
+    }
+}
