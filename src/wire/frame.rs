@@ -47,11 +47,19 @@ pub fn write_header(w: &mut impl Write, ty: u8, body_len: usize) -> io::Result<(
     w.write_all(&h)
 }
 
-/// Reads frames from a byte stream into one reused buffer.
+/// Reads frames from a byte stream into one reused buffer. A read timeout
+/// is not fatal: the bytes already read are kept and the next call picks up
+/// where this one stopped, so a short socket timeout (used to poll for
+/// cancellation) never tears a frame that arrives slowly.
 pub struct FrameReader<R> {
     inner: R,
     buf: Vec<u8>,
     max: usize,
+    header: [u8; HEADER_LEN],
+    header_got: usize,
+    body_got: usize,
+    /// Type and body length once the header is complete.
+    current: Option<(u8, usize)>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -60,6 +68,10 @@ impl<R: Read> FrameReader<R> {
             inner,
             buf: Vec::new(),
             max,
+            header: [0; HEADER_LEN],
+            header_got: 0,
+            body_got: 0,
+            current: None,
         }
     }
 
@@ -71,25 +83,55 @@ impl<R: Read> FrameReader<R> {
         &mut self.inner
     }
 
+    /// True when a frame has been partly read.
+    pub fn in_frame(&self) -> bool {
+        self.header_got > 0
+    }
+
     /// The next frame, or `None` on a clean end of stream between frames.
-    /// A stream that ends inside a frame is a protocol error.
+    /// A stream that ends inside a frame is a protocol error; a timeout is
+    /// `Error::Timeout` and may be retried.
     pub fn read_frame(&mut self) -> Result<Option<(u8, &[u8])>> {
-        let mut header = [0u8; HEADER_LEN];
-        let got = crate::record::read_full(&mut self.inner, &mut header)
-            .map_err(|e| Error::io("net: reading a frame header", e))?;
-        if got == 0 {
-            return Ok(None);
+        while self.header_got < HEADER_LEN {
+            let n = read_some(&mut self.inner, &mut self.header[self.header_got..])?;
+            if n == 0 {
+                if self.header_got == 0 {
+                    return Ok(None);
+                }
+                return Err(Error::protocol("connection closed inside a frame header"));
+            }
+            self.header_got += n;
         }
-        if got < HEADER_LEN {
-            return Err(Error::protocol("connection closed inside a frame header"));
+        let (ty, body_len) = match self.current {
+            Some(c) => c,
+            None => {
+                let c = parse_header(&self.header, self.max)?;
+                self.buf.resize(c.1, 0);
+                self.body_got = 0;
+                self.current = Some(c);
+                c
+            }
+        };
+        while self.body_got < body_len {
+            let n = read_some(&mut self.inner, &mut self.buf[self.body_got..])?;
+            if n == 0 {
+                return Err(Error::protocol("connection closed inside a frame"));
+            }
+            self.body_got += n;
         }
-        let (ty, body_len) = parse_header(&header, self.max)?;
-        self.buf.resize(body_len, 0);
-        self.inner.read_exact(&mut self.buf).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => Error::protocol("connection closed inside a frame"),
-            _ => Error::io("net: reading a frame body", e),
-        })?;
-        Ok(Some((ty, &self.buf)))
+        self.header_got = 0;
+        self.current = None;
+        Ok(Some((ty, &self.buf[..body_len])))
+    }
+}
+
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match r.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("net: reading a frame", e)),
+        }
     }
 }
 
@@ -139,5 +181,46 @@ mod tests {
         assert!(matches!(r.read_frame(), Err(Error::FrameTooLarge { .. })));
         assert!(r.buf.capacity() < 1000);
         assert!(parse(&[0, 0, 0, 0, 1], 1000).is_err());
+    }
+
+    /// A reader that returns one byte per call and a timeout between.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        pos: usize,
+        tick: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.tick = !self.tick;
+            if self.tick {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            if self.pos == self.data.len() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.data[self.pos];
+            self.pos += 1;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn timeouts_mid_frame_resume() {
+        let mut bytes = frame(7, b"slow body");
+        bytes.extend(frame(9, b"x"));
+        let mut r = FrameReader::new(Trickle { data: &bytes, pos: 0, tick: false }, 100);
+        let mut got = Vec::new();
+        let mut timeouts = 0;
+        loop {
+            match r.read_frame() {
+                Ok(Some((ty, body))) => got.push((ty, body.to_vec())),
+                Ok(None) => break,
+                Err(Error::Timeout(_)) => timeouts += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(timeouts > 10);
+        assert_eq!(got, vec![(7, b"slow body".to_vec()), (9, b"x".to_vec())]);
     }
 }
