@@ -1,0 +1,191 @@
+//! The partial file of one download. Workers write verified pieces at their
+//! offsets (positioned writes need no lock); the mutex guards only the
+//! bookkeeping: which pieces are on disk and how long the contiguous prefix
+//! is. A hasher thread follows that prefix and feeds the whole-file MD5, so
+//! the digest is ready when the last piece lands instead of costing one
+//! more pass over the file.
+
+use crate::bitfield::Bitfield;
+use crate::error::{Error, Result};
+use crate::record::{FileRecord, Md5Digest};
+use md5::{Digest, Md5};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+const HASH_CHUNK: usize = 1 << 20;
+
+pub struct Reassembler {
+    file: File,
+    record: std::sync::Arc<FileRecord>,
+    state: Mutex<Written>,
+    grew: Condvar,
+    stop: AtomicBool,
+}
+
+struct Written {
+    on_disk: Bitfield,
+    /// Pieces 0..prefix are all on disk.
+    prefix: u32,
+}
+
+impl Reassembler {
+    /// `on_disk`: pieces already verified in `file` (a resumed download).
+    pub fn new(file: File, record: std::sync::Arc<FileRecord>, on_disk: Bitfield) -> Reassembler {
+        let prefix = on_disk.next(0, false).unwrap_or(on_disk.len());
+        Reassembler {
+            file,
+            record,
+            state: Mutex::new(Written { on_disk, prefix }),
+            grew: Condvar::new(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Written> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `data`, the verified pieces `first..first+count`, at their
+    /// offset, then records them. Returns the pieces newly recorded.
+    pub fn write(&self, first: u32, count: u32, data: &[u8]) -> Result<()> {
+        let offset = self.record.piece_offset(first);
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| Error::io(format!("writing the partial file of {}", self.record.name), e))?;
+        let mut st = self.lock();
+        for p in first..first + count {
+            st.on_disk.set(p);
+        }
+        let old = st.prefix;
+        st.prefix = st.on_disk.next(st.prefix, false).unwrap_or(st.on_disk.len());
+        if st.prefix != old {
+            self.grew.notify_all();
+        }
+        Ok(())
+    }
+
+    pub fn on_disk(&self) -> Bitfield {
+        self.lock().on_disk.clone()
+    }
+
+    pub fn count(&self) -> u32 {
+        self.lock().on_disk.count()
+    }
+
+    /// Stops the hasher (cancelled download).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.grew.notify_all();
+    }
+
+    fn prefix_bytes(&self, st: &Written) -> u64 {
+        if st.prefix == st.on_disk.len() {
+            self.record.size
+        } else {
+            self.record.piece_offset(st.prefix)
+        }
+    }
+
+    /// Runs the whole-file MD5 over the prefix as it grows; returns the
+    /// digest once every byte is hashed, or `Cancelled` after `stop`.
+    pub fn hash_prefix(&self) -> Result<Md5Digest> {
+        let mut md5 = Md5::new();
+        let mut hashed = 0u64;
+        let mut buf = vec![0u8; HASH_CHUNK];
+        let size = self.record.size;
+        while hashed < size {
+            let ready = {
+                let mut st = self.lock();
+                loop {
+                    if self.stop.load(Ordering::Acquire) {
+                        return Err(Error::Cancelled);
+                    }
+                    let ready = self.prefix_bytes(&st);
+                    if ready > hashed {
+                        break ready;
+                    }
+                    st = self
+                        .grew
+                        .wait_timeout(st, Duration::from_millis(200))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            };
+            while hashed < ready {
+                let n = (ready - hashed).min(HASH_CHUNK as u64) as usize;
+                self.file.read_exact_at(&mut buf[..n], hashed).map_err(|e| {
+                    Error::io(format!("reading back the partial file of {}", self.record.name), e)
+                })?;
+                md5.update(&buf[..n]);
+                hashed += n as u64;
+            }
+        }
+        Ok(md5.finalize().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{blocks_per_piece_for, md5_of, BLOCK_SIZE};
+    use std::sync::Arc;
+
+    fn record_for(data: &[u8]) -> FileRecord {
+        FileRecord {
+            name: "t".into(),
+            size: data.len() as u64,
+            block_size: BLOCK_SIZE,
+            blocks_per_piece: blocks_per_piece_for(data.len() as u64),
+            md5: md5_of(data),
+            piece_hashes: data.chunks(4096).map(md5_of).collect(),
+        }
+    }
+
+    #[test]
+    fn out_of_order_writes_give_the_whole_file_digest() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        let record = Arc::new(record_for(&data));
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("p"))
+            .unwrap();
+        file.set_len(data.len() as u64).unwrap();
+        let r = Arc::new(Reassembler::new(file, record.clone(), Bitfield::new(record.piece_count())));
+        let hasher = {
+            let r = r.clone();
+            std::thread::spawn(move || r.hash_prefix())
+        };
+        // Pieces land in a scrambled order, two at a time where adjacent.
+        let order = [5u32, 11, 0, 3, 7, 1, 12, 2, 9, 4, 8, 6, 10];
+        for &p in &order {
+            let start = p as usize * 4096;
+            let end = (start + 4096).min(data.len());
+            r.write(p, 1, &data[start..end]).unwrap();
+        }
+        assert_eq!(hasher.join().unwrap().unwrap(), record.md5);
+        assert!(r.on_disk().is_full());
+        assert_eq!(std::fs::read(dir.path().join("p")).unwrap(), data);
+    }
+
+    #[test]
+    fn stop_cancels_the_hasher() {
+        let data = vec![1u8; 9000];
+        let record = Arc::new(record_for(&data));
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("p")).unwrap();
+        let r = Arc::new(Reassembler::new(file, record, Bitfield::new(3)));
+        let h = {
+            let r = r.clone();
+            std::thread::spawn(move || r.hash_prefix())
+        };
+        r.stop();
+        assert!(matches!(h.join().unwrap(), Err(Error::Cancelled)));
+    }
+}
