@@ -9,7 +9,9 @@ fn main() {
     let s = t.elapsed().as_secs_f64();
     println!("whole: {:.0} MB/s", 256.0 * 1.048576 / s);
     let t = Instant::now();
-    for c in buf.chunks(4096) { let _ = Md5::digest(c); }
+    for c in buf.chunks(4096) {
+        let _ = Md5::digest(c);
+    }
     let s = t.elapsed().as_secs_f64();
     println!("4k blocks: {:.0} MB/s", 256.0 * 1.048576 / s);
 }

@@ -38,9 +38,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
         match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                Error::Timeout(context.into())
-            }
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(context.into()),
             _ => Error::Io {
                 context: context.into(),
                 source,
@@ -78,7 +76,11 @@ impl fmt::Display for Error {
                 write!(f, "frame of {len} bytes exceeds the limit of {max}")
             }
             Error::BadName { name, reason } => {
-                write!(f, "invalid name {:?}: {reason}", name.escape_debug().to_string())
+                write!(
+                    f,
+                    "invalid name {:?}: {reason}",
+                    name.escape_debug().to_string()
+                )
             }
             Error::NotFound(what) => write!(f, "{what}"),
             Error::Conflict(what) => write!(f, "{what}"),

@@ -13,7 +13,8 @@ pub mod units;
 pub mod wire;
 
 pub use error::{Error, Result};
+pub mod download;
 pub mod net;
+pub mod peer;
 pub mod ratelimit;
 pub mod rng;
-pub mod download;

@@ -61,7 +61,14 @@ mod tests {
 
     #[test]
     fn plain_names_pass() {
-        for n in ["a", "file.txt", "big-file_2.iso", "naïve résumé.pdf", ".hidden", "a.b.c"] {
+        for n in [
+            "a",
+            "file.txt",
+            "big-file_2.iso",
+            "naïve résumé.pdf",
+            ".hidden",
+            "a.b.c",
+        ] {
             assert!(check_file_name(n).is_ok(), "{n}");
         }
         assert!(check_file_name(&"x".repeat(255)).is_ok());
@@ -71,8 +78,21 @@ mod tests {
     fn bad_names_fail() {
         let long = "x".repeat(256);
         for n in [
-            "", ".", "..", "../etc/passwd", "a/b", "a\\b", "a..b", "nul\0", "tab\t", "nl\n",
-            "\x1b[31m", " lead", "trail ", &long, "/abs",
+            "",
+            ".",
+            "..",
+            "../etc/passwd",
+            "a/b",
+            "a\\b",
+            "a..b",
+            "nul\0",
+            "tab\t",
+            "nl\n",
+            "\x1b[31m",
+            " lead",
+            "trail ",
+            &long,
+            "/abs",
         ] {
             assert!(check_file_name(n).is_err(), "{n:?}");
         }

@@ -106,16 +106,28 @@ impl Conn {
         self.reader.get_ref().buffer().is_empty()
     }
 
+    /// Reads until a whole message is buffered (`true`) or the other side
+    /// closed cleanly (`false`); `Error::Timeout` when the read timeout
+    /// passes first, after which calling again continues the same frame.
+    pub fn fill(&mut self) -> Result<bool> {
+        self.reader.fill()
+    }
+
+    /// Decodes the message `fill` buffered.
+    pub fn take(&mut self) -> Result<Msg<'_>> {
+        let peer = self.peer;
+        let (ty, body) = self.reader.take();
+        let msg = Msg::decode(ty, body)?;
+        debug!("<- {peer} {}", msg.kind());
+        Ok(msg)
+    }
+
     /// The next message, or `None` when the other side closed cleanly.
     pub fn recv(&mut self) -> Result<Option<Msg<'_>>> {
-        let peer = self.peer;
-        match self.reader.read_frame()? {
-            None => Ok(None),
-            Some((ty, body)) => {
-                let msg = Msg::decode(ty, body)?;
-                debug!("<- {peer} {}", msg.kind());
-                Ok(Some(msg))
-            }
+        if self.fill()? {
+            self.take().map(Some)
+        } else {
+            Ok(None)
         }
     }
 
@@ -125,9 +137,34 @@ impl Conn {
         let peer = self.peer;
         match self.recv()? {
             None => Err(Error::protocol(format!("{peer} closed the connection"))),
-            Some(Msg::Error { code, message }) => Err(Error::Remote { code, message }),
-            Some(m) => Ok(m),
+            Some(m) => m.into_result(),
         }
+    }
+
+    /// Like `expect`, but polls through read timeouts until `deadline`,
+    /// giving up early when `stop` says so.
+    pub fn expect_by(
+        &mut self,
+        deadline: std::time::Instant,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Msg<'_>> {
+        loop {
+            if stop() {
+                return Err(Error::Cancelled);
+            }
+            match self.fill() {
+                Ok(true) => break,
+                Ok(false) => {
+                    return Err(Error::protocol(format!(
+                        "{} closed the connection",
+                        self.peer
+                    )))
+                }
+                Err(Error::Timeout(_)) if std::time::Instant::now() < deadline => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.take()?.into_result()
     }
 
     /// Sends a request and waits for its answer.
@@ -192,7 +229,10 @@ where
             }
         };
         let Some(slot) = limit.try_acquire() else {
-            warn!("{what}: connection cap reached, refusing {:?}", stream.peer_addr());
+            warn!(
+                "{what}: connection cap reached, refusing {:?}",
+                stream.peer_addr()
+            );
             refuse_busy(stream);
             continue;
         };

@@ -77,7 +77,10 @@ mod tests {
         assert_eq!(l.reserve(100 << 10, t0), Duration::ZERO);
         // The next 1 MiB costs about a second, minus what is left.
         let w = l.reserve(1 << 20, t0);
-        assert!(w > Duration::from_millis(900) && w < Duration::from_millis(1100), "{w:?}");
+        assert!(
+            w > Duration::from_millis(900) && w < Duration::from_millis(1100),
+            "{w:?}"
+        );
         // Time passing pays the debt back.
         let later = t0 + Duration::from_secs(2);
         assert_eq!(l.reserve(1000, later), Duration::ZERO);

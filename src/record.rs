@@ -143,7 +143,9 @@ impl FileRecord {
             let mut pieces = Vec::with_capacity(size.div_ceil(piece_size as u64) as usize);
             let mut read_total = 0u64;
             loop {
-                let mut buf = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(chunk));
+                let mut buf = back_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(chunk));
                 buf.resize(chunk, 0);
                 let n = read_full(&mut file, &mut buf).map_err(|e| Error::io(ctx(), e))?;
                 buf.truncate(n);
@@ -159,7 +161,9 @@ impl FileRecord {
                 }
             }
             drop(tx);
-            let md5 = hasher.join().map_err(|_| Error::Integrity("hasher thread failed".into()))?;
+            let md5 = hasher
+                .join()
+                .map_err(|_| Error::Integrity("hasher thread failed".into()))?;
             if read_total != size {
                 return Err(Error::Integrity(format!(
                     "{} changed size while it was being hashed",
@@ -209,7 +213,8 @@ mod tests {
         assert_eq!(blocks_per_piece_for((256 << 20) + 1), 2);
         assert_eq!(blocks_per_piece_for(4 << 30), 16);
         assert!(
-            (MAX_FILE_SIZE).div_ceil(BLOCK_SIZE as u64 * blocks_per_piece_for(MAX_FILE_SIZE) as u64)
+            (MAX_FILE_SIZE)
+                .div_ceil(BLOCK_SIZE as u64 * blocks_per_piece_for(MAX_FILE_SIZE) as u64)
                 <= MAX_PIECES as u64
         );
     }
@@ -218,7 +223,9 @@ mod tests {
     fn record_of_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..10_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         std::fs::write(&path, &data).unwrap();
         let r = FileRecord::from_file("f", &path).unwrap();
         assert_eq!(r.size, 10_000);

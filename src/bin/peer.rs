@@ -1,4 +1,99 @@
+//! `peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [options]`: serves the
+//! files in its directory, downloads on request, and offers a shell.
+
+use p2pshare::peer::{config, shell, Peer};
+use p2pshare::Error;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
 fn main() {
-    eprintln!("error: peer is not built yet");
-    std::process::exit(1);
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match config::parse(&args) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            println!("{}", config::USAGE);
+            return;
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n{}", config::USAGE);
+            std::process::exit(2);
+        }
+    };
+    if cfg.http.is_some() || !cfg.neighbors.is_empty() {
+        eprintln!("error: --http and --neighbor are not available yet in this build");
+        std::process::exit(2);
+    }
+    let peer = match Peer::start(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    {
+        let c = &peer.config;
+        println!(
+            "peer {} listening on {}; sharing {} files from {}; tracker {}",
+            c.id,
+            peer.listen,
+            peer.store.records().len(),
+            peer.store.files_dir().display(),
+            c.tracker
+        );
+        let _ = std::io::stdout().flush();
+    }
+    let on_signal = peer.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        on_signal.shutdown();
+        std::process::exit(0);
+    }) {
+        eprintln!("error: cannot install the signal handler: {e}");
+        std::process::exit(1);
+    }
+    let background = start_gets(&peer);
+    let status = if peer.config.serve {
+        loop {
+            std::thread::park_timeout(Duration::from_secs(3600));
+        }
+    } else {
+        let status = shell::run(&peer);
+        // EOF or exit: let `--get` downloads finish first.
+        let failed_gets = background
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|r| !matches!(r, Ok(true)))
+            .count();
+        if failed_gets > 0 && status == 0 && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            1
+        } else {
+            status
+        }
+    };
+    peer.session.bye(Duration::from_secs(2));
+    std::process::exit(status);
+}
+
+/// Runs each `--get` in its own thread; each prints its lines when done.
+fn start_gets(peer: &Arc<Peer>) -> Vec<std::thread::JoinHandle<bool>> {
+    peer.config
+        .gets
+        .clone()
+        .into_iter()
+        .map(|name| {
+            let peer = peer.clone();
+            std::thread::spawn(move || match peer.get(&name) {
+                Ok(report) => {
+                    println!("{report}");
+                    true
+                }
+                Err(Error::Cancelled) => false,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    false
+                }
+            })
+        })
+        .collect()
 }

@@ -1,2 +1,417 @@
+//! One download: a coordinator thread (the caller) spawns a worker per
+//! holder and a hasher, then watches. Workers claim pieces from the shared
+//! plan, verify them and write them through the reassembler; the hasher
+//! follows the written prefix with the whole-file MD5. The coordinator
+//! saves resume state every second, asks the tracker for new holders every
+//! few seconds, and ends the download when the plan is complete (or no
+//! holder is left for the missing pieces).
+
 pub mod plan;
 pub mod reassembler;
+pub mod resume;
+pub mod worker;
+
+use crate::bitfield::Bitfield;
+use crate::error::{Error, Result};
+use crate::ratelimit::RateLimiter;
+use crate::record::{FileRecord, Md5Digest};
+use crate::wire::Holder;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use log::{debug, info, warn};
+use plan::Plan;
+use reassembler::Reassembler;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use worker::{Source, SourceStats};
+
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+const REFRESH_EVERY: Duration = Duration::from_secs(3);
+/// Connection attempts per holder in one download.
+const MAX_ATTEMPTS: u32 = 2;
+
+/// Live progress, readable by `status` while the download runs.
+pub struct Progress {
+    pub name: String,
+    pub total_blocks: u64,
+    pub done_blocks: AtomicU64,
+    pub started: Instant,
+    pub sources: AtomicU64,
+}
+
+/// What a download needs from its surroundings.
+pub struct Job<'a> {
+    pub record: Arc<FileRecord>,
+    pub holders: Vec<Holder>,
+    pub partial_dir: &'a Path,
+    pub self_id: &'a str,
+    pub limiter: Option<Arc<RateLimiter>>,
+    pub cancel: Arc<AtomicBool>,
+    /// Asks the tracker again who holds the file.
+    pub refresh: &'a (dyn Fn() -> Result<Vec<Holder>> + Sync),
+    pub progress: Arc<Progress>,
+}
+
+pub struct SourceReport {
+    pub peer_id: String,
+    pub blocks: u64,
+    pub rtt_ms: f64,
+}
+
+/// A finished, verified download still in its partial file.
+pub struct Outcome {
+    pub part: PathBuf,
+    pub md5: Md5Digest,
+    pub secs: f64,
+    pub sources: Vec<SourceReport>,
+}
+
+/// State shared by the coordinator and the workers of one download.
+pub struct Shared {
+    pub record: Arc<FileRecord>,
+    plan: Mutex<Plan>,
+    changed: Condvar,
+    pub reasm: Reassembler,
+    pub limiter: Option<Arc<RateLimiter>>,
+    cancel: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+    events: Sender<Event>,
+}
+
+enum Event {
+    Exited { peer_id: String, result: Result<()> },
+    Complete,
+}
+
+impl Shared {
+    pub fn plan(&self) -> MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
+    }
+
+    pub fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Blocks briefly until the plan changes; true when it is complete.
+    pub fn wait_for_work(&self) -> bool {
+        let plan = self.plan();
+        if plan.is_complete() {
+            return true;
+        }
+        let (plan, _) = self
+            .changed
+            .wait_timeout(plan, Duration::from_millis(100))
+            .unwrap_or_else(|p| p.into_inner());
+        plan.is_complete()
+    }
+
+    pub fn progress_made(&self, blocks: u64) {
+        self.progress
+            .done_blocks
+            .fetch_add(blocks, Ordering::Relaxed);
+        if self.plan().is_complete() {
+            let _ = self.events.send(Event::Complete);
+        }
+        self.notify();
+    }
+}
+
+struct Running {
+    stats: Arc<SourceStats>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+pub fn run(job: Job<'_>) -> Result<Outcome> {
+    let started = Instant::now();
+    let record = job.record.clone();
+    std::fs::create_dir_all(job.partial_dir)
+        .map_err(|e| Error::io(format!("creating {}", job.partial_dir.display()), e))?;
+    let paths = resume::Paths::new(job.partial_dir, &record.name);
+    let (file, on_disk) = resume::open(&paths, &record)?;
+    let state_file = file
+        .try_clone()
+        .map_err(|e| Error::io("duplicating a file handle", e))?;
+    job.progress
+        .done_blocks
+        .store(record.blocks_in(&on_disk), Ordering::Relaxed);
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    let shared = Arc::new(Shared {
+        record: record.clone(),
+        plan: Mutex::new(Plan::new(record.piece_count(), &on_disk)),
+        changed: Condvar::new(),
+        reasm: Reassembler::new(file, record.clone(), on_disk),
+        limiter: job.limiter.clone(),
+        cancel: job.cancel.clone(),
+        progress: job.progress.clone(),
+        events: events_tx,
+    });
+    let hasher = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("hasher".into())
+            .spawn(move || shared.reasm.hash_prefix())
+            .map_err(|e| Error::io("starting the hasher thread", e))?
+    };
+    let mut coord = Coordinator {
+        job: &job,
+        state_file: &state_file,
+        shared: shared.clone(),
+        events,
+        running: HashMap::new(),
+        finished: Vec::new(),
+        attempts: HashMap::new(),
+        banned: Vec::new(),
+        known: HashMap::new(),
+    };
+    coord.add_holders(job.holders.clone());
+    let result = coord.watch();
+    // Stop everything, then keep what was verified.
+    if result.is_err() {
+        job.cancel.store(true, Ordering::Release);
+    }
+    shared.notify();
+    let sources = coord.join_all();
+    match result {
+        Ok(()) => {
+            let md5 = hasher
+                .join()
+                .map_err(|_| Error::Integrity("the hasher thread failed".into()))??;
+            if md5 != record.md5 {
+                // Every piece passed its own hash, so the record itself is
+                // inconsistent: nothing here is worth keeping.
+                let _ = std::fs::remove_file(&paths.part);
+                resume::remove(&paths);
+                return Err(Error::Integrity(format!(
+                    "{}: whole-file MD5 {} does not match the record's {}; the record is inconsistent, the download was discarded",
+                    record.name,
+                    crate::units::hex(&md5),
+                    crate::units::hex(&record.md5)
+                )));
+            }
+            resume::remove(&paths);
+            Ok(Outcome {
+                part: paths.part,
+                md5,
+                secs: started.elapsed().as_secs_f64(),
+                sources,
+            })
+        }
+        Err(e) => {
+            shared.reasm.stop();
+            let _ = hasher.join();
+            if let Err(se) = resume::save(&paths, &record, &state_file, &shared.reasm.on_disk()) {
+                warn!("{se}");
+            }
+            Err(e)
+        }
+    }
+}
+
+struct Coordinator<'j, 'a> {
+    job: &'j Job<'a>,
+    /// A handle on the partial file, for the stamp in the resume state.
+    state_file: &'j std::fs::File,
+    shared: Arc<Shared>,
+    events: Receiver<Event>,
+    running: HashMap<String, Running>,
+    finished: Vec<(String, Arc<SourceStats>)>,
+    attempts: HashMap<String, u32>,
+    banned: Vec<String>,
+    /// The latest piece set of every holder we heard of.
+    known: HashMap<String, Bitfield>,
+}
+
+impl Coordinator<'_, '_> {
+    fn watch(&mut self) -> Result<()> {
+        let mut last_save = Instant::now();
+        let mut last_refresh = Instant::now();
+        let paths = resume::Paths::new(self.job.partial_dir, &self.shared.record.name);
+        let mut saved_count = self.shared.reasm.count();
+        loop {
+            if self.shared.plan().is_complete() {
+                return Ok(());
+            }
+            if self.shared.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            match self.events.recv_timeout(Duration::from_millis(200)) {
+                Ok(Event::Complete) => continue,
+                Ok(Event::Exited { peer_id, result }) => self.reap(&peer_id, result),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
+            if last_save.elapsed() >= SAVE_EVERY {
+                let count = self.shared.reasm.count();
+                if count != saved_count {
+                    let on_disk = self.shared.reasm.on_disk();
+                    if let Err(e) =
+                        resume::save(&paths, &self.shared.record, self.state_file, &on_disk)
+                    {
+                        warn!("{e}");
+                    }
+                    saved_count = count;
+                }
+                last_save = Instant::now();
+            }
+            let idle = self.running.is_empty();
+            if idle || last_refresh.elapsed() >= REFRESH_EVERY {
+                last_refresh = Instant::now();
+                let spawned = match (self.job.refresh)() {
+                    Ok(holders) => self.add_holders(holders),
+                    Err(e) => {
+                        debug!("refreshing holders failed: {e}");
+                        0
+                    }
+                };
+                if idle
+                    && spawned == 0
+                    && self.running.is_empty()
+                    && !self.shared.plan().is_complete()
+                {
+                    return Err(self.stuck_error());
+                }
+            }
+        }
+    }
+
+    fn stuck_error(&self) -> Error {
+        let record = &self.shared.record;
+        let plan = self.shared.plan();
+        let have = record.blocks_in(plan.done());
+        let pct = if record.block_count() == 0 {
+            100.0
+        } else {
+            100.0 * have as f64 / record.block_count() as f64
+        };
+        Error::NoSources(format!(
+            "{}: no reachable holder has the remaining {} blocks (stopped at {pct:.1}%); the {have} verified blocks are kept, run `get {}` again to resume",
+            record.name,
+            record.block_count() as u64 - have,
+            record.name
+        ))
+    }
+
+    /// Starts a worker for every usable holder not yet running; returns how
+    /// many were started.
+    fn add_holders(&mut self, holders: Vec<Holder>) -> usize {
+        let record = self.shared.record.clone();
+        let mut started = 0;
+        let usable: Vec<Holder> = holders
+            .into_iter()
+            .filter(|h| {
+                h.peer_id != self.job.self_id
+                    && h.have.len() == record.piece_count()
+                    && h.have.count() > 0
+            })
+            .collect();
+        let n = usable.len().max(1) as u64;
+        for (i, h) in usable.into_iter().enumerate() {
+            self.known.insert(h.peer_id.clone(), h.have.clone());
+            if self.running.contains_key(&h.peer_id) || self.banned.contains(&h.peer_id) {
+                continue;
+            }
+            let attempts = self.attempts.entry(h.peer_id.clone()).or_insert(0);
+            if *attempts >= MAX_ATTEMPTS {
+                continue;
+            }
+            *attempts += 1;
+            // Spread workers over the file so they start on different pieces.
+            let cursor = (record.piece_count() as u64 * i as u64 / n) as u32;
+            if self.spawn(h, cursor) {
+                started += 1;
+            }
+        }
+        self.job
+            .progress
+            .sources
+            .store(self.running.len() as u64, Ordering::Relaxed);
+        started
+    }
+
+    fn spawn(&mut self, h: Holder, cursor: u32) -> bool {
+        let stats = Arc::new(SourceStats::default());
+        let source = Source {
+            peer_id: h.peer_id.clone(),
+            addr: format_addr(&h.host, h.port),
+        };
+        let shared = self.shared.clone();
+        let st = stats.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("worker-{}", h.peer_id))
+            .spawn(move || {
+                let result = worker::run(&shared, &source, &st, cursor);
+                let _ = shared.events.send(Event::Exited {
+                    peer_id: source.peer_id.clone(),
+                    result,
+                });
+            });
+        match spawned {
+            Ok(thread) => {
+                self.running.insert(h.peer_id, Running { stats, thread });
+                true
+            }
+            Err(e) => {
+                warn!("cannot start a worker thread: {e}");
+                false
+            }
+        }
+    }
+
+    fn reap(&mut self, peer_id: &str, result: Result<()>) {
+        if let Some(r) = self.running.remove(peer_id) {
+            let _ = r.thread.join();
+            self.finished.push((peer_id.to_string(), r.stats));
+        }
+        match result {
+            Ok(()) | Err(Error::Cancelled) => {}
+            Err(e @ Error::Integrity(_)) => {
+                warn!("{e}");
+                self.banned.push(peer_id.to_string());
+            }
+            Err(e) => info!("holder {peer_id} dropped: {e}"),
+        }
+        self.job
+            .progress
+            .sources
+            .store(self.running.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Waits for every worker and sums what each holder delivered.
+    fn join_all(&mut self) -> Vec<SourceReport> {
+        for (peer_id, r) in self.running.drain() {
+            let _ = r.thread.join();
+            self.finished.push((peer_id, r.stats));
+        }
+        while self.events.try_recv().is_ok() {}
+        let mut by_peer: Vec<SourceReport> = Vec::new();
+        for (peer_id, stats) in &self.finished {
+            let blocks = stats.blocks.load(Ordering::Relaxed);
+            let rtt_ms = stats.rtt_us.load(Ordering::Relaxed) as f64 / 1000.0;
+            match by_peer.iter_mut().find(|s| &s.peer_id == peer_id) {
+                Some(s) => s.blocks += blocks,
+                None => by_peer.push(SourceReport {
+                    peer_id: peer_id.clone(),
+                    blocks,
+                    rtt_ms,
+                }),
+            }
+        }
+        by_peer.sort_by(|a, b| b.blocks.cmp(&a.blocks).then(a.peer_id.cmp(&b.peer_id)));
+        by_peer
+    }
+}
+
+/// `host:port`, with brackets for IPv6 literals.
+pub fn format_addr(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}

@@ -87,7 +87,12 @@ impl Plan {
 
     /// Endgame: pieces already in flight elsewhere that `have` holds and
     /// this worker (`mine`) is not fetching, fewest copies first.
-    pub fn claim_endgame(&mut self, have: &Bitfield, mine: &dyn Fn(u32) -> bool, max: usize) -> Vec<u32> {
+    pub fn claim_endgame(
+        &mut self,
+        have: &Bitfield,
+        mine: &dyn Fn(u32) -> bool,
+        max: usize,
+    ) -> Vec<u32> {
         if self.needed.count() > 0 {
             return Vec::new();
         }
@@ -197,7 +202,10 @@ mod tests {
         let none_mine = |_p: u32| false;
         let dup = plan.claim_endgame(&all, &none_mine, 10);
         assert_eq!(dup.len(), 3);
-        assert!(plan.claim_endgame(&all, &none_mine, 10).is_empty(), "two copies at most");
+        assert!(
+            plan.claim_endgame(&all, &none_mine, 10).is_empty(),
+            "two copies at most"
+        );
         // The fast copy wins; the slow one's completion is discarded.
         assert!(plan.complete(0));
         assert!(!plan.complete(0));

@@ -52,15 +52,21 @@ impl Reassembler {
     /// offset, then records them. Returns the pieces newly recorded.
     pub fn write(&self, first: u32, count: u32, data: &[u8]) -> Result<()> {
         let offset = self.record.piece_offset(first);
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|e| Error::io(format!("writing the partial file of {}", self.record.name), e))?;
+        self.file.write_all_at(data, offset).map_err(|e| {
+            Error::io(
+                format!("writing the partial file of {}", self.record.name),
+                e,
+            )
+        })?;
         let mut st = self.lock();
         for p in first..first + count {
             st.on_disk.set(p);
         }
         let old = st.prefix;
-        st.prefix = st.on_disk.next(st.prefix, false).unwrap_or(st.on_disk.len());
+        st.prefix = st
+            .on_disk
+            .next(st.prefix, false)
+            .unwrap_or(st.on_disk.len());
         if st.prefix != old {
             self.grew.notify_all();
         }
@@ -116,9 +122,14 @@ impl Reassembler {
             };
             while hashed < ready {
                 let n = (ready - hashed).min(HASH_CHUNK as u64) as usize;
-                self.file.read_exact_at(&mut buf[..n], hashed).map_err(|e| {
-                    Error::io(format!("reading back the partial file of {}", self.record.name), e)
-                })?;
+                self.file
+                    .read_exact_at(&mut buf[..n], hashed)
+                    .map_err(|e| {
+                        Error::io(
+                            format!("reading back the partial file of {}", self.record.name),
+                            e,
+                        )
+                    })?;
                 md5.update(&buf[..n]);
                 hashed += n as u64;
             }
@@ -146,7 +157,9 @@ mod tests {
 
     #[test]
     fn out_of_order_writes_give_the_whole_file_digest() {
-        let data: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        let data: Vec<u8> = (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect();
         let record = Arc::new(record_for(&data));
         let dir = tempfile::tempdir().unwrap();
         let file = File::options()
@@ -157,7 +170,11 @@ mod tests {
             .open(dir.path().join("p"))
             .unwrap();
         file.set_len(data.len() as u64).unwrap();
-        let r = Arc::new(Reassembler::new(file, record.clone(), Bitfield::new(record.piece_count())));
+        let r = Arc::new(Reassembler::new(
+            file,
+            record.clone(),
+            Bitfield::new(record.piece_count()),
+        ));
         let hasher = {
             let r = r.clone();
             std::thread::spawn(move || r.hash_prefix())

@@ -89,7 +89,9 @@ impl<'a> Decoder<'a> {
     pub fn bytes(&mut self, max: usize) -> Result<&'a [u8]> {
         let n = self.u32()? as usize;
         if n > max {
-            return Err(Error::protocol(format!("byte field of {n} bytes, limit {max}")));
+            return Err(Error::protocol(format!(
+                "byte field of {n} bytes, limit {max}"
+            )));
         }
         self.take(n)
     }
@@ -100,14 +102,19 @@ impl<'a> Decoder<'a> {
     pub fn count(&mut self, min_item: usize, max: usize) -> Result<usize> {
         let n = self.u32()? as usize;
         if n > max || n.saturating_mul(min_item.max(1)) > self.remaining() {
-            return Err(Error::protocol(format!("list of {n} items does not fit the frame")));
+            return Err(Error::protocol(format!(
+                "list of {n} items does not fit the frame"
+            )));
         }
         Ok(n)
     }
 
     pub fn finish(&self) -> Result<()> {
         if self.remaining() != 0 {
-            return Err(Error::protocol(format!("{} trailing bytes in frame", self.remaining())));
+            return Err(Error::protocol(format!(
+                "{} trailing bytes in frame",
+                self.remaining()
+            )));
         }
         Ok(())
     }

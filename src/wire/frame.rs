@@ -92,17 +92,31 @@ impl<R: Read> FrameReader<R> {
     /// A stream that ends inside a frame is a protocol error; a timeout is
     /// `Error::Timeout` and may be retried.
     pub fn read_frame(&mut self) -> Result<Option<(u8, &[u8])>> {
+        if self.fill()? {
+            Ok(Some(self.take()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Reads until a whole frame is buffered (`true`) or the stream ends
+    /// cleanly between frames (`false`). Holds no borrow, so callers can
+    /// poll it in a loop and then `take` the frame.
+    pub fn fill(&mut self) -> Result<bool> {
+        if self.current.is_some() && self.body_got == self.current.map_or(0, |c| c.1) {
+            return Ok(true);
+        }
         while self.header_got < HEADER_LEN {
             let n = read_some(&mut self.inner, &mut self.header[self.header_got..])?;
             if n == 0 {
                 if self.header_got == 0 {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 return Err(Error::protocol("connection closed inside a frame header"));
             }
             self.header_got += n;
         }
-        let (ty, body_len) = match self.current {
+        let (_, body_len) = match self.current {
             Some(c) => c,
             None => {
                 let c = parse_header(&self.header, self.max)?;
@@ -119,9 +133,20 @@ impl<R: Read> FrameReader<R> {
             }
             self.body_got += n;
         }
+        Ok(true)
+    }
+
+    /// The frame `fill` buffered; the next `fill` starts a new one.
+    /// Panics if no whole frame is buffered (a caller bug, not input).
+    pub fn take(&mut self) -> (u8, &[u8]) {
+        let (ty, body_len) = self
+            .current
+            .take()
+            .expect("take() after fill() returned true");
+        assert_eq!(self.body_got, body_len, "take() after fill() returned true");
         self.header_got = 0;
-        self.current = None;
-        Ok(Some((ty, &self.buf[..body_len])))
+        self.body_got = 0;
+        (ty, &self.buf[..body_len])
     }
 }
 
@@ -169,14 +194,20 @@ mod tests {
         }
         for cut in 1..bytes.len() {
             let mut r = FrameReader::new(&bytes[..cut], 100);
-            assert!(matches!(r.read_frame(), Err(Error::Protocol(_))), "cut {cut}");
+            assert!(
+                matches!(r.read_frame(), Err(Error::Protocol(_))),
+                "cut {cut}"
+            );
         }
     }
 
     #[test]
     fn oversize_is_refused_before_allocation() {
         let header = [0xff, 0xff, 0xff, 0xff, 1];
-        assert!(matches!(parse(&header, 1000), Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(
+            parse(&header, 1000),
+            Err(Error::FrameTooLarge { .. })
+        ));
         let mut r = FrameReader::new(&header[..], 1000);
         assert!(matches!(r.read_frame(), Err(Error::FrameTooLarge { .. })));
         assert!(r.buf.capacity() < 1000);
@@ -209,7 +240,14 @@ mod tests {
     fn timeouts_mid_frame_resume() {
         let mut bytes = frame(7, b"slow body");
         bytes.extend(frame(9, b"x"));
-        let mut r = FrameReader::new(Trickle { data: &bytes, pos: 0, tick: false }, 100);
+        let mut r = FrameReader::new(
+            Trickle {
+                data: &bytes,
+                pos: 0,
+                tick: false,
+            },
+            100,
+        );
         let mut got = Vec::new();
         let mut timeouts = 0;
         loop {

@@ -74,28 +74,69 @@ pub struct Holder {
 pub enum Msg<'a> {
     /// Peer to tracker, first on a session: who I am and where I serve.
     /// `advertise` is empty when the tracker should use the address it sees.
-    Register { peer_id: String, port: u16, advertise: String },
+    Register {
+        peer_id: String,
+        port: u16,
+        advertise: String,
+    },
     /// Tracker's answer to REGISTER: the host it will give to other peers.
-    Welcome { host: String },
-    NewFile { record: FileRecord },
-    Announce { files: Vec<FileHave> },
+    Welcome {
+        host: String,
+    },
+    NewFile {
+        record: FileRecord,
+    },
+    Announce {
+        files: Vec<FileHave>,
+    },
     ListFiles,
-    FileList { files: Vec<FileSummary> },
-    GetRecord { name: String },
-    Record { record: FileRecord },
-    WhoHas { name: String },
-    Holders { holders: Vec<Holder> },
+    FileList {
+        files: Vec<FileSummary>,
+    },
+    GetRecord {
+        name: String,
+    },
+    Record {
+        record: FileRecord,
+    },
+    WhoHas {
+        name: String,
+    },
+    Holders {
+        holders: Vec<Holder>,
+    },
     Bye,
     Ok,
-    Error { code: u16, message: String },
+    Error {
+        code: u16,
+        message: String,
+    },
     /// Downloader to holder: I want this file (identified by name and MD5).
-    Open { name: String, md5: Md5Digest },
+    Open {
+        name: String,
+        md5: Md5Digest,
+    },
     /// Holder's answer: the handle to use in REQUESTs, and what it has.
-    Opened { handle: u32, have: Bitfield },
-    Request { handle: u32, block: u32, count: u16 },
-    Block { handle: u32, block: u32, data: &'a [u8] },
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Opened {
+        handle: u32,
+        have: Bitfield,
+    },
+    Request {
+        handle: u32,
+        block: u32,
+        count: u16,
+    },
+    Block {
+        handle: u32,
+        block: u32,
+        data: &'a [u8],
+    },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
 }
 
 impl Msg<'_> {
@@ -120,6 +161,14 @@ impl Msg<'_> {
             Msg::Block { .. } => "BLOCK",
             Msg::Ping { .. } => "PING",
             Msg::Pong { .. } => "PONG",
+        }
+    }
+
+    /// An ERROR frame as an `Error::Remote`; anything else passes through.
+    pub fn into_result(self) -> Result<Self> {
+        match self {
+            Msg::Error { code, message } => Err(Error::Remote { code, message }),
+            m => Ok(m),
         }
     }
 
@@ -150,7 +199,11 @@ impl Msg<'_> {
 
     fn encode_body(&self, out: &mut Vec<u8>) -> u8 {
         match self {
-            Msg::Register { peer_id, port, advertise } => {
+            Msg::Register {
+                peer_id,
+                port,
+                advertise,
+            } => {
                 put_str(out, peer_id);
                 put_u16(out, *port);
                 put_str(out, advertise);
@@ -224,13 +277,21 @@ impl Msg<'_> {
                 put_have(out, have);
                 ty::OPENED
             }
-            Msg::Request { handle, block, count } => {
+            Msg::Request {
+                handle,
+                block,
+                count,
+            } => {
                 put_u32(out, *handle);
                 put_u32(out, *block);
                 put_u16(out, *count);
                 ty::REQUEST
             }
-            Msg::Block { handle, block, data } => {
+            Msg::Block {
+                handle,
+                block,
+                data,
+            } => {
                 put_u32(out, *handle);
                 put_u32(out, *block);
                 out.extend_from_slice(data);
@@ -257,7 +318,11 @@ impl Msg<'_> {
                 check_peer_id(&peer_id)?;
                 let port = d.u16()?;
                 let advertise = d.str(MAX_HOST_BYTES)?.to_string();
-                Msg::Register { peer_id, port, advertise }
+                Msg::Register {
+                    peer_id,
+                    port,
+                    advertise,
+                }
             }
             ty::WELCOME => Msg::Welcome {
                 host: d.str(MAX_HOST_BYTES)?.to_string(),
@@ -291,11 +356,15 @@ impl Msg<'_> {
                 }
                 Msg::FileList { files }
             }
-            ty::GET_RECORD => Msg::GetRecord { name: get_name(&mut d)? },
+            ty::GET_RECORD => Msg::GetRecord {
+                name: get_name(&mut d)?,
+            },
             ty::RECORD => Msg::Record {
                 record: get_record(&mut d)?,
             },
-            ty::WHO_HAS => Msg::WhoHas { name: get_name(&mut d)? },
+            ty::WHO_HAS => Msg::WhoHas {
+                name: get_name(&mut d)?,
+            },
             ty::HOLDERS => {
                 let n = d.count(2 + 2 + 2 + 5, MAX_HOLDERS)?;
                 let mut holders = Vec::new();
@@ -332,7 +401,11 @@ impl Msg<'_> {
                         "REQUEST of {count} blocks (1 to {MAX_REQUEST_BLOCKS} allowed)"
                     )));
                 }
-                Msg::Request { handle, block, count }
+                Msg::Request {
+                    handle,
+                    block,
+                    count,
+                }
             }
             ty::BLOCK => {
                 let (handle, block) = (d.u32()?, d.u32()?);
@@ -340,11 +413,19 @@ impl Msg<'_> {
                 if data.is_empty() || data.len() > BLOCK_SIZE as usize {
                     return Err(Error::protocol(format!("BLOCK of {} bytes", data.len())));
                 }
-                Msg::Block { handle, block, data }
+                Msg::Block {
+                    handle,
+                    block,
+                    data,
+                }
             }
             ty::PING => Msg::Ping { nonce: d.u64()? },
             ty::PONG => Msg::Pong { nonce: d.u64()? },
-            other => return Err(Error::protocol(format!("unknown message type 0x{other:02x}"))),
+            other => {
+                return Err(Error::protocol(format!(
+                    "unknown message type 0x{other:02x}"
+                )))
+            }
         };
         d.finish()?;
         Ok(msg)
@@ -490,34 +571,88 @@ mod tests {
             dense.set(i);
         }
         vec![
-            Msg::Register { peer_id: "A".into(), port: 9000, advertise: "".into() },
-            Msg::Welcome { host: "10.0.0.1".into() },
+            Msg::Register {
+                peer_id: "A".into(),
+                port: 9000,
+                advertise: "".into(),
+            },
+            Msg::Welcome {
+                host: "10.0.0.1".into(),
+            },
             Msg::NewFile { record: record() },
             Msg::Announce {
                 files: vec![
-                    FileHave { name: "x".into(), md5: [1; 16], have: sparse.clone() },
-                    FileHave { name: "y".into(), md5: [2; 16], have: dense.clone() },
-                    FileHave { name: "z".into(), md5: [3; 16], have: Bitfield::full(7) },
-                    FileHave { name: "w".into(), md5: [3; 16], have: Bitfield::new(7) },
+                    FileHave {
+                        name: "x".into(),
+                        md5: [1; 16],
+                        have: sparse.clone(),
+                    },
+                    FileHave {
+                        name: "y".into(),
+                        md5: [2; 16],
+                        have: dense.clone(),
+                    },
+                    FileHave {
+                        name: "z".into(),
+                        md5: [3; 16],
+                        have: Bitfield::full(7),
+                    },
+                    FileHave {
+                        name: "w".into(),
+                        md5: [3; 16],
+                        have: Bitfield::new(7),
+                    },
                 ],
             },
             Msg::ListFiles,
             Msg::FileList {
-                files: vec![FileSummary { name: "a".into(), size: 5, md5: [0; 16], holders: 2, seeders: 1 }],
+                files: vec![FileSummary {
+                    name: "a".into(),
+                    size: 5,
+                    md5: [0; 16],
+                    holders: 2,
+                    seeders: 1,
+                }],
             },
-            Msg::GetRecord { name: "a.bin".into() },
+            Msg::GetRecord {
+                name: "a.bin".into(),
+            },
             Msg::Record { record: record() },
-            Msg::WhoHas { name: "a.bin".into() },
+            Msg::WhoHas {
+                name: "a.bin".into(),
+            },
             Msg::Holders {
-                holders: vec![Holder { peer_id: "B".into(), host: "127.0.0.1".into(), port: 1, have: dense }],
+                holders: vec![Holder {
+                    peer_id: "B".into(),
+                    host: "127.0.0.1".into(),
+                    port: 1,
+                    have: dense,
+                }],
             },
             Msg::Bye,
             Msg::Ok,
-            Msg::Error { code: 2, message: "no such file".into() },
-            Msg::Open { name: "a.bin".into(), md5: [4; 16] },
-            Msg::Opened { handle: 7, have: sparse },
-            Msg::Request { handle: 7, block: 12, count: 64 },
-            Msg::Block { handle: 7, block: 12, data: &[5; 4096] },
+            Msg::Error {
+                code: 2,
+                message: "no such file".into(),
+            },
+            Msg::Open {
+                name: "a.bin".into(),
+                md5: [4; 16],
+            },
+            Msg::Opened {
+                handle: 7,
+                have: sparse,
+            },
+            Msg::Request {
+                handle: 7,
+                block: 12,
+                count: 64,
+            },
+            Msg::Block {
+                handle: 7,
+                block: 12,
+                data: &[5; 4096],
+            },
             Msg::Ping { nonce: 42 },
             Msg::Pong { nonce: 42 },
         ]
@@ -540,7 +675,12 @@ mod tests {
         let mut a = Vec::new();
         write_block(&mut a, 1, 2, &data).unwrap();
         let mut b = Vec::new();
-        Msg::Block { handle: 1, block: 2, data: &data }.encode(&mut b);
+        Msg::Block {
+            handle: 1,
+            block: 2,
+            data: &data,
+        }
+        .encode(&mut b);
         assert_eq!(a, b);
     }
 

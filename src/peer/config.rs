@@ -1,0 +1,224 @@
+//! The peer's command line, parsed by hand (the card allows no CLI crate).
+
+use crate::error::{Error, Result};
+use crate::names::{check_file_name, check_peer_id};
+use crate::units::parse_size;
+use crate::wire::DEFAULT_TRACKER_PORT;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub const USAGE: &str =
+    "usage: peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [--dir DIR] [--serve]
+            [--get FILE]... [--upload-limit RATE] [--download-limit RATE]
+            [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
+            [--advertise HOST[:PORT]]
+RATE: bytes per second with an optional K, M or G suffix (500K, 10M, 1G)";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub id: String,
+    pub port: u16,
+    /// `host:port` of the tracker.
+    pub tracker: String,
+    pub dir: PathBuf,
+    pub serve: bool,
+    pub gets: Vec<String>,
+    pub upload_limit: Option<u64>,
+    pub download_limit: Option<u64>,
+    pub neighbors: Vec<String>,
+    pub ttl: u8,
+    pub http: Option<u16>,
+    pub bind: IpAddr,
+    /// Host (and optionally port) other peers should dial.
+    pub advertise: Option<(String, Option<u16>)>,
+}
+
+impl Config {
+    /// The port other peers should dial.
+    pub fn advertised_port(&self) -> u16 {
+        self.advertise
+            .as_ref()
+            .and_then(|a| a.1)
+            .unwrap_or(self.port)
+    }
+}
+
+/// Parses the arguments after the program name. `Err(Usage)` for anything
+/// wrong; `Ok(None)` for `--help`.
+pub fn parse(args: &[String]) -> Result<Option<Config>> {
+    let mut positional = Vec::new();
+    let mut cfg = Config {
+        id: String::new(),
+        port: 0,
+        tracker: String::new(),
+        dir: PathBuf::new(),
+        serve: false,
+        gets: Vec::new(),
+        upload_limit: None,
+        download_limit: None,
+        neighbors: Vec::new(),
+        ttl: 3,
+        http: None,
+        bind: IpAddr::from([0, 0, 0, 0]),
+        advertise: None,
+    };
+    let mut dir = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| Error::Usage(format!("{flag} needs a value")))
+        };
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--serve" => cfg.serve = true,
+            "--dir" => dir = Some(PathBuf::from(value(arg)?)),
+            "--get" => {
+                let name = value(arg)?;
+                check_file_name(&name)?;
+                cfg.gets.push(name);
+            }
+            "--upload-limit" => cfg.upload_limit = Some(rate(&value(arg)?)?),
+            "--download-limit" => cfg.download_limit = Some(rate(&value(arg)?)?),
+            "--neighbor" => {
+                let n = value(arg)?;
+                split_host_port(&n, None)?;
+                cfg.neighbors.push(n);
+            }
+            "--ttl" => {
+                let v = value(arg)?;
+                cfg.ttl = v
+                    .parse()
+                    .ok()
+                    .filter(|t| (1..=16).contains(t))
+                    .ok_or_else(|| {
+                        Error::Usage(format!("--ttl takes a number from 1 to 16, not {v:?}"))
+                    })?;
+            }
+            "--http" => cfg.http = Some(port(&value(arg)?, "--http")?),
+            "--bind" => {
+                let v = value(arg)?;
+                cfg.bind = v
+                    .parse()
+                    .map_err(|_| Error::Usage(format!("--bind takes an IP address, not {v:?}")))?;
+            }
+            "--advertise" => {
+                let v = value(arg)?;
+                let (host, port) = split_host_port(&v, Some(()))?;
+                cfg.advertise = Some((host, port));
+            }
+            s if s.starts_with('-') && s.len() > 1 => {
+                return Err(Error::Usage(format!("unknown option {s}")));
+            }
+            _ => positional.push(arg.clone()),
+        }
+    }
+    let [id, p, tracker] = positional.as_slice() else {
+        return Err(Error::Usage(format!(
+            "expected 3 arguments (ID PORT TRACKER_HOST), got {}",
+            positional.len()
+        )));
+    };
+    check_peer_id(id)?;
+    cfg.id = id.clone();
+    cfg.port = port(p, "PORT")?;
+    let (host, tport) = split_host_port(tracker, Some(()))?;
+    cfg.tracker = crate::download::format_addr(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
+    cfg.dir = dir.unwrap_or_else(|| PathBuf::from("peers").join(id));
+    Ok(Some(cfg))
+}
+
+fn rate(text: &str) -> Result<u64> {
+    let r = parse_size(text)?;
+    if r == 0 {
+        return Err(Error::Usage("a rate limit must be above 0".into()));
+    }
+    Ok(r)
+}
+
+fn port(text: &str, what: &str) -> Result<u16> {
+    text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+        Error::Usage(format!(
+            "{what} must be a port number from 1 to 65535, not {text:?}"
+        ))
+    })
+}
+
+/// Splits `host[:port]` (`[v6]:port` too). With `optional_port` None the
+/// port is required.
+fn split_host_port(text: &str, optional_port: Option<()>) -> Result<(String, Option<u16>)> {
+    let bad = || Error::Usage(format!("cannot read {text:?} as HOST:PORT"));
+    let (host, port_text) = if let Some(rest) = text.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else if text.matches(':').count() > 1 {
+        (text.to_string(), None)
+    } else {
+        match text.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (text.to_string(), None),
+        }
+    };
+    if host.is_empty() || host.len() > 255 {
+        return Err(bad());
+    }
+    let port = match port_text {
+        Some(p) => Some(port(p, "the port")?),
+        None if optional_port.is_some() => None,
+        None => return Err(bad()),
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn contract_examples() {
+        let c = parse(&args("A 9000 127.0.0.1")).unwrap().unwrap();
+        assert_eq!(
+            (c.id.as_str(), c.port, c.tracker.as_str()),
+            ("A", 9000, "127.0.0.1:8000")
+        );
+        assert_eq!(c.dir, PathBuf::from("peers/A"));
+        let c = parse(&args(
+            "B 9001 tracker.lan:7000 --dir /tmp/b --serve --get x --get y --upload-limit 500K --download-limit 1G --advertise 1.2.3.4:9999 --ttl 4 --neighbor 10.0.0.2:9000",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.tracker, "tracker.lan:7000");
+        assert!(c.serve);
+        assert_eq!(c.gets, vec!["x", "y"]);
+        assert_eq!(c.upload_limit, Some(500 * 1024));
+        assert_eq!(c.download_limit, Some(1 << 30));
+        assert_eq!(c.advertised_port(), 9999);
+        assert_eq!(c.ttl, 4);
+        assert_eq!(c.neighbors, vec!["10.0.0.2:9000"]);
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for bad in [
+            "A 9000",
+            "A 0 t",
+            "A 70000 t",
+            "bad/id 9000 t",
+            "A 9000 t --frobnicate",
+            "A 9000 t --get",
+            "A 9000 t --get ../x",
+            "A 9000 t --upload-limit fast",
+            "A 9000 t:notaport",
+            "A 9000 t --neighbor nohostport",
+            "A 9000 t --ttl 0",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
+        assert!(parse(&args("--help")).unwrap().is_none());
+    }
+}

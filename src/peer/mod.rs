@@ -1,0 +1,331 @@
+//! A peer: its store of shared files, the block server, the tracker
+//! session, and the operations the shell offers (`get`, `share`, ...).
+
+pub mod config;
+pub mod server;
+pub mod shell;
+pub mod store;
+pub mod tracker_client;
+
+use crate::download::{self, Progress, SourceReport};
+use crate::error::{Error, Result};
+use crate::names::check_file_name;
+use crate::net::{accept_loop, ConnLimit};
+use crate::ratelimit::RateLimiter;
+use crate::record::{FileRecord, Md5Digest};
+use crate::units::{hex, mbps};
+use config::Config;
+use log::info;
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::Store;
+use tracker_client::Session;
+
+/// Most concurrent connections the block server accepts.
+const MAX_CONNECTIONS: usize = 256;
+
+pub struct Peer {
+    pub config: Config,
+    pub store: Store,
+    pub upload: Option<Arc<RateLimiter>>,
+    pub download: Option<Arc<RateLimiter>>,
+    pub session: Session,
+    pub uploaded: AtomicU64,
+    /// Set on shutdown: every running download stops and keeps its state.
+    pub cancel: Arc<AtomicBool>,
+    active: Mutex<HashMap<String, Arc<Progress>>>,
+    pub listen: SocketAddr,
+}
+
+/// The result of a finished `get`, printed as the contract's lines.
+pub struct GetReport {
+    pub name: String,
+    pub bytes: u64,
+    pub md5: Md5Digest,
+    pub secs: f64,
+    pub sources: Vec<SourceReport>,
+}
+
+impl fmt::Display for GetReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "done {} bytes={} md5={} secs={:.3} MBps={:.1}",
+            self.name,
+            self.bytes,
+            hex(&self.md5),
+            self.secs,
+            mbps(self.bytes, self.secs)
+        )?;
+        for s in &self.sources {
+            write!(
+                f,
+                "\nfrom {} blocks={} rtt_ms={:.3}",
+                s.peer_id, s.blocks, s.rtt_ms
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Peer {
+    /// Opens the store, hashes what is new in `files/`, binds the server
+    /// port and starts the server and tracker-session threads.
+    pub fn start(config: Config) -> Result<Arc<Peer>> {
+        let store = Store::open(&config.dir)?;
+        let records = store.scan()?;
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen on {addr}: {e} (is another peer using port {}? pick another PORT)",
+                config.port
+            ))
+        })?;
+        let (session, commands) = Session::new();
+        let peer = Arc::new(Peer {
+            upload: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            download: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
+            store,
+            session,
+            uploaded: AtomicU64::new(0),
+            cancel: Arc::new(AtomicBool::new(false)),
+            active: Mutex::new(HashMap::new()),
+            listen: addr,
+            config,
+        });
+        info!(
+            "{} files shared from {}",
+            records.len(),
+            peer.store.files_dir().display()
+        );
+        let server_peer = peer.clone();
+        spawn("server", move || {
+            accept_loop(
+                listener,
+                ConnLimit::new(MAX_CONNECTIONS),
+                "server",
+                move |s| server::handle(&server_peer, s),
+            )
+        })?;
+        let session_peer = peer.clone();
+        spawn("tracker-session", move || {
+            tracker_client::run(session_peer, commands)
+        })?;
+        Ok(peer)
+    }
+
+    pub fn partial_dir(&self) -> PathBuf {
+        self.config.dir.join("partial")
+    }
+
+    /// Downloads `name` into `files/`, verified, and announces it.
+    pub fn get(&self, name: &str) -> Result<GetReport> {
+        check_file_name(name)?;
+        if let Some(f) = self.store.get(name) {
+            info!("{name} is already in files/");
+            return Ok(GetReport {
+                name: name.to_string(),
+                bytes: f.record.size,
+                md5: f.record.md5,
+                secs: 0.0,
+                sources: Vec::new(),
+            });
+        }
+        let dest = self.store.files_dir().join(name);
+        if dest.symlink_metadata().is_ok() {
+            return Err(Error::Conflict(format!(
+                "{} exists but is not shared (not a regular file?); move it away first",
+                dest.display()
+            )));
+        }
+        let tracker = &self.config.tracker;
+        let record = Arc::new(tracker_client::fetch_record(tracker, name)?);
+        let progress = Arc::new(Progress {
+            name: name.to_string(),
+            total_blocks: record.block_count() as u64,
+            done_blocks: AtomicU64::new(0),
+            started: Instant::now(),
+            sources: AtomicU64::new(0),
+        });
+        let _active = self.mark_active(name, progress.clone())?;
+        let outcome = if record.size == 0 {
+            empty_download(&self.partial_dir(), &record)?
+        } else {
+            let holders = tracker_client::who_has(tracker, name)?;
+            let refresh = || tracker_client::who_has(tracker, name);
+            download::run(download::Job {
+                record: record.clone(),
+                holders,
+                partial_dir: &self.partial_dir(),
+                self_id: &self.config.id,
+                limiter: self.download.clone(),
+                cancel: self.cancel.clone(),
+                refresh: &refresh,
+                progress,
+            })?
+        };
+        self.adopt(&outcome.part, &dest, record.clone())?;
+        Ok(GetReport {
+            name: name.to_string(),
+            bytes: record.size,
+            md5: outcome.md5,
+            secs: outcome.secs,
+            sources: outcome.sources,
+        })
+    }
+
+    /// Moves a verified file into `files/` atomically, starts serving it
+    /// and tells the tracker.
+    fn adopt(&self, part: &Path, dest: &Path, record: Arc<FileRecord>) -> Result<()> {
+        if dest.symlink_metadata().is_ok() {
+            return Err(Error::Conflict(format!(
+                "{} appeared while downloading; the verified copy stays at {}",
+                dest.display(),
+                part.display()
+            )));
+        }
+        fs::rename(part, dest)
+            .map_err(|e| Error::io(format!("moving the download into {}", dest.display()), e))?;
+        let file =
+            File::open(dest).map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
+        self.store.insert(record.clone(), file);
+        self.session.new_file(record);
+        Ok(())
+    }
+
+    /// Copies a file into `files/` and announces it. The tracker is asked
+    /// first, so a name clash leaves `files/` untouched.
+    pub fn share(&self, path: &Path) -> Result<(Arc<FileRecord>, Option<String>)> {
+        let meta = fs::metadata(path)
+            .map_err(|e| Error::Usage(format!("cannot share {}: {e}", path.display())))?;
+        if !meta.is_file() {
+            return Err(Error::Usage(format!(
+                "cannot share {}: not a regular file",
+                path.display()
+            )));
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            Error::Usage(format!(
+                "cannot share {}: the name is not UTF-8",
+                path.display()
+            ))
+        })?;
+        check_file_name(name)?;
+        let record = Arc::new(FileRecord::from_file(name, path)?);
+        if let Some(existing) = self.store.get(name) {
+            if existing.record.md5 == record.md5 {
+                return Ok((existing.record.clone(), Some("already shared".into())));
+            }
+            return Err(Error::Conflict(format!(
+                "files/{name} already holds different content; rename one of them"
+            )));
+        }
+        let tmp_dir = self.partial_dir();
+        fs::create_dir_all(&tmp_dir)
+            .map_err(|e| Error::io(format!("creating {}", tmp_dir.display()), e))?;
+        let tmp = tmp_dir.join(format!("{name}.share"));
+        fs::copy(path, &tmp).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(format!("copying {}", path.display()), e)
+        })?;
+        let note = match self
+            .session
+            .new_file_wait(record.clone(), Duration::from_secs(10))
+        {
+            Ok(()) => None,
+            Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => Some(msg),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let dest = self.store.files_dir().join(name);
+        fs::rename(&tmp, &dest)
+            .map_err(|e| Error::io(format!("moving into {}", dest.display()), e))?;
+        let file =
+            File::open(&dest).map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
+        self.store.insert(record.clone(), file);
+        Ok((record, note))
+    }
+
+    /// Downloads in progress, for `status`.
+    pub fn active(&self) -> Vec<Arc<Progress>> {
+        let mut v: Vec<_> = self.lock_active().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Progress>>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mark_active(&self, name: &str, progress: Arc<Progress>) -> Result<ActiveGuard<'_>> {
+        let mut active = self.lock_active();
+        if active.contains_key(name) {
+            return Err(Error::Conflict(format!(
+                "{name} is already being downloaded"
+            )));
+        }
+        active.insert(name.to_string(), progress);
+        Ok(ActiveGuard {
+            peer: self,
+            name: name.to_string(),
+        })
+    }
+
+    /// Stops downloads (their verified blocks are kept) and leaves the
+    /// tracker. Waits a moment for downloads to save their state.
+    pub fn shutdown(&self) {
+        self.cancel.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !self.lock_active().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.session.bye(Duration::from_secs(2));
+    }
+}
+
+struct ActiveGuard<'a> {
+    peer: &'a Peer,
+    name: String,
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.peer.lock_active().remove(&self.name);
+    }
+}
+
+fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::Outcome> {
+    fs::create_dir_all(partial_dir)
+        .map_err(|e| Error::io(format!("creating {}", partial_dir.display()), e))?;
+    let part = partial_dir.join(format!("{}.part", record.name));
+    File::create(&part).map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
+    let md5 = crate::record::md5_of(b"");
+    if md5 != record.md5 {
+        return Err(Error::Integrity(format!(
+            "{}: the record of an empty file has a wrong MD5",
+            record.name
+        )));
+    }
+    Ok(download::Outcome {
+        part,
+        md5,
+        secs: 0.0,
+        sources: Vec::new(),
+    })
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(|_| ())
+        .map_err(|e| Error::io(format!("starting the {name} thread"), e))
+}

@@ -1,0 +1,254 @@
+//! The files a peer shares: everything in `<dir>/files/`, each with its
+//! record. Records are cached in `<dir>/records/` keyed by size and mtime
+//! so a restart does not hash unchanged files again.
+
+use crate::error::{Error, Result};
+use crate::names::check_file_name;
+use crate::record::FileRecord;
+use crate::wire::{frame, Msg, MAX_FRAME};
+use log::{info, warn};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::UNIX_EPOCH;
+
+/// One shared file, open for positioned reads by any number of threads.
+pub struct SharedFile {
+    pub record: Arc<FileRecord>,
+    pub file: File,
+}
+
+pub struct Store {
+    files_dir: PathBuf,
+    records_dir: PathBuf,
+    files: RwLock<BTreeMap<String, Arc<SharedFile>>>,
+}
+
+impl Store {
+    /// Creates the directories if missing; does not scan yet.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let files_dir = dir.join("files");
+        let records_dir = dir.join("records");
+        for d in [&files_dir, &records_dir] {
+            fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+        }
+        Ok(Store {
+            files_dir,
+            records_dir,
+            files: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn files_dir(&self) -> &Path {
+        &self.files_dir
+    }
+
+    /// Builds (or loads from cache) the record of every regular file in
+    /// `files/`. Files with names we would refuse are skipped with a warning.
+    pub fn scan(&self) -> Result<Vec<Arc<FileRecord>>> {
+        let entries = fs::read_dir(&self.files_dir)
+            .map_err(|e| Error::io(format!("listing {}", self.files_dir.display()), e))?;
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                warn!(
+                    "skipping a file whose name is not UTF-8 in {}",
+                    self.files_dir.display()
+                );
+                continue;
+            };
+            if let Err(e) = check_file_name(&name) {
+                warn!("skipping {name:?}: {e}");
+                continue;
+            }
+            // symlink_metadata: a link out of files/ is not shared.
+            match entry.path().symlink_metadata() {
+                Ok(m) if m.is_file() => {}
+                _ => continue,
+            }
+            match self.load(&name) {
+                Ok(r) => out.push(r),
+                Err(e) => warn!("not sharing {name}: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens `files/<name>`, takes its record from the cache or hashes it,
+    /// and adds it to the shared set.
+    pub fn load(&self, name: &str) -> Result<Arc<FileRecord>> {
+        check_file_name(name)?;
+        let path = self.files_dir.join(name);
+        let file =
+            File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if !meta.is_file() {
+            return Err(Error::Usage(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
+        let stamp = Stamp::of(&meta);
+        let record = match self.cached(name, &stamp) {
+            Some(r) => r,
+            None => {
+                info!("hashing {name} ({} bytes)", meta.len());
+                let r = FileRecord::from_file(name, &path)?;
+                self.save_cache(&r, &stamp);
+                r
+            }
+        };
+        let record = Arc::new(record);
+        self.insert(record.clone(), file);
+        Ok(record)
+    }
+
+    /// Adds a file whose record is already known (a finished download).
+    pub fn insert(&self, record: Arc<FileRecord>, file: File) {
+        if let Ok(meta) = file.metadata() {
+            self.save_cache(&record, &Stamp::of(&meta));
+        }
+        let shared = Arc::new(SharedFile {
+            record: record.clone(),
+            file,
+        });
+        self.files
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.name.clone(), shared);
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<SharedFile>> {
+        self.files
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn records(&self) -> Vec<Arc<FileRecord>> {
+        self.files
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|f| f.record.clone())
+            .collect()
+    }
+
+    fn cache_path(&self, name: &str) -> PathBuf {
+        self.records_dir.join(format!("{name}.rec"))
+    }
+
+    fn cached(&self, name: &str, stamp: &Stamp) -> Option<FileRecord> {
+        let bytes = fs::read(self.cache_path(name)).ok()?;
+        let (head, rest) = bytes.split_first_chunk::<{ Stamp::LEN }>()?;
+        if Stamp::from_bytes(head) != *stamp {
+            return None;
+        }
+        let (ty, body, _) = frame::parse(rest, MAX_FRAME).ok()??;
+        match Msg::decode(ty, body).ok()? {
+            Msg::Record { record } if record.name == name && record.size == stamp.size => {
+                Some(record)
+            }
+            _ => None,
+        }
+    }
+
+    fn save_cache(&self, record: &FileRecord, stamp: &Stamp) {
+        let mut bytes = stamp.to_bytes().to_vec();
+        Msg::Record {
+            record: record.clone(),
+        }
+        .encode(&mut bytes);
+        let path = self.cache_path(&record.name);
+        if let Err(e) = write_atomically(&path, &bytes) {
+            warn!("cannot cache the record of {}: {e}", record.name);
+        }
+    }
+}
+
+/// Size and modification time: what says a file is unchanged.
+#[derive(PartialEq, Eq, Debug)]
+struct Stamp {
+    size: u64,
+    mtime_ns: u128,
+}
+
+impl Stamp {
+    const LEN: usize = 24;
+
+    fn of(meta: &fs::Metadata) -> Stamp {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Stamp {
+            size: meta.len(),
+            mtime_ns,
+        }
+    }
+
+    fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.size.to_be_bytes());
+        b[8..].copy_from_slice(&self.mtime_ns.to_be_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8; Self::LEN]) -> Stamp {
+        let mut size = [0u8; 8];
+        size.copy_from_slice(&b[..8]);
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&b[8..]);
+        Stamp {
+            size: u64::from_be_bytes(size),
+            mtime_ns: u128::from_be_bytes(t),
+        }
+    }
+}
+
+/// Writes a small file so that readers see the old or the new content,
+/// never a torn one: temp file in the same directory, then rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_hashes_once_and_skips_oddities() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fs::write(store.files_dir().join("a.txt"), b"hello").unwrap();
+        fs::create_dir(store.files_dir().join("subdir")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", store.files_dir().join("link")).unwrap();
+        let recs = store.scan().unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].md5, crate::record::md5_of(b"hello"));
+        assert!(store.get("a.txt").is_some());
+        assert!(dir.path().join("records/a.txt.rec").exists());
+
+        // A second store finds the cached record.
+        let again = Store::open(dir.path()).unwrap();
+        let stamp = Stamp::of(&fs::metadata(again.files_dir().join("a.txt")).unwrap());
+        assert!(again.cached("a.txt", &stamp).is_some());
+
+        // A changed file is hashed again, not trusted from the cache.
+        fs::write(store.files_dir().join("a.txt"), b"changed!").unwrap();
+        let stamp = Stamp::of(&fs::metadata(again.files_dir().join("a.txt")).unwrap());
+        assert!(again.cached("a.txt", &stamp).is_none());
+        let recs = again.scan().unwrap();
+        assert_eq!(recs[0].md5, crate::record::md5_of(b"changed!"));
+    }
+}

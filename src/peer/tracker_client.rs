@@ -1,0 +1,289 @@
+//! The peer's side of the tracker protocol: a session thread that registers,
+//! announces every 3 s and reconnects with backoff when the tracker goes
+//! away, plus one-shot queries (each on its own short connection, so a slow
+//! query never delays an announce).
+
+use super::Peer;
+use crate::bitfield::Bitfield;
+use crate::error::{code, Error, Result};
+use crate::net::Conn;
+use crate::record::FileRecord;
+use crate::wire::{FileHave, FileSummary, Holder, Msg, ANNOUNCE_INTERVAL, MAX_FRAME};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use log::{info, warn};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub enum Command {
+    /// Tell the tracker about a new file; the answer goes back on the channel.
+    NewFile(Arc<FileRecord>, Option<Sender<Result<()>>>),
+    /// Leave the swarm; answered once the tracker has been told (or not).
+    Bye(Sender<()>),
+}
+
+/// The handle the rest of the peer uses to talk to the session thread.
+pub struct Session {
+    tx: Sender<Command>,
+    pub connected: AtomicBool,
+}
+
+impl Session {
+    pub fn new() -> (Session, Receiver<Command>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (
+            Session {
+                tx,
+                connected: AtomicBool::new(false),
+            },
+            rx,
+        )
+    }
+
+    /// Announces a new file without waiting.
+    pub fn new_file(&self, record: Arc<FileRecord>) {
+        let _ = self.tx.send(Command::NewFile(record, None));
+    }
+
+    /// Announces a new file and waits for the tracker's verdict.
+    pub fn new_file_wait(&self, record: Arc<FileRecord>, timeout: Duration) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let _ = self.tx.send(Command::NewFile(record, Some(tx)));
+        rx.recv_timeout(timeout).unwrap_or_else(|_| {
+            Err(Error::Timeout(
+                "waiting for the tracker to accept the file".into(),
+            ))
+        })
+    }
+
+    /// Says goodbye to the tracker, waiting at most `timeout`.
+    pub fn bye(&self, timeout: Duration) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.tx.send(Command::Bye(tx)).is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
+    }
+}
+
+/// The session thread's body: runs until BYE or the channel closes.
+pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
+    let mut backoff = Duration::from_secs(1);
+    let mut warned = false;
+    loop {
+        let mut registered = false;
+        match session(&peer, &rx, &mut registered) {
+            Ok(()) => return,
+            Err(e) => {
+                peer.session.connected.store(false, Ordering::Release);
+                if registered {
+                    backoff = Duration::from_secs(1);
+                    warned = false;
+                }
+                if !warned {
+                    warn!(
+                        "tracker {}: {e}; retrying in the background",
+                        peer.config.tracker
+                    );
+                    warned = true;
+                } else {
+                    info!(
+                        "tracker {}: {e}; retrying in {} s",
+                        peer.config.tracker,
+                        backoff.as_secs()
+                    );
+                }
+            }
+        }
+        // Wait out the backoff, still answering commands.
+        let until = Instant::now() + backoff;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(Command::NewFile(_, Some(reply))) => {
+                    let _ = reply.send(Err(Error::NoSources(format!(
+                        "the tracker at {} cannot be reached; the file is shared and will be announced when it returns",
+                        peer.config.tracker
+                    ))));
+                }
+                Ok(Command::NewFile(_, None)) => {}
+                Ok(Command::Bye(reply)) => {
+                    let _ = reply.send(());
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn session(peer: &Arc<Peer>, rx: &Receiver<Command>, registered: &mut bool) -> Result<()> {
+    let cfg = &peer.config;
+    let mut conn = Conn::connect(&cfg.tracker, MAX_FRAME)?;
+    let advertise = cfg
+        .advertise
+        .as_ref()
+        .map(|a| a.0.clone())
+        .unwrap_or_default();
+    match conn.call(&Msg::Register {
+        peer_id: cfg.id.clone(),
+        port: cfg.advertised_port(),
+        advertise,
+    })? {
+        Msg::Welcome { host } => info!(
+            "registered with the tracker at {} as {} ({host}:{})",
+            cfg.tracker,
+            cfg.id,
+            cfg.advertised_port()
+        ),
+        other => {
+            return Err(Error::protocol(format!(
+                "expected WELCOME, got {}",
+                other.kind()
+            )))
+        }
+    }
+    *registered = true;
+    for record in peer.store.records() {
+        if let Err(e) = new_file(&mut conn, &record) {
+            warn!("not announced: {e}");
+            if !matches!(e, Error::Remote { .. }) {
+                return Err(e);
+            }
+        }
+    }
+    peer.session.connected.store(true, Ordering::Release);
+    let mut next_announce = Instant::now() + ANNOUNCE_INTERVAL;
+    loop {
+        let wait = next_announce.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(Command::NewFile(record, reply)) => {
+                let result = new_file(&mut conn, &record);
+                let transport_failed = result
+                    .as_ref()
+                    .is_err_and(|e| !matches!(e, Error::Remote { .. }));
+                let summary = match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(Error::Conflict(e.to_string())),
+                };
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(summary);
+                    }
+                    None => {
+                        if let Err(e) = &result {
+                            warn!("not announced: {e}");
+                        }
+                    }
+                }
+                if transport_failed {
+                    return result;
+                }
+            }
+            Ok(Command::Bye(reply)) => {
+                let _ = conn.call(&Msg::Bye);
+                let _ = reply.send(());
+                return Ok(());
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                announce(peer, &mut conn)?;
+                next_announce = Instant::now() + ANNOUNCE_INTERVAL;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+fn new_file(conn: &mut Conn, record: &FileRecord) -> Result<()> {
+    match conn.call(&Msg::NewFile {
+        record: record.clone(),
+    }) {
+        Ok(Msg::Ok) => Ok(()),
+        Ok(other) => Err(Error::protocol(format!(
+            "expected OK, got {}",
+            other.kind()
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+fn announce(peer: &Peer, conn: &mut Conn) -> Result<()> {
+    let files = peer
+        .store
+        .records()
+        .iter()
+        .map(|r| FileHave {
+            name: r.name.clone(),
+            md5: r.md5,
+            have: Bitfield::full(r.piece_count()),
+        })
+        .collect();
+    match conn.call(&Msg::Announce { files })? {
+        Msg::Ok => Ok(()),
+        other => Err(Error::protocol(format!(
+            "expected OK, got {}",
+            other.kind()
+        ))),
+    }
+}
+
+/// A one-shot exchange with the tracker on a fresh connection.
+fn query<T>(tracker: &str, msg: &Msg<'_>, pick: impl FnOnce(Msg<'_>) -> Option<T>) -> Result<T> {
+    let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| unreachable(tracker, e))?;
+    let kind = msg.kind();
+    match conn.call(msg) {
+        Ok(m) => {
+            let got = m.kind();
+            pick(m).ok_or_else(|| Error::protocol(format!("unexpected {got} in answer to {kind}")))
+        }
+        Err(Error::Remote {
+            code: code::NOT_FOUND,
+            message,
+        }) => Err(Error::NotFound(message)),
+        Err(e) => Err(e),
+    }
+}
+
+fn unreachable(tracker: &str, e: Error) -> Error {
+    match e {
+        Error::Io { source, .. } => Error::NoSources(format!(
+            "cannot reach the tracker at {tracker}: {source} (is it running? check the address and port)"
+        )),
+        other => other,
+    }
+}
+
+pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
+    query(
+        tracker,
+        &Msg::GetRecord {
+            name: name.to_string(),
+        },
+        |m| match m {
+            Msg::Record { record } if record.name == name => Some(record),
+            _ => None,
+        },
+    )
+}
+
+pub fn who_has(tracker: &str, name: &str) -> Result<Vec<Holder>> {
+    query(
+        tracker,
+        &Msg::WhoHas {
+            name: name.to_string(),
+        },
+        |m| match m {
+            Msg::Holders { holders } => Some(holders),
+            _ => None,
+        },
+    )
+}
+
+pub fn list_files(tracker: &str) -> Result<Vec<FileSummary>> {
+    query(tracker, &Msg::ListFiles, |m| match m {
+        Msg::FileList { files } => Some(files),
+        _ => None,
+    })
+}
