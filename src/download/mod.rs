@@ -64,7 +64,6 @@ pub struct SourceReport {
 pub struct Outcome {
     pub part: PathBuf,
     pub md5: Md5Digest,
-    pub secs: f64,
     pub sources: Vec<SourceReport>,
 }
 
@@ -128,7 +127,6 @@ struct Running {
 }
 
 pub fn run(job: Job<'_>) -> Result<Outcome> {
-    let started = Instant::now();
     let record = job.record.clone();
     std::fs::create_dir_all(job.partial_dir)
         .map_err(|e| Error::io(format!("creating {}", job.partial_dir.display()), e))?;
@@ -198,7 +196,6 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             Ok(Outcome {
                 part: paths.part,
                 md5,
-                secs: started.elapsed().as_secs_f64(),
                 sources,
             })
         }
