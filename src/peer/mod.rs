@@ -319,7 +319,6 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
     Ok(download::Outcome {
         part,
         md5,
-        secs: 0.0,
         sources: Vec::new(),
     })
 }
