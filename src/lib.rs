@@ -16,3 +16,4 @@ pub use error::{Error, Result};
 pub mod net;
 pub mod ratelimit;
 pub mod rng;
+pub mod tracker;
