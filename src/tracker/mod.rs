@@ -2,5 +2,7 @@
 //! pieces, served over TCP.
 
 pub mod catalogue;
+pub mod persist;
 
 pub use catalogue::{Catalogue, FileProgress, PeerView, Snapshot};
+pub use persist::Store;
