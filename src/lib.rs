@@ -18,3 +18,4 @@ pub mod net;
 pub mod peer;
 pub mod ratelimit;
 pub mod rng;
+pub mod tracker;

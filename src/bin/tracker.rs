@@ -1,4 +1,192 @@
+//! `tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]`
+
+use log::warn;
+use p2pshare::tracker::{Config, Tracker, DEFAULT_DATA_DIR};
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+const USAGE: &str =
+    "usage: tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]";
+
+fn help() -> String {
+    format!(
+        "{USAGE}
+
+The p2pshare tracker: keeps the catalogue of shared files and of which peers
+hold which blocks, and answers peers over TCP.
+
+options:
+  --port PORT    TCP port to listen on (default 8000; 0 picks a free one)
+  --bind ADDR    IP address to listen on (default 0.0.0.0, every interface)
+  --data DIR     where file records are kept (default {DEFAULT_DATA_DIR}/)
+  --dashboard    live view of peers and their progress on stdout
+  --http PORT    the dashboard as a web page (not available yet)
+  -h, --help     this help
+
+RUST_LOG=debug shows protocol detail on stderr."
+    )
+}
+
+enum Command {
+    Run(Config),
+    Help,
+}
+
+/// Parses the arguments after the program name. The error is the text
+/// after `error: `.
+fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let (flag, inline) = match text.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(OsString::from(v))),
+            _ => (text.clone(), None),
+        };
+        let takes_value = matches!(flag.as_str(), "--port" | "--bind" | "--data" | "--http");
+        if !takes_value && inline.is_some() {
+            return Err(format!("{flag} takes no value"));
+        }
+        let mut value = || -> Result<OsString, String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--port" => {
+                let v = value()?;
+                let v = v.to_string_lossy();
+                config.port = v.trim().parse().map_err(|_| {
+                    format!("--port expects a port number from 0 to 65535, got {v:?}")
+                })?;
+            }
+            "--bind" => {
+                let v = value()?;
+                let v = v.to_string_lossy();
+                config.bind = v.trim().parse::<IpAddr>().map_err(|_| {
+                    format!("--bind expects an IP address such as 0.0.0.0 or 127.0.0.1, got {v:?}")
+                })?;
+            }
+            "--data" => {
+                let v = value()?;
+                if v.is_empty() {
+                    return Err("--data needs a directory".into());
+                }
+                config.data = PathBuf::from(v);
+            }
+            "--dashboard" => config.dashboard = true,
+            "--http" => return Err("--http is not available yet in this build".into()),
+            other if other.starts_with('-') => {
+                return Err(format!("unknown option {other:?}"));
+            }
+            other => {
+                return Err(format!(
+                    "unexpected argument {other:?}: the tracker takes only options"
+                ));
+            }
+        }
+    }
+    Ok(Command::Run(config))
+}
+
 fn main() {
-    eprintln!("error: tracker is not built yet");
-    std::process::exit(1);
+    let config = match parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(c)) => c,
+        Ok(Command::Help) => {
+            let _ = writeln!(std::io::stdout(), "{}", help());
+            return;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    let stopped = ctrlc::set_handler(|| {
+        // Records are written before they are acknowledged: nothing to save.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "tracker stopped");
+        let _ = out.flush();
+        std::process::exit(0);
+    });
+    if let Err(e) = stopped {
+        warn!("cannot catch Ctrl-C/SIGTERM ({e}); stopping will not print a message");
+    }
+    let tracker = match Tracker::start(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        for line in tracker.banner() {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    }
+    tracker.serve();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, String> {
+        match parse(args.iter().map(OsString::from))? {
+            Command::Run(c) => Ok(c),
+            Command::Help => Err("help".into()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        assert_eq!(run(&[]).unwrap(), Config::default());
+        let c = run(&[
+            "--port",
+            "9001",
+            "--bind=127.0.0.1",
+            "--data",
+            "/tmp/x",
+            "--dashboard",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 9001);
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.data, PathBuf::from("/tmp/x"));
+        assert!(c.dashboard);
+        assert_eq!(run(&["--port=0"]).unwrap().port, 0);
+        assert_eq!(run(&["-h"]).unwrap_err(), "help");
+        assert_eq!(run(&["--port", "1", "--help"]).unwrap_err(), "help");
+    }
+
+    #[test]
+    fn bad_input() {
+        for (args, needle) in [
+            (&["--port"][..], "needs a value"),
+            (&["--port", "70000"], "0 to 65535"),
+            (&["--port", "x"], "0 to 65535"),
+            (&["--bind", "localhost:1"], "IP address"),
+            (&["--data", ""], "directory"),
+            (&["--dashboard=yes"], "takes no value"),
+            (
+                &["--http", "8080"],
+                "--http is not available yet in this build",
+            ),
+            (&["--http"], "--http is not available yet in this build"),
+            (&["--nope"], "unknown option"),
+            (&["extra"], "unexpected argument"),
+        ] {
+            let e = run(args).unwrap_err();
+            assert!(e.contains(needle), "{args:?}: {e}");
+        }
+    }
 }

@@ -1,0 +1,134 @@
+//! The tracker: the swarm's catalogue of files and of who holds which
+//! pieces, served over TCP.
+//!
+//! `catalogue` is the pure state, `persist` keeps file records on disk,
+//! `server` runs a thread per connection plus a reaper, `dashboard` draws
+//! the live view. Threads: the accept loop (the caller's), one per
+//! connection, the reaper, and optionally the dashboard; they share one
+//! `Mutex<Catalogue>` held only for in-memory work.
+
+pub mod catalogue;
+pub mod dashboard;
+pub mod persist;
+pub mod server;
+
+pub use catalogue::{Catalogue, FileProgress, PeerView, Snapshot};
+pub use persist::Store;
+pub use server::Shared;
+
+use crate::error::{Error, Result};
+use crate::net::reachable_addrs;
+use crate::wire::DEFAULT_TRACKER_PORT;
+use log::info;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where the tracker keeps its records unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "data/tracker";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub port: u16,
+    pub bind: IpAddr,
+    pub data: PathBuf,
+    pub dashboard: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: DEFAULT_TRACKER_PORT,
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            data: PathBuf::from(DEFAULT_DATA_DIR),
+            dashboard: false,
+        }
+    }
+}
+
+/// A tracker with its records loaded and its socket bound, not yet serving.
+pub struct Tracker {
+    listener: TcpListener,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    dashboard: bool,
+    started: Instant,
+}
+
+impl Tracker {
+    /// Loads the records under `config.data` and binds the listening socket.
+    pub fn start(config: &Config) -> Result<Tracker> {
+        let store = Store::open(&config.data)?;
+        let mut catalogue = Catalogue::new();
+        let records = store.load();
+        let loaded = records.len();
+        for r in records {
+            catalogue.load_record(r);
+        }
+        info!(
+            "loaded {loaded} file records from {}",
+            store.dir().display()
+        );
+        let want = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(want).map_err(|e| Error::Io {
+            context: format!("cannot listen on {want}"),
+            source: io::Error::new(
+                e.kind(),
+                format!("{e} (is another tracker running? try --port)"),
+            ),
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io(format!("cannot listen on {want}"), e))?;
+        Ok(Tracker {
+            listener,
+            addr,
+            shared: Arc::new(Shared::new(catalogue, store)),
+            dashboard: config.dashboard,
+            started: Instant::now(),
+        })
+    }
+
+    /// The bound address (the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The lines printed at start: where it listens, then each address it
+    /// can be reached on.
+    pub fn banner(&self) -> Vec<String> {
+        let mut lines = vec![format!("tracker listening on {}", self.addr)];
+        for a in reachable_addrs(&self.addr) {
+            lines.push(format!("reachable at {a}"));
+        }
+        lines
+    }
+
+    /// Serves until the process ends.
+    pub fn serve(self) {
+        info!("tracker serving on {}", self.addr);
+        if self.dashboard {
+            dashboard::spawn(self.shared.clone(), self.started);
+        }
+        server::serve(self.listener, self.shared);
+    }
+}
+
+/// Starts a tracker, prints its banner on stdout, and serves forever.
+pub fn run(config: Config) -> Result<()> {
+    let tracker = Tracker::start(&config)?;
+    let mut out = io::stdout().lock();
+    for line in tracker.banner() {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    drop(out);
+    tracker.serve();
+    Ok(())
+}

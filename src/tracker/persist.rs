@@ -1,0 +1,260 @@
+//! File records on disk, so a restart loses none: `DIR/records/<name>.rec`
+//! holds the encoded `Msg::Record` frame, the same bytes as on the wire.
+//! Writes are atomic (`<name>.rec.tmp`, then rename). At start every
+//! `.rec` is decoded and validated; a bad one is logged and skipped, never
+//! deleted.
+//!
+//! A name too long for `<name>.rec.tmp` to fit the 255-byte limit of a
+//! file name goes to `DIR/records/long/<md5 of the name>.rec` instead.
+
+use crate::error::{Error, Result};
+use crate::record::{md5_of, FileRecord};
+use crate::units::hex;
+use crate::wire::{frame, Msg, MAX_FRAME};
+use log::{debug, warn};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const EXT: &str = ".rec";
+const TMP_EXT: &str = ".rec.tmp";
+/// Longest name stored as `<name>.rec`: its `.rec.tmp` must fit 255 bytes.
+const MAX_PLAIN_NAME: usize = 255 - TMP_EXT.len();
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating it if needed) the record store under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let dir = data_dir.join("records");
+        fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            context: format!("cannot use the data directory {}", data_dir.display()),
+            source: std::io::Error::new(e.kind(), format!("{e}; choose another with --data")),
+        })?;
+        Ok(Store { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the record named `name` lives.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        if name.len() <= MAX_PLAIN_NAME {
+            self.dir.join(format!("{name}{EXT}"))
+        } else {
+            self.dir
+                .join("long")
+                .join(format!("{}{EXT}", hex(&md5_of(name.as_bytes()))))
+        }
+    }
+
+    /// Writes one record atomically: a crash leaves the old file or the new
+    /// one, never half of one.
+    pub fn save(&self, record: &FileRecord) -> Result<()> {
+        let path = self.path_of(&record.name);
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut bytes = Vec::new();
+        Msg::Record {
+            record: record.clone(),
+        }
+        .encode(&mut bytes);
+        let ctx = || format!("saving the record of {} to {}", record.name, path.display());
+        let write = || -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // Make the rename itself durable.
+            if let Some(parent) = path.parent() {
+                if let Ok(d) = fs::File::open(parent) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(ctx(), e)
+        })
+    }
+
+    /// Every valid record on disk, sorted by name. Bad files are logged
+    /// and skipped.
+    pub fn load(&self) -> Vec<FileRecord> {
+        let mut out = Vec::new();
+        self.load_dir(&self.dir, false, &mut out);
+        let long = self.dir.join("long");
+        if long.is_dir() {
+            self.load_dir(&long, true, &mut out);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn load_dir(&self, dir: &Path, hashed: bool, out: &mut Vec<FileRecord>) {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(
+                    "cannot read {}: {e}; no records loaded from it",
+                    dir.display()
+                );
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+                warn!("skipping {}: not a UTF-8 file name", path.display());
+                continue;
+            };
+            if file_name.ends_with(TMP_EXT) {
+                debug!("ignoring leftover {}", path.display());
+                continue;
+            }
+            let Some(stem) = file_name.strip_suffix(EXT) else {
+                continue;
+            };
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            match read_record(&path) {
+                Ok(r) => {
+                    let expected = if hashed {
+                        hex(&md5_of(r.name.as_bytes()))
+                    } else {
+                        r.name.clone()
+                    };
+                    if stem == expected {
+                        out.push(r);
+                    } else {
+                        warn!(
+                            "skipping {}: it holds the record of {:?}, which belongs in {}",
+                            path.display(),
+                            r.name,
+                            self.path_of(&r.name).display()
+                        );
+                    }
+                }
+                Err(e) => warn!("skipping {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+fn read_record(path: &Path) -> Result<FileRecord> {
+    let bytes = fs::read(path).map_err(|e| Error::io("reading it", e))?;
+    let (ty, body, used) = frame::parse(&bytes, MAX_FRAME)?
+        .ok_or_else(|| Error::protocol("the file ends inside the record"))?;
+    if used != bytes.len() {
+        return Err(Error::protocol("trailing bytes after the record"));
+    }
+    match Msg::decode(ty, body)? {
+        Msg::Record { record } => Ok(record),
+        other => Err(Error::protocol(format!(
+            "holds a {} message, not a RECORD",
+            other.kind()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{blocks_per_piece_for, BLOCK_SIZE};
+
+    fn record(name: &str, data: &[u8]) -> FileRecord {
+        FileRecord {
+            name: name.into(),
+            size: data.len() as u64,
+            block_size: BLOCK_SIZE,
+            blocks_per_piece: blocks_per_piece_for(data.len() as u64),
+            md5: md5_of(data),
+            piece_hashes: data.chunks(BLOCK_SIZE as usize).map(md5_of).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("data")).unwrap();
+        let a = record("a.bin", &[1; 10_000]);
+        let b = record("naïve b.txt", b"hello");
+        let e = record("empty", b"");
+        let long = record(&"L".repeat(255), b"long name");
+        for r in [&b, &a, &e, &long] {
+            store.save(r).unwrap();
+        }
+        store.save(&a).unwrap(); // overwriting is fine
+        assert!(store.dir().join("a.bin.rec").is_file());
+        assert!(!store.dir().join("a.bin.rec.tmp").exists());
+        assert!(store
+            .path_of(&long.name)
+            .starts_with(store.dir().join("long")));
+        let again = Store::open(&tmp.path().join("data")).unwrap();
+        assert_eq!(again.load(), vec![long, a, e, b]);
+    }
+
+    #[test]
+    fn bad_files_are_skipped_not_deleted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let good = record("good", b"good data");
+        store.save(&good).unwrap();
+        let dir = store.dir().to_path_buf();
+
+        // Garbage, a truncated record, a non-RECORD frame, a record under
+        // the wrong file name, a leftover temp file, an invalid record.
+        fs::write(dir.join("garbage.rec"), b"\xff\xff\xff\xff junk").unwrap();
+        let mut bytes = Vec::new();
+        Msg::Record {
+            record: record("trunc", &[5; 9000]),
+        }
+        .encode(&mut bytes);
+        fs::write(dir.join("trunc.rec"), &bytes[..bytes.len() - 3]).unwrap();
+        let mut ok = Vec::new();
+        Msg::Ok.encode(&mut ok);
+        fs::write(dir.join("ok.rec"), &ok).unwrap();
+        fs::copy(dir.join("good.rec"), dir.join("other.rec")).unwrap();
+        fs::write(dir.join("x.rec.tmp"), b"half").unwrap();
+        let mut bad = record("bad", &[1; 5000]);
+        bad.piece_hashes.pop();
+        let mut bytes = Vec::new();
+        Msg::Record { record: bad }.encode(&mut bytes);
+        fs::write(dir.join("bad.rec"), &bytes).unwrap();
+        fs::create_dir(dir.join("long")).unwrap();
+        fs::write(dir.join("long").join("nothex.rec"), &ok).unwrap();
+
+        assert_eq!(store.load(), vec![good]);
+        for f in [
+            "garbage.rec",
+            "trunc.rec",
+            "ok.rec",
+            "other.rec",
+            "x.rec.tmp",
+            "bad.rec",
+        ] {
+            assert!(dir.join(f).exists(), "{f} kept");
+        }
+    }
+
+    #[test]
+    fn unusable_data_dir_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        let e = Store::open(&file).err().expect("a file is not a directory");
+        assert!(
+            e.to_string().contains("cannot use the data directory"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,405 @@
+//! The integration-test harness shared by every test file: start the real
+//! `tracker` and `peer` binaries on free loopback ports, wait for them,
+//! read their output for failure messages, and kill what was started
+//! (RAII). Use with `mod common;` at the top of a file in `tests/`.
+//!
+//! Processes are signalled with `kill -TERM <pid>` (std has no signals and
+//! we take no libc dependency); `Child::kill` gives SIGKILL.
+#![allow(dead_code)]
+
+use p2pshare::record::FileRecord;
+use std::fs::File;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a started tracker may take to accept connections.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `stop` waits after SIGTERM before giving up.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TCP port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+    l.local_addr()
+        .expect("local address of a bound listener")
+        .port()
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("p2pshare-test-")
+        .tempdir()
+        .expect("creating a temporary directory")
+}
+
+/// Polls `check` every 20 ms until it is true; panics with `what` after
+/// `timeout`. For waiting only: never assert that something was fast.
+pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a signal by name (`TERM`, `INT`, `KILL`) with the `kill` command.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// Waits for `child` to exit, up to `timeout`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => return None,
+            Err(e) => panic!("waiting for process {}: {e}", child.id()),
+        }
+    }
+}
+
+/// Collects `child`'s output (spawned with piped stdout/stderr), killing it
+/// and panicking if it has not exited within `timeout`.
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let pid = child.id();
+    // Read the pipes on threads so a chatty child cannot fill them and stall.
+    let out = child.stdout.take().map(read_on_thread);
+    let err = child.stderr.take().map(read_on_thread);
+    let status = wait_timeout(&mut child, timeout);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let join = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+    };
+    let (stdout, stderr) = (join(out), join(err));
+    let Some(status) = status else {
+        panic!(
+            "process {pid} did not exit within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn read_on_thread<R: std::io::Read + Send + 'static>(mut r: R) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Runs the tracker binary with `args` to completion (for flag checks).
+pub fn run_tracker(args: &[&str]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_tracker"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the tracker binary");
+    wait_output(child, START_TIMEOUT)
+}
+
+/// Starts the peer binary with `args`. With `stdin_text`, it is written to
+/// the peer's stdin, which is then closed (EOF ends the shell); without,
+/// stdin is empty. stdout and stderr are piped: read them with
+/// `wait_output`. The caller owns the child (kill it if the test fails
+/// before it exits; `PeerProc` does that for you).
+pub fn spawn_peer(args: &[&str], stdin_text: Option<&str>) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peer"))
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the peer binary");
+    let stdin = child.stdin.take();
+    let text = stdin_text.unwrap_or("").to_string();
+    if let Some(mut stdin) = stdin {
+        // On a thread: the peer may read slowly, or not at all.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(text.as_bytes());
+        });
+    }
+    child
+}
+
+/// A spawned peer that is killed when dropped.
+pub struct PeerProc {
+    pub child: Option<Child>,
+}
+
+impl PeerProc {
+    pub fn spawn(args: &[&str], stdin_text: Option<&str>) -> PeerProc {
+        PeerProc {
+            child: Some(spawn_peer(args, stdin_text)),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits for the peer to exit on its own and returns its output.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let child = self.child.take().expect("peer already waited for");
+        wait_output(child, timeout)
+    }
+
+    /// SIGTERM, then its output once it exits.
+    pub fn stop(mut self, timeout: Duration) -> Output {
+        let child = self.child.take().expect("peer already waited for");
+        signal(child.id(), "TERM");
+        wait_output(child, timeout)
+    }
+}
+
+impl Drop for PeerProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A tracker process on 127.0.0.1 and a free port, killed when dropped.
+/// Its stdout and stderr go to `tracker.stdout` / `tracker.stderr` beside
+/// the data directory (appended across restarts); `logs()` returns both.
+pub struct TrackerProc {
+    child: Option<Child>,
+    port: u16,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+}
+
+impl TrackerProc {
+    /// Starts a tracker keeping its records in `data_dir` and waits until it
+    /// accepts connections. Retries with another port if the chosen one was
+    /// taken in the meantime.
+    pub fn start(data_dir: &Path) -> TrackerProc {
+        for _ in 0..5 {
+            let mut t = TrackerProc::new(data_dir, free_port());
+            if t.try_spawn() {
+                return t;
+            }
+            let logs = t.logs();
+            if !logs.contains("cannot listen") {
+                panic!("tracker failed to start\n{logs}");
+            }
+        }
+        panic!("tracker could not find a free port in 5 tries");
+    }
+
+    /// Starts a tracker on a given port (which must be free).
+    pub fn start_on(data_dir: &Path, port: u16) -> TrackerProc {
+        let mut t = TrackerProc::new(data_dir, port);
+        if !t.try_spawn() {
+            panic!("tracker failed to start on port {port}\n{}", t.logs());
+        }
+        t
+    }
+
+    fn new(data_dir: &Path, port: u16) -> TrackerProc {
+        let log_dir = data_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(data_dir)
+            .to_path_buf();
+        std::fs::create_dir_all(&log_dir).expect("creating the tracker's log directory");
+        TrackerProc {
+            child: None,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            log_dir,
+        }
+    }
+
+    fn log_file(&self, ext: &str) -> File {
+        File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join(format!("tracker.{ext}")))
+            .expect("opening the tracker's log file")
+    }
+
+    /// Spawns and waits for the port to accept; false if the process exited.
+    fn try_spawn(&mut self) -> bool {
+        let child = Command::new(env!("CARGO_BIN_EXE_tracker"))
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--data")
+            .arg(&self.data_dir)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(self.log_file("stdout"))
+            .stderr(self.log_file("stderr"))
+            .spawn()
+            .expect("spawning the tracker binary");
+        self.child = Some(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return true;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return false;
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "tracker did not accept on {addr} within {START_TIMEOUT:?}\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `127.0.0.1:<port>`
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The process id, or None when not running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL, no goodbye (a crash or power cut).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; panics if it does not stop.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("tracker is not running");
+        signal(c.id(), "TERM");
+        match wait_timeout(&mut c, STOP_TIMEOUT) {
+            Some(status) => status,
+            None => {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "tracker ignored SIGTERM for {STOP_TIMEOUT:?}\n{}",
+                    self.logs()
+                );
+            }
+        }
+    }
+
+    /// Kills the tracker if running, then starts it again on the same port
+    /// and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        // The port may linger briefly; retry until the deadline.
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !self.try_spawn() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "tracker did not restart on port {}\n{}",
+                    self.port,
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What the tracker printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.log_dir.join("tracker.stdout")).unwrap_or_default()
+    }
+
+    /// What the tracker logged on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log_dir.join("tracker.stderr")).unwrap_or_default()
+    }
+
+    /// stdout and stderr, labelled, for failure messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- tracker stdout ({})\n{}--- tracker stderr\n{}",
+            self.log_dir.display(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+impl Drop for TrackerProc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// The record of `data` under `name`, written to `dir/name` first (so the
+/// record is built exactly as a peer builds it). Returns the record.
+pub fn record_of(dir: &Path, name: &str, data: &[u8]) -> FileRecord {
+    let path = dir.join(name);
+    std::fs::write(&path, data).expect("writing a test file");
+    FileRecord::from_file(name, &path).expect("building a record")
+}
+
+/// `n` bytes of reproducible, non-repeating content.
+pub fn test_bytes(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
