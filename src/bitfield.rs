@@ -149,7 +149,7 @@ impl Bitfield {
         for (i, b) in bytes.iter().enumerate() {
             words[i / 8] |= (*b as u64) << ((i % 8) * 8);
         }
-        if len % 64 != 0 {
+        if !len.is_multiple_of(64) {
             if let Some(last) = words.last() {
                 if last >> (len % 64) != 0 {
                     return None;

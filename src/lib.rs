@@ -6,16 +6,16 @@
 //! sockets. `docs/ARCHITECTURE.md` draws the threads.
 
 pub mod bitfield;
+pub mod download;
 pub mod error;
 pub mod names;
+pub mod net;
+pub mod peer;
+pub mod ratelimit;
 pub mod record;
+pub mod rng;
+pub mod tracker;
 pub mod units;
 pub mod wire;
 
 pub use error::{Error, Result};
-pub mod download;
-pub mod net;
-pub mod peer;
-pub mod ratelimit;
-pub mod rng;
-pub mod tracker;
