@@ -116,15 +116,19 @@ impl Bitfield {
         out
     }
 
-    /// Builds a bitfield from runs; None if any run leaves `0..len`.
+    /// Builds a bitfield from runs; None if a run is empty, leaves
+    /// `0..len`, or does not start after the previous one ends. Sorted,
+    /// disjoint runs keep decoding linear in `len`, whatever the input.
     pub fn from_runs(len: u32, runs: &[(u32, u32)]) -> Option<Bitfield> {
         let mut b = Bitfield::new(len);
-        for &(start, n) in runs {
+        let mut prev_end = 0;
+        for (i, &(start, n)) in runs.iter().enumerate() {
             let end = start.checked_add(n)?;
-            if end > len {
+            if n == 0 || end > len || (i > 0 && start <= prev_end) {
                 return None;
             }
             b.set_range(start, n);
+            prev_end = end;
         }
         Some(b)
     }
@@ -202,5 +206,18 @@ mod tests {
         assert_eq!(b.next(0, false), None);
         assert!(Bitfield::from_runs(10, &[(8, 3)]).is_none());
         assert!(Bitfield::from_runs(10, &[(u32::MAX, 3)]).is_none());
+        assert!(
+            Bitfield::from_runs(10, &[(0, 5), (2, 5)]).is_none(),
+            "overlapping"
+        );
+        assert!(
+            Bitfield::from_runs(10, &[(5, 1), (0, 1)]).is_none(),
+            "unsorted"
+        );
+        assert!(
+            Bitfield::from_runs(10, &[(0, 1), (1, 1)]).is_none(),
+            "adjacent runs are one run"
+        );
+        assert!(Bitfield::from_runs(10, &[(0, 0)]).is_none(), "empty run");
     }
 }

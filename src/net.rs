@@ -173,6 +173,26 @@ impl Conn {
         self.expect()
     }
 
+    /// Closes after an ERROR frame: stop writing, then read (a bounded
+    /// amount, for a bounded time) what the other side still sends, so the
+    /// kernel does not reset the connection and lose the ERROR frame.
+    pub fn linger_close(&mut self) {
+        let _ = self.writer.flush();
+        let stream = self.writer.get_ref();
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        let mut reader: &TcpStream = stream;
+        while std::time::Instant::now() < deadline && total < (1 << 20) {
+            match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    }
+
     pub fn shutdown(&self) {
         let _ = self.writer.get_ref().shutdown(std::net::Shutdown::Both);
     }

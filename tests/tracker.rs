@@ -214,10 +214,8 @@ fn session_messages_need_register_first() {
     let rec = record_of(tmp.path(), "f", b"abc");
     let mut c = connect(&t);
     let (code_, message) = remote_code(new_file(&mut c, &rec));
-    assert_eq!(
-        (code_, message.as_str()),
-        (code::PROTOCOL, "register first")
-    );
+    assert_eq!(code_, code::PROTOCOL);
+    assert!(message.contains("register first"), "{message}");
     let (code_, _) = remote_code(call(&mut c, &Msg::Announce { files: vec![] }));
     assert_eq!(code_, code::PROTOCOL);
     // The connection still works, and nothing was added.

@@ -37,8 +37,8 @@ pub fn handle(peer: &Arc<Peer>, stream: TcpStream) {
     let who = conn.peer_addr();
     if let Err(e) = serve(peer, &mut conn) {
         debug!("server: {who}: {e}");
-        if !matches!(e, Error::Timeout(_)) {
-            let _ = conn.send(&Msg::error(&e));
+        if !matches!(e, Error::Timeout(_)) && conn.send(&Msg::error(&e)).is_ok() {
+            conn.linger_close();
         }
     }
     conn.shutdown();

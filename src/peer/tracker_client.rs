@@ -166,7 +166,11 @@ fn session(peer: &Arc<Peer>, rx: &Receiver<Command>, registered: &mut bool) -> R
                     .is_err_and(|e| !matches!(e, Error::Remote { .. }));
                 let summary = match &result {
                     Ok(()) => Ok(()),
-                    Err(e) => Err(Error::Conflict(e.to_string())),
+                    Err(Error::Remote { message, .. }) => Err(Error::Conflict(message.clone())),
+                    Err(e) => Err(Error::NoSources(format!(
+                        "the tracker at {} did not answer ({e}); the file is shared and will be announced when it returns",
+                        peer.config.tracker
+                    ))),
                 };
                 match reply {
                     Some(reply) => {

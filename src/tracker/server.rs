@@ -10,12 +10,11 @@
 
 use super::catalogue::{format_addr, not_found, Catalogue};
 use super::persist::Store;
-use crate::error::{code, Error};
+use crate::error::Error;
 use crate::net::{accept_loop, Conn, ConnLimit};
 use crate::wire::{FileSummary, Msg, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info};
-use std::io::Read;
-use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -122,7 +121,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
                 debug!("{from}: {e}; closing the connection");
                 let reply = protocol_error(&e.to_string());
                 if conn.send(&reply).is_ok() {
-                    linger(&mut conn);
+                    conn.linger_close();
                 }
                 break;
             }
@@ -132,7 +131,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
             break;
         }
         if close {
-            linger(&mut conn);
+            conn.linger_close();
             break;
         }
     }
@@ -140,30 +139,9 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
     h.finish("connection closed");
 }
 
-/// Before closing on a protocol error: stop writing, and read (a bounded
-/// amount, for a bounded time) what the client still sends, so the kernel
-/// does not reset the connection and lose the ERROR frame we just sent.
-fn linger(conn: &mut Conn) {
-    let stream = conn.writer().get_ref();
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut buf = [0u8; 4096];
-    let mut total = 0usize;
-    let mut reader: &TcpStream = stream;
-    while Instant::now() < deadline && total < (1 << 20) {
-        match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => total += n,
-        }
-    }
-}
-
 fn protocol_error(text: &str) -> Msg<'static> {
-    Msg::Error {
-        code: code::PROTOCOL,
-        message: text.to_string(),
-    }
+    // Through Msg::error, which trims the text to what the wire allows.
+    Msg::error(&Error::protocol(text))
 }
 
 /// An advertised host must look like a host name or an IP address.
@@ -185,7 +163,7 @@ impl Handler<'_> {
                 if !valid_host(&advertise) {
                     let text = format!(
                         "advertised host {:?} is not a host name or IP address",
-                        advertise.escape_debug().to_string()
+                        advertise.chars().take(80).collect::<String>()
                     );
                     return (protocol_error(&text), false);
                 }
