@@ -155,12 +155,53 @@ pub fn spawn_peer(args: &[&str], stdin_text: Option<&str>) -> Child {
 /// A spawned peer that is killed when dropped.
 pub struct PeerProc {
     pub child: Option<Child>,
+    /// Where a logged peer's stdout and stderr go.
+    pub log: Option<PathBuf>,
 }
 
 impl PeerProc {
+    /// Starts a long-running peer (`--serve`) with stdout and stderr in
+    /// `log` (a file), so a chatty peer never blocks on a full pipe.
+    pub fn spawn_logged(args: &[&str], log: &Path) -> PeerProc {
+        let out = File::create(log).expect("creating a peer log");
+        let err = out.try_clone().expect("duplicating a file handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_peer"))
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawning the peer binary");
+        PeerProc {
+            child: Some(child),
+            log: Some(log.to_path_buf()),
+        }
+    }
+
+    /// What a logged peer has printed so far.
+    pub fn logs(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     pub fn spawn(args: &[&str], stdin_text: Option<&str>) -> PeerProc {
         PeerProc {
             child: Some(spawn_peer(args, stdin_text)),
+            log: None,
         }
     }
 

@@ -1,0 +1,470 @@
+//! End-to-end behaviour of peers, with the real binaries on loopback.
+
+mod common;
+
+use common::*;
+use p2pshare::net::Conn;
+use p2pshare::units::hex;
+use p2pshare::wire::{Msg, MAX_FRAME};
+use std::fs;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A test swarm: one tracker plus the peers a test starts.
+struct Swarm {
+    dir: tempfile::TempDir,
+    tracker: TrackerProc,
+}
+
+impl Swarm {
+    fn new() -> Swarm {
+        let dir = temp_dir();
+        let tracker = TrackerProc::start(&dir.path().join("tracker"));
+        Swarm { dir, tracker }
+    }
+
+    fn path(&self, sub: &str) -> std::path::PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// Puts `data` in `<id>/files/<name>`.
+    fn give(&self, id: &str, name: &str, data: &[u8]) {
+        let files = self.path(id).join("files");
+        fs::create_dir_all(&files).unwrap();
+        fs::write(files.join(name), data).unwrap();
+    }
+
+    /// Starts `peer <id> --serve` and waits until the tracker lists it as
+    /// a holder of `name`.
+    fn serve(&self, id: &str, name: &str, extra: &[&str]) -> PeerProc {
+        let port = free_port().to_string();
+        let dir = self.path(id);
+        let dir = dir.to_str().unwrap();
+        let tracker_addr = self.tracker.addr();
+        let mut args = vec![id, &port, &tracker_addr, "--dir", dir, "--serve"];
+        args.extend_from_slice(extra);
+        let p = PeerProc::spawn_logged(&args, &self.path(&format!("{id}.log")));
+        wait_until(WAIT, &format!("{id} to register {name}"), || {
+            holders(&tracker_addr, name).iter().any(|h| h == id)
+        });
+        p
+    }
+
+    /// Runs a peer with `commands` on stdin until it exits.
+    fn shell(&self, id: &str, commands: &str, extra: &[&str]) -> std::process::Output {
+        let port = free_port().to_string();
+        let dir = self.path(id);
+        let tracker = self.tracker.addr();
+        let mut args = vec![id, &port, &tracker, "--dir", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        PeerProc::spawn(&args, Some(commands)).wait(WAIT)
+    }
+}
+
+/// Ids of the holders the tracker lists for `name`.
+fn holders(tracker: &str, name: &str) -> Vec<String> {
+    let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
+        return vec![];
+    };
+    match conn.call(&Msg::WhoHas { name: name.into() }) {
+        Ok(Msg::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
+        _ => vec![],
+    }
+}
+
+fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `from` lines of a `get`, as (peer id, blocks).
+fn sources(stdout: &str) -> Vec<(String, u64)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("from "))
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let id = parts.next().unwrap().to_string();
+            let blocks = parts
+                .next()
+                .unwrap()
+                .strip_prefix("blocks=")
+                .unwrap()
+                .parse()
+                .unwrap();
+            (id, blocks)
+        })
+        .collect()
+}
+
+fn done_line<'a>(stdout: &'a str, name: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("done {name} ")))
+        .unwrap_or_else(|| panic!("no done line in:\n{stdout}"))
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn two_holders_one_getter_uses_both_and_gets_identical_bytes() {
+    let s = Swarm::new();
+    let data = test_bytes(3 << 20, 1);
+    s.give("A", "f.bin", &data);
+    s.give("B", "f.bin", &data);
+    let _a = s.serve("A", "f.bin", &[]);
+    let _b = s.serve("B", "f.bin", &[]);
+    // A download cap makes the transfer last long enough for both to join.
+    let out = s.shell(
+        "G",
+        "whohas f.bin\nget f.bin\nmyfiles\n",
+        &["--download-limit", "4M"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/f.bin")).unwrap(), data);
+
+    let md5 = hex(&p2pshare::record::md5_of(&data));
+    let done = done_line(&stdout, "f.bin");
+    assert!(
+        done.contains(&format!("bytes={} md5={md5} ", data.len())),
+        "{done}"
+    );
+    let from = sources(&stdout);
+    assert_eq!(from.len(), 2, "{stdout}");
+    assert!(
+        from.iter().all(|(_, blocks)| *blocks > 0),
+        "both holders used: {stdout}"
+    );
+    assert_eq!(
+        from.iter().map(|f| f.1).sum::<u64>(),
+        768,
+        "every block counted once"
+    );
+    assert!(stdout.contains("A 127.0.0.1:"), "whohas lists A: {stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("A ") && l.ends_with(" 768/768")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("f.bin {} {md5}", data.len())),
+        "myfiles: {stdout}"
+    );
+    // Nothing half-made is left beside the finished file.
+    assert_eq!(files_in(&s.path("G/files")), vec!["f.bin"]);
+    assert!(files_in(&s.path("G/partial")).is_empty());
+}
+
+#[test]
+fn a_holder_killed_mid_download_loses_its_blocks_to_the_other() {
+    let s = Swarm::new();
+    let data = test_bytes(6 << 20, 2);
+    s.give("A", "f.bin", &data);
+    s.give("B", "f.bin", &data);
+    let mut a = s.serve("A", "f.bin", &[]);
+    let _b = s.serve("B", "f.bin", &[]);
+    let port = free_port().to_string();
+    let gdir = s.path("G");
+    let tracker = s.tracker.addr();
+    let g = PeerProc::spawn(
+        &[
+            "G",
+            &port,
+            &tracker,
+            "--dir",
+            gdir.to_str().unwrap(),
+            "--download-limit",
+            "2M",
+        ],
+        Some("get f.bin\n"),
+    );
+    let part = s.path("G/partial/f.bin.part");
+    wait_until(WAIT, "the download to start", || part.exists());
+    std::thread::sleep(Duration::from_millis(500));
+    a.kill();
+    let out = g.wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/f.bin")).unwrap(), data);
+    let from = sources(&stdout);
+    assert!(from.iter().any(|(id, n)| id == "B" && *n > 0), "{stdout}");
+    assert_eq!(from.iter().map(|f| f.1).sum::<u64>(), 1536);
+}
+
+#[test]
+fn a_stalled_holder_is_dropped_and_the_download_completes() {
+    let s = Swarm::new();
+    let data = test_bytes(4 << 20, 3);
+    s.give("A", "f.bin", &data);
+    s.give("B", "f.bin", &data);
+    let a = s.serve("A", "f.bin", &[]);
+    let _b = s.serve("B", "f.bin", &[]);
+    let port = free_port().to_string();
+    let gdir = s.path("G");
+    let tracker = s.tracker.addr();
+    let g = PeerProc::spawn(
+        &[
+            "G",
+            &port,
+            &tracker,
+            "--dir",
+            gdir.to_str().unwrap(),
+            "--download-limit",
+            "2M",
+        ],
+        Some("get f.bin\n"),
+    );
+    let part = s.path("G/partial/f.bin.part");
+    wait_until(WAIT, "the download to start", || part.exists());
+    std::thread::sleep(Duration::from_millis(300));
+    // Frozen, not dead: its sockets stay open and simply go silent.
+    signal(a.pid(), "STOP");
+    let out = g.wait(WAIT);
+    signal(a.pid(), "CONT");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/f.bin")).unwrap(), data);
+}
+
+#[test]
+fn an_unknown_file_is_a_clear_error() {
+    let s = Swarm::new();
+    let out = s.shell("G", "get nosuch.bin\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("error: no file named nosuch.bin"),
+        "{stderr}"
+    );
+    assert!(files_in(&s.path("G/files")).is_empty());
+}
+
+#[test]
+fn every_bad_name_is_refused_and_touches_nothing() {
+    let s = Swarm::new();
+    let long = "x".repeat(256);
+    let bad = [
+        "../escape",
+        "a/b",
+        "a\\b",
+        "..",
+        "/etc/passwd",
+        "x..y",
+        "ctl\u{1}name",
+        long.as_str(),
+    ];
+    for name in bad {
+        for cmd in ["get", "whohas"] {
+            let out = s.shell("G", &format!("{cmd} {name}\n"), &[]);
+            let (stdout, stderr) = text(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{cmd} {name:?}: {stdout}{stderr}"
+            );
+            assert!(
+                stderr.contains("error: invalid name"),
+                "{cmd} {name:?}: {stderr}"
+            );
+        }
+    }
+    assert!(files_in(&s.path("G/files")).is_empty());
+    assert!(!s.path("escape").exists() && !s.path("G/escape").exists());
+    // On the command line too.
+    let port = free_port().to_string();
+    let out = PeerProc::spawn(&["G", &port, &s.tracker.addr(), "--get", "../x"], None).wait(WAIT);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("error: invalid name"));
+}
+
+#[test]
+fn garbage_on_both_ports_harms_nobody() {
+    let s = Swarm::new();
+    let data = test_bytes(1 << 20, 4);
+    s.give("A", "f.bin", &data);
+    let a_port = free_port();
+    let a_port_s = a_port.to_string();
+    let adir = s.path("A");
+    let tracker = s.tracker.addr();
+    let _a = PeerProc::spawn_logged(
+        &[
+            "A",
+            &a_port_s,
+            &tracker,
+            "--dir",
+            adir.to_str().unwrap(),
+            "--serve",
+        ],
+        &s.path("A.log"),
+    );
+    wait_until(WAIT, "A to register", || {
+        holders(&tracker, "f.bin").contains(&"A".to_string())
+    });
+    let peer_addr = format!("127.0.0.1:{a_port}");
+    let junk: Vec<Vec<u8>> = vec![
+        test_bytes(5000, 9),
+        vec![0xff, 0xff, 0xff, 0xff, 0x10],
+        vec![0, 0, 0, 50, 0x10, 1, 2],
+        vec![0, 0, 0, 1, 0x77],
+        vec![0, 0, 0, 0],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        // A REQUEST on a handle never opened, and one far past the end.
+        vec![0, 0, 0, 11, 0x11, 0, 0, 0, 9, 0, 0, 0, 0, 0, 1],
+    ];
+    for addr in [&tracker, &peer_addr] {
+        for bytes in &junk {
+            if let Ok(mut sock) = TcpStream::connect(addr) {
+                let _ = sock.write_all(bytes);
+                // Some are left open and silent; the rest are closed.
+                std::mem::forget(sock);
+            }
+        }
+    }
+    let out = s.shell("G", "get f.bin\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/f.bin")).unwrap(), data);
+}
+
+#[test]
+fn an_interrupted_download_resumes_without_fetching_again() {
+    let s = Swarm::new();
+    let data = test_bytes(4 << 20, 5);
+    s.give("A", "f.bin", &data);
+    let _a = s.serve("A", "f.bin", &[]);
+    let port = free_port().to_string();
+    let gdir = s.path("G");
+    let tracker = s.tracker.addr();
+    let g = PeerProc::spawn_logged(
+        &[
+            "G",
+            &port,
+            &tracker,
+            "--dir",
+            gdir.to_str().unwrap(),
+            "--serve",
+            "--get",
+            "f.bin",
+            "--download-limit",
+            "1M",
+        ],
+        &s.path("G1.log"),
+    );
+    let state = s.path("G/partial/f.bin.state");
+    wait_until(WAIT, "a first resume state", || state.exists());
+    let out = g.stop(WAIT);
+    assert!(out.status.success(), "Ctrl-C/SIGTERM exits 0");
+    assert!(
+        !s.path("G/files/f.bin").exists(),
+        "nothing half-made in files/"
+    );
+
+    let out = s.shell("G", "get f.bin\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/f.bin")).unwrap(), data);
+    let fetched: u64 = sources(&stdout).iter().map(|f| f.1).sum();
+    assert!(
+        fetched > 0 && fetched < 1024,
+        "only the missing blocks: {stdout}"
+    );
+}
+
+#[test]
+fn when_no_holder_is_left_the_error_says_so_and_keeps_the_blocks() {
+    let s = Swarm::new();
+    let data = test_bytes(3 << 20, 6);
+    s.give("A", "f.bin", &data);
+    let mut a = s.serve("A", "f.bin", &[]);
+    let port = free_port().to_string();
+    let gdir = s.path("G");
+    let tracker = s.tracker.addr();
+    let g = PeerProc::spawn(
+        &[
+            "G",
+            &port,
+            &tracker,
+            "--dir",
+            gdir.to_str().unwrap(),
+            "--download-limit",
+            "1M",
+        ],
+        Some("get f.bin\n"),
+    );
+    let state = s.path("G/partial/f.bin.state");
+    wait_until(WAIT, "some verified blocks", || state.exists());
+    a.kill();
+    let out = g.wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("error: f.bin: no reachable holder"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("run `get f.bin` again to resume"),
+        "{stderr}"
+    );
+    assert!(!s.path("G/files/f.bin").exists());
+    assert!(s.path("G/partial/f.bin.part").exists());
+}
+
+#[test]
+fn share_copies_announces_and_refuses_a_clashing_name() {
+    let s = Swarm::new();
+    let one = test_bytes(10_000, 7);
+    let other = test_bytes(10_000, 8);
+    fs::write(s.path("one.txt"), &one).unwrap();
+    fs::create_dir_all(s.path("elsewhere")).unwrap();
+    fs::write(s.path("elsewhere/one.txt"), &other).unwrap();
+    let first = s.path("one.txt");
+    let out = s.shell("A", &format!("share {}\nmyfiles\n", first.display()), &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("shared one.txt 10000 "),
+        "{:?}",
+        text(&out)
+    );
+    let _a = {
+        // A keeps serving from its files/ now that the file is there.
+        s.serve("A", "one.txt", &[])
+    };
+    assert_eq!(fs::read(s.path("A/files/one.txt")).unwrap(), one);
+
+    let clash = s.path("elsewhere/one.txt");
+    let out = s.shell("B", &format!("share {}\n", clash.display()), &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("error: ") && stderr.contains("already shared with different content"),
+        "{stderr}"
+    );
+    assert!(
+        !s.path("B/files/one.txt").exists(),
+        "the refused file stays out of files/"
+    );
+
+    let out = s.shell("C", "get one.txt\n", &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(
+        fs::read(s.path("C/files/one.txt")).unwrap(),
+        one,
+        "the first version stays"
+    );
+}
