@@ -468,3 +468,18 @@ fn share_copies_announces_and_refuses_a_clashing_name() {
         "the first version stays"
     );
 }
+
+#[test]
+fn a_name_of_255_bytes_is_shared_and_fetched() {
+    let s = Swarm::new();
+    let name = format!("{}.bin", "n".repeat(251));
+    assert_eq!(name.len(), 255);
+    let data = test_bytes(50_000, 10);
+    s.give("A", &name, &data);
+    let _a = s.serve("A", &name, &[]);
+    let out = s.shell("G", &format!("get {name}\n"), &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files").join(&name)).unwrap(), data);
+    assert!(files_in(&s.path("G/partial")).is_empty(), "no leftovers");
+}

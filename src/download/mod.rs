@@ -60,9 +60,11 @@ pub struct SourceReport {
     pub rtt_ms: f64,
 }
 
-/// A finished, verified download still in its partial file.
+/// A finished, verified download still in its partial file. The caller
+/// moves `part` into place, then removes `state`.
 pub struct Outcome {
     pub part: PathBuf,
+    pub state: PathBuf,
     pub md5: Md5Digest,
     pub sources: Vec<SourceReport>,
 }
@@ -181,20 +183,16 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
                 .join()
                 .map_err(|_| Error::Integrity("the hasher thread failed".into()))??;
             if md5 != record.md5 {
-                // Every piece passed its own hash, so the record itself is
-                // inconsistent: nothing here is worth keeping.
-                let _ = std::fs::remove_file(&paths.part);
-                resume::remove(&paths);
-                return Err(Error::Integrity(format!(
-                    "{}: whole-file MD5 {} does not match the record's {}; the record is inconsistent, the download was discarded",
-                    record.name,
-                    crate::units::hex(&md5),
-                    crate::units::hex(&record.md5)
-                )));
+                return Err(whole_file_mismatch(&paths, &record, &state_file, &md5));
             }
-            resume::remove(&paths);
+            // A complete state until the caller has moved the file: if that
+            // fails, the next `get` finds everything verified.
+            if let Err(e) = resume::save(&paths, &record, &state_file, &shared.reasm.on_disk()) {
+                warn!("{e}");
+            }
             Ok(Outcome {
                 part: paths.part,
+                state: paths.state,
                 md5,
                 sources,
             })
@@ -208,6 +206,37 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             Err(e)
         }
     }
+}
+
+/// Every piece passed its hash, yet the whole file does not. Either the
+/// partial file was damaged on disk after pieces were verified (keep what
+/// still verifies, fetch the rest next time) or the record contradicts
+/// itself (nothing is worth keeping).
+fn whole_file_mismatch(
+    paths: &resume::Paths,
+    record: &FileRecord,
+    file: &std::fs::File,
+    md5: &Md5Digest,
+) -> Error {
+    let intact = resume::reverify(record, file, &Bitfield::full(record.piece_count()));
+    if intact.is_full() {
+        let _ = std::fs::remove_file(&paths.part);
+        resume::remove(paths);
+        return Error::Integrity(format!(
+            "{}: whole-file MD5 {} does not match the record's {} although every piece matches its hash; the record is inconsistent and the download was discarded",
+            record.name,
+            crate::units::hex(md5),
+            crate::units::hex(&record.md5)
+        ));
+    }
+    let damaged = record.piece_count() - intact.count();
+    if let Err(e) = resume::save(paths, record, file, &intact) {
+        warn!("{e}");
+    }
+    Error::Integrity(format!(
+        "{}: {damaged} pieces were damaged on disk after they were verified; the rest is kept, run `get {}` again to fetch them",
+        record.name, record.name
+    ))
 }
 
 struct Coordinator<'j, 'a> {

@@ -21,9 +21,10 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(partial_dir: &Path, name: &str) -> Paths {
+        let stem = crate::names::local_stem(name);
         Paths {
-            part: partial_dir.join(format!("{name}.part")),
-            state: partial_dir.join(format!("{name}.state")),
+            part: partial_dir.join(format!("{stem}.part")),
+            state: partial_dir.join(format!("{stem}.state")),
         }
     }
 }

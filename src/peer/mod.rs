@@ -172,6 +172,7 @@ impl Peer {
             })?
         };
         self.adopt(&outcome.part, &dest, record.clone())?;
+        let _ = fs::remove_file(&outcome.state);
         Ok(GetReport {
             name: name.to_string(),
             bytes: record.size,
@@ -204,22 +205,25 @@ impl Peer {
     /// Copies a file into `files/` and announces it. The tracker is asked
     /// first, so a name clash leaves `files/` untouched.
     pub fn share(&self, path: &Path) -> Result<(Arc<FileRecord>, Option<String>)> {
-        let meta = fs::metadata(path)
-            .map_err(|e| Error::Usage(format!("cannot share {}: {e}", path.display())))?;
+        let cannot = |why: String| Error::Usage(format!("cannot share {}: {why}", path.display()));
+        let meta = fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
         if !meta.is_file() {
-            return Err(Error::Usage(format!(
-                "cannot share {}: not a regular file",
-                path.display()
-            )));
+            return Err(cannot("not a regular file".into()));
         }
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            Error::Usage(format!(
-                "cannot share {}: the name is not UTF-8",
-                path.display()
-            ))
-        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| cannot("the name is not UTF-8".into()))?;
         check_file_name(name)?;
-        let record = Arc::new(FileRecord::from_file(name, path)?);
+        let tmp_dir = self.partial_dir();
+        fs::create_dir_all(&tmp_dir)
+            .map_err(|e| Error::io(format!("creating {}", tmp_dir.display()), e))?;
+        let tmp = tmp_dir.join(format!("{}.share", crate::names::local_stem(name)));
+        let _cleanup = RemoveOnDrop(&tmp);
+        fs::copy(path, &tmp).map_err(|e| Error::io(format!("copying {}", path.display()), e))?;
+        // The record describes the copy we will serve, whatever happens to
+        // the source meanwhile.
+        let record = Arc::new(FileRecord::from_file(name, &tmp)?);
         if let Some(existing) = self.store.get(name) {
             if existing.record.md5 == record.md5 {
                 return Ok((existing.record.clone(), Some("already shared".into())));
@@ -228,24 +232,13 @@ impl Peer {
                 "files/{name} already holds different content; rename one of them"
             )));
         }
-        let tmp_dir = self.partial_dir();
-        fs::create_dir_all(&tmp_dir)
-            .map_err(|e| Error::io(format!("creating {}", tmp_dir.display()), e))?;
-        let tmp = tmp_dir.join(format!("{name}.share"));
-        fs::copy(path, &tmp).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(format!("copying {}", path.display()), e)
-        })?;
         let note = match self
             .session
             .new_file_wait(record.clone(), Duration::from_secs(10))
         {
             Ok(()) => None,
             Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => Some(msg),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         let dest = self.store.files_dir().join(name);
         fs::rename(&tmp, &dest)
@@ -293,6 +286,16 @@ impl Peer {
     }
 }
 
+/// Removes a scratch file however the function that made it ends (after a
+/// successful rename there is nothing left to remove).
+struct RemoveOnDrop<'a>(&'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
+    }
+}
+
 struct ActiveGuard<'a> {
     peer: &'a Peer,
     name: String,
@@ -307,7 +310,8 @@ impl Drop for ActiveGuard<'_> {
 fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::Outcome> {
     fs::create_dir_all(partial_dir)
         .map_err(|e| Error::io(format!("creating {}", partial_dir.display()), e))?;
-    let part = partial_dir.join(format!("{}.part", record.name));
+    let stem = crate::names::local_stem(&record.name);
+    let part = partial_dir.join(format!("{stem}.part"));
     File::create(&part).map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
     let md5 = crate::record::md5_of(b"");
     if md5 != record.md5 {
@@ -317,6 +321,7 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
         )));
     }
     Ok(download::Outcome {
+        state: partial_dir.join(format!("{stem}.state")),
         part,
         md5,
         sources: Vec::new(),

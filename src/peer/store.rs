@@ -139,7 +139,8 @@ impl Store {
     }
 
     fn cache_path(&self, name: &str) -> PathBuf {
-        self.records_dir.join(format!("{name}.rec"))
+        self.records_dir
+            .join(format!("{}.rec", crate::names::local_stem(name)))
     }
 
     fn cached(&self, name: &str, stamp: &Stamp) -> Option<FileRecord> {
