@@ -35,10 +35,13 @@ fn main() {
     {
         let c = &peer.config;
         println!(
-            "peer {} listening on {}; sharing {} files from {}; tracker {}",
+            "peer {} listening on {}; sharing {} from {}; tracker {}",
             c.id,
             peer.listen,
-            peer.store.records().len(),
+            match peer.store.records().len() {
+                1 => "1 file".to_string(),
+                n => format!("{n} files"),
+            },
             peer.store.files_dir().display(),
             c.tracker
         );
