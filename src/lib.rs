@@ -8,6 +8,7 @@
 pub mod bitfield;
 pub mod download;
 pub mod error;
+pub mod fsutil;
 pub mod names;
 pub mod net;
 pub mod peer;

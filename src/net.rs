@@ -198,6 +198,15 @@ impl Conn {
     }
 }
 
+/// `host:port`, with brackets around an IPv6 literal.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// Counts live connections; a guard gives its slot back when dropped.
 pub struct ConnLimit {
     active: AtomicUsize,

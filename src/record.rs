@@ -181,6 +181,20 @@ impl FileRecord {
             piece_hashes: whole.1,
         })
     }
+
+    /// The record of bytes already in memory (tests, small files).
+    pub fn from_bytes(name: &str, data: &[u8]) -> FileRecord {
+        let blocks_per_piece = blocks_per_piece_for(data.len() as u64);
+        let piece_size = blocks_per_piece as usize * BLOCK_SIZE as usize;
+        FileRecord {
+            name: name.to_string(),
+            size: data.len() as u64,
+            block_size: BLOCK_SIZE,
+            blocks_per_piece,
+            md5: md5_of(data),
+            piece_hashes: data.chunks(piece_size).map(md5_of).collect(),
+        }
+    }
 }
 
 /// Reads until `buf` is full or EOF; returns the bytes read.

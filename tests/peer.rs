@@ -54,6 +54,31 @@ impl Swarm {
         p
     }
 
+    /// Starts `G` fetching `f.bin` through its shell, capped at `limit` so
+    /// the test can act mid-download, and waits until `G/<ready>` exists.
+    fn slow_get(&self, limit: &str, ready: &str) -> PeerProc {
+        let port = free_port().to_string();
+        let gdir = self.path("G");
+        let tracker = self.tracker.addr();
+        let g = PeerProc::spawn(
+            &[
+                "G",
+                &port,
+                &tracker,
+                "--dir",
+                gdir.to_str().unwrap(),
+                "--download-limit",
+                limit,
+            ],
+            Some("get f.bin\n"),
+        );
+        let ready = gdir.join(ready);
+        wait_until(WAIT, &format!("{} to appear", ready.display()), || {
+            ready.exists()
+        });
+        g
+    }
+
     /// Runs a peer with `commands` on stdin until it exits.
     fn shell(&self, id: &str, commands: &str, extra: &[&str]) -> std::process::Output {
         let port = free_port().to_string();
@@ -179,23 +204,7 @@ fn a_holder_killed_mid_download_loses_its_blocks_to_the_other() {
     s.give("B", "f.bin", &data);
     let mut a = s.serve("A", "f.bin", &[]);
     let _b = s.serve("B", "f.bin", &[]);
-    let port = free_port().to_string();
-    let gdir = s.path("G");
-    let tracker = s.tracker.addr();
-    let g = PeerProc::spawn(
-        &[
-            "G",
-            &port,
-            &tracker,
-            "--dir",
-            gdir.to_str().unwrap(),
-            "--download-limit",
-            "2M",
-        ],
-        Some("get f.bin\n"),
-    );
-    let part = s.path("G/partial/f.bin.part");
-    wait_until(WAIT, "the download to start", || part.exists());
+    let g = s.slow_get("2M", "partial/f.bin.part");
     std::thread::sleep(Duration::from_millis(500));
     a.kill();
     let out = g.wait(WAIT);
@@ -215,23 +224,7 @@ fn a_stalled_holder_is_dropped_and_the_download_completes() {
     s.give("B", "f.bin", &data);
     let a = s.serve("A", "f.bin", &[]);
     let _b = s.serve("B", "f.bin", &[]);
-    let port = free_port().to_string();
-    let gdir = s.path("G");
-    let tracker = s.tracker.addr();
-    let g = PeerProc::spawn(
-        &[
-            "G",
-            &port,
-            &tracker,
-            "--dir",
-            gdir.to_str().unwrap(),
-            "--download-limit",
-            "2M",
-        ],
-        Some("get f.bin\n"),
-    );
-    let part = s.path("G/partial/f.bin.part");
-    wait_until(WAIT, "the download to start", || part.exists());
+    let g = s.slow_get("2M", "partial/f.bin.part");
     std::thread::sleep(Duration::from_millis(300));
     // Frozen, not dead: its sockets stay open and simply go silent.
     signal(a.pid(), "STOP");
@@ -392,23 +385,7 @@ fn when_no_holder_is_left_the_error_says_so_and_keeps_the_blocks() {
     let data = test_bytes(3 << 20, 6);
     s.give("A", "f.bin", &data);
     let mut a = s.serve("A", "f.bin", &[]);
-    let port = free_port().to_string();
-    let gdir = s.path("G");
-    let tracker = s.tracker.addr();
-    let g = PeerProc::spawn(
-        &[
-            "G",
-            &port,
-            &tracker,
-            "--dir",
-            gdir.to_str().unwrap(),
-            "--download-limit",
-            "1M",
-        ],
-        Some("get f.bin\n"),
-    );
-    let state = s.path("G/partial/f.bin.state");
-    wait_until(WAIT, "some verified blocks", || state.exists());
+    let g = s.slow_get("1M", "partial/f.bin.state");
     a.kill();
     let out = g.wait(WAIT);
     let (stdout, stderr) = text(&out);

@@ -364,7 +364,7 @@ impl Coordinator<'_, '_> {
         let stats = Arc::new(SourceStats::default());
         let source = Source {
             peer_id: h.peer_id.clone(),
-            addr: format_addr(&h.host, h.port),
+            addr: crate::net::join_host_port(&h.host, h.port),
         };
         let shared = self.shared.clone();
         let st = stats.clone();
@@ -430,14 +430,5 @@ impl Coordinator<'_, '_> {
         }
         by_peer.sort_by(|a, b| b.blocks.cmp(&a.blocks).then(a.peer_id.cmp(&b.peer_id)));
         by_peer
-    }
-}
-
-/// `host:port`, with brackets for IPv6 literals.
-pub fn format_addr(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }

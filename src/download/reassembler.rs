@@ -141,26 +141,14 @@ impl Reassembler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{blocks_per_piece_for, md5_of, BLOCK_SIZE};
     use std::sync::Arc;
-
-    fn record_for(data: &[u8]) -> FileRecord {
-        FileRecord {
-            name: "t".into(),
-            size: data.len() as u64,
-            block_size: BLOCK_SIZE,
-            blocks_per_piece: blocks_per_piece_for(data.len() as u64),
-            md5: md5_of(data),
-            piece_hashes: data.chunks(4096).map(md5_of).collect(),
-        }
-    }
 
     #[test]
     fn out_of_order_writes_give_the_whole_file_digest() {
         let data: Vec<u8> = (0..50_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
             .collect();
-        let record = Arc::new(record_for(&data));
+        let record = Arc::new(FileRecord::from_bytes("t", &data));
         let dir = tempfile::tempdir().unwrap();
         let file = File::options()
             .read(true)
@@ -194,7 +182,7 @@ mod tests {
     #[test]
     fn stop_cancels_the_hasher() {
         let data = vec![1u8; 9000];
-        let record = Arc::new(record_for(&data));
+        let record = Arc::new(FileRecord::from_bytes("t", &data));
         let dir = tempfile::tempdir().unwrap();
         let file = File::create(dir.path().join("p")).unwrap();
         let r = Arc::new(Reassembler::new(file, record, Bitfield::new(3)));

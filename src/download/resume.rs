@@ -5,12 +5,12 @@
 
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
+use crate::fsutil::{write_atomically, Stamp};
 use crate::record::FileRecord;
 use log::{info, warn};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 const MAGIC: &[u8; 9] = b"P2PSTATE1";
 
@@ -29,31 +29,16 @@ impl Paths {
     }
 }
 
-fn stamp(file: &File) -> (u64, u128) {
-    file.metadata()
-        .map(|m| {
-            let t = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            (m.len(), t)
-        })
-        .unwrap_or((0, 0))
-}
-
 pub fn save(paths: &Paths, record: &FileRecord, file: &File, on_disk: &Bitfield) -> Result<()> {
-    let (len, mtime) = stamp(file);
+    let stamp = Stamp::of_file(file);
     let mut out = Vec::with_capacity(64 + on_disk.len() as usize / 8);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&record.md5);
     out.extend_from_slice(&record.size.to_be_bytes());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&mtime.to_be_bytes());
+    out.extend_from_slice(&stamp.to_bytes());
     out.extend_from_slice(&on_disk.len().to_be_bytes());
     out.extend_from_slice(&on_disk.to_bytes());
-    crate::peer::store::write_atomically(&paths.state, &out)
+    write_atomically(&paths.state, &out)
         .map_err(|e| Error::io(format!("saving {}", paths.state.display()), e))
 }
 
@@ -93,14 +78,13 @@ fn load(paths: &Paths, record: &FileRecord, file: &File) -> Option<Bitfield> {
         return None;
     }
     let size = u64::from_be_bytes(take(8)?.try_into().ok()?);
-    let len = u64::from_be_bytes(take(8)?.try_into().ok()?);
-    let mtime = u128::from_be_bytes(take(16)?.try_into().ok()?);
+    let saved = Stamp::from_bytes(take(Stamp::LEN)?.try_into().ok()?);
     let pieces = u32::from_be_bytes(take(4)?.try_into().ok()?);
     if size != record.size || pieces != record.piece_count() {
         return None;
     }
     let claimed = Bitfield::from_bytes(pieces, take((pieces as usize).div_ceil(8))?)?;
-    if stamp(file) == (len, mtime) {
+    if Stamp::of_file(file) == saved {
         info!(
             "resuming {}: {} of {} pieces already verified",
             record.name,

@@ -124,7 +124,7 @@ pub fn parse(args: &[String]) -> Result<Option<Config>> {
     cfg.id = id.clone();
     cfg.port = port(p, "PORT")?;
     let (host, tport) = split_host_port(tracker, Some(()))?;
-    cfg.tracker = crate::download::format_addr(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
+    cfg.tracker = crate::net::join_host_port(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
     cfg.dir = dir.unwrap_or_else(|| PathBuf::from("peers").join(id));
     Ok(Some(cfg))
 }

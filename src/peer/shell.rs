@@ -138,7 +138,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
                 } else {
                     0
                 };
-                let addr = crate::download::format_addr(&h.host, h.port);
+                let addr = crate::net::join_host_port(&h.host, h.port);
                 let _ = writeln!(out, "{} {addr} {have}/{}", h.peer_id, record.block_count());
             }
         }

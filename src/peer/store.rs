@@ -3,6 +3,7 @@
 //! so a restart does not hash unchanged files again.
 
 use crate::error::{Error, Result};
+use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
 use crate::record::FileRecord;
 use crate::wire::{frame, Msg, MAX_FRAME};
@@ -11,7 +12,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::UNIX_EPOCH;
 
 /// One shared file, open for positioned reads by any number of threads.
 pub struct SharedFile {
@@ -169,58 +169,6 @@ impl Store {
             warn!("cannot cache the record of {}: {e}", record.name);
         }
     }
-}
-
-/// Size and modification time: what says a file is unchanged.
-#[derive(PartialEq, Eq, Debug)]
-struct Stamp {
-    size: u64,
-    mtime_ns: u128,
-}
-
-impl Stamp {
-    const LEN: usize = 24;
-
-    fn of(meta: &fs::Metadata) -> Stamp {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        Stamp {
-            size: meta.len(),
-            mtime_ns,
-        }
-    }
-
-    fn to_bytes(&self) -> [u8; Self::LEN] {
-        let mut b = [0u8; Self::LEN];
-        b[..8].copy_from_slice(&self.size.to_be_bytes());
-        b[8..].copy_from_slice(&self.mtime_ns.to_be_bytes());
-        b
-    }
-
-    fn from_bytes(b: &[u8; Self::LEN]) -> Stamp {
-        let mut size = [0u8; 8];
-        size.copy_from_slice(&b[..8]);
-        let mut t = [0u8; 16];
-        t.copy_from_slice(&b[8..]);
-        Stamp {
-            size: u64::from_be_bytes(size),
-            mtime_ns: u128::from_be_bytes(t),
-        }
-    }
-}
-
-/// Writes a small file so that readers see the old or the new content,
-/// never a torn one: temp file in the same directory, then rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -326,7 +326,7 @@ impl Catalogue {
                 files.sort_by(|a, b| a.name.cmp(&b.name));
                 PeerView {
                     peer_id: id.clone(),
-                    addr: format_addr(&e.host, e.port),
+                    addr: crate::net::join_host_port(&e.host, e.port),
                     files,
                 }
             })
@@ -357,31 +357,10 @@ pub fn not_found(name: &str) -> Error {
     ))
 }
 
-/// `host:port`, with brackets around an IPv6 literal.
-pub fn format_addr(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{blocks_per_piece_for, md5_of, BLOCK_SIZE};
     use std::time::Duration;
-
-    fn record(name: &str, data: &[u8]) -> FileRecord {
-        FileRecord {
-            name: name.into(),
-            size: data.len() as u64,
-            block_size: BLOCK_SIZE,
-            blocks_per_piece: blocks_per_piece_for(data.len() as u64),
-            md5: md5_of(data),
-            piece_hashes: data.chunks(BLOCK_SIZE as usize).map(md5_of).collect(),
-        }
-    }
 
     fn have(name: &str, r: &FileRecord, pieces: &[u32]) -> FileHave {
         let mut b = Bitfield::new(r.piece_count());
@@ -407,7 +386,7 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Catalogue::new();
         let s = c.register("A", "10.0.0.1", 7000, t0);
-        let r = record("a.bin", &[7; 10_000]);
+        let r = FileRecord::from_bytes("a.bin", &[7; 10_000]);
         assert!(c.add_file("A", s, r.clone(), t0).unwrap());
         assert!(
             !c.add_file("A", s, r.clone(), t0).unwrap(),
@@ -437,9 +416,11 @@ mod tests {
         let mut c = Catalogue::new();
         let a = c.register("A", "h", 1, t0);
         let b = c.register("B", "h", 2, t0);
-        let first = record("x", b"first");
+        let first = FileRecord::from_bytes("x", b"first");
         c.add_file("A", a, first.clone(), t0).unwrap();
-        let e = c.add_file("B", b, record("x", b"second"), t0).unwrap_err();
+        let e = c
+            .add_file("B", b, FileRecord::from_bytes("x", b"second"), t0)
+            .unwrap_err();
         assert!(matches!(e, Error::Conflict(_)));
         assert_eq!(e.wire_code(), code::CONFLICT);
         let text = e.to_string();
@@ -469,8 +450,8 @@ mod tests {
         let mut c = Catalogue::new();
         let a = c.register("A", "h", 1, t0);
         let b = c.register("B", "h", 2, t0);
-        let r = record("f", &[1; 5 * 4096]);
-        let other = record("g", &[2; 4096]);
+        let r = FileRecord::from_bytes("f", &[1; 5 * 4096]);
+        let other = FileRecord::from_bytes("g", &[2; 4096]);
         c.add_file("A", a, r.clone(), t0).unwrap();
         c.add_file("A", a, other.clone(), t0).unwrap();
 
@@ -511,7 +492,7 @@ mod tests {
         let t0 = Instant::now();
         let mut c = Catalogue::new();
         let old = c.register("A", "h", 1, t0);
-        let r = record("f", b"data");
+        let r = FileRecord::from_bytes("f", b"data");
         c.add_file("A", old, r.clone(), t0).unwrap();
         let new = c.register("A", "h2", 2, t0);
         assert_ne!(old, new);
@@ -546,7 +527,7 @@ mod tests {
         let mut c = Catalogue::new();
         let a = c.register("A", "h", 1, t0);
         let b = c.register("B", "h", 2, t0);
-        let r = record("f", b"x");
+        let r = FileRecord::from_bytes("f", b"x");
         c.add_file("A", a, r.clone(), t0).unwrap();
         c.add_file("B", b, r.clone(), t0).unwrap();
         // B keeps announcing, A goes silent.
@@ -586,7 +567,7 @@ mod tests {
         let mut c = Catalogue::new();
         let a = c.register("A", "h", 1, t0);
         let b = c.register("B", "h", 2, t0);
-        let r = record("empty", b"");
+        let r = FileRecord::from_bytes("empty", b"");
         assert_eq!(r.piece_count(), 0);
         c.add_file("A", a, r.clone(), t0).unwrap();
         c.announce("B", b, &[have("empty", &r, &[])], t0).unwrap();
@@ -603,7 +584,7 @@ mod tests {
     fn many_holders_are_sampled() {
         let t0 = Instant::now();
         let mut c = Catalogue::with_rng(Rng::seeded(7));
-        let r = record("f", b"abc");
+        let r = FileRecord::from_bytes("f", b"abc");
         let n = MAX_HOLDERS + 20;
         for i in 0..n {
             let id = format!("p{i:03}");
@@ -628,7 +609,7 @@ mod tests {
         let b = c.register("B", "::1", 7001, t0);
         // 4 pieces, the last one 100 bytes: 3*4096+100 bytes.
         let data = vec![3u8; 3 * 4096 + 100];
-        let r = record("f", &data);
+        let r = FileRecord::from_bytes("f", &data);
         c.add_file("A", a, r.clone(), t0).unwrap();
         c.announce("B", b, &[have("f", &r, &[0, 3])], t0).unwrap();
         let snap = c.snapshot();
@@ -650,7 +631,7 @@ mod tests {
     #[test]
     fn loaded_records_have_no_holders() {
         let mut c = Catalogue::new();
-        let r = record("f", b"abc");
+        let r = FileRecord::from_bytes("f", b"abc");
         assert!(c.load_record(r.clone()));
         assert!(!c.load_record(r));
         assert_eq!(c.list_files()[0].holders, 0);

@@ -169,27 +169,15 @@ fn read_record(path: &Path) -> Result<FileRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{blocks_per_piece_for, BLOCK_SIZE};
-
-    fn record(name: &str, data: &[u8]) -> FileRecord {
-        FileRecord {
-            name: name.into(),
-            size: data.len() as u64,
-            block_size: BLOCK_SIZE,
-            blocks_per_piece: blocks_per_piece_for(data.len() as u64),
-            md5: md5_of(data),
-            piece_hashes: data.chunks(BLOCK_SIZE as usize).map(md5_of).collect(),
-        }
-    }
 
     #[test]
     fn round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("data")).unwrap();
-        let a = record("a.bin", &[1; 10_000]);
-        let b = record("naïve b.txt", b"hello");
-        let e = record("empty", b"");
-        let long = record(&"L".repeat(255), b"long name");
+        let a = FileRecord::from_bytes("a.bin", &[1; 10_000]);
+        let b = FileRecord::from_bytes("naïve b.txt", b"hello");
+        let e = FileRecord::from_bytes("empty", b"");
+        let long = FileRecord::from_bytes(&"L".repeat(255), b"long name");
         for r in [&b, &a, &e, &long] {
             store.save(r).unwrap();
         }
@@ -207,7 +195,7 @@ mod tests {
     fn bad_files_are_skipped_not_deleted() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        let good = record("good", b"good data");
+        let good = FileRecord::from_bytes("good", b"good data");
         store.save(&good).unwrap();
         let dir = store.dir().to_path_buf();
 
@@ -216,7 +204,7 @@ mod tests {
         fs::write(dir.join("garbage.rec"), b"\xff\xff\xff\xff junk").unwrap();
         let mut bytes = Vec::new();
         Msg::Record {
-            record: record("trunc", &[5; 9000]),
+            record: FileRecord::from_bytes("trunc", &[5; 9000]),
         }
         .encode(&mut bytes);
         fs::write(dir.join("trunc.rec"), &bytes[..bytes.len() - 3]).unwrap();
@@ -225,7 +213,7 @@ mod tests {
         fs::write(dir.join("ok.rec"), &ok).unwrap();
         fs::copy(dir.join("good.rec"), dir.join("other.rec")).unwrap();
         fs::write(dir.join("x.rec.tmp"), b"half").unwrap();
-        let mut bad = record("bad", &[1; 5000]);
+        let mut bad = FileRecord::from_bytes("bad", &[1; 5000]);
         bad.piece_hashes.pop();
         let mut bytes = Vec::new();
         Msg::Record { record: bad }.encode(&mut bytes);

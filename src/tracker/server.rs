@@ -8,9 +8,10 @@
 //! expiry. The catalogue lock is held only for in-memory work: never while
 //! reading, writing to a socket, or writing a record to disk.
 
-use super::catalogue::{format_addr, not_found, Catalogue};
+use super::catalogue::{not_found, Catalogue};
 use super::persist::Store;
 use crate::error::Error;
+use crate::net::join_host_port;
 use crate::net::{accept_loop, Conn, ConnLimit};
 use crate::wire::{FileSummary, Msg, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info};
@@ -179,7 +180,10 @@ impl Handler<'_> {
                     }
                     c.register(&peer_id, &host, port, now)
                 };
-                info!("peer {peer_id} registered at {}", format_addr(&host, port));
+                info!(
+                    "peer {peer_id} registered at {}",
+                    join_host_port(&host, port)
+                );
                 self.session = Some(Session {
                     peer_id,
                     id: session,

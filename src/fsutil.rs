@@ -1,0 +1,84 @@
+//! Small file-system helpers shared by the peer's store and the download's
+//! resume state.
+
+use std::fs::{self, File, Metadata};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+/// Size and modification time: what says a file is unchanged since.
+#[derive(PartialEq, Eq, Debug, Clone, Copy)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: u128,
+}
+
+impl Stamp {
+    pub const LEN: usize = 24;
+
+    pub fn of(meta: &Metadata) -> Stamp {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Stamp {
+            size: meta.len(),
+            mtime_ns,
+        }
+    }
+
+    /// The stamp of an open file; a zero stamp if it cannot be read, which
+    /// matches nothing real and so is never trusted.
+    pub fn of_file(file: &File) -> Stamp {
+        file.metadata().map(|m| Stamp::of(&m)).unwrap_or(Stamp {
+            size: 0,
+            mtime_ns: 0,
+        })
+    }
+
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.size.to_be_bytes());
+        b[8..].copy_from_slice(&self.mtime_ns.to_be_bytes());
+        b
+    }
+
+    pub fn from_bytes(b: &[u8; Self::LEN]) -> Stamp {
+        let mut size = [0u8; 8];
+        size.copy_from_slice(&b[..8]);
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&b[8..]);
+        Stamp {
+            size: u64::from_be_bytes(size),
+            mtime_ns: u128::from_be_bytes(t),
+        }
+    }
+}
+
+/// Writes a small file so that readers see the old or the new content,
+/// never a torn one: temp file in the same directory, then rename.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip_and_see_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomically(&p, b"one").unwrap();
+        let a = Stamp::of(&fs::metadata(&p).unwrap());
+        assert_eq!(Stamp::from_bytes(&a.to_bytes()), a);
+        write_atomically(&p, b"four").unwrap();
+        assert_ne!(Stamp::of_file(&File::open(&p).unwrap()), a);
+        assert!(!dir.path().join("f.tmp").exists());
+    }
+}
