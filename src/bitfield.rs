@@ -95,6 +95,14 @@ impl Bitfield {
         None
     }
 
+    /// True when some bit is set here and not in `other` (same length).
+    pub fn any_and_not(&self, other: &Bitfield) -> bool {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .any(|(a, b)| a & !b != 0)
+    }
+
     pub fn iter_ones(&self) -> impl Iterator<Item = u32> + '_ {
         let mut at = 0;
         std::iter::from_fn(move || {
@@ -185,6 +193,17 @@ mod tests {
         b.clear(64);
         assert_eq!(b.count(), 5);
         assert_eq!(b.iter_ones().collect::<Vec<_>>(), vec![0, 5, 6, 7, 129]);
+    }
+
+    #[test]
+    fn any_and_not() {
+        let mut a = Bitfield::new(100);
+        let mut b = Bitfield::new(100);
+        assert!(!a.any_and_not(&b));
+        a.set(99);
+        assert!(a.any_and_not(&b));
+        b.set(99);
+        assert!(!a.any_and_not(&b));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum Error {
     NoSources(String),
     /// Bad command-line or shell input.
     Usage(String),
+    /// A failure on this machine (disk full, permissions) that no other
+    /// holder can fix.
+    Local(String),
     /// The operation was stopped by shutdown.
     Cancelled,
 }
@@ -88,6 +91,7 @@ impl fmt::Display for Error {
             Error::Integrity(what) => write!(f, "integrity check failed: {what}"),
             Error::NoSources(what) => write!(f, "{what}"),
             Error::Usage(what) => write!(f, "{what}"),
+            Error::Local(what) => write!(f, "{what}"),
             Error::Cancelled => write!(f, "cancelled by shutdown"),
         }
     }

@@ -5,10 +5,12 @@
 use crate::error::{code, Error, Result};
 use crate::wire::{FrameReader, Msg};
 use log::{debug, warn};
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
+use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,8 +56,11 @@ impl Conn {
             .set_write_timeout(Some(IO_TIMEOUT))
             .map_err(|e| Error::io(ctx, e))?;
         let read_half = stream.try_clone().map_err(|e| Error::io(ctx, e))?;
+        let mut reader =
+            FrameReader::new(BufReader::with_capacity(READ_BUFFER, read_half), max_frame);
+        reader.set_budget(Some(read_timeout));
         Ok(Conn {
-            reader: FrameReader::new(BufReader::with_capacity(READ_BUFFER, read_half), max_frame),
+            reader,
             writer: BufWriter::with_capacity(WRITE_BUFFER, stream),
             out: Vec::new(),
             peer,
@@ -70,8 +75,11 @@ impl Conn {
         self.writer.get_ref().local_addr().ok()
     }
 
-    pub fn set_read_timeout(&self, t: Duration) {
+    /// The socket's read timeout, which is also how long one `fill` may
+    /// keep reading a frame that trickles in.
+    pub fn set_read_timeout(&mut self, t: Duration) {
         let _ = self.writer.get_ref().set_read_timeout(Some(t));
+        self.reader.set_budget(Some(t));
     }
 
     /// Buffers a message without flushing (for pipelining several).
@@ -207,25 +215,42 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// Counts live connections; a guard gives its slot back when dropped.
+/// Counts live connections, in all and per remote address, so one client
+/// cannot take every slot; a guard gives its slots back when dropped.
 pub struct ConnLimit {
     active: AtomicUsize,
     max: usize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
 }
 
-pub struct ConnSlot(Arc<ConnLimit>);
+pub struct ConnSlot {
+    limit: Arc<ConnLimit>,
+    ip: Option<IpAddr>,
+}
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.limit.active.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = self.ip {
+            let mut per_ip = self.limit.lock_per_ip();
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
     }
 }
 
 impl ConnLimit {
-    pub fn new(max: usize) -> Arc<ConnLimit> {
+    pub fn new(max: usize, max_per_ip: usize) -> Arc<ConnLimit> {
         Arc::new(ConnLimit {
             active: AtomicUsize::new(0),
             max,
+            per_ip: Mutex::new(HashMap::new()),
+            max_per_ip,
         })
     }
 
@@ -233,9 +258,27 @@ impl ConnLimit {
         self.active.load(Ordering::Acquire)
     }
 
-    pub fn try_acquire(self: &Arc<Self>) -> Option<ConnSlot> {
+    fn lock_per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a connection from `ip`, or `None` when either cap is
+    /// reached. The per-address count is taken first, so a refused
+    /// connection never holds a slot.
+    pub fn try_acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Option<ConnSlot> {
+        if let Some(ip) = ip {
+            let mut per_ip = self.lock_per_ip();
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= self.max_per_ip {
+                return None;
+            }
+            *n += 1;
+        }
+        let slot = ConnSlot {
+            limit: self.clone(),
+            ip,
+        };
         let prev = self.active.fetch_add(1, Ordering::AcqRel);
-        let slot = ConnSlot(self.clone());
         (prev < self.max).then_some(slot)
     }
 }
@@ -257,7 +300,7 @@ where
                 continue;
             }
         };
-        let Some(slot) = limit.try_acquire() else {
+        let Some(slot) = limit.try_acquire(stream.peer_addr().ok().map(|a| a.ip())) else {
             warn!(
                 "{what}: connection cap reached, refusing {:?}",
                 stream.peer_addr()
@@ -316,5 +359,25 @@ pub fn reachable_addrs(bind: &SocketAddr) -> Vec<SocketAddr> {
             .collect()
     } else {
         vec![*bind]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_in_all_and_per_address() {
+        let limit = ConnLimit::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = limit.try_acquire(Some(a)).unwrap();
+        let _a2 = limit.try_acquire(Some(a)).unwrap();
+        assert!(limit.try_acquire(Some(a)).is_none(), "per-address cap");
+        let _b1 = limit.try_acquire(Some(b)).unwrap();
+        assert!(limit.try_acquire(Some(b)).is_none(), "total cap");
+        assert_eq!(limit.active(), 3);
+        drop(a1);
+        assert!(limit.try_acquire(Some(b)).is_some(), "slots come back");
     }
 }

@@ -37,9 +37,11 @@ impl RateLimiter {
 
     /// Takes `n` bytes' worth of tokens, sleeping when the bucket is in
     /// debt. The lock is held only for the arithmetic, never while sleeping.
-    pub fn take(&self, n: usize) {
+    /// `before_sleep` runs only when there will be a wait.
+    pub fn take(&self, n: usize, before_sleep: impl FnOnce()) {
         let wait = self.reserve(n, Instant::now());
         if !wait.is_zero() {
+            before_sleep();
             std::thread::sleep(wait);
         }
     }
@@ -58,10 +60,14 @@ impl RateLimiter {
     }
 }
 
-/// Takes from the limiter if there is one.
-pub fn throttle(limit: &Option<std::sync::Arc<RateLimiter>>, n: usize) {
+/// Takes from the limiter if there is one; see `RateLimiter::take`.
+pub fn throttle(
+    limit: &Option<std::sync::Arc<RateLimiter>>,
+    n: usize,
+    before_sleep: impl FnOnce(),
+) {
     if let Some(l) = limit {
-        l.take(n);
+        l.take(n, before_sleep);
     }
 }
 

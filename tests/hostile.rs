@@ -29,6 +29,10 @@ enum Misbehaviour {
     WrongPieceSet,
     /// Accepts requests and never answers them.
     Silence,
+    /// Answers with real-looking frames, one byte every 100 ms.
+    Trickle,
+    /// OPENED with no pieces at all.
+    NothingToOffer,
 }
 
 /// Registers as `EVIL` holding `record`, then serves with `mode`. Runs
@@ -98,7 +102,20 @@ fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour) {
                 write_block(w, handle, block.wrapping_add(1_000_000), &junk)
             }
             Misbehaviour::OversizedFrame => w.write_all(&[0x06, 0, 0, 0, 0x91]),
-            Misbehaviour::WrongPieceSet | Misbehaviour::Silence => Ok(()),
+            Misbehaviour::Trickle => {
+                let mut frame = Vec::new();
+                let _ = write_block(&mut frame, handle, block, &junk);
+                for byte in frame {
+                    if w.write_all(&[byte]).and_then(|()| w.flush()).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(())
+            }
+            Misbehaviour::WrongPieceSet | Misbehaviour::Silence | Misbehaviour::NothingToOffer => {
+                Ok(())
+            }
         };
         if sent.is_err() || conn.flush().is_err() {
             return;
@@ -197,4 +214,40 @@ fn a_piece_set_of_the_wrong_length_is_refused() {
 #[test]
 fn a_holder_that_never_answers_is_dropped_after_the_stall_timeout() {
     download_despite(Misbehaviour::Silence);
+}
+
+#[test]
+fn a_holder_trickling_bytes_neither_stalls_nor_delays_the_download() {
+    download_despite(Misbehaviour::Trickle);
+}
+
+#[test]
+fn a_holder_offering_nothing_ends_in_a_clear_error_not_a_hang() {
+    let dir = temp_dir();
+    let tracker = TrackerProc::start(&dir.path().join("tracker"));
+    let data = test_bytes(64 << 10, 22);
+    start_hostile(
+        &tracker.addr(),
+        &FileRecord::from_bytes("f.bin", &data),
+        Misbehaviour::NothingToOffer,
+    );
+    let port = free_port().to_string();
+    let g_dir = dir.path().join("G");
+    let out = PeerProc::spawn(
+        &[
+            "G",
+            &port,
+            &tracker.addr(),
+            "--dir",
+            g_dir.to_str().unwrap(),
+        ],
+        Some("get f.bin\n"),
+    )
+    .wait(WAIT);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: f.bin: no reachable holder has the remaining 16 blocks"),
+        "{stderr}"
+    );
 }

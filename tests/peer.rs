@@ -460,3 +460,45 @@ fn a_name_of_255_bytes_is_shared_and_fetched() {
     assert_eq!(fs::read(s.path("G/files").join(&name)).unwrap(), data);
     assert!(files_in(&s.path("G/partial")).is_empty(), "no leftovers");
 }
+
+#[test]
+fn a_failed_get_does_not_spoil_the_next_one() {
+    let s = Swarm::new();
+    let good = test_bytes(100_000, 11);
+    s.give("A", "good.bin", &good);
+    s.give("B", "gone.bin", &test_bytes(100_000, 12));
+    let _a = s.serve("A", "good.bin", &[]);
+    let mut b = s.serve("B", "gone.bin", &[]);
+    b.kill();
+    // The tracker still has gone.bin's record, but nobody to serve it.
+    let out = s.shell("G", "get gone.bin\nget good.bin\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one command failed: {stdout}{stderr}"
+    );
+    assert!(stderr.contains("error: "), "{stderr}");
+    assert!(!stderr.contains("cancelled"), "{stderr}");
+    done_line(&stdout, "good.bin");
+    assert_eq!(fs::read(s.path("G/files/good.bin")).unwrap(), good);
+}
+
+#[test]
+fn an_upload_limited_holder_delivers_steadily_enough_not_to_look_stalled() {
+    let s = Swarm::new();
+    let data = test_bytes(512 << 10, 13);
+    s.give("A", "f.bin", &data);
+    // At 48 KiB/s a 256 KiB buffer would take over 5 s to fill: longer than
+    // the stall timeout, if the holder waited for it before sending.
+    let _a = s.serve("A", "f.bin", &["--upload-limit", "48K"]);
+    let out = s.shell("G", "get f.bin\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/f.bin")).unwrap(), data);
+    assert!(stdout.contains("from A blocks=128 "), "{stdout}");
+    assert!(
+        !stderr.contains("dropped"),
+        "the holder was never taken for stalled: {stderr}"
+    );
+}

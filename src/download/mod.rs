@@ -1,10 +1,12 @@
 //! One download: a coordinator thread (the caller) spawns a worker per
-//! holder and a hasher, then watches. Workers claim pieces from the shared
-//! plan, verify them and write them through the reassembler; the hasher
-//! follows the written prefix with the whole-file MD5. The coordinator
-//! saves resume state every second, asks the tracker for new holders every
-//! few seconds, and ends the download when the plan is complete (or no
-//! holder is left for the missing pieces).
+//! holder, a hasher and a refresher, then watches. Workers claim pieces from
+//! the shared plan, verify them and write them through the reassembler; the
+//! hasher follows the written prefix with the whole-file MD5; the refresher
+//! asks the tracker for holders, so a slow tracker never blocks the
+//! coordinator. The coordinator saves resume state every second and ends
+//! the download when the plan is complete, when a local failure (a full
+//! disk) makes going on pointless, or when no holder is left for the
+//! missing pieces.
 
 pub mod plan;
 pub mod reassembler;
@@ -12,11 +14,11 @@ pub mod resume;
 pub mod worker;
 
 use crate::bitfield::Bitfield;
-use crate::error::{Error, Result};
+use crate::error::{code, Error, Result};
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::wire::Holder;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{select, Receiver, Sender};
 use log::{debug, info, warn};
 use plan::Plan;
 use reassembler::Reassembler;
@@ -28,9 +30,14 @@ use std::time::{Duration, Instant};
 use worker::{Source, SourceStats};
 
 const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How often to ask the tracker for holders while workers run...
 const REFRESH_EVERY: Duration = Duration::from_secs(3);
-/// Connection attempts per holder in one download.
+/// ...and while none does: sooner, but not in a tight loop.
+const IDLE_REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// Failed connections per holder in one download.
 const MAX_ATTEMPTS: u32 = 2;
+/// BUSY answers per holder before it counts as a failed attempt.
+const MAX_BUSY: u32 = 10;
 
 /// Live progress, readable by `status` while the download runs.
 pub struct Progress {
@@ -41,6 +48,12 @@ pub struct Progress {
     pub sources: AtomicU64,
 }
 
+/// What the refresher sends back: the tracker's holder list, or why not.
+type HolderAnswer = Result<Vec<Holder>>;
+
+/// Asks the tracker again who holds the file.
+pub type Refresh = Arc<dyn Fn() -> Result<Vec<Holder>> + Send + Sync>;
+
 /// What a download needs from its surroundings.
 pub struct Job<'a> {
     pub record: Arc<FileRecord>,
@@ -48,9 +61,9 @@ pub struct Job<'a> {
     pub partial_dir: &'a Path,
     pub self_id: &'a str,
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The peer's shutdown flag: stops this download and keeps its state.
     pub cancel: Arc<AtomicBool>,
-    /// Asks the tracker again who holds the file.
-    pub refresh: &'a (dyn Fn() -> Result<Vec<Holder>> + Sync),
+    pub refresh: Refresh,
     pub progress: Arc<Progress>,
 }
 
@@ -76,7 +89,11 @@ pub struct Shared {
     changed: Condvar,
     pub reasm: Reassembler,
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The peer's shutdown flag.
     cancel: Arc<AtomicBool>,
+    /// This download is over (complete or failed): workers stop now,
+    /// whatever they still have in flight.
+    stop: AtomicBool,
     progress: Arc<Progress>,
     events: Sender<Event>,
 }
@@ -92,7 +109,7 @@ impl Shared {
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire) || self.cancel.load(Ordering::Acquire)
     }
 
     pub fn notify(&self) {
@@ -148,6 +165,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         reasm: Reassembler::new(file, record.clone(), on_disk),
         limiter: job.limiter.clone(),
         cancel: job.cancel.clone(),
+        stop: AtomicBool::new(false),
         progress: job.progress.clone(),
         events: events_tx,
     });
@@ -158,23 +176,26 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             .spawn(move || shared.reasm.hash_prefix())
             .map_err(|e| Error::io("starting the hasher thread", e))?
     };
+    let (ask, answers) = spawn_refresher(job.refresh.clone())?;
     let mut coord = Coordinator {
         job: &job,
+        paths: &paths,
         state_file: &state_file,
         shared: shared.clone(),
         events,
+        ask,
+        answers,
         running: HashMap::new(),
         finished: Vec::new(),
         attempts: HashMap::new(),
+        busy: HashMap::new(),
         banned: Vec::new(),
-        known: HashMap::new(),
     };
     coord.add_holders(job.holders.clone());
     let result = coord.watch();
-    // Stop everything, then keep what was verified.
-    if result.is_err() {
-        job.cancel.store(true, Ordering::Release);
-    }
+    // Over either way: stop the workers now, not when their last requests
+    // come back, then keep what was verified.
+    shared.stop.store(true, Ordering::Release);
     shared.notify();
     let sources = coord.join_all();
     match result {
@@ -206,6 +227,25 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             Err(e)
         }
     }
+}
+
+/// A thread that runs `refresh` each time it is asked and sends back the
+/// answer. It ends when the download drops its end of the channels, even if
+/// a query is still under way (its answer is then simply dropped).
+fn spawn_refresher(refresh: Refresh) -> Result<(Sender<()>, Receiver<HolderAnswer>)> {
+    let (ask, asked) = crossbeam_channel::bounded::<()>(1);
+    let (reply, answers) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("refresher".into())
+        .spawn(move || {
+            for () in asked {
+                if reply.send(refresh()).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| Error::io("starting the refresher thread", e))?;
+    Ok((ask, answers))
 }
 
 /// Every piece passed its hash, yet the whole file does not. Either the
@@ -241,23 +281,26 @@ fn whole_file_mismatch(
 
 struct Coordinator<'j, 'a> {
     job: &'j Job<'a>,
+    paths: &'j resume::Paths,
     /// A handle on the partial file, for the stamp in the resume state.
     state_file: &'j std::fs::File,
     shared: Arc<Shared>,
     events: Receiver<Event>,
+    /// Asks the refresher for holders; its answers come on `answers`.
+    ask: Sender<()>,
+    answers: Receiver<HolderAnswer>,
     running: HashMap<String, Running>,
     finished: Vec<(String, Arc<SourceStats>)>,
     attempts: HashMap<String, u32>,
+    busy: HashMap<String, u32>,
     banned: Vec<String>,
-    /// The latest piece set of every holder we heard of.
-    known: HashMap<String, Bitfield>,
 }
 
 impl Coordinator<'_, '_> {
     fn watch(&mut self) -> Result<()> {
         let mut last_save = Instant::now();
         let mut last_refresh = Instant::now();
-        let paths = resume::Paths::new(self.job.partial_dir, &self.shared.record.name);
+        let mut refreshing = false;
         let mut saved_count = self.shared.reasm.count();
         loop {
             if self.shared.plan().is_complete() {
@@ -266,42 +309,49 @@ impl Coordinator<'_, '_> {
             if self.shared.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            match self.events.recv_timeout(Duration::from_millis(200)) {
-                Ok(Event::Complete) => continue,
-                Ok(Event::Exited { peer_id, result }) => self.reap(&peer_id, result),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {}
+            let idle = self.running.is_empty();
+            let due = if idle {
+                IDLE_REFRESH_EVERY
+            } else {
+                REFRESH_EVERY
+            };
+            if !refreshing && last_refresh.elapsed() >= due {
+                refreshing = self.ask.try_send(()).is_ok();
+                last_refresh = Instant::now();
+            }
+            select! {
+                recv(self.events) -> ev => match ev {
+                    Ok(Event::Exited { peer_id, result }) => self.reap(&peer_id, result)?,
+                    Ok(Event::Complete) | Err(_) => {}
+                },
+                recv(self.answers) -> answer => {
+                    refreshing = false;
+                    let spawned = match answer {
+                        Ok(Ok(holders)) => self.add_holders(holders),
+                        Ok(Err(e)) => {
+                            debug!("refreshing holders failed: {e}");
+                            0
+                        }
+                        Err(_) => 0,
+                    };
+                    if spawned == 0 && self.running.is_empty() && !self.shared.plan().is_complete() {
+                        return Err(self.stuck_error());
+                    }
+                },
+                default(Duration::from_millis(200)) => {}
             }
             if last_save.elapsed() >= SAVE_EVERY {
                 let count = self.shared.reasm.count();
                 if count != saved_count {
                     let on_disk = self.shared.reasm.on_disk();
                     if let Err(e) =
-                        resume::save(&paths, &self.shared.record, self.state_file, &on_disk)
+                        resume::save(self.paths, &self.shared.record, self.state_file, &on_disk)
                     {
                         warn!("{e}");
                     }
                     saved_count = count;
                 }
                 last_save = Instant::now();
-            }
-            let idle = self.running.is_empty();
-            if idle || last_refresh.elapsed() >= REFRESH_EVERY {
-                last_refresh = Instant::now();
-                let spawned = match (self.job.refresh)() {
-                    Ok(holders) => self.add_holders(holders),
-                    Err(e) => {
-                        debug!("refreshing holders failed: {e}");
-                        0
-                    }
-                };
-                if idle
-                    && spawned == 0
-                    && self.running.is_empty()
-                    && !self.shared.plan().is_complete()
-                {
-                    return Err(self.stuck_error());
-                }
             }
         }
     }
@@ -338,7 +388,6 @@ impl Coordinator<'_, '_> {
             .collect();
         let n = usable.len().max(1) as u64;
         for (i, h) in usable.into_iter().enumerate() {
-            self.known.insert(h.peer_id.clone(), h.have.clone());
             if self.running.contains_key(&h.peer_id) || self.banned.contains(&h.peer_id) {
                 continue;
             }
@@ -371,7 +420,11 @@ impl Coordinator<'_, '_> {
         let spawned = std::thread::Builder::new()
             .name(format!("worker-{}", h.peer_id))
             .spawn(move || {
-                let result = worker::run(&shared, &source, &st, cursor);
+                // A bug in a worker costs that holder, not the download.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    worker::run(&shared, &source, &st, cursor)
+                }))
+                .unwrap_or_else(|_| Err(Error::protocol("the worker thread panicked")));
                 let _ = shared.events.send(Event::Exited {
                     peer_id: source.peer_id.clone(),
                     result,
@@ -389,23 +442,48 @@ impl Coordinator<'_, '_> {
         }
     }
 
-    fn reap(&mut self, peer_id: &str, result: Result<()>) {
+    /// A worker ended. Its holder may be retried, banned (bad data), or the
+    /// whole download ends: a local failure such as a full disk is not
+    /// something another holder can fix.
+    fn reap(&mut self, peer_id: &str, result: Result<()>) -> Result<()> {
         if let Some(r) = self.running.remove(peer_id) {
             let _ = r.thread.join();
             self.finished.push((peer_id.to_string(), r.stats));
-        }
-        match result {
-            Ok(()) | Err(Error::Cancelled) => {}
-            Err(e @ Error::Integrity(_)) => {
-                warn!("{e}");
-                self.banned.push(peer_id.to_string());
-            }
-            Err(e) => info!("holder {peer_id} dropped: {e}"),
         }
         self.job
             .progress
             .sources
             .store(self.running.len() as u64, Ordering::Relaxed);
+        match result {
+            Ok(()) | Err(Error::Cancelled) => Ok(()),
+            Err(e @ Error::Integrity(_)) => {
+                warn!("{e}");
+                self.banned.push(peer_id.to_string());
+                Ok(())
+            }
+            Err(Error::Remote {
+                code: code::BUSY, ..
+            }) => {
+                // Full, not failing: try again later without using up an attempt.
+                let busy = self.busy.entry(peer_id.to_string()).or_insert(0);
+                *busy += 1;
+                if *busy < MAX_BUSY {
+                    if let Some(a) = self.attempts.get_mut(peer_id) {
+                        *a = a.saturating_sub(1);
+                    }
+                }
+                info!("holder {peer_id} is busy; will retry");
+                Ok(())
+            }
+            Err(e) if e.is_remote_fault() => {
+                info!("holder {peer_id} dropped: {e}");
+                Ok(())
+            }
+            Err(e) => Err(Error::Local(format!(
+                "{e}; the verified blocks are kept, fix that and run `get {}` again",
+                self.shared.record.name
+            ))),
+        }
     }
 
     /// Waits for every worker and sums what each holder delivered.
@@ -420,7 +498,12 @@ impl Coordinator<'_, '_> {
             let blocks = stats.blocks.load(Ordering::Relaxed);
             let rtt_ms = stats.rtt_us.load(Ordering::Relaxed) as f64 / 1000.0;
             match by_peer.iter_mut().find(|s| &s.peer_id == peer_id) {
-                Some(s) => s.blocks += blocks,
+                Some(s) => {
+                    s.blocks += blocks;
+                    if rtt_ms > 0.0 {
+                        s.rtt_ms = rtt_ms;
+                    }
+                }
                 None => by_peer.push(SourceReport {
                     peer_id: peer_id.clone(),
                     blocks,

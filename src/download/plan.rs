@@ -134,11 +134,9 @@ impl Plan {
         self.done.set(piece)
     }
 
-    /// Pieces still missing that none of `holders` has.
-    pub fn unavailable(&self, holders: &[&Bitfield]) -> u32 {
-        (0..self.pieces())
-            .filter(|&p| !self.done.get(p) && !holders.iter().any(|h| h.get(p)))
-            .count() as u32
+    /// True when a holder of `have` has some piece still missing here.
+    pub fn wants_any(&self, have: &Bitfield) -> bool {
+        have.any_and_not(&self.done)
     }
 }
 
@@ -217,10 +215,14 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_counts_orphans() {
-        let plan = Plan::new(4, &Bitfield::new(4));
+    fn a_holder_is_wanted_only_for_missing_pieces() {
+        let mut plan = Plan::new(4, &Bitfield::new(4));
         let mut h = Bitfield::new(4);
         h.set(0);
-        assert_eq!(plan.unavailable(&[&h]), 3);
+        assert!(plan.wants_any(&h));
+        assert_eq!(plan.claim(&h, 0, 4), vec![0]);
+        assert!(plan.wants_any(&h), "in flight is not done");
+        plan.complete(0);
+        assert!(!plan.wants_any(&h));
     }
 }

@@ -154,6 +154,11 @@ impl<'a> Worker<'a> {
             if self.inflight.is_empty() {
                 self.flush_batch()?;
                 self.conn.flush()?;
+                if !self.shared.plan().wants_any(&self.have) {
+                    // This holder has nothing we still miss: leave, so the
+                    // coordinator can tell when nobody has what is left.
+                    return Ok(());
+                }
                 if self.shared.wait_for_work() {
                     return Ok(());
                 }
@@ -193,7 +198,10 @@ impl<'a> Worker<'a> {
                     }
                     let len = data.len();
                     let piece = accept_block(&mut self.inflight, &self.shared.record, block, data)?;
-                    throttle(&self.shared.limiter, len);
+                    throttle(&self.shared.limiter, len, || {
+                        // Keep the holder busy while we wait our turn.
+                        let _ = self.conn.flush();
+                    });
                     self.inflight_blocks -= 1;
                     self.rate.add(len);
                     last_progress = Instant::now();
@@ -318,7 +326,11 @@ impl<'a> Worker<'a> {
         }
         let contiguous = self.batch.count > 0 && self.batch.first + self.batch.count == piece;
         if !contiguous || self.batch.data.len() + buf.data.len() > WRITE_BATCH {
-            self.flush_batch()?;
+            if let Err(e) = self.flush_batch() {
+                // Out of `inflight` and not yet in the batch: hand it back.
+                self.shared.plan().release(piece);
+                return Err(e);
+            }
         }
         if self.batch.count == 0 {
             self.batch.first = piece;
@@ -369,6 +381,14 @@ impl<'a> Worker<'a> {
         self.inflight.clear();
         self.inflight_blocks = 0;
         self.shared.notify();
+    }
+}
+
+impl Drop for Worker<'_> {
+    /// However the worker ends (error, cancellation, a panic), the pieces
+    /// it still owes go back to the plan.
+    fn drop(&mut self) {
+        self.release_all();
     }
 }
 

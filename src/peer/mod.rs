@@ -27,8 +27,11 @@ use std::time::{Duration, Instant};
 use store::Store;
 use tracker_client::Session;
 
-/// Most concurrent connections the block server accepts.
+/// Most concurrent connections the block server accepts...
 const MAX_CONNECTIONS: usize = 256;
+/// ...and from any one address (every local peer shares 127.0.0.1, so
+/// this stays generous).
+const MAX_CONNECTIONS_PER_IP: usize = 64;
 
 pub struct Peer {
     pub config: Config,
@@ -108,7 +111,7 @@ impl Peer {
         spawn("server", move || {
             accept_loop(
                 listener,
-                ConnLimit::new(MAX_CONNECTIONS),
+                ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP),
                 "server",
                 move |s| server::handle(&server_peer, s),
             )
@@ -159,7 +162,8 @@ impl Peer {
             empty_download(&self.partial_dir(), &record)?
         } else {
             let holders = tracker_client::who_has(tracker, name)?;
-            let refresh = || tracker_client::who_has(tracker, name);
+            let (t, n) = (tracker.clone(), name.to_string());
+            let refresh: download::Refresh = Arc::new(move || tracker_client::who_has(&t, &n));
             download::run(download::Job {
                 record: record.clone(),
                 holders,
@@ -167,7 +171,7 @@ impl Peer {
                 self_id: &self.config.id,
                 limiter: self.download.clone(),
                 cancel: self.cancel.clone(),
-                refresh: &refresh,
+                refresh,
                 progress,
             })?
         };

@@ -144,10 +144,14 @@ fn send_blocks(
     file.file
         .read_exact_at(data, offset)
         .map_err(|e| Error::io(format!("reading {} to serve it", record.name), e))?;
+    let who = conn.peer_addr();
     for (i, chunk) in data.chunks(BLOCK_SIZE as usize).enumerate() {
-        throttle(&peer.upload, chunk.len());
+        throttle(&peer.upload, chunk.len(), || {
+            // Out with what is due before waiting for the next block's turn.
+            let _ = conn.flush();
+        });
         write_block(conn.writer(), handle, block + i as u32, chunk)
-            .map_err(|e| Error::io(format!("net: sending to {}", conn.peer_addr()), e))?;
+            .map_err(|e| Error::io(format!("net: sending to {who}"), e))?;
     }
     peer.uploaded.fetch_add(len, Ordering::Relaxed);
     Ok(())

@@ -81,27 +81,41 @@ pub fn parse(line: &str) -> Result<Option<Command>> {
 pub fn run(peer: &Arc<Peer>) -> i32 {
     let interactive = io::stdin().is_terminal();
     let mut failed = false;
-    let stdin = io::stdin();
-    let mut lines = stdin.lock().lines();
+    let mut input = io::stdin().lock();
+    let mut raw = Vec::new();
     loop {
         if interactive {
             print!("> ");
             let _ = io::stdout().flush();
         }
-        let Some(Ok(line)) = lines.next() else { break };
-        let result = parse(&line).and_then(|cmd| match cmd {
-            None => Ok(true),
-            Some(Command::Exit) => Ok(false),
-            Some(cmd) => execute(peer, cmd).map(|out| {
-                if !out.is_empty() {
-                    println!("{out}");
-                }
-                true
-            }),
-        });
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: cannot read commands: {e}");
+                failed = true;
+                break;
+            }
+        }
+        let result = std::str::from_utf8(&raw)
+            .map_err(|_| Error::Usage("a command line that is not UTF-8 was skipped".into()))
+            .and_then(parse)
+            .and_then(|cmd| match cmd {
+                None => Ok(true),
+                Some(Command::Exit) => Ok(false),
+                Some(cmd) => execute(peer, cmd).map(|out| {
+                    if !out.is_empty() {
+                        println!("{out}");
+                    }
+                    true
+                }),
+            });
         match result {
             Ok(true) => {}
             Ok(false) => break,
+            // Ctrl-C: the signal handler saves and exits; nothing failed.
+            Err(Error::Cancelled) => {}
             Err(e) => {
                 failed = true;
                 eprintln!("error: {e}");

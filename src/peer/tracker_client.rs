@@ -246,14 +246,19 @@ fn query<T>(tracker: &str, msg: &Msg<'_>, pick: impl FnOnce(Msg<'_>) -> Option<T
             code: code::NOT_FOUND,
             message,
         }) => Err(Error::NotFound(message)),
-        Err(e) => Err(e),
+        Err(e) => Err(unreachable(tracker, e)),
     }
 }
 
+/// Turns a transport failure into what a user can act on.
 fn unreachable(tracker: &str, e: Error) -> Error {
     match e {
         Error::Io { source, .. } => Error::NoSources(format!(
             "cannot reach the tracker at {tracker}: {source} (is it running? check the address and port)"
+        )),
+        Error::Timeout(_) => Error::NoSources(format!(
+            "the tracker at {tracker} did not answer within {} s (is it running and reachable?)",
+            crate::net::IO_TIMEOUT.as_secs()
         )),
         other => other,
     }

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// Most connections served at once; more get ERROR(BUSY).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Most from any one address: a whole lab of peers behind one NAT still fits.
+pub const MAX_CONNECTIONS_PER_IP: usize = 256;
 /// A connection silent this long is closed (registered peers announce
 /// every 3 s, so only dead or idle ones hit it).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,7 +53,7 @@ impl Shared {
 /// Serves `listener` forever: starts the reaper, then accepts.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
     spawn_reaper(shared.clone());
-    let limit = ConnLimit::new(MAX_CONNECTIONS);
+    let limit = ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP);
     accept_loop(listener, limit, "tracker", move |stream| {
         handle_connection(&shared, stream)
     });

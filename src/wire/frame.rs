@@ -60,6 +60,10 @@ pub struct FrameReader<R> {
     body_got: usize,
     /// Type and body length once the header is complete.
     current: Option<(u8, usize)>,
+    /// How long one `fill` may keep reading before it reports a timeout,
+    /// even while bytes trickle in: a peer sending one byte per read
+    /// timeout must not keep the caller from its own deadlines.
+    budget: Option<std::time::Duration>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -72,7 +76,13 @@ impl<R: Read> FrameReader<R> {
             header_got: 0,
             body_got: 0,
             current: None,
+            budget: None,
         }
+    }
+
+    /// See `budget`; `None` reads for as long as bytes keep coming.
+    pub fn set_budget(&mut self, budget: Option<std::time::Duration>) {
+        self.budget = budget;
     }
 
     pub fn get_ref(&self) -> &R {
@@ -106,6 +116,10 @@ impl<R: Read> FrameReader<R> {
         if self.current.is_some() && self.body_got == self.current.map_or(0, |c| c.1) {
             return Ok(true);
         }
+        let deadline = self.budget.map(|b| std::time::Instant::now() + b);
+        // Checked after each read that made progress, so every call reads
+        // at least once, however small the budget.
+        let over = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
         while self.header_got < HEADER_LEN {
             let n = read_some(&mut self.inner, &mut self.header[self.header_got..])?;
             if n == 0 {
@@ -115,6 +129,11 @@ impl<R: Read> FrameReader<R> {
                 return Err(Error::protocol("connection closed inside a frame header"));
             }
             self.header_got += n;
+            if self.header_got < HEADER_LEN && over() {
+                return Err(Error::Timeout(
+                    "net: a frame header arriving too slowly".into(),
+                ));
+            }
         }
         let (_, body_len) = match self.current {
             Some(c) => c,
@@ -132,6 +151,9 @@ impl<R: Read> FrameReader<R> {
                 return Err(Error::protocol("connection closed inside a frame"));
             }
             self.body_got += n;
+            if self.body_got < body_len && over() {
+                return Err(Error::Timeout("net: a frame arriving too slowly".into()));
+            }
         }
         Ok(true)
     }
@@ -234,6 +256,32 @@ mod tests {
             self.pos += 1;
             Ok(1)
         }
+    }
+
+    #[test]
+    fn a_trickling_frame_times_out_within_the_budget_and_resumes() {
+        let bytes = frame(7, &[1u8; 64]);
+        let slow = Trickle {
+            data: &bytes,
+            pos: 0,
+            tick: true,
+        };
+        let mut r = FrameReader::new(slow, 100);
+        r.set_budget(Some(std::time::Duration::ZERO));
+        let mut timeouts = 0u32;
+        let got = loop {
+            assert!(timeouts < 10_000, "no progress");
+            match r.read_frame() {
+                Ok(Some((ty, body))) => break (ty, body.len()),
+                Err(Error::Timeout(_)) => timeouts += 1,
+                other => panic!("{:?}", other.map(|o| o.map(|f| f.0))),
+            }
+        };
+        assert_eq!(got, (7, 64));
+        assert!(
+            timeouts >= 60,
+            "a zero budget returns after each byte: {timeouts}"
+        );
     }
 
     #[test]
