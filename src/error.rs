@@ -7,8 +7,11 @@ use std::io;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O failure, with what we were doing at the time.
+    /// A local I/O failure (disk, file system), with what we were doing.
     Io { context: String, source: io::Error },
+    /// A network failure (connect, send, receive), with what we were doing:
+    /// another peer may do better.
+    Net { context: String, source: io::Error },
     /// A socket read or write did not complete in time.
     Timeout(String),
     /// The other side sent something that is not our protocol.
@@ -49,6 +52,17 @@ impl Error {
         }
     }
 
+    /// Like `io`, for sockets.
+    pub fn net(context: impl Into<String>, source: io::Error) -> Error {
+        match source.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(context.into()),
+            _ => Error::Net {
+                context: context.into(),
+                source,
+            },
+        }
+    }
+
     pub fn protocol(msg: impl Into<String>) -> Error {
         Error::Protocol(msg.into())
     }
@@ -63,15 +77,16 @@ impl Error {
                 | Error::FrameTooLarge { .. }
                 | Error::Remote { .. }
                 | Error::Integrity(_)
-        ) || matches!(self, Error::Io { context, .. } if context.starts_with("net:"))
+                | Error::Net { .. }
+        )
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { context, source } => {
-                write!(f, "{}: {source}", context.trim_start_matches("net: "))
+            Error::Io { context, source } | Error::Net { context, source } => {
+                write!(f, "{context}: {source}")
             }
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Protocol(what) => write!(f, "protocol violation: {what}"),
@@ -100,7 +115,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Net { source, .. } => Some(source),
             _ => None,
         }
     }

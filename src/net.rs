@@ -33,7 +33,7 @@ impl Conn {
     pub fn connect(addr: &str, max_frame: usize) -> Result<Conn> {
         let addrs = addr
             .to_socket_addrs()
-            .map_err(|e| Error::io(format!("net: resolving {addr}"), e))?;
+            .map_err(|e| Error::net(format!("resolving {addr}"), e))?;
         let mut last = None;
         for a in addrs {
             match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
@@ -42,20 +42,20 @@ impl Conn {
             }
         }
         let e = last.unwrap_or_else(|| std::io::Error::other("no address"));
-        Err(Error::io(format!("net: connecting to {addr}"), e))
+        Err(Error::net(format!("connecting to {addr}"), e))
     }
 
     pub fn new(stream: TcpStream, max_frame: usize, read_timeout: Duration) -> Result<Conn> {
-        let ctx = "net: setting up a connection";
-        let peer = stream.peer_addr().map_err(|e| Error::io(ctx, e))?;
-        stream.set_nodelay(true).map_err(|e| Error::io(ctx, e))?;
+        let ctx = "setting up a connection";
+        let peer = stream.peer_addr().map_err(|e| Error::net(ctx, e))?;
+        stream.set_nodelay(true).map_err(|e| Error::net(ctx, e))?;
         stream
             .set_read_timeout(Some(read_timeout))
-            .map_err(|e| Error::io(ctx, e))?;
+            .map_err(|e| Error::net(ctx, e))?;
         stream
             .set_write_timeout(Some(IO_TIMEOUT))
-            .map_err(|e| Error::io(ctx, e))?;
-        let read_half = stream.try_clone().map_err(|e| Error::io(ctx, e))?;
+            .map_err(|e| Error::net(ctx, e))?;
+        let read_half = stream.try_clone().map_err(|e| Error::net(ctx, e))?;
         let mut reader =
             FrameReader::new(BufReader::with_capacity(READ_BUFFER, read_half), max_frame);
         reader.set_budget(Some(read_timeout));
@@ -89,13 +89,13 @@ impl Conn {
         debug!("-> {} {} ({} bytes)", self.peer, msg.kind(), self.out.len());
         self.writer
             .write_all(&self.out)
-            .map_err(|e| Error::io(format!("net: sending to {}", self.peer), e))
+            .map_err(|e| Error::net(format!("sending to {}", self.peer), e))
     }
 
     pub fn flush(&mut self) -> Result<()> {
         self.writer
             .flush()
-            .map_err(|e| Error::io(format!("net: sending to {}", self.peer), e))
+            .map_err(|e| Error::net(format!("sending to {}", self.peer), e))
     }
 
     pub fn send(&mut self, msg: &Msg<'_>) -> Result<()> {

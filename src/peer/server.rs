@@ -151,7 +151,7 @@ fn send_blocks(
             let _ = conn.flush();
         });
         write_block(conn.writer(), handle, block + i as u32, chunk)
-            .map_err(|e| Error::io(format!("net: sending to {who}"), e))?;
+            .map_err(|e| Error::net(format!("sending to {who}"), e))?;
     }
     peer.uploaded.fetch_add(len, Ordering::Relaxed);
     Ok(())

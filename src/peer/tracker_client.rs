@@ -253,7 +253,7 @@ fn query<T>(tracker: &str, msg: &Msg<'_>, pick: impl FnOnce(Msg<'_>) -> Option<T
 /// Turns a transport failure into what a user can act on.
 fn unreachable(tracker: &str, e: Error) -> Error {
     match e {
-        Error::Io { source, .. } => Error::NoSources(format!(
+        Error::Net { source, .. } => Error::NoSources(format!(
             "cannot reach the tracker at {tracker}: {source} (is it running? check the address and port)"
         )),
         Error::Timeout(_) => Error::NoSources(format!(

@@ -116,7 +116,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
                 debug!("{from}: silent for {READ_TIMEOUT:?}, closing");
                 break;
             }
-            Err(e @ Error::Io { .. }) => {
+            Err(e @ (Error::Io { .. } | Error::Net { .. })) => {
                 debug!("{from}: {e}");
                 break;
             }

@@ -130,9 +130,7 @@ impl<R: Read> FrameReader<R> {
             }
             self.header_got += n;
             if self.header_got < HEADER_LEN && over() {
-                return Err(Error::Timeout(
-                    "net: a frame header arriving too slowly".into(),
-                ));
+                return Err(Error::Timeout("a frame header arriving too slowly".into()));
             }
         }
         let (_, body_len) = match self.current {
@@ -152,7 +150,7 @@ impl<R: Read> FrameReader<R> {
             }
             self.body_got += n;
             if self.body_got < body_len && over() {
-                return Err(Error::Timeout("net: a frame arriving too slowly".into()));
+                return Err(Error::Timeout("a frame arriving too slowly".into()));
             }
         }
         Ok(true)
@@ -177,7 +175,7 @@ fn read_some(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
         match r.read(buf) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("net: reading a frame", e)),
+            Err(e) => return Err(Error::net("reading a frame", e)),
         }
     }
 }
