@@ -42,17 +42,15 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// A local I/O failure (files, disk).
     pub fn io(context: impl Into<String>, source: io::Error) -> Error {
-        match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(context.into()),
-            _ => Error::Io {
-                context: context.into(),
-                source,
-            },
+        Error::Io {
+            context: context.into(),
+            source,
         }
     }
 
-    /// Like `io`, for sockets.
+    /// A socket failure; a read or write timeout becomes `Timeout`.
     pub fn net(context: impl Into<String>, source: io::Error) -> Error {
         match source.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(context.into()),

@@ -129,11 +129,12 @@ impl Shared {
         plan.is_complete()
     }
 
-    pub fn progress_made(&self, blocks: u64) {
+    /// Verified blocks reached the disk; `complete` if the plan now is.
+    pub fn progress_made(&self, blocks: u64, complete: bool) {
         self.progress
             .done_blocks
             .fetch_add(blocks, Ordering::Relaxed);
-        if self.plan().is_complete() {
+        if complete {
             let _ = self.events.send(Event::Complete);
         }
         self.notify();

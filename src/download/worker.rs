@@ -61,9 +61,8 @@ struct WriteBatch {
 pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats, cursor: u32) -> Result<()> {
     let mut w = Worker::connect(shared, source, stats, cursor)?;
     let result = w.pump();
-    // Whatever happened, give back what we still owe and keep what we have.
+    // Keep what is verified; dropping `w` gives back what it still owes.
     let flushed = w.flush_batch();
-    w.release_all();
     result.and(flushed)
 }
 
@@ -356,16 +355,17 @@ impl<'a> Worker<'a> {
             return Err(e);
         }
         let mut won_blocks = 0u64;
-        {
+        let complete = {
             let mut plan = self.shared.plan();
             for p in first..first + count {
                 if plan.complete(p) {
                     won_blocks += self.shared.record.piece_blocks(p) as u64;
                 }
             }
-        }
+            plan.is_complete()
+        };
         self.stats.blocks.fetch_add(won_blocks, Ordering::Relaxed);
-        self.shared.progress_made(won_blocks);
+        self.shared.progress_made(won_blocks, complete);
         Ok(())
     }
 

@@ -39,7 +39,6 @@ pub struct Peer {
     pub upload: Option<Arc<RateLimiter>>,
     pub download: Option<Arc<RateLimiter>>,
     pub session: Session,
-    pub uploaded: AtomicU64,
     /// Set on shutdown: every running download stops and keeps its state.
     pub cancel: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Arc<Progress>>>,
@@ -96,7 +95,6 @@ impl Peer {
             download: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
             store,
             session,
-            uploaded: AtomicU64::new(0),
             cancel: Arc::new(AtomicBool::new(false)),
             active: Mutex::new(HashMap::new()),
             listen: addr,

@@ -15,7 +15,6 @@ use crate::wire::{Msg, MAX_CONTROL_FRAME};
 use log::debug;
 use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Files one connection may have open at once.
@@ -153,6 +152,5 @@ fn send_blocks(
         write_block(conn.writer(), handle, block + i as u32, chunk)
             .map_err(|e| Error::net(format!("sending to {who}"), e))?;
     }
-    peer.uploaded.fetch_add(len, Ordering::Relaxed);
     Ok(())
 }

@@ -93,11 +93,6 @@ impl<R: Read> FrameReader<R> {
         &mut self.inner
     }
 
-    /// True when a frame has been partly read.
-    pub fn in_frame(&self) -> bool {
-        self.header_got > 0
-    }
-
     /// The next frame, or `None` on a clean end of stream between frames.
     /// A stream that ends inside a frame is a protocol error; a timeout is
     /// `Error::Timeout` and may be retried.
