@@ -17,6 +17,7 @@ pub mod record;
 pub mod rng;
 pub mod tracker;
 pub mod units;
+pub mod web;
 pub mod wire;
 
 pub use error::{Error, Result};

@@ -289,6 +289,20 @@ pub fn accept_loop<F>(listener: TcpListener, limit: Arc<ConnLimit>, what: &'stat
 where
     F: Fn(TcpStream) + Send + Sync + 'static,
 {
+    accept_loop_refusing(listener, limit, what, handle, refuse_busy)
+}
+
+/// `accept_loop` for another protocol: `refuse` tells a connection over
+/// the cap, in that protocol, that the server is busy.
+pub fn accept_loop_refusing<F>(
+    listener: TcpListener,
+    limit: Arc<ConnLimit>,
+    what: &'static str,
+    handle: F,
+    refuse: fn(TcpStream),
+) where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
     let handle = Arc::new(handle);
     for stream in listener.incoming() {
         let stream = match stream {
@@ -305,7 +319,7 @@ where
                 "{what}: connection cap reached, refusing {:?}",
                 stream.peer_addr()
             );
-            refuse_busy(stream);
+            refuse(stream);
             continue;
         };
         let handle = handle.clone();

@@ -2,6 +2,7 @@
 //! files in its directory, downloads on request, and offers a shell.
 
 use p2pshare::peer::{config, shell, Peer};
+use p2pshare::web::{peer_ui::PeerUi, WebServer};
 use p2pshare::Error;
 use std::io::Write;
 use std::sync::Arc;
@@ -21,10 +22,18 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if cfg.http.is_some() || !cfg.neighbors.is_empty() {
-        eprintln!("error: --http and --neighbor are not available yet in this build");
+    if !cfg.neighbors.is_empty() {
+        eprintln!("error: --neighbor is not available yet in this build");
         std::process::exit(2);
     }
+    // Bound before the peer starts, so a taken port fails cleanly.
+    let web = match cfg.http_config().map(|h| WebServer::bind(&h)).transpose() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
     let peer = match Peer::start(cfg) {
         Ok(p) => p,
         Err(e) => {
@@ -45,6 +54,17 @@ fn main() {
             peer.store.files_dir().display(),
             c.tracker
         );
+        let _ = std::io::stdout().flush();
+    }
+    if let Some(web) = web {
+        let banner = web.banner();
+        if let Err(e) = web.spawn(PeerUi::new(peer.clone())) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        for line in banner {
+            println!("{line}");
+        }
         let _ = std::io::stdout().flush();
     }
     let on_signal = peer.clone();

@@ -1,14 +1,17 @@
-//! `tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]`
+//! `tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]
+//! [--http-bind ADDR] [--http-host NAME]...`
 
 use log::warn;
 use p2pshare::tracker::{Config, Tracker, DEFAULT_DATA_DIR};
+use p2pshare::web::{self, tracker_ui::TrackerUi, HttpConfig, WebServer};
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 const USAGE: &str =
-    "usage: tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]";
+    "usage: tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]
+               [--http-bind ADDR] [--http-host NAME]...";
 
 fn help() -> String {
     format!(
@@ -22,7 +25,13 @@ options:
   --bind ADDR    IP address to listen on (default 0.0.0.0, every interface)
   --data DIR     where file records are kept (default {DEFAULT_DATA_DIR}/)
   --dashboard    live view of peers and their progress on stdout
-  --http PORT    the dashboard as a web page (not available yet)
+  --http PORT    the dashboard as a web page that refreshes itself (0 picks
+                 a free port; the address is printed at start)
+  --http-bind ADDR
+                 IP address of the web page (default 127.0.0.1, this machine only)
+  --http-host NAME
+                 a host name the web page answers to besides IP addresses and
+                 localhost (repeatable; others are refused against DNS rebinding)
   -h, --help     this help
 
 RUST_LOG=debug shows protocol detail on stderr."
@@ -30,7 +39,7 @@ RUST_LOG=debug shows protocol detail on stderr."
 }
 
 enum Command {
-    Run(Config),
+    Run(Config, Option<HttpConfig>),
     Help,
 }
 
@@ -38,6 +47,8 @@ enum Command {
 /// after `error: `.
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut config = Config::default();
+    let mut http: Option<HttpConfig> = None;
+    let (mut http_bind, mut http_hosts) = (None, Vec::new());
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy().into_owned();
@@ -45,7 +56,10 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(OsString::from(v))),
             _ => (text.clone(), None),
         };
-        let takes_value = matches!(flag.as_str(), "--port" | "--bind" | "--data" | "--http");
+        let takes_value = matches!(
+            flag.as_str(),
+            "--port" | "--bind" | "--data" | "--http" | "--http-bind" | "--http-host"
+        );
         if !takes_value && inline.is_some() {
             return Err(format!("{flag} takes no value"));
         }
@@ -79,7 +93,25 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
                 config.data = PathBuf::from(v);
             }
             "--dashboard" => config.dashboard = true,
-            "--http" => return Err("--http is not available yet in this build".into()),
+            "--http" => {
+                let v = value()?;
+                let v = v.to_string_lossy();
+                let port = v.trim().parse().map_err(|_| {
+                    format!("--http expects a port number from 0 to 65535, got {v:?}")
+                })?;
+                http = Some(HttpConfig::on_port(port));
+            }
+            "--http-bind" => {
+                let v = value()?;
+                let v = v.to_string_lossy();
+                http_bind = Some(v.trim().parse::<IpAddr>().map_err(|_| {
+                    format!("--http-bind expects an IP address such as 127.0.0.1, got {v:?}")
+                })?);
+            }
+            "--http-host" => {
+                let v = value()?;
+                http_hosts.push(web::parse_host_name(&v.to_string_lossy())?);
+            }
             other if other.starts_with('-') => {
                 return Err(format!("unknown option {other:?}"));
             }
@@ -90,12 +122,18 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             }
         }
     }
-    Ok(Command::Run(config))
+    if let Some(h) = http.as_mut() {
+        h.bind = http_bind.unwrap_or(web::DEFAULT_BIND);
+        h.hosts = http_hosts;
+    } else if http_bind.is_some() || !http_hosts.is_empty() {
+        return Err("--http-bind and --http-host need --http PORT".into());
+    }
+    Ok(Command::Run(config, http))
 }
 
 fn main() {
-    let config = match parse(std::env::args_os().skip(1)) {
-        Ok(Command::Run(c)) => c,
+    let (config, http) = match parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(c, h)) => (c, h),
         Ok(Command::Help) => {
             let _ = writeln!(std::io::stdout(), "{}", help());
             return;
@@ -126,9 +164,19 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let mut banner = tracker.banner();
+    if let Some(h) = http {
+        match start_web(&tracker, &h) {
+            Ok(lines) => banner.extend(lines),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     {
         let mut out = std::io::stdout().lock();
-        for line in tracker.banner() {
+        for line in banner {
             let _ = writeln!(out, "{line}");
         }
         let _ = out.flush();
@@ -136,15 +184,46 @@ fn main() {
     tracker.serve();
 }
 
+/// Binds and starts the web dashboard; returns the lines to print.
+fn start_web(tracker: &Tracker, cfg: &HttpConfig) -> p2pshare::Result<Vec<String>> {
+    let server = WebServer::bind(cfg)?;
+    let lines = server.banner();
+    let ui = TrackerUi::new(
+        tracker.shared().clone(),
+        tracker.started(),
+        tracker.local_addr().to_string(),
+    );
+    server.spawn(ui)?;
+    Ok(lines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Result<Config, String> {
+        run_web(args).map(|(c, _)| c)
+    }
+
+    fn run_web(args: &[&str]) -> Result<(Config, Option<HttpConfig>), String> {
         match parse(args.iter().map(OsString::from))? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c, h) => Ok((c, h)),
             Command::Help => Err("help".into()),
         }
+    }
+
+    #[test]
+    fn web_flags() {
+        assert_eq!(run_web(&[]).unwrap().1, None);
+        let h = run_web(&["--http", "8080"]).unwrap().1.unwrap();
+        assert_eq!(h, HttpConfig::on_port(8080));
+        assert_eq!(h.bind.to_string(), "127.0.0.1");
+        let h = run_web(&["--http-host=Dash.lan", "--http=0", "--http-bind", "::"])
+            .unwrap()
+            .1
+            .unwrap();
+        assert_eq!((h.port, h.bind.to_string()), (0, "::".into()));
+        assert_eq!(h.hosts, vec!["dash.lan"]);
     }
 
     #[test]
@@ -177,11 +256,11 @@ mod tests {
             (&["--bind", "localhost:1"], "IP address"),
             (&["--data", ""], "directory"),
             (&["--dashboard=yes"], "takes no value"),
-            (
-                &["--http", "8080"],
-                "--http is not available yet in this build",
-            ),
-            (&["--http"], "--http is not available yet in this build"),
+            (&["--http"], "needs a value"),
+            (&["--http", "x"], "0 to 65535"),
+            (&["--http", "1", "--http-bind", "localhost"], "IP address"),
+            (&["--http", "1", "--http-host", "a b"], "host name"),
+            (&["--http-bind", "127.0.0.1"], "need --http"),
             (&["--nope"], "unknown option"),
             (&["extra"], "unexpected argument"),
         ] {

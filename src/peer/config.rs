@@ -11,8 +11,10 @@ pub const USAGE: &str =
     "usage: peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [--dir DIR] [--serve]
             [--get FILE]... [--upload-limit RATE] [--download-limit RATE]
             [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
-            [--advertise HOST[:PORT]]
-RATE: bytes per second with an optional K, M or G suffix (500K, 10M, 1G)";
+            [--advertise HOST[:PORT]] [--http-bind ADDR] [--http-host NAME]...
+RATE: bytes per second with an optional K, M or G suffix (500K, 10M, 1G)
+--http PORT: the web UI (0 picks a free port), on 127.0.0.1 unless --http-bind
+  says otherwise; --http-host allows a host name besides IPs and localhost";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -28,12 +30,25 @@ pub struct Config {
     pub neighbors: Vec<String>,
     pub ttl: u8,
     pub http: Option<u16>,
+    /// Where the web UI listens (default 127.0.0.1).
+    pub http_bind: IpAddr,
+    /// Host names the web UI answers to besides IP literals and localhost.
+    pub http_hosts: Vec<String>,
     pub bind: IpAddr,
     /// Host (and optionally port) other peers should dial.
     pub advertise: Option<(String, Option<u16>)>,
 }
 
 impl Config {
+    /// The web UI's settings, when `--http` asks for it.
+    pub fn http_config(&self) -> Option<crate::web::HttpConfig> {
+        self.http.map(|port| crate::web::HttpConfig {
+            port,
+            bind: self.http_bind,
+            hosts: self.http_hosts.clone(),
+        })
+    }
+
     /// The port other peers should dial.
     pub fn advertised_port(&self) -> u16 {
         self.advertise
@@ -59,10 +74,13 @@ pub fn parse(args: &[String]) -> Result<Option<Config>> {
         neighbors: Vec::new(),
         ttl: 3,
         http: None,
+        http_bind: crate::web::DEFAULT_BIND,
+        http_hosts: Vec::new(),
         bind: IpAddr::from([0, 0, 0, 0]),
         advertise: None,
     };
     let mut dir = None;
+    let mut web_flags = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| {
@@ -96,7 +114,27 @@ pub fn parse(args: &[String]) -> Result<Option<Config>> {
                         Error::Usage(format!("--ttl takes a number from 1 to 16, not {v:?}"))
                     })?;
             }
-            "--http" => cfg.http = Some(port(&value(arg)?, "--http")?),
+            "--http" => {
+                let v = value(arg)?;
+                cfg.http = Some(v.parse().map_err(|_| {
+                    Error::Usage(format!(
+                        "--http takes a port number from 0 to 65535, not {v:?}"
+                    ))
+                })?);
+            }
+            "--http-bind" => {
+                let v = value(arg)?;
+                cfg.http_bind = v.parse().map_err(|_| {
+                    Error::Usage(format!("--http-bind takes an IP address, not {v:?}"))
+                })?;
+                web_flags = true;
+            }
+            "--http-host" => {
+                let v = value(arg)?;
+                cfg.http_hosts
+                    .push(crate::web::parse_host_name(&v).map_err(Error::Usage)?);
+                web_flags = true;
+            }
             "--bind" => {
                 let v = value(arg)?;
                 cfg.bind = v
@@ -120,6 +158,11 @@ pub fn parse(args: &[String]) -> Result<Option<Config>> {
             positional.len()
         )));
     };
+    if web_flags && cfg.http.is_none() {
+        return Err(Error::Usage(
+            "--http-bind and --http-host need --http PORT".into(),
+        ));
+    }
     check_peer_id(id)?;
     cfg.id = id.clone();
     cfg.port = port(p, "PORT")?;
@@ -200,6 +243,34 @@ mod tests {
         assert_eq!(c.advertised_port(), 9999);
         assert_eq!(c.ttl, 4);
         assert_eq!(c.neighbors, vec!["10.0.0.2:9000"]);
+        assert_eq!(c.http_config(), None);
+    }
+
+    #[test]
+    fn web_ui_flags() {
+        let c = parse(&args("A 9000 t --http 8080")).unwrap().unwrap();
+        let h = c.http_config().unwrap();
+        assert_eq!((h.port, h.bind.to_string()), (8080, "127.0.0.1".into()));
+        assert!(h.hosts.is_empty());
+        let c = parse(&args(
+            "A 9000 t --http 0 --http-bind 0.0.0.0 --http-host NAS.lan --http-host p2p",
+        ))
+        .unwrap()
+        .unwrap();
+        let h = c.http_config().unwrap();
+        assert_eq!((h.port, h.bind.to_string()), (0, "0.0.0.0".into()));
+        assert_eq!(h.hosts, vec!["nas.lan", "p2p"]);
+        for bad in [
+            "A 9000 t --http",
+            "A 9000 t --http 70000",
+            "A 9000 t --http x",
+            "A 9000 t --http 1 --http-bind localhost",
+            "A 9000 t --http 1 --http-host a/b",
+            "A 9000 t --http-bind 0.0.0.0",
+            "A 9000 t --http-host nas.lan",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -216,22 +216,49 @@ impl Peer {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| cannot("the name is not UTF-8".into()))?;
+        let tmp = self.scratch_path(name, "share")?;
+        let _cleanup = RemoveOnDrop(&tmp);
+        fs::copy(path, &tmp).map_err(|e| Error::io(format!("copying {}", path.display()), e))?;
+        self.share_scratch(name, &tmp)
+    }
+
+    /// `partial/<name>.<suffix>`, the directory created if missing: where a
+    /// file is written before it is moved into `files/` (same file system,
+    /// so the move is an atomic rename).
+    pub fn scratch_path(&self, name: &str, suffix: &str) -> Result<PathBuf> {
         check_file_name(name)?;
         let tmp_dir = self.partial_dir();
         fs::create_dir_all(&tmp_dir)
             .map_err(|e| Error::io(format!("creating {}", tmp_dir.display()), e))?;
-        let tmp = tmp_dir.join(format!("{}.share", crate::names::local_stem(name)));
-        let _cleanup = RemoveOnDrop(&tmp);
-        fs::copy(path, &tmp).map_err(|e| Error::io(format!("copying {}", path.display()), e))?;
+        Ok(tmp_dir.join(format!("{}.{suffix}", crate::names::local_stem(name))))
+    }
+
+    /// Shares a file already written at `tmp` (from `scratch_path`) under
+    /// `name`: hashes it, asks the tracker, then moves it into `files/`
+    /// instead of copying. `tmp` is gone afterwards, shared or not.
+    pub fn share_scratch(
+        &self,
+        name: &str,
+        tmp: &Path,
+    ) -> Result<(Arc<FileRecord>, Option<String>)> {
+        let _cleanup = RemoveOnDrop(tmp);
+        check_file_name(name)?;
         // The record describes the copy we will serve, whatever happens to
         // the source meanwhile.
-        let record = Arc::new(FileRecord::from_file(name, &tmp)?);
+        let record = Arc::new(FileRecord::from_file(name, tmp)?);
         if let Some(existing) = self.store.get(name) {
             if existing.record.md5 == record.md5 {
                 return Ok((existing.record.clone(), Some("already shared".into())));
             }
             return Err(Error::Conflict(format!(
                 "files/{name} already holds different content; rename one of them"
+            )));
+        }
+        let dest = self.store.files_dir().join(name);
+        if dest.symlink_metadata().is_ok() {
+            return Err(Error::Conflict(format!(
+                "{} exists but is not shared (not a regular file?); move it away first",
+                dest.display()
             )));
         }
         let note = match self
@@ -242,8 +269,7 @@ impl Peer {
             Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => Some(msg),
             Err(e) => return Err(e),
         };
-        let dest = self.store.files_dir().join(name);
-        fs::rename(&tmp, &dest)
+        fs::rename(tmp, &dest)
             .map_err(|e| Error::io(format!("moving into {}", dest.display()), e))?;
         let file =
             File::open(&dest).map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
@@ -290,7 +316,7 @@ impl Peer {
 
 /// Removes a scratch file however the function that made it ends (after a
 /// successful rename there is nothing left to remove).
-struct RemoveOnDrop<'a>(&'a Path);
+pub(crate) struct RemoveOnDrop<'a>(pub(crate) &'a Path);
 
 impl Drop for RemoveOnDrop<'_> {
     fn drop(&mut self) {

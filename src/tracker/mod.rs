@@ -100,6 +100,11 @@ impl Tracker {
         &self.shared
     }
 
+    /// When the tracker started (the dashboards' uptime).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// The lines printed at start: where it listens, then each address it
     /// can be reached on.
     pub fn banner(&self) -> Vec<String> {

@@ -1,0 +1,543 @@
+//! The web UI: `peer --http PORT` (`peer_ui`) and `tracker --http PORT`
+//! (`tracker_ui`). Pages are plain HTML rendered here, styled and made
+//! live by a small stylesheet and script compiled into the binary, so the
+//! UI works offline.
+//!
+//! Safe by default: bound to 127.0.0.1 unless `--http-bind` says
+//! otherwise; a request whose Host header is not an IP literal, localhost
+//! or a name given with `--http-host` is refused (DNS rebinding); a POST
+//! from another origin is refused (CSRF); request heads and bodies are
+//! bounded (`http`), uploads excepted, which stream to disk under their own
+//! cap. One thread per connection, at most `MAX_CONNECTIONS`, each with
+//! read and write timeouts, as for the block server.
+
+pub mod escape;
+pub mod http;
+pub mod peer_ui;
+pub mod tracker_ui;
+
+use crate::error::{Error, Result};
+use crate::net::{accept_loop_refusing, ConnLimit};
+use escape::html;
+use http::{Head, HttpError, Method, Request, Response};
+use log::{debug, info};
+use std::io::{BufReader, BufWriter, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the UI listens unless `--http-bind` says otherwise.
+pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Connections served at once; a browser opens about six per site.
+pub const MAX_CONNECTIONS: usize = 64;
+pub const MAX_CONNECTIONS_PER_IP: usize = 32;
+/// How long one read of a request body may wait.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one write of a response may wait for the client.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// After refusing a body, how much of it is read and dropped so the
+/// client gets the answer instead of a reset.
+const MAX_DRAIN: u64 = 1 << 20;
+
+/// `--http PORT [--http-bind ADDR] [--http-host NAME]...`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// 0 picks a free port (printed at start).
+    pub port: u16,
+    pub bind: IpAddr,
+    /// Host names accepted besides IP literals and `localhost`, lower case.
+    pub hosts: Vec<String>,
+}
+
+impl HttpConfig {
+    pub fn on_port(port: u16) -> HttpConfig {
+        HttpConfig {
+            port,
+            bind: DEFAULT_BIND,
+            hosts: Vec::new(),
+        }
+    }
+}
+
+/// Checks a `--http-host` value: a DNS name (letters, digits, `-`, `.`).
+pub fn parse_host_name(text: &str) -> std::result::Result<String, String> {
+    let name = text.trim_end_matches('.').to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!(
+            "--http-host takes a host name such as p2p.lan, not {text:?}"
+        ))
+    }
+}
+
+/// One web application: turns a request into a response.
+pub trait App: Send + Sync + 'static {
+    fn handle(&self, req: &mut Request<'_>) -> Response;
+
+    /// The largest body this request may carry; bigger ones get 413 before
+    /// `handle` runs.
+    fn body_limit(&self, _head: &Head) -> u64 {
+        http::MAX_SMALL_BODY
+    }
+}
+
+/// A bound, not yet serving, web UI listener.
+pub struct WebServer {
+    listener: TcpListener,
+    addr: SocketAddr,
+    hosts: Arc<Vec<String>>,
+}
+
+impl WebServer {
+    /// Binds now, so a taken port is reported at start, before anything runs.
+    pub fn bind(cfg: &HttpConfig) -> Result<WebServer> {
+        let want = SocketAddr::new(cfg.bind, cfg.port);
+        let listener = TcpListener::bind(want).map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen for the web UI on {want}: {e} (pick another --http port)"
+            ))
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io(format!("cannot listen on {want}"), e))?;
+        Ok(WebServer {
+            listener,
+            addr,
+            hosts: Arc::new(cfg.hosts.clone()),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The lines to print at start: where to point a browser, and a
+    /// warning when the UI is open to other machines.
+    pub fn banner(&self) -> Vec<String> {
+        let mut lines: Vec<String> = crate::net::reachable_addrs(&self.addr)
+            .into_iter()
+            .map(|a| format!("web UI at http://{a}/"))
+            .collect();
+        if !self.addr.ip().is_loopback() {
+            lines.push(
+                "note: the web UI has no password: anyone who can reach this address can \
+                 upload and fetch files; use --http-bind 127.0.0.1 to keep it local"
+                    .into(),
+            );
+        }
+        lines
+    }
+
+    /// Serves `app` on a thread of its own until the process ends.
+    pub fn spawn(self, app: Arc<dyn App>) -> Result<()> {
+        let WebServer {
+            listener,
+            addr,
+            hosts,
+        } = self;
+        info!("web UI serving on {addr}");
+        std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                let limit = ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP);
+                accept_loop_refusing(
+                    listener,
+                    limit,
+                    "http",
+                    move |s| serve_connection(s, app.as_ref(), &hosts),
+                    refuse_busy,
+                )
+            })
+            .map(|_| ())
+            .map_err(|e| Error::io("starting the web UI thread", e))
+    }
+}
+
+fn refuse_busy(stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = Response::text(
+        503,
+        "too many connections to the web UI; try again\n".into(),
+    )
+    .write_to(&mut &stream, false);
+}
+
+/// One request, one response, then close.
+fn serve_connection(stream: TcpStream, app: &dyn App, hosts: &[String]) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(http::HEAD_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let (Ok(remote), Ok(read_half)) = (stream.peer_addr(), stream.try_clone()) else {
+        return;
+    };
+    let mut reader = BufReader::with_capacity(64 << 10, read_half);
+    let deadline = Instant::now() + http::HEAD_TIMEOUT;
+    let head = match http::read_head(&mut reader, deadline)
+        .and_then(|raw| raw.map(|r| http::parse_head(&r)).transpose())
+    {
+        Ok(Some(h)) => h,
+        Ok(None) => return,
+        Err(e) => {
+            debug!("http {remote}: {} {}", e.status, e.message);
+            let _ = e.into_response(false).write_to(&mut &stream, false);
+            drain_and_close(&stream, &mut reader, MAX_DRAIN);
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+    let head_only = head.method == Method::Head;
+    let json = head.path.starts_with("/api/") || head.wants_json();
+    let (method, path) = (head.method, head.path.clone());
+    let (response, unread) = match admit(&head, app, hosts) {
+        Err(e) => (e.into_response(json), head.content_length),
+        Ok(()) => {
+            let mut interim = &stream;
+            let mut req = Request::new(head, remote, &mut reader, &mut interim);
+            let response = app.handle(&mut req);
+            let unread = if req.body_withheld() { 0 } else { req.unread() };
+            (response, unread)
+        }
+    };
+    debug!("http {remote}: {method:?} {path} -> {}", response.status);
+    let mut out = BufWriter::with_capacity(http::STREAM_CHUNK, &stream);
+    if let Err(e) = response.write_to(&mut out, head_only) {
+        debug!("http {remote}: sending the response: {e}");
+    }
+    drop(out);
+    if unread > 0 {
+        drain_and_close(&stream, &mut reader, unread.min(MAX_DRAIN));
+    }
+}
+
+/// The checks every request passes before its route sees it.
+fn admit(head: &Head, app: &dyn App, hosts: &[String]) -> std::result::Result<(), HttpError> {
+    check_host(head.host(), hosts)?;
+    check_origin(head)?;
+    let limit = app.body_limit(head);
+    if head.content_length > limit {
+        return Err(HttpError::new(
+            413,
+            format!(
+                "the request body of {} bytes is over the limit of {limit} bytes for {}",
+                head.content_length, head.path
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Stops writing, then reads and drops up to `budget` bytes for at most
+/// 2 s, so the kernel does not answer the client's unread bytes with a
+/// reset that would destroy the response.
+fn drain_and_close(stream: &TcpStream, reader: &mut impl Read, budget: u64) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 8192];
+    let mut left = budget;
+    while left > 0 && Instant::now() < deadline {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n as u64),
+        }
+    }
+}
+
+/// Accepts a Host header naming an IP literal (v4, or v6 in brackets),
+/// `localhost`, or one of `allowed`, with any port. A DNS-rebinding page
+/// reaches us under its own name, which is none of these, so it is
+/// refused before any route runs (the fix Transmission adopted in 2018).
+pub fn check_host(host: &str, allowed: &[String]) -> std::result::Result<(), HttpError> {
+    if host_allowed(host, allowed) {
+        return Ok(());
+    }
+    let shown: String = host.chars().take(100).collect();
+    Err(HttpError::new(
+        421,
+        format!(
+            "refused: this web UI does not answer to the host name {shown:?} (a protection \
+             against DNS rebinding). Open it as http://127.0.0.1:PORT/ or \
+             http://localhost:PORT/, or start it with --http-host NAME to allow a name."
+        ),
+    ))
+}
+
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return false;
+        };
+        return ip.parse::<Ipv6Addr>().is_ok() && port_ok(after);
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => {
+                if !port_ok(&format!(":{port}")) {
+                    return false;
+                }
+                name
+            }
+            None => host,
+        }
+    };
+    if name.parse::<Ipv4Addr>().is_ok() {
+        return true;
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost") || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// `""` or `:` followed by a port number.
+fn port_ok(text: &str) -> bool {
+    match text.strip_prefix(':') {
+        None => text.is_empty(),
+        Some(p) => {
+            !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok()
+        }
+    }
+}
+
+/// A request that changes something must come from our own pages: its
+/// Origin, when the browser sends one, must be this very host, and a
+/// browser's `Sec-Fetch-Site: cross-site` is refused outright. Scripts
+/// (curl) send neither and pass.
+pub fn check_origin(head: &Head) -> std::result::Result<(), HttpError> {
+    if matches!(head.method, Method::Get | Method::Head) {
+        return Ok(());
+    }
+    let refuse = |what: String| {
+        Err(HttpError::new(
+            403,
+            format!(
+                "refused: {what}; this web UI only takes changes from its own pages (cross-site request forgery)"
+            ),
+        ))
+    };
+    if head.header("sec-fetch-site") == Some("cross-site") {
+        return refuse("the browser says this request comes from another site".into());
+    }
+    match head.header("origin") {
+        None => Ok(()),
+        Some(origin) => {
+            let expected = format!("http://{}", head.host());
+            if origin.eq_ignore_ascii_case(&expected) {
+                Ok(())
+            } else {
+                let shown: String = origin.chars().take(100).collect();
+                refuse(format!(
+                    "the request comes from {shown:?}, not {expected:?}"
+                ))
+            }
+        }
+    }
+}
+
+/// The files under `/static/`, compiled in.
+pub fn asset(name: &str) -> Option<Response> {
+    let (content_type, bytes): (&str, &'static [u8]) = match name {
+        "style.css" => (
+            "text/css; charset=utf-8",
+            include_bytes!("assets/style.css"),
+        ),
+        "peer.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("assets/peer.js"),
+        ),
+        "tracker.js" => (
+            "text/javascript; charset=utf-8",
+            include_bytes!("assets/tracker.js"),
+        ),
+        "icon.svg" => ("image/svg+xml", include_bytes!("assets/icon.svg")),
+        _ => return None,
+    };
+    Some(
+        Response::new(200, content_type, http::Body::Static(bytes))
+            .header("Cache-Control", "no-cache"),
+    )
+}
+
+/// What a page of either UI is made of; `render` wraps it in the shared
+/// layout (head, navigation, footer).
+pub struct Page<'a> {
+    pub title: &'a str,
+    /// Shown top left, e.g. `peer A`.
+    pub brand: &'a str,
+    /// `(href, label)` links of the navigation bar.
+    pub nav: &'a [(&'a str, &'a str)],
+    /// The href of the page shown, highlighted in the navigation.
+    pub current: &'a str,
+    /// `data-page` on `<body>`, which tells the script what to make live.
+    pub kind: &'a str,
+    /// The page's content, already escaped HTML.
+    pub main: String,
+    pub script: Option<&'a str>,
+    /// Reload period for browsers without JavaScript.
+    pub noscript_refresh: Option<u32>,
+}
+
+pub fn render(page: &Page<'_>) -> String {
+    let nav: String = page
+        .nav
+        .iter()
+        .map(|(href, label)| {
+            let current = if *href == page.current {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            format!("<a href=\"{}\"{current}>{}</a>", html(href), html(label))
+        })
+        .collect();
+    let script = page
+        .script
+        .map(|s| format!("<script src=\"{}\" defer></script>", html(s)))
+        .unwrap_or_default();
+    let refresh = page
+        .noscript_refresh
+        .map(|s| format!("<noscript><meta http-equiv=\"refresh\" content=\"{s}\"></noscript>"))
+        .unwrap_or_default();
+    format!(
+        "<!DOCTYPE html>
+<html lang=\"en\">
+<head>
+<meta charset=\"utf-8\">
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">
+<title>{title} · {brand}</title>
+<link rel=\"stylesheet\" href=\"/static/style.css\">
+<link rel=\"icon\" href=\"/static/icon.svg\" type=\"image/svg+xml\">
+{refresh}{script}
+</head>
+<body data-page=\"{kind}\">
+<header><span class=\"brand\">{brand}</span><nav>{nav}</nav></header>
+<main>
+{main}
+</main>
+<footer>p2pshare {version}</footer>
+</body>
+</html>
+",
+        title = html(page.title),
+        brand = html(page.brand),
+        kind = html(page.kind),
+        main = page.main,
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// `405` naming the methods a route takes.
+pub fn method_not_allowed(allow: &'static str) -> Response {
+    Response::text(405, format!("this address takes {allow} only\n")).header("Allow", allow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(method: &str, extra: &str) -> Head {
+        http::parse_head(
+            format!("{method} /x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n{extra}\r\n").as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hosts_that_cannot_be_rebound_pass() {
+        let none: Vec<String> = Vec::new();
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "192.168.1.10:80",
+            "localhost",
+            "LOCALHOST:1",
+            "localhost.:8080",
+            "[::1]",
+            "[::1]:8080",
+            "[fe80::1]:9",
+        ] {
+            assert!(check_host(ok, &none).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:8080",
+            "2130706433",
+            "[::1",
+            "[not-ip]:80",
+            "::1",
+            "localhost:",
+            "localhost:99999",
+            "localhost:80:80",
+            "127.0.0.1:x",
+        ] {
+            let e = check_host(bad, &none).unwrap_err();
+            assert_eq!(e.status, 421, "{bad}");
+        }
+        let allowed = vec!["p2p.lan".to_string()];
+        assert!(check_host("P2P.lan:8080", &allowed).is_ok());
+        assert!(check_host("p2p.lan.", &allowed).is_ok());
+        assert!(check_host("other.lan", &allowed).is_err());
+        let e = check_host("evil.example", &none).unwrap_err();
+        assert!(e.message.contains("--http-host"), "{}", e.message);
+    }
+
+    #[test]
+    fn host_names_for_the_allowlist() {
+        assert_eq!(parse_host_name("P2P.Lan.").unwrap(), "p2p.lan");
+        assert_eq!(parse_host_name("nas-1").unwrap(), "nas-1");
+        for bad in ["", ".", "a..b", "a b", "a/b", "a:80", &"x".repeat(64)] {
+            assert!(parse_host_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn changes_only_from_our_own_origin() {
+        assert!(check_origin(&head("GET", "Origin: http://evil.example\r\n")).is_ok());
+        assert!(
+            check_origin(&head("POST", "")).is_ok(),
+            "curl sends no Origin"
+        );
+        assert!(check_origin(&head("POST", "Origin: http://127.0.0.1:8080\r\n")).is_ok());
+        for bad in [
+            "Origin: http://evil.example\r\n",
+            "Origin: null\r\n",
+            "Origin: http://127.0.0.1:8081\r\n",
+            "Origin: https://127.0.0.1:8080\r\n",
+            "Sec-Fetch-Site: cross-site\r\n",
+        ] {
+            let e = check_origin(&head("POST", bad)).unwrap_err();
+            assert_eq!(e.status, 403, "{bad}");
+        }
+    }
+
+    #[test]
+    fn pages_escape_what_they_are_given() {
+        let page = Page {
+            title: "<t>",
+            brand: "peer \"A\"",
+            nav: &[("/", "Home"), ("/about", "About")],
+            current: "/about",
+            kind: "about",
+            main: "<p>ok</p>".into(),
+            script: Some("/static/peer.js"),
+            noscript_refresh: Some(2),
+        };
+        let out = render(&page);
+        assert!(out.contains("<title>&lt;t&gt; · peer &quot;A&quot;</title>"));
+        assert!(out.contains("<a href=\"/about\" aria-current=\"page\">About</a>"));
+        assert!(out.contains("<main>\n<p>ok</p>\n</main>"));
+        assert!(out.contains("content=\"2\""));
+        assert!(asset("style.css").is_some() && asset("../Cargo.toml").is_none());
+    }
+}
