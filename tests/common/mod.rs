@@ -7,6 +7,8 @@
 //! we take no libc dependency); `Child::kill` gives SIGKILL.
 #![allow(dead_code)]
 
+pub mod http;
+
 use p2pshare::record::FileRecord;
 use std::fs::File;
 use std::io::Write;
@@ -238,6 +240,8 @@ impl Drop for PeerProc {
 pub struct TrackerProc {
     child: Option<Child>,
     port: u16,
+    /// Arguments beyond port, bind and data (e.g. `--http 0`).
+    extra: Vec<String>,
     data_dir: PathBuf,
     log_dir: PathBuf,
 }
@@ -247,8 +251,14 @@ impl TrackerProc {
     /// accepts connections. Retries with another port if the chosen one was
     /// taken in the meantime.
     pub fn start(data_dir: &Path) -> TrackerProc {
+        TrackerProc::start_with(data_dir, &[])
+    }
+
+    /// `start` with more arguments (e.g. `--http 0`).
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> TrackerProc {
         for _ in 0..5 {
             let mut t = TrackerProc::new(data_dir, free_port());
+            t.extra = extra.iter().map(|a| a.to_string()).collect();
             if t.try_spawn() {
                 return t;
             }
@@ -279,6 +289,7 @@ impl TrackerProc {
         TrackerProc {
             child: None,
             port,
+            extra: Vec::new(),
             data_dir: data_dir.to_path_buf(),
             log_dir,
         }
@@ -301,6 +312,7 @@ impl TrackerProc {
             .arg("127.0.0.1")
             .arg("--data")
             .arg(&self.data_dir)
+            .args(&self.extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into()),
@@ -394,6 +406,17 @@ impl TrackerProc {
         }
     }
 
+    /// The web dashboard's base URL (`http://127.0.0.1:PORT`, no trailing
+    /// slash), from the banner of a tracker started with `--http`.
+    pub fn web_url(&self) -> String {
+        let mut url = None;
+        wait_until(START_TIMEOUT, "the tracker's web UI address", || {
+            url = web_url_in(&self.stdout());
+            url.is_some()
+        });
+        url.unwrap()
+    }
+
     /// What the tracker printed on stdout so far.
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.log_dir.join("tracker.stdout")).unwrap_or_default()
@@ -443,4 +466,25 @@ pub fn test_bytes(n: usize, seed: u32) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// The first `web UI at http://...` address in a process's output, without
+/// the trailing slash.
+pub fn web_url_in(output: &str) -> Option<String> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("web UI at "))
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+}
+
+impl PeerProc {
+    /// The web UI's base URL of a logged peer started with `--http`.
+    pub fn web_url(&self) -> String {
+        let mut url = None;
+        wait_until(START_TIMEOUT, "the peer's web UI address", || {
+            url = web_url_in(&self.logs());
+            url.is_some()
+        });
+        url.unwrap()
+    }
 }
