@@ -10,32 +10,9 @@ use common::*;
 use p2pshare::record::md5_of;
 use p2pshare::units::hex;
 use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A peer with the web UI on a free port; `dir` is its directory.
-fn web_peer(id: &str, tracker: &TrackerProc, dir: &Path, extra: &[&str]) -> (PeerProc, String) {
-    let port = free_port().to_string();
-    let dir_s = dir.to_str().unwrap();
-    let tracker_addr = tracker.addr();
-    let mut args = vec![
-        id,
-        &port,
-        &tracker_addr,
-        "--dir",
-        dir_s,
-        "--serve",
-        "--http",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    let log = dir.with_extension("log");
-    let p = PeerProc::spawn_logged(&args, &log);
-    let url = p.web_url();
-    (p, url)
-}
 
 fn json_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
     let start = json.find(&format!("\"{key}\":"))? + key.len() + 3;

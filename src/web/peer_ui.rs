@@ -463,7 +463,7 @@ or shared with the peer's <code>share</code> command.</p>
 <ul id=\"uploads\" class=\"uploads\"></ul>
 ",
             dir = html(&self.peer.store.files_dir().display().to_string()),
-            cap = human_bytes(MAX_UPLOAD),
+            cap = format!("{} GiB", MAX_UPLOAD >> 30),
         );
         self.page("Upload", "/upload", "upload", main)
     }

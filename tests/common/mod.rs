@@ -488,3 +488,25 @@ impl PeerProc {
         url.unwrap()
     }
 }
+
+/// A `--serve` peer with the web UI on a free port, logging to
+/// `<dir>.log`; returns it and the UI's base URL.
+pub fn web_peer(id: &str, tracker: &TrackerProc, dir: &Path, extra: &[&str]) -> (PeerProc, String) {
+    let port = free_port().to_string();
+    let tracker_addr = tracker.addr();
+    let dir_s = dir.to_str().expect("a UTF-8 temp path");
+    let mut args = vec![
+        id,
+        &port,
+        &tracker_addr,
+        "--dir",
+        dir_s,
+        "--serve",
+        "--http",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let p = PeerProc::spawn_logged(&args, &dir.with_extension("log"));
+    let url = p.web_url();
+    (p, url)
+}
