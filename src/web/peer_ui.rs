@@ -452,7 +452,7 @@ impl PeerUi {
             "<h1>Upload</h1>
 <p>Choose files to share. Each is sent to this peer, hashed, put in
 <code>{dir}</code> and announced to the tracker, so every peer can fetch it.
-At most {cap} per file; larger files can be copied into that directory
+At most {cap} GiB per file; larger files can be copied into that directory
 or shared with the peer's <code>share</code> command.</p>
 <form id=\"upload-form\" class=\"card\">
 <label for=\"file\">Files</label>
@@ -463,7 +463,7 @@ or shared with the peer's <code>share</code> command.</p>
 <ul id=\"uploads\" class=\"uploads\"></ul>
 ",
             dir = html(&self.peer.store.files_dir().display().to_string()),
-            cap = format!("{} GiB", MAX_UPLOAD >> 30),
+            cap = MAX_UPLOAD >> 30,
         );
         self.page("Upload", "/upload", "upload", main)
     }
