@@ -3,7 +3,7 @@
 //! Layers, bottom up: `wire` (the protocol, no sockets), pure state
 //! (`bitfield`, `record`, `download::plan`, `tracker::catalogue`), then the
 //! networking (`net`, `peer`, `tracker`) that ties them to threads and
-//! sockets. `docs/ARCHITECTURE.md` draws the threads.
+//! sockets, and the web UI (`web`) on top of the peer and the tracker. `docs/ARCHITECTURE.md` draws the threads.
 
 pub mod bitfield;
 pub mod download;
