@@ -473,11 +473,11 @@ fn prints_its_addresses_and_stops_cleanly() {
 
 #[test]
 fn command_line_errors() {
-    let o = run_tracker(&["--http", "9000"]);
+    let o = run_tracker(&["--http", "nine"]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.starts_with("error: --http is not available yet in this build\n"),
+        err.starts_with("error: --http expects a port number from 0 to 65535"),
         "{err}"
     );
 
