@@ -15,7 +15,7 @@ use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::units::{hex, mbps};
 use config::Config;
-use log::info;
+use log::{info, warn};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
@@ -162,6 +162,13 @@ impl Peer {
             let holders = tracker_client::who_has(tracker, name)?;
             let (t, n) = (tracker.clone(), name.to_string());
             let refresh: download::Refresh = Arc::new(move || tracker_client::who_has(&t, &n));
+            // Serve verified pieces while downloading, and let the tracker
+            // know at once that we take part.
+            let _partial = PartialGuard(&self.store, name);
+            let share = |reasm| match self.store.add_partial(reasm) {
+                Ok(()) => self.session.announce_now(),
+                Err(e) => warn!("not serving the partial {name}: {e}"),
+            };
             download::run(download::Job {
                 record: record.clone(),
                 holders,
@@ -171,6 +178,7 @@ impl Peer {
                 cancel: self.cancel.clone(),
                 refresh,
                 progress,
+                share_partial: Some(&share),
             })?
         };
         self.adopt(&outcome.part, &dest, record.clone())?;
@@ -285,6 +293,16 @@ impl Peer {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.session.bye(Duration::from_secs(2));
+    }
+}
+
+/// Stops serving a download's partial file however the download ends; a
+/// finished one is served from `files/` by then.
+struct PartialGuard<'a>(&'a Store, &'a str);
+
+impl Drop for PartialGuard<'_> {
+    fn drop(&mut self) {
+        self.0.remove_partial(self.1);
     }
 }
 
