@@ -35,7 +35,8 @@ const REFRESH_EVERY: Duration = Duration::from_secs(3);
 /// ...and while none does, or early on, when peers that started with us
 /// are just joining: sooner, but not in a tight loop.
 const IDLE_REFRESH_EVERY: Duration = Duration::from_secs(1);
-const EARLY: Duration = Duration::from_secs(6);
+const EARLY_REFRESH_EVERY: Duration = Duration::from_millis(500);
+const EARLY: Duration = Duration::from_secs(4);
 /// With holders connected but none having anything we miss (they are
 /// downloading too), how long to wait for one of them to get something.
 const STUCK_AFTER: Duration = Duration::from_secs(20);
@@ -169,7 +170,11 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     let (events_tx, events) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         record: record.clone(),
-        plan: Mutex::new(Plan::new(record.piece_count(), &on_disk)),
+        plan: Mutex::new(Plan::new(
+            record.piece_count(),
+            record.blocks_per_piece,
+            &on_disk,
+        )),
         changed: Condvar::new(),
         reasm: Arc::new(Reassembler::new(file, record.clone(), on_disk)),
         limiter: job.limiter.clone(),
@@ -329,8 +334,9 @@ impl Coordinator<'_, '_> {
             } else if progress.1.elapsed() > STUCK_AFTER {
                 return Err(self.stuck_error());
             }
-            let idle = self.running.is_empty() || started.elapsed() < EARLY;
-            let due = if idle {
+            let due = if started.elapsed() < EARLY {
+                EARLY_REFRESH_EVERY
+            } else if self.running.is_empty() {
                 IDLE_REFRESH_EVERY
             } else {
                 REFRESH_EVERY
@@ -411,7 +417,11 @@ impl Coordinator<'_, '_> {
             // tell us (HAVE) what they get.
             .filter(|h| h.peer_id != self.job.self_id && h.have.len() == record.piece_count())
             .collect();
-        for h in usable {
+        if usable.iter().any(|h| !h.have.is_full()) {
+            self.shared.plan().set_swarm();
+        }
+        let n = usable.len().max(1) as u64;
+        for (i, h) in usable.into_iter().enumerate() {
             if self.running.contains_key(&h.peer_id) || self.banned.contains(&h.peer_id) {
                 continue;
             }
@@ -420,7 +430,9 @@ impl Coordinator<'_, '_> {
                 continue;
             }
             *attempts += 1;
-            if self.spawn(h) {
+            // Complete holders only: each worker starts in its own region.
+            let cursor = (record.piece_count() as u64 * i as u64 / n) as u32;
+            if self.spawn(h, cursor) {
                 started += 1;
             }
         }
@@ -431,7 +443,7 @@ impl Coordinator<'_, '_> {
         started
     }
 
-    fn spawn(&mut self, h: Holder) -> bool {
+    fn spawn(&mut self, h: Holder, cursor: u32) -> bool {
         let stats = Arc::new(SourceStats::default());
         let source = Source {
             peer_id: h.peer_id.clone(),
@@ -444,7 +456,7 @@ impl Coordinator<'_, '_> {
             .spawn(move || {
                 // A bug in a worker costs that holder, not the download.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    worker::run(&shared, &source, &st)
+                    worker::run(&shared, &source, &st, cursor)
                 }))
                 .unwrap_or_else(|_| Err(Error::protocol("the worker thread panicked")));
                 let _ = shared.events.send(Event::Exited {

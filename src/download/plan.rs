@@ -11,10 +11,16 @@
 //!
 //! Picking: the first few pieces are picked at random, so a newcomer soon
 //! has something to trade; after that, rarest first: among the pieces the
-//! holder has and we need, those the fewest connected holders have. Ties
-//! go to wherever the worker's cursor is (a random place at first), and a
-//! claim extends over the following pieces of the same rarity, so runs stay
-//! contiguous: large requests, large writes, a growing hash prefix.
+//! holder has and we need, those the fewest connected holders have, and a
+//! claim extends over the following pieces of the same rarity.
+//!
+//! Ties: in a swarm (some holder is itself downloading) they go to a
+//! random place and runs are short, so peers fetching from the same seeder
+//! at the same time rarely ask it for the same pieces: each copy the
+//! seeder uploads twice is time the whole swarm waits. With complete
+//! holders only, nobody else benefits from spread, so each worker goes on
+//! in order from its cursor: long runs, large writes, and a hash prefix
+//! that keeps up, so the whole-file MD5 is ready when the last piece lands.
 
 use crate::bitfield::Bitfield;
 use crate::rng::Rng;
@@ -23,6 +29,8 @@ use crate::rng::Rng;
 const ENDGAME_COPIES: u8 = 2;
 /// Pieces picked at random before rarest-first takes over.
 pub const RANDOM_FIRST: u32 = 4;
+/// Longest run, in blocks, claimed at a random place.
+const SPREAD_RUN_BLOCKS: u32 = 16;
 
 pub struct Plan {
     /// Pieces no worker holds and nobody has delivered.
@@ -35,10 +43,14 @@ pub struct Plan {
     /// `by_avail[a]`: how many NEEDED pieces have availability `a`, so the
     /// rarest availability is known without scanning the pieces.
     by_avail: Vec<u32>,
+    /// Longest run claimed at a random place, in pieces.
+    spread_run: usize,
+    /// Some holder is downloading too: break ties at random.
+    swarm: bool,
 }
 
 impl Plan {
-    pub fn new(pieces: u32, already: &Bitfield) -> Plan {
+    pub fn new(pieces: u32, blocks_per_piece: u32, already: &Bitfield) -> Plan {
         let mut needed = Bitfield::full(pieces);
         for p in already.iter_ones() {
             needed.clear(p);
@@ -49,7 +61,14 @@ impl Plan {
             done: already.clone(),
             claims: vec![0; pieces as usize],
             avail: vec![0; pieces as usize],
+            spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
+            swarm: false,
         }
+    }
+
+    /// From now on, break ties at random (a holder is downloading too).
+    pub fn set_swarm(&mut self) {
+        self.swarm = true;
     }
 
     pub fn pieces(&self) -> u32 {
@@ -142,19 +161,21 @@ impl Plan {
 
     /// Claims up to `max` pieces that `have` holds: a random run while
     /// fewer than `RANDOM_FIRST` pieces are done, else the rarest, looking
-    /// from `cursor` (wrapping) for ties. The run continues over following
-    /// pieces of the same rarity. Empty when the holder has nothing needed
-    /// (the caller may then try `claim_endgame`).
+    /// for ties from a random place (a swarm) or from `cursor` (wrapping).
+    /// The run continues over following pieces of the same rarity. Empty
+    /// when the holder has nothing needed (the caller may then try
+    /// `claim_endgame`).
     pub fn claim(&mut self, have: &Bitfield, cursor: u32, max: usize, rng: &mut Rng) -> Vec<u32> {
         let n = self.pieces();
         if n == 0 || max == 0 || self.needed.count() == 0 {
             return Vec::new();
         }
         let random = self.done.count() < RANDOM_FIRST;
-        let start = if random {
-            rng.below(n as u64) as u32
+        let spread = random || self.swarm;
+        let (start, max) = if spread {
+            (rng.below(n as u64) as u32, max.min(self.spread_run))
         } else {
-            cursor % n
+            (cursor % n, max)
         };
         let Some(first) = self.pick(have, start, random) else {
             return Vec::new();
@@ -268,7 +289,7 @@ mod tests {
     fn started(pieces: u32) -> Plan {
         let mut already = Bitfield::new(pieces);
         already.set_range(0, RANDOM_FIRST);
-        Plan::new(pieces, &already)
+        Plan::new(pieces, 1, &already)
     }
 
     #[test]
@@ -328,7 +349,7 @@ mod tests {
         let mut starts = std::collections::HashSet::new();
         let mut r = rng();
         for _ in 0..8 {
-            let mut plan = Plan::new(10_000, &Bitfield::new(10_000));
+            let mut plan = Plan::new(10_000, 1, &Bitfield::new(10_000));
             plan.add_source(&all);
             let got = plan.claim(&all, 0, 4, &mut r);
             assert_eq!(got.len(), 4);
@@ -336,6 +357,27 @@ mod tests {
             starts.insert(got[0]);
         }
         assert!(starts.len() >= 7, "first picks should differ: {starts:?}");
+    }
+
+    #[test]
+    fn a_swarm_spreads_short_runs() {
+        let mut plan = Plan::new(10_000, 4, &Bitfield::new(10_000));
+        plan.set_swarm();
+        let all = Bitfield::full(10_000);
+        plan.add_source(&all);
+        let mut r = rng();
+        let mut starts = Vec::new();
+        for _ in 0..20 {
+            let got = plan.claim(&all, 0, 64, &mut r);
+            assert!(
+                !got.is_empty() && got.len() <= 4,
+                "16 blocks at most: {got:?}"
+            );
+            starts.push(got[0]);
+        }
+        starts.sort();
+        starts.dedup();
+        assert!(starts.len() >= 18, "random places: {starts:?}");
     }
 
     #[test]
@@ -374,7 +416,7 @@ mod tests {
     fn resumed_plan_skips_done_pieces() {
         let mut already = Bitfield::new(6);
         already.set_range(0, 4);
-        let mut plan = Plan::new(6, &already);
+        let mut plan = Plan::new(6, 1, &already);
         assert_eq!(
             plan.claim(&Bitfield::full(6), 0, 10, &mut rng()),
             vec![4, 5]

@@ -30,7 +30,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// A holder that sends nothing for this long while owing blocks is dropped.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pipeline bounds, in blocks (4 KiB each).
-const MIN_WINDOW: u32 = 128;
+const MIN_WINDOW: u32 = 16;
 const MAX_WINDOW: u32 = 1024;
 /// Verified data is written in runs of up to this many bytes.
 const WRITE_BATCH: usize = 1 << 20;
@@ -70,8 +70,10 @@ struct WriteBatch {
     data: Vec<u8>,
 }
 
-pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats) -> Result<()> {
-    let mut w = Worker::connect(shared, source, stats)?;
+/// `cursor`: where to start taking pieces in order when ties are not
+/// broken at random (see `plan`).
+pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats, cursor: u32) -> Result<()> {
+    let mut w = Worker::connect(shared, source, stats, cursor)?;
     let result = w.pump();
     // Keep what is verified; dropping `w` gives back what it still owes.
     let flushed = w.flush_batch();
@@ -111,6 +113,7 @@ impl<'a> Worker<'a> {
         shared: &'a Arc<Shared>,
         source: &'a Source,
         stats: &'a SourceStats,
+        cursor: u32,
     ) -> Result<Worker<'a>> {
         let record = &shared.record;
         let mut conn = Conn::connect(&source.addr, MAX_CONTROL_FRAME)?;
@@ -139,10 +142,6 @@ impl<'a> Worker<'a> {
             .store(rtt.as_micros() as u64, Ordering::Relaxed);
         debug!("{}: {} pieces, rtt {:?}", source.peer_id, have.count(), rtt);
         shared.plan().add_source(&have);
-        let mut rng = Rng::new();
-        // Ties in rarity go to a random place of the file, different for
-        // every worker, so peers starting together fetch different pieces.
-        let cursor = rng.below(record.piece_count().max(1) as u64) as u32;
         Ok(Worker {
             shared,
             source,
@@ -162,7 +161,7 @@ impl<'a> Worker<'a> {
             pool: Vec::new(),
             rtt,
             rate: RateMeter::new(),
-            rng,
+            rng: Rng::new(),
             ping: Ping {
                 nonce: 3,
                 sent: None,
@@ -339,8 +338,11 @@ impl<'a> Worker<'a> {
         let bpp = record.blocks_per_piece;
         self.cancel_won()?;
         loop {
-            let room = self.window().saturating_sub(self.inflight_blocks);
-            if room < MAX_REQUEST_BLOCKS as u32 && !self.inflight.is_empty() {
+            let window = self.window();
+            let room = window.saturating_sub(self.inflight_blocks);
+            // Top up in large requests, but before the pipe runs dry.
+            let worth = (window / 2).min(MAX_REQUEST_BLOCKS as u32);
+            if room < worth && !self.inflight.is_empty() {
                 return Ok(());
             }
             let max_pieces = (room.max(bpp) / bpp).clamp(1, MAX_REQUEST_BLOCKS as u32) as usize;

@@ -159,6 +159,7 @@ impl Peer {
         let outcome = if record.size == 0 {
             empty_download(&self.partial_dir(), &record)?
         } else {
+            self.session.joining(&record, Duration::from_secs(2));
             let holders = tracker_client::who_has(tracker, name)?;
             let (t, n) = (tracker.clone(), name.to_string());
             let refresh: download::Refresh = Arc::new(move || tracker_client::who_has(&t, &n));

@@ -30,8 +30,11 @@ const MAX_OPEN_PER_CONN: usize = 64;
 /// Requests read ahead and not yet served; beyond this the client waits
 /// (its frames stay in the socket).
 const MAX_PENDING: usize = 4096;
+/// Most blocks served in one go: between slices the server reads CANCELs
+/// and sends HAVEs, which matters when an upload limit makes each block slow.
+const SLICE_BLOCKS: u32 = 16;
 /// How often an idle connection checks for new pieces to announce.
-const TICK: Duration = Duration::from_millis(200);
+const TICK: Duration = Duration::from_millis(50);
 
 /// A file opened on this connection.
 struct Opened {
@@ -104,7 +107,15 @@ fn serve(peer: &Arc<Peer>, conn: &mut Conn) -> Result<()> {
             }
         }
         tell_new_pieces(conn, &mut s)?;
-        if let Some(r) = s.pending.pop_front() {
+        if let Some(mut r) = s.pending.pop_front() {
+            if r.count > SLICE_BLOCKS {
+                s.pending.push_front(Request {
+                    block: r.block + SLICE_BLOCKS,
+                    count: r.count - SLICE_BLOCKS,
+                    ..r
+                });
+                r.count = SLICE_BLOCKS;
+            }
             let file = s.opened[r.handle as usize].file.clone();
             send_blocks(peer, conn, &file, r, &mut s.buf)?;
         }

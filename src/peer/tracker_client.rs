@@ -27,6 +27,10 @@ pub enum Command {
     Bye(Sender<()>),
     /// Announce now rather than at the next interval (a download started).
     AnnounceNow,
+    /// A download is about to start: tell the tracker we take part (no
+    /// pieces yet) before asking who holds the file, so peers starting
+    /// at the same moment find each other. Answered when done (or not).
+    Joining(FileHave, Sender<()>),
 }
 
 /// The handle the rest of the peer uses to talk to the session thread.
@@ -66,6 +70,23 @@ impl Session {
     /// Asks for an announce now, without waiting for it.
     pub fn announce_now(&self) {
         let _ = self.tx.send(Command::AnnounceNow);
+    }
+
+    /// Tells the tracker we start downloading `record`, waiting at most
+    /// `timeout`; a missing tracker only means nobody learns of it yet.
+    pub fn joining(&self, record: &FileRecord, timeout: Duration) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let cmd = Command::Joining(
+            FileHave {
+                name: record.name.clone(),
+                md5: record.md5,
+                have: Bitfield::new(record.piece_count()),
+            },
+            tx,
+        );
+        if self.tx.send(cmd).is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
     }
 
     /// Says goodbye to the tracker, waiting at most `timeout`.
@@ -117,6 +138,9 @@ pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
                     ))));
                 }
                 Ok(Command::NewFile(_, None)) | Ok(Command::AnnounceNow) => {}
+                Ok(Command::Joining(_, reply)) => {
+                    let _ = reply.send(());
+                }
                 Ok(Command::Bye(reply)) => {
                     let _ = reply.send(());
                     return;
@@ -204,6 +228,16 @@ fn session(peer: &Arc<Peer>, rx: &Receiver<Command>, registered: &mut bool) -> R
                 let _ = reply.send(());
                 return Ok(());
             }
+            Ok(Command::Joining(entry, reply)) => {
+                let result = if sent.contains_key(&entry.name) {
+                    Ok(())
+                } else {
+                    sent.insert(entry.name.clone(), (entry.md5, entry.have.clone()));
+                    announce_files(&mut conn, vec![entry])
+                };
+                let _ = reply.send(());
+                result?;
+            }
             Ok(Command::AnnounceNow) | Err(RecvTimeoutError::Timeout) => {
                 announce(peer, &mut conn, &mut sent)?;
                 next_announce = Instant::now() + ANNOUNCE_INTERVAL;
@@ -233,17 +267,19 @@ fn new_file(conn: &mut Conn, record: &FileRecord) -> Result<()> {
 fn announce(peer: &Peer, conn: &mut Conn, sent: &mut Sent) -> Result<()> {
     let changes = announce_changes(&peer.store, sent);
     for batch in batches(changes) {
-        match conn.call(&Msg::Announce { files: batch })? {
-            Msg::Ok => {}
-            other => {
-                return Err(Error::protocol(format!(
-                    "expected OK, got {}",
-                    other.kind()
-                )))
-            }
-        }
+        announce_files(conn, batch)?;
     }
     Ok(())
+}
+
+fn announce_files(conn: &mut Conn, files: Vec<FileHave>) -> Result<()> {
+    match conn.call(&Msg::Announce { files })? {
+        Msg::Ok => Ok(()),
+        other => Err(Error::protocol(format!(
+            "expected OK, got {}",
+            other.kind()
+        ))),
+    }
 }
 
 /// Per download in progress: the md5 and piece set last announced.
