@@ -7,6 +7,9 @@
 //! we take no libc dependency); `Child::kill` gives SIGKILL.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod swarm;
+
 use p2pshare::record::FileRecord;
 use std::fs::File;
 use std::io::Write;
