@@ -9,8 +9,8 @@
 //! a REQUESTED piece a second time; whichever copy verifies first wins and
 //! the other is cancelled.
 //!
-//! Picking: the first few pieces are picked at random, so a newcomer soon
-//! has something to trade; after that, rarest first: among the pieces the
+//! Picking: in a swarm the first few pieces are picked at random, so a
+//! newcomer soon has something to trade; after that, rarest first: among the pieces the
 //! holder has and we need, those the fewest connected holders have, and a
 //! claim extends over the following pieces of the same rarity.
 //!
@@ -159,8 +159,8 @@ impl Plan {
             .map_or(1, |(a, _)| a as u16)
     }
 
-    /// Claims up to `max` pieces that `have` holds: a random run while
-    /// fewer than `RANDOM_FIRST` pieces are done, else the rarest, looking
+    /// Claims up to `max` pieces that `have` holds: in a swarm, a random
+    /// run while fewer than `RANDOM_FIRST` pieces are done; else the rarest, looking
     /// for ties from a random place (a swarm) or from `cursor` (wrapping).
     /// The run continues over following pieces of the same rarity. Empty
     /// when the holder has nothing needed (the caller may then try
@@ -170,8 +170,8 @@ impl Plan {
         if n == 0 || max == 0 || self.needed.count() == 0 {
             return Vec::new();
         }
-        let random = self.done.count() < RANDOM_FIRST;
-        let spread = random || self.swarm;
+        let random = self.swarm && self.done.count() < RANDOM_FIRST;
+        let spread = self.swarm;
         let (start, max) = if spread {
             (rng.below(n as u64) as u32, max.min(self.spread_run))
         } else {
@@ -350,6 +350,7 @@ mod tests {
         let mut r = rng();
         for _ in 0..8 {
             let mut plan = Plan::new(10_000, 1, &Bitfield::new(10_000));
+            plan.set_swarm();
             plan.add_source(&all);
             let got = plan.claim(&all, 0, 4, &mut r);
             assert_eq!(got.len(), 4);
@@ -410,6 +411,21 @@ mod tests {
         }
         assert!(plan.is_complete());
         assert!(!plan.complete(5), "a second copy never counts twice");
+    }
+
+    #[test]
+    fn complete_holders_only_are_fetched_in_order_from_the_start() {
+        let mut plan = Plan::new(100, 1, &Bitfield::new(100));
+        let all = Bitfield::full(100);
+        plan.add_source(&all);
+        assert_eq!(
+            plan.claim(&all, 0, 8, &mut rng()),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            plan.claim(&all, 8, 8, &mut rng()),
+            (8..16).collect::<Vec<_>>()
+        );
     }
 
     #[test]
