@@ -81,7 +81,10 @@ pub struct ChunkInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Datagram {
     /// A neighbour says it is there (and may ask for a HELLO back).
-    Hello { peer_id: String, want_reply: bool },
+    Hello {
+        peer_id: String,
+        want_reply: bool,
+    },
     Query(Query),
     ChunkInfo(ChunkInfo),
 }
@@ -118,15 +121,7 @@ impl Datagram {
                 put_str(&mut out, &q.name);
             }
             Datagram::ChunkInfo(c) => {
-                put_u8(&mut out, dty::CHUNK_INFO);
-                put_u64(&mut out, c.query_id);
-                put_str(&mut out, &c.peer_id);
-                put_str(&mut out, &c.host);
-                put_u16(&mut out, c.port);
-                put_str(&mut out, &c.name);
-                put_u64(&mut out, c.size);
-                out.extend_from_slice(&c.md5);
-                put_have(&mut out, &c.have);
+                put_chunk_info_fields(&mut out, c);
                 match &c.record {
                     None => put_u8(&mut out, 0),
                     Some(r) => {
@@ -136,14 +131,7 @@ impl Datagram {
                 }
             }
         }
-        if out.len() > MAX_DATAGRAM {
-            return Err(Error::protocol(format!(
-                "a {} of {} bytes exceeds the datagram limit of {MAX_DATAGRAM}",
-                self.kind(),
-                out.len()
-            )));
-        }
-        Ok(out)
+        checked_len(out, self.kind())
     }
 
     /// Decodes and validates one datagram: header, lengths, names, the
@@ -203,21 +191,47 @@ impl Datagram {
 }
 
 impl ChunkInfo {
-    /// The answer's bytes, with the record inline only if the datagram
-    /// stays within `INLINE_RECORD_LIMIT`.
-    pub fn encode_answer(&self) -> Result<Vec<u8>> {
-        if self.record.is_some() {
-            let with = Datagram::ChunkInfo(self.clone()).encode()?;
-            if with.len() <= INLINE_RECORD_LIMIT {
-                return Ok(with);
-            }
+    /// The answer's bytes, with `record` inline only if the datagram stays
+    /// within `INLINE_RECORD_LIMIT` (`self.record` is not used).
+    pub fn encode_with_record(&self, record: &FileRecord) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        put_chunk_info_fields(&mut out, self);
+        // name (2+n), size, block size, blocks per piece, md5, count, hashes
+        let record_len =
+            2 + record.name.len() + 8 + 4 + 4 + 16 + 4 + 16 * record.piece_hashes.len();
+        if out.len() + 1 + record_len <= INLINE_RECORD_LIMIT {
+            put_u8(&mut out, 1);
+            put_record(&mut out, record);
+        } else {
+            put_u8(&mut out, 0);
         }
-        Datagram::ChunkInfo(ChunkInfo {
-            record: None,
-            ..self.clone()
-        })
-        .encode()
+        checked_len(out, "CHUNK_INFO")
     }
+}
+
+/// The type byte and every CHUNK_INFO field before the record flag.
+fn put_chunk_info_fields(out: &mut Vec<u8>, c: &ChunkInfo) {
+    put_u8(out, dty::CHUNK_INFO);
+    put_u64(out, c.query_id);
+    put_str(out, &c.peer_id);
+    put_str(out, &c.host);
+    put_u16(out, c.port);
+    put_str(out, &c.name);
+    put_u64(out, c.size);
+    out.extend_from_slice(&c.md5);
+    put_have(out, &c.have);
+}
+
+fn checked_len(out: Vec<u8>, kind: &str) -> Result<Vec<u8>> {
+    if out.len() > MAX_DATAGRAM {
+        return Err(Error::protocol(format!(
+            "a {kind} of {} bytes exceeds the datagram limit of {MAX_DATAGRAM}",
+            out.len()
+        )));
+    }
+    Ok(out)
 }
 
 /// An advertised host must look like a host name or an IP address (the
@@ -270,7 +284,9 @@ fn get_chunk_info(d: &mut Decoder<'_>) -> Result<ChunkInfo> {
     let peer_id = get_peer_id(d)?;
     let host = d.str(MAX_HOST_BYTES)?.to_string();
     if !valid_host(&host) {
-        return Err(Error::protocol("CHUNK_INFO host is not a host name or address"));
+        return Err(Error::protocol(
+            "CHUNK_INFO host is not a host name or address",
+        ));
     }
     let port = d.u16()?;
     if port == 0 {
@@ -398,7 +414,10 @@ mod tests {
             name: "d.bin".into(),
         });
         let hex = crate::units::hex(&q.encode().unwrap());
-        assert_eq!(hex, "703201021122334455667788030000000564 2e62696e".replace(' ', ""));
+        assert_eq!(
+            hex,
+            "703201021122334455667788030000000564 2e62696e".replace(' ', "")
+        );
     }
 
     #[test]
@@ -406,7 +425,11 @@ mod tests {
         for d in samples() {
             let bytes = d.encode().unwrap();
             for cut in 0..bytes.len() {
-                assert!(Datagram::decode(&bytes[..cut]).is_err(), "{} cut at {cut}", d.kind());
+                assert!(
+                    Datagram::decode(&bytes[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    d.kind()
+                );
             }
         }
     }
@@ -466,9 +489,14 @@ mod tests {
         let mut wrong_len = info(None);
         wrong_len.have = Bitfield::full(4);
         let b = Datagram::ChunkInfo(wrong_len).encode().unwrap();
-        assert!(Datagram::decode(&b).is_err(), "piece set of the wrong length");
+        assert!(
+            Datagram::decode(&b).is_err(),
+            "piece set of the wrong length"
+        );
         let mut other = FileRecord::from_bytes("a.bin", &[8u8; 10_000]);
-        let b = Datagram::ChunkInfo(info(Some(other.clone()))).encode().unwrap();
+        let b = Datagram::ChunkInfo(info(Some(other.clone())))
+            .encode()
+            .unwrap();
         assert!(Datagram::decode(&b).is_err(), "record with another MD5");
         other.name = "b.bin".into();
         let b = Datagram::ChunkInfo(info(Some(other))).encode().unwrap();
@@ -478,7 +506,13 @@ mod tests {
     #[test]
     fn a_large_record_is_left_out_and_fetched_over_tcp() {
         let small = FileRecord::from_bytes("a.bin", &[7u8; 10_000]);
-        let with = info(Some(small.clone())).encode_answer().unwrap();
+        let with = info(None).encode_with_record(&small).unwrap();
+        assert_eq!(
+            with,
+            Datagram::ChunkInfo(info(Some(small.clone())))
+                .encode()
+                .unwrap()
+        );
         match Datagram::decode(&with).unwrap() {
             Datagram::ChunkInfo(c) => assert_eq!(c.record, Some(small)),
             other => panic!("{other:?}"),
@@ -491,18 +525,44 @@ mod tests {
             size: big.size,
             md5: big.md5,
             have: Bitfield::full(big.piece_count()),
-            record: Some(big),
             ..info(None)
         };
-        let bytes = answer.encode_answer().unwrap();
+        let bytes = answer.encode_with_record(&big).unwrap();
         assert!(bytes.len() <= INLINE_RECORD_LIMIT);
-        match Datagram::decode(&bytes).unwrap() {
-            Datagram::ChunkInfo(c) => {
-                assert_eq!(c.record, None);
-                assert_eq!(c.size, answer.size);
-            }
+        assert_eq!(
+            Datagram::decode(&bytes).unwrap(),
+            Datagram::ChunkInfo(answer)
+        );
+        // Right at the limit: the largest record that still goes inline.
+        let answer_for = |pieces: u32| {
+            let r = FileRecord {
+                name: "e.bin".into(),
+                size: pieces as u64 * 4096,
+                block_size: 4096,
+                blocks_per_piece: 1,
+                md5: [5; 16],
+                piece_hashes: vec![[6; 16]; pieces as usize],
+            };
+            let c = ChunkInfo {
+                name: r.name.clone(),
+                size: r.size,
+                md5: r.md5,
+                have: Bitfield::full(pieces),
+                ..info(None)
+            };
+            c.encode_with_record(&r).unwrap()
+        };
+        let inline = |bytes: &[u8]| match Datagram::decode(bytes).unwrap() {
+            Datagram::ChunkInfo(c) => c.record.is_some(),
             other => panic!("{other:?}"),
-        }
+        };
+        let most = (1..1000)
+            .take_while(|p| inline(&answer_for(*p)))
+            .last()
+            .unwrap();
+        let at = answer_for(most);
+        assert!(at.len() <= INLINE_RECORD_LIMIT && at.len() + 16 > INLINE_RECORD_LIMIT);
+        assert!(!inline(&answer_for(most + 1)));
     }
 
     #[test]
@@ -520,7 +580,7 @@ mod tests {
             have,
             ..info(None)
         };
-        let bytes = c.encode_answer().unwrap();
+        let bytes = Datagram::ChunkInfo(c.clone()).encode().unwrap();
         assert_eq!(Datagram::decode(&bytes).unwrap(), Datagram::ChunkInfo(c));
     }
 
