@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::net::{join_host_port, Conn};
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::choice::{choose, holders_of, Choice};
-use crate::search::Search;
+use crate::search::{Answer, Search};
 use crate::units::hex;
 use crate::wire::{Holder, Msg, MAX_FRAME};
 use log::{debug, info, warn};
@@ -67,7 +67,8 @@ pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
                 return Err(e);
             };
             info!("{name}: {e}; searching the neighbours");
-            let choice = flood(&search, name, ttl, tracker, e)?;
+            let answers = search.find(name, ttl);
+            let choice = choose_or_explain(&search, answers, name, ttl, tracker, e)?;
             Ok(Located {
                 record: Arc::new(record_of(&choice, name)?),
                 how: How::Search {
@@ -145,7 +146,8 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
             };
             if holders.is_empty() {
                 if let Some(s) = search {
-                    holders = holders_of(&s.find(name, peer.config.ttl), record.size, &record.md5);
+                    let answers = s.find_all(name, peer.config.ttl);
+                    holders = holders_of(&answers, record.size, &record.md5);
                 }
             }
             Ok(HolderList {
@@ -158,7 +160,8 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
                 return Err(e);
             };
             info!("{name}: {e}; searching the neighbours");
-            let choice = flood(&search, name, peer.config.ttl, tracker, e)?;
+            let answers = search.find_all(name, peer.config.ttl);
+            let choice = choose_or_explain(&search, answers, name, peer.config.ttl, tracker, e)?;
             Ok(HolderList {
                 size: choice.size,
                 holders: choice.holders(),
@@ -177,17 +180,17 @@ fn usable(h: &Holder, me: &str, pieces: u32) -> bool {
     h.peer_id != me && h.have.len() == pieces && h.have.count() > 0
 }
 
-/// Floods a search for `name` and picks the version most holders have.
+/// Picks the version of `name` most answering holders have.
 /// `tracker_error` is why the tracker could not help, for the message when
 /// no neighbour can either.
-fn flood(
+fn choose_or_explain(
     search: &Search,
+    answers: Vec<Answer>,
     name: &str,
     ttl: u8,
     tracker: &str,
     tracker_error: Error,
 ) -> Result<Choice> {
-    let answers = search.find(name, ttl);
     let Some(choice) = choose(answers) else {
         let why = match tracker_error {
             Error::NotFound(_) => format!("the tracker at {tracker} does not know it"),

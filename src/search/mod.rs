@@ -204,11 +204,22 @@ impl Search {
     }
 
     /// Floods a query for `name` with `ttl` hops and collects the answers
-    /// (one per holder) for up to `ANSWER_WINDOW`. Empty when nobody
-    /// answered, or there is no neighbour to ask.
+    /// (one per holder) for up to `ANSWER_WINDOW`, less once there is
+    /// enough to start a download. Empty when nobody answered, or there is
+    /// no neighbour to ask.
     pub fn find(&self, name: &str, ttl: u8) -> Vec<Answer> {
+        self.search(name, ttl, Until::Enough)
+    }
+
+    /// Like `find`, but waits the whole window for every holder within
+    /// reach (up to `node::MAX_ANSWERS`): for `whohas`, which lists them all.
+    pub fn find_all(&self, name: &str, ttl: u8) -> Vec<Answer> {
+        self.search(name, ttl, Until::WindowEnds)
+    }
+
+    fn search(&self, name: &str, ttl: u8, until: Until) -> Vec<Answer> {
         for attempt in 1..=ATTEMPTS {
-            let answers = self.find_once(name, ttl);
+            let answers = self.find_once(name, ttl, until);
             if !answers.is_empty() {
                 return answers;
             }
@@ -217,7 +228,7 @@ impl Search {
         Vec::new()
     }
 
-    fn find_once(&self, name: &str, ttl: u8) -> Vec<Answer> {
+    fn find_once(&self, name: &str, ttl: u8, until: Until) -> Vec<Answer> {
         let (tx, rx) = crossbeam_channel::bounded(node::MAX_ANSWERS);
         let query = Query {
             id: crate::rng::Rng::new().next_u64(),
@@ -244,7 +255,7 @@ impl Search {
             }
             Err(e) => warn!("search: {e}"),
         }
-        let answers = collect(&rx, Instant::now());
+        let answers = collect(&rx, Instant::now(), until);
         self.node().finish(id);
         debug!(
             "search: query {id:016x} for {name}: {} answers",
@@ -391,19 +402,33 @@ impl Search {
     }
 }
 
-/// Collects answers from `rx`: at most `ANSWER_WINDOW` from `start`, less
-/// once `ENOUGH_ANSWERS` holders answered, or a complete holder is in hand
-/// and `QUIET` passed without news. One answer per peer id (the first).
-fn collect(rx: &crossbeam_channel::Receiver<Answer>, start: Instant) -> Vec<Answer> {
+/// When a search stops collecting answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Until {
+    /// At the end of the window, or before once `ENOUGH_ANSWERS` holders
+    /// answered, or once a complete holder is in hand and `QUIET` passed
+    /// without news.
+    Enough,
+    /// At the end of the window (or at `node::MAX_ANSWERS`).
+    WindowEnds,
+}
+
+/// Collects answers from `rx`, from `start` until `until` says. One answer
+/// per peer id (the first).
+fn collect(rx: &crossbeam_channel::Receiver<Answer>, start: Instant, until: Until) -> Vec<Answer> {
     let deadline = start + ANSWER_WINDOW;
+    let most = match until {
+        Until::Enough => ENOUGH_ANSWERS,
+        Until::WindowEnds => node::MAX_ANSWERS,
+    };
     let mut answers: Vec<Answer> = Vec::new();
     let mut quiet_from: Option<Instant> = None;
-    while answers.len() < ENOUGH_ANSWERS {
-        let until = match quiet_from {
+    while answers.len() < most {
+        let stop_at = match quiet_from {
             Some(t) => deadline.min(t + QUIET),
             None => deadline,
         };
-        let Some(wait) = until.checked_duration_since(Instant::now()) else {
+        let Some(wait) = stop_at.checked_duration_since(Instant::now()) else {
             break;
         };
         let Ok(a) = rx.recv_timeout(wait) else {
@@ -414,9 +439,64 @@ fn collect(rx: &crossbeam_channel::Receiver<Answer>, start: Instant) -> Vec<Answ
         }
         let complete = a.info.have.is_full();
         answers.push(a);
-        if complete || quiet_from.is_some() {
+        if until == Until::Enough && (complete || quiet_from.is_some()) {
             quiet_from = Some(Instant::now());
         }
     }
     answers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::datagram::ChunkInfo;
+
+    fn answer(peer: &str, have: Bitfield) -> Answer {
+        Answer {
+            info: ChunkInfo {
+                query_id: 1,
+                peer_id: peer.into(),
+                host: String::new(),
+                port: 9000,
+                name: "f".into(),
+                size: have.len() as u64 * 4096,
+                md5: [0; 16],
+                have,
+                record: None,
+            },
+            from: SocketAddr::from(([10, 0, 0, 1], 9000)),
+        }
+    }
+
+    #[test]
+    fn collecting_stops_at_enough_holders_and_keeps_one_answer_each() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(answer("A", Bitfield::full(4))).unwrap();
+        tx.send(answer("A", Bitfield::full(4))).unwrap();
+        for i in 0..ENOUGH_ANSWERS + 3 {
+            tx.send(answer(&format!("P{i}"), Bitfield::new(4))).unwrap();
+        }
+        let got = collect(&rx, Instant::now(), Until::Enough);
+        assert_eq!(got.len(), ENOUGH_ANSWERS);
+        assert_eq!(got.iter().filter(|a| a.info.peer_id == "A").count(), 1);
+        drop(tx);
+        let rest = collect(&rx, Instant::now(), Until::WindowEnds);
+        assert_eq!(rest.len(), 4, "the rest, until the channel closes");
+    }
+
+    #[test]
+    fn collecting_ends_when_the_sender_is_gone_or_the_window_is_over() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send(answer("A", Bitfield::new(2))).unwrap();
+        drop(tx);
+        assert_eq!(collect(&rx, Instant::now(), Until::Enough).len(), 1);
+        let (_tx, rx) = crossbeam_channel::unbounded::<Answer>();
+        let long_ago = Instant::now()
+            .checked_sub(ANSWER_WINDOW)
+            .unwrap_or_else(Instant::now);
+        assert!(
+            collect(&rx, long_ago, Until::WindowEnds).is_empty(),
+            "the window is already over"
+        );
+    }
 }
