@@ -289,6 +289,7 @@ fn a_peer_starts_and_serves_when_its_tracker_cannot_be_reached() {
     let mut net = Net::new(2);
     let data = test_bytes(20_000, 51);
     net.give("S", "s.bin", &data);
+    net.give("S", "empty", b"");
     net.serve("S", 0, &[], &[]);
     // Its block server answers.
     let mut conn = Conn::connect(&addr(net.ports[0]), MAX_FRAME).unwrap();
@@ -313,11 +314,13 @@ fn a_peer_starts_and_serves_when_its_tracker_cannot_be_reached() {
         stderr.contains("error: cannot reach the tracker at"),
         "{stderr}"
     );
-    // With S as its neighbour, the same get succeeds.
-    let out = net.shell("G", 1, &[0], &[], "get s.bin\n");
+    // With S as its neighbour, the same get succeeds; an empty file too.
+    let out = net.shell("G", 1, &[0], &[], "get s.bin\nget empty\n");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(fs::read(net.path("G/files/s.bin")).unwrap(), data);
+    assert!(stdout.contains("done empty bytes=0 md5=d41d8cd98f00b204e9800998ecf8427e"));
+    assert_eq!(fs::metadata(net.path("G/files/empty")).unwrap().len(), 0);
 }
 
 #[test]

@@ -72,12 +72,13 @@ impl Choice {
 }
 
 /// The holder an answer describes: its advertised host, or else the
-/// address its answer came from.
+/// address its answer came from (an IPv4-mapped address as plain IPv4,
+/// as the tracker shows it).
 pub fn holder(a: &Answer) -> Holder {
     Holder {
         peer_id: a.info.peer_id.clone(),
         host: if a.info.host.is_empty() {
-            a.from.ip().to_string()
+            a.from.ip().to_canonical().to_string()
         } else {
             a.info.host.clone()
         },

@@ -95,7 +95,7 @@ impl Search {
                 let origin = (host.as_str(), cfg.advertised_port())
                     .to_socket_addrs()
                     .ok()
-                    .and_then(|mut a| a.find(|a| a.is_ipv4() == addr.is_ipv4()));
+                    .and_then(|all| sendable(all, addr.is_ipv4()));
                 (host.clone(), origin)
             }
             None => (String::new(), None),
@@ -377,28 +377,40 @@ impl Search {
         }
     }
 
-    /// Resolves the `--neighbor` arguments to addresses of the socket's
-    /// family. A name that does not resolve is left out until it does;
-    /// `loudly` makes that a warning (at start) rather than a debug line.
+    /// Resolves the `--neighbor` arguments to addresses this socket can
+    /// send to (`sendable`). A name that does not resolve is left out until
+    /// it does; `loudly` makes that a warning (at start) rather than a
+    /// debug line.
     fn resolve_neighbours(&self, loudly: bool) {
         let v4 = self.local_addr().is_none_or(|a| a.is_ipv4());
         let mut addrs = Vec::new();
         for n in &self.configured {
-            let found = n
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.find(|a| a.is_ipv4() == v4));
+            let found = n.to_socket_addrs().ok().and_then(|all| sendable(all, v4));
             match found {
                 Some(a) if !addrs.contains(&a) => addrs.push(a),
                 Some(_) => {}
                 None if loudly => warn!(
-                    "search: neighbour {n} does not resolve to an IPv{} address; will retry",
-                    if v4 { 4 } else { 6 }
+                    "search: neighbour {n} does not resolve to an address this peer can reach (bound to {}); will retry",
+                    self.local_addr().map(|a| a.to_string()).unwrap_or_default()
                 ),
                 None => debug!("search: neighbour {n} still does not resolve"),
             }
         }
         self.node().neighbours.set_configured(&addrs);
+    }
+}
+
+/// The first of `all` that a socket of this family can send to: IPv4 ones
+/// on an IPv4 socket; on an IPv6 socket any, IPv4 as IPv4-mapped (the form
+/// its datagrams arrive from).
+fn sendable(mut all: impl Iterator<Item = SocketAddr>, v4: bool) -> Option<SocketAddr> {
+    if v4 {
+        all.find(SocketAddr::is_ipv4)
+    } else {
+        all.next().map(|a| match a {
+            SocketAddr::V4(a4) => SocketAddr::new(a4.ip().to_ipv6_mapped().into(), a4.port()),
+            v6 => v6,
+        })
     }
 }
 

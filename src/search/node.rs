@@ -106,7 +106,7 @@ impl Node {
         if !self.seen.insert(q.id, now) {
             return OnQuery::Duplicate;
         }
-        if !self.queries.allow(origin.ip(), now) {
+        if !self.queries.allow(origin.ip().to_canonical(), now) {
             return OnQuery::Limited;
         }
         let ttl = q.ttl.min(MAX_TTL);
@@ -170,7 +170,7 @@ impl Node {
 
     /// A HELLO from `src`; `None` when over the rate (ignored).
     pub fn on_hello(&mut self, peer_id: &str, src: SocketAddr, now: Instant) -> Option<Heard> {
-        if !self.hellos.allow(src.ip(), now) {
+        if !self.hellos.allow(src.ip().to_canonical(), now) {
             return None;
         }
         Some(self.neighbours.heard(src, peer_id, now))
@@ -180,14 +180,15 @@ impl Node {
 /// Where an answer may be sent. Never to an unspecified, multicast or
 /// broadcast address or port 0; to loopback only when the query itself came
 /// from loopback, so nobody on the network can aim our answers at our own
-/// local services.
+/// local services. IPv4-mapped IPv6 addresses are judged as the IPv4
+/// address they stand for.
 pub fn acceptable_origin(origin: SocketAddr, src: SocketAddr) -> bool {
-    let ip = origin.ip();
+    let ip = origin.ip().to_canonical();
     let unusable = ip.is_unspecified()
         || ip.is_multicast()
         || origin.port() == 0
         || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
-    !unusable && (!ip.is_loopback() || src.ip().is_loopback())
+    !unusable && (!ip.is_loopback() || src.ip().to_canonical().is_loopback())
 }
 
 #[cfg(test)]
@@ -330,6 +331,7 @@ mod tests {
             "224.0.0.1:9000",
             "255.255.255.255:9000",
             "[::1]:53",
+            "[::ffff:127.0.0.1]:53",
         ]
         .into_iter()
         .enumerate()
