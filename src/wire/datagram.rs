@@ -404,20 +404,67 @@ mod tests {
         }
     }
 
+    /// The examples in docs/PROTOCOL.md §11, byte for byte.
     #[test]
-    fn the_documented_query_example() {
-        let q = Datagram::Query(Query {
+    fn the_documented_examples() {
+        let hex = |d: Datagram| crate::units::hex(&d.encode().unwrap());
+        let hello = Datagram::Hello {
+            peer_id: "B".into(),
+            want_reply: true,
+        };
+        assert_eq!(hex(hello), "7032010101000142");
+        let mut q = Query {
             id: 0x1122_3344_5566_7788,
             ttl: 3,
             hops: 0,
             origin: None,
             name: "d.bin".into(),
-        });
-        let hex = crate::units::hex(&q.encode().unwrap());
+        };
         assert_eq!(
-            hex,
-            "703201021122334455667788030000000564 2e62696e".replace(' ', "")
+            hex(Datagram::Query(q.clone())),
+            "7032010211223344556677880300000005642e62696e"
         );
+        (q.ttl, q.hops, q.origin) = (2, 1, Some("192.168.1.10:9000".parse().unwrap()));
+        assert_eq!(
+            hex(Datagram::Query(q)),
+            "7032010211223344556677880201".to_string() + "04c0a8010a2328" + "0005642e62696e"
+        );
+        let r = FileRecord::from_bytes("e", b"hello");
+        let answer = ChunkInfo {
+            query_id: 0x1122_3344_5566_7788,
+            peer_id: "D".into(),
+            host: String::new(),
+            port: 9003,
+            name: "e".into(),
+            size: 5,
+            md5: r.md5,
+            have: Bitfield::full(1),
+            record: None,
+        };
+        let md5 = "5d41402abc4b2a76b9719d911017c592";
+        let expected = [
+            "70320103",         // magic, version, CHUNK_INFO
+            "1122334455667788", // query id
+            "000144",           // peer id "D"
+            "0000",             // host: empty, use the source address
+            "232b",             // port 9003
+            "000165",           // name "e"
+            "0000000000000005", // size 5
+            md5,                // md5
+            "0000000101",       // piece set: 1 piece, ALL
+            "01",               // the record follows
+            "000165",           // record: name "e"
+            "0000000000000005", // size 5
+            "00001000",         // block size 4096
+            "00000001",         // 1 block per piece
+            md5,                // md5
+            "00000001",         // 1 piece hash
+            md5,                // the hash of piece 0
+        ]
+        .concat();
+        let got = crate::units::hex(&answer.encode_with_record(&r).unwrap());
+        assert_eq!(got, expected);
+        assert_eq!(got.len() / 2, 107);
     }
 
     #[test]
