@@ -14,7 +14,7 @@ use crate::names::check_file_name;
 use crate::net::{accept_loop, ConnLimit};
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
-use crate::search::{Holding, Search};
+use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use config::Config;
 use log::{info, warn};
@@ -94,7 +94,13 @@ impl Peer {
                 config.port
             ))
         })?;
-        let search = match Search::bind(&config) {
+        let search = match Search::bind(search::Settings {
+            bind: addr,
+            peer_id: config.id.clone(),
+            advertise_host: config.advertise.as_ref().map(|a| a.0.clone()),
+            port: config.advertised_port(),
+            neighbours: config.neighbors.clone(),
+        }) {
             Ok(s) => Some(Arc::new(s)),
             Err(e) if config.neighbors.is_empty() => {
                 warn!("{e}; tracker-less search is off");

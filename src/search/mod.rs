@@ -18,7 +18,6 @@ pub mod seen;
 
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
-use crate::peer::config::Config;
 use crate::record::FileRecord;
 use crate::wire::datagram::{ChunkInfo, Datagram, Query, MAX_DATAGRAM};
 use log::{debug, info, warn};
@@ -45,6 +44,19 @@ pub const HELLO_EVERY: Duration = Duration::from_secs(30);
 /// The receive thread's read timeout (it has nothing else to do).
 const RECV_POLL: Duration = Duration::from_secs(1);
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What search needs to know about its peer.
+pub struct Settings {
+    /// The block server's address: the UDP socket binds the same.
+    pub bind: SocketAddr,
+    pub peer_id: String,
+    /// The `--advertise` host, if any.
+    pub advertise_host: Option<String>,
+    /// The TCP port other peers dial for blocks (`--advertise` may change it).
+    pub port: u16,
+    /// The `--neighbor` arguments, as given.
+    pub neighbours: Vec<String>,
+}
 
 /// What this peer holds of a file, for answering a query.
 pub struct Holding {
@@ -75,12 +87,12 @@ pub struct Search {
 impl Search {
     /// Binds the UDP socket on the block server's address and port number
     /// and resolves the configured neighbours.
-    pub fn bind(cfg: &Config) -> Result<Search> {
-        let addr = SocketAddr::new(cfg.bind, cfg.port);
+    pub fn bind(cfg: Settings) -> Result<Search> {
+        let addr = cfg.bind;
         let socket = UdpSocket::bind(addr).map_err(|e| {
             Error::Usage(format!(
                 "cannot receive search datagrams on UDP {addr}: {e} (is another program using UDP port {}? pick another PORT)",
-                cfg.port
+                addr.port()
             ))
         })?;
         let ctx = "setting up the search socket";
@@ -90,25 +102,21 @@ impl Search {
         socket
             .set_write_timeout(Some(SEND_TIMEOUT))
             .map_err(|e| Error::net(ctx, e))?;
-        let (host, origin) = match &cfg.advertise {
-            Some((host, _)) => {
-                let origin = (host.as_str(), cfg.advertised_port())
-                    .to_socket_addrs()
-                    .ok()
-                    .and_then(|all| sendable(all, addr.is_ipv4()));
-                (host.clone(), origin)
-            }
-            None => (String::new(), None),
-        };
+        let origin = cfg.advertise_host.as_ref().and_then(|host| {
+            (host.as_str(), cfg.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|all| sendable(all, addr.is_ipv4()))
+        });
         let search = Search {
             socket,
             me: Me {
-                peer_id: cfg.id.clone(),
-                host,
-                port: cfg.advertised_port(),
+                peer_id: cfg.peer_id,
+                host: cfg.advertise_host.unwrap_or_default(),
+                port: cfg.port,
                 origin,
             },
-            configured: cfg.neighbors.clone(),
+            configured: cfg.neighbours,
             node: Mutex::new(Node::new(Instant::now())),
         };
         search.resolve_neighbours(true);
