@@ -413,3 +413,37 @@ fn garbage_datagrams_and_query_floods_harm_nobody() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(fs::read(net.path("A/files/b.bin")).unwrap(), data);
 }
+
+#[test]
+fn a_leecher_answers_with_the_pieces_it_has_so_far() {
+    let mut net = Net::new(3);
+    let data = test_bytes(4 << 20, 81);
+    net.give("S", "big.bin", &data);
+    net.serve("S", 0, &[], &[]);
+    // L fetches slowly through its neighbour S (4 MiB at 256 KiB/s).
+    net.serve(
+        "L",
+        1,
+        &[0],
+        &["--get", "big.bin", "--download-limit", "256K"],
+    );
+    let state = net.path("L/partial/big.bin.state");
+    wait_until(WAIT, "L to have verified pieces", || state.exists());
+    // TTL 1: only L hears W's query, and answers with what it has.
+    let out = net.shell("W", 2, &[1], &["--ttl", "1"], "whohas big.bin\n");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    let prefix = format!("L {} ", addr(net.ports[1]));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no line for L in:\n{stdout}"));
+    let (have, total) = line[prefix.len()..].split_once('/').unwrap();
+    let have: u64 = have.parse().unwrap();
+    assert_eq!(total, "1024", "{line}");
+    assert!(have > 0 && have < 1024, "{line}");
+    assert!(
+        !stdout.contains("S 127.0.0.1"),
+        "S is 2 hops away: {stdout}"
+    );
+}

@@ -158,11 +158,14 @@ impl Peer {
         self.search.clone().filter(|s| s.has_neighbours())
     }
 
-    /// What this peer can serve of `name`, for answering a search: the
-    /// block server serves complete files from `files/` only.
+    /// What this peer can serve of `name`, for answering a search: a
+    /// complete file, or the verified pieces of a download in progress
+    /// (none yet: nothing to offer, no answer).
     fn holding(&self, name: &str) -> Option<Holding> {
-        self.store.get(name).map(|f| Holding {
-            have: crate::bitfield::Bitfield::full(f.record.piece_count()),
+        let f = self.store.servable(name)?;
+        let have = f.have();
+        (have.count() > 0 || have.is_empty()).then(|| Holding {
+            have,
             record: f.record.clone(),
         })
     }
