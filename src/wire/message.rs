@@ -497,13 +497,13 @@ fn truncate_utf8(s: &mut String, max: usize) {
     }
 }
 
-fn get_name(d: &mut Decoder<'_>) -> Result<String> {
+pub(crate) fn get_name(d: &mut Decoder<'_>) -> Result<String> {
     let name = d.str(MAX_NAME_BYTES)?;
     check_file_name(name)?;
     Ok(name.to_string())
 }
 
-fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
+pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
     put_str(out, &r.name);
     put_u64(out, r.size);
     put_u32(out, r.block_size);
@@ -515,7 +515,7 @@ fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
     }
 }
 
-fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
+pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
     let name = get_name(d)?;
     let size = d.u64()?;
     let block_size = d.u32()?;
@@ -545,7 +545,7 @@ const HAVE_ALL: u8 = 1;
 const HAVE_RUNS: u8 = 2;
 const HAVE_BITS: u8 = 3;
 
-fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
+pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
     put_u32(out, have.len());
     if have.count() == 0 {
         put_u8(out, HAVE_NONE);
@@ -568,7 +568,7 @@ fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
     }
 }
 
-fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
+pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
     let len = d.u32()?;
     if len > MAX_PIECES {
         return Err(Error::protocol(format!("piece set of {len} pieces")));
