@@ -22,10 +22,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if !cfg.neighbors.is_empty() {
-        eprintln!("error: --neighbor is not available yet in this build");
-        std::process::exit(2);
-    }
     // Bound before the peer starts, so a taken port fails cleanly.
     let web = match cfg.http_config().map(|h| WebServer::bind(&h)).transpose() {
         Ok(w) => w,
