@@ -205,6 +205,9 @@ impl Peer {
             sources: AtomicU64::new(0),
         });
         let _active = self.mark_active(name, progress.clone())?;
+        // Until the finished file is in the store (or the download failed):
+        // stop serving the partial only then, so there is no gap.
+        let _partial = PartialGuard(&self.store, name);
         let outcome = if record.size == 0 {
             empty_download(&self.partial_dir(), &record)?
         } else {
@@ -212,7 +215,6 @@ impl Peer {
             let (holders, refresh) = found.holders()?;
             // Serve verified pieces while downloading, and let the tracker
             // know at once that we take part.
-            let _partial = PartialGuard(&self.store, name);
             let share = |reasm| match self.store.add_partial(reasm) {
                 Ok(()) => self.session.announce_now(),
                 Err(e) => warn!("not serving the partial {name}: {e}"),
