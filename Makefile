@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build test lint demo bench clean
+.PHONY: all build test lint demo bench swarm hosts clean
 
 all: build
 
@@ -23,6 +23,17 @@ demo: build
 # One 256 MiB transfer between two peers, against md5sum and a plain socket copy.
 bench: build
 	BIN=$(BIN) tools/bench.sh
+
+# One seeder and N leechers on loopback, every upload capped at LIMIT:
+# each leecher's time, the swarm's, the lower bound T* and the ratio.
+#   make swarm N=8 SIZE=128M LIMIT=10M   (those are the defaults)
+swarm: build
+	BIN=$(BIN) tools/swarm.sh
+
+# The same swarm with every peer and the tracker in its own network
+# namespace (own IP, veth pairs, upload capped by tc tbf). Needs root.
+hosts: build
+	BIN=$(BIN) HOSTS=1 tools/swarm.sh
 
 clean:
 	$(CARGO) clean

@@ -8,7 +8,8 @@ SIZE=${SIZE:-256M}
 RUNS=${RUNS:-3}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench.XXXXXX")
 . tools/lib.sh
-trap 'cleanup; rm -rf "$WORK"' EXIT INT TERM
+trap 'cleanup; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 

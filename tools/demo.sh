@@ -8,7 +8,8 @@ LEECHERS=${LEECHERS:-3}
 LIMIT=${LIMIT:-16M}   # per-leecher download cap, so progress is visible
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-demo.XXXXXX")
 . tools/lib.sh
-trap 'cleanup; rm -rf "$WORK"' EXIT INT TERM
+trap 'cleanup; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
 
 tport=$(free_port 18000)
 echo "== tracker on 127.0.0.1:$tport"

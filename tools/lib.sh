@@ -1,6 +1,29 @@
-# Shared by the demo and bench scripts: ports, process cleanup, waiting.
+# Shared by the scripts in tools/: sizes, ports, process cleanup, waiting.
+# Sourcing it installs no trap: each script says what its teardown is, e.g.
+#   trap 'cleanup; rm -rf "$WORK"' EXIT; trap 'exit 130' INT TERM
 
 BIN=${BIN:-target/release}
+# Timestamps from $EPOCHREALTIME need a '.' as the decimal point.
+export LC_ALL=C
+
+# size_bytes SIZE: 4096, 500K, 64M, 1G (binary multiples; a trailing B or
+# iB is allowed) as a number of bytes; fails with an error line otherwise.
+size_bytes() {
+  local s=${1%iB} mult=1
+  s=${s%B}
+  case "$s" in
+    *[Kk]) mult=1024 ;;
+    *[Mm]) mult=$((1024 * 1024)) ;;
+    *[Gg]) mult=$((1024 * 1024 * 1024)) ;;
+  esac
+  [ "$mult" -eq 1 ] || s=${s%?}
+  case "$s" in
+    ''|*[!0-9]*)
+      echo "error: cannot read size '$1': use a whole number with an optional K, M or G suffix, e.g. 500K or 10M" >&2
+      return 1 ;;
+  esac
+  echo $(( 10#$s * mult ))
+}
 
 # A TCP port on 127.0.0.1 that nothing listens on, starting from $1.
 free_port() {
@@ -9,12 +32,12 @@ free_port() {
   echo "$p"
 }
 
+# The processes the script started; `cleanup` stops them and waits.
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
-trap cleanup EXIT INT TERM
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
 wait_for() {
@@ -26,9 +49,22 @@ wait_for() {
   done
 }
 
+# Commands that reach the swarm run through "${AT[@]}": empty on loopback,
+# `ip netns exec NS` when the swarm lives in network namespaces.
+AT=()
+
 # holds TRACKER FILE PEER_ID: true when the tracker lists PEER_ID as a holder.
 holds() {
-  printf 'whohas %s\n' "$2" | "$BIN/peer" probe$$ "$(free_port 29000)" "$1" --dir "$WORK/probe" 2>/dev/null | grep -q "^$3 "
+  printf 'whohas %s\n' "$2" |
+    "${AT[@]}" "$BIN/peer" probe$$ "$(free_port 29000)" "$1" --dir "$WORK/probe" 2>/dev/null |
+    grep -q "^$3 "
+}
+
+# stamp: copies stdin to stdout, each line prefixed with the wall-clock time
+# it arrived (seconds, microsecond resolution); builtins only, no fork per line.
+stamp() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
 }
 
 md5_of() { md5sum "$1" | cut -d' ' -f1; }

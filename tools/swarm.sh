@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# make swarm: one seeder and N leechers, every upload capped at LIMIT, all
+# leechers started together; prints each leecher's completion time, the
+# swarm's, the lower bound T* = max(F/u_s, N*F/(u_s + N*u)), the
+# client-server time N*F/u_s and the ratio to T*. Every copy is verified.
+#
+#   N=8 SIZE=128M LIMIT=10M tools/swarm.sh      loopback, caps by --upload-limit
+#   HOSTS=1 N=8 SIZE=128M LIMIT=10M tools/swarm.sh
+#                                               every peer and the tracker in its
+#                                               own network namespace (needs root)
+#
+# HOSTS=1 gives each process its own network stack and address in
+# 10.213.0.0/24, wired by veth pairs to a bridge in one more namespace; the
+# upload cap is a `tc ... tbf` on each host's interface, the way a real
+# uplink caps a host, so peers run without --upload-limit there (with both,
+# two limiters would each take their share and the cap would be neither).
+# Everything is created for the run and removed afterwards, also on Ctrl-C.
+# KEEP=1 keeps the work directory (logs) and prints where it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/lib.sh
+
+N=${N:-8}
+SIZE=${SIZE:-128M}
+LIMIT=${LIMIT:-10M}
+HOSTS=${HOSTS:-0}
+KEEP=${KEEP:-0}
+TARGET=1.25
+NAME=swarm.bin
+
+case "$N" in '' | *[!0-9]*) echo "error: N must be a whole number of leechers, got '$N'" >&2; exit 2 ;; esac
+if [ "$N" -lt 1 ] || [ "$N" -gt 200 ]; then
+  echo "error: N must be from 1 to 200, got $N" >&2
+  exit 2
+fi
+F=$(size_bytes "$SIZE") || exit 2
+U=$(size_bytes "$LIMIT") || exit 2
+if [ "$F" -lt 1 ] || [ "$U" -lt 1024 ]; then
+  echo "error: SIZE must be above 0 and LIMIT at least 1K (got SIZE=$SIZE LIMIT=$LIMIT)" >&2
+  exit 2
+fi
+if [ "$HOSTS" = 1 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: make hosts needs root (network namespaces, tc): run it with sudo" >&2
+    exit 1
+  fi
+  for tool in ip tc; do
+    command -v "$tool" >/dev/null ||
+      { echo "error: make hosts needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
+  done
+fi
+for b in peer tracker; do
+  [ -x "$BIN/$b" ] || { echo "error: $BIN/$b is missing: run 'make build' (or make swarm, which builds)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-swarm.XXXXXX")
+NETNS=()   # namespaces this run created, removed in teardown
+teardown() {
+  cleanup
+  for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+# ---- where each process runs: host 0 is the tracker, 1 the seeder, 1+i leecher i
+HOST_IP=()
+HOST_NS=()
+if [ "$HOSTS" = 1 ]; then
+  sw="p2ps$$-sw"
+  ip netns add "$sw"
+  NETNS+=("$sw")
+  ip -n "$sw" link add br0 type bridge
+  ip -n "$sw" link set br0 up
+  # tbf needs a bucket of at least one (GSO) packet; 20 ms worth, 128 KiB minimum.
+  burst=$(( U / 50 > 131072 ? U / 50 : 131072 ))
+  for h in $(seq 0 $((N + 1))); do
+    ns="p2ps$$-h$h"
+    ip netns add "$ns"
+    NETNS+=("$ns")
+    ip link add eth0 netns "$ns" type veth peer name "p$h" netns "$sw"
+    ip -n "$sw" link set "p$h" master br0 up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "10.213.0.$((h + 1))/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    # The host's uplink: what leaves eth0 is its upload.
+    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${U}bps" burst "$burst" latency 100ms
+    HOST_NS+=("$ns")
+    HOST_IP+=("10.213.0.$((h + 1))")
+  done
+  where="network namespaces, 10.213.0.0/24, upload capped by tc tbf on each host's interface"
+else
+  for h in $(seq 0 $((N + 1))); do HOST_NS+=(""); HOST_IP+=(127.0.0.1); done
+  where="loopback, upload capped by --upload-limit"
+fi
+
+# on HOST: sets ON to the prefix that runs a command on that host. A prefix,
+# not a function, so `"${ON[@]}" cmd &` leaves cmd's own pid in $! (ip netns
+# exec execs the command in place).
+on() {
+  ON=()
+  [ -z "${HOST_NS[$1]}" ] || ON=(ip netns exec "${HOST_NS[$1]}")
+}
+
+# Every host's server port, chosen before anything starts: in a namespace a
+# host has every port to itself; on loopback they are free, distinct ports
+# from a random base, so two runs at once do not collide.
+PORT=()
+p=$((20000 + RANDOM % 20000))
+for h in $(seq 0 $((N + 1))); do
+  if [ -n "${HOST_NS[$h]}" ]; then
+    PORT+=($((h == 0 ? 8000 : 9000)))
+  else
+    p=$(free_port $((p + 1)))
+    PORT+=("$p")
+  fi
+done
+
+# Limits passed to the peers: none in namespaces, where tc is the cap.
+peer_limit=()
+[ "$HOSTS" = 1 ] || peer_limit=(--upload-limit "$LIMIT")
+
+echo "swarm: 1 seeder + $N leechers, $SIZE file ($F bytes), every upload $LIMIT/s ($U B/s); $where"
+
+# ---- tracker and seeder
+tport=${PORT[0]}
+taddr="${HOST_IP[0]}:$tport"
+on 0
+"${ON[@]}" "$BIN/tracker" --port "$tport" --bind "${HOST_IP[0]}" --data "$WORK/tracker" > "$WORK/tracker.log" 2>&1 &
+PIDS+=($!)
+on 1
+AT=("${ON[@]}")
+wait_for 10 "the tracker" "${AT[@]}" bash -c "exec 3<>/dev/tcp/${HOST_IP[0]}/$tport"
+
+tools/mkfile "$WORK/S/files/$NAME" "$SIZE"
+want=$(md5_of "$WORK/S/files/$NAME")
+"${ON[@]}" "$BIN/peer" S "${PORT[1]}" "$taddr" --dir "$WORK/S" --serve "${peer_limit[@]}" \
+  > >(stamp > "$WORK/S.log") 2>&1 &
+seeder=$!
+PIDS+=($seeder)
+wait_for 120 "the seeder to register $NAME" holds "$taddr" "$NAME" S
+
+# In namespaces, the seeder's interface counts every byte it sent (headers
+# included); loopback has no per-process counter, so there the figure is
+# the blocks the leechers report having taken from S (their `from S` lines).
+seeder_tx() {
+  if [ "$HOSTS" = 1 ]; then ip netns exec "${HOST_NS[1]}" cat /sys/class/net/eth0/statistics/tx_bytes; else echo 0; fi
+}
+tx0=$(seeder_tx)
+
+# ---- the leechers, all at once
+t0=$EPOCHREALTIME
+LEECH=()
+for i in $(seq 1 "$N"); do
+  on $((i + 1))
+  "${ON[@]}" "$BIN/peer" "L$i" "${PORT[$((i + 1))]}" "$taddr" --dir "$WORK/L$i" \
+    --serve --get "$NAME" "${peer_limit[@]}" > >(stamp > "$WORK/L$i.log") 2>&1 &
+  PIDS+=($!)
+  LEECH+=($!)
+done
+
+# Completion is the stamp of each leecher's `done` line, so how often this
+# loop looks does not change the figures.
+cs=$(awk -v n="$N" -v f="$F" -v u="$U" 'BEGIN {printf "%.3f", n * f / u}')
+allowed=$(awk -v cs="$cs" 'BEGIN {printf "%d", 30 + 1.5 * cs}')
+deadline=$((SECONDS + allowed))
+declare -A took=()
+while [ "${#took[@]}" -lt "$N" ]; do
+  for i in $(seq 1 "$N"); do
+    [ -z "${took[$i]:-}" ] || continue
+    line=$(grep -m1 -E '^[0-9.]+ (done|error:) ' "$WORK/L$i.log" 2>/dev/null || true)
+    case "$line" in
+      *" done "*)
+        took[$i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}')
+        printf 'L%-3s done after %8.3f s\n' "$i" "${took[$i]}" ;;
+      *" error: "*)
+        echo "error: leecher L$i failed: ${line#* }" >&2
+        exit 1 ;;
+    esac
+    if [ -z "${took[$i]:-}" ] && ! kill -0 "${LEECH[$((i - 1))]}" 2>/dev/null; then
+      echo "error: leecher L$i exited before finishing; its log:" >&2
+      tail -5 "$WORK/L$i.log" >&2
+      exit 1
+    fi
+  done
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "error: the swarm did not finish within $allowed s of the start (1.5 x the client-server time + 30 s); KEEP=1 keeps the logs" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+tx=$(( $(seeder_tx) - tx0 ))
+from_s=$(cat "$WORK"/L*.log | sed -n 's/^[0-9.]* from S blocks=\([0-9]*\) .*/\1/p' | awk '{s += $1} END {print s + 0}')
+
+for i in $(seq 1 "$N"); do
+  got=$(md5_of "$WORK/L$i/files/$NAME")
+  if [ "$got" != "$want" ]; then
+    echo "error: L$i has a corrupt copy (md5 $got, the seeder's is $want)" >&2
+    exit 1
+  fi
+done
+
+# ---- the figures
+secs=$(printf '%s\n' "${took[@]}" | sort -g | tail -1)
+awk -v n="$N" -v f="$F" -v us="$U" -v u="$U" -v secs="$secs" -v cs="$cs" -v fromS="$from_s" -v tx="$tx" \
+  -v target="$TARGET" -v hosts="$HOSTS" -v size="$SIZE" -v want="$want" 'BEGIN {
+  a = f / us; b = n * f / (us + n * u); tstar = (a > b) ? a : b
+  ratio = secs / tstar
+  printf "all %d copies verified (md5 %s)\n", n, want
+  printf "%-36s %9.3f s\n", "swarm time (the last leecher)", secs
+  printf "%-36s %9.3f s   max(F/u_s, N*F/(u_s+N*u))\n", "lower bound T*", tstar
+  printf "%-36s %9.3f s   N*F/u_s\n", "client-server time", cs
+  printf "%-36s %9.3f     target <= %.2f: %s\n", "swarm / T*", ratio, target, (ratio <= target) ? "met" : "missed"
+  printf "%-36s %9.1f MiB (%.2f copies of the file)\n", "leechers took from the seeder", fromS * 4096 / 1048576, fromS * 4096 / f
+  if (hosts) printf "%-36s %9.1f MiB (%.2f copies, headers included)\n", "seeder interface sent", tx / 1048576, tx / f
+  printf "swarm N=%d size=%d limit=%d hosts=%d secs=%.3f tstar=%.3f ratio=%.3f clientserver=%.3f seeder_copies=%.2f\n", \
+    n, f, us, hosts, secs, tstar, ratio, cs, fromS * 4096 / f
+}'
