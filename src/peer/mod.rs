@@ -1,7 +1,9 @@
 //! A peer: its store of shared files, the block server, the tracker
 //! session, and the operations the shell offers (`get`, `share`, ...).
 
+pub mod bench;
 pub mod config;
+pub mod progress_view;
 pub mod server;
 pub mod shell;
 pub mod store;
@@ -100,6 +102,7 @@ impl Peer {
             listen: addr,
             config,
         });
+        bench::clear_scratch(&peer.scratch_dir());
         info!(
             "{} files shared from {}",
             records.len(),
@@ -146,33 +149,7 @@ impl Peer {
                 dest.display()
             )));
         }
-        let tracker = &self.config.tracker;
-        let record = Arc::new(tracker_client::fetch_record(tracker, name)?);
-        let progress = Arc::new(Progress {
-            name: name.to_string(),
-            total_blocks: record.block_count() as u64,
-            done_blocks: AtomicU64::new(0),
-            started: Instant::now(),
-            sources: AtomicU64::new(0),
-        });
-        let _active = self.mark_active(name, progress.clone())?;
-        let outcome = if record.size == 0 {
-            empty_download(&self.partial_dir(), &record)?
-        } else {
-            let holders = tracker_client::who_has(tracker, name)?;
-            let (t, n) = (tracker.clone(), name.to_string());
-            let refresh: download::Refresh = Arc::new(move || tracker_client::who_has(&t, &n));
-            download::run(download::Job {
-                record: record.clone(),
-                holders,
-                partial_dir: &self.partial_dir(),
-                self_id: &self.config.id,
-                limiter: self.download.clone(),
-                cancel: self.cancel.clone(),
-                refresh,
-                progress,
-            })?
-        };
+        let Fetched { record, outcome } = self.fetch(name, name, &self.partial_dir())?;
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
         Ok(GetReport {
@@ -183,6 +160,52 @@ impl Peer {
             secs: started.elapsed().as_secs_f64(),
             sources: outcome.sources,
         })
+    }
+
+    /// Fetches `name` into `partial_dir` and verifies it, without placing
+    /// or announcing it: the part of `get` that `bench` and `stress` share
+    /// (they fetch into scratch directories and throw the copy away).
+    /// `key` names the download in `status`; two downloads under one key
+    /// at once are refused.
+    pub fn fetch(&self, name: &str, key: &str, partial_dir: &Path) -> Result<Fetched> {
+        let tracker = &self.config.tracker;
+        let record = Arc::new(tracker_client::fetch_record(tracker, name)?);
+        let progress = Arc::new(Progress {
+            name: key.to_string(),
+            total_blocks: record.block_count() as u64,
+            done_blocks: AtomicU64::new(0),
+            started: Instant::now(),
+            sources: AtomicU64::new(0),
+        });
+        let _active = self.mark_active(key, progress.clone())?;
+        let outcome = if record.size == 0 {
+            empty_download(partial_dir, &record)?
+        } else {
+            let holders = tracker_client::who_has(tracker, name)?;
+            let (t, n) = (tracker.clone(), name.to_string());
+            let refresh: download::Refresh = Arc::new(move || tracker_client::who_has(&t, &n));
+            download::run(download::Job {
+                record: record.clone(),
+                holders,
+                partial_dir,
+                self_id: &self.config.id,
+                limiter: self.download.clone(),
+                cancel: self.cancel.clone(),
+                refresh,
+                progress,
+            })?
+        };
+        Ok(Fetched { record, outcome })
+    }
+
+    /// Where `bench` and `stress` put their throw-away copies.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.config.dir.join("scratch")
+    }
+
+    /// Where `bench` appends its rows.
+    pub fn times_csv(&self) -> PathBuf {
+        self.config.dir.join("download_times.csv")
     }
 
     /// Moves a verified file into `files/` atomically, starts serving it
@@ -286,6 +309,12 @@ impl Peer {
         }
         self.session.bye(Duration::from_secs(2));
     }
+}
+
+/// A verified copy in a partial directory, with the record it matches.
+pub struct Fetched {
+    pub record: Arc<FileRecord>,
+    pub outcome: download::Outcome,
 }
 
 /// Removes a scratch file however the function that made it ends (after a
