@@ -101,13 +101,14 @@ impl View {
 /// in bytes per second.
 pub fn status_line(v: &View, rate: f64) -> String {
     format!(
-        "{} [{}] {} {:.1} MB/s ETA {} from {} peers",
+        "{} [{}] {} {:.1} MB/s ETA {} from {} peer{}",
         v.name,
         bar(v.fraction(), STATUS_BAR),
         v.percent(),
         rate / 1e6,
         format_eta(v.eta(rate)),
-        v.peers
+        v.peers,
+        if v.peers == 1 { "" } else { "s" }
     )
 }
 
@@ -291,6 +292,11 @@ mod tests {
         assert!(status_line(&view(1999, 2000), 0.0).contains(" 99.9% 0.0 MB/s ETA --:--"));
         assert!(status_line(&view(2000, 2000), 0.0).contains("100.0%"));
         assert!(status_line(&view(0, 0), 0.0).contains("100.0%"));
+        let one = View {
+            peers: 1,
+            ..view(0, 2)
+        };
+        assert!(status_line(&one, 0.0).ends_with(" from 1 peer"));
     }
 
     #[test]
