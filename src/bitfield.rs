@@ -95,6 +95,32 @@ impl Bitfield {
         None
     }
 
+    /// The first index >= `from` set both here and in `other` (same
+    /// length), a word at a time.
+    pub fn next_common(&self, other: &Bitfield, from: u32) -> Option<u32> {
+        let mut i = from;
+        while i < self.len {
+            let w = (i / 64) as usize;
+            let masked = (self.words[w] & other.words[w]) >> (i % 64);
+            if masked != 0 {
+                let found = i + masked.trailing_zeros();
+                return (found < self.len).then_some(found);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
+    /// The bits set here and not in `other` (same length).
+    pub fn minus(&self, other: &Bitfield) -> Bitfield {
+        let mut out = self.clone();
+        for (a, b) in out.words.iter_mut().zip(&other.words) {
+            *a &= !b;
+        }
+        out.ones = out.words.iter().map(|w| w.count_ones()).sum();
+        out
+    }
+
     /// True when some bit is set here and not in `other` (same length).
     pub fn any_and_not(&self, other: &Bitfield) -> bool {
         self.words
@@ -204,6 +230,18 @@ mod tests {
         assert!(a.any_and_not(&b));
         b.set(99);
         assert!(!a.any_and_not(&b));
+    }
+
+    #[test]
+    fn common_and_minus() {
+        let a = Bitfield::from_runs(200, &[(3, 4), (100, 50)]).unwrap();
+        let b = Bitfield::from_runs(200, &[(5, 1), (140, 60)]).unwrap();
+        assert_eq!(a.next_common(&b, 0), Some(5));
+        assert_eq!(a.next_common(&b, 6), Some(140));
+        assert_eq!(a.next_common(&b, 150), None);
+        let d = a.minus(&b);
+        assert_eq!(d.runs(), vec![(3, 2), (6, 1), (100, 40)]);
+        assert_eq!(d.count(), 43);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod peer;
 pub mod ratelimit;
 pub mod record;
 pub mod rng;
+pub mod search;
 pub mod tracker;
 pub mod units;
 pub mod wire;

@@ -121,6 +121,22 @@ impl Conn {
         self.reader.fill()
     }
 
+    /// Like `fill`, but never waits: `Error::Timeout` when no whole message
+    /// has arrived yet (what did arrive is kept for the next call).
+    pub fn try_fill(&mut self) -> Result<bool> {
+        let stream = self.writer.get_ref();
+        let ctx = || format!("polling {}", self.peer);
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::net(ctx(), e))?;
+        let got = self.reader.fill();
+        // The flag is shared with the write half: restore it before any write.
+        stream
+            .set_nonblocking(false)
+            .map_err(|e| Error::net(ctx(), e))?;
+        got
+    }
+
     /// Decodes the message `fill` buffered.
     pub fn take(&mut self) -> Result<Msg<'_>> {
         let peer = self.peer;

@@ -38,6 +38,26 @@ pub fn blocks_per_piece_for(size: u64) -> u32 {
     per as u32
 }
 
+/// How many pieces a file of `size` bytes has (what its record's piece
+/// hashes and every piece set of it count).
+pub fn piece_count_for(size: u64) -> u32 {
+    let piece_size = BLOCK_SIZE as u64 * blocks_per_piece_for(size) as u64;
+    size.div_ceil(piece_size) as u32
+}
+
+/// Blocks covered by the pieces set in `have`, for a file of `size` bytes,
+/// without its record (a search answer carries only size and piece set).
+pub fn blocks_held(size: u64, have: &crate::bitfield::Bitfield) -> u64 {
+    let per = blocks_per_piece_for(size) as u64;
+    let blocks = size.div_ceil(BLOCK_SIZE as u64);
+    let pieces = piece_count_for(size);
+    let mut n = have.count() as u64 * per;
+    if pieces > 0 && have.get(pieces - 1) {
+        n -= pieces as u64 * per - blocks;
+    }
+    n
+}
+
 impl FileRecord {
     pub fn block_count(&self) -> u32 {
         self.size.div_ceil(self.block_size as u64) as u32
@@ -254,6 +274,31 @@ mod tests {
         assert_eq!(r.blocks_in(&all), 3);
         all.clear(0);
         assert_eq!(r.blocks_in(&all), 2);
+    }
+
+    #[test]
+    fn geometry_without_a_record() {
+        for size in [0u64, 1, 4096, 10_000, (256 << 20) + 1, 5 << 30] {
+            let r = FileRecord {
+                name: "g".into(),
+                size,
+                block_size: BLOCK_SIZE,
+                blocks_per_piece: blocks_per_piece_for(size),
+                md5: [0; 16],
+                piece_hashes: vec![[0; 16]; piece_count_for(size) as usize],
+            };
+            r.validate().unwrap();
+            let mut have = crate::bitfield::Bitfield::full(r.piece_count());
+            assert_eq!(blocks_held(size, &have), r.blocks_in(&have), "{size}");
+            assert_eq!(blocks_held(size, &have), r.block_count() as u64);
+            if r.piece_count() > 1 {
+                have.clear(r.piece_count() - 1);
+                assert_eq!(blocks_held(size, &have), r.blocks_in(&have), "{size}");
+                have.clear(0);
+                have.set(r.piece_count() - 1);
+                assert_eq!(blocks_held(size, &have), r.blocks_in(&have), "{size}");
+            }
+        }
     }
 
     #[test]

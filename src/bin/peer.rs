@@ -21,8 +21,8 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if cfg.http.is_some() || !cfg.neighbors.is_empty() {
-        eprintln!("error: --http and --neighbor are not available yet in this build");
+    if cfg.http.is_some() {
+        eprintln!("error: --http is not available yet in this build");
         std::process::exit(2);
     }
     let peer = match Peer::start(cfg) {

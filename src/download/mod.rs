@@ -32,8 +32,14 @@ use worker::{Source, SourceStats};
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often to ask the tracker for holders while workers run...
 const REFRESH_EVERY: Duration = Duration::from_secs(3);
-/// ...and while none does: sooner, but not in a tight loop.
+/// ...and while none does, or early on, when peers that started with us
+/// are just joining: sooner, but not in a tight loop.
 const IDLE_REFRESH_EVERY: Duration = Duration::from_secs(1);
+const EARLY_REFRESH_EVERY: Duration = Duration::from_millis(500);
+const EARLY: Duration = Duration::from_secs(4);
+/// With holders connected but none having anything we miss (they are
+/// downloading too), how long to wait for one of them to get something.
+const STUCK_AFTER: Duration = Duration::from_secs(20);
 /// Failed connections per holder in one download.
 const MAX_ATTEMPTS: u32 = 2;
 /// BUSY answers per holder before it counts as a failed attempt.
@@ -65,6 +71,9 @@ pub struct Job<'a> {
     pub cancel: Arc<AtomicBool>,
     pub refresh: Refresh,
     pub progress: Arc<Progress>,
+    /// Called once the partial file is open, so its verified pieces can be
+    /// served while the download runs (leechers share).
+    pub share_partial: Option<&'a dyn Fn(Arc<Reassembler>)>,
 }
 
 pub struct SourceReport {
@@ -87,7 +96,7 @@ pub struct Shared {
     pub record: Arc<FileRecord>,
     plan: Mutex<Plan>,
     changed: Condvar,
-    pub reasm: Reassembler,
+    pub reasm: Arc<Reassembler>,
     pub limiter: Option<Arc<RateLimiter>>,
     /// The peer's shutdown flag.
     cancel: Arc<AtomicBool>,
@@ -161,15 +170,22 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     let (events_tx, events) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         record: record.clone(),
-        plan: Mutex::new(Plan::new(record.piece_count(), &on_disk)),
+        plan: Mutex::new(Plan::new(
+            record.piece_count(),
+            record.blocks_per_piece,
+            &on_disk,
+        )),
         changed: Condvar::new(),
-        reasm: Reassembler::new(file, record.clone(), on_disk),
+        reasm: Arc::new(Reassembler::new(file, record.clone(), on_disk)),
         limiter: job.limiter.clone(),
         cancel: job.cancel.clone(),
         stop: AtomicBool::new(false),
         progress: job.progress.clone(),
         events: events_tx,
     });
+    if let Some(share) = job.share_partial {
+        share(shared.reasm.clone());
+    }
     let hasher = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -299,10 +315,12 @@ struct Coordinator<'j, 'a> {
 
 impl Coordinator<'_, '_> {
     fn watch(&mut self) -> Result<()> {
+        let started = Instant::now();
         let mut last_save = Instant::now();
         let mut last_refresh = Instant::now();
         let mut refreshing = false;
         let mut saved_count = self.shared.reasm.count();
+        let mut progress = (self.shared.reasm.count(), Instant::now());
         loop {
             if self.shared.plan().is_complete() {
                 return Ok(());
@@ -310,8 +328,15 @@ impl Coordinator<'_, '_> {
             if self.shared.is_cancelled() {
                 return Err(Error::Cancelled);
             }
-            let idle = self.running.is_empty();
-            let due = if idle {
+            let count = self.shared.reasm.count();
+            if count != progress.0 || self.any_useful() {
+                progress = (count, Instant::now());
+            } else if progress.1.elapsed() > STUCK_AFTER {
+                return Err(self.stuck_error());
+            }
+            let due = if started.elapsed() < EARLY {
+                EARLY_REFRESH_EVERY
+            } else if self.running.is_empty() {
                 IDLE_REFRESH_EVERY
             } else {
                 REFRESH_EVERY
@@ -357,6 +382,13 @@ impl Coordinator<'_, '_> {
         }
     }
 
+    /// Some connected holder has a piece we still miss.
+    fn any_useful(&self) -> bool {
+        self.running
+            .values()
+            .any(|r| r.stats.useful.load(Ordering::Relaxed))
+    }
+
     fn stuck_error(&self) -> Error {
         let record = &self.shared.record;
         let plan = self.shared.plan();
@@ -381,12 +413,13 @@ impl Coordinator<'_, '_> {
         let mut started = 0;
         let usable: Vec<Holder> = holders
             .into_iter()
-            .filter(|h| {
-                h.peer_id != self.job.self_id
-                    && h.have.len() == record.piece_count()
-                    && h.have.count() > 0
-            })
+            // Holders with nothing yet are peers downloading too: they
+            // tell us (HAVE) what they get.
+            .filter(|h| h.peer_id != self.job.self_id && h.have.len() == record.piece_count())
             .collect();
+        if usable.iter().any(|h| !h.have.is_full()) {
+            self.shared.plan().set_swarm();
+        }
         let n = usable.len().max(1) as u64;
         for (i, h) in usable.into_iter().enumerate() {
             if self.running.contains_key(&h.peer_id) || self.banned.contains(&h.peer_id) {
@@ -397,7 +430,7 @@ impl Coordinator<'_, '_> {
                 continue;
             }
             *attempts += 1;
-            // Spread workers over the file so they start on different pieces.
+            // Complete holders only: each worker starts in its own region.
             let cursor = (record.piece_count() as u64 * i as u64 / n) as u32;
             if self.spawn(h, cursor) {
                 started += 1;

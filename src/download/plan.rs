@@ -1,16 +1,36 @@
 //! The piece plan of one download: which pieces are still needed, which
-//! are in flight and with how many holders, which are done. Pure logic,
-//! behind the download's mutex; workers claim from it and report back.
+//! are in flight and with how many holders, which are done, and how many
+//! connected holders have each piece. Pure logic, behind the download's
+//! mutex; workers claim from it and report back.
 //!
 //! A piece moves NEEDED -> REQUESTED (claimed by one worker) -> DONE, or
 //! back to NEEDED when its worker releases it (holder gone, stalled, bad
 //! data). In the endgame, when nothing is NEEDED, an idle worker may claim
-//! a REQUESTED piece a second time; whichever copy verifies first wins.
+//! a REQUESTED piece a second time; whichever copy verifies first wins and
+//! the other is cancelled.
+//!
+//! Picking: in a swarm the first few pieces are picked at random, so a
+//! newcomer soon has something to trade; after that, rarest first: among the pieces the
+//! holder has and we need, those the fewest connected holders have, and a
+//! claim extends over the following pieces of the same rarity.
+//!
+//! Ties: in a swarm (some holder is itself downloading) they go to a
+//! random place and runs are short, so peers fetching from the same seeder
+//! at the same time rarely ask it for the same pieces: each copy the
+//! seeder uploads twice is time the whole swarm waits. With complete
+//! holders only, nobody else benefits from spread, so each worker goes on
+//! in order from its cursor: long runs, large writes, and a hash prefix
+//! that keeps up, so the whole-file MD5 is ready when the last piece lands.
 
 use crate::bitfield::Bitfield;
+use crate::rng::Rng;
 
 /// How many workers may hold the same piece in the endgame.
 const ENDGAME_COPIES: u8 = 2;
+/// Pieces picked at random before rarest-first takes over.
+pub const RANDOM_FIRST: u32 = 4;
+/// Longest run, in blocks, claimed at a random place.
+const SPREAD_RUN_BLOCKS: u32 = 16;
 
 pub struct Plan {
     /// Pieces no worker holds and nobody has delivered.
@@ -18,19 +38,37 @@ pub struct Plan {
     done: Bitfield,
     /// Workers holding each piece in flight.
     claims: Vec<u8>,
+    /// Connected holders having each piece.
+    avail: Vec<u16>,
+    /// `by_avail[a]`: how many NEEDED pieces have availability `a`, so the
+    /// rarest availability is known without scanning the pieces.
+    by_avail: Vec<u32>,
+    /// Longest run claimed at a random place, in pieces.
+    spread_run: usize,
+    /// Some holder is downloading too: break ties at random.
+    swarm: bool,
 }
 
 impl Plan {
-    pub fn new(pieces: u32, already: &Bitfield) -> Plan {
+    pub fn new(pieces: u32, blocks_per_piece: u32, already: &Bitfield) -> Plan {
         let mut needed = Bitfield::full(pieces);
         for p in already.iter_ones() {
             needed.clear(p);
         }
         Plan {
+            by_avail: vec![needed.count()],
             needed,
             done: already.clone(),
             claims: vec![0; pieces as usize],
+            avail: vec![0; pieces as usize],
+            spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
+            swarm: false,
         }
+    }
+
+    /// From now on, break ties at random (a holder is downloading too).
+    pub fn set_swarm(&mut self) {
+        self.swarm = true;
     }
 
     pub fn pieces(&self) -> u32 {
@@ -49,40 +87,138 @@ impl Plan {
         self.done.get(piece)
     }
 
-    /// Claims up to `max` pieces that `have` holds, scanning from `cursor`
-    /// (wrapping) so each worker works its own region and runs stay
-    /// contiguous. Falls back to the endgame when nothing is needed.
-    pub fn claim(&mut self, have: &Bitfield, cursor: u32, max: usize) -> Vec<u32> {
-        let mut out = Vec::new();
-        let n = self.pieces();
-        if n == 0 || max == 0 {
-            return out;
+    /// True when no piece is waiting to be claimed (all done or in flight).
+    pub fn nothing_needed(&self) -> bool {
+        self.needed.count() == 0
+    }
+
+    /// A holder connected (or told us of new pieces): count what it has.
+    pub fn add_source(&mut self, have: &Bitfield) {
+        for p in have.iter_ones() {
+            self.shift_avail(p, 1);
         }
-        let start = cursor % n;
-        let mut at = start;
-        let mut wrapped = false;
-        while out.len() < max {
-            let next = match self.needed.next(at, true) {
-                Some(p) if wrapped && p >= start => None,
-                other => other,
-            };
-            match next {
-                Some(p) => {
-                    if have.get(p) {
-                        self.needed.clear(p);
-                        self.claims[p as usize] += 1;
-                        out.push(p);
-                    }
-                    at = p + 1;
-                }
-                None if !wrapped && start > 0 => {
-                    wrapped = true;
-                    at = 0;
-                }
-                None => break,
-            }
+    }
+
+    /// A holder left: its pieces are that much less available.
+    pub fn remove_source(&mut self, have: &Bitfield) {
+        for p in have.iter_ones() {
+            self.shift_avail(p, -1);
+        }
+    }
+
+    pub fn availability(&self, piece: u32) -> u16 {
+        self.avail[piece as usize]
+    }
+
+    fn shift_avail(&mut self, p: u32, by: i32) {
+        let old = self.avail[p as usize];
+        let new = (old as i32 + by).clamp(0, u16::MAX as i32) as u16;
+        if self.needed.get(p) {
+            self.unbucket(p);
+            self.avail[p as usize] = new;
+            self.bucket(p);
+        } else {
+            self.avail[p as usize] = new;
+        }
+    }
+
+    fn bucket(&mut self, p: u32) {
+        let a = self.avail[p as usize] as usize;
+        if self.by_avail.len() <= a {
+            self.by_avail.resize(a + 1, 0);
+        }
+        self.by_avail[a] += 1;
+    }
+
+    fn unbucket(&mut self, p: u32) {
+        let a = self.avail[p as usize] as usize;
+        self.by_avail[a] -= 1;
+    }
+
+    fn set_needed(&mut self, p: u32) {
+        if self.needed.set(p) {
+            self.bucket(p);
+        }
+    }
+
+    fn clear_needed(&mut self, p: u32) {
+        if self.needed.get(p) {
+            self.needed.clear(p);
+            self.unbucket(p);
+        }
+    }
+
+    /// The lowest availability (at least 1) among needed pieces: no holder
+    /// can offer anything rarer, so a scan may stop when it meets it.
+    fn rarest_possible(&self) -> u16 {
+        self.by_avail
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, &n)| n > 0)
+            .map_or(1, |(a, _)| a as u16)
+    }
+
+    /// Claims up to `max` pieces that `have` holds: in a swarm, a random
+    /// run while fewer than `RANDOM_FIRST` pieces are done; else the rarest, looking
+    /// for ties from a random place (a swarm) or from `cursor` (wrapping).
+    /// The run continues over following pieces of the same rarity. Empty
+    /// when the holder has nothing needed (the caller may then try
+    /// `claim_endgame`).
+    pub fn claim(&mut self, have: &Bitfield, cursor: u32, max: usize, rng: &mut Rng) -> Vec<u32> {
+        let n = self.pieces();
+        if n == 0 || max == 0 || self.needed.count() == 0 {
+            return Vec::new();
+        }
+        let random = self.swarm && self.done.count() < RANDOM_FIRST;
+        let spread = self.swarm;
+        let (start, max) = if spread {
+            (rng.below(n as u64) as u32, max.min(self.spread_run))
+        } else {
+            (cursor % n, max)
+        };
+        let Some(first) = self.pick(have, start, random) else {
+            return Vec::new();
+        };
+        let rarity = self.avail[first as usize];
+        let mut out = Vec::new();
+        let mut p = first;
+        while out.len() < max
+            && p < n
+            && self.needed.get(p)
+            && have.get(p)
+            && (random || self.avail[p as usize] == rarity)
+        {
+            self.clear_needed(p);
+            self.claims[p as usize] += 1;
+            out.push(p);
+            p += 1;
         }
         out
+    }
+
+    /// The first candidate from `start` (wrapping), or the rarest one.
+    fn pick(&self, have: &Bitfield, start: u32, any: bool) -> Option<u32> {
+        let floor = self.rarest_possible();
+        let mut best: Option<(u16, u32)> = None;
+        let mut scan = |from: u32, to: u32| -> bool {
+            let mut at = from;
+            while let Some(p) = self.needed.next_common(have, at).filter(|&p| p < to) {
+                let a = self.avail[p as usize];
+                if best.is_none_or(|(b, _)| a < b) {
+                    best = Some((a, p));
+                }
+                if any || a <= floor {
+                    return true;
+                }
+                at = p + 1;
+            }
+            false
+        };
+        if !scan(start, self.pieces()) {
+            scan(0, start);
+        }
+        best.map(|(_, p)| p)
     }
 
     /// Endgame: pieces already in flight elsewhere that `have` holds and
@@ -96,15 +232,16 @@ impl Plan {
         if self.needed.count() > 0 {
             return Vec::new();
         }
-        let mut candidates: Vec<u32> = (0..self.pieces())
-            .filter(|&p| {
-                !self.done.get(p)
-                    && self.claims[p as usize] > 0
-                    && self.claims[p as usize] < ENDGAME_COPIES
-                    && have.get(p)
-                    && !mine(p)
-            })
-            .collect();
+        let mut candidates = Vec::new();
+        let mut at = 0;
+        // Only the few pieces not done are visited, a word at a time.
+        while let Some(p) = self.done.next(at, false) {
+            let c = self.claims[p as usize];
+            if c > 0 && c < ENDGAME_COPIES && have.get(p) && !mine(p) {
+                candidates.push(p);
+            }
+            at = p + 1;
+        }
         candidates.sort_by_key(|&p| self.claims[p as usize]);
         candidates.truncate(max);
         for &p in &candidates {
@@ -119,7 +256,7 @@ impl Plan {
         let c = &mut self.claims[piece as usize];
         *c = c.saturating_sub(1);
         if *c == 0 && !self.done.get(piece) {
-            self.needed.set(piece);
+            self.set_needed(piece);
         }
     }
 
@@ -130,7 +267,7 @@ impl Plan {
         if self.done.get(piece) {
             return false;
         }
-        self.needed.clear(piece);
+        self.clear_needed(piece);
         self.done.set(piece)
     }
 
@@ -144,59 +281,170 @@ impl Plan {
 mod tests {
     use super::*;
 
+    fn rng() -> Rng {
+        Rng::seeded(7)
+    }
+
+    /// A plan past its random first picks.
+    fn started(pieces: u32) -> Plan {
+        let mut already = Bitfield::new(pieces);
+        already.set_range(0, RANDOM_FIRST);
+        Plan::new(pieces, 1, &already)
+    }
+
     #[test]
     fn claims_are_exclusive_and_contiguous() {
-        let mut plan = Plan::new(100, &Bitfield::new(100));
+        let mut plan = started(100);
         let all = Bitfield::full(100);
-        let a = plan.claim(&all, 0, 10);
-        assert_eq!(a, (0..10).collect::<Vec<_>>());
-        let b = plan.claim(&all, 50, 10);
+        plan.add_source(&all);
+        let a = plan.claim(&all, 10, 10, &mut rng());
+        assert_eq!(a, (10..20).collect::<Vec<_>>());
+        let b = plan.claim(&all, 50, 10, &mut rng());
         assert_eq!(b, (50..60).collect::<Vec<_>>());
         // A worker whose cursor points into claimed ground skips ahead.
-        let c = plan.claim(&all, 5, 3);
-        assert_eq!(c, vec![10, 11, 12]);
+        let c = plan.claim(&all, 15, 3, &mut rng());
+        assert_eq!(c, vec![20, 21, 22]);
     }
 
     #[test]
     fn claims_wrap_and_respect_holdings() {
-        let mut plan = Plan::new(10, &Bitfield::new(10));
-        let mut have = Bitfield::new(10);
-        for p in [1, 3, 8] {
+        let mut plan = started(20);
+        let mut have = Bitfield::new(20);
+        for p in [5, 13, 18] {
             have.set(p);
         }
-        assert_eq!(plan.claim(&have, 5, 10), vec![8, 1, 3]);
-        assert!(plan.claim(&have, 0, 10).is_empty());
+        plan.add_source(&have);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.extend(plan.claim(&have, 15, 10, &mut rng()));
+        }
+        assert_eq!(got, vec![18, 5, 13]);
+        assert!(plan.claim(&have, 0, 10, &mut rng()).is_empty());
+    }
+
+    #[test]
+    fn rarest_pieces_go_first() {
+        let mut plan = started(40);
+        let seeder = Bitfield::full(40);
+        let leecher = Bitfield::from_runs(40, &[(4, 26)]).unwrap();
+        plan.add_source(&seeder);
+        plan.add_source(&leecher);
+        // From the seeder: pieces only it has (30..40), though the cursor
+        // points at common ones.
+        let got = plan.claim(&seeder, 10, 64, &mut rng());
+        assert_eq!(got, (30..40).collect::<Vec<_>>());
+        // Then the common ones, from the cursor on.
+        assert_eq!(
+            plan.claim(&seeder, 10, 5, &mut rng()),
+            vec![10, 11, 12, 13, 14]
+        );
+        // The leecher left: what it had is as rare as anything.
+        plan.remove_source(&leecher);
+        assert_eq!(plan.availability(20), 1);
+    }
+
+    #[test]
+    fn first_picks_are_random_and_spread() {
+        let all = Bitfield::full(10_000);
+        let mut starts = std::collections::HashSet::new();
+        let mut r = rng();
+        for _ in 0..8 {
+            let mut plan = Plan::new(10_000, 1, &Bitfield::new(10_000));
+            plan.set_swarm();
+            plan.add_source(&all);
+            let got = plan.claim(&all, 0, 4, &mut r);
+            assert_eq!(got.len(), 4);
+            assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "a run");
+            starts.insert(got[0]);
+        }
+        assert!(starts.len() >= 7, "first picks should differ: {starts:?}");
+    }
+
+    #[test]
+    fn a_swarm_spreads_short_runs() {
+        let mut plan = Plan::new(10_000, 4, &Bitfield::new(10_000));
+        plan.set_swarm();
+        let all = Bitfield::full(10_000);
+        plan.add_source(&all);
+        let mut r = rng();
+        let mut starts = Vec::new();
+        for _ in 0..20 {
+            let got = plan.claim(&all, 0, 64, &mut r);
+            assert!(
+                !got.is_empty() && got.len() <= 4,
+                "16 blocks at most: {got:?}"
+            );
+            starts.push(got[0]);
+        }
+        starts.sort();
+        starts.dedup();
+        assert!(starts.len() >= 18, "random places: {starts:?}");
+    }
+
+    #[test]
+    fn availability_tracks_needed_pieces_only() {
+        let mut plan = started(8);
+        let all = Bitfield::full(8);
+        plan.add_source(&all);
+        plan.add_source(&all);
+        assert_eq!(plan.rarest_possible(), 2);
+        let got = plan.claim(&all, 4, 4, &mut rng());
+        assert_eq!(got, vec![4, 5, 6, 7]);
+        assert!(plan.nothing_needed());
+        plan.release(6);
+        let one = Bitfield::from_runs(8, &[(6, 1)]).unwrap();
+        plan.remove_source(&all);
+        plan.add_source(&one);
+        assert_eq!(plan.availability(6), 2);
+        assert_eq!(plan.claim(&all, 0, 4, &mut rng()), vec![6]);
     }
 
     #[test]
     fn release_and_complete() {
-        let mut plan = Plan::new(4, &Bitfield::new(4));
-        let all = Bitfield::full(4);
-        let got = plan.claim(&all, 0, 4);
-        assert_eq!(got.len(), 4);
-        plan.release(2);
-        assert_eq!(plan.claim(&all, 0, 4), vec![2]);
-        for p in 0..4 {
+        let mut plan = started(8);
+        let all = Bitfield::full(8);
+        assert_eq!(plan.claim(&all, 0, 4, &mut rng()), vec![4, 5, 6, 7]);
+        plan.release(6);
+        assert_eq!(plan.claim(&all, 0, 4, &mut rng()), vec![6]);
+        for p in 4..8 {
             assert!(plan.complete(p));
         }
         assert!(plan.is_complete());
-        assert!(!plan.complete(1), "a second copy never counts twice");
+        assert!(!plan.complete(5), "a second copy never counts twice");
+    }
+
+    #[test]
+    fn complete_holders_only_are_fetched_in_order_from_the_start() {
+        let mut plan = Plan::new(100, 1, &Bitfield::new(100));
+        let all = Bitfield::full(100);
+        plan.add_source(&all);
+        assert_eq!(
+            plan.claim(&all, 0, 8, &mut rng()),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            plan.claim(&all, 8, 8, &mut rng()),
+            (8..16).collect::<Vec<_>>()
+        );
     }
 
     #[test]
     fn resumed_plan_skips_done_pieces() {
         let mut already = Bitfield::new(6);
         already.set_range(0, 4);
-        let mut plan = Plan::new(6, &already);
-        assert_eq!(plan.claim(&Bitfield::full(6), 0, 10), vec![4, 5]);
+        let mut plan = Plan::new(6, 1, &already);
+        assert_eq!(
+            plan.claim(&Bitfield::full(6), 0, 10, &mut rng()),
+            vec![4, 5]
+        );
     }
 
     #[test]
     fn endgame_duplicates_in_flight_pieces_once() {
-        let mut plan = Plan::new(3, &Bitfield::new(3));
-        let all = Bitfield::full(3);
-        let slow = plan.claim(&all, 0, 3);
-        assert_eq!(slow.len(), 3);
+        let mut plan = started(7);
+        let all = Bitfield::full(7);
+        let slow = plan.claim(&all, 0, 3, &mut rng());
+        assert_eq!(slow, vec![4, 5, 6]);
         let none_mine = |_p: u32| false;
         let dup = plan.claim_endgame(&all, &none_mine, 10);
         assert_eq!(dup.len(), 3);
@@ -205,24 +453,24 @@ mod tests {
             "two copies at most"
         );
         // The fast copy wins; the slow one's completion is discarded.
-        assert!(plan.complete(0));
-        assert!(!plan.complete(0));
+        assert!(plan.complete(4));
+        assert!(!plan.complete(4));
         // A released duplicate does not make a done piece needed again.
-        plan.release(1);
-        assert!(plan.claim(&all, 0, 3).is_empty());
-        plan.release(1);
-        assert_eq!(plan.claim(&all, 0, 3), vec![1]);
+        plan.release(5);
+        assert!(plan.claim(&all, 0, 3, &mut rng()).is_empty());
+        plan.release(5);
+        assert_eq!(plan.claim(&all, 0, 3, &mut rng()), vec![5]);
     }
 
     #[test]
     fn a_holder_is_wanted_only_for_missing_pieces() {
-        let mut plan = Plan::new(4, &Bitfield::new(4));
-        let mut h = Bitfield::new(4);
-        h.set(0);
+        let mut plan = started(8);
+        let mut h = Bitfield::new(8);
+        h.set(5);
         assert!(plan.wants_any(&h));
-        assert_eq!(plan.claim(&h, 0, 4), vec![0]);
+        assert_eq!(plan.claim(&h, 0, 4, &mut rng()), vec![5]);
         assert!(plan.wants_any(&h), "in flight is not done");
-        plan.complete(0);
+        plan.complete(5);
         assert!(!plan.wants_any(&h));
     }
 }

@@ -11,7 +11,7 @@ use crate::record::{FileRecord, Md5Digest};
 use md5::{Digest, Md5};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,9 @@ pub struct Reassembler {
     state: Mutex<Written>,
     grew: Condvar,
     stop: AtomicBool,
+    /// Bumped on every write, so the block server can tell cheaply when
+    /// there are new pieces to announce (HAVE).
+    version: AtomicU64,
 }
 
 struct Written {
@@ -41,7 +44,27 @@ impl Reassembler {
             state: Mutex::new(Written { on_disk, prefix }),
             grew: Condvar::new(),
             stop: AtomicBool::new(false),
+            version: AtomicU64::new(0),
         }
+    }
+
+    pub fn record(&self) -> &std::sync::Arc<FileRecord> {
+        &self.record
+    }
+
+    /// The partial file, for positioned reads of verified pieces.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// True when every piece of `first..=last` is verified and on disk.
+    pub fn holds(&self, first: u32, last: u32) -> bool {
+        let st = self.lock();
+        (first..=last).all(|p| st.on_disk.get(p))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Written> {
@@ -70,6 +93,8 @@ impl Reassembler {
         if st.prefix != old {
             self.grew.notify_all();
         }
+        drop(st);
+        self.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 

@@ -5,17 +5,23 @@
 //! Blocks arrive in the order they were requested (the server answers
 //! requests one after another), so a piece's buffer only tracks the next
 //! block it expects: no per-block bookkeeping or allocation.
+//!
+//! A holder that is itself still downloading sends HAVE as it verifies
+//! pieces; the worker adds them to what it may claim and stays connected
+//! while the holder has nothing new for us. In the endgame, pieces another
+//! worker delivered first are cancelled (CANCEL) instead of fetched twice.
 
 use super::Shared;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::net::Conn;
 use crate::ratelimit::throttle;
+use crate::rng::Rng;
 use crate::wire::message::MAX_REQUEST_BLOCKS;
 use crate::wire::{Msg, MAX_CONTROL_FRAME};
 use log::{debug, warn};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,19 +30,25 @@ const POLL: Duration = Duration::from_millis(250);
 /// A holder that sends nothing for this long while owing blocks is dropped.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pipeline bounds, in blocks (4 KiB each).
-const MIN_WINDOW: u32 = 128;
+const MIN_WINDOW: u32 = 16;
 const MAX_WINDOW: u32 = 1024;
 /// Verified data is written in runs of up to this many bytes.
 const WRITE_BATCH: usize = 1 << 20;
 /// Bad pieces tolerated from one holder before it is dropped.
 const MAX_BAD_PIECES: u32 = 3;
+/// How often the RTT is measured again while blocks flow.
+const PING_EVERY: Duration = Duration::from_secs(2);
 
 /// What the `from` line reports about one holder.
 #[derive(Default)]
 pub struct SourceStats {
     pub blocks: AtomicU64,
+    /// The lowest RTT measured, before and during the transfer.
     pub rtt_us: AtomicU64,
     pub bad_pieces: AtomicU32,
+    /// The holder has pieces we still miss (read by the coordinator to
+    /// tell a waiting download from a stuck one).
+    pub useful: AtomicBool,
 }
 
 pub struct Source {
@@ -58,6 +70,8 @@ struct WriteBatch {
     data: Vec<u8>,
 }
 
+/// `cursor`: where to start taking pieces in order when ties are not
+/// broken at random (see `plan`).
 pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats, cursor: u32) -> Result<()> {
     let mut w = Worker::connect(shared, source, stats, cursor)?;
     let result = w.pump();
@@ -76,10 +90,22 @@ struct Worker<'a> {
     cursor: u32,
     inflight: HashMap<u32, PieceBuf>,
     inflight_blocks: u32,
+    /// Endgame pieces cancelled here after another holder delivered them:
+    /// blocks of theirs already on the way are dropped, not an error.
+    cancelled: HashSet<u32>,
     batch: WriteBatch,
     pool: Vec<Vec<u8>>,
     rtt: Duration,
     rate: RateMeter,
+    rng: Rng,
+    ping: Ping,
+}
+
+/// The RTT probe in flight during the transfer, if any.
+struct Ping {
+    nonce: u64,
+    sent: Option<Instant>,
+    last: Instant,
 }
 
 impl<'a> Worker<'a> {
@@ -115,6 +141,7 @@ impl<'a> Worker<'a> {
             .rtt_us
             .store(rtt.as_micros() as u64, Ordering::Relaxed);
         debug!("{}: {} pieces, rtt {:?}", source.peer_id, have.count(), rtt);
+        shared.plan().add_source(&have);
         Ok(Worker {
             shared,
             source,
@@ -125,6 +152,7 @@ impl<'a> Worker<'a> {
             cursor,
             inflight: HashMap::new(),
             inflight_blocks: 0,
+            cancelled: HashSet::new(),
             batch: WriteBatch {
                 first: 0,
                 count: 0,
@@ -133,11 +161,18 @@ impl<'a> Worker<'a> {
             pool: Vec::new(),
             rtt,
             rate: RateMeter::new(),
+            rng: Rng::new(),
+            ping: Ping {
+                nonce: 3,
+                sent: None,
+                last: Instant::now(),
+            },
         })
     }
 
     /// Pipeline depth from the measured rate x RTT (with headroom for our
-    /// own processing), so a far but fast holder still fills its pipe.
+    /// own processing), so a far but fast holder still fills its pipe,
+    /// and a slow one is not given more pieces than it can deliver soon.
     fn window(&self) -> u32 {
         let bdp = self.rate.bytes_per_sec() * (self.rtt.as_secs_f64() + 0.01) * 2.0;
         ((bdp / 4096.0) as u32).clamp(MIN_WINDOW, MAX_WINDOW)
@@ -153,17 +188,30 @@ impl<'a> Worker<'a> {
             if self.inflight.is_empty() {
                 self.flush_batch()?;
                 self.conn.flush()?;
-                if !self.shared.plan().wants_any(&self.have) {
-                    // This holder has nothing we still miss: leave, so the
+                if self.shared.plan().is_complete() {
+                    return Ok(());
+                }
+                let useful = self.shared.plan().wants_any(&self.have);
+                self.stats.useful.store(useful, Ordering::Relaxed);
+                if !useful && self.have.is_full() {
+                    // A seeder with nothing we still miss: leave, so the
                     // coordinator can tell when nobody has what is left.
                     return Ok(());
                 }
-                if self.shared.wait_for_work() {
-                    return Ok(());
+                if useful && self.have.is_full() {
+                    // Everything it has is in flight elsewhere: wait for
+                    // pieces to come back or for the endgame.
+                    if self.shared.wait_for_work() {
+                        return Ok(());
+                    }
+                } else {
+                    // A holder still downloading: wait for its HAVEs.
+                    self.receive_idle()?;
                 }
                 last_progress = Instant::now();
                 continue;
             }
+            self.maybe_ping()?;
             if self.conn.read_buffer_empty() {
                 // About to block on the socket: push out requests and data.
                 self.conn.flush()?;
@@ -181,12 +229,7 @@ impl<'a> Worker<'a> {
                     }
                 }
                 Err(e) => return Err(e),
-                Ok(None) => {
-                    return Err(Error::protocol(format!(
-                        "{} closed the connection",
-                        self.source.peer_id
-                    )))
-                }
+                Ok(None) => return Err(self.closed()),
                 Ok(Some(Msg::Block {
                     handle,
                     block,
@@ -196,44 +239,116 @@ impl<'a> Worker<'a> {
                         return Err(Error::protocol("BLOCK for a handle we did not open"));
                     }
                     let len = data.len();
-                    let piece = accept_block(&mut self.inflight, &self.shared.record, block, data)?;
+                    let arrived = accept_block(
+                        &mut self.inflight,
+                        &self.cancelled,
+                        &self.shared.record,
+                        block,
+                        data,
+                    )?;
                     throttle(&self.shared.limiter, len, || {
                         // Keep the holder busy while we wait our turn.
                         let _ = self.conn.flush();
                     });
-                    self.inflight_blocks -= 1;
-                    self.rate.add(len);
                     last_progress = Instant::now();
-                    if let Some(piece) = piece {
-                        self.piece_complete(piece)?;
+                    match arrived {
+                        Arrived::Cancelled => {}
+                        Arrived::Partial => {
+                            self.inflight_blocks -= 1;
+                            self.rate.add(len);
+                        }
+                        Arrived::Complete(piece) => {
+                            self.inflight_blocks -= 1;
+                            self.rate.add(len);
+                            self.piece_complete(piece)?;
+                        }
                     }
                 }
-                Ok(Some(Msg::Error { code, message })) => {
-                    return Err(Error::Remote { code, message })
-                }
                 Ok(Some(other)) => {
-                    return Err(Error::protocol(format!(
-                        "unexpected {} during transfer",
-                        other.kind()
-                    )))
+                    let c = Control::from(other)?;
+                    self.control(c)?;
                 }
             }
         }
+    }
+
+    fn closed(&self) -> Error {
+        Error::protocol(format!("{} closed the connection", self.source.peer_id))
+    }
+
+    fn control(&mut self, msg: Control) -> Result<()> {
+        match msg {
+            Control::Have(handle, have) => {
+                if handle != self.handle || have.len() != self.have.len() {
+                    return Err(Error::protocol("HAVE for another handle or length"));
+                }
+                let new = have.minus(&self.have);
+                if new.count() > 0 {
+                    for p in new.iter_ones() {
+                        self.have.set(p);
+                    }
+                    self.shared.plan().add_source(&new);
+                }
+            }
+            Control::Pong(nonce) if nonce == self.ping.nonce => {
+                if let Some(sent) = self.ping.sent.take() {
+                    let rtt = sent.elapsed();
+                    if rtt < self.rtt {
+                        self.rtt = rtt;
+                        self.stats
+                            .rtt_us
+                            .store(rtt.as_micros() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+            Control::Pong(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Nothing to request: read what the holder sends (HAVE) for a moment.
+    fn receive_idle(&mut self) -> Result<()> {
+        match self.conn.recv() {
+            Err(Error::Timeout(_)) => Ok(()),
+            Err(e) => Err(e),
+            Ok(None) => Err(self.closed()),
+            Ok(Some(msg)) => {
+                let c = Control::from(msg)?;
+                self.control(c)
+            }
+        }
+    }
+
+    /// Measures the RTT again now and then while blocks flow.
+    fn maybe_ping(&mut self) -> Result<()> {
+        if self.ping.sent.is_none() && self.ping.last.elapsed() >= PING_EVERY {
+            self.ping.nonce += 1;
+            self.ping.sent = Some(Instant::now());
+            self.ping.last = Instant::now();
+            self.conn.queue(&Msg::Ping {
+                nonce: self.ping.nonce,
+            })?;
+        }
+        Ok(())
     }
 
     /// Claims pieces while the pipeline has room and queues their requests.
     fn top_up(&mut self) -> Result<()> {
         let record = self.shared.record.clone();
         let bpp = record.blocks_per_piece;
+        self.cancel_won()?;
         loop {
-            let room = self.window().saturating_sub(self.inflight_blocks);
-            if room < MAX_REQUEST_BLOCKS as u32 && !self.inflight.is_empty() {
+            let window = self.window();
+            let room = window.saturating_sub(self.inflight_blocks);
+            // Top up in large requests, but before the pipe runs dry.
+            let worth = (window / 2).min(MAX_REQUEST_BLOCKS as u32);
+            if room < worth && !self.inflight.is_empty() {
                 return Ok(());
             }
             let max_pieces = (room.max(bpp) / bpp).clamp(1, MAX_REQUEST_BLOCKS as u32) as usize;
             let claimed = {
                 let mut plan = self.shared.plan();
-                let got = plan.claim(&self.have, self.cursor, max_pieces);
+                let got = plan.claim(&self.have, self.cursor, max_pieces, &mut self.rng);
                 if got.is_empty() && self.inflight_blocks < MIN_WINDOW {
                     let inflight = &self.inflight;
                     plan.claim_endgame(
@@ -267,6 +382,47 @@ impl<'a> Worker<'a> {
             }
             self.request_runs(&claimed)?;
         }
+    }
+
+    /// Endgame: pieces we still wait for that another holder delivered
+    /// first are cancelled, so the holder spends its upload elsewhere.
+    fn cancel_won(&mut self) -> Result<()> {
+        if self.inflight.is_empty() {
+            return Ok(());
+        }
+        let won: Vec<u32> = {
+            let mut plan = self.shared.plan();
+            if !plan.nothing_needed() {
+                return Ok(());
+            }
+            let won: Vec<u32> = self
+                .inflight
+                .keys()
+                .copied()
+                .filter(|&p| plan.is_done(p))
+                .collect();
+            for &p in &won {
+                plan.release(p);
+            }
+            won
+        };
+        let record = self.shared.record.clone();
+        for p in won {
+            let Some(buf) = self.inflight.remove(&p) else {
+                continue;
+            };
+            let left = buf.blocks - buf.next;
+            self.inflight_blocks -= left;
+            self.cancelled.insert(p);
+            self.pool.push(buf.data);
+            debug!("{}: cancelling piece {p}", self.source.peer_id);
+            self.conn.queue(&Msg::Cancel {
+                handle: self.handle,
+                block: record.first_block(p) + buf.next,
+                count: left as u16,
+            })?;
+        }
+        Ok(())
     }
 
     /// One REQUEST per run of contiguous blocks, at most 64 blocks each.
@@ -386,23 +542,58 @@ impl<'a> Worker<'a> {
 
 impl Drop for Worker<'_> {
     /// However the worker ends (error, cancellation, a panic), the pieces
-    /// it still owes go back to the plan.
+    /// it still owes go back to the plan, and its pieces no longer count
+    /// as available.
     fn drop(&mut self) {
         self.release_all();
+        self.shared.plan().remove_source(&self.have);
+        self.stats.useful.store(false, Ordering::Relaxed);
     }
 }
 
-/// Copies a block into its piece buffer; returns the piece if it is now
-/// complete. A block nobody asked for, out of order or of the wrong size
-/// is a protocol violation.
+/// A message other than BLOCK that a holder may send during a transfer.
+enum Control {
+    Have(u32, Bitfield),
+    Pong(u64),
+}
+
+impl Control {
+    fn from(msg: Msg<'_>) -> Result<Control> {
+        match msg.into_result()? {
+            Msg::Have { handle, have } => Ok(Control::Have(handle, have)),
+            Msg::Pong { nonce } => Ok(Control::Pong(nonce)),
+            other => Err(Error::protocol(format!(
+                "unexpected {} during transfer",
+                other.kind()
+            ))),
+        }
+    }
+}
+
+/// What an arriving block did.
+enum Arrived {
+    /// Stored; its piece still misses blocks.
+    Partial,
+    /// Stored; the piece is whole.
+    Complete(u32),
+    /// Part of a piece cancelled in the endgame: dropped.
+    Cancelled,
+}
+
+/// Copies a block into its piece buffer. A block nobody asked for (or
+/// cancelled), out of order or of the wrong size is a protocol violation.
 fn accept_block(
     inflight: &mut HashMap<u32, PieceBuf>,
+    cancelled: &HashSet<u32>,
     record: &crate::record::FileRecord,
     block: u32,
     data: &[u8],
-) -> Result<Option<u32>> {
+) -> Result<Arrived> {
     let piece = record.piece_of_block(block);
     let Some(buf) = inflight.get_mut(&piece) else {
+        if block < record.block_count() && cancelled.contains(&piece) {
+            return Ok(Arrived::Cancelled);
+        }
         return Err(Error::protocol(format!("BLOCK {block} was not requested")));
     };
     let index = block - record.first_block(piece);
@@ -414,7 +605,11 @@ fn accept_block(
     let at = index as usize * record.block_size as usize;
     buf.data[at..at + data.len()].copy_from_slice(data);
     buf.next += 1;
-    Ok((buf.next == buf.blocks).then_some(piece))
+    Ok(if buf.next == buf.blocks {
+        Arrived::Complete(piece)
+    } else {
+        Arrived::Partial
+    })
 }
 
 /// Waits for the next message, polling for cancellation, up to the stall

@@ -197,7 +197,7 @@ pub fn stress(peer: &Arc<Peer>, name: &str, threads: u32) -> Result<StressReport
     check_file_name(name)?;
     check_count("threads", threads, MAX_THREADS)?;
     // One lookup first: an unknown file is one error, not `threads` of them.
-    super::tracker_client::fetch_record(&peer.config.tracker, name)?;
+    super::lookup::locate(peer, name)?;
     let started = Instant::now();
     let mut handles = Vec::new();
     for i in 1..=threads {
@@ -266,7 +266,7 @@ fn check_count(what: &str, n: u32, max: u32) -> Result<()> {
 fn fetch_scratch(peer: &Peer, name: &str, key: &str, kind: &str) -> Result<(u64, f64)> {
     let scratch = Scratch::new(&peer.scratch_dir(), kind)?;
     let started = Instant::now();
-    let fetched = peer.fetch(name, key, &scratch.0)?;
+    let fetched = peer.fetch(name, key, &scratch.0, false)?;
     Ok((fetched.record.size, started.elapsed().as_secs_f64()))
 }
 

@@ -14,6 +14,9 @@ pub const USAGE: &str =
             [--advertise HOST[:PORT]]
 RATE: bytes per second with an optional K, M or G suffix (500K, 10M, 1G)";
 
+/// Most `--neighbor`s: every query is sent to each of them.
+pub const MAX_NEIGHBORS: usize = 64;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub id: String,
@@ -120,6 +123,12 @@ pub fn parse(args: &[String]) -> Result<Option<Config>> {
             positional.len()
         )));
     };
+    if cfg.neighbors.len() > MAX_NEIGHBORS {
+        return Err(Error::Usage(format!(
+            "at most {MAX_NEIGHBORS} --neighbor (each query goes to every one), not {}",
+            cfg.neighbors.len()
+        )));
+    }
     check_peer_id(id)?;
     cfg.id = id.clone();
     cfg.port = port(p, "PORT")?;
@@ -220,5 +229,10 @@ mod tests {
             assert!(parse(&args(bad)).is_err(), "{bad}");
         }
         assert!(parse(&args("--help")).unwrap().is_none());
+        let many = (0..=MAX_NEIGHBORS)
+            .map(|i| format!("--neighbor 10.0.0.1:{}", 1000 + i))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(parse(&args(&format!("A 9000 t {many}"))).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod lookup;
 pub mod progress_view;
 pub mod server;
 pub mod shell;
@@ -15,9 +16,10 @@ use crate::names::check_file_name;
 use crate::net::{accept_loop, ConnLimit};
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
+use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use config::Config;
-use log::info;
+use log::{info, warn};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
@@ -45,6 +47,9 @@ pub struct Peer {
     pub cancel: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Arc<Progress>>>,
     pub listen: SocketAddr,
+    /// Tracker-less search over UDP (None if its socket could not be bound
+    /// and no `--neighbor` asked for it).
+    pub search: Option<Arc<Search>>,
 }
 
 /// The result of a finished `get`, printed as the contract's lines.
@@ -91,6 +96,20 @@ impl Peer {
                 config.port
             ))
         })?;
+        let search = match Search::bind(search::Settings {
+            bind: addr,
+            peer_id: config.id.clone(),
+            advertise_host: config.advertise.as_ref().map(|a| a.0.clone()),
+            port: config.advertised_port(),
+            neighbours: config.neighbors.clone(),
+        }) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e) if config.neighbors.is_empty() => {
+                warn!("{e}; tracker-less search is off");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let (session, commands) = Session::new();
         let peer = Arc::new(Peer {
             upload: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
@@ -100,6 +119,7 @@ impl Peer {
             cancel: Arc::new(AtomicBool::new(false)),
             active: Mutex::new(HashMap::new()),
             listen: addr,
+            search,
             config,
         });
         bench::clear_scratch(&peer.scratch_dir());
@@ -121,7 +141,36 @@ impl Peer {
         spawn("tracker-session", move || {
             tracker_client::run(session_peer, commands)
         })?;
+        if let Some(search) = &peer.search {
+            let (s, search_peer) = (search.clone(), peer.clone());
+            spawn("search-udp", move || {
+                s.serve(|name| search_peer.holding(name))
+            })?;
+            let s = search.clone();
+            spawn("search-hello", move || s.keep_in_touch())?;
+            if !peer.config.neighbors.is_empty() {
+                info!("search: neighbours {}", search.describe_neighbours());
+            }
+        }
         Ok(peer)
+    }
+
+    /// The search, if there is anyone to ask (a configured neighbour, or
+    /// one that greeted us).
+    pub fn searcher(&self) -> Option<Arc<Search>> {
+        self.search.clone().filter(|s| s.has_neighbours())
+    }
+
+    /// What this peer can serve of `name`, for answering a search: a
+    /// complete file, or the verified pieces of a download in progress
+    /// (none yet: nothing to offer, no answer).
+    fn holding(&self, name: &str) -> Option<Holding> {
+        let f = self.store.servable(name)?;
+        let have = f.have();
+        (have.count() > 0 || have.is_empty()).then(|| Holding {
+            have,
+            record: f.record.clone(),
+        })
     }
 
     pub fn partial_dir(&self) -> PathBuf {
@@ -149,7 +198,7 @@ impl Peer {
                 dest.display()
             )));
         }
-        let Fetched { record, outcome } = self.fetch(name, name, &self.partial_dir())?;
+        let Fetched { record, outcome } = self.fetch(name, name, &self.partial_dir(), true)?;
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
         Ok(GetReport {
@@ -163,13 +212,14 @@ impl Peer {
     }
 
     /// Fetches `name` into `partial_dir` and verifies it, without placing
-    /// or announcing it: the part of `get` that `bench` and `stress` share
-    /// (they fetch into scratch directories and throw the copy away).
+    /// it in `files/`: the part of `get` that `bench` and `stress` share.
     /// `key` names the download in `status`; two downloads under one key
-    /// at once are refused.
-    pub fn fetch(&self, name: &str, key: &str, partial_dir: &Path) -> Result<Fetched> {
-        let tracker = &self.config.tracker;
-        let record = Arc::new(tracker_client::fetch_record(tracker, name)?);
+    /// at once are refused. With `share` (a `get`) the verified pieces are
+    /// served and announced while it runs; without (`bench`, `stress`: a
+    /// throw-away copy in a scratch directory) the swarm never sees it.
+    pub fn fetch(&self, name: &str, key: &str, partial_dir: &Path, share: bool) -> Result<Fetched> {
+        let found = lookup::locate(self, name)?;
+        let record = found.record.clone();
         let progress = Arc::new(Progress {
             name: key.to_string(),
             total_blocks: record.block_count() as u64,
@@ -181,9 +231,17 @@ impl Peer {
         let outcome = if record.size == 0 {
             empty_download(partial_dir, &record)?
         } else {
-            let holders = tracker_client::who_has(tracker, name)?;
-            let (t, n) = (tracker.clone(), name.to_string());
-            let refresh: download::Refresh = Arc::new(move || tracker_client::who_has(&t, &n));
+            if share {
+                self.session.joining(&record, Duration::from_secs(2));
+            }
+            let (holders, refresh) = found.holders()?;
+            // Serve verified pieces while downloading, and let the tracker
+            // know at once that we take part.
+            let _partial = share.then(|| PartialGuard(&self.store, name));
+            let share_partial = |reasm| match self.store.add_partial(reasm) {
+                Ok(()) => self.session.announce_now(),
+                Err(e) => warn!("not serving the partial {name}: {e}"),
+            };
             download::run(download::Job {
                 record: record.clone(),
                 holders,
@@ -193,6 +251,7 @@ impl Peer {
                 cancel: self.cancel.clone(),
                 refresh,
                 progress,
+                share_partial: if share { Some(&share_partial) } else { None },
             })?
         };
         Ok(Fetched { record, outcome })
@@ -315,6 +374,16 @@ impl Peer {
 pub struct Fetched {
     pub record: Arc<FileRecord>,
     pub outcome: download::Outcome,
+}
+
+/// Stops serving a download's partial file however the download ends; a
+/// finished one is served from `files/` by then.
+struct PartialGuard<'a>(&'a Store, &'a str);
+
+impl Drop for PartialGuard<'_> {
+    fn drop(&mut self) {
+        self.0.remove_partial(self.1);
+    }
 }
 
 /// Removes a scratch file however the function that made it ends (after a

@@ -160,19 +160,19 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         }
         Command::WhoHas(name) => {
             crate::names::check_file_name(&name)?;
-            let record = super::tracker_client::fetch_record(tracker, &name)?;
-            let holders = super::tracker_client::who_has(tracker, &name)?;
-            if holders.is_empty() {
+            let found = super::lookup::who_has(peer, &name)?;
+            if found.holders.is_empty() {
                 let _ = writeln!(out, "no peer holds {name} right now");
             }
-            for h in holders {
-                let have = if h.have.len() == record.piece_count() {
-                    record.blocks_in(&h.have)
+            let total = found.size.div_ceil(crate::record::BLOCK_SIZE as u64);
+            for h in found.holders {
+                let have = if h.have.len() == crate::record::piece_count_for(found.size) {
+                    crate::record::blocks_held(found.size, &h.have)
                 } else {
                     0
                 };
                 let addr = crate::net::join_host_port(&h.host, h.port);
-                let _ = writeln!(out, "{} {addr} {have}/{}", h.peer_id, record.block_count());
+                let _ = writeln!(out, "{} {addr} {have}/{total}", h.peer_id);
             }
         }
         Command::MyFiles => {

@@ -1,7 +1,10 @@
 //! The files a peer shares: everything in `<dir>/files/`, each with its
-//! record. Records are cached in `<dir>/records/` keyed by size and mtime
-//! so a restart does not hash unchanged files again.
+//! record, plus the downloads in progress, whose verified pieces are
+//! served too. Records are cached in `<dir>/records/` keyed by size and
+//! mtime so a restart does not hash unchanged files again.
 
+use crate::bitfield::Bitfield;
+use crate::download::reassembler::Reassembler;
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
@@ -17,12 +20,36 @@ use std::sync::{Arc, RwLock};
 pub struct SharedFile {
     pub record: Arc<FileRecord>,
     pub file: File,
+    /// A download in progress: only its verified pieces may be served.
+    pub partial: Option<Arc<Reassembler>>,
+}
+
+impl SharedFile {
+    /// The pieces that may be served now.
+    pub fn have(&self) -> Bitfield {
+        match &self.partial {
+            Some(r) => r.on_disk(),
+            None => Bitfield::full(self.record.piece_count()),
+        }
+    }
+
+    /// True when blocks `first..first+count` may be served.
+    pub fn holds_blocks(&self, first: u32, count: u32) -> bool {
+        match &self.partial {
+            Some(r) => r.holds(
+                self.record.piece_of_block(first),
+                self.record.piece_of_block(first + count - 1),
+            ),
+            None => true,
+        }
+    }
 }
 
 pub struct Store {
     files_dir: PathBuf,
     records_dir: PathBuf,
     files: RwLock<BTreeMap<String, Arc<SharedFile>>>,
+    partials: RwLock<BTreeMap<String, Arc<SharedFile>>>,
 }
 
 impl Store {
@@ -37,6 +64,7 @@ impl Store {
             files_dir,
             records_dir,
             files: RwLock::new(BTreeMap::new()),
+            partials: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -114,6 +142,7 @@ impl Store {
         let shared = Arc::new(SharedFile {
             record: record.clone(),
             file,
+            partial: None,
         });
         self.files
             .write()
@@ -121,6 +150,38 @@ impl Store {
             .insert(record.name.clone(), shared);
     }
 
+    /// Serves the verified pieces of a download in progress until
+    /// `remove_partial` (or the finished file replaces it).
+    pub fn add_partial(&self, reasm: Arc<Reassembler>) -> Result<()> {
+        let file = reasm
+            .file()
+            .try_clone()
+            .map_err(|e| Error::io("duplicating a file handle", e))?;
+        let shared = Arc::new(SharedFile {
+            record: reasm.record().clone(),
+            file,
+            partial: Some(reasm),
+        });
+        write(&self.partials).insert(shared.record.name.clone(), shared);
+        Ok(())
+    }
+
+    pub fn remove_partial(&self, name: &str) {
+        write(&self.partials).remove(name);
+    }
+
+    /// Downloads in progress, for the tracker's announces.
+    pub fn partials(&self) -> Vec<Arc<SharedFile>> {
+        read(&self.partials).values().cloned().collect()
+    }
+
+    /// A complete file, or else a download in progress, by name.
+    pub fn servable(&self, name: &str) -> Option<Arc<SharedFile>> {
+        self.get(name)
+            .or_else(|| read(&self.partials).get(name).cloned())
+    }
+
+    /// A complete file by name.
     pub fn get(&self, name: &str) -> Option<Arc<SharedFile>> {
         self.files
             .read()
@@ -169,6 +230,14 @@ impl Store {
             warn!("cannot cache the record of {}: {e}", record.name);
         }
     }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

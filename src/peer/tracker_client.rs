@@ -3,14 +3,17 @@
 //! away, plus one-shot queries (each on its own short connection, so a slow
 //! query never delays an announce).
 
+use super::store::Store;
 use super::Peer;
 use crate::bitfield::Bitfield;
 use crate::error::{code, Error, Result};
 use crate::net::Conn;
-use crate::record::FileRecord;
+use crate::record::{FileRecord, Md5Digest};
+use crate::wire::message::MAX_FILES;
 use crate::wire::{FileHave, FileSummary, Holder, Msg, ANNOUNCE_INTERVAL, MAX_FRAME};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{info, warn};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +25,12 @@ pub enum Command {
     NewFile(Arc<FileRecord>, Option<Sender<Result<()>>>),
     /// Leave the swarm; answered once the tracker has been told (or not).
     Bye(Sender<()>),
+    /// Announce now rather than at the next interval (a download started).
+    AnnounceNow,
+    /// A download is about to start: tell the tracker we take part (no
+    /// pieces yet) before asking who holds the file, so peers starting
+    /// at the same moment find each other. Answered when done (or not).
+    Joining(FileHave, Sender<()>),
 }
 
 /// The handle the rest of the peer uses to talk to the session thread.
@@ -56,6 +65,28 @@ impl Session {
                 "waiting for the tracker to accept the file".into(),
             ))
         })
+    }
+
+    /// Asks for an announce now, without waiting for it.
+    pub fn announce_now(&self) {
+        let _ = self.tx.send(Command::AnnounceNow);
+    }
+
+    /// Tells the tracker we start downloading `record`, waiting at most
+    /// `timeout`; a missing tracker only means nobody learns of it yet.
+    pub fn joining(&self, record: &FileRecord, timeout: Duration) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let cmd = Command::Joining(
+            FileHave {
+                name: record.name.clone(),
+                md5: record.md5,
+                have: Bitfield::new(record.piece_count()),
+            },
+            tx,
+        );
+        if self.tx.send(cmd).is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
     }
 
     /// Says goodbye to the tracker, waiting at most `timeout`.
@@ -106,7 +137,10 @@ pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
                         peer.config.tracker
                     ))));
                 }
-                Ok(Command::NewFile(_, None)) => {}
+                Ok(Command::NewFile(_, None)) | Ok(Command::AnnounceNow) => {}
+                Ok(Command::Joining(_, reply)) => {
+                    let _ = reply.send(());
+                }
                 Ok(Command::Bye(reply)) => {
                     let _ = reply.send(());
                     return;
@@ -155,6 +189,9 @@ fn session(peer: &Arc<Peer>, rx: &Receiver<Command>, registered: &mut bool) -> R
         }
     }
     peer.session.connected.store(true, Ordering::Release);
+    // What this session told the tracker of the downloads in progress.
+    let mut sent: Sent = HashMap::new();
+    announce(peer, &mut conn, &mut sent)?;
     let mut next_announce = Instant::now() + ANNOUNCE_INTERVAL;
     loop {
         let wait = next_announce.saturating_duration_since(Instant::now());
@@ -191,8 +228,18 @@ fn session(peer: &Arc<Peer>, rx: &Receiver<Command>, registered: &mut bool) -> R
                 let _ = reply.send(());
                 return Ok(());
             }
-            Err(RecvTimeoutError::Timeout) => {
-                announce(peer, &mut conn)?;
+            Ok(Command::Joining(entry, reply)) => {
+                let result = if sent.contains_key(&entry.name) {
+                    Ok(())
+                } else {
+                    sent.insert(entry.name.clone(), (entry.md5, entry.have.clone()));
+                    announce_files(&mut conn, vec![entry])
+                };
+                let _ = reply.send(());
+                result?;
+            }
+            Ok(Command::AnnounceNow) | Err(RecvTimeoutError::Timeout) => {
+                announce(peer, &mut conn, &mut sent)?;
                 next_announce = Instant::now() + ANNOUNCE_INTERVAL;
             }
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -213,17 +260,19 @@ fn new_file(conn: &mut Conn, record: &FileRecord) -> Result<()> {
     }
 }
 
-fn announce(peer: &Peer, conn: &mut Conn) -> Result<()> {
-    let files = peer
-        .store
-        .records()
-        .iter()
-        .map(|r| FileHave {
-            name: r.name.clone(),
-            md5: r.md5,
-            have: Bitfield::full(r.piece_count()),
-        })
-        .collect();
+/// Tells the tracker what changed since the last announce: the pieces of
+/// each download in progress whose set grew, and downloads that ended
+/// without a file (a set of length 0). Complete files went as NEW_FILE.
+/// Nothing changed still makes an (empty) announce: it keeps us alive.
+fn announce(peer: &Peer, conn: &mut Conn, sent: &mut Sent) -> Result<()> {
+    let changes = announce_changes(&peer.store, sent);
+    for batch in batches(changes) {
+        announce_files(conn, batch)?;
+    }
+    Ok(())
+}
+
+fn announce_files(conn: &mut Conn, files: Vec<FileHave>) -> Result<()> {
     match conn.call(&Msg::Announce { files })? {
         Msg::Ok => Ok(()),
         other => Err(Error::protocol(format!(
@@ -231,6 +280,61 @@ fn announce(peer: &Peer, conn: &mut Conn) -> Result<()> {
             other.kind()
         ))),
     }
+}
+
+/// Per download in progress: the md5 and piece set last announced.
+type Sent = HashMap<String, (Md5Digest, Bitfield)>;
+
+/// The entries to send, and `sent` updated as if they were.
+fn announce_changes(store: &Store, sent: &mut Sent) -> Vec<FileHave> {
+    let mut out = Vec::new();
+    let mut live = HashSet::new();
+    for p in store.partials() {
+        let name = &p.record.name;
+        if store.get(name).is_some() {
+            continue;
+        }
+        live.insert(name.clone());
+        let have = p.have();
+        if sent.get(name).map(|s| &s.1) != Some(&have) {
+            out.push(FileHave {
+                name: name.clone(),
+                md5: p.record.md5,
+                have: have.clone(),
+            });
+            sent.insert(name.clone(), (p.record.md5, have));
+        }
+    }
+    sent.retain(|name, (md5, _)| {
+        let keep = live.contains(name);
+        if !keep && store.get(name).is_none() {
+            out.push(FileHave {
+                name: name.clone(),
+                md5: *md5,
+                have: Bitfield::new(0),
+            });
+        }
+        keep
+    });
+    out
+}
+
+/// Splits entries so each ANNOUNCE stays well under the frame limit.
+fn batches(entries: Vec<FileHave>) -> Vec<Vec<FileHave>> {
+    const BUDGET: usize = 512 << 10;
+    let mut out = vec![Vec::new()];
+    let mut size = 0;
+    for e in entries {
+        let cost = 32 + e.name.len() + e.have.len() as usize / 8;
+        let last = out.last_mut().expect("never empty");
+        if !last.is_empty() && (size + cost > BUDGET || last.len() >= MAX_FILES) {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += cost;
+        out.last_mut().expect("never empty").push(e);
+    }
+    out
 }
 
 /// A one-shot exchange with the tracker on a fresh connection.

@@ -172,8 +172,12 @@ impl Catalogue {
         Ok(added)
     }
 
-    /// Replaces the peer's holdings with `files`. Entries naming an unknown
-    /// file, another md5, or a bitfield of the wrong length are ignored.
+    /// Updates the peer's holdings with `files`: each entry replaces what
+    /// the peer held of that file; files not named keep what they had (a
+    /// peer sends only what changed). An entry with a piece set of length 0
+    /// for a file that has pieces withdraws the file (a download given up).
+    /// Entries naming an unknown file, another md5, or a set of another
+    /// length are ignored.
     pub fn announce(
         &mut self,
         peer_id: &str,
@@ -187,14 +191,16 @@ impl Catalogue {
             _ => return Err(unknown_peer(peer_id)),
         };
         entry.last_seen = now;
-        entry.holdings = files
-            .iter()
-            .filter(|f| match catalogue.get(&f.name) {
-                Some(r) => r.md5 == f.md5 && r.piece_count() == f.have.len(),
-                None => false,
-            })
-            .map(|f| (f.name.clone(), f.have.clone()))
-            .collect();
+        for f in files {
+            let Some(r) = catalogue.get(&f.name).filter(|r| r.md5 == f.md5) else {
+                continue;
+            };
+            if f.have.len() == r.piece_count() {
+                entry.holdings.insert(f.name.clone(), f.have.clone());
+            } else if f.have.is_empty() {
+                entry.holdings.remove(&f.name);
+            }
+        }
         Ok(())
     }
 
@@ -264,8 +270,10 @@ impl Catalogue {
         self.files.get(name).cloned()
     }
 
-    /// The live peers holding at least one piece of `name`, sorted by id;
-    /// a random sample of `MAX_HOLDERS` when there are more.
+    /// The live peers taking part in `name`, sorted by id: holders of some
+    /// or all of it, and peers that started downloading it (they will have
+    /// pieces to trade soon). A random sample of `MAX_HOLDERS` when there
+    /// are more.
     pub fn holders(&mut self, name: &str) -> Result<Vec<Holder>> {
         if !self.files.contains_key(name) {
             return Err(not_found(name));
@@ -274,7 +282,7 @@ impl Catalogue {
             .peers
             .iter()
             .filter_map(|(id, e)| {
-                let have = e.holdings.get(name).filter(|h| holds(h))?;
+                let have = e.holdings.get(name)?;
                 Some(Holder {
                     peer_id: id.clone(),
                     host: e.host.clone(),
@@ -445,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn announce_replaces_holdings_and_ignores_bad_entries() {
+    fn announce_updates_holdings_and_ignores_bad_entries() {
         let t0 = Instant::now();
         let mut c = Catalogue::new();
         let a = c.register("A", "h", 1, t0);
@@ -476,15 +484,23 @@ mod tests {
         let f = &c.list_files()[0];
         assert_eq!((f.name.as_str(), f.holders, f.seeders), ("f", 2, 1));
 
-        // A zero-piece bitfield is not holding.
+        // A zero-piece set: downloading, listed for others to connect
+        // to, but not counted as holding.
         c.announce("B", b, &[have("f", &r, &[])], t0).unwrap();
+        assert_eq!(c.holders("f").unwrap().len(), 2);
+        assert_eq!(c.list_files()[0].holders, 1);
+
+        // A set of length 0 withdraws the file.
+        let mut gone = have("f", &r, &[]);
+        gone.have = Bitfield::new(0);
+        c.announce("B", b, &[gone], t0).unwrap();
         assert_eq!(c.holders("f").unwrap().len(), 1);
 
-        // A's announce without g drops g from A.
+        // An announce without g leaves g as it was: only changes are sent.
         c.announce("A", a, &[have("f", &r, &[0, 1, 2, 3, 4])], t0)
             .unwrap();
-        assert!(c.holders("g").unwrap().is_empty());
-        assert_eq!(c.list_files()[1].holders, 0);
+        assert_eq!(c.holders("g").unwrap().len(), 1);
+        assert_eq!(c.list_files()[1].holders, 1);
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod ty {
     pub const OPEN: u8 = 0x10;
     pub const REQUEST: u8 = 0x11;
     pub const PING: u8 = 0x12;
+    pub const CANCEL: u8 = 0x13;
     pub const OK: u8 = 0x80;
     pub const WELCOME: u8 = 0x81;
     pub const FILE_LIST: u8 = 0x84;
@@ -40,6 +41,7 @@ pub mod ty {
     pub const OPENED: u8 = 0x90;
     pub const BLOCK: u8 = 0x91;
     pub const PONG: u8 = 0x92;
+    pub const HAVE: u8 = 0x93;
     pub const ERROR: u8 = 0xff;
 }
 
@@ -137,6 +139,19 @@ pub enum Msg<'a> {
     Pong {
         nonce: u64,
     },
+    /// Downloader to holder: drop these blocks from the pending requests
+    /// (another holder delivered them first, in the endgame).
+    Cancel {
+        handle: u32,
+        block: u32,
+        count: u16,
+    },
+    /// Holder to downloader, unasked: pieces it verified since OPENED or
+    /// its last HAVE, to add to what it holds.
+    Have {
+        handle: u32,
+        have: Bitfield,
+    },
 }
 
 impl Msg<'_> {
@@ -161,6 +176,8 @@ impl Msg<'_> {
             Msg::Block { .. } => "BLOCK",
             Msg::Ping { .. } => "PING",
             Msg::Pong { .. } => "PONG",
+            Msg::Cancel { .. } => "CANCEL",
+            Msg::Have { .. } => "HAVE",
         }
     }
 
@@ -305,6 +322,21 @@ impl Msg<'_> {
                 put_u64(out, *nonce);
                 ty::PONG
             }
+            Msg::Cancel {
+                handle,
+                block,
+                count,
+            } => {
+                put_u32(out, *handle);
+                put_u32(out, *block);
+                put_u16(out, *count);
+                ty::CANCEL
+            }
+            Msg::Have { handle, have } => {
+                put_u32(out, *handle);
+                put_have(out, have);
+                ty::HAVE
+            }
         }
     }
 
@@ -394,19 +426,31 @@ impl Msg<'_> {
                 handle: d.u32()?,
                 have: get_have(&mut d)?,
             },
-            ty::REQUEST => {
+            ty::REQUEST | ty::CANCEL => {
                 let (handle, block, count) = (d.u32()?, d.u32()?, d.u16()?);
                 if count == 0 || count > MAX_REQUEST_BLOCKS {
                     return Err(Error::protocol(format!(
-                        "REQUEST of {count} blocks (1 to {MAX_REQUEST_BLOCKS} allowed)"
+                        "REQUEST or CANCEL of {count} blocks (1 to {MAX_REQUEST_BLOCKS} allowed)"
                     )));
                 }
-                Msg::Request {
-                    handle,
-                    block,
-                    count,
+                if ty == ty::CANCEL {
+                    Msg::Cancel {
+                        handle,
+                        block,
+                        count,
+                    }
+                } else {
+                    Msg::Request {
+                        handle,
+                        block,
+                        count,
+                    }
                 }
             }
+            ty::HAVE => Msg::Have {
+                handle: d.u32()?,
+                have: get_have(&mut d)?,
+            },
             ty::BLOCK => {
                 let (handle, block) = (d.u32()?, d.u32()?);
                 let data = d.take(d.remaining())?;
@@ -453,13 +497,13 @@ fn truncate_utf8(s: &mut String, max: usize) {
     }
 }
 
-fn get_name(d: &mut Decoder<'_>) -> Result<String> {
+pub(crate) fn get_name(d: &mut Decoder<'_>) -> Result<String> {
     let name = d.str(MAX_NAME_BYTES)?;
     check_file_name(name)?;
     Ok(name.to_string())
 }
 
-fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
+pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
     put_str(out, &r.name);
     put_u64(out, r.size);
     put_u32(out, r.block_size);
@@ -471,7 +515,7 @@ fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
     }
 }
 
-fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
+pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
     let name = get_name(d)?;
     let size = d.u64()?;
     let block_size = d.u32()?;
@@ -501,7 +545,7 @@ const HAVE_ALL: u8 = 1;
 const HAVE_RUNS: u8 = 2;
 const HAVE_BITS: u8 = 3;
 
-fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
+pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
     put_u32(out, have.len());
     if have.count() == 0 {
         put_u8(out, HAVE_NONE);
@@ -524,7 +568,7 @@ fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
     }
 }
 
-fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
+pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
     let len = d.u32()?;
     if len > MAX_PIECES {
         return Err(Error::protocol(format!("piece set of {len} pieces")));
@@ -655,6 +699,15 @@ mod tests {
             },
             Msg::Ping { nonce: 42 },
             Msg::Pong { nonce: 42 },
+            Msg::Cancel {
+                handle: 7,
+                block: 12,
+                count: 3,
+            },
+            Msg::Have {
+                handle: 7,
+                have: Bitfield::from_runs(100, &[(3, 4), (50, 10)]).unwrap(),
+            },
         ]
     }
 

@@ -1,10 +1,11 @@
 //! The wire protocol, apart from any socket: frames, a codec over byte
-//! slices, and the messages. Everything here works on `Read`/`Write` or
-//! `&[u8]`, so it is tested and fuzzed without a network. Every length read
-//! from the wire is checked against a named limit before anything is
-//! allocated.
+//! slices, the messages, and the search datagrams (UDP). Everything here
+//! works on `Read`/`Write` or `&[u8]`, so it is tested and fuzzed without a
+//! network. Every length read from the wire is checked against a named
+//! limit before anything is allocated.
 
 pub mod codec;
+pub mod datagram;
 pub mod frame;
 pub mod message;
 

@@ -7,6 +7,9 @@
 //! we take no libc dependency); `Child::kill` gives SIGKILL.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod swarm;
+
 use p2pshare::record::FileRecord;
 use std::fs::File;
 use std::io::Write;
@@ -163,14 +166,18 @@ impl PeerProc {
     /// Starts a long-running peer (`--serve`) with stdout and stderr in
     /// `log` (a file), so a chatty peer never blocks on a full pipe.
     pub fn spawn_logged(args: &[&str], log: &Path) -> PeerProc {
+        let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        PeerProc::spawn_logged_at(args, log, &level)
+    }
+
+    /// `spawn_logged` with `RUST_LOG` set to `level` (say, debug lines of
+    /// one module that a test counts).
+    pub fn spawn_logged_at(args: &[&str], log: &Path, level: &str) -> PeerProc {
         let out = File::create(log).expect("creating a peer log");
         let err = out.try_clone().expect("duplicating a file handle");
         let child = Command::new(env!("CARGO_BIN_EXE_peer"))
             .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -1,0 +1,679 @@
+//! The UDP datagrams of tracker-less search (seed 002): HELLO, QUERY and
+//! CHUNK_INFO. Sans-I/O like the rest of `wire`: a datagram is one byte
+//! slice in, one `Vec<u8>` out. Every datagram starts with a 4-byte header
+//! (magic `p2`, version, type); every length is checked against the bytes
+//! left and a named limit before anything is allocated, and the whole
+//! datagram against `MAX_DATAGRAM`. Layouts are in docs/PROTOCOL.md §11.
+
+use super::codec::{put_str, put_u16, put_u64, put_u8, Decoder};
+use super::message::{get_have, get_name, get_record, put_have, put_record, MAX_HOST_BYTES};
+use crate::bitfield::Bitfield;
+use crate::error::{Error, Result};
+use crate::names::{check_peer_id, MAX_PEER_ID_BYTES};
+use crate::record::{piece_count_for, FileRecord, Md5Digest, MAX_FILE_SIZE};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The first two bytes of every datagram: ASCII `p2`.
+pub const MAGIC: [u8; 2] = *b"p2";
+/// The datagram format version; anything else is dropped.
+pub const VERSION: u8 = 1;
+/// Magic (2), version (1), type (1).
+pub const DATAGRAM_HEADER_LEN: usize = 4;
+/// The largest datagram sent or accepted: below the 65,507-byte UDP limit
+/// with room to spare. Longer ones are dropped unread.
+pub const MAX_DATAGRAM: usize = 60 * 1024;
+/// A CHUNK_INFO carries its file record only while the whole datagram
+/// stays this small (files of up to about 500 pieces, 2 MiB): a bigger
+/// answer would be fragmented by IP and would let a small spoofed query
+/// draw a large answer. Beyond it the asker fetches the record over TCP.
+pub const INLINE_RECORD_LIMIT: usize = 8 * 1024;
+/// The most hops a query travels, whatever its sender asked for.
+pub const MAX_TTL: u8 = 16;
+
+pub mod dty {
+    pub const HELLO: u8 = 0x01;
+    pub const QUERY: u8 = 0x02;
+    pub const CHUNK_INFO: u8 = 0x03;
+}
+
+/// HELLO flag bit 0: the receiver answers with a HELLO of its own.
+const HELLO_WANT_REPLY: u8 = 0x01;
+/// Address families of a query's origin.
+const ORIGIN_NONE: u8 = 0;
+const ORIGIN_V4: u8 = 4;
+const ORIGIN_V6: u8 = 6;
+
+/// Who is looking for a file, how far the question may still travel, and
+/// where the answers go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Query {
+    /// Random, chosen by the origin; a peer handles each id once.
+    pub id: u64,
+    /// Hops the query may still travel, 1 or more; each hop takes one.
+    pub ttl: u8,
+    /// Hops travelled so far (for logs).
+    pub hops: u8,
+    /// Where holders send CHUNK_INFO. `None` on the wire means "the address
+    /// this datagram came from": the first neighbour fills it in.
+    pub origin: Option<SocketAddr>,
+    pub name: String,
+}
+
+/// A holder's answer to a query, sent straight to the query's origin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub query_id: u64,
+    pub peer_id: String,
+    /// The host to dial for blocks (TCP); empty means the address this
+    /// datagram came from.
+    pub host: String,
+    /// The TCP port of the holder's block server.
+    pub port: u16,
+    pub name: String,
+    pub size: u64,
+    pub md5: Md5Digest,
+    /// The pieces the holder has; its length is the file's piece count.
+    pub have: Bitfield,
+    /// The file record, when it fits (`INLINE_RECORD_LIMIT`).
+    pub record: Option<FileRecord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Datagram {
+    /// A neighbour says it is there (and may ask for a HELLO back).
+    Hello {
+        peer_id: String,
+        want_reply: bool,
+    },
+    Query(Query),
+    ChunkInfo(ChunkInfo),
+}
+
+impl Datagram {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Datagram::Hello { .. } => "HELLO",
+            Datagram::Query(_) => "QUERY",
+            Datagram::ChunkInfo(_) => "CHUNK_INFO",
+        }
+    }
+
+    /// The datagram's bytes; an error if they would exceed `MAX_DATAGRAM`.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        match self {
+            Datagram::Hello {
+                peer_id,
+                want_reply,
+            } => {
+                put_u8(&mut out, dty::HELLO);
+                put_u8(&mut out, if *want_reply { HELLO_WANT_REPLY } else { 0 });
+                put_str(&mut out, peer_id);
+            }
+            Datagram::Query(q) => {
+                put_u8(&mut out, dty::QUERY);
+                put_u64(&mut out, q.id);
+                put_u8(&mut out, q.ttl);
+                put_u8(&mut out, q.hops);
+                put_origin(&mut out, q.origin);
+                put_str(&mut out, &q.name);
+            }
+            Datagram::ChunkInfo(c) => {
+                put_chunk_info_fields(&mut out, c);
+                match &c.record {
+                    None => put_u8(&mut out, 0),
+                    Some(r) => {
+                        put_u8(&mut out, 1);
+                        put_record(&mut out, r);
+                    }
+                }
+            }
+        }
+        checked_len(out, self.kind())
+    }
+
+    /// Decodes and validates one datagram: header, lengths, names, the
+    /// piece set against the size, the record against the answer it came in.
+    pub fn decode(bytes: &[u8]) -> Result<Datagram> {
+        if bytes.len() > MAX_DATAGRAM {
+            return Err(Error::protocol(format!(
+                "datagram of {} bytes exceeds {MAX_DATAGRAM}",
+                bytes.len()
+            )));
+        }
+        if bytes.len() < DATAGRAM_HEADER_LEN || bytes[..2] != MAGIC {
+            return Err(Error::protocol("not a p2pshare datagram"));
+        }
+        if bytes[2] != VERSION {
+            return Err(Error::protocol(format!(
+                "datagram version {} (this peer speaks {VERSION})",
+                bytes[2]
+            )));
+        }
+        let mut d = Decoder::new(&bytes[DATAGRAM_HEADER_LEN..]);
+        let datagram = match bytes[3] {
+            dty::HELLO => {
+                let flags = d.u8()?;
+                if flags & !HELLO_WANT_REPLY != 0 {
+                    return Err(Error::protocol(format!("HELLO flags 0x{flags:02x}")));
+                }
+                Datagram::Hello {
+                    want_reply: flags & HELLO_WANT_REPLY != 0,
+                    peer_id: get_peer_id(&mut d)?,
+                }
+            }
+            dty::QUERY => {
+                let id = d.u64()?;
+                let ttl = d.u8()?;
+                if ttl == 0 {
+                    return Err(Error::protocol("QUERY with TTL 0"));
+                }
+                Datagram::Query(Query {
+                    id,
+                    ttl,
+                    hops: d.u8()?,
+                    origin: get_origin(&mut d)?,
+                    name: get_name(&mut d)?,
+                })
+            }
+            dty::CHUNK_INFO => Datagram::ChunkInfo(get_chunk_info(&mut d)?),
+            other => {
+                return Err(Error::protocol(format!(
+                    "unknown datagram type 0x{other:02x}"
+                )))
+            }
+        };
+        d.finish()?;
+        Ok(datagram)
+    }
+}
+
+impl ChunkInfo {
+    /// The answer's bytes, with `record` inline only if the datagram stays
+    /// within `INLINE_RECORD_LIMIT` (`self.record` is not used).
+    pub fn encode_with_record(&self, record: &FileRecord) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        put_chunk_info_fields(&mut out, self);
+        // name (2+n), size, block size, blocks per piece, md5, count, hashes
+        let record_len =
+            2 + record.name.len() + 8 + 4 + 4 + 16 + 4 + 16 * record.piece_hashes.len();
+        if out.len() + 1 + record_len <= INLINE_RECORD_LIMIT {
+            put_u8(&mut out, 1);
+            put_record(&mut out, record);
+        } else {
+            put_u8(&mut out, 0);
+        }
+        checked_len(out, "CHUNK_INFO")
+    }
+}
+
+/// The type byte and every CHUNK_INFO field before the record flag.
+fn put_chunk_info_fields(out: &mut Vec<u8>, c: &ChunkInfo) {
+    put_u8(out, dty::CHUNK_INFO);
+    put_u64(out, c.query_id);
+    put_str(out, &c.peer_id);
+    put_str(out, &c.host);
+    put_u16(out, c.port);
+    put_str(out, &c.name);
+    put_u64(out, c.size);
+    out.extend_from_slice(&c.md5);
+    put_have(out, &c.have);
+}
+
+fn checked_len(out: Vec<u8>, kind: &str) -> Result<Vec<u8>> {
+    if out.len() > MAX_DATAGRAM {
+        return Err(Error::protocol(format!(
+            "a {kind} of {} bytes exceeds the datagram limit of {MAX_DATAGRAM}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// An advertised host must look like a host name or an IP address (the
+/// same rule the tracker applies to REGISTER).
+pub fn valid_host(host: &str) -> bool {
+    host.len() <= MAX_HOST_BYTES
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
+}
+
+fn get_peer_id(d: &mut Decoder<'_>) -> Result<String> {
+    let id = d.str(MAX_PEER_ID_BYTES)?;
+    check_peer_id(id)?;
+    Ok(id.to_string())
+}
+
+fn put_origin(out: &mut Vec<u8>, origin: Option<SocketAddr>) {
+    match origin {
+        None => put_u8(out, ORIGIN_NONE),
+        Some(SocketAddr::V4(a)) => {
+            put_u8(out, ORIGIN_V4);
+            out.extend_from_slice(&a.ip().octets());
+            put_u16(out, a.port());
+        }
+        Some(SocketAddr::V6(a)) => {
+            put_u8(out, ORIGIN_V6);
+            out.extend_from_slice(&a.ip().octets());
+            put_u16(out, a.port());
+        }
+    }
+}
+
+fn get_origin(d: &mut Decoder<'_>) -> Result<Option<SocketAddr>> {
+    let ip = match d.u8()? {
+        ORIGIN_NONE => return Ok(None),
+        ORIGIN_V4 => IpAddr::V4(Ipv4Addr::from(d.array::<4>()?)),
+        ORIGIN_V6 => IpAddr::V6(Ipv6Addr::from(d.array::<16>()?)),
+        other => return Err(Error::protocol(format!("origin address family {other}"))),
+    };
+    let port = d.u16()?;
+    if port == 0 {
+        return Err(Error::protocol("origin port 0"));
+    }
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
+fn get_chunk_info(d: &mut Decoder<'_>) -> Result<ChunkInfo> {
+    let query_id = d.u64()?;
+    let peer_id = get_peer_id(d)?;
+    let host = d.str(MAX_HOST_BYTES)?.to_string();
+    if !valid_host(&host) {
+        return Err(Error::protocol(
+            "CHUNK_INFO host is not a host name or address",
+        ));
+    }
+    let port = d.u16()?;
+    if port == 0 {
+        return Err(Error::protocol("CHUNK_INFO port 0"));
+    }
+    let name = get_name(d)?;
+    let size = d.u64()?;
+    if size > MAX_FILE_SIZE {
+        return Err(Error::protocol(format!("CHUNK_INFO size {size}")));
+    }
+    let md5 = d.array()?;
+    let have = get_have(d)?;
+    if have.len() != piece_count_for(size) {
+        return Err(Error::protocol(format!(
+            "CHUNK_INFO piece set of {} for a file of {} pieces",
+            have.len(),
+            piece_count_for(size)
+        )));
+    }
+    let record = match d.u8()? {
+        0 => None,
+        1 => {
+            let r = get_record(d)?;
+            if r.name != name || r.size != size || r.md5 != md5 {
+                return Err(Error::protocol(
+                    "CHUNK_INFO record does not match its name, size and MD5",
+                ));
+            }
+            Some(r)
+        }
+        other => return Err(Error::protocol(format!("CHUNK_INFO record flag {other}"))),
+    };
+    Ok(ChunkInfo {
+        query_id,
+        peer_id,
+        host,
+        port,
+        name,
+        size,
+        md5,
+        have,
+        record,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(record: Option<FileRecord>) -> ChunkInfo {
+        let r = FileRecord::from_bytes("a.bin", &[7u8; 10_000]);
+        let mut have = Bitfield::new(3);
+        have.set(0);
+        have.set(2);
+        ChunkInfo {
+            query_id: 0x0102_0304_0506_0708,
+            peer_id: "D".into(),
+            host: "".into(),
+            port: 9003,
+            name: r.name.clone(),
+            size: r.size,
+            md5: r.md5,
+            have,
+            record,
+        }
+    }
+
+    fn samples() -> Vec<Datagram> {
+        let full = FileRecord::from_bytes("a.bin", &[7u8; 10_000]);
+        vec![
+            Datagram::Hello {
+                peer_id: "B".into(),
+                want_reply: true,
+            },
+            Datagram::Hello {
+                peer_id: "peer_2-x".into(),
+                want_reply: false,
+            },
+            Datagram::Query(Query {
+                id: 42,
+                ttl: 3,
+                hops: 0,
+                origin: None,
+                name: "a.bin".into(),
+            }),
+            Datagram::Query(Query {
+                id: u64::MAX,
+                ttl: 16,
+                hops: 5,
+                origin: Some("10.0.0.7:9000".parse().unwrap()),
+                name: "my file.iso".into(),
+            }),
+            Datagram::Query(Query {
+                id: 1,
+                ttl: 1,
+                hops: 2,
+                origin: Some("[2001:db8::1]:9000".parse().unwrap()),
+                name: "x".into(),
+            }),
+            Datagram::ChunkInfo(info(None)),
+            Datagram::ChunkInfo(info(Some(full))),
+            Datagram::ChunkInfo(ChunkInfo {
+                host: "holder.example.org".into(),
+                ..info(None)
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_datagram_round_trips() {
+        for d in samples() {
+            let bytes = d.encode().unwrap();
+            assert!(bytes.len() <= MAX_DATAGRAM);
+            assert_eq!(Datagram::decode(&bytes).unwrap(), d, "{}", d.kind());
+        }
+    }
+
+    /// The examples in docs/PROTOCOL.md §11, byte for byte.
+    #[test]
+    fn the_documented_examples() {
+        let hex = |d: Datagram| crate::units::hex(&d.encode().unwrap());
+        let hello = Datagram::Hello {
+            peer_id: "B".into(),
+            want_reply: true,
+        };
+        assert_eq!(hex(hello), "7032010101000142");
+        let mut q = Query {
+            id: 0x1122_3344_5566_7788,
+            ttl: 3,
+            hops: 0,
+            origin: None,
+            name: "d.bin".into(),
+        };
+        assert_eq!(
+            hex(Datagram::Query(q.clone())),
+            "7032010211223344556677880300000005642e62696e"
+        );
+        (q.ttl, q.hops, q.origin) = (2, 1, Some("192.168.1.10:9000".parse().unwrap()));
+        assert_eq!(
+            hex(Datagram::Query(q)),
+            "7032010211223344556677880201".to_string() + "04c0a8010a2328" + "0005642e62696e"
+        );
+        let r = FileRecord::from_bytes("e", b"hello");
+        let answer = ChunkInfo {
+            query_id: 0x1122_3344_5566_7788,
+            peer_id: "D".into(),
+            host: String::new(),
+            port: 9003,
+            name: "e".into(),
+            size: 5,
+            md5: r.md5,
+            have: Bitfield::full(1),
+            record: None,
+        };
+        let md5 = "5d41402abc4b2a76b9719d911017c592";
+        let expected = [
+            "70320103",         // magic, version, CHUNK_INFO
+            "1122334455667788", // query id
+            "000144",           // peer id "D"
+            "0000",             // host: empty, use the source address
+            "232b",             // port 9003
+            "000165",           // name "e"
+            "0000000000000005", // size 5
+            md5,                // md5
+            "0000000101",       // piece set: 1 piece, ALL
+            "01",               // the record follows
+            "000165",           // record: name "e"
+            "0000000000000005", // size 5
+            "00001000",         // block size 4096
+            "00000001",         // 1 block per piece
+            md5,                // md5
+            "00000001",         // 1 piece hash
+            md5,                // the hash of piece 0
+        ]
+        .concat();
+        let got = crate::units::hex(&answer.encode_with_record(&r).unwrap());
+        assert_eq!(got, expected);
+        assert_eq!(got.len() / 2, 107);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        for d in samples() {
+            let bytes = d.encode().unwrap();
+            for cut in 0..bytes.len() {
+                assert!(
+                    Datagram::decode(&bytes[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    d.kind()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_datagrams_are_errors() {
+        let good = Datagram::Query(Query {
+            id: 1,
+            ttl: 3,
+            hops: 0,
+            origin: None,
+            name: "a".into(),
+        })
+        .encode()
+        .unwrap();
+        let mutate = |i: usize, v: u8| {
+            let mut b = good.clone();
+            b[i] = v;
+            Datagram::decode(&b)
+        };
+        assert!(mutate(0, b'x').is_err(), "magic");
+        assert!(mutate(2, 2).is_err(), "version");
+        assert!(mutate(3, 0x7f).is_err(), "type");
+        assert!(mutate(12, 0).is_err(), "TTL 0");
+        assert!(mutate(14, 5).is_err(), "address family");
+        let mut long = good.clone();
+        long.push(0);
+        assert!(Datagram::decode(&long).is_err(), "trailing byte");
+        assert!(Datagram::decode(&vec![0; MAX_DATAGRAM + 1]).is_err());
+        // A path in the name, a bad peer id, a bad host.
+        let q = |name: &str| {
+            Datagram::Query(Query {
+                id: 1,
+                ttl: 3,
+                hops: 0,
+                origin: None,
+                name: name.into(),
+            })
+            .encode()
+            .unwrap()
+        };
+        assert!(Datagram::decode(&q("../etc/passwd")).is_err());
+        let hello = Datagram::Hello {
+            peer_id: "bad id".into(),
+            want_reply: false,
+        };
+        assert!(Datagram::decode(&hello.encode().unwrap()).is_err());
+        let bad_host = Datagram::ChunkInfo(ChunkInfo {
+            host: "evil host/..".into(),
+            ..info(None)
+        });
+        assert!(Datagram::decode(&bad_host.encode().unwrap()).is_err());
+    }
+
+    #[test]
+    fn an_answer_must_agree_with_itself() {
+        let mut wrong_len = info(None);
+        wrong_len.have = Bitfield::full(4);
+        let b = Datagram::ChunkInfo(wrong_len).encode().unwrap();
+        assert!(
+            Datagram::decode(&b).is_err(),
+            "piece set of the wrong length"
+        );
+        let mut other = FileRecord::from_bytes("a.bin", &[8u8; 10_000]);
+        let b = Datagram::ChunkInfo(info(Some(other.clone())))
+            .encode()
+            .unwrap();
+        assert!(Datagram::decode(&b).is_err(), "record with another MD5");
+        other.name = "b.bin".into();
+        let b = Datagram::ChunkInfo(info(Some(other))).encode().unwrap();
+        assert!(Datagram::decode(&b).is_err(), "record with another name");
+    }
+
+    #[test]
+    fn a_large_record_is_left_out_and_fetched_over_tcp() {
+        let small = FileRecord::from_bytes("a.bin", &[7u8; 10_000]);
+        let with = info(None).encode_with_record(&small).unwrap();
+        assert_eq!(
+            with,
+            Datagram::ChunkInfo(info(Some(small.clone())))
+                .encode()
+                .unwrap()
+        );
+        match Datagram::decode(&with).unwrap() {
+            Datagram::ChunkInfo(c) => assert_eq!(c.record, Some(small)),
+            other => panic!("{other:?}"),
+        }
+        // 1,000 pieces: 16 KB of hashes, over the inline limit.
+        let data = vec![1u8; 1000 * 4096];
+        let big = FileRecord::from_bytes("big.bin", &data);
+        let answer = ChunkInfo {
+            name: big.name.clone(),
+            size: big.size,
+            md5: big.md5,
+            have: Bitfield::full(big.piece_count()),
+            ..info(None)
+        };
+        let bytes = answer.encode_with_record(&big).unwrap();
+        assert!(bytes.len() <= INLINE_RECORD_LIMIT);
+        assert_eq!(
+            Datagram::decode(&bytes).unwrap(),
+            Datagram::ChunkInfo(answer)
+        );
+        // Right at the limit: the largest record that still goes inline.
+        let answer_for = |pieces: u32| {
+            let r = FileRecord {
+                name: "e.bin".into(),
+                size: pieces as u64 * 4096,
+                block_size: 4096,
+                blocks_per_piece: 1,
+                md5: [5; 16],
+                piece_hashes: vec![[6; 16]; pieces as usize],
+            };
+            let c = ChunkInfo {
+                name: r.name.clone(),
+                size: r.size,
+                md5: r.md5,
+                have: Bitfield::full(pieces),
+                ..info(None)
+            };
+            c.encode_with_record(&r).unwrap()
+        };
+        let inline = |bytes: &[u8]| match Datagram::decode(bytes).unwrap() {
+            Datagram::ChunkInfo(c) => c.record.is_some(),
+            other => panic!("{other:?}"),
+        };
+        let most = (1..1000)
+            .take_while(|p| inline(&answer_for(*p)))
+            .last()
+            .unwrap();
+        let at = answer_for(most);
+        assert!(at.len() <= INLINE_RECORD_LIMIT && at.len() + 16 > INLINE_RECORD_LIMIT);
+        assert!(!inline(&answer_for(most + 1)));
+    }
+
+    #[test]
+    fn the_largest_piece_set_still_fits() {
+        // 65,536 pieces, every other one: BITS, 8 KiB.
+        let size = crate::record::MAX_FILE_SIZE;
+        let mut have = Bitfield::new(piece_count_for(size));
+        for i in (0..have.len()).step_by(2) {
+            have.set(i);
+        }
+        let c = ChunkInfo {
+            name: "n".repeat(255),
+            size,
+            host: "h".repeat(255),
+            have,
+            ..info(None)
+        };
+        let bytes = Datagram::ChunkInfo(c.clone()).encode().unwrap();
+        assert_eq!(Datagram::decode(&bytes).unwrap(), Datagram::ChunkInfo(c));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..700)) {
+                let _ = Datagram::decode(&bytes);
+            }
+
+            #[test]
+            fn arbitrary_bodies_after_a_valid_header_never_panic(ty in 0u8..5, body in proptest::collection::vec(any::<u8>(), 0..700)) {
+                let mut bytes = vec![b'p', b'2', VERSION, ty];
+                bytes.extend_from_slice(&body);
+                let _ = Datagram::decode(&bytes);
+            }
+
+            #[test]
+            fn queries_round_trip(id in any::<u64>(), ttl in 1u8.., hops in any::<u8>(),
+                                  v4 in any::<[u8; 4]>(), port in 1u16.., which in 0u8..3,
+                                  name in "[a-zA-Z0-9 ._-]{1,40}") {
+                prop_assume!(crate::names::check_file_name(&name).is_ok());
+                let origin = match which {
+                    0 => None,
+                    1 => Some(SocketAddr::new(IpAddr::from(v4), port)),
+                    _ => Some(SocketAddr::new(IpAddr::from(Ipv4Addr::from(v4).to_ipv6_mapped()), port)),
+                };
+                let d = Datagram::Query(Query { id, ttl, hops, origin, name });
+                prop_assert_eq!(Datagram::decode(&d.encode().unwrap()).unwrap(), d);
+            }
+
+            #[test]
+            fn answers_round_trip(size in 0u64..3_000_000, seeds in proptest::collection::vec(any::<u32>(), 0..100),
+                                  id in any::<u64>(), port in 1u16..) {
+                let pieces = piece_count_for(size);
+                let mut have = Bitfield::new(pieces);
+                if pieces > 0 {
+                    for s in seeds { have.set(s % pieces); }
+                }
+                let c = ChunkInfo { query_id: id, port, size, have, ..info(None) };
+                let d = Datagram::ChunkInfo(c);
+                prop_assert_eq!(Datagram::decode(&d.encode().unwrap()).unwrap(), d);
+            }
+        }
+    }
+}
