@@ -222,7 +222,10 @@ impl Plan {
     }
 
     /// Endgame: pieces already in flight elsewhere that `have` holds and
-    /// this worker (`mine`) is not fetching, fewest copies first.
+    /// this worker (`mine`) is not fetching, fewest copies first. In a
+    /// swarm a complete holder's upload is what every peer waits for, so
+    /// it is asked for a second copy only of pieces no other downloading
+    /// holder has.
     pub fn claim_endgame(
         &mut self,
         have: &Bitfield,
@@ -234,10 +237,17 @@ impl Plan {
         }
         let mut candidates = Vec::new();
         let mut at = 0;
+        let spare_seeder = self.swarm && have.is_full();
         // Only the few pieces not done are visited, a word at a time.
         while let Some(p) = self.done.next(at, false) {
             let c = self.claims[p as usize];
-            if c > 0 && c < ENDGAME_COPIES && have.get(p) && !mine(p) {
+            let others_have = self.avail[p as usize] > 2;
+            if c > 0
+                && c < ENDGAME_COPIES
+                && have.get(p)
+                && !mine(p)
+                && !(spare_seeder && others_have)
+            {
                 candidates.push(p);
             }
             at = p + 1;
@@ -460,6 +470,26 @@ mod tests {
         assert!(plan.claim(&all, 0, 3, &mut rng()).is_empty());
         plan.release(5);
         assert_eq!(plan.claim(&all, 0, 3, &mut rng()), vec![5]);
+    }
+
+    #[test]
+    fn in_a_swarm_the_seeder_is_spared_endgame_copies_others_can_give() {
+        let mut plan = started(6);
+        plan.set_swarm();
+        let seeder = Bitfield::full(6);
+        let leecher = Bitfield::from_runs(6, &[(4, 2)]).unwrap();
+        let other = Bitfield::from_runs(6, &[(5, 1)]).unwrap();
+        for h in [&seeder, &leecher, &other] {
+            plan.add_source(h);
+        }
+        let mut got = plan.claim(&leecher, 4, 2, &mut rng());
+        got.extend(plan.claim(&leecher, 4, 2, &mut rng()));
+        got.sort();
+        assert_eq!(got, vec![4, 5]);
+        let none_mine = |_p: u32| false;
+        // Piece 5 is also at `other`: the seeder only doubles piece 4.
+        assert_eq!(plan.claim_endgame(&seeder, &none_mine, 10), vec![4]);
+        assert_eq!(plan.claim_endgame(&other, &none_mine, 10), vec![5]);
     }
 
     #[test]

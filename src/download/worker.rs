@@ -136,7 +136,8 @@ impl<'a> Worker<'a> {
                 "OPENED with a piece set of the wrong length",
             ));
         }
-        let rtt = measure_rtt(&mut conn, shared)?;
+        let mut have = have;
+        let rtt = measure_rtt(&mut conn, shared, &mut have)?;
         stats
             .rtt_us
             .store(rtt.as_micros() as u64, Ordering::Relaxed);
@@ -307,11 +308,23 @@ impl<'a> Worker<'a> {
     }
 
     /// Nothing to request: read what the holder sends (HAVE) for a moment.
+    /// PINGs now and then keep the holder from closing an idle connection.
     fn receive_idle(&mut self) -> Result<()> {
+        self.maybe_ping()?;
+        self.conn.flush()?;
         match self.conn.recv() {
             Err(Error::Timeout(_)) => Ok(()),
             Err(e) => Err(e),
             Ok(None) => Err(self.closed()),
+            Ok(Some(Msg::Block { block, .. })) => {
+                // Late blocks of a piece cancelled in the endgame.
+                let piece = self.shared.record.piece_of_block(block);
+                if block < self.shared.record.block_count() && self.cancelled.contains(&piece) {
+                    Ok(())
+                } else {
+                    Err(Error::protocol(format!("BLOCK {block} was not requested")))
+                }
+            }
             Ok(Some(msg)) => {
                 let c = Control::from(msg)?;
                 self.control(c)
@@ -411,16 +424,22 @@ impl<'a> Worker<'a> {
             let Some(buf) = self.inflight.remove(&p) else {
                 continue;
             };
-            let left = buf.blocks - buf.next;
+            let mut left = buf.blocks - buf.next;
             self.inflight_blocks -= left;
             self.cancelled.insert(p);
             self.pool.push(buf.data);
             debug!("{}: cancelling piece {p}", self.source.peer_id);
-            self.conn.queue(&Msg::Cancel {
-                handle: self.handle,
-                block: record.first_block(p) + buf.next,
-                count: left as u16,
-            })?;
+            let mut block = record.first_block(p) + buf.next;
+            while left > 0 {
+                let count = left.min(MAX_REQUEST_BLOCKS as u32);
+                self.conn.queue(&Msg::Cancel {
+                    handle: self.handle,
+                    block,
+                    count: count as u16,
+                })?;
+                block += count;
+                left -= count;
+            }
         }
         Ok(())
     }
@@ -618,18 +637,30 @@ fn wait_reply<'c>(conn: &'c mut Conn, shared: &Shared) -> Result<Msg<'c>> {
     conn.expect_by(Instant::now() + STALL_TIMEOUT, &|| shared.is_cancelled())
 }
 
-fn measure_rtt(conn: &mut Conn, shared: &Shared) -> Result<Duration> {
+/// The best of three PINGs. A holder still downloading may send HAVE
+/// meanwhile: those pieces are added to `have`.
+fn measure_rtt(conn: &mut Conn, shared: &Shared, have: &mut Bitfield) -> Result<Duration> {
     let mut best = Duration::MAX;
     for nonce in 0..3u64 {
         let t0 = Instant::now();
         conn.send(&Msg::Ping { nonce })?;
-        match wait_reply(conn, shared)? {
-            Msg::Pong { nonce: n } if n == nonce => best = best.min(t0.elapsed()),
-            other => {
-                return Err(Error::protocol(format!(
-                    "expected PONG, got {}",
-                    other.kind()
-                )))
+        loop {
+            match wait_reply(conn, shared)? {
+                Msg::Pong { nonce: n } if n == nonce => {
+                    best = best.min(t0.elapsed());
+                    break;
+                }
+                Msg::Have { have: new, .. } if new.len() == have.len() => {
+                    for p in new.iter_ones() {
+                        have.set(p);
+                    }
+                }
+                other => {
+                    return Err(Error::protocol(format!(
+                        "expected PONG, got {}",
+                        other.kind()
+                    )))
+                }
             }
         }
     }

@@ -198,7 +198,14 @@ impl Peer {
                 dest.display()
             )));
         }
-        let Fetched { record, outcome } = self.fetch(name, name, &self.partial_dir(), true)?;
+        // Until the finished file is in the store (or the download failed):
+        // stop serving the partial only then, so there is no gap.
+        let _partial = PartialGuard(&self.store, name);
+        let Fetched {
+            record,
+            outcome,
+            active: _active,
+        } = self.fetch(name, name, &self.partial_dir(), true)?;
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
         Ok(GetReport {
@@ -214,10 +221,18 @@ impl Peer {
     /// Fetches `name` into `partial_dir` and verifies it, without placing
     /// it in `files/`: the part of `get` that `bench` and `stress` share.
     /// `key` names the download in `status`; two downloads under one key
-    /// at once are refused. With `share` (a `get`) the verified pieces are
-    /// served and announced while it runs; without (`bench`, `stress`: a
-    /// throw-away copy in a scratch directory) the swarm never sees it.
-    pub fn fetch(&self, name: &str, key: &str, partial_dir: &Path, share: bool) -> Result<Fetched> {
+    /// at once are refused; the key stays taken until the returned
+    /// `Fetched` is dropped. With `share` (a `get`, which also holds a
+    /// `PartialGuard`) the verified pieces are served and announced while
+    /// it runs; without (`bench`, `stress`: a throw-away copy in a scratch
+    /// directory) the swarm never sees it.
+    pub fn fetch(
+        &self,
+        name: &str,
+        key: &str,
+        partial_dir: &Path,
+        share: bool,
+    ) -> Result<Fetched<'_>> {
         let found = lookup::locate(self, name)?;
         let record = found.record.clone();
         let progress = Arc::new(Progress {
@@ -227,7 +242,7 @@ impl Peer {
             started: Instant::now(),
             sources: AtomicU64::new(0),
         });
-        let _active = self.mark_active(key, progress.clone())?;
+        let active = self.mark_active(key, progress.clone())?;
         let outcome = if record.size == 0 {
             empty_download(partial_dir, &record)?
         } else {
@@ -237,7 +252,6 @@ impl Peer {
             let (holders, refresh) = found.holders()?;
             // Serve verified pieces while downloading, and let the tracker
             // know at once that we take part.
-            let _partial = share.then(|| PartialGuard(&self.store, name));
             let share_partial = |reasm| match self.store.add_partial(reasm) {
                 Ok(()) => self.session.announce_now(),
                 Err(e) => warn!("not serving the partial {name}: {e}"),
@@ -254,7 +268,11 @@ impl Peer {
                 share_partial: if share { Some(&share_partial) } else { None },
             })?
         };
-        Ok(Fetched { record, outcome })
+        Ok(Fetched {
+            record,
+            outcome,
+            active,
+        })
     }
 
     /// Where `bench` and `stress` put their throw-away copies.
@@ -371,9 +389,11 @@ impl Peer {
 }
 
 /// A verified copy in a partial directory, with the record it matches.
-pub struct Fetched {
+pub struct Fetched<'a> {
     pub record: Arc<FileRecord>,
     pub outcome: download::Outcome,
+    /// Keeps the download listed (and its key taken) until dropped.
+    pub active: ActiveGuard<'a>,
 }
 
 /// Stops serving a download's partial file however the download ends; a
@@ -396,7 +416,7 @@ impl Drop for RemoveOnDrop<'_> {
     }
 }
 
-struct ActiveGuard<'a> {
+pub struct ActiveGuard<'a> {
     peer: &'a Peer,
     name: String,
 }

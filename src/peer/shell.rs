@@ -161,11 +161,18 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         Command::WhoHas(name) => {
             crate::names::check_file_name(&name)?;
             let found = super::lookup::who_has(peer, &name)?;
-            if found.holders.is_empty() {
+            // Peers that joined the download but have no piece yet hold
+            // nothing (an empty file has no pieces to have).
+            let holders: Vec<_> = found
+                .holders
+                .into_iter()
+                .filter(|h| h.have.count() > 0 || found.size == 0)
+                .collect();
+            if holders.is_empty() {
                 let _ = writeln!(out, "no peer holds {name} right now");
             }
             let total = found.size.div_ceil(crate::record::BLOCK_SIZE as u64);
-            for h in found.holders {
+            for h in holders {
                 let have = if h.have.len() == crate::record::piece_count_for(found.size) {
                     crate::record::blocks_held(found.size, &h.have)
                 } else {
