@@ -31,8 +31,12 @@ swarm: build
 	BIN=$(BIN) tools/swarm.sh
 
 # The same swarm with every peer and the tracker in its own network
-# namespace (own IP, veth pairs, upload capped by tc tbf). Needs root.
-hosts: build
+# namespace (own IP, veth pairs, upload capped by tc tbf). Needs root:
+# `make build && sudo make hosts` (root's PATH often has no cargo, so this
+# builds only where it finds one). Refuses before building without root.
+hosts:
+	@HOSTS=1 tools/swarm.sh --check
+	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
 	BIN=$(BIN) HOSTS=1 tools/swarm.sh
 
 clean:

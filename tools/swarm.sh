@@ -14,8 +14,10 @@
 # upload cap is a `tc ... tbf` on each host's interface, the way a real
 # uplink caps a host, so peers run without --upload-limit there (with both,
 # two limiters would each take their share and the cap would be neither).
-# Everything is created for the run and removed afterwards, also on Ctrl-C.
+# Everything is created for the run and removed afterwards, also on Ctrl-C;
+# namespaces left by a run that was killed with SIGKILL go at the next one.
 # KEEP=1 keeps the work directory (logs) and prints where it is.
+# `tools/swarm.sh --check` only checks the settings (and root for HOSTS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh
@@ -49,6 +51,7 @@ if [ "$HOSTS" = 1 ]; then
       { echo "error: make hosts needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
   done
 fi
+[ "${1:-}" != --check ] || exit 0
 for b in peer tracker; do
   [ -x "$BIN/$b" ] || { echo "error: $BIN/$b is missing: run 'make build' (or make swarm, which builds)" >&2; exit 1; }
 done
@@ -67,6 +70,12 @@ trap 'exit 130' INT TERM
 HOST_IP=()
 HOST_NS=()
 if [ "$HOSTS" = 1 ]; then
+  # Namespaces of earlier runs whose script is gone (killed with SIGKILL).
+  for ns in $(ip netns list | sed -n 's/^\(p2ps[0-9]*-[a-z0-9]*\).*/\1/p'); do
+    pid=${ns#p2ps}
+    pid=${pid%%-*}
+    kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
+  done
   sw="p2ps$$-sw"
   ip netns add "$sw"
   NETNS+=("$sw")
@@ -84,7 +93,8 @@ if [ "$HOSTS" = 1 ]; then
     ip -n "$ns" addr add "10.213.0.$((h + 1))/24" dev eth0
     ip -n "$ns" link set eth0 up
     # The host's uplink: what leaves eth0 is its upload.
-    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${U}bps" burst "$burst" latency 100ms
+    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${U}bps" burst "$burst" latency 100ms ||
+      { echo "error: tc could not cap $ns's upload (is sch_tbf in this kernel? modprobe sch_tbf)" >&2; exit 1; }
     HOST_NS+=("$ns")
     HOST_IP+=("10.213.0.$((h + 1))")
   done

@@ -1,8 +1,10 @@
 //! A peer: its store of shared files, the block server, the tracker
 //! session, and the operations the shell offers (`get`, `share`, ...).
 
+pub mod bench;
 pub mod config;
 pub mod lookup;
+pub mod progress_view;
 pub mod server;
 pub mod shell;
 pub mod store;
@@ -120,6 +122,7 @@ impl Peer {
             search,
             config,
         });
+        bench::clear_scratch(&peer.scratch_dir());
         info!(
             "{} files shared from {}",
             records.len(),
@@ -195,42 +198,14 @@ impl Peer {
                 dest.display()
             )));
         }
-        let found = lookup::locate(self, name)?;
-        let record = found.record.clone();
-        let progress = Arc::new(Progress {
-            name: name.to_string(),
-            total_blocks: record.block_count() as u64,
-            done_blocks: AtomicU64::new(0),
-            started: Instant::now(),
-            sources: AtomicU64::new(0),
-        });
-        let _active = self.mark_active(name, progress.clone())?;
         // Until the finished file is in the store (or the download failed):
         // stop serving the partial only then, so there is no gap.
         let _partial = PartialGuard(&self.store, name);
-        let outcome = if record.size == 0 {
-            empty_download(&self.partial_dir(), &record)?
-        } else {
-            self.session.joining(&record, Duration::from_secs(2));
-            let (holders, refresh) = found.holders()?;
-            // Serve verified pieces while downloading, and let the tracker
-            // know at once that we take part.
-            let share = |reasm| match self.store.add_partial(reasm) {
-                Ok(()) => self.session.announce_now(),
-                Err(e) => warn!("not serving the partial {name}: {e}"),
-            };
-            download::run(download::Job {
-                record: record.clone(),
-                holders,
-                partial_dir: &self.partial_dir(),
-                self_id: &self.config.id,
-                limiter: self.download.clone(),
-                cancel: self.cancel.clone(),
-                refresh,
-                progress,
-                share_partial: Some(&share),
-            })?
-        };
+        let Fetched {
+            record,
+            outcome,
+            active: _active,
+        } = self.fetch(name, name, &self.partial_dir(), true)?;
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
         Ok(GetReport {
@@ -241,6 +216,73 @@ impl Peer {
             secs: started.elapsed().as_secs_f64(),
             sources: outcome.sources,
         })
+    }
+
+    /// Fetches `name` into `partial_dir` and verifies it, without placing
+    /// it in `files/`: the part of `get` that `bench` and `stress` share.
+    /// `key` names the download in `status`; two downloads under one key
+    /// at once are refused; the key stays taken until the returned
+    /// `Fetched` is dropped. With `share` (a `get`, which also holds a
+    /// `PartialGuard`) the verified pieces are served and announced while
+    /// it runs; without (`bench`, `stress`: a throw-away copy in a scratch
+    /// directory) the swarm never sees it.
+    pub fn fetch(
+        &self,
+        name: &str,
+        key: &str,
+        partial_dir: &Path,
+        share: bool,
+    ) -> Result<Fetched<'_>> {
+        let found = lookup::locate(self, name)?;
+        let record = found.record.clone();
+        let progress = Arc::new(Progress {
+            name: key.to_string(),
+            total_blocks: record.block_count() as u64,
+            done_blocks: AtomicU64::new(0),
+            started: Instant::now(),
+            sources: AtomicU64::new(0),
+        });
+        let active = self.mark_active(key, progress.clone())?;
+        let outcome = if record.size == 0 {
+            empty_download(partial_dir, &record)?
+        } else {
+            if share {
+                self.session.joining(&record, Duration::from_secs(2));
+            }
+            let (holders, refresh) = found.holders()?;
+            // Serve verified pieces while downloading, and let the tracker
+            // know at once that we take part.
+            let share_partial = |reasm| match self.store.add_partial(reasm) {
+                Ok(()) => self.session.announce_now(),
+                Err(e) => warn!("not serving the partial {name}: {e}"),
+            };
+            download::run(download::Job {
+                record: record.clone(),
+                holders,
+                partial_dir,
+                self_id: &self.config.id,
+                limiter: self.download.clone(),
+                cancel: self.cancel.clone(),
+                refresh,
+                progress,
+                share_partial: if share { Some(&share_partial) } else { None },
+            })?
+        };
+        Ok(Fetched {
+            record,
+            outcome,
+            active,
+        })
+    }
+
+    /// Where `bench` and `stress` put their throw-away copies.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.config.dir.join("scratch")
+    }
+
+    /// Where `bench` appends its rows.
+    pub fn times_csv(&self) -> PathBuf {
+        self.config.dir.join("download_times.csv")
     }
 
     /// Moves a verified file into `files/` atomically, starts serving it
@@ -372,6 +414,14 @@ impl Peer {
     }
 }
 
+/// A verified copy in a partial directory, with the record it matches.
+pub struct Fetched<'a> {
+    pub record: Arc<FileRecord>,
+    pub outcome: download::Outcome,
+    /// Keeps the download listed (and its key taken) until dropped.
+    pub active: ActiveGuard<'a>,
+}
+
 /// Stops serving a download's partial file however the download ends; a
 /// finished one is served from `files/` by then.
 struct PartialGuard<'a>(&'a Store, &'a str);
@@ -392,7 +442,7 @@ impl Drop for RemoveOnDrop<'_> {
     }
 }
 
-struct ActiveGuard<'a> {
+pub struct ActiveGuard<'a> {
     peer: &'a Peer,
     name: String,
 }

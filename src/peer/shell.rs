@@ -1,12 +1,13 @@
 //! The peer's shell: one command per line from stdin, run one after another.
 
-use super::Peer;
+use super::progress_view::{status_line, LiveBar, View};
+use super::{bench, Peer};
 use crate::error::{Error, Result};
-use crate::units::{hex, mbps};
+use crate::record::BLOCK_SIZE;
+use crate::units::hex;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub const HELP: &str = "commands:
@@ -15,7 +16,12 @@ pub const HELP: &str = "commands:
   myfiles                 the local files, each with size and MD5
   files                   every file the swarm knows of
   share <path>            copy a file into files/ and announce it
-  status                  downloads in progress
+  status                  downloads in progress, with progress bars
+  bench <file> [runs]     download it runs times (default 5) into a scratch
+                          place, append times to download_times.csv,
+                          print mean/min/max
+  stress <file> [threads] that many simultaneous verified downloads
+                          (default 8); print ok/failed and the throughput
   help                    this list
   exit                    leave the tracker and quit";
 
@@ -29,6 +35,8 @@ pub enum Command {
     Files,
     Share(String),
     Status,
+    Bench(String, u32),
+    Stress(String, u32),
     Exit,
 }
 
@@ -67,6 +75,14 @@ pub fn parse(line: &str) -> Result<Option<Command>> {
         "files" => none(Command::Files)?,
         "share" => Command::Share(arg("path")?),
         "status" => none(Command::Status)?,
+        "bench" => {
+            let (name, runs) = bench::split_count(&arg("file")?)?;
+            Command::Bench(name, runs.unwrap_or(bench::DEFAULT_RUNS))
+        }
+        "stress" => {
+            let (name, threads) = bench::split_count(&arg("file")?)?;
+            Command::Stress(name, threads.unwrap_or(bench::DEFAULT_THREADS))
+        }
         "exit" | "quit" => none(Command::Exit)?,
         other => {
             return Err(Error::Usage(format!(
@@ -136,8 +152,11 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
     match cmd {
         Command::Help => out.push_str(HELP),
         Command::Get(name) => {
-            let report = peer.get(&name)?;
-            let _ = write!(out, "{report}");
+            // The bar is erased before the contract's lines are printed.
+            let live = LiveBar::start(peer, &name);
+            let report = peer.get(&name);
+            live.finish();
+            let _ = write!(out, "{}", report?);
         }
         Command::WhoHas(name) => {
             crate::names::check_file_name(&name)?;
@@ -200,33 +219,37 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
                 let _ = writeln!(out, "no downloads in progress");
             }
             for p in active {
-                let done = p.done_blocks.load(Ordering::Relaxed);
-                let frac = if p.total_blocks == 0 {
-                    1.0
-                } else {
-                    done as f64 / p.total_blocks as f64
-                };
+                let view = View::of(&p);
+                // Since the start of this download, blocks found on disk
+                // at a resume included.
                 let secs = p.started.elapsed().as_secs_f64();
-                let _ = writeln!(
-                    out,
-                    "{} [{}] {:5.1}% {:.1} MB/s from {} peers",
-                    p.name,
-                    bar(frac, 30),
-                    frac * 100.0,
-                    mbps(done * 4096, secs),
-                    p.sources.load(Ordering::Relaxed)
-                );
+                let rate = if secs > 0.0 {
+                    (view.done_blocks * BLOCK_SIZE as u64) as f64 / secs
+                } else {
+                    0.0
+                };
+                let _ = writeln!(out, "{}", status_line(&view, rate));
             }
+        }
+        Command::Bench(name, runs) => {
+            let report = bench::bench(peer, &name, runs, |run| {
+                let mut stdout = io::stdout().lock();
+                let _ = writeln!(stdout, "{run}");
+                let _ = stdout.flush();
+            })?;
+            let _ = write!(out, "{report}");
+        }
+        Command::Stress(name, threads) => {
+            let report = bench::stress(peer, &name, threads)?;
+            if let Some(e) = report.failure() {
+                println!("{report}");
+                return Err(e);
+            }
+            let _ = write!(out, "{report}");
         }
         Command::Exit => {}
     }
     Ok(out.trim_end().to_string())
-}
-
-/// A text progress bar `width` characters wide.
-pub fn bar(frac: f64, width: usize) -> String {
-    let filled = ((frac.clamp(0.0, 1.0)) * width as f64).round() as usize;
-    format!("{}{}", "#".repeat(filled), ".".repeat(width - filled))
 }
 
 #[cfg(test)]
@@ -250,11 +273,23 @@ mod tests {
         assert!(parse("get").is_err());
         assert!(parse("myfiles extra").is_err());
         assert!(parse("frobnicate").is_err());
-    }
-
-    #[test]
-    fn bars() {
-        assert_eq!(bar(0.5, 10), "#####.....");
-        assert_eq!(bar(2.0, 4), "####");
+        assert_eq!(
+            parse("bench big.iso").unwrap(),
+            Some(Command::Bench("big.iso".into(), 5))
+        );
+        assert_eq!(
+            parse("bench my file 2 3").unwrap(),
+            Some(Command::Bench("my file 2".into(), 3))
+        );
+        assert_eq!(
+            parse("stress big.iso").unwrap(),
+            Some(Command::Stress("big.iso".into(), 8))
+        );
+        assert_eq!(
+            parse("stress big.iso 20").unwrap(),
+            Some(Command::Stress("big.iso".into(), 20))
+        );
+        assert!(parse("bench").is_err());
+        assert!(parse("stress").is_err());
     }
 }

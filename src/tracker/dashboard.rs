@@ -1,6 +1,10 @@
 //! `--dashboard`: uptime, peers, files, and one progress bar per peer per
-//! file. `render` is pure (tested); `spawn` redraws it on stdout, clearing
-//! the screen on a terminal and printing plain frames otherwise.
+//! file, each from the pieces the peer announced against the file's piece
+//! count. `render` is pure (tested); `spawn` redraws it on stdout: on a
+//! terminal in place about once a second (cursor home, each line cleared,
+//! never scrolling); to a file or a pipe as plain frames without escape
+//! sequences, one each time the peers or their progress change, at most
+//! one every `PLAIN_PERIOD`, so a log grows with events, not with time.
 
 use super::catalogue::Snapshot;
 use super::server::Shared;
@@ -9,11 +13,17 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Redraw period on a terminal.
+/// Redraw period on a terminal, and how often a change is looked for
+/// otherwise.
 pub const TERMINAL_PERIOD: Duration = Duration::from_secs(1);
-/// Period of plain frames when stdout is a file or a pipe.
+/// Least time between two plain frames when stdout is a file or a pipe.
 pub const PLAIN_PERIOD: Duration = Duration::from_secs(5);
-const CLEAR: &str = "\x1b[H\x1b[2J";
+/// Cursor to the top left: the frame overwrites the last one.
+const HOME: &str = "\x1b[H";
+/// Erase to the end of the line / of the screen: what a shorter frame
+/// leaves of the last one.
+const CLEAR_LINE: &str = "\x1b[K";
+const CLEAR_BELOW: &str = "\x1b[J";
 const MAX_PEER_COL: usize = 20;
 const MAX_FILE_COL: usize = 32;
 const MIN_BAR: usize = 10;
@@ -57,15 +67,18 @@ fn percent(fraction: f64, complete: bool) -> String {
 
 /// The dashboard as text, for a screen `width` columns wide.
 pub fn render(snap: &Snapshot, uptime: Duration, width: usize) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "p2pshare tracker   up {}   peers {}   files {}",
+    format!(
+        "p2pshare tracker   up {}   peers {}   files {}\n\n{}",
         format_uptime(uptime),
         snap.peers.len(),
-        snap.files.len()
-    );
-    out.push('\n');
+        snap.files.len(),
+        render_peers(snap, width)
+    )
+}
+
+/// One line per peer per file: what changes when the swarm does.
+fn render_peers(snap: &Snapshot, width: usize) -> String {
+    let mut out = String::new();
     if snap.peers.is_empty() {
         out.push_str("no peers registered\n");
         return out;
@@ -106,6 +119,21 @@ pub fn render(snap: &Snapshot, uptime: Duration, width: usize) -> String {
     out
 }
 
+/// A frame for a terminal: drawn over the last one from the top left,
+/// each line cleared to its end, and whatever the last frame had below
+/// cleared too, so nothing scrolls and nothing flickers.
+pub fn in_place(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    out.push_str(HOME);
+    for line in text.lines() {
+        out.push_str(line);
+        out.push_str(CLEAR_LINE);
+        out.push('\n');
+    }
+    out.push_str(CLEAR_BELOW);
+    out
+}
+
 /// Terminal width from `COLUMNS`, else 80.
 fn screen_width() -> usize {
     std::env::var("COLUMNS")
@@ -121,26 +149,35 @@ pub fn spawn(shared: Arc<Shared>, started: Instant) {
         .name("tracker-dashboard".into())
         .spawn(move || {
             let terminal = std::io::stdout().is_terminal();
-            let period = if terminal {
-                TERMINAL_PERIOD
-            } else {
-                PLAIN_PERIOD
-            };
+            // What the last plain frame showed, and when.
+            let mut shown: Option<(Snapshot, Instant)> = None;
             loop {
                 let snap = shared.lock().snapshot();
-                let text = render(&snap, started.elapsed(), screen_width());
-                let mut out = std::io::stdout().lock();
-                let written = if terminal {
-                    write!(out, "{CLEAR}{text}")
+                let frame = if terminal {
+                    Some(in_place(&render(&snap, started.elapsed(), screen_width())))
                 } else {
-                    writeln!(out, "{text}")
+                    let due = match &shown {
+                        None => true,
+                        Some((last, at)) => *last != snap && at.elapsed() >= PLAIN_PERIOD,
+                    };
+                    due.then(|| render(&snap, started.elapsed(), screen_width()))
                 };
-                if written.and_then(|_| out.flush()).is_err() {
-                    log::warn!("dashboard stopped: stdout is closed");
-                    return;
+                if let Some(frame) = frame {
+                    let mut out = std::io::stdout().lock();
+                    let written = if terminal {
+                        write!(out, "{frame}")
+                    } else {
+                        writeln!(out, "{frame}")
+                    };
+                    if written.and_then(|_| out.flush()).is_err() {
+                        log::warn!("dashboard stopped: stdout is closed");
+                        return;
+                    }
+                    if !terminal {
+                        shown = Some((snap, Instant::now()));
+                    }
                 }
-                drop(out);
-                std::thread::sleep(period);
+                std::thread::sleep(TERMINAL_PERIOD);
             }
         });
     if let Err(e) = spawned {
@@ -242,5 +279,13 @@ mod tests {
         assert!(line.contains('…') && line.contains(" 25.0%"), "{line}");
         assert!(line.contains(&format!("[{}]", "#".repeat(2) + &".".repeat(8))));
         assert_eq!(format_uptime(Duration::from_secs(90_061)), "1d 01:01:01");
+    }
+
+    #[test]
+    fn terminal_frames_overwrite_in_place() {
+        let frame = in_place("a\nbb\n");
+        assert_eq!(frame, "\x1b[Ha\x1b[K\nbb\x1b[K\n\x1b[J");
+        let text = render(&Snapshot::default(), Duration::ZERO, 80);
+        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
     }
 }

@@ -1,0 +1,334 @@
+//! How a download in progress looks: the `status` line and, on a terminal,
+//! the line `get` redraws in place. The formatting is pure (tested);
+//! `LiveBar` is the thread that redraws. Nothing here writes an escape
+//! sequence or a carriage return unless stdout is a terminal, so piped
+//! output keeps the contract's plain lines.
+
+use super::Peer;
+use crate::download::Progress;
+use crate::record::BLOCK_SIZE;
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use std::collections::VecDeque;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Redraws per second of the live line: 5.
+pub const REDRAW_EVERY: Duration = Duration::from_millis(200);
+/// The live rate is measured over this much recent time, so it follows
+/// changes but does not jump with every batch of blocks.
+pub const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// Erases from the cursor to the end of the line.
+const CLEAR_LINE: &str = "\x1b[K";
+const STATUS_BAR: usize = 30;
+const MIN_LIVE_BAR: usize = 10;
+const MAX_LIVE_BAR: usize = 40;
+
+/// A text progress bar `width` characters wide, `#` for done, `.` for not.
+pub fn bar(frac: f64, width: usize) -> String {
+    let filled = ((frac.clamp(0.0, 1.0)) * width as f64).floor() as usize;
+    format!("{}{}", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+/// `0:07`, `12:34`, `1:02:03`; `--:--` when unknown or beyond 100 hours.
+pub fn format_eta(secs: f64) -> String {
+    if !secs.is_finite() || !(0.0..360_000.0).contains(&secs) {
+        return "--:--".into();
+    }
+    let s = secs.ceil() as u64;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// What one download's line shows, read from its `Progress`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    pub name: String,
+    pub done_blocks: u64,
+    pub total_blocks: u64,
+    pub peers: u64,
+}
+
+impl View {
+    pub fn of(p: &Progress) -> View {
+        View {
+            name: p.name.clone(),
+            done_blocks: p.done_blocks.load(Ordering::Relaxed),
+            total_blocks: p.total_blocks,
+            peers: p.sources.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn fraction(&self) -> f64 {
+        if self.total_blocks == 0 {
+            1.0
+        } else {
+            self.done_blocks as f64 / self.total_blocks as f64
+        }
+    }
+
+    /// `57.3%`, never `100.0%` before the last block.
+    fn percent(&self) -> String {
+        let p = self.fraction().clamp(0.0, 1.0) * 100.0;
+        let p = if self.done_blocks >= self.total_blocks {
+            100.0
+        } else {
+            p.min(99.9)
+        };
+        format!("{p:5.1}%")
+    }
+
+    /// Seconds left at `rate` bytes per second.
+    fn eta(&self, rate: f64) -> f64 {
+        let left = self.total_blocks.saturating_sub(self.done_blocks) * BLOCK_SIZE as u64;
+        if left == 0 {
+            0.0
+        } else if rate > 0.0 {
+            left as f64 / rate
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// The `status` line: name, bar, percent, MB/s, ETA, sources. `rate` is
+/// in bytes per second.
+pub fn status_line(v: &View, rate: f64) -> String {
+    format!(
+        "{} [{}] {} {:.1} MB/s ETA {} from {} peer{}",
+        v.name,
+        bar(v.fraction(), STATUS_BAR),
+        v.percent(),
+        rate / 1e6,
+        format_eta(v.eta(rate)),
+        v.peers,
+        if v.peers == 1 { "" } else { "s" }
+    )
+}
+
+/// The live line, at most `width - 1` characters so it never wraps (a
+/// wrapped line cannot be redrawn with `\r`). The name gives way first.
+pub fn live_line(v: &View, rate: f64, width: usize) -> String {
+    let tail = format!(
+        " {} {:7.1} MB/s  ETA {}  peers {}",
+        v.percent(),
+        rate / 1e6,
+        format_eta(v.eta(rate)),
+        v.peers
+    );
+    let room = width.saturating_sub(1);
+    let name_w = v.name.chars().count().min(room / 3);
+    let bar_w = room
+        .saturating_sub(name_w + 3 + tail.chars().count())
+        .clamp(MIN_LIVE_BAR, MAX_LIVE_BAR);
+    let name: String = if v.name.chars().count() > name_w {
+        let mut n: String = v.name.chars().take(name_w.saturating_sub(1)).collect();
+        n.push('…');
+        n
+    } else {
+        v.name.clone()
+    };
+    let line = format!("{name} [{}]{tail}", bar(v.fraction(), bar_w));
+    line.chars().take(room).collect()
+}
+
+/// Bytes per second over the last `window`, from samples of a growing
+/// byte count.
+pub struct RateMeter {
+    window: Duration,
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl RateMeter {
+    pub fn new(window: Duration) -> RateMeter {
+        RateMeter {
+            window,
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Records `bytes` done at `now`; returns the rate over the window.
+    pub fn update(&mut self, now: Instant, bytes: u64) -> f64 {
+        self.samples.push_back((now, bytes));
+        // Keep one sample at or before the window's start, as its baseline.
+        while self.samples.len() > 2 && now.duration_since(self.samples[1].0) >= self.window {
+            self.samples.pop_front();
+        }
+        let (t0, b0) = self.samples[0];
+        let secs = now.duration_since(t0).as_secs_f64();
+        if secs <= 0.0 {
+            0.0
+        } else {
+            bytes.saturating_sub(b0) as f64 / secs
+        }
+    }
+}
+
+/// Terminal width from `COLUMNS`, else 80.
+fn screen_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .filter(|&w: &usize| w >= 20)
+        .unwrap_or(80)
+}
+
+/// Redraws one download's live line on stdout while it runs. Inert when
+/// stdout is not a terminal.
+pub struct LiveBar {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LiveBar {
+    /// Starts redrawing the download registered under `key`, once it has
+    /// started (the tracker lookups come first).
+    pub fn start(peer: &Arc<Peer>, key: &str) -> LiveBar {
+        if !std::io::stdout().is_terminal() {
+            return LiveBar {
+                stop: None,
+                thread: None,
+            };
+        }
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let (peer, key) = (peer.clone(), key.to_string());
+        let thread = std::thread::Builder::new()
+            .name("progress-bar".into())
+            .spawn(move || {
+                let mut meter = RateMeter::new(RATE_WINDOW);
+                let mut drawn = false;
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REDRAW_EVERY) {
+                    let Some(p) = peer.active().into_iter().find(|p| p.name == key) else {
+                        continue;
+                    };
+                    let view = View::of(&p);
+                    let rate = meter.update(Instant::now(), view.done_blocks * BLOCK_SIZE as u64);
+                    let mut out = std::io::stdout().lock();
+                    let _ = write!(
+                        out,
+                        "\r{}{CLEAR_LINE}",
+                        live_line(&view, rate, screen_width())
+                    );
+                    let _ = out.flush();
+                    drawn = true;
+                }
+                if drawn {
+                    let mut out = std::io::stdout().lock();
+                    let _ = write!(out, "\r{CLEAR_LINE}");
+                    let _ = out.flush();
+                }
+            })
+            .ok();
+        LiveBar {
+            stop: Some(stop),
+            thread,
+        }
+    }
+
+    /// Stops redrawing and erases the line, before the result is printed.
+    pub fn finish(mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for LiveBar {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(done: u64, total: u64) -> View {
+        View {
+            name: "movie.bin".into(),
+            done_blocks: done,
+            total_blocks: total,
+            peers: 3,
+        }
+    }
+
+    #[test]
+    fn bars_and_etas() {
+        assert_eq!(bar(0.5, 10), "#####.....");
+        assert_eq!(bar(0.99, 10), "#########.");
+        assert_eq!(bar(2.0, 4), "####");
+        assert_eq!(bar(-1.0, 4), "....");
+        assert_eq!(format_eta(0.0), "0:00");
+        assert_eq!(format_eta(6.2), "0:07");
+        assert_eq!(format_eta(754.0), "12:34");
+        assert_eq!(format_eta(3723.0), "1:02:03");
+        assert_eq!(format_eta(f64::INFINITY), "--:--");
+        assert_eq!(format_eta(f64::NAN), "--:--");
+        assert_eq!(format_eta(1e9), "--:--");
+    }
+
+    #[test]
+    fn status_lines() {
+        // 1000 of 2000 blocks left at 4.096 MB/s: one second.
+        let line = status_line(&view(1000, 2000), 4_096_000.0);
+        assert_eq!(
+            line,
+            format!(
+                "movie.bin [{}{}]  50.0% 4.1 MB/s ETA 0:01 from 3 peers",
+                "#".repeat(15),
+                ".".repeat(15)
+            )
+        );
+        assert!(status_line(&view(1999, 2000), 0.0).contains(" 99.9% 0.0 MB/s ETA --:--"));
+        assert!(status_line(&view(2000, 2000), 0.0).contains("100.0%"));
+        assert!(status_line(&view(0, 0), 0.0).contains("100.0%"));
+        let one = View {
+            peers: 1,
+            ..view(0, 2)
+        };
+        assert!(status_line(&one, 0.0).ends_with(" from 1 peer"));
+    }
+
+    #[test]
+    fn live_lines_fit_the_screen() {
+        let line = live_line(&view(500, 2000), 10e6, 80);
+        assert!(line.starts_with("movie.bin ["), "{line}");
+        assert!(
+            line.ends_with("]  25.0%    10.0 MB/s  ETA 0:01  peers 3"),
+            "{line}"
+        );
+        assert!(line.chars().count() <= 79, "{line}");
+        assert!(!line.contains('\r') && !line.contains('\x1b'));
+        let long = View {
+            name: "n".repeat(200),
+            ..view(1, 2)
+        };
+        for width in [20, 40, 80, 200] {
+            let line = live_line(&long, 1e6, width);
+            assert!(line.chars().count() < width, "{width}: {line}");
+        }
+        assert!(live_line(&long, 1e6, 80).contains('…'));
+    }
+
+    #[test]
+    fn rate_over_the_window() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::new(Duration::from_secs(2));
+        assert_eq!(m.update(t0, 1000), 0.0);
+        assert_eq!(m.update(t0 + Duration::from_secs(1), 3000), 2000.0);
+        assert_eq!(m.update(t0 + Duration::from_secs(2), 5000), 2000.0);
+        // The start falls out of the window: the rate follows the change.
+        assert_eq!(m.update(t0 + Duration::from_secs(3), 5000), 1000.0);
+        assert_eq!(m.update(t0 + Duration::from_secs(4), 5000), 0.0);
+    }
+}

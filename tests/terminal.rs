@@ -1,0 +1,268 @@
+//! What a user sees on a terminal: the live bar of `get` and the tracker's
+//! `--dashboard`, each run on a pseudo-terminal; and what a file or a pipe
+//! gets instead (plain text, no escape sequences).
+
+mod common;
+
+use common::*;
+use nix::pty::{openpty, OpenptyResult};
+use p2pshare::net::Conn;
+use p2pshare::wire::{Msg, MAX_FRAME};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A process whose stdin, stdout and stderr are a pseudo-terminal; what it
+/// writes is collected, and we can type to it.
+struct OnPty {
+    child: Child,
+    keyboard: File,
+    screen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl OnPty {
+    fn spawn(program: &str, args: &[&str]) -> OnPty {
+        let OpenptyResult { master, slave } = openpty(None, None).expect("openpty");
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env("RUST_LOG", "warn")
+            .env("COLUMNS", "100")
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        let child = cmd.spawn().expect("spawning on a pty");
+        // Our copies of the terminal's child end close here, so the reader
+        // sees the end when the child exits.
+        drop(cmd);
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = File::from(master.try_clone().unwrap());
+        let sink = screen.clone();
+        // Detached: it ends with an error when the child's end closes.
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        OnPty {
+            child,
+            keyboard: File::from(master),
+            screen,
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        self.keyboard.write_all(line.as_bytes()).unwrap();
+        self.keyboard.write_all(b"\n").unwrap();
+        self.keyboard.flush().unwrap();
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
+    }
+}
+
+impl Drop for OnPty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn holders(tracker: &str, name: &str) -> Vec<String> {
+    let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
+        return vec![];
+    };
+    match conn.call(&Msg::WhoHas { name: name.into() }) {
+        Ok(Msg::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
+        _ => vec![],
+    }
+}
+
+/// Starts a seeder `S` of `name` (`size` bytes) and waits until the
+/// tracker lists it.
+fn seeder(dir: &Path, tracker: &str, name: &str, size: usize) -> PeerProc {
+    let files = dir.join("S/files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join(name), test_bytes(size, 3)).unwrap();
+    let port = free_port().to_string();
+    let sdir = dir.join("S");
+    let s = PeerProc::spawn_logged(
+        &[
+            "S",
+            &port,
+            tracker,
+            "--dir",
+            sdir.to_str().unwrap(),
+            "--serve",
+        ],
+        &dir.join("S.log"),
+    );
+    wait_until(WAIT, "S to register", || {
+        holders(tracker, name).iter().any(|h| h == "S")
+    });
+    s
+}
+
+#[test]
+fn get_on_a_terminal_redraws_a_bar_then_prints_the_plain_lines() {
+    let dir = temp_dir();
+    let tracker = TrackerProc::start(&dir.path().join("tracker"));
+    let _s = seeder(dir.path(), &tracker.addr(), "f.bin", 6 * 1024 * 1024);
+    let port = free_port().to_string();
+    let gdir = dir.path().join("G");
+    // The cap makes the download last a few seconds: many redraws.
+    let mut g = OnPty::spawn(
+        env!("CARGO_BIN_EXE_peer"),
+        &[
+            "G",
+            &port,
+            &tracker.addr(),
+            "--dir",
+            gdir.to_str().unwrap(),
+            "--download-limit",
+            "2M",
+        ],
+    );
+    wait_until(WAIT, "the prompt", || g.screen().contains("> "));
+    g.type_line("get f.bin");
+    wait_until(WAIT, "the done line", || {
+        g.screen().contains("from S blocks=")
+    });
+    let screen = g.screen();
+    let bars: Vec<&str> = screen
+        .split('\r')
+        .filter(|s| s.starts_with("f.bin ["))
+        .collect();
+    assert!(bars.len() >= 2, "expected redraws:\n{screen:?}");
+    let last = bars.last().unwrap();
+    for part in ["%", " MB/s", "  ETA ", "  peers 1"] {
+        assert!(last.contains(part), "{part:?} missing in {last:?}");
+    }
+    assert!(
+        last.ends_with("\x1b[K"),
+        "each redraw clears the rest of the line: {last:?}"
+    );
+    // The bar is erased before the contract's lines, which stay exact.
+    assert!(
+        screen.contains("\r\x1b[Kdone f.bin bytes=6291456 md5="),
+        "{screen:?}"
+    );
+    let done = screen
+        .lines()
+        .find_map(|l| l.split("\x1b[K").last().filter(|l| l.starts_with("done ")))
+        .unwrap();
+    assert!(!done.contains('\x1b'), "{done:?}");
+    g.type_line("exit");
+    assert!(wait_timeout(&mut g.child, WAIT).is_some_and(|s| s.success()));
+}
+
+/// A tracker with `--dashboard` on 127.0.0.1 and a free port, its stdout
+/// on a pty or in a file.
+fn dashboard_args(dir: &Path, port: &str) -> Vec<String> {
+    vec![
+        "--dashboard".into(),
+        "--port".into(),
+        port.into(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--data".into(),
+        dir.join("tracker").to_string_lossy().into_owned(),
+    ]
+}
+
+/// The dashboard's row for S and movie.bin (columns are padded).
+fn seeder_row(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words.next() == Some("S") && words.next() == Some("movie.bin")
+}
+
+fn accepts(addr: &str) -> bool {
+    TcpStream::connect(addr).is_ok()
+}
+
+#[test]
+fn the_dashboard_redraws_in_place_on_a_terminal() {
+    let dir = temp_dir();
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let args = dashboard_args(dir.path(), &port);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = OnPty::spawn(env!("CARGO_BIN_EXE_tracker"), &args);
+    wait_until(WAIT, "the tracker", || accepts(&addr));
+    wait_until(WAIT, "an empty frame", || {
+        t.screen().contains("peers 0   files 0")
+    });
+    let _s = seeder(dir.path(), &addr, "movie.bin", 100_000);
+    // Frames are complete once the next one has begun (a frame may reach
+    // us in more than one read).
+    let complete = |screen: &str| -> Vec<String> {
+        let mut frames: Vec<String> = screen.split("\x1b[H").skip(1).map(String::from).collect();
+        frames.pop();
+        frames
+    };
+    // A frame with the seeder: its id, the file, a full bar at 100%.
+    let with_s = |f: &String| {
+        f.contains("peers 1   files 1")
+            && f.lines().any(|l| seeder_row(l) && l.contains("#] 100.0%"))
+    };
+    wait_until(WAIT, "a frame with S", || {
+        complete(&t.screen()).iter().any(with_s)
+    });
+    let frames = complete(&t.screen());
+    assert!(frames.len() >= 2, "{frames:?}");
+    for f in &frames {
+        assert!(f.starts_with("p2pshare tracker   up 0:0"), "{f:?}");
+        // Drawn over the last frame, never scrolled: no clear-screen.
+        assert!(f.ends_with("\x1b[J"), "{f:?}");
+        assert!(!f.contains("\x1b[2J"), "{f:?}");
+    }
+}
+
+#[test]
+fn the_dashboard_to_a_file_prints_plain_frames_when_something_changes() {
+    let dir = temp_dir();
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let log = dir.path().join("dashboard.out");
+    let out = File::create(&log).unwrap();
+    let mut t = Command::new(env!("CARGO_BIN_EXE_tracker"))
+        .args(dashboard_args(dir.path(), &port))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _t = Kill(&mut t);
+    wait_until(WAIT, "the tracker", || accepts(&addr));
+    let _s = seeder(dir.path(), &addr, "movie.bin", 100_000);
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    wait_until(WAIT, "a frame with S", || {
+        text()
+            .lines()
+            .any(|l| seeder_row(l) && l.ends_with("#] 100.0%"))
+    });
+    let text = text();
+    assert!(
+        text.contains("peers 0   files 0"),
+        "the first frame: {text}"
+    );
+    assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
+}
