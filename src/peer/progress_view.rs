@@ -7,6 +7,7 @@
 use super::Peer;
 use crate::download::Progress;
 use crate::record::BLOCK_SIZE;
+use crate::terminal::{screen_width, CLEAR_LINE};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
@@ -20,8 +21,6 @@ pub const REDRAW_EVERY: Duration = Duration::from_millis(200);
 /// The live rate is measured over this much recent time, so it follows
 /// changes but does not jump with every batch of blocks.
 pub const RATE_WINDOW: Duration = Duration::from_secs(3);
-/// Erases from the cursor to the end of the line.
-const CLEAR_LINE: &str = "\x1b[K";
 const STATUS_BAR: usize = 30;
 const MIN_LIVE_BAR: usize = 10;
 const MAX_LIVE_BAR: usize = 40;
@@ -168,15 +167,6 @@ impl RateMeter {
             bytes.saturating_sub(b0) as f64 / secs
         }
     }
-}
-
-/// Terminal width from `COLUMNS`, else 80.
-fn screen_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse().ok())
-        .filter(|&w: &usize| w >= 20)
-        .unwrap_or(80)
 }
 
 /// Redraws one download's live line on stdout while it runs. Inert when

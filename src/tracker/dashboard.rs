@@ -8,6 +8,7 @@
 
 use super::catalogue::Snapshot;
 use super::server::Shared;
+use crate::terminal::{screen_width, CLEAR_LINE};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -20,9 +21,6 @@ pub const TERMINAL_PERIOD: Duration = Duration::from_secs(1);
 pub const PLAIN_PERIOD: Duration = Duration::from_secs(5);
 /// Cursor to the top left: the frame overwrites the last one.
 const HOME: &str = "\x1b[H";
-/// Erase to the end of the line / of the screen: what a shorter frame
-/// leaves of the last one.
-const CLEAR_LINE: &str = "\x1b[K";
 const CLEAR_BELOW: &str = "\x1b[J";
 const MAX_PEER_COL: usize = 20;
 const MAX_FILE_COL: usize = 32;
@@ -132,15 +130,6 @@ pub fn in_place(text: &str) -> String {
     }
     out.push_str(CLEAR_BELOW);
     out
-}
-
-/// Terminal width from `COLUMNS`, else 80.
-fn screen_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.trim().parse().ok())
-        .filter(|&w: &usize| w >= 20)
-        .unwrap_or(80)
 }
 
 /// Starts the thread that redraws the dashboard until stdout fails.
