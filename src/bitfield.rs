@@ -111,6 +111,14 @@ impl Bitfield {
         None
     }
 
+    /// Sets every bit set in `other` (same length).
+    pub fn union_with(&mut self, other: &Bitfield) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+        self.ones = self.words.iter().map(|w| w.count_ones()).sum();
+    }
+
     /// The bits set here and not in `other` (same length).
     pub fn minus(&self, other: &Bitfield) -> Bitfield {
         let mut out = self.clone();
@@ -242,6 +250,10 @@ mod tests {
         let d = a.minus(&b);
         assert_eq!(d.runs(), vec![(3, 2), (6, 1), (100, 40)]);
         assert_eq!(d.count(), 43);
+        let mut u = a.clone();
+        u.union_with(&b);
+        assert_eq!(u.runs(), vec![(3, 4), (100, 100)]);
+        assert_eq!(u.count(), 104);
     }
 
     #[test]

@@ -285,9 +285,7 @@ impl<'a> Worker<'a> {
                 }
                 let new = have.minus(&self.have);
                 if new.count() > 0 {
-                    for p in new.iter_ones() {
-                        self.have.set(p);
-                    }
+                    self.have.union_with(&new);
                     self.shared.plan().add_source(&new);
                 }
             }
@@ -316,15 +314,16 @@ impl<'a> Worker<'a> {
             Err(Error::Timeout(_)) => Ok(()),
             Err(e) => Err(e),
             Ok(None) => Err(self.closed()),
-            Ok(Some(Msg::Block { block, .. })) => {
-                // Late blocks of a piece cancelled in the endgame.
-                let piece = self.shared.record.piece_of_block(block);
-                if block < self.shared.record.block_count() && self.cancelled.contains(&piece) {
-                    Ok(())
-                } else {
-                    Err(Error::protocol(format!("BLOCK {block} was not requested")))
-                }
-            }
+            // Nothing is in flight: only late blocks of a piece cancelled
+            // in the endgame are accepted (and dropped).
+            Ok(Some(Msg::Block { block, data, .. })) => accept_block(
+                &mut self.inflight,
+                &self.cancelled,
+                &self.shared.record,
+                block,
+                data,
+            )
+            .map(|_| ()),
             Ok(Some(msg)) => {
                 let c = Control::from(msg)?;
                 self.control(c)
@@ -650,11 +649,7 @@ fn measure_rtt(conn: &mut Conn, shared: &Shared, have: &mut Bitfield) -> Result<
                     best = best.min(t0.elapsed());
                     break;
                 }
-                Msg::Have { have: new, .. } if new.len() == have.len() => {
-                    for p in new.iter_ones() {
-                        have.set(p);
-                    }
-                }
+                Msg::Have { have: new, .. } if new.len() == have.len() => have.union_with(&new),
                 other => {
                     return Err(Error::protocol(format!(
                         "expected PONG, got {}",

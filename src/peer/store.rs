@@ -144,10 +144,7 @@ impl Store {
             file,
             partial: None,
         });
-        self.files
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(record.name.clone(), shared);
+        write(&self.files).insert(record.name.clone(), shared);
     }
 
     /// Serves the verified pieces of a download in progress until
@@ -183,17 +180,11 @@ impl Store {
 
     /// A complete file by name.
     pub fn get(&self, name: &str) -> Option<Arc<SharedFile>> {
-        self.files
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        read(&self.files).get(name).cloned()
     }
 
     pub fn records(&self) -> Vec<Arc<FileRecord>> {
-        self.files
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        read(&self.files)
             .values()
             .map(|f| f.record.clone())
             .collect()

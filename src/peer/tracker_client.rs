@@ -248,15 +248,22 @@ fn session(peer: &Arc<Peer>, rx: &Receiver<Command>, registered: &mut bool) -> R
 }
 
 fn new_file(conn: &mut Conn, record: &FileRecord) -> Result<()> {
-    match conn.call(&Msg::NewFile {
-        record: record.clone(),
-    }) {
-        Ok(Msg::Ok) => Ok(()),
-        Ok(other) => Err(Error::protocol(format!(
+    call_ok(
+        conn,
+        &Msg::NewFile {
+            record: record.clone(),
+        },
+    )
+}
+
+/// Sends a request whose answer is OK.
+fn call_ok(conn: &mut Conn, msg: &Msg<'_>) -> Result<()> {
+    match conn.call(msg)? {
+        Msg::Ok => Ok(()),
+        other => Err(Error::protocol(format!(
             "expected OK, got {}",
             other.kind()
         ))),
-        Err(e) => Err(e),
     }
 }
 
@@ -273,13 +280,7 @@ fn announce(peer: &Peer, conn: &mut Conn, sent: &mut Sent) -> Result<()> {
 }
 
 fn announce_files(conn: &mut Conn, files: Vec<FileHave>) -> Result<()> {
-    match conn.call(&Msg::Announce { files })? {
-        Msg::Ok => Ok(()),
-        other => Err(Error::protocol(format!(
-            "expected OK, got {}",
-            other.kind()
-        ))),
-    }
+    call_ok(conn, &Msg::Announce { files })
 }
 
 /// Per download in progress: the md5 and piece set last announced.
