@@ -11,10 +11,12 @@ pub mod catalogue;
 pub mod dashboard;
 pub mod persist;
 pub mod server;
+pub mod summary;
 
 pub use catalogue::{Catalogue, FileProgress, PeerView, Snapshot};
 pub use persist::Store;
 pub use server::Shared;
+pub use summary::{FileTotals, PeerRow, Summary};
 
 use crate::error::{Error, Result};
 use crate::net::reachable_addrs;
