@@ -8,6 +8,7 @@
 //! `Mutex<Catalogue>` held only for in-memory work.
 
 pub mod catalogue;
+pub mod cookie;
 pub mod dashboard;
 pub mod persist;
 pub mod server;

@@ -1,0 +1,699 @@
+//! The tracker's UDP exchange (seed 001), in the manner of BEP 15: a peer
+//! first asks for a connection id (CONNECT), a cookie the tracker derives
+//! from the peer's address and the time without keeping any state, then
+//! sends ANNOUNCEs that carry it. Registration, the periodic announce of
+//! what changed, and goodbye are all ANNOUNCEs, told apart by flags.
+//!
+//! Sans-I/O like the rest of `wire`: one datagram is one byte slice. Every
+//! request is at least as long as any answer to it (CONNECT and ANNOUNCE
+//! are padded), so a spoofed source never draws more bytes than it sent.
+//! Layouts are in docs/PROTOCOL.md §12.
+
+use super::codec::{put_u16, put_u32, put_u64, put_u8, Decoder};
+use crate::error::{Error, Result};
+use crate::names::{check_file_name, check_peer_id, MAX_PEER_ID_BYTES};
+use crate::record::Md5Digest;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The first two bytes of every datagram, as for search: ASCII `p2`.
+pub const MAGIC: [u8; 2] = *b"p2";
+/// This exchange's version; anything else is dropped.
+pub const VERSION: u8 = 1;
+/// Magic (2), version (1), type (1).
+pub const HEADER_LEN: usize = 4;
+/// A CONNECT is exactly this long: padding makes it as long as its answer.
+pub const CONNECT_LEN: usize = 16;
+/// An ANNOUNCE is padded to at least this, the longest answer's fixed part
+/// (an IPv6 source) with room for its unknown-file bitmap.
+pub const MIN_ANNOUNCE_LEN: usize = 64;
+/// What a peer puts in one ANNOUNCE: below the IPv6 minimum MTU, so a
+/// datagram is never fragmented.
+pub const ANNOUNCE_BUDGET: usize = 1200;
+/// The largest datagram the tracker reads; longer ones are dropped unread.
+pub const MAX_TRACKER_DATAGRAM: usize = 2048;
+/// Entries in one ANNOUNCE (each takes at least 19 bytes).
+pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / 19;
+/// Longest advertised host.
+pub const MAX_HOST_BYTES: usize = 255;
+
+pub mod ty {
+    pub const CONNECT: u8 = 0x10;
+    pub const ANNOUNCE: u8 = 0x11;
+    pub const CONNECTED: u8 = 0x90;
+    pub const ANNOUNCED: u8 = 0x91;
+    pub const REFUSED: u8 = 0x9f;
+}
+
+/// ANNOUNCE flag: start a session (the peer id, port and host are taken
+/// from this datagram; a previous session of the same id ends).
+pub const FLAG_REGISTER: u8 = 0x01;
+/// ANNOUNCE flag: end the session.
+pub const FLAG_BYE: u8 = 0x02;
+
+const STATE_GONE: u8 = 0;
+const STATE_PARTIAL: u8 = 1;
+const STATE_COMPLETE: u8 = 2;
+
+const FAMILY_V4: u8 = 4;
+const FAMILY_V6: u8 = 6;
+
+/// How much of a file a peer holds, as it tells the tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// It no longer takes part (a download given up, a file removed).
+    Gone,
+    /// Downloading, with this many verified blocks (0: just joined).
+    Partial(u32),
+    /// Every block: a seeder of the file.
+    Complete,
+}
+
+/// One file in an ANNOUNCE: it replaces what the tracker knew of the
+/// sender and that file. Files not named keep what they had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub name: &'a str,
+    pub md5: Md5Digest,
+    pub held: Held,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announce<'a> {
+    /// Chosen by the peer; the answer carries it back.
+    pub tx: u32,
+    /// The connection id from CONNECTED.
+    pub cookie: u64,
+    /// The session from an earlier ANNOUNCED; ignored with `FLAG_REGISTER`.
+    pub session: u64,
+    pub flags: u8,
+    /// Where the peer serves blocks (TCP).
+    pub port: u16,
+    pub peer_id: &'a str,
+    /// The host other peers dial; empty means the datagram's source.
+    pub advertise: &'a str,
+    pub entries: Vec<Entry<'a>>,
+}
+
+/// What a peer sends the tracker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    Connect { tx: u32 },
+    Announce(Announce<'a>),
+}
+
+/// Why the tracker did not act on a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The connection id is forged or expired: CONNECT again.
+    BadCookie,
+    /// The session is not (or no longer) known: register again.
+    UnknownSession,
+    /// The ANNOUNCE breaks the rules (a bad peer id or host).
+    BadRequest,
+}
+
+impl Refusal {
+    fn code(self) -> u8 {
+        match self {
+            Refusal::BadCookie => 1,
+            Refusal::UnknownSession => 2,
+            Refusal::BadRequest => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Result<Refusal> {
+        match c {
+            1 => Ok(Refusal::BadCookie),
+            2 => Ok(Refusal::UnknownSession),
+            3 => Ok(Refusal::BadRequest),
+            other => Err(Error::protocol(format!("REFUSED reason {other}"))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announced {
+    pub tx: u32,
+    /// The session this peer announces under from now on.
+    pub session: u64,
+    /// Seconds until the next announce is due.
+    pub interval_secs: u16,
+    /// Live peers in the swarm.
+    pub peers: u32,
+    /// The address the tracker saw the datagram come from.
+    pub source: IpAddr,
+    /// For each entry of the request, in order: the tracker has no record
+    /// of that file (the peer sends NEW_FILE, then announces it again).
+    /// Empty when none is unknown.
+    pub unknown: Vec<bool>,
+}
+
+/// What the tracker answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Connected { tx: u32, cookie: u64 },
+    Announced(Announced),
+    Refused { tx: u32, reason: Refusal },
+}
+
+fn put_header(out: &mut Vec<u8>, ty: u8) {
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(ty);
+}
+
+/// A `u8`-length string; callers keep it within 255 bytes.
+fn put_short_str(out: &mut Vec<u8>, s: &str) {
+    debug_assert!(s.len() <= 255);
+    put_u8(out, s.len() as u8);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_short_str<'a>(d: &mut Decoder<'a>, max: usize) -> Result<&'a str> {
+    let n = d.u8()? as usize;
+    if n > max {
+        return Err(Error::protocol(format!("string of {n} bytes, limit {max}")));
+    }
+    std::str::from_utf8(d.take(n)?).map_err(|_| Error::protocol("string is not UTF-8"))
+}
+
+/// Checks magic and version; the type byte and the body.
+fn split_header(bytes: &[u8]) -> Result<(u8, Decoder<'_>)> {
+    if bytes.len() > MAX_TRACKER_DATAGRAM {
+        return Err(Error::protocol(format!(
+            "datagram of {} bytes exceeds {MAX_TRACKER_DATAGRAM}",
+            bytes.len()
+        )));
+    }
+    if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
+        return Err(Error::protocol("not a p2pshare datagram"));
+    }
+    if bytes[2] != VERSION {
+        return Err(Error::protocol(format!(
+            "tracker datagram version {} (this side speaks {VERSION})",
+            bytes[2]
+        )));
+    }
+    Ok((bytes[3], Decoder::new(&bytes[HEADER_LEN..])))
+}
+
+/// The rest of a datagram must be padding: zeros only.
+fn zero_padding(d: &mut Decoder<'_>) -> Result<()> {
+    let rest = d.take(d.remaining())?;
+    if rest.iter().any(|&b| b != 0) {
+        return Err(Error::protocol(
+            "trailing bytes after the datagram's fields",
+        ));
+    }
+    Ok(())
+}
+
+/// The advertised host: empty, or something shaped like a host name or an
+/// IP address (no spaces, slashes or control bytes).
+pub fn valid_host(host: &str) -> bool {
+    host.len() <= MAX_HOST_BYTES
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
+}
+
+impl Entry<'_> {
+    /// Bytes this entry takes in an ANNOUNCE.
+    pub fn encoded_len(&self) -> usize {
+        1 + self.name.len()
+            + 16
+            + 1
+            + if matches!(self.held, Held::Partial(_)) {
+                4
+            } else {
+                0
+            }
+    }
+}
+
+impl<'a> Announce<'a> {
+    /// Bytes of everything but the entries (and the padding).
+    pub fn fixed_len(peer_id: &str, advertise: &str) -> usize {
+        HEADER_LEN + 4 + 8 + 8 + 1 + 2 + 1 + peer_id.len() + 1 + advertise.len() + 2
+    }
+}
+
+impl<'a> Request<'a> {
+    /// Appends the datagram to `out` (cleared first).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Request::Connect { tx } => {
+                put_header(out, ty::CONNECT);
+                put_u32(out, *tx);
+                out.resize(CONNECT_LEN, 0);
+            }
+            Request::Announce(a) => {
+                put_header(out, ty::ANNOUNCE);
+                put_u32(out, a.tx);
+                put_u64(out, a.cookie);
+                put_u64(out, a.session);
+                put_u8(out, a.flags);
+                put_u16(out, a.port);
+                put_short_str(out, a.peer_id);
+                put_short_str(out, a.advertise);
+                put_u16(out, a.entries.len() as u16);
+                for e in &a.entries {
+                    put_short_str(out, e.name);
+                    out.extend_from_slice(&e.md5);
+                    match e.held {
+                        Held::Gone => put_u8(out, STATE_GONE),
+                        Held::Partial(blocks) => {
+                            put_u8(out, STATE_PARTIAL);
+                            put_u32(out, blocks);
+                        }
+                        Held::Complete => put_u8(out, STATE_COMPLETE),
+                    }
+                }
+                if out.len() < MIN_ANNOUNCE_LEN {
+                    out.resize(MIN_ANNOUNCE_LEN, 0);
+                }
+            }
+        }
+    }
+
+    /// Decodes one request, checking every length, name and the padding.
+    /// Borrowed from `bytes`: nothing is allocated but the entry list.
+    pub fn decode(bytes: &'a [u8]) -> Result<Request<'a>> {
+        let (t, mut d) = split_header(bytes)?;
+        match t {
+            ty::CONNECT => {
+                if bytes.len() != CONNECT_LEN {
+                    return Err(Error::protocol(format!(
+                        "CONNECT of {} bytes (must be {CONNECT_LEN})",
+                        bytes.len()
+                    )));
+                }
+                let tx = d.u32()?;
+                zero_padding(&mut d)?;
+                Ok(Request::Connect { tx })
+            }
+            ty::ANNOUNCE => {
+                if bytes.len() < MIN_ANNOUNCE_LEN {
+                    return Err(Error::protocol(format!(
+                        "ANNOUNCE of {} bytes (at least {MIN_ANNOUNCE_LEN})",
+                        bytes.len()
+                    )));
+                }
+                let a = decode_announce(&mut d)?;
+                zero_padding(&mut d)?;
+                Ok(Request::Announce(a))
+            }
+            other => Err(Error::protocol(format!(
+                "unknown tracker request type 0x{other:02x}"
+            ))),
+        }
+    }
+
+    /// The transaction id, for logs and answers.
+    pub fn tx(&self) -> u32 {
+        match self {
+            Request::Connect { tx } => *tx,
+            Request::Announce(a) => a.tx,
+        }
+    }
+}
+
+fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
+    let tx = d.u32()?;
+    let cookie = d.u64()?;
+    let session = d.u64()?;
+    let flags = d.u8()?;
+    if flags & !(FLAG_REGISTER | FLAG_BYE) != 0 {
+        return Err(Error::protocol(format!("ANNOUNCE flags 0x{flags:02x}")));
+    }
+    let port = d.u16()?;
+    let peer_id = get_short_str(d, MAX_PEER_ID_BYTES)?;
+    check_peer_id(peer_id)?;
+    let advertise = get_short_str(d, MAX_HOST_BYTES)?;
+    if !valid_host(advertise) {
+        return Err(Error::protocol(
+            "advertised host is not a host name or IP address",
+        ));
+    }
+    let n = d.u16()? as usize;
+    // Each entry takes at least 19 bytes: no count sizes an allocation
+    // beyond the datagram.
+    if n > MAX_ENTRIES || n * 19 > d.remaining() {
+        return Err(Error::protocol(format!(
+            "{n} entries do not fit the datagram"
+        )));
+    }
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = get_short_str(d, crate::names::MAX_NAME_BYTES)?;
+        check_file_name(name)?;
+        let md5 = d.array()?;
+        let held = match d.u8()? {
+            STATE_GONE => Held::Gone,
+            STATE_PARTIAL => Held::Partial(d.u32()?),
+            STATE_COMPLETE => Held::Complete,
+            other => return Err(Error::protocol(format!("entry state {other}"))),
+        };
+        entries.push(Entry { name, md5, held });
+    }
+    Ok(Announce {
+        tx,
+        cookie,
+        session,
+        flags,
+        port,
+        peer_id,
+        advertise,
+        entries,
+    })
+}
+
+impl Reply {
+    /// Appends the answer to `out` (cleared first), never longer than
+    /// `request_len`: an unknown-file bitmap that would not fit is left
+    /// out (the peer learns of those files at its next announce).
+    pub fn encode(&self, request_len: usize, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Reply::Connected { tx, cookie } => {
+                put_header(out, ty::CONNECTED);
+                put_u32(out, *tx);
+                put_u64(out, *cookie);
+            }
+            Reply::Refused { tx, reason } => {
+                put_header(out, ty::REFUSED);
+                put_u32(out, *tx);
+                put_u8(out, reason.code());
+            }
+            Reply::Announced(a) => {
+                put_header(out, ty::ANNOUNCED);
+                put_u32(out, a.tx);
+                put_u64(out, a.session);
+                put_u16(out, a.interval_secs);
+                put_u32(out, a.peers);
+                match a.source {
+                    IpAddr::V4(v4) => {
+                        put_u8(out, FAMILY_V4);
+                        out.extend_from_slice(&v4.octets());
+                    }
+                    IpAddr::V6(v6) => {
+                        put_u8(out, FAMILY_V6);
+                        out.extend_from_slice(&v6.octets());
+                    }
+                }
+                let bitmap = a.unknown.len().div_ceil(8);
+                if a.unknown.iter().any(|&u| u) && out.len() + 2 + bitmap <= request_len {
+                    put_u16(out, a.unknown.len() as u16);
+                    let start = out.len();
+                    out.resize(start + bitmap, 0);
+                    for (i, _) in a.unknown.iter().enumerate().filter(|(_, &u)| u) {
+                        out[start + i / 8] |= 0x80 >> (i % 8);
+                    }
+                } else {
+                    put_u16(out, 0);
+                }
+            }
+        }
+        debug_assert!(out.len() <= request_len.max(CONNECT_LEN));
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Reply> {
+        let (t, mut d) = split_header(bytes)?;
+        let reply = match t {
+            ty::CONNECTED => Reply::Connected {
+                tx: d.u32()?,
+                cookie: d.u64()?,
+            },
+            ty::REFUSED => Reply::Refused {
+                tx: d.u32()?,
+                reason: Refusal::from_code(d.u8()?)?,
+            },
+            ty::ANNOUNCED => {
+                let tx = d.u32()?;
+                let session = d.u64()?;
+                let interval_secs = d.u16()?;
+                let peers = d.u32()?;
+                let source = match d.u8()? {
+                    FAMILY_V4 => IpAddr::V4(Ipv4Addr::from(d.array::<4>()?)),
+                    FAMILY_V6 => IpAddr::V6(Ipv6Addr::from(d.array::<16>()?)),
+                    other => return Err(Error::protocol(format!("address family {other}"))),
+                };
+                let n = d.u16()? as usize;
+                let bits = d.take(n.div_ceil(8))?;
+                let unknown = (0..n)
+                    .map(|i| bits[i / 8] & (0x80 >> (i % 8)) != 0)
+                    .collect();
+                Reply::Announced(Announced {
+                    tx,
+                    session,
+                    interval_secs,
+                    peers,
+                    source,
+                    unknown,
+                })
+            }
+            other => {
+                return Err(Error::protocol(format!(
+                    "unknown tracker reply type 0x{other:02x}"
+                )))
+            }
+        };
+        d.finish()?;
+        Ok(reply)
+    }
+
+    pub fn tx(&self) -> u32 {
+        match self {
+            Reply::Connected { tx, .. } | Reply::Refused { tx, .. } => *tx,
+            Reply::Announced(a) => a.tx,
+        }
+    }
+}
+
+/// Splits `entries` into groups that each fit one ANNOUNCE of at most
+/// `ANNOUNCE_BUDGET` bytes beside a fixed part of `fixed` bytes. Always
+/// at least one group (an empty one is the keep-alive).
+pub fn batches<'a>(fixed: usize, entries: Vec<Entry<'a>>) -> Vec<Vec<Entry<'a>>> {
+    let mut out = vec![Vec::new()];
+    let mut size = fixed;
+    for e in entries {
+        let cost = e.encoded_len();
+        let last = out.last_mut().expect("never empty");
+        if !last.is_empty() && size + cost > ANNOUNCE_BUDGET {
+            out.push(Vec::new());
+            size = fixed;
+        }
+        size += cost;
+        out.last_mut().expect("never empty").push(e);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn announce(entries: Vec<Entry<'static>>) -> Announce<'static> {
+        Announce {
+            tx: 7,
+            cookie: 0x0102_0304_0506_0708,
+            session: 42,
+            flags: FLAG_REGISTER,
+            port: 9000,
+            peer_id: "A-1",
+            advertise: "",
+            entries,
+        }
+    }
+
+    fn entry(name: &'static str, held: Held) -> Entry<'static> {
+        Entry {
+            name,
+            md5: [9; 16],
+            held,
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_and_are_padded() {
+        let mut buf = Vec::new();
+        let c = Request::Connect { tx: 99 };
+        c.encode(&mut buf);
+        assert_eq!(buf.len(), CONNECT_LEN);
+        assert_eq!(Request::decode(&buf).unwrap(), c);
+
+        let a = Request::Announce(announce(vec![
+            entry("a.bin", Held::Complete),
+            entry("b.iso", Held::Partial(12345)),
+            entry("c", Held::Gone),
+        ]));
+        a.encode(&mut buf);
+        assert_eq!(Request::decode(&buf).unwrap(), a);
+        let empty = Request::Announce(announce(vec![]));
+        empty.encode(&mut buf);
+        assert_eq!(buf.len(), MIN_ANNOUNCE_LEN);
+        assert_eq!(Request::decode(&buf).unwrap(), empty);
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let mut buf = Vec::new();
+        Request::Announce(announce(vec![entry("ok", Held::Complete)])).encode(&mut buf);
+        // Too short: an unpadded announce could draw a longer answer.
+        assert!(Request::decode(&buf[..MIN_ANNOUNCE_LEN - 1]).is_err());
+        // Non-zero padding, other magic or version, unknown type.
+        let mut b = buf.clone();
+        *b.last_mut().unwrap() = 1;
+        assert!(Request::decode(&b).is_err());
+        for (i, v) in [(0, b'x'), (2, 2), (3, 0x55)] {
+            let mut b = buf.clone();
+            b[i] = v;
+            assert!(Request::decode(&b).is_err(), "byte {i}");
+        }
+        // A bad file name or peer id inside.
+        let mut b = Vec::new();
+        Request::Announce(announce(vec![entry("../x", Held::Complete)])).encode(&mut b);
+        assert!(Request::decode(&b).is_err());
+        let mut bad_id = announce(vec![]);
+        bad_id.peer_id = "a b";
+        Request::Announce(bad_id).encode(&mut b);
+        assert!(Request::decode(&b).is_err());
+        let mut bad_host = announce(vec![]);
+        bad_host.advertise = "evil host";
+        Request::Announce(bad_host).encode(&mut b);
+        assert!(Request::decode(&b).is_err());
+        // A CONNECT of the wrong length, an oversized datagram.
+        let mut c = Vec::new();
+        Request::Connect { tx: 1 }.encode(&mut c);
+        c.push(0);
+        assert!(Request::decode(&c).is_err());
+        assert!(Request::decode(&vec![0; MAX_TRACKER_DATAGRAM + 1]).is_err());
+    }
+
+    #[test]
+    fn replies_round_trip_and_never_outgrow_the_request() {
+        let mut out = Vec::new();
+        for r in [
+            Reply::Connected { tx: 1, cookie: 77 },
+            Reply::Refused {
+                tx: 2,
+                reason: Refusal::UnknownSession,
+            },
+        ] {
+            r.encode(CONNECT_LEN, &mut out);
+            assert!(out.len() <= CONNECT_LEN);
+            assert_eq!(Reply::decode(&out).unwrap(), r);
+        }
+        let mut a = Announced {
+            tx: 3,
+            session: 5,
+            interval_secs: 3,
+            peers: 100_000,
+            source: "::ffff:10.0.0.1".parse().unwrap(),
+            unknown: vec![false, true, false, false, false, false, false, false, true],
+        };
+        let r = Reply::Announced(a.clone());
+        r.encode(MIN_ANNOUNCE_LEN, &mut out);
+        assert!(out.len() <= MIN_ANNOUNCE_LEN);
+        assert_eq!(Reply::decode(&out).unwrap(), r);
+        // No room: the bitmap is dropped, never the limit exceeded.
+        a.unknown = vec![true; 400];
+        Reply::Announced(a.clone()).encode(MIN_ANNOUNCE_LEN, &mut out);
+        assert!(out.len() <= MIN_ANNOUNCE_LEN);
+        match Reply::decode(&out).unwrap() {
+            Reply::Announced(got) => assert!(got.unknown.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn batches_fit_the_budget() {
+        let names: Vec<String> = (0..300).map(|i| format!("{i:0>200}")).collect();
+        let names: Vec<&'static str> = names
+            .into_iter()
+            .map(|n| &*Box::leak(n.into_boxed_str()))
+            .collect();
+        let entries: Vec<Entry<'static>> =
+            names.iter().map(|n| entry(n, Held::Partial(1))).collect();
+        let fixed = Announce::fixed_len("A-1", "");
+        let groups = batches(fixed, entries);
+        assert!(groups.len() > 1);
+        let mut buf = Vec::new();
+        let mut total = 0;
+        for g in groups {
+            total += g.len();
+            let mut a = announce(g);
+            a.flags = 0;
+            Request::Announce(a).encode(&mut buf);
+            assert!(buf.len() <= ANNOUNCE_BUDGET, "{}", buf.len());
+        }
+        assert_eq!(total, 300);
+        assert_eq!(batches(fixed, vec![]).len(), 1, "a keep-alive");
+    }
+
+    fn held() -> impl Strategy<Value = Held> {
+        prop_oneof![
+            Just(Held::Gone),
+            Just(Held::Complete),
+            any::<u32>().prop_map(Held::Partial)
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2100)) {
+            let _ = Request::decode(&bytes);
+            let _ = Reply::decode(&bytes);
+            // With a valid header too, so the bodies are reached.
+            for t in [ty::CONNECT, ty::ANNOUNCE, ty::CONNECTED, ty::ANNOUNCED, ty::REFUSED] {
+                let mut b = vec![b'p', b'2', VERSION, t];
+                b.extend_from_slice(&bytes);
+                let _ = Request::decode(&b);
+                let _ = Reply::decode(&b);
+            }
+        }
+
+        #[test]
+        fn announces_round_trip(
+            tx in any::<u32>(), cookie in any::<u64>(), session in any::<u64>(),
+            flags in 0u8..4, port in any::<u16>(),
+            held in proptest::collection::vec(held(), 0..40),
+        ) {
+            let names: Vec<String> = (0..held.len()).map(|i| format!("file-{i}.bin")).collect();
+            let entries = held.iter().zip(&names).map(|(h, n)| Entry {
+                name: n, md5: [7; 16], held: *h,
+            }).collect();
+            let a = Request::Announce(Announce {
+                tx, cookie, session, flags, port, peer_id: "peer_7",
+                advertise: "10.0.0.9", entries,
+            });
+            let mut buf = Vec::new();
+            a.encode(&mut buf);
+            prop_assert_eq!(Request::decode(&buf).unwrap(), a);
+        }
+
+        #[test]
+        fn answers_round_trip_within_the_request(
+            tx in any::<u32>(), session in any::<u64>(), interval in any::<u16>(),
+            peers in any::<u32>(), v6 in any::<bool>(),
+            unknown in proptest::collection::vec(any::<bool>(), 0..60),
+        ) {
+            let source = if v6 { "2001:db8::1".parse().unwrap() } else { "10.1.2.3".parse().unwrap() };
+            // The request that named as many entries was at least this long.
+            let request_len = MIN_ANNOUNCE_LEN.max(Announce::fixed_len("A", "") + 19 * unknown.len());
+            let r = Reply::Announced(Announced {
+                tx, session, interval_secs: interval, peers, source, unknown: unknown.clone(),
+            });
+            let mut out = Vec::new();
+            r.encode(request_len, &mut out);
+            prop_assert!(out.len() <= request_len);
+            let back = Reply::decode(&out).unwrap();
+            let expect_unknown = if unknown.iter().any(|&u| u) { unknown } else { vec![] };
+            prop_assert_eq!(back, Reply::Announced(Announced {
+                tx, session, interval_secs: interval, peers, source, unknown: expect_unknown,
+            }));
+        }
+    }
+}
