@@ -1,8 +1,9 @@
 # p2pshare: the two commands a newcomer types are `make demo` and `make test`.
 CARGO ?= cargo
 BIN := target/release
+PEERS ?= 400
 
-.PHONY: all build test lint demo bench swarm hosts clean
+.PHONY: all build test lint demo bench swarm hosts many-peers clean
 
 all: build
 
@@ -38,6 +39,12 @@ hosts:
 	@HOSTS=1 tools/swarm.sh --check
 	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
 	BIN=$(BIN) HOSTS=1 tools/swarm.sh
+
+# PEERS real `peer --serve` processes from 127.0.0.1, all sharing one file:
+# passes when another peer's `files` lists every one as a holder, and the
+# tracker runs at most 64 threads.   make many-peers PEERS=400
+many-peers: build
+	BIN=$(BIN) PEERS=$(PEERS) tools/many_peers.sh
 
 clean:
 	$(CARGO) clean
