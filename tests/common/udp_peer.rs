@@ -132,3 +132,53 @@ impl UdpPeer {
         self.announce_with(FLAG_BYE, vec![])
     }
 }
+
+impl UdpPeer {
+    /// One round of what a real peer does, never panicking: announce, and
+    /// on a refusal connect or register again as told. True when the
+    /// tracker holds a session for this peer afterwards.
+    pub fn keep_alive(&mut self, entries: &[Entry<'_>]) -> bool {
+        for _ in 0..3 {
+            let tx = self.next_tx();
+            let registered = self.session != 0;
+            let (id, port) = (self.id.clone(), self.port);
+            let req = Request::Announce(Announce {
+                tx,
+                cookie: self.cookie,
+                session: self.session,
+                flags: if registered { 0 } else { FLAG_REGISTER },
+                port,
+                peer_id: &id,
+                advertise: "",
+                entries: if registered { vec![] } else { entries.to_vec() },
+            });
+            let mut bytes = Vec::new();
+            req.encode(&mut bytes);
+            match self.exchange_raw(&bytes) {
+                None => return false,
+                Some((Reply::Announced(a), _)) => {
+                    self.session = a.session;
+                    return true;
+                }
+                Some((
+                    Reply::Refused {
+                        reason: Refusal::BadCookie,
+                        ..
+                    },
+                    _,
+                )) => {
+                    let tx = self.next_tx();
+                    let mut c = Vec::new();
+                    Request::Connect { tx }.encode(&mut c);
+                    match self.exchange_raw(&c) {
+                        Some((Reply::Connected { cookie, .. }, _)) => self.cookie = cookie,
+                        _ => return false,
+                    }
+                }
+                Some((Reply::Refused { .. }, _)) => self.session = 0,
+                Some(_) => return false,
+            }
+        }
+        false
+    }
+}
