@@ -18,7 +18,7 @@ mod snapshot_glue;
 
 pub use snapshot_glue::summary_from_snapshot;
 
-use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
+use super::summary::{FileTotals, Summary, HISTOGRAM_BUCKETS};
 use crate::terminal::{screen_size, CLEAR_LINE};
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
@@ -444,15 +444,8 @@ fn peers_block(s: &Summary, width: usize, room: usize) -> Vec<String> {
     if room < 2 {
         return vec![format!("… {} peers", s.peers)];
     }
-    let more = |shown: &[PeerRow]| {
-        let ids: HashSet<&str> = shown.iter().map(|r| r.peer_id.as_str()).collect();
-        (
-            s.peers.saturating_sub(ids.len()),
-            s.rows.len() - shown.len(),
-        )
-    };
     let mut shown = s.rows.len().min(room - 1);
-    if more(&s.rows[..shown]) != (0, 0) {
+    if left_out(s, shown) != (0, 0) {
         shown = s.rows.len().min(room - 2);
     }
     let rows = &s.rows[..shown];
@@ -521,12 +514,20 @@ fn peers_block(s: &Summary, width: usize, room: usize) -> Vec<String> {
         }
         out.push(line);
     }
-    match more(rows) {
+    match left_out(s, shown) {
         (0, 0) => {}
         (0, rows) => out.push(format!("… and {rows} more rows")),
         (peers, _) => out.push(format!("… and {peers} more peers")),
     }
     out
+}
+
+/// What showing only the first `shown` rows leaves out: (the peers with
+/// no row shown, the rows not shown). A peer has a row per file.
+pub fn left_out(s: &Summary, shown: usize) -> (usize, usize) {
+    let shown = shown.min(s.rows.len());
+    let ids: HashSet<&str> = s.rows[..shown].iter().map(|r| r.peer_id.as_str()).collect();
+    (s.peers.saturating_sub(ids.len()), s.rows.len() - shown)
 }
 
 /// A frame for a terminal: drawn over the last one from the top left,

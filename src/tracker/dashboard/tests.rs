@@ -1,4 +1,5 @@
 use super::*;
+use crate::tracker::summary::PeerRow;
 
 fn row(peer: &str, file: &str, fraction: f64, complete: bool, rate: f64) -> PeerRow {
     PeerRow {
