@@ -244,9 +244,10 @@ fn histogram(h: &[u32; HISTOGRAM_BUCKETS], width: usize) -> Vec<String> {
     if h.iter().all(|&n| n == 0) {
         return vec!["no downloads in progress".into()];
     }
-    // The labels only where the cells keep room for "█ 1000".
-    let label_w = if width >= 10 + 7 * HISTOGRAM_BUCKETS {
-        10
+    // The labels only where the cells keep room for "█ 1000" (an
+    // 80-column terminal is drawn 79 wide).
+    let label_w = if width >= 9 + 7 * HISTOGRAM_BUCKETS {
+        9
     } else {
         0
     };
