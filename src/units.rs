@@ -60,6 +60,22 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Bytes for people: `999 B`, `1.5 kB`, `734.0 MB` (powers of 10, like
+/// every MB/s the peer prints).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 999.95 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

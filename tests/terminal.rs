@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use nix::pty::{openpty, OpenptyResult};
+use nix::pty::{openpty, OpenptyResult, Winsize};
 use p2pshare::net::Conn;
 use p2pshare::wire::{Msg, MAX_FRAME};
 use std::fs::{self, File};
@@ -27,8 +27,20 @@ struct OnPty {
 }
 
 impl OnPty {
+    /// On a fresh pty, which says its size is 0x0: `COLUMNS` decides.
     fn spawn(program: &str, args: &[&str]) -> OnPty {
-        let OpenptyResult { master, slave } = openpty(None, None).expect("openpty");
+        OnPty::spawn_sized(program, args, None)
+    }
+
+    /// On a pty of `size` (columns, lines) when given.
+    fn spawn_sized(program: &str, args: &[&str], size: Option<(u16, u16)>) -> OnPty {
+        let winsize = size.map(|(cols, rows)| Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
+        let OpenptyResult { master, slave } = openpty(winsize.as_ref(), None).expect("openpty");
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env("RUST_LOG", "warn")
@@ -180,7 +192,8 @@ fn dashboard_args(dir: &Path, port: &str) -> Vec<String> {
     ]
 }
 
-/// The dashboard's row for S and movie.bin (columns are padded).
+/// The dashboard's row for S and movie.bin (columns are padded), which
+/// ends with its rate column (`seeding`) and when it was last seen.
 fn seeder_row(line: &str) -> bool {
     let mut words = line.split_whitespace();
     words.next() == Some("S") && words.next() == Some("movie.bin")
@@ -188,6 +201,28 @@ fn seeder_row(line: &str) -> bool {
 
 fn accepts(addr: &str) -> bool {
     TcpStream::connect(addr).is_ok()
+}
+
+/// The frames drawn so far that are complete (the next one has begun; a
+/// frame may reach us in more than one read), as written: the pty turns
+/// each line feed into CR LF.
+fn complete_frames(screen: &str) -> Vec<String> {
+    let mut frames: Vec<String> = screen.split("\x1b[H").skip(1).map(String::from).collect();
+    frames.pop();
+    frames
+}
+
+/// A frame's lines as they land on the screen: CRs and the erase
+/// sequences gone.
+fn visible_lines(frame: &str) -> Vec<String> {
+    frame
+        .split('\n')
+        .map(|l| {
+            l.replace(['\r'], "")
+                .replace("\x1b[K", "")
+                .replace("\x1b[J", "")
+        })
+        .collect()
 }
 
 #[test]
@@ -203,13 +238,7 @@ fn the_dashboard_redraws_in_place_on_a_terminal() {
         t.screen().contains("peers 0   files 0")
     });
     let _s = seeder(dir.path(), &addr, "movie.bin", 100_000);
-    // Frames are complete once the next one has begun (a frame may reach
-    // us in more than one read).
-    let complete = |screen: &str| -> Vec<String> {
-        let mut frames: Vec<String> = screen.split("\x1b[H").skip(1).map(String::from).collect();
-        frames.pop();
-        frames
-    };
+    let complete = complete_frames;
     // A frame with the seeder: its id, the file, a full bar at 100%.
     let with_s = |f: &String| {
         f.contains("peers 1   files 1")
@@ -226,6 +255,75 @@ fn the_dashboard_redraws_in_place_on_a_terminal() {
         assert!(f.ends_with("\x1b[J"), "{f:?}");
         assert!(!f.contains("\x1b[2J"), "{f:?}");
     }
+}
+
+/// More peers than an 80x12 terminal has lines for: every frame fits the
+/// size the terminal reports (not `COLUMNS`, which says 100 here), so the
+/// header is never scrolled away, and the last line says who is left out.
+#[test]
+fn the_dashboard_fits_a_small_terminal_with_many_peers() {
+    const PEERS: usize = 8;
+    let (cols, rows) = (80, 12);
+    let dir = temp_dir();
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let args = dashboard_args(dir.path(), &port);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = OnPty::spawn_sized(env!("CARGO_BIN_EXE_tracker"), &args, Some((cols, rows)));
+    wait_until(WAIT, "the tracker", || accepts(&addr));
+    // Every peer seeds its own copy of one file: a row each.
+    let data = test_bytes(50_000, 7);
+    let _peers: Vec<PeerProc> = (0..PEERS)
+        .map(|i| {
+            let id = format!("P{i}");
+            let pdir = dir.path().join(&id);
+            fs::create_dir_all(pdir.join("files")).unwrap();
+            fs::write(pdir.join("files/shared.bin"), &data).unwrap();
+            let port = free_port().to_string();
+            PeerProc::spawn_logged(
+                &[
+                    &id,
+                    &port,
+                    &addr,
+                    "--dir",
+                    pdir.to_str().unwrap(),
+                    "--serve",
+                ],
+                &dir.path().join(format!("{id}.log")),
+            )
+        })
+        .collect();
+    let all = format!("peers {PEERS}   files 1");
+    wait_until(WAIT, "a frame with every peer", || {
+        complete_frames(&t.screen())
+            .iter()
+            .any(|f| f.contains(&all))
+    });
+    let frames = complete_frames(&t.screen());
+    for f in &frames {
+        let lines = visible_lines(f);
+        assert!(
+            lines.len() <= usize::from(rows),
+            "{} lines on a {rows}-line terminal: {f:?}",
+            lines.len()
+        );
+        assert!(lines[0].starts_with("p2pshare tracker   up 0:0"), "{f:?}");
+        for l in &lines {
+            assert!(
+                l.chars().count() < usize::from(cols),
+                "wider than {cols} columns less one: {l:?}"
+            );
+        }
+    }
+    let last = visible_lines(frames.iter().rfind(|f| f.contains(&all)).unwrap());
+    assert_eq!(last.len(), usize::from(rows), "a full screen: {last:#?}");
+    let shown = last.iter().filter(|l| l.starts_with('P')).count();
+    assert!(shown >= 2, "{last:#?}");
+    assert_eq!(
+        last.last().unwrap(),
+        &format!("… and {} more peers", PEERS - shown),
+        "{last:#?}"
+    );
 }
 
 #[test]
@@ -257,7 +355,7 @@ fn the_dashboard_to_a_file_prints_plain_frames_when_something_changes() {
     wait_until(WAIT, "a frame with S", || {
         text()
             .lines()
-            .any(|l| seeder_row(l) && l.ends_with("#] 100.0%"))
+            .any(|l| seeder_row(l) && l.contains("#] 100.0%    seeding"))
     });
     let text = text();
     assert!(

@@ -189,7 +189,7 @@ fn start_web(tracker: &Tracker, cfg: &HttpConfig) -> p2pshare::Result<Vec<String
     let server = WebServer::bind(cfg)?;
     let lines = server.banner();
     let ui = TrackerUi::new(
-        tracker.shared().clone(),
+        tracker.shared().summary_source(),
         tracker.started(),
         tracker.local_addr().to_string(),
     );

@@ -161,27 +161,6 @@ pub struct Announced {
     pub interval: Duration,
 }
 
-/// One peer as the old per-peer dashboard showed it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PeerView {
-    pub peer_id: String,
-    pub addr: String,
-    pub files: Vec<FileProgress>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct FileProgress {
-    pub name: String,
-    pub fraction: f64,
-    pub complete: bool,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Snapshot {
-    pub files: Vec<FileSummary>,
-    pub peers: Vec<PeerView>,
-}
-
 pub struct Catalogue {
     files: Vec<FileEntry>,
     by_name: BTreeMap<Box<str>, u32>,
@@ -709,41 +688,6 @@ impl Catalogue {
             .map(|&(rate, _, slot, i)| row(slot, Some(i), rate))
             .chain(recent.iter().map(|&(_, slot, h)| row(slot, h, 0.0)))
             .collect()
-    }
-
-    /// Every peer with every file: the old per-peer dashboard's view
-    /// (kept until both dashboards draw `summary`).
-    pub fn snapshot(&self) -> Snapshot {
-        let mut peers: Vec<PeerView> = self
-            .peers
-            .iter()
-            .flatten()
-            .map(|p| {
-                let mut files: Vec<FileProgress> = p
-                    .holdings
-                    .iter()
-                    .map(|h| {
-                        let f = &self.files[h.file as usize];
-                        FileProgress {
-                            name: f.record.name.clone(),
-                            fraction: f.fraction(h.state),
-                            complete: h.state == State::Complete || f.record.size == 0,
-                        }
-                    })
-                    .collect();
-                files.sort_by(|a, b| a.name.cmp(&b.name));
-                PeerView {
-                    peer_id: p.id.to_string(),
-                    addr: crate::net::join_host_port(&p.host.to_string(), p.port),
-                    files,
-                }
-            })
-            .collect();
-        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
-        Snapshot {
-            files: self.list_files(),
-            peers,
-        }
     }
 }
 

@@ -1,17 +1,23 @@
-//! `--dashboard`: uptime, peers, files, and one progress bar per peer per
-//! file, each from the pieces the peer announced against the file's piece
-//! count. `render` is pure (tested); `spawn` redraws it on stdout: on a
-//! terminal in place about once a second (cursor home, each line cleared,
-//! never scrolling); to a file or a pipe as plain frames without escape
-//! sequences, one each time the peers or their progress change, at most
-//! one every `PLAIN_PERIOD`, so a log grows with events, not with time.
+//! `--dashboard`: the swarm at a glance, at any size. From a `Summary`:
+//! a header (uptime, peers, seeders, leechers, files, the swarm's rate,
+//! announces per second, the interval), a completion histogram of the
+//! downloads in progress, per-file totals, then as many peer rows as the
+//! screen has lines left (the slowest downloads first), with a last line
+//! saying how many peers were left out. Never more lines than the screen
+//! has, never a line wider than it: a thousand peers fill one screen, as
+//! ten do.
+//!
+//! `render` is pure (tested); `spawn` redraws it on stdout: on a terminal
+//! in place about once a second (cursor home, each line cleared, never
+//! scrolling), at the size the terminal reports each time; to a file or a
+//! pipe as plain `PLAIN_SIZE` frames without escape sequences, one each
+//! time the swarm changes, at most one every `PLAIN_PERIOD`, so a log
+//! grows with events, not with time.
 
-use super::catalogue::Snapshot;
-use super::server::Shared;
-use crate::terminal::{screen_width, CLEAR_LINE};
-use std::fmt::Write as _;
+use super::summary::{FileTotals, Summary, HISTOGRAM_BUCKETS};
+use crate::terminal::{screen_size, CLEAR_LINE};
+use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Redraw period on a terminal, and how often a change is looked for
@@ -19,13 +25,36 @@ use std::time::{Duration, Instant};
 pub const TERMINAL_PERIOD: Duration = Duration::from_secs(1);
 /// Least time between two plain frames when stdout is a file or a pipe.
 pub const PLAIN_PERIOD: Duration = Duration::from_secs(5);
+/// (columns, lines) of a plain frame: a file or a pipe has no screen.
+pub const PLAIN_SIZE: (usize, usize) = (80, 40);
 /// Cursor to the top left: the frame overwrites the last one.
 const HOME: &str = "\x1b[H";
 const CLEAR_BELOW: &str = "\x1b[J";
 const MAX_PEER_COL: usize = 20;
+const MIN_PEER_COL: usize = 6;
 const MAX_FILE_COL: usize = 32;
+const MIN_FILE_COL: usize = 8;
+/// Below this the bar gives way to the optional columns' removal first.
 const MIN_BAR: usize = 10;
-const MAX_BAR: usize = 50;
+const MAX_BAR: usize = 40;
+/// Between the items of the header.
+const SEP: &str = "   ";
+/// From a screen this tall on, a blank line parts the sections.
+const ROOMY: usize = 20;
+const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// Where the dashboards get their `Summary`: called with the most peer
+/// rows they can show, under whatever lock it needs, and rendered after.
+/// Any `Fn(usize) -> Summary` is one.
+pub trait SummarySource: Send + 'static {
+    fn summary(&self, max_rows: usize) -> Summary;
+}
+
+impl<F: Fn(usize) -> Summary + Send + 'static> SummarySource for F {
+    fn summary(&self, max_rows: usize) -> Summary {
+        self(max_rows)
+    }
+}
 
 /// `1:02:03`, or `2d 01:02:03` past a day.
 pub fn format_uptime(d: Duration) -> String {
@@ -38,16 +67,66 @@ pub fn format_uptime(d: Duration) -> String {
     }
 }
 
+/// `3s`, `12m`, `5h`, `2d`: how long ago, in one short word.
+pub fn format_ago(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=99 => format!("{s}s"),
+        100..=5999 => format!("{}m", s / 60),
+        6000..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// Bytes per second for people, powers of 10 like every MB/s we print:
+/// `12.3 MB/s`, `512 kB/s`, `0 B/s`.
+pub fn format_rate(bps: f64) -> String {
+    let bps = if bps.is_finite() { bps.max(0.0) } else { 0.0 };
+    if bps >= 999_950.0 {
+        format!("{:.1} MB/s", bps / 1e6)
+    } else if bps >= 999.5 {
+        format!("{:.0} kB/s", bps / 1e3)
+    } else {
+        format!("{bps:.0} B/s")
+    }
+}
+
+/// `734.0 MB`: sizes like the web page's.
+fn format_size(n: u64) -> String {
+    crate::units::human_bytes(n)
+}
+
 /// `text` cut to `width` characters (with `…`), padded to `width`.
 fn column(text: &str, width: usize) -> String {
     let n = text.chars().count();
     if n <= width {
         format!("{text}{}", " ".repeat(width - n))
     } else {
-        let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
-        s.push('…');
-        s
+        fit(text, width)
     }
+}
+
+/// `text` right-aligned in `width`, cut if longer.
+fn right(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    if n <= width {
+        format!("{}{text}", " ".repeat(width - n))
+    } else {
+        fit(text, width)
+    }
+}
+
+/// `line` cut to at most `width` characters, the last one `…` when cut.
+fn fit(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut s: String = line.chars().take(width - 1).collect();
+    s.push('…');
+    s
 }
 
 /// `[#####.....]` for `fraction` of `width` cells.
@@ -63,107 +142,488 @@ fn percent(fraction: f64, complete: bool) -> String {
     format!("{p:5.1}%")
 }
 
-/// The dashboard as text, for a screen `width` columns wide.
-pub fn render(snap: &Snapshot, uptime: Duration, width: usize) -> String {
-    format!(
-        "p2pshare tracker   up {}   peers {}   files {}\n\n{}",
-        format_uptime(uptime),
-        snap.peers.len(),
-        snap.files.len(),
-        render_peers(snap, width)
-    )
+/// The dashboard as text, at most `height` lines of at most `width`
+/// characters (no line feed after the last line).
+pub fn render(s: &Summary, uptime: Duration, width: usize, height: usize) -> String {
+    let lines = frame(s, uptime, width.max(1), height.max(1));
+    let lines: Vec<String> = lines.iter().map(|l| fit(l, width)).collect();
+    lines.join("\n")
 }
 
-/// One line per peer per file: what changes when the swarm does.
-fn render_peers(snap: &Snapshot, width: usize) -> String {
-    let mut out = String::new();
-    if snap.peers.is_empty() {
-        out.push_str("no peers registered\n");
-        return out;
+/// The frame's lines, laid out to `height`; `render` cuts them to `width`.
+fn frame(s: &Summary, uptime: Duration, width: usize, height: usize) -> Vec<String> {
+    let mut out = header(s, uptime, width);
+    out.truncate(height);
+    let gap = usize::from(height >= ROOMY);
+    let left = |out: &Vec<String>| height.saturating_sub(out.len());
+    // The peer table's least: its column header and one row.
+    let peer_min = 2 + gap;
+
+    let hist = histogram(&s.histogram, width);
+    if !hist.is_empty() && left(&out) >= gap + hist.len() + peer_min {
+        out.extend(std::iter::repeat_n(String::new(), gap));
+        out.extend(hist);
     }
-    let peer_w = snap
-        .peers
-        .iter()
-        .map(|p| p.peer_id.chars().count())
-        .max()
-        .unwrap_or(0)
-        .min(MAX_PEER_COL);
-    let file_w = snap
-        .peers
-        .iter()
-        .flat_map(|p| p.files.iter().map(|f| f.name.chars().count()))
-        .max()
-        .unwrap_or(0)
-        .clamp("(no files)".len(), MAX_FILE_COL);
-    // peer, space, file, space, [bar], space, right-aligned "100.0%"
-    let fixed = peer_w + 1 + file_w + 1 + 2 + 1 + 6;
-    let bar_w = width.saturating_sub(fixed).clamp(MIN_BAR, MAX_BAR);
-    for p in &snap.peers {
-        let peer = column(&p.peer_id, peer_w);
-        if p.files.is_empty() {
-            let _ = writeln!(out, "{peer} (no files)   {}", p.addr);
-            continue;
-        }
-        for f in &p.files {
-            let _ = writeln!(
-                out,
-                "{peer} {} {} {}",
-                column(&f.name, file_w),
-                bar(f.fraction, bar_w),
-                percent(f.fraction, f.complete)
-            );
-        }
+
+    if !s.file_totals.is_empty() && left(&out) >= gap + 2 + peer_min {
+        // A third of what is left, at least its header and one row (and
+        // the "more" line when cut), so the peers still get most.
+        let room = left(&out) - gap - peer_min;
+        let budget = (left(&out) / 3).max(3).min(room);
+        out.extend(std::iter::repeat_n(String::new(), gap));
+        out.extend(files_block(&s.file_totals, width, budget));
+    }
+
+    let room = left(&out).saturating_sub(gap);
+    if room > 0 {
+        out.extend(std::iter::repeat_n(String::new(), gap));
+        out.extend(peers_block(s, width, room));
     }
     out
 }
 
+/// Uptime and the swarm's numbers: on one line when it fits, else the
+/// peers on one and the traffic on the next, each wrapped at `width`.
+fn header(s: &Summary, uptime: Duration, width: usize) -> Vec<String> {
+    let first = vec![
+        "p2pshare tracker".to_string(),
+        format!("up {}", format_uptime(uptime)),
+        format!("peers {}", s.peers),
+        format!("files {}", s.files),
+    ];
+    let announces = s.announces_per_s.max(0.0);
+    let second = vec![
+        format!("seeders {}", s.seeders),
+        format!("leechers {}", s.leechers),
+        format!("swarm {}", format_rate(s.rate_bps)),
+        if announces < 9.95 {
+            format!("announces {announces:.1}/s")
+        } else {
+            format!("announces {announces:.0}/s")
+        },
+        format!("interval {}s", s.interval.as_secs()),
+    ];
+    let one: Vec<String> = first.iter().chain(&second).cloned().collect();
+    if one.join(SEP).chars().count() <= width {
+        return vec![one.join(SEP)];
+    }
+    let mut lines = flow(&first, width);
+    lines.extend(flow(&second, width));
+    lines
+}
+
+/// `items` joined by `SEP` into lines no wider than `width` (an item too
+/// wide on its own is cut).
+fn flow(items: &[String], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for item in items {
+        let item = fit(item, width);
+        if line.is_empty() {
+            line = item;
+        } else if line.chars().count() + SEP.len() + item.chars().count() <= width {
+            line.push_str(SEP);
+            line.push_str(&item);
+        } else {
+            lines.push(std::mem::replace(&mut line, item));
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Two lines: the buckets' lower bounds, then a level and a count under
+/// each. One line when nothing downloads; none on a screen too narrow.
+fn histogram(h: &[u32; HISTOGRAM_BUCKETS], width: usize) -> Vec<String> {
+    if h.iter().all(|&n| n == 0) {
+        return vec!["no downloads in progress".into()];
+    }
+    // The labels only where the cells keep room for "█ 1000" (an
+    // 80-column terminal is drawn 79 wide).
+    let label_w = if width >= 9 + 7 * HISTOGRAM_BUCKETS {
+        9
+    } else {
+        0
+    };
+    let cell = (width.saturating_sub(label_w) / HISTOGRAM_BUCKETS).min(8);
+    if cell < 3 {
+        return vec![];
+    }
+    let max = h.iter().copied().max().unwrap_or(1).max(1);
+    let mut bounds = column(if label_w > 0 { "% done" } else { "" }, label_w);
+    let mut counts = column(if label_w > 0 { "downloads" } else { "" }, label_w);
+    for (i, &n) in h.iter().enumerate() {
+        bounds.push_str(&right(&format!("{}%", i * 10), cell));
+        let shown = if n == 0 {
+            "0".to_string()
+        } else {
+            // Ceiling: a single download still shows a sliver.
+            let level = ((n as u64 * LEVELS.len() as u64).div_ceil(max as u64)) as usize;
+            let glyph = LEVELS[level.clamp(1, LEVELS.len()) - 1];
+            // A space before each cell keeps neighbours apart.
+            // The count matters more than the level.
+            let room = cell - 1;
+            let count = n.to_string();
+            if count.len() + 2 <= room {
+                format!("{glyph} {count}")
+            } else if count.len() < room {
+                format!("{glyph}{count}")
+            } else if count.len() == room {
+                count
+            } else {
+                format!("{glyph}{}", compact_count(n, room - 1))
+            }
+        };
+        counts.push_str(&right(&shown, cell));
+    }
+    vec![bounds, counts]
+}
+
+/// `n` in at most `width` characters (at least 1): `1234`, else `12k`,
+/// else `99+`, `9+` or `+`.
+fn compact_count(n: u32, width: usize) -> String {
+    let plain = n.to_string();
+    let thousands = format!("{}k", n / 1000);
+    if plain.len() <= width {
+        plain
+    } else if n >= 1000 && thousands.len() <= width {
+        thousands
+    } else {
+        format!("{}+", "9".repeat(width.saturating_sub(1)))
+    }
+}
+
+/// How the columns of a table fit `width`: the name columns (shrunk
+/// towards their minimum only when nothing else gives), the fixed
+/// columns, then a bar and the optional columns, dropped from the last
+/// while the bar would be narrower than `MIN_BAR`.
+struct Layout {
+    names: Vec<usize>,
+    bar: usize,
+    /// How many of the optional columns are kept.
+    optional: usize,
+}
+
+fn layout(width: usize, names: &[(usize, usize)], fixed: usize, optional: &[usize]) -> Layout {
+    let mut widths: Vec<usize> = names.iter().map(|&(w, _)| w).collect();
+    let mut keep = optional.len();
+    loop {
+        let used = widths.iter().map(|w| w + 1).sum::<usize>()
+            + fixed
+            + optional[..keep].iter().map(|w| w + 1).sum::<usize>()
+            + 2;
+        let bar = width.saturating_sub(used);
+        if bar >= MIN_BAR {
+            return Layout {
+                names: widths,
+                bar: bar.min(MAX_BAR),
+                optional: keep,
+            };
+        }
+        if keep > 0 {
+            keep -= 1;
+            continue;
+        }
+        // The widest name column above its minimum gives a character.
+        let widest = widths
+            .iter()
+            .enumerate()
+            .filter(|&(i, &w)| w > names[i].1)
+            .max_by_key(|&(_, &w)| w)
+            .map(|(i, _)| i);
+        match widest {
+            Some(i) => widths[i] -= 1,
+            None => {
+                return Layout {
+                    names: widths,
+                    bar,
+                    optional: 0,
+                }
+            }
+        }
+    }
+}
+
+/// A bar of `width` cells, or nothing when there is no room for one.
+fn maybe_bar(fraction: f64, width: usize) -> String {
+    if width == 0 {
+        String::new()
+    } else {
+        format!(" {}", bar(fraction, width))
+    }
+}
+
+/// The per-file totals in at most `budget` lines (at least 2): a column
+/// header, one row per file, and "… and N more files" when cut.
+fn files_block(files: &[FileTotals], width: usize, budget: usize) -> Vec<String> {
+    let name_w = files
+        .iter()
+        .map(|f| f.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(4, MAX_FILE_COL);
+    // size, seeders, leechers (each with its space before)
+    const SIZE: usize = 9;
+    const COUNT: usize = 8;
+    let fixed = 1 + SIZE + 1 + COUNT + 1 + COUNT;
+    // percent, rate
+    let l = layout(width, &[(name_w, MIN_FILE_COL)], fixed, &[6, 10]);
+    let name_w = l.names[0];
+    let bar_w = l.bar;
+    let mut head = format!(
+        "{} {} {} {}",
+        column("file", name_w),
+        right("size", SIZE),
+        right("seeders", COUNT),
+        right("leechers", COUNT)
+    );
+    if bar_w > 0 {
+        head.push_str(&format!(" {}", column("mean done", bar_w + 2)));
+    }
+    if l.optional >= 1 {
+        head.push_str(&format!(" {}", right("%", 6)));
+    }
+    if l.optional >= 2 {
+        head.push_str(&format!(" {}", right("rate", 10)));
+    }
+    let mut out = vec![head.trim_end().to_string()];
+    let room = budget.saturating_sub(1);
+    let shown = if files.len() <= room {
+        files.len()
+    } else {
+        room.saturating_sub(1)
+    };
+    for f in &files[..shown] {
+        let mut line = format!(
+            "{} {} {} {}{}",
+            column(&f.name, name_w),
+            right(&format_size(f.size), SIZE),
+            right(&f.seeders.to_string(), COUNT),
+            right(&f.leechers.to_string(), COUNT),
+            // No bar when nothing downloads it: an empty one would say 0%.
+            if f.leechers == 0 && bar_w > 0 {
+                " ".repeat(bar_w + 3)
+            } else {
+                maybe_bar(f.mean_fraction, bar_w)
+            }
+        );
+        if l.optional >= 1 {
+            let pct = if f.leechers == 0 {
+                "-".to_string()
+            } else {
+                percent(f.mean_fraction, false)
+            };
+            line.push_str(&format!(" {}", right(&pct, 6)));
+        }
+        if l.optional >= 2 {
+            line.push_str(&format!(" {}", right(&format_rate(f.rate_bps), 10)));
+        }
+        out.push(line);
+    }
+    if shown < files.len() {
+        out.push(format!("… and {} more files", files.len() - shown));
+    }
+    out
+}
+
+/// The peer rows in at most `room` lines: a column header, the rows that
+/// fit, and "… and N more peers" for the peers not shown at all.
+fn peers_block(s: &Summary, width: usize, room: usize) -> Vec<String> {
+    if s.rows.is_empty() {
+        return if s.peers == 0 {
+            vec!["no peers registered".into()]
+        } else {
+            vec![format!("… {} peers", s.peers)]
+        };
+    }
+    if room < 2 {
+        return vec![format!("… {} peers", s.peers)];
+    }
+    let mut shown = s.rows.len().min(room - 1);
+    if left_out(s, shown) != (0, 0) {
+        shown = s.rows.len().min(room - 2);
+    }
+    let rows = &s.rows[..shown];
+    let peer_w = rows
+        .iter()
+        .map(|r| r.peer_id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(4, MAX_PEER_COL);
+    let file_w = rows
+        .iter()
+        .map(|r| r.file.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp("(no files)".len(), MAX_FILE_COL);
+    // percent (always), then rate and seen while they fit
+    let l = layout(
+        width,
+        &[(peer_w, MIN_PEER_COL), (file_w, MIN_FILE_COL)],
+        6 + 1,
+        &[10, 4],
+    );
+    let (peer_w, file_w, bar_w) = (l.names[0], l.names[1], l.bar);
+    let mut head = format!("{} {}", column("peer", peer_w), column("file", file_w));
+    if bar_w > 0 {
+        head.push_str(&format!(" {}", column("progress", bar_w + 2)));
+    }
+    head.push_str(&format!(" {}", right("%", 6)));
+    if l.optional >= 1 {
+        head.push_str(&format!(" {}", right("rate", 10)));
+    }
+    if l.optional >= 2 {
+        head.push_str(&format!(" {}", right("seen", 4)));
+    }
+    let mut out = vec![head.trim_end().to_string()];
+    for r in rows {
+        let peer = column(&r.peer_id, peer_w);
+        let mut line = if r.file.is_empty() {
+            // Its address where the bar and the percentage would be.
+            let tail_w = if bar_w > 0 { bar_w + 3 } else { 0 } + 6;
+            format!(
+                "{peer} {} {}",
+                column("(no files)", file_w),
+                column(&r.addr, tail_w)
+            )
+        } else {
+            format!(
+                "{peer} {}{} {}",
+                column(&r.file, file_w),
+                maybe_bar(r.fraction, bar_w),
+                percent(r.fraction, r.complete)
+            )
+        };
+        if l.optional >= 1 {
+            let rate = if r.complete {
+                "seeding".to_string()
+            } else if r.file.is_empty() {
+                String::new()
+            } else {
+                format_rate(r.rate_bps)
+            };
+            line.push_str(&format!(" {}", right(&rate, 10)));
+        }
+        if l.optional >= 2 {
+            line.push_str(&format!(" {}", right(&format_ago(r.seen_ago), 4)));
+        }
+        out.push(line);
+    }
+    match left_out(s, shown) {
+        (0, 0) => {}
+        (0, rows) => out.push(format!("… and {rows} more rows")),
+        (peers, _) => out.push(format!("… and {peers} more peers")),
+    }
+    out
+}
+
+/// What showing only the first `shown` rows leaves out: (the peers with
+/// no row shown, the rows not shown). A peer has a row per file.
+pub fn left_out(s: &Summary, shown: usize) -> (usize, usize) {
+    let shown = shown.min(s.rows.len());
+    let ids: HashSet<&str> = s.rows[..shown].iter().map(|r| r.peer_id.as_str()).collect();
+    (s.peers.saturating_sub(ids.len()), s.rows.len() - shown)
+}
+
 /// A frame for a terminal: drawn over the last one from the top left,
 /// each line cleared to its end, and whatever the last frame had below
-/// cleared too, so nothing scrolls and nothing flickers.
+/// cleared too, so nothing flickers. No line feed after the last line: a
+/// frame as tall as the screen does not scroll it.
 pub fn in_place(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     out.push_str(HOME);
-    for line in text.lines() {
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
         out.push_str(line);
         out.push_str(CLEAR_LINE);
-        out.push('\n');
     }
     out.push_str(CLEAR_BELOW);
     out
 }
 
+/// Whether two summaries show the same swarm: the same peers, files and
+/// progress. Rates and ages, which move every second, are left out, so a
+/// plain log gets a frame per event rather than per tick.
+pub fn same_swarm(a: &Summary, b: &Summary) -> bool {
+    let files = |s: &Summary| -> Vec<(String, u64, u32, u32, u64)> {
+        s.file_totals
+            .iter()
+            .map(|f| {
+                let mean = (f.mean_fraction * 1000.0) as u64;
+                (f.name.clone(), f.size, f.seeders, f.leechers, mean)
+            })
+            .collect()
+    };
+    let rows = |s: &Summary| -> Vec<(String, String, String, u64, bool)> {
+        s.rows
+            .iter()
+            .map(|r| {
+                let done = (r.fraction * 1000.0) as u64;
+                (
+                    r.peer_id.clone(),
+                    r.addr.clone(),
+                    r.file.clone(),
+                    done,
+                    r.complete,
+                )
+            })
+            .collect()
+    };
+    (a.peers, a.seeders, a.leechers, a.files, a.histogram)
+        == (b.peers, b.seeders, b.leechers, b.files, b.histogram)
+        && files(a) == files(b)
+        && rows(a) == rows(b)
+}
+
 /// Starts the thread that redraws the dashboard until stdout fails.
-pub fn spawn(shared: Arc<Shared>, started: Instant) {
+/// `source` is asked for as many peer rows as the screen has lines.
+pub fn spawn(source: impl SummarySource, started: Instant) {
     let spawned = std::thread::Builder::new()
         .name("tracker-dashboard".into())
         .spawn(move || {
             let terminal = std::io::stdout().is_terminal();
             // What the last plain frame showed, and when.
-            let mut shown: Option<(Snapshot, Instant)> = None;
+            let mut shown: Option<(Summary, Instant)> = None;
             loop {
-                let snap = shared.lock().snapshot();
                 let frame = if terminal {
-                    Some(in_place(&render(&snap, started.elapsed(), screen_width())))
+                    // One column short of the edge: a line that fills the
+                    // last column leaves the cursor waiting to wrap, where
+                    // erasing to the end of the line eats that column.
+                    let (w, h) = screen_size();
+                    let s = source.summary(h);
+                    Some(in_place(&render(
+                        &s,
+                        started.elapsed(),
+                        w.saturating_sub(1).max(1),
+                        h,
+                    )))
                 } else {
+                    let (w, h) = PLAIN_SIZE;
+                    let s = source.summary(h);
                     let due = match &shown {
                         None => true,
-                        Some((last, at)) => *last != snap && at.elapsed() >= PLAIN_PERIOD,
+                        Some((last, at)) => !same_swarm(last, &s) && at.elapsed() >= PLAIN_PERIOD,
                     };
-                    due.then(|| render(&snap, started.elapsed(), screen_width()))
+                    let frame = due.then(|| render(&s, started.elapsed(), w, h));
+                    if due {
+                        shown = Some((s, Instant::now()));
+                    }
+                    frame
                 };
                 if let Some(frame) = frame {
                     let mut out = std::io::stdout().lock();
                     let written = if terminal {
                         write!(out, "{frame}")
                     } else {
-                        writeln!(out, "{frame}")
+                        writeln!(out, "{frame}\n")
                     };
                     if written.and_then(|_| out.flush()).is_err() {
                         log::warn!("dashboard stopped: stdout is closed");
                         return;
-                    }
-                    if !terminal {
-                        shown = Some((snap, Instant::now()));
                     }
                 }
                 std::thread::sleep(TERMINAL_PERIOD);
@@ -175,106 +635,4 @@ pub fn spawn(shared: Arc<Shared>, started: Instant) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tracker::catalogue::{FileProgress, PeerView};
-    use crate::wire::FileSummary;
-
-    fn summary(name: &str) -> FileSummary {
-        FileSummary {
-            name: name.into(),
-            size: 1,
-            md5: [0; 16],
-            holders: 1,
-            seeders: 1,
-        }
-    }
-
-    fn progress(name: &str, fraction: f64, complete: bool) -> FileProgress {
-        FileProgress {
-            name: name.into(),
-            fraction,
-            complete,
-        }
-    }
-
-    #[test]
-    fn bars_and_percentages() {
-        let snap = Snapshot {
-            files: vec![summary("movie.bin"), summary("a")],
-            peers: vec![
-                PeerView {
-                    peer_id: "alice".into(),
-                    addr: "10.0.0.1:7000".into(),
-                    files: vec![
-                        progress("a", 1.0, true),
-                        progress("movie.bin", 0.573, false),
-                    ],
-                },
-                PeerView {
-                    peer_id: "bob".into(),
-                    addr: "10.0.0.2:7000".into(),
-                    files: vec![progress("movie.bin", 0.9999, false)],
-                },
-                PeerView {
-                    peer_id: "carol".into(),
-                    addr: "10.0.0.3:7000".into(),
-                    files: vec![],
-                },
-            ],
-        };
-        let text = render(&snap, Duration::from_secs(3723), 80);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "p2pshare tracker   up 1:02:03   peers 3   files 2"
-        );
-        assert!(lines[2].starts_with("alice a "), "{text}");
-        assert!(lines[2].ends_with("#] 100.0%"), "{text}");
-        assert!(lines[3].starts_with("alice movie.bin"), "{text}");
-        assert!(lines[3].contains("[#####"), "{text}");
-        assert!(lines[3].ends_with(".]  57.3%"), "{text}");
-        assert!(lines[4].starts_with("bob   movie.bin"), "{text}");
-        assert!(
-            lines[4].ends_with(".]  99.9%"),
-            "almost is not done: {text}"
-        );
-        assert!(lines[5].contains("carol") && lines[5].contains("(no files)"));
-        for l in &lines[2..5] {
-            assert!(l.chars().count() <= 80, "{l:?}");
-        }
-        // The bar is half full at 50%.
-        let b = bar(0.5, 10);
-        assert_eq!(b, "[#####.....]");
-        assert_eq!(bar(0.0, 4), "[....]");
-        assert_eq!(bar(2.0, 4), "[####]");
-    }
-
-    #[test]
-    fn empty_and_narrow() {
-        let text = render(&Snapshot::default(), Duration::from_secs(5), 80);
-        assert!(text.starts_with("p2pshare tracker   up 0:00:05   peers 0   files 0"));
-        assert!(text.contains("no peers registered"));
-        let snap = Snapshot {
-            files: vec![],
-            peers: vec![PeerView {
-                peer_id: "p".repeat(40),
-                addr: "h:1".into(),
-                files: vec![progress(&"f".repeat(100), 0.25, false)],
-            }],
-        };
-        let text = render(&snap, Duration::ZERO, 10);
-        let line = text.lines().nth(2).unwrap();
-        assert!(line.contains('…') && line.contains(" 25.0%"), "{line}");
-        assert!(line.contains(&format!("[{}]", "#".repeat(2) + &".".repeat(8))));
-        assert_eq!(format_uptime(Duration::from_secs(90_061)), "1d 01:01:01");
-    }
-
-    #[test]
-    fn terminal_frames_overwrite_in_place() {
-        let frame = in_place("a\nbb\n");
-        assert_eq!(frame, "\x1b[Ha\x1b[K\nbb\x1b[K\n\x1b[J");
-        let text = render(&Snapshot::default(), Duration::ZERO, 80);
-        assert!(!text.contains('\x1b') && !text.contains('\r'), "{text:?}");
-    }
-}
+mod tests;

@@ -17,7 +17,7 @@ pub mod server;
 pub mod summary;
 pub mod udp;
 
-pub use catalogue::{Catalogue, FileProgress, PeerView, Snapshot};
+pub use catalogue::Catalogue;
 pub use persist::Store;
 pub use server::Shared;
 pub use summary::{FileTotals, PeerRow, Summary};
@@ -145,7 +145,7 @@ impl Tracker {
         }
         server::spawn_reaper(self.shared.clone());
         if self.dashboard {
-            dashboard::spawn(self.shared.clone(), self.started);
+            dashboard::spawn(self.shared.summary_source(), self.started);
         }
         server::serve(self.listener, self.shared);
     }

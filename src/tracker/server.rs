@@ -66,6 +66,15 @@ impl Shared {
         }
     }
 
+    /// What the dashboards draw, taken under the lock, as often as they
+    /// ask.
+    pub fn summary_source(
+        self: &Arc<Self>,
+    ) -> impl Fn(usize) -> super::Summary + Send + Sync + 'static {
+        let shared = self.clone();
+        move |rows| shared.lock().summary(Instant::now(), rows)
+    }
+
     /// The catalogue. Its operations do not panic, but should one ever,
     /// the state is still usable: a poisoned lock is taken anyway.
     pub fn lock(&self) -> MutexGuard<'_, Catalogue> {

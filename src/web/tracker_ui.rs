@@ -1,33 +1,43 @@
 //! `tracker --http PORT`: the dashboard as a web page that refreshes
 //! itself (its script reloads the page's content every 2 s; without
-//! JavaScript a meta refresh does). Drawn from the same catalogue
-//! `Snapshot` as the terminal dashboard, taken under the lock and rendered
-//! without it.
+//! JavaScript a meta refresh does). Drawn from the same `Summary` as the
+//! terminal dashboard: counts, the swarm's rate, a completion histogram,
+//! per-file totals and at most `WEB_ROWS` peer rows, so a thousand peers
+//! make a page of the same size as ten.
 
 use super::escape::{html, human_bytes};
 use super::http::{Method, Request, Response};
 use super::{asset, method_not_allowed, render, App, Page};
-use crate::tracker::dashboard::format_uptime;
-use crate::tracker::{Shared, Snapshot};
-use crate::units::hex;
+use crate::tracker::dashboard::{format_ago, format_rate, format_uptime, left_out, SummarySource};
+use crate::tracker::summary::{Summary, HISTOGRAM_BUCKETS};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often the page refreshes itself.
 pub const REFRESH_SECS: u32 = 2;
+/// The most peer rows on the page.
+pub const WEB_ROWS: usize = 50;
+/// The most file rows on the page.
+pub const WEB_FILES: usize = 50;
 
 pub struct TrackerUi {
-    shared: Arc<Shared>,
+    source: Box<dyn SummarySource + Sync>,
     started: Instant,
     /// Where the tracker listens, shown on the page.
     listen: String,
 }
 
 impl TrackerUi {
-    pub fn new(shared: Arc<Shared>, started: Instant, listen: String) -> Arc<TrackerUi> {
+    /// `source` gives the summary to draw, asked for `WEB_ROWS` rows (any
+    /// `Fn(usize) -> Summary + Send + Sync` is one).
+    pub fn new(
+        source: impl SummarySource + Sync,
+        started: Instant,
+        listen: String,
+    ) -> Arc<TrackerUi> {
         Arc::new(TrackerUi {
-            shared,
+            source: Box::new(source),
             started,
             listen,
         })
@@ -56,8 +66,11 @@ impl App for TrackerUi {
         let path = req.head.path.as_str();
         match path {
             "/" if get => {
-                let snap = self.shared.lock().snapshot();
-                self.page(200, dashboard(&snap, self.started.elapsed(), &self.listen))
+                let summary = self.source.summary(WEB_ROWS);
+                self.page(
+                    200,
+                    dashboard(&summary, self.started.elapsed(), &self.listen),
+                )
             }
             "/" => method_not_allowed("GET, HEAD"),
             p => match p.strip_prefix("/static/").and_then(asset) {
@@ -85,147 +98,279 @@ fn percent(fraction: f64, complete: bool) -> f64 {
     }
 }
 
-/// The page's content: uptime and counts, one progress bar per peer per
-/// file, then the catalogue.
-pub fn dashboard(snap: &Snapshot, uptime: Duration, listen: &str) -> String {
+/// `n` and the noun, singular or plural.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("<b>{n}</b> {}", if n == 1 { one } else { many })
+}
+
+/// The page's content: uptime and counts, the histogram, per-file
+/// totals, then the peer rows (at most `WEB_ROWS`, `WEB_FILES` files).
+pub fn dashboard(s: &Summary, uptime: Duration, listen: &str) -> String {
     let mut out = format!(
-        "<p class=\"summary\">Up <b id=\"uptime\">{}</b> · <b>{}</b> {} · <b>{}</b> {} · \
-         peers reach the tracker on {}</p>\n<h1>Peers</h1>\n",
+        "<p class=\"summary\">Up <b id=\"uptime\">{}</b> · {} · {} · {} · {} · \
+         swarm <b id=\"rate\">{}</b> · <b>{:.1}</b> announces/s, every {} s · \
+         peers reach the tracker on {}</p>\n",
         format_uptime(uptime),
-        snap.peers.len(),
-        if snap.peers.len() == 1 {
-            "peer"
-        } else {
-            "peers"
-        },
-        snap.files.len(),
-        if snap.files.len() == 1 {
-            "file"
-        } else {
-            "files"
-        },
+        count(s.peers, "peer", "peers"),
+        count(s.files, "file", "files"),
+        count(s.seeders, "seeder", "seeders"),
+        count(s.leechers, "leecher", "leechers"),
+        html(&format_rate(s.rate_bps)),
+        s.announces_per_s.max(0.0),
+        s.interval.as_secs(),
         html(listen)
     );
-    out.push_str(
-        "<table id=\"peers\">\n<thead><tr><th>Peer</th><th>Address</th><th>File</th>\
-         <th>Progress</th></tr></thead>\n<tbody>\n",
+    histogram(&mut out, &s.histogram);
+    files(&mut out, s);
+    peers(&mut out, s);
+    let _ = writeln!(
+        out,
+        "<p class=\"dim\">Refreshes every {REFRESH_SECS} s.</p>"
     );
-    if snap.peers.is_empty() {
-        out.push_str("<tr class=\"empty\"><td colspan=\"4\">No peers registered.</td></tr>\n");
+    out
+}
+
+/// Ten columns, one per 10 % of completion, each as tall as its share of
+/// the largest; CSS classes give the heights (the page's policy allows no
+/// inline style).
+fn histogram(out: &mut String, h: &[u32; HISTOGRAM_BUCKETS]) {
+    out.push_str("<h1>Downloads by completion</h1>\n");
+    if h.iter().all(|&n| n == 0) {
+        out.push_str("<p class=\"dim\" id=\"histogram\">No downloads in progress.</p>\n");
+        return;
     }
-    for p in &snap.peers {
-        let (id, addr) = (html(&p.peer_id), html(&p.addr));
-        if p.files.is_empty() {
+    let max = h.iter().copied().max().unwrap_or(1).max(1);
+    out.push_str("<ol id=\"histogram\" class=\"histogram\">\n");
+    for (i, &n) in h.iter().enumerate() {
+        // Ceiling: one download still shows.
+        let tenths = (u64::from(n) * 10).div_ceil(u64::from(max));
+        let (lo, hi) = (i * 10, i * 10 + 10);
+        let _ = writeln!(
+            out,
+            "<li title=\"{n} {} {lo}–{hi} % done\"><span class=\"count\">{n}</span>\
+             <span class=\"col\"><span class=\"bar h{tenths}\"></span></span>\
+             <span class=\"label\">{lo}%</span></li>",
+            if n == 1 { "download" } else { "downloads" }
+        );
+    }
+    out.push_str("</ol>\n");
+}
+
+fn files(out: &mut String, s: &Summary) {
+    out.push_str(
+        "<h1>Files</h1>\n<table id=\"files\">\n<thead><tr><th>Name</th>\
+         <th class=\"num\">Size</th><th class=\"num\">Seeders</th>\
+         <th class=\"num\">Leechers</th><th>Mean completion</th>\
+         <th class=\"num\">Rate</th></tr></thead>\n<tbody>\n",
+    );
+    if s.file_totals.is_empty() {
+        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No files yet.</td></tr>\n");
+    }
+    for f in s.file_totals.iter().take(WEB_FILES) {
+        let done = if f.leechers == 0 {
+            "<span class=\"dim\">nothing downloading</span>".to_string()
+        } else {
+            let pct = percent(f.mean_fraction, false);
+            format!(
+                "<progress max=\"100\" value=\"{pct:.1}\"></progress> \
+                 <span class=\"pct\">{pct:.1}%</span>"
+            )
+        };
+        let _ = writeln!(
+            out,
+            "<tr data-file=\"{name}\"><td class=\"name\">{name}</td>\
+             <td class=\"num\" title=\"{} bytes\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td>{done}</td><td class=\"num\">{}</td></tr>",
+            f.size,
+            human_bytes(f.size),
+            f.seeders,
+            f.leechers,
+            html(&format_rate(f.rate_bps)),
+            name = html(&f.name),
+        );
+    }
+    if s.file_totals.len() > WEB_FILES {
+        let _ = writeln!(
+            out,
+            "<tr class=\"more\"><td colspan=\"6\">… and {} more files</td></tr>",
+            s.file_totals.len() - WEB_FILES
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+fn peers(out: &mut String, s: &Summary) {
+    out.push_str(
+        "<h1>Peers</h1>\n<p class=\"dim\">The slowest downloads first, then the peers \
+         seen most recently.</p>\n<table id=\"peers\">\n<thead><tr><th>Peer</th>\
+         <th>Address</th><th>File</th><th>Progress</th><th class=\"num\">Rate</th>\
+         <th class=\"num\">Seen</th></tr></thead>\n<tbody>\n",
+    );
+    if s.rows.is_empty() && s.peers == 0 {
+        out.push_str("<tr class=\"empty\"><td colspan=\"6\">No peers registered.</td></tr>\n");
+    }
+    let shown = s.rows.len().min(WEB_ROWS);
+    for r in &s.rows[..shown] {
+        let (id, addr) = (html(&r.peer_id), html(&r.addr));
+        let seen = format!("{} ago", format_ago(r.seen_ago));
+        if r.file.is_empty() {
             let _ = writeln!(
                 out,
                 "<tr data-peer=\"{id}\"><td class=\"name\">{id}</td><td>{addr}</td>\
-                 <td colspan=\"2\" class=\"dim\">no files</td></tr>"
+                 <td colspan=\"3\" class=\"dim\">no files</td><td class=\"num\">{seen}</td></tr>"
             );
+            continue;
         }
-        for (i, f) in p.files.iter().enumerate() {
-            let (shown_id, shown_addr) = if i == 0 {
-                (id.as_str(), addr.as_str())
-            } else {
-                ("", "")
-            };
-            let pct = percent(f.fraction, f.complete);
-            let _ = writeln!(
-                out,
-                "<tr data-peer=\"{id}\"><td class=\"name\">{shown_id}</td><td>{shown_addr}</td>\
-                 <td class=\"name\">{}</td><td><progress max=\"100\" value=\"{pct:.1}\"></progress> \
-                 <span class=\"pct\">{pct:.1}%</span>{}</td></tr>",
-                html(&f.name),
-                if f.complete {
-                    " <span class=\"ok\">seeding</span>"
-                } else {
-                    ""
-                }
-            );
-        }
-    }
-    out.push_str("</tbody>\n</table>\n<h1>Files</h1>\n");
-    out.push_str(
-        "<table id=\"files\">\n<thead><tr><th>Name</th><th class=\"num\">Size</th><th>MD5</th>\
-         <th class=\"num\">Holders</th><th class=\"num\">Complete</th></tr></thead>\n<tbody>\n",
-    );
-    if snap.files.is_empty() {
-        out.push_str("<tr class=\"empty\"><td colspan=\"5\">No files yet.</td></tr>\n");
-    }
-    for f in &snap.files {
+        let pct = percent(r.fraction, r.complete);
+        let rate = if r.complete {
+            String::new()
+        } else {
+            html(&format_rate(r.rate_bps))
+        };
         let _ = writeln!(
             out,
-            "<tr><td class=\"name\">{}</td><td class=\"num\" title=\"{} bytes\">{}</td>\
-             <td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            html(&f.name),
-            f.size,
-            human_bytes(f.size),
-            hex(&f.md5),
-            f.holders,
-            f.seeders
+            "<tr data-peer=\"{id}\"><td class=\"name\">{id}</td><td>{addr}</td>\
+             <td class=\"name\">{}</td><td><progress max=\"100\" value=\"{pct:.1}\"></progress> \
+             <span class=\"pct\">{pct:.1}%</span>{}</td><td class=\"num\">{rate}</td>\
+             <td class=\"num\">{seen}</td></tr>",
+            html(&r.file),
+            if r.complete {
+                " <span class=\"ok\">seeding</span>"
+            } else {
+                ""
+            }
         );
     }
-    let _ = writeln!(
-        out,
-        "</tbody>\n</table>\n<p class=\"dim\">Refreshes every {REFRESH_SECS} s.</p>"
-    );
-    out
+    match left_out(s, shown) {
+        (0, 0) => {}
+        (0, rows) => {
+            let _ = writeln!(
+                out,
+                "<tr class=\"more\"><td colspan=\"6\">… and {rows} more rows</td></tr>"
+            );
+        }
+        (peers, _) => {
+            let _ = writeln!(
+                out,
+                "<tr class=\"more\"><td colspan=\"6\">… and {peers} more peers</td></tr>"
+            );
+        }
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::{FileProgress, PeerView};
-    use crate::wire::FileSummary;
+    use crate::tracker::summary::{FileTotals, PeerRow};
+
+    fn row(peer: &str, file: &str, fraction: f64, complete: bool) -> PeerRow {
+        PeerRow {
+            peer_id: peer.into(),
+            addr: "10.0.0.1:7000".into(),
+            file: file.into(),
+            fraction,
+            complete,
+            rate_bps: if complete { 0.0 } else { 2e6 },
+            seen_ago: Duration::from_secs(1),
+        }
+    }
 
     #[test]
-    fn one_bar_per_peer_per_file_escaped() {
-        let snap = Snapshot {
-            files: vec![FileSummary {
+    fn counts_histogram_files_and_peers_escaped() {
+        let s = Summary {
+            peers: 3,
+            seeders: 1,
+            leechers: 1,
+            files: 1,
+            rate_bps: 2e6,
+            histogram: [0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            file_totals: vec![FileTotals {
                 name: "<movie>.bin".into(),
                 size: 2_000_000,
-                md5: [0xab; 16],
-                holders: 2,
                 seeders: 1,
+                leechers: 1,
+                mean_fraction: 0.9999,
+                rate_bps: 2e6,
             }],
-            peers: vec![
-                PeerView {
-                    peer_id: "alice".into(),
-                    addr: "10.0.0.1:7000".into(),
-                    files: vec![FileProgress {
-                        name: "<movie>.bin".into(),
-                        fraction: 1.0,
-                        complete: true,
-                    }],
-                },
-                PeerView {
-                    peer_id: "bob".into(),
-                    addr: "10.0.0.2:7000".into(),
-                    files: vec![FileProgress {
-                        name: "<movie>.bin".into(),
-                        fraction: 0.9999,
-                        complete: false,
-                    }],
-                },
-                PeerView {
-                    peer_id: "carol".into(),
-                    addr: "10.0.0.3:7000".into(),
-                    files: vec![],
-                },
+            rows: vec![
+                row("bob", "<movie>.bin", 0.9999, false),
+                row("alice", "<movie>.bin", 1.0, true),
+                row("carol", "", 0.0, false),
             ],
+            interval: Duration::from_secs(3),
+            announces_per_s: 1.0,
         };
-        let out = dashboard(&snap, Duration::from_secs(3723), "0.0.0.0:8000");
-        assert!(out.contains("Up <b id=\"uptime\">1:02:03</b> · <b>3</b> peers · <b>1</b> file"));
+        let out = dashboard(&s, Duration::from_secs(3723), "0.0.0.0:8000");
+        assert!(out.contains(
+            "Up <b id=\"uptime\">1:02:03</b> · <b>3</b> peers · <b>1</b> file · \
+             <b>1</b> seeder · <b>1</b> leecher · swarm <b id=\"rate\">2.0 MB/s</b>"
+        ));
         assert!(!out.contains("<movie>"), "names are escaped");
         assert!(out.contains("&lt;movie&gt;.bin"));
-        assert_eq!(out.matches("<progress").count(), 2);
+        // A bar per file in progress and per peer row with a file.
+        assert_eq!(out.matches("<progress").count(), 3);
         assert!(out.contains("value=\"100.0\"></progress> <span class=\"pct\">100.0%</span> <span class=\"ok\">seeding"));
+        assert_eq!(out.matches("seeding").count(), 1);
         assert!(
-            out.contains("<span class=\"pct\">99.9%</span>"),
-            "almost is not done"
+            out.contains("<span class=\"pct\">99.9%</span></td><td class=\"num\">2.0 MB/s"),
+            "almost is not done: {out}"
         );
         assert!(out.contains("<tr data-peer=\"carol\">"));
-        assert!(out.contains(&"ab".repeat(16)));
-        let empty = dashboard(&Snapshot::default(), Duration::ZERO, "x");
+        // The histogram: the full column for 90 %, nothing elsewhere.
+        assert!(out.contains("<span class=\"bar h10\"></span></span><span class=\"label\">90%"));
+        assert_eq!(out.matches("class=\"bar h0\"").count(), 9);
+        assert!(!out.contains("more peers"));
+        let empty = dashboard(&Summary::default(), Duration::ZERO, "x");
         assert!(empty.contains("No peers registered.") && empty.contains("No files yet."));
+        assert!(empty.contains("No downloads in progress."));
+    }
+
+    #[test]
+    fn a_thousand_peers_make_a_page_of_fifty_rows() {
+        let rows: Vec<PeerRow> = (0..1000)
+            .map(|i| row(&format!("p{i}"), "f", i as f64 / 1000.0, false))
+            .collect();
+        let s = Summary {
+            peers: 1000,
+            leechers: 1000,
+            histogram: [100; HISTOGRAM_BUCKETS],
+            file_totals: (0..80)
+                .map(|i| FileTotals {
+                    name: format!("f{i}"),
+                    ..FileTotals::default()
+                })
+                .collect(),
+            rows,
+            ..Summary::default()
+        };
+        let out = dashboard(&s, Duration::ZERO, "x");
+        assert_eq!(out.matches("<tr data-peer=").count(), WEB_ROWS);
+        assert!(out.contains("… and 950 more peers"));
+        assert_eq!(out.matches("<tr data-file=").count(), WEB_FILES);
+        assert!(out.contains("… and 30 more files"));
+        assert!(out.len() < 64 * 1024, "{} bytes", out.len());
+        // One peer with more files than rows: rows are left out, not peers.
+        let one = Summary {
+            peers: 1,
+            rows: (0..60)
+                .map(|i| row("solo", &format!("f{i}"), 1.0, true))
+                .collect(),
+            ..Summary::default()
+        };
+        assert!(dashboard(&one, Duration::ZERO, "x").contains("… and 10 more rows"));
+    }
+
+    #[test]
+    fn the_source_is_asked_for_the_rows_the_page_shows() {
+        let ui = TrackerUi::new(
+            |rows: usize| Summary {
+                peers: rows,
+                ..Summary::default()
+            },
+            Instant::now(),
+            "x".into(),
+        );
+        assert_eq!(ui.source.summary(WEB_ROWS).peers, WEB_ROWS);
     }
 }
