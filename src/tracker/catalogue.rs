@@ -365,6 +365,9 @@ impl Catalogue {
             (None, None) => {}
             (None, Some(s)) => {
                 f.count(s, 1);
+                // Most peers hold one file: room for exactly one, not the
+                // four a first push would make.
+                peer.holdings.reserve_exact(1);
                 peer.holdings.push(Holding {
                     file,
                     pos: f.members.len() as u32,
