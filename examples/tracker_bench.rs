@@ -576,6 +576,10 @@ fn run(a: &Args) -> Result<(), String> {
     // Set when warm-up ends: (t0, cpu ticks at t0).
     let mut window: Option<(Instant, u64)> = None;
     let mut ended: Option<(Instant, u64)> = None;
+    // This process's own CPU over the window: near 100% means the load
+    // generator, not the tracker, set the pace.
+    let me = std::process::id();
+    let (mut my_ticks0, mut my_ticks1) = (0, 0);
 
     loop {
         let now = Instant::now();
@@ -588,6 +592,7 @@ fn run(a: &Args) -> Result<(), String> {
                 a.secs
             );
             counts = Counts::default();
+            my_ticks0 = cpu_ticks(me).unwrap_or(0);
             window = Some((now, ticks));
         }
         if window.is_none() && now.duration_since(start) > WARMUP_LIMIT {
@@ -604,6 +609,7 @@ fn run(a: &Args) -> Result<(), String> {
             if now.duration_since(t0).as_secs_f64() >= a.secs {
                 let ticks = cpu_ticks(a.pid).ok_or("cannot read the tracker's /proc/PID/stat")?;
                 ended = Some((now, ticks));
+                my_ticks1 = cpu_ticks(me).unwrap_or(0);
             }
         }
         if let Some((t_end, _)) = ended {
@@ -771,13 +777,15 @@ fn run(a: &Args) -> Result<(), String> {
     let secs = t1.duration_since(t0).as_secs_f64();
     let rss = rss_kib(a.pid).ok_or("cannot read the tracker's /proc/PID/status")?;
     let cpu_secs = (ticks1 - ticks0) as f64 / clock_ticks_per_sec();
+    let my_cpu_secs = my_ticks1.saturating_sub(my_ticks0) as f64 / clock_ticks_per_sec();
     lat_us.sort_unstable();
     eprintln!(
-        "tracker-bench: {label}: window {secs:.2} s, answered {}, lost {}, tracker cpu {:.0}% of a core; \
+        "tracker-bench: {label}: window {secs:.2} s, answered {}, lost {}, tracker cpu {:.0}% of a core, load generator {:.0}%; \
          refused: bad cookie {}, unknown session {}, bad request {}; unknown file {}; errors {}{}",
         counts.answered,
         counts.lost,
         100.0 * cpu_secs / secs,
+        100.0 * my_cpu_secs / secs,
         counts.bad_cookie,
         counts.unknown_session,
         counts.bad_request,
@@ -785,6 +793,12 @@ fn run(a: &Args) -> Result<(), String> {
         counts.errors,
         if counts.last_error.is_empty() { String::new() } else { format!(" (last: {})", counts.last_error) },
     );
+    if cpu_secs < 0.9 * secs && my_cpu_secs < 0.9 * secs {
+        eprintln!(
+            "tracker-bench: warning: neither the tracker nor the load generator kept its core busy: \
+             other processes took CPU time, so announces_per_s is low (cpu_us_per_announce holds)"
+        );
+    }
     if counts.answered == 0 {
         return Err(format!("{label} answered no announce in the window"));
     }
