@@ -1,8 +1,9 @@
 # p2pshare: the two commands a newcomer types are `make demo` and `make test`.
 CARGO ?= cargo
 BIN := target/release
+PEERS ?= 400
 
-.PHONY: all build test lint demo bench bench-tracker swarm hosts clean
+.PHONY: all build test lint demo bench bench-tracker swarm hosts many-peers clean
 
 all: build
 
@@ -27,7 +28,8 @@ bench: build
 # UDP announces per second the tracker answers on one core, latency, CPU
 # per announce and memory, for PEERS simulated peers; then opentracker
 # under the same load (installed with apt-get when run as root).
-#   make bench-tracker PEERS=100000 SECS=10   (those are the defaults)
+#   make bench-tracker PEERS=100000 SECS=10   (those are the defaults; the
+# script's own, not the PEERS=400 of many-peers)
 bench-tracker: build
 	BIN=$(BIN) tools/bench_tracker.sh
 
@@ -45,6 +47,12 @@ hosts:
 	@HOSTS=1 tools/swarm.sh --check
 	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
 	BIN=$(BIN) HOSTS=1 tools/swarm.sh
+
+# PEERS real `peer --serve` processes from 127.0.0.1, all sharing one file:
+# passes when another peer's `files` lists every one as a holder, and the
+# tracker runs at most 64 threads.   make many-peers PEERS=400
+many-peers: build
+	BIN=$(BIN) PEERS=$(PEERS) tools/many_peers.sh
 
 clean:
 	$(CARGO) clean

@@ -351,7 +351,7 @@ pub fn accept_loop_refusing<F>(
     }
 }
 
-fn refuse_busy(stream: TcpStream) {
+pub fn refuse_busy(stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let mut w = &stream;
     let msg = Msg::Error {

@@ -4,11 +4,13 @@
 
 mod common;
 
+use common::udp_peer::{entry, UdpPeer};
 use common::*;
 use p2pshare::bitfield::Bitfield;
 use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::write_block;
+use p2pshare::wire::tracker_datagram::Held;
 use p2pshare::wire::{Msg, MAX_FRAME};
 use std::fs;
 use std::io::Write;
@@ -40,20 +42,20 @@ enum Misbehaviour {
 fn start_hostile(tracker: &str, record: &FileRecord, mode: Misbehaviour) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut session = Conn::connect(tracker, MAX_FRAME).unwrap();
-    let reg = Msg::Register {
-        peer_id: "EVIL".into(),
-        port,
-        advertise: String::new(),
-    };
-    assert!(matches!(session.call(&reg).unwrap(), Msg::Welcome { .. }));
     let nf = Msg::NewFile {
         record: record.clone(),
     };
-    assert!(matches!(session.call(&nf).unwrap(), Msg::Ok));
+    let mut conn = Conn::connect(tracker, MAX_FRAME).unwrap();
+    assert!(matches!(conn.call(&nf).unwrap(), Msg::Ok));
+    let mut session = UdpPeer::new("127.0.0.1", tracker, "EVIL", port);
+    session.register(vec![entry(record, Held::Complete)]);
+    // Announce every 2 s so the tracker keeps listing it.
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = session.announce(vec![]);
+    });
     let pieces = record.piece_count();
     std::thread::spawn(move || {
-        let _keep = session;
         for stream in listener.incoming().flatten() {
             std::thread::spawn(move || serve_badly(stream, pieces, mode));
         }

@@ -7,10 +7,16 @@ mod common;
 
 use common::proxy::DelayProxy;
 use common::swarm::*;
+use common::udp_peer::{entry, UdpPeer};
 use common::*;
+use p2pshare::record::FileRecord;
+use p2pshare::wire::tracker_datagram::Held;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 /// The `from` lines of a peer's log, as (peer id, blocks, rtt_ms).
 fn from_lines(log: &str) -> Vec<(String, u64, f64)> {
@@ -221,4 +227,65 @@ fn a_tracker_restart_is_survived() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert_eq!(fs::read(s.path("N/files/f.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_tracker_restart_under_load_is_recovered() {
+    // Real seeders, and 300 more peers announcing as fast as they are
+    // answered; the tracker is killed and started again. Every one of
+    // them must be listed again (each within an interval of the tracker
+    // being back; the time is printed, not asserted).
+    let mut s = Swarm::new();
+    let data = test_bytes(100_000, 36);
+    let seeders: Vec<PeerProc> = (1..=3)
+        .map(|i| {
+            let id = format!("S{i}");
+            s.give(&id, "f.bin", &data);
+            s.serve(&id, "f.bin", &[])
+        })
+        .collect();
+    let record = FileRecord::from_bytes("f.bin", &data);
+    let tracker = s.tracker.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(AtomicUsize::new(0));
+    let load = {
+        let (stop, live, tracker) = (stop.clone(), live.clone(), tracker.clone());
+        std::thread::spawn(move || {
+            let mut peers: Vec<UdpPeer> = (0..300)
+                .map(|i| {
+                    UdpPeer::new(
+                        &format!("127.0.{}.{}", 1 + i / 200, 1 + i % 200),
+                        &tracker,
+                        &format!("load{i}"),
+                        20_000 + i as u16,
+                    )
+                })
+                .collect();
+            while !stop.load(Ordering::Relaxed) {
+                let mut n = 0;
+                for p in &mut peers {
+                    n += usize::from(p.keep_alive(&[entry(&record, Held::Complete)]));
+                }
+                live.store(n, Ordering::Relaxed);
+            }
+        })
+    };
+    wait_until(WAIT, "the load to register", || {
+        live.load(Ordering::Relaxed) == 300
+    });
+    s.tracker.restart();
+    let back = Instant::now();
+    wait_until(WAIT, "every peer to register again", || {
+        let files = p2pshare::peer::tracker_client::list_files(&tracker).unwrap_or_default();
+        files.first().is_some_and(|f| f.holders == 303)
+    });
+    eprintln!(
+        "all 303 peers listed again {:?} after the restart",
+        back.elapsed()
+    );
+    let h = holders(&tracker, "f.bin");
+    assert_eq!(h.len(), 64, "a sample");
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    drop(seeders);
 }

@@ -1,23 +1,27 @@
-//! The tracker binary, spoken to directly with `net::Conn`.
+//! The tracker binary, spoken to directly: queries with `net::Conn` over
+//! TCP, sessions with hand-made UDP datagrams (`common::udp_peer`).
 
 mod common;
 
+use common::udp_peer::{entry, UdpPeer};
 use common::*;
 use p2pshare::error::{code, Error};
 use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::ty;
-use p2pshare::wire::{FileHave, FileSummary, FrameReader, Holder, Msg, MAX_FRAME};
+use p2pshare::wire::tracker_datagram::{
+    Held, Refusal, Reply, Request, CONNECT_LEN, MAX_TRACKER_DATAGRAM,
+};
+use p2pshare::wire::{FileSummary, FrameReader, Holder, Msg, MAX_FRAME};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 /// An owned copy of an answer, so the connection can be used again.
 fn owned(m: Msg<'_>) -> Msg<'static> {
     match m {
-        Msg::Welcome { host } => Msg::Welcome { host },
         Msg::Ok => Msg::Ok,
         Msg::FileList { files } => Msg::FileList { files },
         Msg::Record { record } => Msg::Record { record },
@@ -36,25 +40,22 @@ fn connect(t: &TrackerProc) -> Conn {
     Conn::connect(&t.addr(), MAX_FRAME).expect("connecting to the tracker")
 }
 
-fn register(c: &mut Conn, id: &str, port: u16) -> String {
-    let m = Msg::Register {
-        peer_id: id.into(),
-        port,
-        advertise: String::new(),
-    };
-    match call(c, &m).expect("REGISTER") {
-        Msg::Welcome { host } => host,
-        other => panic!("REGISTER answered {other:?}"),
-    }
-}
-
-fn new_file(c: &mut Conn, record: &FileRecord) -> Result<Msg<'static>, Error> {
+/// NEW_FILE on a fresh connection.
+fn publish(t: &TrackerProc, record: &FileRecord) -> Result<Msg<'static>, Error> {
     call(
-        c,
+        &mut connect(t),
         &Msg::NewFile {
             record: record.clone(),
         },
     )
+}
+
+/// A peer registered over UDP from 127.0.0.1, holding all of `records`.
+fn seeder(t: &TrackerProc, id: &str, port: u16, records: &[&FileRecord]) -> UdpPeer {
+    let mut p = UdpPeer::new("127.0.0.1", &t.addr(), id, port);
+    let a = p.register(records.iter().map(|r| entry(r, Held::Complete)).collect());
+    assert!(a.unknown.is_empty(), "{a:?}");
+    p
 }
 
 fn who_has(t: &TrackerProc, name: &str) -> Result<Vec<Holder>, Error> {
@@ -102,22 +103,34 @@ fn register_share_and_find_the_holder() {
     let t = TrackerProc::start(&tmp.path().join("data"));
     let rec = record_of(tmp.path(), "song.ogg", &test_bytes(10_000, 1));
 
-    let mut a = connect(&t);
-    assert_eq!(register(&mut a, "alice", 7001), "127.0.0.1");
-    assert_eq!(new_file(&mut a, &rec).unwrap(), Msg::Ok);
-    assert_eq!(new_file(&mut a, &rec).unwrap(), Msg::Ok, "identical again");
+    // Announcing a file the tracker has no record of: flagged unknown.
+    let mut a = UdpPeer::new("127.0.0.1", &t.addr(), "alice", 7001);
+    let got = a.register(vec![entry(&rec, Held::Complete)]);
+    assert_eq!(got.unknown, [true]);
+    assert_eq!((got.interval_secs, got.peers), (3, 1));
+    assert_eq!(got.source.to_string(), "127.0.0.1");
+    assert_eq!(publish(&t, &rec).unwrap(), Msg::Ok);
+    assert_eq!(publish(&t, &rec).unwrap(), Msg::Ok, "identical again");
+    assert!(a
+        .announce(vec![entry(&rec, Held::Complete)])
+        .unwrap()
+        .unknown
+        .is_empty());
 
     let holders = who_has(&t, "song.ogg").unwrap();
     assert_eq!(holders.len(), 1, "{holders:?}");
     let h = &holders[0];
     assert_eq!(
-        (h.peer_id.as_str(), h.host.as_str(), h.port),
-        ("alice", "127.0.0.1", 7001)
+        (
+            h.peer_id.as_str(),
+            h.host.as_str(),
+            h.port,
+            h.blocks,
+            h.complete
+        ),
+        ("alice", "127.0.0.1", 7001, 3, true)
     );
-    assert!(h.have.is_full() && h.have.len() == rec.piece_count());
-
     let files = list_files(&t);
-    assert_eq!(files.len(), 1);
     assert_eq!(
         (files[0].name.as_str(), files[0].size, files[0].md5),
         ("song.ogg", 10_000, rec.md5)
@@ -125,44 +138,19 @@ fn register_share_and_find_the_holder() {
     assert_eq!((files[0].holders, files[0].seeders), (1, 1));
     assert_eq!(get_record(&t, "song.ogg").unwrap(), rec);
 
-    // A second peer announces part of it; an advertised host is used as is.
-    let mut b = connect(&t);
-    let welcome = call(
-        &mut b,
-        &Msg::Register {
-            peer_id: "bob".into(),
-            port: 7002,
-            advertise: "bob.example".into(),
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        welcome,
-        Msg::Welcome {
-            host: "bob.example".into()
-        }
-    );
-    let mut have = p2pshare::bitfield::Bitfield::new(rec.piece_count());
-    have.set(1);
-    let ann = Msg::Announce {
-        files: vec![FileHave {
-            name: "song.ogg".into(),
-            md5: rec.md5,
-            have,
-        }],
-    };
-    assert_eq!(call(&mut b, &ann).unwrap(), Msg::Ok);
+    // A second peer, from another address, has one block.
+    let mut b = UdpPeer::new("127.0.0.2", &t.addr(), "bob", 7002);
+    b.register(vec![entry(&rec, Held::Partial(1))]);
     let holders = who_has(&t, "song.ogg").unwrap();
     assert_eq!(holders.len(), 2);
     assert_eq!(
-        (holders[1].host.as_str(), holders[1].port),
-        ("bob.example", 7002)
+        (holders[1].host.as_str(), holders[1].port, holders[1].blocks),
+        ("127.0.0.2", 7002, 1)
     );
-    assert_eq!(holders[1].have.count(), 1);
     let f = &list_files(&t)[0];
     assert_eq!((f.holders, f.seeders), (2, 1));
     assert_eq!(
-        call(&mut b, &Msg::Ping { nonce: 5 }).unwrap(),
+        call(&mut connect(&t), &Msg::Ping { nonce: 5 }).unwrap(),
         Msg::Pong { nonce: 5 }
     );
 }
@@ -173,27 +161,20 @@ fn same_name_other_content_is_refused_and_the_first_stays() {
     let t = TrackerProc::start(&tmp.path().join("data"));
     let first = record_of(tmp.path(), "report.pdf", &test_bytes(5000, 1));
     let second = record_of(tmp.path(), "report.pdf", &test_bytes(6000, 2));
-
-    let mut a = connect(&t);
-    register(&mut a, "A", 7001);
-    assert_eq!(new_file(&mut a, &first).unwrap(), Msg::Ok);
-    let mut b = connect(&t);
-    register(&mut b, "B", 7002);
-    let (c, message) = remote_code(new_file(&mut b, &second));
+    assert_eq!(publish(&t, &first).unwrap(), Msg::Ok);
+    seeder(&t, "A", 7001, &[&first]);
+    let (c, message) = remote_code(publish(&t, &second));
     assert_eq!(c, code::CONFLICT);
     assert!(
         message.contains("already shared with different content"),
         "{message}"
     );
     assert!(message.contains("rename"), "{message}");
-
     assert_eq!(get_record(&t, "report.pdf").unwrap(), first);
+    // B announcing the other version is not counted as a holder.
+    let mut b = UdpPeer::new("127.0.0.1", &t.addr(), "B", 7002);
+    b.register(vec![entry(&second, Held::Complete)]);
     assert_eq!(holder_ids(&t, "report.pdf"), ["A"]);
-    // The session survives the refusal.
-    assert_eq!(
-        call(&mut b, &Msg::Announce { files: vec![] }).unwrap(),
-        Msg::Ok
-    );
 }
 
 #[test]
@@ -208,91 +189,107 @@ fn unknown_names_are_not_found() {
 }
 
 #[test]
-fn session_messages_need_register_first() {
+fn tcp_sessions_are_gone() {
+    // The old REGISTER frame (type 0x01) is not a query.
     let tmp = temp_dir();
     let t = TrackerProc::start(&tmp.path().join("data"));
-    let rec = record_of(tmp.path(), "f", b"abc");
-    let mut c = connect(&t);
-    let (code_, message) = remote_code(new_file(&mut c, &rec));
-    assert_eq!(code_, code::PROTOCOL);
-    assert!(message.contains("register first"), "{message}");
-    let (code_, _) = remote_code(call(&mut c, &Msg::Announce { files: vec![] }));
-    assert_eq!(code_, code::PROTOCOL);
-    // The connection still works, and nothing was added.
-    assert!(list_files(&t).is_empty());
-    register(&mut c, "late", 1);
-    assert_eq!(new_file(&mut c, &rec).unwrap(), Msg::Ok);
+    let mut s = raw(&t);
+    let mut body = Vec::new();
+    p2pshare::wire::codec::put_str(&mut body, "A");
+    body.extend_from_slice(&[0x1b, 0x58, 0, 0]);
+    p2pshare::wire::frame::write_header(&mut s, 0x01, body.len()).unwrap();
+    s.write_all(&body).unwrap();
+    expect_protocol_error_then_close(s);
 }
 
 #[test]
-fn bye_removes_the_holder() {
+fn bye_removes_the_holder_and_only_the_current_session_may() {
     let tmp = temp_dir();
     let t = TrackerProc::start(&tmp.path().join("data"));
     let rec = record_of(tmp.path(), "f.bin", &test_bytes(9000, 3));
-    let mut a = connect(&t);
-    register(&mut a, "A", 7001);
-    new_file(&mut a, &rec).unwrap();
+    publish(&t, &rec).unwrap();
+    let mut a = seeder(&t, "A", 7001, &[&rec]);
+    let old = a.session;
     assert_eq!(holder_ids(&t, "f.bin"), ["A"]);
-    assert_eq!(call(&mut a, &Msg::Bye).unwrap(), Msg::Ok);
-    assert!(matches!(a.recv(), Ok(None) | Err(_)), "closed after BYE");
+    // Registering again (another process with the same id) replaces it.
+    let mut again = seeder(&t, "A", 7002, &[&rec]);
+    assert_ne!(again.session, old);
+    assert_eq!(a.announce(vec![]).unwrap_err(), Refusal::UnknownSession);
+    assert_eq!(a.bye().unwrap_err(), Refusal::UnknownSession);
+    let h = who_has(&t, "f.bin").unwrap();
+    assert_eq!(
+        (h.len(), h[0].port),
+        (1, 7002),
+        "the late goodbye changed nothing"
+    );
+    again.bye().unwrap();
     assert!(holder_ids(&t, "f.bin").is_empty());
-    // The record stays.
-    assert_eq!(list_files(&t)[0].holders, 0);
+    assert_eq!(list_files(&t)[0].holders, 0, "the record stays");
 }
 
 #[test]
-fn a_dropped_connection_removes_the_holder() {
+fn silent_peers_expire_after_three_intervals() {
     let tmp = temp_dir();
     let t = TrackerProc::start(&tmp.path().join("data"));
     let rec = record_of(tmp.path(), "f.bin", &test_bytes(9000, 4));
-    let mut a = connect(&t);
-    register(&mut a, "A", 7001);
-    new_file(&mut a, &rec).unwrap();
-    let mut b = connect(&t);
-    register(&mut b, "B", 7002);
-    new_file(&mut b, &rec).unwrap();
-    assert_eq!(holder_ids(&t, "f.bin"), ["A", "B"]);
-    drop(a);
-    wait_until(WAIT, "A to disappear from WHO_HAS", || {
-        !holder_ids(&t, "f.bin").contains(&"A".to_string())
+    publish(&t, &rec).unwrap();
+    seeder(&t, "A", 7001, &[&rec]);
+    let mut b = seeder(&t, "B", 7002, &[&rec]);
+    let start = Instant::now();
+    wait_until(WAIT, "A to expire while B announces", || {
+        b.announce(vec![]).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        holder_ids(&t, "f.bin") == ["B"]
     });
+    assert!(
+        start.elapsed() >= Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
-fn registering_again_replaces_the_old_session() {
+fn hundreds_of_peers_behind_one_address() {
+    // A lab behind one NAT: 300 peers from 127.0.0.1, each on its own
+    // port, all registered and listed; a query from that address works.
     let tmp = temp_dir();
-    let t = TrackerProc::start(&tmp.path().join("data"));
-    let rec = record_of(tmp.path(), "f", &test_bytes(100, 5));
-    let mut old = connect(&t);
-    register(&mut old, "A", 1);
-    new_file(&mut old, &rec).unwrap();
-    let mut new = connect(&t);
-    register(&mut new, "A", 2);
-    assert!(holder_ids(&t, "f").is_empty(), "old holdings dropped");
-    new_file(&mut new, &rec).unwrap();
-    // The old connection's session is stale: told to register again.
-    let (c, _) = remote_code(call(&mut old, &Msg::Announce { files: vec![] }));
-    assert_eq!(c, code::UNKNOWN_PEER);
-    // Its goodbye does not remove the newer registration.
-    assert_eq!(call(&mut old, &Msg::Bye).unwrap(), Msg::Ok);
-    drop(old);
-    let h = who_has(&t, "f").unwrap();
-    assert_eq!(h.len(), 1);
-    assert_eq!((h[0].peer_id.as_str(), h[0].port), ("A", 2));
+    let t = TrackerProc::start_with(&tmp.path().join("data"), &[]);
+    let rec = record_of(tmp.path(), "lab.img", &test_bytes(50_000, 8));
+    publish(&t, &rec).unwrap();
+    let peers: Vec<UdpPeer> = (0..300)
+        .map(|i| seeder(&t, &format!("lab-{i:03}"), 10_000 + i, &[&rec]))
+        .collect();
+    let f = &list_files(&t)[0];
+    assert_eq!((f.holders, f.seeders), (300, 300));
+    let sample = who_has(&t, "lab.img").unwrap();
+    assert_eq!(sample.len(), 64, "a sample of WHO_HAS's limit");
+    assert!(sample.iter().all(|h| h.host == "127.0.0.1" && h.complete));
+    // Many queries at once from the same address all get through, more
+    // than the per-address cap lets in at once.
+    let threads: Vec<_> = (0..40)
+        .map(|_| {
+            let addr = t.addr();
+            // The peer's own client: it waits and asks again when the
+            // tracker says it is busy.
+            std::thread::spawn(move || p2pshare::peer::tracker_client::list_files(&addr).is_ok())
+        })
+        .collect();
+    for th in threads {
+        assert!(th.join().unwrap());
+    }
+    drop(peers);
 }
 
 #[test]
-fn records_survive_a_restart() {
+fn records_survive_a_restart_and_peers_come_back() {
     let tmp = temp_dir();
     let mut t = TrackerProc::start(&tmp.path().join("data"));
     let big = record_of(tmp.path(), "big.iso", &test_bytes(300_000, 6));
     let empty = record_of(tmp.path(), "empty", b"");
-    let mut a = connect(&t);
-    register(&mut a, "A", 7001);
-    new_file(&mut a, &big).unwrap();
-    new_file(&mut a, &empty).unwrap();
+    publish(&t, &big).unwrap();
+    publish(&t, &empty).unwrap();
+    let mut a = seeder(&t, "A", 7001, &[&big, &empty]);
     assert_eq!(holder_ids(&t, "empty"), ["A"], "an empty file is held");
-    drop(a);
 
     t.restart();
     let files = list_files(&t);
@@ -302,11 +299,14 @@ fn records_survive_a_restart() {
     assert_eq!(get_record(&t, "big.iso").unwrap(), big);
     assert_eq!(get_record(&t, "empty").unwrap(), empty);
 
+    // The old connection id is refused: the new process has a new key.
+    assert_eq!(a.announce(vec![]).unwrap_err(), Refusal::BadCookie);
+    a.connect();
+    assert_eq!(a.announce(vec![]).unwrap_err(), Refusal::UnknownSession);
+
     // And the first record still wins after the restart.
     let other = record_of(tmp.path(), "big.iso", &test_bytes(10, 7));
-    let mut b = connect(&t);
-    register(&mut b, "B", 7002);
-    assert_eq!(remote_code(new_file(&mut b, &other)).0, code::CONFLICT);
+    assert_eq!(remote_code(publish(&t, &other)).0, code::CONFLICT);
 }
 
 /// Reads the answer to a bad frame: an ERROR(PROTOCOL), then the end.
@@ -337,9 +337,8 @@ fn garbage_does_not_hurt_the_tracker() {
     let tmp = temp_dir();
     let t = TrackerProc::start(&tmp.path().join("data"));
     let rec = record_of(tmp.path(), "keep.txt", b"keep me");
-    let mut keeper = connect(&t);
-    register(&mut keeper, "keeper", 9);
-    new_file(&mut keeper, &rec).unwrap();
+    publish(&t, &rec).unwrap();
+    let keeper = seeder(&t, "keeper", 9, &[&rec]);
 
     // Random bytes, a few times.
     for seed in 1..6 {
@@ -391,19 +390,6 @@ fn garbage_does_not_hurt_the_tracker() {
     s.write_all(&bytes).unwrap();
     expect_protocol_error_then_close(s);
 
-    // A registered session that turns to garbage loses its peer.
-    let mut victim = connect(&t);
-    register(&mut victim, "victim", 10);
-    new_file(&mut victim, &rec).unwrap();
-    victim
-        .writer()
-        .write_all(&[0xde, 0xad, 0xbe, 0xef, 0])
-        .unwrap();
-    victim.flush().unwrap();
-    wait_until(WAIT, "the garbled session to be removed", || {
-        !holder_ids(&t, "keep.txt").contains(&"victim".to_string())
-    });
-
     // A bad name is refused without closing the connection.
     let mut c = connect(&t);
     let mut body = Vec::new();
@@ -421,33 +407,117 @@ fn garbage_does_not_hurt_the_tracker() {
     // Everyone else is fine.
     assert_eq!(list_files(&t).len(), 1);
     assert_eq!(get_record(&t, "keep.txt").unwrap(), rec);
-    let mut fresh = connect(&t);
-    register(&mut fresh, "fresh", 11);
-    assert_eq!(new_file(&mut fresh, &rec).unwrap(), Msg::Ok);
-    assert!(holder_ids(&t, "keep.txt").contains(&"fresh".to_string()));
+    assert_eq!(publish(&t, &rec).unwrap(), Msg::Ok);
+    seeder(&t, "fresh", 11, &[&rec]);
+    assert_eq!(holder_ids(&t, "keep.txt"), ["fresh", "keeper"]);
     drop(keeper);
 }
 
 #[test]
 fn idle_connections_do_not_block_queries() {
+    // Idle and half-sent connections, more than one address may hold,
+    // from one address: refused or closed after a short silence, while
+    // announces still go through.
     let tmp = temp_dir();
     let t = TrackerProc::start(&tmp.path().join("data"));
     let mut idle = Vec::new();
-    for i in 0..50u8 {
-        let mut s = TcpStream::connect(t.addr()).unwrap();
+    for i in 0..100u8 {
+        let Ok(mut s) = TcpStream::connect(t.addr()) else {
+            continue;
+        };
         if i % 2 == 0 {
             // Half a header, then silence.
-            s.write_all(&[0, 0]).unwrap();
+            let _ = s.write_all(&[0, 0]);
         }
         idle.push(s);
     }
-    assert!(list_files(&t).is_empty());
-    let mut c = connect(&t);
-    register(&mut c, "busy", 1);
     let rec = record_of(tmp.path(), "x", b"x");
-    assert_eq!(new_file(&mut c, &rec).unwrap(), Msg::Ok);
+    // Announces do not wait on TCP at all.
+    let mut busy = UdpPeer::new("127.0.0.1", &t.addr(), "busy", 1);
+    assert_eq!(
+        busy.register(vec![entry(&rec, Held::Complete)]).unknown,
+        [true]
+    );
+    // Once the idle ones time out, the same address is served again.
+    wait_until(WAIT, "a query from the idle address", || {
+        Conn::connect(&t.addr(), MAX_FRAME)
+            .and_then(|mut c| {
+                c.call(&Msg::ListFiles)
+                    .map(|m| matches!(m, Msg::FileList { .. }))
+            })
+            .unwrap_or(false)
+    });
+    publish(&t, &rec).unwrap();
+    busy.announce(vec![entry(&rec, Held::Complete)]).unwrap();
     assert_eq!(holder_ids(&t, "x"), ["busy"]);
     drop(idle);
+}
+
+#[test]
+fn hostile_datagrams_draw_nothing_larger() {
+    let tmp = temp_dir();
+    let t = TrackerProc::start(&tmp.path().join("data"));
+    let rec = record_of(tmp.path(), "k", b"keep");
+    publish(&t, &rec).unwrap();
+    let attacker = UdpSocket::bind("127.0.0.3:0").unwrap();
+    attacker.connect(("127.0.0.1", t.port())).unwrap();
+    attacker
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let answer = |bytes: &[u8]| -> Option<usize> {
+        attacker.send(bytes).ok()?;
+        let mut buf = [0u8; 4096];
+        attacker.recv(&mut buf).ok()
+    };
+    // Garbage, truncated and oversized datagrams: no answer at all.
+    let mut connect = Vec::new();
+    Request::Connect { tx: 1 }.encode(&mut connect);
+    for junk in [
+        test_bytes(100, 1),
+        connect[..CONNECT_LEN - 1].to_vec(),
+        vec![b'p', b'2', 1, 0x11],
+        vec![0; MAX_TRACKER_DATAGRAM + 1],
+        vec![0xff; 60_000],
+    ] {
+        assert_eq!(answer(&junk), None, "{} bytes", junk.len());
+    }
+    // Forged connection ids: a short refusal, nothing registered.
+    let mut forger = UdpPeer::new("127.0.0.3", &t.addr(), "forger", 1);
+    for cookie in [0, 1, u64::MAX, 0x1234_5678_9abc_def0] {
+        forger.cookie = cookie;
+        let r = forger.announce_with(
+            p2pshare::wire::tracker_datagram::FLAG_REGISTER,
+            vec![entry(&rec, Held::Complete)],
+        );
+        assert_eq!(r.unwrap_err(), Refusal::BadCookie);
+    }
+    // Another source's id does not work from here.
+    let honest = seeder(&t, "honest", 2, &[&rec]);
+    forger.cookie = honest.cookie;
+    assert_eq!(forger.announce(vec![]).unwrap_err(), Refusal::BadCookie);
+    assert_eq!(holder_ids(&t, "k"), ["honest"]);
+    // A CONNECT's answer is as long as the CONNECT.
+    assert_eq!(answer(&connect), Some(CONNECT_LEN));
+    // A flood: thousands of datagrams, garbage and CONNECTs, then the
+    // tracker still answers everyone.
+    for i in 0..5_000u32 {
+        let _ = attacker.send(if i % 2 == 0 { &connect } else { &connect[..8] });
+    }
+    let mut late = UdpPeer::new("127.0.0.4", &t.addr(), "late", 3);
+    late.register(vec![entry(&rec, Held::Partial(0))]);
+    assert_eq!(holder_ids(&t, "k"), ["honest", "late"]);
+    // Every answer the flood drew was a CONNECTED of the CONNECT's size.
+    let mut buf = [0u8; 4096];
+    attacker
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    while let Ok(n) = attacker.recv(&mut buf) {
+        assert_eq!(n, CONNECT_LEN);
+        assert!(matches!(
+            Reply::decode(&buf[..n]),
+            Ok(Reply::Connected { .. })
+        ));
+    }
 }
 
 #[test]
@@ -461,7 +531,7 @@ fn prints_its_addresses_and_stops_cleanly() {
     assert_eq!(
         lines[..2],
         [
-            format!("tracker listening on 127.0.0.1:{port}"),
+            format!("tracker listening on 127.0.0.1:{port} (TCP and UDP)"),
             format!("reachable at 127.0.0.1:{port}")
         ],
         "{out}"

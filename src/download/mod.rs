@@ -415,9 +415,9 @@ impl Coordinator<'_, '_> {
             .into_iter()
             // Holders with nothing yet are peers downloading too: they
             // tell us (HAVE) what they get.
-            .filter(|h| h.peer_id != self.job.self_id && h.have.len() == record.piece_count())
+            .filter(|h| h.peer_id != self.job.self_id)
             .collect();
-        if usable.iter().any(|h| !h.have.is_full()) {
+        if usable.iter().any(|h| !h.complete) {
             self.shared.plan().set_swarm();
         }
         let n = usable.len().max(1) as u64;

@@ -112,7 +112,6 @@ impl Located {
             } => {
                 // Its holders may be out of the tracker's reach (or it out
                 // of ours) while neighbours know some.
-                let pieces = self.record.piece_count();
                 let ask = move || -> Result<Vec<Holder>> {
                     let holders = match tracker_client::who_has(&tracker, &name) {
                         Ok(h) => h,
@@ -122,7 +121,7 @@ impl Located {
                         }
                         Err(e) => return Err(e),
                     };
-                    if holders.iter().any(|h| usable(h, &me, pieces)) {
+                    if holders.iter().any(|h| usable(h, &me)) {
                         return Ok(holders);
                     }
                     Ok(holders_of(&search.find(&name, ttl), size, &md5))
@@ -176,8 +175,8 @@ fn floodable(e: &Error) -> bool {
     matches!(e, Error::NotFound(_) | Error::NoSources(_)) || e.is_remote_fault()
 }
 
-fn usable(h: &Holder, me: &str, pieces: u32) -> bool {
-    h.peer_id != me && h.have.len() == pieces && h.have.count() > 0
+fn usable(h: &Holder, me: &str) -> bool {
+    h.peer_id != me && h.blocks > 0
 }
 
 /// Picks the version of `name` most answering holders have.

@@ -1,6 +1,7 @@
 //! A peer: its store of shared files, the block server, the tracker
 //! session, and the operations the shell offers (`get`, `share`, ...).
 
+pub mod announcer;
 pub mod bench;
 pub mod config;
 pub mod lookup;
@@ -361,10 +362,11 @@ impl Peer {
                 dest.display()
             )));
         }
-        let note = match self
-            .session
-            .new_file_wait(record.clone(), Duration::from_secs(10))
-        {
+        let note = match self.session.new_file_wait(
+            &self.config.tracker,
+            record.clone(),
+            Duration::from_secs(10),
+        ) {
             Ok(()) => None,
             Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => Some(msg),
             Err(e) => return Err(e),

@@ -166,18 +166,14 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             let holders: Vec<_> = found
                 .holders
                 .into_iter()
-                .filter(|h| h.have.count() > 0 || found.size == 0)
+                .filter(|h| h.blocks > 0 || found.size == 0)
                 .collect();
             if holders.is_empty() {
                 let _ = writeln!(out, "no peer holds {name} right now");
             }
             let total = found.size.div_ceil(crate::record::BLOCK_SIZE as u64);
             for h in holders {
-                let have = if h.have.len() == crate::record::piece_count_for(found.size) {
-                    crate::record::blocks_held(found.size, &h.have)
-                } else {
-                    0
-                };
+                let have = h.blocks.min(total);
                 let addr = crate::net::join_host_port(&h.host, h.port);
                 let _ = writeln!(out, "{} {addr} {have}/{total}", h.peer_id);
             }

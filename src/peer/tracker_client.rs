@@ -1,36 +1,42 @@
-//! The peer's side of the tracker protocol: a session thread that registers,
-//! announces every 3 s and reconnects with backoff when the tracker goes
-//! away, plus one-shot queries (each on its own short connection, so a slow
-//! query never delays an announce).
+//! The peer's side of the tracker protocol: a session thread that keeps
+//! the tracker told of what this peer holds over UDP (`announcer` is the
+//! logic, this file moves its datagrams), plus one-shot queries over TCP,
+//! each on its own short connection: FILE_LIST, RECORD, WHO_HAS, and
+//! NEW_FILE for a record the tracker lacks.
 
+use super::announcer::{Announcer, Holdings, Identity, Notice};
 use super::store::Store;
 use super::Peer;
-use crate::bitfield::Bitfield;
 use crate::error::{code, Error, Result};
 use crate::net::Conn;
-use crate::record::{FileRecord, Md5Digest};
-use crate::wire::message::MAX_FILES;
-use crate::wire::{FileHave, FileSummary, Holder, Msg, ANNOUNCE_INTERVAL, MAX_FRAME};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use log::{info, warn};
-use std::collections::{HashMap, HashSet};
+use crate::record::FileRecord;
+use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
+use crate::wire::{FileSummary, Holder, Msg, MAX_FRAME};
+use crossbeam_channel::{select, Receiver, Sender};
+use log::{debug, info, warn};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often the tracker's address is looked up again while it cannot be
+/// resolved or reached (its name may move).
+const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+/// Times a one-shot query is tried when the tracker says it is busy.
+const BUSY_TRIES: u32 = 6;
 
 pub enum Command {
-    /// Tell the tracker about a new file; the answer goes back on the channel.
-    NewFile(Arc<FileRecord>, Option<Sender<Result<()>>>),
-    /// Leave the swarm; answered once the tracker has been told (or not).
-    Bye(Sender<()>),
-    /// Announce now rather than at the next interval (a download started).
+    /// Announce now rather than at the next interval (a download started,
+    /// a file was added).
     AnnounceNow,
     /// A download is about to start: tell the tracker we take part (no
     /// pieces yet) before asking who holds the file, so peers starting
-    /// at the same moment find each other. Answered when done (or not).
-    Joining(FileHave, Sender<()>),
+    /// at the same moment find each other. Answered when the tracker has
+    /// acknowledged it (or not, at the caller's timeout).
+    Joining(Arc<FileRecord>, Sender<()>),
+    /// Leave the swarm; answered once the tracker has been told (or not).
+    Bye(Sender<()>),
 }
 
 /// The handle the rest of the peer uses to talk to the session thread.
@@ -51,20 +57,29 @@ impl Session {
         )
     }
 
-    /// Announces a new file without waiting.
-    pub fn new_file(&self, record: Arc<FileRecord>) {
-        let _ = self.tx.send(Command::NewFile(record, None));
+    /// A file was added to the store: announce it without waiting.
+    pub fn new_file(&self, _record: Arc<FileRecord>) {
+        self.announce_now();
     }
 
-    /// Announces a new file and waits for the tracker's verdict.
-    pub fn new_file_wait(&self, record: Arc<FileRecord>, timeout: Duration) -> Result<()> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = self.tx.send(Command::NewFile(record, Some(tx)));
-        rx.recv_timeout(timeout).unwrap_or_else(|_| {
-            Err(Error::Timeout(
-                "waiting for the tracker to accept the file".into(),
-            ))
-        })
+    /// Publishes a new file's record on the tracker and waits for its
+    /// verdict (a name taken by other content is refused); the session
+    /// then announces it.
+    pub fn new_file_wait(
+        &self,
+        tracker: &str,
+        record: Arc<FileRecord>,
+        _timeout: Duration,
+    ) -> Result<()> {
+        let result = publish(tracker, &record).map_err(|e| match e {
+            Error::Remote { message, .. } => Error::Conflict(message),
+            Error::Conflict(m) => Error::Conflict(m),
+            other => Error::NoSources(format!(
+                "{other}; the file is shared and will be announced when the tracker returns"
+            )),
+        });
+        self.announce_now();
+        result
     }
 
     /// Asks for an announce now, without waiting for it.
@@ -76,14 +91,7 @@ impl Session {
     /// `timeout`; a missing tracker only means nobody learns of it yet.
     pub fn joining(&self, record: &FileRecord, timeout: Duration) {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let cmd = Command::Joining(
-            FileHave {
-                name: record.name.clone(),
-                md5: record.md5,
-                have: Bitfield::new(record.piece_count()),
-            },
-            tx,
-        );
+        let cmd = Command::Joining(Arc::new(record.clone()), tx);
         if self.tx.send(cmd).is_ok() {
             let _ = rx.recv_timeout(timeout);
         }
@@ -98,248 +106,265 @@ impl Session {
     }
 }
 
-/// The session thread's body: runs until BYE or the channel closes.
-pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
-    let mut backoff = Duration::from_secs(1);
-    let mut warned = false;
-    loop {
-        let mut registered = false;
-        match session(&peer, &rx, &mut registered) {
-            Ok(()) => return,
-            Err(e) => {
-                peer.session.connected.store(false, Ordering::Release);
-                if registered {
-                    backoff = Duration::from_secs(1);
-                    warned = false;
-                }
-                if !warned {
-                    warn!(
-                        "tracker {}: {e}; retrying in the background",
-                        peer.config.tracker
-                    );
-                    warned = true;
-                } else {
-                    info!(
-                        "tracker {}: {e}; retrying in {} s",
-                        peer.config.tracker,
-                        backoff.as_secs()
-                    );
+/// What the peer holds now: complete files, downloads in progress, and
+/// downloads about to start.
+fn holdings(store: &Store, joining: &HashMap<String, (Arc<FileRecord>, Sender<()>)>) -> Holdings {
+    let mut out = Holdings::new();
+    for r in store.records() {
+        out.insert(r.name.clone(), (r.md5, Held::Complete));
+    }
+    for p in store.partials() {
+        let r = &p.record;
+        if !out.contains_key(&r.name) {
+            let blocks = r.blocks_in(&p.have()).min(u32::MAX as u64) as u32;
+            out.insert(r.name.clone(), (r.md5, Held::Partial(blocks)));
+        }
+    }
+    for (name, (r, _)) in joining {
+        out.entry(name.clone()).or_insert((r.md5, Held::Partial(0)));
+    }
+    out
+}
+
+/// The tracker's UDP address: the same host and port as its TCP one.
+fn resolve(tracker: &str) -> Option<SocketAddr> {
+    tracker.to_socket_addrs().ok()?.next()
+}
+
+/// A UDP socket connected to the tracker, with a thread that forwards
+/// what arrives on it; the thread ends when the receiver is dropped.
+fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<u8>>)> {
+    let local: SocketAddr = if tracker.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let socket = UdpSocket::bind(local)?;
+    socket.connect(tracker)?;
+    let reader = socket.try_clone()?;
+    reader.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    std::thread::Builder::new()
+        .name("tracker-udp".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; MAX_TRACKER_DATAGRAM];
+            loop {
+                match reader.recv(&mut buf) {
+                    Ok(n) => {
+                        if tx.send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        // Still wanted?
+                        if tx.send(Vec::new()).is_err() {
+                            return;
+                        }
+                    }
+                    // An ICMP "port unreachable" for an earlier datagram:
+                    // the tracker is down, the retries will tell.
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
                 }
             }
-        }
-        // Wait out the backoff, still answering commands.
-        let until = Instant::now() + backoff;
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(Command::NewFile(_, Some(reply))) => {
-                    let _ = reply.send(Err(Error::NoSources(format!(
-                        "the tracker at {} cannot be reached; the file is shared and will be announced when it returns",
-                        peer.config.tracker
-                    ))));
-                }
-                Ok(Command::NewFile(_, None)) | Ok(Command::AnnounceNow) => {}
-                Ok(Command::Joining(_, reply)) => {
-                    let _ = reply.send(());
-                }
+        })?;
+    Ok((socket, rx))
+}
+
+/// The session thread's body: runs until BYE or the channel closes.
+pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
+    let cfg = &peer.config;
+    let id = Identity {
+        peer_id: cfg.id.clone(),
+        port: cfg.advertised_port(),
+        advertise: cfg
+            .advertise
+            .as_ref()
+            .map(|a| a.0.clone())
+            .unwrap_or_default(),
+    };
+    let seed = crate::rng::Rng::new().next_u64() as u32;
+    let mut announcer = Announcer::new(id, Instant::now(), seed);
+    let mut joining: HashMap<String, (Arc<FileRecord>, Sender<()>)> = HashMap::new();
+    let mut bye: Option<Sender<()>> = None;
+    let mut warned = false;
+    'resolve: loop {
+        let Some(addr) = resolve(&cfg.tracker) else {
+            if !warned {
+                warn!(
+                    "tracker {}: cannot resolve the address; retrying in the background",
+                    cfg.tracker
+                );
+                warned = true;
+            }
+            match rx.recv_timeout(RESOLVE_EVERY) {
                 Ok(Command::Bye(reply)) => {
                     let _ = reply.send(());
                     return;
                 }
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Command::Joining(_, reply)) => {
+                    let _ = reply.send(());
+                }
+                Ok(Command::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(_) => return,
             }
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-fn session(peer: &Arc<Peer>, rx: &Receiver<Command>, registered: &mut bool) -> Result<()> {
-    let cfg = &peer.config;
-    let mut conn = Conn::connect(&cfg.tracker, MAX_FRAME)?;
-    let advertise = cfg
-        .advertise
-        .as_ref()
-        .map(|a| a.0.clone())
-        .unwrap_or_default();
-    match conn.call(&Msg::Register {
-        peer_id: cfg.id.clone(),
-        port: cfg.advertised_port(),
-        advertise,
-    })? {
-        Msg::Welcome { host } => info!(
-            "registered with the tracker at {} as {} ({host}:{})",
-            cfg.tracker,
-            cfg.id,
-            cfg.advertised_port()
-        ),
-        other => {
-            return Err(Error::protocol(format!(
-                "expected WELCOME, got {}",
-                other.kind()
-            )))
-        }
-    }
-    *registered = true;
-    for record in peer.store.records() {
-        if let Err(e) = new_file(&mut conn, &record) {
-            warn!("not announced: {e}");
-            if !matches!(e, Error::Remote { .. }) {
-                return Err(e);
+            continue;
+        };
+        let (socket, datagrams) = match open_socket(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("tracker {}: cannot open a UDP socket: {e}", cfg.tracker);
+                std::thread::sleep(RESOLVE_EVERY);
+                continue;
             }
-        }
-    }
-    peer.session.connected.store(true, Ordering::Release);
-    // What this session told the tracker of the downloads in progress.
-    let mut sent: Sent = HashMap::new();
-    announce(peer, &mut conn, &mut sent)?;
-    let mut next_announce = Instant::now() + ANNOUNCE_INTERVAL;
-    loop {
-        let wait = next_announce.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Command::NewFile(record, reply)) => {
-                let result = new_file(&mut conn, &record);
-                let transport_failed = result
-                    .as_ref()
-                    .is_err_and(|e| !matches!(e, Error::Remote { .. }));
-                let summary = match &result {
-                    Ok(()) => Ok(()),
-                    Err(Error::Remote { message, .. }) => Err(Error::Conflict(message.clone())),
-                    Err(e) => Err(Error::NoSources(format!(
-                        "the tracker at {} did not answer ({e}); the file is shared and will be announced when it returns",
-                        peer.config.tracker
-                    ))),
-                };
-                match reply {
-                    Some(reply) => {
-                        let _ = reply.send(summary);
-                    }
-                    None => {
-                        if let Err(e) = &result {
-                            warn!("not announced: {e}");
+        };
+        let mut unreachable_since: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let held = holdings(&peer.store, &joining);
+            let (send, wake) = announcer.poll(now, &held);
+            if let Some(notice) = announcer.lost() {
+                on_notice(&peer, notice, &mut announcer, &mut warned);
+                unreachable_since = Some(now);
+            }
+            if let Some(bytes) = send {
+                if let Err(e) = socket.send(&bytes) {
+                    debug!("tracker {}: {e}", cfg.tracker);
+                }
+            }
+            // Joining downloads the tracker has seen may go on.
+            joining.retain(|name, (_, reply)| {
+                let done = announcer.acked(name) || !announcer.reachable();
+                if done {
+                    let _ = reply.send(());
+                }
+                !done
+            });
+            if let Some(reply) = bye.take_if(|_| !announcer.reachable()) {
+                let _ = reply.send(());
+                return;
+            }
+            // A tracker long unreachable may have moved: look it up again.
+            if unreachable_since.is_some_and(|t| now.duration_since(t) > RESOLVE_EVERY * 2) {
+                continue 'resolve;
+            }
+            let wait = wake.saturating_duration_since(Instant::now());
+            select! {
+                recv(datagrams) -> d => match d {
+                    Ok(bytes) if !bytes.is_empty() => {
+                        for n in announcer.on_datagram(&bytes, Instant::now()) {
+                            if n == Notice::Left {
+                                if let Some(reply) = bye.take() {
+                                    let _ = reply.send(());
+                                }
+                                return;
+                            }
+                            if matches!(n, Notice::Reachable(_)) {
+                                unreachable_since = None;
+                            }
+                            on_notice(&peer, n, &mut announcer, &mut warned);
                         }
                     }
-                }
-                if transport_failed {
-                    return result;
-                }
+                    Ok(_) => {}
+                    Err(_) => continue 'resolve,
+                },
+                recv(rx) -> cmd => match cmd {
+                    Ok(Command::AnnounceNow) => announcer.urge(),
+                    Ok(Command::Joining(record, reply)) => {
+                        joining.insert(record.name.clone(), (record, reply));
+                        announcer.urge();
+                    }
+                    Ok(Command::Bye(reply)) => {
+                        if !announcer.reachable() {
+                            let _ = reply.send(());
+                            return;
+                        }
+                        announcer.leave();
+                        bye = Some(reply);
+                    }
+                    Err(_) => return,
+                },
+                default(wait) => {}
             }
-            Ok(Command::Bye(reply)) => {
-                let _ = conn.call(&Msg::Bye);
-                let _ = reply.send(());
-                return Ok(());
-            }
-            Ok(Command::Joining(entry, reply)) => {
-                let result = if sent.contains_key(&entry.name) {
-                    Ok(())
-                } else {
-                    sent.insert(entry.name.clone(), (entry.md5, entry.have.clone()));
-                    announce_files(&mut conn, vec![entry])
-                };
-                let _ = reply.send(());
-                result?;
-            }
-            Ok(Command::AnnounceNow) | Err(RecvTimeoutError::Timeout) => {
-                announce(peer, &mut conn, &mut sent)?;
-                next_announce = Instant::now() + ANNOUNCE_INTERVAL;
-            }
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
 }
 
-fn new_file(conn: &mut Conn, record: &FileRecord) -> Result<()> {
-    call_ok(
-        conn,
+/// Acts on what the announcer noticed.
+fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mut bool) {
+    let tracker = &peer.config.tracker;
+    match notice {
+        Notice::Reachable(seen) => {
+            peer.session.connected.store(true, Ordering::Release);
+            info!(
+                "registered with the tracker at {tracker} as {} (it sees us at {seen})",
+                peer.config.id
+            );
+            *warned = false;
+        }
+        Notice::Unreachable => {
+            peer.session.connected.store(false, Ordering::Release);
+            if !*warned {
+                warn!("tracker {tracker}: no answer; retrying in the background");
+                *warned = true;
+            }
+        }
+        Notice::Publish(names) => {
+            for name in names {
+                let Some(record) = peer.store.get(&name).map(|f| f.record.clone()) else {
+                    // A download in progress of a file the tracker lost:
+                    // only its holders could publish it.
+                    continue;
+                };
+                match publish(tracker, &record) {
+                    Ok(()) => announcer.release(&name),
+                    Err(e) => warn!("{name} not announced: {e}"),
+                }
+            }
+        }
+        Notice::Refused => warn!(
+            "tracker {tracker} refused our announce (is --advertise a valid host?); retrying each interval"
+        ),
+        Notice::Left => {}
+    }
+}
+
+/// Sends a record with NEW_FILE on a fresh connection.
+pub fn publish(tracker: &str, record: &FileRecord) -> Result<()> {
+    query(
+        tracker,
         &Msg::NewFile {
             record: record.clone(),
         },
+        |m| matches!(m, Msg::Ok).then_some(()),
     )
 }
 
-/// Sends a request whose answer is OK.
-fn call_ok(conn: &mut Conn, msg: &Msg<'_>) -> Result<()> {
-    match conn.call(msg)? {
-        Msg::Ok => Ok(()),
-        other => Err(Error::protocol(format!(
-            "expected OK, got {}",
-            other.kind()
-        ))),
-    }
-}
-
-/// Tells the tracker what changed since the last announce: the pieces of
-/// each download in progress whose set grew, and downloads that ended
-/// without a file (a set of length 0). Complete files went as NEW_FILE.
-/// Nothing changed still makes an (empty) announce: it keeps us alive.
-fn announce(peer: &Peer, conn: &mut Conn, sent: &mut Sent) -> Result<()> {
-    let changes = announce_changes(&peer.store, sent);
-    for batch in batches(changes) {
-        announce_files(conn, batch)?;
-    }
-    Ok(())
-}
-
-fn announce_files(conn: &mut Conn, files: Vec<FileHave>) -> Result<()> {
-    call_ok(conn, &Msg::Announce { files })
-}
-
-/// Per download in progress: the md5 and piece set last announced.
-type Sent = HashMap<String, (Md5Digest, Bitfield)>;
-
-/// The entries to send, and `sent` updated as if they were.
-fn announce_changes(store: &Store, sent: &mut Sent) -> Vec<FileHave> {
-    let mut out = Vec::new();
-    let mut live = HashSet::new();
-    for p in store.partials() {
-        let name = &p.record.name;
-        if store.get(name).is_some() {
-            continue;
-        }
-        live.insert(name.clone());
-        let have = p.have();
-        if sent.get(name).map(|s| &s.1) != Some(&have) {
-            out.push(FileHave {
-                name: name.clone(),
-                md5: p.record.md5,
-                have: have.clone(),
-            });
-            sent.insert(name.clone(), (p.record.md5, have));
-        }
-    }
-    sent.retain(|name, (md5, _)| {
-        let keep = live.contains(name);
-        if !keep && store.get(name).is_none() {
-            out.push(FileHave {
-                name: name.clone(),
-                md5: *md5,
-                have: Bitfield::new(0),
-            });
-        }
-        keep
-    });
-    out
-}
-
-/// Splits entries so each ANNOUNCE stays well under the frame limit.
-fn batches(entries: Vec<FileHave>) -> Vec<Vec<FileHave>> {
-    const BUDGET: usize = 512 << 10;
-    let mut out = vec![Vec::new()];
-    let mut size = 0;
-    for e in entries {
-        let cost = 32 + e.name.len() + e.have.len() as usize / 8;
-        let last = out.last_mut().expect("never empty");
-        if !last.is_empty() && (size + cost > BUDGET || last.len() >= MAX_FILES) {
-            out.push(Vec::new());
-            size = 0;
-        }
-        size += cost;
-        out.last_mut().expect("never empty").push(e);
-    }
-    out
-}
-
 /// A one-shot exchange with the tracker on a fresh connection.
-fn query<T>(tracker: &str, msg: &Msg<'_>, pick: impl FnOnce(Msg<'_>) -> Option<T>) -> Result<T> {
+/// A tracker that says it is busy is asked again after a short, growing
+/// pause: a lab behind one address may ask all at once.
+fn query<T>(tracker: &str, msg: &Msg<'_>, pick: impl Fn(Msg<'_>) -> Option<T>) -> Result<T> {
+    let mut pause = Duration::from_millis(50);
+    for _ in 1..BUSY_TRIES {
+        match query_once(tracker, msg, &pick) {
+            Err(Error::Remote {
+                code: code::BUSY, ..
+            }) => {
+                let jitter = crate::rng::Rng::new().below(pause.as_millis() as u64);
+                std::thread::sleep(pause + Duration::from_millis(jitter));
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+    query_once(tracker, msg, &pick)
+}
+
+fn query_once<T>(tracker: &str, msg: &Msg<'_>, pick: &impl Fn(Msg<'_>) -> Option<T>) -> Result<T> {
     let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| unreachable(tracker, e))?;
     let kind = msg.kind();
     match conn.call(msg) {

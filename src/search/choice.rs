@@ -83,7 +83,8 @@ pub fn holder(a: &Answer) -> Holder {
             a.info.host.clone()
         },
         port: a.info.port,
-        have: a.info.have.clone(),
+        blocks: crate::record::blocks_held(a.info.size, &a.info.have),
+        complete: a.info.have.is_full(),
     }
 }
 

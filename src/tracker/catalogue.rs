@@ -1,68 +1,198 @@
 //! The tracker's state, with no sockets and no disk: the file records, the
-//! live peers, and which pieces each peer holds. Every operation that
-//! depends on time takes `now`, so expiry is tested with made-up instants.
+//! live peers, and how much of each file each peer holds. Every operation
+//! that depends on time takes `now`, so expiry is tested with made-up
+//! instants.
 //!
-//! Sessions: a REGISTER gives a peer a fresh session id. Messages carry the
-//! (peer id, session) pair; a stale pair (the peer expired, or registered
-//! again elsewhere) is refused with `UNKNOWN_PEER` so the peer registers
-//! again. "Live" peers are the ones in the map: `expire` (called every
-//! second by the reaper) removes the silent ones.
+//! Compact by design, for 100,000 live peers: a peer is its id, address,
+//! session, deadline and a short list of holdings, each a block count, not
+//! a piece set. Which pieces a holder has, a downloader learns from the
+//! holder itself (OPENED, then HAVE), and rarest-first is counted over the
+//! holders it is connected to; the tracker only needs to say who takes
+//! part and how far along each one is. Per file, the catalogue keeps the
+//! list of its participants (for WHO_HAS samples in O(64)) and running
+//! totals (for FILE_LIST and the dashboards in O(files)).
+//!
+//! Sessions: a REGISTER gives a peer a fresh session id; announces carry
+//! the (peer id, session) pair, and a stale pair is refused so the peer
+//! registers again.
 
-use crate::bitfield::Bitfield;
+use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
 use crate::error::{code, Error, Result};
-use crate::record::FileRecord;
+use crate::record::{FileRecord, BLOCK_SIZE};
 use crate::rng::Rng;
 use crate::units::hex;
 use crate::wire::message::MAX_HOLDERS;
-use crate::wire::{FileHave, FileSummary, Holder, PEER_EXPIRY};
-use std::collections::{BTreeMap, HashMap};
+use crate::wire::tracker_datagram::{Entry, Held};
+use crate::wire::{FileSummary, Holder, ANNOUNCE_INTERVAL};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-struct PeerEntry {
-    host: String,
-    port: u16,
-    last_seen: Instant,
-    session: u64,
-    /// File name -> pieces held. Only files of the catalogue, with a
-    /// bitfield as long as the record's piece count.
-    holdings: HashMap<String, Bitfield>,
+/// The announce rate the interval is sized for: past `3 s × this` live
+/// peers the interval grows, so the tracker's load stays near it.
+pub const TARGET_ANNOUNCES_PER_SEC: u64 = 20_000;
+/// The longest interval handed out (a million peers get 50 s).
+pub const MAX_INTERVAL: Duration = Duration::from_secs(300);
+/// A peer is forgotten after this many intervals without an announce.
+pub const MISSED_INTERVALS: u32 = 3;
+
+/// The announce interval for a swarm of `peers` live peers: 3 s, or one
+/// second per `TARGET_ANNOUNCES_PER_SEC` peers when that is longer.
+pub fn interval_for(peers: usize) -> Duration {
+    let secs = (peers as u64).div_ceil(TARGET_ANNOUNCES_PER_SEC);
+    Duration::from_secs(secs)
+        .max(ANNOUNCE_INTERVAL)
+        .min(MAX_INTERVAL)
 }
 
-/// One peer as the dashboard shows it.
+/// Where other peers dial a peer: the address the tracker saw, unless the
+/// peer advertised a name (most advertise nothing: no string is kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(Box<str>),
+}
+
+impl Host {
+    /// `advertise` if given (an IP literal is stored as an address), else
+    /// `source` (an IPv4-mapped address as plain IPv4).
+    pub fn from_announce(advertise: &str, source: IpAddr) -> Host {
+        if advertise.is_empty() {
+            return Host::Ip(source.to_canonical());
+        }
+        let bare = advertise.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => Host::Ip(ip.to_canonical()),
+            Err(_) => Host::Name(advertise.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// How far along a peer is with one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Partial(u32),
+    Complete,
+}
+
+struct Holding {
+    file: u32,
+    /// This peer's place in the file's `members`.
+    pos: u32,
+    state: State,
+    /// Bytes per second gained, smoothed over announces.
+    rate: f32,
+    /// When `state` last changed.
+    changed: Instant,
+}
+
+struct Peer {
+    id: Box<str>,
+    host: Host,
+    port: u16,
+    session: u64,
+    last_seen: Instant,
+    /// Forgotten after this, unless it announces again.
+    deadline: Instant,
+    holdings: Vec<Holding>,
+}
+
+struct FileEntry {
+    record: Arc<FileRecord>,
+    /// Peer slots taking part, in no order.
+    members: Vec<u32>,
+    /// Members holding every block.
+    seeders: u32,
+    /// Members with at least one block (or any member, for an empty file).
+    holders: u32,
+    /// Blocks held by the members still downloading.
+    partial_blocks: u64,
+}
+
+impl FileEntry {
+    fn holds(&self, s: State) -> bool {
+        match s {
+            State::Complete => true,
+            State::Partial(n) => n > 0 || self.record.size == 0,
+        }
+    }
+
+    fn count(&mut self, s: State, sign: i64) {
+        let d = |v: u32| (v as i64 + sign).max(0) as u32;
+        if s == State::Complete {
+            self.seeders = d(self.seeders);
+        }
+        if self.holds(s) {
+            self.holders = d(self.holders);
+        }
+        if let State::Partial(n) = s {
+            self.partial_blocks = (self.partial_blocks as i64 + sign * n as i64).max(0) as u64;
+        }
+    }
+
+    fn fraction(&self, s: State) -> f64 {
+        match s {
+            State::Complete => 1.0,
+            State::Partial(_) if self.record.size == 0 => 1.0,
+            State::Partial(n) => {
+                let held = (n as u64 * BLOCK_SIZE as u64).min(self.record.size);
+                held as f64 / self.record.size as f64
+            }
+        }
+    }
+}
+
+/// What an announce did, for the answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Announced {
+    /// Per entry: the catalogue has no record of that file.
+    pub unknown: Vec<bool>,
+    /// The interval to give the peer.
+    pub interval: Duration,
+}
+
+/// One peer as the old per-peer dashboard showed it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerView {
     pub peer_id: String,
-    /// `host:port` where other peers dial it.
     pub addr: String,
-    /// Sorted by file name.
     pub files: Vec<FileProgress>,
 }
 
-/// How much of one file a peer holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FileProgress {
     pub name: String,
-    /// Bytes held / file size, in 0.0..=1.0 (1.0 for an empty file).
     pub fraction: f64,
-    /// Holds every piece.
     pub complete: bool,
 }
 
-/// A copy of what the dashboard draws, taken under the lock and drawn
-/// without it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Snapshot {
     pub files: Vec<FileSummary>,
-    /// Sorted by peer id.
     pub peers: Vec<PeerView>,
 }
 
 pub struct Catalogue {
-    files: BTreeMap<String, Arc<FileRecord>>,
-    peers: HashMap<String, PeerEntry>,
+    files: Vec<FileEntry>,
+    by_name: BTreeMap<Box<str>, u32>,
+    peers: Vec<Option<Peer>>,
+    free: Vec<u32>,
+    by_id: HashMap<Box<str>, u32>,
     next_session: u64,
     rng: Rng,
+    announces: u64,
+    /// (when, announces so far), one a second from `expire`: the rate.
+    samples: VecDeque<(Instant, u64)>,
 }
 
 impl Default for Catalogue {
@@ -71,284 +201,8 @@ impl Default for Catalogue {
     }
 }
 
-/// A peer holds a file when it has at least one piece of it; an empty file
-/// (no pieces) is held by whoever has it listed.
-fn holds(have: &Bitfield) -> bool {
-    have.is_empty() || have.count() > 0
-}
-
-impl Catalogue {
-    pub fn new() -> Catalogue {
-        Catalogue::with_rng(Rng::new())
-    }
-
-    /// A catalogue whose random holder samples are reproducible.
-    pub fn with_rng(rng: Rng) -> Catalogue {
-        Catalogue {
-            files: BTreeMap::new(),
-            peers: HashMap::new(),
-            next_session: 1,
-            rng,
-        }
-    }
-
-    /// Adds a record read back from disk. False when the name is taken.
-    pub fn load_record(&mut self, record: FileRecord) -> bool {
-        if self.files.contains_key(&record.name) {
-            return false;
-        }
-        self.files.insert(record.name.clone(), Arc::new(record));
-        true
-    }
-
-    /// Starts a session for `peer_id`. Registering again replaces the old
-    /// entry (last wins): a fresh session id, the old holdings dropped.
-    pub fn register(&mut self, peer_id: &str, host: &str, port: u16, now: Instant) -> u64 {
-        let session = self.next_session;
-        self.next_session += 1;
-        self.peers.insert(
-            peer_id.to_string(),
-            PeerEntry {
-                host: host.to_string(),
-                port,
-                last_seen: now,
-                session,
-                holdings: HashMap::new(),
-            },
-        );
-        session
-    }
-
-    fn entry(&mut self, peer_id: &str, session: u64) -> Result<&mut PeerEntry> {
-        match self.peers.get_mut(peer_id) {
-            Some(e) if e.session == session => Ok(e),
-            _ => Err(unknown_peer(peer_id)),
-        }
-    }
-
-    /// Refreshes the peer's last-seen time: any message of a live session.
-    pub fn touch(&mut self, peer_id: &str, session: u64, now: Instant) -> Result<()> {
-        self.entry(peer_id, session)?.last_seen = now;
-        Ok(())
-    }
-
-    /// A peer shares a file (NEW_FILE). Ok(true) when the record is new
-    /// (the caller persists it), Ok(false) when an identical one is known.
-    /// Either way the sender holds every piece.
-    pub fn add_file(
-        &mut self,
-        peer_id: &str,
-        session: u64,
-        record: FileRecord,
-        now: Instant,
-    ) -> Result<bool> {
-        self.touch(peer_id, session, now)?;
-        let pieces = record.piece_count();
-        let name = record.name.clone();
-        let added = match self.files.get(&name) {
-            Some(known) if known.md5 != record.md5 || known.size != record.size => {
-                return Err(Error::Conflict(format!(
-                    "{name} is already shared with different content (md5 {}, {} bytes); \
-                     rename your file",
-                    hex(&known.md5),
-                    known.size
-                )));
-            }
-            Some(known) if **known != record => {
-                return Err(Error::Conflict(format!(
-                    "{name} is already shared with the same md5 but different piece \
-                     hashes; rename your file"
-                )));
-            }
-            Some(_) => false,
-            None => {
-                self.files.insert(name.clone(), Arc::new(record));
-                true
-            }
-        };
-        self.entry(peer_id, session)?
-            .holdings
-            .insert(name, Bitfield::full(pieces));
-        Ok(added)
-    }
-
-    /// Updates the peer's holdings with `files`: each entry replaces what
-    /// the peer held of that file; files not named keep what they had (a
-    /// peer sends only what changed). An entry with a piece set of length 0
-    /// for a file that has pieces withdraws the file (a download given up).
-    /// Entries naming an unknown file, another md5, or a set of another
-    /// length are ignored.
-    pub fn announce(
-        &mut self,
-        peer_id: &str,
-        session: u64,
-        files: &[FileHave],
-        now: Instant,
-    ) -> Result<()> {
-        let catalogue = &self.files;
-        let entry = match self.peers.get_mut(peer_id) {
-            Some(e) if e.session == session => e,
-            _ => return Err(unknown_peer(peer_id)),
-        };
-        entry.last_seen = now;
-        for f in files {
-            let Some(r) = catalogue.get(&f.name).filter(|r| r.md5 == f.md5) else {
-                continue;
-            };
-            if f.have.len() == r.piece_count() {
-                entry.holdings.insert(f.name.clone(), f.have.clone());
-            } else if f.have.is_empty() {
-                entry.holdings.remove(&f.name);
-            }
-        }
-        Ok(())
-    }
-
-    /// Ends a session. Only the current session may: an old connection of
-    /// a peer that registered again must not remove the newer entry.
-    pub fn remove_peer(&mut self, peer_id: &str, session: u64) -> bool {
-        match self.peers.get(peer_id) {
-            Some(e) if e.session == session => {
-                self.peers.remove(peer_id);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Forgets the peers silent for more than `PEER_EXPIRY`; their ids.
-    pub fn expire(&mut self, now: Instant) -> Vec<String> {
-        let mut gone: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|(_, e)| now.saturating_duration_since(e.last_seen) > PEER_EXPIRY)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &gone {
-            self.peers.remove(id);
-        }
-        gone.sort();
-        gone
-    }
-
-    pub fn peer_count(&self) -> usize {
-        self.peers.len()
-    }
-
-    pub fn file_count(&self) -> usize {
-        self.files.len()
-    }
-
-    /// Every file, sorted by name, with how many live peers hold it.
-    pub fn list_files(&self) -> Vec<FileSummary> {
-        let mut counts: HashMap<&str, (u32, u32)> = HashMap::new();
-        for e in self.peers.values() {
-            for (name, have) in &e.holdings {
-                if holds(have) {
-                    let c = counts.entry(name.as_str()).or_default();
-                    c.0 += 1;
-                    c.1 += u32::from(have.is_full());
-                }
-            }
-        }
-        self.files
-            .values()
-            .map(|r| {
-                let (holders, seeders) = counts.get(r.name.as_str()).copied().unwrap_or_default();
-                FileSummary {
-                    name: r.name.clone(),
-                    size: r.size,
-                    md5: r.md5,
-                    holders,
-                    seeders,
-                }
-            })
-            .collect()
-    }
-
-    pub fn record(&self, name: &str) -> Option<Arc<FileRecord>> {
-        self.files.get(name).cloned()
-    }
-
-    /// The live peers taking part in `name`, sorted by id: holders of some
-    /// or all of it, and peers that started downloading it (they will have
-    /// pieces to trade soon). A random sample of `MAX_HOLDERS` when there
-    /// are more.
-    pub fn holders(&mut self, name: &str) -> Result<Vec<Holder>> {
-        if !self.files.contains_key(name) {
-            return Err(not_found(name));
-        }
-        let mut out: Vec<Holder> = self
-            .peers
-            .iter()
-            .filter_map(|(id, e)| {
-                let have = e.holdings.get(name)?;
-                Some(Holder {
-                    peer_id: id.clone(),
-                    host: e.host.clone(),
-                    port: e.port,
-                    have: have.clone(),
-                })
-            })
-            .collect();
-        if out.len() > MAX_HOLDERS {
-            self.rng.shuffle(&mut out);
-            out.truncate(MAX_HOLDERS);
-        }
-        out.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
-        Ok(out)
-    }
-
-    /// What the dashboard shows.
-    pub fn snapshot(&self) -> Snapshot {
-        let mut peers: Vec<PeerView> = self
-            .peers
-            .iter()
-            .map(|(id, e)| {
-                let mut files: Vec<FileProgress> = e
-                    .holdings
-                    .iter()
-                    .filter_map(|(name, have)| {
-                        let r = self.files.get(name)?;
-                        let fraction = if r.size == 0 {
-                            1.0
-                        } else {
-                            // Whole blocks, minus what the short last block lacks.
-                            let held = r.blocks_in(have) * r.block_size as u64;
-                            let short = r.block_count() as u64 * r.block_size as u64 - r.size;
-                            let last_held = have.get(r.piece_count().saturating_sub(1));
-                            let held = if last_held {
-                                held.saturating_sub(short)
-                            } else {
-                                held
-                            };
-                            held as f64 / r.size as f64
-                        };
-                        Some(FileProgress {
-                            name: name.clone(),
-                            fraction: fraction.clamp(0.0, 1.0),
-                            complete: have.is_full(),
-                        })
-                    })
-                    .collect();
-                files.sort_by(|a, b| a.name.cmp(&b.name));
-                PeerView {
-                    peer_id: id.clone(),
-                    addr: crate::net::join_host_port(&e.host, e.port),
-                    files,
-                }
-            })
-            .collect();
-        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
-        Snapshot {
-            files: self.list_files(),
-            peers,
-        }
-    }
-}
-
-/// The error for a message of a session the catalogue does not know.
-fn unknown_peer(peer_id: &str) -> Error {
+/// The error for an announce of a session the catalogue does not know.
+pub fn unknown_peer(peer_id: &str) -> Error {
     Error::Remote {
         code: code::UNKNOWN_PEER,
         message: format!(
@@ -365,292 +219,533 @@ pub fn not_found(name: &str) -> Error {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn have(name: &str, r: &FileRecord, pieces: &[u32]) -> FileHave {
-        let mut b = Bitfield::new(r.piece_count());
-        for &p in pieces {
-            b.set(p);
-        }
-        FileHave {
-            name: name.into(),
-            md5: r.md5,
-            have: b,
-        }
+impl Catalogue {
+    pub fn new() -> Catalogue {
+        Catalogue::with_rng(Rng::new())
     }
 
-    fn remote_code(e: Error) -> u16 {
-        match e {
-            Error::Remote { code, .. } => code,
-            other => panic!("expected a remote error, got {other:?}"),
+    /// A catalogue whose random holder samples are reproducible.
+    pub fn with_rng(rng: Rng) -> Catalogue {
+        Catalogue {
+            files: Vec::new(),
+            by_name: BTreeMap::new(),
+            peers: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+            next_session: 1,
+            rng,
+            announces: 0,
+            samples: VecDeque::new(),
         }
     }
 
-    #[test]
-    fn register_add_and_find_holders() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::new();
-        let s = c.register("A", "10.0.0.1", 7000, t0);
-        let r = FileRecord::from_bytes("a.bin", &[7; 10_000]);
-        assert!(c.add_file("A", s, r.clone(), t0).unwrap());
-        assert!(
-            !c.add_file("A", s, r.clone(), t0).unwrap(),
-            "identical again"
-        );
-        let h = c.holders("a.bin").unwrap();
-        assert_eq!(h.len(), 1);
-        assert_eq!(
-            (h[0].peer_id.as_str(), h[0].host.as_str(), h[0].port),
-            ("A", "10.0.0.1", 7000)
-        );
-        assert!(h[0].have.is_full() && h[0].have.len() == 3);
-        assert_eq!(*c.record("a.bin").unwrap(), r);
-        let list = c.list_files();
-        assert_eq!(list.len(), 1);
-        assert_eq!(
-            (list[0].holders, list[0].seeders, list[0].size),
-            (1, 1, 10_000)
-        );
-        assert!(matches!(c.holders("nope"), Err(Error::NotFound(_))));
-        assert!(c.record("nope").is_none());
+    /// Adds a record read back from disk. False when the name is taken.
+    pub fn load_record(&mut self, record: FileRecord) -> bool {
+        if self.by_name.contains_key(record.name.as_str()) {
+            return false;
+        }
+        self.insert_file(record);
+        true
     }
 
-    #[test]
-    fn same_name_other_content_conflicts_and_first_stays() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::new();
-        let a = c.register("A", "h", 1, t0);
-        let b = c.register("B", "h", 2, t0);
-        let first = FileRecord::from_bytes("x", b"first");
-        c.add_file("A", a, first.clone(), t0).unwrap();
-        let e = c
-            .add_file("B", b, FileRecord::from_bytes("x", b"second"), t0)
-            .unwrap_err();
-        assert!(matches!(e, Error::Conflict(_)));
-        assert_eq!(e.wire_code(), code::CONFLICT);
-        let text = e.to_string();
-        assert!(
-            text.contains("already shared") && text.contains(&hex(&first.md5)),
-            "{text}"
-        );
-        assert_eq!(*c.record("x").unwrap(), first);
-        // B holds nothing of it.
-        let h = c.holders("x").unwrap();
-        assert_eq!(
-            h.iter().map(|h| h.peer_id.as_str()).collect::<Vec<_>>(),
-            ["A"]
-        );
-        // Same md5 and size but forged piece hashes: refused too.
-        let mut forged = first.clone();
-        forged.piece_hashes[0] = [0; 16];
-        assert!(matches!(
-            c.add_file("B", b, forged, t0),
-            Err(Error::Conflict(_))
-        ));
+    fn insert_file(&mut self, record: FileRecord) -> u32 {
+        let idx = self.files.len() as u32;
+        self.by_name.insert(record.name.as_str().into(), idx);
+        self.files.push(FileEntry {
+            record: Arc::new(record),
+            members: Vec::new(),
+            seeders: 0,
+            holders: 0,
+            partial_blocks: 0,
+        });
+        idx
     }
 
-    #[test]
-    fn announce_updates_holdings_and_ignores_bad_entries() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::new();
-        let a = c.register("A", "h", 1, t0);
-        let b = c.register("B", "h", 2, t0);
-        let r = FileRecord::from_bytes("f", &[1; 5 * 4096]);
-        let other = FileRecord::from_bytes("g", &[2; 4096]);
-        c.add_file("A", a, r.clone(), t0).unwrap();
-        c.add_file("A", a, other.clone(), t0).unwrap();
-
-        let mut wrong_md5 = have("f", &r, &[0]);
-        wrong_md5.md5 = [0; 16];
-        let mut wrong_len = have("f", &r, &[0]);
-        wrong_len.have = Bitfield::full(9);
-        let unknown = FileHave {
-            name: "zzz".into(),
-            md5: [1; 16],
-            have: Bitfield::full(1),
+    /// A record shared with NEW_FILE. Ok(true) when it is new (the caller
+    /// persists it), Ok(false) when an identical one is known; a record
+    /// under a known name with other content is refused, the first stays.
+    pub fn publish(&mut self, record: FileRecord) -> Result<bool> {
+        let name = record.name.clone();
+        let Some(&idx) = self.by_name.get(name.as_str()) else {
+            self.insert_file(record);
+            return Ok(true);
         };
-        c.announce("B", b, &[wrong_md5, wrong_len, unknown], t0)
-            .unwrap();
-        assert_eq!(c.holders("f").unwrap().len(), 1, "only A");
-
-        c.announce("B", b, &[have("f", &r, &[1, 2])], t0).unwrap();
-        let h = c.holders("f").unwrap();
-        assert_eq!(h.len(), 2);
-        assert_eq!(h[1].peer_id, "B");
-        assert_eq!(h[1].have.iter_ones().collect::<Vec<_>>(), [1, 2]);
-        let f = &c.list_files()[0];
-        assert_eq!((f.name.as_str(), f.holders, f.seeders), ("f", 2, 1));
-
-        // A zero-piece set: downloading, listed for others to connect
-        // to, but not counted as holding.
-        c.announce("B", b, &[have("f", &r, &[])], t0).unwrap();
-        assert_eq!(c.holders("f").unwrap().len(), 2);
-        assert_eq!(c.list_files()[0].holders, 1);
-
-        // A set of length 0 withdraws the file.
-        let mut gone = have("f", &r, &[]);
-        gone.have = Bitfield::new(0);
-        c.announce("B", b, &[gone], t0).unwrap();
-        assert_eq!(c.holders("f").unwrap().len(), 1);
-
-        // An announce without g leaves g as it was: only changes are sent.
-        c.announce("A", a, &[have("f", &r, &[0, 1, 2, 3, 4])], t0)
-            .unwrap();
-        assert_eq!(c.holders("g").unwrap().len(), 1);
-        assert_eq!(c.list_files()[1].holders, 1);
-    }
-
-    #[test]
-    fn stale_sessions_are_refused_and_last_registration_wins() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::new();
-        let old = c.register("A", "h", 1, t0);
-        let r = FileRecord::from_bytes("f", b"data");
-        c.add_file("A", old, r.clone(), t0).unwrap();
-        let new = c.register("A", "h2", 2, t0);
-        assert_ne!(old, new);
-        assert!(c.holders("f").unwrap().is_empty(), "old holdings dropped");
-        assert_eq!(
-            remote_code(c.announce("A", old, &[], t0).unwrap_err()),
-            code::UNKNOWN_PEER
-        );
-        let e = c.add_file("A", old, r.clone(), t0).unwrap_err();
-        assert_eq!(e.wire_code(), code::UNKNOWN_PEER);
-        assert!(c.touch("A", old, t0).is_err());
-        assert!(c.touch("nobody", 1, t0).is_err());
-        assert_eq!(
-            remote_code(c.announce("nobody", 5, &[], t0).unwrap_err()),
-            code::UNKNOWN_PEER
-        );
-        // The old connection closing does not remove the new registration.
-        assert!(!c.remove_peer("A", old));
-        assert_eq!(c.peer_count(), 1);
-        c.add_file("A", new, r, t0).unwrap();
-        let h = c.holders("f").unwrap();
-        assert_eq!((h[0].host.as_str(), h[0].port), ("h2", 2));
-        assert!(c.remove_peer("A", new));
-        assert_eq!(c.peer_count(), 0);
-        assert!(c.holders("f").unwrap().is_empty());
-        assert_eq!(c.file_count(), 1, "records outlive their holders");
-    }
-
-    #[test]
-    fn silent_peers_expire_after_three_intervals() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::new();
-        let a = c.register("A", "h", 1, t0);
-        let b = c.register("B", "h", 2, t0);
-        let r = FileRecord::from_bytes("f", b"x");
-        c.add_file("A", a, r.clone(), t0).unwrap();
-        c.add_file("B", b, r.clone(), t0).unwrap();
-        // B keeps announcing, A goes silent.
-        for s in [3, 6, 9, 12] {
-            let now = t0 + Duration::from_secs(s);
-            c.announce("B", b, &[have("f", &r, &[0])], now).unwrap();
+        let known = &self.files[idx as usize].record;
+        if known.md5 != record.md5 || known.size != record.size {
+            return Err(Error::Conflict(format!(
+                "{name} is already shared with different content (md5 {}, {} bytes); \
+                 rename your file",
+                hex(&known.md5),
+                known.size
+            )));
         }
-        assert!(
-            c.expire(t0 + PEER_EXPIRY).is_empty(),
-            "exactly 9 s is not yet"
-        );
-        let gone = c.expire(t0 + PEER_EXPIRY + Duration::from_millis(1));
-        assert_eq!(gone, ["A"]);
-        let h = c.holders("f").unwrap();
-        assert_eq!(
-            h.iter().map(|h| h.peer_id.as_str()).collect::<Vec<_>>(),
-            ["B"]
-        );
-        assert_eq!(
-            remote_code(c.announce("A", a, &[], t0 + PEER_EXPIRY * 2).unwrap_err()),
-            code::UNKNOWN_PEER
-        );
-        // Queries count as life too.
-        let now = t0 + Duration::from_secs(20);
-        c.touch("B", b, now).unwrap();
-        assert!(c.expire(now + PEER_EXPIRY).is_empty());
-        assert_eq!(c.expire(now + PEER_EXPIRY * 2), ["B"]);
-        // An instant before last_seen (clock confusion) does not expire.
-        let d = c.register("D", "h", 3, now);
-        assert!(c.expire(t0).is_empty());
-        assert!(c.remove_peer("D", d));
-    }
-
-    #[test]
-    fn empty_file_is_held_by_whoever_has_it() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::new();
-        let a = c.register("A", "h", 1, t0);
-        let b = c.register("B", "h", 2, t0);
-        let r = FileRecord::from_bytes("empty", b"");
-        assert_eq!(r.piece_count(), 0);
-        c.add_file("A", a, r.clone(), t0).unwrap();
-        c.announce("B", b, &[have("empty", &r, &[])], t0).unwrap();
-        let h = c.holders("empty").unwrap();
-        assert_eq!(h.len(), 2);
-        let f = &c.list_files()[0];
-        assert_eq!((f.holders, f.seeders), (2, 2));
-        let snap = c.snapshot();
-        assert_eq!(snap.peers[0].files[0].fraction, 1.0);
-        assert!(snap.peers[0].files[0].complete);
-    }
-
-    #[test]
-    fn many_holders_are_sampled() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::with_rng(Rng::seeded(7));
-        let r = FileRecord::from_bytes("f", b"abc");
-        let n = MAX_HOLDERS + 20;
-        for i in 0..n {
-            let id = format!("p{i:03}");
-            let s = c.register(&id, "h", 1000 + i as u16, t0);
-            c.add_file(&id, s, r.clone(), t0).unwrap();
+        if **known != record {
+            return Err(Error::Conflict(format!(
+                "{name} is already shared with the same md5 but different piece \
+                 hashes; rename your file"
+            )));
         }
-        let first = c.holders("f").unwrap();
-        assert_eq!(first.len(), MAX_HOLDERS);
-        let mut ids: Vec<&str> = first.iter().map(|h| h.peer_id.as_str()).collect();
-        ids.dedup();
-        assert_eq!(ids.len(), MAX_HOLDERS, "no duplicates");
-        let samples: Vec<Vec<Holder>> = (0..10).map(|_| c.holders("f").unwrap()).collect();
-        assert!(samples.iter().any(|s| *s != first), "sample varies");
-        assert_eq!(c.list_files()[0].holders as usize, n);
+        Ok(false)
     }
 
-    #[test]
-    fn snapshot_reports_progress() {
-        let t0 = Instant::now();
-        let mut c = Catalogue::new();
-        let a = c.register("A", "10.0.0.1", 7000, t0);
-        let b = c.register("B", "::1", 7001, t0);
-        // 4 pieces, the last one 100 bytes: 3*4096+100 bytes.
-        let data = vec![3u8; 3 * 4096 + 100];
-        let r = FileRecord::from_bytes("f", &data);
-        c.add_file("A", a, r.clone(), t0).unwrap();
-        c.announce("B", b, &[have("f", &r, &[0, 3])], t0).unwrap();
-        let snap = c.snapshot();
-        assert_eq!(snap.files.len(), 1);
-        assert_eq!(snap.peers.len(), 2);
-        assert_eq!(snap.peers[0].addr, "10.0.0.1:7000");
-        assert_eq!(snap.peers[1].addr, "[::1]:7001");
-        assert_eq!(snap.peers[0].files[0].fraction, 1.0);
-        assert!(snap.peers[0].files[0].complete);
-        let f = &snap.peers[1].files[0];
-        assert!(!f.complete);
-        assert!(
-            (f.fraction - 4196.0 / data.len() as f64).abs() < 1e-9,
-            "{}",
-            f.fraction
-        );
+    /// Starts a session for `peer_id`. Registering again replaces the old
+    /// entry (last wins): a fresh session id, the old holdings dropped.
+    pub fn register(&mut self, peer_id: &str, host: Host, port: u16, now: Instant) -> u64 {
+        if let Some(&slot) = self.by_id.get(peer_id) {
+            self.remove_slot(slot);
+        }
+        let session = self.next_session;
+        self.next_session += 1;
+        let peer = Peer {
+            id: peer_id.into(),
+            host,
+            port,
+            session,
+            last_seen: now,
+            deadline: now + self.interval() * MISSED_INTERVALS,
+            holdings: Vec::new(),
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.peers[s as usize] = Some(peer);
+                s
+            }
+            None => {
+                self.peers.push(Some(peer));
+                (self.peers.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(peer_id.into(), slot);
+        session
     }
 
-    #[test]
-    fn loaded_records_have_no_holders() {
-        let mut c = Catalogue::new();
-        let r = FileRecord::from_bytes("f", b"abc");
-        assert!(c.load_record(r.clone()));
-        assert!(!c.load_record(r));
-        assert_eq!(c.list_files()[0].holders, 0);
-        assert!(c.holders("f").unwrap().is_empty());
+    fn slot_of(&self, peer_id: &str, session: u64) -> Result<u32> {
+        match self.by_id.get(peer_id) {
+            Some(&s) if self.peer(s).session == session => Ok(s),
+            _ => Err(unknown_peer(peer_id)),
+        }
+    }
+
+    fn peer(&self, slot: u32) -> &Peer {
+        self.peers[slot as usize].as_ref().expect("live slot")
+    }
+
+    fn peer_mut(&mut self, slot: u32) -> &mut Peer {
+        self.peers[slot as usize].as_mut().expect("live slot")
+    }
+
+    /// The announce interval for the swarm as it is now.
+    pub fn interval(&self) -> Duration {
+        interval_for(self.by_id.len())
+    }
+
+    /// Applies one announce: each entry replaces what the peer held of
+    /// that file; files not named keep what they had. Entries for files
+    /// the catalogue has no record of are reported back; entries naming
+    /// another md5, or more blocks than the file has, are ignored.
+    pub fn announce(
+        &mut self,
+        peer_id: &str,
+        session: u64,
+        entries: &[Entry<'_>],
+        now: Instant,
+    ) -> Result<Announced> {
+        let slot = self.slot_of(peer_id, session)?;
+        self.announces += 1;
+        let interval = self.interval();
+        let p = self.peer_mut(slot);
+        p.last_seen = now;
+        p.deadline = now + interval * MISSED_INTERVALS;
+        let mut unknown = vec![false; entries.len()];
+        for (i, e) in entries.iter().enumerate() {
+            let Some(&file) = self.by_name.get(e.name) else {
+                unknown[i] = e.held != Held::Gone;
+                continue;
+            };
+            let f = &self.files[file as usize];
+            if f.record.md5 != e.md5 {
+                continue;
+            }
+            let state = match e.held {
+                Held::Gone => None,
+                Held::Complete => Some(State::Complete),
+                Held::Partial(n) if n >= f.record.block_count() => Some(State::Complete),
+                Held::Partial(n) => Some(State::Partial(n)),
+            };
+            self.set_holding(slot, file, state, now);
+        }
+        Ok(Announced { unknown, interval })
+    }
+
+    /// Sets (or, with `None`, drops) what peer `slot` holds of `file`.
+    fn set_holding(&mut self, slot: u32, file: u32, state: Option<State>, now: Instant) {
+        let peer = self.peers[slot as usize].as_mut().expect("live slot");
+        let f = &mut self.files[file as usize];
+        let at = peer.holdings.iter().position(|h| h.file == file);
+        match (at, state) {
+            (None, None) => {}
+            (None, Some(s)) => {
+                f.count(s, 1);
+                peer.holdings.push(Holding {
+                    file,
+                    pos: f.members.len() as u32,
+                    state: s,
+                    rate: 0.0,
+                    changed: now,
+                });
+                f.members.push(slot);
+            }
+            (Some(i), Some(s)) => {
+                let h = &mut peer.holdings[i];
+                if h.state == s {
+                    return;
+                }
+                f.count(h.state, -1);
+                f.count(s, 1);
+                if let (State::Partial(old), State::Partial(new)) = (h.state, s) {
+                    let secs = now.saturating_duration_since(h.changed).as_secs_f32();
+                    if secs > 0.0 && new > old {
+                        let r = (new - old) as f32 * BLOCK_SIZE as f32 / secs;
+                        h.rate = if h.rate == 0.0 {
+                            r
+                        } else {
+                            0.5 * h.rate + 0.5 * r
+                        };
+                    }
+                } else {
+                    h.rate = 0.0;
+                }
+                h.state = s;
+                h.changed = now;
+            }
+            (Some(i), None) => {
+                let h = peer.holdings.swap_remove(i);
+                self.drop_member(file, h.pos, h.state);
+            }
+        }
+    }
+
+    /// Takes the member at `pos` out of `file`'s list; the member moved
+    /// into its place learns its new position.
+    fn drop_member(&mut self, file: u32, pos: u32, state: State) {
+        let f = &mut self.files[file as usize];
+        f.count(state, -1);
+        f.members.swap_remove(pos as usize);
+        if let Some(&moved) = f.members.get(pos as usize) {
+            let p = self.peers[moved as usize].as_mut().expect("live member");
+            if let Some(h) = p.holdings.iter_mut().find(|h| h.file == file) {
+                h.pos = pos;
+            }
+        }
+    }
+
+    fn remove_slot(&mut self, slot: u32) {
+        let Some(peer) = self.peers[slot as usize].take() else {
+            return;
+        };
+        for h in &peer.holdings {
+            self.drop_member(h.file, h.pos, h.state);
+        }
+        self.by_id.remove(&peer.id);
+        self.free.push(slot);
+    }
+
+    /// Ends a session. Only the current session may: a late goodbye of a
+    /// peer that registered again must not remove the newer entry.
+    pub fn remove_peer(&mut self, peer_id: &str, session: u64) -> bool {
+        match self.slot_of(peer_id, session) {
+            Ok(slot) => {
+                self.remove_slot(slot);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Forgets the peers past their deadline; their ids, sorted. Called
+    /// about once a second, it also samples the announce rate.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let gone: Vec<u32> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().filter(|p| now > p.deadline).map(|_| i as u32))
+            .collect();
+        let mut ids: Vec<String> = gone.iter().map(|&s| self.peer(s).id.to_string()).collect();
+        for s in gone {
+            self.remove_slot(s);
+        }
+        self.samples.push_back((now, self.announces));
+        while self.samples.len() > 6 {
+            self.samples.pop_front();
+        }
+        ids.sort();
+        ids
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Announces handled since the start.
+    pub fn announce_count(&self) -> u64 {
+        self.announces
+    }
+
+    /// Every file, sorted by name, with how many live peers hold it.
+    pub fn list_files(&self) -> Vec<FileSummary> {
+        self.by_name
+            .values()
+            .map(|&i| {
+                let f = &self.files[i as usize];
+                FileSummary {
+                    name: f.record.name.clone(),
+                    size: f.record.size,
+                    md5: f.record.md5,
+                    holders: f.holders,
+                    seeders: f.seeders,
+                }
+            })
+            .collect()
+    }
+
+    pub fn record(&self, name: &str) -> Option<Arc<FileRecord>> {
+        let &i = self.by_name.get(name)?;
+        Some(self.files[i as usize].record.clone())
+    }
+
+    /// The live peers taking part in `name`, sorted by id: holders of some
+    /// or all of it, and peers that started downloading it (they will have
+    /// pieces to trade soon). A random sample of `MAX_HOLDERS` when there
+    /// are more.
+    pub fn holders(&mut self, name: &str) -> Result<Vec<Holder>> {
+        let &file = self.by_name.get(name).ok_or_else(|| not_found(name))?;
+        let members = &self.files[file as usize].members;
+        let picked: Vec<u32> = if members.len() <= MAX_HOLDERS {
+            members.clone()
+        } else {
+            // A partial Fisher-Yates over positions, leaving `members` as is.
+            let mut chosen: HashMap<usize, usize> = HashMap::new();
+            let n = members.len();
+            (0..MAX_HOLDERS)
+                .map(|i| {
+                    let j = i + self.rng.below((n - i) as u64) as usize;
+                    let at_j = *chosen.get(&j).unwrap_or(&j);
+                    let at_i = *chosen.get(&i).unwrap_or(&i);
+                    chosen.insert(j, at_i);
+                    members[at_j]
+                })
+                .collect()
+        };
+        let record = &self.files[file as usize].record;
+        let mut out: Vec<Holder> = picked
+            .into_iter()
+            .map(|slot| {
+                let p = self.peer(slot);
+                let state = p
+                    .holdings
+                    .iter()
+                    .find(|h| h.file == file)
+                    .map_or(State::Partial(0), |h| h.state);
+                let (blocks, complete) = match state {
+                    State::Complete => (record.block_count() as u64, true),
+                    State::Partial(n) => (n as u64, false),
+                };
+                Holder {
+                    peer_id: p.id.to_string(),
+                    host: p.host.to_string(),
+                    port: p.port,
+                    blocks,
+                    complete,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        Ok(out)
+    }
+
+    /// Announces per second over the last few `expire` samples.
+    fn announce_rate(&self) -> f64 {
+        match (self.samples.front(), self.samples.back()) {
+            (Some(&(t0, n0)), Some(&(t1, n1))) if t1 > t0 => {
+                (n1 - n0) as f64 / (t1 - t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// What the dashboards draw, in one pass over the live peers, with at
+    /// most `max_rows` peer rows: the slowest downloads first, then the
+    /// peers seen most recently.
+    pub fn summary(&self, now: Instant, max_rows: usize) -> Summary {
+        let interval = self.interval();
+        // A download with no announce for a whole interval gains nothing.
+        let fresh = |h: &Holding| {
+            if now.saturating_duration_since(h.changed) <= interval + Duration::from_secs(1) {
+                h.rate as f64
+            } else {
+                0.0
+            }
+        };
+        let mut s = Summary {
+            peers: self.by_id.len(),
+            files: self.files.len(),
+            interval,
+            announces_per_s: self.announce_rate(),
+            ..Summary::default()
+        };
+        let mut file_rate = vec![0.0f64; self.files.len()];
+        // (rate, fraction) of downloads, (seen) of the rest, as slot/holding.
+        let mut slow: Vec<(f64, f64, u32, usize)> = Vec::new();
+        let mut recent: Vec<(Duration, u32, Option<usize>)> = Vec::new();
+        for (slot, p) in self.peers.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let mut downloading = false;
+            for (i, h) in p.holdings.iter().enumerate() {
+                let f = &self.files[h.file as usize];
+                if let State::Partial(_) = h.state {
+                    downloading = true;
+                    let rate = fresh(h);
+                    s.rate_bps += rate;
+                    file_rate[h.file as usize] += rate;
+                    let frac = f.fraction(h.state);
+                    let b = ((frac * HISTOGRAM_BUCKETS as f64) as usize).min(HISTOGRAM_BUCKETS - 1);
+                    s.histogram[b] += 1;
+                    slow.push((rate, frac, slot as u32, i));
+                } else {
+                    recent.push((
+                        now.saturating_duration_since(p.last_seen),
+                        slot as u32,
+                        Some(i),
+                    ));
+                }
+            }
+            if p.holdings.is_empty() {
+                recent.push((
+                    now.saturating_duration_since(p.last_seen),
+                    slot as u32,
+                    None,
+                ));
+            }
+            if downloading {
+                s.leechers += 1;
+            } else if p.holdings.iter().any(|h| h.state == State::Complete) {
+                s.seeders += 1;
+            }
+        }
+        s.file_totals = self
+            .by_name
+            .values()
+            .map(|&i| {
+                let f = &self.files[i as usize];
+                let leechers = f.members.len() as u32 - f.seeders;
+                let mean = if leechers == 0 || f.record.size == 0 {
+                    0.0
+                } else {
+                    let held = (f.partial_blocks * BLOCK_SIZE as u64) as f64;
+                    (held / leechers as f64 / f.record.size as f64).min(1.0)
+                };
+                FileTotals {
+                    name: f.record.name.clone(),
+                    size: f.record.size,
+                    seeders: f.seeders,
+                    leechers,
+                    mean_fraction: mean,
+                    rate_bps: file_rate[i as usize],
+                }
+            })
+            .collect();
+        s.rows = self.rows(now, slow, recent, max_rows);
+        s
+    }
+
+    fn rows(
+        &self,
+        now: Instant,
+        mut slow: Vec<(f64, f64, u32, usize)>,
+        mut recent: Vec<(Duration, u32, Option<usize>)>,
+        max_rows: usize,
+    ) -> Vec<PeerRow> {
+        let by_slow = |a: &(f64, f64, u32, usize), b: &(f64, f64, u32, usize)| {
+            a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1))
+        };
+        if slow.len() > max_rows {
+            slow.select_nth_unstable_by(max_rows, by_slow);
+            slow.truncate(max_rows);
+        }
+        slow.sort_by(by_slow);
+        let left = max_rows - slow.len();
+        if recent.len() > left {
+            if left == 0 {
+                recent.clear();
+            } else {
+                recent.select_nth_unstable_by_key(left, |r| r.0);
+                recent.truncate(left);
+            }
+        }
+        recent.sort_by_key(|r| r.0);
+        let row = |slot: u32, holding: Option<usize>, rate: f64| {
+            let p = self.peer(slot);
+            let mut r = PeerRow {
+                peer_id: p.id.to_string(),
+                addr: crate::net::join_host_port(&p.host.to_string(), p.port),
+                seen_ago: now.saturating_duration_since(p.last_seen),
+                rate_bps: rate,
+                ..PeerRow::default()
+            };
+            if let Some(h) = holding.map(|i| &p.holdings[i]) {
+                let f = &self.files[h.file as usize];
+                r.file = f.record.name.clone();
+                r.fraction = f.fraction(h.state);
+                r.complete = h.state == State::Complete;
+            }
+            r
+        };
+        slow.iter()
+            .map(|&(rate, _, slot, i)| row(slot, Some(i), rate))
+            .chain(recent.iter().map(|&(_, slot, h)| row(slot, h, 0.0)))
+            .collect()
+    }
+
+    /// Every peer with every file: the old per-peer dashboard's view
+    /// (kept until both dashboards draw `summary`).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut peers: Vec<PeerView> = self
+            .peers
+            .iter()
+            .flatten()
+            .map(|p| {
+                let mut files: Vec<FileProgress> = p
+                    .holdings
+                    .iter()
+                    .map(|h| {
+                        let f = &self.files[h.file as usize];
+                        FileProgress {
+                            name: f.record.name.clone(),
+                            fraction: f.fraction(h.state),
+                            complete: h.state == State::Complete || f.record.size == 0,
+                        }
+                    })
+                    .collect();
+                files.sort_by(|a, b| a.name.cmp(&b.name));
+                PeerView {
+                    peer_id: p.id.to_string(),
+                    addr: crate::net::join_host_port(&p.host.to_string(), p.port),
+                    files,
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        Snapshot {
+            files: self.list_files(),
+            peers,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,13 @@
-//! The tracker: the swarm's catalogue of files and of who holds which
-//! pieces, served over TCP.
+//! The tracker: the swarm's catalogue of files and of who takes part in
+//! each. Peers register, announce and leave over UDP (`udp`); short
+//! queries and new records come over TCP (`server`).
 //!
-//! `catalogue` is the pure state, `persist` keeps file records on disk,
-//! `server` runs a thread per connection plus a reaper, `dashboard` draws
-//! the live view. Threads: the accept loop (the caller's), one per
-//! connection, the reaper, and optionally the dashboard; they share one
-//! `Mutex<Catalogue>` held only for in-memory work.
+//! `catalogue` is the pure state, `cookie` the UDP connection ids,
+//! `persist` keeps file records on disk, `summary` is what the dashboards
+//! draw. Threads: the TCP accept loop (the caller's), a fixed pool of
+//! query threads, one UDP thread, the reaper, and optionally the
+//! dashboard; they share one `Mutex<Catalogue>` held only for in-memory
+//! work.
 
 pub mod catalogue;
 pub mod cookie;
@@ -13,6 +15,7 @@ pub mod dashboard;
 pub mod persist;
 pub mod server;
 pub mod summary;
+pub mod udp;
 
 pub use catalogue::{Catalogue, FileProgress, PeerView, Snapshot};
 pub use persist::Store;
@@ -22,9 +25,10 @@ pub use summary::{FileTotals, PeerRow, Summary};
 use crate::error::{Error, Result};
 use crate::net::reachable_addrs;
 use crate::wire::DEFAULT_TRACKER_PORT;
+use cookie::CookieJar;
 use log::info;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +58,7 @@ impl Default for Config {
 /// A tracker with its records loaded and its socket bound, not yet serving.
 pub struct Tracker {
     listener: TcpListener,
+    udp: UdpSocket,
     addr: SocketAddr,
     shared: Arc<Shared>,
     dashboard: bool,
@@ -85,10 +90,24 @@ impl Tracker {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io(format!("cannot listen on {want}"), e))?;
+        // UDP on the same port number as TCP (0 asked for any: the one TCP got).
+        let udp = UdpSocket::bind(addr).map_err(|e| Error::Io {
+            context: format!("cannot listen for UDP on {addr}"),
+            source: io::Error::new(
+                e.kind(),
+                format!(
+                    "{e} (is another program using UDP port {}? try --port)",
+                    addr.port()
+                ),
+            ),
+        })?;
+        let cookies = CookieJar::new()
+            .map_err(|e| Error::io("cannot read random bytes for connection ids", e))?;
         Ok(Tracker {
             listener,
+            udp,
             addr,
-            shared: Arc::new(Shared::new(catalogue, store)),
+            shared: Arc::new(Shared::new(catalogue, store, cookies)),
             dashboard: config.dashboard,
             started: Instant::now(),
         })
@@ -111,7 +130,7 @@ impl Tracker {
     /// The lines printed at start: where it listens, then each address it
     /// can be reached on.
     pub fn banner(&self) -> Vec<String> {
-        let mut lines = vec![format!("tracker listening on {}", self.addr)];
+        let mut lines = vec![format!("tracker listening on {} (TCP and UDP)", self.addr)];
         for a in reachable_addrs(&self.addr) {
             lines.push(format!("reachable at {a}"));
         }
@@ -121,6 +140,10 @@ impl Tracker {
     /// Serves until the process ends.
     pub fn serve(self) {
         info!("tracker serving on {}", self.addr);
+        if let Err(e) = udp::spawn(self.udp, self.shared.clone()) {
+            log::error!("cannot start the UDP thread, peers cannot announce: {e}");
+        }
+        server::spawn_reaper(self.shared.clone());
         if self.dashboard {
             dashboard::spawn(self.shared.clone(), self.started);
         }

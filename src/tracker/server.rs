@@ -1,45 +1,68 @@
-//! The tracker's network side: one thread per connection, each turning
-//! messages into catalogue operations and answers, and a reaper thread that
-//! forgets silent peers.
+//! The tracker's TCP side: short query connections (FILE_LIST, RECORD,
+//! WHO_HAS, NEW_FILE with its record of up to 1 MiB) served by a fixed
+//! pool of threads, and the reaper that forgets silent peers. Peers no
+//! longer hold a connection here: their sessions live in UDP announces
+//! (`udp`), so no set of live peers can fill the pool.
 //!
-//! A connection may ask LIST_FILES, GET_RECORD and WHO_HAS at any time. A
-//! session starts with REGISTER; NEW_FILE and ANNOUNCE need one. A session
-//! ends with BYE, with the connection (EOF, error, 30 s of silence), or by
-//! expiry. The catalogue lock is held only for in-memory work: never while
+//! Fairness: at most `MAX_QUEUED` connections wait or are served at once,
+//! at most `MAX_PER_IP` of them from one address; more get ERROR(BUSY)
+//! at once and the client retries. A connection silent for
+//! `QUERY_TIMEOUT` is closed, so a slow client holds a worker briefly.
+//! The catalogue lock is held only for in-memory work: never while
 //! reading, writing to a socket, or writing a record to disk.
 
 use super::catalogue::{not_found, Catalogue};
+use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
-use crate::net::join_host_port;
-use crate::net::{accept_loop, Conn, ConnLimit};
+use crate::net::{Conn, ConnLimit, ConnSlot};
 use crate::wire::{FileSummary, Msg, HEADER_LEN, MAX_FRAME};
-use log::{debug, error, info};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use crossbeam_channel::{Receiver, TrySendError};
+use log::{debug, error, info, warn};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Most connections served at once; more get ERROR(BUSY).
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Most from any one address: a whole lab of peers behind one NAT still fits.
-pub const MAX_CONNECTIONS_PER_IP: usize = 256;
-/// A connection silent this long is closed (registered peers announce
-/// every 3 s, so only dead or idle ones hit it).
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Threads serving TCP queries.
+pub const POOL_THREADS: usize = 16;
+/// Connections waiting for or held by a pool thread; more get BUSY.
+pub const MAX_QUEUED: usize = 256;
+/// Of those, at most this many from one address: a lab behind one NAT
+/// still gets its queries through, and one client cannot take the pool.
+pub const MAX_PER_IP: usize = 32;
+/// A query connection silent this long is closed.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the reaper looks for silent peers.
 pub const REAP_EVERY: Duration = Duration::from_secs(1);
 
-/// What every connection thread shares.
+/// Counters for the logs, the dashboards and the load generator.
+#[derive(Default)]
+pub struct Counters {
+    pub queries: AtomicU64,
+    pub refused: AtomicU64,
+    pub datagrams: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+/// What every tracker thread shares.
 pub struct Shared {
     pub catalogue: Mutex<Catalogue>,
     pub store: Store,
+    pub cookies: CookieJar,
+    pub counters: Counters,
+    /// The cookies' clock: seconds since this instant.
+    pub started: Instant,
 }
 
 impl Shared {
-    pub fn new(catalogue: Catalogue, store: Store) -> Shared {
+    pub fn new(catalogue: Catalogue, store: Store, cookies: CookieJar) -> Shared {
         Shared {
             catalogue: Mutex::new(catalogue),
             store,
+            cookies,
+            counters: Counters::default(),
+            started: Instant::now(),
         }
     }
 
@@ -50,24 +73,67 @@ impl Shared {
     }
 }
 
-/// Serves `listener` forever: starts the reaper, then accepts.
+/// Serves `listener` forever: starts the pool, then accepts.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    spawn_reaper(shared.clone());
-    let limit = ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP);
-    accept_loop(listener, limit, "tracker", move |stream| {
-        handle_connection(&shared, stream)
-    });
+    let (tx, rx) = crossbeam_channel::bounded::<(TcpStream, ConnSlot)>(MAX_QUEUED);
+    for i in 0..POOL_THREADS {
+        let (rx, shared) = (rx.clone(), shared.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("tracker-query-{i}"))
+            .spawn(move || worker(&shared, rx));
+        if let Err(e) = spawned {
+            error!("cannot start a query thread: {e}");
+        }
+    }
+    let limit = ConnLimit::new(MAX_QUEUED, MAX_PER_IP);
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep going.
+                warn!("tracker: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let ip = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
+        let refused = match limit.try_acquire(ip) {
+            Some(slot) => match tx.try_send((stream, slot)) {
+                Ok(()) => None,
+                Err(TrySendError::Full((s, _)) | TrySendError::Disconnected((s, _))) => Some(s),
+            },
+            None => Some(stream),
+        };
+        if let Some(stream) = refused {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            debug!("tracker: query cap reached, refusing {ip:?}");
+            crate::net::refuse_busy(stream);
+        }
+    }
 }
 
-/// Every second, forgets the peers silent for more than `PEER_EXPIRY`.
+fn worker(shared: &Shared, rx: Receiver<(TcpStream, ConnSlot)>) {
+    for (stream, _slot) in rx {
+        handle_connection(shared, stream);
+    }
+}
+
+/// Every second, forgets the peers silent for three intervals.
 pub fn spawn_reaper(shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("tracker-reaper".into())
         .spawn(move || loop {
             std::thread::sleep(REAP_EVERY);
             let gone = shared.lock().expire(Instant::now());
-            for id in gone {
-                info!("peer {id} gone (silent for 3 announce intervals)");
+            if gone.len() > 8 {
+                info!(
+                    "{} peers gone (silent for 3 announce intervals)",
+                    gone.len()
+                );
+            } else {
+                for id in gone {
+                    info!("peer {id} gone (silent for 3 announce intervals)");
+                }
             }
         });
     if let Err(e) = spawned {
@@ -75,21 +141,9 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
     }
 }
 
-struct Session {
-    peer_id: String,
-    id: u64,
-}
-
-struct Handler<'a> {
-    shared: &'a Shared,
-    /// The connection's source address, the default host of a peer.
-    source: IpAddr,
-    session: Option<Session>,
-}
-
-/// Serves one connection until it closes. Never panics on input.
+/// Serves one query connection until it closes. Never panics on input.
 pub fn handle_connection(shared: &Shared, stream: TcpStream) {
-    let mut conn = match Conn::new(stream, MAX_FRAME, READ_TIMEOUT) {
+    let mut conn = match Conn::new(stream, MAX_FRAME, QUERY_TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
             debug!("dropping a connection: {e}");
@@ -97,36 +151,23 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
         }
     };
     let from = conn.peer_addr();
-    let source = match from.ip() {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    let mut h = Handler {
-        shared,
-        source,
-        session: None,
-    };
     loop {
         let (reply, close) = match conn.recv() {
             Ok(None) => break,
-            Ok(Some(msg)) => h.on_message(msg, Instant::now()),
+            Ok(Some(msg)) => {
+                shared.counters.queries.fetch_add(1, Ordering::Relaxed);
+                on_message(shared, msg)
+            }
             // The whole frame was read: answer and carry on.
             Err(e @ Error::BadName { .. }) => (Msg::error(&e), false),
-            Err(Error::Timeout(_)) => {
-                debug!("{from}: silent for {READ_TIMEOUT:?}, closing");
-                break;
-            }
+            Err(Error::Timeout(_)) => break,
             Err(e @ (Error::Io { .. } | Error::Net { .. })) => {
                 debug!("{from}: {e}");
                 break;
             }
             Err(e) => {
                 debug!("{from}: {e}; closing the connection");
-                let reply = protocol_error(&e.to_string());
-                if conn.send(&reply).is_ok() {
-                    conn.linger_close();
-                }
-                break;
+                (protocol_error(&e.to_string()), true)
             }
         };
         if let Err(e) = conn.send(&reply) {
@@ -139,7 +180,6 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
         }
     }
     conn.shutdown();
-    h.finish("connection closed");
 }
 
 fn protocol_error(text: &str) -> Msg<'static> {
@@ -147,167 +187,70 @@ fn protocol_error(text: &str) -> Msg<'static> {
     Msg::error(&Error::protocol(text))
 }
 
-/// An advertised host must look like a host name or an IP address.
-fn valid_host(host: &str) -> bool {
-    host.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
-}
-
-impl Handler<'_> {
-    /// The answer to one message, and whether to close afterwards.
-    fn on_message(&mut self, msg: Msg<'_>, now: Instant) -> (Msg<'static>, bool) {
-        let shared = self.shared;
-        match msg {
-            Msg::Register {
-                peer_id,
-                port,
-                advertise,
-            } => {
-                if !valid_host(&advertise) {
-                    let text = format!(
-                        "advertised host {:?} is not a host name or IP address",
-                        advertise.chars().take(80).collect::<String>()
-                    );
-                    return (protocol_error(&text), false);
+/// The answer to one query, and whether to close afterwards.
+fn on_message(shared: &Shared, msg: Msg<'_>) -> (Msg<'static>, bool) {
+    match msg {
+        Msg::NewFile { record } => {
+            let name = record.name.clone();
+            let (size, pieces) = (record.size, record.piece_count());
+            let added = {
+                let mut c = shared.lock();
+                c.publish(record)
+                    .map(|new| if new { c.record(&name) } else { None })
+            };
+            match added {
+                Ok(Some(record)) => {
+                    info!("new file {name} ({size} bytes, {pieces} pieces)");
+                    // On disk before the OK: an acknowledged record
+                    // survives a restart.
+                    if let Err(e) = shared.store.save(&record) {
+                        error!("{e}; {name} will be forgotten by a restart");
+                    }
+                    (Msg::Ok, false)
                 }
-                let host = if advertise.is_empty() {
-                    self.source.to_string()
-                } else {
-                    advertise
-                };
-                let session = {
-                    let mut c = shared.lock();
-                    if let Some(old) = self.session.take() {
-                        c.remove_peer(&old.peer_id, old.id);
-                    }
-                    c.register(&peer_id, &host, port, now)
-                };
-                info!(
-                    "peer {peer_id} registered at {}",
-                    join_host_port(&host, port)
-                );
-                self.session = Some(Session {
-                    peer_id,
-                    id: session,
-                });
-                (Msg::Welcome { host }, false)
-            }
-            Msg::NewFile { record } => {
-                let Some(s) = &self.session else {
-                    return (protocol_error("register first"), false);
-                };
-                let name = record.name.clone();
-                let (size, pieces) = (record.size, record.piece_count());
-                let added = {
-                    let mut c = shared.lock();
-                    c.add_file(&s.peer_id, s.id, record, now).map(|new| {
-                        if new {
-                            c.record(&name)
-                        } else {
-                            None
-                        }
-                    })
-                };
-                match added {
-                    Ok(Some(record)) => {
-                        info!(
-                            "new file {name} ({size} bytes, {pieces} pieces) from {}",
-                            s.peer_id
-                        );
-                        // On disk before the OK: an acknowledged record
-                        // survives a restart.
-                        if let Err(e) = shared.store.save(&record) {
-                            error!("{e}; {name} will be forgotten by a restart");
-                        }
-                        (Msg::Ok, false)
-                    }
-                    Ok(None) => {
-                        debug!("{} shares the known file {name}", s.peer_id);
-                        (Msg::Ok, false)
-                    }
-                    Err(e) => {
-                        info!("refused {name} from {}: {e}", s.peer_id);
-                        (Msg::error(&e), false)
-                    }
+                Ok(None) => (Msg::Ok, false),
+                Err(e) => {
+                    info!("refused {name}: {e}");
+                    (Msg::error(&e), false)
                 }
             }
-            Msg::Announce { files } => {
-                let Some(s) = &self.session else {
-                    return (protocol_error("register first"), false);
-                };
-                debug!("{} announces {} files", s.peer_id, files.len());
-                match shared.lock().announce(&s.peer_id, s.id, &files, now) {
-                    Ok(()) => (Msg::Ok, false),
-                    Err(e) => (Msg::error(&e), false),
-                }
-            }
-            Msg::Bye => {
-                if let Some(s) = self.session.take() {
-                    if shared.lock().remove_peer(&s.peer_id, s.id) {
-                        info!("peer {} left", s.peer_id);
-                    }
-                }
-                (Msg::Ok, true)
-            }
-            Msg::ListFiles => {
-                self.touch(now);
-                let files = shared.lock().list_files();
-                (
-                    Msg::FileList {
-                        files: fit_frame(files),
+        }
+        Msg::ListFiles => {
+            let files = shared.lock().list_files();
+            (
+                Msg::FileList {
+                    files: fit_frame(files),
+                },
+                false,
+            )
+        }
+        Msg::GetRecord { name } => {
+            let record = shared.lock().record(&name);
+            match record {
+                Some(r) => (
+                    Msg::Record {
+                        record: (*r).clone(),
                     },
                     false,
-                )
-            }
-            Msg::GetRecord { name } => {
-                self.touch(now);
-                let record = shared.lock().record(&name);
-                match record {
-                    Some(r) => (
-                        Msg::Record {
-                            record: (*r).clone(),
-                        },
-                        false,
-                    ),
-                    None => (Msg::error(&not_found(&name)), false),
-                }
-            }
-            Msg::WhoHas { name } => {
-                self.touch(now);
-                let holders = shared.lock().holders(&name);
-                match holders {
-                    Ok(holders) => (Msg::Holders { holders }, false),
-                    Err(e) => (Msg::error(&e), false),
-                }
-            }
-            Msg::Ping { nonce } => {
-                self.touch(now);
-                (Msg::Pong { nonce }, false)
-            }
-            other => {
-                let text = format!(
-                    "unexpected {} message: this is a tracker (try LIST_FILES, \
-                     GET_RECORD, WHO_HAS or REGISTER)",
-                    other.kind()
-                );
-                (protocol_error(&text), true)
+                ),
+                None => (Msg::error(&not_found(&name)), false),
             }
         }
-    }
-
-    /// Any message of a session shows the peer is alive.
-    fn touch(&self, now: Instant) {
-        if let Some(s) = &self.session {
-            let _ = self.shared.lock().touch(&s.peer_id, s.id, now);
-        }
-    }
-
-    /// The connection is over: its session, if still current, goes too.
-    fn finish(&mut self, why: &str) {
-        if let Some(s) = self.session.take() {
-            if self.shared.lock().remove_peer(&s.peer_id, s.id) {
-                info!("peer {} gone ({why})", s.peer_id);
+        Msg::WhoHas { name } => {
+            let holders = shared.lock().holders(&name);
+            match holders {
+                Ok(holders) => (Msg::Holders { holders }, false),
+                Err(e) => (Msg::error(&e), false),
             }
+        }
+        Msg::Ping { nonce } => (Msg::Pong { nonce }, false),
+        other => {
+            let text = format!(
+                "unexpected {} message: this is a tracker (try LIST_FILES, GET_RECORD, \
+                 WHO_HAS or NEW_FILE over TCP; peers register and announce over UDP)",
+                other.kind()
+            );
+            (protocol_error(&text), true)
         }
     }
 }
@@ -325,7 +268,7 @@ fn fit_frame(mut files: Vec<FileSummary>) -> Vec<FileSummary> {
         })
         .count();
     if fit < files.len() {
-        log::warn!(
+        warn!(
             "FILE_LIST truncated to {fit} of {} files to fit one frame",
             files.len()
         );
@@ -355,24 +298,6 @@ mod tests {
         let mut buf = Vec::new();
         Msg::FileList { files: fitted }.encode(&mut buf);
         assert!(buf.len() - 4 <= MAX_FRAME);
-        let few = fit_frame(vec![]);
-        assert!(few.is_empty());
-    }
-
-    #[test]
-    fn hosts() {
-        for h in [
-            "",
-            "10.0.0.1",
-            "example.org",
-            "::1",
-            "[fe80::1%eth0]",
-            "my_host",
-        ] {
-            assert!(valid_host(h), "{h}");
-        }
-        for h in ["a b", "x/y", "evil\n", "é"] {
-            assert!(!valid_host(h), "{h}");
-        }
+        assert!(fit_frame(vec![]).is_empty());
     }
 }

@@ -22,9 +22,7 @@ pub const MAX_HOLDERS: usize = 64;
 pub const MAX_FILES: usize = 16_384;
 
 pub mod ty {
-    pub const REGISTER: u8 = 0x01;
     pub const NEW_FILE: u8 = 0x02;
-    pub const ANNOUNCE: u8 = 0x03;
     pub const LIST_FILES: u8 = 0x04;
     pub const GET_RECORD: u8 = 0x05;
     pub const WHO_HAS: u8 = 0x06;
@@ -34,7 +32,6 @@ pub mod ty {
     pub const PING: u8 = 0x12;
     pub const CANCEL: u8 = 0x13;
     pub const OK: u8 = 0x80;
-    pub const WELCOME: u8 = 0x81;
     pub const FILE_LIST: u8 = 0x84;
     pub const RECORD: u8 = 0x85;
     pub const HOLDERS: u8 = 0x86;
@@ -43,14 +40,6 @@ pub mod ty {
     pub const PONG: u8 = 0x92;
     pub const HAVE: u8 = 0x93;
     pub const ERROR: u8 = 0xff;
-}
-
-/// Which pieces of one file a peer holds, in an ANNOUNCE.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileHave {
-    pub name: String,
-    pub md5: Md5Digest,
-    pub have: Bitfield,
 }
 
 /// One line of the swarm's catalogue.
@@ -63,33 +52,24 @@ pub struct FileSummary {
     pub seeders: u32,
 }
 
-/// A peer that holds (part of) a file, and where to reach it.
+/// A peer that holds (part of) a file, and where to reach it. Which
+/// pieces it has, the downloader learns from the peer itself (OPENED,
+/// HAVE): the tracker keeps only how many.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Holder {
     pub peer_id: String,
     pub host: String,
     pub port: u16,
-    pub have: Bitfield,
+    /// Verified blocks it holds (0: it has just joined the download).
+    pub blocks: u64,
+    /// It holds every block: a seeder.
+    pub complete: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Msg<'a> {
-    /// Peer to tracker, first on a session: who I am and where I serve.
-    /// `advertise` is empty when the tracker should use the address it sees.
-    Register {
-        peer_id: String,
-        port: u16,
-        advertise: String,
-    },
-    /// Tracker's answer to REGISTER: the host it will give to other peers.
-    Welcome {
-        host: String,
-    },
     NewFile {
         record: FileRecord,
-    },
-    Announce {
-        files: Vec<FileHave>,
     },
     ListFiles,
     FileList {
@@ -107,6 +87,7 @@ pub enum Msg<'a> {
     Holders {
         holders: Vec<Holder>,
     },
+    /// Downloader to holder: done with this connection.
     Bye,
     Ok,
     Error {
@@ -157,10 +138,7 @@ pub enum Msg<'a> {
 impl Msg<'_> {
     pub fn kind(&self) -> &'static str {
         match self {
-            Msg::Register { .. } => "REGISTER",
-            Msg::Welcome { .. } => "WELCOME",
             Msg::NewFile { .. } => "NEW_FILE",
-            Msg::Announce { .. } => "ANNOUNCE",
             Msg::ListFiles => "LIST_FILES",
             Msg::FileList { .. } => "FILE_LIST",
             Msg::GetRecord { .. } => "GET_RECORD",
@@ -216,32 +194,9 @@ impl Msg<'_> {
 
     fn encode_body(&self, out: &mut Vec<u8>) -> u8 {
         match self {
-            Msg::Register {
-                peer_id,
-                port,
-                advertise,
-            } => {
-                put_str(out, peer_id);
-                put_u16(out, *port);
-                put_str(out, advertise);
-                ty::REGISTER
-            }
-            Msg::Welcome { host } => {
-                put_str(out, host);
-                ty::WELCOME
-            }
             Msg::NewFile { record } => {
                 put_record(out, record);
                 ty::NEW_FILE
-            }
-            Msg::Announce { files } => {
-                put_u32(out, files.len() as u32);
-                for f in files {
-                    put_str(out, &f.name);
-                    out.extend_from_slice(&f.md5);
-                    put_have(out, &f.have);
-                }
-                ty::ANNOUNCE
             }
             Msg::ListFiles => ty::LIST_FILES,
             Msg::FileList { files } => {
@@ -273,7 +228,8 @@ impl Msg<'_> {
                     put_str(out, &h.peer_id);
                     put_str(out, &h.host);
                     put_u16(out, h.port);
-                    put_have(out, &h.have);
+                    put_u64(out, h.blocks);
+                    put_u8(out, u8::from(h.complete));
                 }
                 ty::HOLDERS
             }
@@ -345,34 +301,9 @@ impl Msg<'_> {
     pub fn decode(ty: u8, body: &[u8]) -> Result<Msg<'_>> {
         let mut d = Decoder::new(body);
         let msg = match ty {
-            ty::REGISTER => {
-                let peer_id = d.str(MAX_PEER_ID_BYTES)?.to_string();
-                check_peer_id(&peer_id)?;
-                let port = d.u16()?;
-                let advertise = d.str(MAX_HOST_BYTES)?.to_string();
-                Msg::Register {
-                    peer_id,
-                    port,
-                    advertise,
-                }
-            }
-            ty::WELCOME => Msg::Welcome {
-                host: d.str(MAX_HOST_BYTES)?.to_string(),
-            },
             ty::NEW_FILE => Msg::NewFile {
                 record: get_record(&mut d)?,
             },
-            ty::ANNOUNCE => {
-                let n = d.count(2 + 16 + 5, MAX_FILES)?;
-                let mut files = Vec::new();
-                for _ in 0..n {
-                    let name = get_name(&mut d)?;
-                    let md5 = d.array()?;
-                    let have = get_have(&mut d)?;
-                    files.push(FileHave { name, md5, have });
-                }
-                Msg::Announce { files }
-            }
             ty::LIST_FILES => Msg::ListFiles,
             ty::FILE_LIST => {
                 let n = d.count(2 + 8 + 16 + 8, MAX_FILES)?;
@@ -398,7 +329,7 @@ impl Msg<'_> {
                 name: get_name(&mut d)?,
             },
             ty::HOLDERS => {
-                let n = d.count(2 + 2 + 2 + 5, MAX_HOLDERS)?;
+                let n = d.count(2 + 2 + 2 + 9, MAX_HOLDERS)?;
                 let mut holders = Vec::new();
                 for _ in 0..n {
                     let peer_id = d.str(MAX_PEER_ID_BYTES)?.to_string();
@@ -407,7 +338,16 @@ impl Msg<'_> {
                         peer_id,
                         host: d.str(MAX_HOST_BYTES)?.to_string(),
                         port: d.u16()?,
-                        have: get_have(&mut d)?,
+                        blocks: d.u64()?,
+                        complete: match d.u8()? {
+                            0 => false,
+                            1 => true,
+                            other => {
+                                return Err(Error::protocol(format!(
+                                    "HOLDERS complete flag {other}"
+                                )))
+                            }
+                        },
                     });
                 }
                 Msg::Holders { holders }
@@ -615,39 +555,7 @@ mod tests {
             dense.set(i);
         }
         vec![
-            Msg::Register {
-                peer_id: "A".into(),
-                port: 9000,
-                advertise: "".into(),
-            },
-            Msg::Welcome {
-                host: "10.0.0.1".into(),
-            },
             Msg::NewFile { record: record() },
-            Msg::Announce {
-                files: vec![
-                    FileHave {
-                        name: "x".into(),
-                        md5: [1; 16],
-                        have: sparse.clone(),
-                    },
-                    FileHave {
-                        name: "y".into(),
-                        md5: [2; 16],
-                        have: dense.clone(),
-                    },
-                    FileHave {
-                        name: "z".into(),
-                        md5: [3; 16],
-                        have: Bitfield::full(7),
-                    },
-                    FileHave {
-                        name: "w".into(),
-                        md5: [3; 16],
-                        have: Bitfield::new(7),
-                    },
-                ],
-            },
             Msg::ListFiles,
             Msg::FileList {
                 files: vec![FileSummary {
@@ -666,12 +574,22 @@ mod tests {
                 name: "a.bin".into(),
             },
             Msg::Holders {
-                holders: vec![Holder {
-                    peer_id: "B".into(),
-                    host: "127.0.0.1".into(),
-                    port: 1,
-                    have: dense,
-                }],
+                holders: vec![
+                    Holder {
+                        peer_id: "B".into(),
+                        host: "127.0.0.1".into(),
+                        port: 1,
+                        blocks: 20,
+                        complete: false,
+                    },
+                    Holder {
+                        peer_id: "C".into(),
+                        host: "seed.lan".into(),
+                        port: 2,
+                        blocks: 40,
+                        complete: true,
+                    },
+                ],
             },
             Msg::Bye,
             Msg::Ok,

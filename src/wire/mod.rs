@@ -11,7 +11,7 @@ pub mod message;
 pub mod tracker_datagram;
 
 pub use frame::{FrameReader, HEADER_LEN, MAX_CONTROL_FRAME, MAX_FRAME};
-pub use message::{FileHave, FileSummary, Holder, Msg};
+pub use message::{FileSummary, Holder, Msg};
 
 use std::time::Duration;
 

@@ -10,6 +10,7 @@
 pub mod http;
 pub mod proxy;
 pub mod swarm;
+pub mod udp_peer;
 
 use p2pshare::record::FileRecord;
 use std::fs::File;
@@ -24,12 +25,19 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `stop` waits after SIGTERM before giving up.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A TCP port that was free on 127.0.0.1 a moment ago.
+/// A port that was free on 127.0.0.1 for both TCP and UDP a moment ago
+/// (a tracker takes both).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
-    l.local_addr()
-        .expect("local address of a bound listener")
-        .port()
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+        let port = l
+            .local_addr()
+            .expect("local address of a bound listener")
+            .port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A fresh temporary directory, removed when dropped.

@@ -1,0 +1,360 @@
+use super::*;
+use crate::wire::PEER_EXPIRY;
+
+fn ip(s: &str) -> Host {
+    Host::Ip(s.parse().unwrap())
+}
+
+fn entry<'a>(r: &'a FileRecord, held: Held) -> Entry<'a> {
+    Entry {
+        name: &r.name,
+        md5: r.md5,
+        held,
+    }
+}
+
+/// Registers `id` and announces it holds all of `r`.
+fn seed(c: &mut Catalogue, id: &str, r: &FileRecord, now: Instant) -> u64 {
+    let s = c.register(id, ip("10.0.0.1"), 7000, now);
+    c.announce(id, s, &[entry(r, Held::Complete)], now).unwrap();
+    s
+}
+
+fn remote_code(e: Error) -> u16 {
+    match e {
+        Error::Remote { code, .. } => code,
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+}
+
+#[test]
+fn publish_register_announce_and_find_holders() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = FileRecord::from_bytes("a.bin", &[7; 10_000]);
+    assert!(c.publish(r.clone()).unwrap());
+    assert!(!c.publish(r.clone()).unwrap(), "identical again");
+    assert!(
+        c.holders("a.bin").unwrap().is_empty(),
+        "a record alone holds nothing"
+    );
+    seed(&mut c, "A", &r, t0);
+    let h = c.holders("a.bin").unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        (
+            h[0].peer_id.as_str(),
+            h[0].host.as_str(),
+            h[0].port,
+            h[0].blocks,
+            h[0].complete
+        ),
+        ("A", "10.0.0.1", 7000, 3, true)
+    );
+    assert_eq!(*c.record("a.bin").unwrap(), r);
+    let list = c.list_files();
+    assert_eq!(
+        (list[0].holders, list[0].seeders, list[0].size),
+        (1, 1, 10_000)
+    );
+    assert!(matches!(c.holders("nope"), Err(Error::NotFound(_))));
+    assert!(c.record("nope").is_none());
+}
+
+#[test]
+fn same_name_other_content_conflicts_and_first_stays() {
+    let mut c = Catalogue::new();
+    let first = FileRecord::from_bytes("x", b"first");
+    c.publish(first.clone()).unwrap();
+    let e = c
+        .publish(FileRecord::from_bytes("x", b"second"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)));
+    assert_eq!(e.wire_code(), code::CONFLICT);
+    assert!(e.to_string().contains(&hex(&first.md5)), "{e}");
+    assert_eq!(*c.record("x").unwrap(), first);
+    let mut forged = first.clone();
+    forged.piece_hashes[0] = [0; 16];
+    assert!(matches!(c.publish(forged), Err(Error::Conflict(_))));
+}
+
+#[test]
+fn announces_update_counts_and_report_unknown_files() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = FileRecord::from_bytes("f", &[1; 5 * 4096]);
+    let g = FileRecord::from_bytes("g", &[2; 4096]);
+    c.publish(r.clone()).unwrap();
+    c.publish(g.clone()).unwrap();
+    let a = seed(&mut c, "A", &r, t0);
+    c.announce("A", a, &[entry(&g, Held::Complete)], t0)
+        .unwrap();
+    let b = c.register("B", ip("10.0.0.2"), 2, t0);
+
+    let mut wrong_md5 = entry(&r, Held::Partial(1));
+    wrong_md5.md5 = [0; 16];
+    let unknown = Entry {
+        name: "zzz",
+        md5: [1; 16],
+        held: Held::Complete,
+    };
+    let gone_unknown = Entry {
+        name: "yyy",
+        md5: [1; 16],
+        held: Held::Gone,
+    };
+    let got = c
+        .announce("B", b, &[wrong_md5, unknown, gone_unknown], t0)
+        .unwrap();
+    assert_eq!(
+        got.unknown,
+        [false, true, false],
+        "a withdrawal needs no record"
+    );
+    assert_eq!(c.holders("f").unwrap().len(), 1, "only A");
+
+    c.announce("B", b, &[entry(&r, Held::Partial(2))], t0)
+        .unwrap();
+    let h = c.holders("f").unwrap();
+    assert_eq!(
+        (h[1].peer_id.as_str(), h[1].blocks, h[1].complete),
+        ("B", 2, false)
+    );
+    let f = &c.list_files()[0];
+    assert_eq!((f.name.as_str(), f.holders, f.seeders), ("f", 2, 1));
+
+    // Zero blocks: taking part, listed for others to dial, not holding.
+    c.announce("B", b, &[entry(&r, Held::Partial(0))], t0)
+        .unwrap();
+    assert_eq!(c.holders("f").unwrap().len(), 2);
+    assert_eq!(c.list_files()[0].holders, 1);
+
+    // All the blocks is complete, however it is said.
+    c.announce("B", b, &[entry(&r, Held::Partial(5))], t0)
+        .unwrap();
+    assert_eq!(c.list_files()[0].seeders, 2);
+
+    // Gone withdraws the file; files not named keep what they had.
+    c.announce("B", b, &[entry(&r, Held::Gone)], t0).unwrap();
+    assert_eq!(c.holders("f").unwrap().len(), 1);
+    c.announce("A", a, &[], t0).unwrap();
+    assert_eq!(c.holders("g").unwrap().len(), 1);
+    assert_eq!(c.list_files()[1].seeders, 1);
+}
+
+#[test]
+fn stale_sessions_are_refused_and_last_registration_wins() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = FileRecord::from_bytes("f", b"data");
+    c.publish(r.clone()).unwrap();
+    let old = seed(&mut c, "A", &r, t0);
+    let new = c.register("A", Host::Name("h2.lan".into()), 2, t0);
+    assert_ne!(old, new);
+    assert!(c.holders("f").unwrap().is_empty(), "old holdings dropped");
+    assert_eq!(
+        remote_code(c.announce("A", old, &[], t0).unwrap_err()),
+        code::UNKNOWN_PEER
+    );
+    assert_eq!(
+        remote_code(c.announce("nobody", 5, &[], t0).unwrap_err()),
+        code::UNKNOWN_PEER
+    );
+    assert!(
+        !c.remove_peer("A", old),
+        "a late goodbye of the old session"
+    );
+    assert_eq!(c.peer_count(), 1);
+    c.announce("A", new, &[entry(&r, Held::Complete)], t0)
+        .unwrap();
+    let h = c.holders("f").unwrap();
+    assert_eq!((h[0].host.as_str(), h[0].port), ("h2.lan", 2));
+    assert!(c.remove_peer("A", new));
+    assert_eq!(c.peer_count(), 0);
+    assert!(c.holders("f").unwrap().is_empty());
+    assert_eq!(c.file_count(), 1, "records outlive their holders");
+    assert_eq!(c.list_files()[0].holders, 0);
+}
+
+#[test]
+fn silent_peers_expire_after_three_intervals() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = FileRecord::from_bytes("f", b"x");
+    c.publish(r.clone()).unwrap();
+    seed(&mut c, "A", &r, t0);
+    let b = seed(&mut c, "B", &r, t0);
+    assert_eq!(PEER_EXPIRY, c.interval() * MISSED_INTERVALS);
+    for s in [3, 6, 9, 12] {
+        c.announce("B", b, &[], t0 + Duration::from_secs(s))
+            .unwrap();
+    }
+    assert!(
+        c.expire(t0 + PEER_EXPIRY).is_empty(),
+        "exactly 9 s is not yet"
+    );
+    assert_eq!(c.expire(t0 + PEER_EXPIRY + Duration::from_millis(1)), ["A"]);
+    let h = c.holders("f").unwrap();
+    assert_eq!(
+        h.iter().map(|h| h.peer_id.as_str()).collect::<Vec<_>>(),
+        ["B"]
+    );
+    let late = t0 + Duration::from_secs(12) + PEER_EXPIRY + Duration::from_millis(1);
+    assert_eq!(c.expire(late), ["B"]);
+    assert_eq!(c.peer_count(), 0);
+    // An instant before the last announce (clock confusion) expires nothing.
+    c.register("D", ip("10.0.0.4"), 3, late);
+    assert!(c.expire(t0).is_empty());
+}
+
+#[test]
+fn the_interval_grows_with_the_swarm() {
+    assert_eq!(interval_for(0), Duration::from_secs(3));
+    assert_eq!(interval_for(60_000), Duration::from_secs(3));
+    assert_eq!(interval_for(60_001), Duration::from_secs(4));
+    assert_eq!(interval_for(100_000), Duration::from_secs(5));
+    assert_eq!(interval_for(1_000_000), Duration::from_secs(50));
+    assert_eq!(interval_for(usize::MAX), MAX_INTERVAL);
+}
+
+#[test]
+fn empty_file_is_held_by_whoever_has_it() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = FileRecord::from_bytes("empty", b"");
+    c.publish(r.clone()).unwrap();
+    seed(&mut c, "A", &r, t0);
+    let b = c.register("B", ip("10.0.0.2"), 2, t0);
+    c.announce("B", b, &[entry(&r, Held::Partial(0))], t0)
+        .unwrap();
+    assert_eq!(c.holders("empty").unwrap().len(), 2);
+    let f = &c.list_files()[0];
+    assert_eq!((f.holders, f.seeders), (2, 2));
+}
+
+#[test]
+fn many_holders_are_sampled_without_duplicates() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::with_rng(Rng::seeded(7));
+    let r = FileRecord::from_bytes("f", b"abc");
+    c.publish(r.clone()).unwrap();
+    let n = MAX_HOLDERS + 20;
+    for i in 0..n {
+        seed(&mut c, &format!("p{i:03}"), &r, t0);
+    }
+    let first = c.holders("f").unwrap();
+    assert_eq!(first.len(), MAX_HOLDERS);
+    let mut ids: Vec<&str> = first.iter().map(|h| h.peer_id.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), MAX_HOLDERS, "no duplicates");
+    let samples: Vec<Vec<Holder>> = (0..10).map(|_| c.holders("f").unwrap()).collect();
+    assert!(samples.iter().any(|s| *s != first), "the sample varies");
+    assert_eq!(c.list_files()[0].holders as usize, n);
+}
+
+#[test]
+fn members_stay_consistent_through_churn() {
+    // Peers come, move and go in a shuffled order; every count must match
+    // a recount from scratch after each step.
+    let t0 = Instant::now();
+    let mut c = Catalogue::with_rng(Rng::seeded(3));
+    let r = FileRecord::from_bytes("f", &[5; 40 * 4096]);
+    c.publish(r.clone()).unwrap();
+    let mut rng = Rng::seeded(11);
+    let mut sessions: Vec<Option<u64>> = vec![None; 50];
+    for step in 0..2_000 {
+        let i = rng.below(50) as usize;
+        let id = format!("p{i}");
+        match (sessions[i], rng.below(4)) {
+            (None, _) => sessions[i] = Some(c.register(&id, ip("10.0.0.1"), 1, t0)),
+            (Some(s), 0) => {
+                assert!(c.remove_peer(&id, s));
+                sessions[i] = None;
+            }
+            (Some(s), k) => {
+                let held = match k {
+                    1 => Held::Gone,
+                    2 => Held::Complete,
+                    _ => Held::Partial(rng.below(40) as u32),
+                };
+                c.announce(&id, s, &[entry(&r, held)], t0).unwrap();
+            }
+        }
+        let f = &c.files[0];
+        let mut recount = (0u32, 0u32, 0u64);
+        for (pos, &slot) in f.members.iter().enumerate() {
+            let h = c.peer(slot).holdings.iter().find(|h| h.file == 0).unwrap();
+            assert_eq!(h.pos as usize, pos, "step {step}");
+            recount.0 += u32::from(h.state == State::Complete);
+            recount.1 += u32::from(f.holds(h.state));
+            if let State::Partial(n) = h.state {
+                recount.2 += n as u64;
+            }
+        }
+        assert_eq!(
+            (f.seeders, f.holders, f.partial_blocks),
+            recount,
+            "step {step}"
+        );
+        let live = c.peers.iter().flatten().count();
+        assert_eq!(live, c.peer_count());
+    }
+}
+
+#[test]
+fn summary_counts_and_bounds_its_rows() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    // 10 blocks.
+    let r = FileRecord::from_bytes("f", &[1; 10 * 4096]);
+    c.publish(r.clone()).unwrap();
+    seed(&mut c, "S", &r, t0);
+    let mut sessions = Vec::new();
+    for i in 0..30 {
+        let id = format!("L{i:02}");
+        let s = c.register(&id, ip("10.0.1.1"), 1000 + i, t0);
+        c.announce(&id, s, &[entry(&r, Held::Partial(0))], t0)
+            .unwrap();
+        sessions.push((id, s));
+    }
+    // One second later each leecher has i % 10 blocks: L00 the slowest.
+    let t1 = t0 + Duration::from_secs(1);
+    for (i, (id, s)) in sessions.iter().enumerate() {
+        c.announce(id, *s, &[entry(&r, Held::Partial((i % 10) as u32))], t1)
+            .unwrap();
+    }
+    c.register("idle", ip("10.0.0.9"), 9, t1);
+    let s = c.summary(t1, 5);
+    assert_eq!((s.peers, s.seeders, s.leechers, s.files), (32, 1, 30, 1));
+    assert_eq!(s.histogram.iter().sum::<u32>(), 30);
+    assert_eq!(s.histogram[0], 3, "0 blocks of 10: the first bucket");
+    assert_eq!(s.histogram[9], 3);
+    assert_eq!(s.rows.len(), 5);
+    // The three that gained nothing, then two that gained a block.
+    let rates: Vec<f64> = s.rows.iter().map(|r| r.rate_bps).collect();
+    assert_eq!(rates, [0.0, 0.0, 0.0, 4096.0, 4096.0]);
+    assert!(s
+        .rows
+        .iter()
+        .all(|r| r.peer_id.starts_with('L') && !r.complete));
+    // 0+1+…+9 blocks three times over, gained in a second.
+    let gained = 3.0 * 45.0 * 4096.0;
+    assert!((s.rate_bps - gained).abs() < 1.0, "{}", s.rate_bps);
+    let f = &s.file_totals[0];
+    assert_eq!((f.seeders, f.leechers), (1, 30));
+    assert!((f.mean_fraction - 0.45).abs() < 1e-9, "{}", f.mean_fraction);
+    // A rate goes stale once announces stop coming.
+    let late = c.summary(t1 + Duration::from_secs(10), 100);
+    assert_eq!(late.rate_bps, 0.0);
+    assert_eq!(late.rows.len(), 32, "every peer, the idle one too");
+    assert_eq!(c.summary(t1, 0).rows.len(), 0);
+}
+
+#[test]
+fn hosts_from_announces() {
+    let v4: IpAddr = "10.0.0.1".parse().unwrap();
+    let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+    assert_eq!(Host::from_announce("", mapped), Host::Ip(v4));
+    assert_eq!(Host::from_announce("[::1]", v4).to_string(), "::1");
+    assert_eq!(Host::from_announce("seed.lan", v4).to_string(), "seed.lan");
+}

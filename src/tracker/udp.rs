@@ -1,0 +1,187 @@
+//! The tracker's UDP side: one thread reads datagrams on the tracker's
+//! port and answers each at once. No state per peer lives here; the
+//! catalogue keeps the sessions, `CookieJar` the connection ids.
+//!
+//! `respond` is the whole exchange as a function of (datagram, source,
+//! now): no socket, so every rule is unit-tested. An answer is never
+//! longer than the datagram that drew it, and anything malformed, or from
+//! a source that has not proved its address, draws at most a short
+//! refusal.
+
+use super::catalogue::{Catalogue, Host};
+use super::cookie::CookieJar;
+use super::server::Shared;
+use crate::error::Error;
+use crate::wire::tracker_datagram::{
+    Announce, Announced, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, MAX_TRACKER_DATAGRAM,
+};
+use log::{debug, info, warn};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What `respond` saw, for the logs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    Connected,
+    Registered(String),
+    Announced,
+    Left(String),
+    Refused(Refusal),
+    /// Not ours, or malformed before a transaction id could be trusted:
+    /// no answer at all.
+    Dropped,
+}
+
+/// Answers one datagram from `from` into `out` (empty: no answer).
+/// `secs` is the cookies' clock. Locks `catalogue` only for the announce.
+pub fn respond(
+    catalogue: &Mutex<Catalogue>,
+    cookies: &CookieJar,
+    datagram: &[u8],
+    from: SocketAddr,
+    now: Instant,
+    secs: u64,
+    out: &mut Vec<u8>,
+) -> Event {
+    out.clear();
+    let request = match Request::decode(datagram) {
+        Ok(r) => r,
+        Err(e) => {
+            debug!("{from}: dropped a datagram: {e}");
+            return Event::Dropped;
+        }
+    };
+    let (reply, event) = match request {
+        Request::Connect { tx } => (
+            Reply::Connected {
+                tx,
+                cookie: cookies.issue(from, secs),
+            },
+            Event::Connected,
+        ),
+        Request::Announce(a) if !cookies.check(from, a.cookie, secs) => {
+            refuse(a.tx, Refusal::BadCookie)
+        }
+        Request::Announce(a) => {
+            let mut c = catalogue.lock().unwrap_or_else(|p| p.into_inner());
+            announce(&mut c, &a, from, now)
+        }
+    };
+    reply.encode(datagram.len(), out);
+    event
+}
+
+fn refuse(tx: u32, reason: Refusal) -> (Reply, Event) {
+    (Reply::Refused { tx, reason }, Event::Refused(reason))
+}
+
+fn announce(c: &mut Catalogue, a: &Announce<'_>, from: SocketAddr, now: Instant) -> (Reply, Event) {
+    let source = from.ip().to_canonical();
+    if a.port == 0 {
+        return refuse(a.tx, Refusal::BadRequest);
+    }
+    let (session, event) = if a.flags & FLAG_REGISTER != 0 {
+        let host = Host::from_announce(a.advertise, source);
+        let s = c.register(a.peer_id, host, a.port, now);
+        (s, Event::Registered(a.peer_id.to_string()))
+    } else {
+        (a.session, Event::Announced)
+    };
+    if a.flags & FLAG_BYE != 0 {
+        return if c.remove_peer(a.peer_id, session) {
+            let done = Announced {
+                tx: a.tx,
+                session,
+                interval_secs: 0,
+                peers: c.peer_count() as u32,
+                source,
+                unknown: Vec::new(),
+            };
+            (Reply::Announced(done), Event::Left(a.peer_id.to_string()))
+        } else {
+            refuse(a.tx, Refusal::UnknownSession)
+        };
+    }
+    match c.announce(a.peer_id, session, &a.entries, now) {
+        Ok(done) => (
+            Reply::Announced(Announced {
+                tx: a.tx,
+                session,
+                interval_secs: done.interval.as_secs().min(u16::MAX as u64) as u16,
+                peers: c.peer_count() as u32,
+                source,
+                unknown: done.unknown,
+            }),
+            event,
+        ),
+        Err(Error::Remote { .. }) => refuse(a.tx, Refusal::UnknownSession),
+        Err(_) => refuse(a.tx, Refusal::BadRequest),
+    }
+}
+
+/// Starts the UDP thread on `socket`.
+pub fn spawn(socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("tracker-udp".into())
+        .spawn(move || serve(socket, &shared))?;
+    Ok(())
+}
+
+fn serve(socket: UdpSocket, shared: &Shared) {
+    // One byte more than the largest datagram: a longer one shows as
+    // filling the buffer and is dropped, never read cut short.
+    let mut buf = vec![0u8; MAX_TRACKER_DATAGRAM + 1];
+    let mut out = Vec::with_capacity(256);
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors from earlier answers show up here: harmless.
+                debug!("tracker udp: {e}");
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::Interrupted
+                ) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+        };
+        shared.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+        if n > MAX_TRACKER_DATAGRAM {
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let now = Instant::now();
+        let secs = now.duration_since(shared.started).as_secs();
+        let event = respond(
+            &shared.catalogue,
+            &shared.cookies,
+            &buf[..n],
+            from,
+            now,
+            secs,
+            &mut out,
+        );
+        match &event {
+            Event::Registered(id) => info!("peer {id} registered from {from}"),
+            Event::Left(id) => info!("peer {id} left"),
+            Event::Dropped => {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        if !out.is_empty() {
+            if let Err(e) = socket.send_to(&out, from) {
+                warn!("tracker udp: cannot answer {from}: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
