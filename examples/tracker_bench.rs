@@ -209,10 +209,12 @@ enum Answer {
         tx: u32,
         cookie: u64,
     },
+    /// `swarm`: the live peers the tracker counts (p2pshare says).
     Announced {
         tx: u32,
         session: u64,
         unknown: bool,
+        swarm: Option<u32>,
     },
     Refused {
         tx: u32,
@@ -335,6 +337,7 @@ fn decode_answer(kind: Kind, b: &[u8]) -> Option<Answer> {
                 tx: a.tx,
                 session: a.session,
                 unknown: a.unknown.iter().any(|&u| u),
+                swarm: Some(a.peers),
             }),
             Reply::Refused { tx, reason } => Some(Answer::Refused { tx, reason }),
         },
@@ -358,6 +361,7 @@ fn decode_answer(kind: Kind, b: &[u8]) -> Option<Answer> {
                     tx,
                     session: 0,
                     unknown: false,
+                    swarm: None,
                 }),
                 3 => Some(Answer::Error {
                     tx,
@@ -501,6 +505,8 @@ struct Counts {
     unknown_file: u64,
     errors: u64,
     last_error: String,
+    /// The tracker's own count of live peers, in its latest answer.
+    swarm: Option<u32>,
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -696,11 +702,17 @@ fn run(a: &Args) -> Result<(), String> {
                     (Answer::Connected { cookie, .. }, _) => sock.cookie = Some((cookie, p.sent)),
                     (
                         Answer::Announced {
-                            session, unknown, ..
+                            session,
+                            unknown,
+                            swarm,
+                            ..
                         },
                         What::Announce(peer),
                     ) => {
                         let k = peer as usize;
+                        if swarm.is_some() {
+                            counts.swarm = swarm;
+                        }
                         if unknown {
                             counts.unknown_file += 1;
                         }
@@ -800,6 +812,14 @@ fn run(a: &Args) -> Result<(), String> {
         counts.errors,
         if counts.last_error.is_empty() { String::new() } else { format!(" (last: {})", counts.last_error) },
     );
+    match counts.swarm {
+        Some(n) if n != a.peers => eprintln!(
+            "tracker-bench: warning: the tracker's last answer counted {n} live peers, not {}",
+            a.peers
+        ),
+        Some(n) => eprintln!("tracker-bench: {label} counts {n} live peers"),
+        None => {}
+    }
     if cpu_secs < 0.9 * secs && my_cpu_secs < 0.9 * secs {
         eprintln!(
             "tracker-bench: warning: neither the tracker nor the load generator kept its core busy: \
