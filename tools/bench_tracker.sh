@@ -30,12 +30,16 @@ fi
 lines=()
 failed=0
 
-# bench NAME PORT PID: the load generator against the tracker at PORT.
+# bench NAME PORT PID: the load generator against the tracker at PORT. In
+# the background, so that a signal ends the run at once (bash runs traps
+# only between foreground commands, but during `wait`).
 bench() {
-  local out
-  if out=$(taskset -c 1 "$BIN/examples/tracker_bench" --tracker "$1" --addr "127.0.0.1:$2" \
-    --pid "$3" --peers "$PEERS" --secs "$SECS" --inflight "$INFLIGHT"); then
-    lines+=("$out")
+  taskset -c 1 "$BIN/examples/tracker_bench" --tracker "$1" --addr "127.0.0.1:$2" \
+    --pid "$3" --peers "$PEERS" --secs "$SECS" --inflight "$INFLIGHT" > "$WORK/$1.out" &
+  local gen=$!
+  PIDS+=("$gen")
+  if wait "$gen"; then
+    lines+=("$(cat "$WORK/$1.out")")
   else
     echo "error: the $1 run failed (its log: above)" >&2
     failed=1
