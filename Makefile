@@ -3,7 +3,7 @@ CARGO ?= cargo
 BIN := target/release
 PEERS ?= 400
 
-.PHONY: all build test lint demo bench swarm hosts many-peers clean
+.PHONY: all build test lint demo bench bench-tracker swarm hosts many-peers clean
 
 all: build
 
@@ -24,6 +24,14 @@ demo: build
 # One 256 MiB transfer between two peers, against md5sum and a plain socket copy.
 bench: build
 	BIN=$(BIN) tools/bench.sh
+
+# UDP announces per second the tracker answers on one core, latency, CPU
+# per announce and memory, for PEERS simulated peers; then opentracker
+# under the same load (installed with apt-get when run as root).
+#   make bench-tracker PEERS=100000 SECS=10   (those are the defaults; the
+# script's own, not the PEERS=400 of many-peers)
+bench-tracker: build
+	BIN=$(BIN) tools/bench_tracker.sh
 
 # One seeder and N leechers on loopback, every upload capped at LIMIT:
 # each leecher's time, the swarm's, the lower bound T* and the ratio.
