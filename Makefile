@@ -1,7 +1,6 @@
 # p2pshare: the two commands a newcomer types are `make demo` and `make test`.
 CARGO ?= cargo
 BIN := target/release
-PEERS ?= 400
 
 .PHONY: all build test lint demo bench bench-tracker swarm hosts many-peers clean
 
@@ -28,8 +27,7 @@ bench: build
 # UDP announces per second the tracker answers on one core, latency, CPU
 # per announce and memory, for PEERS simulated peers; then opentracker
 # under the same load (installed with apt-get when run as root).
-#   make bench-tracker PEERS=100000 SECS=10   (those are the defaults; the
-# script's own, not the PEERS=400 of many-peers)
+#   make bench-tracker PEERS=100000 SECS=10   (those are the defaults)
 bench-tracker: build
 	BIN=$(BIN) tools/bench_tracker.sh
 
