@@ -633,6 +633,145 @@ mod tests {
         assert_eq!(batches(fixed, vec![]).len(), 1, "a keep-alive");
     }
 
+    /// The worked examples of docs/PROTOCOL.md §12, byte for byte.
+    #[test]
+    fn protocol_md_examples() {
+        let hex = |b: &[u8]| crate::units::hex(b);
+        let md5 = |first: u8| -> Md5Digest { std::array::from_fn(|i| first + i as u8) };
+        let cookie = 0x1122_3344_5566_7788;
+        let mut req = Vec::new();
+        let mut out = Vec::new();
+
+        // Example 1: CONNECT and CONNECTED.
+        Request::Connect { tx: 0x0a0b_0c0d }.encode(&mut req);
+        assert_eq!(hex(&req), "703201100a0b0c0d0000000000000000");
+        Reply::Connected {
+            tx: 0x0a0b_0c0d,
+            cookie,
+        }
+        .encode(req.len(), &mut out);
+        assert_eq!(hex(&out), "703201900a0b0c0d1122334455667788");
+
+        // Example 2: REGISTER with a download in progress and a file the
+        // tracker has no record of; the answer flags the second entry.
+        let register = Request::Announce(Announce {
+            tx: 2,
+            cookie,
+            session: 0,
+            flags: FLAG_REGISTER,
+            port: 9000,
+            peer_id: "A",
+            advertise: "",
+            entries: vec![
+                Entry {
+                    name: "a.bin",
+                    md5: md5(0x00),
+                    held: Held::Partial(12),
+                },
+                Entry {
+                    name: "b.bin",
+                    md5: md5(0x10),
+                    held: Held::Complete,
+                },
+            ],
+        });
+        register.encode(&mut req);
+        let expected = [
+            "70320111",                         // magic, version, ANNOUNCE
+            "00000002",                         // tx
+            "1122334455667788",                 // cookie
+            "0000000000000000",                 // session: none yet
+            "01",                               // flags: REGISTER
+            "2328",                             // port 9000
+            "0141",                             // peer id "A"
+            "00",                               // advertise: none
+            "0002",                             // 2 entries
+            "05612e62696e",                     // "a.bin"
+            "000102030405060708090a0b0c0d0e0f", // md5
+            "01",                               // Partial
+            "0000000c",                         // 12 blocks
+            "05622e62696e",                     // "b.bin"
+            "101112131415161718191a1b1c1d1e1f", // md5
+            "02",                               // Complete
+        ]
+        .concat();
+        assert_eq!(hex(&req), expected);
+        assert_eq!(req.len(), 82);
+        assert_eq!(Request::decode(&req).unwrap(), register);
+        let answer = Reply::Announced(Announced {
+            tx: 2,
+            session: 7,
+            interval_secs: 3,
+            peers: 2,
+            source: "192.168.1.10".parse().unwrap(),
+            unknown: vec![false, true],
+        });
+        answer.encode(req.len(), &mut out);
+        assert_eq!(
+            hex(&out),
+            "70320191000000020000000000000007000300000002".to_string() + "04c0a8010a" + "000240"
+        );
+        assert_eq!(out.len(), 30);
+        assert_eq!(Reply::decode(&out).unwrap(), answer);
+
+        // Example 3: the keep-alive, padded to 64 bytes, and its answer.
+        let mut keep_alive = Announce {
+            tx: 3,
+            cookie,
+            session: 7,
+            flags: 0,
+            port: 9000,
+            peer_id: "A",
+            advertise: "",
+            entries: vec![],
+        };
+        Request::Announce(keep_alive.clone()).encode(&mut req);
+        let head = "7032011100000003112233445566778800000000000000070023280141000000";
+        assert_eq!(hex(&req), head.to_string() + &"00".repeat(32));
+        Reply::Announced(Announced {
+            tx: 3,
+            session: 7,
+            interval_secs: 3,
+            peers: 2,
+            source: "192.168.1.10".parse().unwrap(),
+            unknown: vec![],
+        })
+        .encode(req.len(), &mut out);
+        assert_eq!(
+            hex(&out),
+            "7032019100000003000000000000000700030000000204c0a8010a0000"
+        );
+        assert_eq!(out.len(), 29);
+
+        // Example 4: the same keep-alive after the tracker restarted.
+        Reply::Refused {
+            tx: 3,
+            reason: Refusal::BadCookie,
+        }
+        .encode(req.len(), &mut out);
+        assert_eq!(hex(&out), "7032019f0000000301");
+
+        // Example 5: goodbye, and its answer (interval 0, one peer left).
+        keep_alive.tx = 4;
+        keep_alive.flags = FLAG_BYE;
+        Request::Announce(keep_alive).encode(&mut req);
+        let head = "7032011100000004112233445566778800000000000000070223280141000000";
+        assert_eq!(hex(&req), head.to_string() + &"00".repeat(32));
+        Reply::Announced(Announced {
+            tx: 4,
+            session: 7,
+            interval_secs: 0,
+            peers: 1,
+            source: "192.168.1.10".parse().unwrap(),
+            unknown: vec![],
+        })
+        .encode(req.len(), &mut out);
+        assert_eq!(
+            hex(&out),
+            "7032019100000004000000000000000700000000000104c0a8010a0000"
+        );
+    }
+
     fn held() -> impl Strategy<Value = Held> {
         prop_oneof![
             Just(Held::Gone),
