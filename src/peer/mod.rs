@@ -376,6 +376,8 @@ impl Peer {
         let file =
             File::open(&dest).map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
         self.store.insert(record.clone(), file);
+        // Now in the store: the session announces it at once.
+        self.session.announce_now();
         Ok((record, note))
     }
 

@@ -63,8 +63,8 @@ impl Session {
     }
 
     /// Publishes a new file's record on the tracker and waits for its
-    /// verdict (a name taken by other content is refused); the session
-    /// then announces it.
+    /// verdict (a name taken by other content is refused); the caller
+    /// puts it in the store, and the session announces it.
     pub fn new_file_wait(
         &self,
         tracker: &str,
@@ -78,7 +78,6 @@ impl Session {
                 "{other}; the file is shared and will be announced when the tracker returns"
             )),
         });
-        self.announce_now();
         result
     }
 

@@ -321,7 +321,8 @@ impl Catalogue {
     /// Applies one announce: each entry replaces what the peer held of
     /// that file; files not named keep what they had. Entries for files
     /// the catalogue has no record of are reported back; entries naming
-    /// another md5, or more blocks than the file has, are ignored.
+    /// another md5 are ignored, and a block count of the whole file or
+    /// more counts as complete.
     pub fn announce(
         &mut self,
         peer_id: &str,

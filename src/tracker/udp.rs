@@ -49,8 +49,24 @@ pub fn respond(
     let request = match Request::decode(datagram) {
         Ok(r) => r,
         Err(e) => {
-            debug!("{from}: dropped a datagram: {e}");
-            return Event::Dropped;
+            // From a proven address, a malformed ANNOUNCE (a bad peer id
+            // or advertised host) is refused in a few bytes; anything else
+            // gets no answer.
+            return match Request::announce_prefix(datagram) {
+                Some((tx, cookie)) if cookies.check(from, cookie, secs) => {
+                    debug!("{from}: refused a malformed ANNOUNCE: {e}");
+                    Reply::Refused {
+                        tx,
+                        reason: Refusal::BadRequest,
+                    }
+                    .encode(datagram.len(), out);
+                    Event::Refused(Refusal::BadRequest)
+                }
+                _ => {
+                    debug!("{from}: dropped a datagram: {e}");
+                    Event::Dropped
+                }
+            };
         }
     };
     let (reply, event) = match request {

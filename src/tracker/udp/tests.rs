@@ -168,6 +168,45 @@ fn unknown_sessions_and_bad_ports_are_refused() {
 }
 
 #[test]
+fn malformed_announces_from_a_proven_address_are_refused() {
+    let b = Bench::new();
+    let me = from("127.0.0.5:4000");
+    let cookie = b.cookie(me);
+    let Request::Announce(mut a) = announce(cookie, 0, FLAG_REGISTER, vec![]) else {
+        unreachable!()
+    };
+    a.advertise = "bad host";
+    let mut bytes = Vec::new();
+    Request::Announce(a.clone()).encode(&mut bytes);
+    let mut out = Vec::new();
+    let ev = respond(
+        &b.catalogue,
+        &b.cookies,
+        &bytes,
+        me,
+        b.now,
+        b.secs,
+        &mut out,
+    );
+    assert_eq!(ev, Event::Refused(Refusal::BadRequest));
+    assert!(out.len() < bytes.len());
+    // Without a valid connection id: nothing at all.
+    a.cookie ^= 1;
+    Request::Announce(a).encode(&mut bytes);
+    let ev = respond(
+        &b.catalogue,
+        &b.cookies,
+        &bytes,
+        me,
+        b.now,
+        b.secs,
+        &mut out,
+    );
+    assert_eq!(ev, Event::Dropped);
+    assert!(out.is_empty());
+}
+
+#[test]
 fn garbage_gets_no_answer() {
     let b = Bench::new();
     let mut out = Vec::new();
