@@ -82,7 +82,11 @@ pub fn format_ago(d: Duration) -> String {
 /// `12.3 MB/s`, `512 kB/s`, `0 B/s`.
 pub fn format_rate(bps: f64) -> String {
     let bps = if bps.is_finite() { bps.max(0.0) } else { 0.0 };
-    if bps >= 999_950.0 {
+    if bps >= 999_950_000.0 {
+        format!("{:.2} GB/s", bps / 1e9)
+    } else if bps >= 99_995_000.0 {
+        format!("{:.0} MB/s", bps / 1e6)
+    } else if bps >= 999_950.0 {
         format!("{:.1} MB/s", bps / 1e6)
     } else if bps >= 999.5 {
         format!("{:.0} kB/s", bps / 1e3)

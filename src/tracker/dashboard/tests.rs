@@ -271,6 +271,8 @@ fn helpers() {
     assert_eq!(bar(0.0, 4), "[....]");
     assert_eq!(bar(2.0, 4), "[####]");
     assert_eq!(format_uptime(Duration::from_secs(90_061)), "1d 01:01:01");
+    assert_eq!(format_rate(6_658_400_000.0), "6.66 GB/s");
+    assert_eq!(format_rate(412_300_000.0), "412 MB/s");
     assert_eq!(format_rate(12_345_678.0), "12.3 MB/s");
     assert_eq!(format_rate(999_999.0), "1.0 MB/s");
     assert_eq!(format_rate(51_200.0), "51 kB/s");
