@@ -172,6 +172,8 @@ pub struct Catalogue {
     announces: u64,
     /// (when, announces so far), one a second from `expire`: the rate.
     samples: VecDeque<(Instant, u64)>,
+    /// Where `expire_part` goes on.
+    sweep: usize,
 }
 
 impl Default for Catalogue {
@@ -215,6 +217,7 @@ impl Catalogue {
             rng,
             announces: 0,
             samples: VecDeque::new(),
+            sweep: 0,
         }
     }
 
@@ -448,22 +451,53 @@ impl Catalogue {
     /// Forgets the peers past their deadline; their ids, sorted. Called
     /// about once a second, it also samples the announce rate.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
-        let gone: Vec<u32> = self
-            .peers
+        self.expire_from(0, self.peers.len(), now)
+    }
+
+    /// `expire` in `parts` turns, each over the next slice of the peer
+    /// slots, so the lock is never held for a scan of every peer (a
+    /// million take milliseconds). The rate is sampled once per sweep.
+    pub fn expire_part(&mut self, parts: usize, now: Instant) -> Vec<String> {
+        let n = self.peers.len().div_ceil(parts.max(1)).max(1);
+        let start = self.sweep.min(self.peers.len());
+        self.sweep = start + n;
+        if self.sweep >= self.peers.len() {
+            self.sweep = 0;
+            self.sample(now);
+        }
+        let end = (start + n).min(self.peers.len());
+        self.expire_slots(start, end, now)
+    }
+
+    fn expire_from(&mut self, start: usize, end: usize, now: Instant) -> Vec<String> {
+        let ids = self.expire_slots(start, end, now);
+        self.sample(now);
+        ids
+    }
+
+    fn expire_slots(&mut self, start: usize, end: usize, now: Instant) -> Vec<String> {
+        let gone: Vec<u32> = self.peers[start..end]
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| p.as_ref().filter(|p| now > p.deadline).map(|_| i as u32))
+            .filter_map(|(i, p)| {
+                p.as_ref()
+                    .filter(|p| now > p.deadline)
+                    .map(|_| (start + i) as u32)
+            })
             .collect();
         let mut ids: Vec<String> = gone.iter().map(|&s| self.peer(s).id.to_string()).collect();
         for s in gone {
             self.remove_slot(s);
         }
+        ids.sort();
+        ids
+    }
+
+    fn sample(&mut self, now: Instant) {
         self.samples.push_back((now, self.announces));
         while self.samples.len() > 6 {
             self.samples.pop_front();
         }
-        ids.sort();
-        ids
     }
 
     pub fn peer_count(&self) -> usize {

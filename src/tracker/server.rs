@@ -33,8 +33,10 @@ pub const MAX_QUEUED: usize = 256;
 pub const MAX_PER_IP: usize = 32;
 /// A query connection silent this long is closed.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often the reaper looks for silent peers.
+/// How often the reaper looks through all the peers for silent ones,
+/// and in how many turns (each holds the lock for a tenth of the scan).
 pub const REAP_EVERY: Duration = Duration::from_secs(1);
+const REAP_PARTS: u32 = 10;
 
 /// Counters for the logs, the dashboards and the load generator.
 #[derive(Default)]
@@ -132,8 +134,10 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("tracker-reaper".into())
         .spawn(move || loop {
-            std::thread::sleep(REAP_EVERY);
-            let gone = shared.lock().expire(Instant::now());
+            std::thread::sleep(REAP_EVERY / REAP_PARTS);
+            let gone = shared
+                .lock()
+                .expire_part(REAP_PARTS as usize, Instant::now());
             if gone.len() > 8 {
                 info!(
                     "{} peers gone (silent for 3 announce intervals)",

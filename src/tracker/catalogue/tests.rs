@@ -358,3 +358,23 @@ fn hosts_from_announces() {
     assert_eq!(Host::from_announce("[::1]", v4).to_string(), "::1");
     assert_eq!(Host::from_announce("seed.lan", v4).to_string(), "seed.lan");
 }
+
+#[test]
+fn expiry_in_parts_covers_every_peer_once_a_sweep() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    for i in 0..95 {
+        c.register(&format!("p{i:02}"), ip("10.0.0.1"), 1, t0);
+    }
+    let late = t0 + PEER_EXPIRY + Duration::from_secs(1);
+    let mut gone = Vec::new();
+    for _ in 0..10 {
+        gone.extend(c.expire_part(10, late));
+    }
+    gone.sort();
+    assert_eq!(gone.len(), 95);
+    assert_eq!(gone[0], "p00");
+    assert_eq!(c.peer_count(), 0);
+    // An empty catalogue is swept without trouble.
+    assert!(c.expire_part(10, late).is_empty());
+}
