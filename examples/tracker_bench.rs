@@ -31,7 +31,7 @@ use p2pshare::record::{self, FileRecord, Md5Digest};
 use p2pshare::wire::tracker_datagram::{
     Announce, Entry, Held, Refusal, Reply, Request, FLAG_REGISTER,
 };
-use p2pshare::wire::{Msg, MAX_FRAME};
+use p2pshare::wire::{Encode, TrackerReply, TrackerRequest, MAX_FRAME};
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -482,10 +482,10 @@ fn clock_ticks_per_sec() -> f64 {
 fn publish_records(addr: SocketAddr) -> p2pshare::Result<()> {
     let mut conn = Conn::connect(&addr.to_string(), MAX_FRAME)?;
     for name in [SEED_FILE, LEECH_FILE] {
-        match conn.call(&Msg::NewFile {
+        match conn.call::<TrackerReply>(&TrackerRequest::NewFile {
             record: fake_record(name),
         }) {
-            Ok(Msg::Ok) => {}
+            Ok(TrackerReply::Ok) => {}
             Ok(other) => eprintln!("tracker-bench: NEW_FILE {name} answered {}", other.kind()),
             Err(e) => return Err(e),
         }

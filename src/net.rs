@@ -3,7 +3,8 @@
 //! loop shared by the tracker and the peer.
 
 use crate::error::{code, Error, Result};
-use crate::wire::{FrameReader, Msg};
+use crate::wire::message::{put_error, Answer, Decode, Encode};
+use crate::wire::FrameReader;
 use log::{debug, warn};
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
@@ -83,7 +84,7 @@ impl Conn {
     }
 
     /// Buffers a message without flushing (for pipelining several).
-    pub fn queue(&mut self, msg: &Msg<'_>) -> Result<()> {
+    pub fn queue(&mut self, msg: &impl Encode) -> Result<()> {
         self.out.clear();
         msg.encode(&mut self.out);
         debug!("-> {} {} ({} bytes)", self.peer, msg.kind(), self.out.len());
@@ -98,7 +99,7 @@ impl Conn {
             .map_err(|e| Error::net(format!("sending to {}", self.peer), e))
     }
 
-    pub fn send(&mut self, msg: &Msg<'_>) -> Result<()> {
+    pub fn send(&mut self, msg: &impl Encode) -> Result<()> {
         self.queue(msg)?;
         self.flush()
     }
@@ -137,17 +138,17 @@ impl Conn {
         got
     }
 
-    /// Decodes the message `fill` buffered.
-    pub fn take(&mut self) -> Result<Msg<'_>> {
+    /// Decodes the message `fill` buffered, as one this side may receive.
+    pub fn take<'a, M: Decode<'a> + Encode>(&'a mut self) -> Result<M> {
         let peer = self.peer;
         let (ty, body) = self.reader.take();
-        let msg = Msg::decode(ty, body)?;
+        let msg = M::decode(ty, body)?;
         debug!("<- {peer} {}", msg.kind());
         Ok(msg)
     }
 
     /// The next message, or `None` when the other side closed cleanly.
-    pub fn recv(&mut self) -> Result<Option<Msg<'_>>> {
+    pub fn recv<'a, M: Decode<'a> + Encode>(&'a mut self) -> Result<Option<M>> {
         if self.fill()? {
             self.take().map(Some)
         } else {
@@ -157,9 +158,9 @@ impl Conn {
 
     /// The next message; a close is an error and an ERROR frame becomes
     /// `Error::Remote`.
-    pub fn expect(&mut self) -> Result<Msg<'_>> {
+    pub fn expect<'a, M: Decode<'a> + Encode + Answer>(&'a mut self) -> Result<M> {
         let peer = self.peer;
-        match self.recv()? {
+        match self.recv::<M>()? {
             None => Err(Error::protocol(format!("{peer} closed the connection"))),
             Some(m) => m.into_result(),
         }
@@ -167,11 +168,11 @@ impl Conn {
 
     /// Like `expect`, but polls through read timeouts until `deadline`,
     /// giving up early when `stop` says so.
-    pub fn expect_by(
-        &mut self,
+    pub fn expect_by<'a, M: Decode<'a> + Encode + Answer>(
+        &'a mut self,
         deadline: std::time::Instant,
         stop: &dyn Fn() -> bool,
-    ) -> Result<Msg<'_>> {
+    ) -> Result<M> {
         loop {
             if stop() {
                 return Err(Error::Cancelled);
@@ -188,11 +189,11 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        self.take()?.into_result()
+        self.take::<M>()?.into_result()
     }
 
     /// Sends a request and waits for its answer.
-    pub fn call(&mut self, msg: &Msg<'_>) -> Result<Msg<'_>> {
+    pub fn call<'a, M: Decode<'a> + Encode + Answer>(&'a mut self, msg: &impl Encode) -> Result<M> {
         self.send(msg)?;
         self.expect()
     }
@@ -354,11 +355,17 @@ pub fn accept_loop_refusing<F>(
 pub fn refuse_busy(stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let mut w = &stream;
-    let msg = Msg::Error {
-        code: code::BUSY,
-        message: "server busy: too many connections, try again later".into(),
-    };
-    let _ = msg.write_to(&mut w);
+    // Both protocols' ERROR frame: the client may speak either.
+    let mut frame = vec![0u8; crate::wire::HEADER_LEN];
+    let ty = put_error(
+        &mut frame,
+        code::BUSY,
+        "server busy: too many connections, try again later",
+    );
+    let len = (frame.len() - 4) as u32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    frame[4] = ty;
+    let _ = std::io::Write::write_all(&mut w, &frame);
 }
 
 /// The IPv4 addresses of this host's interfaces, read from the kernel's

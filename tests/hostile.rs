@@ -11,7 +11,7 @@ use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::write_block;
 use p2pshare::wire::tracker_datagram::Held;
-use p2pshare::wire::{Msg, MAX_FRAME};
+use p2pshare::wire::{PeerReply, PeerRequest, TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
@@ -42,11 +42,14 @@ enum Misbehaviour {
 fn start_hostile(tracker: &str, record: &FileRecord, mode: Misbehaviour) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let nf = Msg::NewFile {
+    let nf = TrackerRequest::NewFile {
         record: record.clone(),
     };
     let mut conn = Conn::connect(tracker, MAX_FRAME).unwrap();
-    assert!(matches!(conn.call(&nf).unwrap(), Msg::Ok));
+    assert!(matches!(
+        conn.call::<TrackerReply>(&nf).unwrap(),
+        TrackerReply::Ok
+    ));
     let mut session = UdpPeer::new("127.0.0.1", tracker, "EVIL", port);
     session.register(vec![entry(record, Held::Complete)]);
     // Announce every 2 s so the tracker keeps listing it.
@@ -69,23 +72,23 @@ fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour) {
     let junk = test_bytes(4096, 99);
     loop {
         let reply: Option<(u32, u32, u16)> = match conn.recv() {
-            Ok(Some(Msg::Open { .. })) => {
+            Ok(Some(PeerRequest::Open { .. })) => {
                 let len = if matches!(mode, Misbehaviour::WrongPieceSet) {
                     pieces + 7
                 } else {
                     pieces
                 };
-                let _ = conn.send(&Msg::Opened {
+                let _ = conn.send(&PeerReply::Opened {
                     handle: 0,
                     have: Bitfield::full(len),
                 });
                 None
             }
-            Ok(Some(Msg::Ping { nonce })) => {
-                let _ = conn.send(&Msg::Pong { nonce });
+            Ok(Some(PeerRequest::Ping { nonce })) => {
+                let _ = conn.send(&PeerReply::Pong { nonce });
                 None
             }
-            Ok(Some(Msg::Request {
+            Ok(Some(PeerRequest::Request {
                 handle,
                 block,
                 count,
@@ -156,7 +159,7 @@ fn download_despite(mode: Misbehaviour) {
     let mut both = false;
     wait_until(WAIT, "A to register beside EVIL", || {
         let mut c = Conn::connect(&tracker_addr, MAX_FRAME).unwrap();
-        both = matches!(c.call(&Msg::WhoHas { name: "f.bin".into() }), Ok(Msg::Holders { holders }) if holders.len() == 2);
+        both = matches!(c.call::<TrackerReply>(&TrackerRequest::WhoHas { name: "f.bin".into() }), Ok(TrackerReply::Holders { holders }) if holders.len() == 2);
         both
     });
     let out = PeerProc::spawn(

@@ -7,7 +7,7 @@ use common::*;
 use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::datagram::{Datagram, Query};
-use p2pshare::wire::{Msg, MAX_FRAME};
+use p2pshare::wire::{PeerReply, PeerRequest, MAX_FRAME};
 use std::fs;
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -308,10 +308,10 @@ fn a_peer_starts_and_serves_when_its_tracker_cannot_be_reached() {
     net.serve("S", 0, &[], &[]);
     // Its block server answers.
     let mut conn = Conn::connect(&addr(net.ports[0]), MAX_FRAME).unwrap();
-    match conn.call(&Msg::GetRecord {
+    match conn.call::<PeerReply>(&PeerRequest::GetRecord {
         name: "s.bin".into(),
     }) {
-        Ok(Msg::Record { record }) => {
+        Ok(PeerReply::Record { record }) => {
             assert_eq!(record, FileRecord::from_bytes("s.bin", &data));
         }
         other => panic!("expected RECORD, got {other:?}"),

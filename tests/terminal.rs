@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use nix::pty::{openpty, OpenptyResult, Winsize};
 use p2pshare::net::Conn;
-use p2pshare::wire::{Msg, MAX_FRAME};
+use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -94,8 +94,8 @@ fn holders(tracker: &str, name: &str) -> Vec<String> {
     let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
         return vec![];
     };
-    match conn.call(&Msg::WhoHas { name: name.into() }) {
-        Ok(Msg::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
+    match conn.call::<TrackerReply>(&TrackerRequest::WhoHas { name: name.into() }) {
+        Ok(TrackerReply::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
         _ => vec![],
     }
 }

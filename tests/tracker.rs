@@ -12,28 +12,18 @@ use p2pshare::wire::message::ty;
 use p2pshare::wire::tracker_datagram::{
     Held, Refusal, Reply, Request, CONNECT_LEN, MAX_TRACKER_DATAGRAM,
 };
-use p2pshare::wire::{FileSummary, FrameReader, Holder, Msg, MAX_FRAME};
+use p2pshare::wire::{
+    Decode, Encode, FileSummary, FrameReader, Holder, PeerRequest, TrackerReply, TrackerRequest,
+    MAX_FRAME,
+};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// An owned copy of an answer, so the connection can be used again.
-fn owned(m: Msg<'_>) -> Msg<'static> {
-    match m {
-        Msg::Ok => Msg::Ok,
-        Msg::FileList { files } => Msg::FileList { files },
-        Msg::Record { record } => Msg::Record { record },
-        Msg::Holders { holders } => Msg::Holders { holders },
-        Msg::Pong { nonce } => Msg::Pong { nonce },
-        Msg::Error { code, message } => Msg::Error { code, message },
-        other => panic!("unexpected answer {}", other.kind()),
-    }
-}
-
-fn call(c: &mut Conn, m: &Msg<'_>) -> Result<Msg<'static>, Error> {
-    c.call(m).map(owned)
+fn call(c: &mut Conn, m: &TrackerRequest) -> Result<TrackerReply, Error> {
+    c.call(m)
 }
 
 fn connect(t: &TrackerProc) -> Conn {
@@ -41,10 +31,10 @@ fn connect(t: &TrackerProc) -> Conn {
 }
 
 /// NEW_FILE on a fresh connection.
-fn publish(t: &TrackerProc, record: &FileRecord) -> Result<Msg<'static>, Error> {
+fn publish(t: &TrackerProc, record: &FileRecord) -> Result<TrackerReply, Error> {
     call(
         &mut connect(t),
-        &Msg::NewFile {
+        &TrackerRequest::NewFile {
             record: record.clone(),
         },
     )
@@ -60,24 +50,24 @@ fn seeder(t: &TrackerProc, id: &str, port: u16, records: &[&FileRecord]) -> UdpP
 
 fn who_has(t: &TrackerProc, name: &str) -> Result<Vec<Holder>, Error> {
     let mut c = connect(t);
-    match call(&mut c, &Msg::WhoHas { name: name.into() })? {
-        Msg::Holders { holders } => Ok(holders),
+    match call(&mut c, &TrackerRequest::WhoHas { name: name.into() })? {
+        TrackerReply::Holders { holders } => Ok(holders),
         other => panic!("WHO_HAS answered {other:?}"),
     }
 }
 
 fn list_files(t: &TrackerProc) -> Vec<FileSummary> {
     let mut c = connect(t);
-    match call(&mut c, &Msg::ListFiles).expect("LIST_FILES") {
-        Msg::FileList { files } => files,
+    match call(&mut c, &TrackerRequest::ListFiles).expect("LIST_FILES") {
+        TrackerReply::FileList { files } => files,
         other => panic!("LIST_FILES answered {other:?}"),
     }
 }
 
 fn get_record(t: &TrackerProc, name: &str) -> Result<FileRecord, Error> {
     let mut c = connect(t);
-    match call(&mut c, &Msg::GetRecord { name: name.into() })? {
-        Msg::Record { record } => Ok(record),
+    match call(&mut c, &TrackerRequest::GetRecord { name: name.into() })? {
+        TrackerReply::Record { record } => Ok(record),
         other => panic!("GET_RECORD answered {other:?}"),
     }
 }
@@ -109,8 +99,12 @@ fn register_share_and_find_the_holder() {
     assert_eq!(got.unknown, [true]);
     assert_eq!((got.interval_secs, got.peers), (3, 1));
     assert_eq!(got.source.to_string(), "127.0.0.1");
-    assert_eq!(publish(&t, &rec).unwrap(), Msg::Ok);
-    assert_eq!(publish(&t, &rec).unwrap(), Msg::Ok, "identical again");
+    assert_eq!(publish(&t, &rec).unwrap(), TrackerReply::Ok);
+    assert_eq!(
+        publish(&t, &rec).unwrap(),
+        TrackerReply::Ok,
+        "identical again"
+    );
     assert!(a
         .announce(vec![entry(&rec, Held::Complete)])
         .unwrap()
@@ -150,8 +144,8 @@ fn register_share_and_find_the_holder() {
     let f = &list_files(&t)[0];
     assert_eq!((f.holders, f.seeders), (2, 1));
     assert_eq!(
-        call(&mut connect(&t), &Msg::Ping { nonce: 5 }).unwrap(),
-        Msg::Pong { nonce: 5 }
+        call(&mut connect(&t), &TrackerRequest::Ping { nonce: 5 }).unwrap(),
+        TrackerReply::Pong { nonce: 5 }
     );
 }
 
@@ -161,7 +155,7 @@ fn same_name_other_content_is_refused_and_the_first_stays() {
     let t = TrackerProc::start(&tmp.path().join("data"));
     let first = record_of(tmp.path(), "report.pdf", &test_bytes(5000, 1));
     let second = record_of(tmp.path(), "report.pdf", &test_bytes(6000, 2));
-    assert_eq!(publish(&t, &first).unwrap(), Msg::Ok);
+    assert_eq!(publish(&t, &first).unwrap(), TrackerReply::Ok);
     seeder(&t, "A", 7001, &[&first]);
     let (c, message) = remote_code(publish(&t, &second));
     assert_eq!(c, code::CONFLICT);
@@ -316,8 +310,8 @@ fn expect_protocol_error_then_close(mut s: TcpStream) {
     match r.read_frame() {
         Ok(Some((t, body))) => {
             assert_eq!(t, ty::ERROR);
-            match Msg::decode(t, body).unwrap() {
-                Msg::Error { code: c, .. } => assert_eq!(c, code::PROTOCOL),
+            match TrackerReply::decode(t, body).unwrap() {
+                TrackerReply::Error { code: c, .. } => assert_eq!(c, code::PROTOCOL),
                 other => panic!("{other:?}"),
             }
         }
@@ -372,7 +366,7 @@ fn garbage_does_not_hurt_the_tracker() {
     s.write_all(&[0, 0, 0, 1, 0x42]).unwrap();
     expect_protocol_error_then_close(s);
     let mut s = raw(&t);
-    Msg::Request {
+    PeerRequest::Request {
         handle: 1,
         block: 0,
         count: 1,
@@ -386,7 +380,7 @@ fn garbage_does_not_hurt_the_tracker() {
     let mut bad = rec.clone();
     bad.piece_hashes.clear();
     let mut bytes = Vec::new();
-    Msg::NewFile { record: bad }.encode(&mut bytes);
+    TrackerRequest::NewFile { record: bad }.encode(&mut bytes);
     s.write_all(&bytes).unwrap();
     expect_protocol_error_then_close(s);
 
@@ -397,17 +391,17 @@ fn garbage_does_not_hurt_the_tracker() {
     p2pshare::wire::frame::write_header(c.writer(), ty::GET_RECORD, body.len()).unwrap();
     c.writer().write_all(&body).unwrap();
     c.flush().unwrap();
-    let (code_, _) = remote_code(c.expect().map(owned));
+    let (code_, _) = remote_code(c.expect::<TrackerReply>());
     assert_eq!(code_, code::BAD_NAME);
     assert!(matches!(
-        call(&mut c, &Msg::ListFiles),
-        Ok(Msg::FileList { .. })
+        call(&mut c, &TrackerRequest::ListFiles),
+        Ok(TrackerReply::FileList { .. })
     ));
 
     // Everyone else is fine.
     assert_eq!(list_files(&t).len(), 1);
     assert_eq!(get_record(&t, "keep.txt").unwrap(), rec);
-    assert_eq!(publish(&t, &rec).unwrap(), Msg::Ok);
+    assert_eq!(publish(&t, &rec).unwrap(), TrackerReply::Ok);
     seeder(&t, "fresh", 11, &[&rec]);
     assert_eq!(holder_ids(&t, "keep.txt"), ["fresh", "keeper"]);
     drop(keeper);
@@ -442,8 +436,8 @@ fn idle_connections_do_not_block_queries() {
     wait_until(WAIT, "a query from the idle address", || {
         Conn::connect(&t.addr(), MAX_FRAME)
             .and_then(|mut c| {
-                c.call(&Msg::ListFiles)
-                    .map(|m| matches!(m, Msg::FileList { .. }))
+                c.call(&TrackerRequest::ListFiles)
+                    .map(|m| matches!(m, TrackerReply::FileList { .. }))
             })
             .unwrap_or(false)
     });

@@ -18,7 +18,7 @@ use crate::net::Conn;
 use crate::ratelimit::throttle;
 use crate::rng::Rng;
 use crate::wire::message::MAX_REQUEST_BLOCKS;
-use crate::wire::{Msg, MAX_CONTROL_FRAME};
+use crate::wire::{Answer, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use log::{debug, warn};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -118,12 +118,12 @@ impl<'a> Worker<'a> {
         let record = &shared.record;
         let mut conn = Conn::connect(&source.addr, MAX_CONTROL_FRAME)?;
         conn.set_read_timeout(POLL);
-        conn.send(&Msg::Open {
+        conn.send(&PeerRequest::Open {
             name: record.name.clone(),
             md5: record.md5,
         })?;
         let (handle, have) = match wait_reply(&mut conn, shared)? {
-            Msg::Opened { handle, have } => (handle, have),
+            PeerReply::Opened { handle, have } => (handle, have),
             other => {
                 return Err(Error::protocol(format!(
                     "expected OPENED, got {}",
@@ -218,7 +218,7 @@ impl<'a> Worker<'a> {
                 self.conn.flush()?;
                 self.flush_batch()?;
             }
-            match self.conn.recv() {
+            match self.conn.recv::<PeerReply>() {
                 Err(Error::Timeout(_)) => {
                     if last_progress.elapsed() > STALL_TIMEOUT {
                         return Err(Error::Timeout(format!(
@@ -231,7 +231,7 @@ impl<'a> Worker<'a> {
                 }
                 Err(e) => return Err(e),
                 Ok(None) => return Err(self.closed()),
-                Ok(Some(Msg::Block {
+                Ok(Some(PeerReply::Block {
                     handle,
                     block,
                     data,
@@ -310,13 +310,13 @@ impl<'a> Worker<'a> {
     fn receive_idle(&mut self) -> Result<()> {
         self.maybe_ping()?;
         self.conn.flush()?;
-        match self.conn.recv() {
+        match self.conn.recv::<PeerReply>() {
             Err(Error::Timeout(_)) => Ok(()),
             Err(e) => Err(e),
             Ok(None) => Err(self.closed()),
             // Nothing is in flight: only late blocks of a piece cancelled
             // in the endgame are accepted (and dropped).
-            Ok(Some(Msg::Block { block, data, .. })) => accept_block(
+            Ok(Some(PeerReply::Block { block, data, .. })) => accept_block(
                 &mut self.inflight,
                 &self.cancelled,
                 &self.shared.record,
@@ -337,7 +337,7 @@ impl<'a> Worker<'a> {
             self.ping.nonce += 1;
             self.ping.sent = Some(Instant::now());
             self.ping.last = Instant::now();
-            self.conn.queue(&Msg::Ping {
+            self.conn.queue(&PeerRequest::Ping {
                 nonce: self.ping.nonce,
             })?;
         }
@@ -431,7 +431,7 @@ impl<'a> Worker<'a> {
             let mut block = record.first_block(p) + buf.next;
             while left > 0 {
                 let count = left.min(MAX_REQUEST_BLOCKS as u32);
-                self.conn.queue(&Msg::Cancel {
+                self.conn.queue(&PeerRequest::Cancel {
                     handle: self.handle,
                     block,
                     count: count as u16,
@@ -457,7 +457,7 @@ impl<'a> Worker<'a> {
         for (mut start, mut len) in runs {
             while len > 0 {
                 let count = len.min(MAX_REQUEST_BLOCKS as u32);
-                self.conn.queue(&Msg::Request {
+                self.conn.queue(&PeerRequest::Request {
                     handle: self.handle,
                     block: start,
                     count: count as u16,
@@ -576,10 +576,10 @@ enum Control {
 }
 
 impl Control {
-    fn from(msg: Msg<'_>) -> Result<Control> {
+    fn from(msg: PeerReply<'_>) -> Result<Control> {
         match msg.into_result()? {
-            Msg::Have { handle, have } => Ok(Control::Have(handle, have)),
-            Msg::Pong { nonce } => Ok(Control::Pong(nonce)),
+            PeerReply::Have { handle, have } => Ok(Control::Have(handle, have)),
+            PeerReply::Pong { nonce } => Ok(Control::Pong(nonce)),
             other => Err(Error::protocol(format!(
                 "unexpected {} during transfer",
                 other.kind()
@@ -632,7 +632,7 @@ fn accept_block(
 
 /// Waits for the next message, polling for cancellation, up to the stall
 /// timeout.
-fn wait_reply<'c>(conn: &'c mut Conn, shared: &Shared) -> Result<Msg<'c>> {
+fn wait_reply<'c>(conn: &'c mut Conn, shared: &Shared) -> Result<PeerReply<'c>> {
     conn.expect_by(Instant::now() + STALL_TIMEOUT, &|| shared.is_cancelled())
 }
 
@@ -642,14 +642,16 @@ fn measure_rtt(conn: &mut Conn, shared: &Shared, have: &mut Bitfield) -> Result<
     let mut best = Duration::MAX;
     for nonce in 0..3u64 {
         let t0 = Instant::now();
-        conn.send(&Msg::Ping { nonce })?;
+        conn.send(&PeerRequest::Ping { nonce })?;
         loop {
             match wait_reply(conn, shared)? {
-                Msg::Pong { nonce: n } if n == nonce => {
+                PeerReply::Pong { nonce: n } if n == nonce => {
                     best = best.min(t0.elapsed());
                     break;
                 }
-                Msg::Have { have: new, .. } if new.len() == have.len() => have.union_with(&new),
+                PeerReply::Have { have: new, .. } if new.len() == have.len() => {
+                    have.union_with(&new)
+                }
                 other => {
                     return Err(Error::protocol(format!(
                         "expected PONG, got {}",

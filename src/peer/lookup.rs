@@ -12,7 +12,7 @@ use crate::record::{FileRecord, Md5Digest};
 use crate::search::choice::{choose, holders_of, Choice};
 use crate::search::{Answer, Search};
 use crate::units::hex;
-use crate::wire::{Holder, Msg, MAX_FRAME};
+use crate::wire::{Encode, Holder, PeerReply, PeerRequest, MAX_FRAME};
 use log::{debug, info, warn};
 use std::sync::Arc;
 
@@ -255,10 +255,10 @@ fn record_of(choice: &Choice, name: &str) -> Result<FileRecord> {
 fn fetch_record_from(addr: &str, name: &str, size: u64, md5: &Md5Digest) -> Result<FileRecord> {
     // A record can be 1 MiB: read it with the tracker-sized frame limit.
     let mut conn = Conn::connect(addr, MAX_FRAME)?;
-    let record = match conn.call(&Msg::GetRecord {
+    let record = match conn.call::<PeerReply>(&PeerRequest::GetRecord {
         name: name.to_string(),
     })? {
-        Msg::Record { record } => record,
+        PeerReply::Record { record } => record,
         other => {
             return Err(Error::protocol(format!(
                 "expected RECORD, got {}",

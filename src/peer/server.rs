@@ -17,7 +17,7 @@ use crate::net::{Conn, IDLE_TIMEOUT};
 use crate::ratelimit::throttle;
 use crate::record::BLOCK_SIZE;
 use crate::wire::message::{write_block, MAX_REQUEST_BLOCKS};
-use crate::wire::{Msg, MAX_CONTROL_FRAME};
+use crate::wire::{Answer, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use log::debug;
 use std::collections::VecDeque;
 use std::net::TcpStream;
@@ -65,7 +65,7 @@ pub fn handle(peer: &Arc<Peer>, stream: TcpStream) {
     let who = conn.peer_addr();
     if let Err(e) = serve(peer, &mut conn) {
         debug!("server: {who}: {e}");
-        if !matches!(e, Error::Timeout(_)) && conn.send(&Msg::error(&e)).is_ok() {
+        if !matches!(e, Error::Timeout(_)) && conn.send(&PeerReply::error(&e)).is_ok() {
             conn.linger_close();
         }
     }
@@ -91,7 +91,7 @@ fn serve(peer: &Arc<Peer>, conn: &mut Conn) -> Result<()> {
             match got {
                 Ok(true) => {
                     heard = Instant::now();
-                    let msg = detach(conn.take()?)?;
+                    let msg = conn.take::<PeerRequest>()?;
                     if !on_message(peer, conn, &mut s, msg)? {
                         return Ok(());
                     }
@@ -122,52 +122,17 @@ fn serve(peer: &Arc<Peer>, conn: &mut Conn) -> Result<()> {
     }
 }
 
-/// The message without its borrow of the read buffer: everything a
-/// server takes owns its data (BLOCK, the one that does not, is refused).
-fn detach(msg: Msg<'_>) -> Result<Msg<'static>> {
-    Ok(match msg {
-        Msg::Open { name, md5 } => Msg::Open { name, md5 },
-        Msg::Request {
-            handle,
-            block,
-            count,
-        } => Msg::Request {
-            handle,
-            block,
-            count,
-        },
-        Msg::Cancel {
-            handle,
-            block,
-            count,
-        } => Msg::Cancel {
-            handle,
-            block,
-            count,
-        },
-        Msg::Ping { nonce } => Msg::Ping { nonce },
-        Msg::GetRecord { name } => Msg::GetRecord { name },
-        Msg::Bye => Msg::Bye,
-        other => {
-            return Err(Error::protocol(format!(
-                "a block server does not take {}",
-                other.kind()
-            )))
-        }
-    })
-}
-
 /// Handles one message; false when the client said BYE.
-fn on_message(peer: &Peer, conn: &mut Conn, s: &mut Session, msg: Msg<'_>) -> Result<bool> {
+fn on_message(peer: &Peer, conn: &mut Conn, s: &mut Session, msg: PeerRequest) -> Result<bool> {
     match msg {
-        Msg::Open { name, md5 } => match peer.store.servable(&name) {
+        PeerRequest::Open { name, md5 } => match peer.store.servable(&name) {
             Some(f) if f.record.md5 == md5 => {
                 if s.opened.len() >= MAX_OPEN_PER_CONN {
                     return Err(Error::protocol("too many files opened on one connection"));
                 }
                 let version = f.partial.as_ref().map(|r| r.version());
                 let have = f.have();
-                conn.queue(&Msg::Opened {
+                conn.queue(&PeerReply::Opened {
                     handle: s.opened.len() as u32,
                     have: have.clone(),
                 })?;
@@ -176,16 +141,16 @@ fn on_message(peer: &Peer, conn: &mut Conn, s: &mut Session, msg: Msg<'_>) -> Re
                     file: f,
                 });
             }
-            Some(_) => conn.queue(&Msg::error(&Error::NotFound(format!(
+            Some(_) => conn.queue(&PeerReply::error(&Error::NotFound(format!(
                 "{} holds a different version of {name}",
                 peer.config.id
             ))))?,
-            None => conn.queue(&Msg::error(&Error::NotFound(format!(
+            None => conn.queue(&PeerReply::error(&Error::NotFound(format!(
                 "{} does not hold {name}",
                 peer.config.id
             ))))?,
         },
-        Msg::Request {
+        PeerRequest::Request {
             handle,
             block,
             count,
@@ -202,30 +167,24 @@ fn on_message(peer: &Peer, conn: &mut Conn, s: &mut Session, msg: Msg<'_>) -> Re
                 count: count as u32,
             });
         }
-        Msg::Cancel {
+        PeerRequest::Cancel {
             handle,
             block,
             count,
         } => cancel(&mut s.pending, handle, block, count as u32),
-        Msg::Ping { nonce } => conn.queue(&Msg::Pong { nonce })?,
-        Msg::GetRecord { name } => match peer.store.servable(&name) {
-            Some(f) => conn.queue(&Msg::Record {
+        PeerRequest::Ping { nonce } => conn.queue(&PeerReply::Pong { nonce })?,
+        PeerRequest::GetRecord { name } => match peer.store.servable(&name) {
+            Some(f) => conn.queue(&PeerReply::Record {
                 record: (*f.record).clone(),
             })?,
-            None => conn.queue(&Msg::error(&Error::NotFound(format!(
+            None => conn.queue(&PeerReply::error(&Error::NotFound(format!(
                 "{} does not hold {name}",
                 peer.config.id
             ))))?,
         },
-        Msg::Bye => {
-            conn.send(&Msg::Ok)?;
+        PeerRequest::Bye => {
+            conn.send(&PeerReply::Ok)?;
             return Ok(false);
-        }
-        other => {
-            return Err(Error::protocol(format!(
-                "a block server does not take {}",
-                other.kind()
-            )))
         }
     }
     Ok(true)
@@ -283,7 +242,7 @@ fn tell_new_pieces(conn: &mut Conn, s: &mut Session) -> Result<()> {
         let now = reasm.on_disk();
         let new = now.minus(told);
         if new.count() > 0 {
-            conn.queue(&Msg::Have {
+            conn.queue(&PeerReply::Have {
                 handle: handle as u32,
                 have: new,
             })?;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
 use crate::record::FileRecord;
-use crate::wire::{frame, Msg, MAX_FRAME};
+use crate::wire::{frame, Decode, Encode, TrackerReply, MAX_FRAME};
 use log::{info, warn};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -202,8 +202,8 @@ impl Store {
             return None;
         }
         let (ty, body, _) = frame::parse(rest, MAX_FRAME).ok()??;
-        match Msg::decode(ty, body).ok()? {
-            Msg::Record { record } if record.name == name && record.size == stamp.size => {
+        match TrackerReply::decode(ty, body).ok()? {
+            TrackerReply::Record { record } if record.name == name && record.size == stamp.size => {
                 Some(record)
             }
             _ => None,
@@ -212,7 +212,7 @@ impl Store {
 
     fn save_cache(&self, record: &FileRecord, stamp: &Stamp) {
         let mut bytes = stamp.to_bytes().to_vec();
-        Msg::Record {
+        TrackerReply::Record {
             record: record.clone(),
         }
         .encode(&mut bytes);

@@ -11,7 +11,7 @@ use crate::error::{code, Error, Result};
 use crate::net::Conn;
 use crate::record::FileRecord;
 use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
-use crate::wire::{FileSummary, Holder, Msg, MAX_FRAME};
+use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
 use log::{debug, info, warn};
 use std::collections::HashMap;
@@ -336,17 +336,21 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
 pub fn publish(tracker: &str, record: &FileRecord) -> Result<()> {
     query(
         tracker,
-        &Msg::NewFile {
+        &TrackerRequest::NewFile {
             record: record.clone(),
         },
-        |m| matches!(m, Msg::Ok).then_some(()),
+        |m| matches!(m, TrackerReply::Ok).then_some(()),
     )
 }
 
 /// A one-shot exchange with the tracker on a fresh connection.
 /// A tracker that says it is busy is asked again after a short, growing
 /// pause: a lab behind one address may ask all at once.
-fn query<T>(tracker: &str, msg: &Msg<'_>, pick: impl Fn(Msg<'_>) -> Option<T>) -> Result<T> {
+fn query<T>(
+    tracker: &str,
+    msg: &TrackerRequest,
+    pick: impl Fn(TrackerReply) -> Option<T>,
+) -> Result<T> {
     let mut pause = Duration::from_millis(50);
     for _ in 1..BUSY_TRIES {
         match query_once(tracker, msg, &pick) {
@@ -363,10 +367,14 @@ fn query<T>(tracker: &str, msg: &Msg<'_>, pick: impl Fn(Msg<'_>) -> Option<T>) -
     query_once(tracker, msg, &pick)
 }
 
-fn query_once<T>(tracker: &str, msg: &Msg<'_>, pick: &impl Fn(Msg<'_>) -> Option<T>) -> Result<T> {
+fn query_once<T>(
+    tracker: &str,
+    msg: &TrackerRequest,
+    pick: &impl Fn(TrackerReply) -> Option<T>,
+) -> Result<T> {
     let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| unreachable(tracker, e))?;
     let kind = msg.kind();
-    match conn.call(msg) {
+    match conn.call::<TrackerReply>(msg) {
         Ok(m) => {
             let got = m.kind();
             pick(m).ok_or_else(|| Error::protocol(format!("unexpected {got} in answer to {kind}")))
@@ -396,11 +404,11 @@ fn unreachable(tracker: &str, e: Error) -> Error {
 pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
     query(
         tracker,
-        &Msg::GetRecord {
+        &TrackerRequest::GetRecord {
             name: name.to_string(),
         },
         |m| match m {
-            Msg::Record { record } if record.name == name => Some(record),
+            TrackerReply::Record { record } if record.name == name => Some(record),
             _ => None,
         },
     )
@@ -409,19 +417,19 @@ pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
 pub fn who_has(tracker: &str, name: &str) -> Result<Vec<Holder>> {
     query(
         tracker,
-        &Msg::WhoHas {
+        &TrackerRequest::WhoHas {
             name: name.to_string(),
         },
         |m| match m {
-            Msg::Holders { holders } => Some(holders),
+            TrackerReply::Holders { holders } => Some(holders),
             _ => None,
         },
     )
 }
 
 pub fn list_files(tracker: &str) -> Result<Vec<FileSummary>> {
-    query(tracker, &Msg::ListFiles, |m| match m {
-        Msg::FileList { files } => Some(files),
+    query(tracker, &TrackerRequest::ListFiles, |m| match m {
+        TrackerReply::FileList { files } => Some(files),
         _ => None,
     })
 }

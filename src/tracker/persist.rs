@@ -1,5 +1,5 @@
 //! File records on disk, so a restart loses none: `DIR/records/<name>.rec`
-//! holds the encoded `Msg::Record` frame, the same bytes as on the wire.
+//! holds the encoded RECORD frame (`TrackerReply::Record`), the same bytes as on the wire.
 //! Writes are atomic (`<name>.rec.tmp`, then rename). At start every
 //! `.rec` is decoded and validated; a bad one is logged and skipped, never
 //! deleted.
@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::record::{md5_of, FileRecord};
 use crate::units::hex;
-use crate::wire::{frame, Msg, MAX_FRAME};
+use crate::wire::{frame, Decode, Encode, TrackerReply, MAX_FRAME};
 use log::{debug, warn};
 use std::fs;
 use std::io::Write;
@@ -59,7 +59,7 @@ impl Store {
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
         let mut bytes = Vec::new();
-        Msg::Record {
+        TrackerReply::Record {
             record: record.clone(),
         }
         .encode(&mut bytes);
@@ -157,8 +157,8 @@ fn read_record(path: &Path) -> Result<FileRecord> {
     if used != bytes.len() {
         return Err(Error::protocol("trailing bytes after the record"));
     }
-    match Msg::decode(ty, body)? {
-        Msg::Record { record } => Ok(record),
+    match TrackerReply::decode(ty, body)? {
+        TrackerReply::Record { record } => Ok(record),
         other => Err(Error::protocol(format!(
             "holds a {} message, not a RECORD",
             other.kind()
@@ -169,6 +169,7 @@ fn read_record(path: &Path) -> Result<FileRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Encode;
 
     #[test]
     fn round_trip() {
@@ -203,20 +204,20 @@ mod tests {
         // the wrong file name, a leftover temp file, an invalid record.
         fs::write(dir.join("garbage.rec"), b"\xff\xff\xff\xff junk").unwrap();
         let mut bytes = Vec::new();
-        Msg::Record {
+        TrackerReply::Record {
             record: FileRecord::from_bytes("trunc", &[5; 9000]),
         }
         .encode(&mut bytes);
         fs::write(dir.join("trunc.rec"), &bytes[..bytes.len() - 3]).unwrap();
         let mut ok = Vec::new();
-        Msg::Ok.encode(&mut ok);
+        TrackerReply::Ok.encode(&mut ok);
         fs::write(dir.join("ok.rec"), &ok).unwrap();
         fs::copy(dir.join("good.rec"), dir.join("other.rec")).unwrap();
         fs::write(dir.join("x.rec.tmp"), b"half").unwrap();
         let mut bad = FileRecord::from_bytes("bad", &[1; 5000]);
         bad.piece_hashes.pop();
         let mut bytes = Vec::new();
-        Msg::Record { record: bad }.encode(&mut bytes);
+        TrackerReply::Record { record: bad }.encode(&mut bytes);
         fs::write(dir.join("bad.rec"), &bytes).unwrap();
         fs::create_dir(dir.join("long")).unwrap();
         fs::write(dir.join("long").join("nothex.rec"), &ok).unwrap();

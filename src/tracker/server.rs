@@ -16,7 +16,7 @@ use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
 use crate::net::{Conn, ConnLimit, ConnSlot};
-use crate::wire::{FileSummary, Msg, HEADER_LEN, MAX_FRAME};
+use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use crossbeam_channel::{Receiver, TrySendError};
 use log::{debug, error, info, warn};
 use std::net::{TcpListener, TcpStream};
@@ -165,14 +165,14 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
     };
     let from = conn.peer_addr();
     loop {
-        let (reply, close) = match conn.recv() {
+        let (reply, close) = match conn.recv::<TrackerRequest>() {
             Ok(None) => break,
             Ok(Some(msg)) => {
                 shared.counters.queries.fetch_add(1, Ordering::Relaxed);
                 on_message(shared, msg)
             }
             // The whole frame was read: answer and carry on.
-            Err(e @ Error::BadName { .. }) => (Msg::error(&e), false),
+            Err(e @ Error::BadName { .. }) => (TrackerReply::error(&e), false),
             Err(Error::Timeout(_)) => break,
             Err(e @ (Error::Io { .. } | Error::Net { .. })) => {
                 debug!("{from}: {e}");
@@ -195,15 +195,15 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
     conn.shutdown();
 }
 
-fn protocol_error(text: &str) -> Msg<'static> {
-    // Through Msg::error, which trims the text to what the wire allows.
-    Msg::error(&Error::protocol(text))
+fn protocol_error(text: &str) -> TrackerReply {
+    // Through `error`, which trims the text to what the wire allows.
+    TrackerReply::error(&Error::protocol(text))
 }
 
 /// The answer to one query, and whether to close afterwards.
-fn on_message(shared: &Shared, msg: Msg<'_>) -> (Msg<'static>, bool) {
+fn on_message(shared: &Shared, msg: TrackerRequest) -> (TrackerReply, bool) {
     match msg {
-        Msg::NewFile { record } => {
+        TrackerRequest::NewFile { record } => {
             let name = record.name.clone();
             let (size, pieces) = (record.size, record.piece_count());
             let added = {
@@ -219,52 +219,44 @@ fn on_message(shared: &Shared, msg: Msg<'_>) -> (Msg<'static>, bool) {
                     if let Err(e) = shared.store.save(&record) {
                         error!("{e}; {name} will be forgotten by a restart");
                     }
-                    (Msg::Ok, false)
+                    (TrackerReply::Ok, false)
                 }
-                Ok(None) => (Msg::Ok, false),
+                Ok(None) => (TrackerReply::Ok, false),
                 Err(e) => {
                     info!("refused {name}: {e}");
-                    (Msg::error(&e), false)
+                    (TrackerReply::error(&e), false)
                 }
             }
         }
-        Msg::ListFiles => {
+        TrackerRequest::ListFiles => {
             let files = shared.lock().list_files();
             (
-                Msg::FileList {
+                TrackerReply::FileList {
                     files: fit_frame(files),
                 },
                 false,
             )
         }
-        Msg::GetRecord { name } => {
+        TrackerRequest::GetRecord { name } => {
             let record = shared.lock().record(&name);
             match record {
                 Some(r) => (
-                    Msg::Record {
+                    TrackerReply::Record {
                         record: (*r).clone(),
                     },
                     false,
                 ),
-                None => (Msg::error(&not_found(&name)), false),
+                None => (TrackerReply::error(&not_found(&name)), false),
             }
         }
-        Msg::WhoHas { name } => {
+        TrackerRequest::WhoHas { name } => {
             let holders = shared.lock().holders(&name);
             match holders {
-                Ok(holders) => (Msg::Holders { holders }, false),
-                Err(e) => (Msg::error(&e), false),
+                Ok(holders) => (TrackerReply::Holders { holders }, false),
+                Err(e) => (TrackerReply::error(&e), false),
             }
         }
-        Msg::Ping { nonce } => (Msg::Pong { nonce }, false),
-        other => {
-            let text = format!(
-                "unexpected {} message: this is a tracker (try LIST_FILES, GET_RECORD, \
-                 WHO_HAS or NEW_FILE over TCP; peers register and announce over UDP)",
-                other.kind()
-            );
-            (protocol_error(&text), true)
-        }
+        TrackerRequest::Ping { nonce } => (TrackerReply::Pong { nonce }, false),
     }
 }
 
@@ -294,6 +286,7 @@ fn fit_frame(mut files: Vec<FileSummary>) -> Vec<FileSummary> {
 mod tests {
     use super::*;
     use crate::wire::message::MAX_FILES;
+    use crate::wire::Encode;
 
     #[test]
     fn file_lists_fit_a_frame() {
@@ -309,7 +302,7 @@ mod tests {
         let fitted = fit_frame(many);
         assert!(fitted.len() < MAX_FILES);
         let mut buf = Vec::new();
-        Msg::FileList { files: fitted }.encode(&mut buf);
+        TrackerReply::FileList { files: fitted }.encode(&mut buf);
         assert!(buf.len() - 4 <= MAX_FRAME);
         assert!(fit_frame(vec![]).is_empty());
     }

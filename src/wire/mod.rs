@@ -8,10 +8,14 @@ pub mod codec;
 pub mod datagram;
 pub mod frame;
 pub mod message;
+pub mod peer_msg;
 pub mod tracker_datagram;
+pub mod tracker_msg;
 
 pub use frame::{FrameReader, HEADER_LEN, MAX_CONTROL_FRAME, MAX_FRAME};
-pub use message::{FileSummary, Holder, Msg};
+pub use message::{Answer, Decode, Encode, FileSummary, Holder};
+pub use peer_msg::{PeerReply, PeerRequest};
+pub use tracker_msg::{TrackerReply, TrackerRequest};
 
 use std::time::Duration;
 

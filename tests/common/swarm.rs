@@ -3,7 +3,7 @@
 
 use super::*;
 use p2pshare::net::Conn;
-use p2pshare::wire::{Msg, MAX_FRAME};
+use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::path::Path;
 
@@ -90,8 +90,8 @@ pub fn holders(tracker: &str, name: &str) -> Vec<String> {
     let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
         return vec![];
     };
-    match conn.call(&Msg::WhoHas { name: name.into() }) {
-        Ok(Msg::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
+    match conn.call::<TrackerReply>(&TrackerRequest::WhoHas { name: name.into() }) {
+        Ok(TrackerReply::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
         _ => vec![],
     }
 }
