@@ -8,6 +8,7 @@
 //! disk) makes going on pointless, or when no holder is left for the
 //! missing pieces.
 
+pub mod fetch;
 pub mod plan;
 pub mod reassembler;
 pub mod resume;

@@ -1,0 +1,655 @@
+//! The download from one holder as a state machine: it takes the holder's
+//! messages and the time, and says what to send, what to write and when
+//! to wake. No socket, clock or thread inside: `worker` drives it over a
+//! TCP connection, the simulator over a simulated one.
+//!
+//! A connection's life: OPENING (OPEN sent) -> MEASURING (three PINGs; a
+//! holder still downloading may send HAVE meanwhile) -> TRANSFER (a
+//! pipeline of REQUESTs, sized from rate x RTT) -> DONE (the plan is
+//! complete, or a complete holder has nothing we miss). Any protocol
+//! violation, 3 bad pieces, or 5 s of silence while blocks are owed ends it
+//! with an error; the pieces it owed go back to the plan (`abandon`).
+//!
+//! A piece's life, as this machine sees it: claimed from the plan
+//! (REQUESTED) -> its blocks arrive in order into a buffer -> verified
+//! against its hash (a bad one is released for another holder) -> batched
+//! with the contiguous pieces after it -> handed out as `Write` -> marked
+//! done in the plan once written (`written`). In the endgame a piece
+//! another holder delivered first is cancelled (CANCEL); its late blocks
+//! are dropped, not an error.
+
+use super::plan::Plan;
+use crate::bitfield::Bitfield;
+use crate::error::{Error, Result};
+use crate::record::FileRecord;
+use crate::rng::Rng;
+use crate::wire::message::MAX_REQUEST_BLOCKS;
+use crate::wire::{PeerReply, PeerRequest};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A holder that sends nothing for this long while owing blocks is dropped.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pipeline bounds, in blocks (4 KiB each).
+pub const MIN_WINDOW: u32 = 16;
+pub const MAX_WINDOW: u32 = 1024;
+/// Verified data is handed out in runs of up to this many bytes.
+pub const WRITE_BATCH: usize = 1 << 20;
+/// Bad pieces tolerated from one holder before it is dropped.
+pub const MAX_BAD_PIECES: u32 = 3;
+/// How often the RTT is measured again while blocks flow, and how often
+/// an idle connection is pinged so the holder does not close it.
+pub const PING_EVERY: Duration = Duration::from_secs(2);
+/// PINGs before the transfer; the lowest RTT is kept.
+const RTT_PINGS: u64 = 3;
+
+/// The plan is shared by every holder's machine of one download: the
+/// driver decides how to reach it (a mutex for threads, a cell in the
+/// simulator). Each call holds it only for the closure.
+pub trait PlanRef {
+    fn with<R>(&self, f: impl FnOnce(&mut Plan) -> R) -> R;
+}
+
+impl PlanRef for std::sync::Mutex<Plan> {
+    fn with<R>(&self, f: impl FnOnce(&mut Plan) -> R) -> R {
+        f(&mut self.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl PlanRef for std::cell::RefCell<Plan> {
+    fn with<R>(&self, f: impl FnOnce(&mut Plan) -> R) -> R {
+        f(&mut self.borrow_mut())
+    }
+}
+
+/// What the driver must do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Send(PeerRequest),
+    /// Write `count` verified pieces from `first` (contiguous) at their
+    /// offset, then call `written`.
+    Write {
+        first: u32,
+        count: u32,
+        data: Vec<u8>,
+    },
+    /// A piece failed its hash and went back to the plan: wake the idle.
+    Released,
+}
+
+/// What the machine waits for after `poll`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Wait {
+    /// A message from the holder, or the time given (a PING, the stall
+    /// check).
+    Reply(Instant),
+    /// Nothing to request: every piece this holder has is in flight
+    /// elsewhere. Wake on a change in the plan (or the time given).
+    Work(Instant),
+    /// Finished with this holder: the plan is complete, or it is a
+    /// complete holder with nothing we miss.
+    Done,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Phase {
+    Opening,
+    Measuring { nonce: u64, sent: Instant },
+    Transfer,
+}
+
+struct PieceBuf {
+    data: Vec<u8>,
+    /// Next block expected, as an index within the piece.
+    next: u32,
+    blocks: u32,
+}
+
+/// Contiguous verified pieces waiting to be handed out in one `Write`.
+struct Batch {
+    first: u32,
+    count: u32,
+    data: Vec<u8>,
+}
+
+/// Bytes per second over the last quarter second or more, smoothed.
+struct RateMeter {
+    start: Instant,
+    bytes: u64,
+    rate: f64,
+}
+
+impl RateMeter {
+    fn add(&mut self, n: usize, now: Instant) {
+        self.bytes += n as u64;
+        let t = now.saturating_duration_since(self.start).as_secs_f64();
+        if t >= 0.25 {
+            let r = self.bytes as f64 / t;
+            self.rate = if self.rate == 0.0 {
+                r
+            } else {
+                0.5 * self.rate + 0.5 * r
+            };
+            self.start = now;
+            self.bytes = 0;
+        }
+    }
+}
+
+pub struct Fetch {
+    record: Arc<FileRecord>,
+    phase: Phase,
+    handle: u32,
+    /// What the holder has: from OPENED, grown by HAVE.
+    have: Bitfield,
+    cursor: u32,
+    inflight: HashMap<u32, PieceBuf>,
+    inflight_blocks: u32,
+    /// Endgame pieces cancelled here after another holder delivered them.
+    cancelled: HashSet<u32>,
+    batch: Batch,
+    pool: Vec<Vec<u8>>,
+    rtt: Duration,
+    rate: RateMeter,
+    rng: Rng,
+    /// The PING in flight during the transfer, and when the last went.
+    ping: (u64, Option<Instant>, Instant),
+    /// When the holder last sent something useful (a block, or anything
+    /// while nothing is owed).
+    heard: Instant,
+    bad_pieces: u32,
+    /// Blocks this holder delivered that counted.
+    blocks: u64,
+    out: Vec<Action>,
+}
+
+impl Fetch {
+    /// A machine for one holder; `cursor` is where to take pieces in order
+    /// when ties are not broken at random (see `plan`). Queues the OPEN.
+    pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
+        let pieces = record.piece_count();
+        let mut f = Fetch {
+            phase: Phase::Opening,
+            handle: 0,
+            have: Bitfield::new(pieces),
+            cursor,
+            inflight: HashMap::new(),
+            inflight_blocks: 0,
+            cancelled: HashSet::new(),
+            batch: Batch {
+                first: 0,
+                count: 0,
+                data: Vec::new(),
+            },
+            pool: Vec::new(),
+            rtt: Duration::MAX,
+            rate: RateMeter {
+                start: now,
+                bytes: 0,
+                rate: 0.0,
+            },
+            rng: Rng::seeded(seed),
+            ping: (RTT_PINGS, None, now),
+            heard: now,
+            bad_pieces: 0,
+            blocks: 0,
+            out: Vec::new(),
+            record,
+        };
+        f.out.push(Action::Send(PeerRequest::Open {
+            name: f.record.name.clone(),
+            md5: f.record.md5,
+        }));
+        f
+    }
+
+    /// What to do now, oldest first.
+    pub fn actions(&mut self) -> std::vec::Drain<'_, Action> {
+        self.out.drain(..)
+    }
+
+    /// The lowest RTT measured (zero before the first PONG).
+    pub fn rtt(&self) -> Duration {
+        if self.rtt == Duration::MAX {
+            Duration::ZERO
+        } else {
+            self.rtt
+        }
+    }
+
+    /// Blocks this holder delivered that were written first.
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    pub fn bad_pieces(&self) -> u32 {
+        self.bad_pieces
+    }
+
+    /// The holder has pieces we still miss.
+    pub fn useful(&self, plan: &impl PlanRef) -> bool {
+        self.phase == Phase::Transfer && plan.with(|p| p.wants_any(&self.have))
+    }
+
+    /// Blocks requested and not yet arrived.
+    pub fn owed(&self) -> u32 {
+        self.inflight_blocks
+    }
+
+    /// Pipeline depth from the measured rate x RTT (with headroom for our
+    /// own processing), so a far but fast holder still fills its pipe,
+    /// and a slow one is not given more pieces than it can deliver soon.
+    pub fn window(&self) -> u32 {
+        let bdp = self.rate.rate * (self.rtt().as_secs_f64() + 0.01) * 2.0;
+        ((bdp / 4096.0) as u32).clamp(MIN_WINDOW, MAX_WINDOW)
+    }
+
+    /// Takes one message from the holder.
+    pub fn on_reply(
+        &mut self,
+        reply: PeerReply<'_>,
+        now: Instant,
+        plan: &impl PlanRef,
+    ) -> Result<()> {
+        match (self.phase, reply) {
+            (_, PeerReply::Error { code, message }) => Err(Error::Remote { code, message }),
+            (Phase::Opening, PeerReply::Opened { handle, have }) => {
+                if have.len() != self.record.piece_count() {
+                    return Err(Error::protocol(
+                        "OPENED with a piece set of the wrong length",
+                    ));
+                }
+                self.handle = handle;
+                self.have = have;
+                self.heard = now;
+                self.send_rtt_ping(0, now);
+                Ok(())
+            }
+            (Phase::Measuring { nonce, sent }, PeerReply::Pong { nonce: n }) if n == nonce => {
+                self.rtt = self.rtt.min(now.saturating_duration_since(sent));
+                self.heard = now;
+                if nonce + 1 < RTT_PINGS {
+                    self.send_rtt_ping(nonce + 1, now);
+                } else {
+                    self.phase = Phase::Transfer;
+                    self.ping.2 = now;
+                    plan.with(|p| p.add_source(&self.have));
+                }
+                Ok(())
+            }
+            (Phase::Measuring { .. }, PeerReply::Have { handle, have }) => {
+                self.on_have(handle, have, plan)
+            }
+            (
+                Phase::Transfer,
+                PeerReply::Block {
+                    handle,
+                    block,
+                    data,
+                },
+            ) => {
+                if handle != self.handle {
+                    return Err(Error::protocol("BLOCK for a handle we did not open"));
+                }
+                self.on_block(block, data, now, plan)
+            }
+            (Phase::Transfer, PeerReply::Have { handle, have }) => {
+                if self.inflight.is_empty() {
+                    self.heard = now;
+                }
+                self.on_have(handle, have, plan)
+            }
+            (Phase::Transfer, PeerReply::Pong { nonce }) => {
+                if let (n, Some(sent), _) = self.ping {
+                    if n == nonce {
+                        self.rtt = self.rtt.min(now.saturating_duration_since(sent));
+                        self.ping.1 = None;
+                    }
+                }
+                if self.inflight.is_empty() {
+                    self.heard = now;
+                }
+                Ok(())
+            }
+            (_, other) => Err(Error::protocol(format!(
+                "unexpected {} from a holder",
+                crate::wire::Encode::kind(&other)
+            ))),
+        }
+    }
+
+    fn send_rtt_ping(&mut self, nonce: u64, now: Instant) {
+        self.phase = Phase::Measuring { nonce, sent: now };
+        self.out.push(Action::Send(PeerRequest::Ping { nonce }));
+    }
+
+    fn on_have(&mut self, handle: u32, have: Bitfield, plan: &impl PlanRef) -> Result<()> {
+        if handle != self.handle || have.len() != self.have.len() {
+            return Err(Error::protocol("HAVE for another handle or length"));
+        }
+        let new = have.minus(&self.have);
+        if new.count() > 0 {
+            self.have.union_with(&new);
+            if self.phase == Phase::Transfer {
+                plan.with(|p| p.add_source(&new));
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies a block into its piece buffer. A block nobody asked for,
+    /// out of order or of the wrong size is a protocol violation; one of a
+    /// piece cancelled in the endgame is dropped.
+    fn on_block(
+        &mut self,
+        block: u32,
+        data: &[u8],
+        now: Instant,
+        plan: &impl PlanRef,
+    ) -> Result<()> {
+        let record = &self.record;
+        let piece = record.piece_of_block(block);
+        let Some(buf) = self.inflight.get_mut(&piece) else {
+            if block < record.block_count() && self.cancelled.contains(&piece) {
+                return Ok(());
+            }
+            return Err(Error::protocol(format!("BLOCK {block} was not requested")));
+        };
+        let index = block - record.first_block(piece);
+        if index != buf.next || data.len() != record.block_len(block) {
+            return Err(Error::protocol(format!(
+                "BLOCK {block} out of order or of the wrong size"
+            )));
+        }
+        let at = index as usize * record.block_size as usize;
+        buf.data[at..at + data.len()].copy_from_slice(data);
+        buf.next += 1;
+        let whole = buf.next == buf.blocks;
+        self.inflight_blocks -= 1;
+        self.rate.add(data.len(), now);
+        self.heard = now;
+        if whole {
+            self.piece_complete(piece, plan);
+            if self.bad_pieces >= MAX_BAD_PIECES {
+                return Err(Error::Integrity(format!(
+                    "sent {} corrupt pieces of {}; dropped for this download",
+                    self.bad_pieces, self.record.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn piece_complete(&mut self, piece: u32, plan: &impl PlanRef) {
+        let Some(buf) = self.inflight.remove(&piece) else {
+            return;
+        };
+        if !self.record.verify_piece(piece, &buf.data) {
+            plan.with(|p| p.release(piece));
+            self.pool.push(buf.data);
+            self.bad_pieces += 1;
+            self.out.push(Action::Released);
+            return;
+        }
+        if plan.with(|p| p.is_done(piece)) {
+            // An endgame duplicate that lost the race.
+            plan.with(|p| p.complete(piece));
+            self.pool.push(buf.data);
+            return;
+        }
+        let contiguous = self.batch.count > 0 && self.batch.first + self.batch.count == piece;
+        if !contiguous || self.batch.data.len() + buf.data.len() > WRITE_BATCH {
+            self.flush();
+        }
+        if self.batch.count == 0 {
+            self.batch.first = piece;
+        }
+        self.batch.data.extend_from_slice(&buf.data);
+        self.batch.count += 1;
+        self.pool.push(buf.data);
+    }
+
+    /// Hands out the verified pieces batched so far as one `Write`.
+    pub fn flush(&mut self) {
+        if self.batch.count == 0 {
+            return;
+        }
+        let data = std::mem::take(&mut self.batch.data);
+        self.out.push(Action::Write {
+            first: self.batch.first,
+            count: self.batch.count,
+            data,
+        });
+        self.batch.count = 0;
+    }
+
+    /// The driver wrote (or failed to write) a `Write`. On success the
+    /// pieces are done in the plan; returns the blocks that counted and
+    /// whether the plan is now complete. On failure they go back.
+    pub fn written(
+        &mut self,
+        first: u32,
+        count: u32,
+        ok: bool,
+        plan: &impl PlanRef,
+    ) -> (u64, bool) {
+        let record = &self.record;
+        let (won, complete) = plan.with(|p| {
+            let mut won = 0u64;
+            for piece in first..first + count {
+                if !ok {
+                    p.release(piece);
+                } else if p.complete(piece) {
+                    won += record.piece_blocks(piece) as u64;
+                }
+            }
+            (won, p.is_complete())
+        });
+        self.blocks += won;
+        (won, complete)
+    }
+
+    /// Claims, cancels and pings as the time and the plan allow; says what
+    /// to wait for. An error ends the connection (call `abandon`).
+    pub fn poll(&mut self, now: Instant, plan: &impl PlanRef) -> Result<Wait> {
+        let stall = self.heard + STALL_TIMEOUT;
+        match self.phase {
+            Phase::Opening | Phase::Measuring { .. } => {
+                if now > stall {
+                    return Err(Error::Timeout(format!(
+                        "no answer for {} s",
+                        STALL_TIMEOUT.as_secs()
+                    )));
+                }
+                return Ok(Wait::Reply(stall));
+            }
+            Phase::Transfer => {}
+        }
+        if !self.inflight.is_empty() && now > stall {
+            return Err(Error::Timeout(format!(
+                "sent nothing for {} s while owing {} blocks",
+                STALL_TIMEOUT.as_secs(),
+                self.inflight_blocks
+            )));
+        }
+        self.cancel_won(plan);
+        if self.inflight.is_empty() {
+            // The stall clock starts when blocks are owed again.
+            self.heard = now;
+        }
+        self.top_up(plan);
+        let ping_at = self.maybe_ping(now);
+        if !self.inflight.is_empty() {
+            return Ok(Wait::Reply(ping_at.min(self.heard + STALL_TIMEOUT)));
+        }
+        self.flush();
+        let (complete, useful) = plan.with(|p| (p.is_complete(), p.wants_any(&self.have)));
+        if complete || (!useful && self.have.is_full()) {
+            // Done, or a seeder with nothing we still miss: leave, so the
+            // coordinator can tell when nobody has what is left.
+            return Ok(Wait::Done);
+        }
+        if useful && self.have.is_full() {
+            // Everything it has is in flight elsewhere: wait for pieces
+            // to come back or for the endgame.
+            return Ok(Wait::Work(ping_at));
+        }
+        // A holder still downloading: wait for its HAVEs.
+        Ok(Wait::Reply(ping_at))
+    }
+
+    /// Queues a PING if one is due; when the next one is.
+    fn maybe_ping(&mut self, now: Instant) -> Instant {
+        let (nonce, sent, last) = self.ping;
+        if sent.is_none() && now >= last + PING_EVERY {
+            let nonce = nonce + 1;
+            self.ping = (nonce, Some(now), now);
+            self.out.push(Action::Send(PeerRequest::Ping { nonce }));
+            return now + PING_EVERY;
+        }
+        last + PING_EVERY
+    }
+
+    /// Claims pieces while the pipeline has room and queues their requests.
+    fn top_up(&mut self, plan: &impl PlanRef) {
+        let bpp = self.record.blocks_per_piece;
+        loop {
+            let window = self.window();
+            let room = window.saturating_sub(self.inflight_blocks);
+            // Top up in large requests, but before the pipe runs dry.
+            let worth = (window / 2).min(MAX_REQUEST_BLOCKS as u32);
+            if room < worth && !self.inflight.is_empty() {
+                return;
+            }
+            let max_pieces = (room.max(bpp) / bpp).clamp(1, MAX_REQUEST_BLOCKS as u32) as usize;
+            let (have, cursor, inflight_blocks) = (&self.have, self.cursor, self.inflight_blocks);
+            let inflight = &self.inflight;
+            let rng = &mut self.rng;
+            let claimed = plan.with(|p| {
+                let got = p.claim(have, cursor, max_pieces, rng);
+                if got.is_empty() && inflight_blocks < MIN_WINDOW {
+                    p.claim_endgame(
+                        have,
+                        &|piece| inflight.contains_key(&piece),
+                        max_pieces.min(16),
+                    )
+                } else {
+                    got
+                }
+            });
+            let Some(&last) = claimed.last() else {
+                return;
+            };
+            self.cursor = last + 1;
+            for &p in &claimed {
+                let mut data = self.pool.pop().unwrap_or_default();
+                data.resize(self.record.piece_len(p) as usize, 0);
+                let blocks = self.record.piece_blocks(p);
+                self.inflight.insert(
+                    p,
+                    PieceBuf {
+                        data,
+                        next: 0,
+                        blocks,
+                    },
+                );
+                self.inflight_blocks += blocks;
+            }
+            self.request_runs(&claimed);
+        }
+    }
+
+    /// Endgame: pieces we still wait for that another holder delivered
+    /// first are cancelled, so the holder spends its upload elsewhere.
+    fn cancel_won(&mut self, plan: &impl PlanRef) {
+        if self.inflight.is_empty() {
+            return;
+        }
+        let inflight = &self.inflight;
+        let won: Vec<u32> = plan.with(|p| {
+            if !p.nothing_needed() {
+                return Vec::new();
+            }
+            let won: Vec<u32> = inflight
+                .keys()
+                .copied()
+                .filter(|&piece| p.is_done(piece))
+                .collect();
+            for &piece in &won {
+                p.release(piece);
+            }
+            won
+        });
+        for p in won {
+            let Some(buf) = self.inflight.remove(&p) else {
+                continue;
+            };
+            let left = buf.blocks - buf.next;
+            self.inflight_blocks -= left;
+            self.cancelled.insert(p);
+            self.pool.push(buf.data);
+            let first = self.record.first_block(p) + buf.next;
+            for (block, count) in runs_of(first, left) {
+                self.out.push(Action::Send(PeerRequest::Cancel {
+                    handle: self.handle,
+                    block,
+                    count,
+                }));
+            }
+        }
+    }
+
+    /// One REQUEST per run of contiguous blocks, at most 64 blocks each.
+    fn request_runs(&mut self, pieces: &[u32]) {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for &p in pieces {
+            let (first, n) = (self.record.first_block(p), self.record.piece_blocks(p));
+            match runs.last_mut() {
+                Some((start, len)) if *start + *len == first => *len += n,
+                _ => runs.push((first, n)),
+            }
+        }
+        for (start, len) in runs {
+            for (block, count) in runs_of(start, len) {
+                self.out.push(Action::Send(PeerRequest::Request {
+                    handle: self.handle,
+                    block,
+                    count,
+                }));
+            }
+        }
+    }
+
+    /// The connection is over, however it ended: the pieces still owed go
+    /// back to the plan, and this holder's pieces no longer count as
+    /// available. Verified pieces not yet handed out are handed out.
+    pub fn abandon(&mut self, plan: &impl PlanRef) {
+        self.flush();
+        let owed: Vec<u32> = self.inflight.keys().copied().collect();
+        let transfer = self.phase == Phase::Transfer;
+        plan.with(|p| {
+            for &piece in &owed {
+                p.release(piece);
+            }
+            if transfer {
+                p.remove_source(&self.have);
+            }
+        });
+        self.inflight.clear();
+        self.inflight_blocks = 0;
+        self.phase = Phase::Opening;
+    }
+}
+
+/// `len` blocks from `start` as runs of at most 64 (REQUEST, CANCEL).
+fn runs_of(start: u32, len: u32) -> impl Iterator<Item = (u32, u16)> {
+    let max = MAX_REQUEST_BLOCKS as u32;
+    (0..len.div_ceil(max)).map(move |i| {
+        let block = start + i * max;
+        (block, (len - i * max).min(max) as u16)
+    })
+}
+
+#[cfg(test)]
+mod tests;

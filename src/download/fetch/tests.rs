@@ -1,0 +1,375 @@
+//! The holder machine driven directly: made-up instants, a plan in a
+//! cell, and the holder's side played by hand.
+
+use super::*;
+use std::cell::RefCell;
+
+struct Setup {
+    record: Arc<FileRecord>,
+    data: Vec<u8>,
+    plan: RefCell<Plan>,
+    t0: Instant,
+    /// Blocks that counted, from every `Write` carried out.
+    won: std::cell::Cell<u64>,
+}
+
+fn setup(blocks: usize) -> Setup {
+    let data: Vec<u8> = (0..blocks * 4096).map(|i| (i * 7 % 251) as u8).collect();
+    let record = Arc::new(FileRecord::from_bytes("f.bin", &data));
+    let plan = RefCell::new(Plan::new(
+        record.piece_count(),
+        record.blocks_per_piece,
+        &Bitfield::new(record.piece_count()),
+    ));
+    Setup {
+        record,
+        data,
+        plan,
+        t0: Instant::now(),
+        won: std::cell::Cell::new(0),
+    }
+}
+
+impl Setup {
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+
+    /// A machine past OPENED and the RTT pings, the holder having `have`.
+    fn open(&self, have: Bitfield, rtt_ms: u64) -> Fetch {
+        let mut f = Fetch::new(self.record.clone(), 0, 1, self.t0);
+        assert!(matches!(self.pump(&mut f)[..], [PeerRequest::Open { .. }]));
+        f.on_reply(PeerReply::Opened { handle: 3, have }, self.t0, &self.plan)
+            .unwrap();
+        for nonce in 0..3 {
+            let sent = self.pump(&mut f);
+            assert_eq!(sent, [PeerRequest::Ping { nonce }]);
+            f.on_reply(
+                PeerReply::Pong { nonce },
+                self.at(rtt_ms * (nonce + 1)),
+                &self.plan,
+            )
+            .unwrap();
+        }
+        f
+    }
+
+    /// Answers every REQUEST in `reqs` with its blocks, at `now`.
+    fn deliver(&self, f: &mut Fetch, reqs: &[PeerRequest], now: Instant) -> Result<()> {
+        for r in reqs {
+            if let PeerRequest::Request {
+                handle,
+                block,
+                count,
+            } = *r
+            {
+                for b in block..block + count as u32 {
+                    let at = b as usize * 4096;
+                    let end = (at + 4096).min(self.data.len());
+                    f.on_reply(
+                        PeerReply::Block {
+                            handle,
+                            block: b,
+                            data: &self.data[at..end],
+                        },
+                        now,
+                        &self.plan,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries out the machine's actions: writes are checked against the
+    /// original and reported back; the requests it sent are returned.
+    fn pump(&self, f: &mut Fetch) -> Vec<PeerRequest> {
+        let mut sent = Vec::new();
+        for a in f.actions().collect::<Vec<_>>() {
+            match a {
+                Action::Send(r) => sent.push(r),
+                Action::Write { first, count, data } => {
+                    let at = self.record.piece_offset(first) as usize;
+                    assert_eq!(data, self.data[at..at + data.len()]);
+                    let (won, _) = f.written(first, count, true, &self.plan);
+                    self.won.set(self.won.get() + won);
+                }
+                Action::Released => {}
+            }
+        }
+        sent
+    }
+}
+
+fn requested_blocks(reqs: &[PeerRequest]) -> u32 {
+    reqs.iter()
+        .map(|r| match r {
+            PeerRequest::Request { count, .. } => *count as u32,
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn a_whole_download_from_one_complete_holder() {
+    let s = setup(300);
+    let mut f = s.open(Bitfield::full(300), 1);
+    assert_eq!(f.rtt(), Duration::from_millis(1));
+    let mut now = s.at(10);
+    for _ in 0..1000 {
+        let wait = f.poll(now, &s.plan).unwrap();
+        let reqs = s.pump(&mut f);
+        if wait == Wait::Done {
+            break;
+        }
+        // Between the last block and its write, the plan is not yet
+        // complete but nothing is left to request.
+        assert!(!reqs.is_empty() || wait != Wait::Reply(now + STALL_TIMEOUT.min(PING_EVERY)));
+        now += Duration::from_millis(5);
+        s.deliver(&mut f, &reqs, now).unwrap();
+    }
+    assert_eq!(s.won.get(), 300);
+    assert_eq!(f.blocks(), 300);
+    assert!(s.plan.borrow().is_complete());
+}
+
+#[test]
+fn the_window_grows_with_rate_times_rtt_within_its_bounds() {
+    let s = setup(2000);
+    let mut f = s.open(Bitfield::full(2000), 50);
+    f.poll(s.at(200), &s.plan).unwrap();
+    let first = s.pump(&mut f);
+    assert_eq!(
+        requested_blocks(&first),
+        MIN_WINDOW,
+        "no rate yet: the minimum"
+    );
+    // 16 blocks every 10 ms is 6.5 MB/s; with 50 ms RTT the window grows.
+    let mut now = s.at(200);
+    let mut reqs = first;
+    for _ in 0..40 {
+        now += Duration::from_millis(10);
+        s.deliver(&mut f, &reqs, now).unwrap();
+        f.poll(now, &s.plan).unwrap();
+        reqs = s.pump(&mut f);
+    }
+    let w = f.window();
+    assert!(w > 128 && w <= MAX_WINDOW, "window {w}");
+    assert!(f.owed() <= w);
+}
+
+#[test]
+fn a_silent_holder_is_dropped_and_its_pieces_go_back() {
+    let s = setup(50);
+    let mut f = s.open(Bitfield::full(50), 1);
+    f.poll(s.at(10), &s.plan).unwrap();
+    let reqs = s.pump(&mut f);
+    assert!(requested_blocks(&reqs) > 0);
+    assert!(f.poll(s.at(10) + STALL_TIMEOUT, &s.plan).is_ok(), "not yet");
+    let e = f.poll(s.at(11) + STALL_TIMEOUT, &s.plan).unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    f.abandon(&s.plan);
+    // Every piece is claimable again by another holder.
+    let mut rng = Rng::seeded(1);
+    let again = s
+        .plan
+        .borrow_mut()
+        .claim(&Bitfield::full(50), 0, 64, &mut rng);
+    assert_eq!(again.len(), 50);
+    // Silence before OPENED too.
+    let mut g = Fetch::new(s.record.clone(), 0, 1, s.t0);
+    assert!(g
+        .poll(s.t0 + STALL_TIMEOUT + Duration::from_millis(1), &s.plan)
+        .is_err());
+}
+
+#[test]
+fn unrequested_out_of_order_and_misplaced_messages_are_errors() {
+    let s = setup(40);
+    let mut f = s.open(Bitfield::full(40), 1);
+    f.poll(s.at(10), &s.plan).unwrap();
+    let reqs = s.pump(&mut f);
+    assert_eq!(
+        reqs,
+        [PeerRequest::Request {
+            handle: 3,
+            block: 0,
+            count: 16
+        }]
+    );
+    let data = &s.data[..4096];
+    // A block nobody asked for, and one out of order.
+    let far = PeerReply::Block {
+        handle: 3,
+        block: 39,
+        data,
+    };
+    assert!(f.on_reply(far, s.at(11), &s.plan).is_err());
+    let mut f = s.open(Bitfield::full(40), 1);
+    f.poll(s.at(10), &s.plan).unwrap();
+    s.pump(&mut f);
+    let skip = PeerReply::Block {
+        handle: 3,
+        block: 1,
+        data,
+    };
+    assert!(
+        f.on_reply(skip, s.at(11), &s.plan).is_err(),
+        "block 1 before 0"
+    );
+    // Another handle.
+    let mut g = s.open(Bitfield::full(40), 1);
+    g.poll(s.at(10), &s.plan).unwrap();
+    let wrong = PeerReply::Block {
+        handle: 9,
+        block: 0,
+        data,
+    };
+    assert!(g.on_reply(wrong, s.at(11), &s.plan).is_err());
+    // A block of the wrong size.
+    let mut h = s.open(Bitfield::full(40), 1);
+    h.poll(s.at(10), &s.plan).unwrap();
+    let reqs = s.pump(&mut h);
+    let PeerRequest::Request { block, .. } = reqs[0] else {
+        panic!()
+    };
+    let short = PeerReply::Block {
+        handle: 3,
+        block,
+        data: &data[..100],
+    };
+    assert!(h.on_reply(short, s.at(11), &s.plan).is_err());
+    // OPENED twice, or a PONG nobody asked for before OPENED.
+    let mut k = Fetch::new(s.record.clone(), 0, 1, s.t0);
+    assert!(k
+        .on_reply(PeerReply::Pong { nonce: 0 }, s.t0, &s.plan)
+        .is_err());
+    let opened = || PeerReply::Opened {
+        handle: 0,
+        have: Bitfield::full(40),
+    };
+    let mut k = Fetch::new(s.record.clone(), 0, 1, s.t0);
+    k.on_reply(opened(), s.t0, &s.plan).unwrap();
+    assert!(k.on_reply(opened(), s.t0, &s.plan).is_err());
+    // A piece set of the wrong length.
+    let mut k = Fetch::new(s.record.clone(), 0, 1, s.t0);
+    let bad = PeerReply::Opened {
+        handle: 0,
+        have: Bitfield::full(41),
+    };
+    assert!(k.on_reply(bad, s.t0, &s.plan).is_err());
+    // An ERROR frame ends it as a remote error.
+    let err = PeerReply::Error {
+        code: 5,
+        message: "busy".into(),
+    };
+    assert!(matches!(
+        f.on_reply(err, s.at(12), &s.plan),
+        Err(Error::Remote { code: 5, .. })
+    ));
+}
+
+#[test]
+fn a_holder_still_downloading_is_waited_for_and_its_have_used() {
+    let s = setup(20);
+    let mut f = s.open(Bitfield::new(20), 1);
+    // Nothing to request: wait for HAVE, pinging now and then.
+    let wait = f.poll(s.at(10), &s.plan).unwrap();
+    assert!(matches!(wait, Wait::Reply(_)));
+    assert!(s.pump(&mut f).is_empty());
+    assert!(!f.useful(&s.plan));
+    let later = s.at(10) + PING_EVERY * 3;
+    assert!(f.poll(later, &s.plan).is_ok(), "idle is not a stall");
+    assert!(matches!(s.pump(&mut f)[..], [PeerRequest::Ping { .. }]));
+    let mut have = Bitfield::new(20);
+    have.set_range(4, 3);
+    f.on_reply(PeerReply::Have { handle: 3, have }, later, &s.plan)
+        .unwrap();
+    assert!(f.useful(&s.plan));
+    assert_eq!(s.plan.borrow().availability(5), 1);
+    f.poll(later, &s.plan).unwrap();
+    let reqs = s.pump(&mut f);
+    assert_eq!(
+        reqs,
+        [PeerRequest::Request {
+            handle: 3,
+            block: 4,
+            count: 3
+        }]
+    );
+    // Its pieces stop counting when it goes.
+    f.abandon(&s.plan);
+    assert_eq!(s.plan.borrow().availability(5), 0);
+}
+
+#[test]
+fn the_endgame_cancels_what_another_holder_delivered_and_drops_late_blocks() {
+    let s = setup(4);
+    let mut a = s.open(Bitfield::full(4), 1);
+    a.poll(s.at(10), &s.plan).unwrap();
+    let reqs_a = s.pump(&mut a);
+    assert_eq!(requested_blocks(&reqs_a), 4, "A claims everything");
+    // B finds nothing needed and claims the same pieces again.
+    let mut b = s.open(Bitfield::full(4), 1);
+    b.poll(s.at(10), &s.plan).unwrap();
+    let reqs_b = s.pump(&mut b);
+    assert_eq!(requested_blocks(&reqs_b), 4, "endgame copies");
+    // A delivers first.
+    s.deliver(&mut a, &reqs_a, s.at(20)).unwrap();
+    a.flush();
+    s.pump(&mut a);
+    assert_eq!(s.won.get(), 4);
+    assert!(s.plan.borrow().is_complete());
+    // B cancels, then ignores the late blocks, then is done.
+    b.poll(s.at(21), &s.plan).unwrap();
+    let cancels = s.pump(&mut b);
+    assert!(!cancels.is_empty());
+    assert!(cancels
+        .iter()
+        .all(|c| matches!(c, PeerRequest::Cancel { handle: 3, .. })));
+    s.deliver(&mut b, &reqs_b, s.at(22)).unwrap();
+    assert_eq!(b.poll(s.at(23), &s.plan).unwrap(), Wait::Done);
+    s.pump(&mut b);
+    assert_eq!(s.won.get(), 4, "nothing more from B");
+    assert_eq!(b.blocks(), 0);
+}
+
+#[test]
+fn corrupt_pieces_go_back_and_three_drop_the_holder() {
+    let mut s = setup(10);
+    let good = s.data.clone();
+    for b in s.data.iter_mut() {
+        *b ^= 0xff;
+    }
+    let mut f = s.open(Bitfield::full(10), 1);
+    f.poll(s.at(10), &s.plan).unwrap();
+    let reqs = s.pump(&mut f);
+    let e = s.deliver(&mut f, &reqs, s.at(11)).unwrap_err();
+    assert!(matches!(e, Error::Integrity(_)), "{e}");
+    assert_eq!(f.bad_pieces(), 3);
+    let released = f.actions().filter(|a| *a == Action::Released).count();
+    assert_eq!(released, 3);
+    assert_eq!(s.won.get(), 0);
+    f.abandon(&s.plan);
+    // Nothing bad was written; every piece can be fetched again.
+    s.data = good;
+    let mut g = s.open(Bitfield::full(10), 1);
+    g.poll(s.at(20), &s.plan).unwrap();
+    assert_eq!(requested_blocks(&s.pump(&mut g)), 10);
+}
+
+#[test]
+fn a_complete_holder_with_nothing_we_miss_is_left() {
+    let s = setup(8);
+    // Everything is already done.
+    s.plan.replace(Plan::new(8, 1, &Bitfield::full(8)));
+    let mut f = s.open(Bitfield::full(8), 1);
+    assert_eq!(f.poll(s.at(5), &s.plan).unwrap(), Wait::Done);
+}
+
+#[test]
+fn runs_split_at_64_blocks() {
+    let runs: Vec<(u32, u16)> = runs_of(10, 150).collect();
+    assert_eq!(runs, [(10, 64), (74, 64), (138, 22)]);
+    assert_eq!(runs_of(0, 0).count(), 0);
+}
