@@ -9,6 +9,7 @@ pub mod bitfield;
 pub mod download;
 pub mod error;
 pub mod fsutil;
+pub mod layout;
 pub mod names;
 pub mod net;
 pub mod peer;

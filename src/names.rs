@@ -38,21 +38,6 @@ pub fn check_file_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The stem of a peer's own bookkeeping files for `name` (partial data,
-/// resume state, cached record): the name itself, or for names too long to
-/// take a suffix within the 255-byte limit, a digest of it.
-pub fn local_stem(name: &str) -> String {
-    const ROOM_FOR_SUFFIXES: usize = 240;
-    if name.len() <= ROOM_FOR_SUFFIXES {
-        name.to_string()
-    } else {
-        format!(
-            "long-{}",
-            crate::units::hex(&crate::record::md5_of(name.as_bytes()))
-        )
-    }
-}
-
 /// A peer id: letters, digits, `-` and `_`, 1..=64 bytes.
 pub fn check_peer_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -111,15 +96,6 @@ mod tests {
         ] {
             assert!(check_file_name(n).is_err(), "{n:?}");
         }
-    }
-
-    #[test]
-    fn long_names_get_short_stems() {
-        assert_eq!(local_stem("a.txt"), "a.txt");
-        let long = "y".repeat(255);
-        let stem = local_stem(&long);
-        assert!(stem.len() + ".state.tmp".len() <= 255);
-        assert_ne!(stem, local_stem(&"z".repeat(255)));
     }
 
     #[test]

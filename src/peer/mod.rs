@@ -331,7 +331,7 @@ impl Peer {
         let tmp_dir = self.partial_dir();
         fs::create_dir_all(&tmp_dir)
             .map_err(|e| Error::io(format!("creating {}", tmp_dir.display()), e))?;
-        Ok(tmp_dir.join(format!("{}.{suffix}", crate::names::local_stem(name))))
+        Ok(crate::layout::local_file(&tmp_dir, name, suffix))
     }
 
     /// Shares a file already written at `tmp` (from `scratch_path`) under
@@ -460,8 +460,7 @@ impl Drop for ActiveGuard<'_> {
 fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::Outcome> {
     fs::create_dir_all(partial_dir)
         .map_err(|e| Error::io(format!("creating {}", partial_dir.display()), e))?;
-    let stem = crate::names::local_stem(&record.name);
-    let part = partial_dir.join(format!("{stem}.part"));
+    let crate::layout::Paths { part, state } = crate::layout::Paths::new(partial_dir, &record.name);
     File::create(&part).map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
     let md5 = crate::record::md5_of(b"");
     if md5 != record.md5 {
@@ -471,7 +470,7 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
         )));
     }
     Ok(download::Outcome {
-        state: partial_dir.join(format!("{stem}.state")),
+        state,
         part,
         md5,
         sources: Vec::new(),

@@ -191,8 +191,7 @@ impl Store {
     }
 
     fn cache_path(&self, name: &str) -> PathBuf {
-        self.records_dir
-            .join(format!("{}.rec", crate::names::local_stem(name)))
+        crate::layout::local_file(&self.records_dir, name, "rec")
     }
 
     fn cached(&self, name: &str, stamp: &Stamp) -> Option<FileRecord> {
