@@ -55,6 +55,39 @@ pub fn check_peer_id(id: &str) -> Result<()> {
     }
 }
 
+/// Longest advertised host, in bytes.
+pub const MAX_HOST_BYTES: usize = 255;
+
+/// An advertised host: empty, or something shaped like a host name or an
+/// IP address (no spaces, slashes or control bytes). The rule for HELLO,
+/// CHUNK_INFO and ANNOUNCE alike.
+pub fn valid_host(host: &str) -> bool {
+    host.len() <= MAX_HOST_BYTES
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
+}
+
+/// Checks a `--http-host` value: a DNS name (letters, digits, `-`, `.`),
+/// returned in lower case without a trailing dot.
+pub fn parse_host_name(text: &str) -> std::result::Result<String, String> {
+    let name = text.trim_end_matches('.').to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!(
+            "--http-host takes a host name such as p2p.lan, not {text:?}"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +128,25 @@ mod tests {
             "/abs",
         ] {
             assert!(check_file_name(n).is_err(), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        for h in ["", "10.0.0.1", "[::1]", "fe80::1%eth0", "nas-1.lan", "a_b"] {
+            assert!(valid_host(h), "{h:?}");
+        }
+        for h in ["a b", "a/b", "a\nb", &"x".repeat(256)] {
+            assert!(!valid_host(h), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn host_names_for_the_allowlist() {
+        assert_eq!(parse_host_name("P2P.Lan.").unwrap(), "p2p.lan");
+        assert_eq!(parse_host_name("nas-1").unwrap(), "nas-1");
+        for bad in ["", ".", "a..b", "a b", "a/b", "a:80", &"x".repeat(64)] {
+            assert!(parse_host_name(bad).is_err(), "{bad:?}");
         }
     }
 

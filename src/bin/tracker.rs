@@ -110,7 +110,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             }
             "--http-host" => {
                 let v = value()?;
-                http_hosts.push(web::parse_host_name(&v.to_string_lossy())?);
+                http_hosts.push(p2pshare::names::parse_host_name(&v.to_string_lossy())?);
             }
             other if other.starts_with('-') => {
                 return Err(format!("unknown option {other:?}"));

@@ -135,7 +135,7 @@ pub fn parse(args: &[String]) -> Result<Option<Config>> {
             "--http-host" => {
                 let v = value(arg)?;
                 cfg.http_hosts
-                    .push(crate::web::parse_host_name(&v).map_err(Error::Usage)?);
+                    .push(crate::names::parse_host_name(&v).map_err(Error::Usage)?);
                 web_flags = true;
             }
             "--bind" => {

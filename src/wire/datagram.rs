@@ -234,15 +234,6 @@ fn checked_len(out: Vec<u8>, kind: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// An advertised host must look like a host name or an IP address (the
-/// same rule the tracker applies to REGISTER).
-pub fn valid_host(host: &str) -> bool {
-    host.len() <= MAX_HOST_BYTES
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
-}
-
 fn get_peer_id(d: &mut Decoder<'_>) -> Result<String> {
     let id = d.str(MAX_PEER_ID_BYTES)?;
     check_peer_id(id)?;
@@ -283,7 +274,7 @@ fn get_chunk_info(d: &mut Decoder<'_>) -> Result<ChunkInfo> {
     let query_id = d.u64()?;
     let peer_id = get_peer_id(d)?;
     let host = d.str(MAX_HOST_BYTES)?.to_string();
-    if !valid_host(&host) {
+    if !crate::names::valid_host(&host) {
         return Err(Error::protocol(
             "CHUNK_INFO host is not a host name or address",
         ));

@@ -34,7 +34,7 @@ pub const MAX_TRACKER_DATAGRAM: usize = 2048;
 /// Entries in one ANNOUNCE (each takes at least 19 bytes).
 pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / 19;
 /// Longest advertised host.
-pub const MAX_HOST_BYTES: usize = 255;
+pub const MAX_HOST_BYTES: usize = crate::names::MAX_HOST_BYTES;
 
 pub mod ty {
     pub const CONNECT: u8 = 0x10;
@@ -208,15 +208,6 @@ fn zero_padding(d: &mut Decoder<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The advertised host: empty, or something shaped like a host name or an
-/// IP address (no spaces, slashes or control bytes).
-pub fn valid_host(host: &str) -> bool {
-    host.len() <= MAX_HOST_BYTES
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
-}
-
 impl Entry<'_> {
     /// Bytes this entry takes in an ANNOUNCE.
     pub fn encoded_len(&self) -> usize {
@@ -347,7 +338,7 @@ fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
     let peer_id = get_short_str(d, MAX_PEER_ID_BYTES)?;
     check_peer_id(peer_id)?;
     let advertise = get_short_str(d, MAX_HOST_BYTES)?;
-    if !valid_host(advertise) {
+    if !crate::names::valid_host(advertise) {
         return Err(Error::protocol(
             "advertised host is not a host name or IP address",
         ));
