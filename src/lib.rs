@@ -6,6 +6,7 @@
 //! sockets, and the web UI (`web`) on top of the peer and the tracker. `docs/ARCHITECTURE.md` draws the threads.
 
 pub mod bitfield;
+pub mod cli;
 pub mod download;
 pub mod error;
 pub mod fsutil;

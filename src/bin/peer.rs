@@ -10,8 +10,8 @@ use std::time::Duration;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match config::parse(&args) {
+    // args_os: an argument that is not UTF-8 is a usage error, not a panic.
+    let cfg = match config::parse(std::env::args_os().skip(1)) {
         Ok(Some(c)) => c,
         Ok(None) => {
             println!("{}", config::USAGE);

@@ -16,18 +16,17 @@ pub mod http;
 pub mod peer_ui;
 pub mod tracker_ui;
 
+use crate::cli::HttpConfig;
 use crate::error::{Error, Result};
 use crate::net::{accept_loop_refusing, ConnLimit};
 use escape::html;
 use http::{Head, HttpError, Method, Request, Response};
 use log::{debug, info};
 use std::io::{BufReader, BufWriter, Read};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where the UI listens unless `--http-bind` says otherwise.
-pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Connections served at once; a browser opens about six per site.
 pub const MAX_CONNECTIONS: usize = 64;
 pub const MAX_CONNECTIONS_PER_IP: usize = 32;
@@ -38,26 +37,6 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// After refusing a body, how much of it is read and dropped so the
 /// client gets the answer instead of a reset.
 const MAX_DRAIN: u64 = 1 << 20;
-
-/// `--http PORT [--http-bind ADDR] [--http-host NAME]...`
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// 0 picks a free port (printed at start).
-    pub port: u16,
-    pub bind: IpAddr,
-    /// Host names accepted besides IP literals and `localhost`, lower case.
-    pub hosts: Vec<String>,
-}
-
-impl HttpConfig {
-    pub fn on_port(port: u16) -> HttpConfig {
-        HttpConfig {
-            port,
-            bind: DEFAULT_BIND,
-            hosts: Vec::new(),
-        }
-    }
-}
 
 /// One web application: turns a request into a response.
 pub trait App: Send + Sync + 'static {

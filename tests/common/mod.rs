@@ -136,6 +136,19 @@ pub fn run_tracker(args: &[&str]) -> Output {
     wait_output(child, START_TIMEOUT)
 }
 
+/// Runs the peer binary with `args`, which need not be UTF-8, to
+/// completion with an empty stdin (for command-line checks).
+pub fn run_peer_os(args: &[std::ffi::OsString]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_peer"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning the peer binary");
+    wait_output(child, START_TIMEOUT)
+}
+
 /// Starts the peer binary with `args`. With `stdin_text`, it is written to
 /// the peer's stdin, which is then closed (EOF ends the shell); without,
 /// stdin is empty. stdout and stderr are piped: read them with
