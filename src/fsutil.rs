@@ -69,6 +69,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     written
 }
 
+/// Removes a scratch file however the function that made it ends (after a
+/// successful rename there is nothing left to remove).
+pub struct RemoveOnDrop<'a>(pub &'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

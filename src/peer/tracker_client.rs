@@ -176,7 +176,7 @@ fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<
 
 /// The session thread's body: runs until BYE or the channel closes.
 pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
-    let cfg = &peer.config;
+    let cfg = peer.config();
     let id = Identity {
         peer_id: cfg.id.clone(),
         port: cfg.advertised_port(),
@@ -295,13 +295,13 @@ pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
 
 /// Acts on what the announcer noticed.
 fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mut bool) {
-    let tracker = &peer.config.tracker;
+    let tracker = &peer.config().tracker;
     match notice {
         Notice::Reachable(seen) => {
             peer.session.connected.store(true, Ordering::Release);
             info!(
                 "registered with the tracker at {tracker} as {} (it sees us at {seen})",
-                peer.config.id
+                peer.config().id
             );
             *warned = false;
         }
@@ -314,7 +314,7 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
         }
         Notice::Publish(names) => {
             for name in names {
-                let Some(record) = peer.store.get(&name).map(|f| f.record.clone()) else {
+                let Some(record) = peer.shared(&name).map(|f| f.record.clone()) else {
                     // A download in progress of a file the tracker lost:
                     // only its holders could publish it.
                     continue;
