@@ -141,9 +141,7 @@ pub fn bar(fraction: f64, width: usize) -> String {
 
 /// One percentage, never showing 100.0% for an incomplete file.
 fn percent(fraction: f64, complete: bool) -> String {
-    let p = fraction.clamp(0.0, 1.0) * 100.0;
-    let p = if complete { 100.0 } else { p.min(99.9) };
-    format!("{p:5.1}%")
+    format!("{:5.1}%", crate::units::percent(fraction, complete))
 }
 
 /// The dashboard as text, at most `height` lines of at most `width`

@@ -17,7 +17,7 @@ use crate::fsutil::RemoveOnDrop;
 use crate::names::check_file_name;
 use crate::peer::{Peer, SharedFile};
 use crate::record::BLOCK_SIZE;
-use crate::units::{hex, mbps};
+use crate::units::{fraction, hex, mbps, percent};
 use log::info;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -726,19 +726,12 @@ impl Read for SharedReader {
     }
 }
 
-fn fraction(done: u64, total: u64) -> f64 {
-    if total == 0 {
-        1.0
-    } else {
-        (done as f64 / total as f64).clamp(0.0, 1.0)
-    }
-}
-
 fn bar(frac: f64) -> String {
     format!(
         "<progress max=\"1\" value=\"{}\"></progress> <span class=\"pct\">{:.1}%</span>",
         json_num(frac),
-        frac * 100.0
+        // `fraction` is 1.0 only when every block is in.
+        percent(frac, frac >= 1.0)
     )
 }
 
