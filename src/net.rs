@@ -203,22 +203,29 @@ impl Conn {
     pub fn linger_close(&mut self) {
         let _ = self.writer.flush();
         let stream = self.writer.get_ref();
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        let mut buf = [0u8; 4096];
-        let mut total = 0usize;
-        let mut reader: &TcpStream = stream;
-        while std::time::Instant::now() < deadline && total < (1 << 20) {
-            match std::io::Read::read(&mut reader, &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
+        drain_and_close(stream, &mut &*stream, 1 << 20);
     }
 
     pub fn shutdown(&self) {
         let _ = self.writer.get_ref().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Stops writing, then reads and drops up to `budget` bytes from `reader`
+/// (the stream, or a buffer in front of it) for at most 2 s, so the kernel
+/// does not answer the other side's unread bytes with a reset that would
+/// destroy what was last written (an ERROR frame, an HTTP response).
+pub fn drain_and_close(stream: &TcpStream, reader: &mut impl std::io::Read, budget: u64) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 8192];
+    let mut left = budget;
+    while left > 0 && std::time::Instant::now() < deadline {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n as u64),
+        }
     }
 }
 

@@ -18,12 +18,12 @@ pub mod tracker_ui;
 
 use crate::cli::HttpConfig;
 use crate::error::{Error, Result};
-use crate::net::{accept_loop_refusing, ConnLimit};
+use crate::net::{accept_loop_refusing, drain_and_close, ConnLimit};
 use escape::html;
 use http::{Head, HttpError, Method, Request, Response};
 use log::{debug, info};
-use std::io::{BufReader, BufWriter, Read};
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufReader, BufWriter};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -192,23 +192,6 @@ fn admit(head: &Head, app: &dyn App, hosts: &[String]) -> std::result::Result<()
         ));
     }
     Ok(())
-}
-
-/// Stops writing, then reads and drops up to `budget` bytes for at most
-/// 2 s, so the kernel does not answer the client's unread bytes with a
-/// reset that would destroy the response.
-fn drain_and_close(stream: &TcpStream, reader: &mut impl Read, budget: u64) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut buf = [0u8; 8192];
-    let mut left = budget;
-    while left > 0 && Instant::now() < deadline {
-        match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n as u64),
-        }
-    }
 }
 
 /// Accepts a Host header naming an IP literal (v4, or v6 in brackets),
