@@ -8,6 +8,7 @@ pub mod codec;
 pub mod datagram;
 pub mod frame;
 pub mod message;
+pub mod record_file;
 pub mod tracker_datagram;
 
 pub use frame::{FrameReader, HEADER_LEN, MAX_CONTROL_FRAME, MAX_FRAME};
