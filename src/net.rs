@@ -306,6 +306,22 @@ impl ConnLimit {
     }
 }
 
+/// The connections `listener` accepts, forever. A failed accept (out of
+/// file descriptors and the like) is logged and backed off, not the end.
+pub fn accepted<'a>(
+    listener: &'a TcpListener,
+    what: &'a str,
+) -> impl Iterator<Item = TcpStream> + 'a {
+    listener.incoming().filter_map(move |stream| match stream {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("{what}: accept failed: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        }
+    })
+}
+
 /// Accepts forever, one thread per connection, at most `limit` at once.
 /// A connection over the cap gets an ERROR frame and is closed.
 pub fn accept_loop<F>(listener: TcpListener, limit: Arc<ConnLimit>, what: &'static str, handle: F)
@@ -327,16 +343,7 @@ pub fn accept_loop_refusing<F>(
     F: Fn(TcpStream) + Send + Sync + 'static,
 {
     let handle = Arc::new(handle);
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep going.
-                warn!("{what}: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
+    for stream in accepted(&listener, what) {
         let Some(slot) = limit.try_acquire(stream.peer_addr().ok().map(|a| a.ip())) else {
             warn!(
                 "{what}: connection cap reached, refusing {:?}",

@@ -5,7 +5,7 @@
 //! left and a named limit before anything is allocated, and the whole
 //! datagram against `MAX_DATAGRAM`. Layouts are in docs/PROTOCOL.md §11.
 
-use super::codec::{put_str, put_u16, put_u64, put_u8, Decoder};
+use super::codec::{check_datagram_head, put_str, put_u16, put_u64, put_u8, Decoder};
 use super::message::{get_have, get_name, get_record, put_have, put_record, MAX_HOST_BYTES};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
@@ -137,21 +137,13 @@ impl Datagram {
     /// Decodes and validates one datagram: header, lengths, names, the
     /// piece set against the size, the record against the answer it came in.
     pub fn decode(bytes: &[u8]) -> Result<Datagram> {
-        if bytes.len() > MAX_DATAGRAM {
-            return Err(Error::protocol(format!(
-                "datagram of {} bytes exceeds {MAX_DATAGRAM}",
-                bytes.len()
-            )));
-        }
-        if bytes.len() < DATAGRAM_HEADER_LEN || bytes[..2] != MAGIC {
-            return Err(Error::protocol("not a p2pshare datagram"));
-        }
-        if bytes[2] != VERSION {
-            return Err(Error::protocol(format!(
-                "datagram version {} (this peer speaks {VERSION})",
-                bytes[2]
-            )));
-        }
+        check_datagram_head(
+            bytes,
+            MAX_DATAGRAM,
+            DATAGRAM_HEADER_LEN,
+            (MAGIC, VERSION),
+            "datagram",
+        )?;
         let mut d = Decoder::new(&bytes[DATAGRAM_HEADER_LEN..]);
         let datagram = match bytes[3] {
             dty::HELLO => {

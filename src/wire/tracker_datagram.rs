@@ -9,7 +9,7 @@
 //! are padded), so a spoofed source never draws more bytes than it sent.
 //! Layouts are in docs/PROTOCOL.md §12.
 
-use super::codec::{put_u16, put_u32, put_u64, put_u8, Decoder};
+use super::codec::{check_datagram_head, put_u16, put_u32, put_u64, put_u8, Decoder};
 use crate::error::{Error, Result};
 use crate::names::{check_file_name, check_peer_id, MAX_PEER_ID_BYTES};
 use crate::record::Md5Digest;
@@ -179,21 +179,13 @@ fn get_short_str<'a>(d: &mut Decoder<'a>, max: usize) -> Result<&'a str> {
 
 /// Checks magic and version; the type byte and the body.
 fn split_header(bytes: &[u8]) -> Result<(u8, Decoder<'_>)> {
-    if bytes.len() > MAX_TRACKER_DATAGRAM {
-        return Err(Error::protocol(format!(
-            "datagram of {} bytes exceeds {MAX_TRACKER_DATAGRAM}",
-            bytes.len()
-        )));
-    }
-    if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
-        return Err(Error::protocol("not a p2pshare datagram"));
-    }
-    if bytes[2] != VERSION {
-        return Err(Error::protocol(format!(
-            "tracker datagram version {} (this side speaks {VERSION})",
-            bytes[2]
-        )));
-    }
+    check_datagram_head(
+        bytes,
+        MAX_TRACKER_DATAGRAM,
+        HEADER_LEN,
+        (MAGIC, VERSION),
+        "tracker datagram",
+    )?;
     Ok((bytes[3], Decoder::new(&bytes[HEADER_LEN..])))
 }
 
