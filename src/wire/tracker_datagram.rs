@@ -33,6 +33,9 @@ pub const ANNOUNCE_BUDGET: usize = 1200;
 pub const MAX_TRACKER_DATAGRAM: usize = 2048;
 /// Entries in one ANNOUNCE (each takes at least 19 bytes).
 pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / 19;
+/// When a peer asks for a fresh connection id: well inside the shortest
+/// life the tracker gives one (60 s). Both sides of the exchange use it.
+pub const COOKIE_REFRESH_SECS: u64 = 50;
 /// Longest advertised host.
 pub const MAX_HOST_BYTES: usize = crate::names::MAX_HOST_BYTES;
 
