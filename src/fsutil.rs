@@ -2,6 +2,7 @@
 //! resume state.
 
 use std::fs::{self, File, Metadata};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -57,16 +58,52 @@ impl Stamp {
 }
 
 /// Writes a small file so that readers see the old or the new content,
-/// never a torn one: temp file in the same directory, then rename.
+/// never a torn one: temp file (`<path>.tmp`) in the same directory, then
+/// rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_via_tmp(path, bytes, false)
+}
+
+/// `write_atomically`, and on disk when it returns: the data and the
+/// rename are synced, so a crash leaves the old file or the new one.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_via_tmp(path, bytes, true)
+}
+
+fn write_via_tmp(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        if sync {
+            // Make the rename itself durable.
+            if let Some(Ok(dir)) = path.parent().map(File::open) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
+    };
+    let written = write();
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     written
+}
+
+/// Removes a scratch file however the function that made it ends (after a
+/// successful rename there is nothing left to remove).
+pub struct RemoveOnDrop<'a>(pub &'a Path);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
+    }
 }
 
 #[cfg(test)]
@@ -80,7 +117,7 @@ mod tests {
         write_atomically(&p, b"one").unwrap();
         let a = Stamp::of(&fs::metadata(&p).unwrap());
         assert_eq!(Stamp::from_bytes(&a.to_bytes()), a);
-        write_atomically(&p, b"four").unwrap();
+        write_durably(&p, b"four").unwrap();
         assert_ne!(Stamp::of_file(&File::open(&p).unwrap()), a);
         assert!(!dir.path().join("f.tmp").exists());
     }

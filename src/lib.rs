@@ -3,12 +3,16 @@
 //! Layers, bottom up: `wire` (the protocol, no sockets), pure state
 //! (`bitfield`, `record`, `download::plan`, `tracker::catalogue`), then the
 //! networking (`net`, `peer`, `tracker`) that ties them to threads and
-//! sockets, and the web UI (`web`) on top of the peer and the tracker. `docs/ARCHITECTURE.md` draws the threads.
+//! sockets, and the web UI (`web`) on top of the peer and the tracker; no
+//! module cycle (`docs/ARCHITECTURE.md` §1 lists the order). That
+//! document draws the threads.
 
 pub mod bitfield;
+pub mod cli;
 pub mod download;
 pub mod error;
 pub mod fsutil;
+pub mod layout;
 pub mod names;
 pub mod net;
 pub mod peer;

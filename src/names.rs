@@ -38,21 +38,6 @@ pub fn check_file_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The stem of a peer's own bookkeeping files for `name` (partial data,
-/// resume state, cached record): the name itself, or for names too long to
-/// take a suffix within the 255-byte limit, a digest of it.
-pub fn local_stem(name: &str) -> String {
-    const ROOM_FOR_SUFFIXES: usize = 240;
-    if name.len() <= ROOM_FOR_SUFFIXES {
-        name.to_string()
-    } else {
-        format!(
-            "long-{}",
-            crate::units::hex(&crate::record::md5_of(name.as_bytes()))
-        )
-    }
-}
-
 /// A peer id: letters, digits, `-` and `_`, 1..=64 bytes.
 pub fn check_peer_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
@@ -67,6 +52,39 @@ pub fn check_peer_id(id: &str) -> Result<()> {
             name: id.chars().take(80).collect(),
             reason: "a peer id is 1 to 64 letters, digits, '-' or '_'",
         })
+    }
+}
+
+/// Longest advertised host, in bytes.
+pub const MAX_HOST_BYTES: usize = 255;
+
+/// An advertised host: empty, or something shaped like a host name or an
+/// IP address (no spaces, slashes or control bytes). The rule for HELLO,
+/// CHUNK_INFO and ANNOUNCE alike.
+pub fn valid_host(host: &str) -> bool {
+    host.len() <= MAX_HOST_BYTES
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
+}
+
+/// Checks a `--http-host` value: a DNS name (letters, digits, `-`, `.`),
+/// returned in lower case without a trailing dot.
+pub fn parse_host_name(text: &str) -> std::result::Result<String, String> {
+    let name = text.trim_end_matches('.').to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!(
+            "--http-host takes a host name such as p2p.lan, not {text:?}"
+        ))
     }
 }
 
@@ -114,12 +132,22 @@ mod tests {
     }
 
     #[test]
-    fn long_names_get_short_stems() {
-        assert_eq!(local_stem("a.txt"), "a.txt");
-        let long = "y".repeat(255);
-        let stem = local_stem(&long);
-        assert!(stem.len() + ".state.tmp".len() <= 255);
-        assert_ne!(stem, local_stem(&"z".repeat(255)));
+    fn hosts() {
+        for h in ["", "10.0.0.1", "[::1]", "fe80::1%eth0", "nas-1.lan", "a_b"] {
+            assert!(valid_host(h), "{h:?}");
+        }
+        for h in ["a b", "a/b", "a\nb", &"x".repeat(256)] {
+            assert!(!valid_host(h), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn host_names_for_the_allowlist() {
+        assert_eq!(parse_host_name("P2P.Lan.").unwrap(), "p2p.lan");
+        assert_eq!(parse_host_name("nas-1").unwrap(), "nas-1");
+        for bad in ["", ".", "a..b", "a b", "a/b", "a:80", &"x".repeat(64)] {
+            assert!(parse_host_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -204,22 +204,29 @@ impl Conn {
     pub fn linger_close(&mut self) {
         let _ = self.writer.flush();
         let stream = self.writer.get_ref();
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        let mut buf = [0u8; 4096];
-        let mut total = 0usize;
-        let mut reader: &TcpStream = stream;
-        while std::time::Instant::now() < deadline && total < (1 << 20) {
-            match std::io::Read::read(&mut reader, &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
+        drain_and_close(stream, &mut &*stream, 1 << 20);
     }
 
     pub fn shutdown(&self) {
         let _ = self.writer.get_ref().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Stops writing, then reads and drops up to `budget` bytes from `reader`
+/// (the stream, or a buffer in front of it) for at most 2 s, so the kernel
+/// does not answer the other side's unread bytes with a reset that would
+/// destroy what was last written (an ERROR frame, an HTTP response).
+pub fn drain_and_close(stream: &TcpStream, reader: &mut impl std::io::Read, budget: u64) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 8192];
+    let mut left = budget;
+    while left > 0 && std::time::Instant::now() < deadline {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n as u64),
+        }
     }
 }
 
@@ -300,6 +307,22 @@ impl ConnLimit {
     }
 }
 
+/// The connections `listener` accepts, forever. A failed accept (out of
+/// file descriptors and the like) is logged and backed off, not the end.
+pub fn accepted<'a>(
+    listener: &'a TcpListener,
+    what: &'a str,
+) -> impl Iterator<Item = TcpStream> + 'a {
+    listener.incoming().filter_map(move |stream| match stream {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("{what}: accept failed: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        }
+    })
+}
+
 /// Accepts forever, one thread per connection, at most `limit` at once.
 /// A connection over the cap gets an ERROR frame and is closed.
 pub fn accept_loop<F>(listener: TcpListener, limit: Arc<ConnLimit>, what: &'static str, handle: F)
@@ -321,16 +344,7 @@ pub fn accept_loop_refusing<F>(
     F: Fn(TcpStream) + Send + Sync + 'static,
 {
     let handle = Arc::new(handle);
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep going.
-                warn!("{what}: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
+    for stream in accepted(&listener, what) {
         let Some(slot) = limit.try_acquire(stream.peer_addr().ok().map(|a| a.ip())) else {
             warn!(
                 "{what}: connection cap reached, refusing {:?}",

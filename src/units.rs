@@ -60,6 +60,27 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// `done` of `total`, from 0 to 1; 1 for nothing to do, and 1 only when
+/// `done` reaches `total`.
+pub fn fraction(done: u64, total: u64) -> f64 {
+    if total == 0 {
+        1.0
+    } else {
+        (done as f64 / total as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// `fraction` as a percentage for people, never 100 until `complete`:
+/// 1,999 of 2,000 blocks is 99.9 (one decimal would round it up to 100.0).
+/// Every progress view, terminal or web, uses this.
+pub fn percent(fraction: f64, complete: bool) -> f64 {
+    if complete {
+        100.0
+    } else {
+        (fraction.clamp(0.0, 1.0) * 100.0).min(99.9)
+    }
+}
+
 /// Bytes for people: `999 B`, `1.5 kB`, `734.0 MB` (powers of 10, like
 /// every MB/s the peer prints).
 pub fn human_bytes(n: u64) -> String {
@@ -79,6 +100,15 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn never_100_percent_until_complete() {
+        assert_eq!(percent(1999.0 / 2000.0, false), 99.9);
+        assert_eq!(percent(1.0, false), 99.9);
+        assert_eq!(percent(0.5, false), 50.0);
+        assert_eq!(percent(-1.0, false), 0.0);
+        assert_eq!(percent(0.2, true), 100.0);
+    }
 
     #[test]
     fn sizes() {

@@ -220,14 +220,13 @@ struct OpenShell {
 impl OpenShell {
     fn start(args: &[&str], log: &Path) -> OpenShell {
         let out = File::create(log).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_peer"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+        cmd.args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())
             .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("spawning the peer binary");
+            .stderr(out);
+        let mut child = spawn_noted(&mut cmd, &[log]);
         OpenShell {
             stdin: child.stdin.take(),
             child,

@@ -152,6 +152,30 @@ fn every_bad_name_is_refused_and_touches_nothing() {
 }
 
 #[test]
+fn arguments_that_are_not_utf8_are_usage_errors() {
+    use std::os::unix::ffi::OsStringExt;
+    let bad = std::ffi::OsString::from_vec(vec![b'G', 0xff, 0xfe]);
+    let port = free_port().to_string();
+    for args in [
+        vec![bad.clone(), port.clone().into(), "127.0.0.1:1".into()],
+        vec![
+            "G".into(),
+            port.into(),
+            "127.0.0.1:1".into(),
+            "--get".into(),
+            bad,
+        ],
+    ] {
+        let out = run_peer_os(&args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{stdout}{stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains("UTF-8"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn garbage_on_both_ports_harms_nobody() {
     let s = Swarm::new();
     let data = test_bytes(1 << 20, 4);

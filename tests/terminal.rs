@@ -48,7 +48,8 @@ impl OnPty {
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
-        let child = cmd.spawn().expect("spawning on a pty");
+        // What it printed is on the pty, not in a file: `Piped` in the report.
+        let child = spawn_noted(&mut cmd, &[]);
         // Our copies of the terminal's child end close here, so the reader
         // sees the end when the child exits.
         drop(cmd);
@@ -333,14 +334,13 @@ fn the_dashboard_to_a_file_prints_plain_frames_when_something_changes() {
     let addr = format!("127.0.0.1:{port}");
     let log = dir.path().join("dashboard.out");
     let out = File::create(&log).unwrap();
-    let mut t = Command::new(env!("CARGO_BIN_EXE_tracker"))
-        .args(dashboard_args(dir.path(), &port))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
+    cmd.args(dashboard_args(dir.path(), &port))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(out)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    let mut t = spawn_noted(&mut cmd, &[&log]);
     struct Kill<'a>(&'a mut Child);
     impl Drop for Kill<'_> {
         fn drop(&mut self) {

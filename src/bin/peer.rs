@@ -10,8 +10,8 @@ use std::time::Duration;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match config::parse(&args) {
+    // args_os: an argument that is not UTF-8 is a usage error, not a panic.
+    let cfg = match config::parse(std::env::args_os().skip(1)) {
         Ok(Some(c)) => c,
         Ok(None) => {
             println!("{}", config::USAGE);
@@ -38,16 +38,16 @@ fn main() {
         }
     };
     {
-        let c = &peer.config;
+        let c = peer.config();
         println!(
             "peer {} listening on {}; sharing {} from {}; tracker {}",
             c.id,
-            peer.listen,
-            match peer.store.records().len() {
+            peer.listen_addr(),
+            match peer.records().len() {
                 1 => "1 file".to_string(),
                 n => format!("{n} files"),
             },
-            peer.store.files_dir().display(),
+            peer.files_dir().display(),
             c.tracker
         );
         let _ = std::io::stdout().flush();
@@ -72,7 +72,7 @@ fn main() {
         std::process::exit(1);
     }
     let background = start_gets(&peer);
-    let status = if peer.config.serve {
+    let status = if peer.config().serve {
         loop {
             std::thread::park_timeout(Duration::from_secs(3600));
         }
@@ -90,13 +90,13 @@ fn main() {
             status
         }
     };
-    peer.session.bye(Duration::from_secs(2));
+    peer.leave();
     std::process::exit(status);
 }
 
 /// Runs each `--get` in its own thread; each prints its lines when done.
 fn start_gets(peer: &Arc<Peer>) -> Vec<std::thread::JoinHandle<bool>> {
-    peer.config
+    peer.config()
         .gets
         .clone()
         .into_iter()

@@ -2,11 +2,11 @@
 //! [--http-bind ADDR] [--http-host NAME]...`
 
 use log::warn;
+use p2pshare::cli::{Arg, HttpConfig, HttpFlags, Parser};
 use p2pshare::tracker::{Config, Tracker, DEFAULT_DATA_DIR};
-use p2pshare::web::{self, tracker_ui::TrackerUi, HttpConfig, WebServer};
+use p2pshare::web::{tracker_ui::TrackerUi, WebServer};
 use std::ffi::OsString;
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 const USAGE: &str =
@@ -47,88 +47,37 @@ enum Command {
 /// after `error: `.
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut config = Config::default();
-    let mut http: Option<HttpConfig> = None;
-    let (mut http_bind, mut http_hosts) = (None, Vec::new());
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let text = arg.to_string_lossy().into_owned();
-        let (flag, inline) = match text.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(OsString::from(v))),
-            _ => (text.clone(), None),
-        };
-        let takes_value = matches!(
-            flag.as_str(),
-            "--port" | "--bind" | "--data" | "--http" | "--http-bind" | "--http-host"
-        );
-        if !takes_value && inline.is_some() {
-            return Err(format!("{flag} takes no value"));
-        }
-        let mut value = || -> Result<OsString, String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{flag} needs a value"))
+    let mut http = HttpFlags::default();
+    let mut p = Parser::new(args);
+    while let Some(arg) = p.next_arg()? {
+        let flag = match arg {
+            Arg::Help => return Ok(Command::Help),
+            Arg::Flag(flag) => flag,
+            Arg::Positional(other) => {
+                return Err(format!(
+                    "unexpected argument {other:?}: the tracker takes only options"
+                ));
+            }
         };
         match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--port" => {
-                let v = value()?;
-                let v = v.to_string_lossy();
-                config.port = v.trim().parse().map_err(|_| {
-                    format!("--port expects a port number from 0 to 65535, got {v:?}")
-                })?;
-            }
-            "--bind" => {
-                let v = value()?;
-                let v = v.to_string_lossy();
-                config.bind = v.trim().parse::<IpAddr>().map_err(|_| {
-                    format!("--bind expects an IP address such as 0.0.0.0 or 127.0.0.1, got {v:?}")
-                })?;
-            }
+            "--port" => config.port = p.parsed("a port number from 0 to 65535")?,
+            "--bind" => config.bind = p.parsed("an IP address such as 0.0.0.0 or 127.0.0.1")?,
             "--data" => {
-                let v = value()?;
+                let v = p.os_value()?;
                 if v.is_empty() {
                     return Err("--data needs a directory".into());
                 }
                 config.data = PathBuf::from(v);
             }
             "--dashboard" => config.dashboard = true,
-            "--http" => {
-                let v = value()?;
-                let v = v.to_string_lossy();
-                let port = v.trim().parse().map_err(|_| {
-                    format!("--http expects a port number from 0 to 65535, got {v:?}")
-                })?;
-                http = Some(HttpConfig::on_port(port));
-            }
-            "--http-bind" => {
-                let v = value()?;
-                let v = v.to_string_lossy();
-                http_bind = Some(v.trim().parse::<IpAddr>().map_err(|_| {
-                    format!("--http-bind expects an IP address such as 127.0.0.1, got {v:?}")
-                })?);
-            }
-            "--http-host" => {
-                let v = value()?;
-                http_hosts.push(web::parse_host_name(&v.to_string_lossy())?);
-            }
-            other if other.starts_with('-') => {
-                return Err(format!("unknown option {other:?}"));
-            }
             other => {
-                return Err(format!(
-                    "unexpected argument {other:?}: the tracker takes only options"
-                ));
+                if !http.take(other, &mut p)? {
+                    return Err(format!("unknown option {other:?}"));
+                }
             }
         }
     }
-    if let Some(h) = http.as_mut() {
-        h.bind = http_bind.unwrap_or(web::DEFAULT_BIND);
-        h.hosts = http_hosts;
-    } else if http_bind.is_some() || !http_hosts.is_empty() {
-        return Err("--http-bind and --http-host need --http PORT".into());
-    }
-    Ok(Command::Run(config, http))
+    Ok(Command::Run(config, http.finish()?))
 }
 
 fn main() {

@@ -18,6 +18,7 @@ use crate::bitfield::Bitfield;
 use crate::error::{code, Error, Result};
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
+use crate::units::{fraction, percent};
 use crate::wire::Holder;
 use crossbeam_channel::{select, Receiver, Sender};
 use log::{debug, info, warn};
@@ -297,6 +298,33 @@ fn whole_file_mismatch(
     ))
 }
 
+/// What `Coordinator::watch` keeps from one turn of its loop to the next.
+struct Clock {
+    started: Instant,
+    last_save: Instant,
+    last_refresh: Instant,
+    /// A question to the refresher is unanswered.
+    refreshing: bool,
+    /// Verified pieces when the resume state was last written.
+    saved_count: u32,
+    /// Verified pieces, and since when there have been that many.
+    progress: (u32, Instant),
+}
+
+impl Clock {
+    fn new(count: u32) -> Clock {
+        let now = Instant::now();
+        Clock {
+            started: now,
+            last_save: now,
+            last_refresh: now,
+            refreshing: false,
+            saved_count: count,
+            progress: (count, now),
+        }
+    }
+}
+
 struct Coordinator<'j, 'a> {
     job: &'j Job<'a>,
     paths: &'j resume::Paths,
@@ -315,72 +343,98 @@ struct Coordinator<'j, 'a> {
 }
 
 impl Coordinator<'_, '_> {
+    /// Runs the download to its end: each turn checks whether it is over,
+    /// asks for holders when due, handles one event, saves when due.
     fn watch(&mut self) -> Result<()> {
-        let started = Instant::now();
-        let mut last_save = Instant::now();
-        let mut last_refresh = Instant::now();
-        let mut refreshing = false;
-        let mut saved_count = self.shared.reasm.count();
-        let mut progress = (self.shared.reasm.count(), Instant::now());
+        let mut clock = Clock::new(self.shared.reasm.count());
         loop {
-            if self.shared.plan().is_complete() {
-                return Ok(());
+            if let Some(end) = self.ended(&mut clock) {
+                return end;
             }
-            if self.shared.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let count = self.shared.reasm.count();
-            if count != progress.0 || self.any_useful() {
-                progress = (count, Instant::now());
-            } else if progress.1.elapsed() > STUCK_AFTER {
-                return Err(self.stuck_error());
-            }
-            let due = if started.elapsed() < EARLY {
-                EARLY_REFRESH_EVERY
-            } else if self.running.is_empty() {
-                IDLE_REFRESH_EVERY
-            } else {
-                REFRESH_EVERY
-            };
-            if !refreshing && last_refresh.elapsed() >= due {
-                refreshing = self.ask.try_send(()).is_ok();
-                last_refresh = Instant::now();
-            }
-            select! {
-                recv(self.events) -> ev => match ev {
-                    Ok(Event::Exited { peer_id, result }) => self.reap(&peer_id, result)?,
-                    Ok(Event::Complete) | Err(_) => {}
-                },
-                recv(self.answers) -> answer => {
-                    refreshing = false;
-                    let spawned = match answer {
-                        Ok(Ok(holders)) => self.add_holders(holders),
-                        Ok(Err(e)) => {
-                            debug!("refreshing holders failed: {e}");
-                            0
-                        }
-                        Err(_) => 0,
-                    };
-                    if spawned == 0 && self.running.is_empty() && !self.shared.plan().is_complete() {
-                        return Err(self.stuck_error());
-                    }
-                },
-                default(Duration::from_millis(200)) => {}
-            }
-            if last_save.elapsed() >= SAVE_EVERY {
-                let count = self.shared.reasm.count();
-                if count != saved_count {
-                    let on_disk = self.shared.reasm.on_disk();
-                    if let Err(e) =
-                        resume::save(self.paths, &self.shared.record, self.state_file, &on_disk)
-                    {
-                        warn!("{e}");
-                    }
-                    saved_count = count;
-                }
-                last_save = Instant::now();
-            }
+            self.refresh_if_due(&mut clock);
+            self.handle_next_event(&mut clock)?;
+            self.save_if_due(&mut clock);
         }
+    }
+
+    /// `Some` once the download is over: complete, cancelled, or no piece
+    /// verified and no holder useful for `STUCK_AFTER`.
+    fn ended(&self, clock: &mut Clock) -> Option<Result<()>> {
+        if self.shared.plan().is_complete() {
+            return Some(Ok(()));
+        }
+        if self.shared.is_cancelled() {
+            return Some(Err(Error::Cancelled));
+        }
+        let count = self.shared.reasm.count();
+        if count != clock.progress.0 || self.any_useful() {
+            clock.progress = (count, Instant::now());
+        } else if clock.progress.1.elapsed() > STUCK_AFTER {
+            return Some(Err(self.stuck_error()));
+        }
+        None
+    }
+
+    /// Asks the refresher for holders, more often early on and when no
+    /// worker runs; one question at a time.
+    fn refresh_if_due(&self, clock: &mut Clock) {
+        let due = if clock.started.elapsed() < EARLY {
+            EARLY_REFRESH_EVERY
+        } else if self.running.is_empty() {
+            IDLE_REFRESH_EVERY
+        } else {
+            REFRESH_EVERY
+        };
+        if !clock.refreshing && clock.last_refresh.elapsed() >= due {
+            clock.refreshing = self.ask.try_send(()).is_ok();
+            clock.last_refresh = Instant::now();
+        }
+    }
+
+    /// Waits up to 200 ms for a worker's exit or the refresher's answer
+    /// and handles it; an answer that leaves no worker running and the
+    /// download incomplete ends it.
+    fn handle_next_event(&mut self, clock: &mut Clock) -> Result<()> {
+        select! {
+            recv(self.events) -> ev => match ev {
+                Ok(Event::Exited { peer_id, result }) => self.reap(&peer_id, result)?,
+                Ok(Event::Complete) | Err(_) => {}
+            },
+            recv(self.answers) -> answer => {
+                clock.refreshing = false;
+                let spawned = match answer {
+                    Ok(Ok(holders)) => self.add_holders(holders),
+                    Ok(Err(e)) => {
+                        debug!("refreshing holders failed: {e}");
+                        0
+                    }
+                    Err(_) => 0,
+                };
+                if spawned == 0 && self.running.is_empty() && !self.shared.plan().is_complete() {
+                    return Err(self.stuck_error());
+                }
+            },
+            default(Duration::from_millis(200)) => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the resume state every `SAVE_EVERY` if pieces were verified
+    /// since the last write.
+    fn save_if_due(&self, clock: &mut Clock) {
+        if clock.last_save.elapsed() < SAVE_EVERY {
+            return;
+        }
+        let count = self.shared.reasm.count();
+        if count != clock.saved_count {
+            let on_disk = self.shared.reasm.on_disk();
+            if let Err(e) = resume::save(self.paths, &self.shared.record, self.state_file, &on_disk)
+            {
+                warn!("{e}");
+            }
+            clock.saved_count = count;
+        }
+        clock.last_save = Instant::now();
     }
 
     /// Some connected holder has a piece we still miss.
@@ -394,11 +448,7 @@ impl Coordinator<'_, '_> {
         let record = &self.shared.record;
         let plan = self.shared.plan();
         let have = record.blocks_in(plan.done());
-        let pct = if record.block_count() == 0 {
-            100.0
-        } else {
-            100.0 * have as f64 / record.block_count() as f64
-        };
+        let pct = percent(fraction(have, record.block_count() as u64), false);
         Error::NoSources(format!(
             "{}: no reachable holder has the remaining {} blocks (stopped at {pct:.1}%); the {have} verified blocks are kept, run `get {}` again to resume",
             record.name,

@@ -6,28 +6,13 @@
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
+pub use crate::layout::Paths;
 use crate::record::FileRecord;
 use log::{info, warn};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 9] = b"P2PSTATE1";
-
-pub struct Paths {
-    pub part: PathBuf,
-    pub state: PathBuf,
-}
-
-impl Paths {
-    pub fn new(partial_dir: &Path, name: &str) -> Paths {
-        let stem = crate::names::local_stem(name);
-        Paths {
-            part: partial_dir.join(format!("{stem}.part")),
-            state: partial_dir.join(format!("{stem}.state")),
-        }
-    }
-}
 
 pub fn save(paths: &Paths, record: &FileRecord, file: &File, on_disk: &Bitfield) -> Result<()> {
     let stamp = Stamp::of_file(file);

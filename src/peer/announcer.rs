@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 pub const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// A connection id is renewed after this (the tracker accepts it 60 s at
 /// least).
-pub const COOKIE_LIFE: Duration = Duration::from_secs(crate::tracker::cookie::REFRESH_SECS);
+pub const COOKIE_LIFE: Duration =
+    Duration::from_secs(crate::wire::tracker_datagram::COOKIE_REFRESH_SECS);
 /// Losses in a row after which the tracker counts as unreachable.
 const LOST_AFTER: u32 = 2;
 

@@ -230,7 +230,7 @@ pub fn stress(peer: &Arc<Peer>, name: &str, threads: u32) -> Result<StressReport
         }
     }
     report.secs = started.elapsed().as_secs_f64();
-    if peer.cancel.load(Ordering::Acquire) {
+    if peer.is_cancelled() {
         return Err(Error::Cancelled);
     }
     Ok(report)

@@ -1,9 +1,12 @@
-//! The peer's command line, parsed by hand (the card allows no CLI crate).
+//! The peer's command line, read with the parser both binaries share
+//! (`crate::cli`).
 
+use crate::cli::{Arg, HttpConfig, HttpFlags, Parser};
 use crate::error::{Error, Result};
 use crate::names::{check_file_name, check_peer_id};
 use crate::units::parse_size;
 use crate::wire::DEFAULT_TRACKER_PORT;
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -32,11 +35,8 @@ pub struct Config {
     pub download_limit: Option<u64>,
     pub neighbors: Vec<String>,
     pub ttl: u8,
-    pub http: Option<u16>,
-    /// Where the web UI listens (default 127.0.0.1).
-    pub http_bind: IpAddr,
-    /// Host names the web UI answers to besides IP literals and localhost.
-    pub http_hosts: Vec<String>,
+    /// The web UI (`--http`, `--http-bind`, `--http-host`).
+    pub http: Option<HttpConfig>,
     pub bind: IpAddr,
     /// Host (and optionally port) other peers should dial.
     pub advertise: Option<(String, Option<u16>)>,
@@ -44,12 +44,8 @@ pub struct Config {
 
 impl Config {
     /// The web UI's settings, when `--http` asks for it.
-    pub fn http_config(&self) -> Option<crate::web::HttpConfig> {
-        self.http.map(|port| crate::web::HttpConfig {
-            port,
-            bind: self.http_bind,
-            hosts: self.http_hosts.clone(),
-        })
+    pub fn http_config(&self) -> Option<HttpConfig> {
+        self.http.clone()
     }
 
     /// The port other peers should dial.
@@ -62,8 +58,16 @@ impl Config {
 }
 
 /// Parses the arguments after the program name. `Err(Usage)` for anything
-/// wrong; `Ok(None)` for `--help`.
-pub fn parse(args: &[String]) -> Result<Option<Config>> {
+/// wrong (an argument that is not UTF-8 included); `Ok(None)` for `--help`.
+pub fn parse<I>(args: I) -> Result<Option<Config>>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    parse_args(Parser::new(args.into_iter().map(Into::into))).map_err(Error::Usage)
+}
+
+fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
     let mut positional = Vec::new();
     let mut cfg = Config {
         id: String::new(),
@@ -77,108 +81,86 @@ pub fn parse(args: &[String]) -> Result<Option<Config>> {
         neighbors: Vec::new(),
         ttl: 3,
         http: None,
-        http_bind: crate::web::DEFAULT_BIND,
-        http_hosts: Vec::new(),
         bind: IpAddr::from([0, 0, 0, 0]),
         advertise: None,
     };
     let mut dir = None;
-    let mut web_flags = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| Error::Usage(format!("{flag} needs a value")))
+    let mut http = HttpFlags::default();
+    while let Some(arg) = p.next_arg()? {
+        let flag = match arg {
+            Arg::Help => return Ok(None),
+            Arg::Flag(flag) => flag,
+            Arg::Positional(text) => {
+                positional.push(text);
+                continue;
+            }
         };
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
+        match flag.as_str() {
             "--serve" => cfg.serve = true,
-            "--dir" => dir = Some(PathBuf::from(value(arg)?)),
+            "--dir" => dir = Some(PathBuf::from(p.os_value()?)),
             "--get" => {
-                let name = value(arg)?;
-                check_file_name(&name)?;
+                let name = p.value()?;
+                check_file_name(&name).map_err(usage)?;
                 cfg.gets.push(name);
             }
-            "--upload-limit" => cfg.upload_limit = Some(rate(&value(arg)?)?),
-            "--download-limit" => cfg.download_limit = Some(rate(&value(arg)?)?),
+            "--upload-limit" => cfg.upload_limit = Some(rate(&p.value()?).map_err(usage)?),
+            "--download-limit" => cfg.download_limit = Some(rate(&p.value()?).map_err(usage)?),
             "--neighbor" => {
-                let n = value(arg)?;
-                split_host_port(&n, None)?;
+                let n = p.value()?;
+                split_host_port(&n, None).map_err(usage)?;
                 cfg.neighbors.push(n);
             }
             "--ttl" => {
-                let v = value(arg)?;
+                let v = p.value()?;
                 cfg.ttl = v
                     .parse()
                     .ok()
                     .filter(|t| (1..=16).contains(t))
-                    .ok_or_else(|| {
-                        Error::Usage(format!("--ttl takes a number from 1 to 16, not {v:?}"))
-                    })?;
-            }
-            "--http" => {
-                let v = value(arg)?;
-                cfg.http = Some(v.parse().map_err(|_| {
-                    Error::Usage(format!(
-                        "--http takes a port number from 0 to 65535, not {v:?}"
-                    ))
-                })?);
-            }
-            "--http-bind" => {
-                let v = value(arg)?;
-                cfg.http_bind = v.parse().map_err(|_| {
-                    Error::Usage(format!("--http-bind takes an IP address, not {v:?}"))
-                })?;
-                web_flags = true;
-            }
-            "--http-host" => {
-                let v = value(arg)?;
-                cfg.http_hosts
-                    .push(crate::web::parse_host_name(&v).map_err(Error::Usage)?);
-                web_flags = true;
+                    .ok_or_else(|| format!("--ttl takes a number from 1 to 16, not {v:?}"))?;
             }
             "--bind" => {
-                let v = value(arg)?;
+                let v = p.value()?;
                 cfg.bind = v
                     .parse()
-                    .map_err(|_| Error::Usage(format!("--bind takes an IP address, not {v:?}")))?;
+                    .map_err(|_| format!("--bind takes an IP address, not {v:?}"))?;
             }
             "--advertise" => {
-                let v = value(arg)?;
-                let (host, port) = split_host_port(&v, Some(()))?;
+                let v = p.value()?;
+                let (host, port) = split_host_port(&v, Some(())).map_err(usage)?;
                 cfg.advertise = Some((host, port));
             }
-            s if s.starts_with('-') && s.len() > 1 => {
-                return Err(Error::Usage(format!("unknown option {s}")));
+            other => {
+                if !http.take(other, &mut p)? {
+                    return Err(format!("unknown option {other}"));
+                }
             }
-            _ => positional.push(arg.clone()),
         }
     }
-    let [id, p, tracker] = positional.as_slice() else {
-        return Err(Error::Usage(format!(
+    let [id, port_text, tracker] = positional.as_slice() else {
+        return Err(format!(
             "expected 3 arguments (ID PORT TRACKER_HOST), got {}",
             positional.len()
-        )));
-    };
-    if web_flags && cfg.http.is_none() {
-        return Err(Error::Usage(
-            "--http-bind and --http-host need --http PORT".into(),
         ));
-    }
+    };
+    cfg.http = http.finish()?;
     if cfg.neighbors.len() > MAX_NEIGHBORS {
-        return Err(Error::Usage(format!(
+        return Err(format!(
             "at most {MAX_NEIGHBORS} --neighbor (each query goes to every one), not {}",
             cfg.neighbors.len()
-        )));
+        ));
     }
-    check_peer_id(id)?;
+    check_peer_id(id).map_err(usage)?;
     cfg.id = id.clone();
-    cfg.port = port(p, "PORT")?;
-    let (host, tport) = split_host_port(tracker, Some(()))?;
+    cfg.port = port(port_text, "PORT").map_err(usage)?;
+    let (host, tport) = split_host_port(tracker, Some(())).map_err(usage)?;
     cfg.tracker = crate::net::join_host_port(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
     cfg.dir = dir.unwrap_or_else(|| PathBuf::from("peers").join(id));
     Ok(Some(cfg))
+}
+
+/// The text of an error, for `parse_args`' `String` errors.
+fn usage(e: Error) -> String {
+    e.to_string()
 }
 
 fn rate(text: &str) -> Result<u64> {
@@ -233,13 +215,13 @@ mod tests {
 
     #[test]
     fn contract_examples() {
-        let c = parse(&args("A 9000 127.0.0.1")).unwrap().unwrap();
+        let c = parse(args("A 9000 127.0.0.1")).unwrap().unwrap();
         assert_eq!(
             (c.id.as_str(), c.port, c.tracker.as_str()),
             ("A", 9000, "127.0.0.1:8000")
         );
         assert_eq!(c.dir, PathBuf::from("peers/A"));
-        let c = parse(&args(
+        let c = parse(args(
             "B 9001 tracker.lan:7000 --dir /tmp/b --serve --get x --get y --upload-limit 500K --download-limit 1G --advertise 1.2.3.4:9999 --ttl 4 --neighbor 10.0.0.2:9000",
         ))
         .unwrap()
@@ -257,11 +239,11 @@ mod tests {
 
     #[test]
     fn web_ui_flags() {
-        let c = parse(&args("A 9000 t --http 8080")).unwrap().unwrap();
+        let c = parse(args("A 9000 t --http 8080")).unwrap().unwrap();
         let h = c.http_config().unwrap();
         assert_eq!((h.port, h.bind.to_string()), (8080, "127.0.0.1".into()));
         assert!(h.hosts.is_empty());
-        let c = parse(&args(
+        let c = parse(args(
             "A 9000 t --http 0 --http-bind 0.0.0.0 --http-host NAS.lan --http-host p2p",
         ))
         .unwrap()
@@ -278,7 +260,7 @@ mod tests {
             "A 9000 t --http-bind 0.0.0.0",
             "A 9000 t --http-host nas.lan",
         ] {
-            assert!(parse(&args(bad)).is_err(), "{bad}");
+            assert!(parse(args(bad)).is_err(), "{bad}");
         }
     }
 
@@ -297,13 +279,56 @@ mod tests {
             "A 9000 t --neighbor nohostport",
             "A 9000 t --ttl 0",
         ] {
-            assert!(parse(&args(bad)).is_err(), "{bad}");
+            assert!(parse(args(bad)).is_err(), "{bad}");
         }
-        assert!(parse(&args("--help")).unwrap().is_none());
+        assert!(parse(args("--help")).unwrap().is_none());
+        assert!(parse(args("A 9000 t --serve=yes")).is_err());
         let many = (0..=MAX_NEIGHBORS)
             .map(|i| format!("--neighbor 10.0.0.1:{}", 1000 + i))
             .collect::<Vec<_>>()
             .join(" ");
-        assert!(parse(&args(&format!("A 9000 t {many}"))).is_err());
+        assert!(parse(args(&format!("A 9000 t {many}"))).is_err());
+    }
+
+    #[test]
+    fn equals_values() {
+        let c = parse(args("A 9000 t --dir=/tmp/a --get=x --ttl=5 --http=0"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.dir, PathBuf::from("/tmp/a"));
+        assert_eq!((c.gets.clone(), c.ttl), (vec!["x".to_string()], 5));
+        assert_eq!(c.http_config().map(|h| h.port), Some(0));
+    }
+
+    #[test]
+    fn non_utf8_arguments_are_usage_errors_not_panics() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(vec![b'A', 0xff]);
+        for args in [
+            vec![bad.clone(), "9000".into(), "t".into()],
+            vec![
+                "A".into(),
+                "9000".into(),
+                "t".into(),
+                "--get".into(),
+                bad.clone(),
+            ],
+        ] {
+            match parse(args) {
+                Err(Error::Usage(e)) => assert!(e.contains("UTF-8"), "{e}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // A directory may be any bytes.
+        let c = parse(vec![
+            "A".into(),
+            "9000".into(),
+            "t".into(),
+            "--dir".into(),
+            bad.clone(),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.dir.into_os_string(), bad);
     }
 }

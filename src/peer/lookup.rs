@@ -49,16 +49,16 @@ pub struct HolderList {
 /// The record of `name`, for a download: from the tracker, or, when it
 /// cannot be reached or does not know the file, from a search.
 pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
-    let tracker = &peer.config.tracker;
+    let tracker = &peer.config().tracker;
     let search = peer.searcher();
-    let ttl = peer.config.ttl;
+    let ttl = peer.config().ttl;
     match tracker_client::fetch_record(tracker, name) {
         Ok(record) => Ok(Located {
             record: Arc::new(record),
             how: How::Tracker {
                 tracker: tracker.clone(),
                 search,
-                me: peer.config.id.clone(),
+                me: peer.config().id.clone(),
                 ttl,
             },
         }),
@@ -134,7 +134,7 @@ impl Located {
 
 /// The holders of `name`, for `whohas`.
 pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
-    let tracker = &peer.config.tracker;
+    let tracker = &peer.config().tracker;
     let search = peer.searcher();
     match tracker_client::fetch_record(tracker, name) {
         Ok(record) => {
@@ -145,7 +145,7 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
             };
             if holders.is_empty() {
                 if let Some(s) = search {
-                    let answers = s.find_all(name, peer.config.ttl);
+                    let answers = s.find_all(name, peer.config().ttl);
                     holders = holders_of(&answers, record.size, &record.md5);
                 }
             }
@@ -159,8 +159,8 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
                 return Err(e);
             };
             info!("{name}: {e}; searching the neighbours");
-            let answers = search.find_all(name, peer.config.ttl);
-            let choice = choose_or_explain(&search, answers, name, peer.config.ttl, tracker, e)?;
+            let answers = search.find_all(name, peer.config().ttl);
+            let choice = choose_or_explain(&search, answers, name, peer.config().ttl, tracker, e)?;
             Ok(HolderList {
                 size: choice.size,
                 holders: choice.holders(),

@@ -13,12 +13,14 @@ pub mod tracker_client;
 
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
+use crate::fsutil::RemoveOnDrop;
 use crate::names::check_file_name;
 use crate::net::{accept_loop, ConnLimit};
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
+use crate::wire::FileSummary;
 use config::Config;
 use log::{info, warn};
 use std::collections::HashMap;
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+pub use store::SharedFile;
 use store::Store;
 use tracker_client::Session;
 
@@ -38,19 +41,21 @@ const MAX_CONNECTIONS: usize = 256;
 /// this stays generous).
 const MAX_CONNECTIONS_PER_IP: usize = 64;
 
+/// A running peer. Its parts are its own (and its submodules'); the shell,
+/// the binary and the web UI use the methods below.
 pub struct Peer {
-    pub config: Config,
-    pub store: Store,
-    pub upload: Option<Arc<RateLimiter>>,
-    pub download: Option<Arc<RateLimiter>>,
-    pub session: Session,
+    config: Config,
+    store: Store,
+    upload: Option<Arc<RateLimiter>>,
+    download: Option<Arc<RateLimiter>>,
+    session: Session,
     /// Set on shutdown: every running download stops and keeps its state.
-    pub cancel: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Arc<Progress>>>,
-    pub listen: SocketAddr,
+    listen: SocketAddr,
     /// Tracker-less search over UDP (None if its socket could not be bound
     /// and no `--neighbor` asked for it).
-    pub search: Option<Arc<Search>>,
+    search: Option<Arc<Search>>,
 }
 
 /// The result of a finished `get`, printed as the contract's lines.
@@ -154,6 +159,51 @@ impl Peer {
             }
         }
         Ok(peer)
+    }
+
+    /// The settings it was started with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the block server listens.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Where the shared files live (`<dir>/files`).
+    pub fn files_dir(&self) -> &Path {
+        self.store.files_dir()
+    }
+
+    /// A complete shared file by name, with its open handle.
+    pub fn shared(&self, name: &str) -> Option<Arc<SharedFile>> {
+        self.store.get(name)
+    }
+
+    /// The records of the complete files it shares.
+    pub fn records(&self) -> Vec<Arc<FileRecord>> {
+        self.store.records()
+    }
+
+    /// Whether the tracker answered the session's last exchange.
+    pub fn is_connected(&self) -> bool {
+        self.session.connected.load(Ordering::Acquire)
+    }
+
+    /// Every file the tracker knows of (a TCP query).
+    pub fn swarm_files(&self) -> Result<Vec<FileSummary>> {
+        tracker_client::list_files(&self.config.tracker)
+    }
+
+    /// Whether `shutdown` has begun: downloads stop and keep their state.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
+    }
+
+    /// Leaves the tracker (waits up to 2 s for the goodbye's answer).
+    pub fn leave(&self) {
+        self.session.bye(Duration::from_secs(2));
     }
 
     /// The search, if there is anyone to ask (a configured neighbour, or
@@ -331,7 +381,7 @@ impl Peer {
         let tmp_dir = self.partial_dir();
         fs::create_dir_all(&tmp_dir)
             .map_err(|e| Error::io(format!("creating {}", tmp_dir.display()), e))?;
-        Ok(tmp_dir.join(format!("{}.{suffix}", crate::names::local_stem(name))))
+        Ok(crate::layout::local_file(&tmp_dir, name, suffix))
     }
 
     /// Shares a file already written at `tmp` (from `scratch_path`) under
@@ -414,7 +464,7 @@ impl Peer {
         while !self.lock_active().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.session.bye(Duration::from_secs(2));
+        self.leave();
     }
 }
 
@@ -436,16 +486,6 @@ impl Drop for PartialGuard<'_> {
     }
 }
 
-/// Removes a scratch file however the function that made it ends (after a
-/// successful rename there is nothing left to remove).
-pub(crate) struct RemoveOnDrop<'a>(pub(crate) &'a Path);
-
-impl Drop for RemoveOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(self.0);
-    }
-}
-
 pub struct ActiveGuard<'a> {
     peer: &'a Peer,
     name: String,
@@ -460,8 +500,7 @@ impl Drop for ActiveGuard<'_> {
 fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::Outcome> {
     fs::create_dir_all(partial_dir)
         .map_err(|e| Error::io(format!("creating {}", partial_dir.display()), e))?;
-    let stem = crate::names::local_stem(&record.name);
-    let part = partial_dir.join(format!("{stem}.part"));
+    let crate::layout::Paths { part, state } = crate::layout::Paths::new(partial_dir, &record.name);
     File::create(&part).map_err(|e| Error::io(format!("creating {}", part.display()), e))?;
     let md5 = crate::record::md5_of(b"");
     if md5 != record.md5 {
@@ -471,7 +510,7 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
         )));
     }
     Ok(download::Outcome {
-        state: partial_dir.join(format!("{stem}.state")),
+        state,
         part,
         md5,
         sources: Vec::new(),

@@ -8,6 +8,7 @@ use super::Peer;
 use crate::download::Progress;
 use crate::record::BLOCK_SIZE;
 use crate::terminal::{screen_width, CLEAR_LINE};
+use crate::units::{fraction, percent};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
@@ -65,22 +66,13 @@ impl View {
     }
 
     pub fn fraction(&self) -> f64 {
-        if self.total_blocks == 0 {
-            1.0
-        } else {
-            self.done_blocks as f64 / self.total_blocks as f64
-        }
+        fraction(self.done_blocks, self.total_blocks)
     }
 
     /// `57.3%`, never `100.0%` before the last block.
     fn percent(&self) -> String {
-        let p = self.fraction().clamp(0.0, 1.0) * 100.0;
-        let p = if self.done_blocks >= self.total_blocks {
-            100.0
-        } else {
-            p.min(99.9)
-        };
-        format!("{p:5.1}%")
+        let complete = self.done_blocks >= self.total_blocks;
+        format!("{:5.1}%", percent(self.fraction(), complete))
     }
 
     /// Seconds left at `rate` bytes per second.

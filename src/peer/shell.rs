@@ -148,7 +148,7 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
 /// Runs one command; returns what it prints.
 fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
     let mut out = String::new();
-    let tracker = &peer.config.tracker;
+    let tracker = &peer.config().tracker;
     match cmd {
         Command::Help => out.push_str(HELP),
         Command::Get(name) => {
@@ -179,7 +179,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             }
         }
         Command::MyFiles => {
-            for r in peer.store.records() {
+            for r in peer.records() {
                 let _ = writeln!(out, "{} {} {}", r.name, r.size, hex(&r.md5));
             }
         }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
 use crate::record::FileRecord;
-use crate::wire::{frame, Decode, Encode, TrackerReply, MAX_FRAME};
+use crate::wire::record_file;
 use log::{info, warn};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -191,8 +191,7 @@ impl Store {
     }
 
     fn cache_path(&self, name: &str) -> PathBuf {
-        self.records_dir
-            .join(format!("{}.rec", crate::names::local_stem(name)))
+        crate::layout::local_file(&self.records_dir, name, "rec")
     }
 
     fn cached(&self, name: &str, stamp: &Stamp) -> Option<FileRecord> {
@@ -201,21 +200,13 @@ impl Store {
         if Stamp::from_bytes(head) != *stamp {
             return None;
         }
-        let (ty, body, _) = frame::parse(rest, MAX_FRAME).ok()??;
-        match TrackerReply::decode(ty, body).ok()? {
-            TrackerReply::Record { record } if record.name == name && record.size == stamp.size => {
-                Some(record)
-            }
-            _ => None,
-        }
+        let record = record_file::decode(rest).ok()?;
+        (record.name == name && record.size == stamp.size).then_some(record)
     }
 
     fn save_cache(&self, record: &FileRecord, stamp: &Stamp) {
         let mut bytes = stamp.to_bytes().to_vec();
-        TrackerReply::Record {
-            record: record.clone(),
-        }
-        .encode(&mut bytes);
+        record_file::encode(record, &mut bytes);
         let path = self.cache_path(&record.name);
         if let Err(e) = write_atomically(&path, &bytes) {
             warn!("cannot cache the record of {}: {e}", record.name);

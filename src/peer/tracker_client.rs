@@ -174,134 +174,230 @@ fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<
     Ok((socket, rx))
 }
 
-/// The session thread's body: runs until BYE or the channel closes.
+/// The session thread's body: runs until BYE or the channel closes. Each
+/// turn looks the tracker up, opens a socket to it and talks until it
+/// must be looked up again.
 pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
-    let cfg = &peer.config;
-    let id = Identity {
-        peer_id: cfg.id.clone(),
-        port: cfg.advertised_port(),
-        advertise: cfg
-            .advertise
-            .as_ref()
-            .map(|a| a.0.clone())
-            .unwrap_or_default(),
-    };
-    let seed = crate::rng::Rng::new().next_u64() as u32;
-    let mut announcer = Announcer::new(id, Instant::now(), seed);
-    let mut joining: HashMap<String, (Arc<FileRecord>, Sender<()>)> = HashMap::new();
-    let mut bye: Option<Sender<()>> = None;
-    let mut warned = false;
-    'resolve: loop {
-        let Some(addr) = resolve(&cfg.tracker) else {
-            if !warned {
-                warn!(
-                    "tracker {}: cannot resolve the address; retrying in the background",
-                    cfg.tracker
-                );
-                warned = true;
-            }
-            match rx.recv_timeout(RESOLVE_EVERY) {
-                Ok(Command::Bye(reply)) => {
-                    let _ = reply.send(());
-                    return;
-                }
-                Ok(Command::Joining(_, reply)) => {
-                    let _ = reply.send(());
-                }
-                Ok(Command::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(_) => return,
-            }
-            continue;
+    let mut session = SessionLoop::new(peer, rx);
+    loop {
+        let addr = match session.resolve() {
+            Ok(Some(addr)) => addr,
+            Ok(None) => continue,
+            Err(Stopped) => return,
         };
         let (socket, datagrams) = match open_socket(addr) {
             Ok(s) => s,
             Err(e) => {
-                warn!("tracker {}: cannot open a UDP socket: {e}", cfg.tracker);
+                warn!(
+                    "tracker {}: cannot open a UDP socket: {e}",
+                    session.tracker()
+                );
                 std::thread::sleep(RESOLVE_EVERY);
                 continue;
             }
         };
+        if let Err(Stopped) = session.talk(&socket, &datagrams) {
+            return;
+        }
+    }
+}
+
+/// The session is over: the goodbye is answered, or the peer is gone.
+struct Stopped;
+
+/// What the session thread keeps across its turns.
+struct SessionLoop {
+    peer: Arc<Peer>,
+    rx: Receiver<Command>,
+    announcer: Announcer,
+    /// Downloads about to start, answered once the tracker has seen them.
+    joining: HashMap<String, (Arc<FileRecord>, Sender<()>)>,
+    /// The goodbye's caller, answered once the tracker has acknowledged it.
+    bye: Option<Sender<()>>,
+    /// "Cannot reach the tracker" was logged (once is enough).
+    warned: bool,
+}
+
+impl SessionLoop {
+    fn new(peer: Arc<Peer>, rx: Receiver<Command>) -> SessionLoop {
+        let cfg = peer.config();
+        let id = Identity {
+            peer_id: cfg.id.clone(),
+            port: cfg.advertised_port(),
+            advertise: cfg
+                .advertise
+                .as_ref()
+                .map(|a| a.0.clone())
+                .unwrap_or_default(),
+        };
+        let seed = crate::rng::Rng::new().next_u64() as u32;
+        SessionLoop {
+            announcer: Announcer::new(id, Instant::now(), seed),
+            peer,
+            rx,
+            joining: HashMap::new(),
+            bye: None,
+            warned: false,
+        }
+    }
+
+    fn tracker(&self) -> &str {
+        &self.peer.config().tracker
+    }
+
+    /// The tracker's address; `None` after waiting `RESOLVE_EVERY` for a
+    /// command when it cannot be resolved (a download need not wait for
+    /// it to join, and a goodbye ends the session at once).
+    fn resolve(&mut self) -> std::result::Result<Option<SocketAddr>, Stopped> {
+        if let Some(addr) = resolve(self.tracker()) {
+            return Ok(Some(addr));
+        }
+        if !self.warned {
+            warn!(
+                "tracker {}: cannot resolve the address; retrying in the background",
+                self.tracker()
+            );
+            self.warned = true;
+        }
+        match self.rx.recv_timeout(RESOLVE_EVERY) {
+            Ok(Command::Bye(reply)) => {
+                let _ = reply.send(());
+                return Err(Stopped);
+            }
+            Ok(Command::Joining(_, reply)) => {
+                let _ = reply.send(());
+            }
+            Ok(Command::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(_) => return Err(Stopped),
+        }
+        Ok(None)
+    }
+
+    /// Drives the announcer over `socket` until the tracker should be
+    /// looked up again (`Ok`) or the session is over.
+    fn talk(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: &Receiver<Vec<u8>>,
+    ) -> std::result::Result<(), Stopped> {
         let mut unreachable_since: Option<Instant> = None;
+        let rx = self.rx.clone();
         loop {
             let now = Instant::now();
-            let held = holdings(&peer.store, &joining);
-            let (send, wake) = announcer.poll(now, &held);
-            if let Some(notice) = announcer.lost() {
-                on_notice(&peer, notice, &mut announcer, &mut warned);
-                unreachable_since = Some(now);
-            }
-            if let Some(bytes) = send {
-                if let Err(e) = socket.send(&bytes) {
-                    debug!("tracker {}: {e}", cfg.tracker);
-                }
-            }
-            // Joining downloads the tracker has seen may go on.
-            joining.retain(|name, (_, reply)| {
-                let done = announcer.acked(name) || !announcer.reachable();
-                if done {
-                    let _ = reply.send(());
-                }
-                !done
-            });
-            if let Some(reply) = bye.take_if(|_| !announcer.reachable()) {
+            let wake = self.poll(socket, now, &mut unreachable_since);
+            self.release_joining();
+            if let Some(reply) = self.bye.take_if(|_| !self.announcer.reachable()) {
                 let _ = reply.send(());
-                return;
+                return Err(Stopped);
             }
             // A tracker long unreachable may have moved: look it up again.
             if unreachable_since.is_some_and(|t| now.duration_since(t) > RESOLVE_EVERY * 2) {
-                continue 'resolve;
+                return Ok(());
             }
             let wait = wake.saturating_duration_since(Instant::now());
             select! {
                 recv(datagrams) -> d => match d {
                     Ok(bytes) if !bytes.is_empty() => {
-                        for n in announcer.on_datagram(&bytes, Instant::now()) {
-                            if n == Notice::Left {
-                                if let Some(reply) = bye.take() {
-                                    let _ = reply.send(());
-                                }
-                                return;
-                            }
-                            if matches!(n, Notice::Reachable(_)) {
-                                unreachable_since = None;
-                            }
-                            on_notice(&peer, n, &mut announcer, &mut warned);
-                        }
+                        self.on_datagram(&bytes, &mut unreachable_since)?;
                     }
                     Ok(_) => {}
-                    Err(_) => continue 'resolve,
+                    Err(_) => return Ok(()),
                 },
                 recv(rx) -> cmd => match cmd {
-                    Ok(Command::AnnounceNow) => announcer.urge(),
-                    Ok(Command::Joining(record, reply)) => {
-                        joining.insert(record.name.clone(), (record, reply));
-                        announcer.urge();
-                    }
-                    Ok(Command::Bye(reply)) => {
-                        if !announcer.reachable() {
-                            let _ = reply.send(());
-                            return;
-                        }
-                        announcer.leave();
-                        bye = Some(reply);
-                    }
-                    Err(_) => return,
+                    Ok(cmd) => self.on_command(cmd)?,
+                    Err(_) => return Err(Stopped),
                 },
                 default(wait) => {}
             }
         }
     }
+
+    /// Works out what the peer holds, sends the datagram the announcer
+    /// wants sent now, and returns when it wants to be asked again.
+    fn poll(
+        &mut self,
+        socket: &UdpSocket,
+        now: Instant,
+        unreachable_since: &mut Option<Instant>,
+    ) -> Instant {
+        let held = holdings(&self.peer.store, &self.joining);
+        let (send, wake) = self.announcer.poll(now, &held);
+        if let Some(notice) = self.announcer.lost() {
+            on_notice(&self.peer, notice, &mut self.announcer, &mut self.warned);
+            *unreachable_since = Some(now);
+        }
+        if let Some(bytes) = send {
+            if let Err(e) = socket.send(&bytes) {
+                debug!("tracker {}: {e}", self.tracker());
+            }
+        }
+        wake
+    }
+
+    /// Joining downloads the tracker has seen (or that cannot wait for an
+    /// unreachable one) may go on.
+    fn release_joining(&mut self) {
+        let announcer = &self.announcer;
+        self.joining.retain(|name, (_, reply)| {
+            let done = announcer.acked(name) || !announcer.reachable();
+            if done {
+                let _ = reply.send(());
+            }
+            !done
+        });
+    }
+
+    /// Hands a datagram from the tracker to the announcer and acts on what
+    /// it noticed.
+    fn on_datagram(
+        &mut self,
+        bytes: &[u8],
+        unreachable_since: &mut Option<Instant>,
+    ) -> std::result::Result<(), Stopped> {
+        for n in self.announcer.on_datagram(bytes, Instant::now()) {
+            if n == Notice::Left {
+                if let Some(reply) = self.bye.take() {
+                    let _ = reply.send(());
+                }
+                return Err(Stopped);
+            }
+            if matches!(n, Notice::Reachable(_)) {
+                *unreachable_since = None;
+            }
+            on_notice(&self.peer, n, &mut self.announcer, &mut self.warned);
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, cmd: Command) -> std::result::Result<(), Stopped> {
+        match cmd {
+            Command::AnnounceNow => self.announcer.urge(),
+            Command::Joining(record, reply) => {
+                self.joining.insert(record.name.clone(), (record, reply));
+                self.announcer.urge();
+            }
+            Command::Bye(reply) => {
+                if !self.announcer.reachable() {
+                    let _ = reply.send(());
+                    return Err(Stopped);
+                }
+                self.announcer.leave();
+                self.bye = Some(reply);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Acts on what the announcer noticed.
 fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mut bool) {
-    let tracker = &peer.config.tracker;
+    let tracker = &peer.config().tracker;
     match notice {
         Notice::Reachable(seen) => {
             peer.session.connected.store(true, Ordering::Release);
             info!(
                 "registered with the tracker at {tracker} as {} (it sees us at {seen})",
-                peer.config.id
+                peer.config().id
             );
             *warned = false;
         }
@@ -314,7 +410,7 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
         }
         Notice::Publish(names) => {
             for name in names {
-                let Some(record) = peer.store.get(&name).map(|f| f.record.clone()) else {
+                let Some(record) = peer.shared(&name).map(|f| f.record.clone()) else {
                     // A download in progress of a file the tracker lost:
                     // only its holders could publish it.
                     continue;

@@ -102,21 +102,24 @@ fn format_size(n: u64) -> String {
 
 /// `text` cut to `width` characters (with `…`), padded to `width`.
 fn column(text: &str, width: usize) -> String {
-    let n = text.chars().count();
-    if n <= width {
-        format!("{text}{}", " ".repeat(width - n))
-    } else {
-        fit(text, width)
-    }
+    pad(text, width, false)
 }
 
 /// `text` right-aligned in `width`, cut if longer.
 fn right(text: &str, width: usize) -> String {
+    pad(text, width, true)
+}
+
+fn pad(text: &str, width: usize, to_the_right: bool) -> String {
     let n = text.chars().count();
-    if n <= width {
-        format!("{}{text}", " ".repeat(width - n))
+    if n > width {
+        return fit(text, width);
+    }
+    let spaces = " ".repeat(width - n);
+    if to_the_right {
+        spaces + text
     } else {
-        fit(text, width)
+        text.to_string() + &spaces
     }
 }
 
@@ -141,9 +144,7 @@ pub fn bar(fraction: f64, width: usize) -> String {
 
 /// One percentage, never showing 100.0% for an incomplete file.
 fn percent(fraction: f64, complete: bool) -> String {
-    let p = fraction.clamp(0.0, 1.0) * 100.0;
-    let p = if complete { 100.0 } else { p.min(99.9) };
-    format!("{p:5.1}%")
+    format!("{:5.1}%", crate::units::percent(fraction, complete))
 }
 
 /// The dashboard as text, at most `height` lines of at most `width`

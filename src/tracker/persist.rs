@@ -1,6 +1,6 @@
 //! File records on disk, so a restart loses none: `DIR/records/<name>.rec`
-//! holds the encoded RECORD frame (`TrackerReply::Record`), the same bytes as on the wire.
-//! Writes are atomic (`<name>.rec.tmp`, then rename). At start every
+//! holds the record in its stored form (`wire::record_file`: the RECORD frame).
+//! Writes are atomic and synced (`fsutil::write_durably`). At start every
 //! `.rec` is decoded and validated; a bad one is logged and skipped, never
 //! deleted.
 //!
@@ -8,12 +8,12 @@
 //! file name goes to `DIR/records/long/<md5 of the name>.rec` instead.
 
 use crate::error::{Error, Result};
+use crate::fsutil::write_durably;
 use crate::record::{md5_of, FileRecord};
 use crate::units::hex;
-use crate::wire::{frame, Decode, Encode, TrackerReply, MAX_FRAME};
+use crate::wire::record_file;
 use log::{debug, warn};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const EXT: &str = ".rec";
@@ -55,34 +55,19 @@ impl Store {
     /// one, never half of one.
     pub fn save(&self, record: &FileRecord) -> Result<()> {
         let path = self.path_of(&record.name);
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
         let mut bytes = Vec::new();
-        TrackerReply::Record {
-            record: record.clone(),
-        }
-        .encode(&mut bytes);
-        let ctx = || format!("saving the record of {} to {}", record.name, path.display());
+        record_file::encode(record, &mut bytes);
         let write = || -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
             }
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            // Make the rename itself durable.
-            if let Some(parent) = path.parent() {
-                if let Ok(d) = fs::File::open(parent) {
-                    let _ = d.sync_all();
-                }
-            }
-            Ok(())
+            write_durably(&path, &bytes)
         };
         write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            Error::io(ctx(), e)
+            Error::io(
+                format!("saving the record of {} to {}", record.name, path.display()),
+                e,
+            )
         })
     }
 
@@ -152,24 +137,13 @@ impl Store {
 
 fn read_record(path: &Path) -> Result<FileRecord> {
     let bytes = fs::read(path).map_err(|e| Error::io("reading it", e))?;
-    let (ty, body, used) = frame::parse(&bytes, MAX_FRAME)?
-        .ok_or_else(|| Error::protocol("the file ends inside the record"))?;
-    if used != bytes.len() {
-        return Err(Error::protocol("trailing bytes after the record"));
-    }
-    match TrackerReply::decode(ty, body)? {
-        TrackerReply::Record { record } => Ok(record),
-        other => Err(Error::protocol(format!(
-            "holds a {} message, not a RECORD",
-            other.kind()
-        ))),
-    }
+    record_file::decode(&bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Encode;
+    use crate::wire::{Encode, TrackerReply};
 
     #[test]
     fn round_trip() {

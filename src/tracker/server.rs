@@ -97,16 +97,7 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
         }
     }
     let limit = ConnLimit::new(MAX_QUEUED, MAX_PER_IP);
-    for stream in listener.incoming() {
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep going.
-                warn!("tracker: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
+    for stream in crate::net::accepted(&listener, "tracker") {
         let ip = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
         let refused = match limit.try_acquire(ip) {
             Some(slot) => match tx.try_send((stream, slot)) {

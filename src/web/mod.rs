@@ -16,18 +16,17 @@ pub mod http;
 pub mod peer_ui;
 pub mod tracker_ui;
 
+use crate::cli::HttpConfig;
 use crate::error::{Error, Result};
-use crate::net::{accept_loop_refusing, ConnLimit};
+use crate::net::{accept_loop_refusing, drain_and_close, ConnLimit};
 use escape::html;
 use http::{Head, HttpError, Method, Request, Response};
 use log::{debug, info};
-use std::io::{BufReader, BufWriter, Read};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufReader, BufWriter};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where the UI listens unless `--http-bind` says otherwise.
-pub const DEFAULT_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Connections served at once; a browser opens about six per site.
 pub const MAX_CONNECTIONS: usize = 64;
 pub const MAX_CONNECTIONS_PER_IP: usize = 32;
@@ -38,45 +37,6 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// After refusing a body, how much of it is read and dropped so the
 /// client gets the answer instead of a reset.
 const MAX_DRAIN: u64 = 1 << 20;
-
-/// `--http PORT [--http-bind ADDR] [--http-host NAME]...`
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// 0 picks a free port (printed at start).
-    pub port: u16,
-    pub bind: IpAddr,
-    /// Host names accepted besides IP literals and `localhost`, lower case.
-    pub hosts: Vec<String>,
-}
-
-impl HttpConfig {
-    pub fn on_port(port: u16) -> HttpConfig {
-        HttpConfig {
-            port,
-            bind: DEFAULT_BIND,
-            hosts: Vec::new(),
-        }
-    }
-}
-
-/// Checks a `--http-host` value: a DNS name (letters, digits, `-`, `.`).
-pub fn parse_host_name(text: &str) -> std::result::Result<String, String> {
-    let name = text.trim_end_matches('.').to_ascii_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    if ok {
-        Ok(name)
-    } else {
-        Err(format!(
-            "--http-host takes a host name such as p2p.lan, not {text:?}"
-        ))
-    }
-}
 
 /// One web application: turns a request into a response.
 pub trait App: Send + Sync + 'static {
@@ -232,23 +192,6 @@ fn admit(head: &Head, app: &dyn App, hosts: &[String]) -> std::result::Result<()
         ));
     }
     Ok(())
-}
-
-/// Stops writing, then reads and drops up to `budget` bytes for at most
-/// 2 s, so the kernel does not answer the client's unread bytes with a
-/// reset that would destroy the response.
-fn drain_and_close(stream: &TcpStream, reader: &mut impl Read, budget: u64) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut buf = [0u8; 8192];
-    let mut left = budget;
-    while left > 0 && Instant::now() < deadline {
-        match reader.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n as u64),
-        }
-    }
 }
 
 /// Accepts a Host header naming an IP literal (v4, or v6 in brackets),
@@ -490,15 +433,6 @@ mod tests {
         assert!(check_host("other.lan", &allowed).is_err());
         let e = check_host("evil.example", &none).unwrap_err();
         assert!(e.message.contains("--http-host"), "{}", e.message);
-    }
-
-    #[test]
-    fn host_names_for_the_allowlist() {
-        assert_eq!(parse_host_name("P2P.Lan.").unwrap(), "p2p.lan");
-        assert_eq!(parse_host_name("nas-1").unwrap(), "nas-1");
-        for bad in ["", ".", "a..b", "a b", "a/b", "a:80", &"x".repeat(64)] {
-            assert!(parse_host_name(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

@@ -13,11 +13,11 @@ use super::escape::{
 use super::http::{self, Body, Head, HttpError, Method, Request, Response};
 use super::{asset, method_not_allowed, render, App, Page};
 use crate::error::{code, Error};
+use crate::fsutil::RemoveOnDrop;
 use crate::names::check_file_name;
-use crate::peer::store::SharedFile;
-use crate::peer::{tracker_client, Peer, RemoveOnDrop};
+use crate::peer::{Peer, SharedFile};
 use crate::record::BLOCK_SIZE;
-use crate::units::{hex, mbps};
+use crate::units::{fraction, hex, mbps, percent};
 use log::info;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -337,7 +337,7 @@ impl PeerUi {
         if let Err(e) = check_file_name(&name) {
             return self.error_page(400, &e.to_string());
         }
-        let Some(shared) = self.peer.store.get(&name) else {
+        let Some(shared) = self.peer.shared(&name) else {
             return self.error_page(404, &format!("{name} is not in this peer's files"));
         };
         let len = shared.record.size;
@@ -356,7 +356,7 @@ impl PeerUi {
     }
 
     fn page(&self, title: &str, current: &str, kind: &str, main: String) -> Response {
-        let brand = format!("p2pshare · peer {}", self.peer.config.id);
+        let brand = format!("p2pshare · peer {}", self.peer.config().id);
         Response::html(
             200,
             render(&Page {
@@ -385,13 +385,13 @@ impl PeerUi {
     }
 
     fn summary(&self) -> String {
-        let c = &self.peer.config;
-        let connected = self.peer.session.connected.load(Ordering::Acquire);
+        let c = self.peer.config();
+        let connected = self.peer.is_connected();
         format!(
             "<p class=\"summary\">Peer <b>{}</b> serves blocks on {} · tracker {} \
              <span id=\"tracker-state\" class=\"{}\">{}</span></p>",
             html(&c.id),
-            html(&self.peer.listen.to_string()),
+            html(&self.peer.listen_addr().to_string()),
             html(&c.tracker),
             if connected { "ok" } else { "warn" },
             if connected {
@@ -406,7 +406,7 @@ impl PeerUi {
         let mut main = self.summary();
         main.push_str("<h1>Downloads in progress</h1>\n");
         main.push_str(&active_table(&self.peer));
-        let records = self.peer.store.records();
+        let records = self.peer.records();
         let total: u64 = records.iter().map(|r| r.size).sum();
         let _ = write!(
             main,
@@ -415,7 +415,7 @@ impl PeerUi {
                 1 => "1 file".to_string(),
                 n => format!("{n} files"),
             },
-            html(&self.peer.store.files_dir().display().to_string()),
+            html(&self.peer.files_dir().display().to_string()),
             human_bytes(total)
         );
         let _ = write!(
@@ -462,21 +462,21 @@ or shared with the peer's <code>share</code> command.</p>
 <noscript><p class=\"error\">Uploading from the browser needs JavaScript.</p></noscript>
 <ul id=\"uploads\" class=\"uploads\"></ul>
 ",
-            dir = html(&self.peer.store.files_dir().display().to_string()),
+            dir = html(&self.peer.files_dir().display().to_string()),
             cap = MAX_UPLOAD >> 30,
         );
         self.page("Upload", "/upload", "upload", main)
     }
 
     fn download_page(&self) -> Response {
-        let tracker = &self.peer.config.tracker;
+        let tracker = &self.peer.config().tracker;
         let mut main = format!(
             "<h1>Download</h1>\n<p>Every file the swarm knows, from the tracker at {}. \
              Fetching takes blocks from every holder at once and checks each against its MD5. \
              <a href=\"/download\">Refresh the list</a></p>\n",
             html(tracker)
         );
-        let files = match tracker_client::list_files(tracker) {
+        let files = match self.peer.swarm_files() {
             Ok(f) => f,
             Err(e) => {
                 let _ = writeln!(
@@ -500,7 +500,7 @@ or shared with the peer's <code>share</code> command.</p>
             );
         }
         for f in &files {
-            let status = if self.peer.store.get(&f.name).is_some() {
+            let status = if self.peer.shared(&f.name).is_some() {
                 format!(
                     "{} <span class=\"ok\">in my files</span>",
                     save_link(&f.name)
@@ -540,7 +540,7 @@ or shared with the peer's <code>share</code> command.</p>
     }
 
     fn about(&self) -> Response {
-        let c = &self.peer.config;
+        let c = self.peer.config();
         let main = format!(
             "<h1>About</h1>
 <p><b>p2pshare</b> {version} shares files peer to peer, in the BitTorrent
@@ -572,7 +572,7 @@ own pages.</p>
 ",
             version = env!("CARGO_PKG_VERSION"),
             id = html(&c.id),
-            listen = html(&self.peer.listen.to_string()),
+            listen = html(&self.peer.listen_addr().to_string()),
             tracker = html(&c.tracker),
             dir = html(&c.dir.display().to_string()),
             up = rate(c.upload_limit),
@@ -596,8 +596,8 @@ own pages.</p>
         let active = self.peer.active();
         let mut out = format!(
             "{{\"connected\":{},\"file_count\":{},\"active\":[",
-            self.peer.session.connected.load(Ordering::Acquire),
-            self.peer.store.records().len()
+            self.peer.is_connected(),
+            self.peer.records().len()
         );
         for (i, p) in active.iter().enumerate() {
             let done = p.done_blocks.load(Ordering::Relaxed);
@@ -647,7 +647,6 @@ own pages.</p>
     fn files_json(&self) -> Response {
         let items: Vec<String> = self
             .peer
-            .store
             .records()
             .iter()
             .map(|r| {
@@ -727,19 +726,12 @@ impl Read for SharedReader {
     }
 }
 
-fn fraction(done: u64, total: u64) -> f64 {
-    if total == 0 {
-        1.0
-    } else {
-        (done as f64 / total as f64).clamp(0.0, 1.0)
-    }
-}
-
 fn bar(frac: f64) -> String {
     format!(
         "<progress max=\"1\" value=\"{}\"></progress> <span class=\"pct\">{:.1}%</span>",
         json_num(frac),
-        frac * 100.0
+        // `fraction` is 1.0 only when every block is in.
+        percent(frac, frac >= 1.0)
     )
 }
 

@@ -10,6 +10,7 @@ use super::http::{Method, Request, Response};
 use super::{asset, method_not_allowed, render, App, Page};
 use crate::tracker::dashboard::{format_ago, format_rate, format_uptime, left_out, SummarySource};
 use crate::tracker::summary::{Summary, HISTOGRAM_BUCKETS};
+use crate::units::percent;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,15 +87,6 @@ impl App for TrackerUi {
                 ),
             },
         }
-    }
-}
-
-/// One percentage, never 100.0% for an incomplete file.
-fn percent(fraction: f64, complete: bool) -> f64 {
-    if complete {
-        100.0
-    } else {
-        (fraction.clamp(0.0, 1.0) * 100.0).min(99.9)
     }
 }
 

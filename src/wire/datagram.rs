@@ -5,7 +5,7 @@
 //! left and a named limit before anything is allocated, and the whole
 //! datagram against `MAX_DATAGRAM`. Layouts are in docs/PROTOCOL.md §11.
 
-use super::codec::{put_str, put_u16, put_u64, put_u8, Decoder};
+use super::codec::{check_datagram_head, put_str, put_u16, put_u64, put_u8, Decoder};
 use super::message::{get_have, get_name, get_record, put_have, put_record, MAX_HOST_BYTES};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
@@ -137,21 +137,13 @@ impl Datagram {
     /// Decodes and validates one datagram: header, lengths, names, the
     /// piece set against the size, the record against the answer it came in.
     pub fn decode(bytes: &[u8]) -> Result<Datagram> {
-        if bytes.len() > MAX_DATAGRAM {
-            return Err(Error::protocol(format!(
-                "datagram of {} bytes exceeds {MAX_DATAGRAM}",
-                bytes.len()
-            )));
-        }
-        if bytes.len() < DATAGRAM_HEADER_LEN || bytes[..2] != MAGIC {
-            return Err(Error::protocol("not a p2pshare datagram"));
-        }
-        if bytes[2] != VERSION {
-            return Err(Error::protocol(format!(
-                "datagram version {} (this peer speaks {VERSION})",
-                bytes[2]
-            )));
-        }
+        check_datagram_head(
+            bytes,
+            MAX_DATAGRAM,
+            DATAGRAM_HEADER_LEN,
+            (MAGIC, VERSION),
+            "datagram",
+        )?;
         let mut d = Decoder::new(&bytes[DATAGRAM_HEADER_LEN..]);
         let datagram = match bytes[3] {
             dty::HELLO => {
@@ -234,15 +226,6 @@ fn checked_len(out: Vec<u8>, kind: &str) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// An advertised host must look like a host name or an IP address (the
-/// same rule the tracker applies to REGISTER).
-pub fn valid_host(host: &str) -> bool {
-    host.len() <= MAX_HOST_BYTES
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
-}
-
 fn get_peer_id(d: &mut Decoder<'_>) -> Result<String> {
     let id = d.str(MAX_PEER_ID_BYTES)?;
     check_peer_id(id)?;
@@ -283,7 +266,7 @@ fn get_chunk_info(d: &mut Decoder<'_>) -> Result<ChunkInfo> {
     let query_id = d.u64()?;
     let peer_id = get_peer_id(d)?;
     let host = d.str(MAX_HOST_BYTES)?.to_string();
-    if !valid_host(&host) {
+    if !crate::names::valid_host(&host) {
         return Err(Error::protocol(
             "CHUNK_INFO host is not a host name or address",
         ));

@@ -9,6 +9,7 @@ pub mod datagram;
 pub mod frame;
 pub mod message;
 pub mod peer_msg;
+pub mod record_file;
 pub mod tracker_datagram;
 pub mod tracker_msg;
 

@@ -9,7 +9,7 @@
 //! are padded), so a spoofed source never draws more bytes than it sent.
 //! Layouts are in docs/PROTOCOL.md §12.
 
-use super::codec::{put_u16, put_u32, put_u64, put_u8, Decoder};
+use super::codec::{check_datagram_head, put_u16, put_u32, put_u64, put_u8, Decoder};
 use crate::error::{Error, Result};
 use crate::names::{check_file_name, check_peer_id, MAX_PEER_ID_BYTES};
 use crate::record::Md5Digest;
@@ -33,8 +33,11 @@ pub const ANNOUNCE_BUDGET: usize = 1200;
 pub const MAX_TRACKER_DATAGRAM: usize = 2048;
 /// Entries in one ANNOUNCE (each takes at least 19 bytes).
 pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / 19;
+/// When a peer asks for a fresh connection id: well inside the shortest
+/// life the tracker gives one (60 s). Both sides of the exchange use it.
+pub const COOKIE_REFRESH_SECS: u64 = 50;
 /// Longest advertised host.
-pub const MAX_HOST_BYTES: usize = 255;
+pub const MAX_HOST_BYTES: usize = crate::names::MAX_HOST_BYTES;
 
 pub mod ty {
     pub const CONNECT: u8 = 0x10;
@@ -179,21 +182,13 @@ fn get_short_str<'a>(d: &mut Decoder<'a>, max: usize) -> Result<&'a str> {
 
 /// Checks magic and version; the type byte and the body.
 fn split_header(bytes: &[u8]) -> Result<(u8, Decoder<'_>)> {
-    if bytes.len() > MAX_TRACKER_DATAGRAM {
-        return Err(Error::protocol(format!(
-            "datagram of {} bytes exceeds {MAX_TRACKER_DATAGRAM}",
-            bytes.len()
-        )));
-    }
-    if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
-        return Err(Error::protocol("not a p2pshare datagram"));
-    }
-    if bytes[2] != VERSION {
-        return Err(Error::protocol(format!(
-            "tracker datagram version {} (this side speaks {VERSION})",
-            bytes[2]
-        )));
-    }
+    check_datagram_head(
+        bytes,
+        MAX_TRACKER_DATAGRAM,
+        HEADER_LEN,
+        (MAGIC, VERSION),
+        "tracker datagram",
+    )?;
     Ok((bytes[3], Decoder::new(&bytes[HEADER_LEN..])))
 }
 
@@ -206,15 +201,6 @@ fn zero_padding(d: &mut Decoder<'_>) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The advertised host: empty, or something shaped like a host name or an
-/// IP address (no spaces, slashes or control bytes).
-pub fn valid_host(host: &str) -> bool {
-    host.len() <= MAX_HOST_BYTES
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]%".contains(&b))
 }
 
 impl Entry<'_> {
@@ -347,7 +333,7 @@ fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
     let peer_id = get_short_str(d, MAX_PEER_ID_BYTES)?;
     check_peer_id(peer_id)?;
     let advertise = get_short_str(d, MAX_HOST_BYTES)?;
-    if !valid_host(advertise) {
+    if !crate::names::valid_host(advertise) {
         return Err(Error::protocol(
             "advertised host is not a host name or IP address",
         ));

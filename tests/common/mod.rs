@@ -5,6 +5,12 @@
 //!
 //! Processes are signalled with `kill -TERM <pid>` (std has no signals and
 //! we take no libc dependency); `Child::kill` gives SIGKILL.
+//!
+//! Every process is started through `spawn_noted`, which remembers its
+//! command line and working directory; when a test fails (panics), each
+//! process its thread ran is printed with them and with its stdout and
+//! stderr, so the command can be run again by hand (as ripgrep's
+//! `tests/util.rs` does).
 #![allow(dead_code)]
 
 pub mod http;
@@ -13,6 +19,8 @@ pub mod swarm;
 pub mod udp_peer;
 
 use p2pshare::record::FileRecord;
+use std::cell::RefCell;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -102,6 +110,7 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
         h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
     };
     let (stdout, stderr) = (join(out), join(err));
+    note_output(pid, status, &stdout, &stderr);
     let Some(status) = status else {
         panic!(
             "process {pid} did not exit within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -124,16 +133,197 @@ fn read_on_thread<R: std::io::Read + Send + 'static>(mut r: R) -> std::thread::J
     })
 }
 
-/// Runs the tracker binary with `args` to completion (for flag checks).
-pub fn run_tracker(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_tracker"))
-        .args(args)
+/// Runs `program` with `args` to completion, stdin empty (for flag checks).
+fn run_to_end(program: &str, args: &[impl AsRef<OsStr>]) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    wait_output(spawn_noted(&mut cmd, &[]), START_TIMEOUT)
+}
+
+/// Runs the tracker binary with `args` to completion (for flag checks).
+pub fn run_tracker(args: &[&str]) -> Output {
+    run_to_end(env!("CARGO_BIN_EXE_tracker"), args)
+}
+
+/// Runs the peer binary with `args`, which need not be UTF-8, to
+/// completion with an empty stdin (for command-line checks).
+pub fn run_peer_os(args: &[std::ffi::OsString]) -> Output {
+    run_to_end(env!("CARGO_BIN_EXE_peer"), args)
+}
+
+// ---- What the harness ran, for the failure report ----
+
+/// One process started by this thread, as the failure report shows it.
+struct Ran {
+    pid: u32,
+    /// `cd DIR && VAR=value PROGRAM ARGS...`, quoted for a shell.
+    command: String,
+    output: Captured,
+}
+
+enum Captured {
+    /// Piped to the test, which has not collected it (yet).
+    Piped,
+    /// Collected by `wait_output`.
+    Done {
+        status: String,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    /// Written to these files, read when the report is printed.
+    Files(Vec<PathBuf>),
+}
+
+thread_local! {
+    static RAN: RefCell<Vec<Ran>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most of one stream the report prints (its end).
+const REPORT_TAIL: usize = 16 * 1024;
+
+/// Spawns `cmd` and remembers it for the failure report; `logs` are the
+/// files its stdout and stderr go to, if they are not piped.
+pub fn spawn_noted(cmd: &mut Command, logs: &[&Path]) -> Child {
+    install_report_hook();
+    let command = describe(cmd);
+    let child = cmd
         .spawn()
-        .expect("spawning the tracker binary");
-    wait_output(child, START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("cannot spawn {command}: {e}"));
+    let output = if logs.is_empty() {
+        Captured::Piped
+    } else {
+        Captured::Files(logs.iter().map(|p| p.to_path_buf()).collect())
+    };
+    RAN.with(|r| {
+        r.borrow_mut().push(Ran {
+            pid: child.id(),
+            command,
+            output,
+        })
+    });
+    child
+}
+
+/// A command line that can be pasted into a shell: the working directory,
+/// the environment the test set, the program and its arguments.
+pub fn describe(cmd: &Command) -> String {
+    let cwd = cmd
+        .get_current_dir()
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    let mut out = format!("cd {} &&", quote(cwd.as_os_str()));
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            out.push_str(&format!(" {}={}", k.to_string_lossy(), quote(v)));
+        }
+    }
+    out.push(' ');
+    out.push_str(&quote(cmd.get_program()));
+    for a in cmd.get_args() {
+        out.push(' ');
+        out.push_str(&quote(a));
+    }
+    out
+}
+
+/// `text` in single quotes for a POSIX shell, unless it needs none.
+fn quote(text: &OsStr) -> String {
+    let t = text.to_string_lossy();
+    let plain = !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
+    if plain {
+        t.into_owned()
+    } else {
+        format!("'{}'", t.replace('\'', "'\\''"))
+    }
+}
+
+fn note_output(pid: u32, status: Option<ExitStatus>, stdout: &[u8], stderr: &[u8]) {
+    RAN.with(|r| {
+        if let Some(ran) = r.borrow_mut().iter_mut().rev().find(|r| r.pid == pid) {
+            ran.output = Captured::Done {
+                status: status.map_or("still running, killed".into(), |s| s.to_string()),
+                stdout: stdout.to_vec(),
+                stderr: stderr.to_vec(),
+            };
+        }
+    });
+}
+
+/// On a panic, after the usual message: every process this thread ran.
+fn install_report_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            let report = RAN
+                .try_with(|r| r.try_borrow().map(|r| report(&r)).unwrap_or_default())
+                .unwrap_or_default();
+            if !report.is_empty() {
+                eprintln!("{report}");
+            }
+        }));
+    });
+}
+
+fn report(ran: &[Ran]) -> String {
+    let mut out = String::new();
+    // A restarted tracker appends to the same files: print them once.
+    let mut seen = Vec::new();
+    for (i, r) in ran.iter().enumerate() {
+        out.push_str(&format!(
+            "\n=== process {} of {} (pid {})\ncommand: {}\n",
+            i + 1,
+            ran.len(),
+            r.pid,
+            r.command
+        ));
+        match &r.output {
+            Captured::Piped => out.push_str("(stdout and stderr piped to the test)\n"),
+            Captured::Done {
+                status,
+                stdout,
+                stderr,
+            } => {
+                out.push_str(&format!("status: {status}\n"));
+                out.push_str(&section("stdout", stdout));
+                out.push_str(&section("stderr", stderr));
+            }
+            Captured::Files(files) => {
+                for f in files {
+                    if seen.contains(&f) {
+                        out.push_str(&format!("--- {} (above)\n", f.display()));
+                        continue;
+                    }
+                    seen.push(f);
+                    let bytes = std::fs::read(f).unwrap_or_default();
+                    out.push_str(&section(&f.display().to_string(), &bytes));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `--- name`, then the end of `bytes`.
+fn section(name: &str, bytes: &[u8]) -> String {
+    let cut = bytes.len().saturating_sub(REPORT_TAIL);
+    let mut out = format!("--- {name}");
+    if cut > 0 {
+        out.push_str(&format!(" (its last {REPORT_TAIL} bytes)"));
+    }
+    out.push('\n');
+    out.push_str(&String::from_utf8_lossy(&bytes[cut..]));
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 /// Starts the peer binary with `args`. With `stdin_text`, it is written to
@@ -142,17 +332,16 @@ pub fn run_tracker(args: &[&str]) -> Output {
 /// `wait_output`. The caller owns the child (kill it if the test fails
 /// before it exits; `PeerProc` does that for you).
 pub fn spawn_peer(args: &[&str], stdin_text: Option<&str>) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_peer"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args(args)
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning the peer binary");
+        .stderr(Stdio::piped());
+    let mut child = spawn_noted(&mut cmd, &[]);
     let stdin = child.stdin.take();
     let text = stdin_text.unwrap_or("").to_string();
     if let Some(mut stdin) = stdin {
@@ -184,14 +373,13 @@ impl PeerProc {
     pub fn spawn_logged_at(args: &[&str], log: &Path, level: &str) -> PeerProc {
         let out = File::create(log).expect("creating a peer log");
         let err = out.try_clone().expect("duplicating a file handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_peer"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+        cmd.args(args)
             .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawning the peer binary");
+            .stderr(err);
+        let child = spawn_noted(&mut cmd, &[log]);
         PeerProc {
             child: Some(child),
             log: Some(log.to_path_buf()),
@@ -319,8 +507,8 @@ impl TrackerProc {
 
     /// Spawns and waits for the port to accept; false if the process exited.
     fn try_spawn(&mut self) -> bool {
-        let child = Command::new(env!("CARGO_BIN_EXE_tracker"))
-            .arg("--port")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracker"));
+        cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
             .arg("127.0.0.1")
@@ -333,9 +521,12 @@ impl TrackerProc {
             )
             .stdin(Stdio::null())
             .stdout(self.log_file("stdout"))
-            .stderr(self.log_file("stderr"))
-            .spawn()
-            .expect("spawning the tracker binary");
+            .stderr(self.log_file("stderr"));
+        let (out, err) = (
+            self.log_dir.join("tracker.stdout"),
+            self.log_dir.join("tracker.stderr"),
+        );
+        let child = spawn_noted(&mut cmd, &[&out, &err]);
         self.child = Some(child);
         let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
         let deadline = Instant::now() + START_TIMEOUT;

@@ -14,8 +14,11 @@
     return e;
   }
 
+  // As units::percent: never 100.0% before the last block (the fraction
+  // is 1 only then).
   function percent(fraction) {
-    return (Math.min(Math.max(fraction, 0), 1) * 100).toFixed(1) + '%';
+    const p = fraction >= 1 ? 100 : Math.min(Math.max(fraction, 0) * 100, 99.9);
+    return p.toFixed(1) + '%';
   }
 
   function bar(fraction) {
