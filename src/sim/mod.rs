@@ -30,6 +30,7 @@ mod net;
 mod run;
 mod store;
 mod time;
+pub mod toy;
 
 pub use net::{Cx, NodeStats};
 pub use run::{Sim, Stepped};
