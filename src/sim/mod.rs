@@ -29,6 +29,8 @@
 mod net;
 mod run;
 mod store;
+#[cfg(test)]
+mod tests;
 mod time;
 pub mod toy;
 

@@ -34,6 +34,9 @@ impl<N: Node> Sim<N> {
     }
 
     /// The node's `start` is called at `at` (now, if that has passed).
+    /// Nodes due at the same instant start in the order of these calls,
+    /// and a dial reaching a node not yet started is refused: start the
+    /// nodes that are dialled first.
     pub fn start_at(&mut self, node: NodeId, at: SimTime) {
         self.net.schedule_start(node, at);
     }
@@ -118,6 +121,11 @@ impl<N: Node> Sim<N> {
             self.step();
         }
         self.net.set_now(t);
+    }
+
+    #[cfg(test)]
+    pub(super) fn net_for_tests(&mut self) -> &mut Net {
+        &mut self.net
     }
 
     fn call(&mut self, call: Call) -> NodeId {
