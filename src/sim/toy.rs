@@ -3,8 +3,9 @@
 //! network core and the harness (`examples/simulate.rs`); its protocol is
 //! not the project's and nothing here is meant to be tuned.
 //!
-//! A seeder serves any block asked of it. A leecher dials the seeder and
-//! `degree` random others, tells each peer what it has (one bit set, then
+//! A seeder serves any block asked of it. A leecher dials the seeder at
+//! once and `degree` random others at its first HAVE tick (so leechers
+//! started together are up when dialled), tells each peer what it has (one bit set, then
 //! batches of new blocks every `have_every`), keeps `window` requests in
 //! flight on each connection, picking among what that peer has and nobody
 //! was asked for the locally rarest of a few random candidates, and when
@@ -36,8 +37,11 @@ const CANDIDATES: usize = 6;
 
 #[derive(Copy, Clone, Debug)]
 pub struct ToyConfig {
-    /// Requests in flight per connection.
+    /// Requests in flight per connection to a leecher.
     pub window: usize,
+    /// Requests in flight to the seeder: it serves every leecher, so a
+    /// deep window there only queues duplicates.
+    pub seeder_window: usize,
     /// Leechers each leecher dials besides the seeder.
     pub degree: usize,
     /// How often new blocks are announced.
@@ -48,6 +52,7 @@ impl Default for ToyConfig {
     fn default() -> ToyConfig {
         ToyConfig {
             window: 8,
+            seeder_window: 1,
             degree: 10,
             have_every: Duration::from_millis(50),
         }
@@ -82,6 +87,8 @@ pub struct Toy {
     /// Blocks got since the last HAVE batch.
     fresh: Vec<u32>,
     ticking: bool,
+    /// Dial the others at the next tick.
+    dial_later: bool,
     served: u64,
     done_at: Option<SimTime>,
 }
@@ -132,6 +139,7 @@ impl Toy {
             avail: vec![0; n as usize],
             fresh: Vec::new(),
             ticking: false,
+            dial_later: false,
             served: 0,
             done_at: None,
         };
@@ -143,7 +151,8 @@ impl Toy {
         &self.store
     }
 
-    /// Block bytes this node has served (payload, not headers).
+    /// Block bytes this node has queued to send (payload, not headers);
+    /// `Sim::stats` counts what actually left its link.
     pub fn served(&self) -> u64 {
         self.served
     }
@@ -237,8 +246,13 @@ impl Toy {
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
+        let window = if Some(link.peer) == self.seeder {
+            self.cfg.seeder_window
+        } else {
+            self.cfg.window
+        };
         let mut batch = Vec::new();
-        while link.asked.len() < self.cfg.window {
+        while link.asked.len() < window {
             let Some(b) = Toy::pick(&mut self.rng, &self.wanted, &self.once, &self.avail, link)
             else {
                 break;
@@ -336,9 +350,7 @@ impl Node for Toy {
         if !self.store.is_complete() {
             cx.connect(seeder);
         }
-        for _ in 0..self.cfg.degree {
-            self.dial_one(cx);
-        }
+        self.dial_later = true;
         if !self.ticking {
             self.ticking = true;
             cx.timer(cx.now() + self.cfg.have_every, TICK);
@@ -430,6 +442,11 @@ impl Node for Toy {
         if token != TICK {
             return;
         }
+        if std::mem::take(&mut self.dial_later) {
+            for _ in 0..self.cfg.degree {
+                self.dial_one(cx);
+            }
+        }
         if !self.fresh.is_empty() {
             let fresh = std::mem::take(&mut self.fresh);
             let conns: Vec<ConnId> = self.links.keys().copied().collect();
@@ -437,7 +454,7 @@ impl Node for Toy {
                 cx.send(c, list_frame(HAVE, &fresh));
             }
         }
-        if self.store.is_complete() {
+        if self.store.is_complete() && !self.dial_later {
             self.ticking = false;
         } else {
             cx.timer(cx.now() + self.cfg.have_every, TICK);
