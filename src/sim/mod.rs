@@ -25,6 +25,20 @@
 //!   without a copy of the bytes, so a thousand 16 MiB copies fit.
 //! - [`toy`] is a stand-in peer that exists only to test this module and
 //!   the harness (`examples/simulate.rs`) until the real machines drive it.
+//!
+//! Using it: `Sim::new(Config { rtt, .. })`, then `sim.add(node,
+//! Caps::upload(rate))` for each node (ids 0, 1, ...), `sim.start_at(id,
+//! t)` (the dialled first), then `sim.step()` until done (it names the node
+//! it called, so a harness checks only that one), with `run_until`,
+//! `leave` and `rejoin` for churn; `sim.node(id)` and `sim.stats(id)`
+//! afterwards.
+//!
+//! What the model leaves out, knowingly: TCP's slow start and congestion
+//! control (a link is busy at its full rate or idle); packets (a frame
+//! holds its link for `len / rate` in one piece, so a 1 MiB frame delays
+//! the sender's other connections by that long, where TCP would
+//! interleave them); a token bucket's burst (`--upload-limit` lets 100 ms
+//! of traffic through at once after an idle spell); loss.
 
 mod net;
 mod run;
