@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build test lint demo bench bench-tracker swarm hosts many-peers clean
+.PHONY: all build test lint demo bench bench-tracker swarm simulate hosts many-peers clean
 
 all: build
 
@@ -36,6 +36,13 @@ bench-tracker: build
 #   make swarm N=8 SIZE=128M LIMIT=10M   (those are the defaults)
 swarm: build
 	BIN=$(BIN) tools/swarm.sh
+
+# The same swarm in simulated time (src/sim): one seeder, N leechers, every
+# upload capped at LIMIT, RTT between peers, CHURN the fraction of leechers
+# that leave once and come back; ends with `simulate peers=... ratio=...`.
+#   make simulate N=8 SIZE=128M LIMIT=10M RTT=0.1ms CHURN=0 SEED=1   (the defaults, as make swarm's)
+simulate: build
+	BIN=$(BIN) tools/simulate.sh
 
 # The same swarm with every peer and the tracker in its own network
 # namespace (own IP, veth pairs, upload capped by tc tbf). Needs root:

@@ -1,0 +1,309 @@
+//! `make simulate`: one seeder and N leechers in simulated time over
+//! `p2pshare::sim`'s network model, every upload capped at LIMIT as in
+//! `make swarm`; runs until every leecher has the whole file, checks every
+//! copy against the original byte for byte and ends with
+//!
+//!   simulate peers=<n> size=<bytes> secs=<s> tstar=<s> ratio=<r> seeder_copies=<c>
+//!
+//! Usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0]
+//!                 [away=5s|never] [seed=1] [seeder_limit=LIMIT]
+//!                 [low_water=256K] [time_limit=SECS]
+//!
+//! churn=F: a fraction F of the leechers (chosen at random) each leave once,
+//! at a moment uniform in [0, T*), if they are still downloading then; each
+//! comes back `away` later and resumes with the blocks it had verified
+//! (`away=never`: it stays away and is not waited for).
+//!
+//! The peers are `sim::toy`, a STAND-IN until the real download worker and
+//! block server run here: only `Peer` below needs implementing for them.
+
+use p2pshare::rng::Rng;
+use p2pshare::sim::toy::{Toy, ToyConfig};
+use p2pshare::sim::{Caps, Config, Node, NodeId, Sim, SimTime};
+use p2pshare::units::parse_size;
+use std::process::exit;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BLOCK: usize = 4096;
+
+/// What the harness needs of a simulated peer besides [`Node`].
+trait Peer: Node {
+    fn complete(&self) -> bool;
+    /// Its copy is the original, byte for byte.
+    fn copy_is_original(&self) -> bool;
+}
+
+impl Peer for Toy {
+    fn complete(&self) -> bool {
+        self.is_complete()
+    }
+    fn copy_is_original(&self) -> bool {
+        self.store().is_original()
+    }
+}
+
+struct Params {
+    peers: usize,
+    size: u64,
+    limit: u64,
+    seeder_limit: u64,
+    rtt: Duration,
+    churn: f64,
+    away: Option<Duration>,
+    seed: u64,
+    low_water: usize,
+    time_limit: Option<f64>,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    eprintln!(
+        "usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0] [away=5s|never] \
+         [seed=1] [seeder_limit=LIMIT] [low_water=256K] [time_limit=SECS]"
+    );
+    exit(2)
+}
+
+/// `0.1ms`, `100us`, `2s` or a bare number of seconds.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (num, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let v: f64 = num.parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v * scale))
+}
+
+fn parse_args() -> Params {
+    let mut p = Params {
+        peers: 8,
+        size: 128 << 20,
+        limit: 10 << 20,
+        seeder_limit: 0,
+        rtt: Duration::from_micros(100),
+        churn: 0.0,
+        away: Some(Duration::from_secs(5)),
+        seed: 1,
+        low_water: p2pshare::sim::LOW_WATER,
+        time_limit: None,
+    };
+    for arg in std::env::args().skip(1) {
+        let Some((k, v)) = arg.split_once('=') else {
+            usage(&format!("arguments are key=value, got {arg:?}"));
+        };
+        fn bad<T>(k: &str, v: &str) -> T {
+            usage(&format!("cannot read {k}={v:?}"))
+        }
+        let size = || parse_size(v).unwrap_or_else(|_| bad(k, v));
+        match k {
+            "peers" | "n" => p.peers = v.parse().unwrap_or_else(|_| bad(k, v)),
+            "size" => p.size = size(),
+            "limit" => p.limit = size(),
+            "seeder_limit" => p.seeder_limit = size(),
+            "low_water" => p.low_water = size() as usize,
+            "rtt" => p.rtt = parse_duration(v).unwrap_or_else(|| bad(k, v)),
+            "churn" => p.churn = v.parse().unwrap_or_else(|_| bad(k, v)),
+            "away" if v == "never" => p.away = None,
+            "away" => p.away = Some(parse_duration(v).unwrap_or_else(|| bad(k, v))),
+            "seed" => p.seed = v.parse().unwrap_or_else(|_| bad(k, v)),
+            "time_limit" => p.time_limit = Some(v.parse().unwrap_or_else(|_| bad(k, v))),
+            _ => usage(&format!("unknown setting {k:?}")),
+        }
+    }
+    if p.seeder_limit == 0 {
+        p.seeder_limit = p.limit;
+    }
+    if p.peers == 0 || p.peers > 100_000 {
+        usage("peers must be from 1 to 100000");
+    }
+    if p.size == 0 || p.size > 1 << 32 {
+        usage("size must be above 0 and at most 4G");
+    }
+    if p.limit < 1024 || p.seeder_limit < 1024 {
+        usage("limit must be at least 1K");
+    }
+    if !(0.0..=1.0).contains(&p.churn) {
+        usage("churn is a fraction of the leechers, from 0 to 1");
+    }
+    p
+}
+
+/// The file: reproducible bytes from the seed.
+fn original(size: u64, seed: u64) -> Arc<[u8]> {
+    let mut rng = Rng::seeded(seed ^ 0x5eed_f11e);
+    let mut v = Vec::with_capacity(size as usize + 8);
+    while (v.len() as u64) < size {
+        v.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    v.truncate(size as usize);
+    v.into()
+}
+
+enum Churn {
+    Leave(NodeId),
+    Back(NodeId),
+}
+
+fn main() {
+    let p = parse_args();
+    let (n, f) = (p.peers, p.size as f64);
+    let (us, u) = (p.seeder_limit as f64, p.limit as f64);
+    let tstar = (f / us).max(n as f64 * f / (us + n as f64 * u));
+    println!(
+        "simulate: 1 seeder + {n} leechers, {} bytes, uploads {} B/s (seeder {} B/s), rtt {:?}, \
+         churn {} (away {}), seed {}; peers: sim::toy (stand-in)",
+        p.size,
+        p.limit,
+        p.seeder_limit,
+        p.rtt,
+        p.churn,
+        p.away.map_or("never".into(), |d| format!("{d:?}")),
+        p.seed
+    );
+
+    let wall = Instant::now();
+    let file = original(p.size, p.seed);
+    let mut sim: Sim<Toy> = Sim::new(Config {
+        rtt: p.rtt,
+        low_water: p.low_water,
+        ..Config::default()
+    });
+    let toy = ToyConfig::default();
+    let seeder = sim.add(
+        Toy::seeder(file.clone(), BLOCK, toy),
+        Caps::upload(p.seeder_limit),
+    );
+    let leechers: Arc<[NodeId]> = (1..=n).collect();
+    for &i in leechers.iter() {
+        let seed = p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i as u64;
+        let t = Toy::leecher(file.clone(), BLOCK, seeder, leechers.clone(), toy, seed);
+        sim.add(t, Caps::upload(p.limit));
+    }
+    // The seeder first: a dial to a node not yet up is refused.
+    for i in 0..=n {
+        sim.start_at(i, SimTime::ZERO);
+    }
+    run(sim, &p, tstar, seeder, wall);
+}
+
+/// Runs the swarm to the end, checks the copies and prints the figures.
+/// Node 0 is the seeder, 1..=N the leechers.
+fn run<P: Peer>(mut sim: Sim<P>, p: &Params, tstar: f64, seeder: NodeId, wall: Instant) {
+    let (n, f) = (p.peers, p.size as f64);
+    let leechers: Vec<NodeId> = (1..=n).collect();
+
+    // Churn: who leaves when, in time order.
+    let mut rng = Rng::seeded(p.seed ^ 0xc4u64 << 56);
+    let mut order = leechers;
+    rng.shuffle(&mut order);
+    let leaving = (p.churn * n as f64).round() as usize;
+    let mut churn: Vec<(SimTime, Churn)> = order[..leaving]
+        .iter()
+        .map(|&id| {
+            let at = SimTime::from_secs_f64(tstar * (rng.below(1_000_000) as f64 / 1e6));
+            (at, Churn::Leave(id))
+        })
+        .collect();
+    churn.sort_by_key(|c| std::cmp::Reverse(c.0));
+
+    let limit = SimTime::from_secs_f64(p.time_limit.unwrap_or((10.0 * tstar).max(60.0)));
+    let mut done = vec![false; n + 1];
+    let mut times = Vec::with_capacity(n);
+    let mut waiting = n;
+    let mut last = SimTime::ZERO;
+    let (mut left, mut gone) = (0usize, 0usize);
+    while waiting > 0 {
+        let next = sim.next_at();
+        let due = churn.last().map(|c| c.0);
+        if let Some(t) = due.filter(|&t| next.is_none_or(|e| t < e)) {
+            sim.run_until(t);
+            let Some((_, what)) = churn.pop() else { break };
+            match what {
+                Churn::Leave(id) if !done[id] => {
+                    sim.leave(id);
+                    left += 1;
+                    match p.away {
+                        Some(d) => {
+                            let back = (t + d, Churn::Back(id));
+                            let at = churn.partition_point(|c| c.0 > back.0);
+                            churn.insert(at, back);
+                        }
+                        None => {
+                            gone += 1;
+                            waiting -= 1;
+                        }
+                    }
+                }
+                Churn::Leave(_) => {}
+                Churn::Back(id) => sim.rejoin(id),
+            }
+            continue;
+        }
+        let Some(s) = sim.step() else {
+            break;
+        };
+        if s.at > limit {
+            break;
+        }
+        if let Some(id) = s.node.filter(|&id| id != seeder && !done[id]) {
+            if sim.node(id).complete() {
+                done[id] = true;
+                waiting -= 1;
+                last = s.at;
+                times.push(s.at.as_secs_f64());
+            }
+        }
+    }
+    let secs_wall = wall.elapsed().as_secs_f64();
+
+    if waiting > 0 {
+        eprintln!(
+            "error: {waiting} of {n} leechers did not finish within {:.1} simulated s \
+             (10 x T* or 60 s, or time_limit=)",
+            limit.as_secs_f64()
+        );
+        exit(1);
+    }
+    let mut verified = 0;
+    // Those not done left for good.
+    for id in (1..=n).filter(|&id| done[id]) {
+        if !sim.node(id).copy_is_original() {
+            eprintln!("error: leecher {id}'s copy differs from the original");
+            exit(1);
+        }
+        verified += 1;
+    }
+
+    let secs = last.as_secs_f64();
+    let ratio = secs / tstar;
+    // What left the seeder's link, headers and control frames included.
+    let copies = sim.stats(seeder).sent_bytes as f64 / f;
+    let pct = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    println!("all {verified} copies verified against the original, byte for byte");
+    if left > 0 {
+        println!("churn: {left} leechers left during their download, {gone} for good");
+    }
+    println!(
+        "leechers done: first {:.3} s, median {:.3} s, last {:.3} s",
+        pct(0.0),
+        pct(0.5),
+        pct(1.0)
+    );
+    println!("seeder sent {copies:.3} copies (every byte on its link, headers included)");
+    println!(
+        "{} events in {:.2} s of wall time ({:.2} M events/s)",
+        sim.events(),
+        secs_wall,
+        sim.events() as f64 / secs_wall / 1e6
+    );
+    println!(
+        "simulate peers={n} size={} secs={secs:.3} tstar={tstar:.3} ratio={ratio:.3} seeder_copies={copies:.3}",
+        p.size
+    );
+}

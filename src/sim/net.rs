@@ -1,0 +1,687 @@
+//! The network: connections, each node's upload link, latency, the
+//! optional download link, and the event queue. It never calls a node:
+//! [`Net::handle`] turns an event into at most one [`Call`], which
+//! `run.rs` makes.
+//!
+//! A frame's life: `Cx::send` appends it to its end's queue (`queued`
+//! counts it until it has left the link). The node's upload link takes the
+//! connections with something queued in turn (deficit round robin, a
+//! quantum of bytes per turn) and puts one whole frame on the wire at a
+//! time, taking `len / rate`; the frame then travels the pair's one-way
+//! latency, waits for the receiver's download link if it has one (one FIFO
+//! per node), and is handed to the receiver. Every step keeps the order of
+//! one connection's frames, and the queue breaks ties in time by the order
+//! events were scheduled, so a run is deterministic.
+
+use super::time::{transmit_time, SimTime};
+use super::{Caps, Config, ConnId, NodeId};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
+
+/// What a node has sent and received, counted when a frame leaves its
+/// upload link and when one is handed to it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    pub sent_bytes: u64,
+    pub sent_frames: u64,
+    pub recv_bytes: u64,
+    pub recv_frames: u64,
+}
+
+pub(super) enum Ev {
+    /// The node joins (again): ignored if it left since this was scheduled.
+    Start { node: NodeId, epoch: u32 },
+    /// The acceptor is told of the connection (SYN arrived).
+    Accept { conn: ConnId },
+    /// The initiator is told, one RTT after its connect.
+    Established { conn: ConnId },
+    /// Nobody to accept: the initiator is told the connection closed.
+    Refused { conn: ConnId },
+    /// The node's upload link has put this frame on the wire.
+    Sent {
+        node: NodeId,
+        epoch: u32,
+        conn: ConnId,
+        side: usize,
+        frame: Vec<u8>,
+    },
+    /// A frame (or, `None`, the close) reached end `to`'s host.
+    Wire {
+        conn: ConnId,
+        to: usize,
+        frame: Option<Vec<u8>>,
+    },
+    /// ... and passed its download link.
+    Deliver {
+        conn: ConnId,
+        to: usize,
+        frame: Option<Vec<u8>>,
+    },
+    Timer {
+        node: NodeId,
+        epoch: u32,
+        token: u64,
+    },
+}
+
+/// A call on a node that an event leads to.
+pub(super) enum Call {
+    Start(NodeId),
+    Connected {
+        node: NodeId,
+        conn: ConnId,
+        peer: NodeId,
+        outgoing: bool,
+    },
+    Frame {
+        node: NodeId,
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
+    Writable(NodeId, ConnId),
+    Closed(NodeId, ConnId),
+    Timer(NodeId, u64),
+}
+
+struct Entry {
+    at: SimTime,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    /// Reversed: `BinaryHeap` is a max-heap and the earliest comes first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// One direction's state: the sending node's end of a connection.
+#[derive(Default)]
+struct End {
+    node: NodeId,
+    /// The node holds this end: it may send and is told of events.
+    open: bool,
+    /// May transmit: the acceptor once told, the initiator once established.
+    ready: bool,
+    /// Frames not yet on the wire (the one on the link is in its event).
+    q: VecDeque<Vec<u8>>,
+    /// Bytes in `q` plus the frame on the link.
+    queued: usize,
+    /// `queued` reached the low-water mark; `writable` is owed.
+    above: bool,
+    /// In its link's round robin.
+    active: bool,
+    deficit: usize,
+    /// One of its frames is on the link now.
+    sending: bool,
+    /// Closed by its node: the close follows the queue.
+    fin: bool,
+}
+
+struct Conn {
+    ends: [End; 2],
+    /// One-way latency from end i to the other.
+    one_way: [Duration; 2],
+    /// An end left: nothing more is delivered but the news of it.
+    aborted: bool,
+}
+
+#[derive(Default)]
+struct Host {
+    caps: Caps,
+    up: bool,
+    epoch: u32,
+    /// Ends of this node with frames queued, in turn.
+    ring: VecDeque<(ConnId, usize)>,
+    busy: bool,
+    /// When its download link is next free.
+    down_free: SimTime,
+    /// Every connection it has had since it last joined.
+    conns: Vec<ConnId>,
+    stats: NodeStats,
+}
+
+pub struct Net {
+    now: SimTime,
+    seq: u64,
+    events: u64,
+    queue: BinaryHeap<Entry>,
+    conns: Vec<Conn>,
+    hosts: Vec<Host>,
+    cfg: Config,
+}
+
+impl Net {
+    pub(super) fn new(mut cfg: Config) -> Net {
+        cfg.low_water = cfg.low_water.max(1);
+        cfg.quantum = cfg.quantum.max(1);
+        Net {
+            now: SimTime::ZERO,
+            seq: 0,
+            events: 0,
+            queue: BinaryHeap::new(),
+            conns: Vec::new(),
+            hosts: Vec::new(),
+            cfg,
+        }
+    }
+
+    pub(super) fn add_host(&mut self, caps: Caps) -> NodeId {
+        self.hosts.push(Host {
+            caps,
+            ..Host::default()
+        });
+        self.hosts.len() - 1
+    }
+
+    pub(super) fn now(&self) -> SimTime {
+        self.now
+    }
+
+    pub(super) fn set_now(&mut self, t: SimTime) {
+        self.now = self.now.max(t);
+    }
+
+    pub(super) fn events(&self) -> u64 {
+        self.events
+    }
+
+    pub(super) fn stats(&self, node: NodeId) -> NodeStats {
+        self.hosts[node].stats
+    }
+
+    pub(super) fn is_up(&self, node: NodeId) -> bool {
+        self.hosts[node].up
+    }
+
+    pub(super) fn next_at(&self) -> Option<SimTime> {
+        self.queue.peek().map(|e| e.at)
+    }
+
+    fn push(&mut self, at: SimTime, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Entry {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    pub(super) fn pop(&mut self) -> Option<(SimTime, Ev)> {
+        let e = self.queue.pop()?;
+        self.now = self.now.max(e.at);
+        self.events += 1;
+        Some((e.at, e.ev))
+    }
+
+    pub(super) fn schedule_start(&mut self, node: NodeId, at: SimTime) {
+        let epoch = self.hosts[node].epoch;
+        self.push(at.max(self.now), Ev::Start { node, epoch });
+    }
+
+    /// The node leaves now: its queues go, its connections are aborted and
+    /// their other ends hear of it after the latency; its pending events
+    /// (timers, the frame on its link) are void.
+    pub(super) fn leave(&mut self, node: NodeId) {
+        let host = &mut self.hosts[node];
+        host.up = false;
+        host.epoch += 1;
+        host.busy = false;
+        host.ring.clear();
+        host.down_free = SimTime::ZERO;
+        let conns = std::mem::take(&mut host.conns);
+        for conn in conns {
+            let now = self.now;
+            let c = &mut self.conns[conn.0 as usize];
+            if c.aborted {
+                continue;
+            }
+            c.aborted = true;
+            for side in 0..2 {
+                if c.ends[side].node != node {
+                    continue;
+                }
+                c.ends[side] = End {
+                    node,
+                    ..End::default()
+                };
+                let other = &mut c.ends[1 - side];
+                if other.open {
+                    let at = now + c.one_way[side];
+                    self.push(
+                        at,
+                        Ev::Wire {
+                            conn,
+                            to: 1 - side,
+                            frame: None,
+                        },
+                    );
+                } else {
+                    // It closed already (or was never told): nobody to tell.
+                    other.q.clear();
+                    other.queued = 0;
+                    other.fin = false;
+                }
+                break;
+            }
+        }
+    }
+
+    pub(super) fn start(&mut self, node: NodeId, epoch: u32) -> Option<Call> {
+        let host = &mut self.hosts[node];
+        if host.epoch != epoch {
+            return None;
+        }
+        host.up = true;
+        Some(Call::Start(node))
+    }
+
+    fn conn(&self, conn: ConnId) -> &Conn {
+        &self.conns[conn.0 as usize]
+    }
+
+    fn conn_mut(&mut self, conn: ConnId) -> &mut Conn {
+        &mut self.conns[conn.0 as usize]
+    }
+
+    /// Which end of `conn` is `node`'s, if any.
+    fn side(&self, node: NodeId, conn: ConnId) -> Option<usize> {
+        let c = self.conns.get(conn.0 as usize)?;
+        (0..2).find(|&s| c.ends[s].node == node)
+    }
+
+    pub(super) fn connect(&mut self, from: NodeId, to: NodeId) -> ConnId {
+        let conn = ConnId(u32::try_from(self.conns.len()).expect("fewer than 2^32 connections"));
+        let (ab, ba) = match &self.cfg.latency {
+            Some(f) => (f(from, to), f(to, from)),
+            None => {
+                let half = self.cfg.rtt / 2;
+                (half, self.cfg.rtt - half)
+            }
+        };
+        let mut c = Conn {
+            ends: [
+                End {
+                    node: from,
+                    open: true,
+                    ..End::default()
+                },
+                End {
+                    node: to,
+                    ..End::default()
+                },
+            ],
+            one_way: [ab, ba],
+            aborted: false,
+        };
+        let now = self.now;
+        self.hosts[from].conns.push(conn);
+        if to == from || to >= self.hosts.len() || !self.hosts[to].up {
+            c.aborted = true;
+            self.conns.push(c);
+            self.push(now + ab + ba, Ev::Refused { conn });
+            return conn;
+        }
+        self.hosts[to].conns.push(conn);
+        self.conns.push(c);
+        self.push(now + ab, Ev::Accept { conn });
+        self.push(now + ab + ba, Ev::Established { conn });
+        conn
+    }
+
+    pub(super) fn accept(&mut self, conn: ConnId) -> Option<Call> {
+        let c = self.conn_mut(conn);
+        if c.aborted {
+            return None;
+        }
+        let e = &mut c.ends[1];
+        e.open = true;
+        e.ready = true;
+        let (node, peer) = (e.node, c.ends[0].node);
+        Some(Call::Connected {
+            node,
+            conn,
+            peer,
+            outgoing: false,
+        })
+    }
+
+    pub(super) fn established(&mut self, conn: ConnId) -> Option<Call> {
+        let c = self.conn_mut(conn);
+        if c.aborted || !c.ends[0].open {
+            return None;
+        }
+        c.ends[0].ready = true;
+        let (node, peer) = (c.ends[0].node, c.ends[1].node);
+        self.activate(conn, 0);
+        Some(Call::Connected {
+            node,
+            conn,
+            peer,
+            outgoing: true,
+        })
+    }
+
+    pub(super) fn refused(&mut self, conn: ConnId) -> Option<Call> {
+        let e = &mut self.conn_mut(conn).ends[0];
+        if !e.open {
+            return None;
+        }
+        e.open = false;
+        e.q.clear();
+        e.queued = 0;
+        Some(Call::Closed(e.node, conn))
+    }
+
+    pub(super) fn send(&mut self, node: NodeId, conn: ConnId, frame: Vec<u8>) {
+        let Some(side) = self.side(node, conn) else {
+            debug_assert!(false, "node {node} sent on {conn:?}, not its own");
+            return;
+        };
+        let low_water = self.cfg.low_water;
+        let e = &mut self.conn_mut(conn).ends[side];
+        if !e.open {
+            // Closed by this node, or by the other side in the same
+            // instant: the frame goes nowhere, as on a dead socket.
+            return;
+        }
+        e.queued += frame.len();
+        e.q.push_back(frame);
+        if e.queued >= low_water {
+            e.above = true;
+        }
+        self.activate(conn, side);
+    }
+
+    pub(super) fn queued(&self, node: NodeId, conn: ConnId) -> usize {
+        match self.side(node, conn) {
+            Some(s) => self.conn(conn).ends[s].queued,
+            None => 0,
+        }
+    }
+
+    pub(super) fn peer(&self, node: NodeId, conn: ConnId) -> Option<NodeId> {
+        let s = self.side(node, conn)?;
+        Some(self.conn(conn).ends[1 - s].node)
+    }
+
+    /// Graceful: what is queued still goes, then the other side is told.
+    /// Before the connection is established, the queue is dropped.
+    pub(super) fn close(&mut self, node: NodeId, conn: ConnId) {
+        let Some(side) = self.side(node, conn) else {
+            return;
+        };
+        let e = &mut self.conn_mut(conn).ends[side];
+        if !e.open {
+            return;
+        }
+        e.open = false;
+        e.fin = true;
+        if !e.ready {
+            e.q.clear();
+            e.queued = 0;
+        }
+        self.try_fin(conn, side);
+    }
+
+    fn try_fin(&mut self, conn: ConnId, side: usize) {
+        let now = self.now;
+        let c = self.conn_mut(conn);
+        let e = &mut c.ends[side];
+        if !e.fin || !e.q.is_empty() || e.sending {
+            return;
+        }
+        e.fin = false;
+        if c.aborted {
+            return;
+        }
+        let at = now + c.one_way[side];
+        self.push(
+            at,
+            Ev::Wire {
+                conn,
+                to: 1 - side,
+                frame: None,
+            },
+        );
+    }
+
+    pub(super) fn timer(&mut self, node: NodeId, at: SimTime, token: u64) {
+        let epoch = self.hosts[node].epoch;
+        self.push(at.max(self.now), Ev::Timer { node, epoch, token });
+    }
+
+    pub(super) fn timer_due(&mut self, node: NodeId, epoch: u32, token: u64) -> Option<Call> {
+        let h = &self.hosts[node];
+        (h.up && h.epoch == epoch).then_some(Call::Timer(node, token))
+    }
+
+    /// Puts the end in its link's round robin if it has something to send.
+    fn activate(&mut self, conn: ConnId, side: usize) {
+        let quantum = self.cfg.quantum;
+        let c = &mut self.conns[conn.0 as usize];
+        let e = &mut c.ends[side];
+        if e.active || !e.ready || e.q.is_empty() {
+            return;
+        }
+        e.active = true;
+        e.deficit = quantum;
+        let node = e.node;
+        let host = &mut self.hosts[node];
+        host.ring.push_back((conn, side));
+        if !host.busy {
+            self.start_next(node);
+        }
+    }
+
+    /// Deficit round robin: the end at the front sends while its deficit
+    /// covers its next frame, then goes to the back with one more quantum.
+    fn start_next(&mut self, node: NodeId) {
+        let quantum = self.cfg.quantum;
+        let now = self.now;
+        loop {
+            let host = &mut self.hosts[node];
+            let Some(&(conn, side)) = host.ring.front() else {
+                host.busy = false;
+                return;
+            };
+            let e = &mut self.conns[conn.0 as usize].ends[side];
+            let Some(len) = e.q.front().map(Vec::len) else {
+                e.active = false;
+                e.deficit = 0;
+                host.ring.pop_front();
+                continue;
+            };
+            if e.deficit < len {
+                e.deficit += quantum;
+                host.ring.rotate_left(1);
+                continue;
+            }
+            e.deficit -= len;
+            e.sending = true;
+            let Some(frame) = e.q.pop_front() else {
+                continue;
+            };
+            host.busy = true;
+            let (epoch, rate) = (host.epoch, host.caps.up);
+            let at = now + transmit_time(len, rate);
+            self.push(
+                at,
+                Ev::Sent {
+                    node,
+                    epoch,
+                    conn,
+                    side,
+                    frame,
+                },
+            );
+            return;
+        }
+    }
+
+    /// The link finished a frame: it travels, the link takes the next, and
+    /// the sender may be owed `writable`.
+    pub(super) fn sent(
+        &mut self,
+        node: NodeId,
+        epoch: u32,
+        conn: ConnId,
+        side: usize,
+        frame: Vec<u8>,
+    ) -> Option<Call> {
+        if self.hosts[node].epoch != epoch {
+            return None;
+        }
+        let now = self.now;
+        let low_water = self.cfg.low_water;
+        let len = frame.len();
+        let stats = &mut self.hosts[node].stats;
+        stats.sent_bytes += len as u64;
+        stats.sent_frames += 1;
+        let c = &mut self.conns[conn.0 as usize];
+        let e = &mut c.ends[side];
+        e.sending = false;
+        e.queued = e.queued.saturating_sub(len);
+        let owed = e.above && e.queued < low_water;
+        if e.queued < low_water {
+            e.above = false;
+        }
+        let call = (owed && e.open).then_some(Call::Writable(node, conn));
+        if !c.aborted {
+            let at = now + c.one_way[side];
+            self.push(
+                at,
+                Ev::Wire {
+                    conn,
+                    to: 1 - side,
+                    frame: Some(frame),
+                },
+            );
+        }
+        self.try_fin(conn, side);
+        self.start_next(node);
+        call
+    }
+
+    /// At the receiver's host: through its download link, if it has one.
+    pub(super) fn wire(&mut self, conn: ConnId, to: usize, frame: Option<Vec<u8>>) -> Option<Call> {
+        let c = self.conn(conn);
+        if frame.is_some() && c.aborted {
+            return None;
+        }
+        let node = c.ends[to].node;
+        let host = &mut self.hosts[node];
+        let Some(rate) = host.caps.down else {
+            return self.deliver(conn, to, frame);
+        };
+        let len = frame.as_ref().map_or(0, Vec::len);
+        let start = self.now.max(host.down_free);
+        let done = start + transmit_time(len, Some(rate));
+        host.down_free = done;
+        self.push(done, Ev::Deliver { conn, to, frame });
+        None
+    }
+
+    pub(super) fn deliver(
+        &mut self,
+        conn: ConnId,
+        to: usize,
+        frame: Option<Vec<u8>>,
+    ) -> Option<Call> {
+        let c = &mut self.conns[conn.0 as usize];
+        let aborted = c.aborted;
+        let e = &mut c.ends[to];
+        if !e.open {
+            return None;
+        }
+        let node = e.node;
+        match frame {
+            Some(frame) => {
+                if aborted {
+                    return None;
+                }
+                let stats = &mut self.hosts[node].stats;
+                stats.recv_bytes += frame.len() as u64;
+                stats.recv_frames += 1;
+                Some(Call::Frame { node, conn, frame })
+            }
+            None => {
+                // The other side is gone: what this end had queued for it
+                // will never be read.
+                e.open = false;
+                e.fin = false;
+                e.q.clear();
+                e.queued = 0;
+                Some(Call::Closed(node, conn))
+            }
+        }
+    }
+}
+
+/// A node's handle on the network during one of its calls.
+pub struct Cx<'a> {
+    pub(super) net: &'a mut Net,
+    pub(super) me: NodeId,
+}
+
+impl Cx<'_> {
+    /// This node's id.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.net.now
+    }
+
+    /// Opens a connection: `connected(.., outgoing = true)` after one RTT,
+    /// or `closed` then if `to` is not up (or is this node).
+    pub fn connect(&mut self, to: NodeId) -> ConnId {
+        self.net.connect(self.me, to)
+    }
+
+    /// Queues one frame. Frames sent before the connection is established
+    /// wait for it; frames sent on a closed connection go nowhere.
+    pub fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.net.send(self.me, conn, frame);
+    }
+
+    /// Bytes sent on `conn` that have not yet left this node's link.
+    pub fn queued(&self, conn: ConnId) -> usize {
+        self.net.queued(self.me, conn)
+    }
+
+    /// Closes gracefully: what is queued still goes, then the other side
+    /// gets `closed`. This node hears nothing more of `conn`.
+    pub fn close(&mut self, conn: ConnId) {
+        self.net.close(self.me, conn);
+    }
+
+    /// `timer(token)` at `at` (or now, if `at` has passed).
+    pub fn timer(&mut self, at: SimTime, token: u64) {
+        self.net.timer(self.me, at, token);
+    }
+
+    /// The node at the other end of `conn`.
+    pub fn peer(&self, conn: ConnId) -> Option<NodeId> {
+        self.net.peer(self.me, conn)
+    }
+
+    /// The low-water mark below which `writable` fires.
+    pub fn low_water(&self) -> usize {
+        self.net.cfg.low_water
+    }
+}

@@ -1,0 +1,516 @@
+//! The network core against a scripted node whose log of calls the tests
+//! read: times, fairness, writable, close, leaving, order, determinism.
+
+use super::toy::{Toy, ToyConfig};
+use super::*;
+use crate::rng::Rng;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Got {
+    Start,
+    Connected(ConnId, NodeId, bool),
+    /// Connection, the frame's sequence number, its length.
+    Frame(ConnId, u64, usize),
+    Writable(ConnId),
+    Closed(ConnId),
+    Timer(u64),
+}
+
+/// Dials `dial` on start; on each connection it opened, sends `frames`
+/// (sizes), numbered from 0 in their first 8 bytes, then closes if
+/// `close`. With `refill`, it sends frames of that size whenever writable
+/// until `frames.len()` more have gone.
+#[derive(Default)]
+struct Script {
+    log: Vec<(SimTime, Got)>,
+    dial: Vec<NodeId>,
+    frames: Vec<usize>,
+    close: bool,
+    timers: Vec<(Duration, u64)>,
+    refill: Option<usize>,
+    sent: std::collections::BTreeMap<ConnId, u64>,
+}
+
+fn frame(seq: u64, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len.max(8)];
+    f[..8].copy_from_slice(&seq.to_be_bytes());
+    f
+}
+
+impl Node for Script {
+    fn start(&mut self, cx: &mut Cx) {
+        self.log.push((cx.now(), Got::Start));
+        for &to in &self.dial {
+            cx.connect(to);
+        }
+        for &(d, token) in &self.timers {
+            cx.timer(cx.now() + d, token);
+        }
+    }
+    fn connected(&mut self, cx: &mut Cx, conn: ConnId, peer: NodeId, outgoing: bool) {
+        self.log
+            .push((cx.now(), Got::Connected(conn, peer, outgoing)));
+        if outgoing {
+            for (i, &len) in self.frames.iter().enumerate() {
+                cx.send(conn, frame(i as u64, len));
+            }
+            self.sent.insert(conn, self.frames.len() as u64);
+            if self.close {
+                cx.close(conn);
+            }
+        }
+    }
+    fn frame(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
+        let seq = u64::from_be_bytes(bytes[..8].try_into().unwrap());
+        self.log
+            .push((cx.now(), Got::Frame(conn, seq, bytes.len())));
+    }
+    fn writable(&mut self, cx: &mut Cx, conn: ConnId) {
+        self.log.push((cx.now(), Got::Writable(conn)));
+        if let Some(len) = self.refill {
+            let sent = self.sent.entry(conn).or_default();
+            while cx.queued(conn) < cx.low_water() && *sent < 2 * self.frames.len() as u64 {
+                cx.send(conn, frame(*sent, len));
+                *sent += 1;
+            }
+        }
+    }
+    fn closed(&mut self, cx: &mut Cx, conn: ConnId) {
+        self.log.push((cx.now(), Got::Closed(conn)));
+    }
+    fn timer(&mut self, cx: &mut Cx, token: u64) {
+        self.log.push((cx.now(), Got::Timer(token)));
+    }
+    fn left(&mut self) {}
+}
+
+impl Script {
+    fn frames_got(&self) -> Vec<(SimTime, ConnId, u64, usize)> {
+        self.log
+            .iter()
+            .filter_map(|(t, g)| match g {
+                Got::Frame(c, s, l) => Some((*t, *c, *s, *l)),
+                _ => None,
+            })
+            .collect()
+    }
+    fn last_frame_at(&self) -> SimTime {
+        self.frames_got().last().map(|f| f.0).unwrap()
+    }
+}
+
+const MB: u64 = 1_000_000;
+
+fn us(n: u64) -> Duration {
+    Duration::from_micros(n)
+}
+
+fn at(d: Duration) -> SimTime {
+    SimTime::ZERO + d
+}
+
+/// A sender (node 0, capped at 1 MB/s) and `receivers` uncapped nodes.
+fn pair(sender: Script, receivers: usize, cfg: Config) -> Sim<Script> {
+    let mut sim = Sim::new(cfg);
+    sim.add(sender, Caps::upload(MB));
+    for _ in 0..receivers {
+        sim.add(Script::default(), Caps::default());
+    }
+    // Receivers first: a dial to a node not yet up is refused.
+    for n in (0..=receivers).rev() {
+        sim.start_at(n, SimTime::ZERO);
+    }
+    sim
+}
+
+fn run(sim: &mut Sim<Script>) {
+    while sim.step().is_some() {}
+}
+
+#[test]
+fn a_transfer_at_a_cap_takes_its_size_over_the_cap_plus_the_latency() {
+    let sender = Script {
+        dial: vec![1],
+        frames: vec![10_000; 100],
+        ..Script::default()
+    };
+    let mut sim = pair(sender, 1, Config::default());
+    run(&mut sim);
+    let rtt = us(100);
+    // Connected after one RTT, 1 MB at 1 MB/s, half an RTT to arrive.
+    assert_eq!(
+        sim.node(1).last_frame_at(),
+        at(rtt + Duration::from_secs(1) + rtt / 2)
+    );
+    assert_eq!(sim.node(1).frames_got().len(), 100);
+    assert_eq!(sim.stats(0).sent_bytes, 1_000_000);
+    assert_eq!(sim.stats(1).recv_frames, 100);
+    // The acceptor heard of the connection after half an RTT.
+    assert_eq!(
+        sim.node(1).log[1],
+        (at(rtt / 2), Got::Connected(ConnId(0), 0, false))
+    );
+    assert_eq!(
+        sim.node(0).log[1],
+        (at(rtt), Got::Connected(ConnId(0), 1, true))
+    );
+}
+
+#[test]
+fn two_connections_share_a_link_fairly_by_bytes() {
+    // One connection sends 1,000-byte frames, the other 4,000-byte ones:
+    // per frame round robin would give the second four times the first.
+    let mut sim = Sim::new(Config::default());
+    let sender = Script {
+        dial: vec![1, 2],
+        ..Script::default()
+    };
+    sim.add(sender, Caps::upload(MB));
+    sim.add(Script::default(), Caps::default());
+    sim.add(Script::default(), Caps::default());
+    for n in (0..3).rev() {
+        sim.start_at(n, SimTime::ZERO);
+    }
+    // Let both connect, then queue 400 kB on each by hand.
+    sim.run_until(at(us(200)));
+    {
+        let net = &mut sim.net_for_tests();
+        for i in 0..400 {
+            net.send(0, ConnId(0), frame(i, 1_000));
+        }
+        for i in 0..100 {
+            net.send(0, ConnId(1), frame(i, 4_000));
+        }
+    }
+    sim.run_until(at(us(200) + Duration::from_millis(400)));
+    let b: usize = sim.node(1).frames_got().iter().map(|f| f.3).sum();
+    let c: usize = sim.node(2).frames_got().iter().map(|f| f.3).sum();
+    // 400 ms at 1 MB/s: 400 kB between them, half each within a frame or two.
+    assert!((b + c).abs_diff(400_000) <= 4_000, "{b} + {c}");
+    assert!(b.abs_diff(c) <= 2 * QUANTUM, "{b} vs {c}");
+    run(&mut sim);
+    // Both finish together, at 800 kB / 1 MB/s after the start.
+    let (tb, tc) = (sim.node(1).last_frame_at(), sim.node(2).last_frame_at());
+    assert!(
+        tb.max(tc) - tb.min(tc) <= Duration::from_millis(5),
+        "{tb} {tc}"
+    );
+    assert_eq!(
+        tb.max(tc),
+        at(us(200) + Duration::from_millis(800) + us(50))
+    );
+}
+
+#[test]
+fn writable_fires_when_the_queue_falls_below_the_low_water_mark() {
+    let cfg = Config {
+        low_water: 10_000,
+        ..Config::default()
+    };
+    // 5 frames of 4,000 bytes: 20,000 queued; below 10,000 after the
+    // third has left (8,000), 12 ms after the connection is up.
+    let sender = Script {
+        dial: vec![1, 2],
+        frames: vec![4_000; 5],
+        refill: Some(4_000),
+        ..Script::default()
+    };
+    let mut sim = pair(sender, 2, cfg);
+    run(&mut sim);
+    let w: Vec<_> = sim
+        .node(0)
+        .log
+        .iter()
+        .filter(|(_, g)| matches!(g, Got::Writable(_)))
+        .collect();
+    assert!(!w.is_empty());
+    // Both connections share the link: each frame takes 4 ms and they
+    // alternate, so conn 0's third frame leaves at 4 + 8 + ... : 5 frames
+    // of the link (conn0, conn1, conn0, conn1, conn0) = 20 ms.
+    assert_eq!(
+        w[0],
+        &(
+            at(us(100) + Duration::from_millis(20)),
+            Got::Writable(ConnId(0))
+        )
+    );
+    // The refill sent 5 more on each: 10 frames each arrived, in order.
+    for r in [1, 2] {
+        let seqs: Vec<u64> = sim.node(r).frames_got().iter().map(|f| f.2).collect();
+        assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    }
+    // A queue that never reached the mark owes nothing.
+    let quiet = Script {
+        dial: vec![1],
+        frames: vec![4_000; 2],
+        ..Script::default()
+    };
+    let mut sim = pair(
+        quiet,
+        1,
+        Config {
+            low_water: 10_000,
+            ..Config::default()
+        },
+    );
+    run(&mut sim);
+    assert!(!sim
+        .node(0)
+        .log
+        .iter()
+        .any(|(_, g)| matches!(g, Got::Writable(_))));
+}
+
+#[test]
+fn close_is_graceful_and_the_other_side_hears_after_the_last_frame() {
+    let sender = Script {
+        dial: vec![1],
+        frames: vec![10_000; 3],
+        close: true,
+        ..Script::default()
+    };
+    let mut sim = pair(sender, 1, Config::default());
+    run(&mut sim);
+    let log = &sim.node(1).log;
+    let n = log.len();
+    assert_eq!(sim.node(1).frames_got().len(), 3);
+    // 30 ms on the link from the RTT on, half an RTT to arrive; the close
+    // follows the last frame at the same instant.
+    assert_eq!(
+        log[n - 1],
+        (
+            at(us(150) + Duration::from_millis(30)),
+            Got::Closed(ConnId(0))
+        )
+    );
+    assert!(matches!(log[n - 2].1, Got::Frame(_, 2, _)));
+    // The closer hears nothing of its own close.
+    assert!(!sim
+        .node(0)
+        .log
+        .iter()
+        .any(|(_, g)| matches!(g, Got::Closed(_))));
+}
+
+#[test]
+fn a_node_that_leaves_drops_its_frames_in_flight_and_its_timers() {
+    let cfg = Config {
+        rtt: Duration::from_millis(20),
+        ..Config::default()
+    };
+    let sender = Script {
+        dial: vec![1],
+        frames: vec![10_000; 100],
+        timers: vec![(Duration::from_secs(5), 7), (Duration::from_millis(1), 8)],
+        ..Script::default()
+    };
+    let mut sim = pair(sender, 1, cfg);
+    // Connected at 20 ms; frame k leaves at 20 + 10(k+1) ms and arrives
+    // 10 ms later. Leave at 105 ms: frames 0..7 have left (the 8th would
+    // at 110), 0..6 have arrived, the 7th is in flight and is dropped.
+    sim.run_until(at(Duration::from_millis(105)));
+    sim.leave(0);
+    assert!(!sim.is_up(0));
+    run(&mut sim);
+    let got = sim.node(1).frames_got();
+    assert_eq!(got.len(), 7, "{got:?}");
+    let log = &sim.node(1).log;
+    assert_eq!(
+        log.last().unwrap(),
+        &(at(Duration::from_millis(115)), Got::Closed(ConnId(0)))
+    );
+    let timers: Vec<_> = sim
+        .node(0)
+        .log
+        .iter()
+        .filter(|(_, g)| matches!(g, Got::Timer(_)))
+        .collect();
+    assert_eq!(timers, vec![&(at(Duration::from_millis(1)), Got::Timer(8))]);
+    // Back again: start is called and it dials anew.
+    sim.rejoin(0);
+    run(&mut sim);
+    let starts = sim
+        .node(0)
+        .log
+        .iter()
+        .filter(|(_, g)| *g == Got::Start)
+        .count();
+    assert_eq!(starts, 2);
+    assert_eq!(sim.node(1).frames_got().len(), 7 + 100);
+}
+
+#[test]
+fn dialling_a_node_that_is_down_is_refused_after_one_rtt() {
+    let mut sim = Sim::new(Config::default());
+    sim.add(
+        Script {
+            dial: vec![1, 0, 9],
+            ..Script::default()
+        },
+        Caps::default(),
+    );
+    sim.add(Script::default(), Caps::default());
+    sim.start_at(0, SimTime::ZERO);
+    run(&mut sim);
+    let closed: Vec<_> = sim.node(0).log.iter().skip(1).cloned().collect();
+    assert_eq!(
+        closed,
+        (0..3)
+            .map(|c| (at(us(100)), Got::Closed(ConnId(c))))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn frames_of_one_connection_arrive_in_order_under_any_latency_and_caps() {
+    let mut rng = Rng::seeded(5);
+    let lat: Vec<u64> = (0..6).map(|_| 1 + rng.below(30_000)).collect();
+    let cfg = Config {
+        latency: Some(Box::new(move |a, b| us(lat[a] + lat[b]))),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(cfg);
+    for i in 0..6 {
+        let sizes: Vec<usize> = (0..50).map(|_| 8 + rng.below(9_000) as usize).collect();
+        let caps = Caps {
+            up: Some(200_000 + 100_000 * i as u64),
+            down: (i % 2 == 0).then_some(300_000),
+        };
+        sim.add(
+            Script {
+                dial: (0..6).filter(|&j| j > i).collect(),
+                frames: sizes,
+                ..Script::default()
+            },
+            caps,
+        );
+    }
+    for i in (0..6).rev() {
+        sim.start_at(i, SimTime::ZERO);
+    }
+    run(&mut sim);
+    for n in sim.nodes() {
+        let mut next: std::collections::BTreeMap<ConnId, u64> = Default::default();
+        for (_, c, seq, _) in n.frames_got() {
+            let want = next.entry(c).or_default();
+            assert_eq!(seq, *want, "{c:?}");
+            *want += 1;
+        }
+    }
+    let total: u64 = sim
+        .nodes()
+        .iter()
+        .map(|n| n.frames_got().len() as u64)
+        .sum();
+    assert_eq!(total, 15 * 50);
+}
+
+#[test]
+fn a_download_cap_is_shared_by_the_senders() {
+    let mut sim = Sim::new(Config::default());
+    sim.add(
+        Script::default(),
+        Caps {
+            up: None,
+            down: Some(MB),
+        },
+    );
+    for _ in 0..2 {
+        sim.add(
+            Script {
+                dial: vec![0],
+                frames: vec![10_000; 50],
+                ..Script::default()
+            },
+            Caps::upload(MB),
+        );
+    }
+    for n in 0..3 {
+        sim.start_at(n, SimTime::ZERO);
+    }
+    run(&mut sim);
+    // 1 MB through a 1 MB/s download link: a second, not half of one.
+    let t = sim.node(0).last_frame_at();
+    assert_eq!(t, at(us(150) + Duration::from_millis(1010)), "{t}");
+}
+
+/// A toy swarm: node 0 seeds `size` bytes to `n` leechers, every upload at `cap`.
+fn toy_swarm(n: usize, size: usize, cap: u64, seed: u64) -> Sim<Toy> {
+    let mut rng = Rng::seeded(seed);
+    let original: Arc<[u8]> = (0..size).map(|_| rng.next_u64() as u8).collect();
+    let mut sim = Sim::new(Config::default());
+    let cfg = ToyConfig {
+        degree: 3,
+        ..ToyConfig::default()
+    };
+    sim.add(Toy::seeder(original.clone(), 4096, cfg), Caps::upload(cap));
+    let directory: Arc<[NodeId]> = (1..=n).collect();
+    for i in 1..=n {
+        let t = Toy::leecher(
+            original.clone(),
+            4096,
+            0,
+            directory.clone(),
+            cfg,
+            seed ^ i as u64,
+        );
+        sim.add(t, Caps::upload(cap));
+    }
+    for i in 0..=n {
+        sim.start_at(i, SimTime::ZERO);
+    }
+    sim
+}
+
+fn run_toy(sim: &mut Sim<Toy>) -> Vec<Option<SimTime>> {
+    while let Some(s) = sim.step() {
+        if s.at > at(Duration::from_secs(600)) {
+            break;
+        }
+        if sim.nodes()[1..].iter().all(Toy::is_complete) {
+            break;
+        }
+    }
+    sim.nodes().iter().map(Toy::done_at).collect()
+}
+
+#[test]
+fn a_toy_swarm_ends_with_every_copy_the_original() {
+    let mut sim = toy_swarm(6, 300_000, 1_000_000, 3);
+    let done = run_toy(&mut sim);
+    for n in &sim.nodes()[1..] {
+        assert!(n.store().is_original());
+    }
+    assert!(done[1..].iter().all(Option::is_some));
+    // Nobody can beat the seeder's first copy: F / u_s.
+    let last = done.iter().flatten().max().unwrap();
+    assert!(last.as_secs_f64() > 0.3, "{last}");
+}
+
+#[test]
+fn a_run_is_the_same_for_the_same_seed() {
+    let a = run_toy(&mut toy_swarm(5, 200_000, 500_000, 11));
+    let b = run_toy(&mut toy_swarm(5, 200_000, 500_000, 11));
+    let c = run_toy(&mut toy_swarm(5, 200_000, 500_000, 12));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn a_leecher_that_leaves_and_comes_back_resumes_and_finishes() {
+    let mut sim = toy_swarm(4, 400_000, 500_000, 21);
+    sim.run_until(at(Duration::from_millis(300)));
+    let had = sim.node(2).store().written().count();
+    assert!(had > 0 && !sim.node(2).is_complete());
+    sim.leave(2);
+    sim.run_until(at(Duration::from_millis(800)));
+    assert_eq!(
+        sim.node(2).store().written().count(),
+        had,
+        "nothing while away"
+    );
+    sim.rejoin(2);
+    run_toy(&mut sim);
+    assert!(sim.nodes()[1..].iter().all(|n| n.store().is_original()));
+}
