@@ -170,7 +170,10 @@ impl Plan {
         if n == 0 || max == 0 || self.needed.count() == 0 {
             return Vec::new();
         }
-        let random = self.swarm && self.done.count() < RANDOM_FIRST;
+        // In a swarm a complete holder's upload is what every peer waits
+        // for: ask it only for pieces no other connected holder has.
+        let spare_seeder = self.swarm && have.is_full();
+        let random = self.swarm && self.done.count() < RANDOM_FIRST && !spare_seeder;
         let spread = self.swarm;
         let (start, max) = if spread {
             (rng.below(n as u64) as u32, max.min(self.spread_run))
@@ -181,6 +184,9 @@ impl Plan {
             return Vec::new();
         };
         let rarity = self.avail[first as usize];
+        if spare_seeder && rarity > 1 {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         let mut p = first;
         while out.len() < max

@@ -6,6 +6,8 @@ pub mod bench;
 pub mod config;
 pub mod lookup;
 pub mod progress_view;
+pub mod seeding;
+pub mod serve;
 pub mod server;
 pub mod shell;
 pub mod store;

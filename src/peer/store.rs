@@ -22,6 +22,21 @@ pub struct SharedFile {
     pub file: File,
     /// A download in progress: only its verified pieces may be served.
     pub partial: Option<Arc<Reassembler>>,
+    /// A complete file: the seeder's schedule across its connections.
+    pub seeding: Option<std::sync::Mutex<super::seeding::Seeding>>,
+}
+
+impl SharedFile {
+    fn complete(record: Arc<FileRecord>, file: File) -> SharedFile {
+        let seeding =
+            super::seeding::Seeding::new(record.piece_count(), crate::rng::Rng::new().next_u64());
+        SharedFile {
+            record,
+            file,
+            partial: None,
+            seeding: Some(std::sync::Mutex::new(seeding)),
+        }
+    }
 }
 
 impl SharedFile {
@@ -139,11 +154,7 @@ impl Store {
         if let Ok(meta) = file.metadata() {
             self.save_cache(&record, &Stamp::of(&meta));
         }
-        let shared = Arc::new(SharedFile {
-            record: record.clone(),
-            file,
-            partial: None,
-        });
+        let shared = Arc::new(SharedFile::complete(record.clone(), file));
         write(&self.files).insert(record.name.clone(), shared);
     }
 
@@ -158,6 +169,7 @@ impl Store {
             record: reasm.record().clone(),
             file,
             partial: Some(reasm),
+            seeding: None,
         });
         write(&self.partials).insert(shared.record.name.clone(), shared);
         Ok(())

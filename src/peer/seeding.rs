@@ -1,0 +1,176 @@
+//! A seeder's schedule for one complete file, shared by all its block
+//! server connections: which pieces it has handed out, and to whom.
+//!
+//! The seeder's upload is what a swarm waits for, and every piece it sends
+//! twice is time lost. So while more than one downloader has the file
+//! open, a new connection is not told "I have everything": it is offered
+//! a few pieces that no other connection has been offered (OPENED with
+//! those only), and more by HAVE as it asks for them, in the spirit of
+//! BEP 16 super-seeding but with no slow start: enough are offered at
+//! once to keep its pipeline full. Leechers trade the pieces among
+//! themselves. When no fresh piece is left for a connection, it is told
+//! the rest (HAVE of everything): from then on it asks the seeder only for
+//! pieces no connected leecher can give (see `plan::claim`).
+//!
+//! Pure state: the block server machines reach it through a mutex held
+//! for the call.
+
+use crate::bitfield::Bitfield;
+use crate::rng::Rng;
+
+/// Pieces offered and not yet asked for, per connection: enough to fill a
+/// downloader's pipeline of `fetch::MIN_WINDOW` blocks twice over.
+pub const OFFER_BLOCKS: u32 = 32;
+
+pub struct Seeding {
+    pieces: u32,
+    /// Offered to some connection (or sent): not fresh any more.
+    offered: Bitfield,
+    /// Times each piece was sent, whole or in part.
+    sent: Vec<u16>,
+    /// Connections that have the file open.
+    open: u32,
+    rng: Rng,
+}
+
+impl Seeding {
+    pub fn new(pieces: u32, seed: u64) -> Seeding {
+        Seeding {
+            pieces,
+            offered: Bitfield::new(pieces),
+            sent: vec![0; pieces as usize],
+            open: 0,
+            rng: Rng::seeded(seed),
+        }
+    }
+
+    /// A connection opens the file: what to tell it it has. The first one
+    /// alone is told everything (a one-to-one transfer goes at full
+    /// speed); later ones get offers while others are open.
+    pub fn open(&mut self, want: u32) -> Bitfield {
+        self.open += 1;
+        if self.open == 1 {
+            return Bitfield::full(self.pieces);
+        }
+        let mut told = Bitfield::new(self.pieces);
+        self.offer(&mut told, want);
+        told
+    }
+
+    /// A connection closed. If it was given offers, `(told, asked)`: the
+    /// pieces it was offered and never asked for are fresh again, for the
+    /// others.
+    pub fn close(&mut self, offers: Option<(&Bitfield, &Bitfield)>) {
+        self.open = self.open.saturating_sub(1);
+        let Some((told, asked)) = offers else {
+            return;
+        };
+        for p in told.minus(asked).iter_ones() {
+            if self.sent[p as usize] == 0 {
+                self.offered.clear(p);
+            }
+        }
+    }
+
+    /// Adds up to `want` fresh pieces to `told`, from a random place; the
+    /// new ones. When none is left, everything not yet told: the
+    /// connection sees a complete holder from then on.
+    pub fn offer(&mut self, told: &mut Bitfield, want: u32) -> Bitfield {
+        let mut new = Bitfield::new(self.pieces);
+        if self.pieces == 0 || told.is_full() {
+            return new;
+        }
+        let start = self.rng.below(self.pieces as u64) as u32;
+        let mut got = 0;
+        for (from, to) in [(start, self.pieces), (0, start)] {
+            let mut at = from;
+            while got < want {
+                match self.offered.next(at, false) {
+                    Some(p) if p < to => {
+                        self.offered.set(p);
+                        told.set(p);
+                        new.set(p);
+                        got += 1;
+                        at = p + 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if got == 0 {
+            new = told_rest(told);
+        }
+        new
+    }
+
+    /// `count` blocks of piece `p` went out.
+    pub fn sent(&mut self, piece: u32) {
+        self.offered.set(piece);
+        let s = &mut self.sent[piece as usize];
+        *s = s.saturating_add(1);
+    }
+
+    /// Copies of the file sent so far, counted in pieces.
+    pub fn copies(&self) -> f64 {
+        if self.pieces == 0 {
+            return 0.0;
+        }
+        self.sent.iter().map(|&s| s as u64).sum::<u64>() as f64 / self.pieces as f64
+    }
+
+    /// Pieces not yet offered to anyone.
+    pub fn fresh(&self) -> u32 {
+        self.pieces - self.offered.count()
+    }
+}
+
+/// Marks every piece told; returns the ones that were not.
+fn told_rest(told: &mut Bitfield) -> Bitfield {
+    let rest = Bitfield::full(told.len()).minus(told);
+    told.union_with(&rest);
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_alone_gets_everything_later_ones_disjoint_offers() {
+        let mut s = Seeding::new(100, 1);
+        assert!(s.open(10).is_full());
+        let a = s.open(10);
+        let b = s.open(10);
+        assert_eq!((a.count(), b.count()), (10, 10));
+        assert_eq!(a.minus(&b).count(), 10, "disjoint");
+        assert_eq!(s.fresh(), 80);
+    }
+
+    #[test]
+    fn offers_run_out_into_everything() {
+        let mut s = Seeding::new(20, 2);
+        s.open(0);
+        let mut a = s.open(8);
+        let mut b = s.open(8);
+        let more = s.offer(&mut a, 8);
+        assert_eq!(more.count(), 4, "only 4 fresh left");
+        let rest = s.offer(&mut b, 8);
+        assert!(b.is_full(), "no fresh piece: told everything");
+        assert_eq!(rest.count(), 12);
+        assert!(s.offer(&mut b, 8).count() == 0);
+    }
+
+    #[test]
+    fn pieces_offered_to_a_closed_connection_come_back() {
+        let mut s = Seeding::new(10, 3);
+        s.open(0);
+        let told = s.open(6);
+        let mut asked = Bitfield::new(10);
+        let first = told.iter_ones().next().unwrap();
+        asked.set(first);
+        s.sent(first);
+        s.close(Some((&told, &asked)));
+        assert_eq!(s.fresh(), 9, "all but the one sent");
+        assert!((s.copies() - 0.1).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,207 @@
+//! The block-server machine driven directly, over files in memory.
+
+use super::*;
+
+struct Lib(Vec<MemFile>);
+
+impl Library for Lib {
+    type File = MemFile;
+    fn find(&self, name: &str) -> Option<MemFile> {
+        self.0.iter().find(|f| f.record.name == name).cloned()
+    }
+    fn id(&self) -> &str {
+        "S"
+    }
+}
+
+fn complete(name: &str, blocks: usize) -> MemFile {
+    let data = vec![7u8; blocks * 4096];
+    let record = Arc::new(FileRecord::from_bytes(name, &data));
+    let pieces = record.piece_count();
+    MemFile {
+        record,
+        partial: None,
+        seeding: Some(Arc::new(Mutex::new(Seeding::new(pieces, 5)))),
+    }
+}
+
+fn open(m: &mut Serve<MemFile>, lib: &Lib, name: &str, now: Instant) -> (u32, Bitfield) {
+    let md5 = lib.find(name).unwrap().record.md5;
+    let req = PeerRequest::Open {
+        name: name.into(),
+        md5,
+    };
+    m.on_request(req, now, lib).unwrap();
+    match m.replies().next() {
+        Some(PeerReply::Opened { handle, have }) => (handle, have),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn request(block: u32, count: u16) -> PeerRequest {
+    PeerRequest::Request {
+        handle: 0,
+        block,
+        count,
+    }
+}
+
+#[test]
+fn requests_are_served_in_slices_and_cancel_trims_the_queue() {
+    let lib = Lib(vec![complete("f", 200)]);
+    let t0 = Instant::now();
+    let mut m = Serve::new(t0);
+    let (handle, have) = open(&mut m, &lib, "f", t0);
+    assert!(have.is_full(), "a lone downloader is told everything");
+    m.on_request(request(0, 64), t0, &lib).unwrap();
+    m.on_request(request(100, 10), t0, &lib).unwrap();
+    let s = m.next_slice().unwrap().unwrap();
+    assert_eq!((s.handle, s.block, s.count), (handle, 0, SLICE_BLOCKS));
+    // Cancel the middle of what is left: the queue is trimmed and split.
+    let cancel = PeerRequest::Cancel {
+        handle: 0,
+        block: 20,
+        count: 30,
+    };
+    m.on_request(cancel, t0, &lib).unwrap();
+    let mut rest = Vec::new();
+    while let Some(s) = m.next_slice().unwrap() {
+        rest.push((s.block, s.count));
+    }
+    assert_eq!(rest, [(16, 4), (50, 14), (100, 10)]);
+}
+
+#[test]
+fn bad_requests_end_the_connection_unknown_files_do_not() {
+    let lib = Lib(vec![complete("f", 10)]);
+    let t0 = Instant::now();
+    let mut m = Serve::new(t0);
+    assert!(
+        m.on_request(request(0, 1), t0, &lib).is_err(),
+        "never opened"
+    );
+    let mut m = Serve::new(t0);
+    let nope = PeerRequest::Open {
+        name: "g".into(),
+        md5: [0; 16],
+    };
+    m.on_request(nope, t0, &lib).unwrap();
+    assert!(matches!(
+        m.replies().next(),
+        Some(PeerReply::Error { code: 2, .. })
+    ));
+    let wrong = PeerRequest::Open {
+        name: "f".into(),
+        md5: [0; 16],
+    };
+    m.on_request(wrong, t0, &lib).unwrap();
+    assert!(matches!(m.replies().next(), Some(PeerReply::Error { .. })));
+    open(&mut m, &lib, "f", t0);
+    assert!(
+        m.on_request(request(5, 10), t0, &lib).is_err(),
+        "beyond the end"
+    );
+    m.on_request(PeerRequest::Ping { nonce: 4 }, t0, &lib)
+        .unwrap();
+    m.on_request(PeerRequest::Bye, t0, &lib).unwrap();
+    let r: Vec<_> = m.replies().collect();
+    assert_eq!(r, [PeerReply::Pong { nonce: 4 }, PeerReply::Ok]);
+    assert!(m.closing());
+}
+
+#[test]
+fn a_download_in_progress_serves_verified_pieces_and_tells_new_ones() {
+    let mut f = complete("p", 8);
+    f.seeding = None;
+    let mut have = Bitfield::new(8);
+    have.set(2);
+    let state = Arc::new(Mutex::new((1u64, have)));
+    f.partial = Some(state.clone());
+    let lib = Lib(vec![f]);
+    let t0 = Instant::now();
+    let mut m = Serve::new(t0);
+    let (_, told) = open(&mut m, &lib, "p", t0);
+    assert_eq!(told.iter_ones().collect::<Vec<_>>(), [2]);
+    // A request for an unverified piece is refused when its turn comes.
+    m.on_request(request(5, 1), t0, &lib).unwrap();
+    assert!(m.next_slice().is_err());
+    // Newly verified pieces go out as HAVE, once.
+    let mut m = Serve::new(t0);
+    open(&mut m, &lib, "p", t0);
+    {
+        let mut s = state.lock().unwrap();
+        s.0 = 2;
+        s.1.set(5);
+        s.1.set(6);
+    }
+    m.tick(t0).unwrap();
+    match m.replies().collect::<Vec<_>>().as_slice() {
+        [PeerReply::Have { have, .. }] => assert_eq!(have.iter_ones().collect::<Vec<_>>(), [5, 6]),
+        other => panic!("{other:?}"),
+    }
+    m.tick(t0).unwrap();
+    assert_eq!(m.replies().count(), 0);
+}
+
+#[test]
+fn a_seeder_with_several_downloaders_offers_disjoint_pieces_then_everything() {
+    let lib = Lib(vec![complete("s", 100)]);
+    let t0 = Instant::now();
+    let mut first = Serve::new(t0);
+    assert!(open(&mut first, &lib, "s", t0).1.is_full());
+    let mut a = Serve::new(t0);
+    let mut b = Serve::new(t0);
+    let (_, offer_a) = open(&mut a, &lib, "s", t0);
+    let (_, offer_b) = open(&mut b, &lib, "s", t0);
+    assert_eq!(offer_a.count(), OFFER_BLOCKS);
+    assert_eq!(offer_a.minus(&offer_b).count(), OFFER_BLOCKS, "disjoint");
+    // A asks for what it was offered; more offers follow by HAVE.
+    for p in offer_a.iter_ones() {
+        a.on_request(request(p, 1), t0, &lib).unwrap();
+    }
+    a.tick(t0).unwrap();
+    let more = match a.replies().collect::<Vec<_>>().as_slice() {
+        [PeerReply::Have { have, .. }] => have.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(more.count(), OFFER_BLOCKS);
+    assert_eq!(more.minus(&offer_b).count(), OFFER_BLOCKS);
+    while a.next_slice().unwrap().is_some() {}
+    // Asking for a piece it was not offered is a protocol error.
+    let not_offered = offer_b.iter_ones().next().unwrap();
+    a.on_request(request(not_offered, 1), t0, &lib).unwrap();
+    assert!(a.next_slice().is_err());
+    // B leaves without asking: its offers go to the next.
+    b.close();
+    let seeding = lib.0[0].seeding.clone().unwrap();
+    assert_eq!(seeding.lock().unwrap().fresh(), 100 - 2 * OFFER_BLOCKS);
+    // Fresh pieces run out: the connection is told everything.
+    let mut c = Serve::new(t0);
+    let (_, offer_c) = open(&mut c, &lib, "s", t0);
+    for p in offer_c.iter_ones() {
+        c.on_request(request(p, 1), t0, &lib).unwrap();
+    }
+    let mut told = offer_c.clone();
+    for _ in 0..5 {
+        c.tick(t0).unwrap();
+        for r in c.replies().collect::<Vec<_>>() {
+            if let PeerReply::Have { have, .. } = r {
+                told.union_with(&have);
+                for p in have.iter_ones() {
+                    c.on_request(request(p, 1), t0, &lib).unwrap();
+                }
+            }
+        }
+    }
+    assert!(told.is_full());
+}
+
+#[test]
+fn an_idle_connection_times_out() {
+    let lib = Lib(vec![complete("f", 4)]);
+    let t0 = Instant::now();
+    let mut m: Serve<MemFile> = Serve::new(t0);
+    open(&mut m, &lib, "f", t0);
+    assert!(m.tick(t0 + IDLE_TIMEOUT).is_ok());
+    assert!(m.tick(t0 + IDLE_TIMEOUT + Duration::from_secs(1)).is_err());
+}
