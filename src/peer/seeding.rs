@@ -18,9 +18,16 @@
 use crate::bitfield::Bitfield;
 use crate::rng::Rng;
 
-/// Pieces offered and not yet asked for, per connection: enough to fill a
-/// downloader's pipeline of `fetch::MIN_WINDOW` blocks twice over.
+/// Blocks offered and not yet asked for, per connection, at most: enough
+/// to fill a downloader's pipeline of `fetch::MIN_WINDOW` blocks twice
+/// over...
 pub const OFFER_BLOCKS: u32 = 32;
+/// ...and at least this many...
+pub const MIN_OFFER_BLOCKS: u32 = 4;
+/// ...sharing about this many among all the connections: what the seeder
+/// has offered and not yet sent is what leechers told "everything" later
+/// would take a second copy of, so it stays about a second of upload.
+pub const OFFERED_BLOCKS: u32 = 256;
 
 pub struct Seeding {
     pieces: u32,
@@ -47,14 +54,22 @@ impl Seeding {
     /// A connection opens the file: what to tell it it has. The first one
     /// alone is told everything (a one-to-one transfer goes at full
     /// speed); later ones get offers while others are open.
-    pub fn open(&mut self, want: u32) -> Bitfield {
+    pub fn open(&mut self, blocks_per_piece: u32) -> Bitfield {
         self.open += 1;
         if self.open == 1 {
             return Bitfield::full(self.pieces);
         }
         let mut told = Bitfield::new(self.pieces);
+        let want = self.offer_size(blocks_per_piece);
         self.offer(&mut told, want);
         told
+    }
+
+    /// Pieces to keep offered to each connection, for the connections
+    /// open now.
+    pub fn offer_size(&self, blocks_per_piece: u32) -> u32 {
+        let blocks = (OFFERED_BLOCKS / self.open.max(1)).clamp(MIN_OFFER_BLOCKS, OFFER_BLOCKS);
+        (blocks / blocks_per_piece.max(1)).max(1)
     }
 
     /// A connection closed. If it was given offers, `(told, asked)`: the
@@ -138,20 +153,27 @@ mod tests {
     #[test]
     fn the_first_alone_gets_everything_later_ones_disjoint_offers() {
         let mut s = Seeding::new(100, 1);
-        assert!(s.open(10).is_full());
-        let a = s.open(10);
-        let b = s.open(10);
-        assert_eq!((a.count(), b.count()), (10, 10));
-        assert_eq!(a.minus(&b).count(), 10, "disjoint");
-        assert_eq!(s.fresh(), 80);
+        assert!(s.open(1).is_full());
+        let a = s.open(1);
+        let b = s.open(1);
+        assert_eq!((a.count(), b.count()), (32, 32));
+        assert_eq!(a.minus(&b).count(), 32, "disjoint");
+        assert_eq!(s.fresh(), 36);
+        // Many connections share about a second of upload between them.
+        for _ in 0..60 {
+            s.open += 1;
+        }
+        assert_eq!(s.offer_size(1), MIN_OFFER_BLOCKS);
+        assert_eq!(s.offer_size(16), 1);
     }
 
     #[test]
     fn offers_run_out_into_everything() {
         let mut s = Seeding::new(20, 2);
-        s.open(0);
-        let mut a = s.open(8);
-        let mut b = s.open(8);
+        s.open(1);
+        let mut a = s.open(4);
+        let mut b = s.open(4);
+        assert_eq!((a.count(), b.count()), (8, 8));
         let more = s.offer(&mut a, 8);
         assert_eq!(more.count(), 4, "only 4 fresh left");
         let rest = s.offer(&mut b, 8);
@@ -163,13 +185,14 @@ mod tests {
     #[test]
     fn pieces_offered_to_a_closed_connection_come_back() {
         let mut s = Seeding::new(10, 3);
-        s.open(0);
-        let told = s.open(6);
+        s.open(1);
+        let told = s.open(1);
         let mut asked = Bitfield::new(10);
         let first = told.iter_ones().next().unwrap();
         asked.set(first);
         s.sent(first);
         s.close(Some((&told, &asked)));
+        assert_eq!(told.count(), 10);
         assert_eq!(s.fresh(), 9, "all but the one sent");
         assert!((s.copies() - 0.1).abs() < 1e-9);
     }

@@ -12,7 +12,7 @@
 //! whose seeder has several downloaders at once, OPENED and HAVE carry
 //! the offers of its `Seeding` schedule instead of everything.
 
-use super::seeding::{Seeding, OFFER_BLOCKS};
+use super::seeding::Seeding;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::record::{FileRecord, Md5Digest};
@@ -194,10 +194,10 @@ impl<F: Served> Serve<F> {
             return Err(Error::protocol("too many files opened on one connection"));
         }
         let pieces = f.record().piece_count();
-        let want = offer_size(f.record());
+        let bpp = f.record().blocks_per_piece;
         let (told, offers) = match f.seeding() {
             Some(s) => {
-                let told = lock(s).open(want);
+                let told = lock(s).open(bpp);
                 let offers = !told.is_full();
                 (told, offers)
             }
@@ -307,28 +307,25 @@ impl<F: Served> Serve<F> {
     }
 }
 
-/// Tops up a connection's offers so that at least `OFFER_BLOCKS` worth are
-/// offered and not yet asked for; the newly offered pieces.
+/// Tops up a connection's offers (see `Seeding::offer_size`); the newly
+/// offered pieces.
 fn more_offers<F: Served>(o: &mut Opened<F>) -> Bitfield {
     let record = o.file.record();
-    let waiting = o.told.minus(&o.asked).count();
-    let want = offer_size(record);
+    let none = || Bitfield::new(record.piece_count());
     let Some(s) = o.file.seeding() else {
-        return Bitfield::new(record.piece_count());
+        return none();
     };
-    if waiting >= want / 2 || o.told.is_full() {
-        return Bitfield::new(record.piece_count());
+    let waiting = o.told.minus(&o.asked).count();
+    let mut s = lock(s);
+    let want = s.offer_size(record.blocks_per_piece);
+    if waiting >= want.div_ceil(2) || o.told.is_full() {
+        return none();
     }
-    let new = lock(s).offer(&mut o.told, want - waiting);
+    let new = s.offer(&mut o.told, want - waiting);
     if o.told.is_full() {
         o.offers = false;
     }
     new
-}
-
-/// Pieces to keep offered: `OFFER_BLOCKS` worth, at least one.
-fn offer_size(record: &FileRecord) -> u32 {
-    (OFFER_BLOCKS / record.blocks_per_piece.max(1)).max(1)
 }
 
 fn lock(s: &Mutex<Seeding>) -> std::sync::MutexGuard<'_, Seeding> {

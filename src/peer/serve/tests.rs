@@ -1,6 +1,7 @@
 //! The block-server machine driven directly, over files in memory.
 
 use super::*;
+use crate::peer::seeding::OFFER_BLOCKS;
 
 struct Lib(Vec<MemFile>);
 
