@@ -209,6 +209,16 @@ impl Fetch {
         self.out.drain(..)
     }
 
+    /// The oldest action not yet taken, for a driver that acts on the
+    /// machine between actions (a write reported back with `written`).
+    pub fn next_action(&mut self) -> Option<Action> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.remove(0))
+        }
+    }
+
     /// The lowest RTT measured (zero before the first PONG).
     pub fn rtt(&self) -> Duration {
         if self.rtt == Duration::MAX {

@@ -77,7 +77,11 @@ fn drive(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStat
         }
         let wait = fetch.poll(Instant::now(), shared)?;
         perform(shared, conn, fetch, stats)?;
-        stats.useful.store(fetch.useful(shared), Ordering::Relaxed);
+        if fetch.owed() == 0 {
+            // Only while nothing is owed: a scan of the plan per block
+            // would cost more than the block.
+            stats.useful.store(fetch.useful(shared), Ordering::Relaxed);
+        }
         match wait {
             Wait::Done => return conn.flush(),
             Wait::Work(_) => {
@@ -121,9 +125,8 @@ fn drive(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStat
 /// Carries out what the machine asked for: requests are queued on the
 /// connection, verified runs written, progress reported.
 fn perform(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStats) -> Result<()> {
-    let actions: Vec<Action> = fetch.actions().collect();
     let mut result = Ok(());
-    for a in actions {
+    while let Some(a) = fetch.next_action() {
         match a {
             Action::Send(req) => {
                 if result.is_ok() {

@@ -84,6 +84,8 @@ fn serve(peer: &Arc<Peer>, conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> R
                 Ok(true) => {
                     let req = conn.take::<PeerRequest>()?;
                     m.on_request(req, Instant::now(), peer.as_ref())?;
+                    // Answers go out before the next wait for a request.
+                    queue_replies(conn, m)?;
                 }
                 Ok(false) => return Ok(()),
                 Err(Error::Timeout(_)) => break,
@@ -91,9 +93,7 @@ fn serve(peer: &Arc<Peer>, conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> R
             }
         }
         m.tick(Instant::now())?;
-        for reply in m.replies().collect::<Vec<_>>() {
-            conn.queue(&reply)?;
-        }
+        queue_replies(conn, m)?;
         if m.closing() {
             return conn.flush();
         }
@@ -101,6 +101,13 @@ fn serve(peer: &Arc<Peer>, conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> R
             send_blocks(peer, conn, &slice, &mut buf)?;
         }
     }
+}
+
+fn queue_replies(conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<()> {
+    for reply in m.replies() {
+        conn.queue(&reply)?;
+    }
+    Ok(())
 }
 
 /// Reads the slice with one positioned read and writes its BLOCK frames
