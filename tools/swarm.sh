@@ -114,9 +114,11 @@ on() {
 
 # Every host's server port, chosen before anything starts: in a namespace a
 # host has every port to itself; on loopback they are free, distinct ports
-# from a random base, so two runs at once do not collide.
+# from a random base, so two runs at once do not collide, and below the
+# kernel's ephemeral range (32768 up), where the peers' own UDP sockets to
+# the tracker land and `free_port`'s TCP probe cannot see them.
 PORT=()
-p=$((20000 + RANDOM % 20000))
+p=$((10000 + RANDOM % 20000))
 for h in $(seq 0 $((N + 1))); do
   if [ -n "${HOST_NS[$h]}" ]; then
     PORT+=($((h == 0 ? 8000 : 9000)))
