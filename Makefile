@@ -11,6 +11,7 @@ build:
 
 # Unit tests (pure logic) and integration tests (the real binaries on loopback).
 test:
+	@tools/test_deps.sh
 	$(CARGO) test --all-targets
 
 lint:
