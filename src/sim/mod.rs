@@ -41,12 +41,14 @@
 //! of traffic through at once after an idle spell); loss.
 
 mod net;
+pub mod peer;
 mod run;
 mod store;
 #[cfg(test)]
 mod tests;
 mod time;
 pub mod toy;
+pub mod tracker;
 
 pub use net::{Cx, NodeStats};
 pub use run::{Sim, Stepped};
