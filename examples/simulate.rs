@@ -242,6 +242,9 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
         let Some(s) = sim.step() else {
             break;
         };
+        if std::env::var_os("SIM_DEBUG").is_some() && sim.events() % 1_000_000 == 0 {
+            eprintln!("debug: {} events, t={} node {:?}", sim.events(), s.at, s.node);
+        }
         if s.at > limit {
             break;
         }

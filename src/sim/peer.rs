@@ -501,10 +501,14 @@ impl SimPeer {
         };
         self.perform(cx, conn);
         let t = cx.now();
+        // As the worker, the times in `Wait` are not used: it reads the
+        // socket for up to `POLL`, or waits for work up to `WORK_WAIT`.
+        // (A PING unanswered for longer than `PING_EVERY` makes `Reply`'s
+        // time lie in the past: a driver that slept until then would spin.)
         let (wake, for_work) = match wait {
             Wait::Done => return self.end_fetch(cx, conn, Ok(())),
-            Wait::Work(at) => (self.base_at(at).min(t + WORK_WAIT), true),
-            Wait::Reply(at) => (self.base_at(at).min(t + POLL), false),
+            Wait::Work(_) => (t + WORK_WAIT, true),
+            Wait::Reply(_) => (t + POLL, false),
         };
         let Some(f) = self.dl.as_mut().and_then(|dl| dl.fetches.get_mut(&conn)) else {
             return;
@@ -520,10 +524,6 @@ impl SimPeer {
             cx.timer(f.wake, T_FETCH | conn.0 as u64);
         }
         self.perform(cx, conn);
-    }
-
-    fn base_at(&self, at: Instant) -> SimTime {
-        SimTime::from_nanos(at.saturating_duration_since(self.base).as_nanos() as u64)
     }
 
     /// `worker::perform`: requests go out, verified runs are written into
