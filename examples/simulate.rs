@@ -243,7 +243,12 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
             break;
         };
         if std::env::var_os("SIM_DEBUG").is_some() && sim.events() % 1_000_000 == 0 {
-            eprintln!("debug: {} events, t={} node {:?}", sim.events(), s.at, s.node);
+            eprintln!(
+                "debug: {} events, t={} node {:?}",
+                sim.events(),
+                s.at,
+                s.node
+            );
         }
         if s.at > limit {
             break;

@@ -23,8 +23,8 @@
 //!     the other sides are told after the latency.
 //! - [`CopyStore`] holds one node's copy of a file against the original
 //!   without a copy of the bytes, so a thousand 16 MiB copies fit.
-//! - [`toy`] is a stand-in peer that exists only to test this module and
-//!   the harness (`examples/simulate.rs`) until the real machines drive it.
+//! - [`peer::SimPeer`] is a peer made of the real machines (see `peer.rs`),
+//!   and [`tracker::Tracker`] the tracker it asks who takes part.
 //!
 //! Using it: `Sim::new(Config { rtt, .. })`, then `sim.add(node,
 //! Caps::upload(rate))` for each node (ids 0, 1, ...), `sim.start_at(id,
@@ -47,7 +47,6 @@ mod store;
 #[cfg(test)]
 mod tests;
 mod time;
-pub mod toy;
 pub mod tracker;
 
 pub use net::{Cx, NodeStats};

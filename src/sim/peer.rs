@@ -58,6 +58,8 @@ use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CON
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+// BTreeMaps where the order of iteration decides the order of calls, so a
+// run is a function of its seeds.
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -100,7 +102,7 @@ struct Fetching {
 /// One download: the coordinator's state and its workers.
 struct Download {
     plan: RefCell<Plan>,
-    fetches: HashMap<ConnId, Fetching>,
+    fetches: BTreeMap<ConnId, Fetching>,
     running: HashMap<NodeId, ConnId>,
     attempts: HashMap<NodeId, u32>,
     busy: HashMap<NodeId, u32>,
@@ -124,7 +126,7 @@ pub struct SimPeer {
     /// complete file once there is one.
     partial: Option<MemFile>,
     complete: Option<MemFile>,
-    serving: HashMap<ConnId, Serve<MemFile>>,
+    serving: BTreeMap<ConnId, Serve<MemFile>>,
     dl: Option<Download>,
     done_at: Option<SimTime>,
     stats: PeerStats,
@@ -190,7 +192,7 @@ impl SimPeer {
             verified,
             partial: None,
             complete: None,
-            serving: HashMap::new(),
+            serving: BTreeMap::new(),
             dl: None,
             done_at: None,
             stats: PeerStats::default(),
@@ -353,7 +355,7 @@ impl SimPeer {
         });
         self.dl = Some(Download {
             plan: RefCell::new(plan),
-            fetches: HashMap::new(),
+            fetches: BTreeMap::new(),
             running: HashMap::new(),
             attempts: HashMap::new(),
             busy: HashMap::new(),
@@ -733,7 +735,7 @@ impl Node for SimPeer {
                 let _ = f.fetch.actions().count();
             }
         }
-        for (_, mut m) in self.serving.drain() {
+        for (_, mut m) in std::mem::take(&mut self.serving) {
             m.close();
         }
         self.dl = None;
