@@ -242,12 +242,13 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
         let Some(s) = sim.step() else {
             break;
         };
-        if std::env::var_os("SIM_DEBUG").is_some() && sim.events() % 1_000_000 == 0 {
+        if sim.events().is_multiple_of(20_000_000) {
             eprintln!(
-                "debug: {} events, t={} node {:?}",
-                sim.events(),
+                "... {} M events, {} simulated, {}/{n} done, {:.0} s of wall time",
+                sim.events() / 1_000_000,
                 s.at,
-                s.node
+                n - waiting,
+                wall.elapsed().as_secs_f64()
             );
         }
         if s.at > limit {
@@ -270,6 +271,9 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
              (10 x T* or 60 s, or time_limit=)",
             limit.as_secs_f64()
         );
+        for id in (1..=n).filter(|&id| !done[id] && sim.is_up(id)) {
+            eprintln!("  leecher {id}: {}", sim.node(id).describe());
+        }
         exit(1);
     }
     let mut verified = 0;
@@ -325,7 +329,7 @@ fn report(sim: &Sim<SimPeer>, seeder: NodeId, n: usize, f: f64) {
         .map(|i| sim.node(i).stats().from.get(&seeder).copied().unwrap_or(0))
         .sum();
     println!(
-        "seeder: {:.3} copies in BLOCK frames, {:.3} written first (make swarm's figure); \
+        "seeder: {:.3} copies queued as BLOCK frames, {:.3} written first (make swarm's figure); \
          pieces sent 0/1/2/3/4+ times: {:?}",
         s.stats().blocks_served as f64 * block / f,
         first as f64 * block / f,

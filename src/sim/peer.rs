@@ -228,6 +228,33 @@ impl SimPeer {
         Some(s.lock().unwrap_or_else(|e| e.into_inner()).copies())
     }
 
+    /// One line on where its download stands, for a run that did not end.
+    pub fn describe(&self) -> String {
+        let Some(dl) = &self.dl else {
+            return format!(
+                "{} of {} pieces, no download",
+                self.verified.count(),
+                self.verified.len()
+            );
+        };
+        let plan = dl.plan.borrow();
+        let waiting = dl.fetches.values().filter(|f| f.for_work).count();
+        let full = dl
+            .fetches
+            .values()
+            .filter(|f| f.fetch.useful(&dl.plan))
+            .count();
+        format!(
+            "{} of {} pieces, {} connections ({} waiting for work, {} useful), {} attempts used",
+            plan.done().count(),
+            plan.pieces(),
+            dl.fetches.len(),
+            waiting,
+            full,
+            dl.attempts.values().sum::<u32>()
+        )
+    }
+
     fn instant(&self, t: SimTime) -> Instant {
         self.base + t.since_start()
     }
