@@ -44,7 +44,7 @@ echo "$sim"
 awk -v n="$N" -v rr="$rr" -v rc="$rc" -v sr="$sr" -v sc="$sc" -v first="$first" \
     -v inner="$inner" -v tstar="$tstar" 'BEGIN {
   d = (sr - rr) / rr; if (d < 0) d = -d
-  printf "%-44s %6.3f   %6.3f\n", "", "swarm", "simulate"
+  printf "%-44s %6s   %6s\n", "", "swarm", "simulate"
   printf "%-44s %6.3f   %6.3f\n", "ratio to T* (last leecher)", rr, sr
   printf "%-44s %6.3f   %6.3f\n", "ratio to T*, download time only", inner / tstar, sr
   printf "%-44s %6.2f   %6.3f (%s written first)\n", "seeder copies", rc, sc, first
