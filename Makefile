@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build test lint demo bench bench-tracker swarm simulate hosts many-peers clean
+.PHONY: all build test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers clean
 
 all: build
 
@@ -44,6 +44,13 @@ swarm: build
 #   make simulate N=8 SIZE=128M LIMIT=10M RTT=0.1ms CHURN=0 SEED=1   (the defaults, as make swarm's)
 simulate: build
 	BIN=$(BIN) tools/simulate.sh
+
+# The simulator against reality in one run: make swarm, then make simulate
+# with the same N, SIZE and LIMIT; both ratios to T* and seeder copies, and
+# whether the ratios agree within 15 % (docs/SIMULATOR.md).
+#   make calibrate N=8 SIZE=128M LIMIT=10M   (the defaults, make swarm's)
+calibrate: build
+	BIN=$(BIN) tools/calibrate.sh
 
 # The same swarm with every peer and the tracker in its own network
 # namespace (own IP, veth pairs, upload capped by tc tbf). Needs root:

@@ -7,41 +7,29 @@
 //!
 //! Usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0]
 //!                 [away=5s|never] [seed=1] [seeder_limit=LIMIT]
-//!                 [low_water=256K] [time_limit=SECS]
+//!                 [low_water=256K] [quantum=4224] [time_limit=SECS]
 //!
 //! churn=F: a fraction F of the leechers (chosen at random) each leave once,
 //! at a moment uniform in [0, T*), if they are still downloading then; each
 //! comes back `away` later and resumes with the blocks it had verified
 //! (`away=never`: it stays away and is not waited for).
 //!
-//! The peers are `sim::toy`, a STAND-IN until the real download worker and
-//! block server run here: only `Peer` below needs implementing for them.
+//! The peers are `sim::peer::SimPeer`: the real download machines
+//! (`download::fetch`, `download::plan`) and block-server machines
+//! (`peer::serve`, `peer::seeding`) over the simulated network, with a
+//! simulated tracker (`sim::tracker`).
 
+use p2pshare::record::FileRecord;
 use p2pshare::rng::Rng;
-use p2pshare::sim::toy::{Toy, ToyConfig};
-use p2pshare::sim::{Caps, Config, Node, NodeId, Sim, SimTime};
+use p2pshare::sim::peer::SimPeer;
+use p2pshare::sim::tracker::Tracker;
+use p2pshare::sim::{Caps, Config, NodeId, Sim, SimTime};
 use p2pshare::units::parse_size;
+use std::cell::RefCell;
 use std::process::exit;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const BLOCK: usize = 4096;
-
-/// What the harness needs of a simulated peer besides [`Node`].
-trait Peer: Node {
-    fn complete(&self) -> bool;
-    /// Its copy is the original, byte for byte.
-    fn copy_is_original(&self) -> bool;
-}
-
-impl Peer for Toy {
-    fn complete(&self) -> bool {
-        self.is_complete()
-    }
-    fn copy_is_original(&self) -> bool {
-        self.store().is_original()
-    }
-}
 
 struct Params {
     peers: usize,
@@ -53,6 +41,7 @@ struct Params {
     away: Option<Duration>,
     seed: u64,
     low_water: usize,
+    quantum: usize,
     time_limit: Option<f64>,
 }
 
@@ -60,7 +49,7 @@ fn usage(msg: &str) -> ! {
     eprintln!("error: {msg}");
     eprintln!(
         "usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0] [away=5s|never] \
-         [seed=1] [seeder_limit=LIMIT] [low_water=256K] [time_limit=SECS]"
+         [seed=1] [seeder_limit=LIMIT] [low_water=256K] [quantum=4224] [time_limit=SECS]"
     );
     exit(2)
 }
@@ -91,6 +80,7 @@ fn parse_args() -> Params {
         away: Some(Duration::from_secs(5)),
         seed: 1,
         low_water: p2pshare::sim::LOW_WATER,
+        quantum: p2pshare::sim::QUANTUM,
         time_limit: None,
     };
     for arg in std::env::args().skip(1) {
@@ -107,6 +97,7 @@ fn parse_args() -> Params {
             "limit" => p.limit = size(),
             "seeder_limit" => p.seeder_limit = size(),
             "low_water" => p.low_water = size() as usize,
+            "quantum" => p.quantum = size() as usize,
             "rtt" => p.rtt = parse_duration(v).unwrap_or_else(|| bad(k, v)),
             "churn" => p.churn = v.parse().unwrap_or_else(|_| bad(k, v)),
             "away" if v == "never" => p.away = None,
@@ -157,33 +148,36 @@ fn main() {
     let tstar = (f / us).max(n as f64 * f / (us + n as f64 * u));
     println!(
         "simulate: 1 seeder + {n} leechers, {} bytes, uploads {} B/s (seeder {} B/s), rtt {:?}, \
-         churn {} (away {}), seed {}; peers: sim::toy (stand-in)",
+         churn {} (away {}), seed {}; low-water {} B, quantum {} B",
         p.size,
         p.limit,
         p.seeder_limit,
         p.rtt,
         p.churn,
         p.away.map_or("never".into(), |d| format!("{d:?}")),
-        p.seed
+        p.seed,
+        p.low_water,
+        p.quantum
     );
 
     let wall = Instant::now();
     let file = original(p.size, p.seed);
-    let mut sim: Sim<Toy> = Sim::new(Config {
+    let record = Arc::new(FileRecord::from_bytes("swarm.bin", &file));
+    let tracker = Rc::new(RefCell::new(Tracker::new(p.seed ^ 0x7ac4)));
+    let mut sim: Sim<SimPeer> = Sim::new(Config {
         rtt: p.rtt,
         low_water: p.low_water,
+        quantum: p.quantum,
         ..Config::default()
     });
-    let toy = ToyConfig::default();
     let seeder = sim.add(
-        Toy::seeder(file.clone(), BLOCK, toy),
+        SimPeer::seeder(file.clone(), record.clone(), tracker.clone(), p.seed),
         Caps::upload(p.seeder_limit),
     );
-    let leechers: Arc<[NodeId]> = (1..=n).collect();
-    for &i in leechers.iter() {
+    for i in 1..=n {
         let seed = p.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i as u64;
-        let t = Toy::leecher(file.clone(), BLOCK, seeder, leechers.clone(), toy, seed);
-        sim.add(t, Caps::upload(p.limit));
+        let peer = SimPeer::leecher(file.clone(), record.clone(), tracker.clone(), seed);
+        sim.add(peer, Caps::upload(p.limit));
     }
     // The seeder first: a dial to a node not yet up is refused.
     for i in 0..=n {
@@ -194,7 +188,7 @@ fn main() {
 
 /// Runs the swarm to the end, checks the copies and prints the figures.
 /// Node 0 is the seeder, 1..=N the leechers.
-fn run<P: Peer>(mut sim: Sim<P>, p: &Params, tstar: f64, seeder: NodeId, wall: Instant) {
+fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Instant) {
     let (n, f) = (p.peers, p.size as f64);
     let leechers: Vec<NodeId> = (1..=n).collect();
 
@@ -248,11 +242,20 @@ fn run<P: Peer>(mut sim: Sim<P>, p: &Params, tstar: f64, seeder: NodeId, wall: I
         let Some(s) = sim.step() else {
             break;
         };
+        if sim.events().is_multiple_of(20_000_000) {
+            eprintln!(
+                "... {} M events, {} simulated, {}/{n} done, {:.0} s of wall time",
+                sim.events() / 1_000_000,
+                s.at,
+                n - waiting,
+                wall.elapsed().as_secs_f64()
+            );
+        }
         if s.at > limit {
             break;
         }
         if let Some(id) = s.node.filter(|&id| id != seeder && !done[id]) {
-            if sim.node(id).complete() {
+            if sim.node(id).is_complete() {
                 done[id] = true;
                 waiting -= 1;
                 last = s.at;
@@ -268,12 +271,15 @@ fn run<P: Peer>(mut sim: Sim<P>, p: &Params, tstar: f64, seeder: NodeId, wall: I
              (10 x T* or 60 s, or time_limit=)",
             limit.as_secs_f64()
         );
+        for id in (1..=n).filter(|&id| !done[id] && sim.is_up(id)) {
+            eprintln!("  leecher {id}: {}", sim.node(id).describe());
+        }
         exit(1);
     }
     let mut verified = 0;
     // Those not done left for good.
     for id in (1..=n).filter(|&id| done[id]) {
-        if !sim.node(id).copy_is_original() {
+        if !sim.node(id).copy().is_original() {
             eprintln!("error: leecher {id}'s copy differs from the original");
             exit(1);
         }
@@ -296,6 +302,7 @@ fn run<P: Peer>(mut sim: Sim<P>, p: &Params, tstar: f64, seeder: NodeId, wall: I
         pct(1.0)
     );
     println!("seeder sent {copies:.3} copies (every byte on its link, headers included)");
+    report(&sim, seeder, n, f);
     println!(
         "{} events in {:.2} s of wall time ({:.2} M events/s)",
         sim.events(),
@@ -305,5 +312,44 @@ fn run<P: Peer>(mut sim: Sim<P>, p: &Params, tstar: f64, seeder: NodeId, wall: I
     println!(
         "simulate peers={n} size={} secs={secs:.3} tstar={tstar:.3} ratio={ratio:.3} seeder_copies={copies:.3}",
         p.size
+    );
+}
+
+/// What the machines did: how the seeder's upload was spent, what the
+/// leechers received twice, what went wrong.
+fn report(sim: &Sim<SimPeer>, seeder: NodeId, n: usize, f: f64) {
+    let s = sim.node(seeder);
+    let pieces = s.served_pieces();
+    let mut by_times = [0usize; 5];
+    for &t in pieces {
+        by_times[(t as usize).min(4)] += 1;
+    }
+    let block = s.copy().block_size() as f64;
+    let first: u64 = (1..=n)
+        .map(|i| sim.node(i).stats().from.get(&seeder).copied().unwrap_or(0))
+        .sum();
+    println!(
+        "seeder: {:.3} copies queued as BLOCK frames, {:.3} written first (make swarm's figure); \
+         pieces sent 0/1/2/3/4+ times: {:?}",
+        s.stats().blocks_served as f64 * block / f,
+        first as f64 * block / f,
+        by_times
+    );
+    let (mut recv, mut counted, mut busy, mut errors, mut refused, mut bad) = (0, 0, 0, 0, 0, 0);
+    for i in 0..=n {
+        let st = sim.node(i).stats();
+        recv += st.blocks_received;
+        counted += st.from.values().sum::<u64>();
+        busy += st.busy;
+        errors += st.fetch_errors;
+        refused += st.refused;
+        bad += st.bad_writes;
+    }
+    println!(
+        "leechers: {recv} blocks received, {} not written first ({:.2} %); \
+         {busy} BUSY answers ({refused} refusals), {errors} connections ended in errors, \
+         {bad} blocks differed",
+        recv - counted,
+        100.0 * (recv - counted) as f64 / recv.max(1) as f64
     );
 }

@@ -15,7 +15,7 @@
 # Also: SEEDER_LIMIT (the seeder's upload, default LIMIT), LOW_WATER (a
 # connection's send queue below which the sender is told it may write more,
 # default 256K), TIME_LIMIT (simulated seconds, default 10 x T* or 60).
-# The peers are a stand-in (sim::toy) until the real machines run here.
+# The peers run the real machines (src/sim/peer.rs); see docs/SIMULATOR.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh

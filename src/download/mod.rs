@@ -33,19 +33,21 @@ use worker::{Source, SourceStats};
 
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often to ask the tracker for holders while workers run...
-const REFRESH_EVERY: Duration = Duration::from_secs(3);
+pub const REFRESH_EVERY: Duration = Duration::from_secs(3);
 /// ...and while none does, or early on, when peers that started with us
 /// are just joining: sooner, but not in a tight loop.
-const IDLE_REFRESH_EVERY: Duration = Duration::from_secs(1);
-const EARLY_REFRESH_EVERY: Duration = Duration::from_millis(500);
-const EARLY: Duration = Duration::from_secs(4);
+pub const IDLE_REFRESH_EVERY: Duration = Duration::from_secs(1);
+pub const EARLY_REFRESH_EVERY: Duration = Duration::from_millis(500);
+pub const EARLY: Duration = Duration::from_secs(4);
 /// With holders connected but none having anything we miss (they are
 /// downloading too), how long to wait for one of them to get something.
 const STUCK_AFTER: Duration = Duration::from_secs(20);
 /// Failed connections per holder in one download.
-const MAX_ATTEMPTS: u32 = 2;
+pub const MAX_ATTEMPTS: u32 = 2;
 /// BUSY answers per holder before it counts as a failed attempt.
-const MAX_BUSY: u32 = 10;
+pub const MAX_BUSY: u32 = 10;
+/// Longest a worker with nothing to request waits for the plan to change.
+pub const WORK_WAIT: Duration = Duration::from_millis(100);
 
 /// Live progress, readable by `status` while the download runs.
 pub struct Progress {
@@ -135,7 +137,7 @@ impl Shared {
         }
         let (plan, _) = self
             .changed
-            .wait_timeout(plan, Duration::from_millis(100))
+            .wait_timeout(plan, WORK_WAIT)
             .unwrap_or_else(|p| p.into_inner());
         plan.is_complete()
     }

@@ -20,7 +20,7 @@ pub use super::fetch::STALL_TIMEOUT;
 
 /// Socket read timeout: how often a waiting worker checks for cancellation
 /// and lets the machine look at the time.
-const POLL: Duration = Duration::from_millis(250);
+pub const POLL: Duration = Duration::from_millis(250);
 
 /// What the `from` line reports about one holder.
 #[derive(Default)]

@@ -38,7 +38,7 @@ use store::Store;
 use tracker_client::Session;
 
 /// Most concurrent connections the block server accepts...
-const MAX_CONNECTIONS: usize = 256;
+pub const MAX_CONNECTIONS: usize = 256;
 /// ...and from any one address (every local peer shares 127.0.0.1, so
 /// this stays generous).
 const MAX_CONNECTIONS_PER_IP: usize = 64;

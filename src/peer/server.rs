@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often an idle connection checks for new pieces to announce.
-const TICK: Duration = Duration::from_millis(50);
+pub const TICK: Duration = Duration::from_millis(50);
 
 impl Served for Arc<SharedFile> {
     fn record(&self) -> &FileRecord {

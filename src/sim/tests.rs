@@ -1,9 +1,13 @@
 //! The network core against a scripted node whose log of calls the tests
 //! read: times, fairness, writable, close, leaving, order, determinism.
 
-use super::toy::{Toy, ToyConfig};
+use super::peer::SimPeer;
+use super::tracker::Tracker;
 use super::*;
+use crate::record::FileRecord;
 use crate::rng::Rng;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -435,27 +439,24 @@ fn a_download_cap_is_shared_by_the_senders() {
     assert_eq!(t, at(us(150) + Duration::from_millis(1010)), "{t}");
 }
 
-/// A toy swarm: node 0 seeds `size` bytes to `n` leechers, every upload at `cap`.
-fn toy_swarm(n: usize, size: usize, cap: u64, seed: u64) -> Sim<Toy> {
+/// A swarm of real peers (`peer::SimPeer`): node 0 seeds `size` bytes to
+/// `n` leechers, every upload at `cap`.
+fn swarm(n: usize, size: usize, cap: u64, seed: u64) -> Sim<SimPeer> {
     let mut rng = Rng::seeded(seed);
     let original: Arc<[u8]> = (0..size).map(|_| rng.next_u64() as u8).collect();
+    let record = Arc::new(FileRecord::from_bytes("f.bin", &original));
+    let tracker = Rc::new(RefCell::new(Tracker::new(seed)));
     let mut sim = Sim::new(Config::default());
-    let cfg = ToyConfig {
-        degree: 3,
-        ..ToyConfig::default()
-    };
-    sim.add(Toy::seeder(original.clone(), 4096, cfg), Caps::upload(cap));
-    let directory: Arc<[NodeId]> = (1..=n).collect();
+    let seeder = SimPeer::seeder(original.clone(), record.clone(), tracker.clone(), seed);
+    sim.add(seeder, Caps::upload(cap));
     for i in 1..=n {
-        let t = Toy::leecher(
+        let peer = SimPeer::leecher(
             original.clone(),
-            4096,
-            0,
-            directory.clone(),
-            cfg,
+            record.clone(),
+            tracker.clone(),
             seed ^ i as u64,
         );
-        sim.add(t, Caps::upload(cap));
+        sim.add(peer, Caps::upload(cap));
     }
     for i in 0..=n {
         sim.start_at(i, SimTime::ZERO);
@@ -463,54 +464,94 @@ fn toy_swarm(n: usize, size: usize, cap: u64, seed: u64) -> Sim<Toy> {
     sim
 }
 
-fn run_toy(sim: &mut Sim<Toy>) -> Vec<Option<SimTime>> {
+/// Runs until every leecher but those `gone` is complete; when each was.
+fn run_swarm(sim: &mut Sim<SimPeer>, gone: &[NodeId]) -> Vec<Option<SimTime>> {
     while let Some(s) = sim.step() {
         if s.at > at(Duration::from_secs(600)) {
             break;
         }
-        if sim.nodes()[1..].iter().all(Toy::is_complete) {
+        if (1..sim.nodes().len()).all(|i| gone.contains(&i) || sim.node(i).is_complete()) {
             break;
         }
     }
-    sim.nodes().iter().map(Toy::done_at).collect()
+    sim.nodes().iter().map(SimPeer::done_at).collect()
 }
 
 #[test]
-fn a_toy_swarm_ends_with_every_copy_the_original() {
-    let mut sim = toy_swarm(6, 300_000, 1_000_000, 3);
-    let done = run_toy(&mut sim);
-    for n in &sim.nodes()[1..] {
-        assert!(n.store().is_original());
+fn a_swarm_of_real_peers_ends_with_every_copy_the_original() {
+    let (n, size, cap) = (6, 8_000_000, 1_000_000);
+    let mut sim = swarm(n, size, cap, 3);
+    let done = run_swarm(&mut sim, &[]);
+    for p in &sim.nodes()[1..] {
+        assert!(p.copy().is_original());
+        assert_eq!(p.stats().bad_writes, 0);
     }
     assert!(done[1..].iter().all(Option::is_some));
     // Nobody can beat the seeder's first copy: F / u_s.
-    let last = done.iter().flatten().max().unwrap();
-    assert!(last.as_secs_f64() > 0.3, "{last}");
+    let last = done.iter().flatten().max().unwrap().as_secs_f64();
+    let tstar = size as f64 / cap as f64;
+    assert!(last > tstar && last < 1.5 * tstar, "{last} s, T* {tstar} s");
+    // The seeder's schedule: about one copy, the leechers trade the rest.
+    let copies = sim.stats(0).sent_bytes as f64 / size as f64;
+    assert!((1.0..1.2).contains(&copies), "seeder sent {copies} copies");
+    let from_others: u64 = (1..=n)
+        .map(|i| {
+            sim.node(i)
+                .stats()
+                .from
+                .iter()
+                .filter(|(&k, _)| k != 0)
+                .map(|(_, v)| v)
+                .sum::<u64>()
+        })
+        .sum();
+    assert!(
+        from_others > (n as u64 - 2) * (size as u64 / 4096),
+        "{from_others} blocks traded"
+    );
 }
 
 #[test]
 fn a_run_is_the_same_for_the_same_seed() {
-    let a = run_toy(&mut toy_swarm(5, 200_000, 500_000, 11));
-    let b = run_toy(&mut toy_swarm(5, 200_000, 500_000, 11));
-    let c = run_toy(&mut toy_swarm(5, 200_000, 500_000, 12));
+    let a = run_swarm(&mut swarm(5, 200_000, 500_000, 11), &[]);
+    let b = run_swarm(&mut swarm(5, 200_000, 500_000, 11), &[]);
+    let c = run_swarm(&mut swarm(5, 200_000, 500_000, 12), &[]);
     assert_eq!(a, b);
     assert_ne!(a, c);
 }
 
 #[test]
 fn a_leecher_that_leaves_and_comes_back_resumes_and_finishes() {
-    let mut sim = toy_swarm(4, 400_000, 500_000, 21);
-    sim.run_until(at(Duration::from_millis(300)));
-    let had = sim.node(2).store().written().count();
-    assert!(had > 0 && !sim.node(2).is_complete());
-    sim.leave(2);
+    let mut sim = swarm(4, 800_000, 500_000, 21);
     sim.run_until(at(Duration::from_millis(800)));
+    let had = sim.node(2).copy().written().count();
+    assert!(had > 0 && !sim.node(2).is_complete(), "{had}");
+    sim.leave(2);
+    sim.run_until(at(Duration::from_millis(1300)));
     assert_eq!(
-        sim.node(2).store().written().count(),
+        sim.node(2).copy().written().count(),
         had,
         "nothing while away"
     );
     sim.rejoin(2);
-    run_toy(&mut sim);
-    assert!(sim.nodes()[1..].iter().all(|n| n.store().is_original()));
+    let done = run_swarm(&mut sim, &[]);
+    assert!(done[1..].iter().all(Option::is_some));
+    for p in &sim.nodes()[1..] {
+        assert!(p.copy().is_original());
+    }
+    // It resumed: it did not fetch again what it had.
+    let got: u64 = sim.node(2).stats().from.values().sum();
+    assert!(got <= (800_000 / 4096 + 1) as u64, "{got} blocks written");
+}
+
+#[test]
+fn a_leecher_that_leaves_for_good_does_not_stop_the_others() {
+    let mut sim = swarm(5, 400_000, 500_000, 5);
+    sim.run_until(at(Duration::from_millis(300)));
+    sim.leave(3);
+    run_swarm(&mut sim, &[3]);
+    for i in [1, 2, 4, 5] {
+        assert!(sim.node(i).copy().is_original(), "leecher {i}");
+    }
+    assert!(!sim.node(3).is_complete());
 }

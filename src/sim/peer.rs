@@ -1,0 +1,772 @@
+//! A simulated peer that runs the real machines: `download::fetch::Fetch`
+//! per outgoing connection over one `download::plan::Plan`, and
+//! `peer::serve::Serve` per incoming connection over a `MemFile` (with the
+//! seeder's `peer::seeding::Seeding` once the file is complete). Real
+//! frames go over the simulated connections, encoded and decoded by
+//! `wire`. What this file adds is only the drivers, and they mirror the
+//! threads of the real peer:
+//!
+//! - `drive` / `perform` / `end_fetch` mirror `download::worker` (`drive`,
+//!   `perform`, `run`): poll, carry out the actions, wait for a reply (at
+//!   most `worker::POLL`) or, with nothing to request, for the plan to
+//!   change (at most `WORK_WAIT`; a write or a released piece wakes them);
+//!   verified runs are handed out before each wait. A `Write` goes into
+//!   the node's `CopyStore`, which checks every byte against the original.
+//! - `add_holders` / `reap` / the refresh timer mirror the coordinator in
+//!   `download/mod.rs`: a Fetch per new holder of the tracker's WHO_HAS
+//!   answer (`sim::tracker`), the cursor from its place in the answer, the
+//!   plan told of a swarm when some holder is not complete, at most
+//!   `MAX_ATTEMPTS` connections per holder (BUSY answers do not count,
+//!   `MAX_BUSY` of them), and the refresh every 0.5 s for the first 4 s,
+//!   then every 3 s (1 s with no worker). When the plan completes, every
+//!   Fetch stops, as the workers do when the download ends.
+//! - `serve_step` / the tick mirror `peer::server`: requests are taken as
+//!   they arrive, then the machine's `tick`, its replies, and one slice of
+//!   at most 16 BLOCK frames; the next slice when the connection's queue
+//!   falls below the low-water mark (see `sim::Config::low_water`). A
+//!   connection with nothing pending is ticked every `server::TICK`. Over
+//!   `MAX_CONNECTIONS` incoming connections, a new one gets ERROR BUSY.
+//! - A leecher serves its verified pieces while downloading (a partial
+//!   `MemFile` whose version and piece set change with every write, as
+//!   `share_partial`); once complete, new OPENs get a complete `MemFile`
+//!   with its own `Seeding` (as the store does after a finished download)
+//!   and connections already open keep theirs.
+//! - Leaving is a killed process: connections and timers vanish (Fetch
+//!   machines are abandoned, Serve machines closed, for the books), the
+//!   copy's verified pieces stay "on disk", and a rejoin resumes from them
+//!   with a new plan, as `resume` does.
+
+use super::tracker::Tracker;
+use super::{ConnId, CopyStore, Cx, Node, NodeId, SimTime};
+use crate::bitfield::Bitfield;
+use crate::download::fetch::{Action, Fetch, Wait};
+use crate::download::plan::Plan;
+use crate::download::worker::POLL;
+use crate::download::{
+    EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY, REFRESH_EVERY,
+    WORK_WAIT,
+};
+use crate::error::{code, Error};
+use crate::peer::seeding::Seeding;
+use crate::peer::serve::{Library, MemFile, Serve};
+use crate::peer::server::TICK;
+use crate::peer::MAX_CONNECTIONS;
+use crate::record::FileRecord;
+use crate::rng::Rng;
+use crate::wire::message::write_block;
+use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
+use crate::wire::{HEADER_LEN, MAX_FRAME};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+// BTreeMaps where the order of iteration decides the order of calls, so a
+// run is a function of its seeds.
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Timer tokens: the server tick, the refresh, a wake-up of the workers
+/// waiting for work, and (with the connection id) one worker's wake-up.
+const T_TICK: u64 = 1;
+const T_REFRESH: u64 = 2;
+const T_NOTIFY: u64 = 3;
+const T_FETCH: u64 = 1 << 40;
+
+/// What a run can report about one peer.
+#[derive(Clone, Debug, Default)]
+pub struct PeerStats {
+    /// Blocks written first here, by the node they came from.
+    pub from: BTreeMap<NodeId, u64>,
+    /// BLOCK frames received, counted or not (endgame copies, late blocks).
+    pub blocks_received: u64,
+    /// BLOCK frames this node's servers queued.
+    pub blocks_served: u64,
+    /// Blocks whose bytes differed from the original's when written.
+    pub bad_writes: u64,
+    /// Connections that ended in an error other than BUSY, and BUSY ones.
+    pub fetch_errors: u64,
+    pub busy: u64,
+    /// Connections refused here with BUSY.
+    pub refused: u64,
+}
+
+struct Fetching {
+    peer: NodeId,
+    fetch: Fetch,
+    /// When to poll again, and whether it waits for work (not a reply).
+    wake: SimTime,
+    for_work: bool,
+    /// The earliest of its wake-up timers still to come, as far as known.
+    armed: Option<SimTime>,
+}
+
+/// One download: the coordinator's state and its workers.
+struct Download {
+    plan: RefCell<Plan>,
+    fetches: BTreeMap<ConnId, Fetching>,
+    running: HashMap<NodeId, ConnId>,
+    attempts: HashMap<NodeId, u32>,
+    busy: HashMap<NodeId, u32>,
+    banned: HashSet<NodeId>,
+    started: SimTime,
+    /// A worker wrote, released a piece or ended: wake those waiting.
+    notify_armed: bool,
+    complete: bool,
+}
+
+pub struct SimPeer {
+    record: Arc<FileRecord>,
+    tracker: Rc<RefCell<Tracker>>,
+    me: Option<NodeId>,
+    rng: Rng,
+    base: Instant,
+    copy: CopyStore,
+    /// The verified pieces: what a restarted peer finds on its disk.
+    verified: Bitfield,
+    /// What the block server serves: the file being downloaded, and the
+    /// complete file once there is one.
+    partial: Option<MemFile>,
+    complete: Option<MemFile>,
+    serving: BTreeMap<ConnId, Serve<MemFile>>,
+    dl: Option<Download>,
+    done_at: Option<SimTime>,
+    stats: PeerStats,
+    /// For the seeder: how often each piece left in a slice.
+    served_pieces: Vec<u32>,
+}
+
+/// The block server's view of this peer's one file.
+struct Lib<'a> {
+    file: Option<&'a MemFile>,
+}
+
+impl Library for Lib<'_> {
+    type File = MemFile;
+    fn find(&self, name: &str) -> Option<MemFile> {
+        self.file.filter(|f| f.record.name == name).cloned()
+    }
+    fn id(&self) -> &str {
+        "simulated peer"
+    }
+}
+
+impl SimPeer {
+    /// A peer holding the whole file.
+    pub fn seeder(
+        original: Arc<[u8]>,
+        record: Arc<FileRecord>,
+        tracker: Rc<RefCell<Tracker>>,
+        seed: u64,
+    ) -> SimPeer {
+        let copy = CopyStore::full(original, record.block_size as usize);
+        let verified = Bitfield::full(record.piece_count());
+        SimPeer::new(copy, verified, record, tracker, seed)
+    }
+
+    /// A peer that downloads the file.
+    pub fn leecher(
+        original: Arc<[u8]>,
+        record: Arc<FileRecord>,
+        tracker: Rc<RefCell<Tracker>>,
+        seed: u64,
+    ) -> SimPeer {
+        let copy = CopyStore::empty(original, record.block_size as usize);
+        let verified = Bitfield::new(record.piece_count());
+        SimPeer::new(copy, verified, record, tracker, seed)
+    }
+
+    fn new(
+        copy: CopyStore,
+        verified: Bitfield,
+        record: Arc<FileRecord>,
+        tracker: Rc<RefCell<Tracker>>,
+        seed: u64,
+    ) -> SimPeer {
+        let pieces = record.piece_count() as usize;
+        SimPeer {
+            record,
+            tracker,
+            me: None,
+            rng: Rng::seeded(seed),
+            base: Instant::now(),
+            copy,
+            verified,
+            partial: None,
+            complete: None,
+            serving: BTreeMap::new(),
+            dl: None,
+            done_at: None,
+            stats: PeerStats::default(),
+            served_pieces: vec![0; pieces],
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.verified.is_full()
+    }
+
+    /// When its download completed (`None` for a seeder, or not yet).
+    pub fn done_at(&self) -> Option<SimTime> {
+        self.done_at
+    }
+
+    pub fn copy(&self) -> &CopyStore {
+        &self.copy
+    }
+
+    pub fn stats(&self) -> &PeerStats {
+        &self.stats
+    }
+
+    /// How many times each piece went out in a slice from this node.
+    pub fn served_pieces(&self) -> &[u32] {
+        &self.served_pieces
+    }
+
+    /// Copies of the file its current `Seeding` schedule counted as sent.
+    pub fn seeding_copies(&self) -> Option<f64> {
+        let s = self.complete.as_ref()?.seeding.as_ref()?;
+        Some(s.lock().unwrap_or_else(|e| e.into_inner()).copies())
+    }
+
+    /// One line on where its download stands, for a run that did not end.
+    pub fn describe(&self) -> String {
+        let Some(dl) = &self.dl else {
+            return format!(
+                "{} of {} pieces, no download",
+                self.verified.count(),
+                self.verified.len()
+            );
+        };
+        let plan = dl.plan.borrow();
+        let waiting = dl.fetches.values().filter(|f| f.for_work).count();
+        let full = dl
+            .fetches
+            .values()
+            .filter(|f| f.fetch.useful(&dl.plan))
+            .count();
+        format!(
+            "{} of {} pieces, {} connections ({} waiting for work, {} useful), {} attempts used",
+            plan.done().count(),
+            plan.pieces(),
+            dl.fetches.len(),
+            waiting,
+            full,
+            dl.attempts.values().sum::<u32>()
+        )
+    }
+
+    fn instant(&self, t: SimTime) -> Instant {
+        self.base + t.since_start()
+    }
+
+    fn complete_file(&mut self) -> MemFile {
+        let seeding = Seeding::new(self.record.piece_count(), self.rng.next_u64());
+        MemFile {
+            record: self.record.clone(),
+            partial: None,
+            seeding: Some(Arc::new(Mutex::new(seeding))),
+        }
+    }
+
+    // ---- the block server (peer::server)
+
+    fn accept(&mut self, cx: &mut Cx, conn: ConnId) {
+        if self.serving.len() >= MAX_CONNECTIONS {
+            self.stats.refused += 1;
+            let busy = PeerReply::Error {
+                code: code::BUSY,
+                message: "server busy: too many connections, try again later".into(),
+            };
+            send(cx, conn, &busy);
+            cx.close(conn);
+            return;
+        }
+        self.serving
+            .insert(conn, Serve::new(self.instant(cx.now())));
+    }
+
+    fn on_request(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
+        let now = self.instant(cx.now());
+        let lib = Lib {
+            file: self.complete.as_ref().or(self.partial.as_ref()),
+        };
+        let Some(m) = self.serving.get_mut(&conn) else {
+            return;
+        };
+        let req = decode::<PeerRequest>(bytes, MAX_CONTROL_FRAME);
+        if let Err(e) = req.and_then(|r| m.on_request(r, now, &lib)) {
+            self.end_serve(cx, conn, Some(e));
+            return;
+        }
+        if cx.queued(conn) < cx.low_water() {
+            self.serve_step(cx, conn);
+        }
+    }
+
+    /// One turn of the server's loop: tick, answers, then a slice of
+    /// blocks while the queue is below the low-water mark.
+    fn serve_step(&mut self, cx: &mut Cx, conn: ConnId) {
+        let now = self.instant(cx.now());
+        loop {
+            let Some(m) = self.serving.get_mut(&conn) else {
+                return;
+            };
+            if let Err(e) = m.tick(now) {
+                return self.end_serve(cx, conn, Some(e));
+            }
+            for reply in m.replies().collect::<Vec<_>>() {
+                send(cx, conn, &reply);
+            }
+            if m.closing() {
+                return self.end_serve(cx, conn, None);
+            }
+            if cx.queued(conn) >= cx.low_water() {
+                return;
+            }
+            let slice = match m.next_slice() {
+                Ok(Some(s)) => s,
+                Ok(None) => return,
+                Err(e) => return self.end_serve(cx, conn, Some(e)),
+            };
+            for block in slice.block..slice.block + slice.count {
+                let Some(data) = self.copy.read(block) else {
+                    let e = Error::protocol(format!("block {block} is not held here"));
+                    return self.end_serve(cx, conn, Some(e));
+                };
+                let mut frame = Vec::with_capacity(HEADER_LEN + 8 + data.len());
+                let _ = write_block(&mut frame, slice.handle, block, data);
+                cx.send(conn, frame);
+                self.stats.blocks_served += 1;
+            }
+            let r = &self.record;
+            for p in r.piece_of_block(slice.block)..=r.piece_of_block(slice.block + slice.count - 1)
+            {
+                self.served_pieces[p as usize] += 1;
+            }
+        }
+    }
+
+    /// The connection is over: an ERROR first if it broke a rule.
+    fn end_serve(&mut self, cx: &mut Cx, conn: ConnId, e: Option<Error>) {
+        if let Some(mut m) = self.serving.remove(&conn) {
+            m.close();
+        }
+        if let Some(e) = e.filter(|e| !matches!(e, Error::Timeout(_))) {
+            send(cx, conn, &PeerReply::error(&e));
+        }
+        cx.close(conn);
+    }
+
+    fn tick(&mut self, cx: &mut Cx) {
+        let idle: Vec<ConnId> = self
+            .serving
+            .iter()
+            .filter(|(_, m)| m.pending() == 0)
+            .map(|(&c, _)| c)
+            .collect();
+        for conn in idle {
+            self.serve_step(cx, conn);
+        }
+        cx.timer(cx.now() + TICK, T_TICK);
+    }
+
+    // ---- the coordinator (download/mod.rs)
+
+    fn start_download(&mut self, cx: &mut Cx) {
+        let r = &self.record;
+        let plan = Plan::new(r.piece_count(), r.blocks_per_piece, &self.verified);
+        self.partial = Some(MemFile {
+            record: r.clone(),
+            partial: Some(Arc::new(Mutex::new((0, self.verified.clone())))),
+            seeding: None,
+        });
+        self.dl = Some(Download {
+            plan: RefCell::new(plan),
+            fetches: BTreeMap::new(),
+            running: HashMap::new(),
+            attempts: HashMap::new(),
+            busy: HashMap::new(),
+            banned: HashSet::new(),
+            started: cx.now(),
+            notify_armed: false,
+            complete: false,
+        });
+        self.refresh(cx);
+    }
+
+    /// Asks the tracker who takes part and connects to the new ones; sets
+    /// the next refresh.
+    fn refresh(&mut self, cx: &mut Cx) {
+        let holders = self.tracker.borrow_mut().who_has();
+        self.add_holders(cx, holders);
+        let Some(dl) = &self.dl else {
+            return;
+        };
+        let due = if cx.now() - dl.started < EARLY {
+            EARLY_REFRESH_EVERY
+        } else if dl.running.is_empty() {
+            IDLE_REFRESH_EVERY
+        } else {
+            REFRESH_EVERY
+        };
+        cx.timer(cx.now() + due, T_REFRESH);
+    }
+
+    fn add_holders(&mut self, cx: &mut Cx, holders: Vec<(NodeId, bool)>) {
+        let me = cx.me();
+        let usable: Vec<(NodeId, bool)> = holders.into_iter().filter(|h| h.0 != me).collect();
+        let pieces = self.record.piece_count() as u64;
+        let now = self.instant(cx.now());
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        if usable.iter().any(|h| !h.1) {
+            dl.plan.borrow_mut().set_swarm();
+        }
+        let n = usable.len().max(1) as u64;
+        let mut started = Vec::new();
+        for (i, &(peer, _)) in usable.iter().enumerate() {
+            if dl.running.contains_key(&peer) || dl.banned.contains(&peer) {
+                continue;
+            }
+            let attempts = dl.attempts.entry(peer).or_insert(0);
+            if *attempts >= MAX_ATTEMPTS {
+                continue;
+            }
+            *attempts += 1;
+            let cursor = (pieces * i as u64 / n) as u32;
+            let conn = cx.connect(peer);
+            let fetch = Fetch::new(self.record.clone(), cursor, self.rng.next_u64(), now);
+            dl.running.insert(peer, conn);
+            dl.fetches.insert(
+                conn,
+                Fetching {
+                    peer,
+                    fetch,
+                    wake: cx.now(),
+                    for_work: false,
+                    armed: None,
+                },
+            );
+            started.push(conn);
+        }
+        for conn in started {
+            // The OPEN goes out at once; it waits for the connection.
+            self.perform(cx, conn);
+        }
+    }
+
+    /// A worker ended (`worker::run`'s end, then the coordinator's reap).
+    fn end_fetch(&mut self, cx: &mut Cx, conn: ConnId, result: Result<(), Error>) {
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        let Some(f) = dl.fetches.get_mut(&conn) else {
+            return;
+        };
+        f.fetch.abandon(&dl.plan);
+        self.perform(cx, conn);
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        let Some(f) = dl.fetches.remove(&conn) else {
+            return;
+        };
+        cx.close(conn);
+        if dl.running.get(&f.peer) == Some(&conn) {
+            dl.running.remove(&f.peer);
+        }
+        self.notify(cx);
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        match result {
+            Ok(()) | Err(Error::Cancelled) => {}
+            Err(Error::Integrity(_)) => {
+                dl.banned.insert(f.peer);
+                self.stats.fetch_errors += 1;
+            }
+            Err(Error::Remote {
+                code: code::BUSY, ..
+            }) => {
+                self.stats.busy += 1;
+                let busy = dl.busy.entry(f.peer).or_insert(0);
+                *busy += 1;
+                if *busy < MAX_BUSY {
+                    if let Some(a) = dl.attempts.get_mut(&f.peer) {
+                        *a = a.saturating_sub(1);
+                    }
+                }
+            }
+            Err(_) => self.stats.fetch_errors += 1,
+        }
+    }
+
+    /// Wakes the workers waiting for work (`Shared::notify`), once per
+    /// instant.
+    fn notify(&mut self, cx: &mut Cx) {
+        if let Some(dl) = &mut self.dl {
+            if !dl.notify_armed {
+                dl.notify_armed = true;
+                cx.timer(cx.now(), T_NOTIFY);
+            }
+        }
+    }
+
+    // ---- the workers (download::worker)
+
+    /// `worker::drive`'s loop, from one event to the next wait.
+    fn drive(&mut self, cx: &mut Cx, conn: ConnId) {
+        let now = self.instant(cx.now());
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        let Some(f) = dl.fetches.get_mut(&conn) else {
+            return;
+        };
+        let wait = match f.fetch.poll(now, &dl.plan) {
+            Ok(w) => w,
+            Err(e) => return self.end_fetch(cx, conn, Err(e)),
+        };
+        self.perform(cx, conn);
+        let t = cx.now();
+        // As the worker, the times in `Wait` are not used: it reads the
+        // socket for up to `POLL`, or waits for work up to `WORK_WAIT`.
+        // (A PING unanswered for longer than `PING_EVERY` makes `Reply`'s
+        // time lie in the past: a driver that slept until then would spin.)
+        let (wake, for_work) = match wait {
+            Wait::Done => return self.end_fetch(cx, conn, Ok(())),
+            Wait::Work(_) => (t + WORK_WAIT, true),
+            Wait::Reply(_) => (t + POLL, false),
+        };
+        let Some(f) = self.dl.as_mut().and_then(|dl| dl.fetches.get_mut(&conn)) else {
+            return;
+        };
+        if !for_work {
+            // About to wait on the socket: hand out what is verified.
+            f.fetch.flush();
+        }
+        f.for_work = for_work;
+        f.wake = wake.max(t);
+        if f.armed.is_none_or(|a| a < t || a > f.wake) {
+            f.armed = Some(f.wake);
+            cx.timer(f.wake, T_FETCH | conn.0 as u64);
+        }
+        self.perform(cx, conn);
+    }
+
+    /// `worker::perform`: requests go out, verified runs are written into
+    /// the copy (checked against the original) and shared.
+    fn perform(&mut self, cx: &mut Cx, conn: ConnId) {
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        let Some(f) = dl.fetches.get_mut(&conn) else {
+            return;
+        };
+        let peer = f.peer;
+        let actions: Vec<Action> = f.fetch.actions().collect();
+        let mut wake = false;
+        for a in actions {
+            match a {
+                Action::Send(req) => send(cx, conn, &req),
+                Action::Write { first, count, data } => {
+                    let r = &self.record;
+                    let base = r.piece_offset(first) as usize;
+                    for p in first..first + count {
+                        for b in r.first_block(p)..r.first_block(p) + r.piece_blocks(p) {
+                            let at = b as usize * r.block_size as usize - base;
+                            if !self.copy.write(b, &data[at..at + r.block_len(b)]) {
+                                self.stats.bad_writes += 1;
+                            }
+                        }
+                    }
+                    let (won, complete) = f.fetch.written(first, count, true, &dl.plan);
+                    *self.stats.from.entry(peer).or_insert(0) += won;
+                    let plan = dl.plan.borrow();
+                    let mut newly = false;
+                    for p in first..first + count {
+                        if plan.is_done(p) && !self.verified.get(p) {
+                            self.verified.set(p);
+                            newly = true;
+                        }
+                    }
+                    drop(plan);
+                    if newly {
+                        if let Some(part) = self.partial.as_ref().and_then(|m| m.partial.as_ref()) {
+                            let mut g = part.lock().unwrap_or_else(|e| e.into_inner());
+                            g.0 += 1;
+                            g.1 = self.verified.clone();
+                        }
+                    }
+                    dl.complete |= complete;
+                    wake = true;
+                }
+                Action::Released => wake = true,
+            }
+        }
+        if wake {
+            self.notify(cx);
+        }
+    }
+
+    /// The plan is complete: the workers stop, new OPENs get the complete
+    /// file with its own seeding schedule.
+    fn finish(&mut self, cx: &mut Cx) {
+        let Some(dl) = &self.dl else {
+            return;
+        };
+        let conns: Vec<ConnId> = dl.fetches.keys().copied().collect();
+        for conn in conns {
+            self.end_fetch(cx, conn, Err(Error::Cancelled));
+        }
+        self.dl = None;
+        self.done_at = Some(cx.now());
+        self.complete = Some(self.complete_file());
+        self.tracker.borrow_mut().set_complete(cx.me());
+    }
+
+    /// After any event: a download that completed is finished.
+    fn settle(&mut self, cx: &mut Cx) {
+        if self.dl.as_ref().is_some_and(|d| d.complete) {
+            self.finish(cx);
+        }
+    }
+
+    fn on_reply(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
+        let now = self.instant(cx.now());
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        let Some(f) = dl.fetches.get_mut(&conn) else {
+            return;
+        };
+        let result = frame::parse(bytes, MAX_FRAME).and_then(|parsed| {
+            let (ty, body, _) = parsed.ok_or_else(|| Error::protocol("a torn frame"))?;
+            let reply = PeerReply::decode(ty, body)?;
+            if matches!(reply, PeerReply::Block { .. }) {
+                self.stats.blocks_received += 1;
+            }
+            f.fetch.on_reply(reply, now, &dl.plan)
+        });
+        match result {
+            Ok(()) => self.drive(cx, conn),
+            Err(e) => self.end_fetch(cx, conn, Err(e)),
+        }
+    }
+}
+
+/// Sends one message as a frame.
+fn send(cx: &mut Cx, conn: ConnId, m: &impl Encode) {
+    let mut frame = Vec::new();
+    m.encode(&mut frame);
+    cx.send(conn, frame);
+}
+
+fn decode<'a, M: Decode<'a>>(bytes: &'a [u8], max: usize) -> Result<M, Error> {
+    let (ty, body, _) = frame::parse(bytes, max)?.ok_or_else(|| Error::protocol("a torn frame"))?;
+    M::decode(ty, body)
+}
+
+impl Node for SimPeer {
+    fn start(&mut self, cx: &mut Cx) {
+        self.me = Some(cx.me());
+        let complete = self.verified.is_full();
+        self.tracker.borrow_mut().join(cx.me(), complete);
+        if complete {
+            self.complete = Some(self.complete_file());
+        } else {
+            self.start_download(cx);
+        }
+        cx.timer(cx.now() + TICK, T_TICK);
+    }
+
+    fn connected(&mut self, cx: &mut Cx, conn: ConnId, _peer: NodeId, outgoing: bool) {
+        if !outgoing {
+            self.accept(cx, conn);
+        }
+    }
+
+    fn frame(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
+        if self.serving.contains_key(&conn) {
+            self.on_request(cx, conn, bytes);
+        } else {
+            self.on_reply(cx, conn, bytes);
+        }
+        self.settle(cx);
+    }
+
+    fn writable(&mut self, cx: &mut Cx, conn: ConnId) {
+        if self.serving.contains_key(&conn) {
+            self.serve_step(cx, conn);
+        }
+    }
+
+    fn closed(&mut self, cx: &mut Cx, conn: ConnId) {
+        if let Some(mut m) = self.serving.remove(&conn) {
+            m.close();
+            return;
+        }
+        let e = Error::protocol("the holder closed the connection");
+        self.end_fetch(cx, conn, Err(e));
+        self.settle(cx);
+    }
+
+    fn timer(&mut self, cx: &mut Cx, token: u64) {
+        match token {
+            T_TICK => self.tick(cx),
+            T_REFRESH => self.refresh(cx),
+            T_NOTIFY => {
+                let Some(dl) = &mut self.dl else {
+                    return;
+                };
+                dl.notify_armed = false;
+                let waiting: Vec<ConnId> = dl
+                    .fetches
+                    .iter()
+                    .filter(|(_, f)| f.for_work)
+                    .map(|(&c, _)| c)
+                    .collect();
+                for conn in waiting {
+                    self.drive(cx, conn);
+                }
+            }
+            t if t & T_FETCH != 0 => {
+                let conn = ConnId((t & !T_FETCH) as u32);
+                let now = cx.now();
+                let Some(f) = self.dl.as_mut().and_then(|dl| dl.fetches.get_mut(&conn)) else {
+                    return;
+                };
+                if f.armed == Some(now) {
+                    f.armed = None;
+                }
+                if f.wake <= now {
+                    self.drive(cx, conn);
+                } else if f.armed.is_none_or(|a| a < now || a > f.wake) {
+                    f.armed = Some(f.wake);
+                    cx.timer(f.wake, t);
+                }
+            }
+            _ => {}
+        }
+        self.settle(cx);
+    }
+
+    fn left(&mut self) {
+        if let Some(me) = self.me {
+            self.tracker.borrow_mut().leave(me);
+        }
+        if let Some(dl) = &mut self.dl {
+            for f in dl.fetches.values_mut() {
+                f.fetch.abandon(&dl.plan);
+                let _ = f.fetch.actions().count();
+            }
+        }
+        for (_, mut m) in std::mem::take(&mut self.serving) {
+            m.close();
+        }
+        self.dl = None;
+        self.partial = None;
+        self.complete = None;
+    }
+}

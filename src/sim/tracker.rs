@@ -1,0 +1,108 @@
+//! The simulated tracker: the set of live participants of the one file,
+//! and its WHO_HAS answer, as `tracker::catalogue::holders` gives it: every
+//! participant (leechers from the moment they start, whether they hold
+//! anything yet) when there are at most `MAX_HOLDERS`, else a random sample
+//! of that many; sorted by id, each marked complete or not. Announces,
+//! expiry and the UDP exchange are left out: a peer is listed while it is
+//! up, and its completeness is known at once.
+
+use super::NodeId;
+use crate::rng::Rng;
+use crate::wire::message::MAX_HOLDERS;
+use std::collections::HashMap;
+
+pub struct Tracker {
+    members: Vec<NodeId>,
+    /// Where each node is in `members`, if it is one.
+    at: HashMap<NodeId, usize>,
+    complete: HashMap<NodeId, bool>,
+    rng: Rng,
+}
+
+impl Tracker {
+    pub fn new(seed: u64) -> Tracker {
+        Tracker {
+            members: Vec::new(),
+            at: HashMap::new(),
+            complete: HashMap::new(),
+            rng: Rng::seeded(seed),
+        }
+    }
+
+    /// A peer started (or came back), holding all of the file or not.
+    pub fn join(&mut self, node: NodeId, complete: bool) {
+        if !self.at.contains_key(&node) {
+            self.at.insert(node, self.members.len());
+            self.members.push(node);
+        }
+        self.complete.insert(node, complete);
+    }
+
+    pub fn set_complete(&mut self, node: NodeId) {
+        self.complete.insert(node, true);
+    }
+
+    /// The peer is gone.
+    pub fn leave(&mut self, node: NodeId) {
+        let Some(i) = self.at.remove(&node) else {
+            return;
+        };
+        self.members.swap_remove(i);
+        if let Some(&moved) = self.members.get(i) {
+            self.at.insert(moved, i);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// WHO_HAS: up to `MAX_HOLDERS` participants (the asker may be among
+    /// them), sorted by id, with whether each is complete.
+    pub fn who_has(&mut self) -> Vec<(NodeId, bool)> {
+        let n = self.members.len();
+        let mut picked: Vec<NodeId> = if n <= MAX_HOLDERS {
+            self.members.clone()
+        } else {
+            // A partial Fisher-Yates over positions, as the real tracker.
+            let mut chosen: HashMap<usize, usize> = HashMap::new();
+            (0..MAX_HOLDERS)
+                .map(|i| {
+                    let j = i + self.rng.below((n - i) as u64) as usize;
+                    let at_j = *chosen.get(&j).unwrap_or(&j);
+                    let at_i = *chosen.get(&i).unwrap_or(&i);
+                    chosen.insert(j, at_i);
+                    self.members[at_j]
+                })
+                .collect()
+        };
+        picked.sort_unstable();
+        picked
+            .into_iter()
+            .map(|id| (id, self.complete.get(&id).copied().unwrap_or(false)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_swarm_is_sampled_without_repeats() {
+        let mut t = Tracker::new(1);
+        for id in 0..1000 {
+            t.join(id, id == 0);
+        }
+        t.leave(500);
+        let got = t.who_has();
+        assert_eq!(got.len(), MAX_HOLDERS);
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "sorted, distinct");
+        assert!(got.iter().all(|&(id, _)| id != 500));
+        assert_eq!(t.len(), 999);
+    }
+}
