@@ -342,7 +342,8 @@ impl Fetch {
         if new.count() > 0 {
             self.have.union_with(&new);
             if self.phase == Phase::Transfer {
-                plan.with(|p| p.add_source(&new));
+                let full = self.have.is_full();
+                plan.with(|p| p.add_pieces(&new, full));
             }
         }
         Ok(())

@@ -44,6 +44,10 @@ pub const EARLY: Duration = Duration::from_secs(4);
 const STUCK_AFTER: Duration = Duration::from_secs(20);
 /// Failed connections per holder in one download.
 pub const MAX_ATTEMPTS: u32 = 2;
+/// Holders one download fetches from at once. The tracker's answers are
+/// samples of 64 and each refresh brings new ones: without a cap a peer in
+/// a swarm of a thousand would end up connected to most of them.
+pub const MAX_WORKERS: usize = 64;
 /// BUSY answers per holder before it counts as a failed attempt.
 pub const MAX_BUSY: u32 = 10;
 /// Longest a worker with nothing to request waits for the plan to change.
@@ -475,6 +479,9 @@ impl Coordinator<'_, '_> {
         }
         let n = usable.len().max(1) as u64;
         for (i, h) in usable.into_iter().enumerate() {
+            if self.running.len() >= MAX_WORKERS {
+                break;
+            }
             if self.running.contains_key(&h.peer_id) || self.banned.contains(&h.peer_id) {
                 continue;
             }

@@ -47,6 +47,9 @@ pub struct Plan {
     spread_run: usize,
     /// Some holder is downloading too: break ties at random.
     swarm: bool,
+    /// Connected holders that have every piece: of a piece's availability,
+    /// this many are complete holders, the rest are downloading.
+    complete_sources: u16,
 }
 
 impl Plan {
@@ -63,6 +66,7 @@ impl Plan {
             avail: vec![0; pieces as usize],
             spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
             swarm: false,
+            complete_sources: 0,
         }
     }
 
@@ -94,13 +98,30 @@ impl Plan {
 
     /// A holder connected (or told us of new pieces): count what it has.
     pub fn add_source(&mut self, have: &Bitfield) {
+        if have.is_full() {
+            self.complete_sources += 1;
+        }
         for p in have.iter_ones() {
+            self.shift_avail(p, 1);
+        }
+    }
+
+    /// A connected holder's pieces grew by `new` (HAVE); `now_full` when
+    /// it has every piece from now on.
+    pub fn add_pieces(&mut self, new: &Bitfield, now_full: bool) {
+        if now_full {
+            self.complete_sources += 1;
+        }
+        for p in new.iter_ones() {
             self.shift_avail(p, 1);
         }
     }
 
     /// A holder left: its pieces are that much less available.
     pub fn remove_source(&mut self, have: &Bitfield) {
+        if have.is_full() {
+            self.complete_sources = self.complete_sources.saturating_sub(1);
+        }
         for p in have.iter_ones() {
             self.shift_avail(p, -1);
         }
@@ -171,7 +192,7 @@ impl Plan {
             return Vec::new();
         }
         // In a swarm a complete holder's upload is what every peer waits
-        // for: ask it only for pieces no other connected holder has.
+        // for: ask it only for pieces no downloading holder has.
         let spare_seeder = self.swarm && have.is_full();
         let random = self.swarm && self.done.count() < RANDOM_FIRST && !spare_seeder;
         let spread = self.swarm;
@@ -184,7 +205,9 @@ impl Plan {
             return Vec::new();
         };
         let rarity = self.avail[first as usize];
-        if spare_seeder && rarity > 1 {
+        // Some downloading holder has even the rarest candidate: leave it
+        // to them. (With only complete holders, everything is theirs.)
+        if spare_seeder && rarity > self.complete_sources {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -508,5 +531,79 @@ mod tests {
         assert!(plan.wants_any(&h), "in flight is not done");
         plan.complete(5);
         assert!(!plan.wants_any(&h));
+    }
+}
+
+#[cfg(test)]
+mod spare_seeder_tests {
+    use super::*;
+
+    /// Everything `have` lets a worker claim, run after run.
+    fn claim_all(p: &mut Plan, have: &Bitfield, rng: &mut Rng) -> Vec<u32> {
+        let mut all = Vec::new();
+        loop {
+            let more = p.claim(have, 0, 64, rng);
+            if more.is_empty() {
+                return all;
+            }
+            all.extend(more);
+        }
+    }
+
+    fn swarm_plan(pieces: u32) -> Plan {
+        let mut p = Plan::new(pieces, 1, &Bitfield::new(pieces));
+        p.set_swarm();
+        // Past the random first picks.
+        for i in 0..RANDOM_FIRST {
+            p.clear_needed(i);
+            p.done.set(i);
+        }
+        p
+    }
+
+    #[test]
+    fn a_seeder_is_asked_only_for_what_no_downloading_holder_has() {
+        let mut rng = Rng::seeded(3);
+        let mut p = swarm_plan(20);
+        let full = Bitfield::full(20);
+        p.add_source(&full);
+        let mut leecher = Bitfield::new(20);
+        for i in 4..12 {
+            leecher.set(i);
+        }
+        p.add_source(&leecher);
+        let mut got = claim_all(&mut p, &full, &mut rng);
+        got.sort();
+        assert_eq!(
+            got,
+            (12..20).collect::<Vec<_>>(),
+            "only what the leecher lacks"
+        );
+        // What the leecher has is left to it.
+        assert_eq!(claim_all(&mut p, &leecher, &mut rng).len(), 8);
+    }
+
+    #[test]
+    fn with_only_complete_holders_nothing_is_spared() {
+        // A leecher that came back after the others finished: every
+        // holder it knows is complete, and it must still get the file.
+        let mut rng = Rng::seeded(4);
+        let mut p = swarm_plan(10);
+        let full = Bitfield::full(10);
+        p.add_source(&full);
+        p.add_source(&full);
+        assert_eq!(claim_all(&mut p, &full, &mut rng).len(), 6);
+        // A downloading holder that becomes complete by HAVE counts as one.
+        let mut q = swarm_plan(10);
+        q.add_source(&full);
+        let mut half = Bitfield::new(10);
+        half.set_range(0, 5);
+        q.add_source(&half);
+        let mut rest = Bitfield::new(10);
+        rest.set_range(5, 5);
+        q.add_pieces(&rest, true);
+        assert_eq!(claim_all(&mut q, &full, &mut rng).len(), 6);
+        q.remove_source(&full);
+        assert_eq!(q.complete_sources, 1);
     }
 }

@@ -43,8 +43,8 @@ use crate::download::fetch::{Action, Fetch, Wait};
 use crate::download::plan::Plan;
 use crate::download::worker::POLL;
 use crate::download::{
-    EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY, REFRESH_EVERY,
-    WORK_WAIT,
+    EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY, MAX_WORKERS,
+    REFRESH_EVERY, WORK_WAIT,
 };
 use crate::error::{code, Error};
 use crate::peer::seeding::Seeding;
@@ -426,6 +426,9 @@ impl SimPeer {
         let n = usable.len().max(1) as u64;
         let mut started = Vec::new();
         for (i, &(peer, _)) in usable.iter().enumerate() {
+            if dl.running.len() >= MAX_WORKERS {
+                break;
+            }
             if dl.running.contains_key(&peer) || dl.banned.contains(&peer) {
                 continue;
             }
