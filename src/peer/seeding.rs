@@ -112,8 +112,27 @@ impl Seeding {
                 }
             }
         }
-        if got == 0 {
-            new = told_rest(told);
+        if got < want {
+            // No fresh piece left: the ones sent fewest times, that this
+            // connection was not offered yet; as before the offers run
+            // from a random place, so connections get different ones.
+            let least = (0..self.pieces)
+                .filter(|&p| !told.get(p))
+                .map(|p| self.sent[p as usize])
+                .min();
+            if let Some(least) = least {
+                let order = (start..self.pieces).chain(0..start);
+                for p in order {
+                    if got >= want {
+                        break;
+                    }
+                    if !told.get(p) && self.sent[p as usize] == least {
+                        told.set(p);
+                        new.set(p);
+                        got += 1;
+                    }
+                }
+            }
         }
         new
     }
@@ -139,13 +158,6 @@ impl Seeding {
     }
 }
 
-/// Marks every piece told; returns the ones that were not.
-fn told_rest(told: &mut Bitfield) -> Bitfield {
-    let rest = Bitfield::full(told.len()).minus(told);
-    told.union_with(&rest);
-    rest
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,18 +180,40 @@ mod tests {
     }
 
     #[test]
-    fn offers_run_out_into_everything() {
+    fn fresh_pieces_first_then_the_least_sent() {
         let mut s = Seeding::new(20, 2);
         s.open(1);
         let mut a = s.open(4);
         let mut b = s.open(4);
         assert_eq!((a.count(), b.count()), (8, 8));
+        let fresh_left: Vec<u32> = (0..20).filter(|&p| !a.get(p) && !b.get(p)).collect();
+        // B takes and is sent what it was offered.
+        for p in b.iter_ones() {
+            s.sent(p);
+        }
         let more = s.offer(&mut a, 8);
-        assert_eq!(more.count(), 4, "only 4 fresh left");
-        let rest = s.offer(&mut b, 8);
-        assert!(b.is_full(), "no fresh piece: told everything");
-        assert_eq!(rest.count(), 12);
-        assert!(s.offer(&mut b, 8).count() == 0);
+        assert_eq!(more.count(), 8);
+        assert!(fresh_left.iter().all(|&p| more.get(p)), "the 4 fresh first");
+        // Then, with no fresh piece left, pieces sent once (B's).
+        assert_eq!(more.iter_ones().filter(|&p| b.get(p)).count(), 4);
+        assert!(a.is_full() || a.count() == 16);
+        // A piece sent fewer times goes before one sent more.
+        let c = s.open(1);
+        let twice = c.iter_ones().next().unwrap_or(0);
+        s.sent(twice);
+        s.sent(twice);
+        let mut d = Bitfield::new(20);
+        let next = s.offer(&mut d, 19);
+        assert!(
+            !next.get(twice) || next.count() == 20,
+            "the piece sent most goes last"
+        );
+        // Offers go on until the connection has been offered every piece.
+        for _ in 0..10 {
+            s.offer(&mut b, 8);
+        }
+        assert!(b.is_full());
+        assert_eq!(s.offer(&mut b, 8).count(), 0);
     }
 
     #[test]

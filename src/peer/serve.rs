@@ -28,6 +28,9 @@ pub const MAX_OPEN_PER_CONN: usize = 64;
 pub const MAX_PENDING: usize = 4096;
 /// Most blocks served in one go.
 pub const SLICE_BLOCKS: u32 = 16;
+/// Offers a downloader has left alone this long, with nothing queued,
+/// are topped up with others.
+pub const STALE_OFFERS: Duration = Duration::from_millis(250);
 /// How long a connection may stay silent with nothing to serve.
 pub const IDLE_TIMEOUT: Duration = crate::net::IDLE_TIMEOUT;
 
@@ -73,6 +76,8 @@ struct Opened<F> {
     offers: bool,
     /// It was ever told offers (what it did not take goes back).
     offered: bool,
+    /// When it was last offered more.
+    offered_at: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +218,7 @@ impl<F: Served> Serve<F> {
             asked: Bitfield::new(pieces),
             offers,
             offered: offers,
+            offered_at: self.heard,
             file: f,
         });
         Ok(())
@@ -224,9 +230,10 @@ impl<F: Served> Serve<F> {
         if self.pending.is_empty() && now.saturating_duration_since(self.heard) > IDLE_TIMEOUT {
             return Err(Error::Timeout("idle connection".into()));
         }
+        let idle = self.pending.is_empty();
         for (handle, o) in self.opened.iter_mut().enumerate() {
             let new = if o.offers {
-                more_offers(o)
+                more_offers(o, idle, now)
             } else if let (Some(seen), Some(version)) = (o.seen, o.file.version()) {
                 if version == seen {
                     continue;
@@ -309,7 +316,7 @@ impl<F: Served> Serve<F> {
 
 /// Tops up a connection's offers (see `Seeding::offer_size`); the newly
 /// offered pieces.
-fn more_offers<F: Served>(o: &mut Opened<F>) -> Bitfield {
+fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfield {
     let record = o.file.record();
     let none = || Bitfield::new(record.piece_count());
     let Some(s) = o.file.seeding() else {
@@ -318,10 +325,14 @@ fn more_offers<F: Served>(o: &mut Opened<F>) -> Bitfield {
     let waiting = o.told.minus(&o.asked).count();
     let mut s = lock(s);
     let want = s.offer_size(record.blocks_per_piece);
-    if waiting >= want.div_ceil(2) || o.told.is_full() {
+    // A downloader that asks for nothing it was offered may have those
+    // pieces from others already: offer it others after a while.
+    let stale = idle && now.saturating_duration_since(o.offered_at) >= STALE_OFFERS;
+    if (waiting >= want.div_ceil(2) && !stale) || o.told.is_full() {
         return none();
     }
-    let new = s.offer(&mut o.told, want - waiting);
+    let new = s.offer(&mut o.told, want.saturating_sub(waiting).max(1));
+    o.offered_at = now;
     if o.told.is_full() {
         o.offers = false;
     }
