@@ -237,13 +237,14 @@ impl SimPeer {
                 self.verified.len()
             );
         };
-        let plan = dl.plan.borrow();
         let waiting = dl.fetches.values().filter(|f| f.for_work).count();
+        // `useful` borrows the plan itself: count before borrowing it here.
         let full = dl
             .fetches
             .values()
             .filter(|f| f.fetch.useful(&dl.plan))
             .count();
+        let plan = dl.plan.borrow();
         format!(
             "{} of {} pieces, {} connections ({} waiting for work, {} useful), {} attempts used",
             plan.done().count(),
