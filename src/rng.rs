@@ -38,6 +38,26 @@ impl Rng {
         self.next_u64() % n.max(1)
     }
 
+    /// `k` of `items` picked at random without repeats (all of them, in
+    /// order, when there are at most `k`), in O(k): a partial
+    /// Fisher-Yates over positions that leaves `items` as it is.
+    pub fn sample<T: Copy>(&mut self, items: &[T], k: usize) -> Vec<T> {
+        let n = items.len();
+        if n <= k {
+            return items.to_vec();
+        }
+        let mut moved: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+        (0..k)
+            .map(|i| {
+                let j = i + self.below((n - i) as u64) as usize;
+                let at_j = *moved.get(&j).unwrap_or(&j);
+                let at_i = *moved.get(&i).unwrap_or(&i);
+                moved.insert(j, at_i);
+                items[at_j]
+            })
+            .collect()
+    }
+
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.below(i as u64 + 1) as usize;

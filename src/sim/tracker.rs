@@ -64,22 +64,8 @@ impl Tracker {
     /// WHO_HAS: up to `MAX_HOLDERS` participants (the asker may be among
     /// them), sorted by id, with whether each is complete.
     pub fn who_has(&mut self) -> Vec<(NodeId, bool)> {
-        let n = self.members.len();
-        let mut picked: Vec<NodeId> = if n <= MAX_HOLDERS {
-            self.members.clone()
-        } else {
-            // A partial Fisher-Yates over positions, as the real tracker.
-            let mut chosen: HashMap<usize, usize> = HashMap::new();
-            (0..MAX_HOLDERS)
-                .map(|i| {
-                    let j = i + self.rng.below((n - i) as u64) as usize;
-                    let at_j = *chosen.get(&j).unwrap_or(&j);
-                    let at_i = *chosen.get(&i).unwrap_or(&i);
-                    chosen.insert(j, at_i);
-                    self.members[at_j]
-                })
-                .collect()
-        };
+        // As the real tracker picks (`Catalogue::holders`).
+        let mut picked = self.rng.sample(&self.members, MAX_HOLDERS);
         picked.sort_unstable();
         picked
             .into_iter()

@@ -541,23 +541,9 @@ impl Catalogue {
     /// are more.
     pub fn holders(&mut self, name: &str) -> Result<Vec<Holder>> {
         let &file = self.by_name.get(name).ok_or_else(|| not_found(name))?;
-        let members = &self.files[file as usize].members;
-        let picked: Vec<u32> = if members.len() <= MAX_HOLDERS {
-            members.clone()
-        } else {
-            // A partial Fisher-Yates over positions, leaving `members` as is.
-            let mut chosen: HashMap<usize, usize> = HashMap::new();
-            let n = members.len();
-            (0..MAX_HOLDERS)
-                .map(|i| {
-                    let j = i + self.rng.below((n - i) as u64) as usize;
-                    let at_j = *chosen.get(&j).unwrap_or(&j);
-                    let at_i = *chosen.get(&i).unwrap_or(&i);
-                    chosen.insert(j, at_i);
-                    members[at_j]
-                })
-                .collect()
-        };
+        let picked = self
+            .rng
+            .sample(&self.files[file as usize].members, MAX_HOLDERS);
         let record = &self.files[file as usize].record;
         let mut out: Vec<Holder> = picked
             .into_iter()
