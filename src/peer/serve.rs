@@ -42,6 +42,9 @@ pub trait Served: Clone {
     fn version(&self) -> Option<u64>;
     /// The verified pieces (every piece of a complete file).
     fn have(&self) -> Bitfield;
+    /// Every piece from `first` to `last` is verified (without copying
+    /// the set: this is asked for every slice served).
+    fn holds(&self, first: u32, last: u32) -> bool;
     /// The seeder's schedule, for a complete file.
     fn seeding(&self) -> Option<&Mutex<Seeding>>;
 }
@@ -278,11 +281,11 @@ impl<F: Served> Serve<F> {
             record.piece_of_block(r.block + r.count - 1),
         );
         let allowed = if o.file.version().is_some() {
-            o.file.have()
+            o.file.holds(first, last)
         } else {
-            o.told.clone()
+            (first..=last).all(|p| o.told.get(p))
         };
-        if (first..=last).any(|p| !allowed.get(p)) {
+        if !allowed {
             return Err(Error::protocol(format!(
                 "REQUEST for blocks {}+{} of {}, which are not offered or verified here",
                 r.block, r.count, record.name
@@ -403,6 +406,15 @@ impl Served for MemFile {
         match &self.partial {
             Some(p) => p.lock().unwrap_or_else(|e| e.into_inner()).1.clone(),
             None => Bitfield::full(self.record.piece_count()),
+        }
+    }
+    fn holds(&self, first: u32, last: u32) -> bool {
+        match &self.partial {
+            Some(p) => {
+                let p = p.lock().unwrap_or_else(|e| e.into_inner());
+                (first..=last).all(|piece| p.1.get(piece))
+            }
+            None => true,
         }
     }
     fn seeding(&self) -> Option<&Mutex<Seeding>> {

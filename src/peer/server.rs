@@ -35,6 +35,9 @@ impl Served for Arc<SharedFile> {
     fn have(&self) -> Bitfield {
         SharedFile::have(self)
     }
+    fn holds(&self, first: u32, last: u32) -> bool {
+        self.partial.as_ref().is_none_or(|r| r.holds(first, last))
+    }
     fn seeding(&self) -> Option<&Mutex<super::seeding::Seeding>> {
         self.seeding.as_ref()
     }
@@ -110,8 +113,8 @@ fn queue_replies(conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<()> 
     Ok(())
 }
 
-/// Reads the slice with one positioned read and writes its BLOCK frames
-/// into the socket buffer.
+/// Reads the slice (the machine checked it holds those pieces) with one
+/// positioned read and writes its BLOCK frames into the socket buffer.
 fn send_blocks(
     peer: &Peer,
     conn: &mut Conn,
@@ -120,12 +123,6 @@ fn send_blocks(
 ) -> Result<()> {
     let file = &slice.file;
     let record = &file.record;
-    if !file.holds_blocks(slice.block, slice.count) {
-        return Err(Error::protocol(format!(
-            "REQUEST for blocks {}+{} of {}, which are not verified here yet",
-            slice.block, slice.count, record.name
-        )));
-    }
     let offset = slice.block as u64 * BLOCK_SIZE as u64;
     let len = ((slice.block + slice.count) as u64 * BLOCK_SIZE as u64).min(record.size) - offset;
     let data = &mut buf[..len as usize];

@@ -37,25 +37,12 @@ impl SharedFile {
             seeding: Some(std::sync::Mutex::new(seeding)),
         }
     }
-}
 
-impl SharedFile {
     /// The pieces that may be served now.
     pub fn have(&self) -> Bitfield {
         match &self.partial {
             Some(r) => r.on_disk(),
             None => Bitfield::full(self.record.piece_count()),
-        }
-    }
-
-    /// True when blocks `first..first+count` may be served.
-    pub fn holds_blocks(&self, first: u32, count: u32) -> bool {
-        match &self.partial {
-            Some(r) => r.holds(
-                self.record.piece_of_block(first),
-                self.record.piece_of_block(first + count - 1),
-            ),
-            None => true,
         }
     }
 }
