@@ -25,7 +25,7 @@ use crate::record::FileRecord;
 use crate::rng::Rng;
 use crate::wire::message::MAX_REQUEST_BLOCKS;
 use crate::wire::{PeerReply, PeerRequest};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,7 +161,7 @@ pub struct Fetch {
     bad_pieces: u32,
     /// Blocks this holder delivered that counted.
     blocks: u64,
-    out: Vec<Action>,
+    out: VecDeque<Action>,
 }
 
 impl Fetch {
@@ -194,10 +194,10 @@ impl Fetch {
             heard: now,
             bad_pieces: 0,
             blocks: 0,
-            out: Vec::new(),
+            out: VecDeque::new(),
             record,
         };
-        f.out.push(Action::Send(PeerRequest::Open {
+        f.out.push_back(Action::Send(PeerRequest::Open {
             name: f.record.name.clone(),
             md5: f.record.md5,
         }));
@@ -205,18 +205,14 @@ impl Fetch {
     }
 
     /// What to do now, oldest first.
-    pub fn actions(&mut self) -> std::vec::Drain<'_, Action> {
+    pub fn actions(&mut self) -> std::collections::vec_deque::Drain<'_, Action> {
         self.out.drain(..)
     }
 
     /// The oldest action not yet taken, for a driver that acts on the
     /// machine between actions (a write reported back with `written`).
     pub fn next_action(&mut self) -> Option<Action> {
-        if self.out.is_empty() {
-            None
-        } else {
-            Some(self.out.remove(0))
-        }
+        self.out.pop_front()
     }
 
     /// The lowest RTT measured (zero before the first PONG).
@@ -331,7 +327,8 @@ impl Fetch {
 
     fn send_rtt_ping(&mut self, nonce: u64, now: Instant) {
         self.phase = Phase::Measuring { nonce, sent: now };
-        self.out.push(Action::Send(PeerRequest::Ping { nonce }));
+        self.out
+            .push_back(Action::Send(PeerRequest::Ping { nonce }));
     }
 
     fn on_have(&mut self, handle: u32, have: Bitfield, plan: &impl PlanRef) -> Result<()> {
@@ -400,7 +397,7 @@ impl Fetch {
             plan.with(|p| p.release(piece));
             self.pool.push(buf.data);
             self.bad_pieces += 1;
-            self.out.push(Action::Released);
+            self.out.push_back(Action::Released);
             return;
         }
         if plan.with(|p| p.is_done(piece)) {
@@ -427,7 +424,7 @@ impl Fetch {
             return;
         }
         let data = std::mem::take(&mut self.batch.data);
-        self.out.push(Action::Write {
+        self.out.push_back(Action::Write {
             first: self.batch.first,
             count: self.batch.count,
             data,
@@ -516,7 +513,8 @@ impl Fetch {
         if sent.is_none() && now >= last + PING_EVERY {
             let nonce = nonce + 1;
             self.ping = (nonce, Some(now), now);
-            self.out.push(Action::Send(PeerRequest::Ping { nonce }));
+            self.out
+                .push_back(Action::Send(PeerRequest::Ping { nonce }));
             return now + PING_EVERY;
         }
         last + PING_EVERY
@@ -602,7 +600,7 @@ impl Fetch {
             self.pool.push(buf.data);
             let first = self.record.first_block(p) + buf.next;
             for (block, count) in runs_of(first, left) {
-                self.out.push(Action::Send(PeerRequest::Cancel {
+                self.out.push_back(Action::Send(PeerRequest::Cancel {
                     handle: self.handle,
                     block,
                     count,
@@ -623,7 +621,7 @@ impl Fetch {
         }
         for (start, len) in runs {
             for (block, count) in runs_of(start, len) {
-                self.out.push(Action::Send(PeerRequest::Request {
+                self.out.push_back(Action::Send(PeerRequest::Request {
                     handle: self.handle,
                     block,
                     count,
