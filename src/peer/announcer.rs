@@ -184,18 +184,18 @@ impl Announcer {
     /// The datagram to send now, if any, and when to call again at the
     /// latest. `holdings` is what the peer holds at `now`.
     pub fn poll(&mut self, now: Instant, holdings: &Holdings) -> (Option<Vec<u8>>, Instant) {
-        if let Some(f) = &mut self.in_flight {
-            if now < f.retry_at {
-                return (None, f.retry_at);
+        if let Some(retry_at) = self.in_flight.as_ref().map(|f| f.retry_at) {
+            if now < retry_at {
+                return (None, retry_at);
             }
             // Lost: the same request under a fresh transaction id, so a
             // late answer to the old one is ignored.
-            f.wait = (f.wait * 2).min(self.interval);
-            f.retry_at = now + f.wait;
             self.losses += 1;
-            let tx = self.next_tx.wrapping_add(1);
-            self.next_tx = tx;
+            let tx = self.tx();
+            let interval = self.interval;
             let f = self.in_flight.as_mut().expect("in flight");
+            f.wait = (f.wait * 2).min(interval);
+            f.retry_at = now + f.wait;
             f.tx = tx;
             f.bytes[4..8].copy_from_slice(&tx.to_be_bytes());
             return (Some(f.bytes.clone()), f.retry_at);

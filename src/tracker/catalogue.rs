@@ -451,7 +451,9 @@ impl Catalogue {
     /// Forgets the peers past their deadline; their ids, sorted. Called
     /// about once a second, it also samples the announce rate.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
-        self.expire_from(0, self.peers.len(), now)
+        let ids = self.expire_slots(0, self.peers.len(), now);
+        self.sample(now);
+        ids
     }
 
     /// `expire` in `parts` turns, each over the next slice of the peer
@@ -467,12 +469,6 @@ impl Catalogue {
         }
         let end = (start + n).min(self.peers.len());
         self.expire_slots(start, end, now)
-    }
-
-    fn expire_from(&mut self, start: usize, end: usize, now: Instant) -> Vec<String> {
-        let ids = self.expire_slots(start, end, now);
-        self.sample(now);
-        ids
     }
 
     fn expire_slots(&mut self, start: usize, end: usize, now: Instant) -> Vec<String> {
