@@ -300,16 +300,11 @@ impl<'a> Request<'a> {
     /// ANNOUNCE (header, type and length) whose body may not decode: so
     /// a peer that proved its address is told why it is ignored.
     pub fn announce_prefix(bytes: &[u8]) -> Option<(u32, u64)> {
-        let shaped = bytes.len() >= MIN_ANNOUNCE_LEN
-            && bytes.len() <= MAX_TRACKER_DATAGRAM
-            && bytes[..2] == MAGIC
-            && bytes[2] == VERSION
-            && bytes[3] == ty::ANNOUNCE;
-        shaped.then(|| {
-            let tx = u32::from_be_bytes(bytes[4..8].try_into().expect("4 bytes"));
-            let cookie = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
-            (tx, cookie)
-        })
+        let (t, mut d) = split_header(bytes).ok()?;
+        if t != ty::ANNOUNCE || bytes.len() < MIN_ANNOUNCE_LEN {
+            return None;
+        }
+        Some((d.u32().ok()?, d.u64().ok()?))
     }
 
     /// The transaction id, for logs and answers.
