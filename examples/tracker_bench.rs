@@ -163,7 +163,7 @@ fn fake_record(name: &str) -> FileRecord {
         md5: fake_md5(name),
         piece_hashes: (0..pieces)
             .map(|i| {
-                let mut h = [0u8; 16];
+                let mut h = [0u8; 32];
                 h[..4].copy_from_slice(&i.to_be_bytes());
                 h
             })

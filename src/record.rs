@@ -1,12 +1,18 @@
 //! The metadata record of a shared file (our `.torrent`): name, size, block
-//! size, whole-file MD5 and one MD5 per piece. A piece is one 4 KiB block
+//! size, whole-file MD5 and one SHA-256 per piece. A piece is one 4 KiB block
 //! for files up to 256 MiB; beyond that pieces grow by powers of two so a
-//! record never holds more than `MAX_PIECES` hashes (1 MiB), whatever the
+//! record never holds more than `MAX_PIECES` hashes (2 MiB), whatever the
 //! file's size.
+//!
+//! Piece hashes are SHA-256 since record version 2: MD5 collisions cost
+//! seconds, so a publisher could make two versions of a piece with one hash,
+//! and SHA-256 with SHA-NI is also faster. The whole-file MD5 stays: it is
+//! what users compare with `md5sum`.
 
 use crate::error::{Error, Result};
 use crate::names::check_file_name;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -17,6 +23,14 @@ pub const MAX_PIECES: u32 = 1 << 16;
 pub const MAX_FILE_SIZE: u64 = 1 << 40;
 
 pub type Md5Digest = [u8; 16];
+pub type PieceHash = [u8; 32];
+
+/// The record format this version writes and reads (§8 of PROTOCOL.md).
+/// Version 1 had no version byte and MD5 piece hashes.
+pub const RECORD_VERSION: u8 = 2;
+/// The kind byte after the version: what the record describes. Only a
+/// single file so far; other values are refused until a version knows them.
+pub const KIND_FILE: u8 = 0;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
@@ -25,7 +39,7 @@ pub struct FileRecord {
     pub block_size: u32,
     pub blocks_per_piece: u32,
     pub md5: Md5Digest,
-    pub piece_hashes: Vec<Md5Digest>,
+    pub piece_hashes: Vec<PieceHash>,
 }
 
 /// The piece geometry for a file of `size` bytes.
@@ -111,31 +125,22 @@ impl FileRecord {
 
     pub fn verify_piece(&self, piece: u32, data: &[u8]) -> bool {
         data.len() as u64 == self.piece_len(piece)
-            && Md5::digest(data).as_slice() == self.piece_hashes[piece as usize]
+            && piece_hash(data) == self.piece_hashes[piece as usize]
     }
 
     /// Checks the invariants a record from the network must satisfy.
     pub fn validate(&self) -> Result<()> {
-        check_file_name(&self.name)?;
-        let bad = |what: &str| Err(Error::protocol(format!("record for {}: {what}", self.name)));
-        if self.block_size != BLOCK_SIZE {
-            return bad("block size is not 4096");
-        }
-        if self.size > MAX_FILE_SIZE {
-            return bad("file larger than 1 TiB");
-        }
-        if self.blocks_per_piece != blocks_per_piece_for(self.size) {
-            return bad("piece size does not match the file size");
-        }
-        let pieces = self.size.div_ceil(self.piece_size());
-        if self.piece_hashes.len() as u64 != pieces {
-            return bad("wrong number of piece hashes");
-        }
-        Ok(())
+        check_geometry(
+            &self.name,
+            self.size,
+            self.block_size,
+            self.blocks_per_piece,
+            self.piece_hashes.len(),
+        )
     }
 
-    /// Hashes a file into a record: one read pass, piece hashes and the
-    /// whole-file MD5 computed side by side on two threads.
+    /// Hashes a file into a record: one read pass, piece hashes (SHA-256)
+    /// and the whole-file MD5 computed side by side on two threads.
     pub fn from_file(name: &str, path: &Path) -> Result<FileRecord> {
         check_file_name(name)?;
         let ctx = || format!("reading {}", path.display());
@@ -151,7 +156,7 @@ impl FileRecord {
         let chunk = (1usize << 20).max(piece_size);
         let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
         let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<u8>>(6);
-        let whole = std::thread::scope(|s| -> Result<(Md5Digest, Vec<Md5Digest>)> {
+        let whole = std::thread::scope(|s| -> Result<(Md5Digest, Vec<PieceHash>)> {
             let hasher = s.spawn(move || {
                 let mut md5 = Md5::new();
                 for buf in rx {
@@ -174,7 +179,7 @@ impl FileRecord {
                 }
                 read_total += n as u64;
                 for p in buf.chunks(piece_size) {
-                    pieces.push(Md5::digest(p).into());
+                    pieces.push(piece_hash(p));
                 }
                 if tx.send(buf).is_err() {
                     break;
@@ -212,8 +217,56 @@ impl FileRecord {
             block_size: BLOCK_SIZE,
             blocks_per_piece,
             md5: md5_of(data),
-            piece_hashes: data.chunks(piece_size).map(md5_of).collect(),
+            piece_hashes: data.chunks(piece_size).map(piece_hash).collect(),
         }
+    }
+}
+
+/// The rules every record version shares: name, block size, file size,
+/// piece geometry and one hash per piece.
+fn check_geometry(
+    name: &str,
+    size: u64,
+    block_size: u32,
+    blocks_per_piece: u32,
+    hashes: usize,
+) -> Result<()> {
+    check_file_name(name)?;
+    let bad = |what: &str| Err(Error::protocol(format!("record for {name}: {what}")));
+    if block_size != BLOCK_SIZE {
+        return bad("block size is not 4096");
+    }
+    if size > MAX_FILE_SIZE {
+        return bad("file larger than 1 TiB");
+    }
+    if blocks_per_piece != blocks_per_piece_for(size) {
+        return bad("piece size does not match the file size");
+    }
+    if hashes as u64 != piece_count_for(size) as u64 {
+        return bad("wrong number of piece hashes");
+    }
+    Ok(())
+}
+
+/// What is kept of a version 1 record (MD5 piece hashes) found on disk:
+/// enough to recognise the same content when its record comes back in
+/// version 2, never enough to verify a piece.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyRecord {
+    pub name: String,
+    pub size: u64,
+    pub md5: Md5Digest,
+}
+
+impl LegacyRecord {
+    /// Checks the fields a version 1 record had beside these three.
+    pub fn validate(&self, block_size: u32, blocks_per_piece: u32, hashes: usize) -> Result<()> {
+        check_geometry(&self.name, self.size, block_size, blocks_per_piece, hashes)
+    }
+
+    /// True when `record` describes the same content under the same name.
+    pub fn matches(&self, record: &FileRecord) -> bool {
+        self.name == record.name && self.size == record.size && self.md5 == record.md5
     }
 }
 
@@ -229,6 +282,11 @@ pub fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// The hash of one piece: SHA-256 of exactly its bytes.
+pub fn piece_hash(data: &[u8]) -> PieceHash {
+    Sha256::digest(data).into()
 }
 
 /// MD5 of a byte slice, for tests and small checks.
@@ -269,6 +327,11 @@ mod tests {
         assert_eq!(r.piece_len(2), 10_000 - 8192);
         assert!(r.verify_piece(1, &data[4096..8192]));
         assert!(!r.verify_piece(1, &data[0..4096]));
+        // SHA-256 of exactly the piece's bytes (sha256sum of "hello").
+        assert_eq!(
+            crate::units::hex(&piece_hash(b"hello")),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
         r.validate().unwrap();
         let mut all = crate::bitfield::Bitfield::full(3);
         assert_eq!(r.blocks_in(&all), 3);
@@ -285,7 +348,7 @@ mod tests {
                 block_size: BLOCK_SIZE,
                 blocks_per_piece: blocks_per_piece_for(size),
                 md5: [0; 16],
-                piece_hashes: vec![[0; 16]; piece_count_for(size) as usize],
+                piece_hashes: vec![[0; 32]; piece_count_for(size) as usize],
             };
             r.validate().unwrap();
             let mut have = crate::bitfield::Bitfield::full(r.piece_count());

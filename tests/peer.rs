@@ -391,3 +391,117 @@ fn an_upload_limited_holder_delivers_steadily_enough_not_to_look_stalled() {
         "the holder was never taken for stalled: {stderr}"
     );
 }
+
+/// A version 1 record (no version byte, MD5 piece hashes) of `data`, as
+/// older versions wrote it to disk: the RECORD frame, built by hand.
+fn v1_record_frame(name: &str, data: &[u8]) -> Vec<u8> {
+    use md5::{Digest, Md5};
+    let mut body = Vec::new();
+    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    body.extend_from_slice(&4096u32.to_be_bytes());
+    body.extend_from_slice(&1u32.to_be_bytes()); // 4 KiB pieces below 256 MiB
+    body.extend_from_slice(&Md5::digest(data));
+    let pieces: Vec<&[u8]> = data.chunks(4096).collect();
+    body.extend_from_slice(&(pieces.len() as u32).to_be_bytes());
+    for p in pieces {
+        body.extend_from_slice(&Md5::digest(p));
+    }
+    let mut frame = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+    frame.push(0x85); // RECORD
+    frame.extend_from_slice(&body);
+    frame
+}
+
+fn tracker_record(tracker: &str, name: &str) -> Result<p2pshare::record::FileRecord, String> {
+    use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
+    let mut c = p2pshare::net::Conn::connect(tracker, MAX_FRAME).unwrap();
+    match c.call::<TrackerReply>(&TrackerRequest::GetRecord { name: name.into() }) {
+        Ok(TrackerReply::Record { record }) => Ok(record),
+        Ok(other) => panic!("GET_RECORD answered {other:?}"),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[test]
+fn version_1_records_on_disk_are_upgraded_never_served() {
+    use p2pshare::record::FileRecord;
+    use p2pshare::wire::record_file::{self, Stored};
+    let mut s = Swarm::new();
+    let data = test_bytes(50_000, 12);
+    s.give("A", "old.bin", &data);
+    // The tracker's records and A's record cache, as version 1 left them;
+    // `gone.bin` has no holder any more.
+    let records = s.path("tracker/records");
+    fs::write(
+        records.join("old.bin.rec"),
+        v1_record_frame("old.bin", &data),
+    )
+    .unwrap();
+    let gone = test_bytes(9_000, 13);
+    fs::write(
+        records.join("gone.bin.rec"),
+        v1_record_frame("gone.bin", &gone),
+    )
+    .unwrap();
+    let cache = s.path("A/records");
+    fs::create_dir_all(&cache).unwrap();
+    let stamp = p2pshare::fsutil::Stamp::of(&fs::metadata(s.path("A/files/old.bin")).unwrap());
+    let mut cached = stamp.to_bytes().to_vec();
+    cached.extend_from_slice(&v1_record_frame("old.bin", &data));
+    fs::write(cache.join("old.bin.rec"), cached).unwrap();
+    s.tracker.restart();
+
+    // The tracker says what it does with them, and serves neither.
+    let logs = s.tracker.logs();
+    assert!(
+        logs.contains("old.bin.rec is a version 1 record") && logs.contains("gone.bin"),
+        "{logs}"
+    );
+    let tracker = s.tracker.addr();
+    let e = tracker_record(&tracker, "old.bin").unwrap_err();
+    assert!(e.contains("older p2pshare"), "{e}");
+    // Only the same content can take the name back.
+    let other = record_of(s.dir.path(), "gone.bin", b"other content");
+    let mut c = p2pshare::net::Conn::connect(&tracker, p2pshare::wire::MAX_FRAME).unwrap();
+    let refused =
+        c.call::<p2pshare::wire::TrackerReply>(&p2pshare::wire::TrackerRequest::NewFile {
+            record: other,
+        });
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("different content")),
+        "{refused:?}"
+    );
+
+    // A holds the file: it hashes it again and publishes a version 2 record.
+    let a = s.serve("A", "old.bin", &[]);
+    let want = FileRecord::from_bytes("old.bin", &data);
+    assert_eq!(tracker_record(&tracker, "old.bin").unwrap(), want);
+    assert!(a.logs().contains("version 1"), "{}", a.logs());
+    for path in [records.join("old.bin.rec"), cache.join("old.bin.rec")] {
+        let bytes = fs::read(&path).unwrap();
+        // A's cache puts the file's size+mtime stamp before the record.
+        let skip = if path.starts_with(&cache) {
+            p2pshare::fsutil::Stamp::LEN
+        } else {
+            0
+        };
+        assert_eq!(
+            record_file::decode(&bytes[skip..]).unwrap(),
+            Stored::Current(want.clone()),
+            "{} upgraded",
+            path.display()
+        );
+    }
+
+    // And the file is fetched, verified against SHA-256 piece hashes.
+    let out = s.shell("G", "get old.bin\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(fs::read(s.path("G/files/old.bin")).unwrap(), data);
+    let e = tracker_record(&tracker, "gone.bin").unwrap_err();
+    assert!(e.contains("older p2pshare"), "{e}");
+}

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
 use crate::record::FileRecord;
-use crate::wire::record_file;
+use crate::wire::record_file::{self, Stored};
 use log::{info, warn};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -199,7 +199,14 @@ impl Store {
         if Stamp::from_bytes(head) != *stamp {
             return None;
         }
-        let record = record_file::decode(rest).ok()?;
+        let record = match record_file::decode(rest).ok()? {
+            Stored::Current(r) => r,
+            Stored::Legacy(_) => {
+                // The file is here: hashing it again is the upgrade.
+                info!("the cached record of {name} is version 1 (MD5 piece hashes); hashing the file again for SHA-256 piece hashes");
+                return None;
+            }
+        };
         (record.name == name && record.size == stamp.size).then_some(record)
     }
 

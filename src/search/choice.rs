@@ -155,7 +155,7 @@ mod tests {
         let honest = FileRecord::from_bytes("f", &data);
         let mut liar = answer("A", &data, "", true);
         if let Some(r) = liar.info.record.as_mut() {
-            r.piece_hashes[0] = [0; 16];
+            r.piece_hashes[0] = [0; 32];
         }
         let c = choose(vec![
             liar,

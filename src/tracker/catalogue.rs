@@ -15,10 +15,16 @@
 //! Sessions: a REGISTER gives a peer a fresh session id; announces carry
 //! the (peer id, session) pair, and a stale pair is refused so the peer
 //! registers again.
+//!
+//! Legacy names: a version 1 record (MD5 piece hashes) read back from disk
+//! cannot be served, and the tracker cannot re-hash a file it does not
+//! have. Its name, size and MD5 are kept so that only the same content can
+//! take the name back: the first holder that publishes it (in version 2)
+//! brings the file back into the catalogue.
 
 use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
 use crate::error::{code, Error, Result};
-use crate::record::{FileRecord, BLOCK_SIZE};
+use crate::record::{FileRecord, LegacyRecord, BLOCK_SIZE};
 use crate::rng::Rng;
 use crate::units::hex;
 use crate::wire::message::MAX_HOLDERS;
@@ -174,6 +180,8 @@ pub struct Catalogue {
     samples: VecDeque<(Instant, u64)>,
     /// Where `expire_part` goes on.
     sweep: usize,
+    /// Names of version 1 records waiting for a holder to publish them again.
+    legacy: HashMap<Box<str>, LegacyRecord>,
 }
 
 impl Default for Catalogue {
@@ -218,6 +226,7 @@ impl Catalogue {
             announces: 0,
             samples: VecDeque::new(),
             sweep: 0,
+            legacy: HashMap::new(),
         }
     }
 
@@ -228,6 +237,35 @@ impl Catalogue {
         }
         self.insert_file(record);
         true
+    }
+
+    /// Keeps the name of a version 1 record read back from disk for the
+    /// same content. False when the name is taken.
+    pub fn load_legacy(&mut self, legacy: LegacyRecord) -> bool {
+        if self.by_name.contains_key(legacy.name.as_str())
+            || self.legacy.contains_key(legacy.name.as_str())
+        {
+            return false;
+        }
+        self.legacy.insert(legacy.name.as_str().into(), legacy);
+        true
+    }
+
+    /// Names kept for version 1 records not yet published again.
+    pub fn legacy_count(&self) -> usize {
+        self.legacy.len()
+    }
+
+    /// The error for a name the catalogue cannot serve: unknown, or known
+    /// only from a version 1 record.
+    pub fn missing(&self, name: &str) -> Error {
+        if self.legacy.contains_key(name) {
+            return Error::NotFound(format!(
+                "{name} is known only from a record of an older p2pshare (MD5 piece hashes); \
+                 it is served again once a holder of it announces; try again later"
+            ));
+        }
+        not_found(name)
     }
 
     fn insert_file(&mut self, record: FileRecord) -> u32 {
@@ -249,6 +287,17 @@ impl Catalogue {
     pub fn publish(&mut self, record: FileRecord) -> Result<bool> {
         let name = record.name.clone();
         let Some(&idx) = self.by_name.get(name.as_str()) else {
+            if let Some(old) = self.legacy.get(name.as_str()) {
+                if !old.matches(&record) {
+                    return Err(Error::Conflict(format!(
+                        "{name} is already shared with different content (md5 {}, {} bytes); \
+                         rename your file",
+                        hex(&old.md5),
+                        old.size
+                    )));
+                }
+                self.legacy.remove(name.as_str());
+            }
             self.insert_file(record);
             return Ok(true);
         };
@@ -536,7 +585,7 @@ impl Catalogue {
     /// pieces to trade soon). A random sample of `MAX_HOLDERS` when there
     /// are more.
     pub fn holders(&mut self, name: &str) -> Result<Vec<Holder>> {
-        let &file = self.by_name.get(name).ok_or_else(|| not_found(name))?;
+        let &file = self.by_name.get(name).ok_or_else(|| self.missing(name))?;
         let picked = self
             .rng
             .sample(&self.files[file as usize].members, MAX_HOLDERS);

@@ -70,14 +70,21 @@ impl Tracker {
     pub fn start(config: &Config) -> Result<Tracker> {
         let store = Store::open(&config.data)?;
         let mut catalogue = Catalogue::new();
-        let records = store.load();
-        let loaded = records.len();
-        for r in records {
+        let on_disk = store.load();
+        let loaded = on_disk.records.len();
+        for r in on_disk.records {
             catalogue.load_record(r);
         }
+        for l in on_disk.legacy {
+            catalogue.load_legacy(l);
+        }
         info!(
-            "loaded {loaded} file records from {}",
-            store.dir().display()
+            "loaded {loaded} file records from {}{}",
+            store.dir().display(),
+            match catalogue.legacy_count() {
+                0 => String::new(),
+                n => format!("; {n} version 1 records wait for a holder to publish them again"),
+            }
         );
         let want = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(want).map_err(|e| Error::Io {

@@ -2,16 +2,19 @@
 //! holds the record in its stored form (`wire::record_file`: the RECORD frame).
 //! Writes are atomic and synced (`fsutil::write_durably`). At start every
 //! `.rec` is decoded and validated; a bad one is logged and skipped, never
-//! deleted.
+//! deleted. A version 1 record (MD5 piece hashes) cannot be upgraded here,
+//! for that needs the file's data: it is loaded as a `LegacyRecord`, which
+//! keeps its name for the same content until a holder publishes the file
+//! again (peers do so by themselves, §5.2), and then overwritten.
 //!
 //! A name too long for `<name>.rec.tmp` to fit the 255-byte limit of a
 //! file name goes to `DIR/records/long/<md5 of the name>.rec` instead.
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_durably;
-use crate::record::{md5_of, FileRecord};
+use crate::record::{md5_of, FileRecord, LegacyRecord};
 use crate::units::hex;
-use crate::wire::record_file;
+use crate::wire::record_file::{self, Stored};
 use log::{debug, warn};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -71,20 +74,27 @@ impl Store {
         })
     }
 
-    /// Every valid record on disk, sorted by name. Bad files are logged
-    /// and skipped.
-    pub fn load(&self) -> Vec<FileRecord> {
+    /// Every valid record on disk, sorted by name, and apart from them the
+    /// version 1 records to upgrade. Bad files are logged and skipped.
+    pub fn load(&self) -> Loaded {
         let mut out = Vec::new();
         self.load_dir(&self.dir, false, &mut out);
         let long = self.dir.join("long");
         if long.is_dir() {
             self.load_dir(&long, true, &mut out);
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+        out.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut loaded = Loaded::default();
+        for stored in out {
+            match stored {
+                Stored::Current(r) => loaded.records.push(r),
+                Stored::Legacy(l) => loaded.legacy.push(l),
+            }
+        }
+        loaded
     }
 
-    fn load_dir(&self, dir: &Path, hashed: bool, out: &mut Vec<FileRecord>) {
+    fn load_dir(&self, dir: &Path, hashed: bool, out: &mut Vec<Stored>) {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
@@ -114,19 +124,22 @@ impl Store {
             match read_record(&path) {
                 Ok(r) => {
                     let expected = if hashed {
-                        hex(&md5_of(r.name.as_bytes()))
+                        hex(&md5_of(r.name().as_bytes()))
                     } else {
-                        r.name.clone()
+                        r.name().to_string()
                     };
-                    if stem == expected {
-                        out.push(r);
-                    } else {
+                    if stem != expected {
                         warn!(
                             "skipping {}: it holds the record of {:?}, which belongs in {}",
                             path.display(),
-                            r.name,
-                            self.path_of(&r.name).display()
+                            r.name(),
+                            self.path_of(r.name()).display()
                         );
+                    } else {
+                        if let Stored::Legacy(l) = &r {
+                            warn_legacy(&path, l);
+                        }
+                        out.push(r);
                     }
                 }
                 Err(e) => warn!("skipping {}: {e}", path.display()),
@@ -135,7 +148,30 @@ impl Store {
     }
 }
 
-fn read_record(path: &Path) -> Result<FileRecord> {
+/// What `load` found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Loaded {
+    pub records: Vec<FileRecord>,
+    /// Version 1 records: names kept for their content until re-published.
+    pub legacy: Vec<LegacyRecord>,
+}
+
+/// Tells the operator what happens to a version 1 record and what to do.
+fn warn_legacy(path: &Path, l: &LegacyRecord) {
+    warn!(
+        "{} is a version 1 record (MD5 piece hashes) of {:?}, which this tracker no longer \
+         serves and cannot upgrade without the file: {:?} stays reserved for the same content \
+         (md5 {}, {} bytes) and is served again once a holder publishes it, which peers do \
+         by themselves when they next announce; delete the file to free the name",
+        path.display(),
+        l.name,
+        l.name,
+        hex(&l.md5),
+        l.size
+    );
+}
+
+fn read_record(path: &Path) -> Result<Stored> {
     let bytes = fs::read(path).map_err(|e| Error::io("reading it", e))?;
     record_file::decode(&bytes)
 }
@@ -163,7 +199,7 @@ mod tests {
             .path_of(&long.name)
             .starts_with(store.dir().join("long")));
         let again = Store::open(&tmp.path().join("data")).unwrap();
-        assert_eq!(again.load(), vec![long, a, e, b]);
+        assert_eq!(again.load().records, vec![long, a, e, b]);
     }
 
     #[test]
@@ -196,7 +232,8 @@ mod tests {
         fs::create_dir(dir.join("long")).unwrap();
         fs::write(dir.join("long").join("nothex.rec"), &ok).unwrap();
 
-        assert_eq!(store.load(), vec![good]);
+        assert_eq!(store.load().records, vec![good]);
+        assert!(store.load().legacy.is_empty());
         for f in [
             "garbage.rec",
             "trunc.rec",

@@ -11,7 +11,7 @@
 //! The catalogue lock is held only for in-memory work: never while
 //! reading, writing to a socket, or writing a record to disk.
 
-use super::catalogue::{not_found, Catalogue};
+use super::catalogue::Catalogue;
 use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
@@ -229,15 +229,18 @@ fn on_message(shared: &Shared, msg: TrackerRequest) -> (TrackerReply, bool) {
             )
         }
         TrackerRequest::GetRecord { name } => {
-            let record = shared.lock().record(&name);
+            let record = {
+                let c = shared.lock();
+                c.record(&name).ok_or_else(|| c.missing(&name))
+            };
             match record {
-                Some(r) => (
+                Ok(r) => (
                     TrackerReply::Record {
                         record: (*r).clone(),
                     },
                     false,
                 ),
-                None => (TrackerReply::error(&not_found(&name)), false),
+                Err(e) => (TrackerReply::error(&e), false),
             }
         }
         TrackerRequest::WhoHas { name } => {

@@ -472,7 +472,7 @@ or shared with the peer's <code>share</code> command.</p>
         let tracker = &self.peer.config().tracker;
         let mut main = format!(
             "<h1>Download</h1>\n<p>Every file the swarm knows, from the tracker at {}. \
-             Fetching takes blocks from every holder at once and checks each against its MD5. \
+             Fetching takes blocks from every holder at once and checks each against its SHA-256. \
              <a href=\"/download\">Refresh the list</a></p>\n",
             html(tracker)
         );
@@ -546,12 +546,12 @@ or shared with the peer's <code>share</code> command.</p>
 <p><b>p2pshare</b> {version} shares files peer to peer, in the BitTorrent
 family. A <em>tracker</em> keeps a record of every shared file (our
 <code>.torrent</code>: its name, size, 4&nbsp;KiB blocks, the MD5 of the
-whole file and of every piece) and knows which peers hold which pieces.
+whole file and the SHA-256 of every piece) and knows which peers hold which pieces.
 It never stores a file.</p>
 <p>To fetch a file, a peer asks the tracker for the record and the holders,
 connects to <em>all</em> of them at once and keeps each busy in proportion
 to how fast it answers, so near peers give more blocks and far ones fewer.
-Every piece is checked against its MD5 the moment it arrives; a bad one is
+Every piece is checked against its SHA-256 the moment it arrives; a bad one is
 fetched again elsewhere. The finished file is checked against the whole-file
 MD5 before it appears in <code>files/</code>, and from then on this peer
 serves it to others too.</p>

@@ -6,7 +6,9 @@
 //! datagram against `MAX_DATAGRAM`. Layouts are in docs/PROTOCOL.md §11.
 
 use super::codec::{check_datagram_head, put_str, put_u16, put_u64, put_u8, Decoder};
-use super::message::{get_have, get_name, get_record, put_have, put_record, MAX_HOST_BYTES};
+use super::message::{
+    get_have, get_name, get_record, put_have, put_record, record_len, MAX_HOST_BYTES,
+};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::names::{check_peer_id, MAX_PEER_ID_BYTES};
@@ -190,10 +192,7 @@ impl ChunkInfo {
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
         put_chunk_info_fields(&mut out, self);
-        // name (2+n), size, block size, blocks per piece, md5, count, hashes
-        let record_len =
-            2 + record.name.len() + 8 + 4 + 4 + 16 + 4 + 16 * record.piece_hashes.len();
-        if out.len() + 1 + record_len <= INLINE_RECORD_LIMIT {
+        if out.len() + 1 + record_len(record) <= INLINE_RECORD_LIMIT {
             put_u8(&mut out, 1);
             put_record(&mut out, record);
         } else {
@@ -436,18 +435,21 @@ mod tests {
             md5,                // md5
             "0000000101",       // piece set: 1 piece, ALL
             "01",               // the record follows
-            "000165",           // record: name "e"
+            "02",               // record: version 2
+            "00",               // kind: a file
+            "000165",           // name "e"
             "0000000000000005", // size 5
             "00001000",         // block size 4096
             "00000001",         // 1 block per piece
             md5,                // md5
             "00000001",         // 1 piece hash
-            md5,                // the hash of piece 0
+            // the SHA-256 of piece 0 ("hello")
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
         ]
         .concat();
         let got = crate::units::hex(&answer.encode_with_record(&r).unwrap());
         assert_eq!(got, expected);
-        assert_eq!(got.len() / 2, 107);
+        assert_eq!(got.len() / 2, 125);
     }
 
     #[test]
@@ -571,7 +573,7 @@ mod tests {
                 block_size: 4096,
                 blocks_per_piece: 1,
                 md5: [5; 16],
-                piece_hashes: vec![[6; 16]; pieces as usize],
+                piece_hashes: vec![[6; 32]; pieces as usize],
             };
             let c = ChunkInfo {
                 name: r.name.clone(),
@@ -591,7 +593,7 @@ mod tests {
             .last()
             .unwrap();
         let at = answer_for(most);
-        assert!(at.len() <= INLINE_RECORD_LIMIT && at.len() + 16 > INLINE_RECORD_LIMIT);
+        assert!(at.len() <= INLINE_RECORD_LIMIT && at.len() + 32 > INLINE_RECORD_LIMIT);
         assert!(!inline(&answer_for(most + 1)));
     }
 

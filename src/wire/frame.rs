@@ -5,9 +5,9 @@ use crate::error::{Error, Result};
 use std::io::{self, Read, Write};
 
 pub const HEADER_LEN: usize = 5;
-/// Largest frame anyone sends: a record with 65,536 piece hashes (1 MiB)
-/// or a holder list, plus headroom for names and counts.
-pub const MAX_FRAME: usize = (1 << 20) + (64 << 10);
+/// Largest frame anyone sends: a record with 65,536 SHA-256 piece hashes
+/// (2 MiB) or a holder list, plus headroom for names and counts.
+pub const MAX_FRAME: usize = (2 << 20) + (64 << 10);
 /// What a block server accepts from its clients: only small requests.
 pub const MAX_CONTROL_FRAME: usize = 64 << 10;
 

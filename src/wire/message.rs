@@ -12,7 +12,9 @@ use super::frame::{write_header, HEADER_LEN};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::names::{check_file_name, check_peer_id, MAX_NAME_BYTES, MAX_PEER_ID_BYTES};
-use crate::record::{FileRecord, Md5Digest, MAX_PIECES};
+use crate::record::{
+    FileRecord, LegacyRecord, Md5Digest, PieceHash, KIND_FILE, MAX_PIECES, RECORD_VERSION,
+};
 use std::io::{self, Write};
 
 /// Longest host string (a DNS name) in an address.
@@ -236,7 +238,19 @@ pub(crate) fn get_name(d: &mut Decoder<'_>) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// Bytes `put_record` writes for `r`.
+pub(crate) fn record_len(r: &FileRecord) -> usize {
+    // version, kind, name (2+n), size, block size, blocks per piece, md5,
+    // count, hashes
+    1 + 1 + 2 + r.name.len() + 8 + 4 + 4 + 16 + 4 + r.piece_hashes.len() * PIECE_HASH_LEN
+}
+
+const PIECE_HASH_LEN: usize = std::mem::size_of::<PieceHash>();
+const LEGACY_HASH_LEN: usize = 16;
+
 pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
+    put_u8(out, RECORD_VERSION);
+    put_u8(out, KIND_FILE);
     put_str(out, &r.name);
     put_u64(out, r.size);
     put_u32(out, r.block_size);
@@ -248,17 +262,37 @@ pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
     }
 }
 
+/// A version 1 record began with its name's length, whose first byte is
+/// always 0 (names are at most 255 bytes): that is how one is told apart.
+pub(crate) fn is_legacy_record(body: &[u8]) -> bool {
+    body.first() == Some(&0)
+}
+
 pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
-    let name = get_name(d)?;
-    let size = d.u64()?;
-    let block_size = d.u32()?;
-    let blocks_per_piece = d.u32()?;
-    let md5 = d.array()?;
-    let n = d.count(16, MAX_PIECES as usize)?;
+    match d.u8()? {
+        RECORD_VERSION => {}
+        0 => {
+            return Err(Error::protocol(
+                "a version 1 record (MD5 piece hashes), which this version no longer \
+                 accepts: the sender runs an older p2pshare",
+            ))
+        }
+        v => {
+            return Err(Error::protocol(format!(
+                "record version {v} is unknown (this p2pshare reads version {RECORD_VERSION})"
+            )))
+        }
+    }
+    let kind = d.u8()?;
+    if kind != KIND_FILE {
+        return Err(Error::protocol(format!("record kind {kind} is unknown")));
+    }
+    let (name, size, block_size, blocks_per_piece, md5) = get_record_head(d)?;
+    let n = d.count(PIECE_HASH_LEN, MAX_PIECES as usize)?;
     let piece_hashes = d
-        .take(n * 16)?
-        .chunks_exact(16)
-        .map(|c| c.try_into().expect("16-byte chunk"))
+        .take(n * PIECE_HASH_LEN)?
+        .chunks_exact(PIECE_HASH_LEN)
+        .map(|c| c.try_into().expect("32-byte chunk"))
         .collect();
     let record = FileRecord {
         name,
@@ -270,6 +304,23 @@ pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
     };
     record.validate()?;
     Ok(record)
+}
+
+/// Name, size, block size, blocks per piece and whole-file MD5: the fields
+/// versions 1 and 2 share, in the same order.
+fn get_record_head(d: &mut Decoder<'_>) -> Result<(String, u64, u32, u32, Md5Digest)> {
+    Ok((get_name(d)?, d.u64()?, d.u32()?, d.u32()?, d.array()?))
+}
+
+/// A version 1 record (MD5 piece hashes), read only to upgrade what is on
+/// disk: its piece hashes are checked for count and then dropped.
+pub(crate) fn get_legacy_record(d: &mut Decoder<'_>) -> Result<LegacyRecord> {
+    let (name, size, block_size, blocks_per_piece, md5) = get_record_head(d)?;
+    let n = d.count(LEGACY_HASH_LEN, MAX_PIECES as usize)?;
+    d.take(n * LEGACY_HASH_LEN)?;
+    let legacy = LegacyRecord { name, size, md5 };
+    legacy.validate(block_size, blocks_per_piece, n)?;
+    Ok(legacy)
 }
 
 // A set of pieces: u32 length, then a tag choosing the smallest form.
@@ -335,7 +386,7 @@ pub(crate) mod tests {
             block_size: crate::record::BLOCK_SIZE,
             blocks_per_piece: 1,
             md5: [9; 16],
-            piece_hashes: vec![[1; 16], [2; 16], [3; 16]],
+            piece_hashes: vec![[1; 32], [2; 32], [3; 32]],
         }
     }
 

@@ -1,10 +1,32 @@
 //! A file record as it is kept on disk (the tracker's `records/`, the
 //! peer's record cache): the RECORD frame, the same bytes as on the wire,
-//! and nothing after it.
+//! and nothing after it. Decoding also recognises a version 1 record (MD5
+//! piece hashes, written before records had a version) so its owner can
+//! upgrade it; such a record is never used to verify anything.
 
+use super::codec::Decoder;
+use super::message::{get_legacy_record, is_legacy_record, ty};
 use super::{frame, Decode, Encode, TrackerReply, MAX_FRAME};
 use crate::error::{Error, Result};
-use crate::record::FileRecord;
+use crate::record::{FileRecord, LegacyRecord};
+
+/// What a stored record file holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// A record of the current version.
+    Current(FileRecord),
+    /// A version 1 record: name, size and MD5 only, to be upgraded.
+    Legacy(LegacyRecord),
+}
+
+impl Stored {
+    pub fn name(&self) -> &str {
+        match self {
+            Stored::Current(r) => &r.name,
+            Stored::Legacy(l) => &l.name,
+        }
+    }
+}
 
 /// Appends the stored form of `record` to `out`.
 pub fn encode(record: &FileRecord, out: &mut Vec<u8>) {
@@ -15,19 +37,57 @@ pub fn encode(record: &FileRecord, out: &mut Vec<u8>) {
 }
 
 /// The record in `bytes`, which must hold one RECORD frame and no more.
-pub fn decode(bytes: &[u8]) -> Result<FileRecord> {
+pub fn decode(bytes: &[u8]) -> Result<Stored> {
     let (ty, body, used) = frame::parse(bytes, MAX_FRAME)?
         .ok_or_else(|| Error::protocol("the file ends inside the record"))?;
     if used != bytes.len() {
         return Err(Error::protocol("trailing bytes after the record"));
     }
+    if ty == ty::RECORD && is_legacy_record(body) {
+        let mut d = Decoder::new(body);
+        let legacy = get_legacy_record(&mut d)?;
+        d.finish()?;
+        return Ok(Stored::Legacy(legacy));
+    }
     match TrackerReply::decode(ty, body)? {
-        TrackerReply::Record { record } => Ok(record),
+        TrackerReply::Record { record } => Ok(Stored::Current(record)),
         other => Err(Error::protocol(format!(
             "holds a {} message, not a RECORD",
             other.kind()
         ))),
     }
+}
+
+/// Only a record of the current version; a version 1 record is an error
+/// that says so.
+pub fn decode_current(bytes: &[u8]) -> Result<FileRecord> {
+    match decode(bytes)? {
+        Stored::Current(r) => Ok(r),
+        Stored::Legacy(_) => Err(Error::protocol(
+            "a version 1 record (MD5 piece hashes), from an older p2pshare",
+        )),
+    }
+}
+
+/// The stored form of a version 1 record (MD5 piece hashes), as older
+/// versions wrote it: for tests of the upgrade paths.
+#[cfg(test)]
+pub fn encode_legacy(r: &FileRecord) -> Vec<u8> {
+    use super::codec::{put_str, put_u32, put_u64};
+    let mut body = Vec::new();
+    put_str(&mut body, &r.name);
+    put_u64(&mut body, r.size);
+    put_u32(&mut body, r.block_size);
+    put_u32(&mut body, r.blocks_per_piece);
+    body.extend_from_slice(&r.md5);
+    put_u32(&mut body, r.piece_hashes.len() as u32);
+    for h in &r.piece_hashes {
+        body.extend_from_slice(&h[..16]);
+    }
+    let mut out = Vec::new();
+    frame::write_header(&mut out, ty::RECORD, body.len()).expect("write to a Vec");
+    out.extend_from_slice(&body);
+    out
 }
 
 #[cfg(test)]
@@ -39,9 +99,51 @@ mod tests {
         let r = FileRecord::from_bytes("a.txt", b"hello");
         let mut bytes = Vec::new();
         encode(&r, &mut bytes);
-        assert_eq!(decode(&bytes).unwrap(), r);
+        assert_eq!(decode(&bytes).unwrap(), Stored::Current(r.clone()));
+        assert_eq!(decode_current(&bytes).unwrap(), r);
         assert!(decode(&bytes[..bytes.len() - 1]).is_err());
         bytes.push(0);
         assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn a_version_1_record_is_recognised_not_used() {
+        let r = FileRecord::from_bytes("old.bin", &[7; 10_000]);
+        let mut bytes = encode_legacy(&r);
+        let legacy = LegacyRecord {
+            name: r.name.clone(),
+            size: r.size,
+            md5: r.md5,
+        };
+        assert_eq!(decode(&bytes).unwrap(), Stored::Legacy(legacy.clone()));
+        assert!(legacy.matches(&r));
+        let e = decode_current(&bytes).unwrap_err();
+        assert!(e.to_string().contains("version 1"), "{e}");
+        // Over the wire a version 1 record is refused with the reason.
+        let (_, body, _) = frame::parse(&bytes, MAX_FRAME).unwrap().unwrap();
+        let e = TrackerReply::decode(ty::RECORD, body).unwrap_err();
+        assert!(e.to_string().contains("version 1"), "{e}");
+        // Its geometry is checked like a current record's.
+        bytes.truncate(bytes.len() - 16);
+        let len = (bytes.len() - 4) as u32;
+        bytes[..4].copy_from_slice(&len.to_be_bytes());
+        let body_start = 5;
+        bytes[body_start + 2 + 7 + 8 + 8 + 16 + 3] -= 1; // one hash fewer
+        assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn unknown_version_or_kind_is_refused() {
+        let r = FileRecord::from_bytes("a.txt", b"hello");
+        let mut bytes = Vec::new();
+        encode(&r, &mut bytes);
+        let mut v3 = bytes.clone();
+        v3[5] = 3;
+        let e = decode(&v3).unwrap_err();
+        assert!(e.to_string().contains("version 3"), "{e}");
+        let mut kind = bytes;
+        kind[6] = 1;
+        let e = decode(&kind).unwrap_err();
+        assert!(e.to_string().contains("kind 1"), "{e}");
     }
 }

@@ -74,8 +74,37 @@ fn same_name_other_content_conflicts_and_first_stays() {
     assert!(e.to_string().contains(&hex(&first.md5)), "{e}");
     assert_eq!(*c.record("x").unwrap(), first);
     let mut forged = first.clone();
-    forged.piece_hashes[0] = [0; 16];
+    forged.piece_hashes[0] = [0; 32];
     assert!(matches!(c.publish(forged), Err(Error::Conflict(_))));
+}
+
+#[test]
+fn a_legacy_name_waits_for_the_same_content() {
+    let mut c = Catalogue::new();
+    let r = FileRecord::from_bytes("old", b"version 1 content");
+    let legacy = LegacyRecord {
+        name: r.name.clone(),
+        size: r.size,
+        md5: r.md5,
+    };
+    assert!(c.load_legacy(legacy.clone()));
+    assert!(!c.load_legacy(legacy), "once");
+    assert!(c.record("old").is_none());
+    assert!(c.list_files().is_empty());
+    let e = c.holders("old").unwrap_err();
+    assert!(e.to_string().contains("older p2pshare"), "{e}");
+    // Announced, it is unknown: the holder publishes it again.
+    let now = Instant::now();
+    let s = c.register("A", ip("10.0.0.1"), 7000, now);
+    let a = c
+        .announce("A", s, &[entry(&r, Held::Complete)], now)
+        .unwrap();
+    assert_eq!(a.unknown, vec![true]);
+    let other = FileRecord::from_bytes("old", b"squatter");
+    assert!(matches!(c.publish(other), Err(Error::Conflict(_))));
+    assert!(c.publish(r.clone()).unwrap(), "new: the caller saves it");
+    assert_eq!(*c.record("old").unwrap(), r);
+    assert_eq!(c.legacy_count(), 0);
 }
 
 #[test]
