@@ -21,7 +21,10 @@ lint:
 demo: build
 	BIN=$(BIN) tools/demo.sh
 
-# One 256 MiB transfer between two peers, against md5sum and a plain socket copy.
+# One 256 MiB transfer between two peers, the whole `get` process timed
+# (spawn to exit), against md5sum, sha256sum and a socket copy (socat) of
+# the same file in the same run; ends with one `bench ... get/md5sum=` line.
+#   make bench SIZE=256M RUNS=5   (the defaults)
 bench: build
 	BIN=$(BIN) tools/bench.sh
 
