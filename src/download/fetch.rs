@@ -370,15 +370,26 @@ impl Fetch {
                 "BLOCK {block} out of order or of the wrong size"
             )));
         }
-        let at = index as usize * record.block_size as usize;
-        buf.data[at..at + data.len()].copy_from_slice(data);
         buf.next += 1;
         let whole = buf.next == buf.blocks;
+        if buf.blocks > 1 {
+            let at = index as usize * record.block_size as usize;
+            buf.data[at..at + data.len()].copy_from_slice(data);
+        }
         self.inflight_blocks -= 1;
         self.rate.add(data.len(), now);
         self.heard = now;
         if whole {
-            self.piece_complete(piece, plan);
+            let buf = self
+                .inflight
+                .remove(&piece)
+                .expect("the piece is in flight");
+            // A one-block piece (every piece of a file up to 256 MiB) is
+            // verified straight from the frame: no piece buffer, one copy
+            // fewer on the download's busiest thread.
+            let bytes = if buf.blocks > 1 { &buf.data[..] } else { data };
+            self.piece_complete(piece, bytes, plan);
+            self.pool.push(buf.data);
             if self.bad_pieces >= MAX_BAD_PIECES {
                 return Err(Error::Integrity(format!(
                     "sent {} corrupt pieces of {}; dropped for this download",
@@ -389,13 +400,11 @@ impl Fetch {
         Ok(())
     }
 
-    fn piece_complete(&mut self, piece: u32, plan: &impl PlanRef) {
-        let Some(buf) = self.inflight.remove(&piece) else {
-            return;
-        };
-        if !self.record.verify_piece(piece, &buf.data) {
+    /// A piece's bytes are all here: verified, then batched for writing,
+    /// or released to be fetched again.
+    fn piece_complete(&mut self, piece: u32, bytes: &[u8], plan: &impl PlanRef) {
+        if !self.record.verify_piece(piece, bytes) {
             plan.with(|p| p.release(piece));
-            self.pool.push(buf.data);
             self.bad_pieces += 1;
             self.out.push_back(Action::Released);
             return;
@@ -403,19 +412,18 @@ impl Fetch {
         if plan.with(|p| p.is_done(piece)) {
             // An endgame duplicate that lost the race.
             plan.with(|p| p.complete(piece));
-            self.pool.push(buf.data);
             return;
         }
         let contiguous = self.batch.count > 0 && self.batch.first + self.batch.count == piece;
-        if !contiguous || self.batch.data.len() + buf.data.len() > WRITE_BATCH {
+        if !contiguous || self.batch.data.len() + bytes.len() > WRITE_BATCH {
             self.flush();
         }
         if self.batch.count == 0 {
             self.batch.first = piece;
+            self.batch.data.reserve(WRITE_BATCH);
         }
-        self.batch.data.extend_from_slice(&buf.data);
+        self.batch.data.extend_from_slice(bytes);
         self.batch.count += 1;
-        self.pool.push(buf.data);
     }
 
     /// Hands out the verified pieces batched so far as one `Write`.
@@ -552,9 +560,17 @@ impl Fetch {
             };
             self.cursor = last + 1;
             for &p in &claimed {
-                let mut data = self.pool.pop().unwrap_or_default();
-                data.resize(self.record.piece_len(p) as usize, 0);
                 let blocks = self.record.piece_blocks(p);
+                let mut data = self.pool.pop().unwrap_or_default();
+                // A one-block piece needs no buffer (see `on_block`).
+                data.resize(
+                    if blocks > 1 {
+                        self.record.piece_len(p) as usize
+                    } else {
+                        0
+                    },
+                    0,
+                );
                 self.inflight.insert(
                     p,
                     PieceBuf {

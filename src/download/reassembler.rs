@@ -4,6 +4,12 @@
 //! is. A hasher thread follows that prefix and feeds the whole-file MD5, so
 //! the digest is ready when the last piece lands instead of costing one
 //! more pass over the file.
+//!
+//! The MD5 is the slowest step of a download and runs on one thread, so the
+//! hasher is spared every copy it can be: a written run that extends the
+//! prefix is handed to it in memory (`fresh`), and only what it missed (a
+//! hole filled out of order, or runs dropped while it lagged) is read back
+//! from the page cache.
 
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
@@ -16,6 +22,10 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 const HASH_CHUNK: usize = 1 << 20;
+/// Written runs (up to 1 MiB each) waiting for the hasher in memory. Past
+/// this it lags, and further runs are read back instead: memory stays
+/// bounded whatever the download's speed.
+const FRESH_RUNS: usize = 8;
 
 pub struct Reassembler {
     file: File,
@@ -26,6 +36,9 @@ pub struct Reassembler {
     /// Bumped on every write, so the block server can tell cheaply when
     /// there are new pieces to announce (HAVE).
     version: AtomicU64,
+    /// Runs that extended the prefix, in prefix order: (offset, bytes).
+    fresh_tx: crossbeam_channel::Sender<(u64, Vec<u8>)>,
+    fresh: crossbeam_channel::Receiver<(u64, Vec<u8>)>,
 }
 
 struct Written {
@@ -38,6 +51,7 @@ impl Reassembler {
     /// `on_disk`: pieces already verified in `file` (a resumed download).
     pub fn new(file: File, record: std::sync::Arc<FileRecord>, on_disk: Bitfield) -> Reassembler {
         let prefix = on_disk.next(0, false).unwrap_or(on_disk.len());
+        let (fresh_tx, fresh) = crossbeam_channel::bounded(FRESH_RUNS);
         Reassembler {
             file,
             record,
@@ -45,6 +59,8 @@ impl Reassembler {
             grew: Condvar::new(),
             stop: AtomicBool::new(false),
             version: AtomicU64::new(0),
+            fresh_tx,
+            fresh,
         }
     }
 
@@ -73,15 +89,21 @@ impl Reassembler {
 
     /// Writes `data`, the verified pieces `first..first+count`, at their
     /// offset, then records them. Returns the pieces newly recorded.
-    pub fn write(&self, first: u32, count: u32, data: &[u8]) -> Result<()> {
+    pub fn write(&self, first: u32, count: u32, data: Vec<u8>) -> Result<()> {
         let offset = self.record.piece_offset(first);
-        self.file.write_all_at(data, offset).map_err(|e| {
+        self.file.write_all_at(&data, offset).map_err(|e| {
             Error::io(
                 format!("writing the partial file of {}", self.record.name),
                 e,
             )
         })?;
         let mut st = self.lock();
+        if offset == self.prefix_bytes(&st) {
+            // Sent under the lock, before the prefix grows: the hasher
+            // finds the run as soon as it sees the prefix, and runs queue
+            // in prefix order. Full: the hasher reads it back later.
+            let _ = self.fresh_tx.try_send((offset, data));
+        }
         for p in first..first + count {
             st.on_disk.set(p);
         }
@@ -125,41 +147,68 @@ impl Reassembler {
     pub fn hash_prefix(&self) -> Result<Md5Digest> {
         let mut md5 = Md5::new();
         let mut hashed = 0u64;
-        let mut buf = vec![0u8; HASH_CHUNK];
-        let size = self.record.size;
-        while hashed < size {
-            let ready = {
-                let mut st = self.lock();
-                loop {
-                    if self.stop.load(Ordering::Acquire) {
-                        return Err(Error::Cancelled);
-                    }
-                    let ready = self.prefix_bytes(&st);
-                    if ready > hashed {
-                        break ready;
-                    }
-                    st = self
-                        .grew
-                        .wait_timeout(st, Duration::from_millis(200))
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
-            };
+        let mut buf = Vec::new();
+        while hashed < self.record.size {
+            let ready = self.wait_beyond(hashed)?;
             while hashed < ready {
-                let n = (ready - hashed).min(HASH_CHUNK as u64) as usize;
-                self.file
-                    .read_exact_at(&mut buf[..n], hashed)
-                    .map_err(|e| {
-                        Error::io(
-                            format!("reading back the partial file of {}", self.record.name),
-                            e,
-                        )
-                    })?;
-                md5.update(&buf[..n]);
-                hashed += n as u64;
+                match self.fresh.try_recv() {
+                    Ok((offset, run)) => {
+                        let end = offset + run.len() as u64;
+                        if end <= hashed {
+                            continue; // read back already
+                        }
+                        if offset > hashed {
+                            self.read_back(&mut md5, &mut buf, hashed, offset)?;
+                            hashed = offset;
+                        }
+                        md5.update(&run[(hashed - offset) as usize..]);
+                        hashed = end;
+                    }
+                    Err(_) => {
+                        self.read_back(&mut md5, &mut buf, hashed, ready)?;
+                        hashed = ready;
+                    }
+                }
             }
         }
         Ok(md5.finalize().into())
+    }
+
+    /// Waits until the prefix reaches beyond `hashed`; returns its end.
+    fn wait_beyond(&self, hashed: u64) -> Result<u64> {
+        let mut st = self.lock();
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return Err(Error::Cancelled);
+            }
+            let ready = self.prefix_bytes(&st);
+            if ready > hashed {
+                return Ok(ready);
+            }
+            st = self
+                .grew
+                .wait_timeout(st, Duration::from_millis(200))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Hashes `from..to` of the written prefix, read back from the file.
+    fn read_back(&self, md5: &mut Md5, buf: &mut Vec<u8>, from: u64, to: u64) -> Result<()> {
+        buf.resize(HASH_CHUNK, 0);
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(HASH_CHUNK as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], at).map_err(|e| {
+                Error::io(
+                    format!("reading back the partial file of {}", self.record.name),
+                    e,
+                )
+            })?;
+            md5.update(&buf[..n]);
+            at += n as u64;
+        }
+        Ok(())
     }
 }
 
@@ -197,11 +246,46 @@ mod tests {
         for &p in &order {
             let start = p as usize * 4096;
             let end = (start + 4096).min(data.len());
-            r.write(p, 1, &data[start..end]).unwrap();
+            r.write(p, 1, data[start..end].to_vec()).unwrap();
         }
         assert_eq!(hasher.join().unwrap().unwrap(), record.md5);
         assert!(r.on_disk().is_full());
         assert_eq!(std::fs::read(dir.path().join("p")).unwrap(), data);
+    }
+
+    #[test]
+    fn runs_from_memory_and_read_back_give_the_same_digest() {
+        // 20 pieces written in order before the hasher starts: the first
+        // FRESH_RUNS wait in memory, the rest are read back; then one
+        // hole filled out of order, with the pieces after it on disk.
+        let data: Vec<u8> = (0..30 * 4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        let record = Arc::new(FileRecord::from_bytes("m", &data));
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("p"))
+            .unwrap();
+        file.set_len(data.len() as u64).unwrap();
+        let r = Arc::new(Reassembler::new(file, record.clone(), Bitfield::new(30)));
+        let piece = |p: usize| data[p * 4096..(p + 1) * 4096].to_vec();
+        for p in 0..20 {
+            r.write(p as u32, 1, piece(p)).unwrap();
+        }
+        assert_eq!(r.fresh.len(), FRESH_RUNS);
+        let hasher = {
+            let r = r.clone();
+            std::thread::spawn(move || r.hash_prefix())
+        };
+        for p in 21..30 {
+            r.write(p as u32, 1, piece(p)).unwrap();
+        }
+        r.write(20, 1, piece(20)).unwrap();
+        assert_eq!(hasher.join().unwrap().unwrap(), record.md5);
     }
 
     #[test]

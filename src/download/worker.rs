@@ -134,7 +134,7 @@ fn perform(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceSt
                 }
             }
             Action::Write { first, count, data } => {
-                let wrote = shared.reasm.write(first, count, &data);
+                let wrote = shared.reasm.write(first, count, data);
                 let (won, complete) = fetch.written(first, count, wrote.is_ok(), shared);
                 stats.blocks.fetch_add(won, Ordering::Relaxed);
                 shared.progress_made(won, complete);
