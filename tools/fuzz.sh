@@ -25,6 +25,7 @@ ALL_TARGETS=(
   record_file
   persist
   http_head
+  resume_state
 )
 
 SECS=${FUZZ_SECS:-60}

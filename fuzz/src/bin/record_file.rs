@@ -43,19 +43,10 @@ fn geometry(r: &FileRecord) {
 }
 
 fn seeds() -> Vec<Vec<u8>> {
-    let big = FileRecord {
-        name: "big.iso".into(),
-        size: (1 << 28) + 5,
-        block_size: 4096,
-        blocks_per_piece: 2,
-        md5: [3; 16],
-        piece_hashes: vec![[4; 16]; 32_769],
-    };
     [
         FileRecord::from_bytes("a.bin", &[7; 10_000]),
         FileRecord::from_bytes("empty", b""),
         FileRecord::from_bytes("naïve b.txt", b"hello"),
-        big,
     ]
     .iter()
     .map(|r| {
