@@ -14,9 +14,13 @@ test:
 	@tools/test_deps.sh
 	$(CARGO) test --all-targets
 
+# The fuzz targets too (fuzz/, a crate of its own): checked without AFL's
+# runtime, so a decoder's change that breaks a target shows here.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 demo: build
 	BIN=$(BIN) tools/demo.sh

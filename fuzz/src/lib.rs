@@ -16,7 +16,7 @@ use std::path::Path;
 pub fn main(check: fn(&[u8]), seeds: fn() -> Vec<Vec<u8>>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        None => afl::fuzz(true, check),
+        None => fuzz(check),
         Some("--seeds") if args.len() == 2 => write_seeds(Path::new(&args[1]), seeds()),
         Some("--replay") => {
             for file in &args[1..] {
@@ -30,6 +30,22 @@ pub fn main(check: fn(&[u8]), seeds: fn() -> Vec<Vec<u8>>) {
             std::process::exit(2);
         }
     }
+}
+
+/// `cargo afl build` sets `cfg(fuzzing)`. A plain `cargo build` (or
+/// `cargo clippy`) leaves AFL's runtime out, so the targets still build and
+/// replay without cargo-afl.
+#[cfg(fuzzing)]
+fn fuzz(check: fn(&[u8])) {
+    afl::fuzz(true, check);
+}
+
+#[cfg(not(fuzzing))]
+fn fuzz(_: fn(&[u8])) {
+    eprintln!(
+        "error: built without AFL++ (use `make fuzz`); --replay FILE... and --seeds DIR still work"
+    );
+    std::process::exit(2);
 }
 
 fn write_seeds(dir: &Path, seeds: Vec<Vec<u8>>) {

@@ -23,7 +23,7 @@ struct Trickle<'a> {
 impl Read for Trickle<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.reads += 1;
-        if self.stalls && self.reads % 3 == 0 {
+        if self.stalls && self.reads.is_multiple_of(3) {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let n = (self.reads % self.largest + 1)
