@@ -121,26 +121,15 @@ impl Store {
             if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            match read_record(&path) {
+            let stored = fs::read(&path)
+                .map_err(|e| Error::io("reading it", e))
+                .and_then(|bytes| decode_stored(stem, hashed, &bytes));
+            match stored {
                 Ok(r) => {
-                    let expected = if hashed {
-                        hex(&md5_of(r.name().as_bytes()))
-                    } else {
-                        r.name().to_string()
-                    };
-                    if stem != expected {
-                        warn!(
-                            "skipping {}: it holds the record of {:?}, which belongs in {}",
-                            path.display(),
-                            r.name(),
-                            self.path_of(r.name()).display()
-                        );
-                    } else {
-                        if let Stored::Legacy(l) = &r {
-                            warn_legacy(&path, l);
-                        }
-                        out.push(r);
+                    if let Stored::Legacy(l) = &r {
+                        warn_legacy(&path, l);
                     }
+                    out.push(r)
                 }
                 Err(e) => warn!("skipping {}: {e}", path.display()),
             }
@@ -171,9 +160,30 @@ fn warn_legacy(path: &Path, l: &LegacyRecord) {
     );
 }
 
-fn read_record(path: &Path) -> Result<Stored> {
-    let bytes = fs::read(path).map_err(|e| Error::io("reading it", e))?;
-    record_file::decode(&bytes)
+/// The record in the bytes of `<stem>.rec` (under `long/` when `hashed`),
+/// as the loader takes it: one valid record whose name is the one the
+/// file is named after. Everything a tracker trusts from its disk passes
+/// here (and is fuzzed: `fuzz/src/bin/persist.rs`).
+/// A version 1 record (MD5 piece hashes) comes back as `Stored::Legacy`.
+pub fn decode_stored(stem: &str, hashed: bool, bytes: &[u8]) -> Result<Stored> {
+    let r = record_file::decode(bytes)?;
+    let name = r.name();
+    let expected = if hashed {
+        hex(&md5_of(name.as_bytes()))
+    } else {
+        name.to_string()
+    };
+    if stem != expected {
+        let home = if name.len() <= MAX_PLAIN_NAME {
+            format!("{name}{EXT}")
+        } else {
+            format!("long/{}{EXT}", hex(&md5_of(name.as_bytes())))
+        };
+        return Err(Error::protocol(format!(
+            "it holds the record of {name:?}, which belongs in {home}"
+        )));
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -70,8 +70,9 @@ pub fn decode_current(bytes: &[u8]) -> Result<FileRecord> {
 }
 
 /// The stored form of a version 1 record (MD5 piece hashes), as older
-/// versions wrote it: for tests of the upgrade paths.
-#[cfg(test)]
+/// versions wrote it: for tests of the upgrade paths and fuzz seeds. Its
+/// piece hashes are the first 16 bytes of `r`'s, not MD5s: nothing reads
+/// them.
 pub fn encode_legacy(r: &FileRecord) -> Vec<u8> {
     use super::codec::{put_str, put_u32, put_u64};
     let mut body = Vec::new();
