@@ -28,7 +28,8 @@ demo: build
 # One 256 MiB transfer between two peers, the whole `get` process timed
 # (spawn to exit), against md5sum, sha256sum and a socket copy (socat) of
 # the same file in the same run; ends with one `bench ... get/md5sum=` line.
-#   make bench SIZE=256M RUNS=5   (the defaults)
+#   make bench SIZE=256M RUNS=5   (the defaults); RT=1 (root): every contender
+#   under SCHED_FIFO, so the rest of a shared machine's load stays out of it
 bench: build
 	BIN=$(BIN) tools/bench.sh
 
