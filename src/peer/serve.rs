@@ -119,6 +119,11 @@ impl<F: Served> Serve<F> {
         self.closing
     }
 
+    /// Some file is open on this connection (a download from us).
+    pub fn has_open(&self) -> bool {
+        !self.opened.is_empty()
+    }
+
     /// Requests queued and not yet served.
     pub fn pending(&self) -> usize {
         self.pending.len()
