@@ -8,12 +8,12 @@ mod flood;
 
 use common::udp_peer::{entry, UdpPeer};
 use common::*;
+use flood::Flood;
 use p2pshare::bitfield::Bitfield;
 use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::write_block;
 use p2pshare::wire::tracker_datagram::Held;
-use flood::Flood;
 use p2pshare::wire::{Encode, PeerReply, PeerRequest, TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::io::Write;
@@ -271,7 +271,10 @@ fn flood_size() -> (u8, usize) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    (var("FLOOD_ADDRS", 10).clamp(1, 250) as u8, var("FLOOD_PER_ADDR", 24))
+    (
+        var("FLOOD_ADDRS", 10).clamp(1, 250) as u8,
+        var("FLOOD_PER_ADDR", 24),
+    )
 }
 
 fn ping_frame(msg: &impl Encode) -> Vec<u8> {
@@ -334,13 +337,23 @@ fn a_flood_of_idle_and_trickling_connections_leaves_whohas_and_get_working() {
     // are as full as the flood can make them.
     let total = addrs as usize * per_addr;
     wait_until(WAIT, "the flood to open its connections", || {
-        floods.iter().all(|f| f.stats.opened.load(Ordering::Relaxed) >= total)
+        floods
+            .iter()
+            .all(|f| f.stats.opened.load(Ordering::Relaxed) >= total)
     });
-    let most_threads = std::sync::Mutex::new(base);
+    // The most threads and descriptors (held connections) each had.
+    let most = std::sync::Mutex::new([base.0, base.1, 0, 0]);
     let sample = || {
-        let mut m = most_threads.lock().unwrap();
-        m.0 = m.0.max(flood::threads_of(a_pid));
-        m.1 = m.1.max(flood::threads_of(t_pid));
+        let mut m = most.lock().unwrap();
+        let now = [
+            flood::threads_of(a_pid),
+            flood::threads_of(t_pid),
+            flood::fds_of(a_pid),
+            flood::fds_of(t_pid),
+        ];
+        for (m, n) in m.iter_mut().zip(now) {
+            *m = (*m).max(n);
+        }
     };
     for _ in 0..25 {
         sample();
@@ -372,10 +385,13 @@ fn a_flood_of_idle_and_trickling_connections_leaves_whohas_and_get_working() {
         out
     });
     let secs = started.elapsed().as_secs_f64();
-    let held: Vec<usize> = floods.iter().map(|f| f.stats.most_held()).collect();
+    let opened: Vec<usize> = floods
+        .iter()
+        .map(|f| f.stats.opened.load(Ordering::Relaxed))
+        .collect();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let (peer_threads, tracker_threads) = *most_threads.lock().unwrap();
+    let [peer_threads, tracker_threads, peer_fds, tracker_fds] = *most.lock().unwrap();
     let peer_bound = base.0 + p2pshare::peer::ADMISSION.handlers;
     let tracker_bound = base.1 + p2pshare::tracker::server::ADMISSION.handlers;
     let ok = out.status.success()
@@ -384,9 +400,9 @@ fn a_flood_of_idle_and_trickling_connections_leaves_whohas_and_get_working() {
         && peer_threads <= peer_bound
         && tracker_threads <= tracker_bound;
     println!(
-        "flood addrs={addrs} per_addr={per_addr} held_seeder={} held_tracker={} seeder_threads={peer_threads}/{peer_bound} tracker_threads={tracker_threads}/{tracker_bound} newcomer_secs={secs:.1} result={}",
-        held[0],
-        held[1],
+        "\nflood addrs={addrs} per_addr={per_addr} opened_seeder={} opened_tracker={} seeder_fds={peer_fds} tracker_fds={tracker_fds} seeder_threads={peer_threads}/{peer_bound} tracker_threads={tracker_threads}/{tracker_bound} newcomer_secs={secs:.1} result={}",
+        opened[0],
+        opened[1],
         if ok { "pass" } else { "FAIL" }
     );
     drop(floods);

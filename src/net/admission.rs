@@ -271,7 +271,10 @@ impl Admission {
     }
 
     fn evict(&mut self, id: ConnId, now: Instant) -> Decision {
-        let e = self.conns.get_mut(&id).expect("evicting a known connection");
+        let e = self
+            .conns
+            .get_mut(&id)
+            .expect("evicting a known connection");
         let ip = e.ip;
         match e.state {
             State::Lobby | State::Ready => {

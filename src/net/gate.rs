@@ -3,8 +3,11 @@
 //! it waits with poll(2) on the listener and on every connection whose
 //! first message has not arrived whole yet, so a silent or trickling
 //! connection costs a file descriptor, not a thread. A connection whose
-//! first message is whole gets its own handler thread (thread per active
-//! connection, as everywhere else), up to the machine's bound; the
+//! first message is whole gets a handler thread of its own until it ends
+//! (thread per active connection, as everywhere else), up to the
+//! machine's bound. Handler threads are started as needed and then kept
+//! for the next connection, so connections that come and go (evicted
+//! ones) never make threads that come and go beyond the bound. The
 //! handler tells the machine through its `Ticket` when it waits for the
 //! client and when it works, so idle connections can be evicted for
 //! newcomers. std has no poll: `libc::poll`, on a handful of descriptors
@@ -12,6 +15,7 @@
 
 use super::admission::{Admission, ConnId, Decision, Limits};
 use crate::wire::frame;
+use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -128,7 +132,13 @@ where
             machine: Mutex::new(Admission::new(settings.limits)),
             handled: Mutex::new(HashMap::new()),
         }),
-        handle: Arc::new(handle),
+        pool: Pool {
+            what: settings.what,
+            handle: Arc::new(handle),
+            jobs: crossbeam_channel::unbounded(),
+            started: 0,
+            max: settings.limits.handlers,
+        },
         lobby: HashMap::new(),
         waiting: HashSet::new(),
     };
@@ -140,7 +150,7 @@ where
 struct Gate<F> {
     settings: Settings,
     shared: Arc<Shared>,
-    handle: Arc<F>,
+    pool: Pool<F>,
     /// Connections not yet handed on, with when they were accepted.
     lobby: HashMap<ConnId, (TcpStream, Instant)>,
     /// Of those, the ones whose first message is whole: not polled (they
@@ -168,7 +178,13 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for
         // the duration of the call; every descriptor in it is owned by
         // `listener` or `self.lobby`, which outlive the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, TICK.as_millis() as i32) };
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                TICK.as_millis() as i32,
+            )
+        };
         if n > 0 {
             if fds[0].revents != 0 {
                 self.accept_burst(listener);
@@ -188,7 +204,8 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             match listener.accept() {
                 Ok((stream, from)) => {
                     let now = Instant::now();
-                    let decisions = lock(&self.shared.machine).accept(from.ip().to_canonical(), now);
+                    let decisions =
+                        lock(&self.shared.machine).accept(from.ip().to_canonical(), now);
                     self.apply(decisions, Some((stream, now)));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -238,7 +255,11 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                 }
                 Decision::Refuse => {
                     if let Some((stream, _)) = new.take() {
-                        debug!("{}: full, refusing {:?}", self.settings.what, stream.peer_addr());
+                        debug!(
+                            "{}: full, refusing {:?}",
+                            self.settings.what,
+                            stream.peer_addr()
+                        );
                         super::refuse_busy(stream);
                     }
                 }
@@ -251,10 +272,18 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
     fn evict(&mut self, id: ConnId) {
         self.waiting.remove(&id);
         if let Some((stream, _)) = self.lobby.remove(&id) {
-            debug!("{}: evicting {:?} from the lobby", self.settings.what, stream.peer_addr());
+            debug!(
+                "{}: evicting {:?} from the lobby",
+                self.settings.what,
+                stream.peer_addr()
+            );
             super::refuse_busy(stream);
         } else if let Some(stream) = lock(&self.shared.handled).get(&id) {
-            debug!("{}: evicting idle {:?}", self.settings.what, stream.peer_addr());
+            debug!(
+                "{}: evicting idle {:?}",
+                self.settings.what,
+                stream.peer_addr()
+            );
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -270,17 +299,65 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             deadline: accepted + self.settings.limits.start,
             told: Cell::new(None),
         };
-        let spare = match stream.set_nonblocking(false).and_then(|()| stream.try_clone()) {
+        let spare = match stream
+            .set_nonblocking(false)
+            .and_then(|()| stream.try_clone())
+        {
             Ok(s) => s,
             Err(e) => return debug!("{}: {e}", self.settings.what), // the ticket gives the slot back
         };
         lock(&self.shared.handled).insert(id, spare);
-        let handle = self.handle.clone();
+        let wanted = lock(&self.shared.machine).threads();
+        self.pool.run(stream, ticket, wanted);
+    }
+}
+
+type Job = (TcpStream, Ticket);
+
+/// The handler threads: started as needed, at most `max`, each taking one
+/// connection at a time. A thread's connection counts in the machine
+/// until its ticket is dropped, just before the thread takes the next:
+/// with as many threads as the machine counts, a job waits only for a
+/// thread that is ending its last one.
+struct Pool<F> {
+    what: &'static str,
+    handle: Arc<F>,
+    jobs: (Sender<Job>, Receiver<Job>),
+    started: usize,
+    max: usize,
+}
+
+impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Pool<F> {
+    /// `wanted`: the connections on threads, this one included.
+    fn run(&mut self, stream: TcpStream, ticket: Ticket, wanted: usize) {
+        while self.started < wanted.min(self.max) {
+            if !self.start_thread() {
+                break;
+            }
+        }
+        // Cannot fail: the pool holds a receiver.
+        let _ = self.jobs.0.send((stream, ticket));
+    }
+
+    fn start_thread(&mut self) -> bool {
+        let (jobs, handle) = (self.jobs.1.clone(), self.handle.clone());
         let spawned = std::thread::Builder::new()
-            .name(format!("{}-conn", self.settings.what))
-            .spawn(move || handle(stream, ticket));
-        if let Err(e) = spawned {
-            warn!("{}: cannot start a connection thread: {e}", self.settings.what);
+            .name(format!("{}-conn", self.what))
+            .spawn(move || {
+                for (stream, ticket) in jobs {
+                    handle(stream, ticket);
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                self.started += 1;
+                true
+            }
+            // The job waits for a thread that ends its connection.
+            Err(e) => {
+                warn!("{}: cannot start a connection thread: {e}", self.what);
+                false
+            }
         }
     }
 }

@@ -485,9 +485,11 @@ fn query_once<T>(
             code: code::NOT_FOUND,
             message,
         }) => Err((Error::NotFound(message), false)),
-        Err(e @ Error::Remote {
-            code: code::BUSY, ..
-        }) => Err((e, true)),
+        Err(
+            e @ Error::Remote {
+                code: code::BUSY, ..
+            },
+        ) => Err((e, true)),
         // Connected, then closed or reset before the answer: evicted.
         Err(e @ (Error::Net { .. } | Error::Protocol(_))) => Err((unreachable(tracker, e), true)),
         Err(e) => Err((unreachable(tracker, e), false)),

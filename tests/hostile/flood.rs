@@ -36,25 +36,8 @@ struct Slot {
 /// Counters, readable while the flood runs.
 #[derive(Default)]
 pub struct Stats {
-    /// Connections open at the end of each thread's last round.
-    held_by: [AtomicUsize; 2],
-    most_held: AtomicUsize,
     /// Connections opened (the first ones and every renewal).
     pub opened: AtomicUsize,
-    /// Rounds completed by every thread.
-    pub rounds: AtomicUsize,
-}
-
-impl Stats {
-    /// Connections open now (as of each thread's last round).
-    pub fn held(&self) -> usize {
-        self.held_by.iter().map(|h| h.load(Ordering::Relaxed)).sum()
-    }
-
-    /// The most ever open at once.
-    pub fn most_held(&self) -> usize {
-        self.most_held.load(Ordering::Relaxed)
-    }
 }
 
 pub struct Flood {
@@ -77,10 +60,7 @@ impl Flood {
                     .map(|a| Ipv4Addr::new(127, 0, 0, 2 + a))
                     .collect();
                 let (stop, stats, ping) = (stop.clone(), stats.clone(), ping.clone());
-                std::thread::spawn(move || {
-                    let held = &stats.held_by[half as usize];
-                    hold(target, &sources, per_addr, &ping, &stop, &stats, held)
-                })
+                std::thread::spawn(move || hold(target, &sources, per_addr, &ping, &stop, &stats))
             })
             .collect();
         Flood {
@@ -107,7 +87,6 @@ fn hold(
     ping: &[u8],
     stop: &AtomicBool,
     stats: &Stats,
-    held_here: &AtomicUsize,
 ) {
     // A frame header promising 100 bytes, then the bytes: never whole
     // within any start deadline at one byte a second.
@@ -121,7 +100,6 @@ fn hold(
         .collect();
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
-        let mut held = 0;
         for (i, (ip, slot)) in slots.iter_mut().enumerate() {
             if slot.as_mut().is_some_and(|s| !keep(s, ping, &trickle)) {
                 *slot = None;
@@ -138,11 +116,7 @@ fn hold(
                     });
                 }
             }
-            held += slot.is_some() as usize;
         }
-        held_here.store(held, Ordering::Relaxed);
-        stats.most_held.fetch_max(stats.held(), Ordering::Relaxed);
-        stats.rounds.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(ROUND.saturating_sub(started.elapsed()));
     }
 }
@@ -167,7 +141,11 @@ fn keep(s: &mut Slot, ping: &[u8], trickle: &[u8]) -> bool {
     if s.sent >= first.len() || s.last_byte.elapsed() < pace {
         return true;
     }
-    let end = if pace.is_zero() { first.len() } else { s.sent + 1 };
+    let end = if pace.is_zero() {
+        first.len()
+    } else {
+        s.sent + 1
+    };
     match s.stream.write(&first[s.sent..end]) {
         Ok(n) => {
             s.sent += n;
@@ -235,7 +213,12 @@ pub fn raise_fd_limit() -> u64 {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
+}
+
+/// Open file descriptors of a process: its sockets, mostly.
+pub fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 /// The `Threads:` line of /proc/<pid>/status.

@@ -61,7 +61,10 @@ fn a_full_lobby_evicts_from_the_address_holding_most_not_the_newcomer() {
     let mut a = Admission::new(LIMITS);
     let legit = admitted(&a.accept(ip(1), t));
     let t1 = t + Duration::from_millis(1);
-    let attacker = [admitted(&a.accept(ip(9), t1)), admitted(&a.accept(ip(9), t1))];
+    let attacker = [
+        admitted(&a.accept(ip(9), t1)),
+        admitted(&a.accept(ip(9), t1)),
+    ];
     // ip 1's slot is older, but ip 9 holds more: it pays.
     let d = a.accept(ip(5), t1);
     assert_eq!(d[0], Decision::Evict(attacker[0]));
@@ -135,10 +138,7 @@ fn a_ready_connection_waiting_too_long_is_closed_not_kept() {
         a.busy(id, t);
     }
     let (waiting, _) = arrive(&mut a, 3, t);
-    assert_eq!(
-        a.tick(t + LIMITS.start),
-        vec![Decision::Evict(waiting)]
-    );
+    assert_eq!(a.tick(t + LIMITS.start), vec![Decision::Evict(waiting)]);
 }
 
 #[test]
