@@ -184,6 +184,14 @@ fn connect_from(from: Ipv4Addr, to: SocketAddrV4) -> io::Result<TcpStream> {
             return Err(io::Error::last_os_error());
         }
         let stream = TcpStream::from_raw_fd(fd);
+        // Else a flood socket on 127.0.0.x:p keeps a peer started later
+        // from listening on 0.0.0.0:p (both have SO_REUSEADDR: no clash).
+        let one: libc::c_int = 1;
+        let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let opt = (&one as *const libc::c_int).cast();
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, opt, size) < 0 {
+            return Err(io::Error::last_os_error());
+        }
         let local = sockaddr(from, 0);
         if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) < 0 {
             return Err(io::Error::last_os_error());
