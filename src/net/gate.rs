@@ -171,7 +171,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             .chain(polled.iter().map(|id| self.lobby[id].0.as_raw_fd()))
             .map(|fd| libc::pollfd {
                 fd,
-                events: libc::POLLIN,
+                events: libc::POLLIN | libc::POLLRDHUP,
                 revents: 0,
             })
             .collect();
@@ -191,7 +191,8 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             }
             for (fd, id) in fds[1..].iter().zip(&polled) {
                 if fd.revents != 0 {
-                    self.look_at(*id);
+                    let ended = fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
+                    self.look_at(*id, ended);
                 }
             }
         }
@@ -220,12 +221,13 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
         }
     }
 
-    /// A lobby connection woke the poll: bytes, or a hang-up.
-    fn look_at(&mut self, id: ConnId) {
+    /// A lobby connection woke the poll: bytes, or a hang-up (`ended`:
+    /// the client sends no more).
+    fn look_at(&mut self, id: ConnId, ended: bool) {
         let Some((stream, _)) = self.lobby.get(&id) else {
             return;
         };
-        match first_message(stream, self.settings.max_frame) {
+        match first_message(stream, self.settings.max_frame, ended) {
             Start::Wait => {}
             Start::Closed => {
                 self.lobby.remove(&id);
@@ -363,12 +365,13 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Pool<F> {
 }
 
 /// Whether a lobby connection's first message is whole (or long enough,
-/// or not ours: its handler will say so), still coming, or closed.
-fn first_message(stream: &TcpStream, max_frame: usize) -> Start {
+/// or not ours, or cut short by the client's end of sending: its handler
+/// will say so), still coming, or closed without a byte.
+fn first_message(stream: &TcpStream, max_frame: usize, ended: bool) -> Start {
     let mut buf = [0u8; PEEK];
     match stream.peek(&mut buf) {
         Ok(0) => Start::Closed,
-        Ok(n) if n == PEEK => Start::Ready,
+        Ok(n) if n == PEEK || ended => Start::Ready,
         Ok(n) => match frame::parse(&buf[..n], max_frame) {
             Ok(None) => Start::Wait,
             Ok(Some(_)) | Err(_) => Start::Ready,
