@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers flood soak clean
+.PHONY: all build test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz flood soak clean
 
 all: build
 
@@ -14,9 +14,13 @@ test:
 	@tools/test_deps.sh
 	$(CARGO) test --all-targets
 
+# The fuzz targets too (fuzz/, a crate of its own): checked without AFL's
+# runtime, so a decoder's change that breaks a target shows here.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 demo: build
 	BIN=$(BIN) tools/demo.sh
@@ -86,9 +90,16 @@ flood:
 # capped uploads, random leechers and the tracker killed with SIGKILL and
 # restarted for SOAK_SECS; exits 0 when every copy matches the original's
 # MD5 and no `files/` holds anything stray.
-#   make soak SOAK_SECS=180 LEECHERS=8 SIZE=48M LIMIT=1M   (the defaults)
+#   make soak SOAK_SECS=180 LEECHERS=8 SIZE=32M LIMIT=256K   (the defaults)
 soak: build
 	BIN=$(BIN) tools/soak.sh
+
+# Every decoder under AFL++ (fuzz/, a crate of its own) for FUZZ_SECS
+# seconds each, FUZZ_JOBS at a time; installs cargo-afl when missing and
+# run as root. Prints executions and crashes per target; fails on a crash.
+#   make fuzz FUZZ_SECS=60 FUZZ_JOBS=2   (the defaults; FUZZ_TARGETS="frame codec" picks some)
+fuzz:
+	tools/fuzz.sh
 
 clean:
 	$(CARGO) clean
