@@ -339,7 +339,7 @@ pub fn accept_loop_refusing<F>(
     limit: Arc<ConnLimit>,
     what: &'static str,
     handle: F,
-    refuse: fn(TcpStream),
+    refuse: impl Fn(TcpStream),
 ) where
     F: Fn(TcpStream) + Send + Sync + 'static,
 {

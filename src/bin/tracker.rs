@@ -137,10 +137,17 @@ fn main() {
 fn start_web(tracker: &Tracker, cfg: &HttpConfig) -> p2pshare::Result<Vec<String>> {
     let server = WebServer::bind(cfg)?;
     let lines = server.banner();
+    // Where peers can reach it, not the 0.0.0.0 it is bound to.
+    let reach: Vec<String> = p2pshare::net::reachable_addrs(&tracker.local_addr())
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let shared = tracker.shared().clone();
     let ui = TrackerUi::new(
         tracker.shared().summary_source(),
         tracker.started(),
-        tracker.local_addr().to_string(),
+        reach.join(", "),
+        move || shared.metrics_text(),
     );
     server.spawn(ui)?;
     Ok(lines)

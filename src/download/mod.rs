@@ -16,6 +16,7 @@ pub mod worker;
 
 use crate::bitfield::Bitfield;
 use crate::error::{code, Error, Result};
+use crate::metrics::peer::PeerMetrics;
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::units::{fraction, percent};
@@ -75,6 +76,9 @@ pub struct Job<'a> {
     pub partial_dir: &'a Path,
     pub self_id: &'a str,
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The peer's counters: bytes received, pieces verified and rejected,
+    /// holders banned.
+    pub metrics: Arc<PeerMetrics>,
     /// The peer's shutdown flag: stops this download and keeps its state.
     pub cancel: Arc<AtomicBool>,
     pub refresh: Refresh,
@@ -106,6 +110,7 @@ pub struct Shared {
     changed: Condvar,
     pub reasm: Arc<Reassembler>,
     pub limiter: Option<Arc<RateLimiter>>,
+    pub metrics: Arc<PeerMetrics>,
     /// The peer's shutdown flag.
     cancel: Arc<AtomicBool>,
     /// This download is over (complete or failed): workers stop now,
@@ -186,6 +191,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         changed: Condvar::new(),
         reasm: Arc::new(Reassembler::new(file, record.clone(), on_disk)),
         limiter: job.limiter.clone(),
+        metrics: job.metrics.clone(),
         cancel: job.cancel.clone(),
         stop: AtomicBool::new(false),
         progress: job.progress.clone(),
@@ -552,6 +558,7 @@ impl Coordinator<'_, '_> {
             Ok(()) | Err(Error::Cancelled) => Ok(()),
             Err(e @ Error::Integrity(_)) => {
                 warn!("{e}");
+                self.shared.metrics.banned();
                 self.banned.push(peer_id.to_string());
                 Ok(())
             }

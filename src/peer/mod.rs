@@ -16,8 +16,9 @@ pub mod tracker_client;
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
 use crate::fsutil::RemoveOnDrop;
+use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
-use crate::net::{accept_loop, ConnLimit};
+use crate::net::{accept_loop_refusing, refuse_busy, ConnLimit};
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::{self, Holding, Search};
@@ -55,6 +56,8 @@ pub struct Peer {
     cancel: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Arc<Progress>>>,
     listen: SocketAddr,
+    /// What `/metrics` reports; the block server and downloads count.
+    metrics: Arc<PeerMetrics>,
     /// Tracker-less search over UDP (None if its socket could not be bound
     /// and no `--neighbor` asked for it).
     search: Option<Arc<Search>>,
@@ -129,6 +132,7 @@ impl Peer {
             listen: addr,
             search,
             config,
+            metrics: Arc::new(PeerMetrics::default()),
         });
         bench::clear_scratch(&peer.scratch_dir());
         info!(
@@ -138,11 +142,16 @@ impl Peer {
         );
         let server_peer = peer.clone();
         spawn("server", move || {
-            accept_loop(
+            let counted = server_peer.metrics.clone();
+            accept_loop_refusing(
                 listener,
                 ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP),
                 "server",
                 move |s| server::handle(&server_peer, s),
+                move |s| {
+                    counted.refused();
+                    refuse_busy(s);
+                },
             )
         })?;
         let session_peer = peer.clone();
@@ -186,6 +195,16 @@ impl Peer {
     /// The records of the complete files it shares.
     pub fn records(&self) -> Vec<Arc<FileRecord>> {
         self.store.records()
+    }
+
+    /// The counters the block server and the downloads keep.
+    pub fn metrics(&self) -> &PeerMetrics {
+        &self.metrics
+    }
+
+    /// The `/metrics` page.
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.metrics.samples(self.lock_active().len()))
     }
 
     /// Whether the tracker answered the session's last exchange.
@@ -315,6 +334,7 @@ impl Peer {
                 partial_dir,
                 self_id: &self.config.id,
                 limiter: self.download.clone(),
+                metrics: self.metrics.clone(),
                 cancel: self.cancel.clone(),
                 refresh,
                 progress,

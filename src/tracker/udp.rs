@@ -17,7 +17,6 @@ use crate::wire::tracker_datagram::{
 };
 use log::{debug, info, warn};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -167,9 +166,9 @@ fn serve(socket: UdpSocket, shared: &Shared) {
                 continue;
             }
         };
-        shared.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+        shared.counters.datagram();
         if n > MAX_TRACKER_DATAGRAM {
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.counters.dropped();
             continue;
         }
         let now = Instant::now();
@@ -186,10 +185,13 @@ fn serve(socket: UdpSocket, shared: &Shared) {
         match &event {
             Event::Registered(id) => info!("peer {id} registered from {from}"),
             Event::Left(id) => info!("peer {id} left"),
-            Event::Dropped => {
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
             _ => {}
+        }
+        match &event {
+            Event::Registered(_) | Event::Left(_) | Event::Announced => shared.counters.announced(),
+            Event::Refused(_) => shared.counters.announce_refused(),
+            Event::Dropped => shared.counters.dropped(),
+            Event::Connected => {}
         }
         if !out.is_empty() {
             if let Err(e) = socket.send_to(&out, from) {

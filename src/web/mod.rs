@@ -377,6 +377,16 @@ pub fn render(page: &Page<'_>) -> String {
     )
 }
 
+/// `200` with a `/metrics` page in the Prometheus text format.
+pub fn metrics_response(text: String) -> Response {
+    Response::new(
+        200,
+        crate::metrics::CONTENT_TYPE,
+        http::Body::Bytes(text.into()),
+    )
+    .header("Cache-Control", "no-store")
+}
+
 /// `405` naming the methods a route takes.
 pub fn method_not_allowed(allow: &'static str) -> Response {
     Response::text(405, format!("this address takes {allow} only\n")).header("Allow", allow)

@@ -108,7 +108,7 @@ impl PeerUi {
 /// The methods each address takes; `None` for an unknown address.
 fn allowed(path: &str) -> Option<&'static str> {
     match path {
-        "/" | "/upload" | "/download" | "/about" | "/api/progress" | "/api/files" => {
+        "/" | "/upload" | "/download" | "/about" | "/api/progress" | "/api/files" | "/metrics" => {
             Some("GET, HEAD")
         }
         "/api/upload" | "/api/fetch" | "/fetch" => Some("POST"),
@@ -139,6 +139,7 @@ impl App for PeerUi {
             "/about" => self.about(),
             "/api/progress" => self.progress_json(),
             "/api/files" => self.files_json(),
+            "/metrics" => super::metrics_response(self.peer.metrics_text()),
             "/api/upload" => self.upload(req).unwrap_or_else(|e| e.into_response(true)),
             "/api/fetch" => match self.start_fetch(&req.head) {
                 Ok(name) => Response::json(
