@@ -32,7 +32,9 @@ fn parse(text: &str) -> HashMap<String, HashMap<String, Vec<String>>> {
 }
 
 fn unit(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tools")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -57,7 +59,11 @@ fn units_are_sandboxed_and_run_the_binaries() {
         ] {
             assert_eq!(one(key), want, "{name}: {key}");
         }
-        let binary = if name.contains("tracker") { "tracker" } else { "peer" };
+        let binary = if name.contains("tracker") {
+            "tracker"
+        } else {
+            "peer"
+        };
         let state = one("StateDirectory");
         assert!(state.starts_with(&format!("p2pshare-{binary}")), "{name}");
         let exec = one("ExecStart");
@@ -107,9 +113,6 @@ fn systemd_analyze_verify_is_silent() {
     );
     // Only what it says about our units counts: systemd-analyze run
     // without a systemd (a container) may grumble about itself.
-    let about_ours: Vec<&str> = said
-        .lines()
-        .filter(|l| l.contains("p2pshare-"))
-        .collect();
+    let about_ours: Vec<&str> = said.lines().filter(|l| l.contains("p2pshare-")).collect();
     assert!(about_ours.is_empty(), "{said}");
 }

@@ -179,15 +179,26 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             }
         }
         Command::MyFiles => {
-            for r in peer.records() {
+            let records = peer.records();
+            if records.is_empty() {
+                out.push_str("no files");
+            }
+            for r in records {
                 let _ = writeln!(out, "{} {} {}", r.name, r.size, hex(&r.md5));
             }
         }
         Command::Files => {
-            for f in super::tracker_client::list_files(tracker)? {
+            let files = super::tracker_client::list_files(tracker)?;
+            if files.is_empty() {
+                out.push_str("no files in the swarm");
+            }
+            for f in files {
+                // The tracker keeps a record after its last holder left
+                // (it may come back): say so rather than let `get` fail.
+                let orphan = if f.holders == 0 { " (no holder)" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{} {} {} holders={} seeders={}",
+                    "{} {} {} holders={} seeders={}{orphan}",
                     f.name,
                     f.size,
                     hex(&f.md5),
