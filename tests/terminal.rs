@@ -256,6 +256,9 @@ fn the_dashboard_redraws_in_place_on_a_terminal() {
         assert!(f.ends_with("\x1b[J"), "{f:?}");
         assert!(!f.contains("\x1b[2J"), "{f:?}");
     }
+    // The log goes to a file (at RUST_LOG's level), not over the dashboard.
+    assert!(t.screen().contains("logging to "), "{:?}", t.screen());
+    assert!(dir.path().join("tracker/tracker.log").is_file());
 }
 
 /// More peers than an 80x12 terminal has lines for: every frame fits the

@@ -7,7 +7,7 @@ use crate::record::BLOCK_SIZE;
 use crate::units::hex;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub const HELP: &str = "commands:
@@ -208,7 +208,8 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             }
         }
         Command::Share(path) => {
-            let (record, note) = peer.share(Path::new(&path))?;
+            let path = expand_home(&path, std::env::var_os("HOME").as_deref());
+            let (record, note) = peer.share(&path)?;
             let _ = writeln!(
                 out,
                 "shared {} {} {}",
@@ -259,9 +260,35 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
     Ok(out.trim_end().to_string())
 }
 
+/// `~` and `~/...` as a shell would read them (the shell's commands are
+/// not run by one): under `home`. Anything else, `~user` included, is
+/// taken as written.
+fn expand_home(path: &str, home: Option<&std::ffi::OsStr>) -> PathBuf {
+    match (path.strip_prefix('~'), home) {
+        (Some(""), Some(home)) => PathBuf::from(home),
+        (Some(rest), Some(home)) if rest.starts_with('/') => {
+            PathBuf::from(home).join(rest.trim_start_matches('/'))
+        }
+        _ => PathBuf::from(path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tilde_is_home() {
+        let home = Some(std::ffi::OsStr::new("/home/ann"));
+        let e = |p| expand_home(p, home);
+        assert_eq!(e("~/big.iso"), PathBuf::from("/home/ann/big.iso"));
+        assert_eq!(e("~"), PathBuf::from("/home/ann"));
+        assert_eq!(e("~//a/b"), PathBuf::from("/home/ann/a/b"));
+        assert_eq!(e("~bob/x"), PathBuf::from("~bob/x"));
+        assert_eq!(e("a/~/x"), PathBuf::from("a/~/x"));
+        assert_eq!(e("/tmp/x"), PathBuf::from("/tmp/x"));
+        assert_eq!(expand_home("~/x", None), PathBuf::from("~/x"));
+    }
 
     #[test]
     fn commands_parse() {
