@@ -15,7 +15,7 @@ pub mod tracker_client;
 
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
-use crate::fsutil::RemoveOnDrop;
+use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
 use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
 use crate::net::{accept_loop_refusing, refuse_busy, ConnLimit};
@@ -56,6 +56,8 @@ pub struct Peer {
     cancel: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Arc<Progress>>>,
     listen: SocketAddr,
+    /// Held while it runs: one peer per directory.
+    _lock: DirLock,
     /// What `/metrics` reports; the block server and downloads count.
     metrics: Arc<PeerMetrics>,
     /// Tracker-less search over UDP (None if its socket could not be bound
@@ -99,6 +101,7 @@ impl Peer {
     /// port and starts the server and tracker-session threads.
     pub fn start(config: Config) -> Result<Arc<Peer>> {
         let store = Store::open(&config.dir)?;
+        let lock = lock_dir(&config)?;
         let records = store.scan()?;
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
@@ -133,6 +136,7 @@ impl Peer {
             search,
             config,
             metrics: Arc::new(PeerMetrics::default()),
+            _lock: lock,
         });
         bench::clear_scratch(&peer.scratch_dir());
         info!(
@@ -536,6 +540,25 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
         part,
         md5,
         sources: Vec::new(),
+    })
+}
+
+/// The lock file in the peer's directory.
+pub const LOCK_FILE: &str = "peer.lock";
+
+/// Takes the peer's directory for this process: a second peer with the
+/// same directory (the same ID, usually) would share its files, partial
+/// downloads and tracker identity with the first.
+fn lock_dir(config: &Config) -> Result<DirLock> {
+    let path = config.dir.join(LOCK_FILE);
+    DirLock::take(&path).map_err(|e| match e {
+        LockError::Held(pid) => Error::Conflict(format!(
+            "peer {} is already running here ({}) in {}; stop it first, or start this one with another ID or --dir",
+            config.id,
+            pid.map_or("another process".to_string(), |p| format!("pid {p}")),
+            config.dir.display()
+        )),
+        LockError::Io(e) => Error::io(format!("locking {}", path.display()), e),
     })
 }
 

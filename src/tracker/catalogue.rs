@@ -273,6 +273,22 @@ impl Catalogue {
 
     /// Starts a session for `peer_id`. Registering again replaces the old
     /// entry (last wins): a fresh session id, the old holdings dropped.
+    /// Where another live peer holding `peer_id` is dialled, if one is and
+    /// not at `host`:`port`. The same address is the same peer come back
+    /// (a restart): its REGISTER replaces the old entry; another address
+    /// is a second peer that took the same id by mistake.
+    pub fn in_use_elsewhere(
+        &self,
+        peer_id: &str,
+        host: &Host,
+        port: u16,
+        now: Instant,
+    ) -> Option<String> {
+        let p = self.peer(*self.by_id.get(peer_id)?);
+        (now <= p.deadline && (&p.host != host || p.port != port))
+            .then(|| crate::net::join_host_port(&p.host.to_string(), p.port))
+    }
+
     pub fn register(&mut self, peer_id: &str, host: Host, port: u16, now: Instant) -> u64 {
         if let Some(&slot) = self.by_id.get(peer_id) {
             self.remove_slot(slot);

@@ -1,0 +1,89 @@
+//! What a newcomer tripped on (issue 13, item 6), each with the real
+//! binaries: a second peer with the same ID, `share ~/...`, and the like.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// `--serve` peer `id` on a free port with directory `dir`, logged to
+/// `<dir>.log`.
+fn serving(id: &str, tracker: &TrackerProc, dir: &std::path::Path) -> (PeerProc, u16) {
+    let port = free_port();
+    let p = PeerProc::spawn_logged(
+        &[
+            id,
+            &port.to_string(),
+            &tracker.addr(),
+            "--dir",
+            dir.to_str().unwrap(),
+            "--serve",
+        ],
+        &dir.with_extension("log"),
+    );
+    (p, port)
+}
+
+#[test]
+fn a_second_peer_with_the_same_id_is_refused_clearly() {
+    let tmp = temp_dir();
+    let tracker = TrackerProc::start(&tmp.path().join("tracker"));
+    let dir = tmp.path().join("A");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    std::fs::write(dir.join("files/a.txt"), b"first A's file").unwrap();
+    let (first, first_port) = serving("A", &tracker, &dir);
+    let holder_ports = || -> Vec<u16> {
+        p2pshare::peer::tracker_client::who_has(&tracker.addr(), "a.txt")
+            .map(|h| h.iter().map(|h| h.port).collect())
+            .unwrap_or_default()
+    };
+    wait_until(WAIT, "A registered with its file", || {
+        holder_ports() == [first_port]
+    });
+
+    // The same directory on this machine: the lock says who has it.
+    let port = free_port().to_string();
+    let out = spawn_peer(
+        &[
+            "A",
+            &port,
+            &tracker.addr(),
+            "--dir",
+            dir.to_str().unwrap(),
+            "--serve",
+        ],
+        None,
+    );
+    let out = wait_output(out, WAIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: peer A is already running here (pid {})",
+            first.pid()
+        )),
+        "{err}"
+    );
+
+    // Another directory (as on another host): the tracker says where the
+    // live A is, and keeps the first one registered.
+    let (second, _) = serving("A", &tracker, &tmp.path().join("A2"));
+    let said = format!("peer id A is in use at 127.0.0.1:{first_port}");
+    wait_until(WAIT, "the second A to be told", || {
+        second.logs().contains(&said)
+    });
+    assert_eq!(
+        second.logs().matches("is in use at").count(),
+        1,
+        "told once, not at every retry: {}",
+        second.logs()
+    );
+    assert!(!first.logs().contains("not registered"), "{}", first.logs());
+    assert_eq!(
+        holder_ports(),
+        [first_port],
+        "the first A is still the one registered"
+    );
+}
