@@ -3,10 +3,8 @@
 
 mod common;
 
+use common::swarm::*;
 use common::*;
-use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// `--serve` peer `id` on a free port with directory `dir`, logged to
 /// `<dir>.log`.
@@ -86,4 +84,51 @@ fn a_second_peer_with_the_same_id_is_refused_clearly() {
         [first_port],
         "the first A is still the one registered"
     );
+}
+
+#[test]
+fn ctrl_c_during_a_get_says_what_was_kept_and_the_resume_says_so() {
+    let s = Swarm::new();
+    let data = test_bytes(4 << 20, 11);
+    s.give("A", "f.bin", &data);
+    let _a = s.serve("A", "f.bin", &[]);
+    let g = s.slow_get("1M", "partial/f.bin.state");
+    signal(g.pid(), "INT");
+    let out = g.wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let kept = stdout
+        .lines()
+        .find(|l| l.starts_with("f.bin: "))
+        .unwrap_or_else(|| panic!("nothing said about f.bin:\n{stdout}"));
+    assert!(
+        kept.ends_with(" % verified and kept; run `get f.bin` to resume"),
+        "{kept}"
+    );
+    let pct: f64 = kept["f.bin: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(pct > 0.0 && pct < 100.0, "{kept}");
+
+    let out = s.shell("G", "get f.bin\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(std::fs::read(s.path("G/files/f.bin")).unwrap(), data);
+    let resumed = stdout
+        .lines()
+        .find(|l| l.starts_with("resumed f.bin: "))
+        .unwrap_or_else(|| panic!("the resume is not said:\n{stdout}"));
+    let words: Vec<&str> = resumed.split_whitespace().collect();
+    let (before, total, this_run): (u64, u64, u64) = (
+        words[2].parse().unwrap(),
+        words[4].parse().unwrap(),
+        words.last().unwrap().parse().unwrap(),
+    );
+    assert_eq!(total, data.len() as u64, "{resumed}");
+    assert!(before > 0 && before + this_run == total, "{resumed}");
+    // The contract's lines stay last and exact.
+    assert!(done_line(&stdout, "f.bin").contains(&format!(" bytes={total} ")));
 }

@@ -65,7 +65,18 @@ fn main() {
     }
     let on_signal = peer.clone();
     if let Err(e) = ctrlc::set_handler(move || {
-        on_signal.shutdown();
+        let kept = on_signal.shutdown();
+        let mut out = std::io::stdout().lock();
+        // Below whatever the live line or the prompt left on the screen.
+        let start = if std::io::IsTerminal::is_terminal(&out) {
+            "\r\x1b[K"
+        } else {
+            ""
+        };
+        for line in kept {
+            let _ = writeln!(out, "{start}{line}");
+        }
+        let _ = out.flush();
         std::process::exit(0);
     }) {
         eprintln!("error: cannot install the signal handler: {e}");
@@ -78,6 +89,12 @@ fn main() {
         }
     } else {
         let status = shell::run(&peer);
+        if peer.is_cancelled() {
+            // Ctrl-C or SIGTERM: the handler says what was kept and exits.
+            loop {
+                std::thread::park();
+            }
+        }
         // EOF or exit: let `--get` downloads finish first.
         let failed_gets = background
             .into_iter()

@@ -59,6 +59,12 @@ pub struct Progress {
     pub name: String,
     pub total_blocks: u64,
     pub done_blocks: AtomicU64,
+    /// Blocks already verified on disk when it started (a resume): not
+    /// fetched by this run, so not in its rate.
+    pub resumed_blocks: AtomicU64,
+    /// Its verified blocks stay on disk if it stops (a `get`, not a
+    /// `bench` or `stress` copy).
+    pub kept: bool,
     pub started: Instant,
     pub sources: AtomicU64,
 }
@@ -177,9 +183,11 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     let state_file = file
         .try_clone()
         .map_err(|e| Error::io("duplicating a file handle", e))?;
+    let resumed = record.blocks_in(&on_disk);
+    job.progress.done_blocks.store(resumed, Ordering::Relaxed);
     job.progress
-        .done_blocks
-        .store(record.blocks_in(&on_disk), Ordering::Relaxed);
+        .resumed_blocks
+        .store(resumed, Ordering::Relaxed);
     let (events_tx, events) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         record: record.clone(),

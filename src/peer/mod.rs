@@ -69,6 +69,9 @@ pub struct Peer {
 pub struct GetReport {
     pub name: String,
     pub bytes: u64,
+    /// Of `bytes`, those already verified on disk when it started (a
+    /// resumed download): not fetched by this run, not in its `MBps`.
+    pub resumed: u64,
     pub md5: Md5Digest,
     pub secs: f64,
     pub sources: Vec<SourceReport>,
@@ -76,6 +79,16 @@ pub struct GetReport {
 
 impl fmt::Display for GetReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.resumed > 0 {
+            writeln!(
+                f,
+                "resumed {}: {} of {} bytes were already verified; MBps counts this run's {}",
+                self.name,
+                self.resumed,
+                self.bytes,
+                self.bytes - self.resumed
+            )?;
+        }
         write!(
             f,
             "done {} bytes={} md5={} secs={:.3} MBps={:.1}",
@@ -83,7 +96,7 @@ impl fmt::Display for GetReport {
             self.bytes,
             hex(&self.md5),
             self.secs,
-            mbps(self.bytes, self.secs)
+            mbps(self.bytes - self.resumed, self.secs)
         )?;
         for s in &self.sources {
             write!(
@@ -262,6 +275,7 @@ impl Peer {
             return Ok(GetReport {
                 name: name.to_string(),
                 bytes: f.record.size,
+                resumed: 0,
                 md5: f.record.md5,
                 secs: 0.0,
                 sources: Vec::new(),
@@ -280,13 +294,16 @@ impl Peer {
         let Fetched {
             record,
             outcome,
-            active: _active,
+            active,
         } = self.fetch(name, name, &self.partial_dir(), true)?;
+        let resumed = active.resumed_bytes(record.size);
+        drop(active);
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
         Ok(GetReport {
             name: name.to_string(),
             bytes: record.size,
+            resumed,
             md5: outcome.md5,
             // The whole command, tracker lookups included: what a user waits.
             secs: started.elapsed().as_secs_f64(),
@@ -315,6 +332,8 @@ impl Peer {
             name: key.to_string(),
             total_blocks: record.block_count() as u64,
             done_blocks: AtomicU64::new(0),
+            resumed_blocks: AtomicU64::new(0),
+            kept: share,
             started: Instant::now(),
             sources: AtomicU64::new(0),
         });
@@ -484,14 +503,31 @@ impl Peer {
 
     /// Stops downloads (their verified blocks are kept) and leaves the
     /// tracker. Waits a moment for downloads to save their state.
-    pub fn shutdown(&self) {
+    /// Returns a line per `get` that stopped, saying what was kept.
+    pub fn shutdown(&self) -> Vec<String> {
+        let stopping: Vec<Arc<Progress>> = self.active().into_iter().filter(|p| p.kept).collect();
         self.cancel.store(true, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(3);
         while !self.lock_active().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.leave();
+        stopping.iter().map(|p| kept_line(p)).collect()
     }
+}
+
+/// What a `get` stopped by Ctrl-C or SIGTERM leaves: its verified blocks,
+/// and how to go on.
+fn kept_line(p: &Progress) -> String {
+    let done = p.done_blocks.load(Ordering::Relaxed);
+    let pct = crate::units::percent(
+        crate::units::fraction(done, p.total_blocks),
+        done >= p.total_blocks,
+    );
+    format!(
+        "{}: {pct:.1} % verified and kept; run `get {}` to resume",
+        p.name, p.name
+    )
 }
 
 /// A verified copy in a partial directory, with the record it matches.
@@ -515,6 +551,19 @@ impl Drop for PartialGuard<'_> {
 pub struct ActiveGuard<'a> {
     peer: &'a Peer,
     name: String,
+}
+
+impl ActiveGuard<'_> {
+    /// The bytes of a file of `size` that were verified on disk before this
+    /// run began (the last block may be short: never more than `size`).
+    pub fn resumed_bytes(&self, size: u64) -> u64 {
+        let blocks = self
+            .peer
+            .lock_active()
+            .get(&self.name)
+            .map_or(0, |p| p.resumed_blocks.load(Ordering::Relaxed));
+        (blocks * crate::record::BLOCK_SIZE as u64).min(size)
+    }
 }
 
 impl Drop for ActiveGuard<'_> {
