@@ -132,3 +132,34 @@ fn ctrl_c_during_a_get_says_what_was_kept_and_the_resume_says_so() {
     // The contract's lines stay last and exact.
     assert!(done_line(&stdout, "f.bin").contains(&format!(" bytes={total} ")));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_peer_quietly() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let tmp = temp_dir();
+    let port = free_port().to_string();
+    let dir = tmp.path().join("P");
+    // `peer ... | head -1`: read the first line, then close the pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peer"))
+        .args(["P", &port, "127.0.0.1:1", "--dir", dir.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("peer P listening"), "{first}");
+    let mut stdin = child.stdin.take().unwrap();
+    // Each `help` writes lines nobody reads any more.
+    let _ = stdin.write_all("help\n".repeat(50).as_bytes());
+    drop(stdin);
+    let out = wait_output(child, WAIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -2,6 +2,7 @@
 //! files in its directory, downloads on request, and offers a shell.
 
 use p2pshare::peer::{config, shell, Peer};
+use p2pshare::terminal::{say, say_err};
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
 use p2pshare::Error;
 use std::io::Write;
@@ -14,11 +15,11 @@ fn main() {
     let cfg = match config::parse(std::env::args_os().skip(1)) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            println!("{}", config::USAGE);
+            say(format_args!("{}", config::USAGE));
             return;
         }
         Err(e) => {
-            eprintln!("error: {e}\n{}", config::USAGE);
+            say_err(format_args!("error: {e}\n{}", config::USAGE));
             std::process::exit(2);
         }
     };
@@ -26,20 +27,20 @@ fn main() {
     let web = match cfg.http_config().map(|h| WebServer::bind(&h)).transpose() {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
     };
     let peer = match Peer::start(cfg) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
     };
     {
         let c = peer.config();
-        println!(
+        say(format_args!(
             "peer {} listening on {}; sharing {} from {}; tracker {}",
             c.id,
             peer.listen_addr(),
@@ -49,17 +50,17 @@ fn main() {
             },
             peer.files_dir().display(),
             c.tracker
-        );
+        ));
         let _ = std::io::stdout().flush();
     }
     if let Some(web) = web {
         let banner = web.banner();
         if let Err(e) = web.spawn(PeerUi::new(peer.clone())) {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
         for line in banner {
-            println!("{line}");
+            say(&line);
         }
         let _ = std::io::stdout().flush();
     }
@@ -79,7 +80,9 @@ fn main() {
         let _ = out.flush();
         std::process::exit(0);
     }) {
-        eprintln!("error: cannot install the signal handler: {e}");
+        say_err(format_args!(
+            "error: cannot install the signal handler: {e}"
+        ));
         std::process::exit(1);
     }
     let background = start_gets(&peer);
@@ -121,12 +124,12 @@ fn start_gets(peer: &Arc<Peer>) -> Vec<std::thread::JoinHandle<bool>> {
             let peer = peer.clone();
             std::thread::spawn(move || match peer.get(&name) {
                 Ok(report) => {
-                    println!("{report}");
+                    say(&report);
                     true
                 }
                 Err(Error::Cancelled) => false,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_err(format_args!("error: {e}"));
                     false
                 }
             })

@@ -3,6 +3,7 @@
 
 use log::warn;
 use p2pshare::cli::{Arg, HttpConfig, HttpFlags, Parser};
+use p2pshare::terminal::say_err;
 use p2pshare::tracker::{Config, Tracker, DEFAULT_DATA_DIR};
 use p2pshare::web::{tracker_ui::TrackerUi, WebServer};
 use std::ffi::OsString;
@@ -92,15 +93,15 @@ fn main() {
             return;
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("{USAGE}");
+            say_err(format_args!("error: {e}"));
+            say_err(format_args!("{USAGE}"));
             std::process::exit(2);
         }
     };
     let log_file = match init_logging(&config) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
     };
@@ -117,7 +118,7 @@ fn main() {
     let tracker = match Tracker::start(&config) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
     };
@@ -129,7 +130,7 @@ fn main() {
         match start_web(&tracker, &h) {
             Ok(lines) => banner.extend(lines),
             Err(e) => {
-                eprintln!("error: {e}");
+                say_err(format_args!("error: {e}"));
                 std::process::exit(1);
             }
         }

@@ -4,6 +4,7 @@ use super::progress_view::{status_line, LiveBar, View};
 use super::{bench, Peer};
 use crate::error::{Error, Result};
 use crate::record::BLOCK_SIZE;
+use crate::terminal::{say, say_err, say_partial};
 use crate::units::hex;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -101,7 +102,7 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
     let mut raw = Vec::new();
     loop {
         if interactive {
-            print!("> ");
+            say_partial(format_args!("> "));
             let _ = io::stdout().flush();
         }
         raw.clear();
@@ -109,7 +110,7 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                eprintln!("error: cannot read commands: {e}");
+                say_err(format_args!("error: cannot read commands: {e}"));
                 failed = true;
                 break;
             }
@@ -122,7 +123,7 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
                 Some(Command::Exit) => Ok(false),
                 Some(cmd) => execute(peer, cmd).map(|out| {
                     if !out.is_empty() {
-                        println!("{out}");
+                        say(&out);
                     }
                     true
                 }),
@@ -134,7 +135,7 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
             Err(Error::Cancelled) => {}
             Err(e) => {
                 failed = true;
-                eprintln!("error: {e}");
+                say_err(format_args!("error: {e}"));
             }
         }
     }
@@ -251,7 +252,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         Command::Stress(name, threads) => {
             let report = bench::stress(peer, &name, threads)?;
             if let Some(e) = report.failure() {
-                println!("{report}");
+                say(&report);
                 return Err(e);
             }
             let _ = write!(out, "{report}");
