@@ -163,3 +163,34 @@ fn a_closed_stdout_ends_the_peer_quietly() {
     assert!(!err.contains("Broken pipe"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn a_multipart_form_upload_is_refused_with_415_not_stored_with_its_envelope() {
+    let tmp = temp_dir();
+    let tracker = TrackerProc::start(&tmp.path().join("tracker"));
+    let dir = tmp.path().join("W");
+    let (_w, base) = web_peer("W", &tracker, &dir, &[]);
+    // What `curl -F file=@x.txt URL` sends.
+    let boundary = "------------------------d74496d66958873e";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nhello\n\r\n--{boundary}--\r\n"
+    );
+    let ct = format!("multipart/form-data; boundary={boundary}");
+    for path in ["/api/upload", "/api/upload?name=x.txt"] {
+        let r = common::http::request(&base, "POST", path, &[("Content-Type", &ct)], body.as_bytes());
+        assert_eq!(r.status, 415, "{path}: {}", r.text());
+        assert!(r.text().contains("--data-binary"), "{}", r.text());
+    }
+    assert!(!dir.join("files/x.txt").exists());
+    // The raw body is the way: stored byte for byte.
+    let r = common::http::request(
+        &base,
+        "POST",
+        "/api/upload?name=x.txt",
+        &[("Content-Type", "application/octet-stream")],
+        b"hello\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(std::fs::read(dir.join("files/x.txt")).unwrap(), b"hello\n");
+}

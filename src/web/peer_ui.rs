@@ -238,6 +238,7 @@ impl PeerUi {
     /// into `partial/<name>.upload`, then shared like the shell's `share`
     /// but moved, not copied.
     fn upload(&self, req: &mut Request<'_>) -> Result<Response, HttpError> {
+        refuse_form(&req.head)?;
         let name = name_param(&req.head)?;
         let len = req.head.content_length;
         let _claim = self.claim_upload(&name)?;
@@ -661,6 +662,27 @@ own pages.</p>
             .collect();
         Response::json(200, format!("[{}]", items.join(",")))
     }
+}
+
+/// An upload is the file's bytes as the body. A form's envelope
+/// (`curl -F file=@x`, an HTML form) would be stored as the file, MIME
+/// boundaries and all: refused with 415 and the command that works.
+fn refuse_form(head: &Head) -> Result<(), HttpError> {
+    let media = head
+        .header("content-type")
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    if media.starts_with("multipart/") || media == "application/x-www-form-urlencoded" {
+        return Err(HttpError::new(
+            415,
+            format!(
+                "{media} is not accepted: send the file itself as the body, e.g. \
+                 curl --data-binary @FILE 'http://HOST:PORT/api/upload?name=FILE'"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Copies exactly `len` body bytes into a new file at `path`, a buffer at
