@@ -9,6 +9,7 @@
 
 pub mod bitfield;
 pub mod cli;
+pub mod console;
 pub mod download;
 pub mod error;
 pub mod fsutil;

@@ -1,8 +1,6 @@
 //! What the live views (a `get`'s progress line, the tracker's dashboard)
 //! share about the terminal they draw on.
 
-use std::io::Write;
-
 /// Erases from the cursor to the end of the line.
 pub const CLEAR_LINE: &str = "\x1b[K";
 
@@ -65,34 +63,6 @@ fn stdout_winsize() -> Option<(u16, u16)> {
     // is not a terminal it fails with ENOTTY and writes nothing.
     let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
     (r == 0).then_some((ws.ws_col, ws.ws_row))
-}
-
-/// Writes `text` and a line feed to stdout, flushed. When stdout is
-/// closed (`peer ... | head -1`) the process ends quietly, status 0, where
-/// `println!` would panic on the broken pipe: nobody is left to read.
-pub fn say(text: impl std::fmt::Display) {
-    let mut out = std::io::stdout().lock();
-    exit_if_gone(writeln!(out, "{text}").and_then(|()| out.flush()));
-}
-
-/// `say` without the line feed (a prompt).
-pub fn say_partial(text: impl std::fmt::Display) {
-    let mut out = std::io::stdout().lock();
-    exit_if_gone(write!(out, "{text}").and_then(|()| out.flush()));
-}
-
-/// `say` on stderr (`error: ...` lines).
-pub fn say_err(text: impl std::fmt::Display) {
-    let mut err = std::io::stderr().lock();
-    exit_if_gone(writeln!(err, "{text}"));
-}
-
-/// Ends the process on a broken pipe; other write errors (a full disk
-/// under a redirect) are not worth dying for.
-fn exit_if_gone(result: std::io::Result<()>) {
-    if matches!(&result, Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe) {
-        std::process::exit(0);
-    }
 }
 
 #[cfg(test)]

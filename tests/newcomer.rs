@@ -178,7 +178,13 @@ fn a_multipart_form_upload_is_refused_with_415_not_stored_with_its_envelope() {
     );
     let ct = format!("multipart/form-data; boundary={boundary}");
     for path in ["/api/upload", "/api/upload?name=x.txt"] {
-        let r = common::http::request(&base, "POST", path, &[("Content-Type", &ct)], body.as_bytes());
+        let r = common::http::request(
+            &base,
+            "POST",
+            path,
+            &[("Content-Type", &ct)],
+            body.as_bytes(),
+        );
         assert_eq!(r.status, 415, "{path}: {}", r.text());
         assert!(r.text().contains("--data-binary"), "{}", r.text());
     }

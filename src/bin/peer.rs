@@ -1,8 +1,8 @@
 //! `peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [options]`: serves the
 //! files in its directory, downloads on request, and offers a shell.
 
+use p2pshare::console::{say, say_err, Console, LogSink};
 use p2pshare::peer::{config, shell, Peer};
-use p2pshare::terminal::{say, say_err};
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
 use p2pshare::Error;
 use std::io::Write;
@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // Through the console: on a terminal a warning lands above the prompt.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Pipe(Box::new(LogSink::new())))
+        .init();
     // args_os: an argument that is not UTF-8 is a usage error, not a panic.
     let cfg = match config::parse(std::env::args_os().skip(1)) {
         Ok(Some(c)) => c,
@@ -67,6 +70,7 @@ fn main() {
     let on_signal = peer.clone();
     if let Err(e) = ctrlc::set_handler(move || {
         let kept = on_signal.shutdown();
+        Console::restore();
         let mut out = std::io::stdout().lock();
         // Below whatever the live line or the prompt left on the screen.
         let start = if std::io::IsTerminal::is_terminal(&out) {

@@ -3,7 +3,7 @@
 
 use log::warn;
 use p2pshare::cli::{Arg, HttpConfig, HttpFlags, Parser};
-use p2pshare::terminal::say_err;
+use p2pshare::console::say_err;
 use p2pshare::tracker::{Config, Tracker, DEFAULT_DATA_DIR};
 use p2pshare::web::{tracker_ui::TrackerUi, WebServer};
 use std::ffi::OsString;

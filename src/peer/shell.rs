@@ -2,13 +2,14 @@
 
 use super::progress_view::{status_line, LiveBar, View};
 use super::{bench, Peer};
+use crate::console::{say, say_err, say_partial, Console};
 use crate::error::{Error, Result};
 use crate::record::BLOCK_SIZE;
-use crate::terminal::{say, say_err, say_partial};
 use crate::units::hex;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub const HELP: &str = "commands:
@@ -95,32 +96,50 @@ pub fn parse(line: &str) -> Result<Option<Command>> {
 }
 
 /// Runs commands from stdin until `exit` or EOF; returns the exit status.
+/// On a terminal (stdin and stdout) a `get` runs in the background and
+/// the prompt comes back at once (`console`); otherwise commands run one
+/// after another, as the contract says for scripts.
 pub fn run(peer: &Arc<Peer>) -> i32 {
     let interactive = io::stdin().is_terminal();
+    let console = if interactive { Console::start() } else { None };
+    let mut background = Background::new(peer, console);
     let mut failed = false;
-    let mut input = io::stdin().lock();
+    // Not locked with a console, which reads stdin itself.
+    let mut input = console.is_none().then(|| io::stdin().lock());
     let mut raw = Vec::new();
     loop {
-        if interactive {
-            say_partial(format_args!("> "));
-            let _ = io::stdout().flush();
-        }
-        raw.clear();
-        match input.read_until(b'\n', &mut raw) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                say_err(format_args!("error: cannot read commands: {e}"));
-                failed = true;
-                break;
+        let line = match (console, input.as_mut()) {
+            (Some(c), _) => match c.read_line() {
+                Some(l) => l.into_bytes(),
+                None => break,
+            },
+            (None, None) => break,
+            (None, Some(input)) => {
+                if interactive {
+                    say_partial(format_args!("> "));
+                }
+                raw.clear();
+                match input.read_until(b'\n', &mut raw) {
+                    Ok(0) => break,
+                    Ok(_) => std::mem::take(&mut raw),
+                    Err(e) => {
+                        say_err(format_args!("error: cannot read commands: {e}"));
+                        failed = true;
+                        break;
+                    }
+                }
             }
-        }
-        let result = std::str::from_utf8(&raw)
+        };
+        let result = std::str::from_utf8(&line)
             .map_err(|_| Error::Usage("a command line that is not UTF-8 was skipped".into()))
             .and_then(parse)
             .and_then(|cmd| match cmd {
                 None => Ok(true),
                 Some(Command::Exit) => Ok(false),
+                Some(Command::Get(name)) if console.is_some() => {
+                    background.get(name);
+                    Ok(true)
+                }
                 Some(cmd) => execute(peer, cmd).map(|out| {
                     if !out.is_empty() {
                         say(&out);
@@ -139,11 +158,104 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
             }
         }
     }
+    background.finish();
+    Console::restore();
     if failed && !interactive {
         1
     } else {
         0
     }
+}
+
+/// The `get`s typed on a terminal, each on a thread of its own, and the
+/// prompt line's progress (`[big.bin 45.0%] > `) while any runs.
+struct Background {
+    peer: Arc<Peer>,
+    console: Option<&'static Console>,
+    gets: Vec<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn new(peer: &Arc<Peer>, console: Option<&'static Console>) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = console.and_then(|c| {
+            let (peer, stop) = (peer.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("prompt-status".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        c.set_status(prompt_status(&peer));
+                        std::thread::sleep(PROMPT_EVERY);
+                    }
+                })
+                .ok()
+        });
+        Background {
+            peer: peer.clone(),
+            console,
+            gets: Vec::new(),
+            stop,
+            ticker,
+        }
+    }
+
+    /// Starts `get name`; its lines are printed above the prompt when done.
+    fn get(&mut self, name: String) {
+        let peer = self.peer.clone();
+        self.gets.retain(|h| !h.is_finished());
+        let spawned = std::thread::Builder::new()
+            .name("get".into())
+            .spawn(move || match peer.get(&name) {
+                Ok(report) => say(&report),
+                Err(Error::Cancelled) => {}
+                Err(e) => say_err(format_args!("error: {e}")),
+            });
+        match spawned {
+            Ok(h) => self.gets.push(h),
+            Err(e) => say_err(format_args!("error: cannot start the download: {e}")),
+        }
+    }
+
+    /// At `exit` or EOF: downloads still running stop and keep their
+    /// blocks (as at Ctrl-C), saying so.
+    fn finish(mut self) {
+        if self.gets.iter().any(|h| !h.is_finished()) {
+            for line in self.peer.shutdown() {
+                say(&line);
+            }
+        }
+        for h in self.gets.drain(..) {
+            let _ = h.join();
+        }
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Some(c) = self.console {
+            c.set_status(String::new());
+        }
+    }
+}
+
+/// How often the prompt's progress is brought up to date.
+const PROMPT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `[a.bin 45.0%] [b.iso 3.1%] ` for the downloads in progress, or nothing.
+fn prompt_status(peer: &Peer) -> String {
+    peer.active()
+        .iter()
+        .map(|p| {
+            let v = View::of(p);
+            let done = v.done_blocks >= v.total_blocks;
+            format!(
+                "[{} {:.1}%] ",
+                v.name,
+                crate::units::percent(v.fraction(), done)
+            )
+        })
+        .collect()
 }
 
 /// Runs one command; returns what it prints.
