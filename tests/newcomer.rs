@@ -165,38 +165,53 @@ fn a_closed_stdout_ends_the_peer_quietly() {
 }
 
 #[test]
-fn a_multipart_form_upload_is_refused_with_415_not_stored_with_its_envelope() {
+fn a_multipart_form_upload_stores_the_file_not_its_envelope() {
     let tmp = temp_dir();
     let tracker = TrackerProc::start(&tmp.path().join("tracker"));
     let dir = tmp.path().join("W");
     let (_w, base) = web_peer("W", &tracker, &dir, &[]);
-    // What `curl -F file=@x.txt URL` sends.
+    // What `curl -F note=hi -F file=@x.txt URL` sends.
     let boundary = "------------------------d74496d66958873e";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\
-         Content-Type: text/plain\r\n\r\nhello\n\r\n--{boundary}--\r\n"
-    );
+    let data = test_bytes(300_000, 12);
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let ct = format!("multipart/form-data; boundary={boundary}");
-    for path in ["/api/upload", "/api/upload?name=x.txt"] {
-        let r = common::http::request(
-            &base,
-            "POST",
-            path,
-            &[("Content-Type", &ct)],
-            body.as_bytes(),
-        );
-        assert_eq!(r.status, 415, "{path}: {}", r.text());
-        assert!(r.text().contains("--data-binary"), "{}", r.text());
-    }
-    assert!(!dir.join("files/x.txt").exists());
-    // The raw body is the way: stored byte for byte.
-    let r = common::http::request(
-        &base,
-        "POST",
-        "/api/upload?name=x.txt",
-        &[("Content-Type", "application/octet-stream")],
-        b"hello\n",
+    let post = |path: &str, ct: &str, body: &[u8]| {
+        common::http::request(&base, "POST", path, &[("Content-Type", ct)], body)
+    };
+    // Named by the form's filename, or by ?name= when given.
+    let r = post("/api/upload", &ct, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(std::fs::read(dir.join("files/x.txt")).unwrap() == data);
+    let r = post("/api/upload?name=y.bin", &ct, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(std::fs::read(dir.join("files/y.bin")).unwrap() == data);
+    // The filename follows the name rules like any name.
+    let bad = String::from_utf8_lossy(&body).replace("filename=\"x.txt\"", "filename=\"..\"");
+    let r = post("/api/upload", &ct, bad.as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    // A form cut short is not shared.
+    let r = post("/api/upload?name=cut.bin", &ct, &body[..body.len() - 40]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(!dir.join("files/cut.bin").exists());
+    // Another multipart type is not a form: refused, saying what works.
+    let mixed = ct.replace("form-data", "mixed");
+    let r = post("/api/upload?name=z.txt", &mixed, &body);
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert!(r.text().contains("--data-binary") && r.text().contains("-F file=@"));
+    assert!(!dir.join("files/z.txt").exists());
+    // `curl --data-binary @z.txt` says urlencoded, and sends the file as is.
+    let r = post(
+        "/api/upload?name=z.txt",
+        "application/x-www-form-urlencoded",
+        b"file=abc",
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(std::fs::read(dir.join("files/x.txt")).unwrap(), b"hello\n");
+    assert_eq!(std::fs::read(dir.join("files/z.txt")).unwrap(), b"file=abc");
 }

@@ -13,6 +13,7 @@
 
 pub mod escape;
 pub mod http;
+pub mod multipart;
 pub mod peer_ui;
 pub mod tracker_ui;
 
