@@ -215,3 +215,41 @@ fn a_multipart_form_upload_stores_the_file_not_its_envelope() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(std::fs::read(dir.join("files/z.txt")).unwrap(), b"file=abc");
 }
+
+#[test]
+fn share_expands_the_home_directory_and_empty_lists_say_so() {
+    let s = Swarm::new();
+    let home = s.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("big.iso"), test_bytes(10_000, 13)).unwrap();
+    let port = free_port().to_string();
+    let dir = s.path("A");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args([
+        "A",
+        &port,
+        &s.tracker.addr(),
+        "--dir",
+        dir.to_str().unwrap(),
+    ])
+    .env("HOME", &home)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = spawn_noted(&mut cmd, &[]);
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"myfiles\nfiles\nshare ~/big.iso\nmyfiles\n")
+            .unwrap();
+    }
+    let out = wait_output(child, WAIT);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().skip(1).collect();
+    assert_eq!(lines[0], "no files", "{stdout}");
+    assert_eq!(lines[1], "no files in the swarm", "{stdout}");
+    assert!(lines[2].starts_with("shared big.iso 10000 "), "{stdout}");
+    assert!(lines[3].starts_with("big.iso 10000 "), "{stdout}");
+}
