@@ -117,8 +117,9 @@ enum Start {
 }
 
 /// Accepts on `listener` forever; `handle` serves one handed connection
-/// on its own thread and returns when it is over.
-pub fn serve<F>(listener: TcpListener, settings: Settings, handle: F)
+/// on its own thread and returns when it is over; `refused` counts each
+/// connection sent away with BUSY (for the metrics).
+pub fn serve<F>(listener: TcpListener, settings: Settings, handle: F, refused: impl Fn() + 'static)
 where
     F: Fn(TcpStream, Ticket) + Send + Sync + 'static,
 {
@@ -141,6 +142,7 @@ where
         },
         lobby: HashMap::new(),
         waiting: HashSet::new(),
+        refused: Box::new(refused),
     };
     loop {
         gate.turn(&listener);
@@ -156,6 +158,8 @@ struct Gate<F> {
     /// Of those, the ones whose first message is whole: not polled (they
     /// would wake every poll) until a thread is free.
     waiting: HashSet<ConnId>,
+    /// Counts a connection sent away with BUSY.
+    refused: Box<dyn Fn()>,
 }
 
 impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
@@ -262,6 +266,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                             self.settings.what,
                             stream.peer_addr()
                         );
+                        (self.refused)();
                         super::refuse_busy(stream);
                     }
                 }
@@ -279,6 +284,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                 self.settings.what,
                 stream.peer_addr()
             );
+            (self.refused)();
             super::refuse_busy(stream);
         } else if let Some(stream) = lock(&self.shared.handled).get(&id) {
             debug!(

@@ -18,13 +18,13 @@ use super::catalogue::{not_found, Catalogue};
 use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
+use crate::metrics::tracker::{Swarm, TrackerMetrics};
 use crate::net::admission::Limits;
 use crate::net::gate::{self, Ticket};
 use crate::net::Conn;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info, warn};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -45,20 +45,13 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const REAP_EVERY: Duration = Duration::from_secs(1);
 const REAP_PARTS: u32 = 10;
 
-/// Counters for the logs, the dashboards and the load generator.
-#[derive(Default)]
-pub struct Counters {
-    pub queries: AtomicU64,
-    pub datagrams: AtomicU64,
-    pub dropped: AtomicU64,
-}
-
 /// What every tracker thread shares.
 pub struct Shared {
     pub catalogue: Mutex<Catalogue>,
     pub store: Store,
     pub cookies: CookieJar,
-    pub counters: Counters,
+    /// What `/metrics` reports.
+    pub counters: TrackerMetrics,
     /// The cookies' clock: seconds since this instant.
     pub started: Instant,
 }
@@ -69,7 +62,7 @@ impl Shared {
             catalogue: Mutex::new(catalogue),
             store,
             cookies,
-            counters: Counters::default(),
+            counters: TrackerMetrics::default(),
             started: Instant::now(),
         }
     }
@@ -81,6 +74,18 @@ impl Shared {
     ) -> impl Fn(usize) -> super::Summary + Send + Sync + 'static {
         let shared = self.clone();
         move |rows| shared.lock().summary(Instant::now(), rows)
+    }
+
+    /// The `/metrics` page: the counters and the swarm's size now.
+    pub fn metrics_text(&self) -> String {
+        let s = self.lock().summary(Instant::now(), 0);
+        let swarm = Swarm {
+            peers: s.peers,
+            seeders: s.seeders,
+            leechers: s.leechers,
+            files: s.files,
+        };
+        crate::metrics::render(&self.counters.samples(swarm))
     }
 
     /// The catalogue. Its operations do not panic, but should one ever,
@@ -97,9 +102,13 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
         limits: ADMISSION,
         max_frame: MAX_FRAME,
     };
-    gate::serve(listener, settings, move |stream, ticket| {
-        handle_connection(&shared, stream, &ticket)
-    });
+    let counted = shared.clone();
+    gate::serve(
+        listener,
+        settings,
+        move |stream, ticket| handle_connection(&shared, stream, &ticket),
+        move || counted.counters.connection_refused(),
+    );
 }
 
 /// Every second, forgets the peers silent for three intervals.
@@ -144,7 +153,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
         let (reply, close) = match got {
             Ok(None) => break,
             Ok(Some(msg)) => {
-                shared.counters.queries.fetch_add(1, Ordering::Relaxed);
+                shared.counters.query();
                 on_message(shared, msg)
             }
             // The whole frame was read: answer and carry on.
