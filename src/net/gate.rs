@@ -286,7 +286,11 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             );
             (self.refused)();
             super::refuse_busy(stream);
-        } else if let Some(stream) = lock(&self.shared.handled).get(&id) {
+            return;
+        }
+        // Taken out, so the shutdown happens without the lock.
+        let spare = lock(&self.shared.handled).remove(&id);
+        if let Some(stream) = spare {
             debug!(
                 "{}: evicting idle {:?}",
                 self.settings.what,
