@@ -12,6 +12,8 @@ pub mod server;
 pub mod shell;
 pub mod store;
 pub mod tracker_client;
+pub mod watch;
+pub mod watcher;
 
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
@@ -145,6 +147,8 @@ impl Peer {
                 move |s| server::handle(&server_peer, s),
             )
         })?;
+        let watch_peer = peer.clone();
+        spawn("watch", move || watcher::run(watch_peer))?;
         let session_peer = peer.clone();
         spawn("tracker-session", move || {
             tracker_client::run(session_peer, commands)
@@ -358,7 +362,8 @@ impl Peer {
     }
 
     /// Copies a file into `files/` and announces it. The tracker is asked
-    /// first, so a name clash leaves `files/` untouched.
+    /// first, so a name clash leaves `files/` untouched. A file already in
+    /// `files/` is shared where it is.
     pub fn share(&self, path: &Path) -> Result<(Arc<FileRecord>, Option<String>)> {
         let cannot = |why: String| Error::Usage(format!("cannot share {}: {why}", path.display()));
         let meta = fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
@@ -369,6 +374,9 @@ impl Peer {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| cannot("the name is not UTF-8".into()))?;
+        if self.is_in_files(path) {
+            return self.share_in_place(name);
+        }
         let tmp = self.scratch_path(name, "share")?;
         let _cleanup = RemoveOnDrop(&tmp);
         fs::copy(path, &tmp).map_err(|e| Error::io(format!("copying {}", path.display()), e))?;
@@ -409,10 +417,15 @@ impl Peer {
         }
         let dest = self.store.files_dir().join(name);
         if dest.symlink_metadata().is_ok() {
-            return Err(Error::Conflict(format!(
-                "{} exists but is not shared (not a regular file?); move it away first",
-                dest.display()
-            )));
+            // Copied in and not picked up by the watcher yet: the same
+            // bytes are simply shared where they are.
+            let (found, note) = self.share_in_place(name)?;
+            if found.md5 != record.md5 {
+                return Err(Error::Conflict(format!(
+                    "files/{name} already holds different content; rename one of them"
+                )));
+            }
+            return Ok((found, note));
         }
         let note = match self.session.new_file_wait(
             &self.config.tracker,
@@ -431,6 +444,62 @@ impl Peer {
         // Now in the store: the session announces it at once.
         self.session.announce_now();
         Ok((record, note))
+    }
+
+    /// Whether `path` is an item directly inside `files/` (by its real
+    /// location, so `./peers/A/files/x` and an absolute path both count).
+    fn is_in_files(&self, path: &Path) -> bool {
+        let (Ok(real), Ok(files)) = (path.canonicalize(), self.files_dir().canonicalize()) else {
+            return false;
+        };
+        real.parent() == Some(files.as_path())
+    }
+
+    /// Shares `files/<name>` where it is: already shared, or hashed,
+    /// published and shared now.
+    fn share_in_place(&self, name: &str) -> Result<(Arc<FileRecord>, Option<String>)> {
+        let stamp = watcher::stamp_of(&self.files_dir().join(name));
+        match self.store.get(name) {
+            Some(f) if Some(f.stamp) == stamp => {
+                Ok((f.record.clone(), Some("already shared".into())))
+            }
+            _ => {
+                let record = self.share_found(name)?;
+                Ok((record, None))
+            }
+        }
+    }
+
+    /// Shares an item the watcher found in `files/` (or `share` named
+    /// there): hashes it (or takes its cached record), publishes the
+    /// record, and serves it. A tracker that cannot be reached only
+    /// delays the publishing; a name the tracker keeps for other content
+    /// is refused and the item is not served.
+    pub(crate) fn share_found(&self, name: &str) -> Result<Arc<FileRecord>> {
+        let found = self.store.prepare(name)?;
+        let record = found.record.clone();
+        match self.session.new_file_wait(
+            &self.config.tracker,
+            record.clone(),
+            Duration::from_secs(10),
+        ) {
+            Ok(()) => {}
+            Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => {
+                warn!("{name}: {msg}")
+            }
+            Err(e) => return Err(e),
+        }
+        self.store.insert_prepared(found);
+        self.session.announce_now();
+        Ok(record)
+    }
+
+    /// Stops serving `name` and tells the tracker (the next announce says
+    /// it is gone).
+    pub(crate) fn withdraw(&self, name: &str) {
+        if self.store.remove(name).is_some() {
+            self.session.announce_now();
+        }
     }
 
     /// Downloads in progress, for `status`.

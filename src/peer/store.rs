@@ -24,10 +24,13 @@ pub struct SharedFile {
     pub partial: Option<Arc<Reassembler>>,
     /// A complete file: the seeder's schedule across its connections.
     pub seeding: Option<std::sync::Mutex<super::seeding::Seeding>>,
+    /// A complete file: its size and mtime when it was shared, which the
+    /// watcher compares with what `files/` holds now.
+    pub stamp: Stamp,
 }
 
 impl SharedFile {
-    fn complete(record: Arc<FileRecord>, file: File) -> SharedFile {
+    fn complete(record: Arc<FileRecord>, file: File, stamp: Stamp) -> SharedFile {
         let seeding =
             super::seeding::Seeding::new(record.piece_count(), crate::rng::Rng::new().next_u64());
         SharedFile {
@@ -35,6 +38,7 @@ impl SharedFile {
             file,
             partial: None,
             seeding: Some(std::sync::Mutex::new(seeding)),
+            stamp,
         }
     }
 
@@ -45,6 +49,13 @@ impl SharedFile {
             None => Bitfield::full(self.record.piece_count()),
         }
     }
+}
+
+/// A file of `files/` hashed and opened, not yet shared.
+pub struct Prepared {
+    pub record: Arc<FileRecord>,
+    file: File,
+    stamp: Stamp,
 }
 
 pub struct Store {
@@ -108,6 +119,15 @@ impl Store {
     /// Opens `files/<name>`, takes its record from the cache or hashes it,
     /// and adds it to the shared set.
     pub fn load(&self, name: &str) -> Result<Arc<FileRecord>> {
+        let found = self.prepare(name)?;
+        let record = found.record.clone();
+        self.insert_prepared(found);
+        Ok(record)
+    }
+
+    /// Opens `files/<name>` and takes its record from the cache or hashes
+    /// it, without sharing it yet (the watcher publishes it first).
+    pub fn prepare(&self, name: &str) -> Result<Prepared> {
         check_file_name(name)?;
         let path = self.files_dir.join(name);
         let file =
@@ -127,22 +147,52 @@ impl Store {
             None => {
                 info!("hashing {name} ({} bytes)", meta.len());
                 let r = FileRecord::from_file(name, &path)?;
+                // Changed while it was hashed: the record may mix both.
+                if Stamp::of_file(&file) != stamp {
+                    return Err(Error::Integrity(format!(
+                        "{} changed while it was being hashed",
+                        path.display()
+                    )));
+                }
                 self.save_cache(&r, &stamp);
                 r
             }
         };
-        let record = Arc::new(record);
-        self.insert(record.clone(), file);
-        Ok(record)
+        Ok(Prepared {
+            record: Arc::new(record),
+            file,
+            stamp,
+        })
+    }
+
+    /// Shares what `prepare` found.
+    pub fn insert_prepared(&self, p: Prepared) {
+        let shared = Arc::new(SharedFile::complete(p.record.clone(), p.file, p.stamp));
+        write(&self.files).insert(p.record.name.clone(), shared);
     }
 
     /// Adds a file whose record is already known (a finished download).
     pub fn insert(&self, record: Arc<FileRecord>, file: File) {
-        if let Ok(meta) = file.metadata() {
-            self.save_cache(&record, &Stamp::of(&meta));
-        }
-        let shared = Arc::new(SharedFile::complete(record.clone(), file));
-        write(&self.files).insert(record.name.clone(), shared);
+        let stamp = Stamp::of_file(&file);
+        self.save_cache(&record, &stamp);
+        self.insert_prepared(Prepared {
+            record,
+            file,
+            stamp,
+        });
+    }
+
+    /// Stops sharing a complete file (the watcher saw it go or change).
+    pub fn remove(&self, name: &str) -> Option<Arc<SharedFile>> {
+        write(&self.files).remove(name)
+    }
+
+    /// The complete files by name, with the stamp each was shared at.
+    pub fn stamps(&self) -> BTreeMap<String, Stamp> {
+        read(&self.files)
+            .iter()
+            .map(|(n, f)| (n.clone(), f.stamp))
+            .collect()
     }
 
     /// Serves the verified pieces of a download in progress until
@@ -157,6 +207,10 @@ impl Store {
             file,
             partial: Some(reasm),
             seeding: None,
+            stamp: Stamp {
+                size: 0,
+                mtime_ns: 0,
+            },
         });
         write(&self.partials).insert(shared.record.name.clone(), shared);
         Ok(())
