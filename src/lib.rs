@@ -13,6 +13,7 @@ pub mod download;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
+pub mod manifest;
 pub mod names;
 pub mod net;
 pub mod peer;
