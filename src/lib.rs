@@ -24,6 +24,7 @@ pub mod search;
 pub mod sim;
 pub mod terminal;
 pub mod tracker;
+pub mod tree;
 pub mod units;
 pub mod web;
 pub mod wire;
