@@ -104,7 +104,10 @@ impl Manifest {
     }
 
     pub fn file_count(&self) -> usize {
-        self.spans().len()
+        self.entries
+            .iter()
+            .filter(|e| matches!(e, Entry::File { .. }))
+            .count()
     }
 
     /// Every rule: paths (`check_path`), order, each entry's folder

@@ -317,6 +317,44 @@ impl Tree {
     }
 }
 
+/// Copies the folder `src` to `dest` (which must not exist): its folders
+/// and regular files, symlinks left out, every file read beneath `src`.
+/// On error what was copied is removed.
+pub fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    let found = walk(src)?;
+    let dir = open_dir(src)?;
+    fs::create_dir(dest).map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
+    let copied = (|| -> Result<()> {
+        for f in &found {
+            let to = dest.join(&f.path);
+            let ctx = || {
+                format!(
+                    "copying {} to {}",
+                    src.join(&f.path).display(),
+                    to.display()
+                )
+            };
+            match f.size {
+                None => fs::create_dir(&to).map_err(|e| Error::io(ctx(), e))?,
+                Some(_) => {
+                    let mut from = open_beneath(&dir, &f.path).map_err(|e| Error::io(ctx(), e))?;
+                    let mut out = fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&to)
+                        .map_err(|e| Error::io(ctx(), e))?;
+                    io::copy(&mut from, &mut out).map_err(|e| Error::io(ctx(), e))?;
+                }
+            }
+        }
+        Ok(())
+    })();
+    if copied.is_err() {
+        let _ = fs::remove_dir_all(dest);
+    }
+    copied
+}
+
 /// Writes the verified payload in `part` out as the tree `m` describes,
 /// into `dest`, which must not exist (it is created here). Every path is
 /// checked again, every file's MD5 against the manifest. On any error

@@ -251,7 +251,8 @@ impl Peer {
         let dest = self.store.files_dir().join(name);
         if dest.symlink_metadata().is_ok() {
             return Err(Error::Conflict(format!(
-                "{} exists but is not shared (not a regular file?); move it away first",
+                "{} exists but is not shared (still changing, or refused: the log says why); \
+                 move it away first",
                 dest.display()
             )));
         }
@@ -352,6 +353,11 @@ impl Peer {
                 part.display()
             )));
         }
+        if let Some(manifest) = &record.folder {
+            self.adopt_folder(part, dest, &record, manifest)?;
+            self.session.new_file(record);
+            return Ok(());
+        }
         fs::rename(part, dest)
             .map_err(|e| Error::io(format!("moving the download into {}", dest.display()), e))?;
         let file =
@@ -361,14 +367,45 @@ impl Peer {
         Ok(())
     }
 
-    /// Copies a file into `files/` and announces it. The tracker is asked
-    /// first, so a name clash leaves `files/` untouched. A file already in
-    /// `files/` is shared where it is.
+    /// A verified folder payload: written out as its tree beside the
+    /// partial file (`partial/<name>.tree`, the same file system), then
+    /// moved into `files/` with one rename, so the tree appears complete
+    /// or not at all. The payload is deleted once the tree is in place.
+    fn adopt_folder(
+        &self,
+        part: &Path,
+        dest: &Path,
+        record: &Arc<FileRecord>,
+        manifest: &crate::manifest::Manifest,
+    ) -> Result<()> {
+        let dir = part.parent().unwrap_or(Path::new("."));
+        let tree = crate::layout::local_file(dir, &record.name, "tree");
+        // A leftover of an assembly that was interrupted: ours to redo.
+        let _ = fs::remove_dir_all(&tree);
+        let payload =
+            File::open(part).map_err(|e| Error::io(format!("opening {}", part.display()), e))?;
+        if let Err(e) = crate::tree::assemble(&payload, manifest, &tree) {
+            if matches!(e, Error::Integrity(_)) {
+                // The payload matched the record's MD5 but not its
+                // manifest: the record lies; nothing to resume.
+                let _ = fs::remove_file(part);
+            }
+            return Err(e);
+        }
+        fs::rename(&tree, dest)
+            .map_err(|e| Error::io(format!("moving the folder into {}", dest.display()), e))?;
+        let _ = fs::remove_file(part);
+        self.store.insert_folder(record.clone(), dest)
+    }
+
+    /// Copies a file or a folder into `files/` and announces it. The
+    /// tracker is asked first, so a name clash leaves `files/` untouched.
+    /// An item already in `files/` is shared where it is.
     pub fn share(&self, path: &Path) -> Result<(Arc<FileRecord>, Option<String>)> {
         let cannot = |why: String| Error::Usage(format!("cannot share {}: {why}", path.display()));
         let meta = fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(cannot("not a regular file".into()));
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(cannot("not a regular file nor a folder".into()));
         }
         let name = path
             .file_name()
@@ -376,6 +413,12 @@ impl Peer {
             .ok_or_else(|| cannot("the name is not UTF-8".into()))?;
         if self.is_in_files(path) {
             return self.share_in_place(name);
+        }
+        if meta.is_dir() {
+            let tmp = self.scratch_path(name, "share-tree")?;
+            let _ = fs::remove_dir_all(&tmp);
+            crate::tree::copy_tree(path, &tmp)?;
+            return self.share_scratch(name, &tmp);
         }
         let tmp = self.scratch_path(name, "share")?;
         let _cleanup = RemoveOnDrop(&tmp);
@@ -394,19 +437,26 @@ impl Peer {
         Ok(crate::layout::local_file(&tmp_dir, name, suffix))
     }
 
-    /// Shares a file already written at `tmp` (from `scratch_path`) under
-    /// `name`: hashes it, asks the tracker, then moves it into `files/`
-    /// instead of copying. `tmp` is gone afterwards, shared or not.
+    /// Shares a file or a folder already written at `tmp` (from
+    /// `scratch_path`) under `name`: hashes it, asks the tracker, then
+    /// moves it into `files/` instead of copying. `tmp` is gone
+    /// afterwards, shared or not.
     pub fn share_scratch(
         &self,
         name: &str,
         tmp: &Path,
     ) -> Result<(Arc<FileRecord>, Option<String>)> {
         let _cleanup = RemoveOnDrop(tmp);
+        let _cleanup_tree = crate::fsutil::RemoveTreeOnDrop(tmp);
         check_file_name(name)?;
+        let folder = tmp.symlink_metadata().is_ok_and(|m| m.is_dir());
         // The record describes the copy we will serve, whatever happens to
         // the source meanwhile.
-        let record = Arc::new(FileRecord::from_file(name, tmp)?);
+        let record = Arc::new(if folder {
+            crate::tree::record_of_folder(name, tmp)?
+        } else {
+            FileRecord::from_file(name, tmp)?
+        });
         if let Some(existing) = self.store.get(name) {
             if existing.record.md5 == record.md5 {
                 return Ok((existing.record.clone(), Some("already shared".into())));
@@ -438,9 +488,13 @@ impl Peer {
         };
         fs::rename(tmp, &dest)
             .map_err(|e| Error::io(format!("moving into {}", dest.display()), e))?;
-        let file =
-            File::open(&dest).map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
-        self.store.insert(record.clone(), file);
+        if folder {
+            self.store.insert_folder(record.clone(), &dest)?;
+        } else {
+            let file = File::open(&dest)
+                .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
+            self.store.insert(record.clone(), file);
+        }
         // Now in the store: the session announces it at once.
         self.session.announce_now();
         Ok((record, note))

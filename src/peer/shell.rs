@@ -180,31 +180,26 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         }
         Command::MyFiles => {
             for r in peer.records() {
-                let _ = writeln!(out, "{} {} {}", r.name, r.size, hex(&r.md5));
+                out.push_str(&item_lines(&r));
             }
         }
         Command::Files => {
             for f in super::tracker_client::list_files(tracker)? {
                 let _ = writeln!(
                     out,
-                    "{} {} {} holders={} seeders={}",
-                    f.name,
+                    "{} {} {} holders={} seeders={}{}",
+                    f.display_name(),
                     f.size,
                     hex(&f.md5),
                     f.holders,
-                    f.seeders
+                    f.seeders,
+                    f.folder.map(|n| format!(" files={n}")).unwrap_or_default()
                 );
             }
         }
         Command::Share(path) => {
             let (record, note) = peer.share(Path::new(&path))?;
-            let _ = writeln!(
-                out,
-                "shared {} {} {}",
-                record.name,
-                record.size,
-                hex(&record.md5)
-            );
+            let _ = write!(out, "shared {}", item_lines(&record));
             if let Some(note) = note {
                 let _ = writeln!(out, "note: {note}");
             }
@@ -246,6 +241,22 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         Command::Exit => {}
     }
     Ok(out.trim_end().to_string())
+}
+
+/// `<name> <bytes> <md5>` for a file. For a folder, `<name>/ <bytes>
+/// <md5> files=<n>` (the MD5 of its files one after another), then one
+/// indented line per file, `  <name>/<path> <bytes> <md5>`.
+fn item_lines(r: &crate::record::FileRecord) -> String {
+    let mut out = format!("{} {} {}", r.display_name(), r.size, hex(&r.md5));
+    let Some(m) = &r.folder else {
+        out.push('\n');
+        return out;
+    };
+    let _ = writeln!(out, " files={}", m.file_count());
+    for s in m.spans() {
+        let _ = writeln!(out, "  {}/{} {} {}", r.name, s.path, s.size, hex(&s.md5));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -9,17 +9,27 @@ use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
 use crate::record::FileRecord;
+use crate::tree::{fingerprint, Tree};
 use crate::wire::record_file;
 use log::{info, warn};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-/// One shared file, open for positioned reads by any number of threads.
+/// Where a shared item's payload is read from.
+pub enum Content {
+    /// A file (or a download's partial file), open.
+    File(File),
+    /// A folder: its files one after another.
+    Tree(Tree),
+}
+
+/// One shared item, open for positioned reads by any number of threads.
 pub struct SharedFile {
     pub record: Arc<FileRecord>,
-    pub file: File,
+    content: Content,
     /// A download in progress: only its verified pieces may be served.
     pub partial: Option<Arc<Reassembler>>,
     /// A complete file: the seeder's schedule across its connections.
@@ -30,16 +40,31 @@ pub struct SharedFile {
 }
 
 impl SharedFile {
-    fn complete(record: Arc<FileRecord>, file: File, stamp: Stamp) -> SharedFile {
+    fn complete(record: Arc<FileRecord>, content: Content, stamp: Stamp) -> SharedFile {
         let seeding =
             super::seeding::Seeding::new(record.piece_count(), crate::rng::Rng::new().next_u64());
         SharedFile {
             record,
-            file,
+            content,
             partial: None,
             seeding: Some(std::sync::Mutex::new(seeding)),
             stamp,
         }
+    }
+
+    /// Fills `buf` from the payload at `offset`.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match &self.content {
+            Content::File(f) => f.read_exact_at(buf, offset),
+            Content::Tree(t) => t.read_exact_at(buf, offset),
+        }
+    }
+
+    /// Reads what there is of `buf`'s length at `offset` (0 at the end).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let n = (self.record.size.saturating_sub(offset)).min(buf.len() as u64) as usize;
+        self.read_exact_at(&mut buf[..n], offset)?;
+        Ok(n)
     }
 
     /// The pieces that may be served now.
@@ -54,7 +79,7 @@ impl SharedFile {
 /// A file of `files/` hashed and opened, not yet shared.
 pub struct Prepared {
     pub record: Arc<FileRecord>,
-    file: File,
+    content: Content,
     stamp: Stamp,
 }
 
@@ -105,7 +130,7 @@ impl Store {
             }
             // symlink_metadata: a link out of files/ is not shared.
             match entry.path().symlink_metadata() {
-                Ok(m) if m.is_file() => {}
+                Ok(m) if m.is_file() || m.is_dir() => {}
                 _ => continue,
             }
             match self.load(&name) {
@@ -130,6 +155,12 @@ impl Store {
     pub fn prepare(&self, name: &str) -> Result<Prepared> {
         check_file_name(name)?;
         let path = self.files_dir.join(name);
+        let meta = path
+            .symlink_metadata()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if meta.is_dir() {
+            return self.prepare_folder(name, &path);
+        }
         let file =
             File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let meta = file
@@ -137,22 +168,19 @@ impl Store {
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if !meta.is_file() {
             return Err(Error::Usage(format!(
-                "{} is not a regular file",
+                "{} is not a regular file nor a folder",
                 path.display()
             )));
         }
         let stamp = Stamp::of(&meta);
         let record = match self.cached(name, &stamp) {
-            Some(r) => r,
-            None => {
+            Some(r) if r.folder.is_none() => r,
+            _ => {
                 info!("hashing {name} ({} bytes)", meta.len());
                 let r = FileRecord::from_file(name, &path)?;
                 // Changed while it was hashed: the record may mix both.
                 if Stamp::of_file(&file) != stamp {
-                    return Err(Error::Integrity(format!(
-                        "{} changed while it was being hashed",
-                        path.display()
-                    )));
+                    return Err(changed(&path));
                 }
                 self.save_cache(&r, &stamp);
                 r
@@ -160,14 +188,38 @@ impl Store {
         };
         Ok(Prepared {
             record: Arc::new(record),
-            file,
+            content: Content::File(file),
+            stamp,
+        })
+    }
+
+    /// `prepare` for a folder: its stamp is the fingerprint of its tree.
+    fn prepare_folder(&self, name: &str, path: &Path) -> Result<Prepared> {
+        let stamp = fingerprint(path).ok_or_else(|| changed(path))?;
+        let record = match self.cached(name, &stamp) {
+            Some(r) if r.folder.is_some() => r,
+            _ => {
+                info!("hashing the folder {name} ({} bytes)", stamp.size);
+                let r = crate::tree::record_of_folder(name, path)?;
+                if fingerprint(path) != Some(stamp) {
+                    return Err(changed(path));
+                }
+                self.save_cache(&r, &stamp);
+                r
+            }
+        };
+        let manifest = record.folder.as_ref().expect("a folder record");
+        let content = Content::Tree(Tree::open(path, manifest)?);
+        Ok(Prepared {
+            record: Arc::new(record),
+            content,
             stamp,
         })
     }
 
     /// Shares what `prepare` found.
     pub fn insert_prepared(&self, p: Prepared) {
-        let shared = Arc::new(SharedFile::complete(p.record.clone(), p.file, p.stamp));
+        let shared = Arc::new(SharedFile::complete(p.record.clone(), p.content, p.stamp));
         write(&self.files).insert(p.record.name.clone(), shared);
     }
 
@@ -177,9 +229,27 @@ impl Store {
         self.save_cache(&record, &stamp);
         self.insert_prepared(Prepared {
             record,
-            file,
+            content: Content::File(file),
             stamp,
         });
+    }
+
+    /// Adds a folder whose record is already known (a finished download,
+    /// its tree just moved to `root`).
+    pub fn insert_folder(&self, record: Arc<FileRecord>, root: &Path) -> Result<()> {
+        let manifest = record
+            .folder
+            .as_ref()
+            .ok_or_else(|| Error::Usage(format!("{} is not a folder", record.name)))?;
+        let content = Content::Tree(Tree::open(root, manifest)?);
+        let stamp = fingerprint(root).ok_or_else(|| changed(root))?;
+        self.save_cache(&record, &stamp);
+        self.insert_prepared(Prepared {
+            record,
+            content,
+            stamp,
+        });
+        Ok(())
     }
 
     /// Stops sharing a complete file (the watcher saw it go or change).
@@ -204,7 +274,7 @@ impl Store {
             .map_err(|e| Error::io("duplicating a file handle", e))?;
         let shared = Arc::new(SharedFile {
             record: reasm.record().clone(),
-            file,
+            content: Content::File(file),
             partial: Some(reasm),
             seeding: None,
             stamp: Stamp {
@@ -265,6 +335,13 @@ impl Store {
             warn!("cannot cache the record of {}: {e}", record.name);
         }
     }
+}
+
+fn changed(path: &Path) -> Error {
+    Error::Integrity(format!(
+        "{} changed while it was being hashed",
+        path.display()
+    ))
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -24,20 +24,18 @@ pub const SETTLE: Duration = POLL_EVERY;
 /// tried again at once if it changes).
 pub const RETRY: Duration = Duration::from_secs(30);
 
-/// The items of `dir` as the watcher sees them: every regular file whose
-/// name is UTF-8, with its stamp. Symlinks and anything else are left out.
+/// The items of `dir` as the watcher sees them: every regular file and
+/// folder whose name is UTF-8, with its stamp (a folder's is the
+/// fingerprint of its whole tree). Symlinks and anything else are left
+/// out.
 pub fn list(dir: &Path) -> std::io::Result<Listing> {
     let mut out = Listing::new();
     for entry in fs::read_dir(dir)?.flatten() {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        // DirEntry::metadata does not follow symlinks.
-        match entry.metadata() {
-            Ok(m) if m.is_file() => {
-                out.insert(name, Stamp::of(&m));
-            }
-            _ => {}
+        if let Some(stamp) = stamp_of(&entry.path()) {
+            out.insert(name, stamp);
         }
     }
     Ok(out)
@@ -88,9 +86,17 @@ fn carry_out(peer: &Peer, watch: &mut Watch, listing: &Listing, action: Action) 
     }
 }
 
-/// The stamp the watcher would list for the item at `path` (None: not a
-/// regular file, or gone).
+/// The stamp the watcher lists for the item at `path` (None: not a
+/// regular file nor a folder, or gone). A folder that cannot be listed
+/// (a name that breaks the rules, say) gets a stamp of its own too, so
+/// sharing it is tried, fails with the reason, and is logged.
 pub fn stamp_of(path: &Path) -> Option<Stamp> {
     let m = path.symlink_metadata().ok()?;
+    if m.is_dir() {
+        return Some(crate::tree::fingerprint(path).unwrap_or(Stamp {
+            size: u64::MAX,
+            mtime_ns: Stamp::of(&m).mtime_ns,
+        }));
+    }
     m.is_file().then(|| Stamp::of(&m))
 }

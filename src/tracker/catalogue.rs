@@ -564,6 +564,7 @@ impl Catalogue {
                     md5: f.record.md5,
                     holders: f.holders,
                     seeders: f.seeders,
+                    folder: f.record.folder.as_ref().map(|m| m.file_count() as u32),
                 }
             })
             .collect()
@@ -692,7 +693,8 @@ impl Catalogue {
                     (held / leechers as f64 / f.record.size as f64).min(1.0)
                 };
                 FileTotals {
-                    name: f.record.name.clone(),
+                    // A folder shows as `name/`.
+                    name: f.record.display_name(),
                     size: f.record.size,
                     seeders: f.seeders,
                     leechers,
@@ -741,7 +743,7 @@ impl Catalogue {
             };
             if let Some(h) = holding.map(|i| &p.holdings[i]) {
                 let f = &self.files[h.file as usize];
-                r.file = f.record.name.clone();
+                r.file = f.record.display_name();
                 r.fraction = f.fraction(h.state);
                 r.complete = h.state == State::Complete;
             }

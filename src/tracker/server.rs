@@ -279,7 +279,7 @@ fn fit_frame(mut files: Vec<FileSummary>) -> Vec<FileSummary> {
         .iter()
         .take(max_files)
         .take_while(|f| {
-            size += 2 + f.name.len() + 8 + 16 + 4 + 4;
+            size += crate::wire::message::file_entry_len(f);
             size <= MAX_FRAME
         })
         .count();
@@ -308,6 +308,7 @@ mod tests {
                 md5: [0; 16],
                 holders: 0,
                 seeders: 0,
+                folder: Some(1),
             })
             .collect();
         let fitted = fit_frame(many);

@@ -56,6 +56,18 @@ pub struct FileSummary {
     pub md5: Md5Digest,
     pub holders: u32,
     pub seeders: u32,
+    /// A folder: how many files it holds. None for a file.
+    pub folder: Option<u32>,
+}
+
+impl FileSummary {
+    /// The name as listings show it: a folder ends in `/`.
+    pub fn display_name(&self) -> String {
+        match self.folder {
+            Some(_) => format!("{}/", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// A peer that holds (part of) a file, and where to reach it. Which
@@ -168,7 +180,7 @@ pub(crate) fn put_holders(out: &mut Vec<u8>, holders: &[Holder]) {
 }
 
 pub(crate) fn get_files(d: &mut Decoder<'_>) -> Result<Vec<FileSummary>> {
-    let n = d.count(2 + 8 + 16 + 8, MAX_FILES)?;
+    let n = d.count(FILE_ENTRY_MIN, MAX_FILES)?;
     let mut files = Vec::new();
     for _ in 0..n {
         files.push(FileSummary {
@@ -177,6 +189,11 @@ pub(crate) fn get_files(d: &mut Decoder<'_>) -> Result<Vec<FileSummary>> {
             md5: d.array()?,
             holders: d.u32()?,
             seeders: d.u32()?,
+            folder: match d.u8()? {
+                0 => None,
+                1 => Some(d.u32()?),
+                other => return Err(Error::protocol(format!("FILE_LIST kind {other}"))),
+            },
         });
     }
     Ok(files)
@@ -190,7 +207,22 @@ pub(crate) fn put_files(out: &mut Vec<u8>, files: &[FileSummary]) {
         out.extend_from_slice(&f.md5);
         put_u32(out, f.holders);
         put_u32(out, f.seeders);
+        match f.folder {
+            None => put_u8(out, 0),
+            Some(n) => {
+                put_u8(out, 1);
+                put_u32(out, n);
+            }
+        }
     }
+}
+
+/// The smallest FILE_LIST entry: a one-byte name, a file.
+pub const FILE_ENTRY_MIN: usize = 3 + 8 + 16 + 8 + 1;
+
+/// The bytes of one FILE_LIST entry.
+pub fn file_entry_len(f: &FileSummary) -> usize {
+    2 + f.name.len() + 8 + 16 + 8 + 1 + if f.folder.is_some() { 4 } else { 0 }
 }
 
 /// REQUEST and CANCEL: handle, first block, 1 to 64 blocks.
