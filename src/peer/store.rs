@@ -363,9 +363,16 @@ mod tests {
         fs::write(store.files_dir().join("a.txt"), b"hello").unwrap();
         fs::create_dir(store.files_dir().join("subdir")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", store.files_dir().join("link")).unwrap();
-        let recs = store.scan().unwrap();
-        assert_eq!(recs.len(), 1);
+        let mut recs = store.scan().unwrap();
+        recs.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            recs.len(),
+            2,
+            "the file and the (empty) folder, not the link"
+        );
         assert_eq!(recs[0].md5, crate::record::md5_of(b"hello"));
+        assert_eq!(recs[1].name, "subdir");
+        assert_eq!(recs[1].folder.as_ref().unwrap().entries(), []);
         assert!(store.get("a.txt").is_some());
         assert!(dir.path().join("records/a.txt.rec").exists());
 
@@ -379,6 +386,7 @@ mod tests {
         let stamp = Stamp::of(&fs::metadata(again.files_dir().join("a.txt")).unwrap());
         assert!(again.cached("a.txt", &stamp).is_none());
         let recs = again.scan().unwrap();
-        assert_eq!(recs[0].md5, crate::record::md5_of(b"changed!"));
+        let a = recs.iter().find(|r| r.name == "a.txt").unwrap();
+        assert_eq!(a.md5, crate::record::md5_of(b"changed!"));
     }
 }

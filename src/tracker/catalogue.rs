@@ -262,8 +262,9 @@ impl Catalogue {
         idx
     }
 
-    /// The last member of `file` withdrew it (an ANNOUNCE said it is gone,
-    /// not an expiry nor a goodbye): nobody can serve it any more, so the
+    /// The last member of `file`, a holder of all of it, withdrew it (an
+    /// ANNOUNCE said it is gone, not an expiry nor a goodbye, nor a
+    /// download given up): nobody can serve it any more, so the
     /// record is dropped, and its name is free for new content. A peer
     /// that still has the old content later is told the name is unknown
     /// and publishes it again.
@@ -447,7 +448,10 @@ impl Catalogue {
             (Some(i), None) => {
                 let h = peer.holdings.swap_remove(i);
                 self.drop_member(file, h.pos, h.state);
-                if self.files[file as usize].members.is_empty() {
+                // A holder of the whole file took it back, and nobody is
+                // left: the content is withdrawn. (A download given up
+                // withdraws nothing: its seeder may only be away.)
+                if h.state == State::Complete && self.files[file as usize].members.is_empty() {
                     self.withdraw_file(file);
                 }
             }

@@ -92,9 +92,15 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
     // A member remains (B is downloading): the first stays.
     c.announce("A", a, &[entry(&old, Held::Gone)], t0).unwrap();
     assert!(matches!(c.publish(new.clone()), Err(Error::Conflict(_))));
-    assert!(c.take_withdrawn().is_empty());
-    // The last member withdraws it: gone from every answer, name free.
+    // A download given up withdraws nothing, even the last one.
     c.announce("B", b, &[entry(&old, Held::Gone)], t0).unwrap();
+    assert!(matches!(c.publish(new.clone()), Err(Error::Conflict(_))));
+    assert!(c.take_withdrawn().is_empty());
+    // The last member, a seeder, withdraws it: gone from every answer,
+    // name free.
+    c.announce("A", a, &[entry(&old, Held::Complete)], t0)
+        .unwrap();
+    c.announce("A", a, &[entry(&old, Held::Gone)], t0).unwrap();
     assert_eq!(c.take_withdrawn(), ["x"]);
     assert!(c.record("x").is_none());
     assert!(c.list_files().is_empty());
