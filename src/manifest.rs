@@ -17,7 +17,6 @@
 
 use crate::error::{Error, Result};
 use crate::names::check_file_name;
-use crate::record::Md5Digest;
 use std::collections::HashSet;
 
 /// Longest path in a manifest, in bytes.
@@ -26,6 +25,13 @@ pub const MAX_PATH_BYTES: usize = 4096;
 pub const MAX_DEPTH: usize = 64;
 /// Most entries (files and folders) in one manifest.
 pub const MAX_ENTRIES: usize = 65_536;
+/// Most bytes all the files may add up to: a record's largest payload
+/// (`record::MAX_FILE_SIZE`; not named here, `record` builds on this
+/// module).
+pub const MAX_TOTAL_SIZE: u64 = 1 << 40;
+
+/// An MD5 digest (the same as `record::Md5Digest`).
+pub type Md5Digest = [u8; 16];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -137,7 +143,7 @@ impl Manifest {
                 Entry::File { size, .. } => {
                     total = total
                         .checked_add(*size)
-                        .filter(|t| *t <= crate::record::MAX_FILE_SIZE)
+                        .filter(|t| *t <= MAX_TOTAL_SIZE)
                         .ok_or_else(|| bad(path, "the files add up to more than 1 TiB"))?;
                 }
             }

@@ -15,7 +15,7 @@ use std::path::Path;
 pub const BLOCK_SIZE: u32 = 4096;
 pub const MAX_PIECES: u32 = 1 << 16;
 /// 1 TiB: keeps every block index in a u32 and every piece at most 16 MiB.
-pub const MAX_FILE_SIZE: u64 = 1 << 40;
+pub const MAX_FILE_SIZE: u64 = crate::manifest::MAX_TOTAL_SIZE;
 
 pub type Md5Digest = [u8; 16];
 

@@ -175,7 +175,7 @@ pub fn record_of_folder(name: &str, root: &Path) -> Result<FileRecord> {
             *md5 = md5s.next().unwrap_or_default();
         }
     }
-    Ok(FileRecord {
+    let record = FileRecord {
         name: name.to_string(),
         size,
         block_size: BLOCK_SIZE,
@@ -183,7 +183,20 @@ pub fn record_of_folder(name: &str, root: &Path) -> Result<FileRecord> {
         md5: hashed.md5,
         piece_hashes: hashed.pieces,
         folder: Some(Box::new(Manifest::new(entries)?)),
-    })
+    };
+    // Every record travels in one frame (NEW_FILE, RECORD).
+    let mut encoded = Vec::new();
+    crate::wire::record_file::encode(&record, &mut encoded);
+    if encoded.len() > crate::wire::MAX_FRAME {
+        return Err(Error::Usage(format!(
+            "{}: its list of files and folders is too long for one record \
+             ({} bytes, at most {}); share it in parts",
+            root.display(),
+            encoded.len(),
+            crate::wire::MAX_FRAME
+        )));
+    }
+    Ok(record)
 }
 
 /// Opens the folder itself (not through a symlink).

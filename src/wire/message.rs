@@ -536,6 +536,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_folder_record_example_of_protocol_md() {
+        let mut r = FileRecord::from_bytes("t", b"hi");
+        r.folder = Some(Box::new(
+            Manifest::new(vec![
+                Entry::File {
+                    path: "a".into(),
+                    size: 2,
+                    md5: crate::record::md5_of(b"hi"),
+                },
+                Entry::Dir { path: "e".into() },
+            ])
+            .unwrap(),
+        ));
+        let mut frame = Vec::new();
+        crate::wire::record_file::encode(&r, &mut frame);
+        let hi = "49f68a5c8493ec2c0bf489821c21fc3b";
+        let expected = format!(
+            "0000005d85 000174 0000000000000002 00001000 00000001 {hi} 00000001 {hi} \
+             01 00000002 01000161 0000000000000002 {hi} 00000165"
+        )
+        .replace(' ', "");
+        assert_eq!(crate::units::hex(&frame), expected);
+        assert_eq!(frame.len(), 97);
+        assert_eq!(crate::wire::record_file::decode(&frame).unwrap(), r);
+    }
+
+    #[test]
     fn hostile_manifests_are_refused_by_the_decoder() {
         // Sanity: the same builder with good entries decodes.
         assert!(decode_record(&with_entries(&[(1, "a", Some(5)), (1, "b", Some(6))])).is_ok());
