@@ -85,6 +85,9 @@ fn a_file_copied_in_is_shared_a_removed_one_withdrawn_a_changed_one_shared_anew(
     wait_until(WAIT, "one.bin withdrawn", || {
         tracker_record(&tracker, "one.bin").is_none()
     });
+    // Gone from the tracker's disk too: a restart does not bring it back.
+    let rec = s.path("tracker/records/one.bin.rec");
+    wait_until(WAIT, "the record deleted", || !rec.exists());
     let out = s.shell("C", "whohas one.bin\n", &[]);
     assert!(!out.status.success(), "{:?}", text(&out));
     let logs = a.logs();

@@ -15,7 +15,7 @@ pub const HELP: &str = "commands:
   whohas <file>           which peers hold the file, and how much of it
   myfiles                 the local files, each with size and MD5
   files                   every file the swarm knows of
-  share <path>            copy a file into files/ and announce it
+  share <path>            copy a file or a folder into files/ and announce it
   status                  downloads in progress, with progress bars
   bench <file> [runs]     download it runs times (default 5) into a scratch
                           place, append times to download_times.csv,
