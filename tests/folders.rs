@@ -136,3 +136,23 @@ fn a_folder_copied_into_a_running_peer_is_shared() {
         listing(&s.path("A/files/live"))
     );
 }
+
+#[test]
+fn the_web_ui_shows_a_folder_and_does_not_offer_to_save_it() {
+    let s = Swarm::new();
+    let dir = s.path("A");
+    make_tree(&dir.join("files/tree"));
+    let (_a, url) = web_peer("A", &s.tracker, &dir, &[]);
+    let tracker = s.tracker.addr();
+    wait_until(WAIT, "A to share tree", || {
+        holders(&tracker, "tree") == ["A"]
+    });
+    let home = common::http::get(&url, "/").text();
+    assert!(home.contains("tree/ (4 files)"), "{home}");
+    assert!(!home.contains("/files/tree"), "no save link: {home}");
+    let swarm = common::http::get(&url, "/download").text();
+    assert!(swarm.contains("tree/ (4 files)"), "{swarm}");
+    let save = common::http::get(&url, "/files/tree");
+    assert_eq!(save.status, 409, "{}", save.text());
+    assert!(save.text().contains("is a folder"), "{}", save.text());
+}

@@ -119,6 +119,21 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
 }
 
 #[test]
+fn a_folder_is_listed_and_summed_up_as_a_folder() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = crate::wire::message::tests::folder_record();
+    c.publish(r.clone()).unwrap();
+    seed(&mut c, "A", &r, t0);
+    let listed = &c.list_files()[0];
+    assert_eq!((listed.name.as_str(), listed.folder), ("tree", Some(3)));
+    assert_eq!(listed.display_name(), "tree/");
+    let s = c.summary(t0, 10);
+    assert_eq!(s.file_totals[0].name, "tree/");
+    assert_eq!(s.rows[0].file, "tree/");
+}
+
+#[test]
 fn expiry_and_goodbye_do_not_withdraw_a_record() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
