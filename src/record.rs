@@ -406,6 +406,41 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_hashes_whole_by_piece_and_by_part() {
+        let data: Vec<u8> = (0..3 * 1024 * 1024 + 77u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        // Empty parts at the start, inside and at the end; one part
+        // straddling the 1 MiB chunks.
+        let parts = [
+            0,
+            10,
+            0,
+            (2 << 20) + 5,
+            data.len() as u64 - (2 << 20) - 15,
+            0,
+        ];
+        let h = hash_stream(&mut &data[..], data.len() as u64, &parts)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.md5, md5_of(&data));
+        assert_eq!(h.pieces, FileRecord::from_bytes("x", &data).piece_hashes);
+        let mut at = 0usize;
+        let want: Vec<Md5Digest> = parts
+            .iter()
+            .map(|&n| {
+                let d = md5_of(&data[at..at + n as usize]);
+                at += n as usize;
+                d
+            })
+            .collect();
+        assert_eq!(h.parts, want);
+        // A stream shorter or longer than said is no record.
+        assert!(hash_stream(&mut &data[..10], 11, &[]).unwrap().is_none());
+        assert!(hash_stream(&mut &data[..12], 11, &[]).unwrap().is_none());
+    }
+
+    #[test]
     fn empty_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e");
