@@ -14,7 +14,7 @@ use crate::wire::record_file;
 use log::{info, warn};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -158,11 +158,21 @@ impl Store {
         let meta = path
             .symlink_metadata()
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if meta.file_type().is_symlink() {
+            return Err(Error::Usage(format!(
+                "{} is a symlink: symlinks are never shared",
+                path.display()
+            )));
+        }
         if meta.is_dir() {
             return self.prepare_folder(name, &path);
         }
-        let file =
-            File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        // O_NOFOLLOW: a symlink swapped in since the check is not opened.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let meta = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
