@@ -135,6 +135,37 @@ fn a_folder_copied_into_a_running_peer_is_shared() {
         listing(&s.path("B/files/live")),
         listing(&s.path("A/files/live"))
     );
+
+    // A file inside changes: the folder is withdrawn, hashed again and
+    // published anew; B gets the new tree.
+    let first_md5 = record_md5(&tracker, "live");
+    fs::write(s.path("A/files/live/docs/empty.txt"), b"not empty any more").unwrap();
+    wait_until(WAIT, "the new live on the tracker", || {
+        let now = record_md5(&tracker, "live");
+        now.is_some() && now != first_md5 && holders(&tracker, "live") == ["A"]
+    });
+    fs::remove_dir_all(s.path("B/files/live")).unwrap();
+    let out = s.shell("B", "get live\n", &[]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(
+        listing(&s.path("B/files/live")),
+        listing(&s.path("A/files/live"))
+    );
+    assert_eq!(
+        fs::read(s.path("B/files/live/docs/empty.txt")).unwrap(),
+        b"not empty any more"
+    );
+}
+
+/// The MD5 of the tracker's record of `name`, if it has one.
+fn record_md5(tracker: &str, name: &str) -> Option<[u8; 16]> {
+    use p2pshare::net::Conn;
+    use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
+    let mut conn = Conn::connect(tracker, MAX_FRAME).ok()?;
+    match conn.call::<TrackerReply>(&TrackerRequest::GetRecord { name: name.into() }) {
+        Ok(TrackerReply::Record { record }) => Some(record.md5),
+        _ => None,
+    }
 }
 
 #[test]
