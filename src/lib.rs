@@ -9,11 +9,13 @@
 
 pub mod bitfield;
 pub mod cli;
+pub mod console;
 pub mod download;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
 pub mod manifest;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod peer;
