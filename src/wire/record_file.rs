@@ -143,8 +143,8 @@ mod tests {
         let e = decode(&v3).unwrap_err();
         assert!(e.to_string().contains("version 3"), "{e}");
         let mut kind = bytes;
-        kind[6] = 1;
+        kind[6] = 2;
         let e = decode(&kind).unwrap_err();
-        assert!(e.to_string().contains("kind 1"), "{e}");
+        assert!(e.to_string().contains("kind 2"), "{e}");
     }
 }
