@@ -1,5 +1,5 @@
 //! `tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]
-//! [--http-bind ADDR] [--http-host NAME]...`
+//! [--http-bind ADDR] [--http-host NAME]... [--secret-file FILE]`
 
 use log::warn;
 use p2pshare::cli::{Arg, HttpConfig, HttpFlags, Parser};
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 const USAGE: &str =
     "usage: tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]
-               [--http-bind ADDR] [--http-host NAME]...";
+               [--http-bind ADDR] [--http-host NAME]... [--secret-file FILE]";
 
 fn help() -> String {
     format!(
@@ -32,6 +32,11 @@ options:
   --http-host NAME
                  a host name the web page answers to besides IP addresses and
                  localhost (repeatable; others are refused against DNS rebinding)
+  --secret-file FILE
+                 the swarm's shared secret: only peers with the same one take
+                 part, and all traffic is encrypted (make one with
+                 openssl rand -hex 32 > FILE; chmod 600 FILE). Without it the
+                 swarm is open: anyone who reaches the port takes part
   -h, --help     this help
 
 RUST_LOG=debug shows protocol detail on stderr."
@@ -39,7 +44,7 @@ RUST_LOG=debug shows protocol detail on stderr."
 }
 
 enum Command {
-    Run(Config, Option<HttpConfig>),
+    Run(Config, Option<HttpConfig>, Option<PathBuf>),
     Help,
 }
 
@@ -48,6 +53,7 @@ enum Command {
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut config = Config::default();
     let mut http = HttpFlags::default();
+    let mut secret = None;
     let mut p = Parser::new(args);
     while let Some(arg) = p.next_arg()? {
         let flag = match arg {
@@ -70,6 +76,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
                 config.data = PathBuf::from(v);
             }
             "--dashboard" => config.dashboard = true,
+            "--secret-file" => secret = Some(PathBuf::from(p.os_value()?)),
             other => {
                 if !http.take(other, &mut p)? {
                     return Err(format!("unknown option {other:?}"));
@@ -77,12 +84,12 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             }
         }
     }
-    Ok(Command::Run(config, http.finish()?))
+    Ok(Command::Run(config, http.finish()?, secret))
 }
 
 fn main() {
-    let (config, http) = match parse(std::env::args_os().skip(1)) {
-        Ok(Command::Run(c, h)) => (c, h),
+    let (config, http, secret) = match parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(c, h, s)) => (c, h, s),
         Ok(Command::Help) => {
             let _ = writeln!(std::io::stdout(), "{}", help());
             return;
@@ -96,6 +103,12 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .target(env_logger::Target::Stderr)
         .init();
+    if let Some(path) = &secret {
+        if let Err(e) = p2pshare::secure::start(path) {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
     let stopped = ctrlc::set_handler(|| {
         // Records are written before they are acknowledged: nothing to save.
         let mut out = std::io::stdout().lock();
@@ -156,7 +169,7 @@ mod tests {
 
     fn run_web(args: &[&str]) -> Result<(Config, Option<HttpConfig>), String> {
         match parse(args.iter().map(OsString::from))? {
-            Command::Run(c, h) => Ok((c, h)),
+            Command::Run(c, h, _) => Ok((c, h)),
             Command::Help => Err("help".into()),
         }
     }

@@ -54,7 +54,7 @@ impl Library for Peer {
 }
 
 pub fn handle(peer: &Arc<Peer>, stream: TcpStream) {
-    let mut conn = match Conn::new(stream, MAX_CONTROL_FRAME, TICK) {
+    let mut conn = match Conn::accept(stream, MAX_CONTROL_FRAME, TICK) {
         Ok(c) => c,
         Err(e) => return debug!("server: {e}"),
     };

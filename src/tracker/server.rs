@@ -147,7 +147,7 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
 
 /// Serves one query connection until it closes. Never panics on input.
 pub fn handle_connection(shared: &Shared, stream: TcpStream) {
-    let mut conn = match Conn::new(stream, MAX_FRAME, QUERY_TIMEOUT) {
+    let mut conn = match Conn::accept(stream, MAX_FRAME, QUERY_TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
             debug!("dropping a connection: {e}");
