@@ -351,3 +351,71 @@ fn secret_files_are_checked() {
     });
     assert!(tracker.logs().contains("chmod 600"), "{}", tracker.logs());
 }
+
+#[test]
+fn search_without_a_tracker_works_only_with_the_secret() {
+    let dir = temp_dir();
+    let s1 = secret_file(dir.path(), "s1", &"e5".repeat(32), 0o600);
+    let s1 = s1.to_str().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let data = test_bytes(200_000, 3);
+    let files = dir.path().join("H/files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join(NAME), &data).unwrap();
+    let (hport, hdir) = (free_port().to_string(), dir.path().join("H"));
+    let holder = PeerProc::spawn_logged(
+        &[
+            "H",
+            &hport,
+            &dead,
+            "--dir",
+            hdir.to_str().unwrap(),
+            "--serve",
+            "--secret-file",
+            s1,
+        ],
+        &dir.path().join("H.log"),
+    );
+    wait_until(WAIT, "the holder to start", || {
+        holder.logs().contains("peer H listening on")
+    });
+    let neighbour = format!("127.0.0.1:{hport}");
+    let asker = |id: &str, extra: &[&str]| {
+        let port = free_port().to_string();
+        let pdir = dir.path().join(id);
+        let mut args = vec![
+            id,
+            &port,
+            &dead,
+            "--dir",
+            pdir.to_str().unwrap(),
+            "--neighbor",
+            &neighbour,
+        ];
+        args.extend_from_slice(extra);
+        PeerProc::spawn(&args, Some(&format!("get {NAME}\n"))).wait(WAIT)
+    };
+    let out = asker("Q", &["--secret-file", s1]);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nholder:\n{}",
+        holder.logs()
+    );
+    assert_eq!(
+        fs::read(dir.path().join(format!("Q/files/{NAME}"))).unwrap(),
+        data
+    );
+
+    // No secret: the holder drops its QUERY unanswered; nothing is found.
+    let out = asker("R", &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("error: "), "{stderr}");
+    assert!(!stdout.contains(NAME), "{stdout}");
+    assert!(!dir.path().join(format!("R/files/{NAME}")).exists());
+}

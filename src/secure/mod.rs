@@ -2,7 +2,7 @@
 //! it, and the two layers it keys, each a vetted construction from a
 //! well-kept crate with nothing home-made below the crate's API:
 //! - `channel`: TCP, a Noise NNpsk0 handshake (`snow`), then every byte in
-//!   ChaCha20-Poly1305 transport messages;
+//!   AES-256-GCM transport messages;
 //! - `seal`: UDP, each datagram sealed with XChaCha20-Poly1305 under a
 //!   random nonce, with a timestamp and a replay guard.
 //!
