@@ -30,6 +30,7 @@ pub struct Conn {
     writer: BufWriter<Outbound>,
     out: Vec<u8>,
     peer: SocketAddr,
+    max_frame: usize,
 }
 
 /// A connection's read side: the socket itself (an open swarm), or the
@@ -155,6 +156,7 @@ impl Conn {
             writer: BufWriter::with_capacity(WRITE_BUFFER, Outbound::Plain(stream)),
             out: Vec::new(),
             peer,
+            max_frame,
         })
     }
 
@@ -194,11 +196,18 @@ impl Conn {
     /// request) gets an ERROR with code SECRET, which tells the client
     /// only that the secret does not match, and the connection closes.
     fn respond(&mut self, psk: &[u8; 32]) -> Result<()> {
-        self.fill_by(std::time::Instant::now() + HANDSHAKE_TIMEOUT)?;
-        let (got, body) = self.reader.take();
-        let answer = match got {
-            ty::HANDSHAKE => channel::respond(psk, body).ok(),
-            _ => None,
+        // Nothing larger than a handshake message is read before it.
+        self.reader.set_max(1 + channel::MAX_HANDSHAKE);
+        let first = self.fill_by(std::time::Instant::now() + HANDSHAKE_TIMEOUT);
+        self.reader.set_max(self.max_frame);
+        let answer = match first {
+            Ok(()) => match self.reader.take() {
+                (ty::HANDSHAKE, body) => channel::respond(psk, body).ok(),
+                _ => None,
+            },
+            // A plain request too large for a handshake: refused alike.
+            Err(Error::FrameTooLarge { .. }) => None,
+            Err(e) => return Err(e),
         };
         let Some((noise, msg2)) = answer else {
             let mut frame = Vec::new();

@@ -192,6 +192,17 @@ fn a_client_that_skips_the_handshake_gets_only_a_refusal() {
     assert!(!got_text.contains(NAME), "{got_text}");
     assert!(got.len() < 200, "only the refusal: {} bytes", got.len());
 
+    // A frame larger than a handshake is refused from its header on.
+    let mut s = TcpStream::connect(swarm.tracker.addr()).unwrap();
+    s.write_all(&[0x00, 0x0f, 0x42, 0x40, 0x02]).unwrap();
+    s.write_all(&[0u8; 4096]).unwrap();
+    let got = read_until_closed(&mut s);
+    let got_text = String::from_utf8_lossy(&got);
+    assert!(
+        got_text.contains("the swarm secret does not match"),
+        "{got_text}"
+    );
+
     // The seeder's block port: asking for the file by name gets no block.
     let mut frame = Vec::new();
     fs::create_dir_all(swarm.path("x")).unwrap();
