@@ -14,6 +14,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench-secret.XXXXXX")
 trap 'cleanup; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
+# Ports from a random base: other runs on this machine (another
+# checkout's bench) must not find our tracker where theirs used to be.
+BASE=$((20000 + RANDOM % 20000))
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 mkdir -p "$WORK/open/files" "$WORK/sealed/files"
@@ -29,11 +33,11 @@ cat "$file" > /dev/null   # into the page cache, for both
 swarm() {
   local name=$1; shift
   local tport
-  tport=$(free_port $((18600 + ${#PIDS[@]} * 10)))
+  tport=$(free_port $((BASE + ${#PIDS[@]} * 10)))
   "$BIN/tracker" --port "$tport" --bind 127.0.0.1 --data "$WORK/$name-tracker" "$@" > "$WORK/$name-tracker.log" 2>&1 &
   PIDS+=($!)
   wait_for 10 "the $name tracker" bash -c "exec 3<>/dev/tcp/127.0.0.1/$tport"
-  "$BIN/peer" A "$(free_port $((19700 + ${#PIDS[@]} * 10)))" "127.0.0.1:$tport" --dir "$WORK/$name" --serve "$@" > "$WORK/$name-A.log" 2>&1 &
+  "$BIN/peer" A "$(free_port $((BASE + 100 + ${#PIDS[@]} * 10)))" "127.0.0.1:$tport" --dir "$WORK/$name" --serve "$@" > "$WORK/$name-A.log" 2>&1 &
   PIDS+=($!)
   TRACKER="127.0.0.1:$tport"
 }
@@ -41,7 +45,7 @@ swarm() {
 # held TRACKER ARGS...: the seeder is listed as a holder.
 held() {
   local t=$1; shift
-  printf 'whohas big.bin\n' | "$BIN/peer" probe$$ "$(free_port 29100)" "$t" --dir "$WORK/probe" "$@" 2>/dev/null | grep -q '^A '
+  printf 'whohas big.bin\n' | "$BIN/peer" probe$$ "$(free_port $((BASE + 200)))" "$t" --dir "$WORK/probe" "$@" 2>/dev/null | grep -q '^A '
 }
 
 swarm open; open_tracker=$TRACKER
@@ -55,7 +59,7 @@ get() {
   rm -rf "$WORK/B"
   local t0 t1
   t0=$EPOCHREALTIME
-  printf 'get big.bin\n' | RUST_LOG=info "$BIN/peer" B "$(free_port 19900)" "$t" --dir "$WORK/B" "$@" > "$WORK/B.out" 2> "$WORK/B.err" || true
+  printf 'get big.bin\n' | RUST_LOG=info "$BIN/peer" B "$(free_port $((BASE + 300)))" "$t" --dir "$WORK/B" "$@" > "$WORK/B.out" 2> "$WORK/B.err" || true
   t1=$EPOCHREALTIME
   cmp -s "$file" "$WORK/B/files/big.bin" || {
     echo "error: a transfer ($*) failed or produced a different file:" >&2
