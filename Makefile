@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers clean
+.PHONY: all build test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz clean
 
 all: build
 
@@ -14,9 +14,13 @@ test:
 	@tools/test_deps.sh
 	$(CARGO) test --all-targets
 
+# The fuzz targets too (fuzz/, a crate of its own): checked without AFL's
+# runtime, so a decoder's change that breaks a target shows here.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 demo: build
 	BIN=$(BIN) tools/demo.sh
@@ -68,6 +72,13 @@ hosts:
 # tracker runs at most 64 threads.   make many-peers PEERS=400
 many-peers: build
 	BIN=$(BIN) PEERS=$(PEERS) tools/many_peers.sh
+
+# Every decoder under AFL++ (fuzz/, a crate of its own) for FUZZ_SECS
+# seconds each, FUZZ_JOBS at a time; installs cargo-afl when missing and
+# run as root. Prints executions and crashes per target; fails on a crash.
+#   make fuzz FUZZ_SECS=60 FUZZ_JOBS=2   (the defaults; FUZZ_TARGETS="frame codec" picks some)
+fuzz:
+	tools/fuzz.sh
 
 clean:
 	$(CARGO) clean
