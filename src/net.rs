@@ -646,6 +646,87 @@ pub fn reachable_addrs(bind: &SocketAddr) -> Vec<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{PeerReply, PeerRequest};
+
+    /// A server on loopback that shakes hands with `server_psk` (or none)
+    /// and answers PINGs; and a client dialling it with `client_psk`.
+    fn handshake(server_psk: Option<[u8; 32]>, client_psk: Option<[u8; 32]>) -> Result<u64> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut conn = Conn::new(stream, 1 << 20, IO_TIMEOUT).unwrap();
+            if let Some(psk) = server_psk {
+                conn.respond(&psk)?;
+            }
+            // As the block server does: an ERROR for what it cannot read.
+            loop {
+                let nonce = match conn.recv::<PeerRequest>() {
+                    Ok(Some(PeerRequest::Ping { nonce })) => nonce,
+                    Ok(_) => break,
+                    Err(e) => {
+                        let _ = conn.send(&PeerReply::error(&e));
+                        conn.linger_close();
+                        break;
+                    }
+                };
+                // A large answer, to cross several transport messages.
+                conn.send(&PeerReply::Pong { nonce })?;
+                for i in 0..40u32 {
+                    crate::wire::message::write_block(conn.writer(), 1, i, &[i as u8; 4096])
+                        .unwrap();
+                }
+                conn.flush()?;
+            }
+            Ok::<(), Error>(())
+        });
+        let mut conn = Conn::dial(&addr, 1 << 20)?;
+        if let Some(psk) = client_psk {
+            conn.initiate(&psk, "the server")?;
+        }
+        let PeerReply::Pong { nonce } = conn.call::<PeerReply>(&PeerRequest::Ping { nonce: 7 })?
+        else {
+            panic!("not a PONG");
+        };
+        for i in 0..40u32 {
+            match conn.expect::<PeerReply>()? {
+                PeerReply::Block { block, data, .. } => assert_eq!((block, data[0]), (i, i as u8)),
+                other => panic!("{}", other.kind()),
+            }
+        }
+        drop(conn);
+        let _ = server.join();
+        Ok(nonce)
+    }
+
+    fn problem(r: Result<u64>) -> SecretProblem {
+        match r {
+            Err(Error::Secret { problem, .. }) => problem,
+            other => panic!("{:?}", other.map_err(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn the_handshake_tells_each_failure_apart_and_then_carries_frames() {
+        assert_eq!(handshake(None, None).unwrap(), 7, "open, as ever");
+        assert_eq!(
+            handshake(Some([1; 32]), Some([1; 32])).unwrap(),
+            7,
+            "sealed"
+        );
+        assert_eq!(
+            problem(handshake(Some([1; 32]), Some([2; 32]))),
+            SecretProblem::Mismatch
+        );
+        assert_eq!(
+            problem(handshake(Some([1; 32]), None)),
+            SecretProblem::Mismatch
+        );
+        assert_eq!(
+            problem(handshake(None, Some([1; 32]))),
+            SecretProblem::TheyAreOpen
+        );
+    }
 
     #[test]
     fn caps_in_all_and_per_address() {
