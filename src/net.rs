@@ -162,8 +162,9 @@ impl Conn {
 
     /// The dialling side of the handshake: message 1, then the answer:
     /// message 2 that decrypts (the channel is up), one that does not or
-    /// an ERROR with code SECRET (another secret), any other ERROR (an
-    /// open server that took our handshake for an unknown message).
+    /// an ERROR with code SECRET (another secret), an ERROR with code
+    /// PROTOCOL (an open server that took our handshake for an unknown
+    /// message); any other ERROR (BUSY: the server is full) is itself.
     fn initiate(&mut self, psk: &[u8; 32], who: &str) -> Result<()> {
         let (init, msg1) = channel::Initiator::start(psk);
         self.send_raw(ty::HANDSHAKE, &msg1)?;
@@ -174,10 +175,17 @@ impl Conn {
                 Ok(noise) => return self.switch(noise),
                 Err(channel::Mismatch) => SecretProblem::Mismatch,
             },
-            ty::ERROR if body.first_chunk::<2>() == Some(&code::SECRET.to_be_bytes()) => {
-                SecretProblem::Mismatch
+            ty::ERROR => {
+                let (code, message) =
+                    crate::wire::message::get_error(&mut crate::wire::codec::Decoder::new(body))?;
+                match code {
+                    code::SECRET => SecretProblem::Mismatch,
+                    // An open server's answer to an unknown message type.
+                    code::PROTOCOL => SecretProblem::TheyAreOpen,
+                    // BUSY and the like: before the handshake, as ever.
+                    _ => return Err(Error::Remote { code, message }),
+                }
             }
-            ty::ERROR => SecretProblem::TheyAreOpen,
             other => {
                 return Err(Error::protocol(format!(
                     "{who} answered the handshake with message type 0x{other:02x}"
@@ -726,6 +734,22 @@ mod tests {
             problem(handshake(None, Some([1; 32]))),
             SecretProblem::TheyAreOpen
         );
+    }
+
+    #[test]
+    fn a_full_server_is_busy_not_a_secret_problem() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            refuse_busy(stream);
+        });
+        let mut conn = Conn::dial(&addr, 1 << 20).unwrap();
+        match conn.initiate(&[1; 32], "the server") {
+            Err(Error::Remote { code, .. }) => assert_eq!(code, code::BUSY),
+            other => panic!("{:?}", other.map_err(|e| e.to_string())),
+        }
+        server.join().unwrap();
     }
 
     #[test]
