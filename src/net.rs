@@ -382,7 +382,7 @@ impl Conn {
     pub fn expect<'a, M: Decode<'a> + Encode + Answer>(&'a mut self) -> Result<M> {
         let peer = self.peer;
         match self.recv::<M>()? {
-            None => Err(Error::protocol(format!("{peer} closed the connection"))),
+            None => Err(closed(peer)),
             Some(m) => m.into_result().map_err(|e| refusal(peer, e)),
         }
     }
@@ -400,12 +400,7 @@ impl Conn {
             }
             match self.fill() {
                 Ok(true) => break,
-                Ok(false) => {
-                    return Err(Error::protocol(format!(
-                        "{} closed the connection",
-                        self.peer
-                    )))
-                }
+                Ok(false) => return Err(closed(self.peer)),
                 Err(Error::Timeout(_)) if std::time::Instant::now() < deadline => {}
                 Err(e) => return Err(e),
             }
@@ -448,6 +443,18 @@ fn refusal(peer: SocketAddr, e: Error) -> Error {
         },
         other => other,
     }
+}
+
+/// The other side closed before answering: a network failure (it stopped,
+/// restarted or dropped us), not a protocol violation.
+fn closed(peer: SocketAddr) -> Error {
+    Error::net(
+        format!("waiting for an answer from {peer}"),
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "it closed the connection (stopped or restarting?)",
+        ),
+    )
 }
 
 /// Stops writing, then reads and drops up to `budget` bytes from `reader`
@@ -577,7 +584,7 @@ pub fn accept_loop_refusing<F>(
     limit: Arc<ConnLimit>,
     what: &'static str,
     handle: F,
-    refuse: fn(TcpStream),
+    refuse: impl Fn(TcpStream),
 ) where
     F: Fn(TcpStream) + Send + Sync + 'static,
 {
