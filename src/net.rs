@@ -2,6 +2,9 @@
 //! a cap on concurrent connections, and the thread-per-connection accept
 //! loop shared by the tracker and the peer.
 
+pub mod admission;
+pub mod gate;
+
 use crate::error::{code, Error, Result, SecretProblem};
 use crate::secure::{self, channel};
 use crate::wire::message::{put_error, ty, Answer, Decode, Encode};
@@ -20,7 +23,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server keeps an idle client connection.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long the swarm-secret handshake may take, both sides.
+/// How long a client waits for the server's handshake message.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_BUFFER: usize = 256 << 10;
 const WRITE_BUFFER: usize = 256 << 10;
@@ -110,12 +113,18 @@ impl Conn {
     }
 
     /// A connection a server accepted; in a swarm with a secret, once the
-    /// client has shown it (see `respond`). Nothing is read as a request
-    /// before that.
-    pub fn accept(stream: TcpStream, max_frame: usize, read_timeout: Duration) -> Result<Conn> {
+    /// client has shown it (see `respond`) by `deadline` (the gate's start
+    /// deadline: the handshake is the connection's first message).
+    /// Nothing is read as a request before that.
+    pub fn accept(
+        stream: TcpStream,
+        max_frame: usize,
+        read_timeout: Duration,
+        deadline: std::time::Instant,
+    ) -> Result<Conn> {
         let mut conn = Conn::new(stream, max_frame, read_timeout)?;
         if let Some(keys) = secure::swarm() {
-            conn.respond(keys.psk())?;
+            conn.respond(keys.psk(), deadline)?;
         }
         Ok(conn)
     }
@@ -203,10 +212,10 @@ impl Conn {
     /// made with our secret. Anything else (another secret, none, a plain
     /// request) gets an ERROR with code SECRET, which tells the client
     /// only that the secret does not match, and the connection closes.
-    fn respond(&mut self, psk: &[u8; 32]) -> Result<()> {
+    fn respond(&mut self, psk: &[u8; 32], deadline: std::time::Instant) -> Result<()> {
         // Nothing larger than a handshake message is read before it.
         self.reader.set_max(1 + channel::MAX_HANDSHAKE);
-        let first = self.fill_by(std::time::Instant::now() + HANDSHAKE_TIMEOUT);
+        let first = self.fill_by(deadline);
         self.reader.set_max(self.max_frame);
         let answer = match first {
             Ok(()) => match self.reader.take() {
@@ -672,7 +681,7 @@ mod tests {
             let (stream, _) = listener.accept().unwrap();
             let mut conn = Conn::new(stream, 1 << 20, IO_TIMEOUT).unwrap();
             if let Some(psk) = server_psk {
-                conn.respond(&psk)?;
+                conn.respond(&psk, std::time::Instant::now() + HANDSHAKE_TIMEOUT)?;
             }
             // As the block server does: an ERROR for what it cannot read.
             loop {

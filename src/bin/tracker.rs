@@ -30,8 +30,9 @@ options:
   --data DIR     where file records are kept (default {DEFAULT_DATA_DIR}/)
   --dashboard    live view of peers and their progress on stdout; the log
                  then goes to {LOG_FILE} under --data instead of stderr
-  --http PORT    the dashboard as a web page that refreshes itself (0 picks
-                 a free port; the address is printed at start)
+  --http PORT    the dashboard as a web page that refreshes itself, and
+                 /metrics for Prometheus (0 picks a free port; the address
+                 is printed at start)
   --http-bind ADDR
                  IP address of the web page (default 127.0.0.1, this machine only)
   --http-host NAME

@@ -18,8 +18,9 @@ pub const USAGE: &str =
             [--secret-file FILE]
 RATE: bytes per second with an optional K, M or G suffix, binary and in any
   case: 500K = 500 KiB/s, 10M = 10m = 10MB = 10 MiB/s, 1G = 1 GiB/s
---http PORT: the web UI (0 picks a free port), on 127.0.0.1 unless --http-bind
-  says otherwise; --http-host allows a host name besides IPs and localhost
+--http PORT: the web UI and /metrics (0 picks a free port), on 127.0.0.1 unless
+  --http-bind says otherwise; --http-host allows a host name besides IPs and
+  localhost
 --secret-file FILE: the swarm's shared secret (make one with
   openssl rand -hex 32 > FILE; chmod 600 FILE); without it the swarm is open";
 
