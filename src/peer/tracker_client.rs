@@ -487,8 +487,18 @@ fn query_once<T>(
     msg: &TrackerRequest,
     pick: &impl Fn(TrackerReply) -> Option<T>,
 ) -> std::result::Result<T, (Error, bool)> {
-    let mut conn =
-        Conn::connect(tracker, MAX_FRAME).map_err(|e| (unreachable(tracker, e), false))?;
+    let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| {
+        // Under a swarm secret the handshake comes first: a BUSY, or a
+        // close (eviction), can come during it as during a query.
+        let again = matches!(
+            e,
+            Error::Remote {
+                code: code::BUSY,
+                ..
+            } | Error::Protocol(_)
+        );
+        (unreachable(tracker, e), again)
+    })?;
     let kind = msg.kind();
     match conn.call::<TrackerReply>(msg) {
         Ok(m) => {
