@@ -60,8 +60,11 @@ demo: build
 # the same file in the same run; ends with one `bench ... get/md5sum=` line.
 #   make bench SIZE=256M RUNS=5   (the defaults); RT=1 (root): every contender
 #   under SCHED_FIFO, so the rest of a shared machine's load stays out of it
+#   (Then the same transfer open and with --secret-file, turn about, and their
+#   ratio: tools/bench_secret.sh.)
 bench: build
 	BIN=$(BIN) tools/bench.sh
+	BIN=$(BIN) tools/bench_secret.sh
 
 # UDP announces per second the tracker answers on one core, latency, CPU
 # per announce and memory, for PEERS simulated peers; then opentracker

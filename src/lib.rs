@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod record;
 pub mod rng;
 pub mod search;
+pub mod secure;
 pub mod sim;
 pub mod terminal;
 pub mod tracker;

@@ -56,7 +56,7 @@ impl Library for Peer {
 
 pub fn handle(peer: &Arc<Peer>, stream: TcpStream, ticket: &Ticket) {
     let _open = peer.metrics.accepted();
-    let mut conn = match Conn::new(stream, MAX_CONTROL_FRAME, TICK) {
+    let mut conn = match Conn::accept(stream, MAX_CONTROL_FRAME, TICK, ticket.deadline()) {
         Ok(c) => c,
         Err(e) => return debug!("server: {e}"),
     };

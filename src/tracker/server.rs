@@ -158,7 +158,7 @@ fn forget_records(shared: &Shared, names: Vec<String>) {
 
 /// Serves one query connection until it closes. Never panics on input.
 pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
-    let mut conn = match Conn::new(stream, MAX_FRAME, QUERY_TIMEOUT) {
+    let mut conn = match Conn::accept(stream, MAX_FRAME, QUERY_TIMEOUT, ticket.deadline()) {
         Ok(c) => c,
         Err(e) => {
             debug!("dropping a connection: {e}");

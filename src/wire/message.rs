@@ -31,6 +31,9 @@ pub const MAX_HOLDERS: usize = 64;
 pub const MAX_FILES: usize = 16_384;
 
 pub mod ty {
+    /// A Noise handshake message, both ways (swarm secret only: see
+    /// `secure::channel`); an open server answers it with an ERROR.
+    pub const HANDSHAKE: u8 = 0x4e;
     pub const NEW_FILE: u8 = 0x02;
     pub const LIST_FILES: u8 = 0x04;
     pub const GET_RECORD: u8 = 0x05;
