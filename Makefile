@@ -2,12 +2,42 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz clean
+.PHONY: all build install install-units check-units test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz clean
 
 all: build
 
 build:
 	$(CARGO) build --release --bins --examples
+
+# Where `make install` puts things: $(PREFIX)/bin/tracker and peer, the
+# README in $(PREFIX)/share/doc/p2pshare. DESTDIR for packaging.
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /etc/systemd/system
+UNITS := tools/p2pshare-tracker.service tools/p2pshare-peer@.service
+
+# `sudo make install` after `make build` (root's PATH often has no cargo,
+# so this builds only where it finds one).
+install:
+	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/p2pshare
+	install -m 755 $(BIN)/tracker $(BIN)/peer $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/p2pshare/
+
+# The systemd units (tools/*.service), pointed at $(PREFIX)/bin; then
+# `systemctl daemon-reload` when systemd runs here.
+install-units:
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+	  sed 's#/usr/local/#$(PREFIX)/#g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
+	  chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# `systemd-analyze verify` and `security` on the units, run against the
+# binaries just built (tests/service.rs does the same in `make test`).
+check-units: build
+	BIN=$(BIN) tools/check_units.sh
 
 # Unit tests (pure logic) and integration tests (the real binaries on loopback).
 test:

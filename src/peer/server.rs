@@ -54,6 +54,7 @@ impl Library for Peer {
 }
 
 pub fn handle(peer: &Arc<Peer>, stream: TcpStream) {
+    let _open = peer.metrics.accepted();
     let mut conn = match Conn::new(stream, MAX_CONTROL_FRAME, TICK) {
         Ok(c) => c,
         Err(e) => return debug!("server: {e}"),
@@ -137,6 +138,7 @@ fn send_blocks(
         });
         write_block(conn.writer(), slice.handle, slice.block + i as u32, chunk)
             .map_err(|e| Error::net(format!("sending to {who}"), e))?;
+        peer.metrics.sent(chunk.len());
     }
     Ok(())
 }

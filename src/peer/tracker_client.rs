@@ -424,6 +424,15 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
         Notice::Refused => warn!(
             "tracker {tracker} refused our announce (is --advertise a valid host?); retrying each interval"
         ),
+        Notice::IdInUse(at) => {
+            let at = if at.is_empty() { "another address".into() } else { at };
+            log::error!(
+                "tracker {tracker}: peer id {} is in use at {at} by another running peer; \
+                 this one is not registered (it tries again each interval): stop the other, \
+                 or start this one with another ID",
+                peer.config().id
+            );
+        }
         Notice::Left => {}
     }
 }

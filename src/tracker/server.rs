@@ -15,12 +15,12 @@ use super::catalogue::{not_found, Catalogue};
 use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
+use crate::metrics::tracker::{Swarm, TrackerMetrics};
 use crate::net::{Conn, ConnLimit, ConnSlot};
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use crossbeam_channel::{Receiver, TrySendError};
 use log::{debug, error, info, warn};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,21 +38,13 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const REAP_EVERY: Duration = Duration::from_secs(1);
 const REAP_PARTS: u32 = 10;
 
-/// Counters for the logs, the dashboards and the load generator.
-#[derive(Default)]
-pub struct Counters {
-    pub queries: AtomicU64,
-    pub refused: AtomicU64,
-    pub datagrams: AtomicU64,
-    pub dropped: AtomicU64,
-}
-
 /// What every tracker thread shares.
 pub struct Shared {
     pub catalogue: Mutex<Catalogue>,
     pub store: Store,
     pub cookies: CookieJar,
-    pub counters: Counters,
+    /// What `/metrics` reports.
+    pub counters: TrackerMetrics,
     /// The cookies' clock: seconds since this instant.
     pub started: Instant,
 }
@@ -63,7 +55,7 @@ impl Shared {
             catalogue: Mutex::new(catalogue),
             store,
             cookies,
-            counters: Counters::default(),
+            counters: TrackerMetrics::default(),
             started: Instant::now(),
         }
     }
@@ -75,6 +67,18 @@ impl Shared {
     ) -> impl Fn(usize) -> super::Summary + Send + Sync + 'static {
         let shared = self.clone();
         move |rows| shared.lock().summary(Instant::now(), rows)
+    }
+
+    /// The `/metrics` page: the counters and the swarm's size now.
+    pub fn metrics_text(&self) -> String {
+        let s = self.lock().summary(Instant::now(), 0);
+        let swarm = Swarm {
+            peers: s.peers,
+            seeders: s.seeders,
+            leechers: s.leechers,
+            files: s.files,
+        };
+        crate::metrics::render(&self.counters.samples(swarm))
     }
 
     /// The catalogue. Its operations do not panic, but should one ever,
@@ -107,7 +111,7 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
             None => Some(stream),
         };
         if let Some(stream) = refused {
-            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            shared.counters.connection_refused();
             debug!("tracker: query cap reached, refusing {ip:?}");
             crate::net::refuse_busy(stream);
         }
@@ -159,7 +163,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
         let (reply, close) = match conn.recv::<TrackerRequest>() {
             Ok(None) => break,
             Ok(Some(msg)) => {
-                shared.counters.queries.fetch_add(1, Ordering::Relaxed);
+                shared.counters.query();
                 on_message(shared, msg)
             }
             // The whole frame was read: answer and carry on.
