@@ -28,6 +28,7 @@ ALL_TARGETS=(
   persist
   http_head
   resume_state
+  multipart
 )
 
 SECS=${FUZZ_SECS:-60}
