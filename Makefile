@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build install install-units check-units test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz clean
+.PHONY: all build install install-units check-units test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz flood soak clean
 
 all: build
 
@@ -100,6 +100,29 @@ hosts:
 # tracker runs at most 64 threads.   make many-peers PEERS=400
 many-peers: build
 	BIN=$(BIN) PEERS=$(PEERS) tools/many_peers.sh
+
+# 2,000 idle, trickling or PING-then-idle connections from 100 loopback
+# addresses (127.0.0.2-101) on a seeder's block port and as many on the
+# tracker's port, then a newcomer's `whohas` and `get`; the last line says
+# `flood ... result=pass` (or FAIL) with the threads and descriptors each
+# server peaked at.   make flood FLOOD_ADDRS=100 FLOOD_PER_ADDR=20
+FLOOD_ADDRS ?= 100
+FLOOD_PER_ADDR ?= 20
+flood:
+	@ulimit -n $$(ulimit -Hn) 2>/dev/null; \
+	FLOOD_ADDRS=$(FLOOD_ADDRS) FLOOD_PER_ADDR=$(FLOOD_PER_ADDR) \
+	  $(CARGO) test --test hostile a_flood_of -- --nocapture --test-threads 1 >target/flood.log 2>&1; \
+	status=$$?; grep -h '^flood addrs' target/flood.log || tail -40 target/flood.log; \
+	if [ $$status -eq 0 ]; then echo "flood: PASS"; else echo "flood: FAIL (log: target/flood.log)"; fi; \
+	exit $$status
+
+# A swarm under churn (tools/soak.sh): a seeder, LEECHERS leechers with
+# capped uploads, random leechers and the tracker killed with SIGKILL and
+# restarted for SOAK_SECS; exits 0 when every copy matches the original's
+# MD5 and no `files/` holds anything stray.
+#   make soak SOAK_SECS=180 LEECHERS=8 SIZE=32M LIMIT=256K   (the defaults)
+soak: build
+	BIN=$(BIN) tools/soak.sh
 
 # Every decoder under AFL++ (fuzz/, a crate of its own) for FUZZ_SECS
 # seconds each, FUZZ_JOBS at a time; installs cargo-afl when missing and

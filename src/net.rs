@@ -2,6 +2,9 @@
 //! a cap on concurrent connections, and the thread-per-connection accept
 //! loop shared by the tracker and the peer.
 
+pub mod admission;
+pub mod gate;
+
 use crate::error::{code, Error, Result};
 use crate::wire::message::{put_error, Answer, Decode, Encode};
 use crate::wire::FrameReader;

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
 use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
-use crate::net::{accept_loop_refusing, refuse_busy, ConnLimit};
+use crate::net::admission::Limits;
+use crate::net::gate;
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::{self, Holding, Search};
@@ -38,11 +39,16 @@ pub use store::SharedFile;
 use store::Store;
 use tracker_client::Session;
 
-/// Most concurrent connections the block server accepts...
-pub const MAX_CONNECTIONS: usize = 256;
-/// ...and from any one address (every local peer shares 127.0.0.1, so
-/// this stays generous).
-const MAX_CONNECTIONS_PER_IP: usize = 64;
+/// How the block server admits connections (`net::admission`): threads
+/// for at most 64 active connections, 512 more waiting for their first
+/// request (no thread), 16 from any one address, 4 s from accept to the
+/// first whole request.
+pub const ADMISSION: Limits = Limits {
+    handlers: 64,
+    lobby: 512,
+    per_ip: 16,
+    start: Duration::from_secs(4),
+};
 
 /// A running peer. Its parts are its own (and its submodules'); the shell,
 /// the binary and the web UI use the methods below.
@@ -159,16 +165,17 @@ impl Peer {
         );
         let server_peer = peer.clone();
         spawn("server", move || {
+            let settings = gate::Settings {
+                what: "server",
+                limits: ADMISSION,
+                max_frame: crate::wire::MAX_CONTROL_FRAME,
+            };
             let counted = server_peer.metrics.clone();
-            accept_loop_refusing(
+            gate::serve(
                 listener,
-                ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP),
-                "server",
-                move |s| server::handle(&server_peer, s),
-                move |s| {
-                    counted.refused();
-                    refuse_busy(s);
-                },
+                settings,
+                move |s, ticket| server::handle(&server_peer, s, &ticket),
+                move || counted.refused(),
             )
         })?;
         let session_peer = peer.clone();

@@ -4,10 +4,13 @@
 //! longer hold a connection here: their sessions live in UDP announces
 //! (`udp`), so no set of live peers can fill the pool.
 //!
-//! Fairness: at most `MAX_QUEUED` connections wait or are served at once,
-//! at most `MAX_PER_IP` of them from one address; more get ERROR(BUSY)
-//! at once and the client retries. A connection silent for
-//! `QUERY_TIMEOUT` is closed, so a slow client holds a worker briefly.
+//! Fairness: the gate (`net::gate`, `net::admission`) keeps connections
+//! that have not sent a whole query yet in its lobby, without a thread,
+//! for at most `ADMISSION.start`; a query gets one of at most
+//! `ADMISSION.handlers` threads, evicting an idle connection if need be.
+//! At most `ADMISSION.per_ip` connections come from one address; when
+//! nothing of its own can make room, ERROR(BUSY) at once and the client
+//! retries. A handled connection silent for `QUERY_TIMEOUT` is closed.
 //! The catalogue lock is held only for in-memory work: never while
 //! reading, writing to a socket, or writing a record to disk.
 
@@ -16,21 +19,25 @@ use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
 use crate::metrics::tracker::{Swarm, TrackerMetrics};
-use crate::net::{Conn, ConnLimit, ConnSlot};
+use crate::net::admission::Limits;
+use crate::net::gate::{self, Ticket};
+use crate::net::Conn;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
-use crossbeam_channel::{Receiver, TrySendError};
 use log::{debug, error, info, warn};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Threads serving TCP queries.
-pub const POOL_THREADS: usize = 16;
-/// Connections waiting for or held by a pool thread; more get BUSY.
-pub const MAX_QUEUED: usize = 256;
-/// Of those, at most this many from one address: a lab behind one NAT
-/// still gets its queries through, and one client cannot take the pool.
-pub const MAX_PER_IP: usize = 32;
+/// How the tracker admits query connections: 16 threads, 512 more
+/// connections waiting for their first query (no thread), 32 from one
+/// address (a lab behind one NAT still gets its queries through), 4 s
+/// from accept to the first whole query.
+pub const ADMISSION: Limits = Limits {
+    handlers: 16,
+    lobby: 512,
+    per_ip: 32,
+    start: Duration::from_secs(4),
+};
 /// A query connection silent this long is closed.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the reaper looks through all the peers for silent ones,
@@ -88,40 +95,20 @@ impl Shared {
     }
 }
 
-/// Serves `listener` forever: starts the pool, then accepts.
+/// Serves `listener` forever.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let (tx, rx) = crossbeam_channel::bounded::<(TcpStream, ConnSlot)>(MAX_QUEUED);
-    for i in 0..POOL_THREADS {
-        let (rx, shared) = (rx.clone(), shared.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("tracker-query-{i}"))
-            .spawn(move || worker(&shared, rx));
-        if let Err(e) = spawned {
-            error!("cannot start a query thread: {e}");
-        }
-    }
-    let limit = ConnLimit::new(MAX_QUEUED, MAX_PER_IP);
-    for stream in crate::net::accepted(&listener, "tracker") {
-        let ip = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
-        let refused = match limit.try_acquire(ip) {
-            Some(slot) => match tx.try_send((stream, slot)) {
-                Ok(()) => None,
-                Err(TrySendError::Full((s, _)) | TrySendError::Disconnected((s, _))) => Some(s),
-            },
-            None => Some(stream),
-        };
-        if let Some(stream) = refused {
-            shared.counters.connection_refused();
-            debug!("tracker: query cap reached, refusing {ip:?}");
-            crate::net::refuse_busy(stream);
-        }
-    }
-}
-
-fn worker(shared: &Shared, rx: Receiver<(TcpStream, ConnSlot)>) {
-    for (stream, _slot) in rx {
-        handle_connection(shared, stream);
-    }
+    let settings = gate::Settings {
+        what: "tracker",
+        limits: ADMISSION,
+        max_frame: MAX_FRAME,
+    };
+    let counted = shared.clone();
+    gate::serve(
+        listener,
+        settings,
+        move |stream, ticket| handle_connection(&shared, stream, &ticket),
+        move || counted.counters.connection_refused(),
+    );
 }
 
 /// Every second, forgets the peers silent for three intervals.
@@ -150,7 +137,7 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
 }
 
 /// Serves one query connection until it closes. Never panics on input.
-pub fn handle_connection(shared: &Shared, stream: TcpStream) {
+pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
     let mut conn = match Conn::new(stream, MAX_FRAME, QUERY_TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
@@ -160,7 +147,10 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
     };
     let from = conn.peer_addr();
     loop {
-        let (reply, close) = match conn.recv::<TrackerRequest>() {
+        ticket.idle(false);
+        let got = conn.recv::<TrackerRequest>();
+        ticket.busy();
+        let (reply, close) = match got {
             Ok(None) => break,
             Ok(Some(msg)) => {
                 shared.counters.query();
