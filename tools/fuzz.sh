@@ -29,6 +29,9 @@ ALL_TARGETS=(
   http_head
   resume_state
   multipart
+  handshake
+  sealed_datagram
+  sealed_stream
 )
 
 SECS=${FUZZ_SECS:-60}

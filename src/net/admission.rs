@@ -12,8 +12,10 @@
 //! than the newcomer refused: first the lobby's (never sent a whole
 //! message), then idle handled ones that hold nothing open, then idle ones
 //! that do; within a class, the address holding the most slots first,
-//! then the oldest. A busy connection is never evicted. So an attacker
-//! holding idle or trickling connections only ever displaces itself.
+//! then the oldest. A busy connection is never evicted. Threads go first
+//! to ready connections from the addresses holding the fewest slots. So
+//! an attacker holding idle or trickling connections only ever displaces
+//! itself, and its crowd of ready ones does not queue ahead of others.
 //!
 //! No socket, clock or thread inside: `(event, now) -> decisions`.
 
@@ -213,21 +215,27 @@ impl Admission {
         out
     }
 
-    /// Hands ready connections (oldest first) to free threads; for those
+    /// Hands ready connections to free threads, those from the addresses
+    /// holding the fewest slots first (then the oldest): a crowd's many
+    /// ready connections do not queue ahead of a newcomer's one. For those
     /// left waiting, evicts idle handled connections to free threads soon.
     fn dispatch(&mut self, now: Instant) -> Vec<Decision> {
         let mut out = Vec::new();
-        let ready: Vec<ConnId> = self
+        let mut ready: Vec<(usize, ConnId)> = self
             .conns
             .iter()
             .filter(|(_, e)| e.state == State::Ready)
-            .map(|(id, _)| *id)
+            .map(|(id, e)| (self.per_ip.get(&e.ip).copied().unwrap_or(0), *id))
             .collect();
+        ready.sort_unstable();
+        let ready = ready.into_iter().map(|(_, id)| id);
         let mut waiting = 0;
         for id in ready {
             if self.threads < self.limits.handlers {
                 let e = self.conns.get_mut(&id).expect("listed above");
-                e.state = State::Idle { useful: false };
+                // It has a whole message to be served: busy until its
+                // handler says it waits.
+                e.state = State::Busy;
                 e.since = now;
                 self.lobby -= 1;
                 self.threads += 1;

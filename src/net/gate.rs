@@ -69,6 +69,8 @@ pub struct Ticket {
     id: ConnId,
     deadline: Instant,
     told: Cell<Option<Told>>,
+    /// Its first message has been read (`busy` was called).
+    started: Cell<bool>,
 }
 
 impl Ticket {
@@ -80,12 +82,19 @@ impl Ticket {
 
     /// The handler waits for the client; `useful`: it holds something
     /// open for it, so it is evicted after those that do not.
+    /// Until the first message has been read, and while the start
+    /// deadline has not passed, this is not said: the connection came with
+    /// a whole message, and must not be evicted before it is served.
     pub fn idle(&self, useful: bool) {
+        if !self.started.get() && Instant::now() < self.deadline {
+            return;
+        }
         self.tell(Told::Idle(useful));
     }
 
     /// The handler works for the client: not to be evicted.
     pub fn busy(&self) {
+        self.started.set(true);
         self.tell(Told::Busy);
     }
 
@@ -309,7 +318,9 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             shared: self.shared.clone(),
             id,
             deadline: accepted + self.settings.limits.start,
-            told: Cell::new(None),
+            // As the machine has it on hand-over.
+            told: Cell::new(Some(Told::Busy)),
+            started: Cell::new(false),
         };
         let spare = match stream
             .set_nonblocking(false)

@@ -118,6 +118,34 @@ fn threads_are_bounded_and_idle_ones_make_way_busy_ones_never() {
 }
 
 #[test]
+fn a_thread_goes_to_the_quiet_address_before_the_crowd() {
+    let t = Instant::now();
+    let limits = Limits {
+        per_ip: 8,
+        lobby: 8,
+        ..LIMITS
+    };
+    let mut a = Admission::new(limits);
+    for _ in 0..2 {
+        let (id, _) = arrive(&mut a, 9, t);
+        a.busy(id, t);
+    }
+    // The crowd's ready connections wait; then a newcomer's.
+    let crowd: Vec<ConnId> = (0..3).map(|_| arrive(&mut a, 9, t).0).collect();
+    let (newcomer, _) = arrive(&mut a, 1, t + Duration::from_millis(1));
+    let first = a
+        .conns
+        .keys()
+        .copied()
+        .find(|id| a.conns[id].state == State::Busy);
+    a.closed(first.unwrap());
+    assert_eq!(a.tick(t), vec![Decision::Hand(newcomer)], "not {crowd:?}");
+    // Handed with a whole message to serve: not evicted for the crowd
+    // before its handler says it waits.
+    assert!(a.tick(t).is_empty());
+}
+
+#[test]
 fn idle_holding_nothing_goes_before_idle_holding_a_download() {
     let t = Instant::now();
     let mut a = Admission::new(LIMITS);
