@@ -261,7 +261,7 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
         }
         if p.trace && s.at >= next_trace {
             trace(&sim, seeder, n, s.at, &mut traced);
-            next_trace = next_trace + Duration::from_secs(1);
+            next_trace += Duration::from_secs(1);
         }
         if let Some(id) = s.node.filter(|&id| id != seeder && !done[id]) {
             if sim.node(id).is_complete() {
