@@ -2,21 +2,55 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers clean
+.PHONY: all build install install-units check-units test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz flood soak clean
 
 all: build
 
 build:
 	$(CARGO) build --release --bins --examples
 
+# Where `make install` puts things: $(PREFIX)/bin/tracker and peer, the
+# README in $(PREFIX)/share/doc/p2pshare. DESTDIR for packaging.
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNITDIR ?= /etc/systemd/system
+UNITS := tools/p2pshare-tracker.service tools/p2pshare-peer@.service
+
+# `sudo make install` after `make build` (root's PATH often has no cargo,
+# so this builds only where it finds one).
+install:
+	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/p2pshare
+	install -m 755 $(BIN)/tracker $(BIN)/peer $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/p2pshare/
+
+# The systemd units (tools/*.service), pointed at $(PREFIX)/bin; then
+# `systemctl daemon-reload` when systemd runs here.
+install-units:
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in $(UNITS); do \
+	  sed 's#/usr/local/#$(PREFIX)/#g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
+	  chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# `systemd-analyze verify` and `security` on the units, run against the
+# binaries just built (tests/service.rs does the same in `make test`).
+check-units: build
+	BIN=$(BIN) tools/check_units.sh
+
 # Unit tests (pure logic) and integration tests (the real binaries on loopback).
 test:
 	@tools/test_deps.sh
 	$(CARGO) test --all-targets
 
+# The fuzz targets too (fuzz/, a crate of its own): checked without AFL's
+# runtime, so a decoder's change that breaks a target shows here.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check --manifest-path fuzz/Cargo.toml
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 demo: build
 	BIN=$(BIN) tools/demo.sh
@@ -66,6 +100,36 @@ hosts:
 # tracker runs at most 64 threads.   make many-peers PEERS=400
 many-peers: build
 	BIN=$(BIN) PEERS=$(PEERS) tools/many_peers.sh
+
+# 2,000 idle, trickling or PING-then-idle connections from 100 loopback
+# addresses (127.0.0.2-101) on a seeder's block port and as many on the
+# tracker's port, then a newcomer's `whohas` and `get`; the last line says
+# `flood ... result=pass` (or FAIL) with the threads and descriptors each
+# server peaked at.   make flood FLOOD_ADDRS=100 FLOOD_PER_ADDR=20
+FLOOD_ADDRS ?= 100
+FLOOD_PER_ADDR ?= 20
+flood:
+	@ulimit -n $$(ulimit -Hn) 2>/dev/null; \
+	FLOOD_ADDRS=$(FLOOD_ADDRS) FLOOD_PER_ADDR=$(FLOOD_PER_ADDR) \
+	  $(CARGO) test --test hostile a_flood_of -- --nocapture --test-threads 1 >target/flood.log 2>&1; \
+	status=$$?; grep -h '^flood addrs' target/flood.log || tail -40 target/flood.log; \
+	if [ $$status -eq 0 ]; then echo "flood: PASS"; else echo "flood: FAIL (log: target/flood.log)"; fi; \
+	exit $$status
+
+# A swarm under churn (tools/soak.sh): a seeder, LEECHERS leechers with
+# capped uploads, random leechers and the tracker killed with SIGKILL and
+# restarted for SOAK_SECS; exits 0 when every copy matches the original's
+# MD5 and no `files/` holds anything stray.
+#   make soak SOAK_SECS=180 LEECHERS=8 SIZE=32M LIMIT=256K   (the defaults)
+soak: build
+	BIN=$(BIN) tools/soak.sh
+
+# Every decoder under AFL++ (fuzz/, a crate of its own) for FUZZ_SECS
+# seconds each, FUZZ_JOBS at a time; installs cargo-afl when missing and
+# run as root. Prints executions and crashes per target; fails on a crash.
+#   make fuzz FUZZ_SECS=60 FUZZ_JOBS=2   (the defaults; FUZZ_TARGETS="frame codec" picks some)
+fuzz:
+	tools/fuzz.sh
 
 clean:
 	$(CARGO) clean

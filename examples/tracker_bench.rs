@@ -340,6 +340,10 @@ fn decode_answer(kind: Kind, b: &[u8]) -> Option<Answer> {
                 swarm: Some(a.peers),
             }),
             Reply::Refused { tx, reason } => Some(Answer::Refused { tx, reason }),
+            Reply::InUse { tx, at } => Some(Answer::Error {
+                tx,
+                message: format!("peer id in use at {at}"),
+            }),
         },
         Kind::Opentracker => {
             if b.len() < 8 {

@@ -106,9 +106,67 @@ impl Drop for RemoveOnDrop<'_> {
     }
 }
 
+/// An exclusive lock on a directory: `flock` on a lock file in it, which
+/// holds our pid. The kernel drops the lock when the process ends, however
+/// it ends, so a crash never leaves a stale lock behind.
+pub struct DirLock {
+    // Held open: closing it releases the lock.
+    _file: File,
+}
+
+/// Why `DirLock::take` failed.
+pub enum LockError {
+    /// Another process holds it; its pid, if it wrote one.
+    Held(Option<u32>),
+    Io(std::io::Error),
+}
+
+impl DirLock {
+    /// Takes the lock on `path` (created if missing) without waiting.
+    pub fn take(path: &Path) -> Result<DirLock, LockError> {
+        use std::os::fd::AsRawFd;
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(LockError::Io)?;
+        // SAFETY: flock takes a descriptor we own, open for the call.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(LockError::Io(e));
+            }
+            let pid = fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            return Err(LockError::Held(pid));
+        }
+        // Ours now: say who holds it, for the next one who tries.
+        file.set_len(0).map_err(LockError::Io)?;
+        writeln!(file, "{}", std::process::id()).map_err(LockError::Io)?;
+        Ok(DirLock { _file: file })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dir_lock_is_held_once_and_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let held = DirLock::take(&p).ok().expect("free at first");
+        match DirLock::take(&p) {
+            Err(LockError::Held(pid)) => assert_eq!(pid, Some(std::process::id())),
+            _ => panic!("taken twice"),
+        }
+        drop(held);
+        assert!(DirLock::take(&p).is_ok(), "released on drop");
+    }
 
     #[test]
     fn stamps_round_trip_and_see_changes() {

@@ -9,10 +9,12 @@
 
 pub mod bitfield;
 pub mod cli;
+pub mod console;
 pub mod download;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod peer;

@@ -88,9 +88,64 @@ pub fn parse_host_name(text: &str) -> std::result::Result<String, String> {
     }
 }
 
+/// Orders names as people count: `P1 < P2 < P10` (runs of digits
+/// compare as numbers, the rest byte by byte), for every list of peers.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    // `P01` and `P1` count the same: then plain order decides, so the
+    // order stays total.
+    natural_only(a.as_bytes(), b.as_bytes()).then_with(|| a.cmp(b))
+}
+
+fn natural_only(mut a: &[u8], mut b: &[u8]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    loop {
+        let (x, y) = match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(&x), Some(&y)) => (x, y),
+        };
+        if x.is_ascii_digit() && y.is_ascii_digit() {
+            let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let (na, nb) = (run(a), run(b));
+            let zeros = |d: &[u8]| d.iter().take_while(|&&c| c == b'0').count();
+            let (da, db) = (&a[zeros(&a[..na])..na], &b[zeros(&b[..nb])..nb]);
+            // Without leading zeros, the longer number is the larger.
+            let by_value = da.len().cmp(&db.len()).then_with(|| da.cmp(db));
+            if by_value != Ordering::Equal {
+                return by_value;
+            }
+            (a, b) = (&a[na..], &b[nb..]);
+        } else {
+            if x != y {
+                return x.cmp(&y);
+            }
+            (a, b) = (&a[1..], &b[1..]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_sort_as_people_count() {
+        let mut ids = vec![
+            "P10", "P2", "P1", "B", "A10b", "A9z", "P01", "p3", "P10a", "x007",
+        ];
+        ids.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            ids,
+            ["A9z", "A10b", "B", "P01", "P1", "P2", "P10", "P10a", "p3", "x007"]
+        );
+        assert_eq!(natural_cmp("", ""), std::cmp::Ordering::Equal);
+        assert_eq!(natural_cmp("9", "10"), std::cmp::Ordering::Less);
+        assert_eq!(
+            natural_cmp("99999999999999999999999", "100000000000000000000000"),
+            std::cmp::Ordering::Less
+        );
+    }
 
     #[test]
     fn plain_names_pass() {

@@ -2,6 +2,9 @@
 //! a cap on concurrent connections, and the thread-per-connection accept
 //! loop shared by the tracker and the peer.
 
+pub mod admission;
+pub mod gate;
+
 use crate::error::{code, Error, Result};
 use crate::wire::message::{put_error, Answer, Decode, Encode};
 use crate::wire::FrameReader;
@@ -161,7 +164,7 @@ impl Conn {
     pub fn expect<'a, M: Decode<'a> + Encode + Answer>(&'a mut self) -> Result<M> {
         let peer = self.peer;
         match self.recv::<M>()? {
-            None => Err(Error::protocol(format!("{peer} closed the connection"))),
+            None => Err(closed(peer)),
             Some(m) => m.into_result(),
         }
     }
@@ -179,12 +182,7 @@ impl Conn {
             }
             match self.fill() {
                 Ok(true) => break,
-                Ok(false) => {
-                    return Err(Error::protocol(format!(
-                        "{} closed the connection",
-                        self.peer
-                    )))
-                }
+                Ok(false) => return Err(closed(self.peer)),
                 Err(Error::Timeout(_)) if std::time::Instant::now() < deadline => {}
                 Err(e) => return Err(e),
             }
@@ -210,6 +208,18 @@ impl Conn {
     pub fn shutdown(&self) {
         let _ = self.writer.get_ref().shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// The other side closed before answering: a network failure (it stopped,
+/// restarted or dropped us), not a protocol violation.
+fn closed(peer: SocketAddr) -> Error {
+    Error::net(
+        format!("waiting for an answer from {peer}"),
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "it closed the connection (stopped or restarting?)",
+        ),
+    )
 }
 
 /// Stops writing, then reads and drops up to `budget` bytes from `reader`
@@ -339,7 +349,7 @@ pub fn accept_loop_refusing<F>(
     limit: Arc<ConnLimit>,
     what: &'static str,
     handle: F,
-    refuse: fn(TcpStream),
+    refuse: impl Fn(TcpStream),
 ) where
     F: Fn(TcpStream) + Send + Sync + 'static,
 {

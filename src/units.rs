@@ -2,14 +2,16 @@
 
 use crate::error::{Error, Result};
 
-/// Parses `123`, `500K`, `10M`, `1G` (binary multiples; a trailing `B`,
-/// `iB` or `/s` is accepted) into bytes.
+/// Parses `123`, `500K`, `10M`, `1G` (binary multiples: KiB, MiB, GiB;
+/// a trailing `B`, `iB` or `/s` is accepted, in any case: `10mb`,
+/// `10MB`, `10m` and `10MiB/s` are all 10 MiB) into bytes.
 pub fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim();
+    let lower = text.trim().to_ascii_lowercase();
+    let t = lower.as_str();
     let t = t.strip_suffix("/s").unwrap_or(t);
     let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
+        .strip_suffix("ib")
+        .or_else(|| t.strip_suffix('b'))
         .unwrap_or(t);
     let (digits, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
@@ -37,7 +39,7 @@ pub fn parse_size(text: &str) -> Result<u64> {
 
 fn bad_size(text: &str) -> Error {
     Error::Usage(format!(
-        "cannot read {text:?} as a size: use a number with an optional K, M or G suffix, e.g. 500K or 10M"
+        "cannot read {text:?} as a size: use a number with an optional K, M or G suffix (KiB, MiB, GiB), e.g. 500K or 10M"
     ))
 }
 
@@ -119,7 +121,12 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
         assert_eq!(parse_size("2m/s").unwrap(), 2 << 20);
-        for bad in ["", "K", "10Q", "-1M", "abc", "nanM"] {
+        for any_case in ["10mb", "10MB", "10m", "10Mb", "10mib", "10MiB/s", "10M/S"] {
+            assert_eq!(parse_size(any_case).unwrap(), 10 << 20, "{any_case}");
+        }
+        assert_eq!(parse_size("500kb").unwrap(), 500 << 10);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        for bad in ["", "K", "10Q", "-1M", "abc", "nanM", "10bb"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

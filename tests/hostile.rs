@@ -3,18 +3,22 @@
 //! wire, while an honest holder has the same file.
 
 mod common;
+#[path = "hostile/flood.rs"]
+mod flood;
 
 use common::udp_peer::{entry, UdpPeer};
 use common::*;
+use flood::Flood;
 use p2pshare::bitfield::Bitfield;
 use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::write_block;
 use p2pshare::wire::tracker_datagram::Held;
-use p2pshare::wire::{PeerReply, PeerRequest, TrackerReply, TrackerRequest, MAX_FRAME};
+use p2pshare::wire::{Encode, PeerReply, PeerRequest, TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -255,4 +259,152 @@ fn a_holder_offering_nothing_ends_in_a_clear_error_not_a_hang() {
         stderr.contains("error: f.bin: no reachable holder has the remaining 16 blocks"),
         "{stderr}"
     );
+}
+
+/// A flood's size: `FLOOD_ADDRS` addresses (127.0.0.2 and up) with
+/// `FLOOD_PER_ADDR` connections each, on each of the two ports. `make
+/// flood` runs 100 x 20; `make test` a few hundred, same mechanism.
+fn flood_size() -> (u8, usize) {
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        var("FLOOD_ADDRS", 10).clamp(1, 250) as u8,
+        var("FLOOD_PER_ADDR", 24),
+    )
+}
+
+fn ping_frame(msg: &impl Encode) -> Vec<u8> {
+    let mut v = Vec::new();
+    msg.encode(&mut v);
+    v
+}
+
+#[test]
+fn a_flood_of_idle_and_trickling_connections_leaves_whohas_and_get_working() {
+    let (addrs, per_addr) = flood_size();
+    let fd_limit = flood::raise_fd_limit();
+    let wanted = 2 * addrs as usize * per_addr + 256;
+    assert!(
+        fd_limit as usize >= wanted,
+        "the flood needs {wanted} open files, the hard limit is {fd_limit}"
+    );
+    let dir = temp_dir();
+    let tracker = TrackerProc::start(&dir.path().join("tracker"));
+    let data = test_bytes((4 << 20) + 1234, 31);
+    let a_dir = dir.path().join("A");
+    fs::create_dir_all(a_dir.join("files")).unwrap();
+    fs::write(a_dir.join("files/f.bin"), &data).unwrap();
+    let a_port = free_port();
+    let seeder = PeerProc::spawn_logged(
+        &[
+            "A",
+            &a_port.to_string(),
+            &tracker.addr(),
+            "--dir",
+            a_dir.to_str().unwrap(),
+            "--serve",
+        ],
+        &dir.path().join("A.log"),
+    );
+    let tracker_addr = tracker.addr();
+    wait_until(WAIT, "A to register", || {
+        let mut c = Conn::connect(&tracker_addr, MAX_FRAME).unwrap();
+        matches!(c.call::<TrackerReply>(&TrackerRequest::WhoHas { name: "f.bin".into() }), Ok(TrackerReply::Holders { holders }) if holders.len() == 1)
+    });
+    let (a_pid, t_pid) = (seeder.pid(), tracker.pid().unwrap());
+    let base = (flood::threads_of(a_pid), flood::threads_of(t_pid));
+
+    let on = |port: u16| SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let floods = [
+        Flood::start(
+            on(a_port),
+            addrs,
+            per_addr,
+            ping_frame(&PeerRequest::Ping { nonce: 1 }),
+        ),
+        Flood::start(
+            on(tracker.port()),
+            addrs,
+            per_addr,
+            ping_frame(&TrackerRequest::Ping { nonce: 1 }),
+        ),
+    ];
+    // Every slot opened once, then past one start deadline: the lobbies
+    // are as full as the flood can make them.
+    let total = addrs as usize * per_addr;
+    wait_until(WAIT, "the flood to open its connections", || {
+        floods
+            .iter()
+            .all(|f| f.stats.opened.load(Ordering::Relaxed) >= total)
+    });
+    // The most threads and descriptors (held connections) each had.
+    let most = std::sync::Mutex::new([base.0, base.1, 0, 0]);
+    let sample = || {
+        let mut m = most.lock().unwrap();
+        let now = [
+            flood::threads_of(a_pid),
+            flood::threads_of(t_pid),
+            flood::fds_of(a_pid),
+            flood::fds_of(t_pid),
+        ];
+        for (m, n) in m.iter_mut().zip(now) {
+            *m = (*m).max(n);
+        }
+    };
+    for _ in 0..25 {
+        sample();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let g_dir = dir.path().join("G");
+    let started = std::time::Instant::now();
+    let newcomer = PeerProc::spawn(
+        &[
+            "G",
+            &free_port().to_string(),
+            &tracker.addr(),
+            "--dir",
+            g_dir.to_str().unwrap(),
+        ],
+        Some("whohas f.bin\nget f.bin\n"),
+    );
+    let done = AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                sample();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let out = newcomer.wait(Duration::from_secs(120));
+        done.store(true, Ordering::Relaxed);
+        out
+    });
+    let secs = started.elapsed().as_secs_f64();
+    let opened: Vec<usize> = floods
+        .iter()
+        .map(|f| f.stats.opened.load(Ordering::Relaxed))
+        .collect();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let [peer_threads, tracker_threads, peer_fds, tracker_fds] = *most.lock().unwrap();
+    let peer_bound = base.0 + p2pshare::peer::ADMISSION.handlers;
+    let tracker_bound = base.1 + p2pshare::tracker::server::ADMISSION.handlers;
+    let ok = out.status.success()
+        && stdout.contains(&format!("A 127.0.0.1:{a_port} "))
+        && fs::read(g_dir.join("files/f.bin")).ok().as_ref() == Some(&data)
+        && peer_threads <= peer_bound
+        && tracker_threads <= tracker_bound;
+    println!(
+        "\nflood addrs={addrs} per_addr={per_addr} opened_seeder={} opened_tracker={} seeder_fds={peer_fds} tracker_fds={tracker_fds} seeder_threads={peer_threads}/{peer_bound} tracker_threads={tracker_threads}/{tracker_bound} newcomer_secs={secs:.1} result={}",
+        opened[0],
+        opened[1],
+        if ok { "pass" } else { "FAIL" }
+    );
+    drop(floods);
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
 }

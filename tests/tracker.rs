@@ -10,7 +10,7 @@ use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::ty;
 use p2pshare::wire::tracker_datagram::{
-    Held, Refusal, Reply, Request, CONNECT_LEN, MAX_TRACKER_DATAGRAM,
+    Announce, Held, Refusal, Reply, Request, CONNECT_LEN, FLAG_REGISTER, MAX_TRACKER_DATAGRAM,
 };
 use p2pshare::wire::{
     Decode, Encode, FileSummary, FrameReader, Holder, PeerRequest, TrackerReply, TrackerRequest,
@@ -205,15 +205,38 @@ fn bye_removes_the_holder_and_only_the_current_session_may() {
     let mut a = seeder(&t, "A", 7001, &[&rec]);
     let old = a.session;
     assert_eq!(holder_ids(&t, "f.bin"), ["A"]);
-    // Registering again (another process with the same id) replaces it.
-    let mut again = seeder(&t, "A", 7002, &[&rec]);
+    // Another peer with the same id, at another port, while A lives: refused,
+    // told where A is; A keeps its id.
+    let mut other = UdpPeer::new("127.0.0.1", &t.addr(), "A", 7002);
+    other.connect();
+    let tx = other.next_tx();
+    let req = Request::Announce(Announce {
+        tx,
+        cookie: other.cookie,
+        session: 0,
+        flags: FLAG_REGISTER,
+        port: 7002,
+        peer_id: "A",
+        advertise: "",
+        entries: vec![],
+    });
+    assert_eq!(
+        other.exchange(&req),
+        Reply::InUse {
+            tx,
+            at: "127.0.0.1:7001".into()
+        }
+    );
+    assert_eq!(holder_ids(&t, "f.bin"), ["A"]);
+    // Registering again from A's own address (a restart) replaces it.
+    let mut again = seeder(&t, "A", 7001, &[&rec]);
     assert_ne!(again.session, old);
     assert_eq!(a.announce(vec![]).unwrap_err(), Refusal::UnknownSession);
     assert_eq!(a.bye().unwrap_err(), Refusal::UnknownSession);
     let h = who_has(&t, "f.bin").unwrap();
     assert_eq!(
         (h.len(), h[0].port),
-        (1, 7002),
+        (1, 7001),
         "the late goodbye changed nothing"
     );
     again.bye().unwrap();

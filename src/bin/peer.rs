@@ -1,6 +1,7 @@
 //! `peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [options]`: serves the
 //! files in its directory, downloads on request, and offers a shell.
 
+use p2pshare::console::{say, say_err, Console, LogSink};
 use p2pshare::peer::{config, shell, Peer};
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
 use p2pshare::Error;
@@ -9,16 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // Through the console: on a terminal a warning lands above the prompt.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Pipe(Box::new(LogSink::new())))
+        .init();
     // args_os: an argument that is not UTF-8 is a usage error, not a panic.
     let cfg = match config::parse(std::env::args_os().skip(1)) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            println!("{}", config::USAGE);
+            say(format_args!("{}", config::USAGE));
             return;
         }
         Err(e) => {
-            eprintln!("error: {e}\n{}", config::USAGE);
+            say_err(format_args!("error: {e}\n{}", config::USAGE));
             std::process::exit(2);
         }
     };
@@ -26,20 +30,20 @@ fn main() {
     let web = match cfg.http_config().map(|h| WebServer::bind(&h)).transpose() {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
     };
     let peer = match Peer::start(cfg) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
     };
     {
         let c = peer.config();
-        println!(
+        say(format_args!(
             "peer {} listening on {}; sharing {} from {}; tracker {}",
             c.id,
             peer.listen_addr(),
@@ -49,26 +53,40 @@ fn main() {
             },
             peer.files_dir().display(),
             c.tracker
-        );
+        ));
         let _ = std::io::stdout().flush();
     }
     if let Some(web) = web {
         let banner = web.banner();
         if let Err(e) = web.spawn(PeerUi::new(peer.clone())) {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
         for line in banner {
-            println!("{line}");
+            say(&line);
         }
         let _ = std::io::stdout().flush();
     }
     let on_signal = peer.clone();
     if let Err(e) = ctrlc::set_handler(move || {
-        on_signal.shutdown();
+        let kept = on_signal.shutdown();
+        Console::restore();
+        let mut out = std::io::stdout().lock();
+        // Below whatever the live line or the prompt left on the screen.
+        let start = if std::io::IsTerminal::is_terminal(&out) {
+            "\r\x1b[K"
+        } else {
+            ""
+        };
+        for line in kept {
+            let _ = writeln!(out, "{start}{line}");
+        }
+        let _ = out.flush();
         std::process::exit(0);
     }) {
-        eprintln!("error: cannot install the signal handler: {e}");
+        say_err(format_args!(
+            "error: cannot install the signal handler: {e}"
+        ));
         std::process::exit(1);
     }
     let background = start_gets(&peer);
@@ -78,6 +96,12 @@ fn main() {
         }
     } else {
         let status = shell::run(&peer);
+        if peer.is_cancelled() {
+            // Ctrl-C or SIGTERM: the handler says what was kept and exits.
+            loop {
+                std::thread::park();
+            }
+        }
         // EOF or exit: let `--get` downloads finish first.
         let failed_gets = background
             .into_iter()
@@ -104,12 +128,12 @@ fn start_gets(peer: &Arc<Peer>) -> Vec<std::thread::JoinHandle<bool>> {
             let peer = peer.clone();
             std::thread::spawn(move || match peer.get(&name) {
                 Ok(report) => {
-                    println!("{report}");
+                    say(&report);
                     true
                 }
                 Err(Error::Cancelled) => false,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    say_err(format_args!("error: {e}"));
                     false
                 }
             })

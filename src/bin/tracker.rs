@@ -3,11 +3,15 @@
 
 use log::warn;
 use p2pshare::cli::{Arg, HttpConfig, HttpFlags, Parser};
+use p2pshare::console::say_err;
 use p2pshare::tracker::{Config, Tracker, DEFAULT_DATA_DIR};
 use p2pshare::web::{tracker_ui::TrackerUi, WebServer};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
+
+/// With `--dashboard`, the log's file under `--data`.
+const LOG_FILE: &str = "tracker.log";
 
 const USAGE: &str =
     "usage: tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]
@@ -24,9 +28,11 @@ options:
   --port PORT    TCP port to listen on (default 8000; 0 picks a free one)
   --bind ADDR    IP address to listen on (default 0.0.0.0, every interface)
   --data DIR     where file records are kept (default {DEFAULT_DATA_DIR}/)
-  --dashboard    live view of peers and their progress on stdout
-  --http PORT    the dashboard as a web page that refreshes itself (0 picks
-                 a free port; the address is printed at start)
+  --dashboard    live view of peers and their progress on stdout; the log
+                 then goes to {LOG_FILE} under --data instead of stderr
+  --http PORT    the dashboard as a web page that refreshes itself, and
+                 /metrics for Prometheus (0 picks a free port; the address
+                 is printed at start)
   --http-bind ADDR
                  IP address of the web page (default 127.0.0.1, this machine only)
   --http-host NAME
@@ -88,14 +94,18 @@ fn main() {
             return;
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("{USAGE}");
+            say_err(format_args!("error: {e}"));
+            say_err(format_args!("{USAGE}"));
             std::process::exit(2);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    let log_file = match init_logging(&config) {
+        Ok(f) => f,
+        Err(e) => {
+            say_err(format_args!("error: {e}"));
+            std::process::exit(1);
+        }
+    };
     let stopped = ctrlc::set_handler(|| {
         // Records are written before they are acknowledged: nothing to save.
         let mut out = std::io::stdout().lock();
@@ -109,16 +119,19 @@ fn main() {
     let tracker = match Tracker::start(&config) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            say_err(format_args!("error: {e}"));
             std::process::exit(1);
         }
     };
     let mut banner = tracker.banner();
+    if let Some(f) = log_file {
+        banner.push(format!("logging to {}", f.display()));
+    }
     if let Some(h) = http {
         match start_web(&tracker, &h) {
             Ok(lines) => banner.extend(lines),
             Err(e) => {
-                eprintln!("error: {e}");
+                say_err(format_args!("error: {e}"));
                 std::process::exit(1);
             }
         }
@@ -133,14 +146,44 @@ fn main() {
     tracker.serve();
 }
 
+/// Where the log goes: stderr, or with `--dashboard` (which owns the
+/// screen) `tracker.log` under `--data`, appended; returns that file.
+fn init_logging(config: &Config) -> p2pshare::Result<Option<PathBuf>> {
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if !config.dashboard {
+        logger.target(env_logger::Target::Stderr).init();
+        return Ok(None);
+    }
+    let path = config.data.join(LOG_FILE);
+    std::fs::create_dir_all(&config.data)
+        .map_err(|e| p2pshare::Error::io(format!("creating {}", config.data.display()), e))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| p2pshare::Error::io(format!("opening the log {}", path.display()), e))?;
+    logger
+        .target(env_logger::Target::Pipe(Box::new(file)))
+        .init();
+    Ok(Some(path))
+}
+
 /// Binds and starts the web dashboard; returns the lines to print.
 fn start_web(tracker: &Tracker, cfg: &HttpConfig) -> p2pshare::Result<Vec<String>> {
     let server = WebServer::bind(cfg)?;
     let lines = server.banner();
+    // Where peers can reach it, not the 0.0.0.0 it is bound to.
+    let reach: Vec<String> = p2pshare::net::reachable_addrs(&tracker.local_addr())
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let shared = tracker.shared().clone();
     let ui = TrackerUi::new(
         tracker.shared().summary_source(),
         tracker.started(),
-        tracker.local_addr().to_string(),
+        reach.join(", "),
+        move || shared.metrics_text(),
     );
     server.spawn(ui)?;
     Ok(lines)

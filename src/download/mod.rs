@@ -16,6 +16,7 @@ pub mod worker;
 
 use crate::bitfield::Bitfield;
 use crate::error::{code, Error, Result};
+use crate::metrics::peer::PeerMetrics;
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::units::{fraction, percent};
@@ -58,6 +59,12 @@ pub struct Progress {
     pub name: String,
     pub total_blocks: u64,
     pub done_blocks: AtomicU64,
+    /// Blocks already verified on disk when it started (a resume): not
+    /// fetched by this run, so not in its rate.
+    pub resumed_blocks: AtomicU64,
+    /// Its verified blocks stay on disk if it stops (a `get`, not a
+    /// `bench` or `stress` copy).
+    pub kept: bool,
     pub started: Instant,
     pub sources: AtomicU64,
 }
@@ -75,6 +82,9 @@ pub struct Job<'a> {
     pub partial_dir: &'a Path,
     pub self_id: &'a str,
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The peer's counters: bytes received, pieces verified and rejected,
+    /// holders banned.
+    pub metrics: Arc<PeerMetrics>,
     /// The peer's shutdown flag: stops this download and keeps its state.
     pub cancel: Arc<AtomicBool>,
     pub refresh: Refresh,
@@ -106,6 +116,7 @@ pub struct Shared {
     changed: Condvar,
     pub reasm: Arc<Reassembler>,
     pub limiter: Option<Arc<RateLimiter>>,
+    pub metrics: Arc<PeerMetrics>,
     /// The peer's shutdown flag.
     cancel: Arc<AtomicBool>,
     /// This download is over (complete or failed): workers stop now,
@@ -172,9 +183,11 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     let state_file = file
         .try_clone()
         .map_err(|e| Error::io("duplicating a file handle", e))?;
+    let resumed = record.blocks_in(&on_disk);
+    job.progress.done_blocks.store(resumed, Ordering::Relaxed);
     job.progress
-        .done_blocks
-        .store(record.blocks_in(&on_disk), Ordering::Relaxed);
+        .resumed_blocks
+        .store(resumed, Ordering::Relaxed);
     let (events_tx, events) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         record: record.clone(),
@@ -186,6 +199,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         changed: Condvar::new(),
         reasm: Arc::new(Reassembler::new(file, record.clone(), on_disk)),
         limiter: job.limiter.clone(),
+        metrics: job.metrics.clone(),
         cancel: job.cancel.clone(),
         stop: AtomicBool::new(false),
         progress: job.progress.clone(),
@@ -552,6 +566,7 @@ impl Coordinator<'_, '_> {
             Ok(()) | Err(Error::Cancelled) => Ok(()),
             Err(e @ Error::Integrity(_)) => {
                 warn!("{e}");
+                self.shared.metrics.banned();
                 self.banned.push(peer_id.to_string());
                 Ok(())
             }

@@ -15,7 +15,14 @@ use std::os::unix::fs::FileExt;
 const MAGIC: &[u8; 9] = b"P2PSTATE1";
 
 pub fn save(paths: &Paths, record: &FileRecord, file: &File, on_disk: &Bitfield) -> Result<()> {
-    let stamp = Stamp::of_file(file);
+    let out = encode_state(record, Stamp::of_file(file), on_disk);
+    write_atomically(&paths.state, &out)
+        .map_err(|e| Error::io(format!("saving {}", paths.state.display()), e))
+}
+
+/// The bytes of a state file: magic, the record's MD5 and size, the
+/// partial file's stamp, the piece count and the verified pieces' bitmap.
+pub fn encode_state(record: &FileRecord, stamp: Stamp, on_disk: &Bitfield) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + on_disk.len() as usize / 8);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&record.md5);
@@ -23,8 +30,32 @@ pub fn save(paths: &Paths, record: &FileRecord, file: &File, on_disk: &Bitfield)
     out.extend_from_slice(&stamp.to_bytes());
     out.extend_from_slice(&on_disk.len().to_be_bytes());
     out.extend_from_slice(&on_disk.to_bytes());
-    write_atomically(&paths.state, &out)
-        .map_err(|e| Error::io(format!("saving {}", paths.state.display()), e))
+    out
+}
+
+/// What a state file says for `record`: the partial file's stamp when it
+/// was saved and the pieces verified then. `None` for the state of
+/// another file or a damaged one (the download starts afresh). Pure, and
+/// fuzzed (`fuzz/src/bin/resume_state.rs`): the file is on disk, where
+/// anything may have happened to it.
+pub fn decode_state(bytes: &[u8], record: &FileRecord) -> Option<(Stamp, Bitfield)> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let s = bytes.get(at..at.checked_add(n)?)?;
+        at += n;
+        Some(s)
+    };
+    if take(9)? != MAGIC || take(16)? != record.md5 {
+        return None;
+    }
+    let size = u64::from_be_bytes(take(8)?.try_into().ok()?);
+    let saved = Stamp::from_bytes(take(Stamp::LEN)?.try_into().ok()?);
+    let pieces = u32::from_be_bytes(take(4)?.try_into().ok()?);
+    if size != record.size || pieces != record.piece_count() {
+        return None;
+    }
+    let claimed = Bitfield::from_bytes(pieces, take((pieces as usize).div_ceil(8))?)?;
+    Some((saved, claimed))
 }
 
 /// Opens (or creates) the partial file and returns it with the pieces
@@ -53,28 +84,13 @@ pub fn open(paths: &Paths, record: &FileRecord) -> Result<(File, Bitfield)> {
 
 fn load(paths: &Paths, record: &FileRecord, file: &File) -> Option<Bitfield> {
     let bytes = fs::read(&paths.state).ok()?;
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let s = bytes.get(at..at + n)?;
-        at += n;
-        Some(s)
-    };
-    if take(9)? != MAGIC || take(16)? != record.md5 {
-        return None;
-    }
-    let size = u64::from_be_bytes(take(8)?.try_into().ok()?);
-    let saved = Stamp::from_bytes(take(Stamp::LEN)?.try_into().ok()?);
-    let pieces = u32::from_be_bytes(take(4)?.try_into().ok()?);
-    if size != record.size || pieces != record.piece_count() {
-        return None;
-    }
-    let claimed = Bitfield::from_bytes(pieces, take((pieces as usize).div_ceil(8))?)?;
+    let (saved, claimed) = decode_state(&bytes, record)?;
     if Stamp::of_file(file) == saved {
         info!(
             "resuming {}: {} of {} pieces already verified",
             record.name,
             claimed.count(),
-            pieces
+            claimed.len()
         );
         return Some(claimed);
     }

@@ -109,6 +109,7 @@ fn drive(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStat
                     PeerReply::Block { data, .. } => data.len(),
                     _ => 0,
                 };
+                shared.metrics.received(len);
                 fetch.on_reply(reply, Instant::now(), shared)?;
                 len
             }
@@ -135,6 +136,9 @@ fn perform(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceSt
             }
             Action::Write { first, count, data } => {
                 let wrote = shared.reasm.write(first, count, &data);
+                if wrote.is_ok() {
+                    shared.metrics.verified(count);
+                }
                 let (won, complete) = fetch.written(first, count, wrote.is_ok(), shared);
                 stats.blocks.fetch_add(won, Ordering::Relaxed);
                 shared.progress_made(won, complete);
@@ -143,6 +147,7 @@ fn perform(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceSt
                 }
             }
             Action::Released => {
+                shared.metrics.rejected();
                 let bad = stats.bad_pieces.fetch_add(1, Ordering::Relaxed) + 1;
                 log::warn!(
                     "{}: a piece failed its hash ({bad} so far)",

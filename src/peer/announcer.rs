@@ -58,6 +58,10 @@ pub enum Notice {
     /// The tracker refused an announce as malformed (a bad advertised
     /// host): it is retried after an interval.
     Refused,
+    /// Another live peer holds our peer id, dialled at this address: we
+    /// stay unregistered and try again each interval. Told once per
+    /// address, not at every retry.
+    IdInUse(String),
     /// The goodbye was answered.
     Left,
 }
@@ -89,6 +93,8 @@ pub struct Announcer {
     reachable: bool,
     leaving: bool,
     next_tx: u32,
+    /// Where the peer that holds our id is, while the tracker says so.
+    in_use: Option<String>,
 }
 
 /// Is the change from `old` to `new` one to tell at once?
@@ -115,6 +121,7 @@ impl Announcer {
             reachable: false,
             leaving: false,
             next_tx: seed,
+            in_use: None,
         }
     }
 
@@ -229,7 +236,14 @@ impl Announcer {
             Some(s) => (0, s),
         };
         let due = now >= self.due;
-        if flags == 0 && !due && !((urgent || self.urgent) && !changes.is_empty()) {
+        let wait = if flags == 0 {
+            !due && !((urgent || self.urgent) && !changes.is_empty())
+        } else {
+            // Registers at once, unless our id was in use: then at the
+            // interval, whatever changed.
+            self.in_use.is_some() && !due
+        };
+        if wait {
             let wake = self.held_out.values().copied().filter(|&t| t > now).min();
             return (None, wake.map_or(self.due, |w| w.min(self.due)));
         }
@@ -331,7 +345,20 @@ impl Announcer {
                     notices.push(Notice::Refused);
                 }
             },
+            Reply::InUse { at, .. } => {
+                self.session = None;
+                self.acked.clear();
+                self.due = now + self.interval;
+                self.urgent = false;
+                if f.bye {
+                    notices.push(Notice::Left);
+                } else if self.in_use.as_ref() != Some(&at) {
+                    notices.push(Notice::IdInUse(at.clone()));
+                }
+                self.in_use = Some(at);
+            }
             Reply::Announced(a) => {
+                self.in_use = None;
                 if !self.reachable {
                     self.reachable = true;
                     notices.push(Notice::Reachable(a.source));

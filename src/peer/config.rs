@@ -15,9 +15,11 @@ pub const USAGE: &str =
             [--get FILE]... [--upload-limit RATE] [--download-limit RATE]
             [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
             [--advertise HOST[:PORT]] [--http-bind ADDR] [--http-host NAME]...
-RATE: bytes per second with an optional K, M or G suffix (500K, 10M, 1G)
---http PORT: the web UI (0 picks a free port), on 127.0.0.1 unless --http-bind
-  says otherwise; --http-host allows a host name besides IPs and localhost";
+RATE: bytes per second with an optional K, M or G suffix, binary and in any
+  case: 500K = 500 KiB/s, 10M = 10m = 10MB = 10 MiB/s, 1G = 1 GiB/s
+--http PORT: the web UI and /metrics (0 picks a free port), on 127.0.0.1 unless
+  --http-bind says otherwise; --http-host allows a host name besides IPs and
+  localhost";
 
 /// Most `--neighbor`s: every query is sent to each of them.
 pub const MAX_NEIGHBORS: usize = 64;

@@ -15,9 +15,11 @@ pub mod tracker_client;
 
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
-use crate::fsutil::RemoveOnDrop;
+use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
+use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
-use crate::net::{accept_loop, ConnLimit};
+use crate::net::admission::Limits;
+use crate::net::gate;
 use crate::ratelimit::RateLimiter;
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::{self, Holding, Search};
@@ -37,11 +39,16 @@ pub use store::SharedFile;
 use store::Store;
 use tracker_client::Session;
 
-/// Most concurrent connections the block server accepts...
-pub const MAX_CONNECTIONS: usize = 256;
-/// ...and from any one address (every local peer shares 127.0.0.1, so
-/// this stays generous).
-const MAX_CONNECTIONS_PER_IP: usize = 64;
+/// How the block server admits connections (`net::admission`): threads
+/// for at most 64 active connections, 512 more waiting for their first
+/// request (no thread), 16 from any one address, 4 s from accept to the
+/// first whole request.
+pub const ADMISSION: Limits = Limits {
+    handlers: 64,
+    lobby: 512,
+    per_ip: 16,
+    start: Duration::from_secs(4),
+};
 
 /// A running peer. Its parts are its own (and its submodules'); the shell,
 /// the binary and the web UI use the methods below.
@@ -55,6 +62,10 @@ pub struct Peer {
     cancel: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Arc<Progress>>>,
     listen: SocketAddr,
+    /// Held while it runs: one peer per directory.
+    _lock: DirLock,
+    /// What `/metrics` reports; the block server and downloads count.
+    metrics: Arc<PeerMetrics>,
     /// Tracker-less search over UDP (None if its socket could not be bound
     /// and no `--neighbor` asked for it).
     search: Option<Arc<Search>>,
@@ -64,6 +75,9 @@ pub struct Peer {
 pub struct GetReport {
     pub name: String,
     pub bytes: u64,
+    /// Of `bytes`, those already verified on disk when it started (a
+    /// resumed download): not fetched by this run, not in its `MBps`.
+    pub resumed: u64,
     pub md5: Md5Digest,
     pub secs: f64,
     pub sources: Vec<SourceReport>,
@@ -71,6 +85,16 @@ pub struct GetReport {
 
 impl fmt::Display for GetReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.resumed > 0 {
+            writeln!(
+                f,
+                "resumed {}: {} of {} bytes were already verified; MBps counts this run's {}",
+                self.name,
+                self.resumed,
+                self.bytes,
+                self.bytes - self.resumed
+            )?;
+        }
         write!(
             f,
             "done {} bytes={} md5={} secs={:.3} MBps={:.1}",
@@ -78,7 +102,7 @@ impl fmt::Display for GetReport {
             self.bytes,
             hex(&self.md5),
             self.secs,
-            mbps(self.bytes, self.secs)
+            mbps(self.bytes - self.resumed, self.secs)
         )?;
         for s in &self.sources {
             write!(
@@ -96,6 +120,7 @@ impl Peer {
     /// port and starts the server and tracker-session threads.
     pub fn start(config: Config) -> Result<Arc<Peer>> {
         let store = Store::open(&config.dir)?;
+        let lock = lock_dir(&config)?;
         let records = store.scan()?;
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
@@ -129,6 +154,8 @@ impl Peer {
             listen: addr,
             search,
             config,
+            metrics: Arc::new(PeerMetrics::default()),
+            _lock: lock,
         });
         bench::clear_scratch(&peer.scratch_dir());
         info!(
@@ -138,11 +165,17 @@ impl Peer {
         );
         let server_peer = peer.clone();
         spawn("server", move || {
-            accept_loop(
+            let settings = gate::Settings {
+                what: "server",
+                limits: ADMISSION,
+                max_frame: crate::wire::MAX_CONTROL_FRAME,
+            };
+            let counted = server_peer.metrics.clone();
+            gate::serve(
                 listener,
-                ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP),
-                "server",
-                move |s| server::handle(&server_peer, s),
+                settings,
+                move |s, ticket| server::handle(&server_peer, s, &ticket),
+                move || counted.refused(),
             )
         })?;
         let session_peer = peer.clone();
@@ -186,6 +219,16 @@ impl Peer {
     /// The records of the complete files it shares.
     pub fn records(&self) -> Vec<Arc<FileRecord>> {
         self.store.records()
+    }
+
+    /// The counters the block server and the downloads keep.
+    pub fn metrics(&self) -> &PeerMetrics {
+        &self.metrics
+    }
+
+    /// The `/metrics` page.
+    pub fn metrics_text(&self) -> String {
+        crate::metrics::render(&self.metrics.samples(self.lock_active().len()))
     }
 
     /// Whether the tracker answered the session's last exchange.
@@ -239,6 +282,7 @@ impl Peer {
             return Ok(GetReport {
                 name: name.to_string(),
                 bytes: f.record.size,
+                resumed: 0,
                 md5: f.record.md5,
                 secs: 0.0,
                 sources: Vec::new(),
@@ -257,13 +301,16 @@ impl Peer {
         let Fetched {
             record,
             outcome,
-            active: _active,
+            active,
         } = self.fetch(name, name, &self.partial_dir(), true)?;
+        let resumed = active.resumed_bytes(record.size);
+        drop(active);
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
         Ok(GetReport {
             name: name.to_string(),
             bytes: record.size,
+            resumed,
             md5: outcome.md5,
             // The whole command, tracker lookups included: what a user waits.
             secs: started.elapsed().as_secs_f64(),
@@ -292,6 +339,8 @@ impl Peer {
             name: key.to_string(),
             total_blocks: record.block_count() as u64,
             done_blocks: AtomicU64::new(0),
+            resumed_blocks: AtomicU64::new(0),
+            kept: share,
             started: Instant::now(),
             sources: AtomicU64::new(0),
         });
@@ -315,6 +364,7 @@ impl Peer {
                 partial_dir,
                 self_id: &self.config.id,
                 limiter: self.download.clone(),
+                metrics: self.metrics.clone(),
                 cancel: self.cancel.clone(),
                 refresh,
                 progress,
@@ -460,14 +510,31 @@ impl Peer {
 
     /// Stops downloads (their verified blocks are kept) and leaves the
     /// tracker. Waits a moment for downloads to save their state.
-    pub fn shutdown(&self) {
+    /// Returns a line per `get` that stopped, saying what was kept.
+    pub fn shutdown(&self) -> Vec<String> {
+        let stopping: Vec<Arc<Progress>> = self.active().into_iter().filter(|p| p.kept).collect();
         self.cancel.store(true, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(3);
         while !self.lock_active().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.leave();
+        stopping.iter().map(|p| kept_line(p)).collect()
     }
+}
+
+/// What a `get` stopped by Ctrl-C or SIGTERM leaves: its verified blocks,
+/// and how to go on.
+fn kept_line(p: &Progress) -> String {
+    let done = p.done_blocks.load(Ordering::Relaxed);
+    let pct = crate::units::percent(
+        crate::units::fraction(done, p.total_blocks),
+        done >= p.total_blocks,
+    );
+    format!(
+        "{}: {pct:.1} % verified and kept; run `get {}` to resume",
+        p.name, p.name
+    )
 }
 
 /// A verified copy in a partial directory, with the record it matches.
@@ -493,6 +560,19 @@ pub struct ActiveGuard<'a> {
     name: String,
 }
 
+impl ActiveGuard<'_> {
+    /// The bytes of a file of `size` that were verified on disk before this
+    /// run began (the last block may be short: never more than `size`).
+    pub fn resumed_bytes(&self, size: u64) -> u64 {
+        let blocks = self
+            .peer
+            .lock_active()
+            .get(&self.name)
+            .map_or(0, |p| p.resumed_blocks.load(Ordering::Relaxed));
+        (blocks * crate::record::BLOCK_SIZE as u64).min(size)
+    }
+}
+
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.peer.lock_active().remove(&self.name);
@@ -516,6 +596,25 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
         part,
         md5,
         sources: Vec::new(),
+    })
+}
+
+/// The lock file in the peer's directory.
+pub const LOCK_FILE: &str = "peer.lock";
+
+/// Takes the peer's directory for this process: a second peer with the
+/// same directory (the same ID, usually) would share its files, partial
+/// downloads and tracker identity with the first.
+fn lock_dir(config: &Config) -> Result<DirLock> {
+    let path = config.dir.join(LOCK_FILE);
+    DirLock::take(&path).map_err(|e| match e {
+        LockError::Held(pid) => Error::Conflict(format!(
+            "peer {} is already running here ({}) in {}; stop it first, or start this one with another ID or --dir",
+            config.id,
+            pid.map_or("another process".to_string(), |p| format!("pid {p}")),
+            config.dir.display()
+        )),
+        LockError::Io(e) => Error::io(format!("locking {}", path.display()), e),
     })
 }
 

@@ -185,6 +185,7 @@ impl LiveBar {
             .spawn(move || {
                 let mut meter = RateMeter::new(RATE_WINDOW);
                 let mut drawn = false;
+                let mut said_resumed = false;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REDRAW_EVERY) {
                     let Some(p) = peer.active().into_iter().find(|p| p.name == key) else {
                         continue;
@@ -192,6 +193,16 @@ impl LiveBar {
                     let view = View::of(&p);
                     let rate = meter.update(Instant::now(), view.done_blocks * BLOCK_SIZE as u64);
                     let mut out = std::io::stdout().lock();
+                    let resumed = p.resumed_blocks.load(Ordering::Relaxed);
+                    if resumed > 0 && !said_resumed {
+                        let done = fraction(resumed, p.total_blocks);
+                        let _ = writeln!(
+                            out,
+                            "\r{CLEAR_LINE}resuming {key}: {:.1} % already verified",
+                            percent(done, resumed >= p.total_blocks)
+                        );
+                        said_resumed = true;
+                    }
                     let _ = write!(
                         out,
                         "\r{}{CLEAR_LINE}",

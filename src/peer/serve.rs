@@ -121,6 +121,11 @@ impl<F: Served> Serve<F> {
         self.closing
     }
 
+    /// Some file is open on this connection (a download from us).
+    pub fn has_open(&self) -> bool {
+        !self.opened.is_empty()
+    }
+
     /// Requests queued and not yet served.
     pub fn pending(&self) -> usize {
         self.pending.len()
@@ -341,7 +346,19 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
     if (waiting >= want.div_ceil(2) && !stale) || o.told.is_full() {
         return none();
     }
-    let new = s.offer(&mut o.told, want.saturating_sub(waiting).max(1));
+    let new = if stale && s.fresh() == 0 {
+        // It has what it was offered, from others, and waits for pieces
+        // that perhaps only we still hold (their holders left, under
+        // churn): one more piece per STALE_OFFERS could take minutes to
+        // reach them. It is told everything, and asks us only for what no
+        // connected leecher has (`plan::claim`).
+        let all = Bitfield::full(record.piece_count());
+        let rest = all.minus(&o.told);
+        o.told = all;
+        rest
+    } else {
+        s.offer(&mut o.told, want.saturating_sub(waiting).max(1))
+    };
     o.offered_at = now;
     if o.told.is_full() {
         o.offers = false;

@@ -1,5 +1,6 @@
-//! The block server: one thread per incoming connection, driving that
-//! connection's `Serve` machine. The machine decides what to answer and
+//! The block server: one thread per active connection (the gate, `net::
+//! gate`, keeps idle and half-open ones in its lobby and bounds the
+//! threads), driving that connection's `Serve` machine. The machine decides what to answer and
 //! which blocks go next; this thread reads requests ahead (so a CANCEL can
 //! still remove the ones not yet started), sends the answers, and reads
 //! each slice of blocks with one positioned read, written straight into
@@ -11,6 +12,7 @@ use super::store::SharedFile;
 use super::Peer;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
+use crate::net::gate::Ticket;
 use crate::net::Conn;
 use crate::ratelimit::throttle;
 use crate::record::{FileRecord, BLOCK_SIZE};
@@ -53,14 +55,15 @@ impl Library for Peer {
     }
 }
 
-pub fn handle(peer: &Arc<Peer>, stream: TcpStream) {
+pub fn handle(peer: &Arc<Peer>, stream: TcpStream, ticket: &Ticket) {
+    let _open = peer.metrics.accepted();
     let mut conn = match Conn::new(stream, MAX_CONTROL_FRAME, TICK) {
         Ok(c) => c,
         Err(e) => return debug!("server: {e}"),
     };
     let who = conn.peer_addr();
     let mut machine = Serve::new(Instant::now());
-    let result = serve(peer, &mut conn, &mut machine);
+    let result = serve(peer, &mut conn, &mut machine, ticket);
     machine.close();
     if let Err(e) = result {
         debug!("server: {who}: {e}");
@@ -73,18 +76,27 @@ pub fn handle(peer: &Arc<Peer>, stream: TcpStream) {
 
 /// Moves the machine's bytes: reads requests ahead (waiting a tick only
 /// with nothing to serve), sends its answers, then one slice of blocks.
-fn serve(peer: &Arc<Peer>, conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<()> {
+/// The gate hears whether it waits for the client (and may be evicted
+/// for a newcomer) or has blocks queued for it.
+fn serve(
+    peer: &Arc<Peer>,
+    conn: &mut Conn,
+    m: &mut Serve<Arc<SharedFile>>,
+    ticket: &Ticket,
+) -> Result<()> {
     let mut buf = vec![0u8; MAX_REQUEST_BLOCKS as usize * BLOCK_SIZE as usize];
     loop {
         while m.pending() < MAX_PENDING {
             let got = if m.pending() == 0 {
                 conn.flush()?;
+                ticket.idle(m.has_open());
                 conn.fill()
             } else {
                 conn.try_fill()
             };
             match got {
                 Ok(true) => {
+                    ticket.busy();
                     let req = conn.take::<PeerRequest>()?;
                     m.on_request(req, Instant::now(), peer.as_ref())?;
                     // Answers go out before the next wait for a request.
@@ -137,6 +149,7 @@ fn send_blocks(
         });
         write_block(conn.writer(), slice.handle, slice.block + i as u32, chunk)
             .map_err(|e| Error::net(format!("sending to {who}"), e))?;
+        peer.metrics.sent(chunk.len());
     }
     Ok(())
 }

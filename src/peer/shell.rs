@@ -2,12 +2,14 @@
 
 use super::progress_view::{status_line, LiveBar, View};
 use super::{bench, Peer};
+use crate::console::{say, say_err, say_partial, Console};
 use crate::error::{Error, Result};
 use crate::record::BLOCK_SIZE;
 use crate::units::hex;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub const HELP: &str = "commands:
@@ -94,35 +96,53 @@ pub fn parse(line: &str) -> Result<Option<Command>> {
 }
 
 /// Runs commands from stdin until `exit` or EOF; returns the exit status.
+/// On a terminal (stdin and stdout) a `get` runs in the background and
+/// the prompt comes back at once (`console`); otherwise commands run one
+/// after another, as the contract says for scripts.
 pub fn run(peer: &Arc<Peer>) -> i32 {
     let interactive = io::stdin().is_terminal();
+    let console = if interactive { Console::start() } else { None };
+    let mut background = Background::new(peer, console);
     let mut failed = false;
-    let mut input = io::stdin().lock();
+    // Not locked with a console, which reads stdin itself.
+    let mut input = console.is_none().then(|| io::stdin().lock());
     let mut raw = Vec::new();
     loop {
-        if interactive {
-            print!("> ");
-            let _ = io::stdout().flush();
-        }
-        raw.clear();
-        match input.read_until(b'\n', &mut raw) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("error: cannot read commands: {e}");
-                failed = true;
-                break;
+        let line = match (console, input.as_mut()) {
+            (Some(c), _) => match c.read_line() {
+                Some(l) => l.into_bytes(),
+                None => break,
+            },
+            (None, None) => break,
+            (None, Some(input)) => {
+                if interactive {
+                    say_partial(format_args!("> "));
+                }
+                raw.clear();
+                match input.read_until(b'\n', &mut raw) {
+                    Ok(0) => break,
+                    Ok(_) => std::mem::take(&mut raw),
+                    Err(e) => {
+                        say_err(format_args!("error: cannot read commands: {e}"));
+                        failed = true;
+                        break;
+                    }
+                }
             }
-        }
-        let result = std::str::from_utf8(&raw)
+        };
+        let result = std::str::from_utf8(&line)
             .map_err(|_| Error::Usage("a command line that is not UTF-8 was skipped".into()))
             .and_then(parse)
             .and_then(|cmd| match cmd {
                 None => Ok(true),
                 Some(Command::Exit) => Ok(false),
+                Some(Command::Get(name)) if console.is_some() => {
+                    background.get(name);
+                    Ok(true)
+                }
                 Some(cmd) => execute(peer, cmd).map(|out| {
                     if !out.is_empty() {
-                        println!("{out}");
+                        say(&out);
                     }
                     true
                 }),
@@ -134,15 +154,108 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
             Err(Error::Cancelled) => {}
             Err(e) => {
                 failed = true;
-                eprintln!("error: {e}");
+                say_err(format_args!("error: {e}"));
             }
         }
     }
+    background.finish();
+    Console::restore();
     if failed && !interactive {
         1
     } else {
         0
     }
+}
+
+/// The `get`s typed on a terminal, each on a thread of its own, and the
+/// prompt line's progress (`[big.bin 45.0%] > `) while any runs.
+struct Background {
+    peer: Arc<Peer>,
+    console: Option<&'static Console>,
+    gets: Vec<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn new(peer: &Arc<Peer>, console: Option<&'static Console>) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = console.and_then(|c| {
+            let (peer, stop) = (peer.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("prompt-status".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Acquire) {
+                        c.set_status(prompt_status(&peer));
+                        std::thread::sleep(PROMPT_EVERY);
+                    }
+                })
+                .ok()
+        });
+        Background {
+            peer: peer.clone(),
+            console,
+            gets: Vec::new(),
+            stop,
+            ticker,
+        }
+    }
+
+    /// Starts `get name`; its lines are printed above the prompt when done.
+    fn get(&mut self, name: String) {
+        let peer = self.peer.clone();
+        self.gets.retain(|h| !h.is_finished());
+        let spawned = std::thread::Builder::new()
+            .name("get".into())
+            .spawn(move || match peer.get(&name) {
+                Ok(report) => say(&report),
+                Err(Error::Cancelled) => {}
+                Err(e) => say_err(format_args!("error: {e}")),
+            });
+        match spawned {
+            Ok(h) => self.gets.push(h),
+            Err(e) => say_err(format_args!("error: cannot start the download: {e}")),
+        }
+    }
+
+    /// At `exit` or EOF: downloads still running stop and keep their
+    /// blocks (as at Ctrl-C), saying so.
+    fn finish(mut self) {
+        if self.gets.iter().any(|h| !h.is_finished()) {
+            for line in self.peer.shutdown() {
+                say(&line);
+            }
+        }
+        for h in self.gets.drain(..) {
+            let _ = h.join();
+        }
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        if let Some(c) = self.console {
+            c.set_status(String::new());
+        }
+    }
+}
+
+/// How often the prompt's progress is brought up to date.
+const PROMPT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `[a.bin 45.0%] [b.iso 3.1%] ` for the downloads in progress, or nothing.
+fn prompt_status(peer: &Peer) -> String {
+    peer.active()
+        .iter()
+        .map(|p| {
+            let v = View::of(p);
+            let done = v.done_blocks >= v.total_blocks;
+            format!(
+                "[{} {:.1}%] ",
+                v.name,
+                crate::units::percent(v.fraction(), done)
+            )
+        })
+        .collect()
 }
 
 /// Runs one command; returns what it prints.
@@ -179,15 +292,26 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             }
         }
         Command::MyFiles => {
-            for r in peer.records() {
+            let records = peer.records();
+            if records.is_empty() {
+                out.push_str("no files");
+            }
+            for r in records {
                 let _ = writeln!(out, "{} {} {}", r.name, r.size, hex(&r.md5));
             }
         }
         Command::Files => {
-            for f in super::tracker_client::list_files(tracker)? {
+            let files = super::tracker_client::list_files(tracker)?;
+            if files.is_empty() {
+                out.push_str("no files in the swarm");
+            }
+            for f in files {
+                // The tracker keeps a record after its last holder left
+                // (it may come back): say so rather than let `get` fail.
+                let orphan = if f.holders == 0 { " (no holder)" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{} {} {} holders={} seeders={}",
+                    "{} {} {} holders={} seeders={}{orphan}",
                     f.name,
                     f.size,
                     hex(&f.md5),
@@ -197,7 +321,8 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             }
         }
         Command::Share(path) => {
-            let (record, note) = peer.share(Path::new(&path))?;
+            let path = expand_home(&path, std::env::var_os("HOME").as_deref());
+            let (record, note) = peer.share(&path)?;
             let _ = writeln!(
                 out,
                 "shared {} {} {}",
@@ -217,10 +342,11 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             for p in active {
                 let view = View::of(&p);
                 // Since the start of this download, blocks found on disk
-                // at a resume included.
+                // at a resume left out.
                 let secs = p.started.elapsed().as_secs_f64();
+                let resumed = p.resumed_blocks.load(std::sync::atomic::Ordering::Relaxed);
                 let rate = if secs > 0.0 {
-                    (view.done_blocks * BLOCK_SIZE as u64) as f64 / secs
+                    (view.done_blocks.saturating_sub(resumed) * BLOCK_SIZE as u64) as f64 / secs
                 } else {
                     0.0
                 };
@@ -238,7 +364,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         Command::Stress(name, threads) => {
             let report = bench::stress(peer, &name, threads)?;
             if let Some(e) = report.failure() {
-                println!("{report}");
+                say(&report);
                 return Err(e);
             }
             let _ = write!(out, "{report}");
@@ -248,9 +374,35 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
     Ok(out.trim_end().to_string())
 }
 
+/// `~` and `~/...` as a shell would read them (the shell's commands are
+/// not run by one): under `home`. Anything else, `~user` included, is
+/// taken as written.
+fn expand_home(path: &str, home: Option<&std::ffi::OsStr>) -> PathBuf {
+    match (path.strip_prefix('~'), home) {
+        (Some(""), Some(home)) => PathBuf::from(home),
+        (Some(rest), Some(home)) if rest.starts_with('/') => {
+            PathBuf::from(home).join(rest.trim_start_matches('/'))
+        }
+        _ => PathBuf::from(path),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tilde_is_home() {
+        let home = Some(std::ffi::OsStr::new("/home/ann"));
+        let e = |p| expand_home(p, home);
+        assert_eq!(e("~/big.iso"), PathBuf::from("/home/ann/big.iso"));
+        assert_eq!(e("~"), PathBuf::from("/home/ann"));
+        assert_eq!(e("~//a/b"), PathBuf::from("/home/ann/a/b"));
+        assert_eq!(e("~bob/x"), PathBuf::from("~bob/x"));
+        assert_eq!(e("a/~/x"), PathBuf::from("a/~/x"));
+        assert_eq!(e("/tmp/x"), PathBuf::from("/tmp/x"));
+        assert_eq!(expand_home("~/x", None), PathBuf::from("~/x"));
+    }
 
     #[test]
     fn commands_parse() {

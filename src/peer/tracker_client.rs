@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 /// How often the tracker's address is looked up again while it cannot be
 /// resolved or reached (its name may move).
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
-/// Times a one-shot query is tried when the tracker says it is busy.
+/// Times a one-shot query is tried when the tracker says it is busy or
+/// drops the connection before answering.
 const BUSY_TRIES: u32 = 6;
 
 pub enum Command {
@@ -424,6 +425,15 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
         Notice::Refused => warn!(
             "tracker {tracker} refused our announce (is --advertise a valid host?); retrying each interval"
         ),
+        Notice::IdInUse(at) => {
+            let at = if at.is_empty() { "another address".into() } else { at };
+            log::error!(
+                "tracker {tracker}: peer id {} is in use at {at} by another running peer; \
+                 this one is not registered (it tries again each interval): stop the other, \
+                 or start this one with another ID",
+                peer.config().id
+            );
+        }
         Notice::Left => {}
     }
 }
@@ -440,8 +450,10 @@ pub fn publish(tracker: &str, record: &FileRecord) -> Result<()> {
 }
 
 /// A one-shot exchange with the tracker on a fresh connection.
-/// A tracker that says it is busy is asked again after a short, growing
-/// pause: a lab behind one address may ask all at once.
+/// A tracker that says it is busy, or closes the connection before it
+/// answers (it evicts idle connections when it is full), is asked again
+/// after a short, growing pause: a lab behind one address may ask all at
+/// once, and a flood of connections makes room for us only at its turn.
 fn query<T>(
     tracker: &str,
     msg: &TrackerRequest,
@@ -450,36 +462,46 @@ fn query<T>(
     let mut pause = Duration::from_millis(50);
     for _ in 1..BUSY_TRIES {
         match query_once(tracker, msg, &pick) {
-            Err(Error::Remote {
-                code: code::BUSY, ..
-            }) => {
+            Err((_, true)) => {
                 let jitter = crate::rng::Rng::new().below(pause.as_millis() as u64);
                 std::thread::sleep(pause + Duration::from_millis(jitter));
                 pause *= 2;
             }
-            other => return other,
+            other => return other.map_err(|(e, _)| e),
         }
     }
-    query_once(tracker, msg, &pick)
+    query_once(tracker, msg, &pick).map_err(|(e, _)| e)
 }
 
+/// One try; an error says whether another try may do better.
 fn query_once<T>(
     tracker: &str,
     msg: &TrackerRequest,
     pick: &impl Fn(TrackerReply) -> Option<T>,
-) -> Result<T> {
-    let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| unreachable(tracker, e))?;
+) -> std::result::Result<T, (Error, bool)> {
+    let mut conn =
+        Conn::connect(tracker, MAX_FRAME).map_err(|e| (unreachable(tracker, e), false))?;
     let kind = msg.kind();
     match conn.call::<TrackerReply>(msg) {
         Ok(m) => {
             let got = m.kind();
-            pick(m).ok_or_else(|| Error::protocol(format!("unexpected {got} in answer to {kind}")))
+            pick(m).ok_or_else(|| {
+                let e = Error::protocol(format!("unexpected {got} in answer to {kind}"));
+                (e, false)
+            })
         }
         Err(Error::Remote {
             code: code::NOT_FOUND,
             message,
-        }) => Err(Error::NotFound(message)),
-        Err(e) => Err(unreachable(tracker, e)),
+        }) => Err((Error::NotFound(message), false)),
+        Err(
+            e @ Error::Remote {
+                code: code::BUSY, ..
+            },
+        ) => Err((e, true)),
+        // Connected, then closed or reset before the answer: evicted.
+        Err(e @ (Error::Net { .. } | Error::Protocol(_))) => Err((unreachable(tracker, e), true)),
+        Err(e) => Err((unreachable(tracker, e), false)),
     }
 }
 

@@ -25,7 +25,8 @@
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
 //!   connection with nothing pending is ticked every `server::TICK`. Over
-//!   `MAX_CONNECTIONS` incoming connections, a new one gets ERROR BUSY.
+//!   `ADMISSION.handlers` incoming connections, a new one gets ERROR BUSY
+//!   (the real server would first evict an idle one).
 //! - A leecher serves its verified pieces while downloading (a partial
 //!   `MemFile` whose version and piece set change with every write, as
 //!   `share_partial`); once complete, new OPENs get a complete `MemFile`
@@ -50,7 +51,7 @@ use crate::error::{code, Error};
 use crate::peer::seeding::Seeding;
 use crate::peer::serve::{Library, MemFile, Serve};
 use crate::peer::server::TICK;
-use crate::peer::MAX_CONNECTIONS;
+use crate::peer::ADMISSION;
 use crate::record::FileRecord;
 use crate::rng::Rng;
 use crate::wire::message::write_block;
@@ -274,7 +275,7 @@ impl SimPeer {
     // ---- the block server (peer::server)
 
     fn accept(&mut self, cx: &mut Cx, conn: ConnId) {
-        if self.serving.len() >= MAX_CONNECTIONS {
+        if self.serving.len() >= ADMISSION.handlers {
             self.stats.refused += 1;
             let busy = PeerReply::Error {
                 code: code::BUSY,

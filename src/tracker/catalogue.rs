@@ -18,6 +18,7 @@
 
 use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
 use crate::error::{code, Error, Result};
+use crate::names::natural_cmp;
 use crate::record::{FileRecord, BLOCK_SIZE};
 use crate::rng::Rng;
 use crate::units::hex;
@@ -272,6 +273,22 @@ impl Catalogue {
 
     /// Starts a session for `peer_id`. Registering again replaces the old
     /// entry (last wins): a fresh session id, the old holdings dropped.
+    /// Where another live peer holding `peer_id` is dialled, if one is and
+    /// not at `host`:`port`. The same address is the same peer come back
+    /// (a restart): its REGISTER replaces the old entry; another address
+    /// is a second peer that took the same id by mistake.
+    pub fn in_use_elsewhere(
+        &self,
+        peer_id: &str,
+        host: &Host,
+        port: u16,
+        now: Instant,
+    ) -> Option<String> {
+        let p = self.peer(*self.by_id.get(peer_id)?);
+        (now <= p.deadline && (&p.host != host || p.port != port))
+            .then(|| crate::net::join_host_port(&p.host.to_string(), p.port))
+    }
+
     pub fn register(&mut self, peer_id: &str, host: Host, port: u16, now: Instant) -> u64 {
         if let Some(&slot) = self.by_id.get(peer_id) {
             self.remove_slot(slot);
@@ -579,7 +596,7 @@ impl Catalogue {
 
     /// What the dashboards draw, in one pass over the live peers, with at
     /// most `max_rows` peer rows: the slowest downloads first, then the
-    /// peers seen most recently.
+    /// peers seen most recently, those in natural order of their ids.
     pub fn summary(&self, now: Instant, max_rows: usize) -> Summary {
         let interval = self.interval();
         // A download with no announce for a whole interval gains nothing.
@@ -670,7 +687,9 @@ impl Catalogue {
         max_rows: usize,
     ) -> Vec<PeerRow> {
         let by_slow = |a: &(f64, f64, u32, usize), b: &(f64, f64, u32, usize)| {
-            a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1))
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then_with(|| natural_cmp(&self.peer(a.2).id, &self.peer(b.2).id))
         };
         if slow.len() > max_rows {
             slow.select_nth_unstable_by(max_rows, by_slow);
@@ -686,7 +705,11 @@ impl Catalogue {
                 recent.truncate(left);
             }
         }
-        recent.sort_by_key(|r| r.0);
+        // Chosen by recency, shown by name (P1, P2, P10): rows do not
+        // jump about with every announce.
+        recent.sort_by(|a, b| {
+            natural_cmp(&self.peer(a.1).id, &self.peer(b.1).id).then(a.2.cmp(&b.2))
+        });
         let row = |slot: u32, holding: Option<usize>, rate: f64| {
             let p = self.peer(slot);
             let mut r = PeerRow {

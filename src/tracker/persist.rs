@@ -111,33 +111,40 @@ impl Store {
             if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            match read_record(&path) {
-                Ok(r) => {
-                    let expected = if hashed {
-                        hex(&md5_of(r.name.as_bytes()))
-                    } else {
-                        r.name.clone()
-                    };
-                    if stem == expected {
-                        out.push(r);
-                    } else {
-                        warn!(
-                            "skipping {}: it holds the record of {:?}, which belongs in {}",
-                            path.display(),
-                            r.name,
-                            self.path_of(&r.name).display()
-                        );
-                    }
-                }
+            let stored = fs::read(&path)
+                .map_err(|e| Error::io("reading it", e))
+                .and_then(|bytes| decode_stored(stem, hashed, &bytes));
+            match stored {
+                Ok(r) => out.push(r),
                 Err(e) => warn!("skipping {}: {e}", path.display()),
             }
         }
     }
 }
 
-fn read_record(path: &Path) -> Result<FileRecord> {
-    let bytes = fs::read(path).map_err(|e| Error::io("reading it", e))?;
-    record_file::decode(&bytes)
+/// The record in the bytes of `<stem>.rec` (under `long/` when `hashed`),
+/// as the loader takes it: one valid record whose name is the one the
+/// file is named after. Everything a tracker trusts from its disk passes
+/// here (and is fuzzed: `fuzz/src/bin/persist.rs`).
+pub fn decode_stored(stem: &str, hashed: bool, bytes: &[u8]) -> Result<FileRecord> {
+    let r = record_file::decode(bytes)?;
+    let expected = if hashed {
+        hex(&md5_of(r.name.as_bytes()))
+    } else {
+        r.name.clone()
+    };
+    if stem != expected {
+        let home = if r.name.len() <= MAX_PLAIN_NAME {
+            format!("{}{EXT}", r.name)
+        } else {
+            format!("long/{}{EXT}", hex(&md5_of(r.name.as_bytes())))
+        };
+        return Err(Error::protocol(format!(
+            "it holds the record of {:?}, which belongs in {home}",
+            r.name
+        )));
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

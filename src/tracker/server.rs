@@ -4,10 +4,13 @@
 //! longer hold a connection here: their sessions live in UDP announces
 //! (`udp`), so no set of live peers can fill the pool.
 //!
-//! Fairness: at most `MAX_QUEUED` connections wait or are served at once,
-//! at most `MAX_PER_IP` of them from one address; more get ERROR(BUSY)
-//! at once and the client retries. A connection silent for
-//! `QUERY_TIMEOUT` is closed, so a slow client holds a worker briefly.
+//! Fairness: the gate (`net::gate`, `net::admission`) keeps connections
+//! that have not sent a whole query yet in its lobby, without a thread,
+//! for at most `ADMISSION.start`; a query gets one of at most
+//! `ADMISSION.handlers` threads, evicting an idle connection if need be.
+//! At most `ADMISSION.per_ip` connections come from one address; when
+//! nothing of its own can make room, ERROR(BUSY) at once and the client
+//! retries. A handled connection silent for `QUERY_TIMEOUT` is closed.
 //! The catalogue lock is held only for in-memory work: never while
 //! reading, writing to a socket, or writing a record to disk.
 
@@ -15,22 +18,26 @@ use super::catalogue::{not_found, Catalogue};
 use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
-use crate::net::{Conn, ConnLimit, ConnSlot};
+use crate::metrics::tracker::{Swarm, TrackerMetrics};
+use crate::net::admission::Limits;
+use crate::net::gate::{self, Ticket};
+use crate::net::Conn;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
-use crossbeam_channel::{Receiver, TrySendError};
 use log::{debug, error, info, warn};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Threads serving TCP queries.
-pub const POOL_THREADS: usize = 16;
-/// Connections waiting for or held by a pool thread; more get BUSY.
-pub const MAX_QUEUED: usize = 256;
-/// Of those, at most this many from one address: a lab behind one NAT
-/// still gets its queries through, and one client cannot take the pool.
-pub const MAX_PER_IP: usize = 32;
+/// How the tracker admits query connections: 16 threads, 512 more
+/// connections waiting for their first query (no thread), 32 from one
+/// address (a lab behind one NAT still gets its queries through), 4 s
+/// from accept to the first whole query.
+pub const ADMISSION: Limits = Limits {
+    handlers: 16,
+    lobby: 512,
+    per_ip: 32,
+    start: Duration::from_secs(4),
+};
 /// A query connection silent this long is closed.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the reaper looks through all the peers for silent ones,
@@ -38,21 +45,13 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const REAP_EVERY: Duration = Duration::from_secs(1);
 const REAP_PARTS: u32 = 10;
 
-/// Counters for the logs, the dashboards and the load generator.
-#[derive(Default)]
-pub struct Counters {
-    pub queries: AtomicU64,
-    pub refused: AtomicU64,
-    pub datagrams: AtomicU64,
-    pub dropped: AtomicU64,
-}
-
 /// What every tracker thread shares.
 pub struct Shared {
     pub catalogue: Mutex<Catalogue>,
     pub store: Store,
     pub cookies: CookieJar,
-    pub counters: Counters,
+    /// What `/metrics` reports.
+    pub counters: TrackerMetrics,
     /// The cookies' clock: seconds since this instant.
     pub started: Instant,
 }
@@ -63,7 +62,7 @@ impl Shared {
             catalogue: Mutex::new(catalogue),
             store,
             cookies,
-            counters: Counters::default(),
+            counters: TrackerMetrics::default(),
             started: Instant::now(),
         }
     }
@@ -77,6 +76,18 @@ impl Shared {
         move |rows| shared.lock().summary(Instant::now(), rows)
     }
 
+    /// The `/metrics` page: the counters and the swarm's size now.
+    pub fn metrics_text(&self) -> String {
+        let s = self.lock().summary(Instant::now(), 0);
+        let swarm = Swarm {
+            peers: s.peers,
+            seeders: s.seeders,
+            leechers: s.leechers,
+            files: s.files,
+        };
+        crate::metrics::render(&self.counters.samples(swarm))
+    }
+
     /// The catalogue. Its operations do not panic, but should one ever,
     /// the state is still usable: a poisoned lock is taken anyway.
     pub fn lock(&self) -> MutexGuard<'_, Catalogue> {
@@ -84,40 +95,20 @@ impl Shared {
     }
 }
 
-/// Serves `listener` forever: starts the pool, then accepts.
+/// Serves `listener` forever.
 pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let (tx, rx) = crossbeam_channel::bounded::<(TcpStream, ConnSlot)>(MAX_QUEUED);
-    for i in 0..POOL_THREADS {
-        let (rx, shared) = (rx.clone(), shared.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("tracker-query-{i}"))
-            .spawn(move || worker(&shared, rx));
-        if let Err(e) = spawned {
-            error!("cannot start a query thread: {e}");
-        }
-    }
-    let limit = ConnLimit::new(MAX_QUEUED, MAX_PER_IP);
-    for stream in crate::net::accepted(&listener, "tracker") {
-        let ip = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
-        let refused = match limit.try_acquire(ip) {
-            Some(slot) => match tx.try_send((stream, slot)) {
-                Ok(()) => None,
-                Err(TrySendError::Full((s, _)) | TrySendError::Disconnected((s, _))) => Some(s),
-            },
-            None => Some(stream),
-        };
-        if let Some(stream) = refused {
-            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-            debug!("tracker: query cap reached, refusing {ip:?}");
-            crate::net::refuse_busy(stream);
-        }
-    }
-}
-
-fn worker(shared: &Shared, rx: Receiver<(TcpStream, ConnSlot)>) {
-    for (stream, _slot) in rx {
-        handle_connection(shared, stream);
-    }
+    let settings = gate::Settings {
+        what: "tracker",
+        limits: ADMISSION,
+        max_frame: MAX_FRAME,
+    };
+    let counted = shared.clone();
+    gate::serve(
+        listener,
+        settings,
+        move |stream, ticket| handle_connection(&shared, stream, &ticket),
+        move || counted.counters.connection_refused(),
+    );
 }
 
 /// Every second, forgets the peers silent for three intervals.
@@ -146,7 +137,7 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
 }
 
 /// Serves one query connection until it closes. Never panics on input.
-pub fn handle_connection(shared: &Shared, stream: TcpStream) {
+pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
     let mut conn = match Conn::new(stream, MAX_FRAME, QUERY_TIMEOUT) {
         Ok(c) => c,
         Err(e) => {
@@ -156,10 +147,13 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream) {
     };
     let from = conn.peer_addr();
     loop {
-        let (reply, close) = match conn.recv::<TrackerRequest>() {
+        ticket.idle(false);
+        let got = conn.recv::<TrackerRequest>();
+        ticket.busy();
+        let (reply, close) = match got {
             Ok(None) => break,
             Ok(Some(msg)) => {
-                shared.counters.queries.fetch_add(1, Ordering::Relaxed);
+                shared.counters.query();
                 on_message(shared, msg)
             }
             // The whole frame was read: answer and carry on.

@@ -30,7 +30,8 @@ pub struct Summary {
     pub file_totals: Vec<FileTotals>,
     /// At most the number of rows asked for: the slowest downloads in
     /// progress first (lowest rate, then lowest completion), then the
-    /// peers seen most recently.
+    /// peers seen most recently, shown in natural order of their ids
+    /// (P1, P2, P10).
     pub rows: Vec<PeerRow>,
     /// The announce interval the tracker gives peers now.
     pub interval: Duration,

@@ -17,7 +17,6 @@ use crate::wire::tracker_datagram::{
 };
 use log::{debug, info, warn};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +28,11 @@ pub enum Event {
     Announced,
     Left(String),
     Refused(Refusal),
+    /// A REGISTER for a peer id a live peer holds at another address.
+    InUse {
+        peer_id: String,
+        at: String,
+    },
     /// Not ours, or malformed before a transaction id could be trusted:
     /// no answer at all.
     Dropped,
@@ -100,6 +104,15 @@ fn announce(c: &mut Catalogue, a: &Announce<'_>, from: SocketAddr, now: Instant)
     }
     let (session, event) = if a.flags & FLAG_REGISTER != 0 {
         let host = Host::from_announce(a.advertise, source);
+        if a.flags & FLAG_BYE == 0 {
+            if let Some(at) = c.in_use_elsewhere(a.peer_id, &host, a.port, now) {
+                let event = Event::InUse {
+                    peer_id: a.peer_id.to_string(),
+                    at: at.clone(),
+                };
+                return (Reply::InUse { tx: a.tx, at }, event);
+            }
+        }
         let s = c.register(a.peer_id, host, a.port, now);
         (s, Event::Registered(a.peer_id.to_string()))
     } else {
@@ -167,9 +180,9 @@ fn serve(socket: UdpSocket, shared: &Shared) {
                 continue;
             }
         };
-        shared.counters.datagrams.fetch_add(1, Ordering::Relaxed);
+        shared.counters.datagram();
         if n > MAX_TRACKER_DATAGRAM {
-            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.counters.dropped();
             continue;
         }
         let now = Instant::now();
@@ -186,10 +199,16 @@ fn serve(socket: UdpSocket, shared: &Shared) {
         match &event {
             Event::Registered(id) => info!("peer {id} registered from {from}"),
             Event::Left(id) => info!("peer {id} left"),
-            Event::Dropped => {
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            Event::InUse { peer_id, at } => {
+                warn!("refused peer {peer_id} from {from}: that id is in use at {at}")
             }
             _ => {}
+        }
+        match &event {
+            Event::Registered(_) | Event::Left(_) | Event::Announced => shared.counters.announced(),
+            Event::Refused(_) | Event::InUse { .. } => shared.counters.announce_refused(),
+            Event::Dropped => shared.counters.dropped(),
+            Event::Connected => {}
         }
         if !out.is_empty() {
             if let Err(e) = socket.send_to(&out, from) {

@@ -13,6 +13,7 @@
 
 pub mod escape;
 pub mod http;
+pub mod multipart;
 pub mod peer_ui;
 pub mod tracker_ui;
 
@@ -375,6 +376,16 @@ pub fn render(page: &Page<'_>) -> String {
         main = page.main,
         version = env!("CARGO_PKG_VERSION"),
     )
+}
+
+/// `200` with a `/metrics` page in the Prometheus text format.
+pub fn metrics_response(text: String) -> Response {
+    Response::new(
+        200,
+        crate::metrics::CONTENT_TYPE,
+        http::Body::Bytes(text.into()),
+    )
+    .header("Cache-Control", "no-store")
 }
 
 /// `405` naming the methods a route takes.

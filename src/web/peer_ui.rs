@@ -108,7 +108,7 @@ impl PeerUi {
 /// The methods each address takes; `None` for an unknown address.
 fn allowed(path: &str) -> Option<&'static str> {
     match path {
-        "/" | "/upload" | "/download" | "/about" | "/api/progress" | "/api/files" => {
+        "/" | "/upload" | "/download" | "/about" | "/api/progress" | "/api/files" | "/metrics" => {
             Some("GET, HEAD")
         }
         "/api/upload" | "/api/fetch" | "/fetch" => Some("POST"),
@@ -139,6 +139,7 @@ impl App for PeerUi {
             "/about" => self.about(),
             "/api/progress" => self.progress_json(),
             "/api/files" => self.files_json(),
+            "/metrics" => super::metrics_response(self.peer.metrics_text()),
             "/api/upload" => self.upload(req).unwrap_or_else(|e| e.into_response(true)),
             "/api/fetch" => match self.start_fetch(&req.head) {
                 Ok(name) => Response::json(
@@ -236,14 +237,54 @@ impl PeerUi {
     /// `POST /api/upload?name=NAME` with the file as the body: streamed
     /// into `partial/<name>.upload`, then shared like the shell's `share`
     /// but moved, not copied.
+    /// A `multipart/form-data` body (`curl -F file=@x`) works too: the
+    /// first part with a filename is stored, without the envelope, under
+    /// `?name=` if given, else its filename.
     fn upload(&self, req: &mut Request<'_>) -> Result<Response, HttpError> {
-        let name = name_param(&req.head)?;
-        let len = req.head.content_length;
+        refuse_form(&req.head)?;
+        let content_type = req.head.header("content-type").unwrap_or("").to_string();
+        let form = match super::multipart::boundary(&content_type) {
+            None => None,
+            Some(Ok(b)) => Some(b),
+            Some(Err(e)) => return Err(HttpError::new(400, e)),
+        };
+        let Some(boundary) = form else {
+            let name = name_param(&req.head)?;
+            let len = req.head.content_length;
+            let _claim = self.claim_upload(&name)?;
+            let tmp = self.peer.scratch_path(&name, "upload").map_err(to_http)?;
+            let cleanup = RemoveOnDrop(&tmp);
+            receive(req, &tmp, len)?;
+            return self.share_upload(req, &name, &tmp, cleanup);
+        };
+        let given = match query_param(&req.head.query, "name") {
+            None => None,
+            Some(_) => Some(name_param(&req.head)?),
+        };
+        let head = req.head.clone();
+        let reader = std::io::BufReader::with_capacity(http::STREAM_CHUNK, &mut *req);
+        let mut part = super::multipart::file_part(reader, &boundary)
+            .map_err(|e| HttpError::new(400, format!("cannot read the form: {e}")))?;
+        let name = given.unwrap_or(part.filename.clone());
+        check_file_name(&name).map_err(to_http)?;
         let _claim = self.claim_upload(&name)?;
         let tmp = self.peer.scratch_path(&name, "upload").map_err(to_http)?;
         let cleanup = RemoveOnDrop(&tmp);
-        receive(req, &tmp, len)?;
-        let (record, note) = self.peer.share_scratch(&name, &tmp).map_err(to_http)?;
+        // The part ends at its boundary, within the body's length.
+        receive_upto(&mut part.body, &tmp, head.content_length)?;
+        drop(part);
+        self.share_upload(req, &name, &tmp, cleanup)
+    }
+
+    /// Hashes and shares an upload received into `tmp`.
+    fn share_upload(
+        &self,
+        req: &Request<'_>,
+        name: &str,
+        tmp: &Path,
+        cleanup: RemoveOnDrop<'_>,
+    ) -> Result<Response, HttpError> {
+        let (record, note) = self.peer.share_scratch(name, tmp).map_err(to_http)?;
         drop(cleanup);
         info!(
             "web UI: {} uploaded by {} ({} bytes)",
@@ -662,9 +703,46 @@ own pages.</p>
     }
 }
 
+/// An upload is the file's bytes as the body, or a `multipart/form-data`
+/// form. Another multipart type would be stored as the file, envelope and
+/// all: refused with 415 and what works.
+fn refuse_form(head: &Head) -> Result<(), HttpError> {
+    let media = head
+        .header("content-type")
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    // Not application/x-www-form-urlencoded: curl --data-binary sends
+    // the raw file under that type.
+    if media.starts_with("multipart/") && media != "multipart/form-data" {
+        return Err(HttpError::new(
+            415,
+            format!(
+                "{media} is not accepted: send the file itself as the body \
+                 (curl --data-binary @FILE 'http://HOST:PORT/api/upload?name=FILE') \
+                 or a multipart/form-data form (curl -F file=@FILE http://HOST:PORT/api/upload)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Copies exactly `len` body bytes into a new file at `path`, a buffer at
 /// a time: an upload is never whole in memory.
 fn receive(body: &mut impl Read, path: &Path, len: u64) -> Result<(), HttpError> {
+    let got = receive_upto(body, path, len)?;
+    if got < len {
+        return Err(HttpError::new(
+            400,
+            format!("the upload stopped after {got} of {len} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Copies `body` into a new file at `path` until it ends or `len` bytes
+/// came; how many came.
+fn receive_upto(body: &mut impl Read, path: &Path, len: u64) -> Result<u64, HttpError> {
     let disk = |what: &str, e: io::Error| {
         let status = if is_disk_full(&e) { 507 } else { 500 };
         HttpError::new(
@@ -702,14 +780,8 @@ fn receive(body: &mut impl Read, path: &Path, len: u64) -> Result<(), HttpError>
         out.write_all(&buf[..n]).map_err(|e| disk("write to", e))?;
         got += n as u64;
     }
-    if got < len {
-        return Err(HttpError::new(
-            400,
-            format!("the upload stopped after {got} of {len} bytes"),
-        ));
-    }
     out.flush().map_err(|e| disk("write to", e))?;
-    Ok(())
+    Ok(got)
 }
 
 /// Reads a shared file through the store's open handle.

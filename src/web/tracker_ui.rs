@@ -7,7 +7,7 @@
 
 use super::escape::{html, human_bytes};
 use super::http::{Method, Request, Response};
-use super::{asset, method_not_allowed, render, App, Page};
+use super::{asset, method_not_allowed, metrics_response, render, App, Page};
 use crate::tracker::dashboard::{format_ago, format_rate, format_uptime, left_out, SummarySource};
 use crate::tracker::summary::{Summary, HISTOGRAM_BUCKETS};
 use crate::units::percent;
@@ -25,22 +25,27 @@ pub const WEB_FILES: usize = 50;
 pub struct TrackerUi {
     source: Box<dyn SummarySource + Sync>,
     started: Instant,
-    /// Where the tracker listens, shown on the page.
+    /// Where peers reach the tracker, shown on the page.
     listen: String,
+    /// The `/metrics` page.
+    metrics: Box<dyn Fn() -> String + Send + Sync>,
 }
 
 impl TrackerUi {
     /// `source` gives the summary to draw, asked for `WEB_ROWS` rows (any
-    /// `Fn(usize) -> Summary + Send + Sync` is one).
+    /// `Fn(usize) -> Summary + Send + Sync` is one); `metrics` the text
+    /// of `GET /metrics`.
     pub fn new(
         source: impl SummarySource + Sync,
         started: Instant,
         listen: String,
+        metrics: impl Fn() -> String + Send + Sync + 'static,
     ) -> Arc<TrackerUi> {
         Arc::new(TrackerUi {
             source: Box::new(source),
             started,
             listen,
+            metrics: Box::new(metrics),
         })
     }
 
@@ -74,6 +79,8 @@ impl App for TrackerUi {
                 )
             }
             "/" => method_not_allowed("GET, HEAD"),
+            "/metrics" if get => metrics_response((self.metrics)()),
+            "/metrics" => method_not_allowed("GET, HEAD"),
             p => match p.strip_prefix("/static/").and_then(asset) {
                 Some(r) if get => r,
                 Some(_) => method_not_allowed("GET, HEAD"),
@@ -362,6 +369,7 @@ mod tests {
             },
             Instant::now(),
             "x".into(),
+            String::new,
         );
         assert_eq!(ui.source.summary(WEB_ROWS).peers, WEB_ROWS);
     }

@@ -154,10 +154,25 @@ pub struct Announced {
 /// What the tracker answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Connected { tx: u32, cookie: u64 },
+    Connected {
+        tx: u32,
+        cookie: u64,
+    },
     Announced(Announced),
-    Refused { tx: u32, reason: Refusal },
+    Refused {
+        tx: u32,
+        reason: Refusal,
+    },
+    /// REFUSED ID_IN_USE: another live peer holds this peer id; `at` is
+    /// where it is dialled (`host:port`; empty if it did not fit).
+    InUse {
+        tx: u32,
+        at: String,
+    },
 }
+
+/// The REFUSED reason that carries an address after it.
+const ID_IN_USE: u8 = 4;
 
 fn put_header(out: &mut Vec<u8>, ty: u8) {
     out.extend_from_slice(&MAGIC);
@@ -383,6 +398,15 @@ impl Reply {
                 put_u32(out, *tx);
                 put_u8(out, reason.code());
             }
+            Reply::InUse { tx, at } => {
+                put_header(out, ty::REFUSED);
+                put_u32(out, *tx);
+                put_u8(out, ID_IN_USE);
+                // Never longer than the request (an ANNOUNCE has at least
+                // 64 bytes, room for any IP address and port).
+                let room = request_len.saturating_sub(out.len() + 1).min(255);
+                put_short_str(out, if at.len() <= room { at } else { "" });
+            }
             Reply::Announced(a) => {
                 put_header(out, ty::ANNOUNCED);
                 put_u32(out, a.tx);
@@ -422,10 +446,26 @@ impl Reply {
                 tx: d.u32()?,
                 cookie: d.u64()?,
             },
-            ty::REFUSED => Reply::Refused {
-                tx: d.u32()?,
-                reason: Refusal::from_code(d.u8()?)?,
-            },
+            ty::REFUSED => {
+                let tx = d.u32()?;
+                match d.u8()? {
+                    ID_IN_USE => {
+                        let at = get_short_str(&mut d, 255)?;
+                        // Shown to the user: printable ASCII only.
+                        if !at.bytes().all(|b| b.is_ascii_graphic()) {
+                            return Err(Error::protocol("ID_IN_USE address is not printable"));
+                        }
+                        Reply::InUse {
+                            tx,
+                            at: at.to_string(),
+                        }
+                    }
+                    code => Reply::Refused {
+                        tx,
+                        reason: Refusal::from_code(code)?,
+                    },
+                }
+            }
             ty::ANNOUNCED => {
                 let tx = d.u32()?;
                 let session = d.u64()?;
@@ -462,7 +502,9 @@ impl Reply {
 
     pub fn tx(&self) -> u32 {
         match self {
-            Reply::Connected { tx, .. } | Reply::Refused { tx, .. } => *tx,
+            Reply::Connected { tx, .. } | Reply::Refused { tx, .. } | Reply::InUse { tx, .. } => {
+                *tx
+            }
             Reply::Announced(a) => a.tx,
         }
     }
@@ -831,5 +873,40 @@ mod tests {
                 tx, session, interval_secs: interval, peers, source, unknown: expect_unknown,
             }));
         }
+    }
+
+    #[test]
+    fn id_in_use_carries_the_address_within_the_request_size() {
+        let reply = Reply::InUse {
+            tx: 7,
+            at: "[2001:db8::1]:65535".into(),
+        };
+        let mut out = Vec::new();
+        reply.encode(MIN_ANNOUNCE_LEN, &mut out);
+        assert_eq!(out.len(), 9 + 1 + 19);
+        assert_eq!(&out[8..10], &[4, 19]);
+        assert_eq!(Reply::decode(&out).unwrap(), reply);
+        // Too long for the request: sent without the address.
+        let long = Reply::InUse {
+            tx: 7,
+            at: "h".repeat(200),
+        };
+        long.encode(MIN_ANNOUNCE_LEN, &mut out);
+        assert!(out.len() <= MIN_ANNOUNCE_LEN);
+        assert_eq!(
+            Reply::decode(&out).unwrap(),
+            Reply::InUse {
+                tx: 7,
+                at: String::new()
+            }
+        );
+        // An address with a control character is not shown to anyone.
+        let mut bad = Vec::new();
+        Reply::InUse {
+            tx: 7,
+            at: "a\x1b[2J".into(),
+        }
+        .encode(MIN_ANNOUNCE_LEN, &mut bad);
+        assert!(Reply::decode(&bad).is_err());
     }
 }

@@ -250,3 +250,40 @@ fn many_files_go_in_batches_and_bye_ends_the_session() {
     assert_eq!(notices, [Notice::Left]);
     assert_eq!(w.catalogue.lock().unwrap().peer_count(), 0);
 }
+
+#[test]
+fn an_id_in_use_elsewhere_is_told_once_and_retried_each_interval() {
+    let h = Holdings::new();
+    // The first A, on another host, is registered and alive.
+    let mut w = World::new();
+    let other: crate::tracker::catalogue::Host =
+        crate::tracker::catalogue::Host::Ip("10.0.0.1".parse().unwrap());
+    w.catalogue
+        .lock()
+        .unwrap()
+        .register("A", other, 9000, w.now);
+    let notices = w.run(&h, false);
+    assert_eq!(
+        notices.last(),
+        Some(&Notice::IdInUse("10.0.0.1:9000".into()))
+    );
+    // Nothing more until the interval is up; then a retry, refused again
+    // without a second notice.
+    let interval = w.peer.interval();
+    assert!(w.run(&h, false).is_empty());
+    w.advance(interval);
+    let again = w.run(&h, false);
+    assert!(
+        !again.iter().any(|n| matches!(n, Notice::IdInUse(_))),
+        "{again:?}"
+    );
+    // Once the first one is gone, the retry registers.
+    w.catalogue
+        .lock()
+        .unwrap()
+        .expire(w.now + Duration::from_secs(3600));
+    w.advance(interval);
+    w.run(&h, false);
+    assert_eq!(w.catalogue.lock().unwrap().peer_count(), 1);
+    assert!(w.peer.session.is_some());
+}

@@ -378,3 +378,21 @@ fn expiry_in_parts_covers_every_peer_once_a_sweep() {
     // An empty catalogue is swept without trouble.
     assert!(c.expire_part(10, late).is_empty());
 }
+
+#[test]
+fn idle_peers_are_listed_in_natural_order() {
+    let mut c = Catalogue::new();
+    let t0 = Instant::now();
+    for (i, id) in ["P10", "P2", "P1", "P11"].iter().enumerate() {
+        // Seen at different moments: the order is by id, not by time.
+        c.register(
+            id,
+            ip("10.0.0.1"),
+            1000 + i as u16,
+            t0 + Duration::from_millis(i as u64),
+        );
+    }
+    let s = c.summary(t0 + Duration::from_secs(1), 10);
+    let ids: Vec<&str> = s.rows.iter().map(|r| r.peer_id.as_str()).collect();
+    assert_eq!(ids, ["P1", "P2", "P10", "P11"]);
+}

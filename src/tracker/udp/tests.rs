@@ -247,3 +247,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_second_peer_with_a_live_id_is_told_where_the_first_is() {
+    let b = Bench::new();
+    let first = from("10.0.0.1:4000");
+    let (ev, ..) = b.send(&announce(b.cookie(first), 0, FLAG_REGISTER, vec![]), first);
+    assert_eq!(ev, Event::Registered("A".into()));
+    // Another host, same id: refused, with the first one's address.
+    let second = from("10.0.0.2:4000");
+    let (ev, reply, len) = b.send(
+        &announce(b.cookie(second), 0, FLAG_REGISTER, vec![]),
+        second,
+    );
+    let at = "10.0.0.1:7000".to_string();
+    assert_eq!(
+        ev,
+        Event::InUse {
+            peer_id: "A".into(),
+            at: at.clone()
+        }
+    );
+    assert_eq!(reply, Some(Reply::InUse { tx: 9, at }));
+    assert_eq!(len, MIN_ANNOUNCE_LEN);
+    // The same host and advertised port again: the first one restarted.
+    let again = from("10.0.0.1:4001");
+    let (ev, ..) = b.send(&announce(b.cookie(again), 0, FLAG_REGISTER, vec![]), again);
+    assert_eq!(ev, Event::Registered("A".into()));
+}

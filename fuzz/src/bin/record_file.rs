@@ -1,0 +1,62 @@
+//! A file record in its stored form (`wire::record_file`, checked by
+//! `record::FileRecord::validate`): what the tracker reads back from
+//! `records/` and a peer from its record cache, and the body of every
+//! RECORD. A record that decodes must round-trip, and its piece geometry
+//! must hold together, since downloads index blocks and pieces by it.
+
+use p2pshare::bitfield::Bitfield;
+use p2pshare::record::{blocks_held, piece_count_for, FileRecord};
+use p2pshare::wire::record_file;
+
+fn check(data: &[u8]) {
+    let Ok(r) = record_file::decode(data) else {
+        return;
+    };
+    let mut bytes = Vec::new();
+    record_file::encode(&r, &mut bytes);
+    assert_eq!(bytes, data, "a record has one stored form");
+    assert_eq!(record_file::decode(&bytes).unwrap(), r);
+    geometry(&r);
+}
+
+/// Pieces tile the file, blocks tile the pieces.
+fn geometry(r: &FileRecord) {
+    let pieces = r.piece_count();
+    assert_eq!(pieces, piece_count_for(r.size));
+    let mut bytes = 0;
+    let mut blocks = 0;
+    for p in 0..pieces {
+        assert!(r.piece_len(p) > 0);
+        assert_eq!(r.first_block(p), blocks);
+        assert_eq!(r.piece_of_block(r.first_block(p)), p);
+        bytes += r.piece_len(p);
+        blocks += r.piece_blocks(p);
+    }
+    assert_eq!(bytes, r.size);
+    assert_eq!(blocks, r.block_count());
+    let full = Bitfield::full(pieces);
+    assert_eq!(r.blocks_in(&full), u64::from(r.block_count()));
+    assert_eq!(blocks_held(r.size, &full), u64::from(r.block_count()));
+    if let Some(last) = r.block_count().checked_sub(1) {
+        assert!(r.block_len(last) > 0);
+    }
+}
+
+fn seeds() -> Vec<Vec<u8>> {
+    [
+        FileRecord::from_bytes("a.bin", &[7; 10_000]),
+        FileRecord::from_bytes("empty", b""),
+        FileRecord::from_bytes("naïve b.txt", b"hello"),
+    ]
+    .iter()
+    .map(|r| {
+        let mut out = Vec::new();
+        record_file::encode(r, &mut out);
+        out
+    })
+    .collect()
+}
+
+fn main() {
+    p2pshare_fuzz::main(check, seeds);
+}

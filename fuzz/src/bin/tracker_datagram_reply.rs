@@ -1,0 +1,83 @@
+//! What a peer decodes from the tracker's UDP port
+//! (`wire::tracker_datagram::Reply`: CONNECTED, ANNOUNCED, REFUSED).
+//! Round trip, and the rule that an answer is never larger than the
+//! request it answers: re-encoded for a request of some length (64 bytes,
+//! the smallest ANNOUNCE, up to the largest datagram), it must fit, losing
+//! at most the unknown-file bitmap.
+
+use p2pshare::wire::tracker_datagram::{
+    Announced, Refusal, Reply, MAX_TRACKER_DATAGRAM, MIN_ANNOUNCE_LEN,
+};
+
+fn check(data: &[u8]) {
+    let Ok(first) = Reply::decode(data) else {
+        return;
+    };
+    // Any request length will do; this one varies with the input.
+    let span = MAX_TRACKER_DATAGRAM - MIN_ANNOUNCE_LEN + 1;
+    let request_len = MIN_ANNOUNCE_LEN + data.len() * 31 % span;
+    let mut bytes = Vec::new();
+    first.encode(request_len, &mut bytes);
+    assert!(bytes.len() <= request_len);
+    let again = Reply::decode(&bytes).expect("re-decodes");
+    if let (Reply::Announced(a), Reply::Announced(b)) = (&first, &again) {
+        // The bitmap goes whole or not at all, and only when it names a file.
+        assert!(b.unknown == a.unknown || b.unknown.is_empty());
+        assert!(b.unknown.is_empty() || b.unknown.iter().any(|&u| u));
+    }
+    assert_eq!(without_bitmap(again), without_bitmap(first));
+}
+
+fn without_bitmap(r: Reply) -> Reply {
+    match r {
+        Reply::Announced(a) => Reply::Announced(Announced {
+            unknown: Vec::new(),
+            ..a
+        }),
+        other => other,
+    }
+}
+
+fn seeds() -> Vec<Vec<u8>> {
+    let announced = |source: &str, unknown: Vec<bool>| {
+        Reply::Announced(Announced {
+            tx: 7,
+            session: 42,
+            interval_secs: 3,
+            peers: 10,
+            source: source.parse().unwrap(),
+            unknown,
+        })
+    };
+    let replies = [
+        Reply::Connected {
+            tx: 5,
+            cookie: 0x0102_0304_0506_0708,
+        },
+        Reply::Refused {
+            tx: 5,
+            reason: Refusal::BadCookie,
+        },
+        Reply::Refused {
+            tx: 5,
+            reason: Refusal::BadRequest,
+        },
+        announced("127.0.0.1", vec![]),
+        announced(
+            "::1",
+            vec![false, true, false, false, true, true, false, false, true],
+        ),
+    ];
+    replies
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            r.encode(MAX_TRACKER_DATAGRAM, &mut out);
+            out
+        })
+        .collect()
+}
+
+fn main() {
+    p2pshare_fuzz::main(check, seeds);
+}

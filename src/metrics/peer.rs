@@ -1,0 +1,156 @@
+//! A peer's counters: what its block server sent and what its downloads
+//! received, verified, rejected and banned, and its connections. The
+//! block server and the download workers bump them; `samples` reads them
+//! for `/metrics`.
+
+use super::Sample;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Default, Debug)]
+pub struct PeerMetrics {
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    pieces_verified: AtomicU64,
+    pieces_rejected: AtomicU64,
+    peers_banned: AtomicU64,
+    connections_accepted: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
+}
+
+/// Counts one block-server connection as open until dropped.
+pub struct OpenConnection<'a>(&'a PeerMetrics);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Relaxed);
+    }
+}
+
+impl PeerMetrics {
+    /// Block bytes written to another peer.
+    pub fn sent(&self, bytes: usize) {
+        self.bytes_up.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Block bytes received from a holder (verified or not).
+    pub fn received(&self, bytes: usize) {
+        self.bytes_down.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Pieces that passed their hash and were written.
+    pub fn verified(&self, pieces: u32) {
+        self.pieces_verified.fetch_add(u64::from(pieces), Relaxed);
+    }
+
+    /// A piece that failed its hash (fetched again elsewhere).
+    pub fn rejected(&self) {
+        self.pieces_rejected.fetch_add(1, Relaxed);
+    }
+
+    /// A holder dropped from a download for sending bad pieces.
+    pub fn banned(&self) {
+        self.peers_banned.fetch_add(1, Relaxed);
+    }
+
+    /// A connection the block server accepted; open while the guard lives.
+    pub fn accepted(&self) -> OpenConnection<'_> {
+        self.connections_accepted.fetch_add(1, Relaxed);
+        self.connections_open.fetch_add(1, Relaxed);
+        OpenConnection(self)
+    }
+
+    /// A connection the block server turned away (a cap was reached).
+    pub fn refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    /// Every counter, with the downloads running now.
+    pub fn samples(&self, downloads_active: usize) -> Vec<Sample> {
+        let v = |a: &AtomicU64| a.load(Relaxed);
+        vec![
+            Sample::counter(
+                "peer_bytes_up_total",
+                "Block bytes this peer sent to other peers.",
+                v(&self.bytes_up),
+            ),
+            Sample::counter(
+                "peer_bytes_down_total",
+                "Block bytes this peer received from holders.",
+                v(&self.bytes_down),
+            ),
+            Sample::counter(
+                "peer_pieces_verified_total",
+                "Pieces received whose hash matched the record.",
+                v(&self.pieces_verified),
+            ),
+            Sample::counter(
+                "peer_pieces_rejected_total",
+                "Pieces received whose hash did not match (fetched again).",
+                v(&self.pieces_rejected),
+            ),
+            Sample::counter(
+                "peer_peers_banned_total",
+                "Holders dropped from a download for sending corrupt pieces.",
+                v(&self.peers_banned),
+            ),
+            Sample::counter(
+                "peer_connections_accepted_total",
+                "Connections the block server accepted.",
+                v(&self.connections_accepted),
+            ),
+            Sample::gauge(
+                "peer_connections_open",
+                "Block-server connections open now.",
+                v(&self.connections_open),
+            ),
+            Sample::counter(
+                "peer_connections_refused_total",
+                "Connections the block server refused (too many at once).",
+                v(&self.connections_refused),
+            ),
+            Sample::gauge(
+                "peer_downloads_active",
+                "Downloads in progress now.",
+                downloads_active as u64,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{render, value_in};
+
+    #[test]
+    fn counts_move() {
+        let m = PeerMetrics::default();
+        m.sent(4096);
+        m.sent(10);
+        m.received(7);
+        m.verified(3);
+        m.rejected();
+        m.banned();
+        m.refused();
+        let open = m.accepted();
+        let page = render(&m.samples(2));
+        for (name, want) in [
+            ("peer_bytes_up_total", 4106),
+            ("peer_bytes_down_total", 7),
+            ("peer_pieces_verified_total", 3),
+            ("peer_pieces_rejected_total", 1),
+            ("peer_peers_banned_total", 1),
+            ("peer_connections_accepted_total", 1),
+            ("peer_connections_open", 1),
+            ("peer_connections_refused_total", 1),
+            ("peer_downloads_active", 2),
+        ] {
+            assert_eq!(value_in(&page, name), Some(want), "{name}");
+        }
+        drop(open);
+        let page = render(&m.samples(0));
+        assert_eq!(value_in(&page, "peer_connections_open"), Some(0));
+        assert_eq!(value_in(&page, "peer_connections_accepted_total"), Some(1));
+    }
+}

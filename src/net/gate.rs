@@ -1,0 +1,403 @@
+//! The accept loop of the block server and of the tracker, driving an
+//! `Admission` machine. One thread, the gate, accepts and keeps the lobby:
+//! it waits with poll(2) on the listener and on every connection whose
+//! first message has not arrived whole yet, so a silent or trickling
+//! connection costs a file descriptor, not a thread. A connection whose
+//! first message is whole gets a handler thread of its own until it ends
+//! (thread per active connection, as everywhere else), up to the
+//! machine's bound. Handler threads are started as needed and then kept
+//! for the next connection, so connections that come and go (evicted
+//! ones) never make threads that come and go beyond the bound. The
+//! handler tells the machine through its `Ticket` when it waits for the
+//! client and when it works, so idle connections can be evicted for
+//! newcomers. std has no poll: `libc::poll`, on a handful of descriptors
+//! owned here.
+
+use super::admission::{Admission, ConnId, Decision, Limits};
+use crate::wire::frame;
+use crossbeam_channel::{Receiver, Sender};
+use log::{debug, warn};
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::io::ErrorKind;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How often the gate looks at the deadlines and hands waiting
+/// connections to threads that came free.
+pub const TICK: Duration = Duration::from_millis(50);
+/// Bytes of a first message looked at in the lobby: a message this long
+/// that is not yet whole (a NEW_FILE record) goes to a thread anyway,
+/// which reads the rest under the start deadline.
+const PEEK: usize = 16 << 10;
+/// Connections taken from the listener per turn, so the lobby is looked
+/// at between bursts.
+const ACCEPT_BURST: usize = 256;
+
+/// How a server admits connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// For thread names and the logs.
+    pub what: &'static str,
+    pub limits: Limits,
+    /// The largest frame this server takes (to read a first header).
+    pub max_frame: usize,
+}
+
+struct Shared {
+    machine: Mutex<Admission>,
+    /// A second handle on each handed connection, to shut it down when it
+    /// is evicted (which ends its thread's reads).
+    handled: Mutex<HashMap<ConnId, TcpStream>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Told {
+    Idle(bool),
+    Busy,
+}
+
+/// A handler's link to the gate: its slot, given back when dropped.
+pub struct Ticket {
+    shared: Arc<Shared>,
+    id: ConnId,
+    deadline: Instant,
+    told: Cell<Option<Told>>,
+    /// Its first message has been read (`busy` was called).
+    started: Cell<bool>,
+}
+
+impl Ticket {
+    /// When the connection's start must be over: the handshake and the
+    /// first message, counted from accept.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The handler waits for the client; `useful`: it holds something
+    /// open for it, so it is evicted after those that do not.
+    /// Until the first message has been read, and while the start
+    /// deadline has not passed, this is not said: the connection came with
+    /// a whole message, and must not be evicted before it is served.
+    pub fn idle(&self, useful: bool) {
+        if !self.started.get() && Instant::now() < self.deadline {
+            return;
+        }
+        self.tell(Told::Idle(useful));
+    }
+
+    /// The handler works for the client: not to be evicted.
+    pub fn busy(&self) {
+        self.started.set(true);
+        self.tell(Told::Busy);
+    }
+
+    fn tell(&self, t: Told) {
+        if self.told.replace(Some(t)) == Some(t) {
+            return;
+        }
+        let now = Instant::now();
+        let mut m = lock(&self.shared.machine);
+        match t {
+            Told::Idle(useful) => m.idle(self.id, useful, now),
+            Told::Busy => m.busy(self.id, now),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        lock(&self.shared.machine).closed(self.id);
+        lock(&self.shared.handled).remove(&self.id);
+    }
+}
+
+/// What the first bytes of a lobby connection say.
+enum Start {
+    Wait,
+    Ready,
+    Closed,
+}
+
+/// Accepts on `listener` forever; `handle` serves one handed connection
+/// on its own thread and returns when it is over; `refused` counts each
+/// connection sent away with BUSY (for the metrics).
+pub fn serve<F>(listener: TcpListener, settings: Settings, handle: F, refused: impl Fn() + 'static)
+where
+    F: Fn(TcpStream, Ticket) + Send + Sync + 'static,
+{
+    if let Err(e) = listener.set_nonblocking(true) {
+        warn!("{}: cannot poll the listener: {e}", settings.what);
+        return;
+    }
+    let mut gate = Gate {
+        settings,
+        shared: Arc::new(Shared {
+            machine: Mutex::new(Admission::new(settings.limits)),
+            handled: Mutex::new(HashMap::new()),
+        }),
+        pool: Pool {
+            what: settings.what,
+            handle: Arc::new(handle),
+            jobs: crossbeam_channel::unbounded(),
+            started: 0,
+            max: settings.limits.handlers,
+        },
+        lobby: HashMap::new(),
+        waiting: HashSet::new(),
+        refused: Box::new(refused),
+    };
+    loop {
+        gate.turn(&listener);
+    }
+}
+
+struct Gate<F> {
+    settings: Settings,
+    shared: Arc<Shared>,
+    pool: Pool<F>,
+    /// Connections not yet handed on, with when they were accepted.
+    lobby: HashMap<ConnId, (TcpStream, Instant)>,
+    /// Of those, the ones whose first message is whole: not polled (they
+    /// would wake every poll) until a thread is free.
+    waiting: HashSet<ConnId>,
+    /// Counts a connection sent away with BUSY.
+    refused: Box<dyn Fn()>,
+}
+
+impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
+    /// One poll, then what it woke for, then the deadlines.
+    fn turn(&mut self, listener: &TcpListener) {
+        let polled: Vec<ConnId> = self
+            .lobby
+            .keys()
+            .filter(|id| !self.waiting.contains(id))
+            .copied()
+            .collect();
+        let mut fds: Vec<libc::pollfd> = std::iter::once(listener.as_raw_fd())
+            .chain(polled.iter().map(|id| self.lobby[id].0.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN | libc::POLLRDHUP,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for
+        // the duration of the call; every descriptor in it is owned by
+        // `listener` or `self.lobby`, which outlive the call.
+        let n = unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                TICK.as_millis() as i32,
+            )
+        };
+        if n > 0 {
+            if fds[0].revents != 0 {
+                self.accept_burst(listener);
+            }
+            for (fd, id) in fds[1..].iter().zip(&polled) {
+                if fd.revents != 0 {
+                    let ended = fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
+                    self.look_at(*id, ended);
+                }
+            }
+        }
+        let decisions = lock(&self.shared.machine).tick(Instant::now());
+        self.apply(decisions, None);
+    }
+
+    fn accept_burst(&mut self, listener: &TcpListener) {
+        for _ in 0..ACCEPT_BURST {
+            match listener.accept() {
+                Ok((stream, from)) => {
+                    let now = Instant::now();
+                    let decisions =
+                        lock(&self.shared.machine).accept(from.ip().to_canonical(), now);
+                    self.apply(decisions, Some((stream, now)));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors and the like: back off, not spin.
+                    warn!("{}: accept failed: {e}", self.settings.what);
+                    std::thread::sleep(Duration::from_millis(100));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A lobby connection woke the poll: bytes, or a hang-up (`ended`:
+    /// the client sends no more).
+    fn look_at(&mut self, id: ConnId, ended: bool) {
+        let Some((stream, _)) = self.lobby.get(&id) else {
+            return;
+        };
+        match first_message(stream, self.settings.max_frame, ended) {
+            Start::Wait => {}
+            Start::Closed => {
+                self.lobby.remove(&id);
+                lock(&self.shared.machine).closed(id);
+            }
+            Start::Ready => {
+                self.waiting.insert(id);
+                let decisions = lock(&self.shared.machine).ready(id, Instant::now());
+                self.apply(decisions, None);
+            }
+        }
+    }
+
+    /// Carries out the machine's decisions; `new` is the connection just
+    /// accepted, which `Admit` or `Refuse` is about.
+    fn apply(&mut self, decisions: Vec<Decision>, mut new: Option<(TcpStream, Instant)>) {
+        for d in decisions {
+            match d {
+                Decision::Admit(id) => {
+                    if let Some((stream, at)) = new.take() {
+                        if stream.set_nonblocking(true).is_ok() {
+                            self.lobby.insert(id, (stream, at));
+                        } else {
+                            lock(&self.shared.machine).closed(id);
+                        }
+                    }
+                }
+                Decision::Refuse => {
+                    if let Some((stream, _)) = new.take() {
+                        debug!(
+                            "{}: full, refusing {:?}",
+                            self.settings.what,
+                            stream.peer_addr()
+                        );
+                        (self.refused)();
+                        super::refuse_busy(stream);
+                    }
+                }
+                Decision::Evict(id) => self.evict(id),
+                Decision::Hand(id) => self.hand(id),
+            }
+        }
+    }
+
+    fn evict(&mut self, id: ConnId) {
+        self.waiting.remove(&id);
+        if let Some((stream, _)) = self.lobby.remove(&id) {
+            debug!(
+                "{}: evicting {:?} from the lobby",
+                self.settings.what,
+                stream.peer_addr()
+            );
+            (self.refused)();
+            super::refuse_busy(stream);
+            return;
+        }
+        // Taken out, so the shutdown happens without the lock.
+        let spare = lock(&self.shared.handled).remove(&id);
+        if let Some(stream) = spare {
+            debug!(
+                "{}: evicting idle {:?}",
+                self.settings.what,
+                stream.peer_addr()
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn hand(&mut self, id: ConnId) {
+        self.waiting.remove(&id);
+        let Some((stream, accepted)) = self.lobby.remove(&id) else {
+            return;
+        };
+        let ticket = Ticket {
+            shared: self.shared.clone(),
+            id,
+            deadline: accepted + self.settings.limits.start,
+            // As the machine has it on hand-over.
+            told: Cell::new(Some(Told::Busy)),
+            started: Cell::new(false),
+        };
+        let spare = match stream
+            .set_nonblocking(false)
+            .and_then(|()| stream.try_clone())
+        {
+            Ok(s) => s,
+            Err(e) => return debug!("{}: {e}", self.settings.what), // the ticket gives the slot back
+        };
+        lock(&self.shared.handled).insert(id, spare);
+        let wanted = lock(&self.shared.machine).threads();
+        self.pool.run(stream, ticket, wanted);
+    }
+}
+
+type Job = (TcpStream, Ticket);
+
+/// The handler threads: started as needed, at most `max`, each taking one
+/// connection at a time. A thread's connection counts in the machine
+/// until its ticket is dropped, just before the thread takes the next:
+/// with as many threads as the machine counts, a job waits only for a
+/// thread that is ending its last one.
+struct Pool<F> {
+    what: &'static str,
+    handle: Arc<F>,
+    jobs: (Sender<Job>, Receiver<Job>),
+    started: usize,
+    max: usize,
+}
+
+impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Pool<F> {
+    /// `wanted`: the connections on threads, this one included.
+    fn run(&mut self, stream: TcpStream, ticket: Ticket, wanted: usize) {
+        while self.started < wanted.min(self.max) {
+            if !self.start_thread() {
+                break;
+            }
+        }
+        // Cannot fail: the pool holds a receiver.
+        let _ = self.jobs.0.send((stream, ticket));
+    }
+
+    fn start_thread(&mut self) -> bool {
+        let (jobs, handle) = (self.jobs.1.clone(), self.handle.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-conn", self.what))
+            .spawn(move || {
+                for (stream, ticket) in jobs {
+                    handle(stream, ticket);
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                self.started += 1;
+                true
+            }
+            // The job waits for a thread that ends its connection.
+            Err(e) => {
+                warn!("{}: cannot start a connection thread: {e}", self.what);
+                false
+            }
+        }
+    }
+}
+
+/// Whether a lobby connection's first message is whole (or long enough,
+/// or not ours, or cut short by the client's end of sending: its handler
+/// will say so), still coming, or closed without a byte.
+fn first_message(stream: &TcpStream, max_frame: usize, ended: bool) -> Start {
+    let mut buf = [0u8; PEEK];
+    match stream.peek(&mut buf) {
+        Ok(0) => Start::Closed,
+        Ok(n) if n == PEEK || ended => Start::Ready,
+        Ok(n) => match frame::parse(&buf[..n], max_frame) {
+            Ok(None) => Start::Wait,
+            Ok(Some(_)) | Err(_) => Start::Ready,
+        },
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => Start::Wait,
+        Err(_) => Start::Closed,
+    }
+}

@@ -1,0 +1,106 @@
+//! `GET /metrics` on the peer's and the tracker's `--http` port: after a
+//! real transfer between two peers, the counters on each side have moved
+//! as the transfer says they should.
+
+mod common;
+
+use common::http;
+use common::*;
+use p2pshare::metrics::value_in;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// One scrape, checked for the text format on the way.
+fn scrape(base: &str) -> String {
+    let r = http::get(base, "/metrics");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ct = r.header("content-type").unwrap_or_default().to_string();
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    let page = r.text();
+    for line in page.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.split_once(' ').expect("name value");
+        assert!(name.starts_with("p2pshare_"), "{line}");
+        assert!(value.parse::<u64>().is_ok(), "{line}");
+        assert!(
+            page.contains(&format!("# TYPE {name} ")),
+            "{name} has no TYPE"
+        );
+        assert!(
+            page.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP"
+        );
+    }
+    page
+}
+
+fn value(page: &str, name: &str) -> u64 {
+    value_in(page, name).unwrap_or_else(|| panic!("no {name} in\n{page}"))
+}
+
+#[test]
+fn both_sides_count_a_transfer() {
+    let tmp = temp_dir();
+    let tracker = TrackerProc::start_with(&tmp.path().join("tracker"), &["--http", "0"]);
+    let dash = tracker.web_url();
+    let before = scrape(&dash);
+    assert_eq!(value(&before, "tracker_peers"), 0);
+    assert_eq!(value(&before, "tracker_files"), 0);
+
+    let size = 1024 * 1024 + 77;
+    let data = test_bytes(size, 9);
+    let (dir_a, dir_b) = (tmp.path().join("A"), tmp.path().join("B"));
+    std::fs::create_dir_all(dir_a.join("files")).unwrap();
+    std::fs::write(dir_a.join("files/m.bin"), &data).unwrap();
+    let (_a, base_a) = web_peer("A", &tracker, &dir_a, &[]);
+    wait_until(WAIT, "A's file at the tracker", || {
+        p2pshare::peer::tracker_client::list_files(&tracker.addr())
+            .is_ok_and(|f| f.iter().any(|f| f.name == "m.bin" && f.holders > 0))
+    });
+    let idle = scrape(&base_a);
+    assert_eq!(value(&idle, "peer_bytes_up_total"), 0);
+    assert_eq!(value(&idle, "peer_downloads_active"), 0);
+
+    let (_b, base_b) = web_peer("B", &tracker, &dir_b, &["--get", "m.bin"]);
+    wait_until(WAIT, "B's download", || {
+        std::fs::read(dir_b.join("files/m.bin")).is_ok_and(|d| d == data)
+    });
+
+    let a = scrape(&base_a);
+    let b = scrape(&base_b);
+    let size = size as u64;
+    // Every byte came from A, the only holder; endgame duplicates may add
+    // a little, never take away.
+    assert!(value(&a, "peer_bytes_up_total") >= size, "{a}");
+    assert!(value(&b, "peer_bytes_down_total") >= size, "{b}");
+    assert_eq!(
+        value(&b, "peer_bytes_up_total"),
+        value(&b, "peer_bytes_up_total")
+    );
+    assert_eq!(value(&a, "peer_bytes_down_total"), 0, "{a}");
+    assert!(value(&b, "peer_pieces_verified_total") >= 1, "{b}");
+    assert_eq!(value(&b, "peer_pieces_rejected_total"), 0, "{b}");
+    assert_eq!(value(&b, "peer_peers_banned_total"), 0, "{b}");
+    assert!(value(&a, "peer_connections_accepted_total") >= 1, "{a}");
+    assert_eq!(value(&a, "peer_connections_refused_total"), 0, "{a}");
+    assert_eq!(value(&b, "peer_downloads_active"), 0, "{b}");
+
+    // The tracker sees both peers, one file, and has counted their traffic.
+    wait_until(WAIT, "both peers seeding at the tracker", || {
+        let t = scrape(&dash);
+        value(&t, "tracker_peers") == 2 && value(&t, "tracker_seeders") == 2
+    });
+    let t = scrape(&dash);
+    assert_eq!(value(&t, "tracker_files"), 1, "{t}");
+    assert_eq!(value(&t, "tracker_leechers"), 0, "{t}");
+    assert!(value(&t, "tracker_announces_total") >= 2, "{t}");
+    assert!(value(&t, "tracker_queries_total") >= 2, "{t}");
+    assert!(
+        value(&t, "tracker_datagrams_total") >= value(&t, "tracker_announces_total"),
+        "{t}"
+    );
+    // Counters never go down between scrapes.
+    for name in ["tracker_announces_total", "tracker_queries_total"] {
+        assert!(value(&t, name) >= value(&before, name), "{name}");
+    }
+}
