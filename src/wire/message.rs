@@ -414,6 +414,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_protocol_documents_examples_are_what_is_sent() {
+        let hex = |b: &Bitfield| {
+            let mut buf = Vec::new();
+            put_have(&mut buf, b);
+            buf.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+        };
+        let set = |len: u32, ones: &[u32]| {
+            let mut b = Bitfield::new(len);
+            for &p in ones {
+                b.set(p);
+            }
+            b
+        };
+        // docs/PROTOCOL.md §7.
+        assert_eq!(hex(&Bitfield::full(7)), "00 00 00 07 01");
+        assert_eq!(
+            hex(&set(10, &[0, 1, 2, 8])),
+            "00 00 00 0a 03 00 00 00 02 07 01"
+        );
+        assert_eq!(hex(&set(1000, &[3, 999])), "00 00 03 e8 04 02 03 00 e3 07 00");
+        assert_eq!(
+            hex(&set(1000, &(40..48).collect::<Vec<_>>())),
+            "00 00 03 e8 04 01 28 07"
+        );
+    }
+
+    #[test]
     fn hostile_gap_coded_sets_are_refused() {
         let set = |body: &[u8]| {
             let mut buf = vec![0, 0, 0, 100, HAVE_GAPS];
