@@ -55,9 +55,11 @@ lint:
 demo: build
 	BIN=$(BIN) tools/demo.sh
 
-# One 256 MiB transfer between two peers, against md5sum and a plain socket copy.
+# One 256 MiB transfer between two peers, against md5sum and a plain socket copy;
+# then the same transfer open and with --secret-file, turn about, and their ratio.
 bench: build
 	BIN=$(BIN) tools/bench.sh
+	BIN=$(BIN) tools/bench_secret.sh
 
 # UDP announces per second the tracker answers on one core, latency, CPU
 # per announce and memory, for PEERS simulated peers; then opentracker

@@ -168,6 +168,7 @@ fn fake_record(name: &str) -> FileRecord {
                 h
             })
             .collect(),
+        folder: None,
     }
 }
 

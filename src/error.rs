@@ -37,6 +37,18 @@ pub enum Error {
     Local(String),
     /// The operation was stopped by shutdown.
     Cancelled,
+    /// The swarm secret kept us from talking to `who` (an address, or
+    /// "the tracker at ADDR").
+    Secret { who: String, problem: SecretProblem },
+}
+
+/// How a connection failed over the swarm secret (see docs/SECURITY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretProblem {
+    /// The other side has another secret, or has one and we have none.
+    Mismatch,
+    /// We have a secret and the other side runs an open swarm.
+    TheyAreOpen,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -106,6 +118,20 @@ impl fmt::Display for Error {
             Error::Usage(what) => write!(f, "{what}"),
             Error::Local(what) => write!(f, "{what}"),
             Error::Cancelled => write!(f, "cancelled by shutdown"),
+            Error::Secret {
+                who,
+                problem: SecretProblem::Mismatch,
+            } => write!(
+                f,
+                "{who} refused us: the swarm secret does not match (check --secret-file)"
+            ),
+            Error::Secret {
+                who,
+                problem: SecretProblem::TheyAreOpen,
+            } => write!(
+                f,
+                "{who} runs an open swarm (no secret) but we have --secret-file: refusing to talk in clear (give it the same --secret-file, or drop ours)"
+            ),
         }
     }
 }
@@ -128,6 +154,8 @@ pub mod code {
     pub const BUSY: u16 = 5;
     pub const UNKNOWN_PEER: u16 = 6;
     pub const INTERNAL: u16 = 7;
+    /// The swarm has a secret and the client did not show it.
+    pub const SECRET: u16 = 8;
 }
 
 impl Error {
@@ -139,6 +167,7 @@ impl Error {
             Error::BadName { .. } => code::BAD_NAME,
             Error::Protocol(_) | Error::FrameTooLarge { .. } => code::PROTOCOL,
             Error::Remote { code, .. } => *code,
+            Error::Secret { .. } => code::SECRET,
             _ => code::INTERNAL,
         }
     }

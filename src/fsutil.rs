@@ -106,6 +106,17 @@ impl Drop for RemoveOnDrop<'_> {
     }
 }
 
+/// `RemoveOnDrop` for a scratch folder and what it holds.
+pub struct RemoveTreeOnDrop<'a>(pub &'a Path);
+
+impl Drop for RemoveTreeOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.0.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            let _ = fs::remove_dir_all(self.0);
+        }
+    }
+}
+
 /// An exclusive lock on a directory: `flock` on a lock file in it, which
 /// holds our pid. The kernel drops the lock when the process ends, however
 /// it ends, so a crash never leaves a stale lock behind.

@@ -5,12 +5,13 @@
 pub mod admission;
 pub mod gate;
 
-use crate::error::{code, Error, Result};
-use crate::wire::message::{put_error, Answer, Decode, Encode};
+use crate::error::{code, Error, Result, SecretProblem};
+use crate::secure::{self, channel};
+use crate::wire::message::{put_error, ty, Answer, Decode, Encode};
 use crate::wire::FrameReader;
 use log::{debug, warn};
 use std::collections::HashMap;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,19 +23,113 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server keeps an idle client connection.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a client waits for the server's handshake message.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_BUFFER: usize = 256 << 10;
 const WRITE_BUFFER: usize = 256 << 10;
 
 pub struct Conn {
-    reader: FrameReader<BufReader<TcpStream>>,
-    writer: BufWriter<TcpStream>,
+    reader: FrameReader<BufReader<Inbound>>,
+    writer: BufWriter<Outbound>,
     out: Vec<u8>,
     peer: SocketAddr,
+    max_frame: usize,
+}
+
+/// A connection's read side: the socket itself (an open swarm), or the
+/// sealed channel over it (a swarm secret). The frames above are the same.
+pub enum Inbound {
+    Plain(TcpStream),
+    Sealed(channel::SealedReader<TcpStream>),
+}
+
+/// A connection's write side, as `Inbound`.
+pub enum Outbound {
+    Plain(TcpStream),
+    Sealed(channel::SealedWriter<TcpStream>),
+}
+
+impl Read for Inbound {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Inbound::Plain(s) => s.read(buf),
+            Inbound::Sealed(s) => s.read(buf),
+        }
+    }
+}
+
+impl Inbound {
+    /// Data a read would return without waiting on the socket.
+    fn has_data(&self) -> bool {
+        match self {
+            Inbound::Plain(_) => false,
+            Inbound::Sealed(s) => s.has_data(),
+        }
+    }
+}
+
+impl Write for Outbound {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Outbound::Plain(s) => s.write(buf),
+            Outbound::Sealed(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+        match self {
+            Outbound::Plain(s) => s.write_vectored(bufs),
+            Outbound::Sealed(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Outbound::Plain(s) => s.flush(),
+            Outbound::Sealed(s) => s.flush(),
+        }
+    }
+}
+
+impl Outbound {
+    /// The socket, for its options and shutdown.
+    pub fn stream(&self) -> &TcpStream {
+        match self {
+            Outbound::Plain(s) => s,
+            Outbound::Sealed(s) => s.get_ref(),
+        }
+    }
 }
 
 impl Conn {
-    /// Connects to `addr` (`host:port`), trying each resolved address.
+    /// Connects to `addr` (`host:port`), trying each resolved address;
+    /// in a swarm with a secret, then shakes hands (see `initiate`).
     pub fn connect(addr: &str, max_frame: usize) -> Result<Conn> {
+        let mut conn = Conn::dial(addr, max_frame)?;
+        if let Some(keys) = secure::swarm() {
+            conn.initiate(keys.psk(), addr)?;
+        }
+        Ok(conn)
+    }
+
+    /// A connection a server accepted; in a swarm with a secret, once the
+    /// client has shown it (see `respond`) by `deadline` (the gate's start
+    /// deadline: the handshake is the connection's first message).
+    /// Nothing is read as a request before that.
+    pub fn accept(
+        stream: TcpStream,
+        max_frame: usize,
+        read_timeout: Duration,
+        deadline: std::time::Instant,
+    ) -> Result<Conn> {
+        let mut conn = Conn::new(stream, max_frame, read_timeout)?;
+        if let Some(keys) = secure::swarm() {
+            conn.respond(keys.psk(), deadline)?;
+        }
+        Ok(conn)
+    }
+
+    fn dial(addr: &str, max_frame: usize) -> Result<Conn> {
         let addrs = addr
             .to_socket_addrs()
             .map_err(|e| Error::net(format!("resolving {addr}"), e))?;
@@ -60,15 +155,145 @@ impl Conn {
             .set_write_timeout(Some(IO_TIMEOUT))
             .map_err(|e| Error::net(ctx, e))?;
         let read_half = stream.try_clone().map_err(|e| Error::net(ctx, e))?;
-        let mut reader =
-            FrameReader::new(BufReader::with_capacity(READ_BUFFER, read_half), max_frame);
+        let mut reader = FrameReader::new(
+            BufReader::with_capacity(READ_BUFFER, Inbound::Plain(read_half)),
+            max_frame,
+        );
         reader.set_budget(Some(read_timeout));
         Ok(Conn {
             reader,
-            writer: BufWriter::with_capacity(WRITE_BUFFER, stream),
+            writer: BufWriter::with_capacity(WRITE_BUFFER, Outbound::Plain(stream)),
             out: Vec::new(),
             peer,
+            max_frame,
         })
+    }
+
+    /// The dialling side of the handshake: message 1, then the answer:
+    /// message 2 that decrypts (the channel is up), one that does not or
+    /// an ERROR with code SECRET (another secret), an ERROR with code
+    /// PROTOCOL (an open server that took our handshake for an unknown
+    /// message); any other ERROR (BUSY: the server is full) is itself.
+    fn initiate(&mut self, psk: &[u8; 32], who: &str) -> Result<()> {
+        let (init, msg1) = channel::Initiator::start(psk);
+        self.send_raw(ty::HANDSHAKE, &msg1)?;
+        self.fill_by(std::time::Instant::now() + HANDSHAKE_TIMEOUT)?;
+        let (got, body) = self.reader.take();
+        let problem = match got {
+            ty::HANDSHAKE => match init.finish(body) {
+                Ok(noise) => return self.switch(noise),
+                Err(channel::Mismatch) => SecretProblem::Mismatch,
+            },
+            ty::ERROR => {
+                let (code, message) =
+                    crate::wire::message::get_error(&mut crate::wire::codec::Decoder::new(body))?;
+                match code {
+                    code::SECRET => SecretProblem::Mismatch,
+                    // An open server's answer to an unknown message type.
+                    code::PROTOCOL => SecretProblem::TheyAreOpen,
+                    // BUSY and the like: before the handshake, as ever.
+                    _ => return Err(Error::Remote { code, message }),
+                }
+            }
+            other => {
+                return Err(Error::protocol(format!(
+                    "{who} answered the handshake with message type 0x{other:02x}"
+                )))
+            }
+        };
+        self.shutdown();
+        Err(Error::Secret {
+            who: who.to_string(),
+            problem,
+        })
+    }
+
+    /// The accepting side: the first frame must be a handshake message 1
+    /// made with our secret. Anything else (another secret, none, a plain
+    /// request) gets an ERROR with code SECRET, which tells the client
+    /// only that the secret does not match, and the connection closes.
+    fn respond(&mut self, psk: &[u8; 32], deadline: std::time::Instant) -> Result<()> {
+        // Nothing larger than a handshake message is read before it.
+        self.reader.set_max(1 + channel::MAX_HANDSHAKE);
+        let first = self.fill_by(deadline);
+        self.reader.set_max(self.max_frame);
+        let answer = match first {
+            Ok(()) => match self.reader.take() {
+                (ty::HANDSHAKE, body) => channel::respond(psk, body).ok(),
+                _ => None,
+            },
+            // A plain request too large for a handshake: refused alike.
+            Err(Error::FrameTooLarge { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some((noise, msg2)) = answer else {
+            let mut frame = Vec::new();
+            let ty = put_error(
+                &mut frame,
+                code::SECRET,
+                "the swarm secret does not match: this swarm needs --secret-file with its secret",
+            );
+            let _ = self.send_raw(ty, &frame);
+            self.linger_close();
+            return Err(Error::protocol(format!(
+                "{} did not show our swarm secret: refused",
+                self.peer
+            )));
+        };
+        self.send_raw(ty::HANDSHAKE, &msg2)?;
+        self.switch(noise)
+    }
+
+    /// Reads one whole frame by `deadline` (the socket's read timeout may
+    /// be shorter: a server polls).
+    fn fill_by(&mut self, deadline: std::time::Instant) -> Result<()> {
+        loop {
+            match self.reader.fill() {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    return Err(Error::protocol(format!(
+                        "{} closed the connection during the handshake",
+                        self.peer
+                    )))
+                }
+                Err(Error::Timeout(_)) if std::time::Instant::now() < deadline => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One frame of type `ty` with `body`, sent now.
+    fn send_raw(&mut self, ty: u8, body: &[u8]) -> Result<()> {
+        let ctx = || format!("sending to {}", self.peer);
+        crate::wire::frame::write_header(&mut self.writer, ty, body.len())
+            .and_then(|()| self.writer.write_all(body))
+            .map_err(|e| Error::net(ctx(), e))?;
+        self.flush()
+    }
+
+    /// From the plain socket to the sealed channel, after the handshake.
+    /// Bytes already read past the handshake are ciphertext: they move
+    /// into the channel.
+    fn switch(&mut self, noise: channel::Shared) -> Result<()> {
+        let ctx = "setting up the sealed channel";
+        self.flush()?;
+        let write_half = self.stream().try_clone().map_err(|e| Error::net(ctx, e))?;
+        let read_half = self.stream().try_clone().map_err(|e| Error::net(ctx, e))?;
+        let buffered = self.reader.get_mut();
+        let already = buffered.buffer().to_vec();
+        buffered.consume(already.len());
+        *buffered.get_mut() = Inbound::Sealed(channel::SealedReader::new(
+            read_half,
+            noise.clone(),
+            &already,
+        ));
+        *self.writer.get_mut() = Outbound::Sealed(channel::SealedWriter::new(write_half, noise));
+        debug!("{}: sealed channel up", self.peer);
+        Ok(())
+    }
+
+    fn stream(&self) -> &TcpStream {
+        self.writer.get_ref().stream()
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
@@ -76,13 +301,13 @@ impl Conn {
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.writer.get_ref().local_addr().ok()
+        self.stream().local_addr().ok()
     }
 
     /// The socket's read timeout, which is also how long one `fill` may
     /// keep reading a frame that trickles in.
     pub fn set_read_timeout(&mut self, t: Duration) {
-        let _ = self.writer.get_ref().set_read_timeout(Some(t));
+        let _ = self.stream().set_read_timeout(Some(t));
         self.reader.set_budget(Some(t));
     }
 
@@ -108,14 +333,15 @@ impl Conn {
     }
 
     /// The write side, for frames written in place (BLOCK).
-    pub fn writer(&mut self) -> &mut BufWriter<TcpStream> {
+    pub fn writer(&mut self) -> &mut BufWriter<Outbound> {
         &mut self.writer
     }
 
     /// True when no received bytes wait in the read buffer, i.e. the next
     /// `recv` will block on the socket: the moment to flush pending writes.
     pub fn read_buffer_empty(&self) -> bool {
-        self.reader.get_ref().buffer().is_empty()
+        let buffered = self.reader.get_ref();
+        buffered.buffer().is_empty() && !buffered.get_ref().has_data()
     }
 
     /// Reads until a whole message is buffered (`true`) or the other side
@@ -128,7 +354,8 @@ impl Conn {
     /// Like `fill`, but never waits: `Error::Timeout` when no whole message
     /// has arrived yet (what did arrive is kept for the next call).
     pub fn try_fill(&mut self) -> Result<bool> {
-        let stream = self.writer.get_ref();
+        // The field, not `stream()`: the reader is borrowed below.
+        let stream = self.writer.get_ref().stream();
         let ctx = || format!("polling {}", self.peer);
         stream
             .set_nonblocking(true)
@@ -165,7 +392,7 @@ impl Conn {
         let peer = self.peer;
         match self.recv::<M>()? {
             None => Err(closed(peer)),
-            Some(m) => m.into_result(),
+            Some(m) => m.into_result().map_err(|e| refusal(peer, e)),
         }
     }
 
@@ -187,7 +414,10 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        self.take::<M>()?.into_result()
+        let peer = self.peer;
+        self.take::<M>()?
+            .into_result()
+            .map_err(|e| refusal(peer, e))
     }
 
     /// Sends a request and waits for its answer.
@@ -201,12 +431,26 @@ impl Conn {
     /// kernel does not reset the connection and lose the ERROR frame.
     pub fn linger_close(&mut self) {
         let _ = self.writer.flush();
-        let stream = self.writer.get_ref();
+        let stream = self.stream();
         drain_and_close(stream, &mut &*stream, 1 << 20);
     }
 
     pub fn shutdown(&self) {
-        let _ = self.writer.get_ref().shutdown(std::net::Shutdown::Both);
+        let _ = self.stream().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// An ERROR with code SECRET, from a server whose swarm has a secret that
+/// we (an open client) did not show: said as the mismatch it is.
+fn refusal(peer: SocketAddr, e: Error) -> Error {
+    match e {
+        Error::Remote {
+            code: code::SECRET, ..
+        } => Error::Secret {
+            who: peer.to_string(),
+            problem: SecretProblem::Mismatch,
+        },
+        other => other,
     }
 }
 
@@ -426,6 +670,103 @@ pub fn reachable_addrs(bind: &SocketAddr) -> Vec<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{PeerReply, PeerRequest};
+
+    /// A server on loopback that shakes hands with `server_psk` (or none)
+    /// and answers PINGs; and a client dialling it with `client_psk`.
+    fn handshake(server_psk: Option<[u8; 32]>, client_psk: Option<[u8; 32]>) -> Result<u64> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut conn = Conn::new(stream, 1 << 20, IO_TIMEOUT).unwrap();
+            if let Some(psk) = server_psk {
+                conn.respond(&psk, std::time::Instant::now() + HANDSHAKE_TIMEOUT)?;
+            }
+            // As the block server does: an ERROR for what it cannot read.
+            loop {
+                let nonce = match conn.recv::<PeerRequest>() {
+                    Ok(Some(PeerRequest::Ping { nonce })) => nonce,
+                    Ok(_) => break,
+                    Err(e) => {
+                        let _ = conn.send(&PeerReply::error(&e));
+                        conn.linger_close();
+                        break;
+                    }
+                };
+                // A large answer, to cross several transport messages.
+                conn.send(&PeerReply::Pong { nonce })?;
+                for i in 0..40u32 {
+                    crate::wire::message::write_block(conn.writer(), 1, i, &[i as u8; 4096])
+                        .unwrap();
+                }
+                conn.flush()?;
+            }
+            Ok::<(), Error>(())
+        });
+        let mut conn = Conn::dial(&addr, 1 << 20)?;
+        if let Some(psk) = client_psk {
+            conn.initiate(&psk, "the server")?;
+        }
+        let PeerReply::Pong { nonce } = conn.call::<PeerReply>(&PeerRequest::Ping { nonce: 7 })?
+        else {
+            panic!("not a PONG");
+        };
+        for i in 0..40u32 {
+            match conn.expect::<PeerReply>()? {
+                PeerReply::Block { block, data, .. } => assert_eq!((block, data[0]), (i, i as u8)),
+                other => panic!("{}", other.kind()),
+            }
+        }
+        drop(conn);
+        let _ = server.join();
+        Ok(nonce)
+    }
+
+    fn problem(r: Result<u64>) -> SecretProblem {
+        match r {
+            Err(Error::Secret { problem, .. }) => problem,
+            other => panic!("{:?}", other.map_err(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn the_handshake_tells_each_failure_apart_and_then_carries_frames() {
+        assert_eq!(handshake(None, None).unwrap(), 7, "open, as ever");
+        assert_eq!(
+            handshake(Some([1; 32]), Some([1; 32])).unwrap(),
+            7,
+            "sealed"
+        );
+        assert_eq!(
+            problem(handshake(Some([1; 32]), Some([2; 32]))),
+            SecretProblem::Mismatch
+        );
+        assert_eq!(
+            problem(handshake(Some([1; 32]), None)),
+            SecretProblem::Mismatch
+        );
+        assert_eq!(
+            problem(handshake(None, Some([1; 32]))),
+            SecretProblem::TheyAreOpen
+        );
+    }
+
+    #[test]
+    fn a_full_server_is_busy_not_a_secret_problem() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            refuse_busy(stream);
+        });
+        let mut conn = Conn::dial(&addr, 1 << 20).unwrap();
+        match conn.initiate(&[1; 32], "the server") {
+            Err(Error::Remote { code, .. }) => assert_eq!(code, code::BUSY),
+            other => panic!("{:?}", other.map_err(|e| e.to_string())),
+        }
+        server.join().unwrap();
+    }
 
     #[test]
     fn caps_in_all_and_per_address() {

@@ -5,6 +5,7 @@
 //! file's size.
 
 use crate::error::{Error, Result};
+use crate::manifest::Manifest;
 use crate::names::check_file_name;
 use md5::{Digest, Md5};
 use std::fs::File;
@@ -14,7 +15,7 @@ use std::path::Path;
 pub const BLOCK_SIZE: u32 = 4096;
 pub const MAX_PIECES: u32 = 1 << 16;
 /// 1 TiB: keeps every block index in a u32 and every piece at most 16 MiB.
-pub const MAX_FILE_SIZE: u64 = 1 << 40;
+pub const MAX_FILE_SIZE: u64 = crate::manifest::MAX_TOTAL_SIZE;
 
 pub type Md5Digest = [u8; 16];
 
@@ -26,6 +27,9 @@ pub struct FileRecord {
     pub blocks_per_piece: u32,
     pub md5: Md5Digest,
     pub piece_hashes: Vec<Md5Digest>,
+    /// A folder shared as one item: its tree. The payload (what `size`,
+    /// `md5` and the pieces cover) is its files one after another.
+    pub folder: Option<Box<Manifest>>,
 }
 
 /// The piece geometry for a file of `size` bytes.
@@ -131,7 +135,26 @@ impl FileRecord {
         if self.piece_hashes.len() as u64 != pieces {
             return bad("wrong number of piece hashes");
         }
+        if let Some(m) = &self.folder {
+            m.validate()?;
+            if m.total_size() != self.size {
+                return bad("the folder's files do not add up to its size");
+            }
+        }
         Ok(())
+    }
+
+    /// Files in the item: 1 for a file, the folder's count for a folder.
+    pub fn file_count(&self) -> usize {
+        self.folder.as_ref().map_or(1, |m| m.file_count())
+    }
+
+    /// The name as listings show it: a folder ends in `/`.
+    pub fn display_name(&self) -> String {
+        match self.folder {
+            Some(_) => format!("{}/", self.name),
+            None => self.name.clone(),
+        }
     }
 
     /// Hashes a file into a record: one read pass, piece hashes and the
@@ -144,61 +167,22 @@ impl FileRecord {
         if size > MAX_FILE_SIZE {
             return Err(Error::Usage(format!("{name} is larger than 1 TiB")));
         }
-        let blocks_per_piece = blocks_per_piece_for(size);
-        let piece_size = blocks_per_piece as usize * BLOCK_SIZE as usize;
-        // Pieces are powers of two, so 1 MiB chunks (or one piece, if
-        // larger) hold whole pieces and piece hashing never straddles two.
-        let chunk = (1usize << 20).max(piece_size);
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
-        let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<u8>>(6);
-        let whole = std::thread::scope(|s| -> Result<(Md5Digest, Vec<Md5Digest>)> {
-            let hasher = s.spawn(move || {
-                let mut md5 = Md5::new();
-                for buf in rx {
-                    md5.update(&buf);
-                    let _ = back_tx.try_send(buf);
-                }
-                md5.finalize().into()
-            });
-            let mut pieces = Vec::with_capacity(size.div_ceil(piece_size as u64) as usize);
-            let mut read_total = 0u64;
-            loop {
-                let mut buf = back_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(chunk));
-                buf.resize(chunk, 0);
-                let n = read_full(&mut file, &mut buf).map_err(|e| Error::io(ctx(), e))?;
-                buf.truncate(n);
-                if n == 0 {
-                    break;
-                }
-                read_total += n as u64;
-                for p in buf.chunks(piece_size) {
-                    pieces.push(Md5::digest(p).into());
-                }
-                if tx.send(buf).is_err() {
-                    break;
-                }
-            }
-            drop(tx);
-            let md5 = hasher
-                .join()
-                .map_err(|_| Error::Integrity("hasher thread failed".into()))?;
-            if read_total != size {
-                return Err(Error::Integrity(format!(
+        let hashed = hash_stream(&mut file, size, &[])
+            .map_err(|e| Error::io(ctx(), e))?
+            .ok_or_else(|| {
+                Error::Integrity(format!(
                     "{} changed size while it was being hashed",
                     path.display()
-                )));
-            }
-            Ok((md5, pieces))
-        })?;
+                ))
+            })?;
         Ok(FileRecord {
             name: name.to_string(),
             size,
             block_size: BLOCK_SIZE,
-            blocks_per_piece,
-            md5: whole.0,
-            piece_hashes: whole.1,
+            blocks_per_piece: blocks_per_piece_for(size),
+            md5: hashed.md5,
+            piece_hashes: hashed.pieces,
+            folder: None,
         })
     }
 
@@ -213,7 +197,126 @@ impl FileRecord {
             blocks_per_piece,
             md5: md5_of(data),
             piece_hashes: data.chunks(piece_size).map(md5_of).collect(),
+            folder: None,
         }
+    }
+}
+
+/// What one pass over a payload gives.
+pub struct Hashed {
+    pub md5: Md5Digest,
+    pub pieces: Vec<Md5Digest>,
+    /// The MD5 of each part, for `hash_stream`'s `parts`.
+    pub parts: Vec<Md5Digest>,
+}
+
+/// Hashes `size` bytes from `reader`: the piece hashes on this thread,
+/// the whole MD5 (and that of each part: `parts` are sizes adding up to
+/// `size`, a folder's files) on a scoped helper, side by side. `None`
+/// when the reader gives another number of bytes than `size`.
+pub fn hash_stream(
+    reader: &mut impl Read,
+    size: u64,
+    parts: &[u64],
+) -> std::io::Result<Option<Hashed>> {
+    let piece_size = blocks_per_piece_for(size) as usize * BLOCK_SIZE as usize;
+    // Pieces are powers of two, so 1 MiB chunks (or one piece, if
+    // larger) hold whole pieces and piece hashing never straddles two.
+    let chunk = (1usize << 20).max(piece_size);
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
+    let (back_tx, back_rx) = crossbeam_channel::bounded::<Vec<u8>>(6);
+    std::thread::scope(|s| {
+        let hasher = s.spawn(move || {
+            let mut whole = Md5::new();
+            let mut split = PartHasher::new(parts);
+            for buf in rx {
+                whole.update(&buf);
+                split.update(&buf);
+                let _ = back_tx.try_send(buf);
+            }
+            (whole.finalize().into(), split.finish())
+        });
+        let mut pieces = Vec::with_capacity(size.div_ceil(piece_size as u64) as usize);
+        let mut read_total = 0u64;
+        let read = loop {
+            let mut buf = back_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(chunk));
+            buf.resize(chunk, 0);
+            let n = match read_full(reader, &mut buf) {
+                Ok(n) => n,
+                Err(e) => break Err(e),
+            };
+            buf.truncate(n);
+            if n == 0 {
+                break Ok(());
+            }
+            read_total += n as u64;
+            for p in buf.chunks(piece_size) {
+                pieces.push(Md5::digest(p).into());
+            }
+            if tx.send(buf).is_err() {
+                break Ok(());
+            }
+        };
+        drop(tx);
+        let (md5, parts) = hasher.join().expect("the hasher thread does not panic");
+        read?;
+        Ok((read_total == size).then_some(Hashed { md5, pieces, parts }))
+    })
+}
+
+/// The MD5 of each part of a stream cut at known sizes.
+struct PartHasher<'a> {
+    sizes: &'a [u64],
+    left: u64,
+    current: Md5,
+    done: Vec<Md5Digest>,
+}
+
+impl<'a> PartHasher<'a> {
+    fn new(sizes: &'a [u64]) -> PartHasher<'a> {
+        let mut h = PartHasher {
+            sizes,
+            left: 0,
+            current: Md5::new(),
+            done: Vec::with_capacity(sizes.len()),
+        };
+        h.next_part();
+        h
+    }
+
+    /// Moves to the next part with bytes; empty parts are done at once.
+    fn next_part(&mut self) {
+        while self.left == 0 {
+            let Some((&size, rest)) = self.sizes.split_first() else {
+                return;
+            };
+            self.sizes = rest;
+            if size == 0 {
+                self.done.push(Md5::digest(b"").into());
+            } else {
+                self.left = size;
+            }
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && self.left > 0 {
+            let n = (self.left.min(data.len() as u64)) as usize;
+            self.current.update(&data[..n]);
+            self.left -= n as u64;
+            data = &data[n..];
+            if self.left == 0 {
+                let h = std::mem::replace(&mut self.current, Md5::new());
+                self.done.push(h.finalize().into());
+                self.next_part();
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<Md5Digest> {
+        self.done
     }
 }
 
@@ -286,6 +389,7 @@ mod tests {
                 blocks_per_piece: blocks_per_piece_for(size),
                 md5: [0; 16],
                 piece_hashes: vec![[0; 16]; piece_count_for(size) as usize],
+                folder: None,
             };
             r.validate().unwrap();
             let mut have = crate::bitfield::Bitfield::full(r.piece_count());
@@ -299,6 +403,41 @@ mod tests {
                 assert_eq!(blocks_held(size, &have), r.blocks_in(&have), "{size}");
             }
         }
+    }
+
+    #[test]
+    fn a_stream_hashes_whole_by_piece_and_by_part() {
+        let data: Vec<u8> = (0..3 * 1024 * 1024 + 77u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        // Empty parts at the start, inside and at the end; one part
+        // straddling the 1 MiB chunks.
+        let parts = [
+            0,
+            10,
+            0,
+            (2 << 20) + 5,
+            data.len() as u64 - (2 << 20) - 15,
+            0,
+        ];
+        let h = hash_stream(&mut &data[..], data.len() as u64, &parts)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.md5, md5_of(&data));
+        assert_eq!(h.pieces, FileRecord::from_bytes("x", &data).piece_hashes);
+        let mut at = 0usize;
+        let want: Vec<Md5Digest> = parts
+            .iter()
+            .map(|&n| {
+                let d = md5_of(&data[at..at + n as usize]);
+                at += n as usize;
+                d
+            })
+            .collect();
+        assert_eq!(h.parts, want);
+        // A stream shorter or longer than said is no record.
+        assert!(hash_stream(&mut &data[..10], 11, &[]).unwrap().is_none());
+        assert!(hash_stream(&mut &data[..12], 11, &[]).unwrap().is_none());
     }
 
     #[test]

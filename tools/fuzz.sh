@@ -26,6 +26,9 @@ ALL_TARGETS=(
   persist
   http_head
   resume_state
+  handshake
+  sealed_datagram
+  sealed_stream
 )
 
 SECS=${FUZZ_SECS:-60}

@@ -26,6 +26,12 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(path) = &cfg.secret_file {
+        if let Err(e) = p2pshare::secure::start(path) {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
     // Bound before the peer starts, so a taken port fails cleanly.
     let web = match cfg.http_config().map(|h| WebServer::bind(&h)).transpose() {
         Ok(w) => w,

@@ -1,5 +1,5 @@
 //! `tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]
-//! [--http-bind ADDR] [--http-host NAME]...`
+//! [--http-bind ADDR] [--http-host NAME]... [--secret-file FILE]`
 
 use log::warn;
 use p2pshare::cli::{Arg, HttpConfig, HttpFlags, Parser};
@@ -15,7 +15,7 @@ const LOG_FILE: &str = "tracker.log";
 
 const USAGE: &str =
     "usage: tracker [--port 8000] [--bind 0.0.0.0] [--data DIR] [--dashboard] [--http PORT]
-               [--http-bind ADDR] [--http-host NAME]...";
+               [--http-bind ADDR] [--http-host NAME]... [--secret-file FILE]";
 
 fn help() -> String {
     format!(
@@ -38,6 +38,11 @@ options:
   --http-host NAME
                  a host name the web page answers to besides IP addresses and
                  localhost (repeatable; others are refused against DNS rebinding)
+  --secret-file FILE
+                 the swarm's shared secret: only peers with the same one take
+                 part, and all traffic is encrypted (make one with
+                 openssl rand -hex 32 > FILE; chmod 600 FILE). Without it the
+                 swarm is open: anyone who reaches the port takes part
   -h, --help     this help
 
 RUST_LOG=debug shows protocol detail on stderr."
@@ -45,7 +50,7 @@ RUST_LOG=debug shows protocol detail on stderr."
 }
 
 enum Command {
-    Run(Config, Option<HttpConfig>),
+    Run(Config, Option<HttpConfig>, Option<PathBuf>),
     Help,
 }
 
@@ -54,6 +59,7 @@ enum Command {
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut config = Config::default();
     let mut http = HttpFlags::default();
+    let mut secret = None;
     let mut p = Parser::new(args);
     while let Some(arg) = p.next_arg()? {
         let flag = match arg {
@@ -76,6 +82,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
                 config.data = PathBuf::from(v);
             }
             "--dashboard" => config.dashboard = true,
+            "--secret-file" => secret = Some(PathBuf::from(p.os_value()?)),
             other => {
                 if !http.take(other, &mut p)? {
                     return Err(format!("unknown option {other:?}"));
@@ -83,12 +90,12 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
             }
         }
     }
-    Ok(Command::Run(config, http.finish()?))
+    Ok(Command::Run(config, http.finish()?, secret))
 }
 
 fn main() {
-    let (config, http) = match parse(std::env::args_os().skip(1)) {
-        Ok(Command::Run(c, h)) => (c, h),
+    let (config, http, secret) = match parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(c, h, s)) => (c, h, s),
         Ok(Command::Help) => {
             let _ = writeln!(std::io::stdout(), "{}", help());
             return;
@@ -106,6 +113,12 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Some(path) = &secret {
+        if let Err(e) = p2pshare::secure::start(path) {
+            say_err(format_args!("error: {e}"));
+            std::process::exit(2);
+        }
+    }
     let stopped = ctrlc::set_handler(|| {
         // Records are written before they are acknowledged: nothing to save.
         let mut out = std::io::stdout().lock();
@@ -199,7 +212,7 @@ mod tests {
 
     fn run_web(args: &[&str]) -> Result<(Config, Option<HttpConfig>), String> {
         match parse(args.iter().map(OsString::from))? {
-            Command::Run(c, h) => Ok((c, h)),
+            Command::Run(c, h, _) => Ok((c, h)),
             Command::Help => Err("help".into()),
         }
     }

@@ -15,11 +15,14 @@ pub const USAGE: &str =
             [--get FILE]... [--upload-limit RATE] [--download-limit RATE]
             [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
             [--advertise HOST[:PORT]] [--http-bind ADDR] [--http-host NAME]...
+            [--secret-file FILE]
 RATE: bytes per second with an optional K, M or G suffix, binary and in any
   case: 500K = 500 KiB/s, 10M = 10m = 10MB = 10 MiB/s, 1G = 1 GiB/s
 --http PORT: the web UI and /metrics (0 picks a free port), on 127.0.0.1 unless
   --http-bind says otherwise; --http-host allows a host name besides IPs and
-  localhost";
+  localhost
+--secret-file FILE: the swarm's shared secret (make one with
+  openssl rand -hex 32 > FILE; chmod 600 FILE); without it the swarm is open";
 
 /// Most `--neighbor`s: every query is sent to each of them.
 pub const MAX_NEIGHBORS: usize = 64;
@@ -42,6 +45,9 @@ pub struct Config {
     pub bind: IpAddr,
     /// Host (and optionally port) other peers should dial.
     pub advertise: Option<(String, Option<u16>)>,
+    /// The swarm secret's file (`--secret-file`): read by the binary at
+    /// start (`secure::start`).
+    pub secret_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -85,6 +91,7 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
         http: None,
         bind: IpAddr::from([0, 0, 0, 0]),
         advertise: None,
+        secret_file: None,
     };
     let mut dir = None;
     let mut http = HttpFlags::default();
@@ -126,6 +133,7 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
                     .parse()
                     .map_err(|_| format!("--bind takes an IP address, not {v:?}"))?;
             }
+            "--secret-file" => cfg.secret_file = Some(PathBuf::from(p.os_value()?)),
             "--advertise" => {
                 let v = p.value()?;
                 let (host, port) = split_host_port(&v, Some(())).map_err(usage)?;

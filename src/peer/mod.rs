@@ -12,6 +12,8 @@ pub mod server;
 pub mod shell;
 pub mod store;
 pub mod tracker_client;
+pub mod watch;
+pub mod watcher;
 
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
@@ -178,6 +180,8 @@ impl Peer {
                 move || counted.refused(),
             )
         })?;
+        let watch_peer = peer.clone();
+        spawn("watch", move || watcher::run(watch_peer))?;
         let session_peer = peer.clone();
         spawn("tracker-session", move || {
             tracker_client::run(session_peer, commands)
@@ -291,7 +295,8 @@ impl Peer {
         let dest = self.store.files_dir().join(name);
         if dest.symlink_metadata().is_ok() {
             return Err(Error::Conflict(format!(
-                "{} exists but is not shared (not a regular file?); move it away first",
+                "{} exists but is not shared (still changing, or refused: the log says why); \
+                 move it away first",
                 dest.display()
             )));
         }
@@ -398,6 +403,11 @@ impl Peer {
                 part.display()
             )));
         }
+        if let Some(manifest) = &record.folder {
+            self.adopt_folder(part, dest, &record, manifest)?;
+            self.session.new_file(record);
+            return Ok(());
+        }
         fs::rename(part, dest)
             .map_err(|e| Error::io(format!("moving the download into {}", dest.display()), e))?;
         let file =
@@ -407,18 +417,59 @@ impl Peer {
         Ok(())
     }
 
-    /// Copies a file into `files/` and announces it. The tracker is asked
-    /// first, so a name clash leaves `files/` untouched.
+    /// A verified folder payload: written out as its tree beside the
+    /// partial file (`partial/<name>.tree`, the same file system), then
+    /// moved into `files/` with one rename, so the tree appears complete
+    /// or not at all. The payload is deleted once the tree is in place.
+    fn adopt_folder(
+        &self,
+        part: &Path,
+        dest: &Path,
+        record: &Arc<FileRecord>,
+        manifest: &crate::manifest::Manifest,
+    ) -> Result<()> {
+        let dir = part.parent().unwrap_or(Path::new("."));
+        let tree = crate::layout::local_file(dir, &record.name, "tree");
+        // A leftover of an assembly that was interrupted: ours to redo.
+        let _ = fs::remove_dir_all(&tree);
+        let payload =
+            File::open(part).map_err(|e| Error::io(format!("opening {}", part.display()), e))?;
+        if let Err(e) = crate::tree::assemble(&payload, manifest, &tree) {
+            if matches!(e, Error::Integrity(_)) {
+                // The payload matched the record's MD5 but not its
+                // manifest: the record lies; nothing to resume.
+                let _ = fs::remove_file(part);
+            }
+            return Err(e);
+        }
+        fs::rename(&tree, dest)
+            .map_err(|e| Error::io(format!("moving the folder into {}", dest.display()), e))?;
+        let _ = fs::remove_file(part);
+        self.store.insert_folder(record.clone(), dest)
+    }
+
+    /// Copies a file or a folder into `files/` and announces it. The
+    /// tracker is asked first, so a name clash leaves `files/` untouched.
+    /// An item already in `files/` is shared where it is.
     pub fn share(&self, path: &Path) -> Result<(Arc<FileRecord>, Option<String>)> {
         let cannot = |why: String| Error::Usage(format!("cannot share {}: {why}", path.display()));
         let meta = fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(cannot("not a regular file".into()));
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(cannot("not a regular file nor a folder".into()));
         }
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| cannot("the name is not UTF-8".into()))?;
+        if self.is_in_files(path) {
+            return self.share_in_place(name);
+        }
+        if meta.is_dir() {
+            let tmp = self.scratch_path(name, "share-tree")?;
+            let _ = fs::remove_dir_all(&tmp);
+            crate::tree::copy_tree(path, &tmp)?;
+            return self.share_scratch(name, &tmp);
+        }
         let tmp = self.scratch_path(name, "share")?;
         let _cleanup = RemoveOnDrop(&tmp);
         fs::copy(path, &tmp).map_err(|e| Error::io(format!("copying {}", path.display()), e))?;
@@ -436,19 +487,26 @@ impl Peer {
         Ok(crate::layout::local_file(&tmp_dir, name, suffix))
     }
 
-    /// Shares a file already written at `tmp` (from `scratch_path`) under
-    /// `name`: hashes it, asks the tracker, then moves it into `files/`
-    /// instead of copying. `tmp` is gone afterwards, shared or not.
+    /// Shares a file or a folder already written at `tmp` (from
+    /// `scratch_path`) under `name`: hashes it, asks the tracker, then
+    /// moves it into `files/` instead of copying. `tmp` is gone
+    /// afterwards, shared or not.
     pub fn share_scratch(
         &self,
         name: &str,
         tmp: &Path,
     ) -> Result<(Arc<FileRecord>, Option<String>)> {
         let _cleanup = RemoveOnDrop(tmp);
+        let _cleanup_tree = crate::fsutil::RemoveTreeOnDrop(tmp);
         check_file_name(name)?;
+        let folder = tmp.symlink_metadata().is_ok_and(|m| m.is_dir());
         // The record describes the copy we will serve, whatever happens to
         // the source meanwhile.
-        let record = Arc::new(FileRecord::from_file(name, tmp)?);
+        let record = Arc::new(if folder {
+            crate::tree::record_of_folder(name, tmp)?
+        } else {
+            FileRecord::from_file(name, tmp)?
+        });
         if let Some(existing) = self.store.get(name) {
             if existing.record.md5 == record.md5 {
                 return Ok((existing.record.clone(), Some("already shared".into())));
@@ -459,10 +517,15 @@ impl Peer {
         }
         let dest = self.store.files_dir().join(name);
         if dest.symlink_metadata().is_ok() {
-            return Err(Error::Conflict(format!(
-                "{} exists but is not shared (not a regular file?); move it away first",
-                dest.display()
-            )));
+            // Copied in and not picked up by the watcher yet: the same
+            // bytes are simply shared where they are.
+            let (found, note) = self.share_in_place(name)?;
+            if found.md5 != record.md5 {
+                return Err(Error::Conflict(format!(
+                    "files/{name} already holds different content; rename one of them"
+                )));
+            }
+            return Ok((found, note));
         }
         let note = match self.session.new_file_wait(
             &self.config.tracker,
@@ -475,12 +538,72 @@ impl Peer {
         };
         fs::rename(tmp, &dest)
             .map_err(|e| Error::io(format!("moving into {}", dest.display()), e))?;
-        let file =
-            File::open(&dest).map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
-        self.store.insert(record.clone(), file);
+        if folder {
+            self.store.insert_folder(record.clone(), &dest)?;
+        } else {
+            let file = File::open(&dest)
+                .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
+            self.store.insert(record.clone(), file);
+        }
         // Now in the store: the session announces it at once.
         self.session.announce_now();
         Ok((record, note))
+    }
+
+    /// Whether `path` is an item directly inside `files/` (by its real
+    /// location, so `./peers/A/files/x` and an absolute path both count).
+    fn is_in_files(&self, path: &Path) -> bool {
+        let (Ok(real), Ok(files)) = (path.canonicalize(), self.files_dir().canonicalize()) else {
+            return false;
+        };
+        real.parent() == Some(files.as_path())
+    }
+
+    /// Shares `files/<name>` where it is: already shared, or hashed,
+    /// published and shared now.
+    fn share_in_place(&self, name: &str) -> Result<(Arc<FileRecord>, Option<String>)> {
+        let stamp = watcher::stamp_of(&self.files_dir().join(name));
+        match self.store.get(name) {
+            Some(f) if Some(f.stamp) == stamp => {
+                Ok((f.record.clone(), Some("already shared".into())))
+            }
+            _ => {
+                let record = self.share_found(name)?;
+                Ok((record, None))
+            }
+        }
+    }
+
+    /// Shares an item the watcher found in `files/` (or `share` named
+    /// there): hashes it (or takes its cached record), publishes the
+    /// record, and serves it. A tracker that cannot be reached only
+    /// delays the publishing; a name the tracker keeps for other content
+    /// is refused and the item is not served.
+    pub(crate) fn share_found(&self, name: &str) -> Result<Arc<FileRecord>> {
+        let found = self.store.prepare(name)?;
+        let record = found.record.clone();
+        match self.session.new_file_wait(
+            &self.config.tracker,
+            record.clone(),
+            Duration::from_secs(10),
+        ) {
+            Ok(()) => {}
+            Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => {
+                warn!("{name}: {msg}")
+            }
+            Err(e) => return Err(e),
+        }
+        self.store.insert_prepared(found);
+        self.session.announce_now();
+        Ok(record)
+    }
+
+    /// Stops serving `name` and tells the tracker (the next announce says
+    /// it is gone).
+    pub(crate) fn withdraw(&self, name: &str) {
+        if self.store.remove(name).is_some() {
+            self.session.announce_now();
+        }
     }
 
     /// Downloads in progress, for `status`.

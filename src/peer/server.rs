@@ -20,7 +20,6 @@ use crate::wire::message::{write_block, MAX_REQUEST_BLOCKS};
 use crate::wire::{Answer, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use log::debug;
 use std::net::TcpStream;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,7 +56,7 @@ impl Library for Peer {
 
 pub fn handle(peer: &Arc<Peer>, stream: TcpStream, ticket: &Ticket) {
     let _open = peer.metrics.accepted();
-    let mut conn = match Conn::new(stream, MAX_CONTROL_FRAME, TICK) {
+    let mut conn = match Conn::accept(stream, MAX_CONTROL_FRAME, TICK, ticket.deadline()) {
         Ok(c) => c,
         Err(e) => return debug!("server: {e}"),
     };
@@ -138,8 +137,7 @@ fn send_blocks(
     let offset = slice.block as u64 * BLOCK_SIZE as u64;
     let len = ((slice.block + slice.count) as u64 * BLOCK_SIZE as u64).min(record.size) - offset;
     let data = &mut buf[..len as usize];
-    file.file
-        .read_exact_at(data, offset)
+    file.read_exact_at(data, offset)
         .map_err(|e| Error::io(format!("reading {} to serve it", record.name), e))?;
     let who = conn.peer_addr();
     for (i, chunk) in data.chunks(BLOCK_SIZE as usize).enumerate() {

@@ -17,7 +17,7 @@ pub const HELP: &str = "commands:
   whohas <file>           which peers hold the file, and how much of it
   myfiles                 the local files, each with size and MD5
   files                   every file the swarm knows of
-  share <path>            copy a file into files/ and announce it
+  share <path>            copy a file or a folder into files/ and announce it
   status                  downloads in progress, with progress bars
   bench <file> [runs]     download it runs times (default 5) into a scratch
                           place, append times to download_times.csv,
@@ -297,7 +297,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
                 out.push_str("no files");
             }
             for r in records {
-                let _ = writeln!(out, "{} {} {}", r.name, r.size, hex(&r.md5));
+                out.push_str(&item_lines(&r));
             }
         }
         Command::Files => {
@@ -311,25 +311,20 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
                 let orphan = if f.holders == 0 { " (no holder)" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{} {} {} holders={} seeders={}{orphan}",
-                    f.name,
+                    "{} {} {} holders={} seeders={}{}{orphan}",
+                    f.display_name(),
                     f.size,
                     hex(&f.md5),
                     f.holders,
-                    f.seeders
+                    f.seeders,
+                    f.folder.map(|n| format!(" files={n}")).unwrap_or_default()
                 );
             }
         }
         Command::Share(path) => {
             let path = expand_home(&path, std::env::var_os("HOME").as_deref());
             let (record, note) = peer.share(&path)?;
-            let _ = writeln!(
-                out,
-                "shared {} {} {}",
-                record.name,
-                record.size,
-                hex(&record.md5)
-            );
+            let _ = write!(out, "shared {}", item_lines(&record));
             if let Some(note) = note {
                 let _ = writeln!(out, "note: {note}");
             }
@@ -372,6 +367,22 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         Command::Exit => {}
     }
     Ok(out.trim_end().to_string())
+}
+
+/// `<name> <bytes> <md5>` for a file. For a folder, `<name>/ <bytes>
+/// <md5> files=<n>` (the MD5 of its files one after another), then one
+/// indented line per file, `  <name>/<path> <bytes> <md5>`.
+fn item_lines(r: &crate::record::FileRecord) -> String {
+    let mut out = format!("{} {} {}", r.display_name(), r.size, hex(&r.md5));
+    let Some(m) = &r.folder else {
+        out.push('\n');
+        return out;
+    };
+    let _ = writeln!(out, " files={}", m.file_count());
+    for s in m.spans() {
+        let _ = writeln!(out, "  {}/{} {} {}", r.name, s.path, s.size, hex(&s.md5));
+    }
+    out
 }
 
 /// `~` and `~/...` as a shell would read them (the shell's commands are

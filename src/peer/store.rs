@@ -9,33 +9,62 @@ use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
 use crate::record::FileRecord;
+use crate::tree::{fingerprint, Tree};
 use crate::wire::record_file;
 use log::{info, warn};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-/// One shared file, open for positioned reads by any number of threads.
+/// Where a shared item's payload is read from.
+pub enum Content {
+    /// A file (or a download's partial file), open.
+    File(File),
+    /// A folder: its files one after another.
+    Tree(Tree),
+}
+
+/// One shared item, open for positioned reads by any number of threads.
 pub struct SharedFile {
     pub record: Arc<FileRecord>,
-    pub file: File,
+    content: Content,
     /// A download in progress: only its verified pieces may be served.
     pub partial: Option<Arc<Reassembler>>,
     /// A complete file: the seeder's schedule across its connections.
     pub seeding: Option<std::sync::Mutex<super::seeding::Seeding>>,
+    /// A complete file: its size and mtime when it was shared, which the
+    /// watcher compares with what `files/` holds now.
+    pub stamp: Stamp,
 }
 
 impl SharedFile {
-    fn complete(record: Arc<FileRecord>, file: File) -> SharedFile {
+    fn complete(record: Arc<FileRecord>, content: Content, stamp: Stamp) -> SharedFile {
         let seeding =
             super::seeding::Seeding::new(record.piece_count(), crate::rng::Rng::new().next_u64());
         SharedFile {
             record,
-            file,
+            content,
             partial: None,
             seeding: Some(std::sync::Mutex::new(seeding)),
+            stamp,
         }
+    }
+
+    /// Fills `buf` from the payload at `offset`.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match &self.content {
+            Content::File(f) => f.read_exact_at(buf, offset),
+            Content::Tree(t) => t.read_exact_at(buf, offset),
+        }
+    }
+
+    /// Reads what there is of `buf`'s length at `offset` (0 at the end).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let n = (self.record.size.saturating_sub(offset)).min(buf.len() as u64) as usize;
+        self.read_exact_at(&mut buf[..n], offset)?;
+        Ok(n)
     }
 
     /// The pieces that may be served now.
@@ -45,6 +74,13 @@ impl SharedFile {
             None => Bitfield::full(self.record.piece_count()),
         }
     }
+}
+
+/// A file of `files/` hashed and opened, not yet shared.
+pub struct Prepared {
+    pub record: Arc<FileRecord>,
+    content: Content,
+    stamp: Stamp,
 }
 
 pub struct Store {
@@ -94,7 +130,7 @@ impl Store {
             }
             // symlink_metadata: a link out of files/ is not shared.
             match entry.path().symlink_metadata() {
-                Ok(m) if m.is_file() => {}
+                Ok(m) if m.is_file() || m.is_dir() => {}
                 _ => continue,
             }
             match self.load(&name) {
@@ -108,41 +144,135 @@ impl Store {
     /// Opens `files/<name>`, takes its record from the cache or hashes it,
     /// and adds it to the shared set.
     pub fn load(&self, name: &str) -> Result<Arc<FileRecord>> {
+        let found = self.prepare(name)?;
+        let record = found.record.clone();
+        self.insert_prepared(found);
+        Ok(record)
+    }
+
+    /// Opens `files/<name>` and takes its record from the cache or hashes
+    /// it, without sharing it yet (the watcher publishes it first).
+    pub fn prepare(&self, name: &str) -> Result<Prepared> {
         check_file_name(name)?;
         let path = self.files_dir.join(name);
-        let file =
-            File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let meta = path
+            .symlink_metadata()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        if meta.file_type().is_symlink() {
+            return Err(Error::Usage(format!(
+                "{} is a symlink: symlinks are never shared",
+                path.display()
+            )));
+        }
+        if meta.is_dir() {
+            return self.prepare_folder(name, &path);
+        }
+        // O_NOFOLLOW: a symlink swapped in since the check is not opened.
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         let meta = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         if !meta.is_file() {
             return Err(Error::Usage(format!(
-                "{} is not a regular file",
+                "{} is not a regular file nor a folder",
                 path.display()
             )));
         }
         let stamp = Stamp::of(&meta);
         let record = match self.cached(name, &stamp) {
-            Some(r) => r,
-            None => {
+            Some(r) if r.folder.is_none() => r,
+            _ => {
                 info!("hashing {name} ({} bytes)", meta.len());
                 let r = FileRecord::from_file(name, &path)?;
+                // Changed while it was hashed: the record may mix both.
+                if Stamp::of_file(&file) != stamp {
+                    return Err(changed(&path));
+                }
                 self.save_cache(&r, &stamp);
                 r
             }
         };
-        let record = Arc::new(record);
-        self.insert(record.clone(), file);
-        Ok(record)
+        Ok(Prepared {
+            record: Arc::new(record),
+            content: Content::File(file),
+            stamp,
+        })
+    }
+
+    /// `prepare` for a folder: its stamp is the fingerprint of its tree.
+    fn prepare_folder(&self, name: &str, path: &Path) -> Result<Prepared> {
+        let stamp = fingerprint(path).ok_or_else(|| changed(path))?;
+        let record = match self.cached(name, &stamp) {
+            Some(r) if r.folder.is_some() => r,
+            _ => {
+                info!("hashing the folder {name} ({} bytes)", stamp.size);
+                let r = crate::tree::record_of_folder(name, path)?;
+                if fingerprint(path) != Some(stamp) {
+                    return Err(changed(path));
+                }
+                self.save_cache(&r, &stamp);
+                r
+            }
+        };
+        let manifest = record.folder.as_ref().expect("a folder record");
+        let content = Content::Tree(Tree::open(path, manifest)?);
+        Ok(Prepared {
+            record: Arc::new(record),
+            content,
+            stamp,
+        })
+    }
+
+    /// Shares what `prepare` found.
+    pub fn insert_prepared(&self, p: Prepared) {
+        let shared = Arc::new(SharedFile::complete(p.record.clone(), p.content, p.stamp));
+        write(&self.files).insert(p.record.name.clone(), shared);
     }
 
     /// Adds a file whose record is already known (a finished download).
     pub fn insert(&self, record: Arc<FileRecord>, file: File) {
-        if let Ok(meta) = file.metadata() {
-            self.save_cache(&record, &Stamp::of(&meta));
-        }
-        let shared = Arc::new(SharedFile::complete(record.clone(), file));
-        write(&self.files).insert(record.name.clone(), shared);
+        let stamp = Stamp::of_file(&file);
+        self.save_cache(&record, &stamp);
+        self.insert_prepared(Prepared {
+            record,
+            content: Content::File(file),
+            stamp,
+        });
+    }
+
+    /// Adds a folder whose record is already known (a finished download,
+    /// its tree just moved to `root`).
+    pub fn insert_folder(&self, record: Arc<FileRecord>, root: &Path) -> Result<()> {
+        let manifest = record
+            .folder
+            .as_ref()
+            .ok_or_else(|| Error::Usage(format!("{} is not a folder", record.name)))?;
+        let content = Content::Tree(Tree::open(root, manifest)?);
+        let stamp = fingerprint(root).ok_or_else(|| changed(root))?;
+        self.save_cache(&record, &stamp);
+        self.insert_prepared(Prepared {
+            record,
+            content,
+            stamp,
+        });
+        Ok(())
+    }
+
+    /// Stops sharing a complete file (the watcher saw it go or change).
+    pub fn remove(&self, name: &str) -> Option<Arc<SharedFile>> {
+        write(&self.files).remove(name)
+    }
+
+    /// The complete files by name, with the stamp each was shared at.
+    pub fn stamps(&self) -> BTreeMap<String, Stamp> {
+        read(&self.files)
+            .iter()
+            .map(|(n, f)| (n.clone(), f.stamp))
+            .collect()
     }
 
     /// Serves the verified pieces of a download in progress until
@@ -154,9 +284,13 @@ impl Store {
             .map_err(|e| Error::io("duplicating a file handle", e))?;
         let shared = Arc::new(SharedFile {
             record: reasm.record().clone(),
-            file,
+            content: Content::File(file),
             partial: Some(reasm),
             seeding: None,
+            stamp: Stamp {
+                size: 0,
+                mtime_ns: 0,
+            },
         });
         write(&self.partials).insert(shared.record.name.clone(), shared);
         Ok(())
@@ -213,6 +347,13 @@ impl Store {
     }
 }
 
+fn changed(path: &Path) -> Error {
+    Error::Integrity(format!(
+        "{} changed while it was being hashed",
+        path.display()
+    ))
+}
+
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
 }
@@ -232,9 +373,16 @@ mod tests {
         fs::write(store.files_dir().join("a.txt"), b"hello").unwrap();
         fs::create_dir(store.files_dir().join("subdir")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", store.files_dir().join("link")).unwrap();
-        let recs = store.scan().unwrap();
-        assert_eq!(recs.len(), 1);
+        let mut recs = store.scan().unwrap();
+        recs.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            recs.len(),
+            2,
+            "the file and the (empty) folder, not the link"
+        );
         assert_eq!(recs[0].md5, crate::record::md5_of(b"hello"));
+        assert_eq!(recs[1].name, "subdir");
+        assert_eq!(recs[1].folder.as_ref().unwrap().entries(), []);
         assert!(store.get("a.txt").is_some());
         assert!(dir.path().join("records/a.txt.rec").exists());
 
@@ -248,6 +396,7 @@ mod tests {
         let stamp = Stamp::of(&fs::metadata(again.files_dir().join("a.txt")).unwrap());
         assert!(again.cached("a.txt", &stamp).is_none());
         let recs = again.scan().unwrap();
-        assert_eq!(recs[0].md5, crate::record::md5_of(b"changed!"));
+        let a = recs.iter().find(|r| r.name == "a.txt").unwrap();
+        assert_eq!(a.md5, crate::record::md5_of(b"changed!"));
     }
 }

@@ -10,6 +10,7 @@ use super::Peer;
 use crate::error::{code, Error, Result};
 use crate::net::Conn;
 use crate::record::FileRecord;
+use crate::secure::seal::ReplayGuard;
 use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
 use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
@@ -147,11 +148,17 @@ fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<
     std::thread::Builder::new()
         .name("tracker-udp".into())
         .spawn(move || {
-            let mut buf = vec![0u8; MAX_TRACKER_DATAGRAM];
+            let mut buf = vec![0u8; MAX_TRACKER_DATAGRAM + crate::secure::datagram_overhead()];
+            let (mut guard, mut opened) = (ReplayGuard::new(), Vec::new());
             loop {
                 match reader.recv(&mut buf) {
                     Ok(n) => {
-                        if tx.send(buf[..n].to_vec()).is_err() {
+                        // Under a secret, what does not open is dropped here.
+                        let Some(d) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened)
+                        else {
+                            continue;
+                        };
+                        if tx.send(d.to_vec()).is_err() {
                             return;
                         }
                     }
@@ -328,7 +335,8 @@ impl SessionLoop {
             *unreachable_since = Some(now);
         }
         if let Some(bytes) = send {
-            if let Err(e) = socket.send(&bytes) {
+            let mut sealed = Vec::new();
+            if let Err(e) = socket.send(crate::secure::outgoing(&bytes, &mut sealed)) {
                 debug!("tracker {}: {e}", self.tracker());
             }
         }
@@ -479,8 +487,18 @@ fn query_once<T>(
     msg: &TrackerRequest,
     pick: &impl Fn(TrackerReply) -> Option<T>,
 ) -> std::result::Result<T, (Error, bool)> {
-    let mut conn =
-        Conn::connect(tracker, MAX_FRAME).map_err(|e| (unreachable(tracker, e), false))?;
+    let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| {
+        // Under a swarm secret the handshake comes first: a BUSY, or a
+        // close (eviction), can come during it as during a query.
+        let again = matches!(
+            e,
+            Error::Remote {
+                code: code::BUSY,
+                ..
+            } | Error::Protocol(_)
+        );
+        (unreachable(tracker, e), again)
+    })?;
     let kind = msg.kind();
     match conn.call::<TrackerReply>(msg) {
         Ok(m) => {
@@ -515,6 +533,10 @@ fn unreachable(tracker: &str, e: Error) -> Error {
             "the tracker at {tracker} did not answer within {} s (is it running and reachable?)",
             crate::net::IO_TIMEOUT.as_secs()
         )),
+        Error::Secret { problem, .. } => Error::Secret {
+            who: format!("the tracker at {tracker}"),
+            problem,
+        },
         other => other,
     }
 }

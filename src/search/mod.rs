@@ -19,6 +19,7 @@ pub mod seen;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::record::FileRecord;
+use crate::secure::seal::ReplayGuard;
 use crate::wire::datagram::{ChunkInfo, Datagram, Query, MAX_DATAGRAM};
 use log::{debug, info, warn};
 use neighbours::Heard;
@@ -156,14 +157,22 @@ impl Search {
     /// The body of the `search-udp` thread: receives and handles datagrams
     /// forever. `holding` says what this peer has of a file.
     pub fn serve(&self, holding: impl Fn(&str) -> Option<Holding>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+        // Under a swarm secret, datagrams arrive sealed: that much longer.
+        let max = MAX_DATAGRAM + crate::secure::datagram_overhead();
+        let mut buf = vec![0u8; max + 1];
+        let (mut guard, mut opened) = (ReplayGuard::new(), Vec::new());
         loop {
             match self.socket.recv_from(&mut buf) {
                 // One byte more than the limit was room for: too long.
-                Ok((n, src)) if n > MAX_DATAGRAM => {
+                Ok((n, src)) if n > max => {
                     debug!("search: {src}: datagram over {MAX_DATAGRAM} bytes, dropped")
                 }
-                Ok((n, src)) => self.on_datagram(&buf[..n], src, &holding),
+                Ok((n, src)) => {
+                    // Under a secret, one that does not open gets no answer.
+                    if let Some(d) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened) {
+                        self.on_datagram(d, src, &holding)
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -380,7 +389,11 @@ impl Search {
     }
 
     fn send(&self, bytes: &[u8], to: SocketAddr, what: &str) {
-        if let Err(e) = self.socket.send_to(bytes, to) {
+        let mut sealed = Vec::new();
+        if let Err(e) = self
+            .socket
+            .send_to(crate::secure::outgoing(bytes, &mut sealed), to)
+        {
             debug!("search: sending a {what} to {to}: {e}");
         }
     }

@@ -163,8 +163,15 @@ pub struct Announced {
 }
 
 pub struct Catalogue {
+    /// Every file entry; a withdrawn one stays (its index may still be
+    /// named nowhere) with an empty record, and is reused.
     files: Vec<FileEntry>,
     by_name: BTreeMap<Box<str>, u32>,
+    /// Entries of withdrawn records, free for the next new name.
+    free_files: Vec<u32>,
+    /// Names withdrawn since the last `take_withdrawn`: the server deletes
+    /// their records from disk.
+    withdrawn: Vec<String>,
     peers: Vec<Option<Peer>>,
     free: Vec<u32>,
     by_id: HashMap<Box<str>, u32>,
@@ -211,6 +218,8 @@ impl Catalogue {
         Catalogue {
             files: Vec::new(),
             by_name: BTreeMap::new(),
+            free_files: Vec::new(),
+            withdrawn: Vec::new(),
             peers: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
@@ -232,21 +241,53 @@ impl Catalogue {
     }
 
     fn insert_file(&mut self, record: FileRecord) -> u32 {
-        let idx = self.files.len() as u32;
-        self.by_name.insert(record.name.as_str().into(), idx);
-        self.files.push(FileEntry {
+        let entry = FileEntry {
             record: Arc::new(record),
             members: Vec::new(),
             seeders: 0,
             holders: 0,
             partial_blocks: 0,
-        });
+        };
+        let name: Box<str> = entry.record.name.as_str().into();
+        let idx = match self.free_files.pop() {
+            Some(i) => {
+                self.files[i as usize] = entry;
+                i
+            }
+            None => {
+                self.files.push(entry);
+                (self.files.len() - 1) as u32
+            }
+        };
+        self.by_name.insert(name, idx);
         idx
+    }
+
+    /// The last member of `file`, a holder of all of it, withdrew it (an
+    /// ANNOUNCE said it is gone, not an expiry nor a goodbye, nor a
+    /// download given up): nobody can serve it any more, so the
+    /// record is dropped, and its name is free for new content. A peer
+    /// that still has the old content later is told the name is unknown
+    /// and publishes it again.
+    fn withdraw_file(&mut self, file: u32) {
+        let f = &mut self.files[file as usize];
+        let name = f.record.name.clone();
+        f.record = Arc::new(FileRecord::from_bytes(&name, &[]));
+        self.by_name.remove(name.as_str());
+        self.free_files.push(file);
+        self.withdrawn.push(name);
+    }
+
+    /// Names whose records were dropped since the last call (the server
+    /// deletes them from disk).
+    pub fn take_withdrawn(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.withdrawn)
     }
 
     /// A record shared with NEW_FILE. Ok(true) when it is new (the caller
     /// persists it), Ok(false) when an identical one is known; a record
-    /// under a known name with other content is refused, the first stays.
+    /// under a known name with other content is refused, the first stays
+    /// (until its last member withdraws it, `withdraw_file`).
     pub fn publish(&mut self, record: FileRecord) -> Result<bool> {
         let name = record.name.clone();
         let Some(&idx) = self.by_name.get(name.as_str()) else {
@@ -424,6 +465,12 @@ impl Catalogue {
             (Some(i), None) => {
                 let h = peer.holdings.swap_remove(i);
                 self.drop_member(file, h.pos, h.state);
+                // A holder of the whole file took it back, and nobody is
+                // left: the content is withdrawn. (A download given up
+                // withdraws nothing: its seeder may only be away.)
+                if h.state == State::Complete && self.files[file as usize].members.is_empty() {
+                    self.withdraw_file(file);
+                }
             }
         }
     }
@@ -518,7 +565,7 @@ impl Catalogue {
     }
 
     pub fn file_count(&self) -> usize {
-        self.files.len()
+        self.by_name.len()
     }
 
     /// Announces handled since the start.
@@ -538,6 +585,7 @@ impl Catalogue {
                     md5: f.record.md5,
                     holders: f.holders,
                     seeders: f.seeders,
+                    folder: f.record.folder.as_ref().map(|m| m.file_count() as u32),
                 }
             })
             .collect()
@@ -609,7 +657,7 @@ impl Catalogue {
         };
         let mut s = Summary {
             peers: self.by_id.len(),
-            files: self.files.len(),
+            files: self.by_name.len(),
             interval,
             announces_per_s: self.announce_rate(),
             ..Summary::default()
@@ -666,7 +714,8 @@ impl Catalogue {
                     (held / leechers as f64 / f.record.size as f64).min(1.0)
                 };
                 FileTotals {
-                    name: f.record.name.clone(),
+                    // A folder shows as `name/`.
+                    name: f.record.display_name(),
                     size: f.record.size,
                     seeders: f.seeders,
                     leechers,
@@ -721,7 +770,7 @@ impl Catalogue {
             };
             if let Some(h) = holding.map(|i| &p.holdings[i]) {
                 let f = &self.files[h.file as usize];
-                r.file = f.record.name.clone();
+                r.file = f.record.display_name();
                 r.fraction = f.fraction(h.state);
                 r.complete = h.state == State::Complete;
             }

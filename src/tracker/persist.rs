@@ -71,6 +71,18 @@ impl Store {
         })
     }
 
+    /// Deletes the record named `name`, if there is one.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let path = self.path_of(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+                format!("deleting the record of {name} ({})", path.display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Every valid record on disk, sorted by name. Bad files are logged
     /// and skipped.
     pub fn load(&self) -> Vec<FileRecord> {

@@ -117,9 +117,12 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
         .name("tracker-reaper".into())
         .spawn(move || loop {
             std::thread::sleep(REAP_EVERY / REAP_PARTS);
-            let gone = shared
-                .lock()
-                .expire_part(REAP_PARTS as usize, Instant::now());
+            let (gone, withdrawn) = {
+                let mut c = shared.lock();
+                let gone = c.expire_part(REAP_PARTS as usize, Instant::now());
+                (gone, c.take_withdrawn())
+            };
+            forget_records(&shared, withdrawn);
             if gone.len() > 8 {
                 info!(
                     "{} peers gone (silent for 3 announce intervals)",
@@ -136,9 +139,26 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
     }
 }
 
+/// Deletes from disk the records whose last holder withdrew them, so a
+/// restart does not bring them back. One published again under the same
+/// name since is kept (should a NEW_FILE slip in between the check and the
+/// delete, its holders' next announce is told the name is unknown and they
+/// publish it again).
+fn forget_records(shared: &Shared, names: Vec<String>) {
+    for name in names {
+        if shared.lock().record(&name).is_some() {
+            continue;
+        }
+        info!("{name} withdrawn by its last holder: record dropped");
+        if let Err(e) = shared.store.remove(&name) {
+            warn!("{e}");
+        }
+    }
+}
+
 /// Serves one query connection until it closes. Never panics on input.
 pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
-    let mut conn = match Conn::new(stream, MAX_FRAME, QUERY_TIMEOUT) {
+    let mut conn = match Conn::accept(stream, MAX_FRAME, QUERY_TIMEOUT, ticket.deadline()) {
         Ok(c) => c,
         Err(e) => {
             debug!("dropping a connection: {e}");
@@ -253,7 +273,7 @@ fn fit_frame(mut files: Vec<FileSummary>) -> Vec<FileSummary> {
         .iter()
         .take(max_files)
         .take_while(|f| {
-            size += 2 + f.name.len() + 8 + 16 + 4 + 4;
+            size += crate::wire::message::file_entry_len(f);
             size <= MAX_FRAME
         })
         .count();
@@ -282,6 +302,7 @@ mod tests {
                 md5: [0; 16],
                 holders: 0,
                 seeders: 0,
+                folder: Some(1),
             })
             .collect();
         let fitted = fit_frame(many);

@@ -12,6 +12,7 @@ use super::catalogue::{Catalogue, Host};
 use super::cookie::CookieJar;
 use super::server::Shared;
 use crate::error::Error;
+use crate::secure::seal::ReplayGuard;
 use crate::wire::tracker_datagram::{
     Announce, Announced, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, MAX_TRACKER_DATAGRAM,
 };
@@ -161,8 +162,11 @@ pub fn spawn(socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<()> {
 fn serve(socket: UdpSocket, shared: &Shared) {
     // One byte more than the largest datagram: a longer one shows as
     // filling the buffer and is dropped, never read cut short.
-    let mut buf = vec![0u8; MAX_TRACKER_DATAGRAM + 1];
+    // Under a swarm secret, datagrams arrive sealed: that much longer.
+    let max = MAX_TRACKER_DATAGRAM + crate::secure::datagram_overhead();
+    let mut buf = vec![0u8; max + 1];
     let mut out = Vec::with_capacity(256);
+    let (mut guard, mut opened, mut sealed) = (ReplayGuard::new(), Vec::new(), Vec::new());
     loop {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -181,16 +185,21 @@ fn serve(socket: UdpSocket, shared: &Shared) {
             }
         };
         shared.counters.datagram();
-        if n > MAX_TRACKER_DATAGRAM {
+        if n > max {
             shared.counters.dropped();
             continue;
         }
+        // Under a secret, one that does not open gets no answer at all.
+        let Some(datagram) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened) else {
+            shared.counters.dropped();
+            continue;
+        };
         let now = Instant::now();
         let secs = now.duration_since(shared.started).as_secs();
         let event = respond(
             &shared.catalogue,
             &shared.cookies,
-            &buf[..n],
+            datagram,
             from,
             now,
             secs,
@@ -211,7 +220,8 @@ fn serve(socket: UdpSocket, shared: &Shared) {
             Event::Connected => {}
         }
         if !out.is_empty() {
-            if let Err(e) = socket.send_to(&out, from) {
+            let answer = crate::secure::outgoing(&out, &mut sealed);
+            if let Err(e) = socket.send_to(answer, from) {
                 warn!("tracker udp: cannot answer {from}: {e}");
             }
         }

@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -381,6 +380,12 @@ impl PeerUi {
         let Some(shared) = self.peer.shared(&name) else {
             return self.error_page(404, &format!("{name} is not in this peer's files"));
         };
+        if shared.record.folder.is_some() {
+            return self.error_page(
+                409,
+                &format!("{name} is a folder: its files are in files/{name}/ on this peer"),
+            );
+        }
         let len = shared.record.size;
         Response::new(
             200,
@@ -477,11 +482,18 @@ impl PeerUi {
                 main,
                 "<tr><td class=\"name\">{}</td><td class=\"num\" title=\"{} bytes\">{}</td>\
                  <td><code>{}</code></td><td>{}</td></tr>",
-                html(&r.name),
+                html(&item_label(
+                    &r.display_name(),
+                    r.folder.as_ref().map(|m| m.file_count())
+                )),
                 r.size,
                 human_bytes(r.size),
                 hex(&r.md5),
-                save_link(&r.name)
+                if r.folder.is_some() {
+                    String::new()
+                } else {
+                    save_link(&r.name)
+                }
             );
         }
         main.push_str("</tbody>\n</table>\n");
@@ -544,7 +556,11 @@ or shared with the peer's <code>share</code> command.</p>
             let status = if self.peer.shared(&f.name).is_some() {
                 format!(
                     "{} <span class=\"ok\">in my files</span>",
-                    save_link(&f.name)
+                    if f.folder.is_some() {
+                        String::new()
+                    } else {
+                        save_link(&f.name)
+                    }
                 )
             } else {
                 match fetches.get(&f.name) {
@@ -568,7 +584,7 @@ or shared with the peer's <code>share</code> command.</p>
                  <td class=\"num\" title=\"{} bytes\">{}</td><td><code>{}</code></td>\
                  <td class=\"num\">{} ({} complete)</td><td class=\"status\">{status}</td></tr>",
                 html(&f.name),
-                html(&f.name),
+                html(&item_label(&f.display_name(), f.folder.map(|n| n as usize))),
                 f.size,
                 human_bytes(f.size),
                 hex(&f.md5),
@@ -792,9 +808,19 @@ struct SharedReader {
 
 impl Read for SharedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.file.read_at(buf, self.pos)?;
+        let n = self.file.read_at(buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// A name as the tables show it: a folder ends in `/` and says how many
+/// files it holds.
+fn item_label(display_name: &str, folder_files: Option<usize>) -> String {
+    match folder_files {
+        Some(1) => format!("{display_name} (1 file)"),
+        Some(n) => format!("{display_name} ({n} files)"),
+        None => display_name.to_string(),
     }
 }
 

@@ -572,6 +572,7 @@ mod tests {
                 blocks_per_piece: 1,
                 md5: [5; 16],
                 piece_hashes: vec![[6; 16]; pieces as usize],
+                folder: None,
             };
             let c = ChunkInfo {
                 name: r.name.clone(),

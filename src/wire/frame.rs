@@ -80,6 +80,12 @@ impl<R: Read> FrameReader<R> {
         }
     }
 
+    /// The largest frame the next `fill` takes (a server lowers it until
+    /// the client has authenticated).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// See `budget`; `None` reads for as long as bytes keep coming.
     pub fn set_budget(&mut self, budget: Option<std::time::Duration>) {
         self.budget = budget;

@@ -11,6 +11,7 @@ use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, put_va
 use super::frame::{write_header, HEADER_LEN};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
+use crate::manifest::{Entry, Manifest, MAX_ENTRIES, MAX_PATH_BYTES};
 use crate::names::{check_file_name, check_peer_id, MAX_NAME_BYTES, MAX_PEER_ID_BYTES};
 use crate::record::{FileRecord, Md5Digest, MAX_PIECES};
 use std::io::{self, Write};
@@ -27,6 +28,9 @@ pub const MAX_HOLDERS: usize = 64;
 pub const MAX_FILES: usize = 16_384;
 
 pub mod ty {
+    /// A Noise handshake message, both ways (swarm secret only: see
+    /// `secure::channel`); an open server answers it with an ERROR.
+    pub const HANDSHAKE: u8 = 0x4e;
     pub const NEW_FILE: u8 = 0x02;
     pub const LIST_FILES: u8 = 0x04;
     pub const GET_RECORD: u8 = 0x05;
@@ -55,6 +59,18 @@ pub struct FileSummary {
     pub md5: Md5Digest,
     pub holders: u32,
     pub seeders: u32,
+    /// A folder: how many files it holds. None for a file.
+    pub folder: Option<u32>,
+}
+
+impl FileSummary {
+    /// The name as listings show it: a folder ends in `/`.
+    pub fn display_name(&self) -> String {
+        match self.folder {
+            Some(_) => format!("{}/", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// A peer that holds (part of) a file, and where to reach it. Which
@@ -167,7 +183,7 @@ pub(crate) fn put_holders(out: &mut Vec<u8>, holders: &[Holder]) {
 }
 
 pub(crate) fn get_files(d: &mut Decoder<'_>) -> Result<Vec<FileSummary>> {
-    let n = d.count(2 + 8 + 16 + 8, MAX_FILES)?;
+    let n = d.count(FILE_ENTRY_MIN, MAX_FILES)?;
     let mut files = Vec::new();
     for _ in 0..n {
         files.push(FileSummary {
@@ -176,6 +192,11 @@ pub(crate) fn get_files(d: &mut Decoder<'_>) -> Result<Vec<FileSummary>> {
             md5: d.array()?,
             holders: d.u32()?,
             seeders: d.u32()?,
+            folder: match d.u8()? {
+                0 => None,
+                1 => Some(d.u32()?),
+                other => return Err(Error::protocol(format!("FILE_LIST kind {other}"))),
+            },
         });
     }
     Ok(files)
@@ -189,7 +210,22 @@ pub(crate) fn put_files(out: &mut Vec<u8>, files: &[FileSummary]) {
         out.extend_from_slice(&f.md5);
         put_u32(out, f.holders);
         put_u32(out, f.seeders);
+        match f.folder {
+            None => put_u8(out, 0),
+            Some(n) => {
+                put_u8(out, 1);
+                put_u32(out, n);
+            }
+        }
     }
+}
+
+/// The smallest FILE_LIST entry: a one-byte name, a file.
+pub const FILE_ENTRY_MIN: usize = 3 + 8 + 16 + 8 + 1;
+
+/// The bytes of one FILE_LIST entry.
+pub fn file_entry_len(f: &FileSummary) -> usize {
+    2 + f.name.len() + 8 + 16 + 8 + 1 + if f.folder.is_some() { 4 } else { 0 }
 }
 
 /// REQUEST and CANCEL: handle, first block, 1 to 64 blocks.
@@ -246,6 +282,66 @@ pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
     for h in &r.piece_hashes {
         out.extend_from_slice(h);
     }
+    if let Some(m) = &r.folder {
+        put_manifest(out, m);
+    }
+}
+
+/// The optional section after a record's piece hashes: a kind byte, then
+/// what that kind carries. 1: a folder's manifest. A record is always the
+/// last field of its message, so a record without the section simply
+/// ends after its hashes.
+const SECTION_FOLDER: u8 = 1;
+const ENTRY_DIR: u8 = 0;
+const ENTRY_FILE: u8 = 1;
+
+pub(crate) fn put_manifest(out: &mut Vec<u8>, m: &Manifest) {
+    put_u8(out, SECTION_FOLDER);
+    put_u32(out, m.entries().len() as u32);
+    for e in m.entries() {
+        match e {
+            Entry::Dir { path } => {
+                put_u8(out, ENTRY_DIR);
+                put_str(out, path);
+            }
+            Entry::File { path, size, md5 } => {
+                put_u8(out, ENTRY_FILE);
+                put_str(out, path);
+                put_u64(out, *size);
+                out.extend_from_slice(md5);
+            }
+        }
+    }
+}
+
+pub(crate) fn get_manifest(d: &mut Decoder<'_>) -> Result<Manifest> {
+    let kind = d.u8()?;
+    if kind != SECTION_FOLDER {
+        return Err(Error::protocol(format!(
+            "record section of unknown kind {kind}"
+        )));
+    }
+    // The smallest entry: a kind byte and a one-byte path.
+    let n = d.count(4, MAX_ENTRIES)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        let kind = d.u8()?;
+        let path = d.str(MAX_PATH_BYTES)?.to_string();
+        entries.push(match kind {
+            ENTRY_DIR => Entry::Dir { path },
+            ENTRY_FILE => Entry::File {
+                path,
+                size: d.u64()?,
+                md5: d.array()?,
+            },
+            other => {
+                return Err(Error::protocol(format!(
+                    "folder manifest entry of unknown kind {other} (only files and folders)"
+                )))
+            }
+        });
+    }
+    Manifest::new(entries)
 }
 
 pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
@@ -260,6 +356,11 @@ pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
         .chunks_exact(16)
         .map(|c| c.try_into().expect("16-byte chunk"))
         .collect();
+    let folder = if d.remaining() > 0 {
+        Some(Box::new(get_manifest(d)?))
+    } else {
+        None
+    };
     let record = FileRecord {
         name,
         size,
@@ -267,6 +368,7 @@ pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
         blocks_per_piece,
         md5,
         piece_hashes,
+        folder,
     };
     record.validate()?;
     Ok(record)
@@ -367,6 +469,7 @@ pub(crate) mod tests {
             blocks_per_piece: 1,
             md5: [9; 16],
             piece_hashes: vec![[1; 16], [2; 16], [3; 16]],
+            folder: None,
         }
     }
 
@@ -418,7 +521,10 @@ pub(crate) mod tests {
         let hex = |b: &Bitfield| {
             let mut buf = Vec::new();
             put_have(&mut buf, b);
-            buf.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+            buf.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let set = |len: u32, ones: &[u32]| {
             let mut b = Bitfield::new(len);
@@ -433,7 +539,10 @@ pub(crate) mod tests {
             hex(&set(10, &[0, 1, 2, 8])),
             "00 00 00 0a 03 00 00 00 02 07 01"
         );
-        assert_eq!(hex(&set(1000, &[3, 999])), "00 00 03 e8 04 02 03 00 e3 07 00");
+        assert_eq!(
+            hex(&set(1000, &[3, 999])),
+            "00 00 03 e8 04 02 03 00 e3 07 00"
+        );
         assert_eq!(
             hex(&set(1000, &(40..48).collect::<Vec<_>>())),
             "00 00 03 e8 04 01 28 07"
@@ -461,6 +570,127 @@ pub(crate) mod tests {
             "beyond 32 bits"
         );
         assert!(set(&[1, 5]).is_err(), "truncated");
+    }
+
+    /// A folder's record: a, d/, d/e (empty), d/f, empty/.
+    pub fn folder_record() -> FileRecord {
+        let (a, f) = (b"hello".as_slice(), b"world!".as_slice());
+        let mut r = FileRecord::from_bytes("tree", &[a, f].concat());
+        let file = |path: &str, data: &[u8]| Entry::File {
+            path: path.into(),
+            size: data.len() as u64,
+            md5: crate::record::md5_of(data),
+        };
+        let dir = |path: &str| Entry::Dir { path: path.into() };
+        r.folder = Some(Box::new(
+            Manifest::new(vec![
+                file("a", a),
+                dir("d"),
+                file("d/e", b""),
+                file("d/f", f),
+                dir("empty"),
+            ])
+            .unwrap(),
+        ));
+        r
+    }
+
+    fn decode_record(bytes: &[u8]) -> Result<FileRecord> {
+        let mut d = Decoder::new(bytes);
+        let r = get_record(&mut d)?;
+        d.finish()?;
+        Ok(r)
+    }
+
+    #[test]
+    fn a_folder_record_round_trips_and_every_cut_fails() {
+        let r = folder_record();
+        r.validate().unwrap();
+        let mut buf = Vec::new();
+        put_record(&mut buf, &r);
+        assert_eq!(decode_record(&buf).unwrap(), r);
+        for cut in 0..buf.len() {
+            // Cut right after the piece hashes it is a plain record (of
+            // the same bytes): valid, but not this one.
+            if let Ok(other) = decode_record(&buf[..cut]) {
+                assert!(other.folder.is_none(), "{cut}");
+            }
+        }
+        let mut plain = Vec::new();
+        put_record(&mut plain, &record());
+        assert_eq!(decode_record(&plain).unwrap(), record());
+    }
+
+    /// The folder record's bytes with the manifest's entries replaced.
+    fn with_entries(entries: &[(u8, &str, Option<u64>)]) -> Vec<u8> {
+        let r = folder_record();
+        let mut buf = Vec::new();
+        let mut plain = r.clone();
+        plain.folder = None;
+        put_record(&mut buf, &plain);
+        put_u8(&mut buf, SECTION_FOLDER);
+        put_u32(&mut buf, entries.len() as u32);
+        for (kind, path, size) in entries {
+            put_u8(&mut buf, *kind);
+            put_str(&mut buf, path);
+            if let Some(size) = size {
+                put_u64(&mut buf, *size);
+                buf.extend_from_slice(&[0; 16]);
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn the_folder_record_example_of_protocol_md() {
+        let mut r = FileRecord::from_bytes("t", b"hi");
+        r.folder = Some(Box::new(
+            Manifest::new(vec![
+                Entry::File {
+                    path: "a".into(),
+                    size: 2,
+                    md5: crate::record::md5_of(b"hi"),
+                },
+                Entry::Dir { path: "e".into() },
+            ])
+            .unwrap(),
+        ));
+        let mut frame = Vec::new();
+        crate::wire::record_file::encode(&r, &mut frame);
+        let hi = "49f68a5c8493ec2c0bf489821c21fc3b";
+        let expected = format!(
+            "0000005d85 000174 0000000000000002 00001000 00000001 {hi} 00000001 {hi} \
+             01 00000002 01000161 0000000000000002 {hi} 00000165"
+        )
+        .replace(' ', "");
+        assert_eq!(crate::units::hex(&frame), expected);
+        assert_eq!(frame.len(), 97);
+        assert_eq!(crate::wire::record_file::decode(&frame).unwrap(), r);
+    }
+
+    #[test]
+    fn hostile_manifests_are_refused_by_the_decoder() {
+        // Sanity: the same builder with good entries decodes.
+        assert!(decode_record(&with_entries(&[(1, "a", Some(5)), (1, "b", Some(6))])).is_ok());
+        for entries in [
+            vec![(1, "../a", Some(5)), (1, "b", Some(6))],
+            vec![(1, "/etc/passwd", Some(11))],
+            vec![(0, "d", None), (1, "d/../../x", Some(11))],
+            vec![(1, "a", Some(5)), (1, "x/b", Some(6))],
+            // Kind 2 (a symlink, say) does not exist.
+            vec![(1, "a", Some(11)), (2, "link", Some(0))],
+            // Sizes that do not add up to the record's.
+            vec![(1, "a", Some(5)), (1, "b", Some(7))],
+            vec![(1, "b", Some(5)), (1, "a", Some(6))],
+        ] {
+            let bytes = with_entries(&entries);
+            assert!(decode_record(&bytes).is_err(), "{entries:?}");
+        }
+        // An unknown section kind.
+        let mut buf = Vec::new();
+        put_record(&mut buf, &record());
+        buf.push(9);
+        assert!(decode_record(&buf).is_err());
     }
 
     mod prop {

@@ -204,15 +204,29 @@ mod tests {
         vec![
             TrackerReply::Ok,
             TrackerReply::FileList {
-                files: vec![FileSummary {
-                    name: "a".into(),
-                    size: 5,
-                    md5: [0; 16],
-                    holders: 2,
-                    seeders: 1,
-                }],
+                files: vec![
+                    FileSummary {
+                        name: "a".into(),
+                        size: 5,
+                        md5: [0; 16],
+                        holders: 2,
+                        seeders: 1,
+                        folder: None,
+                    },
+                    FileSummary {
+                        name: "photos".into(),
+                        size: 7,
+                        md5: [1; 16],
+                        holders: 1,
+                        seeders: 1,
+                        folder: Some(3),
+                    },
+                ],
             },
             TrackerReply::Record { record: record() },
+            TrackerReply::Record {
+                record: crate::wire::message::tests::folder_record(),
+            },
             TrackerReply::Holders {
                 holders: vec![
                     Holder {

@@ -17,6 +17,14 @@ fn check(data: &[u8]) {
     assert_eq!(bytes, data, "a record has one stored form");
     assert_eq!(record_file::decode(&bytes).unwrap(), r);
     geometry(&r);
+    // A folder's manifest: no path that could leave the tree, and its
+    // files make up the payload.
+    if let Some(m) = &r.folder {
+        assert_eq!(m.total_size(), r.size);
+        for e in m.entries() {
+            assert!(p2pshare::manifest::check_path(e.path()).is_ok(), "{e:?}");
+        }
+    }
 }
 
 /// Pieces tile the file, blocks tile the pieces.
@@ -42,11 +50,35 @@ fn geometry(r: &FileRecord) {
     }
 }
 
+/// A folder's record (README, Folders): a file, an empty file, a folder
+/// inside and an empty one.
+fn folder() -> FileRecord {
+    use p2pshare::manifest::{Entry, Manifest};
+    use p2pshare::record::md5_of;
+    let mut r = FileRecord::from_bytes("tree", b"hello");
+    let file = |path: &str, data: &[u8]| Entry::File {
+        path: path.into(),
+        size: data.len() as u64,
+        md5: md5_of(data),
+    };
+    let dir = |path: &str| Entry::Dir { path: path.into() };
+    let m = Manifest::new(vec![
+        file("a", b"hello"),
+        dir("d"),
+        file("d/e", b""),
+        dir("empty"),
+    ])
+    .expect("a valid manifest");
+    r.folder = Some(Box::new(m));
+    r
+}
+
 fn seeds() -> Vec<Vec<u8>> {
     [
         FileRecord::from_bytes("a.bin", &[7; 10_000]),
         FileRecord::from_bytes("empty", b""),
         FileRecord::from_bytes("naïve b.txt", b"hello"),
+        folder(),
     ]
     .iter()
     .map(|r| {

@@ -19,6 +19,7 @@ fn record(size: u64) -> FileRecord {
         blocks_per_piece: blocks_per_piece_for(size),
         md5: [0x5a; 16],
         piece_hashes: vec![[0; 16]; piece_count_for(size) as usize],
+        folder: None,
     }
 }
 

@@ -17,6 +17,7 @@ fn seeds() -> Vec<Vec<u8>> {
         md5: record.md5,
         holders: 3,
         seeders: 1,
+        folder: None,
     };
     let holder = |id: &str, host: &str, complete| Holder {
         peer_id: id.into(),
@@ -28,7 +29,14 @@ fn seeds() -> Vec<Vec<u8>> {
     [
         TrackerReply::Ok,
         TrackerReply::FileList {
-            files: vec![summary.clone(), summary],
+            files: vec![
+                summary.clone(),
+                FileSummary {
+                    name: "photos".into(),
+                    folder: Some(3),
+                    ..summary
+                },
+            ],
         },
         TrackerReply::Record { record },
         TrackerReply::Holders {

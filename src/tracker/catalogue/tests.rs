@@ -79,6 +79,79 @@ fn same_name_other_content_conflicts_and_first_stays() {
 }
 
 #[test]
+fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let old = FileRecord::from_bytes("x", b"old");
+    let new = FileRecord::from_bytes("x", b"new content");
+    c.publish(old.clone()).unwrap();
+    let a = seed(&mut c, "A", &old, t0);
+    let b = c.register("B", ip("10.0.0.2"), 2, t0);
+    c.announce("B", b, &[entry(&old, Held::Partial(0))], t0)
+        .unwrap();
+    // A member remains (B is downloading): the first stays.
+    c.announce("A", a, &[entry(&old, Held::Gone)], t0).unwrap();
+    assert!(matches!(c.publish(new.clone()), Err(Error::Conflict(_))));
+    // A download given up withdraws nothing, even the last one.
+    c.announce("B", b, &[entry(&old, Held::Gone)], t0).unwrap();
+    assert!(matches!(c.publish(new.clone()), Err(Error::Conflict(_))));
+    assert!(c.take_withdrawn().is_empty());
+    // The last member, a seeder, withdraws it: gone from every answer,
+    // name free.
+    c.announce("A", a, &[entry(&old, Held::Complete)], t0)
+        .unwrap();
+    c.announce("A", a, &[entry(&old, Held::Gone)], t0).unwrap();
+    assert_eq!(c.take_withdrawn(), ["x"]);
+    assert!(c.record("x").is_none());
+    assert!(c.list_files().is_empty());
+    assert!(matches!(c.holders("x"), Err(Error::NotFound(_))));
+    assert_eq!(c.file_count(), 0);
+    assert!(c.publish(new.clone()).unwrap(), "new content accepted");
+    assert_eq!(*c.record("x").unwrap(), new);
+    // A peer still holding the old content is told the name is unknown
+    // for that content only if the name is free; here it is taken, so
+    // its entry is ignored.
+    let ann = c
+        .announce("A", a, &[entry(&old, Held::Complete)], t0)
+        .unwrap();
+    assert_eq!(ann.unknown, [false]);
+    assert!(c.holders("x").unwrap().is_empty());
+}
+
+#[test]
+fn a_folder_is_listed_and_summed_up_as_a_folder() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = crate::wire::message::tests::folder_record();
+    c.publish(r.clone()).unwrap();
+    seed(&mut c, "A", &r, t0);
+    let listed = &c.list_files()[0];
+    assert_eq!((listed.name.as_str(), listed.folder), ("tree", Some(3)));
+    assert_eq!(listed.display_name(), "tree/");
+    let s = c.summary(t0, 10);
+    assert_eq!(s.file_totals[0].name, "tree/");
+    assert_eq!(s.rows[0].file, "tree/");
+}
+
+#[test]
+fn expiry_and_goodbye_do_not_withdraw_a_record() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let r = FileRecord::from_bytes("y", b"kept");
+    c.publish(r.clone()).unwrap();
+    let a = seed(&mut c, "A", &r, t0);
+    assert!(c.remove_peer("A", a));
+    seed(&mut c, "B", &r, t0);
+    c.expire(t0 + Duration::from_secs(3600));
+    assert!(c.take_withdrawn().is_empty());
+    assert_eq!(*c.record("y").unwrap(), r);
+    assert!(matches!(
+        c.publish(FileRecord::from_bytes("y", b"other")),
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[test]
 fn announces_update_counts_and_report_unknown_files() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();

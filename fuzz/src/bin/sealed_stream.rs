@@ -1,0 +1,80 @@
+//! The swarm secret's encrypted stream (`secure::channel::SealedReader`):
+//! what every connection reads after the handshake, from a party that may
+//! have the secret and be hostile, or be a forger on the path. The stream
+//! arrives in odd-sized pieces with timeouts between; reading never
+//! panics, ends, and hands out no byte of a message that fails its tag.
+//!
+//! Input: one control byte (bits 0-2: largest read size - 1; bit 3: a
+//! timeout before every third read), then the stream. The channel's keys
+//! are fresh each run, so a message never authenticates here: the target
+//! covers the length prefixes, the buffer moves and the refusals; the
+//! unit tests cover the messages that do.
+
+use p2pshare::secure::channel::{respond, Initiator, SealedReader};
+use std::io::{self, Read};
+
+const PSK: [u8; 32] = [0x77; 32];
+
+struct Trickle<'a> {
+    data: &'a [u8],
+    largest: usize,
+    stalls: bool,
+    reads: usize,
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads += 1;
+        if self.stalls && self.reads.is_multiple_of(3) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = (self.reads % self.largest + 1)
+            .min(buf.len())
+            .min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+fn check(data: &[u8]) {
+    let Some((&control, stream)) = data.split_first() else {
+        return;
+    };
+    let (initiator, msg1) = Initiator::start(&PSK);
+    let (_, msg2) = respond(&PSK, &msg1).expect("our own message 1");
+    let noise = initiator.finish(&msg2).expect("our own message 2");
+    let trickle = Trickle {
+        data: stream,
+        largest: usize::from(control & 7) + 1,
+        stalls: control & 8 != 0,
+        reads: 0,
+    };
+    let mut reader = SealedReader::new(trickle, noise, &[]);
+    let mut buf = [0u8; 4096];
+    // Every read consumes input or fails: bounded by the input's length.
+    for _ in 0..=3 * stream.len() + 3 {
+        match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => panic!("a byte of a message that cannot authenticate"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+    panic!("no end after {} reads", 3 * stream.len() + 3);
+}
+
+fn seeds() -> Vec<Vec<u8>> {
+    let mut one = vec![0x0b, 0x00, 0x20];
+    one.extend_from_slice(&[1; 32]);
+    vec![
+        one,
+        vec![0x00, 0xff, 0xff, 0x01],
+        vec![0x07, 0x00, 0x00],
+        vec![0x03],
+    ]
+}
+
+fn main() {
+    p2pshare_fuzz::main(check, seeds);
+}

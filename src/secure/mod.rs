@@ -1,0 +1,246 @@
+//! The swarm secret (`--secret-file`): reading it, the keys derived from
+//! it, and the two layers it keys, each a vetted construction from a
+//! well-kept crate with nothing home-made below the crate's API:
+//! - `channel`: TCP, a Noise NNpsk0 handshake (`snow`), then every byte in
+//!   AES-256-GCM transport messages;
+//! - `seal`: UDP, each datagram sealed with XChaCha20-Poly1305 under a
+//!   random nonce, with a timestamp and a replay guard.
+//!
+//! One swarm per process: the binaries install the secret once at start,
+//! before any socket opens, and every dial, accept and datagram consults
+//! `swarm()`. Without a secret nothing here runs and the wire is the open
+//! protocol, byte for byte.
+
+pub mod channel;
+pub mod seal;
+
+use crate::error::{Error, Result};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The shortest secret accepted, in bytes (after trimming whitespace):
+/// 128 bits even if every byte is a hex digit.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// The longest: a secret file is a key, not a document.
+pub const MAX_SECRET_BYTES: usize = 4096;
+
+/// Keys derived from the swarm secret, one per use, so no key serves two
+/// constructions.
+pub struct Keys {
+    psk: [u8; 32],
+    udp: seal::Sealer,
+}
+
+impl Keys {
+    /// HKDF-SHA256 (RFC 5869) of the secret, a fixed salt, and one `info`
+    /// label per key.
+    pub fn derive(secret: &[u8]) -> Keys {
+        let hk = Hkdf::<Sha256>::new(Some(b"p2pshare swarm secret v1"), secret);
+        let mut psk = [0u8; 32];
+        let mut udp = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: cannot fail.
+        hk.expand(b"tcp noise psk", &mut psk).expect("32-byte okm");
+        hk.expand(b"udp datagram key", &mut udp)
+            .expect("32-byte okm");
+        Keys {
+            psk,
+            udp: seal::Sealer::new(&udp),
+        }
+    }
+
+    pub fn psk(&self) -> &[u8; 32] {
+        &self.psk
+    }
+
+    pub fn sealer(&self) -> &seal::Sealer {
+        &self.udp
+    }
+}
+
+/// A secret file that was read: the keys, and a warning to show when the
+/// file is readable by others.
+pub struct Loaded {
+    pub keys: Keys,
+    pub warning: Option<String>,
+}
+
+/// Reads and checks `path`: the secret is its contents with surrounding
+/// whitespace trimmed (so `openssl rand -hex 32 > FILE` works as is).
+pub fn load(path: &Path) -> Result<Loaded> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the secret file {shown}: {e} (make one with: openssl rand -hex 32 > {shown}; chmod 600 {shown})"
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "the secret file {shown} is not a regular file"
+        )));
+    }
+    if meta.len() > MAX_SECRET_BYTES as u64 + 64 {
+        return Err(Error::Usage(format!(
+            "the secret file {shown} holds {} bytes; a secret is at most {MAX_SECRET_BYTES}",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Usage(format!("cannot read the secret file {shown}: {e}")))?;
+    let secret =
+        check(&bytes).map_err(|why| Error::Usage(format!("the secret file {shown} {why}")))?;
+    Ok(Loaded {
+        keys: Keys::derive(secret),
+        warning: loose_permissions(&meta).then(|| {
+            format!(
+                "the secret file {shown} is readable by other users (mode {:o}): chmod 600 {shown}",
+                mode(&meta) & 0o777
+            )
+        }),
+    })
+}
+
+/// The secret in a file's bytes, or why it is refused.
+pub fn check(bytes: &[u8]) -> std::result::Result<&[u8], String> {
+    let secret = bytes.trim_ascii();
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "holds a secret of {} bytes; the minimum is {MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)",
+            secret.len()
+        ));
+    }
+    if secret.len() > MAX_SECRET_BYTES {
+        return Err(format!(
+            "holds {} bytes; a secret is at most {MAX_SECRET_BYTES}",
+            secret.len()
+        ));
+    }
+    Ok(secret)
+}
+
+fn mode(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode()
+}
+
+/// Group or other may read it.
+fn loose_permissions(meta: &std::fs::Metadata) -> bool {
+    mode(meta) & 0o044 != 0
+}
+
+/// Reads the secret file at start-up and makes it this process's swarm
+/// secret; a file readable by others is used, with a warning on stderr.
+pub fn start(path: &Path) -> Result<()> {
+    let loaded = load(path)?;
+    if let Some(w) = loaded.warning {
+        // The log may be filtered (RUST_LOG=error): then a plain line.
+        if log::log_enabled!(log::Level::Warn) {
+            log::warn!("{w}");
+        } else {
+            eprintln!("warning: {w}");
+        }
+    }
+    install(loaded.keys);
+    Ok(())
+}
+
+static SWARM: OnceLock<Keys> = OnceLock::new();
+
+/// Makes `keys` this process's swarm secret. Called once at start-up,
+/// before any socket; a second call is ignored (there is one swarm).
+pub fn install(keys: Keys) {
+    let _ = SWARM.set(keys);
+}
+
+/// The swarm secret's keys, or `None` in an open swarm.
+pub fn swarm() -> Option<&'static Keys> {
+    SWARM.get()
+}
+
+/// What sealing adds to a datagram in this swarm (0 when open): receive
+/// buffers and size checks grow by it.
+pub fn datagram_overhead() -> usize {
+    swarm().map_or(0, |_| seal::OVERHEAD)
+}
+
+/// What to send for `datagram`: itself in an open swarm, sealed (into
+/// `scratch`) under a secret.
+pub fn outgoing<'a>(datagram: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    match swarm() {
+        None => datagram,
+        Some(keys) => {
+            keys.sealer().seal(datagram, scratch);
+            scratch
+        }
+    }
+}
+
+/// The datagram inside what arrived: itself in an open swarm; under a
+/// secret, opened into `scratch`, or `None` (drop it, answer nothing) when
+/// it is not sealed with our secret, is stale or a replay.
+pub fn incoming<'a>(
+    received: &'a [u8],
+    guard: &mut seal::ReplayGuard,
+    scratch: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
+    let Some(keys) = swarm() else {
+        return Some(received);
+    };
+    match keys
+        .sealer()
+        .open(received, guard, seal::unix_ms(), scratch)
+    {
+        Ok(()) => Some(scratch),
+        Err(why) => {
+            log::debug!("dropped a datagram: {why:?}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_trimmed_and_checked_for_length() {
+        let hex64 = "ab".repeat(32);
+        assert_eq!(
+            check(format!("  {hex64}\n").as_bytes()).unwrap(),
+            hex64.as_bytes()
+        );
+        let short = check(b"0123456789abcdef0123456789abcde\n").unwrap_err();
+        assert!(
+            short.contains("31 bytes") && short.contains("minimum is 32"),
+            "{short}"
+        );
+        assert!(check(&vec![b'x'; MAX_SECRET_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn each_use_gets_its_own_key_and_each_secret_its_own_keys() {
+        let a = Keys::derive(&[1u8; 32]);
+        let b = Keys::derive(&[2u8; 32]);
+        assert_ne!(a.psk(), b.psk());
+        assert_eq!(a.psk(), Keys::derive(&[1u8; 32]).psk());
+    }
+
+    #[test]
+    fn a_file_readable_by_others_loads_with_a_warning() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "cd".repeat(32)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load(&path).unwrap().warning.is_none());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = load(&path).unwrap().warning.unwrap();
+        assert!(
+            w.contains("readable by other users") && w.contains("chmod 600"),
+            "{w}"
+        );
+        let missing = load(&dir.path().join("nope")).err().unwrap().to_string();
+        assert!(missing.contains("cannot read the secret file"), "{missing}");
+    }
+}

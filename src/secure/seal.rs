@@ -1,0 +1,248 @@
+//! Sealed datagrams: with a swarm secret every UDP datagram (tracker
+//! announces, search) travels inside this envelope, and one that does
+//! not open is dropped unanswered.
+//!
+//! Layout: `"p2S"` (3 bytes, so an open receiver reads it as an unknown
+//! version and drops it), a 24-byte random nonce, then the
+//! XChaCha20-Poly1305 ciphertext of `timestamp (u64 BE, Unix ms) ||
+//! datagram`, then its 16-byte tag; the 3-byte header is the associated
+//! data. The timestamp and `ReplayGuard` refuse a copy replayed later.
+//! Pure: the nonce and the clock come from the caller.
+
+use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::collections::{HashSet, VecDeque};
+
+pub const HEADER: [u8; 3] = *b"p2S";
+pub const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+const STAMP_LEN: usize = 8;
+/// Bytes a sealed datagram adds to the one inside.
+pub const OVERHEAD: usize = HEADER.len() + NONCE_LEN + STAMP_LEN + TAG_LEN;
+/// How far a datagram's timestamp may be from the receiver's clock, in ms:
+/// the swarm's clocks must agree this well.
+pub const WINDOW_MS: u64 = 60_000;
+/// Most nonces a guard remembers; past it the oldest go first (a window
+/// shorter than `WINDOW_MS` under a flood of valid datagrams).
+pub const MAX_REMEMBERED: usize = 1 << 18;
+
+pub type Nonce = [u8; NONCE_LEN];
+
+pub struct Sealer {
+    aead: XChaCha20Poly1305,
+}
+
+/// Why a datagram was dropped (for the log; nobody is told).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    NotSealed,
+    Forged,
+    Stale,
+    Replayed,
+}
+
+impl Sealer {
+    pub fn new(key: &[u8; 32]) -> Sealer {
+        Sealer {
+            aead: XChaCha20Poly1305::new(key.into()),
+        }
+    }
+
+    /// A fresh random nonce (the OS's generator).
+    pub fn nonce() -> Nonce {
+        XChaCha20Poly1305::generate_nonce(&mut OsRng).into()
+    }
+
+    /// `datagram` sealed with `nonce` at `now_ms`, into `out` (cleared).
+    pub fn seal_with(&self, datagram: &[u8], nonce: &Nonce, now_ms: u64, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&HEADER);
+        out.extend_from_slice(nonce);
+        let body = out.len();
+        out.extend_from_slice(&now_ms.to_be_bytes());
+        out.extend_from_slice(datagram);
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(XNonce::from_slice(nonce), &HEADER, &mut out[body..])
+            // Only for a message over 256 GiB: not a datagram.
+            .expect("datagram within the AEAD's length limit");
+        out.extend_from_slice(&tag);
+    }
+
+    /// `datagram` sealed with a fresh nonce at the current time.
+    pub fn seal(&self, datagram: &[u8], out: &mut Vec<u8>) {
+        self.seal_with(datagram, &Sealer::nonce(), unix_ms(), out)
+    }
+
+    /// Opens `sealed` into `out` (cleared): the datagram inside, its nonce
+    /// and timestamp. Checks nothing but authenticity: see `ReplayGuard`.
+    pub fn open_into(&self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(Nonce, u64), Refused> {
+        if sealed.len() < OVERHEAD || sealed[..HEADER.len()] != HEADER {
+            return Err(Refused::NotSealed);
+        }
+        let (head, rest) = sealed.split_at(HEADER.len() + NONCE_LEN);
+        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let nonce: Nonce = head[HEADER.len()..].try_into().expect("split at NONCE_LEN");
+        out.clear();
+        out.extend_from_slice(body);
+        self.aead
+            .decrypt_in_place_detached(XNonce::from_slice(&nonce), &HEADER, out, tag.into())
+            .map_err(|_| Refused::Forged)?;
+        let stamp = u64::from_be_bytes(out[..STAMP_LEN].try_into().expect("body >= 8 bytes"));
+        out.drain(..STAMP_LEN);
+        Ok((nonce, stamp))
+    }
+
+    /// Opens `sealed` into `out` and checks it against `guard` at `now_ms`.
+    pub fn open(
+        &self,
+        sealed: &[u8],
+        guard: &mut ReplayGuard,
+        now_ms: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refused> {
+        let (nonce, stamp) = self.open_into(sealed, out)?;
+        guard.admit(nonce, stamp, now_ms)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Refuses a datagram whose timestamp is outside the window and one whose
+/// nonce was seen within it: a copy replayed later is not acted on twice.
+/// Random nonces never repeat by chance (192 bits).
+#[derive(Default)]
+pub struct ReplayGuard {
+    seen: HashSet<Nonce>,
+    /// Nonces by arrival, with their timestamps, to forget them in order.
+    order: VecDeque<(u64, Nonce)>,
+}
+
+impl ReplayGuard {
+    pub fn new() -> ReplayGuard {
+        ReplayGuard::default()
+    }
+
+    pub fn admit(&mut self, nonce: Nonce, stamp: u64, now_ms: u64) -> Result<(), Refused> {
+        if stamp.abs_diff(now_ms) > WINDOW_MS {
+            return Err(Refused::Stale);
+        }
+        self.forget_before(now_ms.saturating_sub(WINDOW_MS));
+        if !self.seen.insert(nonce) {
+            return Err(Refused::Replayed);
+        }
+        self.order.push_back((stamp, nonce));
+        Ok(())
+    }
+
+    /// Forgets nonces stamped before `oldest` (a copy would be stale by
+    /// now) and the oldest beyond `MAX_REMEMBERED`. Arrival order is close
+    /// to stamp order; a nonce kept a little longer costs only memory.
+    fn forget_before(&mut self, oldest: u64) {
+        while let Some(&(stamp, nonce)) = self.order.front() {
+            if stamp >= oldest && self.order.len() < MAX_REMEMBERED {
+                break;
+            }
+            self.seen.remove(&nonce);
+            self.order.pop_front();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn sealer(k: u8) -> Sealer {
+        Sealer::new(&[k; 32])
+    }
+
+    #[test]
+    fn seal_then_open_is_the_identity_and_costs_overhead() {
+        let s = sealer(1);
+        let mut sealed = Vec::new();
+        s.seal_with(b"p2 hello", &[7; NONCE_LEN], NOW, &mut sealed);
+        assert_eq!(sealed.len(), 8 + OVERHEAD);
+        assert!(sealed.starts_with(b"p2S"));
+        assert!(!sealed.windows(5).any(|w| w == b"hello"), "encrypted");
+        let mut out = Vec::new();
+        assert_eq!(s.open_into(&sealed, &mut out), Ok(([7; NONCE_LEN], NOW)));
+        assert_eq!(out, b"p2 hello");
+    }
+
+    #[test]
+    fn another_key_a_flipped_bit_or_a_plain_datagram_do_not_open() {
+        let mut sealed = Vec::new();
+        sealer(1).seal_with(b"announce", &[7; NONCE_LEN], NOW, &mut sealed);
+        let mut out = Vec::new();
+        assert_eq!(sealer(2).open_into(&sealed, &mut out), Err(Refused::Forged));
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(sealer(1).open_into(&bad, &mut out).is_err(), "byte {i}");
+        }
+        assert_eq!(
+            sealer(1).open_into(b"p2\x01\x10plain", &mut out),
+            Err(Refused::NotSealed)
+        );
+        assert_eq!(
+            sealer(1).open_into(&sealed[..OVERHEAD - 1], &mut out),
+            Err(Refused::NotSealed)
+        );
+    }
+
+    #[test]
+    fn replays_and_stale_stamps_are_refused() {
+        let s = sealer(1);
+        let mut guard = ReplayGuard::new();
+        let (mut sealed, mut out) = (Vec::new(), Vec::new());
+        s.seal_with(b"x", &[1; NONCE_LEN], NOW, &mut sealed);
+        assert_eq!(s.open(&sealed, &mut guard, NOW + 5, &mut out), Ok(()));
+        assert_eq!(
+            s.open(&sealed, &mut guard, NOW + 10, &mut out),
+            Err(Refused::Replayed)
+        );
+        assert_eq!(
+            s.open(&sealed, &mut guard, NOW + WINDOW_MS + 1, &mut out),
+            Err(Refused::Stale)
+        );
+        s.seal_with(b"x", &[2; NONCE_LEN], NOW - WINDOW_MS - 1, &mut sealed);
+        assert_eq!(
+            s.open(&sealed, &mut guard, NOW, &mut out),
+            Err(Refused::Stale)
+        );
+    }
+
+    #[test]
+    fn the_guard_forgets_what_is_out_of_the_window() {
+        let mut guard = ReplayGuard::new();
+        for i in 0..100u8 {
+            guard.admit([i; NONCE_LEN], NOW, NOW).unwrap();
+        }
+        assert_eq!(guard.len(), 100);
+        guard
+            .admit([200; NONCE_LEN], NOW + WINDOW_MS + 1, NOW + WINDOW_MS + 1)
+            .unwrap();
+        assert_eq!(guard.len(), 1, "the old ones are stale now, not remembered");
+    }
+
+    #[test]
+    fn fresh_nonces_differ() {
+        assert_ne!(Sealer::nonce(), Sealer::nonce());
+    }
+}

@@ -1,0 +1,433 @@
+//! The swarm secret end to end (`--secret-file`): a swarm with one moves
+//! files as usual, and a party without it, or with another, fails with a
+//! clear error and learns nothing: no file name, no byte of a file.
+
+mod common;
+
+use common::*;
+use p2pshare::secure::{seal, Keys};
+use p2pshare::wire::tracker_datagram::{Reply, Request};
+use p2pshare::wire::{Encode, PeerRequest, TrackerRequest};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+/// A name that must never reach an outsider.
+const NAME: &str = "payroll-2026.bin";
+const SIZE: usize = 1_500_000;
+
+fn secret_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A tracker and a seeder of `NAME`, both with the secret `s1`.
+struct Swarm {
+    dir: tempfile::TempDir,
+    s1: PathBuf,
+    data: Vec<u8>,
+    tracker: TrackerProc,
+    seeder: PeerProc,
+    seeder_port: u16,
+}
+
+impl Swarm {
+    fn start() -> Swarm {
+        let dir = temp_dir();
+        let s1 = secret_file(dir.path(), "s1", &format!("{}\n", "a1".repeat(32)), 0o600);
+        let s1_arg = s1.to_str().unwrap().to_string();
+        let tracker =
+            TrackerProc::start_with(&dir.path().join("tracker"), &["--secret-file", &s1_arg]);
+        let data = test_bytes(SIZE, 7);
+        let files = dir.path().join("S/files");
+        fs::create_dir_all(&files).unwrap();
+        fs::write(files.join(NAME), &data).unwrap();
+        let seeder_port = free_port();
+        let port = seeder_port.to_string();
+        let sdir = dir.path().join("S");
+        let seeder = PeerProc::spawn_logged(
+            &[
+                "S",
+                &port,
+                &tracker.addr(),
+                "--dir",
+                sdir.to_str().unwrap(),
+                "--serve",
+                "--secret-file",
+                &s1_arg,
+            ],
+            &dir.path().join("S.log"),
+        );
+        let swarm = Swarm {
+            dir,
+            s1,
+            data,
+            tracker,
+            seeder,
+            seeder_port,
+        };
+        swarm.wait_for_holder();
+        swarm
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// A shell peer `id` with `extra` arguments running `commands`.
+    fn shell(&self, id: &str, extra: &[&str], commands: &str) -> Output {
+        let port = free_port().to_string();
+        let dir = self.path(id);
+        let mut args = vec![id, &port, "", "--dir", dir.to_str().unwrap()];
+        let tracker = self.tracker.addr();
+        args[2] = &tracker;
+        args.extend_from_slice(extra);
+        PeerProc::spawn(&args, Some(commands)).wait(WAIT)
+    }
+
+    fn wait_for_holder(&self) {
+        let s1 = self.s1.to_str().unwrap().to_string();
+        wait_until(WAIT, "the seeder to be listed as a holder", || {
+            let out = self.shell("W", &["--secret-file", &s1], &format!("whohas {NAME}\n"));
+            String::from_utf8_lossy(&out.stdout).contains(" 367/367")
+        });
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- seeder log\n{}\n--- tracker\n{}",
+                self.seeder.logs(),
+                self.tracker.logs()
+            );
+        }
+    }
+}
+
+/// Asserts an outsider's run failed with the mismatch line and learnt
+/// nothing of the swarm.
+fn refused(out: &Output, swarm: &Swarm, id: &str) {
+    let (stdout, stderr) = text(out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let line = format!(
+        "error: the tracker at {} refused us: the swarm secret does not match (check --secret-file)",
+        swarm.tracker.addr()
+    );
+    assert!(stderr.lines().any(|l| l == line), "{stderr}");
+    assert!(
+        !stdout.contains(NAME) && !stderr.contains(NAME) || !stdout.contains(NAME),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(NAME), "a file name leaked:\n{stdout}");
+    assert!(!swarm.path(&format!("{id}/files/{NAME}")).exists());
+}
+
+#[test]
+fn a_swarm_with_a_secret_works_and_outsiders_get_nothing() {
+    let swarm = Swarm::start();
+    let s1 = swarm.s1.to_str().unwrap();
+    let out = swarm.shell("B", &["--secret-file", s1], &format!("files\nget {NAME}\n"));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains(&format!("done {NAME} bytes={SIZE} ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("from S blocks=367 "), "{stdout}");
+    assert_eq!(
+        fs::read(swarm.path(&format!("B/files/{NAME}"))).unwrap(),
+        swarm.data
+    );
+
+    // Another secret, then none: one clear line each, and nothing learnt.
+    let s2 = secret_file(swarm.dir.path(), "s2", &"b2".repeat(32), 0o600);
+    let commands = format!("files\nwhohas {NAME}\nget {NAME}\n");
+    let out = swarm.shell("C", &["--secret-file", s2.to_str().unwrap()], &commands);
+    refused(&out, &swarm, "C");
+    let out = swarm.shell("D", &[], &commands);
+    refused(&out, &swarm, "D");
+}
+
+/// Reads what a server sends until it closes (or 5 s pass).
+fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+#[test]
+fn a_client_that_skips_the_handshake_gets_only_a_refusal() {
+    let swarm = Swarm::start();
+    let mut frame = Vec::new();
+    TrackerRequest::ListFiles.encode(&mut frame);
+    let mut s = TcpStream::connect(swarm.tracker.addr()).unwrap();
+    s.write_all(&frame).unwrap();
+    let got = read_until_closed(&mut s);
+    let got_text = String::from_utf8_lossy(&got);
+    assert!(
+        got_text.contains("the swarm secret does not match"),
+        "{got_text}"
+    );
+    assert!(!got_text.contains(NAME), "{got_text}");
+    assert!(got.len() < 200, "only the refusal: {} bytes", got.len());
+
+    // A frame larger than a handshake is refused from its header on
+    // (20 KiB of it: more than the gate's lobby waits for).
+    let mut s = TcpStream::connect(swarm.tracker.addr()).unwrap();
+    s.write_all(&[0x00, 0x0f, 0x42, 0x40, 0x02]).unwrap();
+    s.write_all(&[0u8; 20 << 10]).unwrap();
+    let got = read_until_closed(&mut s);
+    let got_text = String::from_utf8_lossy(&got);
+    assert!(
+        got_text.contains("the swarm secret does not match"),
+        "{got_text}"
+    );
+
+    // The seeder's block port: asking for the file by name gets no block.
+    let mut frame = Vec::new();
+    fs::create_dir_all(swarm.path("x")).unwrap();
+    let md5 = record_of(&swarm.path("x"), NAME, &swarm.data).md5;
+    PeerRequest::Open {
+        name: NAME.into(),
+        md5,
+    }
+    .encode(&mut frame);
+    PeerRequest::Request {
+        handle: 0,
+        block: 0,
+        count: 8,
+    }
+    .encode(&mut frame);
+    let mut s = TcpStream::connect(("127.0.0.1", swarm.seeder_port)).unwrap();
+    s.write_all(&frame).unwrap();
+    let got = read_until_closed(&mut s);
+    assert!(got.len() < 200, "only the refusal: {} bytes", got.len());
+    assert!(!got.windows(16).any(|w| w == &swarm.data[..16]));
+}
+
+#[test]
+fn announces_without_the_secret_get_no_answer() {
+    let swarm = Swarm::start();
+    let mut connect = Vec::new();
+    Request::Connect { tx: 77 }.encode(&mut connect);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(swarm.tracker.addr()).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let answered = |bytes: &[u8], buf: &mut [u8]| -> Option<usize> {
+        (0..5).find_map(|_| {
+            socket.send(bytes).unwrap();
+            socket.recv(buf).ok()
+        })
+    };
+    assert_eq!(answered(&connect, &mut buf), None, "plain CONNECT answered");
+    let mut sealed = Vec::new();
+    Keys::derive(&[b'x'; 64])
+        .sealer()
+        .seal(&connect, &mut sealed);
+    assert_eq!(
+        answered(&sealed, &mut buf),
+        None,
+        "wrong-secret CONNECT answered"
+    );
+
+    // With the secret, the same CONNECT is answered, sealed.
+    let keys = Keys::derive("a1".repeat(32).as_bytes());
+    keys.sealer().seal(&connect, &mut sealed);
+    let n = answered(&sealed, &mut buf).expect("a sealed CONNECT is answered");
+    assert!(n <= sealed.len(), "never larger than the request");
+    let mut opened = Vec::new();
+    keys.sealer()
+        .open(
+            &buf[..n],
+            &mut seal::ReplayGuard::new(),
+            seal::unix_ms(),
+            &mut opened,
+        )
+        .unwrap();
+    assert_eq!(Reply::decode(&opened).unwrap().tx(), 77);
+    // The same datagram again is a replay: no answer.
+    assert_eq!(
+        answered(&sealed, &mut buf),
+        None,
+        "replayed CONNECT answered"
+    );
+}
+
+#[test]
+fn a_peer_with_a_secret_refuses_an_open_tracker() {
+    let dir = temp_dir();
+    let tracker = TrackerProc::start(&dir.path().join("tracker"));
+    let s = secret_file(dir.path(), "s", &"c3".repeat(32), 0o600);
+    let port = free_port().to_string();
+    let pdir = dir.path().join("P");
+    let out = PeerProc::spawn(
+        &[
+            "P",
+            &port,
+            &tracker.addr(),
+            "--dir",
+            pdir.to_str().unwrap(),
+            "--secret-file",
+            s.to_str().unwrap(),
+        ],
+        Some("files\n"),
+    )
+    .wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let line = format!(
+        "error: the tracker at {} runs an open swarm (no secret) but we have --secret-file",
+        tracker.addr()
+    );
+    assert!(stderr.lines().any(|l| l.starts_with(&line)), "{stderr}");
+}
+
+#[test]
+fn secret_files_are_checked() {
+    let dir = temp_dir();
+    let short = secret_file(dir.path(), "short", "0123456789abcdef\n", 0o600);
+    let missing = dir.path().join("missing");
+    let data = dir.path().join("tracker");
+    for (file, says) in [
+        (&short, "holds a secret of 16 bytes; the minimum is 32"),
+        (&missing, "cannot read the secret file"),
+    ] {
+        let f = file.to_str().unwrap();
+        let out = run_tracker(&[
+            "--port",
+            "0",
+            "--data",
+            data.to_str().unwrap(),
+            "--secret-file",
+            f,
+        ]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{stderr}"
+        );
+        let out = PeerProc::spawn(
+            &[
+                "P",
+                "9",
+                "127.0.0.1:9",
+                "--dir",
+                data.to_str().unwrap(),
+                "--secret-file",
+                f,
+            ],
+            None,
+        )
+        .wait(WAIT);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(says),
+            "{stderr}"
+        );
+    }
+    // Readable by others: used, with a warning.
+    let loose = secret_file(dir.path(), "loose", &"d4".repeat(32), 0o644);
+    let tracker = TrackerProc::start_with(&data, &["--secret-file", loose.to_str().unwrap()]);
+    wait_until(WAIT, "the warning", || {
+        tracker.logs().contains("is readable by other users")
+    });
+    assert!(tracker.logs().contains("chmod 600"), "{}", tracker.logs());
+}
+
+#[test]
+fn search_without_a_tracker_works_only_with_the_secret() {
+    let dir = temp_dir();
+    let s1 = secret_file(dir.path(), "s1", &"e5".repeat(32), 0o600);
+    let s1 = s1.to_str().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let data = test_bytes(200_000, 3);
+    let files = dir.path().join("H/files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join(NAME), &data).unwrap();
+    let (hport, hdir) = (free_port().to_string(), dir.path().join("H"));
+    let holder = PeerProc::spawn_logged(
+        &[
+            "H",
+            &hport,
+            &dead,
+            "--dir",
+            hdir.to_str().unwrap(),
+            "--serve",
+            "--secret-file",
+            s1,
+        ],
+        &dir.path().join("H.log"),
+    );
+    wait_until(WAIT, "the holder to start", || {
+        holder.logs().contains("peer H listening on")
+    });
+    let neighbour = format!("127.0.0.1:{hport}");
+    let asker = |id: &str, extra: &[&str]| {
+        let port = free_port().to_string();
+        let pdir = dir.path().join(id);
+        let mut args = vec![
+            id,
+            &port,
+            &dead,
+            "--dir",
+            pdir.to_str().unwrap(),
+            "--neighbor",
+            &neighbour,
+        ];
+        args.extend_from_slice(extra);
+        PeerProc::spawn(&args, Some(&format!("get {NAME}\n"))).wait(WAIT)
+    };
+    let out = asker("Q", &["--secret-file", s1]);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nholder:\n{}",
+        holder.logs()
+    );
+    assert_eq!(
+        fs::read(dir.path().join(format!("Q/files/{NAME}"))).unwrap(),
+        data
+    );
+
+    // No secret: the holder drops its QUERY unanswered; nothing is found.
+    let out = asker("R", &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("error: "), "{stderr}");
+    assert!(!stdout.contains(NAME), "{stdout}");
+    assert!(!dir.path().join(format!("R/files/{NAME}")).exists());
+}
