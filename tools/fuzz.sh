@@ -2,10 +2,12 @@
 # make fuzz: every decoder under AFL++ for FUZZ_SECS seconds each
 # (fuzz/src/bin/<target>.rs, built with cargo-afl), FUZZ_JOBS at a time.
 # Prints per target
-#   fuzz target=NAME execs=N secs=S crashes=C total_execs=T
+#   fuzz target=NAME execs=N secs=S crashes=C hangs=H total_execs=T
 # (T: every run kept in fuzz/out/NAME, across `make fuzz` runs), then a
 # summary line; exits non-zero when any target crashed, naming the inputs
-# and the command that replays one.
+# and the command that replays one. Hangs (inputs over AFL++'s time limit)
+# are counted but do not fail the run: on a loaded machine they are
+# mostly the machine; replay them to tell.
 #   make fuzz FUZZ_SECS=60 FUZZ_JOBS=2 FUZZ_TARGETS="frame codec"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,7 @@ ALL_TARGETS=(
   persist
   http_head
   resume_state
+  multipart
   handshake
   sealed_datagram
   sealed_stream
@@ -79,10 +82,11 @@ stat() {
 # queue and the execution count build up across runs.
 run() {
   local t=$1 out=fuzz/out/$1 stats=fuzz/out/$1/default/fuzzer_stats
-  local before_execs before_crashes execs crashes total
+  local before_execs before_crashes before_hangs execs crashes hangs total
   [ -d "fuzz/corpus/$t" ] || "fuzz/target/release/$t" --seeds "fuzz/corpus/$t"
   before_execs=$(stat "$stats" execs_done)
   before_crashes=$(stat "$stats" saved_crashes)
+  before_hangs=$(stat "$stats" saved_hangs)
   mkdir -p "$out"
   # No UI, no core binding (the machine is shared), no refusal over the
   # CPU governor or a core_pattern this script may not change.
@@ -92,17 +96,19 @@ run() {
     cargo afl fuzz -V "$SECS" -i "fuzz/corpus/$t" -o "$out" "fuzz/target/release/$t" \
     >"fuzz/out/$t.log" 2>&1 || true
   if [ ! -f "$stats" ]; then
-    echo "fuzz target=$t execs=0 secs=0 crashes=0 total_execs=0 error=see-fuzz/out/$t.log" >"fuzz/out/$t.result"
+    echo "fuzz target=$t execs=0 secs=0 crashes=0 hangs=0 total_execs=0 error=see-fuzz/out/$t.log" >"fuzz/out/$t.result"
     return
   fi
   # A resumed run may restart its counters or carry them on: count both.
   execs=$(stat "$stats" execs_done)
   crashes=$(stat "$stats" saved_crashes)
+  hangs=$(stat "$stats" saved_hangs)
   [ "$execs" -ge "$before_execs" ] && execs=$((execs - before_execs))
   [ "$crashes" -ge "$before_crashes" ] && crashes=$((crashes - before_crashes))
+  [ "$hangs" -ge "$before_hangs" ] && hangs=$((hangs - before_hangs))
   total=$(($(cat "$out/total_execs" 2>/dev/null || echo 0) + execs))
   echo "$total" >"$out/total_execs"
-  echo "fuzz target=$t execs=$execs secs=$SECS crashes=$crashes total_execs=$total" >"fuzz/out/$t.result"
+  echo "fuzz target=$t execs=$execs secs=$SECS crashes=$crashes hangs=$hangs total_execs=$total" >"fuzz/out/$t.result"
 }
 
 need_afl
@@ -124,18 +130,19 @@ for t in "${TARGETS[@]}"; do
 done
 wait
 
-all_execs=0 all_crashes=0 crashed=()
+all_execs=0 all_crashes=0 all_hangs=0 crashed=()
 for t in "${TARGETS[@]}"; do
   line=$(cat "fuzz/out/$t.result" 2>/dev/null ||
-    echo "fuzz target=$t execs=0 secs=0 crashes=0 total_execs=0 error=see-fuzz/out/$t.log")
+    echo "fuzz target=$t execs=0 secs=0 crashes=0 hangs=0 total_execs=0 error=see-fuzz/out/$t.log")
   echo "$line"
   execs=$(sed 's/.* execs=\([0-9]*\).*/\1/' <<<"$line")
   crashes=$(sed 's/.* crashes=\([0-9]*\).*/\1/' <<<"$line")
   all_execs=$((all_execs + execs))
   all_crashes=$((all_crashes + crashes))
+  all_hangs=$((all_hangs + $(sed 's/.* hangs=\([0-9]*\).*/\1/' <<<"$line")))
   [ "$crashes" -eq 0 ] || crashed+=("$t")
 done
-echo "fuzz summary: targets=${#TARGETS[@]} execs=$all_execs secs=$SECS crashes=$all_crashes"
+echo "fuzz summary: targets=${#TARGETS[@]} execs=$all_execs secs=$SECS crashes=$all_crashes hangs=$all_hangs"
 if [ "$all_crashes" -gt 0 ]; then
   for t in "${crashed[@]}"; do
     echo "error: fuzz target $t crashed; inputs in fuzz/out/$t/default/crashes/, replay one with:" >&2

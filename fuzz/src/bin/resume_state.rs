@@ -18,7 +18,7 @@ fn record(size: u64) -> FileRecord {
         block_size: BLOCK_SIZE,
         blocks_per_piece: blocks_per_piece_for(size),
         md5: [0x5a; 16],
-        piece_hashes: vec![[0; 16]; piece_count_for(size) as usize],
+        piece_hashes: vec![Default::default(); piece_count_for(size) as usize],
         folder: None,
     }
 }

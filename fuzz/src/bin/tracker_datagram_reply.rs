@@ -3,7 +3,7 @@
 //! Round trip, and the rule that an answer is never larger than the
 //! request it answers: re-encoded for a request of some length (64 bytes,
 //! the smallest ANNOUNCE, up to the largest datagram), it must fit, losing
-//! at most the unknown-file bitmap.
+//! at most the unknown-file bitmap or the address of an ID_IN_USE.
 
 use p2pshare::wire::tracker_datagram::{
     Announced, Refusal, Reply, MAX_TRACKER_DATAGRAM, MIN_ANNOUNCE_LEN,
@@ -20,20 +20,32 @@ fn check(data: &[u8]) {
     first.encode(request_len, &mut bytes);
     assert!(bytes.len() <= request_len);
     let again = Reply::decode(&bytes).expect("re-decodes");
-    if let (Reply::Announced(a), Reply::Announced(b)) = (&first, &again) {
-        // The bitmap goes whole or not at all, and only when it names a file.
-        assert!(b.unknown == a.unknown || b.unknown.is_empty());
-        assert!(b.unknown.is_empty() || b.unknown.iter().any(|&u| u));
+    match (&first, &again) {
+        (Reply::Announced(a), Reply::Announced(b)) => {
+            // The bitmap goes whole or not at all, and only when it names a file.
+            assert!(b.unknown == a.unknown || b.unknown.is_empty());
+            assert!(b.unknown.is_empty() || b.unknown.iter().any(|&u| u));
+        }
+        // The holder's address goes whole, or not at all when it would not fit.
+        (Reply::InUse { at: a, .. }, Reply::InUse { at: b, .. }) => {
+            assert!(b == a || b.is_empty());
+        }
+        _ => {}
     }
-    assert_eq!(without_bitmap(again), without_bitmap(first));
+    assert_eq!(without_extras(again), without_extras(first));
 }
 
-fn without_bitmap(r: Reply) -> Reply {
+/// The reply without what `encode` may leave out to fit the request.
+fn without_extras(r: Reply) -> Reply {
     match r {
         Reply::Announced(a) => Reply::Announced(Announced {
             unknown: Vec::new(),
             ..a
         }),
+        Reply::InUse { tx, .. } => Reply::InUse {
+            tx,
+            at: String::new(),
+        },
         other => other,
     }
 }
@@ -61,6 +73,10 @@ fn seeds() -> Vec<Vec<u8>> {
         Reply::Refused {
             tx: 5,
             reason: Refusal::BadRequest,
+        },
+        Reply::InUse {
+            tx: 5,
+            at: "127.0.0.1:9000".into(),
         },
         announced("127.0.0.1", vec![]),
         announced(
