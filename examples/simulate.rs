@@ -7,7 +7,7 @@
 //!
 //! Usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0]
 //!                 [away=5s|never] [seed=1] [seeder_limit=LIMIT]
-//!                 [low_water=256K] [quantum=4224] [time_limit=SECS]
+//!                 [low_water=256K] [quantum=4224] [time_limit=SECS] [trace=1]
 //!
 //! churn=F: a fraction F of the leechers (chosen at random) each leave once,
 //! at a moment uniform in [0, T*), if they are still downloading then; each
@@ -43,13 +43,14 @@ struct Params {
     low_water: usize,
     quantum: usize,
     time_limit: Option<f64>,
+    trace: bool,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("error: {msg}");
     eprintln!(
         "usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0] [away=5s|never] \
-         [seed=1] [seeder_limit=LIMIT] [low_water=256K] [quantum=4224] [time_limit=SECS]"
+         [seed=1] [seeder_limit=LIMIT] [low_water=256K] [quantum=4224] [time_limit=SECS] [trace=1]"
     );
     exit(2)
 }
@@ -82,6 +83,7 @@ fn parse_args() -> Params {
         low_water: p2pshare::sim::LOW_WATER,
         quantum: p2pshare::sim::QUANTUM,
         time_limit: None,
+        trace: false,
     };
     for arg in std::env::args().skip(1) {
         let Some((k, v)) = arg.split_once('=') else {
@@ -104,6 +106,7 @@ fn parse_args() -> Params {
             "away" => p.away = Some(parse_duration(v).unwrap_or_else(|| bad(k, v))),
             "seed" => p.seed = v.parse().unwrap_or_else(|_| bad(k, v)),
             "time_limit" => p.time_limit = Some(v.parse().unwrap_or_else(|_| bad(k, v))),
+            "trace" => p.trace = v == "1",
             _ => usage(&format!("unknown setting {k:?}")),
         }
     }
@@ -212,6 +215,8 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
     let mut waiting = n;
     let mut last = SimTime::ZERO;
     let (mut left, mut gone) = (0usize, 0usize);
+    let mut next_trace = SimTime::ZERO;
+    let mut traced = (0u64, 0u64);
     while waiting > 0 {
         let next = sim.next_at();
         let due = churn.last().map(|c| c.0);
@@ -253,6 +258,10 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
         }
         if s.at > limit {
             break;
+        }
+        if p.trace && s.at >= next_trace {
+            trace(&sim, seeder, n, s.at, &mut traced);
+            next_trace += Duration::from_secs(1);
         }
         if let Some(id) = s.node.filter(|&id| id != seeder && !done[id]) {
             if sim.node(id).is_complete() {
@@ -352,4 +361,41 @@ fn report(sim: &Sim<SimPeer>, seeder: NodeId, n: usize, f: f64) {
         recv - counted,
         100.0 * (recv - counted) as f64 / recv.max(1) as f64
     );
+}
+
+/// One line per simulated second (trace=1): what the seeder and the
+/// average leecher uploaded in it, what waits on their links, how much of
+/// the file the leechers hold (mean, least), and what the seeder sent more
+/// than once and which messages cost how much so far.
+fn trace(sim: &Sim<SimPeer>, seeder: NodeId, n: usize, at: SimTime, last: &mut (u64, u64)) {
+    let seed = sim.stats(seeder).sent_bytes;
+    let leech: u64 = (1..=n).map(|id| sim.stats(id).sent_bytes).sum();
+    let held: Vec<u32> = (1..=n)
+        .map(|id| sim.node(id).copy().written().count())
+        .collect();
+    let total = sim.node(seeder).copy().blocks().max(1) as f64;
+    let mean = held.iter().map(|&h| h as f64).sum::<f64>() / n.max(1) as f64 / total;
+    let min = held.iter().copied().min().unwrap_or(0) as f64 / total;
+    let done = (1..=n).filter(|&id| sim.node(id).is_complete()).count();
+    println!(
+        "trace t={:.1} seeder_up_MiB={:.2} leecher_up_MiB={:.3} seeder_queue_KiB={} leecher_queue_KiB={} have_mean={:.3} have_min={:.3} done={done}",
+        at.as_secs_f64(),
+        (seed - last.0) as f64 / 1048576.0,
+        (leech - last.1) as f64 / 1048576.0 / n.max(1) as f64,
+        sim.backlog(seeder) / 1024,
+        (1..=n).map(|id| sim.backlog(id)).sum::<usize>() / 1024 / n.max(1),
+        mean,
+        min
+    );
+    *last = (seed, leech);
+    let served = sim.node(seeder).served_pieces();
+    let dups: u32 = served.iter().map(|&x| x.saturating_sub(1)).sum();
+    let unsent = served.iter().filter(|&&x| x == 0).count();
+    let mut kinds = std::collections::BTreeMap::new();
+    for id in 0..=n {
+        for (k, b) in &sim.node(id).stats().sent_by_kind {
+            *kinds.entry(*k).or_insert(0u64) += b;
+        }
+    }
+    println!("  seeder: pieces sent again {dups}, never sent {unsent}; messages sent so far, bytes by kind: {kinds:?}");
 }

@@ -253,3 +253,40 @@ fn share_expands_the_home_directory_and_empty_lists_say_so() {
     assert!(lines[2].starts_with("shared big.iso 10000 "), "{stdout}");
     assert!(lines[3].starts_with("big.iso 10000 "), "{stdout}");
 }
+
+#[test]
+fn files_marks_a_file_whose_holders_all_left() {
+    let s = Swarm::new();
+    s.give("A", "gone.bin", &test_bytes(20_000, 21));
+    let a = s.serve("A", "gone.bin", &[]);
+    // A leaves cleanly (BYE): the record stays, with nobody holding it.
+    let out = a.stop(WAIT);
+    assert!(out.status.success());
+    wait_until(WAIT, "A to leave", || {
+        holders(&s.tracker.addr(), "gone.bin").is_empty()
+    });
+    let out = s.shell("B", "files\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("gone.bin"))
+        .unwrap_or_else(|| panic!("gone.bin not listed:\n{stdout}"));
+    assert!(line.ends_with("(no holder)"), "{line}");
+}
+
+#[test]
+fn the_web_dashboard_shows_addresses_a_peer_can_reach() {
+    let tmp = temp_dir();
+    // Bound to every address (the default): 0.0.0.0 is no address to dial.
+    let tracker = TrackerProc::start_with(&tmp.path().join("tracker"), &["--http", "0"]);
+    let page = common::http::get(&tracker.web_url(), "/");
+    assert_eq!(page.status, 200);
+    let body = String::from_utf8_lossy(&page.body);
+    assert!(!body.contains("0.0.0.0:"), "{body}");
+    let port = format!(":{}", tracker.port());
+    assert!(
+        body.contains(&format!("127.0.0.1{port}")),
+        "loopback, at least, with the tracker's port:\n{body}"
+    );
+}

@@ -14,7 +14,8 @@
 #   away and are not waited for.
 # Also: SEEDER_LIMIT (the seeder's upload, default LIMIT), LOW_WATER (a
 # connection's send queue below which the sender is told it may write more,
-# default 256K), TIME_LIMIT (simulated seconds, default 10 x T* or 60).
+# default 256K), TIME_LIMIT (simulated seconds, default 10 x T* or 60),
+# TRACE=1 (a line per simulated second: uploads, queues, progress).
 # The peers run the real machines (src/sim/peer.rs); see docs/SIMULATOR.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,4 +40,5 @@ args=(peers="$N" size="$F" limit="$U" rtt="$RTT" churn="$CHURN" away="$CHURN_AWA
 [ -z "${SEEDER_LIMIT:-}" ] || args+=(seeder_limit="$(size_bytes "$SEEDER_LIMIT")")
 [ -z "${LOW_WATER:-}" ] || args+=(low_water="$(size_bytes "$LOW_WATER")")
 [ -z "${TIME_LIMIT:-}" ] || args+=(time_limit="$TIME_LIMIT")
+[ "${TRACE:-0}" != 1 ] || args+=(trace=1)
 exec "$sim" "${args[@]}"

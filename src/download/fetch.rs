@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 /// A holder that sends nothing for this long while owing blocks is dropped.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pipeline bounds, in blocks (4 KiB each).
-pub const MIN_WINDOW: u32 = 4;
+pub const MIN_WINDOW: u32 = 2;
 pub const MAX_WINDOW: u32 = 1024;
 /// Verified data is handed out in runs of up to this many bytes.
 pub const WRITE_BATCH: usize = 1 << 20;

@@ -30,7 +30,7 @@ pub const MAX_PENDING: usize = 4096;
 pub const SLICE_BLOCKS: u32 = 16;
 /// Offers a downloader has left alone this long, with nothing queued,
 /// are topped up with others.
-pub const STALE_OFFERS: Duration = Duration::from_millis(250);
+pub const STALE_OFFERS: Duration = Duration::from_millis(1000);
 /// How long a connection may stay silent with nothing to serve.
 pub const IDLE_TIMEOUT: Duration = crate::net::IDLE_TIMEOUT;
 
@@ -81,6 +81,8 @@ struct Opened<F> {
     offered: bool,
     /// When it was last offered more.
     offered_at: Instant,
+    /// When it last asked for something.
+    asked_at: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +158,7 @@ impl<F: Served> Serve<F> {
                 {
                     o.asked.set(p);
                 }
+                o.asked_at = now;
                 self.pending.push_back(Request {
                     handle,
                     block,
@@ -227,6 +230,7 @@ impl<F: Served> Serve<F> {
             offers,
             offered: offers,
             offered_at: self.heard,
+            asked_at: self.heard,
             file: f,
         });
         Ok(())
@@ -335,7 +339,10 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
     let want = s.offer_size(record.blocks_per_piece);
     // A downloader that asks for nothing it was offered may have those
     // pieces from others already: offer it others after a while.
-    let stale = idle && now.saturating_duration_since(o.offered_at) >= STALE_OFFERS;
+    // One that is still asking is only slow: its offers are not stale
+    // (a seeder shared by many serves each one a few blocks a second).
+    let last = o.offered_at.max(o.asked_at);
+    let stale = idle && now.saturating_duration_since(last) >= STALE_OFFERS;
     if (waiting >= want.div_ceil(2) && !stale) || o.told.is_full() {
         return none();
     }

@@ -203,6 +203,15 @@ impl Net {
         self.hosts[node].stats
     }
 
+    /// Bytes queued on the node's upload link, over all its connections.
+    pub(super) fn backlog(&self, node: NodeId) -> usize {
+        self.hosts[node]
+            .ring
+            .iter()
+            .map(|&(conn, side)| self.conn(conn).ends[side].queued)
+            .sum()
+    }
+
     pub(super) fn is_up(&self, node: NodeId) -> bool {
         self.hosts[node].up
     }

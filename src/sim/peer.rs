@@ -88,6 +88,8 @@ pub struct PeerStats {
     pub busy: u64,
     /// Connections refused here with BUSY.
     pub refused: u64,
+    /// Bytes of the messages sent, by kind (BLOCKs not included).
+    pub sent_by_kind: BTreeMap<&'static str, u64>,
 }
 
 struct Fetching {
@@ -279,7 +281,7 @@ impl SimPeer {
                 code: code::BUSY,
                 message: "server busy: too many connections, try again later".into(),
             };
-            send(cx, conn, &busy);
+            send(cx, &mut self.stats, conn, &busy);
             cx.close(conn);
             return;
         }
@@ -317,7 +319,7 @@ impl SimPeer {
                 return self.end_serve(cx, conn, Some(e));
             }
             for reply in m.replies().collect::<Vec<_>>() {
-                send(cx, conn, &reply);
+                send(cx, &mut self.stats, conn, &reply);
             }
             if m.closing() {
                 return self.end_serve(cx, conn, None);
@@ -354,7 +356,7 @@ impl SimPeer {
             m.close();
         }
         if let Some(e) = e.filter(|e| !matches!(e, Error::Timeout(_))) {
-            send(cx, conn, &PeerReply::error(&e));
+            send(cx, &mut self.stats, conn, &PeerReply::error(&e));
         }
         cx.close(conn);
     }
@@ -574,7 +576,7 @@ impl SimPeer {
         let mut wake = false;
         for a in actions {
             match a {
-                Action::Send(req) => send(cx, conn, &req),
+                Action::Send(req) => send(cx, &mut self.stats, conn, &req),
                 Action::Write { first, count, data } => {
                     let r = &self.record;
                     let base = r.piece_offset(first) as usize;
@@ -662,9 +664,10 @@ impl SimPeer {
 }
 
 /// Sends one message as a frame.
-fn send(cx: &mut Cx, conn: ConnId, m: &impl Encode) {
+fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
     let mut frame = Vec::new();
     m.encode(&mut frame);
+    *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
     cx.send(conn, frame);
 }
 

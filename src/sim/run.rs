@@ -87,6 +87,11 @@ impl<N: Node> Sim<N> {
         &self.nodes
     }
 
+    /// Bytes waiting on the node's upload link.
+    pub fn backlog(&self, id: NodeId) -> usize {
+        self.net.backlog(id)
+    }
+
     pub fn stats(&self, id: NodeId) -> NodeStats {
         self.net.stats(id)
     }

@@ -11,6 +11,15 @@ pub fn put_u8(out: &mut Vec<u8>, v: u8) {
 pub fn put_u16(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
+/// Unsigned LEB128: 7 bits a byte, low first, the high bit says more follow.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 pub fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
@@ -76,6 +85,19 @@ impl<'a> Decoder<'a> {
     }
     pub fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    /// An unsigned LEB128 number of at most 5 bytes (a u32).
+    pub fn varint(&mut self) -> Result<u32> {
+        let mut v: u64 = 0;
+        for i in 0..5 {
+            let b = self.u8()?;
+            v |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                return u32::try_from(v).map_err(|_| Error::protocol("varint beyond 32 bits"));
+            }
+        }
+        Err(Error::protocol("varint longer than 5 bytes"))
     }
 
     pub fn str(&mut self, max: usize) -> Result<&'a str> {

@@ -7,7 +7,7 @@
 //! side decodes only what it may receive. Layouts are documented byte by
 //! byte in docs/PROTOCOL.md.
 
-use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, Decoder};
+use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, put_varint, Decoder};
 use super::frame::{write_header, HEADER_LEN};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
@@ -445,6 +445,7 @@ const HAVE_NONE: u8 = 0;
 const HAVE_ALL: u8 = 1;
 const HAVE_RUNS: u8 = 2;
 const HAVE_BITS: u8 = 3;
+const HAVE_GAPS: u8 = 4;
 
 pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
     put_u32(out, have.len());
@@ -453,20 +454,34 @@ pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
     } else if have.is_full() {
         put_u8(out, HAVE_ALL);
     } else {
-        let runs = have.runs();
+        // The smaller of a bitmap and the runs as gaps: a HAVE of a few
+        // scattered pieces goes to every downloader of every piece, so
+        // with 4 KiB pieces its size is a share of the swarm's upload.
+        let gaps = gap_runs(have);
         let bits = have.to_bytes();
-        if runs.len() * 8 < bits.len() {
-            put_u8(out, HAVE_RUNS);
-            put_u32(out, runs.len() as u32);
-            for (start, len) in runs {
-                put_u32(out, start);
-                put_u32(out, len);
-            }
+        if gaps.len() < bits.len() {
+            put_u8(out, HAVE_GAPS);
+            out.extend_from_slice(&gaps);
         } else {
             put_u8(out, HAVE_BITS);
             put_bytes(out, &bits);
         }
     }
+}
+
+/// The runs of set bits as varints: their number, then per run the gap
+/// since the previous run's end and its length less one.
+fn gap_runs(have: &Bitfield) -> Vec<u8> {
+    let runs = have.runs();
+    let mut out = Vec::with_capacity(runs.len() * 2 + 5);
+    put_varint(&mut out, runs.len() as u32);
+    let mut end = 0;
+    for (start, len) in runs {
+        put_varint(&mut out, start - end);
+        put_varint(&mut out, len - 1);
+        end = start + len;
+    }
+    out
 }
 
 pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
@@ -483,6 +498,22 @@ pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
             let mut runs = Vec::with_capacity(n);
             for _ in 0..n {
                 runs.push((d.u32()?, d.u32()?));
+            }
+            Bitfield::from_runs(len, &runs).ok_or_else(bad)
+        }
+        HAVE_GAPS => {
+            let n = d.varint()? as usize;
+            // Each run takes at least two bytes.
+            if n > len as usize || n.saturating_mul(2) > d.remaining() {
+                return Err(bad());
+            }
+            let mut runs = Vec::with_capacity(n);
+            let mut end: u32 = 0;
+            for _ in 0..n {
+                let start = end.checked_add(d.varint()?).ok_or_else(bad)?;
+                let run = d.varint()?.checked_add(1).ok_or_else(bad)?;
+                end = start.checked_add(run).ok_or_else(bad)?;
+                runs.push((start, run));
             }
             Bitfield::from_runs(len, &runs).ok_or_else(bad)
         }
@@ -533,6 +564,78 @@ pub(crate) mod tests {
                 let _ = M::decode(buf[4], &body[..cut]);
             }
         }
+    }
+
+    #[test]
+    fn scattered_pieces_cost_about_two_bytes_each() {
+        // Ten scattered pieces of 4,096: what a HAVE carries every few
+        // milliseconds to each downloader in a swarm.
+        let mut b = Bitfield::new(4096);
+        for p in [3, 400, 401, 402, 900, 1500, 2200, 2900, 3500, 4095] {
+            b.set(p);
+        }
+        let mut buf = Vec::new();
+        put_have(&mut buf, &b);
+        assert_eq!(buf[4], HAVE_GAPS);
+        // len, tag, count, then 8 runs: gaps up to 700 take two bytes.
+        assert!(buf.len() <= 4 + 1 + 1 + 8 * 3, "{} bytes", buf.len());
+        assert_eq!(get_have(&mut Decoder::new(&buf)).unwrap(), b);
+    }
+
+    #[test]
+    fn the_protocol_documents_examples_are_what_is_sent() {
+        let hex = |b: &Bitfield| {
+            let mut buf = Vec::new();
+            put_have(&mut buf, b);
+            buf.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let set = |len: u32, ones: &[u32]| {
+            let mut b = Bitfield::new(len);
+            for &p in ones {
+                b.set(p);
+            }
+            b
+        };
+        // docs/PROTOCOL.md §7.
+        assert_eq!(hex(&Bitfield::full(7)), "00 00 00 07 01");
+        assert_eq!(
+            hex(&set(10, &[0, 1, 2, 8])),
+            "00 00 00 0a 03 00 00 00 02 07 01"
+        );
+        assert_eq!(
+            hex(&set(1000, &[3, 999])),
+            "00 00 03 e8 04 02 03 00 e3 07 00"
+        );
+        assert_eq!(
+            hex(&set(1000, &(40..48).collect::<Vec<_>>())),
+            "00 00 03 e8 04 01 28 07"
+        );
+    }
+
+    #[test]
+    fn hostile_gap_coded_sets_are_refused() {
+        let set = |body: &[u8]| {
+            let mut buf = vec![0, 0, 0, 100, HAVE_GAPS];
+            buf.extend_from_slice(body);
+            get_have(&mut Decoder::new(&buf))
+        };
+        assert_eq!(set(&[1, 99, 0]).unwrap().count(), 1, "the last piece");
+        assert!(set(&[1, 100, 0]).is_err(), "past the end");
+        assert!(set(&[1, 90, 20]).is_err(), "a run past the end");
+        assert!(set(&[2, 0, 0, 0, 0]).is_err(), "runs must not touch");
+        assert!(set(&[200, 0, 0]).is_err(), "more runs than fit");
+        assert!(
+            set(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0]).is_err(),
+            "a 6-byte varint"
+        );
+        assert!(
+            set(&[1, 0xff, 0xff, 0xff, 0xff, 0x7f, 0]).is_err(),
+            "beyond 32 bits"
+        );
+        assert!(set(&[1, 5]).is_err(), "truncated");
     }
 
     /// A folder's record: a, d/, d/e (empty), d/f, empty/.
@@ -677,6 +780,13 @@ pub(crate) mod tests {
                 let mut d = Decoder::new(&buf);
                 prop_assert_eq!(get_have(&mut d).unwrap(), b);
                 prop_assert!(d.finish().is_ok());
+            }
+
+            #[test]
+            fn arbitrary_piece_sets_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+                let mut buf = vec![0, 0, 1, 0, HAVE_GAPS];
+                buf.extend_from_slice(&bytes);
+                let _ = get_have(&mut Decoder::new(&buf));
             }
         }
     }

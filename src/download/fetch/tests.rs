@@ -289,12 +289,13 @@ fn a_holder_still_downloading_is_waited_for_and_its_have_used() {
     assert_eq!(s.plan.borrow().availability(5), 1);
     f.poll(later, &s.plan).unwrap();
     let reqs = s.pump(&mut f);
+    // Three new pieces, requested as far as the first pipeline allows.
     assert_eq!(
         reqs,
         [PeerRequest::Request {
             handle: 3,
             block: 4,
-            count: 3
+            count: MIN_WINDOW.min(3) as u16
         }]
     );
     // Its pieces stop counting when it goes.
@@ -304,21 +305,23 @@ fn a_holder_still_downloading_is_waited_for_and_its_have_used() {
 
 #[test]
 fn the_endgame_cancels_what_another_holder_delivered_and_drops_late_blocks() {
-    let s = setup(4);
-    let mut a = s.open(Bitfield::full(4), 1);
+    // As many pieces as a first pipeline takes.
+    let n = MIN_WINDOW;
+    let s = setup(n as usize);
+    let mut a = s.open(Bitfield::full(n), 1);
     a.poll(s.at(10), &s.plan).unwrap();
     let reqs_a = s.pump(&mut a);
-    assert_eq!(requested_blocks(&reqs_a), 4, "A claims everything");
+    assert_eq!(requested_blocks(&reqs_a), n, "A claims everything");
     // B finds nothing needed and claims the same pieces again.
-    let mut b = s.open(Bitfield::full(4), 1);
+    let mut b = s.open(Bitfield::full(n), 1);
     b.poll(s.at(10), &s.plan).unwrap();
     let reqs_b = s.pump(&mut b);
-    assert_eq!(requested_blocks(&reqs_b), 4, "endgame copies");
+    assert_eq!(requested_blocks(&reqs_b), n, "endgame copies");
     // A delivers first.
     s.deliver(&mut a, &reqs_a, s.at(20)).unwrap();
     a.flush();
     s.pump(&mut a);
-    assert_eq!(s.won.get(), 4);
+    assert_eq!(s.won.get(), n as u64);
     assert!(s.plan.borrow().is_complete());
     // B cancels, then ignores the late blocks, then is done.
     b.poll(s.at(21), &s.plan).unwrap();
@@ -330,7 +333,7 @@ fn the_endgame_cancels_what_another_holder_delivered_and_drops_late_blocks() {
     s.deliver(&mut b, &reqs_b, s.at(22)).unwrap();
     assert_eq!(b.poll(s.at(23), &s.plan).unwrap(), Wait::Done);
     s.pump(&mut b);
-    assert_eq!(s.won.get(), 4, "nothing more from B");
+    assert_eq!(s.won.get(), n as u64, "nothing more from B");
     assert_eq!(b.blocks(), 0);
 }
 
@@ -342,12 +345,26 @@ fn corrupt_pieces_go_back_and_three_drop_the_holder() {
         *b ^= 0xff;
     }
     let mut f = s.open(Bitfield::full(10), 1);
-    f.poll(s.at(10), &s.plan).unwrap();
-    let reqs = s.pump(&mut f);
-    let e = s.deliver(&mut f, &reqs, s.at(11)).unwrap_err();
+    // Pipeline after pipeline of corrupt pieces, until the third; each
+    // one goes back to the plan.
+    let mut released = 0;
+    let e = (0..10)
+        .find_map(|i| {
+            f.poll(s.at(10 + i), &s.plan).unwrap();
+            let reqs: Vec<PeerRequest> = f
+                .actions()
+                .filter_map(|a| match a {
+                    Action::Send(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            let e = s.deliver(&mut f, &reqs, s.at(11 + i)).err();
+            released += f.actions().filter(|a| *a == Action::Released).count();
+            e
+        })
+        .expect("dropped after three corrupt pieces");
     assert!(matches!(e, Error::Integrity(_)), "{e}");
     assert_eq!(f.bad_pieces(), 3);
-    let released = f.actions().filter(|a| *a == Action::Released).count();
     assert_eq!(released, 3);
     assert_eq!(s.won.get(), 0);
     f.abandon(&s.plan);

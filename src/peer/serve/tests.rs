@@ -1,7 +1,7 @@
 //! The block-server machine driven directly, over files in memory.
 
 use super::*;
-use crate::peer::seeding::OFFER_BLOCKS;
+use crate::peer::seeding::{OFFERED_BLOCKS, OFFER_BLOCKS};
 
 struct Lib(Vec<MemFile>);
 
@@ -154,8 +154,10 @@ fn a_seeder_with_several_downloaders_offers_disjoint_pieces_then_everything() {
     let mut b = Serve::new(t0);
     let (_, offer_a) = open(&mut a, &lib, "s", t0);
     let (_, offer_b) = open(&mut b, &lib, "s", t0);
-    assert_eq!(offer_a.count(), OFFER_BLOCKS);
-    assert_eq!(offer_a.minus(&offer_b).count(), OFFER_BLOCKS, "disjoint");
+    // The open connections share OFFERED_BLOCKS, each at most OFFER_BLOCKS.
+    let share = |open: u32| (OFFERED_BLOCKS / open).clamp(1, OFFER_BLOCKS);
+    assert_eq!((offer_a.count(), offer_b.count()), (share(2), share(3)));
+    assert_eq!(offer_a.minus(&offer_b).count(), share(2), "disjoint");
     // A asks for what it was offered; more offers follow by HAVE.
     for p in offer_a.iter_ones() {
         a.on_request(request(p, 1), t0, &lib).unwrap();
@@ -165,8 +167,8 @@ fn a_seeder_with_several_downloaders_offers_disjoint_pieces_then_everything() {
         [PeerReply::Have { have, .. }] => have.clone(),
         other => panic!("{other:?}"),
     };
-    assert_eq!(more.count(), OFFER_BLOCKS);
-    assert_eq!(more.minus(&offer_b).count(), OFFER_BLOCKS);
+    assert_eq!(more.count(), share(3));
+    assert_eq!(more.minus(&offer_b).count(), share(3));
     while a.next_slice().unwrap().is_some() {}
     // Asking for a piece it was not offered is a protocol error.
     let not_offered = offer_b.iter_ones().next().unwrap();
@@ -175,7 +177,10 @@ fn a_seeder_with_several_downloaders_offers_disjoint_pieces_then_everything() {
     // B leaves without asking: its offers go to the next.
     b.close();
     let seeding = lib.0[0].seeding.clone().unwrap();
-    assert_eq!(seeding.lock().unwrap().fresh(), 100 - 2 * OFFER_BLOCKS);
+    assert_eq!(
+        seeding.lock().unwrap().fresh(),
+        100 - share(2) - more.count()
+    );
     // Fresh pieces run out: the connection is told everything.
     let mut c = Serve::new(t0);
     let (_, offer_c) = open(&mut c, &lib, "s", t0);
@@ -195,6 +200,40 @@ fn a_seeder_with_several_downloaders_offers_disjoint_pieces_then_everything() {
         }
     }
     assert!(told.is_full());
+}
+
+#[test]
+fn offers_are_topped_up_for_a_downloader_that_stopped_asking_not_a_slow_one() {
+    let lib = Lib(vec![complete("s", 100)]);
+    let t0 = Instant::now();
+    let mut first = Serve::new(t0);
+    open(&mut first, &lib, "s", t0);
+    let mut a = Serve::new(t0);
+    let (_, offer) = open(&mut a, &lib, "s", t0);
+    let offered: Vec<u32> = offer.iter_ones().collect();
+    let new_offers = |m: &mut Serve<MemFile>, now: Instant| {
+        m.tick(now).unwrap();
+        m.replies()
+            .map(|r| match r {
+                PeerReply::Have { have, .. } => have.count(),
+                _ => 0,
+            })
+            .sum::<u32>()
+    };
+    // A slow downloader: it asks for one offered piece a little more
+    // often than STALE_OFFERS, each served at once. Its other offers
+    // still wait, so it is not offered more.
+    let step = STALE_OFFERS / 2;
+    let mut now = t0;
+    for &p in &offered[..3] {
+        now += step;
+        a.on_request(request(p, 1), now, &lib).unwrap();
+        while a.next_slice().unwrap().is_some() {}
+        assert_eq!(new_offers(&mut a, now), 0);
+    }
+    // It stops asking: after STALE_OFFERS its offers are topped up.
+    now += STALE_OFFERS;
+    assert!(new_offers(&mut a, now) > 0);
 }
 
 #[test]
