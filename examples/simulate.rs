@@ -345,6 +345,7 @@ fn report(sim: &Sim<SimPeer>, seeder: NodeId, n: usize, f: f64) {
         by_times
     );
     let (mut recv, mut counted, mut busy, mut errors, mut refused, mut bad) = (0, 0, 0, 0, 0, 0);
+    let mut evicted = 0;
     for i in 0..=n {
         let st = sim.node(i).stats();
         recv += st.blocks_received;
@@ -352,12 +353,13 @@ fn report(sim: &Sim<SimPeer>, seeder: NodeId, n: usize, f: f64) {
         busy += st.busy;
         errors += st.fetch_errors;
         refused += st.refused;
+        evicted += st.evicted;
         bad += st.bad_writes;
     }
     println!(
         "leechers: {recv} blocks received, {} not written first ({:.2} %); \
-         {busy} BUSY answers ({refused} refusals), {errors} connections ended in errors, \
-         {bad} blocks differed",
+         {busy} BUSY answers ({refused} refusals), {evicted} idle connections closed for \
+         new ones, {errors} connections ended in errors, {bad} blocks differed",
         recv - counted,
         100.0 * (recv - counted) as f64 / recv.max(1) as f64
     );

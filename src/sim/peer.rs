@@ -25,8 +25,9 @@
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
 //!   connection with nothing pending is ticked every `server::TICK`. Over
-//!   `ADMISSION.handlers` incoming connections, a new one gets ERROR BUSY
-//!   (the real server would first evict an idle one).
+//!   `ADMISSION.handlers` incoming connections, a new one takes the place
+//!   of the oldest idle one (nothing pending or queued), which is closed,
+//!   as the gate evicts; with none idle it gets ERROR BUSY.
 //! - A leecher serves its verified pieces while downloading (a partial
 //!   `MemFile` whose version and piece set change with every write, as
 //!   `share_partial`); once complete, new OPENs get a complete `MemFile`
@@ -88,6 +89,8 @@ pub struct PeerStats {
     pub busy: u64,
     /// Connections refused here with BUSY.
     pub refused: u64,
+    /// Idle connections closed here to make room for a new one.
+    pub evicted: u64,
     /// Bytes of the messages sent, by kind (BLOCKs not included).
     pub sent_by_kind: BTreeMap<&'static str, u64>,
 }
@@ -276,6 +279,20 @@ impl SimPeer {
 
     fn accept(&mut self, cx: &mut Cx, conn: ConnId) {
         if self.serving.len() >= ADMISSION.handlers {
+            // As the gate: a connection waiting for its client, oldest
+            // first, makes room; BUSY only when every one is at work.
+            let idle = self
+                .serving
+                .iter()
+                .find(|(&c, m)| m.pending() == 0 && cx.queued(c) == 0)
+                .map(|(&c, _)| c);
+            if let Some(victim) = idle {
+                self.stats.evicted += 1;
+                self.end_serve(cx, victim, None);
+                self.serving
+                    .insert(conn, Serve::new(self.instant(cx.now())));
+                return;
+            }
             self.stats.refused += 1;
             let busy = PeerReply::Error {
                 code: code::BUSY,

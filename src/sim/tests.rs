@@ -555,3 +555,17 @@ fn a_leecher_that_leaves_for_good_does_not_stop_the_others() {
     }
     assert!(!sim.node(3).is_complete());
 }
+
+#[test]
+fn a_full_server_makes_room_by_closing_an_idle_connection() {
+    // More leechers than the seeder has handlers: every one still gets
+    // its copy, and the seeder closed idle connections to let new ones in
+    // rather than answering them all BUSY.
+    let n = crate::peer::ADMISSION.handlers + 6;
+    let mut sim = swarm(n, 400_000, 10_000_000, 5);
+    let done = run_swarm(&mut sim, &[]);
+    assert!(done[1..].iter().all(Option::is_some));
+    assert!(sim.nodes()[1..].iter().all(|p| p.copy().is_original()));
+    let seeder = sim.node(0).stats();
+    assert!(seeder.evicted > 0, "{seeder:?}");
+}
