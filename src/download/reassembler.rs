@@ -217,12 +217,8 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    #[test]
-    fn out_of_order_writes_give_the_whole_file_digest() {
-        let data: Vec<u8> = (0..50_000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
-            .collect();
-        let record = Arc::new(FileRecord::from_bytes("t", &data));
+    /// A partial file of `len` bytes in a directory of its own, `p`.
+    fn scratch(len: usize) -> (tempfile::TempDir, File) {
         let dir = tempfile::tempdir().unwrap();
         let file = File::options()
             .read(true)
@@ -231,7 +227,17 @@ mod tests {
             .truncate(true)
             .open(dir.path().join("p"))
             .unwrap();
-        file.set_len(data.len() as u64).unwrap();
+        file.set_len(len as u64).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn out_of_order_writes_give_the_whole_file_digest() {
+        let data: Vec<u8> = (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+            .collect();
+        let record = Arc::new(FileRecord::from_bytes("t", &data));
+        let (dir, file) = scratch(data.len());
         let r = Arc::new(Reassembler::new(
             file,
             record.clone(),
@@ -262,15 +268,7 @@ mod tests {
             .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
             .collect();
         let record = Arc::new(FileRecord::from_bytes("m", &data));
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("p"))
-            .unwrap();
-        file.set_len(data.len() as u64).unwrap();
+        let (_dir, file) = scratch(data.len());
         let r = Arc::new(Reassembler::new(file, record.clone(), Bitfield::new(30)));
         let piece = |p: usize| data[p * 4096..(p + 1) * 4096].to_vec();
         for p in 0..20 {
