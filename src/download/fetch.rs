@@ -113,6 +113,15 @@ struct Batch {
     data: Vec<u8>,
 }
 
+/// How long the rate is measured before the window leaves its minimum,
+/// and then how often it is measured again. The first look is early
+/// because until then the window is `MIN_WINDOW`: a fast holder waited a
+/// quarter second at 2 blocks per round trip (a third of a 256 MiB
+/// transfer on loopback), while a slow one, measured early, still gets a
+/// small window.
+const FIRST_RATE_AFTER: f64 = 0.02;
+const RATE_EVERY: f64 = 0.25;
+
 /// Bytes per second over the last quarter second or more, smoothed.
 struct RateMeter {
     start: Instant,
@@ -124,7 +133,12 @@ impl RateMeter {
     fn add(&mut self, n: usize, now: Instant) {
         self.bytes += n as u64;
         let t = now.saturating_duration_since(self.start).as_secs_f64();
-        if t >= 0.25 {
+        let every = if self.rate == 0.0 {
+            FIRST_RATE_AFTER
+        } else {
+            RATE_EVERY
+        };
+        if t >= every {
             let r = self.bytes as f64 / t;
             self.rate = if self.rate == 0.0 {
                 r

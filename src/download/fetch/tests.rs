@@ -159,6 +159,27 @@ fn the_window_grows_with_rate_times_rtt_within_its_bounds() {
 }
 
 #[test]
+fn a_fast_holder_opens_the_window_within_its_first_round_trips() {
+    // 1 ms RTT, every request answered within the millisecond: by 30 ms
+    // the window is well past its minimum (it waited 250 ms for a first
+    // rate, a third of a 256 MiB transfer on loopback).
+    let s = setup(2000);
+    let mut f = s.open(Bitfield::full(2000), 1);
+    let mut now = s.at(3);
+    f.poll(now, &s.plan).unwrap();
+    let mut reqs = s.pump(&mut f);
+    assert_eq!(requested_blocks(&reqs), MIN_WINDOW, "no rate yet");
+    while now < s.at(30) {
+        now += Duration::from_millis(1);
+        s.deliver(&mut f, &reqs, now).unwrap();
+        f.poll(now, &s.plan).unwrap();
+        reqs = s.pump(&mut f);
+    }
+    assert!(f.window() >= 8 * MIN_WINDOW, "window {}", f.window());
+    assert!(requested_blocks(&reqs) > MIN_WINDOW);
+}
+
+#[test]
 fn a_silent_holder_is_dropped_and_its_pieces_go_back() {
     let s = setup(50);
     let mut f = s.open(Bitfield::full(50), 1);
