@@ -20,6 +20,11 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u32) {
     out.push(v as u8);
 }
 
+/// Bytes `put_varint` writes for `v`.
+pub fn varint_len(v: u32) -> usize {
+    (32 - v.leading_zeros() as usize).div_ceil(7).max(1)
+}
+
 pub fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
@@ -131,6 +136,17 @@ impl<'a> Decoder<'a> {
         Ok(n)
     }
 
+    /// The rest of a datagram must be padding: zeros only.
+    pub fn zero_padding(&mut self) -> Result<()> {
+        let rest = self.take(self.remaining())?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(Error::protocol(
+                "trailing bytes after the datagram's fields",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn finish(&self) -> Result<()> {
         if self.remaining() != 0 {
             return Err(Error::protocol(format!(
@@ -203,5 +219,14 @@ mod tests {
         put_str(&mut v, "toolong");
         assert!(Decoder::new(&v).str(3).is_err());
         assert!(Decoder::new(&[0, 2, 0xff, 0xfe]).str(10).is_err());
+    }
+
+    #[test]
+    fn varint_len_is_what_put_varint_writes() {
+        for v in [0, 1, 127, 128, 16_383, 16_384, 1 << 21, 1 << 28, u32::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(varint_len(v), out.len(), "{v}");
+        }
     }
 }

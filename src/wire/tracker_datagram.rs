@@ -207,17 +207,6 @@ fn split_header(bytes: &[u8]) -> Result<(u8, Decoder<'_>)> {
     Ok((bytes[3], Decoder::new(&bytes[HEADER_LEN..])))
 }
 
-/// The rest of a datagram must be padding: zeros only.
-fn zero_padding(d: &mut Decoder<'_>) -> Result<()> {
-    let rest = d.take(d.remaining())?;
-    if rest.iter().any(|&b| b != 0) {
-        return Err(Error::protocol(
-            "trailing bytes after the datagram's fields",
-        ));
-    }
-    Ok(())
-}
-
 impl Entry<'_> {
     /// Bytes this entry takes in an ANNOUNCE.
     pub fn encoded_len(&self) -> usize {
@@ -291,7 +280,7 @@ impl<'a> Request<'a> {
                     )));
                 }
                 let tx = d.u32()?;
-                zero_padding(&mut d)?;
+                d.zero_padding()?;
                 Ok(Request::Connect { tx })
             }
             ty::ANNOUNCE => {
@@ -302,7 +291,7 @@ impl<'a> Request<'a> {
                     )));
                 }
                 let a = decode_announce(&mut d)?;
-                zero_padding(&mut d)?;
+                d.zero_padding()?;
                 Ok(Request::Announce(a))
             }
             other => Err(Error::protocol(format!(
