@@ -20,7 +20,9 @@ use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::record::FileRecord;
 use crate::secure::seal::ReplayGuard;
-use crate::wire::datagram::{ChunkInfo, Datagram, Query, MAX_DATAGRAM};
+use crate::wire::datagram::{
+    hello_reply, ChunkInfo, Datagram, Query, HELLO_LEN, MAX_DATAGRAM, QUERY_LEN,
+};
 use log::{debug, info, warn};
 use neighbours::Heard;
 pub use node::Answer;
@@ -194,7 +196,8 @@ impl Search {
             peer_id: self.me.peer_id.clone(),
             want_reply: true,
         };
-        let Ok(bytes) = hello.encode() else {
+        // Padded to the largest HELLO, so that any peer may reply.
+        let Some(bytes) = hello.encode_padded(HELLO_LEN) else {
             return;
         };
         let mut first = true;
@@ -264,13 +267,14 @@ impl Search {
             "search: query {id:016x} for {name} (ttl {ttl}) to {} neighbours",
             targets.len()
         );
-        match Datagram::Query(query).encode() {
-            Ok(bytes) => {
+        // Padded: a holder's answer must fit in the query it answers.
+        match Datagram::Query(query).encode_padded(QUERY_LEN) {
+            Some(bytes) => {
                 for to in targets {
                     self.send(&bytes, to, "QUERY");
                 }
             }
-            Err(e) => warn!("search: {e}"),
+            None => warn!("search: a query for {name} does not fit {QUERY_LEN} bytes"),
         }
         let answers = collect(&rx, Instant::now(), until);
         self.node().finish(id);
@@ -295,8 +299,8 @@ impl Search {
             Datagram::Hello {
                 peer_id,
                 want_reply,
-            } => self.on_hello(&peer_id, want_reply, src),
-            Datagram::Query(q) => self.on_query(q, src, holding),
+            } => self.on_hello(&peer_id, want_reply.then_some(bytes.len()), src),
+            Datagram::Query(q) => self.on_query(q, bytes.len(), src, holding),
             Datagram::ChunkInfo(info) => {
                 let (id, who) = (info.query_id, info.peer_id.clone());
                 if self.node().on_answer(info, src) {
@@ -308,7 +312,8 @@ impl Search {
         }
     }
 
-    fn on_hello(&self, peer_id: &str, want_reply: bool, src: SocketAddr) {
+    /// A HELLO from `src`; `asked` is its length when it asks for a reply.
+    fn on_hello(&self, peer_id: &str, asked: Option<usize>, src: SocketAddr) {
         if peer_id == self.me.peer_id {
             return debug!("search: {src}: a HELLO with our own id, ignored");
         }
@@ -318,18 +323,25 @@ impl Search {
             Some(Heard::Again) => {}
             Some(Heard::Ignored) => debug!("search: {src}: no room for another neighbour"),
         }
-        if want_reply {
-            let hello = Datagram::Hello {
-                peer_id: self.me.peer_id.clone(),
-                want_reply: false,
-            };
-            if let Ok(bytes) = hello.encode() {
-                self.send(&bytes, src, "HELLO");
+        if let Some(asked) = asked {
+            match hello_reply(&self.me.peer_id, asked) {
+                Some(bytes) => self.send(&bytes, src, "HELLO"),
+                None => {
+                    debug!("search: {src}: no HELLO back: ours is larger than their {asked} bytes")
+                }
             }
         }
     }
 
-    fn on_query(&self, q: Query, src: SocketAddr, holding: &impl Fn(&str) -> Option<Holding>) {
+    /// A QUERY of `len` bytes (opened, under a secret): the most we may
+    /// send back to its origin, and the length it is forwarded with.
+    fn on_query(
+        &self,
+        q: Query,
+        len: usize,
+        src: SocketAddr,
+        holding: &impl Fn(&str) -> Option<Holding>,
+    ) {
         let (id, name, ttl, hops) = (q.id, q.name.clone(), q.ttl, q.hops);
         let verdict = self.node().on_query(q, src, Instant::now());
         let (origin, forward) = match verdict {
@@ -360,20 +372,22 @@ impl Search {
                 have: h.have,
                 record: None,
             };
-            match answer.encode_with_record(&h.record) {
-                Ok(bytes) => {
+            match answer.encode_within(&h.record, len) {
+                Some(bytes) => {
                     self.send(&bytes, origin, "CHUNK_INFO");
                     debug!(
                         "search: query {id:016x}: answered {origin} ({} bytes)",
                         bytes.len()
                     );
                 }
-                Err(e) => warn!("search: cannot answer a query for {name}: {e}"),
+                None => debug!("search: query {id:016x}: no answer fits in its {len} bytes"),
             }
         }
         if let Some((next, targets)) = forward {
-            match Datagram::Query(next).encode() {
-                Ok(bytes) => {
+            // As long as it came: the origin filled in takes the place of
+            // padding, and holders further on get the same budget.
+            match Datagram::Query(next).encode_padded(len) {
+                Some(bytes) => {
                     for to in &targets {
                         self.send(&bytes, *to, "QUERY");
                     }
@@ -383,7 +397,9 @@ impl Search {
                         ttl.min(crate::wire::datagram::MAX_TTL) - 1
                     );
                 }
-                Err(e) => warn!("search: {e}"),
+                None => debug!(
+                    "search: query {id:016x}: not forwarded: its {len} bytes leave no room for the origin"
+                ),
             }
         }
     }

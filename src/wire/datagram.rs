@@ -3,12 +3,13 @@
 //! slice in, one `Vec<u8>` out. Every datagram starts with a 4-byte header
 //! (magic `p2`, version, type); every length is checked against the bytes
 //! left and a named limit before anything is allocated, and the whole
-//! datagram against `MAX_DATAGRAM`. Layouts are in docs/PROTOCOL.md §11.
+//! datagram against `MAX_DATAGRAM`. HELLO and QUERY end in zero padding,
+//! which askers add so that an answer may be as large (`budget`: nothing
+//! sent back is larger than what asked). Layouts are in docs/PROTOCOL.md
+//! §11.
 
 use super::codec::{check_datagram_head, put_str, put_u16, put_u64, put_u8, Decoder};
-use super::message::{
-    get_have, get_name, get_record, put_have, put_record, record_len, MAX_HOST_BYTES,
-};
+use super::message::{get_have, get_name, get_record, put_have, put_record, MAX_HOST_BYTES};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::names::{check_peer_id, MAX_PEER_ID_BYTES};
@@ -24,13 +25,24 @@ pub const DATAGRAM_HEADER_LEN: usize = 4;
 /// The largest datagram sent or accepted: below the 65,507-byte UDP limit
 /// with room to spare. Longer ones are dropped unread.
 pub const MAX_DATAGRAM: usize = 60 * 1024;
-/// A CHUNK_INFO carries its file record only while the whole datagram
-/// stays this small (files of up to about 500 pieces, 2 MiB): a bigger
-/// answer would be fragmented by IP and would let a small spoofed query
-/// draw a large answer. Beyond it the asker fetches the record over TCP.
-pub const INLINE_RECORD_LIMIT: usize = 8 * 1024;
+/// What an asker pads every QUERY to, and the most a QUERY may be. A
+/// holder's answer must fit in the QUERY that drew it (`budget`), so a
+/// spoofed QUERY never draws more bytes than it cost: the asker pays for
+/// the answer it wants, as QUIC pads its first packet. 1,152 bytes leave
+/// room for any piece set of up to about 8,700 pieces (as a bitmap), or a
+/// complete file's record of up to 32 pieces. Sealed under a swarm secret
+/// (51 bytes more, §13.4) it is 1,203 bytes: one packet even at the IPv6
+/// minimum MTU (1,280 less 48 bytes of IPv6 and UDP headers leaves
+/// 1,232), with room to spare.
+pub const QUERY_LEN: usize = 1152;
+/// The largest HELLO (a 64-byte peer id), and what a HELLO asking for a
+/// reply is padded to, so that our reply is never larger than it.
+pub const HELLO_LEN: usize = DATAGRAM_HEADER_LEN + 1 + 2 + MAX_PEER_ID_BYTES;
 /// The most hops a query travels, whatever its sender asked for.
 pub const MAX_TTL: u8 = 16;
+
+mod budget;
+pub use budget::hello_reply;
 
 pub mod dty {
     pub const HELLO: u8 = 0x01;
@@ -76,7 +88,7 @@ pub struct ChunkInfo {
     pub md5: Md5Digest,
     /// The pieces the holder has; its length is the file's piece count.
     pub have: Bitfield,
-    /// The file record, when it fits (`INLINE_RECORD_LIMIT`).
+    /// The file record, when it fits in the answer (`encode_within`).
     pub record: Option<FileRecord>,
 }
 
@@ -123,7 +135,8 @@ impl Datagram {
                 put_str(&mut out, &q.name);
             }
             Datagram::ChunkInfo(c) => {
-                put_chunk_info_fields(&mut out, c);
+                put_chunk_info_head(&mut out, c);
+                put_have(&mut out, &c.have);
                 match &c.record {
                     None => put_u8(&mut out, 0),
                     Some(r) => {
@@ -134,6 +147,24 @@ impl Datagram {
             }
         }
         checked_len(out, self.kind())
+    }
+
+    /// A HELLO or QUERY followed by zero bytes up to `len` in all (a HELLO
+    /// to at most `HELLO_LEN`, a QUERY to at most `QUERY_LEN`). `None` when
+    /// its fields alone take more than that, and for a CHUNK_INFO, which
+    /// has no padding.
+    pub fn encode_padded(&self, len: usize) -> Option<Vec<u8>> {
+        let most = match self {
+            Datagram::Hello { .. } => HELLO_LEN,
+            Datagram::Query(_) => QUERY_LEN,
+            Datagram::ChunkInfo(_) => return None,
+        };
+        let mut out = self.encode().ok()?;
+        if out.len() > len.min(most) {
+            return None;
+        }
+        out.resize(len.min(most), 0);
+        Some(out)
     }
 
     /// Decodes and validates one datagram: header, lengths, names, the
@@ -147,8 +178,18 @@ impl Datagram {
             "datagram",
         )?;
         let mut d = Decoder::new(&bytes[DATAGRAM_HEADER_LEN..]);
+        let padded = |most: usize, kind: &str| {
+            if bytes.len() > most {
+                return Err(Error::protocol(format!(
+                    "a {kind} of {} bytes exceeds {most}",
+                    bytes.len()
+                )));
+            }
+            Ok(())
+        };
         let datagram = match bytes[3] {
             dty::HELLO => {
+                padded(HELLO_LEN, "HELLO")?;
                 let flags = d.u8()?;
                 if flags & !HELLO_WANT_REPLY != 0 {
                     return Err(Error::protocol(format!("HELLO flags 0x{flags:02x}")));
@@ -159,6 +200,7 @@ impl Datagram {
                 }
             }
             dty::QUERY => {
+                padded(QUERY_LEN, "QUERY")?;
                 let id = d.u64()?;
                 let ttl = d.u8()?;
                 if ttl == 0 {
@@ -179,31 +221,18 @@ impl Datagram {
                 )))
             }
         };
-        d.finish()?;
+        // HELLO and QUERY end in padding (the asker pays for the size of
+        // the answer it may get); a CHUNK_INFO ends at its last field.
+        match datagram {
+            Datagram::ChunkInfo(_) => d.finish()?,
+            _ => d.zero_padding()?,
+        }
         Ok(datagram)
     }
 }
 
-impl ChunkInfo {
-    /// The answer's bytes, with `record` inline only if the datagram stays
-    /// within `INLINE_RECORD_LIMIT` (`self.record` is not used).
-    pub fn encode_with_record(&self, record: &FileRecord) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
-        put_chunk_info_fields(&mut out, self);
-        if out.len() + 1 + record_len(record) <= INLINE_RECORD_LIMIT {
-            put_u8(&mut out, 1);
-            put_record(&mut out, record);
-        } else {
-            put_u8(&mut out, 0);
-        }
-        checked_len(out, "CHUNK_INFO")
-    }
-}
-
-/// The type byte and every CHUNK_INFO field before the record flag.
-fn put_chunk_info_fields(out: &mut Vec<u8>, c: &ChunkInfo) {
+/// The type byte and every CHUNK_INFO field before the piece set.
+fn put_chunk_info_head(out: &mut Vec<u8>, c: &ChunkInfo) {
     put_u8(out, dty::CHUNK_INFO);
     put_u64(out, c.query_id);
     put_str(out, &c.peer_id);
@@ -212,7 +241,6 @@ fn put_chunk_info_fields(out: &mut Vec<u8>, c: &ChunkInfo) {
     put_str(out, &c.name);
     put_u64(out, c.size);
     out.extend_from_slice(&c.md5);
-    put_have(out, &c.have);
 }
 
 fn checked_len(out: Vec<u8>, kind: &str) -> Result<Vec<u8>> {
@@ -389,12 +417,20 @@ mod tests {
     /// The examples in docs/PROTOCOL.md §11, byte for byte.
     #[test]
     fn the_documented_examples() {
-        let hex = |d: Datagram| crate::units::hex(&d.encode().unwrap());
-        let hello = Datagram::Hello {
-            peer_id: "B".into(),
-            want_reply: true,
+        let hex = |d: Datagram, len: usize| crate::units::hex(&d.encode_padded(len).unwrap());
+        let zeros = |n: usize| "00".repeat(n);
+        let hello = |peer_id: &str, want_reply: bool| Datagram::Hello {
+            peer_id: peer_id.into(),
+            want_reply,
         };
-        assert_eq!(hex(hello), "7032010101000142");
+        assert_eq!(
+            hex(hello("B", true), HELLO_LEN),
+            "7032010101000142".to_string() + &zeros(63)
+        );
+        assert_eq!(
+            crate::units::hex(&hello_reply("D", HELLO_LEN).unwrap()),
+            "7032010100000144"
+        );
         let mut q = Query {
             id: 0x1122_3344_5566_7788,
             ttl: 3,
@@ -403,13 +439,16 @@ mod tests {
             name: "d.bin".into(),
         };
         assert_eq!(
-            hex(Datagram::Query(q.clone())),
-            "7032010211223344556677880300000005642e62696e"
+            hex(Datagram::Query(q.clone()), QUERY_LEN),
+            "7032010211223344556677880300000005642e62696e".to_string() + &zeros(1130)
         );
         (q.ttl, q.hops, q.origin) = (2, 1, Some("192.168.1.10:9000".parse().unwrap()));
         assert_eq!(
-            hex(Datagram::Query(q)),
-            "7032010211223344556677880201".to_string() + "04c0a8010a2328" + "0005642e62696e"
+            hex(Datagram::Query(q), QUERY_LEN),
+            "7032010211223344556677880201".to_string()
+                + "04c0a8010a2328"
+                + "0005642e62696e"
+                + &zeros(1124)
         );
         let r = FileRecord::from_bytes("e", b"hello");
         let answer = ChunkInfo {
@@ -447,7 +486,7 @@ mod tests {
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
         ]
         .concat();
-        let got = crate::units::hex(&answer.encode_with_record(&r).unwrap());
+        let got = crate::units::hex(&answer.encode_within(&r, QUERY_LEN).unwrap());
         assert_eq!(got, expected);
         assert_eq!(got.len() / 2, 125);
     }
@@ -488,9 +527,23 @@ mod tests {
         assert!(mutate(12, 0).is_err(), "TTL 0");
         assert!(mutate(14, 5).is_err(), "address family");
         let mut long = good.clone();
-        long.push(0);
-        assert!(Datagram::decode(&long).is_err(), "trailing byte");
+        long.push(1);
+        assert!(Datagram::decode(&long).is_err(), "non-zero padding");
         assert!(Datagram::decode(&vec![0; MAX_DATAGRAM + 1]).is_err());
+        let mut padded = good.clone();
+        padded.resize(QUERY_LEN + 1, 0);
+        assert!(Datagram::decode(&padded).is_err(), "a QUERY over QUERY_LEN");
+        let mut hello = Datagram::Hello {
+            peer_id: "B".into(),
+            want_reply: true,
+        }
+        .encode()
+        .unwrap();
+        hello.resize(HELLO_LEN + 1, 0);
+        assert!(Datagram::decode(&hello).is_err(), "a HELLO over HELLO_LEN");
+        let mut answer = Datagram::ChunkInfo(info(None)).encode().unwrap();
+        answer.push(0);
+        assert!(Datagram::decode(&answer).is_err(), "a padded CHUNK_INFO");
         // A path in the name, a bad peer id, a bad host.
         let q = |name: &str| {
             Datagram::Query(Query {
@@ -536,20 +589,39 @@ mod tests {
     }
 
     #[test]
+    fn padding_is_zeros_up_to_the_end_and_changes_nothing_else() {
+        for d in samples() {
+            let plain = d.encode().unwrap();
+            let Some(padded) = d.encode_padded(QUERY_LEN) else {
+                assert_eq!(d.kind(), "CHUNK_INFO", "only answers are never padded");
+                continue;
+            };
+            let most = if d.kind() == "HELLO" {
+                HELLO_LEN
+            } else {
+                QUERY_LEN
+            };
+            assert_eq!(padded.len(), most);
+            assert_eq!(padded[..plain.len()], plain[..]);
+            // Cut anywhere in the padding, it is the same datagram.
+            for len in [plain.len(), plain.len() + 1, most] {
+                assert_eq!(Datagram::decode(&padded[..len]).unwrap(), d);
+            }
+            assert_eq!(d.encode_padded(plain.len() - 1), None, "too short");
+        }
+    }
+
+    #[test]
     fn a_large_record_is_left_out_and_fetched_over_tcp() {
         let small = FileRecord::from_bytes("a.bin", &[7u8; 10_000]);
-        let with = info(None).encode_with_record(&small).unwrap();
+        let with = info(None).encode_within(&small, QUERY_LEN).unwrap();
         assert_eq!(
             with,
             Datagram::ChunkInfo(info(Some(small.clone())))
                 .encode()
                 .unwrap()
         );
-        match Datagram::decode(&with).unwrap() {
-            Datagram::ChunkInfo(c) => assert_eq!(c.record, Some(small)),
-            other => panic!("{other:?}"),
-        }
-        // 1,000 pieces: 16 KB of hashes, over the inline limit.
+        // 1,000 pieces: 32 KB of hashes, over the budget.
         let data = vec![1u8; 1000 * 4096];
         let big = FileRecord::from_bytes("big.bin", &data);
         let answer = ChunkInfo {
@@ -559,43 +631,12 @@ mod tests {
             have: Bitfield::full(big.piece_count()),
             ..info(None)
         };
-        let bytes = answer.encode_with_record(&big).unwrap();
-        assert!(bytes.len() <= INLINE_RECORD_LIMIT);
+        let bytes = answer.encode_within(&big, QUERY_LEN).unwrap();
+        assert!(bytes.len() <= QUERY_LEN);
         assert_eq!(
             Datagram::decode(&bytes).unwrap(),
             Datagram::ChunkInfo(answer)
         );
-        // Right at the limit: the largest record that still goes inline.
-        let answer_for = |pieces: u32| {
-            let r = FileRecord {
-                name: "e.bin".into(),
-                size: pieces as u64 * 4096,
-                block_size: 4096,
-                blocks_per_piece: 1,
-                md5: [5; 16],
-                piece_hashes: vec![[6; 32]; pieces as usize],
-                folder: None,
-            };
-            let c = ChunkInfo {
-                name: r.name.clone(),
-                size: r.size,
-                md5: r.md5,
-                have: Bitfield::full(pieces),
-                ..info(None)
-            };
-            c.encode_with_record(&r).unwrap()
-        };
-        let inline = |bytes: &[u8]| match Datagram::decode(bytes).unwrap() {
-            Datagram::ChunkInfo(c) => c.record.is_some(),
-            other => panic!("{other:?}"),
-        };
-        let most = (1..1000)
-            .take_while(|p| inline(&answer_for(*p)))
-            .last()
-            .unwrap();
-        let at = answer_for(most);
-        assert!(at.len() <= INLINE_RECORD_LIMIT && at.len() + 32 > INLINE_RECORD_LIMIT);
-        assert!(!inline(&answer_for(most + 1)));
     }
 
     #[test]
@@ -645,7 +686,10 @@ mod tests {
                     _ => Some(SocketAddr::new(IpAddr::from(Ipv4Addr::from(v4).to_ipv6_mapped()), port)),
                 };
                 let d = Datagram::Query(Query { id, ttl, hops, origin, name });
-                prop_assert_eq!(Datagram::decode(&d.encode().unwrap()).unwrap(), d);
+                prop_assert_eq!(Datagram::decode(&d.encode().unwrap()).unwrap(), d.clone());
+                let padded = d.encode_padded(QUERY_LEN).unwrap();
+                prop_assert_eq!(padded.len(), QUERY_LEN);
+                prop_assert_eq!(Datagram::decode(&padded).unwrap(), d);
             }
 
             #[test]
