@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
-use p2pshare::wire::datagram::{Datagram, Query};
+use p2pshare::wire::datagram::{Datagram, Query, HELLO_LEN, QUERY_LEN};
 use p2pshare::wire::{PeerReply, PeerRequest, MAX_FRAME};
 use std::fs;
 use std::net::UdpSocket;
@@ -395,7 +395,7 @@ fn garbage_datagrams_and_query_floods_harm_nobody() {
             origin: None,
             name: "b.bin".into(),
         });
-        let _ = origin.send_to(&q.encode().unwrap(), addr(b));
+        let _ = origin.send_to(&q.encode_padded(QUERY_LEN).unwrap(), addr(b));
     }
     wait_until(WAIT, "B to drop queries over the rate", || {
         net.log(0).contains("over the rate, dropped")
@@ -446,4 +446,114 @@ fn a_leecher_answers_with_the_pieces_it_has_so_far() {
         !stdout.contains("S 127.0.0.1"),
         "S is 2 hops away: {stdout}"
     );
+}
+
+/// A QUERY for `name` with id `id`, from the socket's own address.
+fn query(id: u64, name: &str) -> Datagram {
+    Datagram::Query(Query {
+        id,
+        ttl: 3,
+        hops: 0,
+        origin: None,
+        name: name.into(),
+    })
+}
+
+/// Every datagram waiting on `s` (it is not read again until they are in).
+fn drain(s: &UdpSocket) -> Vec<Vec<u8>> {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let mut got = Vec::new();
+    while let Ok(n) = s.recv(&mut buf) {
+        got.push(buf[..n].to_vec());
+    }
+    s.set_nonblocking(false).unwrap();
+    got
+}
+
+#[test]
+fn no_answer_to_a_raw_datagram_is_larger_than_it() {
+    // A holder with a long peer id (its HELLO is larger than a tiny one):
+    // small.bin (5 pieces) has its record inline, big.bin (245) does not.
+    let mut net = Net::new(2);
+    let id = "holder-with-a-rather-long-peer-id";
+    let (small, big) = (test_bytes(20_000, 91), test_bytes(1_000_000, 92));
+    net.give(id, "small.bin", &small);
+    net.give(id, "big.bin", &big);
+    net.serve(id, 1, &[0], &[]);
+    let holder = addr(net.ports[1]);
+    let raw = UdpSocket::bind("127.0.0.1:0").unwrap();
+    raw.connect(&holder).unwrap();
+
+    // Unpadded queries (as an old or hostile sender would send them, or
+    // a spoofer naming a victim) and a tiny HELLO asking for a reply.
+    let mut sent = Vec::new();
+    for (i, name) in ["small.bin", "big.bin"].into_iter().enumerate() {
+        sent.push(query(0xa0 + i as u64, name).encode().unwrap());
+    }
+    let hello = Datagram::Hello {
+        peer_id: "x".into(),
+        want_reply: true,
+    };
+    sent.push(hello.encode().unwrap());
+    for d in &sent {
+        raw.send(d).unwrap();
+    }
+    let smallest = sent.iter().map(Vec::len).min().unwrap();
+    // Once the holder's log says it decided, anything it sent is queued.
+    wait_until(WAIT, "the holder to turn down all three", || {
+        let log = net.log(0);
+        log.matches("no answer fits in its").count() == 2 && log.contains("no HELLO back")
+    });
+    let got = drain(&raw);
+    assert!(
+        got.iter().all(|d| d.len() <= smallest),
+        "answers of {:?} bytes to datagrams of {:?}",
+        got.iter().map(Vec::len).collect::<Vec<_>>(),
+        sent.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert!(got.is_empty(), "nothing fits in so few bytes");
+
+    // Padded as a peer sends them: answered, within the same size.
+    raw.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    for (i, name) in ["small.bin", "big.bin"].into_iter().enumerate() {
+        let q = query(0xb0 + i as u64, name)
+            .encode_padded(QUERY_LEN)
+            .unwrap();
+        raw.send(&q).unwrap();
+        let n = raw.recv(&mut buf).unwrap();
+        assert!(
+            n <= q.len(),
+            "a CHUNK_INFO of {n} bytes to a QUERY of {}",
+            q.len()
+        );
+        let Ok(Datagram::ChunkInfo(c)) = Datagram::decode(&buf[..n]) else {
+            panic!("not a CHUNK_INFO: {:?}", &buf[..n]);
+        };
+        assert_eq!((c.name.as_str(), c.have.is_full()), (name, true));
+        assert_eq!(c.record.is_some(), name == "small.bin", "{name}: {n} bytes");
+    }
+    let padded = hello.encode_padded(HELLO_LEN).unwrap();
+    raw.send(&padded).unwrap();
+    let n = raw.recv(&mut buf).unwrap();
+    assert_eq!(n, 7 + id.len());
+    assert!(n <= padded.len());
+
+    // Peers find and fetch both files through the holder as ever.
+    let out = net.shell(
+        "A",
+        0,
+        &[1],
+        &[],
+        "whohas big.bin\nget small.bin\nget big.bin\n",
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{id} {holder} 245/245")),
+        "{stdout}"
+    );
+    assert_eq!(fs::read(net.path("A/files/small.bin")).unwrap(), small);
+    assert_eq!(fs::read(net.path("A/files/big.bin")).unwrap(), big);
 }
