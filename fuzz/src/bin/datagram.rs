@@ -1,11 +1,13 @@
 //! The search datagrams (`wire::datagram`: HELLO, QUERY, CHUNK_INFO): what
 //! every peer with search on decodes from any UDP source. Round trip:
 //! decode -> encode -> decode gives the same datagram, and the encoding
-//! is never larger than the datagram it came from would allow.
+//! is never larger than the datagram it came from would allow. A HELLO or
+//! QUERY padded to the length it came with is the same bytes again, and an
+//! answer cut to a budget never exceeds it.
 
 use p2pshare::bitfield::Bitfield;
 use p2pshare::record::FileRecord;
-use p2pshare::wire::datagram::{ChunkInfo, Datagram, Query, MAX_DATAGRAM};
+use p2pshare::wire::datagram::{ChunkInfo, Datagram, Query, HELLO_LEN, MAX_DATAGRAM, QUERY_LEN};
 
 fn check(data: &[u8]) {
     let Ok(first) = Datagram::decode(data) else {
@@ -14,6 +16,18 @@ fn check(data: &[u8]) {
     let bytes = first.encode().expect("a decoded datagram encodes");
     assert!(bytes.len() <= MAX_DATAGRAM);
     assert_eq!(Datagram::decode(&bytes).expect("re-decodes"), first);
+    match &first {
+        Datagram::ChunkInfo(c) => {
+            if let Some(r) = &c.record {
+                let budget = data.len() % (QUERY_LEN + 1);
+                if let Some(cut) = c.encode_within(r, budget) {
+                    assert!(cut.len() <= budget);
+                    assert!(Datagram::decode(&cut).is_ok());
+                }
+            }
+        }
+        _ => assert_eq!(first.encode_padded(data.len()).as_deref(), Some(data)),
+    }
 }
 
 fn seeds() -> Vec<Vec<u8>> {
@@ -43,11 +57,12 @@ fn seeds() -> Vec<Vec<u8>> {
             name: "a.bin".into(),
         })
     };
-    [
-        Datagram::Hello {
-            peer_id: "A-1".into(),
-            want_reply: true,
-        },
+    let hello = Datagram::Hello {
+        peer_id: "A-1".into(),
+        want_reply: true,
+    };
+    let mut seeds: Vec<Vec<u8>> = [
+        hello.clone(),
         query(None),
         query(Some("127.0.0.1:7000")),
         query(Some("[::1]:7000")),
@@ -56,7 +71,11 @@ fn seeds() -> Vec<Vec<u8>> {
     ]
     .iter()
     .map(|d| d.encode().unwrap())
-    .collect()
+    .collect();
+    // As peers send them: padded.
+    seeds.push(hello.encode_padded(HELLO_LEN).unwrap());
+    seeds.push(query(None).encode_padded(QUERY_LEN).unwrap());
+    seeds
 }
 
 fn main() {
