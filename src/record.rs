@@ -178,14 +178,7 @@ impl FileRecord {
         if size > MAX_FILE_SIZE {
             return Err(Error::Usage(format!("{name} is larger than 1 TiB")));
         }
-        let hashed = hash_stream(&mut file, size, &[])
-            .map_err(|e| Error::io(ctx(), e))?
-            .ok_or_else(|| {
-                Error::Integrity(format!(
-                    "{} changed size while it was being hashed",
-                    path.display()
-                ))
-            })?;
+        let hashed = hash_path(&mut file, size, &[], path, "changed size")?;
         Ok(FileRecord {
             name: name.to_string(),
             size,
@@ -267,6 +260,26 @@ pub struct Hashed {
     pub pieces: Vec<PieceHash>,
     /// The MD5 of each part, for `hash_stream`'s `parts`.
     pub parts: Vec<Md5Digest>,
+}
+
+/// `hash_stream` over the file or folder at `path`, where reading it must
+/// give exactly `size` bytes: an I/O error or another length (what was
+/// `changed` while it was hashed) is an error naming `path`.
+pub fn hash_path(
+    reader: &mut impl Read,
+    size: u64,
+    parts: &[u64],
+    path: &Path,
+    changed: &str,
+) -> Result<Hashed> {
+    hash_stream(reader, size, parts)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .ok_or_else(|| {
+            Error::Integrity(format!(
+                "{} {changed} while it was being hashed",
+                path.display()
+            ))
+        })
 }
 
 /// Hashes `size` bytes from `reader`: the piece hashes on this thread,
