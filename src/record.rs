@@ -79,6 +79,20 @@ pub fn blocks_held(size: u64, have: &crate::bitfield::Bitfield) -> u64 {
 }
 
 impl FileRecord {
+    /// The record of `size` bytes named `name`, from one pass over them
+    /// (`hash_stream`); `folder`: the tree, when the payload is a folder.
+    pub fn hashed(name: &str, size: u64, hashed: Hashed, folder: Option<Manifest>) -> FileRecord {
+        FileRecord {
+            name: name.to_string(),
+            size,
+            block_size: BLOCK_SIZE,
+            blocks_per_piece: blocks_per_piece_for(size),
+            md5: hashed.md5,
+            piece_hashes: hashed.pieces,
+            folder: folder.map(Box::new),
+        }
+    }
+
     pub fn block_count(&self) -> u32 {
         self.size.div_ceil(self.block_size as u64) as u32
     }
@@ -179,15 +193,7 @@ impl FileRecord {
             return Err(Error::Usage(format!("{name} is larger than 1 TiB")));
         }
         let hashed = hash_path(&mut file, size, &[], path, "changed size")?;
-        Ok(FileRecord {
-            name: name.to_string(),
-            size,
-            block_size: BLOCK_SIZE,
-            blocks_per_piece: blocks_per_piece_for(size),
-            md5: hashed.md5,
-            piece_hashes: hashed.pieces,
-            folder: None,
-        })
+        Ok(FileRecord::hashed(name, size, hashed, None))
     }
 
     /// The record of bytes already in memory (tests, small files).
