@@ -79,6 +79,20 @@ pub fn blocks_held(size: u64, have: &crate::bitfield::Bitfield) -> u64 {
 }
 
 impl FileRecord {
+    /// The record of `size` bytes named `name`, from one pass over them
+    /// (`hash_stream`); `folder`: the tree, when the payload is a folder.
+    pub fn hashed(name: &str, size: u64, hashed: Hashed, folder: Option<Manifest>) -> FileRecord {
+        FileRecord {
+            name: name.to_string(),
+            size,
+            block_size: BLOCK_SIZE,
+            blocks_per_piece: blocks_per_piece_for(size),
+            md5: hashed.md5,
+            piece_hashes: hashed.pieces,
+            folder: folder.map(Box::new),
+        }
+    }
+
     pub fn block_count(&self) -> u32 {
         self.size.div_ceil(self.block_size as u64) as u32
     }
@@ -178,23 +192,8 @@ impl FileRecord {
         if size > MAX_FILE_SIZE {
             return Err(Error::Usage(format!("{name} is larger than 1 TiB")));
         }
-        let hashed = hash_stream(&mut file, size, &[])
-            .map_err(|e| Error::io(ctx(), e))?
-            .ok_or_else(|| {
-                Error::Integrity(format!(
-                    "{} changed size while it was being hashed",
-                    path.display()
-                ))
-            })?;
-        Ok(FileRecord {
-            name: name.to_string(),
-            size,
-            block_size: BLOCK_SIZE,
-            blocks_per_piece: blocks_per_piece_for(size),
-            md5: hashed.md5,
-            piece_hashes: hashed.pieces,
-            folder: None,
-        })
+        let hashed = hash_path(&mut file, size, &[], path, "changed size")?;
+        Ok(FileRecord::hashed(name, size, hashed, None))
     }
 
     /// The record of bytes already in memory (tests, small files).
@@ -267,6 +266,26 @@ pub struct Hashed {
     pub pieces: Vec<PieceHash>,
     /// The MD5 of each part, for `hash_stream`'s `parts`.
     pub parts: Vec<Md5Digest>,
+}
+
+/// `hash_stream` over the file or folder at `path`, where reading it must
+/// give exactly `size` bytes: an I/O error or another length (what was
+/// `changed` while it was hashed) is an error naming `path`.
+pub fn hash_path(
+    reader: &mut impl Read,
+    size: u64,
+    parts: &[u64],
+    path: &Path,
+    changed: &str,
+) -> Result<Hashed> {
+    hash_stream(reader, size, parts)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .ok_or_else(|| {
+            Error::Integrity(format!(
+                "{} {changed} while it was being hashed",
+                path.display()
+            ))
+        })
 }
 
 /// Hashes `size` bytes from `reader`: the piece hashes on this thread,

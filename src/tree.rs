@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::Stamp;
 use crate::manifest::{check_path, Entry, Manifest, MAX_DEPTH, MAX_ENTRIES};
 use crate::names::check_file_name;
-use crate::record::{blocks_per_piece_for, hash_stream, md5_of, FileRecord, BLOCK_SIZE};
+use crate::record::{hash_path, md5_of, FileRecord};
 use log::warn;
 use md5::{Digest, Md5};
 use std::ffi::CString;
@@ -160,30 +160,14 @@ pub fn record_of_folder(name: &str, root: &Path) -> Result<FileRecord> {
     let sizes: Vec<u64> = draft.spans().iter().map(|s| s.size).collect();
     let dir = open_dir(root)?;
     let mut reader = TreeReader::new(&dir, &draft);
-    let ctx = || format!("reading {}", root.display());
-    let hashed = hash_stream(&mut reader, size, &sizes)
-        .map_err(|e| Error::io(ctx(), e))?
-        .ok_or_else(|| {
-            Error::Integrity(format!(
-                "{} changed while it was being hashed",
-                root.display()
-            ))
-        })?;
-    let mut md5s = hashed.parts.into_iter();
+    let mut hashed = hash_path(&mut reader, size, &sizes, root, "changed")?;
+    let mut md5s = std::mem::take(&mut hashed.parts).into_iter();
     for e in &mut entries {
         if let Entry::File { md5, .. } = e {
             *md5 = md5s.next().unwrap_or_default();
         }
     }
-    let record = FileRecord {
-        name: name.to_string(),
-        size,
-        block_size: BLOCK_SIZE,
-        blocks_per_piece: blocks_per_piece_for(size),
-        md5: hashed.md5,
-        piece_hashes: hashed.pieces,
-        folder: Some(Box::new(Manifest::new(entries)?)),
-    };
+    let record = FileRecord::hashed(name, size, hashed, Some(Manifest::new(entries)?));
     // Every record travels in one frame (NEW_FILE, RECORD).
     let mut encoded = Vec::new();
     crate::wire::record_file::encode(&record, &mut encoded);

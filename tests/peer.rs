@@ -181,20 +181,8 @@ fn garbage_on_both_ports_harms_nobody() {
     let data = test_bytes(1 << 20, 4);
     s.give("A", "f.bin", &data);
     let a_port = free_port();
-    let a_port_s = a_port.to_string();
-    let adir = s.path("A");
     let tracker = s.tracker.addr();
-    let _a = PeerProc::spawn_logged(
-        &[
-            "A",
-            &a_port_s,
-            &tracker,
-            "--dir",
-            adir.to_str().unwrap(),
-            "--serve",
-        ],
-        &s.path("A.log"),
-    );
+    let _a = s.start_on("A", a_port, &[], "A.log");
     wait_until(WAIT, "A to register", || {
         holders(&tracker, "f.bin").contains(&"A".to_string())
     });
@@ -230,24 +218,7 @@ fn an_interrupted_download_resumes_without_fetching_again() {
     let data = test_bytes(4 << 20, 5);
     s.give("A", "f.bin", &data);
     let _a = s.serve("A", "f.bin", &[]);
-    let port = free_port().to_string();
-    let gdir = s.path("G");
-    let tracker = s.tracker.addr();
-    let g = PeerProc::spawn_logged(
-        &[
-            "G",
-            &port,
-            &tracker,
-            "--dir",
-            gdir.to_str().unwrap(),
-            "--serve",
-            "--get",
-            "f.bin",
-            "--download-limit",
-            "1M",
-        ],
-        &s.path("G1.log"),
-    );
+    let g = s.start("G", &["--get", "f.bin", "--download-limit", "1M"], "G1.log");
     let state = s.path("G/partial/f.bin.state");
     wait_until(WAIT, "a first resume state", || state.exists());
     let out = g.stop(WAIT);

@@ -36,21 +36,9 @@ fn from_lines(log: &str) -> Vec<(String, u64, f64)> {
 
 /// Starts `peer <id> --serve --get f.bin` with `extra` options, logged.
 fn leech(s: &Swarm, id: &str, extra: &[&str]) -> PeerProc {
-    let port = free_port().to_string();
-    let dir = s.path(id);
-    let tracker = s.tracker.addr();
-    let mut args = vec![
-        id,
-        &port,
-        &tracker,
-        "--dir",
-        dir.to_str().unwrap(),
-        "--serve",
-        "--get",
-        "f.bin",
-    ];
+    let mut args = vec!["--get", "f.bin"];
     args.extend_from_slice(extra);
-    PeerProc::spawn_logged(&args, &s.path(&format!("{id}.log")))
+    s.start(id, &args, &format!("{id}.log"))
 }
 
 fn wait_done(p: &PeerProc, id: &str) -> String {
@@ -110,21 +98,10 @@ fn a_far_holder_gets_a_small_share_and_its_rtt_shows() {
     let far_port = free_port();
     let proxy = DelayProxy::start(far_port, Duration::from_millis(150));
     let advertise = format!("127.0.0.1:{}", proxy.port);
-    let far_dir = s.path("FAR");
     let tracker = s.tracker.addr();
-    let port = far_port.to_string();
-    let mut args = vec![
-        "FAR",
-        &port,
-        &tracker,
-        "--dir",
-        far_dir.to_str().unwrap(),
-        "--serve",
-        "--advertise",
-        &advertise,
-    ];
+    let mut args = vec!["--advertise", &advertise];
     args.extend_from_slice(&limit);
-    let _far = PeerProc::spawn_logged(&args, &s.path("FAR.log"));
+    let _far = s.start_on("FAR", far_port, &args, "FAR.log");
     wait_until(WAIT, "FAR to register", || {
         holders(&tracker, "f.bin").iter().any(|h| h == "FAR")
     });

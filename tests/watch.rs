@@ -27,20 +27,7 @@ fn tracker_record(tracker: &str, name: &str) -> Option<(Md5Digest, u64)> {
 /// Starts `id` serving with nothing to share yet (its files/ exists).
 fn serve_empty(s: &Swarm, id: &str) -> PeerProc {
     fs::create_dir_all(s.path(id).join("files")).unwrap();
-    let port = free_port().to_string();
-    let dir = s.path(id);
-    let tracker = s.tracker.addr();
-    let p = PeerProc::spawn_logged(
-        &[
-            id,
-            &port,
-            &tracker,
-            "--dir",
-            dir.to_str().unwrap(),
-            "--serve",
-        ],
-        &s.path(&format!("{id}.log")),
-    );
+    let p = s.start(id, &[], &format!("{id}.log"));
     wait_until(WAIT, &format!("{id} to start"), || {
         p.logs().contains("listening on")
     });
@@ -132,22 +119,9 @@ fn a_download_moved_into_files_is_not_hashed_again() {
     let data = test_bytes(100_000, 4);
     s.give("A", "got.bin", &data);
     let _a = s.serve("A", "got.bin", &[]);
-    let port = free_port().to_string();
     let gdir = s.path("G");
     let tracker = s.tracker.addr();
-    let g = PeerProc::spawn_logged(
-        &[
-            "G",
-            &port,
-            &tracker,
-            "--dir",
-            gdir.to_str().unwrap(),
-            "--serve",
-            "--get",
-            "got.bin",
-        ],
-        &s.path("G.log"),
-    );
+    let g = s.start("G", &["--get", "got.bin"], "G.log");
     wait_until(WAIT, "G's download", || g.logs().contains("done got.bin"));
     // A file copied in afterwards is shared: the watcher has listed
     // files/ at least twice since the download landed there.

@@ -15,19 +15,14 @@
 # rate over the ceiling's, same run), then the median over the runs.
 # MB = 10^6 bytes. SIZE=256M RUNS=5 by default.
 # RT=1 (root only) runs the whole bench, every contender alike, under
-# SCHED_FIFO (chrt -f 10), so the other load of a shared machine does not
-# decide the figures; nice cannot do that across sessions (autogroup).
+# SCHED_FIFO (tools/lib.sh: realtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${RT:-0}" = 1 ] && [ -z "${BENCH_RT_ON:-}" ]; then
-  command -v chrt >/dev/null && [ "$(id -u)" -eq 0 ] ||
-    { echo "error: RT=1 needs root and chrt (util-linux)" >&2; exit 1; }
-  BENCH_RT_ON=1 exec chrt -f 10 tools/bench.sh "$@"
-fi
+. tools/lib.sh
+realtime "$@"
 SIZE=${SIZE:-256M}
 RUNS=${RUNS:-5}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench.XXXXXX")
-. tools/lib.sh
 trap 'cleanup; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 

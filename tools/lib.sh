@@ -3,6 +3,17 @@
 #   trap 'cleanup; rm -rf "$WORK"' EXIT; trap 'exit 130' INT TERM
 
 BIN=${BIN:-target/release}
+
+# realtime ARGS...: with RT=1 (root only), runs the calling script again,
+# whole, under SCHED_FIFO (chrt -f 10), so the other load of a shared
+# machine does not decide a benchmark's figures; nice cannot do that
+# across sessions (autogroup). Call it before anything else.
+realtime() {
+  [ "${RT:-0}" = 1 ] && [ -z "${BENCH_RT_ON:-}" ] || return 0
+  command -v chrt >/dev/null && [ "$(id -u)" -eq 0 ] ||
+    { echo "error: RT=1 needs root and chrt (util-linux)" >&2; exit 1; }
+  BENCH_RT_ON=1 exec chrt -f 10 "$0" "$@"
+}
 # Timestamps from $EPOCHREALTIME need a '.' as the decimal point.
 export LC_ALL=C
 
@@ -25,11 +36,20 @@ size_bytes() {
   echo $(( 10#$s * mult ))
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on, starting from $1.
+# A port number, starting from $1, that no TCP or UDP socket of this
+# machine uses: trackers and peers bind both protocols on one number, and
+# a busy machine's UDP clients hold ephemeral ports in this range (a
+# tracker that cannot bind its UDP port exits, and the script waited
+# for it in vain).
 free_port() {
   local p=$1
-  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  while port_used "$p"; do p=$((p + 1)); done
   echo "$p"
+}
+
+port_used() {
+  grep -qs ":$(printf %04X "$1") " /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 ||
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # The processes the script started; `cleanup` stops them and waits.

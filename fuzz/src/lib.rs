@@ -6,6 +6,7 @@
 
 use p2pshare::wire::{frame, Decode, Encode, MAX_FRAME};
 use std::fmt::Debug;
+use std::io::{self, Read};
 use std::path::Path;
 
 /// The command line of every target:
@@ -86,4 +87,41 @@ where
     assert_eq!(used, buf.len());
     let again = M::decode(ty2, body2).expect("an encoded message decodes");
     assert_eq!(first, again);
+}
+
+/// Hands out `data` a few bytes at a time, with a timeout now and then,
+/// as a slow or hostile sender makes a stream arrive. Built from a
+/// target's control byte: bits 0-2 are the largest read size - 1, bit 3
+/// a timeout (`WouldBlock`) before every third read.
+pub struct Trickle<'a> {
+    data: &'a [u8],
+    largest: usize,
+    stalls: bool,
+    reads: usize,
+}
+
+impl<'a> Trickle<'a> {
+    pub fn new(control: u8, data: &'a [u8]) -> Trickle<'a> {
+        Trickle {
+            data,
+            largest: usize::from(control & 7) + 1,
+            stalls: control & 8 != 0,
+            reads: 0,
+        }
+    }
+}
+
+impl Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reads += 1;
+        if self.stalls && self.reads.is_multiple_of(3) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = (self.reads % self.largest + 1)
+            .min(buf.len())
+            .min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
 }

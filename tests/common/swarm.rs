@@ -33,16 +33,34 @@ impl Swarm {
         fs::write(files.join(name), data).unwrap();
     }
 
+    /// Starts `peer <id> PORT TRACKER --dir <id> --serve` and `extra` on a
+    /// free port, logged to `log` in the swarm's directory.
+    pub fn start(&self, id: &str, extra: &[&str], log: &str) -> PeerProc {
+        self.start_on(id, free_port(), extra, log)
+    }
+
+    /// `start` on the given port.
+    pub fn start_on(&self, id: &str, port: u16, extra: &[&str], log: &str) -> PeerProc {
+        let port = port.to_string();
+        let dir = self.path(id);
+        let tracker = self.tracker.addr();
+        let mut args = vec![
+            id,
+            &port,
+            &tracker,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--serve",
+        ];
+        args.extend_from_slice(extra);
+        PeerProc::spawn_logged(&args, &self.path(log))
+    }
+
     /// Starts `peer <id> --serve` and waits until the tracker lists it as
     /// a holder of `name`.
     pub fn serve(&self, id: &str, name: &str, extra: &[&str]) -> PeerProc {
-        let port = free_port().to_string();
-        let dir = self.path(id);
-        let dir = dir.to_str().unwrap();
+        let p = self.start(id, extra, &format!("{id}.log"));
         let tracker_addr = self.tracker.addr();
-        let mut args = vec![id, &port, &tracker_addr, "--dir", dir, "--serve"];
-        args.extend_from_slice(extra);
-        let p = PeerProc::spawn_logged(&args, &self.path(&format!("{id}.log")));
         wait_until(WAIT, &format!("{id} to register {name}"), || {
             holders(&tracker_addr, name).iter().any(|h| h == id)
         });

@@ -10,30 +10,7 @@
 
 use p2pshare::wire::{frame, FrameReader, MAX_CONTROL_FRAME};
 use p2pshare::Error;
-use std::io::{self, Read};
-
-/// Hands out `data` a few bytes at a time, with a timeout now and then.
-struct Trickle<'a> {
-    data: &'a [u8],
-    largest: usize,
-    stalls: bool,
-    reads: usize,
-}
-
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reads += 1;
-        if self.stalls && self.reads.is_multiple_of(3) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = (self.reads % self.largest + 1)
-            .min(buf.len())
-            .min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
+use p2pshare_fuzz::Trickle;
 
 fn check(data: &[u8]) {
     let Some((&control, stream)) = data.split_first() else {
@@ -44,15 +21,7 @@ fn check(data: &[u8]) {
     } else {
         MAX_CONTROL_FRAME
     };
-    let mut reader = FrameReader::new(
-        Trickle {
-            data: stream,
-            largest: (control & 7) as usize + 1,
-            stalls: control & 8 != 0,
-            reads: 0,
-        },
-        max,
-    );
+    let mut reader = FrameReader::new(Trickle::new(control, stream), max);
     let mut rest = stream;
     loop {
         let got = loop {

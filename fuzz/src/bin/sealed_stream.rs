@@ -15,43 +15,17 @@
 //! held this target to 1,500 inputs a second, is out of the loop).
 
 use p2pshare::secure::channel::{respond, Initiator, SealedReader, Shared};
+use p2pshare_fuzz::Trickle;
 use std::io::{self, Read};
 use std::sync::{Arc, OnceLock};
 
 const PSK: [u8; 32] = [0x77; 32];
 
-struct Trickle<'a> {
-    data: &'a [u8],
-    largest: usize,
-    stalls: bool,
-    reads: usize,
-}
-
-impl Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reads += 1;
-        if self.stalls && self.reads.is_multiple_of(3) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = (self.reads % self.largest + 1)
-            .min(buf.len())
-            .min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
-
 fn check(data: &[u8]) {
     let Some((&control, stream)) = data.split_first() else {
         return;
     };
-    let trickle = Trickle {
-        data: stream,
-        largest: usize::from(control & 7) + 1,
-        stalls: control & 8 != 0,
-        reads: 0,
-    };
+    let trickle = Trickle::new(control, stream);
     let mut reader = SealedReader::new(trickle, Arc::clone(channel()), &[]);
     let mut buf = [0u8; 4096];
     // Every read consumes input or fails: bounded by the input's length.
