@@ -162,6 +162,17 @@ impl ReplayGuard {
     }
 }
 
+/// Sealed, the datagrams peers pad or budget still fit one packet at the
+/// IPv6 minimum MTU (1,280 bytes less 48 of IPv6 and UDP headers): checked
+/// when the crate builds.
+const _: () = {
+    use crate::wire::{datagram, tracker_datagram};
+    const ONE_PACKET: usize = 1232;
+    assert!(tracker_datagram::ANNOUNCE_BUDGET + OVERHEAD <= ONE_PACKET);
+    assert!(datagram::QUERY_LEN + OVERHEAD <= ONE_PACKET);
+    assert!(datagram::HELLO_LEN + OVERHEAD <= ONE_PACKET);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

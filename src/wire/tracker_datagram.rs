@@ -26,9 +26,11 @@ pub const CONNECT_LEN: usize = 16;
 /// An ANNOUNCE is padded to at least this, the longest answer's fixed part
 /// (an IPv6 source) with room for its unknown-file bitmap.
 pub const MIN_ANNOUNCE_LEN: usize = 64;
-/// What a peer puts in one ANNOUNCE: below the IPv6 minimum MTU, so a
-/// datagram is never fragmented.
-pub const ANNOUNCE_BUDGET: usize = 1200;
+/// What a peer puts in one ANNOUNCE: one packet at the IPv6 minimum MTU
+/// (1,280 less 48 bytes of IPv6 and UDP headers leaves 1,232) even when
+/// sealed under a swarm secret, which adds 51 bytes (`secure::seal::
+/// OVERHEAD`), so a datagram is never fragmented.
+pub const ANNOUNCE_BUDGET: usize = 1232 - 51;
 /// The largest datagram the tracker reads; longer ones are dropped unread.
 pub const MAX_TRACKER_DATAGRAM: usize = 2048;
 /// Entries in one ANNOUNCE (each takes at least 19 bytes).
