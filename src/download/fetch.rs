@@ -294,6 +294,11 @@ impl Fetch {
                 } else {
                     self.phase = Phase::Transfer;
                     self.ping.2 = now;
+                    // The rate counts transfer time only: OPEN and the
+                    // pings took ~4 RTT, which would make a far holder's
+                    // first 20 ms sample far too low.
+                    self.rate.start = now;
+                    self.rate.bytes = 0;
                     plan.with(|p| p.add_source(&self.have));
                 }
                 Ok(())
