@@ -4,7 +4,8 @@
 
 BIN=${BIN:-target/release}
 
-# realtime ARGS...: with RT=1 (root only), runs the calling script again,
+# realtime ARGS...: with RT=1 (root only), runs the calling script (one in
+# tools/, called from the repository root) again,
 # whole, under SCHED_FIFO (chrt -f 10), so the other load of a shared
 # machine does not decide a benchmark's figures; nice cannot do that
 # across sessions (autogroup). Call it before anything else.
@@ -12,7 +13,9 @@ realtime() {
   [ "${RT:-0}" = 1 ] && [ -z "${BENCH_RT_ON:-}" ] || return 0
   command -v chrt >/dev/null && [ "$(id -u)" -eq 0 ] ||
     { echo "error: RT=1 needs root and chrt (util-linux)" >&2; exit 1; }
-  BENCH_RT_ON=1 exec chrt -f 10 "$0" "$@"
+  # The callers have cd'd to the repository root: a relative $0 would
+  # no longer name the script.
+  BENCH_RT_ON=1 exec chrt -f 10 "tools/$(basename "$0")" "$@"
 }
 # Timestamps from $EPOCHREALTIME need a '.' as the decimal point.
 export LC_ALL=C
