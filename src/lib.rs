@@ -22,6 +22,7 @@ pub mod peer;
 pub mod ratelimit;
 pub mod record;
 pub mod rng;
+pub mod rolling;
 pub mod search;
 pub mod secure;
 pub mod sim;
