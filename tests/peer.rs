@@ -438,6 +438,7 @@ fn version_1_records_on_disk_are_upgraded_never_served() {
     let mut c = p2pshare::net::Conn::connect(&tracker, p2pshare::wire::MAX_FRAME).unwrap();
     let refused =
         c.call::<p2pshare::wire::TrackerReply>(&p2pshare::wire::TrackerRequest::NewFile {
+            publisher: String::new(),
             record: other,
         });
     assert!(

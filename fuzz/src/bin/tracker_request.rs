@@ -14,9 +14,11 @@ fn seeds() -> Vec<Vec<u8>> {
     let name = || "a.bin".to_string();
     [
         TrackerRequest::NewFile {
+            publisher: String::new(),
             record: FileRecord::from_bytes("a.bin", &[7; 10_000]),
         },
         TrackerRequest::NewFile {
+            publisher: String::new(),
             record: FileRecord::from_bytes("empty", b""),
         },
         TrackerRequest::ListFiles,
