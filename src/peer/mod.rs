@@ -454,7 +454,11 @@ impl Peer {
         held: Option<&SharedFile>,
     ) -> Result<Option<Fetched<'_>>> {
         let found = lookup::locate(self, name)?;
-        if held.is_some_and(|f| f.record.same_content(&found.record)) {
+        if let Some(f) = held.filter(|f| f.record.same_content(&found.record)) {
+            if *f.record != *found.record {
+                // The same bytes under a later version (a handover).
+                self.relabel(f, found.record.clone())?;
+            }
             return Ok(None);
         }
         self.fetch_found(found, name, &self.partial_dir(), true)
@@ -705,6 +709,51 @@ impl Peer {
     /// Whether a follow pattern of this peer matches `name`.
     pub fn follows(&self, _name: &str) -> bool {
         false
+    }
+
+    /// Makes `to` the owner of `name`, which this peer owns: the same
+    /// content published as the next version with the new owner (holders
+    /// take it without fetching anything). From then on only `to`
+    /// publishes new versions.
+    pub fn handover(&self, name: &str, to: &str) -> Result<Arc<FileRecord>> {
+        check_file_name(name)?;
+        crate::names::check_peer_id(to)?;
+        let held = self.store.get(name).ok_or_else(|| {
+            Error::NotFound(format!(
+                "{name} is not in files/ here; `myfiles` lists what is"
+            ))
+        })?;
+        let current = &held.record;
+        if !current.owner.is_empty() && current.owner != self.config.id {
+            return Err(Error::Usage(format!(
+                "{name} is owned by {}, not by this peer ({}); only its owner hands it over",
+                current.owner, self.config.id
+            )));
+        }
+        if current.owner == to {
+            return Err(Error::Usage(format!("{name} is owned by {to} already")));
+        }
+        let record = Arc::new((**current).clone().versioned(current.version + 1, to));
+        self.publish_record(&record)?;
+        self.relabel(&held, record.clone())?;
+        self.session.announce_now();
+        Ok(record)
+    }
+
+    /// Serves `held` under `record`, a later version of the same bytes
+    /// (a handover): nothing to fetch nor move.
+    fn relabel(&self, held: &SharedFile, record: Arc<FileRecord>) -> Result<()> {
+        debug_assert!(held.record.same_content(&record));
+        let _swapping = self.swap_lock();
+        let dest = self.store.files_dir().join(&record.name);
+        if record.folder.is_some() {
+            self.store.insert_folder(record, &dest)
+        } else {
+            let file = File::open(&dest)
+                .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
+            self.store.insert(record, file);
+            Ok(())
+        }
     }
 
     /// Whether `path` is an item directly inside `files/` (by its real

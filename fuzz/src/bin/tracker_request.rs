@@ -23,7 +23,14 @@ fn seeds() -> Vec<Vec<u8>> {
         },
         TrackerRequest::ListFiles,
         TrackerRequest::GetRecord { name: name() },
-        TrackerRequest::WhoHas { name: name() },
+        TrackerRequest::WhoHas {
+            name: name(),
+            md5: None,
+        },
+        TrackerRequest::WhoHas {
+            name: name(),
+            md5: Some([3; 16]),
+        },
         TrackerRequest::Ping { nonce: 7 },
     ]
     .iter()
