@@ -81,7 +81,10 @@ fn followers_receive_what_is_copied_in_and_a_pattern_takes_only_its_match() {
     });
     assert_eq!(files_in(&s.path("LOGS/files")), ["logs-app"]);
     let log = logs.logs();
-    assert!(!log.contains("big.bin"), "LOGS never touched big.bin:\n{log}");
+    assert!(
+        !log.contains("big.bin"),
+        "LOGS never touched big.bin:\n{log}"
+    );
     // The followers serve what they fetched, as any download.
     wait_until(WAIT, "both followers listed as holders", || {
         let h = holders(&tracker, "logs-app");
@@ -108,7 +111,10 @@ fn follow_unfollow_following_round_trip_and_are_kept_across_a_restart() {
         &["--follow", "v?"],
     );
     let (stdout, stderr) = text(&out);
-    assert!(!out.status.success(), "two commands failed: {stdout}{stderr}");
+    assert!(
+        !out.status.success(),
+        "two commands failed: {stdout}{stderr}"
+    );
     let lines: Vec<&str> = stdout.lines().skip(1).collect();
     assert_eq!(
         lines,

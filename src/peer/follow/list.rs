@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomically;
 use log::warn;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// The file in the peer's directory.
@@ -14,9 +15,13 @@ pub const FOLLOW_FILE: &str = "follow";
 
 pub struct FollowList {
     path: PathBuf,
-    /// Held while the file is rewritten (a few hundred bytes): the file's
-    /// order of writes is then the order of the changes.
+    /// What the follow thread and `following` read; replaced once the
+    /// file says the same. Never held across the file's write.
     patterns: Mutex<Vec<Pattern>>,
+    /// Set while a change is being written: changes go one at a time (a
+    /// second one at that moment is refused, not queued), so no lock is
+    /// needed across the write and the file ends with the last change.
+    changing: AtomicBool,
 }
 
 impl FollowList {
@@ -39,59 +44,64 @@ impl FollowList {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         }
-        let list = FollowList {
-            path,
-            patterns: Mutex::new(patterns),
-        };
-        let mut patterns = list.lock();
         let before = patterns.len();
         for p in extra {
             if !patterns.contains(p) {
                 patterns.push(p.clone());
             }
         }
+        let list = FollowList {
+            path,
+            patterns: Mutex::new(patterns.clone()),
+            changing: AtomicBool::new(false),
+        };
         if patterns.len() > before {
             list.save(&patterns)?;
         }
-        drop(patterns);
         Ok(list)
     }
 
     /// Adds a pattern; false if it was already followed.
     pub fn add(&self, pattern: Pattern) -> Result<bool> {
-        let mut patterns = self.lock();
-        if patterns.contains(&pattern) {
-            return Ok(false);
-        }
-        patterns.push(pattern);
-        if let Err(e) = self.save(&patterns) {
-            patterns.pop();
-            return Err(e);
-        }
-        Ok(true)
+        self.change(|patterns| {
+            if patterns.contains(&pattern) {
+                return Ok(false);
+            }
+            patterns.push(pattern);
+            Ok(true)
+        })
     }
 
     /// Removes the pattern written as `text`; an error if it is not
     /// followed. What it fetched stays in `files/`.
     pub fn remove(&self, text: &str) -> Result<()> {
-        let mut patterns = self.lock();
-        let Some(at) = patterns.iter().position(|p| p.as_str() == text) else {
-            let known = if patterns.is_empty() {
-                "not following anything".to_string()
-            } else {
-                let list: Vec<&str> = patterns.iter().map(Pattern::as_str).collect();
-                format!("following {}", list.join(", "))
-            };
-            return Err(Error::NotFound(format!(
-                "not following {text:?} ({known}); `following` lists the patterns"
-            )));
-        };
-        let removed = patterns.remove(at);
-        if let Err(e) = self.save(&patterns) {
-            patterns.insert(at, removed);
-            return Err(e);
+        self.change(|patterns| {
+            let at = patterns
+                .iter()
+                .position(|p| p.as_str() == text)
+                .ok_or_else(|| not_followed(text, patterns))?;
+            patterns.remove(at);
+            Ok(true)
+        })
+        .map(|_| ())
+    }
+
+    /// Applies `edit` to a copy of the patterns; if it changed them
+    /// (true), writes the file, then makes the copy the list.
+    fn change(&self, edit: impl FnOnce(&mut Vec<Pattern>) -> Result<bool>) -> Result<bool> {
+        if self.changing.swap(true, Ordering::AcqRel) {
+            return Err(Error::Conflict(
+                "another change of the follow patterns is being saved; try again".into(),
+            ));
         }
-        Ok(())
+        let _done = ClearOnDrop(&self.changing);
+        let mut next = self.patterns();
+        if !edit(&mut next)? {
+            return Ok(false);
+        }
+        self.save(&next)?;
+        *self.lock() = next;
+        Ok(true)
     }
 
     /// The patterns, in the order they were added.
@@ -121,6 +131,28 @@ impl FollowList {
     fn lock(&self) -> MutexGuard<'_, Vec<Pattern>> {
         self.patterns.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Ends a change however it ends.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// `unfollow` of a pattern that is not followed: the error, with what is.
+fn not_followed(text: &str, patterns: &[Pattern]) -> Error {
+    let known = if patterns.is_empty() {
+        "not following anything".to_string()
+    } else {
+        let list: Vec<&str> = patterns.iter().map(Pattern::as_str).collect();
+        format!("following {}", list.join(", "))
+    };
+    Error::NotFound(format!(
+        "not following {text:?} ({known}); `following` lists the patterns"
+    ))
 }
 
 #[cfg(test)]
