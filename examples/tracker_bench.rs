@@ -168,7 +168,10 @@ fn fake_record(name: &str) -> FileRecord {
                 h
             })
             .collect(),
+        weak_sums: vec![0; pieces as usize],
         folder: None,
+        version: 1,
+        owner: String::new(),
     }
 }
 
