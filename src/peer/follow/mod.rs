@@ -137,16 +137,14 @@ fn poll(peer: &Arc<Peer>, machine: &mut Follower, patterns: &[Pattern], rng: &mu
     }
 }
 
-/// The local items, as the machine compares them. Until records carry a
-/// version, every local item is version 1 (and `SwarmItem::of` says the
-/// same of the swarm's), so only missing items are fetched.
+/// The local items, as the machine compares them.
 fn local_items(records: &[Arc<FileRecord>]) -> BTreeMap<String, Local> {
     records
         .iter()
         .map(|r| {
             let local = Local {
                 md5: r.md5,
-                version: 1,
+                version: r.version,
             };
             (r.name.clone(), local)
         })
