@@ -491,6 +491,7 @@ fn publish_records(addr: SocketAddr) -> p2pshare::Result<()> {
     let mut conn = Conn::connect(&addr.to_string(), MAX_FRAME)?;
     for name in [SEED_FILE, LEECH_FILE] {
         match conn.call::<TrackerReply>(&TrackerRequest::NewFile {
+            publisher: String::new(),
             record: fake_record(name),
         }) {
             Ok(TrackerReply::Ok) => {}

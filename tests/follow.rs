@@ -91,8 +91,19 @@ fn followers_receive_what_is_copied_in_and_a_pattern_takes_only_its_match() {
         h.contains(&"ALL".to_string()) && h.contains(&"LOGS".to_string())
     });
     let log = all.logs();
-    assert!(log.contains("following: big.bin"), "{log}");
+    assert!(log.contains("following: big.bin version 1"), "{log}");
     assert!(!log.contains("error"), "{log}");
+
+    // The owner edits the file: the next version reaches ALL by itself.
+    let mut v2 = big.clone();
+    v2[200_000..200_500].copy_from_slice(&[0xab; 500]);
+    fs::write(s.path("O/files/big.bin"), &v2).unwrap();
+    wait_until(WAIT, "ALL to hold version 2", || {
+        has(&s.path("ALL/files/big.bin"), &v2)
+    });
+    let log = all.logs();
+    assert!(log.contains("following: big.bin version 2"), "{log}");
+    assert!(!s.path("LOGS/files/big.bin").exists());
 }
 
 #[test]

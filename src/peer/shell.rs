@@ -19,6 +19,8 @@ pub const HELP: &str = "commands:
   myfiles                 the local files, each with size and MD5
   files                   every file the swarm knows of
   share <path>            copy a file or a folder into files/ and announce it
+                          (new content under a name you own: its next version)
+  handover <item> <peer>  make another peer id the owner of an item you own
   status                  downloads in progress, with progress bars, those
                           waiting their turn, and how the last ones ended
   follow <pattern>        keep every item whose name matches in files/ at
@@ -43,6 +45,7 @@ pub enum Command {
     MyFiles,
     Files,
     Share(String),
+    Handover(String, String),
     Status,
     Follow(String),
     Unfollow(String),
@@ -86,6 +89,17 @@ pub fn parse(line: &str) -> Result<Option<Command>> {
         "myfiles" => none(Command::MyFiles)?,
         "files" => none(Command::Files)?,
         "share" => Command::Share(arg("path")?),
+        "handover" => {
+            let both = arg("item> <peer")?;
+            match both.rsplit_once(char::is_whitespace) {
+                Some((item, to)) => Command::Handover(item.trim().to_string(), to.to_string()),
+                None => {
+                    return Err(Error::Usage(
+                        "handover needs an item and a peer id: handover <item> <peer>".into(),
+                    ))
+                }
+            }
+        }
         "status" => none(Command::Status)?,
         "follow" => Command::Follow(arg("pattern")?),
         "unfollow" => Command::Unfollow(arg("pattern")?),
@@ -322,15 +336,35 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
                 let orphan = if f.holders == 0 { " (no holder)" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{} {} {} holders={} seeders={}{}{orphan}",
+                    "{} {} {} holders={} seeders={} version={}{}{}{}{orphan}",
                     f.display_name(),
                     f.size,
                     hex(&f.md5),
                     f.holders,
                     f.seeders,
-                    f.folder.map(|n| format!(" files={n}")).unwrap_or_default()
+                    f.version,
+                    f.folder.map(|n| format!(" files={n}")).unwrap_or_default(),
+                    if f.owner.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" owner={}", f.owner)
+                    },
+                    if f.older > 0 {
+                        format!(" older={}", f.older)
+                    } else {
+                        String::new()
+                    }
                 );
             }
+        }
+        Command::Handover(item, to) => {
+            let record = peer.handover(&item, &to)?;
+            let _ = write!(
+                out,
+                "{} is owned by {to} from version {} on; only {to} publishes its next versions",
+                record.display_name(),
+                record.version
+            );
         }
         Command::Share(path) => {
             let path = expand_home(&path, std::env::var_os("HOME").as_deref());

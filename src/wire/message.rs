@@ -64,6 +64,12 @@ pub struct FileSummary {
     pub seeders: u32,
     /// A folder: how many files it holds. None for a file.
     pub folder: Option<u32>,
+    /// The current version of the name, and who owns it (may be empty).
+    pub version: u32,
+    pub owner: String,
+    /// Live peers that take part in an older version of the name (not yet
+    /// updated).
+    pub older: u32,
 }
 
 impl FileSummary {
@@ -200,6 +206,9 @@ pub(crate) fn get_files(d: &mut Decoder<'_>) -> Result<Vec<FileSummary>> {
                 1 => Some(d.u32()?),
                 other => return Err(Error::protocol(format!("FILE_LIST kind {other}"))),
             },
+            version: d.u32()?,
+            owner: get_owner(d)?,
+            older: d.u32()?,
         });
     }
     Ok(files)
@@ -220,15 +229,36 @@ pub(crate) fn put_files(out: &mut Vec<u8>, files: &[FileSummary]) {
                 put_u32(out, n);
             }
         }
+        put_u32(out, f.version);
+        put_str(out, &f.owner);
+        put_u32(out, f.older);
     }
 }
 
-/// The smallest FILE_LIST entry: a one-byte name, a file.
-pub const FILE_ENTRY_MIN: usize = 3 + 8 + 16 + 8 + 1;
+/// The smallest FILE_LIST entry: a one-byte name, a file, no owner.
+pub const FILE_ENTRY_MIN: usize = 3 + 8 + 16 + 8 + 1 + 4 + 2 + 4;
 
 /// The bytes of one FILE_LIST entry.
 pub fn file_entry_len(f: &FileSummary) -> usize {
-    2 + f.name.len() + 8 + 16 + 8 + 1 + if f.folder.is_some() { 4 } else { 0 }
+    2 + f.name.len()
+        + 8
+        + 16
+        + 8
+        + 1
+        + if f.folder.is_some() { 4 } else { 0 }
+        + 4
+        + 2
+        + f.owner.len()
+        + 4
+}
+
+/// A record's or a listing's owner: a peer id, or empty (nobody).
+pub(crate) fn get_owner(d: &mut Decoder<'_>) -> Result<String> {
+    let id = d.str(MAX_OWNER_BYTES)?;
+    if !id.is_empty() {
+        check_peer_id(id)?;
+    }
+    Ok(id.to_string())
 }
 
 /// REQUEST and CANCEL: handle, first block, 1 to 64 blocks.
@@ -303,7 +333,7 @@ pub(crate) fn record_len(r: &FileRecord) -> usize {
 const PIECE_HASH_LEN: usize = std::mem::size_of::<PieceHash>();
 const WEAK_SUM_LEN: usize = 4;
 /// The longest owner: a peer id.
-const MAX_OWNER_BYTES: usize = 64;
+const MAX_OWNER_BYTES: usize = MAX_PEER_ID_BYTES;
 const LEGACY_HASH_LEN: usize = 16;
 
 pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
@@ -426,7 +456,7 @@ pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
     }
     let (name, size, block_size, blocks_per_piece, md5) = get_record_head(d)?;
     let version = d.u32()?;
-    let owner = d.str(MAX_OWNER_BYTES)?.to_string();
+    let owner = get_owner(d)?;
     let n = d.count(PIECE_HASH_LEN + WEAK_SUM_LEN, MAX_PIECES as usize)?;
     let piece_hashes = d
         .take(n * PIECE_HASH_LEN)?

@@ -34,14 +34,13 @@ pub struct SwarmItem {
 }
 
 impl SwarmItem {
-    /// From the tracker's listing. Until `FileSummary` carries versions
-    /// every item is version 1, and only missing items are fetched.
+    /// From the tracker's listing.
     pub fn of(f: &FileSummary) -> SwarmItem {
         SwarmItem {
             name: f.name.clone(),
             size: f.size,
             md5: f.md5,
-            version: 1,
+            version: f.version,
             holders: f.holders,
         }
     }
