@@ -287,10 +287,12 @@ mod tests {
             file_totals: vec![FileTotals {
                 name: "<movie>.bin".into(),
                 size: 2_000_000,
+                version: 1,
                 seeders: 1,
                 leechers: 1,
                 mean_fraction: 0.9999,
                 rate_bps: 2e6,
+                ..FileTotals::default()
             }],
             rows: vec![
                 row("bob", "<movie>.bin", 0.9999, false),
