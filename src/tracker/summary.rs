@@ -1,6 +1,8 @@
-//! What the dashboards draw, whatever the swarm's size: totals, a
-//! completion histogram, per-file totals and a bounded number of peer
-//! rows. The catalogue builds it under its lock in one pass over the peers
+//! What the dashboards (and the tracker's `/metrics`) draw, whatever the
+//! swarm's size: totals, a completion histogram, per-item totals (the
+//! current version, its owner, and how many peers hold it, are updating,
+//! are on an older version) and a bounded number of peer rows. The
+//! catalogue builds it under its lock in one pass over the peers
 //! (`Catalogue::summary`); the terminal and the web page render it without
 //! the lock. A thousand peers give the same few screens of text as ten.
 
