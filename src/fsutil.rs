@@ -211,6 +211,22 @@ impl DirLock {
     }
 }
 
+/// Bytes an unprivileged process may still write on the file system that
+/// holds `path` (statvfs: available blocks times the fragment size).
+pub fn free_space(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL in the path"))?;
+    // SAFETY: statvfs writes only into the struct we pass, and reads a
+    // NUL-terminated path that lives through the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[allow(clippy::useless_conversion)] // the field types differ by platform
+    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
 #[cfg(test)]
 mod replace_tests {
     use super::*;
@@ -246,6 +262,13 @@ mod replace_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_is_read_and_a_missing_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_space(dir.path()).unwrap() > 0);
+        assert!(free_space(&dir.path().join("nope")).is_err());
+    }
 
     #[test]
     fn a_dir_lock_is_held_once_and_names_its_holder() {

@@ -4,6 +4,8 @@
 pub mod announcer;
 pub mod bench;
 pub mod config;
+pub mod downloads;
+pub mod follow;
 pub mod lookup;
 pub mod progress_view;
 pub mod publish;
@@ -72,6 +74,11 @@ pub struct Peer {
     /// Tracker-less search over UDP (None if its socket could not be bound
     /// and no `--neighbor` asked for it).
     search: Option<Arc<Search>>,
+    /// Every background download (`--get`, a terminal's `get`, the web
+    /// page's Fetch, following): one cap, one record of outcomes.
+    downloads: Arc<downloads::Downloads>,
+    /// The follow patterns, and the way to the follow thread.
+    following: follow::Following,
     /// Held while `files/` and the store change together (a new version
     /// swapped in) and while the watcher compares them, so the watcher
     /// never takes our own swap for a user's edit.
@@ -128,6 +135,7 @@ impl Peer {
     pub fn start(config: Config) -> Result<Arc<Peer>> {
         let store = Store::open(&config.dir)?;
         let lock = lock_dir(&config)?;
+        let (following, follow_events) = follow::Following::open(&config.dir, &config.follows)?;
         let found = store.scan(&|r, previous| assign_version(&config, r, previous))?;
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
@@ -151,12 +159,15 @@ impl Peer {
             Err(e) => return Err(e),
         };
         let (session, commands) = Session::new();
+        let cancel = Arc::new(AtomicBool::new(false));
         let peer = Arc::new(Peer {
             upload: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
             download: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
             store,
             session,
-            cancel: Arc::new(AtomicBool::new(false)),
+            downloads: downloads::Downloads::new(cancel.clone()),
+            following,
+            cancel,
             active: Mutex::new(HashMap::new()),
             listen: addr,
             search,
@@ -192,6 +203,8 @@ impl Peer {
         spawn("tracker-session", move || {
             tracker_client::run(session_peer, commands)
         })?;
+        let follow_peer = peer.clone();
+        spawn("follow", move || follow::run(follow_peer, follow_events))?;
         if let Some(search) = &peer.search {
             let (s, search_peer) = (search.clone(), peer.clone());
             spawn("search-udp", move || {
@@ -286,6 +299,16 @@ impl Peer {
     /// The `/metrics` page.
     pub fn metrics_text(&self) -> String {
         crate::metrics::render(&self.metrics.samples(self.lock_active().len()))
+    }
+
+    /// The background downloads (`downloads::get` starts one).
+    pub fn downloads(&self) -> &Arc<downloads::Downloads> {
+        &self.downloads
+    }
+
+    /// The follow patterns (`follow`, `unfollow`, `following`).
+    pub fn following(&self) -> &follow::Following {
+        &self.following
     }
 
     /// Whether the tracker answered the session's last exchange.
@@ -845,13 +868,27 @@ impl Peer {
     /// Returns a line per `get` that stopped, saying what was kept.
     pub fn shutdown(&self) -> Vec<String> {
         let stopping: Vec<Arc<Progress>> = self.active().into_iter().filter(|p| p.kept).collect();
+        // Asked for but not begun: they will not start now.
+        let never_started: Vec<String> = self
+            .downloads
+            .waiting()
+            .into_iter()
+            .filter(|(_, origin)| *origin != downloads::Origin::Follow)
+            .map(|(name, _)| {
+                format!("{name}: waiting its turn, not started; run `get {name}` to fetch it")
+            })
+            .collect();
         self.cancel.store(true, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(3);
         while !self.lock_active().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.leave();
-        stopping.iter().map(|p| kept_line(p)).collect()
+        stopping
+            .iter()
+            .map(|p| kept_line(p))
+            .chain(never_started)
+            .collect()
     }
 }
 
