@@ -1,6 +1,8 @@
 //! `GET /metrics` on the peer's and the tracker's `--http` port: after a
 //! real transfer between two peers, the counters on each side have moved
-//! as the transfer says they should.
+//! as the transfer says they should; after the owner's next version, the
+//! tracker's per-item gauges (and its web dashboard) show who is on which.
+//! Every page passes `promtool check metrics` where promtool is installed.
 
 mod common;
 
@@ -19,7 +21,10 @@ fn scrape(base: &str) -> String {
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
     let page = r.text();
     for line in page.lines().filter(|l| !l.starts_with('#')) {
-        let (name, value) = line.split_once(' ').expect("name value");
+        // `name value` or `name{labels} value`; a label value may hold
+        // spaces, the value never does.
+        let (series, value) = line.rsplit_once(' ').expect("name value");
+        let name = series.split('{').next().unwrap();
         assert!(name.starts_with("p2pshare_"), "{line}");
         assert!(value.parse::<u64>().is_ok(), "{line}");
         assert!(
@@ -31,7 +36,37 @@ fn scrape(base: &str) -> String {
             "{name} has no HELP"
         );
     }
+    promtool_check(&page);
     page
+}
+
+/// `promtool check metrics` on `page`, when promtool is installed
+/// (`apt-get install prometheus`); nothing otherwise.
+fn promtool_check(page: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{page}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn value(page: &str, name: &str) -> u64 {
@@ -103,4 +138,42 @@ fn both_sides_count_a_transfer() {
     for name in ["tracker_announces_total", "tracker_queries_total"] {
         assert!(value(&t, name) >= value(&before, name), "{name}");
     }
+    // Per item: A published m.bin, so owns it; both hold version 1.
+    assert_eq!(
+        value(&t, r#"tracker_item_version{name="m.bin",owner="A"}"#),
+        1
+    );
+    let peers = |page: &str, state: &str| {
+        value(
+            page,
+            &format!(r#"tracker_item_peers{{name="m.bin",state="{state}"}}"#),
+        )
+    };
+    assert_eq!(
+        (
+            peers(&t, "current"),
+            peers(&t, "updating"),
+            peers(&t, "older")
+        ),
+        (2, 0, 0)
+    );
+
+    // A changes the file: version 2, which A holds and B does not yet.
+    let mut v2 = data.clone();
+    v2[5000..5100].copy_from_slice(&[0xee; 100]);
+    std::fs::write(dir_a.join("files/m.bin"), &v2).unwrap();
+    wait_until(WAIT, "version 2 held by A, B still on version 1", || {
+        let t = scrape(&dash);
+        value_in(&t, r#"tracker_item_version{name="m.bin",owner="A"}"#) == Some(2)
+            && (peers(&t, "current"), peers(&t, "older")) == (1, 1)
+    });
+    // The web dashboard says the same.
+    let page = http::get(&dash, "/").text();
+    assert!(
+        page.contains(
+            "<td class=\"name\">m.bin</td><td class=\"num\">v2</td><td class=\"owner\">A</td>"
+        ) && page.contains("<td class=\"num current\">1</td>")
+            && page.contains("<td class=\"num older\">1</td>"),
+        "{page}"
+    );
 }

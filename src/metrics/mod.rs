@@ -1,6 +1,6 @@
 //! Counters for `GET /metrics`, in the Prometheus text exposition format
-//! (version 0.0.4): a `# HELP` and a `# TYPE` line, then the sample, per
-//! metric. `peer` and `tracker` hold each side's counters as atomics that
+//! (version 0.0.4): a `# HELP` and a `# TYPE` line, then the sample (or,
+//! for a metric with labels, its samples), per metric. `peer` and `tracker` hold each side's counters as atomics that
 //! the servers bump through a few small methods; `render` turns a list of
 //! samples into the page, with no I/O, so the format is unit-tested.
 
@@ -30,6 +30,10 @@ pub struct Sample {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: Kind,
+    /// `(label, value)` pairs, in the order shown; none for most. The
+    /// samples of one metric with labels come one after the other, each
+    /// with the same `help` and `kind`.
+    pub labels: Vec<(&'static str, String)>,
     pub value: u64,
 }
 
@@ -40,6 +44,7 @@ impl Sample {
             name,
             help,
             kind: Kind::Counter,
+            labels: Vec::new(),
             value,
         }
     }
@@ -49,35 +54,76 @@ impl Sample {
             name,
             help,
             kind: Kind::Gauge,
+            labels: Vec::new(),
             value,
         }
     }
+
+    /// This sample with one more label (`label` is a valid label name:
+    /// ours are fixed words; `value` may be anything, it is escaped).
+    pub fn with_label(mut self, label: &'static str, value: impl Into<String>) -> Sample {
+        self.labels.push((label, value.into()));
+        self
+    }
 }
 
-/// The exposition page: for each sample `# HELP`, `# TYPE`, then
-/// `p2pshare_<name> <value>`, every line ended by `\n`.
-pub fn render(samples: &[Sample]) -> String {
-    let mut out = String::with_capacity(samples.len() * 120);
-    for s in samples {
-        let kind = match s.kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        // HELP text escapes `\` and newlines; ours are plain, but a
-        // stray one must not break the page.
-        let help = s.help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(out, "# HELP {PREFIX}{} {help}", s.name);
-        let _ = writeln!(out, "# TYPE {PREFIX}{} {kind}", s.name);
-        let _ = writeln!(out, "{PREFIX}{} {}", s.name, s.value);
+/// A label value as the text format wants it: `\`, `"` and line feeds
+/// escaped, so an item named `a"b` or holding a newline cannot break the
+/// page.
+fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
     out
 }
 
-/// Reads one sample's value back from a page (`name` without `PREFIX`);
+/// The exposition page: for each metric `# HELP` and `# TYPE`, then its
+/// samples, `p2pshare_<name> <value>` or `p2pshare_<name>{a="x",b="y"}
+/// <value>`, every line ended by `\n`.
+pub fn render(samples: &[Sample]) -> String {
+    let mut out = String::with_capacity(samples.len() * 120);
+    let mut last: Option<&str> = None;
+    for s in samples {
+        // A metric with labels has many samples and one HELP and TYPE.
+        if last != Some(s.name) {
+            let kind = match s.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+            };
+            // HELP text escapes `\` and newlines; ours are plain, but a
+            // stray one must not break the page.
+            let help = s.help.replace('\\', "\\\\").replace('\n', "\\n");
+            let _ = writeln!(out, "# HELP {PREFIX}{} {help}", s.name);
+            let _ = writeln!(out, "# TYPE {PREFIX}{} {kind}", s.name);
+            last = Some(s.name);
+        }
+        let _ = write!(out, "{PREFIX}{}", s.name);
+        if !s.labels.is_empty() {
+            let labels: Vec<String> = s
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", label_value(v)))
+                .collect();
+            let _ = write!(out, "{{{}}}", labels.join(","));
+        }
+        let _ = writeln!(out, " {}", s.value);
+    }
+    out
+}
+
+/// Reads one sample's value back from a page (`name` without `PREFIX`,
+/// with its labels as the page writes them: `tracker_item_version{name="a"}`);
 /// for tests and scripts that check a scrape.
 pub fn value_in(page: &str, name: &str) -> Option<u64> {
     page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (n, v) = l.split_once(' ')?;
+        // The value is the last word: a label value may hold spaces.
+        let (n, v) = l.rsplit_once(' ')?;
         (n.strip_prefix(PREFIX)? == name).then(|| v.trim().parse().ok())?
     })
 }
@@ -105,6 +151,38 @@ mod tests {
         assert_eq!(value_in(&page, "downloads_active"), Some(2));
         assert_eq!(value_in(&page, "bytes_up"), None);
         assert_eq!(render(&[]), "");
+    }
+
+    #[test]
+    fn labelled_samples_share_one_help_and_type() {
+        let peers = |name: &str, state: &str, n| {
+            Sample::gauge("item_peers", "Peers per item.", n)
+                .with_label("name", name)
+                .with_label("state", state)
+        };
+        let page = render(&[
+            Sample::gauge("files", "Files.", 2),
+            peers("a b", "current", 3),
+            peers("a b", "older", 1),
+            peers("x\"y\\z\nw", "current", 0),
+        ]);
+        assert_eq!(
+            page,
+            "# HELP p2pshare_files Files.\n\
+             # TYPE p2pshare_files gauge\n\
+             p2pshare_files 2\n\
+             # HELP p2pshare_item_peers Peers per item.\n\
+             # TYPE p2pshare_item_peers gauge\n\
+             p2pshare_item_peers{name=\"a b\",state=\"current\"} 3\n\
+             p2pshare_item_peers{name=\"a b\",state=\"older\"} 1\n\
+             p2pshare_item_peers{name=\"x\\\"y\\\\z\\nw\",state=\"current\"} 0\n"
+        );
+        assert_eq!(
+            value_in(&page, "item_peers{name=\"a b\",state=\"older\"}"),
+            Some(1)
+        );
+        assert_eq!(value_in(&page, "item_peers"), None);
+        assert_eq!(value_in(&page, "files"), Some(2));
     }
 
     #[test]

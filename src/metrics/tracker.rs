@@ -1,6 +1,7 @@
 //! The tracker's counters: announces, queries, refusals and datagrams,
 //! bumped by its UDP and TCP threads; the swarm's sizes (peers, seeders,
-//! leechers, files) are read from the catalogue when scraped.
+//! leechers, files) and, per item, its version and who is on it, are read
+//! from the catalogue when scraped.
 
 use super::Sample;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -22,6 +23,57 @@ pub struct Swarm {
     pub seeders: usize,
     pub leechers: usize,
     pub files: usize,
+}
+
+/// The most items `/metrics` shows one by one (the first by name): a
+/// catalogue of a million names must not make a page of a million lines.
+pub const MAX_ITEMS: usize = 1000;
+
+/// One item of the catalogue at the moment of a scrape: its current
+/// version and how many live peers are on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Item {
+    /// As listings show it: a folder ends in `/`.
+    pub name: String,
+    pub version: u32,
+    /// Empty when nobody owns the name.
+    pub owner: String,
+    /// Live peers holding the current version complete.
+    pub current: u32,
+    /// Live peers still fetching the current version.
+    pub updating: u32,
+    /// Live peers on an older version.
+    pub older: u32,
+}
+
+const ITEM_VERSION_HELP: &str = "Current version of each item, labelled with its owner \
+     (empty: nobody owns it). At most the first 1000 items by name.";
+const ITEM_PEERS_HELP: &str = "Live peers per item: holding its current version complete \
+     (state=current), still fetching it (updating), on an older version (older). \
+     At most the first 1000 items by name.";
+
+/// Per item (the first `MAX_ITEMS` of `items`, which come sorted by name):
+/// its version, then its peers in each state.
+fn item_samples(items: &[Item]) -> Vec<Sample> {
+    let items = &items[..items.len().min(MAX_ITEMS)];
+    let versions = items.iter().map(|i| {
+        Sample::gauge("tracker_item_version", ITEM_VERSION_HELP, i.version.into())
+            .with_label("name", i.name.as_str())
+            .with_label("owner", i.owner.as_str())
+    });
+    let peers = items.iter().flat_map(|i| {
+        [
+            ("current", i.current),
+            ("updating", i.updating),
+            ("older", i.older),
+        ]
+        .map(|(state, n)| {
+            Sample::gauge("tracker_item_peers", ITEM_PEERS_HELP, n.into())
+                .with_label("name", i.name.as_str())
+                .with_label("state", state)
+        })
+    });
+    versions.chain(peers).collect()
 }
 
 impl TrackerMetrics {
@@ -56,10 +108,12 @@ impl TrackerMetrics {
         self.dropped.fetch_add(1, Relaxed);
     }
 
-    pub fn samples(&self, swarm: Swarm) -> Vec<Sample> {
+    /// The page's samples: the swarm's sizes, the counters, then per
+    /// item (at most `MAX_ITEMS` of `items`, sorted by name).
+    pub fn samples(&self, swarm: Swarm, items: &[Item]) -> Vec<Sample> {
         let v = |a: &AtomicU64| a.load(Relaxed);
         let n = |x: usize| x as u64;
-        vec![
+        let mut out = vec![
             Sample::gauge("tracker_peers", "Live peers.", n(swarm.peers)),
             Sample::gauge(
                 "tracker_seeders",
@@ -102,7 +156,9 @@ impl TrackerMetrics {
                 "Datagrams dropped unanswered (malformed, too long, not ours).",
                 v(&self.dropped),
             ),
-        ]
+        ];
+        out.extend(item_samples(items));
+        out
     }
 }
 
@@ -127,7 +183,7 @@ mod tests {
             leechers: 2,
             files: 4,
         };
-        let page = render(&m.samples(swarm));
+        let page = render(&m.samples(swarm, &[]));
         for (name, want) in [
             ("tracker_peers", 3),
             ("tracker_seeders", 1),
@@ -143,5 +199,84 @@ mod tests {
             assert_eq!(value_in(&page, name), Some(want), "{name}");
         }
         assert_eq!(page.matches("# TYPE").count(), 10);
+    }
+
+    fn item(name: &str, version: u32, owner: &str, peers: [u32; 3]) -> Item {
+        Item {
+            name: name.into(),
+            version,
+            owner: owner.into(),
+            current: peers[0],
+            updating: peers[1],
+            older: peers[2],
+        }
+    }
+
+    #[test]
+    fn each_item_s_version_and_peers() {
+        let m = TrackerMetrics::default();
+        let items = [
+            item("new.bin", 3, "A", [6, 2, 1]),
+            item("odd \"name\"", 1, "", [1, 0, 0]),
+            item("tree/", 2, "B", [0, 0, 4]),
+        ];
+        let page = render(&m.samples(Swarm::default(), &items));
+        let get = |key: &str| value_in(&page, key).unwrap_or_else(|| panic!("{key} in\n{page}"));
+        assert_eq!(get(r#"tracker_item_version{name="new.bin",owner="A"}"#), 3);
+        assert_eq!(
+            get(r#"tracker_item_peers{name="new.bin",state="current"}"#),
+            6
+        );
+        assert_eq!(
+            get(r#"tracker_item_peers{name="new.bin",state="updating"}"#),
+            2
+        );
+        assert_eq!(
+            get(r#"tracker_item_peers{name="new.bin",state="older"}"#),
+            1
+        );
+        // Label values are escaped; an unowned item has an empty owner.
+        assert_eq!(
+            get(r#"tracker_item_version{name="odd \"name\"",owner=""}"#),
+            1
+        );
+        assert_eq!(get(r#"tracker_item_peers{name="tree/",state="older"}"#), 4);
+        // One HELP and TYPE per metric, however many items.
+        assert_eq!(
+            page.matches("# TYPE p2pshare_tracker_item_peers gauge")
+                .count(),
+            1
+        );
+        assert_eq!(
+            page.matches("# HELP p2pshare_tracker_item_version ")
+                .count(),
+            1
+        );
+        assert_eq!(
+            page.lines()
+                .filter(|l| l.starts_with("p2pshare_tracker_item_"))
+                .count(),
+            12
+        );
+    }
+
+    #[test]
+    fn items_past_the_bound_are_left_out_and_help_says_so() {
+        let m = TrackerMetrics::default();
+        let items: Vec<Item> = (0..MAX_ITEMS + 5)
+            .map(|i| item(&format!("f{i:05}"), 1, "", [1, 0, 0]))
+            .collect();
+        let page = render(&m.samples(Swarm::default(), &items));
+        let versions = page
+            .lines()
+            .filter(|l| l.starts_with("p2pshare_tracker_item_version{"))
+            .count();
+        assert_eq!(versions, MAX_ITEMS);
+        let last = format!("f{:05}", MAX_ITEMS - 1);
+        assert!(page.contains(&format!("{{name=\"{last}\",owner=\"\"}} 1")));
+        assert!(!page.contains(&format!("f{MAX_ITEMS:05}")));
+        for help in [ITEM_VERSION_HELP, ITEM_PEERS_HELP] {
+            assert!(help.contains(&format!("first {MAX_ITEMS} items")), "{help}");
+        }
     }
 }

@@ -1032,8 +1032,11 @@ impl Catalogue {
                     // A folder shows as `name/`.
                     name: f.record.display_name(),
                     size: f.record.size,
+                    version: f.record.version,
+                    owner: f.record.owner.clone(),
                     seeders: f.seeders,
                     leechers,
+                    older: self.older_members(&f.record.name),
                     mean_fraction: mean,
                     rate_bps: file_rate[i as usize],
                 }

@@ -1,11 +1,12 @@
 //! `--dashboard`: the swarm at a glance, at any size. From a `Summary`:
 //! a header (uptime, peers, seeders, leechers, files, the swarm's rate,
 //! announces per second, the interval), a completion histogram of the
-//! downloads in progress, per-file totals, then as many peer rows as the
-//! screen has lines left (the slowest downloads first), with a last line
-//! saying how many peers were left out. Never more lines than the screen
-//! has, never a line wider than it: a thousand peers fill one screen, as
-//! ten do.
+//! downloads in progress, per-item totals (the current version, how many
+//! peers hold it, are updating, are on an older version), then as many
+//! peer rows as the screen has lines left (the slowest downloads first),
+//! with a last line saying how many peers were left out. Never more lines
+//! than the screen has, never a line wider than it: a thousand peers fill
+//! one screen, as ten do.
 //!
 //! `render` is pure (tested); `spawn` redraws it on stdout: on a terminal
 //! in place about once a second (cursor home, each line cleared, never
@@ -34,6 +35,7 @@ const MAX_PEER_COL: usize = 20;
 const MIN_PEER_COL: usize = 6;
 const MAX_FILE_COL: usize = 32;
 const MIN_FILE_COL: usize = 8;
+const MAX_OWNER_COL: usize = 12;
 /// Below this the bar gives way to the optional columns' removal first.
 const MIN_BAR: usize = 10;
 const MAX_BAR: usize = 40;
@@ -360,8 +362,12 @@ fn maybe_bar(fraction: f64, width: usize) -> String {
     }
 }
 
-/// The per-file totals in at most `budget` lines (at least 2): a column
-/// header, one row per file, and "… and N more files" when cut.
+/// The per-item totals in at most `budget` lines (at least 2): a column
+/// header, one row per item, and "… and N more files" when cut. A row is
+/// the fleet at a glance: the current version, how many peers hold it
+/// complete, how many are still fetching it (updating), how many are on an
+/// older version; then the updating peers' mean completion, its rate and
+/// the owner, while they fit.
 fn files_block(files: &[FileTotals], width: usize, budget: usize) -> Vec<String> {
     let name_w = files
         .iter()
@@ -369,20 +375,31 @@ fn files_block(files: &[FileTotals], width: usize, budget: usize) -> Vec<String>
         .max()
         .unwrap_or(0)
         .clamp(4, MAX_FILE_COL);
-    // size, seeders, leechers (each with its space before)
+    let owner_w = files
+        .iter()
+        .map(|f| f.owner.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp("owner".len(), MAX_OWNER_COL);
+    // version, size, current, updating, older (each with its space before)
+    const VERSION: usize = 5;
     const SIZE: usize = 9;
-    const COUNT: usize = 8;
-    let fixed = 1 + SIZE + 1 + COUNT + 1 + COUNT;
-    // percent, rate
-    let l = layout(width, &[(name_w, MIN_FILE_COL)], fixed, &[6, 10]);
+    const CURRENT: usize = 7;
+    const UPDATING: usize = 8;
+    const OLDER: usize = 6;
+    let fixed = 1 + VERSION + 1 + SIZE + 1 + CURRENT + 1 + UPDATING + 1 + OLDER;
+    // percent, rate, owner
+    let l = layout(width, &[(name_w, MIN_FILE_COL)], fixed, &[6, 10, owner_w]);
     let name_w = l.names[0];
     let bar_w = l.bar;
     let mut head = format!(
-        "{} {} {} {}",
+        "{} {} {} {} {} {}",
         column("file", name_w),
+        right("ver", VERSION),
         right("size", SIZE),
-        right("seeders", COUNT),
-        right("leechers", COUNT)
+        right("current", CURRENT),
+        right("updating", UPDATING),
+        right("older", OLDER)
     );
     if bar_w > 0 {
         head.push_str(&format!(" {}", column("mean done", bar_w + 2)));
@@ -393,6 +410,9 @@ fn files_block(files: &[FileTotals], width: usize, budget: usize) -> Vec<String>
     if l.optional >= 2 {
         head.push_str(&format!(" {}", right("rate", 10)));
     }
+    if l.optional >= 3 {
+        head.push_str(&format!(" {}", column("owner", owner_w)));
+    }
     let mut out = vec![head.trim_end().to_string()];
     let room = budget.saturating_sub(1);
     let shown = if files.len() <= room {
@@ -402,11 +422,13 @@ fn files_block(files: &[FileTotals], width: usize, budget: usize) -> Vec<String>
     };
     for f in &files[..shown] {
         let mut line = format!(
-            "{} {} {} {}{}",
+            "{} {} {} {} {} {}{}",
             column(&f.name, name_w),
+            right(&format!("v{}", f.version), VERSION),
             right(&format_size(f.size), SIZE),
-            right(&f.seeders.to_string(), COUNT),
-            right(&f.leechers.to_string(), COUNT),
+            right(&f.seeders.to_string(), CURRENT),
+            right(&f.leechers.to_string(), UPDATING),
+            right(&f.older.to_string(), OLDER),
             // No bar when nothing downloads it: an empty one would say 0%.
             if f.leechers == 0 && bar_w > 0 {
                 " ".repeat(bar_w + 3)
@@ -425,7 +447,11 @@ fn files_block(files: &[FileTotals], width: usize, budget: usize) -> Vec<String>
         if l.optional >= 2 {
             line.push_str(&format!(" {}", right(&format_rate(f.rate_bps), 10)));
         }
-        out.push(line);
+        if l.optional >= 3 {
+            let owner = if f.owner.is_empty() { "-" } else { &f.owner };
+            line.push_str(&format!(" {}", column(owner, owner_w)));
+        }
+        out.push(line.trim_end().to_string());
     }
     if shown < files.len() {
         out.push(format!("… and {} more files", files.len() - shown));
@@ -554,12 +580,21 @@ pub fn in_place(text: &str) -> String {
 /// progress. Rates and ages, which move every second, are left out, so a
 /// plain log gets a frame per event rather than per tick.
 pub fn same_swarm(a: &Summary, b: &Summary) -> bool {
-    let files = |s: &Summary| -> Vec<(String, u64, u32, u32, u64)> {
+    type Item = (String, u64, u32, String, [u32; 3], u64);
+    let files = |s: &Summary| -> Vec<Item> {
         s.file_totals
             .iter()
             .map(|f| {
                 let mean = (f.mean_fraction * 1000.0) as u64;
-                (f.name.clone(), f.size, f.seeders, f.leechers, mean)
+                let peers = [f.seeders, f.leechers, f.older];
+                (
+                    f.name.clone(),
+                    f.size,
+                    f.version,
+                    f.owner.clone(),
+                    peers,
+                    mean,
+                )
             })
             .collect()
     };

@@ -18,7 +18,7 @@ use super::catalogue::Catalogue;
 use super::cookie::CookieJar;
 use super::persist::Store;
 use crate::error::Error;
-use crate::metrics::tracker::{Swarm, TrackerMetrics};
+use crate::metrics::tracker::{Item, Swarm, TrackerMetrics, MAX_ITEMS};
 use crate::net::admission::Limits;
 use crate::net::gate::{self, Ticket};
 use crate::net::Conn;
@@ -76,7 +76,8 @@ impl Shared {
         move |rows| shared.lock().summary(Instant::now(), rows)
     }
 
-    /// The `/metrics` page: the counters and the swarm's size now.
+    /// The `/metrics` page: the counters, the swarm's size now, and per
+    /// item (the first `MAX_ITEMS` by name) its version and peers.
     pub fn metrics_text(&self) -> String {
         let s = self.lock().summary(Instant::now(), 0);
         let swarm = Swarm {
@@ -85,7 +86,20 @@ impl Shared {
             leechers: s.leechers,
             files: s.files,
         };
-        crate::metrics::render(&self.counters.samples(swarm))
+        let items: Vec<Item> = s
+            .file_totals
+            .into_iter()
+            .take(MAX_ITEMS)
+            .map(|f| Item {
+                name: f.name,
+                version: f.version,
+                owner: f.owner,
+                current: f.seeders,
+                updating: f.leechers,
+                older: f.older,
+            })
+            .collect();
+        crate::metrics::render(&self.counters.samples(swarm, &items))
     }
 
     /// The catalogue. Its operations do not panic, but should one ever,

@@ -1,6 +1,8 @@
-//! What the dashboards draw, whatever the swarm's size: totals, a
-//! completion histogram, per-file totals and a bounded number of peer
-//! rows. The catalogue builds it under its lock in one pass over the peers
+//! What the dashboards (and the tracker's `/metrics`) draw, whatever the
+//! swarm's size: totals, a completion histogram, per-item totals (the
+//! current version, its owner, and how many peers hold it, are updating,
+//! are on an older version) and a bounded number of peer rows. The
+//! catalogue builds it under its lock in one pass over the peers
 //! (`Catalogue::summary`); the terminal and the web page render it without
 //! the lock. A thousand peers give the same few screens of text as ten.
 
@@ -39,15 +41,26 @@ pub struct Summary {
     pub announces_per_s: f64,
 }
 
-/// One file of the catalogue, over the live peers.
+/// One item of the catalogue (its current version), over the live peers.
+/// A fleet at a glance: `seeders` hold the current version complete,
+/// `leechers` are still fetching it (updating, or new to it), `older` are
+/// still on an older version.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FileTotals {
+    /// As listings show it: a folder ends in `/`.
     pub name: String,
     pub size: u64,
-    /// Live peers holding every piece.
+    /// The current version of the name: 1, 2, ...
+    pub version: u32,
+    /// The peer id that owns the name; empty when nobody does.
+    pub owner: String,
+    /// Live peers holding every piece of the current version.
     pub seeders: u32,
-    /// Live peers downloading it.
+    /// Live peers downloading the current version.
     pub leechers: u32,
+    /// Live peers taking part in an older version (holding it, or still
+    /// finishing a download of it).
+    pub older: u32,
     /// Mean completion of its downloads in progress, 0.0..=1.0 (0.0 when
     /// there are none).
     pub mean_fraction: f64,

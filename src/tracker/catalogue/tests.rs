@@ -615,6 +615,62 @@ fn the_owner_publishes_the_next_version_and_followers_move_to_it() {
 }
 
 #[test]
+fn the_summary_shows_each_item_s_version_and_who_is_on_which() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    // 8 blocks each, so a partial holder is a download in progress.
+    let v1 = version(&[1; 8 * 4096], 1, "A");
+    let v2 = version(&[2; 8 * 4096], 2, "A");
+    let other = FileRecord::from_bytes("g.bin", b"g");
+    c.publish(v1.clone(), "A", at(1), t0).unwrap();
+    c.publish(other.clone(), "", None, t0).unwrap();
+    let a = seed_at(&mut c, "A", 1, &v1, t0);
+    let b = seed_at(&mut c, "B", 2, &v1, t0);
+    seed_at(&mut c, "C", 3, &v1, t0);
+    let d = c.register("D", ip("10.0.0.4"), 7000, t0);
+    c.announce("D", d, &[entry(&v1, Held::Partial(3))], t0)
+        .unwrap();
+    seed_at(&mut c, "G", 7, &other, t0);
+    let before = c.summary(t0, 0);
+    let f = &before.file_totals[0];
+    assert_eq!(
+        (f.version, f.owner.as_str(), f.seeders, f.leechers, f.older),
+        (1, "A", 3, 1, 0)
+    );
+    // Version 2: A holds it, B is updating, E is new to it; C holds
+    // version 1 and D still fetches it: both count as older.
+    c.publish(v2.clone(), "A", at(1), t0).unwrap();
+    c.announce("A", a, &[entry(&v2, Held::Complete)], t0)
+        .unwrap();
+    c.announce("B", b, &[entry(&v2, Held::Partial(2))], t0)
+        .unwrap();
+    let e = c.register("E", ip("10.0.0.5"), 7000, t0);
+    c.announce("E", e, &[entry(&v2, Held::Partial(0))], t0)
+        .unwrap();
+    let s = c.summary(t0, 0);
+    assert_eq!(s.files, 2, "an older version is no item of its own");
+    let names: Vec<&str> = s.file_totals.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["f.bin", "g.bin"]);
+    let f = &s.file_totals[0];
+    assert_eq!(
+        (f.version, f.owner.as_str(), f.seeders, f.leechers, f.older),
+        (2, "A", 1, 2, 2)
+    );
+    let g = &s.file_totals[1];
+    assert_eq!(
+        (g.version, g.owner.as_str(), g.seeders, g.leechers, g.older),
+        (1, "", 1, 0, 0)
+    );
+    // C moves on; D gives its download of version 1 up: nobody is older.
+    let c2 = c.register("C", ip("10.0.0.3"), 7000, t0);
+    c.announce("C", c2, &[entry(&v2, Held::Complete)], t0)
+        .unwrap();
+    c.announce("D", d, &[entry(&v1, Held::Gone)], t0).unwrap();
+    let f = &c.summary(t0, 0).file_totals[0];
+    assert_eq!((f.seeders, f.leechers, f.older), (2, 2, 0));
+}
+
+#[test]
 fn only_the_owner_publishes_a_new_version() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();

@@ -25,16 +25,18 @@ fn small() -> Summary {
             FileTotals {
                 name: "a".into(),
                 size: 1000,
+                version: 1,
                 seeders: 1,
-                leechers: 0,
-                mean_fraction: 0.0,
-                rate_bps: 0.0,
+                ..FileTotals::default()
             },
             FileTotals {
                 name: "movie.bin".into(),
                 size: 734_003_200,
+                version: 1,
+                owner: "alice".into(),
                 seeders: 0,
                 leechers: 2,
+                older: 0,
                 mean_fraction: 0.786,
                 rate_bps: 12_345_678.0,
             },
@@ -77,8 +79,11 @@ fn thousand(n: usize) -> Summary {
             .map(|i| FileTotals {
                 name: format!("file-{i}.bin"),
                 size: 1 << 30,
+                version: 1 + i,
+                owner: "peer-0000".into(),
                 seeders: 3,
                 leechers: 80,
+                older: i,
                 mean_fraction: 0.5,
                 rate_bps: 8e6,
             })
@@ -206,6 +211,94 @@ fn a_thousand_peers_fit_any_screen() {
         text.contains("% done") && text.contains("file-0.bin") && text.contains("peer-0000"),
         "{text}"
     );
+}
+
+/// A fleet after its owner published version 3 of new.bin.
+fn fleet() -> Summary {
+    Summary {
+        peers: 9,
+        seeders: 6,
+        leechers: 2,
+        files: 1,
+        histogram: [0, 0, 0, 0, 1, 0, 0, 1, 0, 0],
+        file_totals: vec![FileTotals {
+            name: "new.bin".into(),
+            size: 64_000_000,
+            version: 3,
+            owner: "A".into(),
+            seeders: 6,
+            leechers: 2,
+            older: 1,
+            mean_fraction: 0.6,
+            rate_bps: 5e6,
+        }],
+        rows: vec![row("B", "new.bin", 0.4, false, 2e6)],
+        interval: Duration::from_secs(3),
+        ..Summary::default()
+    }
+}
+
+/// The words of the line that starts with `first`.
+fn words_of<'a>(text: &'a str, first: &str) -> Vec<&'a str> {
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(first))
+        .unwrap_or_else(|| panic!("no {first} line in\n{text}"));
+    line.split_whitespace().collect()
+}
+
+#[test]
+fn each_item_shows_its_version_and_who_is_on_which() {
+    // Wide: every column, the owner last.
+    let text = render(&fleet(), Duration::ZERO, 120, 24);
+    check_fits(&text, 120, 24);
+    assert_eq!(
+        words_of(&text, "file"),
+        [
+            "file", "ver", "size", "current", "updating", "older", "mean", "done", "%", "rate",
+            "owner"
+        ]
+    );
+    let row = words_of(&text, "new.bin");
+    assert_eq!(
+        row[..7],
+        ["new.bin", "v3", "64.0", "MB", "6", "2", "1"],
+        "{text}"
+    );
+    assert_eq!(row[8..], ["60.0%", "5.0", "MB/s", "A"], "{text}");
+    // 80 columns (drawn 79): the owner gives way first, the rate next,
+    // never the version nor the three counts.
+    for (w, last) in [(79, "5.0 MB/s"), (70, "60.0%"), (50, "1")] {
+        let text = render(&fleet(), Duration::ZERO, w, 24);
+        check_fits(&text, w, 24);
+        let line = text.lines().find(|l| l.starts_with("new.bin ")).unwrap();
+        assert!(line.ends_with(last), "{w}: {line:?}");
+        assert_eq!(
+            words_of(&text, "new.bin")[..7],
+            ["new.bin", "v3", "64.0", "MB", "6", "2", "1"],
+            "{w}: {text}"
+        );
+    }
+    // Nobody owns it, nobody downloads it: a dash, no bar.
+    let mut s = fleet();
+    s.file_totals[0].owner.clear();
+    s.file_totals[0].leechers = 0;
+    let text = render(&s, Duration::ZERO, 120, 24);
+    let line = text.lines().find(|l| l.starts_with("new.bin ")).unwrap();
+    assert!(!line.contains('['), "{line:?}");
+    assert!(line.ends_with(" -"), "{line:?}");
+    // A new version, another owner or a peer moving on is an event for
+    // a plain log.
+    let a = fleet();
+    for change in [
+        |s: &mut Summary| s.file_totals[0].version += 1,
+        |s: &mut Summary| s.file_totals[0].owner = "B".into(),
+        |s: &mut Summary| s.file_totals[0].older -= 1,
+    ] {
+        let mut b = a.clone();
+        change(&mut b);
+        assert!(!same_swarm(&a, &b));
+    }
 }
 
 #[test]
