@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod plan;
 pub mod reassembler;
 pub mod resume;
+pub mod reuse;
 pub mod worker;
 
 use crate::bitfield::Bitfield;
