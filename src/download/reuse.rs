@@ -63,6 +63,23 @@ pub trait Payload: Send + Sync {
     }
 }
 
+/// Bytes in memory (tests): no file, so `fill` reads and writes.
+#[cfg(test)]
+impl Payload for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let at = offset as usize;
+        let bytes = self
+            .get(at..at + buf.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// A local payload offered to `fill`.
 pub struct Candidate {
     pub payload: Arc<dyn Payload>,
@@ -766,24 +783,6 @@ mod tests {
         out
     }
 
-    /// A payload in memory: no file, so `fill` reads and writes.
-    struct Memory(Vec<u8>);
-
-    impl Payload for Memory {
-        fn size(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-            let at = offset as usize;
-            let bytes = self
-                .0
-                .get(at..at + buf.len())
-                .ok_or(io::ErrorKind::UnexpectedEof)?;
-            buf.copy_from_slice(bytes);
-            Ok(())
-        }
-    }
-
     /// A payload in a file: `fill` copies with `copy_file_range`.
     struct OnDisk(File);
 
@@ -914,7 +913,7 @@ mod tests {
             let payload: Arc<dyn Payload> = if on_disk {
                 Arc::new(OnDisk(t.file_of("old", &old)))
             } else {
-                Arc::new(Memory(old.clone()))
+                Arc::new(old.clone())
             };
             let got = t.fill(&[previous(payload, &old, false)]);
             assert_eq!(got.pieces, unchanged, "on disk: {on_disk}");
@@ -962,7 +961,7 @@ mod tests {
         new.extend_from_slice(&y[..5000]);
         let mut t = Target::new(new.clone());
         let item = |data: &[u8], name: &str| Candidate {
-            payload: Arc::new(Memory(data.to_vec())),
+            payload: Arc::new(data.to_vec()),
             record: Some(Arc::new(FileRecord::from_bytes(name, data))),
             have: None,
             roll: false,
@@ -1007,7 +1006,7 @@ mod tests {
             let payload: Arc<dyn Payload> = if on_disk {
                 Arc::new(OnDisk(t.file_of("stale", &changed)))
             } else {
-                Arc::new(Memory(changed.clone()))
+                Arc::new(changed.clone())
             };
             let got = t.fill(&[previous(payload, &data, true)]);
             assert_eq!(got.pieces, 128, "on disk: {on_disk}");
@@ -1015,18 +1014,14 @@ mod tests {
         }
         // One that shrank: what is left of it is used, nothing fails.
         let mut t = Target::new(data.clone());
-        let c = previous(
-            Arc::new(Memory(data[..10 * PIECE + 7].to_vec())),
-            &data,
-            true,
-        );
+        let c = previous(Arc::new(data[..10 * PIECE + 7].to_vec()), &data, true);
         assert_eq!(t.fill(&[c]).pieces, 10);
     }
 
     #[test]
     fn an_empty_target_needs_nothing() {
         let mut t = Target::new(Vec::new());
-        let c = previous(Arc::new(Memory(random(9000, 10))), b"", true);
+        let c = previous(Arc::new(random(9000, 10)), b"", true);
         assert_eq!(t.fill(&[c]), Reused::default());
         assert!(t.have.is_full());
     }
@@ -1036,14 +1031,14 @@ mod tests {
         // Same file: the short piece by its hash.
         let old = random(2 * PIECE + 1808, 11);
         let mut t = Target::new(old.clone());
-        let c = previous(Arc::new(Memory(old.clone())), &old, false);
+        let c = previous(Arc::new(old.clone()), &old, false);
         assert_eq!(t.fill(&[c]).bytes, old.len() as u64);
         // Three bytes inserted in front: the first piece is new, the
         // second is found by rolling, the short last one at the old end.
         let mut new = b"xyz".to_vec();
         new.extend_from_slice(&old);
         let mut t = Target::new(new);
-        let c = previous(Arc::new(Memory(old.clone())), &old, true);
+        let c = previous(Arc::new(old.clone()), &old, true);
         t.fill(&[c]);
         assert_eq!(t.have.iter_ones().collect::<Vec<_>>(), vec![1, 2]);
     }
@@ -1056,7 +1051,7 @@ mod tests {
         let mut old = random(1000, 13);
         old.extend_from_slice(&[0u8; PIECE + 10]);
         let mut t = Target::new(new);
-        let c = previous(Arc::new(Memory(old.clone())), &old, true);
+        let c = previous(Arc::new(old.clone()), &old, true);
         assert_eq!(t.fill(&[c]).pieces, 12);
         assert_eq!(t.have.runs(), vec![(0, 8), (11, 4)]);
     }
@@ -1070,7 +1065,7 @@ mod tests {
         let mut t = Target::new(random(PIECE, 14));
         t.weak = vec![weak_sum(&[0u8; PIECE])];
         let c = Candidate {
-            payload: Arc::new(Memory(zeros)),
+            payload: Arc::new(zeros),
             record: None,
             have: None,
             roll: true,
@@ -1127,7 +1122,7 @@ mod tests {
         let data = random(64 * PIECE, 15);
         let mut t = Target::new(data.clone());
         let cancel = AtomicBool::new(true);
-        let c = previous(Arc::new(Memory(data.clone())), &data, true);
+        let c = previous(Arc::new(data.clone()), &data, true);
         let got = fill(&t.record, &t.weak, &t.part, &mut t.have, &[c], &cancel).unwrap();
         assert_eq!(got, Reused::default());
         assert_eq!(t.have.count(), 0);
