@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build install install-units check-units test lint demo bench bench-tracker swarm simulate calibrate hosts many-peers fuzz flood soak clean
+.PHONY: all build install install-units check-units test lint demo bench bench-tracker update-bench swarm simulate calibrate hosts many-peers fuzz flood soak clean
 
 all: build
 
@@ -72,6 +72,16 @@ bench: build
 #   make bench-tracker PEERS=100000 SECS=10   (those are the defaults)
 bench-tracker: build
 	BIN=$(BIN) tools/bench_tracker.sh
+
+# A fleet update against rsync: the owner and N followers (--follow) of a
+# SIZE file move from version 1 to 2 (CHANGE=aligned: 1 % overwritten in
+# place in 64 KiB regions; insert: 1 MiB + 1,111 bytes inserted in the
+# middle), then N rsync clients make the same update from a daemon on
+# loopback (rsync installed with apt-get when run as root). Ends with
+# `update N=... secs=... fetched_fraction=... rsync_secs=...`.
+#   make update-bench N=8 SIZE=256M CHANGE=aligned   (the defaults; SEED=18 TIMEOUT=300 KEEP=1)
+update-bench: build
+	BIN=$(BIN) tools/update_bench.sh
 
 # One seeder and N leechers on loopback, every upload capped at LIMIT:
 # each leecher's time, the swarm's, the lower bound T* and the ratio.

@@ -17,7 +17,6 @@
 use p2pshare::bitfield::Bitfield;
 use p2pshare::download::reuse::{fill, Candidate, Payload};
 use p2pshare::record::FileRecord;
-use p2pshare::rolling::weak_sum;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -54,10 +53,6 @@ fn run(dir: &Path, case: &str, old: &[u8], new: &[u8]) -> io::Result<()> {
     let old_path = dir.join("old");
     std::fs::write(&old_path, old)?;
     let record = FileRecord::from_bytes("new", new);
-    let weak: Vec<u32> = new
-        .chunks(record.piece_size() as usize)
-        .map(weak_sum)
-        .collect();
     let part = File::options()
         .read(true)
         .write(true)
@@ -76,7 +71,6 @@ fn run(dir: &Path, case: &str, old: &[u8], new: &[u8]) -> io::Result<()> {
     let cpu_started = cpu_secs();
     let got = fill(
         &record,
-        &weak,
         &part,
         &mut have,
         &[candidate],

@@ -168,7 +168,10 @@ fn fake_record(name: &str) -> FileRecord {
                 h
             })
             .collect(),
+        weak_sums: vec![0; pieces as usize],
         folder: None,
+        version: 1,
+        owner: String::new(),
     }
 }
 
@@ -488,6 +491,7 @@ fn publish_records(addr: SocketAddr) -> p2pshare::Result<()> {
     let mut conn = Conn::connect(&addr.to_string(), MAX_FRAME)?;
     for name in [SEED_FILE, LEECH_FILE] {
         match conn.call::<TrackerReply>(&TrackerRequest::NewFile {
+            publisher: String::new(),
             record: fake_record(name),
         }) {
             Ok(TrackerReply::Ok) => {}

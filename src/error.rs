@@ -156,6 +156,8 @@ pub mod code {
     pub const INTERNAL: u16 = 7;
     /// The swarm has a secret and the client did not show it.
     pub const SECRET: u16 = 8;
+    /// NEW_FILE for a version of a name no newer than its current one.
+    pub const OUTDATED: u16 = 9;
 }
 
 impl Error {

@@ -148,6 +148,55 @@ pub fn copy_range(_: &File, _: u64, _: &File, _: u64, _: u64) -> std::io::Result
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
+/// Puts `new` (a file or a folder) at `dest` in one step, whatever `dest`
+/// is now (nothing, a file or a folder): a reader sees the old item or the
+/// new one, whole, and never a missing one. A file over a file is one
+/// rename; anything else (a folder, whose rename cannot replace a
+/// non-empty folder) is swapped with `renameat2(RENAME_EXCHANGE)` and the
+/// old item, left at `new`'s path, is removed. Both on one file system.
+pub fn replace(new: &Path, dest: &Path) -> std::io::Result<()> {
+    let new_is_dir = new.symlink_metadata()?.is_dir();
+    match dest.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::rename(new, dest),
+        Err(e) => Err(e),
+        Ok(m) if !m.is_dir() && !new_is_dir => fs::rename(new, dest),
+        Ok(m) => {
+            exchange(new, dest)?;
+            // `new` now names the old item.
+            if m.is_dir() {
+                fs::remove_dir_all(new)
+            } else {
+                fs::remove_file(new)
+            }
+        }
+    }
+}
+
+/// Swaps two paths atomically (Linux's `renameat2` with `RENAME_EXCHANGE`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the cwd.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Removes a scratch file however the function that made it ends (after a
 /// successful rename there is nothing left to remove).
 pub struct RemoveOnDrop<'a>(pub &'a Path);
@@ -214,9 +263,64 @@ impl DirLock {
     }
 }
 
+/// Bytes an unprivileged process may still write on the file system that
+/// holds `path` (statvfs: available blocks times the fragment size).
+pub fn free_space(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL in the path"))?;
+    // SAFETY: statvfs writes only into the struct we pass, and reads a
+    // NUL-terminated path that lives through the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[allow(clippy::useless_conversion)] // the field types differ by platform
+    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+#[cfg(test)]
+mod replace_tests {
+    use super::*;
+
+    #[test]
+    fn replace_swaps_files_and_folders_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let (new, dest) = (dir.path().join("new"), dir.path().join("dest"));
+        // Onto nothing, a file over a file.
+        fs::write(&new, b"1").unwrap();
+        replace(&new, &dest).unwrap();
+        fs::write(&new, b"2").unwrap();
+        replace(&new, &dest).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"2");
+        assert!(!new.exists());
+        // A folder over a file, a folder over a folder, a file over a folder.
+        fs::create_dir(&new).unwrap();
+        fs::write(new.join("a"), b"3").unwrap();
+        replace(&new, &dest).unwrap();
+        assert_eq!(fs::read(dest.join("a")).unwrap(), b"3");
+        fs::create_dir(&new).unwrap();
+        fs::write(new.join("b"), b"4").unwrap();
+        replace(&new, &dest).unwrap();
+        assert_eq!(fs::read(dest.join("b")).unwrap(), b"4");
+        assert!(!dest.join("a").exists() && !new.exists());
+        fs::write(&new, b"5").unwrap();
+        replace(&new, &dest).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"5");
+        assert!(!new.exists());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_space_is_read_and_a_missing_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_space(dir.path()).unwrap() > 0);
+        assert!(free_space(&dir.path().join("nope")).is_err());
+    }
 
     #[test]
     fn a_dir_lock_is_held_once_and_names_its_holder() {

@@ -27,8 +27,9 @@ pub type Md5Digest = [u8; 16];
 pub type PieceHash = [u8; 32];
 
 /// The record format this version writes and reads (§8 of PROTOCOL.md).
-/// Version 1 had no version byte and MD5 piece hashes.
-pub const RECORD_VERSION: u8 = 2;
+/// Version 1 had no version byte and MD5 piece hashes; version 2 had no
+/// item version, owner nor weak sums.
+pub const RECORD_VERSION: u8 = 3;
 /// The kind byte after the version: what the record describes. Other
 /// values are refused until a version knows them.
 pub const KIND_FILE: u8 = 0;
@@ -43,9 +44,19 @@ pub struct FileRecord {
     pub blocks_per_piece: u32,
     pub md5: Md5Digest,
     pub piece_hashes: Vec<PieceHash>,
+    /// The rolling weak checksum of each piece (`crate::rolling`): how a
+    /// holder of an older version finds these pieces at any offset of it.
+    pub weak_sums: Vec<u32>,
     /// A folder shared as one item: its tree. The payload (what `size`,
     /// `md5` and the pieces cover) is its files one after another.
     pub folder: Option<Box<Manifest>>,
+    /// Which version of the name this is: 1, 2, ... (README, *Updating a
+    /// fleet*). Part of the record, so every tracker and peer that has
+    /// the record agrees on it.
+    pub version: u32,
+    /// The peer id that owns the name and alone may publish its next
+    /// version; empty: nobody owns it (anyone may).
+    pub owner: String,
 }
 
 /// The piece geometry for a file of `size` bytes.
@@ -89,8 +100,27 @@ impl FileRecord {
             blocks_per_piece: blocks_per_piece_for(size),
             md5: hashed.md5,
             piece_hashes: hashed.pieces,
+            weak_sums: hashed.weak,
             folder: folder.map(Box::new),
+            version: 1,
+            owner: String::new(),
         }
+    }
+
+    /// This record as version `version` of the name, owned by `owner`.
+    pub fn versioned(mut self, version: u32, owner: &str) -> FileRecord {
+        self.version = version;
+        self.owner = owner.to_string();
+        self
+    }
+
+    /// Whether `other` describes the same bytes (whatever its version and
+    /// owner).
+    pub fn same_content(&self, other: &FileRecord) -> bool {
+        self.size == other.size
+            && self.md5 == other.md5
+            && self.piece_hashes == other.piece_hashes
+            && self.folder == other.folder
     }
 
     pub fn block_count(&self) -> u32 {
@@ -157,6 +187,21 @@ impl FileRecord {
             self.blocks_per_piece,
             self.piece_hashes.len(),
         )?;
+        if self.weak_sums.len() != self.piece_hashes.len() {
+            return Err(Error::protocol(format!(
+                "record for {}: a weak sum per piece expected",
+                self.name
+            )));
+        }
+        if self.version == 0 {
+            return Err(Error::protocol(format!(
+                "record for {}: versions start at 1",
+                self.name
+            )));
+        }
+        if !self.owner.is_empty() {
+            crate::names::check_peer_id(&self.owner)?;
+        }
         if let Some(m) = &self.folder {
             m.validate()?;
             if m.total_size() != self.size {
@@ -207,7 +252,13 @@ impl FileRecord {
             blocks_per_piece,
             md5: md5_of(data),
             piece_hashes: data.chunks(piece_size).map(piece_hash).collect(),
+            weak_sums: data
+                .chunks(piece_size)
+                .map(crate::rolling::weak_sum)
+                .collect(),
             folder: None,
+            version: 1,
+            owner: String::new(),
         }
     }
 }
@@ -238,9 +289,10 @@ fn check_geometry(
     Ok(())
 }
 
-/// What is kept of a version 1 record (MD5 piece hashes) found on disk:
+/// What is kept of a record of an older format found on disk (version 1,
+/// MD5 piece hashes; version 2, no item version, owner nor weak sums):
 /// enough to recognise the same content when its record comes back in
-/// version 2, never enough to verify a piece.
+/// the current format, never used to verify a piece.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegacyRecord {
     pub name: String,
@@ -264,6 +316,8 @@ impl LegacyRecord {
 pub struct Hashed {
     pub md5: Md5Digest,
     pub pieces: Vec<PieceHash>,
+    /// The weak rolling sum of each piece.
+    pub weak: Vec<u32>,
     /// The MD5 of each part, for `hash_stream`'s `parts`.
     pub parts: Vec<Md5Digest>,
 }
@@ -315,6 +369,7 @@ pub fn hash_stream(
             (whole.finalize().into(), split.finish())
         });
         let mut pieces = Vec::with_capacity(size.div_ceil(piece_size as u64) as usize);
+        let mut weak = Vec::with_capacity(pieces.capacity());
         let mut read_total = 0u64;
         let read = loop {
             let mut buf = back_rx
@@ -332,6 +387,7 @@ pub fn hash_stream(
             read_total += n as u64;
             for p in buf.chunks(piece_size) {
                 pieces.push(piece_hash(p));
+                weak.push(crate::rolling::weak_sum(p));
             }
             if tx.send(buf).is_err() {
                 break Ok(());
@@ -340,7 +396,12 @@ pub fn hash_stream(
         drop(tx);
         let (md5, parts) = hasher.join().expect("the hasher thread does not panic");
         read?;
-        Ok((read_total == size).then_some(Hashed { md5, pieces, parts }))
+        Ok((read_total == size).then_some(Hashed {
+            md5,
+            pieces,
+            weak,
+            parts,
+        }))
     })
 }
 
@@ -477,7 +538,10 @@ mod tests {
                 blocks_per_piece: blocks_per_piece_for(size),
                 md5: [0; 16],
                 piece_hashes: vec![[0; 32]; piece_count_for(size) as usize],
+                weak_sums: vec![0; piece_count_for(size) as usize],
                 folder: None,
+                version: 1,
+                owner: String::new(),
             };
             r.validate().unwrap();
             let mut have = crate::bitfield::Bitfield::full(r.piece_count());

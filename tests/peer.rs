@@ -289,7 +289,9 @@ fn share_copies_announces_and_refuses_a_clashing_name() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stderr.contains("error: ") && stderr.contains("already shared with different content"),
+        stderr.contains("error: ")
+            && stderr.contains("one.txt is owned by A")
+            && stderr.contains("rename your copy"),
         "{stderr}"
     );
     assert!(
@@ -438,6 +440,7 @@ fn version_1_records_on_disk_are_upgraded_never_served() {
     let mut c = p2pshare::net::Conn::connect(&tracker, p2pshare::wire::MAX_FRAME).unwrap();
     let refused =
         c.call::<p2pshare::wire::TrackerReply>(&p2pshare::wire::TrackerRequest::NewFile {
+            publisher: String::new(),
             record: other,
         });
     assert!(
@@ -447,11 +450,12 @@ fn version_1_records_on_disk_are_upgraded_never_served() {
         "{refused:?}"
     );
 
-    // A holds the file: it hashes it again and publishes a version 2 record.
+    // A holds the file: it hashes it again and publishes a current record,
+    // version 1 of the name, owned by A.
     let a = s.serve("A", "old.bin", &[]);
-    let want = FileRecord::from_bytes("old.bin", &data);
+    let want = FileRecord::from_bytes("old.bin", &data).versioned(1, "A");
     assert_eq!(tracker_record(&tracker, "old.bin").unwrap(), want);
-    assert!(a.logs().contains("version 1"), "{}", a.logs());
+    assert!(a.logs().contains("older p2pshare"), "{}", a.logs());
     for path in [records.join("old.bin.rec"), cache.join("old.bin.rec")] {
         let bytes = fs::read(&path).unwrap();
         // A's cache puts the file's size+mtime stamp before the record.

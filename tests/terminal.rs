@@ -95,7 +95,10 @@ fn holders(tracker: &str, name: &str) -> Vec<String> {
     let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
         return vec![];
     };
-    match conn.call::<TrackerReply>(&TrackerRequest::WhoHas { name: name.into() }) {
+    match conn.call::<TrackerReply>(&TrackerRequest::WhoHas {
+        name: name.into(),
+        md5: None,
+    }) {
         Ok(TrackerReply::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
         _ => vec![],
     }

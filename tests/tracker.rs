@@ -35,6 +35,7 @@ fn publish(t: &TrackerProc, record: &FileRecord) -> Result<TrackerReply, Error> 
     call(
         &mut connect(t),
         &TrackerRequest::NewFile {
+            publisher: String::new(),
             record: record.clone(),
         },
     )
@@ -50,7 +51,13 @@ fn seeder(t: &TrackerProc, id: &str, port: u16, records: &[&FileRecord]) -> UdpP
 
 fn who_has(t: &TrackerProc, name: &str) -> Result<Vec<Holder>, Error> {
     let mut c = connect(t);
-    match call(&mut c, &TrackerRequest::WhoHas { name: name.into() })? {
+    match call(
+        &mut c,
+        &TrackerRequest::WhoHas {
+            name: name.into(),
+            md5: None,
+        },
+    )? {
         TrackerReply::Holders { holders } => Ok(holders),
         other => panic!("WHO_HAS answered {other:?}"),
     }
@@ -403,7 +410,11 @@ fn garbage_does_not_hurt_the_tracker() {
     let mut bad = rec.clone();
     bad.piece_hashes.clear();
     let mut bytes = Vec::new();
-    TrackerRequest::NewFile { record: bad }.encode(&mut bytes);
+    TrackerRequest::NewFile {
+        publisher: String::new(),
+        record: bad,
+    }
+    .encode(&mut bytes);
     s.write_all(&bytes).unwrap();
     expect_protocol_error_then_close(s);
 

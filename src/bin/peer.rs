@@ -2,6 +2,7 @@
 //! files in its directory, downloads on request, and offers a shell.
 
 use p2pshare::console::{say, say_err, Console, LogSink};
+use p2pshare::peer::downloads::{self, Origin, Ticket};
 use p2pshare::peer::{config, shell, Peer};
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
 use p2pshare::Error;
@@ -95,7 +96,7 @@ fn main() {
         ));
         std::process::exit(1);
     }
-    let background = start_gets(&peer);
+    let (background, refused_gets) = start_gets(&peer);
     let status = if peer.config().serve {
         loop {
             std::thread::park_timeout(Duration::from_secs(3600));
@@ -109,11 +110,7 @@ fn main() {
             }
         }
         // EOF or exit: let `--get` downloads finish first.
-        let failed_gets = background
-            .into_iter()
-            .map(|h| h.join())
-            .filter(|r| !matches!(r, Ok(true)))
-            .count();
+        let failed_gets = refused_gets + background.iter().filter(|t| !t.wait()).count();
         if failed_gets > 0 && status == 0 && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
             1
         } else {
@@ -124,25 +121,24 @@ fn main() {
     std::process::exit(status);
 }
 
-/// Runs each `--get` in its own thread; each prints its lines when done.
-fn start_gets(peer: &Arc<Peer>) -> Vec<std::thread::JoinHandle<bool>> {
-    peer.config()
-        .gets
-        .clone()
-        .into_iter()
-        .map(|name| {
-            let peer = peer.clone();
-            std::thread::spawn(move || match peer.get(&name) {
-                Ok(report) => {
-                    say(&report);
-                    true
-                }
-                Err(Error::Cancelled) => false,
-                Err(e) => {
-                    say_err(format_args!("error: {e}"));
-                    false
-                }
-            })
-        })
-        .collect()
+/// Starts each `--get` through the peer's background downloads; each
+/// prints its lines when done. The tickets say how they ended; the count
+/// is of those that could not even start.
+fn start_gets(peer: &Arc<Peer>) -> (Vec<Ticket>, usize) {
+    let (mut tickets, mut refused) = (Vec::new(), 0);
+    for name in peer.config().gets.clone() {
+        let started = downloads::get(peer, &name, Origin::Startup, |result| match result {
+            Ok(report) => say(report),
+            Err(Error::Cancelled) => {}
+            Err(e) => say_err(format_args!("error: {e}")),
+        });
+        match started {
+            Ok(ticket) => tickets.push(ticket),
+            Err(e) => {
+                say_err(format_args!("error: {e}"));
+                refused += 1;
+            }
+        }
+    }
+    (tickets, refused)
 }

@@ -312,10 +312,7 @@ fn reuse_local(
         return Ok(0);
     }
     let before = on_disk.clone();
-    // The target's weak sums come with record version 3; until then only
-    // the aligned pass runs.
-    let weak: &[u32] = &[];
-    let got = reuse::fill(record, weak, file, on_disk, &job.reuse, &job.cancel).map_err(|e| {
+    let got = reuse::fill(record, file, on_disk, &job.reuse, &job.cancel).map_err(|e| {
         Error::io(
             format!(
                 "copying local pieces into the partial file of {}",

@@ -103,13 +103,12 @@ pub struct Reused {
 
 /// Copies into `part` (the target's partial file, at its final size) every
 /// piece missing from `have` that a candidate holds, verified, and sets its
-/// bit. `weak`: the target's weak sum per piece (empty: no rolling pass).
+/// bit. The rolling pass looks for the weak sums of `target`'s record.
 /// Returns early, with what was copied so far (all of it valid), once
 /// `cancel` is set. An error is a failure to write `part`; a candidate
 /// that cannot be read is skipped.
 pub fn fill(
     target: &FileRecord,
-    weak: &[u32],
     part: &File,
     have: &mut Bitfield,
     candidates: &[Candidate],
@@ -125,14 +124,14 @@ pub fn fill(
         spans: Vec::new(),
         buf: Vec::new(),
     };
-    f.run(weak, candidates)?;
+    f.run(candidates)?;
     Ok(f.reused)
 }
 
 impl Filler<'_> {
     /// The aligned pass over every candidate, then the rolling pass over
     /// those marked `roll`.
-    fn run(&mut self, weak: &[u32], candidates: &[Candidate]) -> io::Result<()> {
+    fn run(&mut self, candidates: &[Candidate]) -> io::Result<()> {
         let wanted = self.missing_by_hash();
         // What the aligned pass took from each candidate.
         let mut taken: Vec<Vec<Span>> = Vec::with_capacity(candidates.len());
@@ -143,6 +142,7 @@ impl Filler<'_> {
             }
             taken.push(std::mem::take(&mut self.spans));
         }
+        let weak = &self.target.weak_sums;
         if weak.len() != self.target.piece_hashes.len() {
             return Ok(());
         }
@@ -150,7 +150,7 @@ impl Filler<'_> {
             if self.done() {
                 break;
             }
-            self.rolling(c, spans, weak)?;
+            self.rolling(c, spans)?;
         }
         Ok(())
     }
@@ -363,13 +363,13 @@ impl Filler<'_> {
     /// this way. The last piece, when short, is instead compared with the
     /// candidate's tail of the same length: a file that gained or lost
     /// bytes in its middle still ends the same way.
-    fn rolling(&mut self, c: &Candidate, taken: &[Span], weak: &[u32]) -> io::Result<()> {
+    fn rolling(&mut self, c: &Candidate, taken: &[Span]) -> io::Result<()> {
         let size = c.payload.size();
         let Some(verified) = verified_ranges(c, size) else {
             return Ok(());
         };
         self.tail(c, &verified)?;
-        let mut index = WeakIndex::new(self.target, self.have, weak);
+        let mut index = WeakIndex::new(self.target, self.have);
         if index.is_empty() {
             return Ok(());
         }
@@ -667,7 +667,8 @@ struct WeakIndex {
 }
 
 impl WeakIndex {
-    fn new(target: &FileRecord, have: &Bitfield, weak: &[u32]) -> WeakIndex {
+    fn new(target: &FileRecord, have: &Bitfield) -> WeakIndex {
+        let weak = &target.weak_sums;
         let mut map: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>> = HashMap::default();
         let mut at = 0;
         while let Some(p) = have.next(at, false) {
@@ -804,7 +805,6 @@ mod tests {
         dir: tempfile::TempDir,
         data: Vec<u8>,
         record: FileRecord,
-        weak: Vec<u32>,
         part: File,
         have: Bitfield,
     }
@@ -813,10 +813,6 @@ mod tests {
         fn new(data: Vec<u8>) -> Target {
             let dir = tempfile::tempdir().unwrap();
             let record = FileRecord::from_bytes("t", &data);
-            let weak = data
-                .chunks(record.piece_size() as usize)
-                .map(weak_sum)
-                .collect();
             let part = File::options()
                 .read(true)
                 .write(true)
@@ -830,7 +826,6 @@ mod tests {
                 dir,
                 data,
                 record,
-                weak,
                 part,
                 have,
             }
@@ -840,7 +835,6 @@ mod tests {
             let cancel = AtomicBool::new(false);
             let got = fill(
                 &self.record,
-                &self.weak,
                 &self.part,
                 &mut self.have,
                 candidates,
@@ -1063,7 +1057,7 @@ mod tests {
         // would hash every one of its 4 Mi windows.
         let zeros = vec![0u8; 4 << 20];
         let mut t = Target::new(random(PIECE, 14));
-        t.weak = vec![weak_sum(&[0u8; PIECE])];
+        t.record.weak_sums = vec![weak_sum(&[0u8; PIECE])];
         let c = Candidate {
             payload: Arc::new(zeros),
             record: None,
@@ -1081,7 +1075,7 @@ mod tests {
             spans: Vec::new(),
             buf: Vec::new(),
         };
-        f.run(&t.weak, &[c]).unwrap();
+        f.run(&[c]).unwrap();
         assert_eq!(f.reused.pieces, 0);
         assert_eq!(f.misses, FREE_MISSES + 1);
     }
@@ -1123,7 +1117,7 @@ mod tests {
         let mut t = Target::new(data.clone());
         let cancel = AtomicBool::new(true);
         let c = previous(Arc::new(data.clone()), &data, true);
-        let got = fill(&t.record, &t.weak, &t.part, &mut t.have, &[c], &cancel).unwrap();
+        let got = fill(&t.record, &t.part, &mut t.have, &[c], &cancel).unwrap();
         assert_eq!(got, Reused::default());
         assert_eq!(t.have.count(), 0);
     }

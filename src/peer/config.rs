@@ -4,6 +4,7 @@
 use crate::cli::{Arg, HttpConfig, HttpFlags, Parser};
 use crate::error::{Error, Result};
 use crate::names::{check_file_name, check_peer_id};
+use crate::peer::follow::Pattern;
 use crate::units::parse_size;
 use crate::wire::DEFAULT_TRACKER_PORT;
 use std::ffi::OsString;
@@ -12,10 +13,13 @@ use std::path::PathBuf;
 
 pub const USAGE: &str =
     "usage: peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [--dir DIR] [--serve]
-            [--get FILE]... [--upload-limit RATE] [--download-limit RATE]
+            [--get FILE]... [--follow PATTERN]... [--upload-limit RATE] [--download-limit RATE]
             [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
             [--advertise HOST[:PORT]] [--http-bind ADDR] [--http-host NAME]...
             [--secret-file FILE]
+PATTERN: a glob on item names (* any run, ? one character, [a-z] a class;
+  quote it: '*' follows everything); matching items are fetched and kept at
+  their current version, and the patterns are kept in DIR/follow
 RATE: bytes per second with an optional K, M or G suffix, binary and in any
   case: 500K = 500 KiB/s, 10M = 10m = 10MB = 10 MiB/s, 1G = 1 GiB/s
 --http PORT: the web UI and /metrics (0 picks a free port), on 127.0.0.1 unless
@@ -36,6 +40,8 @@ pub struct Config {
     pub dir: PathBuf,
     pub serve: bool,
     pub gets: Vec<String>,
+    /// `--follow` patterns, added to those kept in `<dir>/follow`.
+    pub follows: Vec<Pattern>,
     pub upload_limit: Option<u64>,
     pub download_limit: Option<u64>,
     pub neighbors: Vec<String>,
@@ -84,6 +90,7 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
         dir: PathBuf::new(),
         serve: false,
         gets: Vec::new(),
+        follows: Vec::new(),
         upload_limit: None,
         download_limit: None,
         neighbors: Vec::new(),
@@ -111,6 +118,12 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
                 let name = p.value()?;
                 check_file_name(&name).map_err(usage)?;
                 cfg.gets.push(name);
+            }
+            "--follow" => {
+                let pattern = Pattern::parse(&p.value()?).map_err(usage)?;
+                if !cfg.follows.contains(&pattern) {
+                    cfg.follows.push(pattern);
+                }
             }
             "--upload-limit" => cfg.upload_limit = Some(rate(&p.value()?).map_err(usage)?),
             "--download-limit" => cfg.download_limit = Some(rate(&p.value()?).map_err(usage)?),
@@ -248,6 +261,23 @@ mod tests {
     }
 
     #[test]
+    fn follow_patterns_repeat_and_are_checked() {
+        let c = parse(args(
+            "A 9000 t --follow * --follow logs-* --follow=v[0-9] --follow *",
+        ))
+        .unwrap()
+        .unwrap();
+        let texts: Vec<&str> = c.follows.iter().map(Pattern::as_str).collect();
+        assert_eq!(texts, ["*", "logs-*", "v[0-9]"], "a repeat is dropped");
+        assert!(parse(args("A 9000 t")).unwrap().unwrap().follows.is_empty());
+        match parse(args("A 9000 t --follow x/y")) {
+            Err(Error::Usage(e)) => assert!(e.contains("bad follow pattern"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(USAGE.contains("[--follow PATTERN]..."));
+    }
+
+    #[test]
     fn web_ui_flags() {
         let c = parse(args("A 9000 t --http 8080")).unwrap().unwrap();
         let h = c.http_config().unwrap();
@@ -288,6 +318,9 @@ mod tests {
             "A 9000 t:notaport",
             "A 9000 t --neighbor nohostport",
             "A 9000 t --ttl 0",
+            "A 9000 t --follow",
+            "A 9000 t --follow a/b",
+            "A 9000 t --follow [abc",
         ] {
             assert!(parse(args(bad)).is_err(), "{bad}");
         }

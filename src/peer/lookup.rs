@@ -100,8 +100,11 @@ impl Located {
                 search: None,
                 ..
             } => {
-                let holders = tracker_client::who_has(&tracker, &name)?;
-                let refresh: Refresh = Arc::new(move || tracker_client::who_has(&tracker, &name));
+                // Always this version's holders: a download never mixes
+                // versions, and finishes while the tracker keeps this one.
+                let holders = tracker_client::who_has(&tracker, &name, Some(&md5))?;
+                let refresh: Refresh =
+                    Arc::new(move || tracker_client::who_has(&tracker, &name, Some(&md5)));
                 Ok((holders, refresh))
             }
             How::Tracker {
@@ -113,7 +116,7 @@ impl Located {
                 // Its holders may be out of the tracker's reach (or it out
                 // of ours) while neighbours know some.
                 let ask = move || -> Result<Vec<Holder>> {
-                    let holders = match tracker_client::who_has(&tracker, &name) {
+                    let holders = match tracker_client::who_has(&tracker, &name, Some(&md5)) {
                         Ok(h) => h,
                         Err(e) if floodable(&e) => {
                             debug!("{name}: {e}; asking the neighbours");
@@ -138,7 +141,7 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
     let search = peer.searcher();
     match tracker_client::fetch_record(tracker, name) {
         Ok(record) => {
-            let mut holders = match (tracker_client::who_has(tracker, name), &search) {
+            let mut holders = match (tracker_client::who_has(tracker, name, None), &search) {
                 (Ok(h), _) => h,
                 (Err(e), Some(_)) if floodable(&e) => Vec::new(),
                 (Err(e), _) => return Err(e),

@@ -4,8 +4,11 @@
 pub mod announcer;
 pub mod bench;
 pub mod config;
+pub mod downloads;
+pub mod follow;
 pub mod lookup;
 pub mod progress_view;
+pub mod publish;
 pub mod seeding;
 pub mod serve;
 pub mod server;
@@ -71,6 +74,15 @@ pub struct Peer {
     /// Tracker-less search over UDP (None if its socket could not be bound
     /// and no `--neighbor` asked for it).
     search: Option<Arc<Search>>,
+    /// Every background download (`--get`, a terminal's `get`, the web
+    /// page's Fetch, following): one cap, one record of outcomes.
+    downloads: Arc<downloads::Downloads>,
+    /// The follow patterns, and the way to the follow thread.
+    following: follow::Following,
+    /// Held while `files/` and the store change together (a new version
+    /// swapped in) and while the watcher compares them, so the watcher
+    /// never takes our own swap for a user's edit.
+    swapping: Mutex<()>,
 }
 
 /// The result of a finished `get`, printed as the contract's lines.
@@ -138,7 +150,8 @@ impl Peer {
     pub fn start(config: Config) -> Result<Arc<Peer>> {
         let store = Store::open(&config.dir)?;
         let lock = lock_dir(&config)?;
-        let records = store.scan()?;
+        let (following, follow_events) = follow::Following::open(&config.dir, &config.follows)?;
+        let found = store.scan(&|r, previous| assign_version(&config, r, previous))?;
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
             Error::Usage(format!(
@@ -161,23 +174,27 @@ impl Peer {
             Err(e) => return Err(e),
         };
         let (session, commands) = Session::new();
+        let cancel = Arc::new(AtomicBool::new(false));
         let peer = Arc::new(Peer {
             upload: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
             download: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
             store,
             session,
-            cancel: Arc::new(AtomicBool::new(false)),
+            downloads: downloads::Downloads::new(cancel.clone()),
+            following,
+            cancel,
             active: Mutex::new(HashMap::new()),
             listen: addr,
             search,
             config,
             metrics: Arc::new(PeerMetrics::default()),
+            swapping: Mutex::new(()),
             _lock: lock,
         });
         bench::clear_scratch(&peer.scratch_dir());
+        let shared = peer.publish_found(found);
         info!(
-            "{} files shared from {}",
-            records.len(),
+            "{shared} files shared from {}",
             peer.store.files_dir().display()
         );
         let server_peer = peer.clone();
@@ -201,6 +218,8 @@ impl Peer {
         spawn("tracker-session", move || {
             tracker_client::run(session_peer, commands)
         })?;
+        let follow_peer = peer.clone();
+        spawn("follow", move || follow::run(follow_peer, follow_events))?;
         if let Some(search) = &peer.search {
             let (s, search_peer) = (search.clone(), peer.clone());
             spawn("search-udp", move || {
@@ -213,6 +232,53 @@ impl Peer {
             }
         }
         Ok(peer)
+    }
+
+    /// Publishes the items found in `files/` at start and shares those
+    /// the tracker takes (or all, when it cannot be reached: they are
+    /// published when it answers). Returns how many are shared; the
+    /// others are logged with the reason.
+    fn publish_found(&self, found: Vec<store::Prepared>) -> usize {
+        let mut reachable = true;
+        let mut shared = 0;
+        for item in found {
+            let name = item.record.name.clone();
+            if reachable {
+                match self.publish_record(&item.record) {
+                    Ok(()) => {}
+                    Err(e) => match publish::refusal(&e) {
+                        publish::Refusal::Conflict => {
+                            warn!("not sharing {name}: {e}");
+                            continue;
+                        }
+                        publish::Refusal::Outdated => info!("{name}: {e}"),
+                        publish::Refusal::Other => {
+                            warn!("{e}; items are published when the tracker answers");
+                            reachable = false;
+                        }
+                    },
+                }
+            }
+            self.store.insert_prepared(item);
+            shared += 1;
+        }
+        shared
+    }
+
+    /// Sends `record` to the tracker (NEW_FILE) as this peer.
+    fn publish_record(&self, record: &FileRecord) -> Result<()> {
+        tracker_client::publish(&self.config.tracker, &self.config.id, record)
+    }
+
+    /// The version this peer publishes for a freshly hashed item
+    /// (`publish::assign`).
+    fn versioned(&self, hashed: FileRecord, previous: Option<&FileRecord>) -> FileRecord {
+        assign_version(&self.config, hashed, previous)
+    }
+
+    /// Holds `swapping` (see the field).
+    pub(crate) fn swap_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.swapping.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The settings it was started with.
@@ -248,6 +314,16 @@ impl Peer {
     /// The `/metrics` page.
     pub fn metrics_text(&self) -> String {
         crate::metrics::render(&self.metrics.samples(self.lock_active().len()))
+    }
+
+    /// The background downloads (`downloads::get` starts one).
+    pub fn downloads(&self) -> &Arc<downloads::Downloads> {
+        &self.downloads
+    }
+
+    /// The follow patterns (`follow`, `unfollow`, `following`).
+    pub fn following(&self) -> &follow::Following {
+        &self.following
     }
 
     /// Whether the tracker answered the session's last exchange.
@@ -292,27 +368,39 @@ impl Peer {
         self.config.dir.join("partial")
     }
 
-    /// Downloads `name` into `files/`, verified, and announces it.
+    /// Downloads `name` into `files/`, verified, and announces it. An
+    /// older version of it in `files/` is updated: the new one is fetched
+    /// beside it (reusing what it can of it) and swapped in whole. A
+    /// version that is replaced while it downloads is followed by the
+    /// next one: one file in `files/` never mixes two versions.
     pub fn get(&self, name: &str) -> Result<GetReport> {
         let started = Instant::now();
         check_file_name(name)?;
-        if let Some(f) = self.store.get(name) {
-            info!("{name} is already in files/");
-            return Ok(GetReport {
-                name: name.to_string(),
-                bytes: f.record.size,
-                resumed: 0,
-                reused: 0,
-                md5: f.record.md5,
-                secs: 0.0,
-                sources: Vec::new(),
-            });
+        let mut tries = 0;
+        loop {
+            match self.get_current(name, started) {
+                Err(e) if tries < MAX_SUPERSEDED && self.superseded(name, &e) => {
+                    tries += 1;
+                    info!("{name}: a new version appeared while it downloaded; fetching that");
+                }
+                other => return other,
+            }
         }
+    }
+
+    /// Fetching updates of an item: what `follow` runs, the same as `get`.
+    pub fn update(&self, name: &str) -> Result<GetReport> {
+        self.get(name)
+    }
+
+    /// One try of `get`: the swarm's current version of `name`.
+    fn get_current(&self, name: &str, started: Instant) -> Result<GetReport> {
+        let held = self.store.get(name);
         let dest = self.store.files_dir().join(name);
-        if dest.symlink_metadata().is_ok() {
+        if held.is_none() && dest.symlink_metadata().is_ok() {
             return Err(Error::Conflict(format!(
-                "{} exists but is not shared (still changing, or refused: the log says why); \
-                 move it away first",
+                "{} exists but is not shared (still changing, or refused: the log says why), \
+                 so the swarm's {name} is not fetched over it; move it away first",
                 dest.display()
             )));
         }
@@ -323,12 +411,33 @@ impl Peer {
             record,
             outcome,
             active,
-        } = self.fetch(name, name, &self.partial_dir(), true)?;
+        } = match self.fetch_unless_held(name, held.as_deref())? {
+            Some(f) => f,
+            None => {
+                let f = held.expect("held");
+                info!("{name} in files/ is the swarm's current version");
+                return Ok(GetReport {
+                    name: name.to_string(),
+                    bytes: f.record.size,
+                    resumed: 0,
+                    reused: 0,
+                    md5: f.record.md5,
+                    secs: 0.0,
+                    sources: Vec::new(),
+                });
+            }
+        };
         let resumed = active.resumed_bytes(record.size);
         let reused = active.reused_bytes(record.size);
         drop(active);
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
+        if let Some(old) = held.filter(|f| f.record.md5 != record.md5) {
+            info!(
+                "{name}: version {} replaces version {}",
+                record.version, old.record.version
+            );
+        }
         Ok(GetReport {
             name: name.to_string(),
             bytes: record.size,
@@ -339,6 +448,25 @@ impl Peer {
             secs: started.elapsed().as_secs_f64(),
             sources: outcome.sources,
         })
+    }
+
+    /// Whether `e`, the end of a download of `name`, came from the swarm
+    /// moving to another version meanwhile (then the next one is fetched).
+    fn superseded(&self, name: &str, e: &Error) -> bool {
+        if matches!(e, Error::Cancelled | Error::Usage(_) | Error::Local(_)) {
+            return false;
+        }
+        let Some(partial) = self.partial_md5(name) else {
+            return false;
+        };
+        tracker_client::fetch_record(&self.config.tracker, name).is_ok_and(|r| r.md5 != partial)
+    }
+
+    /// The whole-file MD5 of the last download of `name` (its resume state).
+    fn partial_md5(&self, name: &str) -> Option<Md5Digest> {
+        let paths = crate::layout::Paths::new(&self.partial_dir(), name);
+        let bytes = fs::read(paths.state).ok()?;
+        download::resume::state_md5(&bytes)
     }
 
     /// Fetches `name` into `partial_dir` and verifies it, without placing
@@ -357,6 +485,35 @@ impl Peer {
         share: bool,
     ) -> Result<Fetched<'_>> {
         let found = lookup::locate(self, name)?;
+        self.fetch_found(found, key, partial_dir, share)
+    }
+
+    /// `get`'s fetch: None when `held` is already the swarm's version.
+    fn fetch_unless_held(
+        &self,
+        name: &str,
+        held: Option<&SharedFile>,
+    ) -> Result<Option<Fetched<'_>>> {
+        let found = lookup::locate(self, name)?;
+        if let Some(f) = held.filter(|f| f.record.same_content(&found.record)) {
+            if *f.record != *found.record {
+                // The same bytes under a later version (a handover).
+                self.relabel(f, found.record.clone())?;
+            }
+            return Ok(None);
+        }
+        self.fetch_found(found, name, &self.partial_dir(), true)
+            .map(Some)
+    }
+
+    fn fetch_found(
+        &self,
+        found: lookup::Located,
+        key: &str,
+        partial_dir: &Path,
+        share: bool,
+    ) -> Result<Fetched<'_>> {
+        let name = &found.record.name.clone();
         let record = found.record.clone();
         let progress = Arc::new(Progress {
             name: key.to_string(),
@@ -413,10 +570,11 @@ impl Peer {
         self.config.dir.join("download_times.csv")
     }
 
-    /// Moves a verified file into `files/` atomically, starts serving it
-    /// and tells the tracker.
+    /// Moves a verified file into `files/` atomically (over the older
+    /// version there, if any), starts serving it and tells the tracker.
     fn adopt(&self, part: &Path, dest: &Path, record: Arc<FileRecord>) -> Result<()> {
-        if dest.symlink_metadata().is_ok() {
+        let held = self.store.get(&record.name).is_some();
+        if !held && dest.symlink_metadata().is_ok() {
             return Err(Error::Conflict(format!(
                 "{} appeared while downloading; the verified copy stays at {}",
                 dest.display(),
@@ -428,11 +586,7 @@ impl Peer {
             self.session.new_file(record);
             return Ok(());
         }
-        fs::rename(part, dest)
-            .map_err(|e| Error::io(format!("moving the download into {}", dest.display()), e))?;
-        let file =
-            File::open(dest).map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
-        self.store.insert(record.clone(), file);
+        self.swap_in(part, dest, record.clone())?;
         self.session.new_file(record);
         Ok(())
     }
@@ -462,10 +616,9 @@ impl Peer {
             }
             return Err(e);
         }
-        fs::rename(&tree, dest)
-            .map_err(|e| Error::io(format!("moving the folder into {}", dest.display()), e))?;
+        self.swap_in(&tree, dest, record.clone())?;
         let _ = fs::remove_file(part);
-        self.store.insert_folder(record.clone(), dest)
+        Ok(())
     }
 
     /// Copies a file or a folder into `files/` and announces it. The
@@ -508,9 +661,11 @@ impl Peer {
     }
 
     /// Shares a file or a folder already written at `tmp` (from
-    /// `scratch_path`) under `name`: hashes it, asks the tracker, then
-    /// moves it into `files/` instead of copying. `tmp` is gone
-    /// afterwards, shared or not.
+    /// `scratch_path`) under `name`: hashes it, publishes it, then moves
+    /// it into `files/` instead of copying. New content under a name this
+    /// peer shares already is the name's next version: it replaces the
+    /// item in one step once the tracker has taken it (only the owner's
+    /// is). `tmp` is gone afterwards, shared or not.
     pub fn share_scratch(
         &self,
         name: &str,
@@ -522,33 +677,33 @@ impl Peer {
         let folder = tmp.symlink_metadata().is_ok_and(|m| m.is_dir());
         // The record describes the copy we will serve, whatever happens to
         // the source meanwhile.
-        let record = Arc::new(if folder {
+        let hashed = if folder {
             crate::tree::record_of_folder(name, tmp)?
         } else {
             FileRecord::from_file(name, tmp)?
-        });
-        if let Some(existing) = self.store.get(name) {
-            if existing.record.md5 == record.md5 {
-                return Ok((existing.record.clone(), Some("already shared".into())));
-            }
-            return Err(Error::Conflict(format!(
-                "files/{name} already holds different content; rename one of them"
-            )));
+        };
+        let existing = self.store.get(name);
+        if let Some(f) = existing.as_ref().filter(|f| f.record.same_content(&hashed)) {
+            return Ok((f.record.clone(), Some("already shared".into())));
         }
         let dest = self.store.files_dir().join(name);
-        if dest.symlink_metadata().is_ok() {
+        if existing.is_none() && dest.symlink_metadata().is_ok() {
             // Copied in and not picked up by the watcher yet: the same
             // bytes are simply shared where they are.
             let (found, note) = self.share_in_place(name)?;
-            if found.md5 != record.md5 {
+            if !found.same_content(&hashed) {
                 return Err(Error::Conflict(format!(
-                    "files/{name} already holds different content; rename one of them"
+                    "files/{name} already holds different content that is not shared yet; \
+                     rename one of them"
                 )));
             }
             return Ok((found, note));
         }
+        self.refuse_if_followed(name, "share")?;
+        let record = Arc::new(self.versioned(hashed, self.store.last_record(name).as_ref()));
         let note = match self.session.new_file_wait(
             &self.config.tracker,
+            &self.config.id,
             record.clone(),
             Duration::from_secs(10),
         ) {
@@ -556,18 +711,92 @@ impl Peer {
             Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => Some(msg),
             Err(e) => return Err(e),
         };
-        fs::rename(tmp, &dest)
+        self.swap_in(tmp, &dest, record.clone())?;
+        // Now in the store: the session announces it at once.
+        self.session.announce_now();
+        if existing.is_some() {
+            info!("{name}: published version {}", record.version);
+        }
+        Ok((record, note))
+    }
+
+    /// Moves a verified item from `new` (in `partial/`, the same file
+    /// system) into `files/` in one step, over the version there if any,
+    /// and serves it from then on. The old version is served until then.
+    fn swap_in(&self, new: &Path, dest: &Path, record: Arc<FileRecord>) -> Result<()> {
+        let _swapping = self.swap_lock();
+        crate::fsutil::replace(new, dest)
             .map_err(|e| Error::io(format!("moving into {}", dest.display()), e))?;
-        if folder {
-            self.store.insert_folder(record.clone(), &dest)?;
+        if record.folder.is_some() {
+            self.store.insert_folder(record, dest)
+        } else {
+            let file = File::open(dest)
+                .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
+            self.store.insert(record, file);
+            Ok(())
+        }
+    }
+
+    /// A followed item is receive-only: `what` (share, an upload) may not
+    /// publish other content under its name.
+    fn refuse_if_followed(&self, name: &str, what: &str) -> Result<()> {
+        if self.follows(name) {
+            return Err(Error::Usage(format!(
+                "{name} is followed here, so it is receive-only: a {what} under its name \
+                 is never published; `unfollow` the pattern first, or use another name"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a follow pattern of this peer matches `name`.
+    pub fn follows(&self, _name: &str) -> bool {
+        false
+    }
+
+    /// Makes `to` the owner of `name`, which this peer owns: the same
+    /// content published as the next version with the new owner (holders
+    /// take it without fetching anything). From then on only `to`
+    /// publishes new versions.
+    pub fn handover(&self, name: &str, to: &str) -> Result<Arc<FileRecord>> {
+        check_file_name(name)?;
+        crate::names::check_peer_id(to)?;
+        let held = self.store.get(name).ok_or_else(|| {
+            Error::NotFound(format!(
+                "{name} is not in files/ here; `myfiles` lists what is"
+            ))
+        })?;
+        let current = &held.record;
+        if !current.owner.is_empty() && current.owner != self.config.id {
+            return Err(Error::Usage(format!(
+                "{name} is owned by {}, not by this peer ({}); only its owner hands it over",
+                current.owner, self.config.id
+            )));
+        }
+        if current.owner == to {
+            return Err(Error::Usage(format!("{name} is owned by {to} already")));
+        }
+        let record = Arc::new((**current).clone().versioned(current.version + 1, to));
+        self.publish_record(&record)?;
+        self.relabel(&held, record.clone())?;
+        self.session.announce_now();
+        Ok(record)
+    }
+
+    /// Serves `held` under `record`, a later version of the same bytes
+    /// (a handover): nothing to fetch nor move.
+    fn relabel(&self, held: &SharedFile, record: Arc<FileRecord>) -> Result<()> {
+        debug_assert!(held.record.same_content(&record));
+        let _swapping = self.swap_lock();
+        let dest = self.store.files_dir().join(&record.name);
+        if record.folder.is_some() {
+            self.store.insert_folder(record, &dest)
         } else {
             let file = File::open(&dest)
                 .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
-            self.store.insert(record.clone(), file);
+            self.store.insert(record, file);
+            Ok(())
         }
-        // Now in the store: the session announces it at once.
-        self.session.announce_now();
-        Ok((record, note))
     }
 
     /// Whether `path` is an item directly inside `files/` (by its real
@@ -597,13 +826,16 @@ impl Peer {
     /// Shares an item the watcher found in `files/` (or `share` named
     /// there): hashes it (or takes its cached record), publishes the
     /// record, and serves it. A tracker that cannot be reached only
-    /// delays the publishing; a name the tracker keeps for other content
-    /// is refused and the item is not served.
+    /// delays the publishing; a name another peer owns is refused and the
+    /// item is not served, nor is an old version of the name.
     pub(crate) fn share_found(&self, name: &str) -> Result<Arc<FileRecord>> {
-        let found = self.store.prepare(name)?;
+        let found = self
+            .store
+            .prepare(name, &|r, previous| self.versioned(r, previous))?;
         let record = found.record.clone();
         match self.session.new_file_wait(
             &self.config.tracker,
+            &self.config.id,
             record.clone(),
             Duration::from_secs(10),
         ) {
@@ -656,13 +888,27 @@ impl Peer {
     /// Returns a line per `get` that stopped, saying what was kept.
     pub fn shutdown(&self) -> Vec<String> {
         let stopping: Vec<Arc<Progress>> = self.active().into_iter().filter(|p| p.kept).collect();
+        // Asked for but not begun: they will not start now.
+        let never_started: Vec<String> = self
+            .downloads
+            .waiting()
+            .into_iter()
+            .filter(|(_, origin)| *origin != downloads::Origin::Follow)
+            .map(|(name, _)| {
+                format!("{name}: waiting its turn, not started; run `get {name}` to fetch it")
+            })
+            .collect();
         self.cancel.store(true, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(3);
         while !self.lock_active().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.leave();
-        stopping.iter().map(|p| kept_line(p)).collect()
+        stopping
+            .iter()
+            .map(|p| kept_line(p))
+            .chain(never_started)
+            .collect()
     }
 }
 
@@ -687,6 +933,10 @@ pub struct Fetched<'a> {
     /// Keeps the download listed (and its key taken) until dropped.
     pub active: ActiveGuard<'a>,
 }
+
+/// How many times a `get` moves on to a newer version that appeared
+/// while it downloaded, before it gives up.
+const MAX_SUPERSEDED: u32 = 3;
 
 /// Stops serving a download's partial file however the download ends; a
 /// finished one is served from `files/` by then.
@@ -752,6 +1002,18 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
         md5,
         sources: Vec::new(),
     })
+}
+
+/// `publish::assign` with the swarm's record of the name, asked of the
+/// tracker (none when it cannot be reached: the peer's own last record
+/// still keeps versions going up).
+fn assign_version(
+    config: &Config,
+    hashed: FileRecord,
+    previous: Option<&FileRecord>,
+) -> FileRecord {
+    let swarm = tracker_client::fetch_record(&config.tracker, &hashed.name).ok();
+    publish::assign(hashed, swarm.as_ref(), previous, &config.id)
 }
 
 /// The lock file in the peer's directory.

@@ -54,6 +54,11 @@ pub trait Library {
     type File: Served;
     /// The file by that name, complete or being downloaded here.
     fn find(&self, name: &str) -> Option<Self::File>;
+    /// The version of `name` whose whole-file MD5 is `md5` (a peer that
+    /// updates holds the old version whole and the new one in part).
+    fn find_version(&self, name: &str, md5: &Md5Digest) -> Option<Self::File> {
+        self.find(name).filter(|f| f.record().md5 == *md5)
+    }
     /// This peer's id, for the errors it sends.
     fn id(&self) -> &str;
 }
@@ -189,9 +194,9 @@ impl<F: Served> Serve<F> {
     }
 
     fn open<L: Library<File = F>>(&mut self, name: &str, md5: &Md5Digest, lib: &L) -> Result<()> {
-        let f = match lib.find(name) {
-            Some(f) if f.record().md5 == *md5 => f,
-            Some(_) => {
+        let f = match lib.find_version(name, md5) {
+            Some(f) => f,
+            None if lib.find(name).is_some() => {
                 self.out.push(PeerReply::error(&Error::NotFound(format!(
                     "{} holds a different version of {name}",
                     lib.id()

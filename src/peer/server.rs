@@ -49,6 +49,9 @@ impl Library for Peer {
     fn find(&self, name: &str) -> Option<Arc<SharedFile>> {
         self.store.servable(name)
     }
+    fn find_version(&self, name: &str, md5: &crate::record::Md5Digest) -> Option<Arc<SharedFile>> {
+        self.store.servable_version(name, md5)
+    }
     fn id(&self) -> &str {
         &self.config.id
     }

@@ -1,5 +1,6 @@
 //! The peer's shell: one command per line from stdin, run one after another.
 
+use super::downloads::{self, Origin, Ticket};
 use super::progress_view::{status_line, LiveBar, View};
 use super::{bench, Peer};
 use crate::console::{say, say_err, say_partial, Console};
@@ -18,7 +19,15 @@ pub const HELP: &str = "commands:
   myfiles                 the local files, each with size and MD5
   files                   every file the swarm knows of
   share <path>            copy a file or a folder into files/ and announce it
-  status                  downloads in progress, with progress bars
+                          (new content under a name you own: its next version)
+  handover <item> <peer>  make another peer id the owner of an item you own
+  status                  downloads in progress, with progress bars, those
+                          waiting their turn, and how the last ones ended
+  follow <pattern>        keep every item whose name matches in files/ at
+                          its current version (* any run, ? one character,
+                          [a-z] a class); kept across restarts
+  unfollow <pattern>      stop following it (what it fetched stays)
+  following               the follow patterns
   bench <file> [runs]     download it runs times (default 5) into a scratch
                           place, append times to download_times.csv,
                           print mean/min/max
@@ -36,7 +45,11 @@ pub enum Command {
     MyFiles,
     Files,
     Share(String),
+    Handover(String, String),
     Status,
+    Follow(String),
+    Unfollow(String),
+    Following,
     Bench(String, u32),
     Stress(String, u32),
     Exit,
@@ -76,7 +89,21 @@ pub fn parse(line: &str) -> Result<Option<Command>> {
         "myfiles" => none(Command::MyFiles)?,
         "files" => none(Command::Files)?,
         "share" => Command::Share(arg("path")?),
+        "handover" => {
+            let both = arg("item> <peer")?;
+            match both.rsplit_once(char::is_whitespace) {
+                Some((item, to)) => Command::Handover(item.trim().to_string(), to.to_string()),
+                None => {
+                    return Err(Error::Usage(
+                        "handover needs an item and a peer id: handover <item> <peer>".into(),
+                    ))
+                }
+            }
+        }
         "status" => none(Command::Status)?,
+        "follow" => Command::Follow(arg("pattern")?),
+        "unfollow" => Command::Unfollow(arg("pattern")?),
+        "following" => none(Command::Following)?,
         "bench" => {
             let (name, runs) = bench::split_count(&arg("file")?)?;
             Command::Bench(name, runs.unwrap_or(bench::DEFAULT_RUNS))
@@ -172,7 +199,7 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
 struct Background {
     peer: Arc<Peer>,
     console: Option<&'static Console>,
-    gets: Vec<std::thread::JoinHandle<()>>,
+    gets: Vec<Ticket>,
     stop: Arc<AtomicBool>,
     ticker: Option<std::thread::JoinHandle<()>>,
 }
@@ -201,33 +228,31 @@ impl Background {
         }
     }
 
-    /// Starts `get name`; its lines are printed above the prompt when done.
+    /// Starts `get name` through the peer's background downloads; its
+    /// lines are printed above the prompt when done.
     fn get(&mut self, name: String) {
-        let peer = self.peer.clone();
-        self.gets.retain(|h| !h.is_finished());
-        let spawned = std::thread::Builder::new()
-            .name("get".into())
-            .spawn(move || match peer.get(&name) {
-                Ok(report) => say(&report),
-                Err(Error::Cancelled) => {}
-                Err(e) => say_err(format_args!("error: {e}")),
-            });
-        match spawned {
-            Ok(h) => self.gets.push(h),
-            Err(e) => say_err(format_args!("error: cannot start the download: {e}")),
+        self.gets.retain(|t| !t.is_finished());
+        let started = downloads::get(&self.peer, &name, Origin::Shell, |result| match result {
+            Ok(report) => say(report),
+            Err(Error::Cancelled) => {}
+            Err(e) => say_err(format_args!("error: {e}")),
+        });
+        match started {
+            Ok(ticket) => self.gets.push(ticket),
+            Err(e) => say_err(format_args!("error: {e}")),
         }
     }
 
     /// At `exit` or EOF: downloads still running stop and keep their
     /// blocks (as at Ctrl-C), saying so.
     fn finish(mut self) {
-        if self.gets.iter().any(|h| !h.is_finished()) {
+        if self.gets.iter().any(|t| !t.is_finished()) {
             for line in self.peer.shutdown() {
                 say(&line);
             }
         }
-        for h in self.gets.drain(..) {
-            let _ = h.join();
+        for t in self.gets.drain(..) {
+            t.wait();
         }
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.ticker.take() {
@@ -311,15 +336,35 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
                 let orphan = if f.holders == 0 { " (no holder)" } else { "" };
                 let _ = writeln!(
                     out,
-                    "{} {} {} holders={} seeders={}{}{orphan}",
+                    "{} {} {} holders={} seeders={} version={}{}{}{}{orphan}",
                     f.display_name(),
                     f.size,
                     hex(&f.md5),
                     f.holders,
                     f.seeders,
-                    f.folder.map(|n| format!(" files={n}")).unwrap_or_default()
+                    f.version,
+                    f.folder.map(|n| format!(" files={n}")).unwrap_or_default(),
+                    if f.owner.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" owner={}", f.owner)
+                    },
+                    if f.older > 0 {
+                        format!(" older={}", f.older)
+                    } else {
+                        String::new()
+                    }
                 );
             }
+        }
+        Command::Handover(item, to) => {
+            let record = peer.handover(&item, &to)?;
+            let _ = write!(
+                out,
+                "{} is owned by {to} from version {} on; only {to} publishes its next versions",
+                record.display_name(),
+                record.version
+            );
         }
         Command::Share(path) => {
             let path = expand_home(&path, std::env::var_os("HOME").as_deref());
@@ -329,22 +374,28 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
                 let _ = writeln!(out, "note: {note}");
             }
         }
-        Command::Status => {
-            let active = peer.active();
-            if active.is_empty() {
-                let _ = writeln!(out, "no downloads in progress");
+        Command::Status => out.push_str(&status(peer)),
+        Command::Follow(pattern) => {
+            if peer.following().follow(&pattern)? {
+                let _ = write!(out, "following {pattern}");
+            } else {
+                let _ = write!(out, "already following {pattern}");
             }
-            for p in active {
-                let view = View::of(&p);
-                // Since the start of this download, blocks found on disk
-                // at a resume or in local files left out.
-                let secs = p.started.elapsed().as_secs_f64();
-                let rate = if secs > 0.0 {
-                    (p.fetched_blocks() * BLOCK_SIZE as u64) as f64 / secs
-                } else {
-                    0.0
-                };
-                let _ = writeln!(out, "{}", status_line(&view, rate));
+        }
+        Command::Unfollow(pattern) => {
+            peer.following().unfollow(&pattern)?;
+            let _ = write!(
+                out,
+                "no longer following {pattern} (what it fetched stays in files/)"
+            );
+        }
+        Command::Following => {
+            let patterns = peer.following().patterns();
+            if patterns.is_empty() {
+                out.push_str("not following anything");
+            }
+            for p in patterns {
+                let _ = writeln!(out, "{p}");
             }
         }
         Command::Bench(name, runs) => {
@@ -366,6 +417,55 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         Command::Exit => {}
     }
     Ok(out.trim_end().to_string())
+}
+
+/// `status`: a line per download in progress (any kind), then those
+/// waiting their turn, then how the last background downloads ended.
+fn status(peer: &Peer) -> String {
+    let mut out = String::new();
+    let active = peer.active();
+    let waiting = peer.downloads().waiting();
+    if active.is_empty() && waiting.is_empty() {
+        let _ = writeln!(out, "no downloads in progress");
+    }
+    for p in active {
+        let view = View::of(&p);
+        // Since the start of this download, blocks found on disk at a
+        // resume or in local files left out.
+        let secs = p.started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            (p.fetched_blocks() * BLOCK_SIZE as u64) as f64 / secs
+        } else {
+            0.0
+        };
+        let _ = writeln!(out, "{}", status_line(&view, rate));
+    }
+    for (name, origin) in waiting {
+        let _ = writeln!(out, "{name} waiting its turn ({})", origin.label());
+    }
+    let recent = peer.downloads().recent();
+    if !recent.is_empty() {
+        let _ = writeln!(out, "recent background downloads, newest first:");
+    }
+    for o in recent {
+        let _ = writeln!(
+            out,
+            "  {} ago ({}) {}",
+            ago(o.at.elapsed().as_secs()),
+            o.origin.label(),
+            o.line()
+        );
+    }
+    out
+}
+
+/// `42 s`, `3 min`, `2 h`.
+fn ago(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        _ => format!("{} h", secs / 3600),
+    }
 }
 
 /// `<name> <bytes> <md5>` for a file. For a folder, `<name>/ <bytes>
@@ -449,5 +549,26 @@ mod tests {
         );
         assert!(parse("bench").is_err());
         assert!(parse("stress").is_err());
+        assert_eq!(
+            parse("follow logs-*").unwrap(),
+            Some(Command::Follow("logs-*".into()))
+        );
+        assert_eq!(
+            parse("unfollow my logs*").unwrap(),
+            Some(Command::Unfollow("my logs*".into()))
+        );
+        assert_eq!(parse("following").unwrap(), Some(Command::Following));
+        assert!(parse("follow").is_err());
+        assert!(parse("unfollow").is_err());
+        assert!(parse("following x").is_err());
+        assert!(HELP.contains("follow <pattern>") && HELP.contains("following"));
+    }
+
+    #[test]
+    fn ages_read_in_the_right_unit() {
+        assert_eq!(ago(0), "0 s");
+        assert_eq!(ago(119), "119 s");
+        assert_eq!(ago(120), "2 min");
+        assert_eq!(ago(7200), "2 h");
     }
 }

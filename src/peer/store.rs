@@ -9,7 +9,7 @@ use crate::download::reuse::{Candidate, Payload};
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
-use crate::record::FileRecord;
+use crate::record::{FileRecord, Md5Digest};
 use crate::tree::{fingerprint, Tree};
 use crate::wire::record_file::{self, Stored};
 use log::{info, warn};
@@ -95,6 +95,11 @@ impl Payload for SharedFile {
     }
 }
 
+/// Gives a freshly hashed record (version 1, no owner) the version this
+/// peer publishes, from the record it last had of the name
+/// (`peer::publish::assign`, with the swarm's record).
+pub type Versioner<'a> = &'a dyn Fn(FileRecord, Option<&FileRecord>) -> FileRecord;
+
 /// A file of `files/` hashed and opened, not yet shared.
 pub struct Prepared {
     pub record: Arc<FileRecord>,
@@ -129,9 +134,11 @@ impl Store {
         &self.files_dir
     }
 
-    /// Builds (or loads from cache) the record of every regular file in
-    /// `files/`. Files with names we would refuse are skipped with a warning.
-    pub fn scan(&self) -> Result<Vec<Arc<FileRecord>>> {
+    /// Builds (or loads from cache) the record of every regular file and
+    /// folder in `files/`, not shared yet (the caller publishes them
+    /// first). Items with names we would refuse are skipped with a warning.
+    /// `assign`: the version a freshly hashed item gets (`Versioner`).
+    pub fn scan(&self, assign: Versioner<'_>) -> Result<Vec<Prepared>> {
         let entries = fs::read_dir(&self.files_dir)
             .map_err(|e| Error::io(format!("listing {}", self.files_dir.display()), e))?;
         let mut out = Vec::new();
@@ -152,26 +159,18 @@ impl Store {
                 Ok(m) if m.is_file() || m.is_dir() => {}
                 _ => continue,
             }
-            match self.load(&name) {
-                Ok(r) => out.push(r),
+            match self.prepare(&name, assign) {
+                Ok(p) => out.push(p),
                 Err(e) => warn!("not sharing {name}: {e}"),
             }
         }
         Ok(out)
     }
 
-    /// Opens `files/<name>`, takes its record from the cache or hashes it,
-    /// and adds it to the shared set.
-    pub fn load(&self, name: &str) -> Result<Arc<FileRecord>> {
-        let found = self.prepare(name)?;
-        let record = found.record.clone();
-        self.insert_prepared(found);
-        Ok(record)
-    }
-
     /// Opens `files/<name>` and takes its record from the cache or hashes
-    /// it, without sharing it yet (the watcher publishes it first).
-    pub fn prepare(&self, name: &str) -> Result<Prepared> {
+    /// it, without sharing it yet (the watcher publishes it first). A
+    /// freshly hashed record gets its version from `assign`.
+    pub fn prepare(&self, name: &str, assign: Versioner<'_>) -> Result<Prepared> {
         check_file_name(name)?;
         let path = self.files_dir.join(name);
         let meta = path
@@ -184,7 +183,7 @@ impl Store {
             )));
         }
         if meta.is_dir() {
-            return self.prepare_folder(name, &path);
+            return self.prepare_folder(name, &path, assign);
         }
         // O_NOFOLLOW: a symlink swapped in since the check is not opened.
         let file = fs::OpenOptions::new()
@@ -211,6 +210,7 @@ impl Store {
                 if Stamp::of_file(&file) != stamp {
                     return Err(changed(&path));
                 }
+                let r = assign(r, self.last_record(name).as_ref());
                 self.save_cache(&r, &stamp);
                 r
             }
@@ -223,7 +223,7 @@ impl Store {
     }
 
     /// `prepare` for a folder: its stamp is the fingerprint of its tree.
-    fn prepare_folder(&self, name: &str, path: &Path) -> Result<Prepared> {
+    fn prepare_folder(&self, name: &str, path: &Path, assign: Versioner<'_>) -> Result<Prepared> {
         let stamp = fingerprint(path).ok_or_else(|| changed(path))?;
         let record = match self.cached(name, &stamp) {
             Some(r) if r.folder.is_some() => r,
@@ -233,6 +233,7 @@ impl Store {
                 if fingerprint(path) != Some(stamp) {
                     return Err(changed(path));
                 }
+                let r = assign(r, self.last_record(name).as_ref());
                 self.save_cache(&r, &stamp);
                 r
             }
@@ -330,6 +331,18 @@ impl Store {
             .or_else(|| read(&self.partials).get(name).cloned())
     }
 
+    /// The complete file or the download in progress of `name` whose MD5
+    /// is `md5`: while it updates, a peer serves both versions.
+    pub fn servable_version(&self, name: &str, md5: &Md5Digest) -> Option<Arc<SharedFile>> {
+        let complete = self.get(name).filter(|f| f.record.md5 == *md5);
+        complete.or_else(|| {
+            read(&self.partials)
+                .get(name)
+                .filter(|f| f.record.md5 == *md5)
+                .cloned()
+        })
+    }
+
     /// A complete file by name.
     pub fn get(&self, name: &str) -> Option<Arc<SharedFile>> {
         read(&self.files).get(name).cloned()
@@ -362,6 +375,17 @@ impl Store {
         crate::layout::local_file(&self.records_dir, name, "rec")
     }
 
+    /// The record this peer last had of `name` (of whatever content), for
+    /// the version that follows it.
+    pub fn last_record(&self, name: &str) -> Option<FileRecord> {
+        let bytes = fs::read(self.cache_path(name)).ok()?;
+        let (_, rest) = bytes.split_first_chunk::<{ Stamp::LEN }>()?;
+        match record_file::decode(rest).ok()? {
+            Stored::Current(r) if r.name == name => Some(r),
+            _ => None,
+        }
+    }
+
     fn cached(&self, name: &str, stamp: &Stamp) -> Option<FileRecord> {
         let bytes = fs::read(self.cache_path(name)).ok()?;
         let (head, rest) = bytes.split_first_chunk::<{ Stamp::LEN }>()?;
@@ -372,7 +396,7 @@ impl Store {
             Stored::Current(r) => r,
             Stored::Legacy(_) => {
                 // The file is here: hashing it again is the upgrade.
-                info!("the cached record of {name} is version 1 (MD5 piece hashes); hashing the file again for SHA-256 piece hashes");
+                info!("the cached record of {name} is of an older p2pshare; hashing the file again for the current record format");
                 return None;
             }
         };
@@ -415,7 +439,19 @@ mod tests {
         fs::write(store.files_dir().join("a.txt"), b"hello").unwrap();
         fs::create_dir(store.files_dir().join("subdir")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", store.files_dir().join("link")).unwrap();
-        let mut recs = store.scan().unwrap();
+        let assign = |r: FileRecord, _: Option<&FileRecord>| r.versioned(1, "A");
+        let scan = |s: &Store| -> Vec<Arc<FileRecord>> {
+            s.scan(&assign)
+                .unwrap()
+                .into_iter()
+                .map(|p| {
+                    let r = p.record.clone();
+                    s.insert_prepared(p);
+                    r
+                })
+                .collect()
+        };
+        let mut recs = scan(&store);
         recs.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(
             recs.len(),
@@ -437,7 +473,7 @@ mod tests {
         fs::write(store.files_dir().join("a.txt"), b"changed!").unwrap();
         let stamp = Stamp::of(&fs::metadata(again.files_dir().join("a.txt")).unwrap());
         assert!(again.cached("a.txt", &stamp).is_none());
-        let recs = again.scan().unwrap();
+        let recs = scan(&again);
         let a = recs.iter().find(|r| r.name == "a.txt").unwrap();
         assert_eq!(a.md5, crate::record::md5_of(b"changed!"));
     }
@@ -454,7 +490,9 @@ mod tests {
         .unwrap();
         fs::create_dir(store.files_dir().join("d")).unwrap();
         fs::write(store.files_dir().join("d/x"), [piece(3), piece(4)].concat()).unwrap();
-        store.scan().unwrap();
+        for p in store.scan(&|r, _| r).unwrap() {
+            store.insert_prepared(p);
+        }
         let mut found = store.reuse_candidates("a.bin");
         found.sort_by_key(|c| c.record.as_ref().unwrap().name.clone());
         let summary: Vec<_> = found
@@ -483,7 +521,7 @@ mod tests {
         part.set_len(want.len() as u64).unwrap();
         let mut have = Bitfield::new(2);
         let cancel = std::sync::atomic::AtomicBool::new(false);
-        crate::download::reuse::fill(&record, &[], &part, &mut have, &found, &cancel).unwrap();
+        crate::download::reuse::fill(&record, &part, &mut have, &found, &cancel).unwrap();
         assert!(have.is_full());
         assert_eq!(fs::read(dir.path().join("part")).unwrap(), want);
     }

@@ -70,10 +70,11 @@ impl Session {
     pub fn new_file_wait(
         &self,
         tracker: &str,
+        publisher: &str,
         record: Arc<FileRecord>,
         _timeout: Duration,
     ) -> Result<()> {
-        let result = publish(tracker, &record).map_err(|e| match e {
+        let result = publish(tracker, publisher, &record).map_err(|e| match e {
             Error::Remote { message, .. } => Error::Conflict(message),
             Error::Conflict(m) => Error::Conflict(m),
             other => Error::NoSources(format!(
@@ -114,15 +115,20 @@ fn holdings(store: &Store, joining: &HashMap<String, (Arc<FileRecord>, Sender<()
     for r in store.records() {
         out.insert(r.name.clone(), (r.md5, Held::Complete));
     }
+    // A download of another version than the one held whole is an
+    // update: announced instead, so the peers updating find each other
+    // (the tracker counts a peer in one version of a name).
     for p in store.partials() {
         let r = &p.record;
-        if !out.contains_key(&r.name) {
+        if out.get(&r.name).is_none_or(|(md5, _)| *md5 != r.md5) {
             let blocks = r.blocks_in(&p.have()).min(u32::MAX as u64) as u32;
             out.insert(r.name.clone(), (r.md5, Held::Partial(blocks)));
         }
     }
     for (name, (r, _)) in joining {
-        out.entry(name.clone()).or_insert((r.md5, Held::Partial(0)));
+        if out.get(name).is_none_or(|(md5, _)| *md5 != r.md5) {
+            out.insert(name.clone(), (r.md5, Held::Partial(0)));
+        }
     }
     out
 }
@@ -424,9 +430,19 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
                     // only its holders could publish it.
                     continue;
                 };
-                match publish(tracker, &record) {
+                match publish(tracker, &peer.config().id, &record) {
                     Ok(()) => announcer.release(&name),
-                    Err(e) => warn!("{name} not announced: {e}"),
+                    Err(e) => match super::publish::refusal(&e) {
+                        // The tracker knows the name from another owner
+                        // now (it lost our record, and someone else took
+                        // the name): no longer ours to share.
+                        super::publish::Refusal::Conflict => {
+                            warn!("not sharing {name} any more: {e}");
+                            peer.withdraw(&name);
+                        }
+                        super::publish::Refusal::Outdated => debug!("{name}: {e}"),
+                        super::publish::Refusal::Other => warn!("{name} not announced: {e}"),
+                    },
                 }
             }
         }
@@ -446,11 +462,13 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
     }
 }
 
-/// Sends a record with NEW_FILE on a fresh connection.
-pub fn publish(tracker: &str, record: &FileRecord) -> Result<()> {
+/// Sends a record with NEW_FILE on a fresh connection, as `publisher`
+/// (this peer's id).
+pub fn publish(tracker: &str, publisher: &str, record: &FileRecord) -> Result<()> {
     query(
         tracker,
         &TrackerRequest::NewFile {
+            publisher: publisher.to_string(),
             record: record.clone(),
         },
         |m| matches!(m, TrackerReply::Ok).then_some(()),
@@ -554,11 +572,17 @@ pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
     )
 }
 
-pub fn who_has(tracker: &str, name: &str) -> Result<Vec<Holder>> {
+/// Who holds `name`: its current version, or the version with `md5`.
+pub fn who_has(
+    tracker: &str,
+    name: &str,
+    md5: Option<&crate::record::Md5Digest>,
+) -> Result<Vec<Holder>> {
     query(
         tracker,
         &TrackerRequest::WhoHas {
             name: name.to_string(),
+            md5: md5.copied(),
         },
         |m| match m {
             TrackerReply::Holders { holders } => Some(holders),

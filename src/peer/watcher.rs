@@ -47,6 +47,9 @@ pub fn run(peer: Arc<Peer>) {
     let dir = peer.files_dir().to_path_buf();
     while !peer.is_cancelled() {
         std::thread::sleep(POLL_EVERY);
+        // The listing and the store seen together: never in the middle of
+        // a swap of ours.
+        let _swapping = peer.swap_lock();
         let listing = match list(&dir) {
             Ok(l) => l,
             Err(e) => {

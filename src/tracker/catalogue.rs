@@ -25,7 +25,7 @@
 use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
 use crate::error::{code, Error, Result};
 use crate::names::natural_cmp;
-use crate::record::{FileRecord, LegacyRecord, BLOCK_SIZE};
+use crate::record::{FileRecord, LegacyRecord, Md5Digest, BLOCK_SIZE};
 use crate::rng::Rng;
 use crate::units::hex;
 use crate::wire::message::MAX_HOLDERS;
@@ -124,6 +124,10 @@ struct FileEntry {
     holders: u32,
     /// Blocks held by the members still downloading.
     partial_blocks: u64,
+    /// Superseded by a newer version of its name: kept only while peers
+    /// still take part in it (a download under way finishes), never
+    /// listed, freed with its last member.
+    older: bool,
 }
 
 impl FileEntry {
@@ -190,7 +194,22 @@ pub struct Catalogue {
     sweep: usize,
     /// Names of version 1 records waiting for a holder to publish them again.
     legacy: HashMap<Box<str>, LegacyRecord>,
+    /// Per name, the entries of its older versions that peers still take
+    /// part in, oldest first.
+    older: BTreeMap<Box<str>, Vec<u32>>,
+    /// Older versions that became current again since the last
+    /// `take_promoted` (the newer one was withdrawn): the server saves
+    /// them over the withdrawn record on disk.
+    promoted: Vec<Arc<FileRecord>>,
+    /// Until then no name counts as abandoned: after a restart, owners
+    /// and holders have not announced yet.
+    names_held_until: Option<Instant>,
 }
+
+/// How long after a restart the tracker waits before a name with no
+/// holder and no live owner counts as abandoned: three announce
+/// intervals, so every live peer has registered again.
+pub const ABANDON_GRACE: Duration = Duration::from_secs(10);
 
 impl Default for Catalogue {
     fn default() -> Self {
@@ -206,6 +225,37 @@ pub fn unknown_peer(peer_id: &str) -> Error {
             "peer {peer_id} is not registered (it expired or registered again elsewhere); \
              register again"
         ),
+    }
+}
+
+/// The error for a version of a name that is no longer kept.
+pub fn superseded(name: &str, current: &FileRecord) -> Error {
+    Error::NotFound(format!(
+        "that version of {name} is no longer shared: the swarm has moved to version {} \
+         (md5 {})",
+        current.version,
+        hex(&current.md5)
+    ))
+}
+
+/// The error for new content from a peer that does not own the name.
+fn owned_by(known: &FileRecord) -> Error {
+    Error::Conflict(format!(
+        "{} is owned by {} (version {}, md5 {}): only its owner publishes new versions; \
+         rename your copy, or ask {} to hand the name over",
+        known.name,
+        owner_text(&known.owner),
+        known.version,
+        hex(&known.md5),
+        owner_text(&known.owner)
+    ))
+}
+
+fn owner_text(owner: &str) -> &str {
+    if owner.is_empty() {
+        "nobody"
+    } else {
+        owner
     }
 }
 
@@ -237,7 +287,16 @@ impl Catalogue {
             samples: VecDeque::new(),
             sweep: 0,
             legacy: HashMap::new(),
+            older: BTreeMap::new(),
+            promoted: Vec::new(),
+            names_held_until: None,
         }
+    }
+
+    /// No name counts as abandoned before `until` (`ABANDON_GRACE` after
+    /// the tracker started: its peers have not registered again yet).
+    pub fn hold_names_until(&mut self, until: Instant) {
+        self.names_held_until = Some(until);
     }
 
     /// Adds a record read back from disk. False when the name is taken.
@@ -285,6 +344,7 @@ impl Catalogue {
             seeders: 0,
             holders: 0,
             partial_blocks: 0,
+            older: false,
         };
         let name: Box<str> = entry.record.name.as_str().into();
         let idx = match self.free_files.pop() {
@@ -307,13 +367,63 @@ impl Catalogue {
     /// record is dropped, and its name is free for new content. A peer
     /// that still has the old content later is told the name is unknown
     /// and publishes it again.
+    /// If peers still take part in an older version of the name, the
+    /// newest of those becomes current again (it is what the swarm has).
     fn withdraw_file(&mut self, file: u32) {
+        let name = self.files[file as usize].record.name.clone();
+        self.free_entry(file);
+        match self.pop_older(&name) {
+            Some(back) => {
+                self.files[back as usize].older = false;
+                self.by_name.insert(name.as_str().into(), back);
+                self.promoted.push(self.files[back as usize].record.clone());
+            }
+            None => {
+                self.by_name.remove(name.as_str());
+                self.withdrawn.push(name);
+            }
+        }
+    }
+
+    /// Forgets an entry's record; the slot is reused for the next one.
+    fn free_entry(&mut self, file: u32) {
         let f = &mut self.files[file as usize];
-        let name = f.record.name.clone();
-        f.record = Arc::new(FileRecord::from_bytes(&name, &[]));
-        self.by_name.remove(name.as_str());
+        f.record = Arc::new(FileRecord::from_bytes(&f.record.name, &[]));
+        f.older = false;
         self.free_files.push(file);
-        self.withdrawn.push(name);
+    }
+
+    /// The newest older version of `name`, taken out of the older list.
+    fn pop_older(&mut self, name: &str) -> Option<u32> {
+        let list = self.older.get_mut(name)?;
+        let back = list.pop();
+        if list.is_empty() {
+            self.older.remove(name);
+        }
+        back
+    }
+
+    /// An older version lost its last member: nobody downloads it any
+    /// more, so it is forgotten.
+    fn drop_older_if_unused(&mut self, file: u32) {
+        let f = &self.files[file as usize];
+        if !f.older || !f.members.is_empty() {
+            return;
+        }
+        let name: Box<str> = f.record.name.as_str().into();
+        if let Some(list) = self.older.get_mut(&name) {
+            list.retain(|&i| i != file);
+            if list.is_empty() {
+                self.older.remove(&name);
+            }
+        }
+        self.free_entry(file);
+    }
+
+    /// Records that became current again (`withdraw_file`) since the last
+    /// call: the server writes them to disk.
+    pub fn take_promoted(&mut self) -> Vec<Arc<FileRecord>> {
+        std::mem::take(&mut self.promoted)
     }
 
     /// Names whose records were dropped since the last call (the server
@@ -322,18 +432,29 @@ impl Catalogue {
         std::mem::take(&mut self.withdrawn)
     }
 
-    /// A record shared with NEW_FILE. Ok(true) when it is new (the caller
-    /// persists it), Ok(false) when an identical one is known; a record
-    /// under a known name with other content is refused, the first stays
-    /// (until its last member withdraws it, `withdraw_file`).
-    pub fn publish(&mut self, record: FileRecord) -> Result<bool> {
+    /// A record shared with NEW_FILE by `publisher` (a peer id, or empty)
+    /// from address `from`. Ok(true) when it is new (the caller persists
+    /// it), Ok(false) when an identical one is known. A name has one owner
+    /// (README, *Updating a fleet*): only the owner publishes the next
+    /// version (or hands the name over by publishing it with another
+    /// owner); other content under the name is refused, the current
+    /// version stays (until its last member withdraws it,
+    /// `withdraw_file`), unless the name is abandoned: no live peer takes
+    /// part in any version of it and its owner is not live either.
+    pub fn publish(
+        &mut self,
+        record: FileRecord,
+        publisher: &str,
+        from: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<bool> {
         let name = record.name.clone();
         let Some(&idx) = self.by_name.get(name.as_str()) else {
             if let Some(old) = self.legacy.get(name.as_str()) {
                 if !old.matches(&record) {
                     return Err(Error::Conflict(format!(
-                        "{name} is already shared with different content (md5 {}, {} bytes); \
-                         rename your file",
+                        "{name} is already shared with different content (md5 {}, {} bytes) \
+                         by a peer of an older p2pshare; rename your file",
                         hex(&old.md5),
                         old.size
                     )));
@@ -343,22 +464,123 @@ impl Catalogue {
             self.insert_file(record);
             return Ok(true);
         };
-        let known = &self.files[idx as usize].record;
-        if known.md5 != record.md5 || known.size != record.size {
-            return Err(Error::Conflict(format!(
-                "{name} is already shared with different content (md5 {}, {} bytes); \
-                 rename your file",
-                hex(&known.md5),
-                known.size
-            )));
+        let known = self.files[idx as usize].record.clone();
+        if *known == record {
+            return Ok(false);
         }
-        if **known != record {
-            return Err(Error::Conflict(format!(
-                "{name} is already shared with the same md5 but different piece \
-                 hashes; rename your file"
-            )));
+        if record.version <= known.version {
+            return Err(self.stale_version(&known, &record));
         }
-        Ok(false)
+        if !self.may_publish(&known, publisher, from, now) {
+            return Err(owned_by(&known));
+        }
+        self.supersede(idx);
+        self.insert_file(record);
+        Ok(true)
+    }
+
+    /// Why a record no newer than the current one is refused: an older
+    /// version (OUTDATED: its holder keeps it, a follower updates it), or
+    /// other content, or another owner, for the same version (CONFLICT).
+    fn stale_version(&self, known: &FileRecord, record: &FileRecord) -> Error {
+        if record.version < known.version {
+            return Error::Remote {
+                code: code::OUTDATED,
+                message: format!(
+                    "{} is already at version {} (md5 {}, owner {}); yours is version {}: \
+                     `get {}` fetches the current one",
+                    known.name,
+                    known.version,
+                    hex(&known.md5),
+                    owner_text(&known.owner),
+                    record.version,
+                    known.name
+                ),
+            };
+        }
+        if record.same_content(known) {
+            return Error::Conflict(format!(
+                "{} version {} is known with another owner ({}); ask them to hand it over",
+                known.name,
+                known.version,
+                owner_text(&known.owner)
+            ));
+        }
+        Error::Conflict(format!(
+            "{} is already shared with different content (md5 {}, {} bytes, version {}, \
+             owner {}); rename your file",
+            known.name,
+            hex(&known.md5),
+            known.size,
+            known.version,
+            owner_text(&known.owner)
+        ))
+    }
+
+    /// Whether `publisher`, at `from`, may publish a new version over
+    /// `known`: the name is unowned, `publisher` owns it (and, if live,
+    /// is live at that address), or nobody holds or owns it any more.
+    fn may_publish(
+        &self,
+        known: &FileRecord,
+        publisher: &str,
+        from: Option<IpAddr>,
+        now: Instant,
+    ) -> bool {
+        if known.owner.is_empty() {
+            return true;
+        }
+        if publisher == known.owner {
+            return match (self.live_host(publisher, now), from) {
+                (Some(Host::Ip(ip)), Some(from)) => *ip == from.to_canonical(),
+                _ => true,
+            };
+        }
+        self.is_abandoned(&known.name, &known.owner, now)
+    }
+
+    /// No live peer takes part in any version of `name`, its owner is not
+    /// live, and the tracker has been up long enough to know.
+    fn is_abandoned(&self, name: &str, owner: &str, now: Instant) -> bool {
+        if self.names_held_until.is_some_and(|t| now < t) {
+            return false;
+        }
+        let current_empty = self
+            .by_name
+            .get(name)
+            .is_none_or(|&i| self.files[i as usize].members.is_empty());
+        current_empty && !self.older.contains_key(name) && self.live_host(owner, now).is_none()
+    }
+
+    /// Where a live peer is, if `peer_id` is one.
+    fn live_host(&self, peer_id: &str, now: Instant) -> Option<&Host> {
+        let p = self.peer(*self.by_id.get(peer_id)?);
+        (now <= p.deadline).then_some(&p.host)
+    }
+
+    /// The current version of a name makes way for a newer one: kept as
+    /// an older version while peers take part in it, else forgotten.
+    fn supersede(&mut self, file: u32) {
+        let f = &mut self.files[file as usize];
+        let name: Box<str> = f.record.name.as_str().into();
+        self.by_name.remove(&name);
+        if f.members.is_empty() {
+            self.free_entry(file);
+        } else {
+            f.older = true;
+            self.older.entry(name).or_default().push(file);
+        }
+    }
+
+    /// The entry of `name` whose record has `md5`: the current version or
+    /// an older one still kept.
+    fn version_of(&self, name: &str, md5: &Md5Digest) -> Option<u32> {
+        let current = self.by_name.get(name).copied();
+        let older = self.older.get(name).into_iter().flatten().copied();
+        current
+            .into_iter()
+            .chain(older)
+            .find(|&i| self.files[i as usize].record.md5 == *md5)
     }
 
     /// Starts a session for `peer_id`. Registering again replaces the old
@@ -448,23 +670,45 @@ impl Catalogue {
         p.deadline = now + interval * MISSED_INTERVALS;
         let mut unknown = vec![false; entries.len()];
         for (i, e) in entries.iter().enumerate() {
-            let Some(&file) = self.by_name.get(e.name) else {
+            if !self.by_name.contains_key(e.name) {
                 unknown[i] = e.held != Held::Gone;
+                continue;
+            }
+            let Some(file) = self.version_of(e.name, &e.md5) else {
                 continue;
             };
             let f = &self.files[file as usize];
-            if f.record.md5 != e.md5 {
-                continue;
-            }
             let state = match e.held {
                 Held::Gone => None,
                 Held::Complete => Some(State::Complete),
                 Held::Partial(n) if n >= f.record.block_count() => Some(State::Complete),
                 Held::Partial(n) => Some(State::Partial(n)),
             };
+            if state.is_some() {
+                self.leave_other_versions(slot, file);
+            }
             self.set_holding(slot, file, state, now);
         }
         Ok(Announced { unknown, interval })
+    }
+
+    /// A peer takes part in one version of a name: announcing one drops
+    /// what it held of the others (it updated, or gave an update up).
+    fn leave_other_versions(&mut self, slot: u32, file: u32) {
+        let name = &self.files[file as usize].record.name;
+        let others: Vec<u32> = self
+            .peer(slot)
+            .holdings
+            .iter()
+            .map(|h| h.file)
+            .filter(|&f| f != file && self.files[f as usize].record.name == *name)
+            .collect();
+        for f in others {
+            let p = self.peer_mut(slot);
+            let i = p.holdings.iter().position(|h| h.file == f).expect("held");
+            let h = p.holdings.swap_remove(i);
+            self.drop_member(f, h.pos, h.state);
+        }
     }
 
     /// Sets (or, with `None`, drops) what peer `slot` holds of `file`.
@@ -536,6 +780,7 @@ impl Catalogue {
                 h.pos = pos;
             }
         }
+        self.drop_older_if_unused(file);
     }
 
     fn remove_slot(&mut self, slot: u32) {
@@ -635,9 +880,22 @@ impl Catalogue {
                     holders: f.holders,
                     seeders: f.seeders,
                     folder: f.record.folder.as_ref().map(|m| m.file_count() as u32),
+                    version: f.record.version,
+                    owner: f.record.owner.clone(),
+                    older: self.older_members(&f.record.name),
                 }
             })
             .collect()
+    }
+
+    /// Live peers taking part in an older version of `name`.
+    fn older_members(&self, name: &str) -> u32 {
+        self.older
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&i| self.files[i as usize].members.len() as u32)
+            .sum()
     }
 
     pub fn record(&self, name: &str) -> Option<Arc<FileRecord>> {
@@ -649,8 +907,16 @@ impl Catalogue {
     /// or all of it, and peers that started downloading it (they will have
     /// pieces to trade soon). A random sample of `MAX_HOLDERS` when there
     /// are more.
-    pub fn holders(&mut self, name: &str) -> Result<Vec<Holder>> {
-        let &file = self.by_name.get(name).ok_or_else(|| self.missing(name))?;
+    /// With `md5`, those of that version of it (the current one or an
+    /// older one still kept).
+    pub fn holders(&mut self, name: &str, md5: Option<&Md5Digest>) -> Result<Vec<Holder>> {
+        let &current = self.by_name.get(name).ok_or_else(|| self.missing(name))?;
+        let file = match md5 {
+            None => current,
+            Some(m) => self
+                .version_of(name, m)
+                .ok_or_else(|| superseded(name, &self.files[current as usize].record))?,
+        };
         let picked = self
             .rng
             .sample(&self.files[file as usize].members, MAX_HOLDERS);

@@ -70,6 +70,7 @@ impl Tracker {
     pub fn start(config: &Config) -> Result<Tracker> {
         let store = Store::open(&config.data)?;
         let mut catalogue = Catalogue::new();
+        catalogue.hold_names_until(Instant::now() + catalogue::ABANDON_GRACE);
         let on_disk = store.load();
         let loaded = on_disk.records.len();
         for r in on_disk.records {
@@ -83,7 +84,9 @@ impl Tracker {
             store.dir().display(),
             match catalogue.legacy_count() {
                 0 => String::new(),
-                n => format!("; {n} version 1 records wait for a holder to publish them again"),
+                n => format!(
+                    "; {n} records of an older p2pshare wait for a holder to publish them again"
+                ),
             }
         );
         let want = SocketAddr::new(config.bind, config.port);

@@ -24,7 +24,7 @@ use crate::net::gate::{self, Ticket};
 use crate::net::Conn;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info, warn};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -117,12 +117,23 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
         .name("tracker-reaper".into())
         .spawn(move || loop {
             std::thread::sleep(REAP_EVERY / REAP_PARTS);
-            let (gone, withdrawn) = {
+            let (gone, withdrawn, promoted) = {
                 let mut c = shared.lock();
                 let gone = c.expire_part(REAP_PARTS as usize, Instant::now());
-                (gone, c.take_withdrawn())
+                (gone, c.take_withdrawn(), c.take_promoted())
             };
             forget_records(&shared, withdrawn);
+            for r in promoted {
+                info!(
+                    "{} version {} withdrawn; version {} is current again",
+                    r.name,
+                    r.version + 1,
+                    r.version
+                );
+                if let Err(e) = shared.store.save(&r) {
+                    warn!("{e}");
+                }
+            }
             if gone.len() > 8 {
                 info!(
                     "{} peers gone (silent for 3 announce intervals)",
@@ -174,7 +185,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
             Ok(None) => break,
             Ok(Some(msg)) => {
                 shared.counters.query();
-                on_message(shared, msg)
+                on_message(shared, msg, from.ip())
             }
             // The whole frame was read: answer and carry on.
             Err(e @ Error::BadName { .. }) => (TrackerReply::error(&e), false),
@@ -206,19 +217,26 @@ fn protocol_error(text: &str) -> TrackerReply {
 }
 
 /// The answer to one query, and whether to close afterwards.
-fn on_message(shared: &Shared, msg: TrackerRequest) -> (TrackerReply, bool) {
+fn on_message(shared: &Shared, msg: TrackerRequest, from: IpAddr) -> (TrackerReply, bool) {
     match msg {
-        TrackerRequest::NewFile { record } => {
+        TrackerRequest::NewFile { publisher, record } => {
             let name = record.name.clone();
-            let (size, pieces) = (record.size, record.piece_count());
+            let (size, pieces, version) = (record.size, record.piece_count(), record.version);
             let added = {
                 let mut c = shared.lock();
-                c.publish(record)
+                c.publish(record, &publisher, Some(from), Instant::now())
                     .map(|new| if new { c.record(&name) } else { None })
             };
             match added {
                 Ok(Some(record)) => {
-                    info!("new file {name} ({size} bytes, {pieces} pieces)");
+                    info!(
+                        "new file {name} version {version} ({size} bytes, {pieces} pieces) from {}",
+                        if publisher.is_empty() {
+                            "a client"
+                        } else {
+                            &publisher
+                        }
+                    );
                     // On disk before the OK: an acknowledged record
                     // survives a restart.
                     if let Err(e) = shared.store.save(&record) {
@@ -257,8 +275,8 @@ fn on_message(shared: &Shared, msg: TrackerRequest) -> (TrackerReply, bool) {
                 Err(e) => (TrackerReply::error(&e), false),
             }
         }
-        TrackerRequest::WhoHas { name } => {
-            let holders = shared.lock().holders(&name);
+        TrackerRequest::WhoHas { name, md5 } => {
+            let holders = shared.lock().holders(&name, md5.as_ref());
             match holders {
                 Ok(holders) => (TrackerReply::Holders { holders }, false),
                 Err(e) => (TrackerReply::error(&e), false),
@@ -306,6 +324,9 @@ mod tests {
                 holders: 0,
                 seeders: 0,
                 folder: Some(1),
+                version: 1,
+                owner: "o".repeat(64),
+                older: 0,
             })
             .collect();
         let fitted = fit_frame(many);

@@ -4,8 +4,9 @@
 //! announced), Download (every file the swarm knows: fetch, watch, save),
 //! About. `/api/progress` feeds the live bars.
 //!
-//! A fetch runs `Peer::get` on a `web-fetch` thread of its own (at most
-//! `MAX_FETCHES` at once); its outcome stays in `fetches` for the page.
+//! A fetch is a background download (`peer::downloads`, with `--get`, a
+//! terminal's `get` and following: one cap, one record of outcomes); the
+//! Download page and `/api/progress` show where each name stands.
 
 use super::escape::{
     attachment, html, human_bytes, json_num, json_str, percent_decode, percent_encode, query_param,
@@ -15,6 +16,7 @@ use super::{asset, method_not_allowed, render, App, Page};
 use crate::error::{code, Error};
 use crate::fsutil::RemoveOnDrop;
 use crate::names::check_file_name;
+use crate::peer::downloads::{self, Origin, State};
 use crate::peer::{Peer, SharedFile};
 use crate::record::BLOCK_SIZE;
 use crate::units::{fraction, hex, mbps, percent};
@@ -25,16 +27,11 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 /// The largest file taken from a browser. Bigger files are shared by
 /// copying them into `files/` or with the shell's `share`.
 pub const MAX_UPLOAD: u64 = 16 << 30;
-/// Downloads started from the web UI that may run at once.
-pub const MAX_FETCHES: usize = 8;
-/// Finished fetches remembered for the Download page.
-const MAX_FINISHED: usize = 64;
-
 const NAV: [(&str, &str); 4] = [
     ("/", "Home"),
     ("/upload", "Upload"),
@@ -42,50 +39,8 @@ const NAV: [(&str, &str); 4] = [
     ("/about", "About"),
 ];
 
-#[derive(Clone)]
-enum FetchState {
-    Running,
-    Done { bytes: u64, secs: f64 },
-    Failed(String),
-}
-
-/// Fetches started from the web UI, by name.
-#[derive(Default)]
-struct Fetches {
-    map: BTreeMap<String, (FetchState, u64)>,
-    /// Orders entries, so the oldest finished ones are forgotten first.
-    seq: u64,
-}
-
-impl Fetches {
-    fn running(&self) -> usize {
-        self.map
-            .values()
-            .filter(|(s, _)| matches!(s, FetchState::Running))
-            .count()
-    }
-
-    fn set(&mut self, name: &str, state: FetchState) {
-        self.seq += 1;
-        self.map.insert(name.to_string(), (state, self.seq));
-        while self.map.len() - self.running() > MAX_FINISHED {
-            let oldest = self
-                .map
-                .iter()
-                .filter(|(_, (s, _))| !matches!(s, FetchState::Running))
-                .min_by_key(|(_, (_, seq))| *seq)
-                .map(|(n, _)| n.clone());
-            match oldest {
-                Some(n) => self.map.remove(&n),
-                None => break,
-            };
-        }
-    }
-}
-
 pub struct PeerUi {
     peer: Arc<Peer>,
-    fetches: Arc<Mutex<Fetches>>,
     /// Names being uploaded: a second upload of one of them waits its turn.
     uploads: Mutex<HashSet<String>>,
 }
@@ -94,13 +49,8 @@ impl PeerUi {
     pub fn new(peer: Arc<Peer>) -> Arc<PeerUi> {
         Arc::new(PeerUi {
             peer,
-            fetches: Arc::default(),
             uploads: Mutex::default(),
         })
-    }
-
-    fn lock_fetches(&self) -> MutexGuard<'_, Fetches> {
-        self.fetches.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -315,56 +265,16 @@ impl PeerUi {
         })
     }
 
-    /// Starts `Peer::get(name)` on a thread of its own; returns the name.
+    /// Starts `Peer::get(name)` as a background download (it may wait
+    /// its turn); returns the name.
     fn start_fetch(&self, head: &Head) -> Result<String, HttpError> {
         let name = name_param(head)?;
-        {
-            let mut fetches = self.lock_fetches();
-            if let Some((FetchState::Running, _)) = fetches.map.get(&name) {
-                return Err(HttpError::new(
-                    409,
-                    format!("{name} is already being fetched"),
-                ));
-            }
-            if fetches.running() >= MAX_FETCHES {
-                return Err(HttpError::new(
-                    503,
-                    format!(
-                        "{MAX_FETCHES} downloads are already running from the web UI; \
-                         wait for one to finish"
-                    ),
-                ));
-            }
-            fetches.set(&name, FetchState::Running);
-        }
-        let (peer, fetches, n) = (self.peer.clone(), self.fetches.clone(), name.clone());
-        let spawned = std::thread::Builder::new()
-            .name("web-fetch".into())
-            .spawn(move || {
-                let state = match peer.get(&n) {
-                    Ok(report) => {
-                        info!("web UI fetch: {report}");
-                        FetchState::Done {
-                            bytes: report.bytes,
-                            secs: report.secs,
-                        }
-                    }
-                    Err(e) => {
-                        info!("web UI fetch of {n} failed: {e}");
-                        FetchState::Failed(e.to_string())
-                    }
-                };
-                fetches
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .set(&n, state);
-            });
-        if let Err(e) = spawned {
-            let msg = format!("cannot start a download thread: {e}");
-            self.lock_fetches()
-                .set(&name, FetchState::Failed(msg.clone()));
-            return Err(HttpError::new(500, msg));
-        }
+        let n = name.clone();
+        downloads::get(&self.peer, &name, Origin::Web, move |result| match result {
+            Ok(report) => info!("web UI fetch: {report}"),
+            Err(e) => info!("web UI fetch of {n} failed: {e}"),
+        })
+        .map_err(to_http)?;
         Ok(name)
     }
 
@@ -564,13 +474,13 @@ or shared with the peer's <code>share</code> command.</p>
                 )
             } else {
                 match fetches.get(&f.name) {
-                    Some(FetchState::Running) => {
+                    Some(State::Running | State::Waiting) => {
                         let p = active.iter().find(|p| p.name == f.name);
                         bar(p.map_or(0.0, |p| {
                             fraction(p.done_blocks.load(Ordering::Relaxed), p.total_blocks)
                         }))
                     }
-                    Some(FetchState::Failed(msg)) => format!(
+                    Some(State::Failed(msg)) => format!(
                         "<span class=\"error\">{}</span> {}",
                         html(msg),
                         fetch_form(&f.name, "Retry")
@@ -638,17 +548,16 @@ own pages.</p>
         self.page("About", "/about", "about", main)
     }
 
-    fn fetch_states(&self) -> BTreeMap<String, FetchState> {
-        self.lock_fetches()
-            .map
-            .iter()
-            .map(|(n, (s, _))| (n.clone(), s.clone()))
-            .collect()
+    /// Where each background download stands (this page's fetches,
+    /// `--get`, a terminal's `get`, following).
+    fn fetch_states(&self) -> BTreeMap<String, State> {
+        self.peer.downloads().states()
     }
 
     /// `{"connected", "file_count", "active": [...], "fetches": [...]}`:
-    /// downloads in progress (from the shell, `--get` or this UI) and the
-    /// fetches started here, with their outcome.
+    /// downloads in progress (any kind) and the background downloads
+    /// (this page's fetches, `--get`, following, ...), with their outcome;
+    /// one waiting its turn is `running` at 0.
     fn progress_json(&self) -> Response {
         let active = self.peer.active();
         let mut out = format!(
@@ -674,18 +583,18 @@ own pages.</p>
         out.push_str("],\"fetches\":[");
         for (i, (name, state)) in self.fetch_states().iter().enumerate() {
             let (state, frac, message) = match state {
-                FetchState::Running => {
+                State::Running | State::Waiting => {
                     let frac = active.iter().find(|p| &p.name == name).map_or(0.0, |p| {
                         fraction(p.done_blocks.load(Ordering::Relaxed), p.total_blocks)
                     });
                     ("running", frac, String::new())
                 }
-                FetchState::Done { bytes, secs } => (
+                State::Done(done) => (
                     "done",
                     1.0,
-                    format!("{} in {secs:.1} s", human_bytes(*bytes)),
+                    format!("{} in {:.1} s", human_bytes(done.bytes), done.secs),
                 ),
-                FetchState::Failed(m) => ("failed", 0.0, m.clone()),
+                State::Failed(m) => ("failed", 0.0, m.clone()),
             };
             let _ = write!(
                 out,
@@ -952,19 +861,6 @@ mod tests {
         let full = io::Error::from(io::ErrorKind::StorageFull);
         assert_eq!(status_of(&Error::io("writing", full)), 507);
         assert_eq!(status_of(&Error::NoSources("x".into())), 502);
-    }
-
-    #[test]
-    fn finished_fetches_are_bounded() {
-        let mut f = Fetches::default();
-        f.set("running", FetchState::Running);
-        for i in 0..MAX_FINISHED + 10 {
-            f.set(&format!("f{i}"), FetchState::Failed("x".into()));
-        }
-        assert_eq!(f.map.len(), MAX_FINISHED + 1);
-        assert!(f.map.contains_key("running"));
-        assert!(!f.map.contains_key("f0"), "the oldest went first");
-        assert_eq!(f.running(), 1);
     }
 
     #[test]

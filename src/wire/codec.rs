@@ -60,6 +60,11 @@ impl<'a> Decoder<'a> {
         self.buf.len() - self.pos
     }
 
+    /// The next byte, not consumed.
+    pub fn peek_u8(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
             return Err(Error::protocol(format!(

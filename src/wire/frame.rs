@@ -6,8 +6,9 @@ use std::io::{self, Read, Write};
 
 pub const HEADER_LEN: usize = 5;
 /// Largest frame anyone sends: a record with 65,536 SHA-256 piece hashes
-/// (2 MiB) or a holder list, plus headroom for names and counts.
-pub const MAX_FRAME: usize = (2 << 20) + (64 << 10);
+/// (2 MiB) and as many weak sums (256 KiB) or a holder list, plus headroom
+/// for names and counts.
+pub const MAX_FRAME: usize = (2 << 20) + (256 << 10) + (64 << 10);
 /// What a block server accepts from its clients: only small requests.
 pub const MAX_CONTROL_FRAME: usize = 64 << 10;
 

@@ -64,6 +64,12 @@ pub struct FileSummary {
     pub seeders: u32,
     /// A folder: how many files it holds. None for a file.
     pub folder: Option<u32>,
+    /// The current version of the name, and who owns it (may be empty).
+    pub version: u32,
+    pub owner: String,
+    /// Live peers that take part in an older version of the name (not yet
+    /// updated).
+    pub older: u32,
 }
 
 impl FileSummary {
@@ -200,6 +206,9 @@ pub(crate) fn get_files(d: &mut Decoder<'_>) -> Result<Vec<FileSummary>> {
                 1 => Some(d.u32()?),
                 other => return Err(Error::protocol(format!("FILE_LIST kind {other}"))),
             },
+            version: d.u32()?,
+            owner: get_owner(d)?,
+            older: d.u32()?,
         });
     }
     Ok(files)
@@ -220,15 +229,36 @@ pub(crate) fn put_files(out: &mut Vec<u8>, files: &[FileSummary]) {
                 put_u32(out, n);
             }
         }
+        put_u32(out, f.version);
+        put_str(out, &f.owner);
+        put_u32(out, f.older);
     }
 }
 
-/// The smallest FILE_LIST entry: a one-byte name, a file.
-pub const FILE_ENTRY_MIN: usize = 3 + 8 + 16 + 8 + 1;
+/// The smallest FILE_LIST entry: a one-byte name, a file, no owner.
+pub const FILE_ENTRY_MIN: usize = 3 + 8 + 16 + 8 + 1 + 4 + 2 + 4;
 
 /// The bytes of one FILE_LIST entry.
 pub fn file_entry_len(f: &FileSummary) -> usize {
-    2 + f.name.len() + 8 + 16 + 8 + 1 + if f.folder.is_some() { 4 } else { 0 }
+    2 + f.name.len()
+        + 8
+        + 16
+        + 8
+        + 1
+        + if f.folder.is_some() { 4 } else { 0 }
+        + 4
+        + 2
+        + f.owner.len()
+        + 4
+}
+
+/// A record's or a listing's owner: a peer id, or empty (nobody).
+pub(crate) fn get_owner(d: &mut Decoder<'_>) -> Result<String> {
+    let id = d.str(MAX_OWNER_BYTES)?;
+    if !id.is_empty() {
+        check_peer_id(id)?;
+    }
+    Ok(id.to_string())
 }
 
 /// REQUEST and CANCEL: handle, first block, 1 to 64 blocks.
@@ -278,16 +308,32 @@ pub(crate) fn get_name(d: &mut Decoder<'_>) -> Result<String> {
 /// Bytes `put_record` writes for `r`.
 pub(crate) fn record_len(r: &FileRecord) -> usize {
     // version, kind, name (2+n), size, block size, blocks per piece, md5,
-    // count, hashes, and a folder's manifest (rare: measured by encoding)
+    // item version, owner (2+m), count, hashes, weak sums, and a folder's
+    // manifest (rare: measured by encoding)
     let manifest = r.folder.as_ref().map_or(0, |m| {
         let mut out = Vec::new();
         put_manifest(&mut out, m);
         out.len()
     });
-    1 + 1 + 2 + r.name.len() + 8 + 4 + 4 + 16 + 4 + r.piece_hashes.len() * PIECE_HASH_LEN + manifest
+    1 + 1
+        + 2
+        + r.name.len()
+        + 8
+        + 4
+        + 4
+        + 16
+        + 4
+        + 2
+        + r.owner.len()
+        + 4
+        + r.piece_hashes.len() * (PIECE_HASH_LEN + WEAK_SUM_LEN)
+        + manifest
 }
 
 const PIECE_HASH_LEN: usize = std::mem::size_of::<PieceHash>();
+const WEAK_SUM_LEN: usize = 4;
+/// The longest owner: a peer id.
+const MAX_OWNER_BYTES: usize = MAX_PEER_ID_BYTES;
 const LEGACY_HASH_LEN: usize = 16;
 
 pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
@@ -305,9 +351,14 @@ pub(crate) fn put_record(out: &mut Vec<u8>, r: &FileRecord) {
     put_u32(out, r.block_size);
     put_u32(out, r.blocks_per_piece);
     out.extend_from_slice(&r.md5);
+    put_u32(out, r.version);
+    put_str(out, &r.owner);
     put_u32(out, r.piece_hashes.len() as u32);
     for h in &r.piece_hashes {
         out.extend_from_slice(h);
+    }
+    for w in &r.weak_sums {
+        put_u32(out, *w);
     }
     if let Some(m) = &r.folder {
         put_manifest(out, m);
@@ -373,8 +424,9 @@ pub(crate) fn get_manifest(d: &mut Decoder<'_>) -> Result<Manifest> {
 
 /// A version 1 record began with its name's length, whose first byte is
 /// always 0 (names are at most 255 bytes): that is how one is told apart.
+/// A version 2 record began with 2.
 pub(crate) fn is_legacy_record(body: &[u8]) -> bool {
-    body.first() == Some(&0)
+    matches!(body.first(), Some(&0) | Some(&2))
 }
 
 pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
@@ -384,6 +436,12 @@ pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
             return Err(Error::protocol(
                 "a version 1 record (MD5 piece hashes), which this version no longer \
                  accepts: the sender runs an older p2pshare",
+            ))
+        }
+        2 => {
+            return Err(Error::protocol(
+                "a version 2 record (no item version nor owner), which this version no \
+                 longer accepts: the sender runs an older p2pshare",
             ))
         }
         v => {
@@ -397,11 +455,18 @@ pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
         return Err(Error::protocol(format!("record kind {kind} is unknown")));
     }
     let (name, size, block_size, blocks_per_piece, md5) = get_record_head(d)?;
-    let n = d.count(PIECE_HASH_LEN, MAX_PIECES as usize)?;
+    let version = d.u32()?;
+    let owner = get_owner(d)?;
+    let n = d.count(PIECE_HASH_LEN + WEAK_SUM_LEN, MAX_PIECES as usize)?;
     let piece_hashes = d
         .take(n * PIECE_HASH_LEN)?
         .chunks_exact(PIECE_HASH_LEN)
         .map(|c| c.try_into().expect("32-byte chunk"))
+        .collect();
+    let weak_sums = d
+        .take(n * WEAK_SUM_LEN)?
+        .chunks_exact(WEAK_SUM_LEN)
+        .map(|c| u32::from_be_bytes(c.try_into().expect("4-byte chunk")))
         .collect();
     // A file's record ends here (its message's decoder refuses what is
     // left); a folder's manifest follows.
@@ -417,7 +482,10 @@ pub(crate) fn get_record(d: &mut Decoder<'_>) -> Result<FileRecord> {
         blocks_per_piece,
         md5,
         piece_hashes,
+        weak_sums,
         folder,
+        version,
+        owner,
     };
     record.validate()?;
     Ok(record)
@@ -429,9 +497,23 @@ fn get_record_head(d: &mut Decoder<'_>) -> Result<(String, u64, u32, u32, Md5Dig
     Ok((get_name(d)?, d.u64()?, d.u32()?, d.u32()?, d.array()?))
 }
 
-/// A version 1 record (MD5 piece hashes), read only to upgrade what is on
-/// disk: its piece hashes are checked for count and then dropped.
+/// A version 1 or 2 record, read only to upgrade what is on disk: its
+/// piece hashes are checked for count and then dropped (and a version 2
+/// folder's manifest skipped).
 pub(crate) fn get_legacy_record(d: &mut Decoder<'_>) -> Result<LegacyRecord> {
+    if d.peek_u8() == Some(2) {
+        d.u8()?;
+        let kind = d.u8()?;
+        let (name, size, block_size, blocks_per_piece, md5) = get_record_head(d)?;
+        let n = d.count(PIECE_HASH_LEN, MAX_PIECES as usize)?;
+        d.take(n * PIECE_HASH_LEN)?;
+        if kind == KIND_FOLDER {
+            get_manifest(d)?;
+        }
+        let legacy = LegacyRecord { name, size, md5 };
+        legacy.validate(block_size, blocks_per_piece, n)?;
+        return Ok(legacy);
+    }
     let (name, size, block_size, blocks_per_piece, md5) = get_record_head(d)?;
     let n = d.count(LEGACY_HASH_LEN, MAX_PIECES as usize)?;
     d.take(n * LEGACY_HASH_LEN)?;
@@ -535,7 +617,10 @@ pub(crate) mod tests {
             blocks_per_piece: 1,
             md5: [9; 16],
             piece_hashes: vec![[1; 32], [2; 32], [3; 32]],
+            weak_sums: vec![1, 2, 3],
             folder: None,
+            version: 1,
+            owner: String::new(),
         }
     }
 
@@ -727,12 +812,12 @@ pub(crate) mod tests {
         let hi = "49f68a5c8493ec2c0bf489821c21fc3b";
         let sha_hi = "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4";
         let expected = format!(
-            "0000006f85 02 01 000174 0000000000000002 00001000 00000001 {hi} 00000001 {sha_hi} \
-             01 00000002 01000161 0000000000000002 {hi} 00000165"
+            "0000007985 03 01 000174 0000000000000002 00001000 00000001 {hi} 00000001 0000 \
+             00000001 {sha_hi} 013900d1 01 00000002 01000161 0000000000000002 {hi} 00000165"
         )
         .replace(' ', "");
         assert_eq!(crate::units::hex(&frame), expected);
-        assert_eq!(frame.len(), 115);
+        assert_eq!(frame.len(), 125);
         assert_eq!(
             crate::wire::record_file::decode(&frame).unwrap(),
             crate::wire::record_file::Stored::Current(r)

@@ -1,8 +1,9 @@
 //! A file record as it is kept on disk (the tracker's `records/`, the
 //! peer's record cache): the RECORD frame, the same bytes as on the wire,
 //! and nothing after it. Decoding also recognises a version 1 record (MD5
-//! piece hashes, written before records had a version) so its owner can
-//! upgrade it; such a record is never used to verify anything.
+//! piece hashes, written before records had a version) and a version 2
+//! record (no item version, owner nor weak sums) so its owner can upgrade
+//! it; such a record is never used to verify anything.
 
 use super::codec::Decoder;
 use super::message::{get_legacy_record, is_legacy_record, ty};
@@ -64,7 +65,7 @@ pub fn decode_current(bytes: &[u8]) -> Result<FileRecord> {
     match decode(bytes)? {
         Stored::Current(r) => Ok(r),
         Stored::Legacy(_) => Err(Error::protocol(
-            "a version 1 record (MD5 piece hashes), from an older p2pshare",
+            "a version 1 or 2 record (no item version nor owner), from an older p2pshare",
         )),
     }
 }
@@ -84,6 +85,32 @@ pub fn encode_legacy(r: &FileRecord) -> Vec<u8> {
     put_u32(&mut body, r.piece_hashes.len() as u32);
     for h in &r.piece_hashes {
         body.extend_from_slice(&h[..16]);
+    }
+    let mut out = Vec::new();
+    frame::write_header(&mut out, ty::RECORD, body.len()).expect("write to a Vec");
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The stored form of a version 2 record (SHA-256 pieces, but no item
+/// version, owner nor weak sums), as the previous release wrote it: for
+/// tests of the upgrade paths and fuzz seeds.
+pub fn encode_v2(r: &FileRecord) -> Vec<u8> {
+    use super::codec::{put_str, put_u32, put_u64, put_u8};
+    let mut body = Vec::new();
+    put_u8(&mut body, 2);
+    put_u8(&mut body, u8::from(r.folder.is_some()));
+    put_str(&mut body, &r.name);
+    put_u64(&mut body, r.size);
+    put_u32(&mut body, r.block_size);
+    put_u32(&mut body, r.blocks_per_piece);
+    body.extend_from_slice(&r.md5);
+    put_u32(&mut body, r.piece_hashes.len() as u32);
+    for h in &r.piece_hashes {
+        body.extend_from_slice(h);
+    }
+    if let Some(m) = &r.folder {
+        super::message::put_manifest(&mut body, m);
     }
     let mut out = Vec::new();
     frame::write_header(&mut out, ty::RECORD, body.len()).expect("write to a Vec");
@@ -134,14 +161,44 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_record_is_recognised_not_used() {
+        let r = FileRecord::from_bytes("old.bin", &[7; 10_000]);
+        let legacy = LegacyRecord {
+            name: r.name.clone(),
+            size: r.size,
+            md5: r.md5,
+        };
+        let bytes = encode_v2(&r);
+        assert_eq!(decode(&bytes).unwrap(), Stored::Legacy(legacy.clone()));
+        let e = decode_current(&bytes).unwrap_err();
+        assert!(e.to_string().contains("version 1"), "{e}");
+        let (_, body, _) = frame::parse(&bytes, MAX_FRAME).unwrap().unwrap();
+        let e = TrackerReply::decode(ty::RECORD, body).unwrap_err();
+        assert!(e.to_string().contains("version 2"), "{e}");
+        // A folder's too, its manifest skipped.
+        let f = crate::wire::message::tests::folder_record();
+        match decode(&encode_v2(&f)).unwrap() {
+            Stored::Legacy(l) => assert_eq!((l.name, l.md5), (f.name.clone(), f.md5)),
+            other => panic!("{other:?}"),
+        }
+        // Cut anywhere, it is an error, never a panic.
+        for cut in 5..bytes.len() {
+            let mut b = bytes[..cut].to_vec();
+            let len = (b.len() - 4) as u32;
+            b[..4].copy_from_slice(&len.to_be_bytes());
+            assert!(decode(&b).is_err(), "{cut}");
+        }
+    }
+
+    #[test]
     fn unknown_version_or_kind_is_refused() {
         let r = FileRecord::from_bytes("a.txt", b"hello");
         let mut bytes = Vec::new();
         encode(&r, &mut bytes);
-        let mut v3 = bytes.clone();
-        v3[5] = 3;
-        let e = decode(&v3).unwrap_err();
-        assert!(e.to_string().contains("version 3"), "{e}");
+        let mut v4 = bytes.clone();
+        v4[5] = 4;
+        let e = decode(&v4).unwrap_err();
+        assert!(e.to_string().contains("version 4"), "{e}");
         let mut kind = bytes;
         kind[6] = 2;
         let e = decode(&kind).unwrap_err();

@@ -5,27 +5,33 @@
 
 use super::codec::{put_str, put_u64, Decoder};
 use super::message::{
-    error_parts, get_error, get_files, get_holders, get_name, get_record, put_error, put_files,
-    put_holders, put_record, ty, unexpected, Answer, Decode, Encode,
+    error_parts, get_error, get_files, get_holders, get_name, get_owner, get_record, put_error,
+    put_files, put_holders, put_record, ty, unexpected, Answer, Decode, Encode,
 };
 use super::{FileSummary, Holder};
 use crate::error::{Error, Result};
-use crate::record::FileRecord;
+use crate::record::{FileRecord, Md5Digest};
 
 /// What a client asks the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrackerRequest {
     /// Publish a record (answered OK, or ERROR 3 for a name taken by
-    /// other content).
+    /// other content). `publisher`: the peer id that sends it (empty: no
+    /// peer, a tool); only the name's owner publishes its next version.
     NewFile {
+        publisher: String,
         record: FileRecord,
     },
     ListFiles,
     GetRecord {
         name: String,
     },
+    /// Who holds `name`: its current version, or with `md5` that version
+    /// while the tracker keeps it (a download under way when the next
+    /// version appeared).
     WhoHas {
         name: String,
+        md5: Option<Md5Digest>,
     },
     Ping {
         nonce: u64,
@@ -56,7 +62,8 @@ impl Encode for TrackerRequest {
 
     fn encode_body(&self, out: &mut Vec<u8>) -> u8 {
         match self {
-            TrackerRequest::NewFile { record } => {
+            TrackerRequest::NewFile { publisher, record } => {
+                put_str(out, publisher);
                 put_record(out, record);
                 ty::NEW_FILE
             }
@@ -65,8 +72,11 @@ impl Encode for TrackerRequest {
                 put_str(out, name);
                 ty::GET_RECORD
             }
-            TrackerRequest::WhoHas { name } => {
+            TrackerRequest::WhoHas { name, md5 } => {
                 put_str(out, name);
+                if let Some(m) = md5 {
+                    out.extend_from_slice(m);
+                }
                 ty::WHO_HAS
             }
             TrackerRequest::Ping { nonce } => {
@@ -82,6 +92,7 @@ impl Decode<'_> for TrackerRequest {
         let mut d = Decoder::new(body);
         let msg = match t {
             ty::NEW_FILE => TrackerRequest::NewFile {
+                publisher: get_owner(&mut d)?,
                 record: get_record(&mut d)?,
             },
             ty::LIST_FILES => TrackerRequest::ListFiles,
@@ -90,6 +101,11 @@ impl Decode<'_> for TrackerRequest {
             },
             ty::WHO_HAS => TrackerRequest::WhoHas {
                 name: get_name(&mut d)?,
+                md5: if d.remaining() > 0 {
+                    Some(d.array()?)
+                } else {
+                    None
+                },
             },
             ty::PING => TrackerRequest::Ping { nonce: d.u64()? },
             other => {
@@ -188,13 +204,25 @@ mod tests {
 
     fn requests() -> Vec<TrackerRequest> {
         vec![
-            TrackerRequest::NewFile { record: record() },
+            TrackerRequest::NewFile {
+                publisher: "A".into(),
+                record: record(),
+            },
+            TrackerRequest::NewFile {
+                publisher: String::new(),
+                record: crate::wire::message::tests::folder_record().versioned(3, "peer-7"),
+            },
             TrackerRequest::ListFiles,
             TrackerRequest::GetRecord {
                 name: "a.bin".into(),
             },
             TrackerRequest::WhoHas {
                 name: "a.bin".into(),
+                md5: None,
+            },
+            TrackerRequest::WhoHas {
+                name: "a.bin".into(),
+                md5: Some([7; 16]),
             },
             TrackerRequest::Ping { nonce: 7 },
         ]
@@ -212,6 +240,9 @@ mod tests {
                         holders: 2,
                         seeders: 1,
                         folder: None,
+                        version: 1,
+                        owner: String::new(),
+                        older: 0,
                     },
                     FileSummary {
                         name: "photos".into(),
@@ -220,6 +251,9 @@ mod tests {
                         holders: 1,
                         seeders: 1,
                         folder: Some(3),
+                        version: 12,
+                        owner: "owner-1".into(),
+                        older: 5,
                     },
                 ],
             },

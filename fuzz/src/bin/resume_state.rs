@@ -19,7 +19,10 @@ fn record(size: u64) -> FileRecord {
         blocks_per_piece: blocks_per_piece_for(size),
         md5: [0x5a; 16],
         piece_hashes: vec![Default::default(); piece_count_for(size) as usize],
+        weak_sums: vec![0; piece_count_for(size) as usize],
         folder: None,
+        version: 1,
+        owner: String::new(),
     }
 }
 

@@ -18,6 +18,9 @@ fn seeds() -> Vec<Vec<u8>> {
         holders: 3,
         seeders: 1,
         folder: None,
+        version: 3,
+        owner: "A".into(),
+        older: 2,
     };
     let holder = |id: &str, host: &str, complete| Holder {
         peer_id: id.into(),

@@ -14,14 +14,23 @@ fn seeds() -> Vec<Vec<u8>> {
     let name = || "a.bin".to_string();
     [
         TrackerRequest::NewFile {
+            publisher: String::new(),
             record: FileRecord::from_bytes("a.bin", &[7; 10_000]),
         },
         TrackerRequest::NewFile {
+            publisher: String::new(),
             record: FileRecord::from_bytes("empty", b""),
         },
         TrackerRequest::ListFiles,
         TrackerRequest::GetRecord { name: name() },
-        TrackerRequest::WhoHas { name: name() },
+        TrackerRequest::WhoHas {
+            name: name(),
+            md5: None,
+        },
+        TrackerRequest::WhoHas {
+            name: name(),
+            md5: Some([3; 16]),
+        },
         TrackerRequest::Ping { nonce: 7 },
     ]
     .iter()

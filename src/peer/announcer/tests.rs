@@ -79,7 +79,7 @@ impl World {
 
     fn holders(&self, name: &str) -> Vec<(String, u64, bool)> {
         let mut c = self.catalogue.lock().unwrap();
-        c.holders(name)
+        c.holders(name, None)
             .unwrap()
             .into_iter()
             .map(|h| (h.peer_id, h.blocks, h.complete))
@@ -88,7 +88,11 @@ impl World {
 }
 
 fn published(w: &World, r: &FileRecord) {
-    w.catalogue.lock().unwrap().publish(r.clone()).unwrap();
+    w.catalogue
+        .lock()
+        .unwrap()
+        .publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
 }
 
 fn holding(r: &FileRecord, held: Held) -> (String, (Md5Digest, Held)) {

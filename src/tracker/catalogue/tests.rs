@@ -32,14 +32,20 @@ fn publish_register_announce_and_find_holders() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("a.bin", &[7; 10_000]);
-    assert!(c.publish(r.clone()).unwrap());
-    assert!(!c.publish(r.clone()).unwrap(), "identical again");
+    assert!(c
+        .publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap());
     assert!(
-        c.holders("a.bin").unwrap().is_empty(),
+        !c.publish(r.clone(), "", None, std::time::Instant::now())
+            .unwrap(),
+        "identical again"
+    );
+    assert!(
+        c.holders("a.bin", None).unwrap().is_empty(),
         "a record alone holds nothing"
     );
     seed(&mut c, "A", &r, t0);
-    let h = c.holders("a.bin").unwrap();
+    let h = c.holders("a.bin", None).unwrap();
     assert_eq!(h.len(), 1);
     assert_eq!(
         (
@@ -57,7 +63,7 @@ fn publish_register_announce_and_find_holders() {
         (list[0].holders, list[0].seeders, list[0].size),
         (1, 1, 10_000)
     );
-    assert!(matches!(c.holders("nope"), Err(Error::NotFound(_))));
+    assert!(matches!(c.holders("nope", None), Err(Error::NotFound(_))));
     assert!(c.record("nope").is_none());
 }
 
@@ -65,9 +71,15 @@ fn publish_register_announce_and_find_holders() {
 fn same_name_other_content_conflicts_and_first_stays() {
     let mut c = Catalogue::new();
     let first = FileRecord::from_bytes("x", b"first");
-    c.publish(first.clone()).unwrap();
+    c.publish(first.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     let e = c
-        .publish(FileRecord::from_bytes("x", b"second"))
+        .publish(
+            FileRecord::from_bytes("x", b"second"),
+            "",
+            None,
+            std::time::Instant::now(),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::Conflict(_)));
     assert_eq!(e.wire_code(), code::CONFLICT);
@@ -75,7 +87,10 @@ fn same_name_other_content_conflicts_and_first_stays() {
     assert_eq!(*c.record("x").unwrap(), first);
     let mut forged = first.clone();
     forged.piece_hashes[0] = [0; 32];
-    assert!(matches!(c.publish(forged), Err(Error::Conflict(_))));
+    assert!(matches!(
+        c.publish(forged, "", None, std::time::Instant::now()),
+        Err(Error::Conflict(_))
+    ));
 }
 
 #[test]
@@ -91,7 +106,7 @@ fn a_legacy_name_waits_for_the_same_content() {
     assert!(!c.load_legacy(legacy), "once");
     assert!(c.record("old").is_none());
     assert!(c.list_files().is_empty());
-    let e = c.holders("old").unwrap_err();
+    let e = c.holders("old", None).unwrap_err();
     assert!(e.to_string().contains("older p2pshare"), "{e}");
     // Announced, it is unknown: the holder publishes it again.
     let now = Instant::now();
@@ -101,8 +116,15 @@ fn a_legacy_name_waits_for_the_same_content() {
         .unwrap();
     assert_eq!(a.unknown, vec![true]);
     let other = FileRecord::from_bytes("old", b"squatter");
-    assert!(matches!(c.publish(other), Err(Error::Conflict(_))));
-    assert!(c.publish(r.clone()).unwrap(), "new: the caller saves it");
+    assert!(matches!(
+        c.publish(other, "", None, std::time::Instant::now()),
+        Err(Error::Conflict(_))
+    ));
+    assert!(
+        c.publish(r.clone(), "", None, std::time::Instant::now())
+            .unwrap(),
+        "new: the caller saves it"
+    );
     assert_eq!(*c.record("old").unwrap(), r);
     assert_eq!(c.legacy_count(), 0);
 }
@@ -113,17 +135,24 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
     let mut c = Catalogue::new();
     let old = FileRecord::from_bytes("x", b"old");
     let new = FileRecord::from_bytes("x", b"new content");
-    c.publish(old.clone()).unwrap();
+    c.publish(old.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     let a = seed(&mut c, "A", &old, t0);
     let b = c.register("B", ip("10.0.0.2"), 2, t0);
     c.announce("B", b, &[entry(&old, Held::Partial(0))], t0)
         .unwrap();
     // A member remains (B is downloading): the first stays.
     c.announce("A", a, &[entry(&old, Held::Gone)], t0).unwrap();
-    assert!(matches!(c.publish(new.clone()), Err(Error::Conflict(_))));
+    assert!(matches!(
+        c.publish(new.clone(), "", None, std::time::Instant::now()),
+        Err(Error::Conflict(_))
+    ));
     // A download given up withdraws nothing, even the last one.
     c.announce("B", b, &[entry(&old, Held::Gone)], t0).unwrap();
-    assert!(matches!(c.publish(new.clone()), Err(Error::Conflict(_))));
+    assert!(matches!(
+        c.publish(new.clone(), "", None, std::time::Instant::now()),
+        Err(Error::Conflict(_))
+    ));
     assert!(c.take_withdrawn().is_empty());
     // The last member, a seeder, withdraws it: gone from every answer,
     // name free.
@@ -133,9 +162,13 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
     assert_eq!(c.take_withdrawn(), ["x"]);
     assert!(c.record("x").is_none());
     assert!(c.list_files().is_empty());
-    assert!(matches!(c.holders("x"), Err(Error::NotFound(_))));
+    assert!(matches!(c.holders("x", None), Err(Error::NotFound(_))));
     assert_eq!(c.file_count(), 0);
-    assert!(c.publish(new.clone()).unwrap(), "new content accepted");
+    assert!(
+        c.publish(new.clone(), "", None, std::time::Instant::now())
+            .unwrap(),
+        "new content accepted"
+    );
     assert_eq!(*c.record("x").unwrap(), new);
     // A peer still holding the old content is told the name is unknown
     // for that content only if the name is free; here it is taken, so
@@ -144,7 +177,7 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
         .announce("A", a, &[entry(&old, Held::Complete)], t0)
         .unwrap();
     assert_eq!(ann.unknown, [false]);
-    assert!(c.holders("x").unwrap().is_empty());
+    assert!(c.holders("x", None).unwrap().is_empty());
 }
 
 #[test]
@@ -152,7 +185,8 @@ fn a_folder_is_listed_and_summed_up_as_a_folder() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = crate::wire::message::tests::folder_record();
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     seed(&mut c, "A", &r, t0);
     let listed = &c.list_files()[0];
     assert_eq!((listed.name.as_str(), listed.folder), ("tree", Some(3)));
@@ -167,7 +201,8 @@ fn expiry_and_goodbye_do_not_withdraw_a_record() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("y", b"kept");
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     let a = seed(&mut c, "A", &r, t0);
     assert!(c.remove_peer("A", a));
     seed(&mut c, "B", &r, t0);
@@ -175,7 +210,12 @@ fn expiry_and_goodbye_do_not_withdraw_a_record() {
     assert!(c.take_withdrawn().is_empty());
     assert_eq!(*c.record("y").unwrap(), r);
     assert!(matches!(
-        c.publish(FileRecord::from_bytes("y", b"other")),
+        c.publish(
+            FileRecord::from_bytes("y", b"other"),
+            "",
+            None,
+            std::time::Instant::now()
+        ),
         Err(Error::Conflict(_))
     ));
 }
@@ -186,8 +226,10 @@ fn announces_update_counts_and_report_unknown_files() {
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("f", &[1; 5 * 4096]);
     let g = FileRecord::from_bytes("g", &[2; 4096]);
-    c.publish(r.clone()).unwrap();
-    c.publish(g.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
+    c.publish(g.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     let a = seed(&mut c, "A", &r, t0);
     c.announce("A", a, &[entry(&g, Held::Complete)], t0)
         .unwrap();
@@ -213,11 +255,11 @@ fn announces_update_counts_and_report_unknown_files() {
         [false, true, false],
         "a withdrawal needs no record"
     );
-    assert_eq!(c.holders("f").unwrap().len(), 1, "only A");
+    assert_eq!(c.holders("f", None).unwrap().len(), 1, "only A");
 
     c.announce("B", b, &[entry(&r, Held::Partial(2))], t0)
         .unwrap();
-    let h = c.holders("f").unwrap();
+    let h = c.holders("f", None).unwrap();
     assert_eq!(
         (h[1].peer_id.as_str(), h[1].blocks, h[1].complete),
         ("B", 2, false)
@@ -228,7 +270,7 @@ fn announces_update_counts_and_report_unknown_files() {
     // Zero blocks: taking part, listed for others to dial, not holding.
     c.announce("B", b, &[entry(&r, Held::Partial(0))], t0)
         .unwrap();
-    assert_eq!(c.holders("f").unwrap().len(), 2);
+    assert_eq!(c.holders("f", None).unwrap().len(), 2);
     assert_eq!(c.list_files()[0].holders, 1);
 
     // All the blocks is complete, however it is said.
@@ -238,9 +280,9 @@ fn announces_update_counts_and_report_unknown_files() {
 
     // Gone withdraws the file; files not named keep what they had.
     c.announce("B", b, &[entry(&r, Held::Gone)], t0).unwrap();
-    assert_eq!(c.holders("f").unwrap().len(), 1);
+    assert_eq!(c.holders("f", None).unwrap().len(), 1);
     c.announce("A", a, &[], t0).unwrap();
-    assert_eq!(c.holders("g").unwrap().len(), 1);
+    assert_eq!(c.holders("g", None).unwrap().len(), 1);
     assert_eq!(c.list_files()[1].seeders, 1);
 }
 
@@ -249,11 +291,15 @@ fn stale_sessions_are_refused_and_last_registration_wins() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("f", b"data");
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     let old = seed(&mut c, "A", &r, t0);
     let new = c.register("A", Host::Name("h2.lan".into()), 2, t0);
     assert_ne!(old, new);
-    assert!(c.holders("f").unwrap().is_empty(), "old holdings dropped");
+    assert!(
+        c.holders("f", None).unwrap().is_empty(),
+        "old holdings dropped"
+    );
     assert_eq!(
         remote_code(c.announce("A", old, &[], t0).unwrap_err()),
         code::UNKNOWN_PEER
@@ -269,11 +315,11 @@ fn stale_sessions_are_refused_and_last_registration_wins() {
     assert_eq!(c.peer_count(), 1);
     c.announce("A", new, &[entry(&r, Held::Complete)], t0)
         .unwrap();
-    let h = c.holders("f").unwrap();
+    let h = c.holders("f", None).unwrap();
     assert_eq!((h[0].host.as_str(), h[0].port), ("h2.lan", 2));
     assert!(c.remove_peer("A", new));
     assert_eq!(c.peer_count(), 0);
-    assert!(c.holders("f").unwrap().is_empty());
+    assert!(c.holders("f", None).unwrap().is_empty());
     assert_eq!(c.file_count(), 1, "records outlive their holders");
     assert_eq!(c.list_files()[0].holders, 0);
 }
@@ -283,7 +329,8 @@ fn silent_peers_expire_after_three_intervals() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("f", b"x");
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     seed(&mut c, "A", &r, t0);
     let b = seed(&mut c, "B", &r, t0);
     assert_eq!(PEER_EXPIRY, c.interval() * MISSED_INTERVALS);
@@ -296,7 +343,7 @@ fn silent_peers_expire_after_three_intervals() {
         "exactly 9 s is not yet"
     );
     assert_eq!(c.expire(t0 + PEER_EXPIRY + Duration::from_millis(1)), ["A"]);
-    let h = c.holders("f").unwrap();
+    let h = c.holders("f", None).unwrap();
     assert_eq!(
         h.iter().map(|h| h.peer_id.as_str()).collect::<Vec<_>>(),
         ["B"]
@@ -324,12 +371,13 @@ fn empty_file_is_held_by_whoever_has_it() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("empty", b"");
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     seed(&mut c, "A", &r, t0);
     let b = c.register("B", ip("10.0.0.2"), 2, t0);
     c.announce("B", b, &[entry(&r, Held::Partial(0))], t0)
         .unwrap();
-    assert_eq!(c.holders("empty").unwrap().len(), 2);
+    assert_eq!(c.holders("empty", None).unwrap().len(), 2);
     let f = &c.list_files()[0];
     assert_eq!((f.holders, f.seeders), (2, 2));
 }
@@ -339,17 +387,18 @@ fn many_holders_are_sampled_without_duplicates() {
     let t0 = Instant::now();
     let mut c = Catalogue::with_rng(Rng::seeded(7));
     let r = FileRecord::from_bytes("f", b"abc");
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     let n = MAX_HOLDERS + 20;
     for i in 0..n {
         seed(&mut c, &format!("p{i:03}"), &r, t0);
     }
-    let first = c.holders("f").unwrap();
+    let first = c.holders("f", None).unwrap();
     assert_eq!(first.len(), MAX_HOLDERS);
     let mut ids: Vec<&str> = first.iter().map(|h| h.peer_id.as_str()).collect();
     ids.dedup();
     assert_eq!(ids.len(), MAX_HOLDERS, "no duplicates");
-    let samples: Vec<Vec<Holder>> = (0..10).map(|_| c.holders("f").unwrap()).collect();
+    let samples: Vec<Vec<Holder>> = (0..10).map(|_| c.holders("f", None).unwrap()).collect();
     assert!(samples.iter().any(|s| *s != first), "the sample varies");
     assert_eq!(c.list_files()[0].holders as usize, n);
 }
@@ -361,7 +410,8 @@ fn members_stay_consistent_through_churn() {
     let t0 = Instant::now();
     let mut c = Catalogue::with_rng(Rng::seeded(3));
     let r = FileRecord::from_bytes("f", &[5; 40 * 4096]);
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     let mut rng = Rng::seeded(11);
     let mut sessions: Vec<Option<u64>> = vec![None; 50];
     for step in 0..2_000 {
@@ -409,7 +459,8 @@ fn summary_counts_and_bounds_its_rows() {
     let mut c = Catalogue::new();
     // 10 blocks.
     let r = FileRecord::from_bytes("f", &[1; 10 * 4096]);
-    c.publish(r.clone()).unwrap();
+    c.publish(r.clone(), "", None, std::time::Instant::now())
+        .unwrap();
     seed(&mut c, "S", &r, t0);
     let mut sessions = Vec::new();
     for i in 0..30 {
@@ -497,4 +548,170 @@ fn idle_peers_are_listed_in_natural_order() {
     let s = c.summary(t0 + Duration::from_secs(1), 10);
     let ids: Vec<&str> = s.rows.iter().map(|r| r.peer_id.as_str()).collect();
     assert_eq!(ids, ["P1", "P2", "P10", "P11"]);
+}
+
+/// Version `v` of "f.bin" with `data`, owned by `owner`.
+fn version(data: &[u8], v: u32, owner: &str) -> FileRecord {
+    FileRecord::from_bytes("f.bin", data).versioned(v, owner)
+}
+
+/// Registers `id` at 10.0.0.`n` and announces it holds all of `r`.
+fn seed_at(c: &mut Catalogue, id: &str, n: u8, r: &FileRecord, now: Instant) -> u64 {
+    let s = c.register(id, ip(&format!("10.0.0.{n}")), 7000, now);
+    c.announce(id, s, &[entry(r, Held::Complete)], now).unwrap();
+    s
+}
+
+fn listed(c: &Catalogue) -> (u32, String, u32, u32, u32) {
+    let f = &c.list_files()[0];
+    (f.version, f.owner.clone(), f.seeders, f.holders, f.older)
+}
+
+fn at(n: u8) -> Option<std::net::IpAddr> {
+    Some(format!("10.0.0.{n}").parse().unwrap())
+}
+
+#[test]
+fn the_owner_publishes_the_next_version_and_followers_move_to_it() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let v1 = version(b"one", 1, "A");
+    let v2 = version(b"two", 2, "A");
+    assert!(c.publish(v1.clone(), "A", at(1), t0).unwrap());
+    let a = seed_at(&mut c, "A", 1, &v1, t0);
+    let b = seed_at(&mut c, "B", 2, &v1, t0);
+    seed_at(&mut c, "C", 3, &v1, t0);
+    assert_eq!(listed(&c), (1, "A".into(), 3, 3, 0));
+    // Version 2 from its owner, at its address: current now; the three
+    // holders of version 1 count as older until they move.
+    assert!(c.publish(v2.clone(), "A", at(1), t0).unwrap());
+    assert_eq!(*c.record("f.bin").unwrap(), v2);
+    assert_eq!(listed(&c), (2, "A".into(), 0, 0, 3));
+    c.announce("A", a, &[entry(&v2, Held::Complete)], t0)
+        .unwrap();
+    assert_eq!(listed(&c), (2, "A".into(), 1, 1, 2));
+    // A download of version 1 still finds its holders, by MD5; WHO_HAS by
+    // name alone gives the current version's.
+    let ids = |h: Vec<Holder>| h.into_iter().map(|h| h.peer_id).collect::<Vec<_>>();
+    assert_eq!(ids(c.holders("f.bin", Some(&v1.md5)).unwrap()), ["B", "C"]);
+    assert_eq!(ids(c.holders("f.bin", None).unwrap()), ["A"]);
+    // B starts updating: one version per peer, so it leaves version 1.
+    c.announce("B", b, &[entry(&v2, Held::Partial(0))], t0)
+        .unwrap();
+    assert_eq!(listed(&c).4, 1, "C alone is on version 1");
+    assert_eq!(ids(c.holders("f.bin", Some(&v1.md5)).unwrap()), ["C"]);
+    assert_eq!(ids(c.holders("f.bin", None).unwrap()), ["A", "B"]);
+    // C updates too: nobody is on version 1, which is forgotten.
+    let s = c.register("C", ip("10.0.0.3"), 7000, t0);
+    c.announce("C", s, &[entry(&v2, Held::Complete)], t0)
+        .unwrap();
+    assert_eq!(listed(&c).4, 0);
+    let e = c.holders("f.bin", Some(&v1.md5)).unwrap_err();
+    assert!(e.to_string().contains("version 2"), "{e}");
+    // An old version published again is refused as outdated, not as a
+    // conflict: its holder keeps it.
+    let e = c.publish(v1, "B", at(2), t0).unwrap_err();
+    assert_eq!(remote_code(e), code::OUTDATED);
+}
+
+#[test]
+fn only_the_owner_publishes_a_new_version() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let v1 = version(b"one", 1, "A");
+    c.publish(v1.clone(), "A", at(1), t0).unwrap();
+    seed_at(&mut c, "A", 1, &v1, t0);
+    seed_at(&mut c, "B", 2, &v1, t0);
+    // B's content under A's name, as B's version 2.
+    let e = c
+        .publish(version(b"mine", 2, "B"), "B", at(2), t0)
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)));
+    assert!(e.to_string().contains("owned by A"), "{e}");
+    // B claiming to be A: A is live elsewhere.
+    let e = c
+        .publish(version(b"mine", 2, "A"), "A", at(2), t0)
+        .unwrap_err();
+    assert!(matches!(e, Error::Conflict(_)), "{e}");
+    // Version 1 again with other content: a conflict, not an update.
+    let e = c
+        .publish(version(b"v1b", 1, "A"), "A", at(1), t0)
+        .unwrap_err();
+    assert!(e.to_string().contains("different content"), "{e}");
+    assert_eq!(*c.record("f.bin").unwrap(), v1);
+}
+
+#[test]
+fn an_owner_hands_the_name_over() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let v1 = version(b"one", 1, "A");
+    c.publish(v1.clone(), "A", at(1), t0).unwrap();
+    seed_at(&mut c, "A", 1, &v1, t0);
+    seed_at(&mut c, "B", 2, &v1, t0);
+    // The same bytes as version 2, owned by B, published by A.
+    let handed = version(b"one", 2, "B");
+    assert!(c.publish(handed, "A", at(1), t0).unwrap());
+    assert_eq!(listed(&c).1, "B");
+    assert!(c
+        .publish(version(b"three", 3, "A"), "A", at(1), t0)
+        .is_err());
+    assert!(c
+        .publish(version(b"three", 3, "B"), "B", at(2), t0)
+        .unwrap());
+}
+
+#[test]
+fn a_name_nobody_holds_or_owns_is_free_after_the_grace() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    c.hold_names_until(t0 + ABANDON_GRACE);
+    // Loaded from disk after a restart: nobody has registered yet.
+    assert!(c.load_record(version(b"one", 4, "A")));
+    let claim = version(b"mine", 5, "B");
+    let e = c.publish(claim.clone(), "B", at(2), t0).unwrap_err();
+    assert!(e.to_string().contains("owned by A"), "{e}");
+    // Past the grace, the owner is not live and nobody holds it.
+    let later = t0 + ABANDON_GRACE + Duration::from_secs(1);
+    let a = c.register("A", ip("10.0.0.1"), 7000, later);
+    assert!(
+        c.publish(claim.clone(), "B", at(2), later).is_err(),
+        "A is live"
+    );
+    assert!(c.remove_peer("A", a));
+    // A holder keeps the name too.
+    let h = c.register("H", ip("10.0.0.9"), 7000, later);
+    c.announce(
+        "H",
+        h,
+        &[entry(&version(b"one", 4, "A"), Held::Complete)],
+        later,
+    )
+    .unwrap();
+    assert!(
+        c.publish(claim.clone(), "B", at(2), later).is_err(),
+        "H holds it"
+    );
+    c.remove_peer("H", h);
+    assert!(c.publish(claim.clone(), "B", at(2), later).unwrap());
+    assert_eq!(listed(&c).0, 5);
+    assert_eq!(listed(&c).1, "B");
+}
+
+#[test]
+fn withdrawing_the_current_version_brings_back_the_one_peers_hold() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let v1 = version(b"one", 1, "A");
+    let v2 = version(b"two", 2, "A");
+    c.publish(v1.clone(), "A", at(1), t0).unwrap();
+    seed_at(&mut c, "B", 2, &v1, t0);
+    c.publish(v2.clone(), "A", at(1), t0).unwrap();
+    let a = seed_at(&mut c, "A", 1, &v2, t0);
+    // The owner takes version 2 back while B still has version 1.
+    c.announce("A", a, &[entry(&v2, Held::Gone)], t0).unwrap();
+    assert_eq!(*c.record("f.bin").unwrap(), v1);
+    assert_eq!(listed(&c), (1, "A".into(), 1, 1, 0));
+    assert_eq!(c.take_promoted().len(), 1);
+    assert!(c.take_withdrawn().is_empty(), "the name stays");
 }

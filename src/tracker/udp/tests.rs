@@ -84,14 +84,18 @@ fn connect_register_announce_bye() {
     assert_eq!((a.tx, a.interval_secs, a.peers), (9, 3, 1));
     assert_eq!(a.source.to_string(), "127.0.0.5");
     assert_eq!(a.unknown, [true]);
-    b.catalogue.lock().unwrap().publish(r).unwrap();
+    b.catalogue
+        .lock()
+        .unwrap()
+        .publish(r, "", None, std::time::Instant::now())
+        .unwrap();
     let (ev, reply, _) = b.send(&announce(cookie, a.session, 0, entries), me);
     assert_eq!(ev, Event::Announced);
     let Some(Reply::Announced(again)) = reply else {
         panic!()
     };
     assert!(again.unknown.is_empty());
-    let h = b.catalogue.lock().unwrap().holders("f").unwrap();
+    let h = b.catalogue.lock().unwrap().holders("f", None).unwrap();
     assert_eq!(
         (h[0].host.as_str(), h[0].port, h[0].complete),
         ("127.0.0.5", 7000, true)
