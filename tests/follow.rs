@@ -265,3 +265,56 @@ fn a_follower_short_of_disk_space_fetches_nothing_and_says_so() {
         "nothing fetched: {partial:?}"
     );
 }
+
+#[test]
+fn a_followed_item_is_receive_only_a_local_edit_is_kept_aside_and_undone() {
+    let s = Swarm::new();
+    let _owner = serve_empty(&s, "O", &[]);
+    let f = serve_empty(&s, "F", &["--follow", "*"]);
+    let v1 = test_bytes(200_000, 11);
+    copy_file_in(&s, "O", "doc.bin", &v1);
+    let mine = s.path("F/files/doc.bin");
+    wait_until(WAIT, "F to follow doc.bin", || has(&mine, &v1));
+
+    // The user edits F's copy in place: never published; moved to kept/,
+    // the swarm's version fetched back.
+    let mut edited = v1.clone();
+    edited[..10].copy_from_slice(b"local edit");
+    fs::write(&mine, &edited).unwrap();
+    wait_until(WAIT, "F to restore doc.bin", || {
+        has(&mine, &v1) && f.logs().contains("receive-only")
+    });
+    let kept: Vec<PathBuf> = fs::read_dir(s.path("F/kept"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(has(&kept[0], &edited), "the edit is kept whole");
+    let logs = f.logs();
+    assert!(
+        logs.contains(&kept[0].display().to_string()),
+        "says where: {logs}"
+    );
+    let out = s.shell("X", "files\n", &[]);
+    let listing = text(&out).0;
+    assert!(
+        listing.contains("doc.bin 200000") && listing.contains("version=1 owner=O"),
+        "{listing}"
+    );
+
+    // `share` of other content under a followed name: refused.
+    let mut f = f;
+    f.kill();
+    fs::write(s.path("elsewhere"), b"other").unwrap();
+    fs::create_dir_all(s.path("x")).unwrap();
+    fs::rename(s.path("elsewhere"), s.path("x/doc.bin")).unwrap();
+    let out = s.shell(
+        "F",
+        &format!("share {}\n", s.path("x/doc.bin").display()),
+        &[],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("receive-only"), "{stderr}");
+    assert!(has(&mine, &v1));
+}

@@ -312,7 +312,11 @@ fn a_peer_starts_and_serves_when_its_tracker_cannot_be_reached() {
         name: "s.bin".into(),
     }) {
         Ok(PeerReply::Record { record }) => {
-            assert_eq!(record, FileRecord::from_bytes("s.bin", &data));
+            // Version 1, owned by S: no tracker said otherwise.
+            assert_eq!(
+                record,
+                FileRecord::from_bytes("s.bin", &data).versioned(1, "S")
+            );
         }
         other => panic!("expected RECORD, got {other:?}"),
     }

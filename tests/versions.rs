@@ -213,3 +213,31 @@ fn a_name_whose_holders_and_owner_left_is_free_again() {
         (2, "B", md5_of(&mine))
     );
 }
+
+#[test]
+fn a_download_under_way_when_the_next_version_appears_never_mixes_them() {
+    let s = Swarm::new();
+    let tracker = s.tracker.addr();
+    let v1 = test_bytes(2_000_000, 9);
+    s.give("A", "f.bin", &v1);
+    let _a = s.serve("A", "f.bin", &[]);
+    // G fetches slowly (4 s at 500 KiB/s) from A alone.
+    let g = s.slow_get("500K", "partial/f.bin.part");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // A changes the file: version 2. A stops serving version 1, so G
+    // cannot finish it: it moves to version 2.
+    let mut v2 = v1.clone();
+    v2[..4096].copy_from_slice(&[1; 4096]);
+    v2[1_500_000..1_504_096].copy_from_slice(&[2; 4096]);
+    fs::write(s.path("A/files/f.bin"), &v2).unwrap();
+    wait_until(WAIT, "version 2", || {
+        current(&tracker, "f.bin").is_some_and(|r| r.version == 2)
+    });
+    let out = g.wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let got = fs::read(s.path("G/files/f.bin")).unwrap();
+    assert!(got == v2, "G holds version 2 whole ({stdout}{stderr})");
+    assert!(done_line(&stdout, "f.bin").contains(&hex(&md5_of(&v2))));
+    assert!(stderr.contains("a new version appeared"), "{stderr}");
+}

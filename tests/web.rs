@@ -301,13 +301,14 @@ fn an_upload_streams_to_disk_is_announced_fetched_and_saved() {
         .text()
         .contains(&format!("\"md5\":\"{md5}\"")));
 
-    // The same name: same bytes are fine, other bytes are a conflict that
-    // leaves the shared file alone.
+    // The same name: same bytes are fine; other bytes from B, who does
+    // not own the name, are a conflict that leaves the shared file alone.
     let r = http::post(&base_a, "/api/upload?name=big%20file.bin", &data);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("already shared"), "{}", r.text());
-    let r = http::post(&base_a, "/api/upload?name=big%20file.bin", b"other bytes");
+    let r = http::post(&base_b, "/api/upload?name=big%20file.bin", b"other bytes");
     assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("owned by A"), "{}", r.text());
     assert_eq!(
         std::fs::read(dir_a.join("files/big file.bin")).unwrap(),
         data
@@ -332,6 +333,15 @@ fn an_upload_streams_to_disk_is_announced_fetched_and_saved() {
             && page.contains("<tr data-peer=\"B\">")
             && page.matches("seeding").count() == 2
     });
+
+    // Other bytes from the owner, A, are the name's next version: they
+    // replace A's copy in one step.
+    let r = http::post(&base_a, "/api/upload?name=big%20file.bin", b"version two");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        std::fs::read(dir_a.join("files/big file.bin")).unwrap(),
+        b"version two"
+    );
 }
 
 #[test]

@@ -247,6 +247,11 @@ impl Peer {
                 match self.publish_record(&item.record) {
                     Ok(()) => {}
                     Err(e) => match publish::refusal(&e) {
+                        publish::Refusal::Conflict if self.follows(&name) => {
+                            drop(item);
+                            warn!("not sharing {name}: {}", self.keep_local_edit(&name, true));
+                            continue;
+                        }
                         publish::Refusal::Conflict => {
                             warn!("not sharing {name}: {e}");
                             continue;
@@ -750,8 +755,45 @@ impl Peer {
     }
 
     /// Whether a follow pattern of this peer matches `name`.
-    pub fn follows(&self, _name: &str) -> bool {
-        false
+    pub fn follows(&self, name: &str) -> bool {
+        self.following.covers(name)
+    }
+
+    /// A followed item found changed in `files/` (the watcher, or a start
+    /// after an edit made while the peer was down): receive-only, so the
+    /// change is never published. When the swarm has the name, the edited
+    /// item is moved to `<dir>/kept/` (never lost) and the follow thread
+    /// fetches the current version back; otherwise it is left where it
+    /// is, not shared. The error says which, and where the edit went.
+    fn keep_local_edit(&self, name: &str, swarm_has_it: bool) -> Error {
+        if !swarm_has_it {
+            return Error::Usage(format!(
+                "{name} matches a follow pattern here, and followed items are receive-only: \
+                 it is not published; move it out of files/ or `unfollow` the pattern"
+            ));
+        }
+        let kept = self.config.dir.join("kept");
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let to = crate::layout::local_file(&kept, name, &stamp.to_string());
+        let moved = fs::create_dir_all(&kept)
+            .and_then(|()| fs::rename(self.store.files_dir().join(name), &to));
+        match moved {
+            Ok(()) => {
+                self.following.wake();
+                Error::Local(format!(
+                    "{name} is followed here, so it is receive-only: the local change was moved \
+                     to {} and the swarm's current version is fetched again",
+                    to.display()
+                ))
+            }
+            Err(e) => Error::Local(format!(
+                "{name} is followed here, so it is receive-only, and its local change is not \
+                 published; it could not be moved aside to {}: {e}",
+                to.display()
+            )),
+        }
     }
 
     /// Makes `to` the owner of `name`, which this peer owns: the same
@@ -833,6 +875,13 @@ impl Peer {
             .store
             .prepare(name, &|r, previous| self.versioned(r, previous))?;
         let record = found.record.clone();
+        if self.follows(name) {
+            let swarm = tracker_client::fetch_record(&self.config.tracker, name).ok();
+            if !swarm.as_ref().is_some_and(|r| r.same_content(&record)) {
+                drop(found);
+                return Err(self.keep_local_edit(name, swarm.is_some()));
+            }
+        }
         match self.session.new_file_wait(
             &self.config.tracker,
             &self.config.id,

@@ -161,6 +161,17 @@ mod tests {
     }
 
     #[test]
+    fn the_empty_record_example_of_protocol_md() {
+        let r = FileRecord::from_bytes("e", b"").versioned(1, "A");
+        let mut bytes = Vec::new();
+        encode(&r, &mut bytes);
+        let want = "00000031 85 03 00 000165 0000000000000000 00001000 00000001 \
+                    d41d8cd98f00b204e9800998ecf8427e 00000001 000141 00000000"
+            .replace(' ', "");
+        assert_eq!(crate::units::hex(&bytes), want);
+    }
+
+    #[test]
     fn a_version_2_record_is_recognised_not_used() {
         let r = FileRecord::from_bytes("old.bin", &[7; 10_000]);
         let legacy = LegacyRecord {

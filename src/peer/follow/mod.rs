@@ -76,6 +76,12 @@ impl Following {
         self.list.patterns()
     }
 
+    /// Look at the swarm now (a followed item was set aside and is to be
+    /// fetched again).
+    pub fn wake(&self) {
+        let _ = self.events.send(Event::Changed);
+    }
+
     /// Whether `name` is followed (a pattern matches it).
     pub fn covers(&self, name: &str) -> bool {
         self.list.matches(name)
