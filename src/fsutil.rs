@@ -96,6 +96,58 @@ fn write_via_tmp(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     written
 }
 
+/// Copies `len` bytes of `from` at `from_off` into `to` at `to_off` inside
+/// the kernel (`copy_file_range`): no trip through user space, and a file
+/// system with reflinks (btrfs, XFS) shares the blocks instead of copying
+/// them. `Ok(false)` when `from` ends first. An error also when the kernel
+/// cannot copy between these two (another file system, an old kernel):
+/// the caller then reads and writes itself.
+#[cfg(target_os = "linux")]
+pub fn copy_range(
+    from: &File,
+    from_off: u64,
+    to: &File,
+    to_off: u64,
+    len: u64,
+) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    let (mut off_in, mut off_out) = (from_off as libc::loff_t, to_off as libc::loff_t);
+    let mut left = len;
+    while left > 0 {
+        let chunk = left.min(1 << 30) as usize;
+        // SAFETY: both descriptors stay open (borrowed `File`s) and the
+        // offsets are locals the kernel advances.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                to.as_raw_fd(),
+                &mut off_out,
+                chunk,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(false);
+        }
+        left -= n as u64;
+    }
+    Ok(true)
+}
+
+/// Elsewhere there is no `copy_file_range`: the caller reads and writes.
+#[cfg(not(target_os = "linux"))]
+pub fn copy_range(_: &File, _: u64, _: &File, _: u64, _: u64) -> std::io::Result<bool> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 /// Puts `new` (a file or a folder) at `dest` in one step, whatever `dest`
 /// is now (nothing, a file or a folder): a reader sees the old item or the
 /// new one, whole, and never a missing one. A file over a file is one

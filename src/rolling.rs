@@ -44,19 +44,20 @@ impl Roller {
     /// The window's weak sum.
     #[inline]
     pub fn sum(&self) -> u32 {
-        self.a | (self.b << 16)
+        (self.a & 0xffff) | (self.b << 16)
     }
 
     /// Slides the window one byte: `out` leaves at its start, `inp` joins
-    /// at its end.
+    /// at its end. `a` and `b` wrap at 2^32 and are reduced to 16 bits
+    /// only in `sum` (the same value modulo 2^16): two instructions fewer
+    /// on the path a scan takes once per byte.
     #[inline]
     pub fn roll(&mut self, out: u8, inp: u8) {
-        self.a = (self.a.wrapping_sub(out as u32).wrapping_add(inp as u32)) & 0xffff;
-        self.b = (self
+        self.a = self.a.wrapping_add((inp as u32).wrapping_sub(out as u32));
+        self.b = self
             .b
-            .wrapping_sub(self.len.wrapping_mul(out as u32))
-            .wrapping_add(self.a))
-            & 0xffff;
+            .wrapping_add(self.a)
+            .wrapping_sub(self.len.wrapping_mul(out as u32));
     }
 }
 

@@ -12,7 +12,11 @@ pub mod fetch;
 pub mod plan;
 pub mod reassembler;
 pub mod resume;
+pub mod reuse;
 pub mod worker;
+
+#[cfg(test)]
+mod tests;
 
 use crate::bitfield::Bitfield;
 use crate::error::{code, Error, Result};
@@ -62,11 +66,25 @@ pub struct Progress {
     /// Blocks already verified on disk when it started (a resume): not
     /// fetched by this run, so not in its rate.
     pub resumed_blocks: AtomicU64,
+    /// Blocks copied from local files before fetching (`reuse`): not
+    /// fetched either, not in the rate.
+    pub reused_blocks: AtomicU64,
     /// Its verified blocks stay on disk if it stops (a `get`, not a
     /// `bench` or `stress` copy).
     pub kept: bool,
     pub started: Instant,
     pub sources: AtomicU64,
+}
+
+impl Progress {
+    /// Blocks this run fetched from holders: done, less those found on
+    /// disk (resumed) or in local files (reused).
+    pub fn fetched_blocks(&self) -> u64 {
+        self.done_blocks.load(Ordering::Relaxed).saturating_sub(
+            self.resumed_blocks.load(Ordering::Relaxed)
+                + self.reused_blocks.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// What the refresher sends back: the tracker's holder list, or why not.
@@ -92,6 +110,9 @@ pub struct Job<'a> {
     /// Called once the partial file is open, so its verified pieces can be
     /// served while the download runs (leechers share).
     pub share_partial: Option<&'a dyn Fn(Arc<Reassembler>)>,
+    /// Local payloads whose pieces are copied before anything is fetched
+    /// (the previous version of the item, other items sharing pieces).
+    pub reuse: Vec<reuse::Candidate>,
 }
 
 pub struct SourceReport {
@@ -179,15 +200,19 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     std::fs::create_dir_all(job.partial_dir)
         .map_err(|e| Error::io(format!("creating {}", job.partial_dir.display()), e))?;
     let paths = resume::Paths::new(job.partial_dir, &record.name);
-    let (file, on_disk) = resume::open(&paths, &record)?;
+    let (file, mut on_disk) = resume::open(&paths, &record)?;
     let state_file = file
         .try_clone()
         .map_err(|e| Error::io("duplicating a file handle", e))?;
     let resumed = record.blocks_in(&on_disk);
-    job.progress.done_blocks.store(resumed, Ordering::Relaxed);
+    let reused = reuse_local(&job, &paths, &file, &mut on_disk)?;
+    job.progress
+        .done_blocks
+        .store(resumed + reused, Ordering::Relaxed);
     job.progress
         .resumed_blocks
         .store(resumed, Ordering::Relaxed);
+    job.progress.reused_blocks.store(reused, Ordering::Relaxed);
     let (events_tx, events) = crossbeam_channel::unbounded();
     let shared = Arc::new(Shared {
         record: record.clone(),
@@ -230,7 +255,10 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         busy: HashMap::new(),
         banned: Vec::new(),
     };
-    coord.add_holders(job.holders.clone());
+    // Everything found locally: no holder to bother.
+    if !shared.plan().is_complete() {
+        coord.add_holders(job.holders.clone());
+    }
     let result = coord.watch();
     // Over either way: stop the workers now, not when their last requests
     // come back, then keep what was verified.
@@ -266,6 +294,48 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             Err(e)
         }
     }
+}
+
+/// Copies into the partial file the missing pieces that `job.reuse` holds
+/// (`reuse::fill`), then saves the resume state so a crash keeps them.
+/// From here on they are like resumed pieces: the plan skips them and the
+/// hasher reads them back for the whole-file MD5. Returns the blocks
+/// copied.
+fn reuse_local(
+    job: &Job<'_>,
+    paths: &resume::Paths,
+    file: &std::fs::File,
+    on_disk: &mut Bitfield,
+) -> Result<u64> {
+    let record = &job.record;
+    if job.reuse.is_empty() || on_disk.is_full() {
+        return Ok(0);
+    }
+    let before = on_disk.clone();
+    let got = reuse::fill(record, file, on_disk, &job.reuse, &job.cancel).map_err(|e| {
+        Error::io(
+            format!(
+                "copying local pieces into the partial file of {}",
+                record.name
+            ),
+            e,
+        )
+    })?;
+    if got.pieces == 0 {
+        return Ok(0);
+    }
+    job.metrics.reused(got.bytes);
+    info!(
+        "{}: {} of {} pieces ({} bytes) found in local files, not fetched",
+        record.name,
+        got.pieces,
+        record.piece_count(),
+        got.bytes
+    );
+    if let Err(e) = resume::save(paths, record, file, on_disk) {
+        warn!("{e}");
+    }
+    Ok(record.blocks_in(&on_disk.minus(&before)))
 }
 
 /// A thread that runs `refresh` each time it is asked and sends back the

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct PeerMetrics {
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    bytes_reused: AtomicU64,
     pieces_verified: AtomicU64,
     pieces_rejected: AtomicU64,
     peers_banned: AtomicU64,
@@ -36,6 +37,12 @@ impl PeerMetrics {
     /// Block bytes received from a holder (verified or not).
     pub fn received(&self, bytes: usize) {
         self.bytes_down.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// Block bytes a download copied from local files (verified) instead
+    /// of fetching them.
+    pub fn reused(&self, bytes: u64) {
+        self.bytes_reused.fetch_add(bytes, Relaxed);
     }
 
     /// Pieces that passed their hash and were written.
@@ -78,6 +85,11 @@ impl PeerMetrics {
                 "peer_bytes_down_total",
                 "Block bytes this peer received from holders.",
                 v(&self.bytes_down),
+            ),
+            Sample::counter(
+                "peer_bytes_reused_total",
+                "Block bytes copied from local files instead of fetched.",
+                v(&self.bytes_reused),
             ),
             Sample::counter(
                 "peer_pieces_verified_total",
@@ -129,6 +141,7 @@ mod tests {
         m.sent(4096);
         m.sent(10);
         m.received(7);
+        m.reused(8192);
         m.verified(3);
         m.rejected();
         m.banned();
@@ -138,6 +151,7 @@ mod tests {
         for (name, want) in [
             ("peer_bytes_up_total", 4106),
             ("peer_bytes_down_total", 7),
+            ("peer_bytes_reused_total", 8192),
             ("peer_pieces_verified_total", 3),
             ("peer_pieces_rejected_total", 1),
             ("peer_peers_banned_total", 1),

@@ -442,6 +442,7 @@ mod tests {
             name: name.into(),
             bytes: 10,
             resumed: 4,
+            reused: 0,
             md5: [0; 16],
             secs: 1.0,
             sources: Vec::new(),

@@ -92,21 +92,36 @@ pub struct GetReport {
     /// Of `bytes`, those already verified on disk when it started (a
     /// resumed download): not fetched by this run, not in its `MBps`.
     pub resumed: u64,
+    /// Of `bytes`, those copied from local files before fetching (other
+    /// items, the previous version): not fetched either.
+    pub reused: u64,
     pub md5: Md5Digest,
     pub secs: f64,
     pub sources: Vec<SourceReport>,
 }
 
+impl GetReport {
+    /// The bytes this run fetched from holders.
+    fn fetched(&self) -> u64 {
+        self.bytes.saturating_sub(self.resumed + self.reused)
+    }
+}
+
 impl fmt::Display for GetReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fetched = self.fetched();
         if self.resumed > 0 {
             writeln!(
                 f,
-                "resumed {}: {} of {} bytes were already verified; MBps counts this run's {}",
-                self.name,
-                self.resumed,
-                self.bytes,
-                self.bytes - self.resumed
+                "resumed {}: {} of {} bytes were already verified; MBps counts this run's {fetched}",
+                self.name, self.resumed, self.bytes,
+            )?;
+        }
+        if self.reused > 0 {
+            writeln!(
+                f,
+                "reused {}: {} of {} bytes were found in local files; MBps counts the {fetched} fetched",
+                self.name, self.reused, self.bytes,
             )?;
         }
         write!(
@@ -116,7 +131,7 @@ impl fmt::Display for GetReport {
             self.bytes,
             hex(&self.md5),
             self.secs,
-            mbps(self.bytes - self.resumed, self.secs)
+            mbps(fetched, self.secs)
         )?;
         for s in &self.sources {
             write!(
@@ -410,6 +425,7 @@ impl Peer {
                     name: name.to_string(),
                     bytes: f.record.size,
                     resumed: 0,
+                    reused: 0,
                     md5: f.record.md5,
                     secs: 0.0,
                     sources: Vec::new(),
@@ -417,6 +433,7 @@ impl Peer {
             }
         };
         let resumed = active.resumed_bytes(record.size);
+        let reused = active.reused_bytes(record.size);
         drop(active);
         self.adopt(&outcome.part, &dest, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
@@ -430,6 +447,7 @@ impl Peer {
             name: name.to_string(),
             bytes: record.size,
             resumed,
+            reused,
             md5: outcome.md5,
             // The whole command, tracker lookups included: what a user waits.
             secs: started.elapsed().as_secs_f64(),
@@ -507,6 +525,7 @@ impl Peer {
             total_blocks: record.block_count() as u64,
             done_blocks: AtomicU64::new(0),
             resumed_blocks: AtomicU64::new(0),
+            reused_blocks: AtomicU64::new(0),
             kept: share,
             started: Instant::now(),
             sources: AtomicU64::new(0),
@@ -536,6 +555,7 @@ impl Peer {
                 refresh,
                 progress,
                 share_partial: if share { Some(&share_partial) } else { None },
+                reuse: Vec::new(),
             })?
         };
         Ok(Fetched {
@@ -984,14 +1004,26 @@ pub struct ActiveGuard<'a> {
 
 impl ActiveGuard<'_> {
     /// The bytes of a file of `size` that were verified on disk before this
-    /// run began (the last block may be short: never more than `size`).
+    /// run began.
     pub fn resumed_bytes(&self, size: u64) -> u64 {
-        let blocks = self
+        self.bytes_of(size, |p| &p.resumed_blocks)
+    }
+
+    /// The bytes of a file of `size` copied from local files before
+    /// fetching.
+    pub fn reused_bytes(&self, size: u64) -> u64 {
+        self.bytes_of(size, |p| &p.reused_blocks)
+    }
+
+    /// The bytes of the blocks counted by `blocks` (the last block may be
+    /// short: never more than `size`).
+    fn bytes_of(&self, size: u64, blocks: impl Fn(&Progress) -> &AtomicU64) -> u64 {
+        let n = self
             .peer
             .lock_active()
             .get(&self.name)
-            .map_or(0, |p| p.resumed_blocks.load(Ordering::Relaxed));
-        (blocks * crate::record::BLOCK_SIZE as u64).min(size)
+            .map_or(0, |p| blocks(p).load(Ordering::Relaxed));
+        (n * crate::record::BLOCK_SIZE as u64).min(size)
     }
 }
 
@@ -1058,4 +1090,32 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
         .spawn(f)
         .map(|_| ())
         .map_err(|e| Error::io(format!("starting the {name} thread"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbps_counts_only_what_was_fetched() {
+        let report = GetReport {
+            name: "f".into(),
+            bytes: 10_000_000,
+            resumed: 2_000_000,
+            reused: 7_000_000,
+            md5: [0; 16],
+            secs: 1.0,
+            sources: Vec::new(),
+        };
+        let text = report.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..2],
+            [
+                "resumed f: 2000000 of 10000000 bytes were already verified; MBps counts this run's 1000000",
+                "reused f: 7000000 of 10000000 bytes were found in local files; MBps counts the 1000000 fetched",
+            ]
+        );
+        assert!(lines[2].ends_with("secs=1.000 MBps=1.0"), "{}", lines[2]);
+    }
 }

@@ -185,13 +185,14 @@ impl LiveBar {
             .spawn(move || {
                 let mut meter = RateMeter::new(RATE_WINDOW);
                 let mut drawn = false;
-                let mut said_resumed = false;
+                let (mut said_resumed, mut said_reused) = (false, false);
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REDRAW_EVERY) {
                     let Some(p) = peer.active().into_iter().find(|p| p.name == key) else {
                         continue;
                     };
                     let view = View::of(&p);
-                    let rate = meter.update(Instant::now(), view.done_blocks * BLOCK_SIZE as u64);
+                    // Blocks found locally arrive at once: not a rate.
+                    let rate = meter.update(Instant::now(), p.fetched_blocks() * BLOCK_SIZE as u64);
                     let mut out = std::io::stdout().lock();
                     let resumed = p.resumed_blocks.load(Ordering::Relaxed);
                     if resumed > 0 && !said_resumed {
@@ -202,6 +203,16 @@ impl LiveBar {
                             percent(done, resumed >= p.total_blocks)
                         );
                         said_resumed = true;
+                    }
+                    let reused = p.reused_blocks.load(Ordering::Relaxed);
+                    if reused > 0 && !said_reused {
+                        let done = fraction(reused, p.total_blocks);
+                        let _ = writeln!(
+                            out,
+                            "\r{CLEAR_LINE}reusing {key}: {:.1} % found in local files",
+                            percent(done, reused >= p.total_blocks)
+                        );
+                        said_reused = true;
                     }
                     let _ = write!(
                         out,

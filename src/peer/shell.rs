@@ -431,11 +431,10 @@ fn status(peer: &Peer) -> String {
     for p in active {
         let view = View::of(&p);
         // Since the start of this download, blocks found on disk at a
-        // resume left out.
+        // resume or in local files left out.
         let secs = p.started.elapsed().as_secs_f64();
-        let resumed = p.resumed_blocks.load(Ordering::Relaxed);
         let rate = if secs > 0.0 {
-            (view.done_blocks.saturating_sub(resumed) * BLOCK_SIZE as u64) as f64 / secs
+            (p.fetched_blocks() * BLOCK_SIZE as u64) as f64 / secs
         } else {
             0.0
         };

@@ -5,6 +5,7 @@
 
 use crate::bitfield::Bitfield;
 use crate::download::reassembler::Reassembler;
+use crate::download::reuse::{Candidate, Payload};
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
@@ -72,6 +73,24 @@ impl SharedFile {
         match &self.partial {
             Some(r) => r.on_disk(),
             None => Bitfield::full(self.record.piece_count()),
+        }
+    }
+}
+
+/// A shared item's payload as a source of pieces for another download.
+impl Payload for SharedFile {
+    fn size(&self) -> u64 {
+        self.record.size
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        SharedFile::read_exact_at(self, buf, offset)
+    }
+
+    fn file(&self) -> Option<&File> {
+        match &self.content {
+            Content::File(f) => Some(f),
+            Content::Tree(_) => None,
         }
     }
 }
@@ -336,6 +355,22 @@ impl Store {
             .collect()
     }
 
+    /// Every complete item, as a local source of pieces for a download of
+    /// `name` (`download::reuse`): its record is the index, and the item
+    /// named `name` (the version being replaced) is also scanned for
+    /// shifted content.
+    pub fn reuse_candidates(&self, name: &str) -> Vec<Candidate> {
+        read(&self.files)
+            .values()
+            .map(|f| Candidate {
+                payload: f.clone(),
+                record: Some(f.record.clone()),
+                have: None,
+                roll: f.record.name == name,
+            })
+            .collect()
+    }
+
     fn cache_path(&self, name: &str) -> PathBuf {
         crate::layout::local_file(&self.records_dir, name, "rec")
     }
@@ -441,5 +476,53 @@ mod tests {
         let recs = scan(&again);
         let a = recs.iter().find(|r| r.name == "a.txt").unwrap();
         assert_eq!(a.md5, crate::record::md5_of(b"changed!"));
+    }
+
+    #[test]
+    fn shared_files_and_folders_are_sources_of_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let piece = |i: u8| vec![i; crate::record::BLOCK_SIZE as usize];
+        fs::write(
+            store.files_dir().join("a.bin"),
+            [piece(1), piece(2)].concat(),
+        )
+        .unwrap();
+        fs::create_dir(store.files_dir().join("d")).unwrap();
+        fs::write(store.files_dir().join("d/x"), [piece(3), piece(4)].concat()).unwrap();
+        for p in store.scan(&|r, _| r).unwrap() {
+            store.insert_prepared(p);
+        }
+        let mut found = store.reuse_candidates("a.bin");
+        found.sort_by_key(|c| c.record.as_ref().unwrap().name.clone());
+        let summary: Vec<_> = found
+            .iter()
+            .map(|c| {
+                (
+                    c.record.as_ref().unwrap().name.as_str(),
+                    c.roll,
+                    c.payload.file().is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(summary, [("a.bin", true, true), ("d", false, false)]);
+
+        // A new item made of a piece of each, from the file (copied by
+        // the kernel) and from the folder's payload (read and written).
+        let want = [piece(4), piece(1)].concat();
+        let record = FileRecord::from_bytes("new", &want);
+        let part = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("part"))
+            .unwrap();
+        part.set_len(want.len() as u64).unwrap();
+        let mut have = Bitfield::new(2);
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        crate::download::reuse::fill(&record, &part, &mut have, &found, &cancel).unwrap();
+        assert!(have.is_full());
+        assert_eq!(fs::read(dir.path().join("part")).unwrap(), want);
     }
 }
