@@ -80,6 +80,48 @@ impl Payload for Vec<u8> {
     }
 }
 
+/// A local file with no record: a follower's edit kept aside, the partial
+/// file of a version that was replaced while it downloaded. Offered with
+/// `roll`, so its pieces are found by their weak sums wherever they sit.
+pub struct PlainFile {
+    file: File,
+    size: u64,
+}
+
+impl PlainFile {
+    pub fn open(path: &std::path::Path) -> io::Result<PlainFile> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        Ok(PlainFile { file, size })
+    }
+}
+
+impl Payload for PlainFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+    }
+
+    fn file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
+}
+
+impl Candidate {
+    /// A file with no record, scanned with the rolling checksum.
+    pub fn plain(path: &std::path::Path) -> io::Result<Candidate> {
+        Ok(Candidate {
+            payload: Arc::new(PlainFile::open(path)?),
+            record: None,
+            have: None,
+            roll: true,
+        })
+    }
+}
+
 /// A local payload offered to `fill`.
 pub struct Candidate {
     pub payload: Arc<dyn Payload>,

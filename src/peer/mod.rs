@@ -31,7 +31,7 @@ use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use crate::wire::FileSummary;
 use config::Config;
-use log::{info, warn};
+use log::{debug, info, warn};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
@@ -538,6 +538,15 @@ impl Peer {
                 self.session.joining(&record, Duration::from_secs(2));
             }
             let (holders, refresh) = found.holders()?;
+            let superseded = share
+                .then(|| set_aside_superseded(partial_dir, &record))
+                .flatten();
+            let _superseded = superseded.as_deref().map(RemoveOnDrop);
+            let reuse = if share {
+                self.reuse_candidates(&record.name, superseded.as_deref())
+            } else {
+                Vec::new()
+            };
             // Serve verified pieces while downloading, and let the tracker
             // know at once that we take part.
             let share_partial = |reasm| match self.store.add_partial(reasm) {
@@ -555,7 +564,7 @@ impl Peer {
                 refresh,
                 progress,
                 share_partial: if share { Some(&share_partial) } else { None },
-                reuse: Vec::new(),
+                reuse,
             })?
         };
         Ok(Fetched {
@@ -563,6 +572,42 @@ impl Peer {
             outcome,
             active,
         })
+    }
+
+    /// What a download of `name` may copy instead of fetching: every item
+    /// in `files/` (the one named `name`, its previous version, scanned
+    /// for shifted content too), the newest local edit of it kept aside,
+    /// and the partial file of a version replaced while it downloaded.
+    fn reuse_candidates(
+        &self,
+        name: &str,
+        superseded: Option<&Path>,
+    ) -> Vec<download::reuse::Candidate> {
+        let mut out = self.store.reuse_candidates(name);
+        let kept = self.newest_kept(name);
+        for path in kept.iter().map(PathBuf::as_path).chain(superseded) {
+            match download::reuse::Candidate::plain(path) {
+                Ok(c) => out.push(c),
+                Err(e) => debug!("not reusing {}: {e}", path.display()),
+            }
+        }
+        out
+    }
+
+    /// The newest copy of `name` kept aside by `keep_local_edit`.
+    fn newest_kept(&self, name: &str) -> Option<PathBuf> {
+        let prefix = format!("{}.", crate::layout::local_stem(name));
+        fs::read_dir(self.config.dir.join("kept"))
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                let time: u64 = n.strip_prefix(&prefix)?.parse().ok()?;
+                Some((time, e.path()))
+            })
+            .max()
+            .map(|(_, p)| p)
     }
 
     /// Where `bench` and `stress` put their throw-away copies.
@@ -981,6 +1026,22 @@ pub struct Fetched<'a> {
     pub outcome: download::Outcome,
     /// Keeps the download listed (and its key taken) until dropped.
     pub active: ActiveGuard<'a>,
+}
+
+/// The partial file of another version of `record`'s name (one replaced
+/// while it downloaded), moved out of the way of the new download: its
+/// verified pieces can still be copied. `resume::open` would otherwise
+/// start the new version's partial file afresh over it.
+fn set_aside_superseded(partial_dir: &Path, record: &FileRecord) -> Option<PathBuf> {
+    let paths = crate::layout::Paths::new(partial_dir, &record.name);
+    let saved = download::resume::state_md5(&fs::read(&paths.state).ok()?)?;
+    if saved == record.md5 {
+        return None;
+    }
+    let aside = crate::layout::local_file(partial_dir, &record.name, "superseded");
+    fs::rename(&paths.part, &aside).ok()?;
+    let _ = fs::remove_file(&paths.state);
+    Some(aside)
 }
 
 /// How many times a `get` moves on to a newer version that appeared
