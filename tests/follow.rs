@@ -50,7 +50,14 @@ fn followers_receive_what_is_copied_in_and_a_pattern_takes_only_its_match() {
     let s = Swarm::new();
     let tracker = s.tracker.addr();
     let _owner = serve_empty(&s, "O", &[]);
-    let all = serve_empty(&s, "ALL", &["--follow", "*"]);
+    // Six followers of everything (the fleet), one of a prefix.
+    let all: Vec<(String, PeerProc)> = (0..6)
+        .map(|i| {
+            let id = format!("ALL{i}");
+            let p = serve_empty(&s, &id, &["--follow", "*"]);
+            (id, p)
+        })
+        .collect();
     let logs = serve_empty(&s, "LOGS", &["--follow", "logs-*"]);
 
     // A file no pattern of LOGS matches, listed by the tracker before
@@ -70,10 +77,12 @@ fn followers_receive_what_is_copied_in_and_a_pattern_takes_only_its_match() {
         &[("a.log", &a_log), ("old/b.log", &b_log)],
     );
 
-    wait_until(WAIT, "ALL to hold both items", || {
-        has(&s.path("ALL/files/big.bin"), &big)
-            && has(&s.path("ALL/files/logs-app/a.log"), &a_log)
-            && has(&s.path("ALL/files/logs-app/old/b.log"), &b_log)
+    wait_until(WAIT, "every ALL follower to hold both items", || {
+        all.iter().all(|(id, _)| {
+            has(&s.path(&format!("{id}/files/big.bin")), &big)
+                && has(&s.path(&format!("{id}/files/logs-app/a.log")), &a_log)
+                && has(&s.path(&format!("{id}/files/logs-app/old/b.log")), &b_log)
+        })
     });
     wait_until(WAIT, "LOGS to hold the folder", || {
         has(&s.path("LOGS/files/logs-app/a.log"), &a_log)
@@ -86,22 +95,25 @@ fn followers_receive_what_is_copied_in_and_a_pattern_takes_only_its_match() {
         "LOGS never touched big.bin:\n{log}"
     );
     // The followers serve what they fetched, as any download.
-    wait_until(WAIT, "both followers listed as holders", || {
+    wait_until(WAIT, "the followers listed as holders", || {
         let h = holders(&tracker, "logs-app");
-        h.contains(&"ALL".to_string()) && h.contains(&"LOGS".to_string())
+        all.iter().all(|(id, _)| h.contains(id)) && h.contains(&"LOGS".to_string())
     });
-    let log = all.logs();
-    assert!(log.contains("following: big.bin version 1"), "{log}");
-    assert!(!log.contains("error"), "{log}");
+    for (_, p) in &all {
+        let log = p.logs();
+        assert!(log.contains("following: big.bin version 1"), "{log}");
+        assert!(!log.contains("error"), "{log}");
+    }
 
     // The owner edits the file: the next version reaches ALL by itself.
     let mut v2 = big.clone();
     v2[200_000..200_500].copy_from_slice(&[0xab; 500]);
     fs::write(s.path("O/files/big.bin"), &v2).unwrap();
-    wait_until(WAIT, "ALL to hold version 2", || {
-        has(&s.path("ALL/files/big.bin"), &v2)
+    wait_until(WAIT, "every ALL follower to hold version 2", || {
+        all.iter()
+            .all(|(id, _)| has(&s.path(&format!("{id}/files/big.bin")), &v2))
     });
-    let log = all.logs();
+    let log = all[0].1.logs();
     assert!(log.contains("following: big.bin version 2"), "{log}");
     assert!(!s.path("LOGS/files/big.bin").exists());
 }

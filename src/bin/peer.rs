@@ -12,7 +12,10 @@ use std::time::Duration;
 
 fn main() {
     // Through the console: on a terminal a warning lands above the prompt.
+    // Milliseconds: what happens within a second (a version noticed,
+    // published, fetched, swapped in) is what a log is read for.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
         .target(env_logger::Target::Pipe(Box::new(LogSink::new())))
         .init();
     // args_os: an argument that is not UTF-8 is a usage error, not a panic.

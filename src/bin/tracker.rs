@@ -164,6 +164,7 @@ fn main() {
 fn init_logging(config: &Config) -> p2pshare::Result<Option<PathBuf>> {
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    logger.format_timestamp_millis();
     if !config.dashboard {
         logger.target(env_logger::Target::Stderr).init();
         return Ok(None);

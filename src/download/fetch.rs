@@ -167,6 +167,9 @@ pub struct Fetch {
     rtt: Duration,
     rate: RateMeter,
     rng: Rng,
+    /// The holder is the item's owner and this download an update: asked
+    /// only for what no other connected holder has (`Plan::claim_as`).
+    origin: bool,
     /// The PING in flight during the transfer, and when the last went.
     ping: (u64, Option<Instant>, Instant),
     /// When the holder last sent something useful (a block, or anything
@@ -181,6 +184,12 @@ pub struct Fetch {
 impl Fetch {
     /// A machine for one holder; `cursor` is where to take pieces in order
     /// when ties are not broken at random (see `plan`). Queues the OPEN.
+    /// Spares this holder, the owner of an item being updated, as the
+    /// last source of every piece (`Plan::claim_as`).
+    pub fn spare_as_origin(&mut self) {
+        self.origin = true;
+    }
+
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
         let pieces = record.piece_count();
         let mut f = Fetch {
@@ -204,6 +213,7 @@ impl Fetch {
                 rate: 0.0,
             },
             rng: Rng::seeded(seed),
+            origin: false,
             ping: (RTT_PINGS, None, now),
             heard: now,
             bad_pieces: 0,
@@ -560,15 +570,17 @@ impl Fetch {
             }
             let max_pieces = (room.max(bpp) / bpp).clamp(1, MAX_REQUEST_BLOCKS as u32) as usize;
             let (have, cursor, inflight_blocks) = (&self.have, self.cursor, self.inflight_blocks);
+            let origin = self.origin;
             let inflight = &self.inflight;
             let rng = &mut self.rng;
             let claimed = plan.with(|p| {
-                let got = p.claim(have, cursor, max_pieces, rng);
+                let got = p.claim_as(have, cursor, max_pieces, rng, origin);
                 if got.is_empty() && inflight_blocks < MIN_WINDOW {
-                    p.claim_endgame(
+                    p.claim_endgame_as(
                         have,
                         &|piece| inflight.contains_key(&piece),
                         max_pieces.min(16),
+                        origin,
                     )
                 } else {
                     got

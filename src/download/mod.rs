@@ -153,6 +153,12 @@ enum Event {
 }
 
 impl Shared {
+    /// The download started from pieces found in local files: an update
+    /// of an item (its owner is then spared, `Plan::claim_as`).
+    pub fn is_update(&self) -> bool {
+        self.progress.reused_blocks.load(Ordering::Relaxed) > 0
+    }
+
     pub fn plan(&self) -> MutexGuard<'_, Plan> {
         self.plan.lock().unwrap_or_else(|p| p.into_inner())
     }

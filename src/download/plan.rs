@@ -187,6 +187,22 @@ impl Plan {
     /// when the holder has nothing needed (the caller may then try
     /// `claim_endgame`).
     pub fn claim(&mut self, have: &Bitfield, cursor: u32, max: usize, rng: &mut Rng) -> Vec<u32> {
+        self.claim_as(have, cursor, max, rng, false)
+    }
+
+    /// `claim`, where `origin` says the holder is the item's owner and this
+    /// download an update (it started from local pieces): followers that
+    /// update together would each take the changed pieces from the owner;
+    /// asked only for what no other connected holder has, the owner sends
+    /// about one copy of the change and the followers trade the rest.
+    pub fn claim_as(
+        &mut self,
+        have: &Bitfield,
+        cursor: u32,
+        max: usize,
+        rng: &mut Rng,
+        origin: bool,
+    ) -> Vec<u32> {
         let n = self.pieces();
         if n == 0 || max == 0 || self.needed.count() == 0 {
             return Vec::new();
@@ -194,7 +210,7 @@ impl Plan {
         // In a swarm a complete holder's upload is what every peer waits
         // for: ask it only for pieces no downloading holder has.
         let spare_seeder = self.swarm && have.is_full();
-        let random = self.swarm && self.done.count() < RANDOM_FIRST && !spare_seeder;
+        let random = self.swarm && self.done.count() < RANDOM_FIRST && !spare_seeder && !origin;
         let spread = self.swarm;
         let (start, max) = if spread {
             (rng.below(n as u64) as u32, max.min(self.spread_run))
@@ -207,7 +223,7 @@ impl Plan {
         let rarity = self.avail[first as usize];
         // Some downloading holder has even the rarest candidate: leave it
         // to them. (With only complete holders, everything is theirs.)
-        if spare_seeder && rarity > self.complete_sources {
+        if (spare_seeder && rarity > self.complete_sources) || (origin && rarity > 1) {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -261,12 +277,23 @@ impl Plan {
         mine: &dyn Fn(u32) -> bool,
         max: usize,
     ) -> Vec<u32> {
+        self.claim_endgame_as(have, mine, max, false)
+    }
+
+    /// `claim_endgame`, sparing an `origin` (see `claim_as`) like a seeder.
+    pub fn claim_endgame_as(
+        &mut self,
+        have: &Bitfield,
+        mine: &dyn Fn(u32) -> bool,
+        max: usize,
+        origin: bool,
+    ) -> Vec<u32> {
         if self.needed.count() > 0 {
             return Vec::new();
         }
         let mut candidates = Vec::new();
         let mut at = 0;
-        let spare_seeder = self.swarm && have.is_full();
+        let spare_seeder = (self.swarm && have.is_full()) || origin;
         // Only the few pieces not done are visited, a word at a time.
         while let Some(p) = self.done.next(at, false) {
             let c = self.claims[p as usize];
@@ -581,6 +608,45 @@ mod spare_seeder_tests {
         );
         // What the leecher has is left to it.
         assert_eq!(claim_all(&mut p, &leecher, &mut rng).len(), 8);
+    }
+
+    #[test]
+    fn the_owner_of_an_update_is_asked_only_for_what_no_other_holder_has() {
+        // An update: most pieces are here already (reused); pieces 30..40
+        // changed. The owner (told "everything") and two followers, one a
+        // complete holder of the new version already, one with 30..34.
+        let mut rng = Rng::seeded(5);
+        let mut here = Bitfield::full(40);
+        for i in 30..40 {
+            here.clear(i);
+        }
+        let mut p = Plan::new(40, 1, &here);
+        p.set_swarm();
+        let owner = Bitfield::full(40);
+        let mut follower = here.clone();
+        for i in 30..34 {
+            follower.set(i);
+        }
+        p.add_source(&owner);
+        p.add_source(&follower);
+        let mut from_owner = Vec::new();
+        loop {
+            let got = p.claim_as(&owner, 0, 64, &mut rng, true);
+            if got.is_empty() {
+                break;
+            }
+            from_owner.extend(got);
+        }
+        from_owner.sort();
+        assert_eq!(from_owner, (34..40).collect::<Vec<_>>());
+        // Nor in the endgame, while another holder has the piece.
+        assert!(p
+            .claim_endgame_as(&owner, &|_| false, 16, true)
+            .iter()
+            .all(|&i| i >= 34));
+        // The follower gives the rest; a second complete holder, the same.
+        assert_eq!(claim_all(&mut p, &follower, &mut rng).len(), 4);
+        assert_eq!(p.needed.count(), 0, "every piece claimed once");
     }
 
     #[test]

@@ -15,8 +15,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often `files/` is listed.
-pub const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often `files/` is listed: twice a second, so an owner's change
+/// reaches its followers about a second after the last byte is written
+/// (a listing costs a `stat` per item, and per file of a shared folder).
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How long an item must stay unchanged before it is shared: two
 /// listings a poll apart.
 pub const SETTLE: Duration = POLL_EVERY;
