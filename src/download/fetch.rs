@@ -113,6 +113,10 @@ struct Batch {
     data: Vec<u8>,
 }
 
+/// How long an update waits before it asks the item's owner for anything:
+/// the other holders' OPENED come in meanwhile (`Fetch::spare_as_origin`).
+pub const ORIGIN_GRACE: Duration = Duration::from_millis(300);
+
 /// How long the rate is measured before the window leaves its minimum,
 /// and then how often it is measured again. The first look is early
 /// because until then the window is `MIN_WINDOW`: a fast holder waited a
@@ -168,8 +172,12 @@ pub struct Fetch {
     rate: RateMeter,
     rng: Rng,
     /// The holder is the item's owner and this download an update: asked
-    /// only for what no other connected holder has (`Plan::claim_as`).
+    /// only for what no other connected holder has (`Plan::claim_as`),
+    /// and nothing before this instant, so the other holders' OPENED
+    /// (slower: they are busy updating too) have come in and told what
+    /// they have.
     origin: bool,
+    origin_after: Option<Instant>,
     /// The PING in flight during the transfer, and when the last went.
     ping: (u64, Option<Instant>, Instant),
     /// When the holder last sent something useful (a block, or anything
@@ -186,8 +194,9 @@ impl Fetch {
     /// when ties are not broken at random (see `plan`). Queues the OPEN.
     /// Spares this holder, the owner of an item being updated, as the
     /// last source of every piece (`Plan::claim_as`).
-    pub fn spare_as_origin(&mut self) {
+    pub fn spare_as_origin(&mut self, now: Instant) {
         self.origin = true;
+        self.origin_after = Some(now + ORIGIN_GRACE);
     }
 
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
@@ -214,6 +223,7 @@ impl Fetch {
             },
             rng: Rng::seeded(seed),
             origin: false,
+            origin_after: None,
             ping: (RTT_PINGS, None, now),
             heard: now,
             bad_pieces: 0,
@@ -522,6 +532,9 @@ impl Fetch {
         if self.inflight.is_empty() {
             // The stall clock starts when blocks are owed again.
             self.heard = now;
+        }
+        if let Some(after) = self.origin_after.filter(|&t| now < t) {
+            return Ok(Wait::Work(after));
         }
         self.top_up(plan);
         let ping_at = self.maybe_ping(now);

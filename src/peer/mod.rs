@@ -534,7 +534,11 @@ impl Peer {
         let outcome = if record.size == 0 {
             empty_download(partial_dir, &record)?
         } else {
-            if share {
+            // An update is announced once its partial file is open, with
+            // the pieces found locally: announced at once as joining (0
+            // pieces), the other peers updating would try it while it is
+            // still copying, be refused, and count it as a failed holder.
+            if share && self.store.get(&record.name).is_none() {
                 self.session.joining(&record, Duration::from_secs(2));
             }
             let (holders, refresh) = found.holders()?;

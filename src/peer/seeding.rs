@@ -39,6 +39,8 @@ pub struct Seeding {
     /// Connections that have the file open.
     open: u32,
     rng: Rng,
+    /// The pieces new in this version (`prefer`): offered first.
+    hot: Option<Bitfield>,
 }
 
 impl Seeding {
@@ -49,6 +51,18 @@ impl Seeding {
             sent: vec![0; pieces as usize],
             open: 0,
             rng: Rng::seeded(seed),
+            hot: None,
+        }
+    }
+
+    /// Offers `hot` first: the pieces new in this version of the item.
+    /// Peers updating from the last version need those and only those,
+    /// so offered first they are spread over the updating peers, each
+    /// getting different ones to trade (random offers would mostly be of
+    /// pieces they already hold, and never asked for).
+    pub fn prefer(&mut self, hot: Bitfield) {
+        if hot.len() == self.pieces && hot.count() > 0 {
+            self.hot = Some(hot);
         }
     }
 
@@ -98,6 +112,23 @@ impl Seeding {
         }
         let start = self.rng.below(self.pieces as u64) as u32;
         let mut got = 0;
+        if let Some(hot) = &self.hot {
+            let ones = || hot.iter_ones();
+            let order = ones()
+                .filter(|&p| p >= start)
+                .chain(ones().filter(|&p| p < start));
+            for p in order {
+                if got >= want {
+                    break;
+                }
+                if !self.offered.get(p) && !told.get(p) {
+                    self.offered.set(p);
+                    told.set(p);
+                    new.set(p);
+                    got += 1;
+                }
+            }
+        }
         for (from, to) in [(start, self.pieces), (0, start)] {
             let mut at = from;
             while got < want {
@@ -218,6 +249,27 @@ mod tests {
         }
         assert!(b.is_full());
         assert_eq!(s.offer(&mut b, 8).count(), 0);
+    }
+
+    #[test]
+    fn the_pieces_new_in_a_version_are_offered_first_and_spread() {
+        let mut s = Seeding::new(1000, 4);
+        let mut hot = Bitfield::new(1000);
+        for p in [3, 200, 201, 202, 555, 556, 900, 999] {
+            hot.set(p);
+        }
+        s.prefer(hot.clone());
+        assert!(s.open(1).is_full(), "alone: everything, as before");
+        let (mut a, mut b) = (Bitfield::new(1000), Bitfield::new(1000));
+        let got_a = s.offer(&mut a, 4);
+        let got_b = s.offer(&mut b, 4);
+        assert_eq!(got_a.minus(&hot).count(), 0, "only new pieces");
+        assert_eq!(got_b.minus(&hot).count(), 0);
+        assert_eq!(got_a.minus(&got_b).count(), 4, "different ones");
+        // The new pieces all offered: the rest as before.
+        let more = s.offer(&mut a, 4);
+        assert_eq!(more.count(), 4);
+        assert_eq!(more.iter_ones().filter(|&p| hot.get(p)).count(), 0);
     }
 
     #[test]
