@@ -114,19 +114,27 @@ impl Seeding {
         let mut got = 0;
         if let Some(hot) = &self.hot {
             let ones = || hot.iter_ones();
-            let order = ones()
+            let order: Vec<u32> = ones()
                 .filter(|&p| p >= start)
-                .chain(ones().filter(|&p| p < start));
-            for p in order {
+                .chain(ones().filter(|&p| p < start))
+                .filter(|&p| !told.get(p))
+                .collect();
+            // Fresh new pieces first, each to one connection; then the new
+            // pieces it was not told yet, least sent first: a peer that
+            // updates needs every one of them, and must get them from us
+            // if nobody else has them, however many others were offered
+            // them first.
+            let (fresh, mut seen): (Vec<u32>, Vec<u32>) =
+                order.into_iter().partition(|&p| !self.offered.get(p));
+            seen.sort_by_key(|&p| self.sent[p as usize]);
+            for p in fresh.into_iter().chain(seen) {
                 if got >= want {
                     break;
                 }
-                if !self.offered.get(p) && !told.get(p) {
-                    self.offered.set(p);
-                    told.set(p);
-                    new.set(p);
-                    got += 1;
-                }
+                self.offered.set(p);
+                told.set(p);
+                new.set(p);
+                got += 1;
             }
         }
         for (from, to) in [(start, self.pieces), (0, start)] {
@@ -266,10 +274,16 @@ mod tests {
         assert_eq!(got_a.minus(&hot).count(), 0, "only new pieces");
         assert_eq!(got_b.minus(&hot).count(), 0);
         assert_eq!(got_a.minus(&got_b).count(), 4, "different ones");
-        // The new pieces all offered: the rest as before.
+        // Every new piece reaches every connection in the end (each may
+        // need them all), those sent least first; then the rest.
+        s.sent(got_b.iter_ones().next().unwrap());
         let more = s.offer(&mut a, 4);
-        assert_eq!(more.count(), 4);
-        assert_eq!(more.iter_ones().filter(|&p| hot.get(p)).count(), 0);
+        assert_eq!(more.minus(&hot).count(), 0);
+        assert_eq!(a.minus(&hot).count(), 0);
+        assert!(a.count() == 8 && hot.minus(&a).count() == 0);
+        let rest = s.offer(&mut a, 4);
+        assert_eq!(rest.count(), 4);
+        assert_eq!(rest.iter_ones().filter(|&p| hot.get(p)).count(), 0);
     }
 
     #[test]
