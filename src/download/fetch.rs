@@ -113,6 +113,13 @@ struct Batch {
     data: Vec<u8>,
 }
 
+/// How long an update waits before it asks the item's owner for anything:
+/// the other holders' OPENED come in meanwhile (`Fetch::spare_as_origin`).
+pub const ORIGIN_GRACE: Duration = Duration::from_millis(300);
+/// How long the owner of an item being updated is spared at all: past
+/// this, it serves what others were to give and did not.
+pub const ORIGIN_SPARED: Duration = Duration::from_secs(3);
+
 /// How long the rate is measured before the window leaves its minimum,
 /// and then how often it is measured again. The first look is early
 /// because until then the window is `MIN_WINDOW`: a fast holder waited a
@@ -168,8 +175,16 @@ pub struct Fetch {
     rate: RateMeter,
     rng: Rng,
     /// The holder is the item's owner and this download an update: asked
-    /// only for what no other connected holder has (`Plan::claim_as`).
+    /// only for what no other connected holder has (`Plan::claim_as`),
+    /// and nothing before this instant, so the other holders' OPENED
+    /// (slower: they are busy updating too) have come in and told what
+    /// they have.
     origin: bool,
+    origin_after: Option<Instant>,
+    /// When sparing it ends: the owner is then a holder like any other, so
+    /// a piece some other holder claims but never sends (it moved on to
+    /// yet another version, its offers went elsewhere) still arrives.
+    origin_until: Option<Instant>,
     /// The PING in flight during the transfer, and when the last went.
     ping: (u64, Option<Instant>, Instant),
     /// When the holder last sent something useful (a block, or anything
@@ -186,8 +201,10 @@ impl Fetch {
     /// when ties are not broken at random (see `plan`). Queues the OPEN.
     /// Spares this holder, the owner of an item being updated, as the
     /// last source of every piece (`Plan::claim_as`).
-    pub fn spare_as_origin(&mut self) {
+    pub fn spare_as_origin(&mut self, now: Instant) {
         self.origin = true;
+        self.origin_after = Some(now + ORIGIN_GRACE);
+        self.origin_until = Some(now + ORIGIN_SPARED);
     }
 
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
@@ -214,6 +231,8 @@ impl Fetch {
             },
             rng: Rng::seeded(seed),
             origin: false,
+            origin_after: None,
+            origin_until: None,
             ping: (RTT_PINGS, None, now),
             heard: now,
             bad_pieces: 0,
@@ -522,6 +541,12 @@ impl Fetch {
         if self.inflight.is_empty() {
             // The stall clock starts when blocks are owed again.
             self.heard = now;
+        }
+        if let Some(after) = self.origin_after.filter(|&t| now < t) {
+            return Ok(Wait::Work(after));
+        }
+        if self.origin_until.is_some_and(|t| now >= t) {
+            self.origin = false;
         }
         self.top_up(plan);
         let ping_at = self.maybe_ping(now);

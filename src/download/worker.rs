@@ -53,7 +53,7 @@ pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats, cursor: u
     let seed = Rng::new().next_u64();
     let mut fetch = Fetch::new(shared.record.clone(), cursor, seed, Instant::now());
     if shared.is_update() && source.peer_id == shared.record.owner {
-        fetch.spare_as_origin();
+        fetch.spare_as_origin(Instant::now());
     }
     let result = drive(shared, &mut conn, &mut fetch, stats);
     // However it ended, what it owes goes back; what is verified is kept.

@@ -457,6 +457,10 @@ impl Peer {
 
     /// Whether `e`, the end of a download of `name`, came from the swarm
     /// moving to another version meanwhile (then the next one is fetched).
+    /// A download left with no holder may be one step ahead of that: the
+    /// owner changed the item and stopped serving it, and publishes the
+    /// new version once it has settled and been hashed. So the tracker is
+    /// asked again for a few seconds before the failure stands.
     fn superseded(&self, name: &str, e: &Error) -> bool {
         if matches!(e, Error::Cancelled | Error::Usage(_) | Error::Local(_)) {
             return false;
@@ -464,7 +468,22 @@ impl Peer {
         let Some(partial) = self.partial_md5(name) else {
             return false;
         };
-        tracker_client::fetch_record(&self.config.tracker, name).is_ok_and(|r| r.md5 != partial)
+        let moved_on = || {
+            tracker_client::fetch_record(&self.config.tracker, name).is_ok_and(|r| r.md5 != partial)
+        };
+        if !matches!(e, Error::NoSources(_)) {
+            return moved_on();
+        }
+        let deadline = Instant::now() + SUPERSEDE_WAIT;
+        loop {
+            if moved_on() {
+                return true;
+            }
+            if Instant::now() >= deadline || self.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// The whole-file MD5 of the last download of `name` (its resume state).
@@ -534,7 +553,11 @@ impl Peer {
         let outcome = if record.size == 0 {
             empty_download(partial_dir, &record)?
         } else {
-            if share {
+            // An update is announced once its partial file is open, with
+            // the pieces found locally: announced at once as joining (0
+            // pieces), the other peers updating would try it while it is
+            // still copying, be refused, and count it as a failed holder.
+            if share && self.store.get(&record.name).is_none() {
                 self.session.joining(&record, Duration::from_secs(2));
             }
             let (holders, refresh) = found.holders()?;
@@ -1043,6 +1066,11 @@ fn set_aside_superseded(partial_dir: &Path, record: &FileRecord) -> Option<PathB
     let _ = fs::remove_file(&paths.state);
     Some(aside)
 }
+
+/// How long a download left with no holder waits for the next version of
+/// its item to be published (`Peer::superseded`): the owner's watcher
+/// settles (0.5 s) and hashes the new version first.
+const SUPERSEDE_WAIT: Duration = Duration::from_secs(5);
 
 /// How many times a `get` moves on to a newer version that appeared
 /// while it downloaded, before it gives up.

@@ -39,6 +39,8 @@ pub struct Seeding {
     /// Connections that have the file open.
     open: u32,
     rng: Rng,
+    /// The pieces new in this version (`prefer`): offered first.
+    hot: Option<Bitfield>,
 }
 
 impl Seeding {
@@ -49,6 +51,18 @@ impl Seeding {
             sent: vec![0; pieces as usize],
             open: 0,
             rng: Rng::seeded(seed),
+            hot: None,
+        }
+    }
+
+    /// Offers `hot` first: the pieces new in this version of the item.
+    /// Peers updating from the last version need those and only those,
+    /// so offered first they are spread over the updating peers, each
+    /// getting different ones to trade (random offers would mostly be of
+    /// pieces they already hold, and never asked for).
+    pub fn prefer(&mut self, hot: Bitfield) {
+        if hot.len() == self.pieces && hot.count() > 0 {
+            self.hot = Some(hot);
         }
     }
 
@@ -98,6 +112,31 @@ impl Seeding {
         }
         let start = self.rng.below(self.pieces as u64) as u32;
         let mut got = 0;
+        if let Some(hot) = &self.hot {
+            let ones = || hot.iter_ones();
+            let order: Vec<u32> = ones()
+                .filter(|&p| p >= start)
+                .chain(ones().filter(|&p| p < start))
+                .filter(|&p| !told.get(p))
+                .collect();
+            // Fresh new pieces first, each to one connection; then the new
+            // pieces it was not told yet, least sent first: a peer that
+            // updates needs every one of them, and must get them from us
+            // if nobody else has them, however many others were offered
+            // them first.
+            let (fresh, mut seen): (Vec<u32>, Vec<u32>) =
+                order.into_iter().partition(|&p| !self.offered.get(p));
+            seen.sort_by_key(|&p| self.sent[p as usize]);
+            for p in fresh.into_iter().chain(seen) {
+                if got >= want {
+                    break;
+                }
+                self.offered.set(p);
+                told.set(p);
+                new.set(p);
+                got += 1;
+            }
+        }
         for (from, to) in [(start, self.pieces), (0, start)] {
             let mut at = from;
             while got < want {
@@ -218,6 +257,33 @@ mod tests {
         }
         assert!(b.is_full());
         assert_eq!(s.offer(&mut b, 8).count(), 0);
+    }
+
+    #[test]
+    fn the_pieces_new_in_a_version_are_offered_first_and_spread() {
+        let mut s = Seeding::new(1000, 4);
+        let mut hot = Bitfield::new(1000);
+        for p in [3, 200, 201, 202, 555, 556, 900, 999] {
+            hot.set(p);
+        }
+        s.prefer(hot.clone());
+        assert!(s.open(1).is_full(), "alone: everything, as before");
+        let (mut a, mut b) = (Bitfield::new(1000), Bitfield::new(1000));
+        let got_a = s.offer(&mut a, 4);
+        let got_b = s.offer(&mut b, 4);
+        assert_eq!(got_a.minus(&hot).count(), 0, "only new pieces");
+        assert_eq!(got_b.minus(&hot).count(), 0);
+        assert_eq!(got_a.minus(&got_b).count(), 4, "different ones");
+        // Every new piece reaches every connection in the end (each may
+        // need them all), those sent least first; then the rest.
+        s.sent(got_b.iter_ones().next().unwrap());
+        let more = s.offer(&mut a, 4);
+        assert_eq!(more.minus(&hot).count(), 0);
+        assert_eq!(a.minus(&hot).count(), 0);
+        assert!(a.count() == 8 && hot.minus(&a).count() == 0);
+        let rest = s.offer(&mut a, 4);
+        assert_eq!(rest.count(), 4);
+        assert_eq!(rest.iter_ones().filter(|&p| hot.get(p)).count(), 0);
     }
 
     #[test]

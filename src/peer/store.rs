@@ -41,9 +41,18 @@ pub struct SharedFile {
 }
 
 impl SharedFile {
-    fn complete(record: Arc<FileRecord>, content: Content, stamp: Stamp) -> SharedFile {
-        let seeding =
+    /// `hot`: the pieces new in this version (see `Seeding::prefer`).
+    fn complete(
+        record: Arc<FileRecord>,
+        content: Content,
+        stamp: Stamp,
+        hot: Option<Bitfield>,
+    ) -> SharedFile {
+        let mut seeding =
             super::seeding::Seeding::new(record.piece_count(), crate::rng::Rng::new().next_u64());
+        if let Some(hot) = hot {
+            seeding.prefer(hot);
+        }
         SharedFile {
             record,
             content,
@@ -105,6 +114,8 @@ pub struct Prepared {
     pub record: Arc<FileRecord>,
     content: Content,
     stamp: Stamp,
+    /// The pieces new since the version this peer had before, if any.
+    hot: Option<Bitfield>,
 }
 
 pub struct Store {
@@ -201,8 +212,8 @@ impl Store {
             )));
         }
         let stamp = Stamp::of(&meta);
-        let record = match self.cached(name, &stamp) {
-            Some(r) if r.folder.is_none() => r,
+        let (record, hot) = match self.cached(name, &stamp) {
+            Some(r) if r.folder.is_none() => (r, None),
             _ => {
                 info!("hashing {name} ({} bytes)", meta.len());
                 let r = FileRecord::from_file(name, &path)?;
@@ -210,32 +221,37 @@ impl Store {
                 if Stamp::of_file(&file) != stamp {
                     return Err(changed(&path));
                 }
-                let r = assign(r, self.last_record(name).as_ref());
+                let previous = self.last_record(name);
+                let r = assign(r, previous.as_ref());
+                let hot = changed_pieces(&r, previous.as_ref());
                 self.save_cache(&r, &stamp);
-                r
+                (r, hot)
             }
         };
         Ok(Prepared {
             record: Arc::new(record),
             content: Content::File(file),
             stamp,
+            hot,
         })
     }
 
     /// `prepare` for a folder: its stamp is the fingerprint of its tree.
     fn prepare_folder(&self, name: &str, path: &Path, assign: Versioner<'_>) -> Result<Prepared> {
         let stamp = fingerprint(path).ok_or_else(|| changed(path))?;
-        let record = match self.cached(name, &stamp) {
-            Some(r) if r.folder.is_some() => r,
+        let (record, hot) = match self.cached(name, &stamp) {
+            Some(r) if r.folder.is_some() => (r, None),
             _ => {
                 info!("hashing the folder {name} ({} bytes)", stamp.size);
                 let r = crate::tree::record_of_folder(name, path)?;
                 if fingerprint(path) != Some(stamp) {
                     return Err(changed(path));
                 }
-                let r = assign(r, self.last_record(name).as_ref());
+                let previous = self.last_record(name);
+                let r = assign(r, previous.as_ref());
+                let hot = changed_pieces(&r, previous.as_ref());
                 self.save_cache(&r, &stamp);
-                r
+                (r, hot)
             }
         };
         let manifest = record.folder.as_ref().expect("a folder record");
@@ -244,23 +260,31 @@ impl Store {
             record: Arc::new(record),
             content,
             stamp,
+            hot,
         })
     }
 
     /// Shares what `prepare` found.
     pub fn insert_prepared(&self, p: Prepared) {
-        let shared = Arc::new(SharedFile::complete(p.record.clone(), p.content, p.stamp));
+        let shared = Arc::new(SharedFile::complete(
+            p.record.clone(),
+            p.content,
+            p.stamp,
+            p.hot,
+        ));
         write(&self.files).insert(p.record.name.clone(), shared);
     }
 
     /// Adds a file whose record is already known (a finished download).
     pub fn insert(&self, record: Arc<FileRecord>, file: File) {
         let stamp = Stamp::of_file(&file);
+        let hot = changed_pieces(&record, self.last_record(&record.name).as_ref());
         self.save_cache(&record, &stamp);
         self.insert_prepared(Prepared {
             record,
             content: Content::File(file),
             stamp,
+            hot,
         });
     }
 
@@ -273,11 +297,13 @@ impl Store {
             .ok_or_else(|| Error::Usage(format!("{} is not a folder", record.name)))?;
         let content = Content::Tree(Tree::open(root, manifest)?);
         let stamp = fingerprint(root).ok_or_else(|| changed(root))?;
+        let hot = changed_pieces(&record, self.last_record(&record.name).as_ref());
         self.save_cache(&record, &stamp);
         self.insert_prepared(Prepared {
             record,
             content,
             stamp,
+            hot,
         });
         Ok(())
     }
@@ -411,6 +437,21 @@ impl Store {
             warn!("cannot cache the record of {}: {e}", record.name);
         }
     }
+}
+
+/// The pieces of `record` whose bytes `previous` (the version this peer
+/// had before) has nowhere: what peers updating from it will ask for.
+/// None when there is no previous version or nothing changed.
+fn changed_pieces(record: &FileRecord, previous: Option<&FileRecord>) -> Option<Bitfield> {
+    let previous = previous.filter(|p| !p.same_content(record))?;
+    let old: std::collections::HashSet<&[u8; 32]> = previous.piece_hashes.iter().collect();
+    let mut hot = Bitfield::new(record.piece_count());
+    for (i, h) in record.piece_hashes.iter().enumerate() {
+        if !old.contains(h) {
+            hot.set(i as u32);
+        }
+    }
+    Some(hot)
 }
 
 fn changed(path: &Path) -> Error {
