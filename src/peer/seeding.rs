@@ -106,6 +106,19 @@ impl Seeding {
     /// new ones. When none is left, everything not yet told: the
     /// connection sees a complete holder from then on.
     pub fn offer(&mut self, told: &mut Bitfield, want: u32) -> Bitfield {
+        self.offer_from(told, want, false)
+    }
+
+    /// `offer` to a connection that asked for nothing it was offered for a
+    /// while (`serve::STALE_OFFERS`): it may need new pieces that were
+    /// offered to others first, so those come next, least sent first. A
+    /// peer that updates needs every new piece, and must get them from us
+    /// if nobody else gives them.
+    pub fn offer_stale(&mut self, told: &mut Bitfield, want: u32) -> Bitfield {
+        self.offer_from(told, want, true)
+    }
+
+    fn offer_from(&mut self, told: &mut Bitfield, want: u32, stale: bool) -> Bitfield {
         let mut new = Bitfield::new(self.pieces);
         if self.pieces == 0 || told.is_full() {
             return new;
@@ -119,14 +132,15 @@ impl Seeding {
                 .chain(ones().filter(|&p| p < start))
                 .filter(|&p| !told.get(p))
                 .collect();
-            // Fresh new pieces first, each to one connection; then the new
-            // pieces it was not told yet, least sent first: a peer that
-            // updates needs every one of them, and must get them from us
-            // if nobody else has them, however many others were offered
-            // them first.
+            // Fresh new pieces first, each to one connection; to a stale
+            // one, then the new pieces it was not told yet, least sent
+            // first (`offer_stale`).
             let (fresh, mut seen): (Vec<u32>, Vec<u32>) =
                 order.into_iter().partition(|&p| !self.offered.get(p));
             seen.sort_by_key(|&p| self.sent[p as usize]);
+            if !stale {
+                seen.clear();
+            }
             for p in fresh.into_iter().chain(seen) {
                 if got >= want {
                     break;
@@ -275,13 +289,16 @@ mod tests {
         assert_eq!(got_b.minus(&hot).count(), 0);
         assert_eq!(got_a.minus(&got_b).count(), 4, "different ones");
         // Every new piece reaches every connection in the end (each may
-        // need them all), those sent least first; then the rest.
+        // need them all), those sent least first, once it is stale; then
+        // the rest.
         s.sent(got_b.iter_ones().next().unwrap());
-        let more = s.offer(&mut a, 4);
+        let cold = s.offer(&mut a.clone(), 4);
+        assert_eq!(cold.iter_ones().filter(|&p| hot.get(p)).count(), 0);
+        let more = s.offer_stale(&mut a, 4);
         assert_eq!(more.minus(&hot).count(), 0);
         assert_eq!(a.minus(&hot).count(), 0);
         assert!(a.count() == 8 && hot.minus(&a).count() == 0);
-        let rest = s.offer(&mut a, 4);
+        let rest = s.offer_stale(&mut a, 4);
         assert_eq!(rest.count(), 4);
         assert_eq!(rest.iter_ones().filter(|&p| hot.get(p)).count(), 0);
     }

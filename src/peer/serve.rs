@@ -361,6 +361,8 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
         let rest = all.minus(&o.told);
         o.told = all;
         rest
+    } else if stale {
+        s.offer_stale(&mut o.told, want.saturating_sub(waiting).max(1))
     } else {
         s.offer(&mut o.told, want.saturating_sub(waiting).max(1))
     };
