@@ -5,10 +5,9 @@ mod common;
 use common::*;
 use p2pshare::net::Conn;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -213,53 +212,6 @@ fn stress_runs_at_once_beside_a_get_of_the_same_file() {
     assert!(entries(&swarm.path("B/scratch")).is_empty());
 }
 
-/// A shell peer whose stdin stays open until `close`, output in a log.
-struct OpenShell {
-    child: Child,
-    stdin: Option<std::process::ChildStdin>,
-    log: PathBuf,
-}
-
-impl OpenShell {
-    fn start(args: &[&str], log: &Path) -> OpenShell {
-        let out = File::create(log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
-        cmd.args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        let mut child = spawn_noted(&mut cmd, &[log]);
-        OpenShell {
-            stdin: child.stdin.take(),
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn close(mut self) -> std::process::ExitStatus {
-        self.stdin.take();
-        wait_timeout(&mut self.child, WAIT).expect("the peer did not exit after EOF")
-    }
-}
-
-impl Drop for OpenShell {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn after_a_stress_the_peer_still_downloads_and_serves() {
     let mut swarm = Swarm::new();
@@ -268,6 +220,7 @@ fn after_a_stress_the_peer_still_downloads_and_serves() {
     let tracker = swarm.tracker.addr();
     let mut b = OpenShell::start(
         &["B", &port, &tracker, "--dir", bdir.to_str().unwrap()],
+        &[],
         &swarm.path("B.log"),
     );
     b.send("stress f.bin 16\n");
@@ -291,7 +244,7 @@ fn after_a_stress_the_peer_still_downloads_and_serves() {
     assert!(stdout.lines().any(|l| l.starts_with("from B ")), "{stdout}");
     assert_eq!(fs::read(swarm.path("C/files/f.bin")).unwrap(), swarm.data);
 
-    assert!(b.close().success());
+    assert!(b.close(WAIT).success());
     swarm.tracker.kill();
 }
 

@@ -7,10 +7,8 @@ mod common;
 
 use common::swarm::*;
 use common::*;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// Starts `id` serving with nothing to share yet (its files/ exists).
 fn serve_empty(s: &Swarm, id: &str, extra: &[&str]) -> PeerProc {
@@ -189,51 +187,6 @@ fn follow_unfollow_following_round_trip_and_are_kept_across_a_restart() {
         stdout.lines().last() == Some("not following anything"),
         "{stdout}"
     );
-}
-
-/// A shell peer whose stdin stays open until dropped, output in a log.
-struct OpenShell {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    log: PathBuf,
-}
-
-impl OpenShell {
-    fn start(args: &[&str], env: &[(&str, &str)], log: &Path) -> OpenShell {
-        let out = File::create(log).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
-        cmd.args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::piped())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = spawn_noted(&mut cmd, &[log]);
-        OpenShell {
-            stdin: child.stdin.take(),
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(line.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn output(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for OpenShell {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -809,8 +809,21 @@ impl Hasher for WeakHasher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A new partial file of `len` bytes, all holes, at `path`.
+    pub(crate) fn empty_part(path: &std::path::Path, len: u64) -> File {
+        let part = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        part.set_len(len).unwrap();
+        part
+    }
     use crate::rolling::weak_sum;
     use std::os::unix::fs::FileExt;
 
@@ -855,14 +868,7 @@ mod tests {
         fn new(data: Vec<u8>) -> Target {
             let dir = tempfile::tempdir().unwrap();
             let record = FileRecord::from_bytes("t", &data);
-            let part = File::options()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(dir.path().join("part"))
-                .unwrap();
-            part.set_len(data.len() as u64).unwrap();
+            let part = empty_part(&dir.path().join("part"), data.len() as u64);
             let have = Bitfield::new(record.piece_count());
             Target {
                 dir,

@@ -194,26 +194,27 @@ impl LiveBar {
                     // Blocks found locally arrive at once: not a rate.
                     let rate = meter.update(Instant::now(), p.fetched_blocks() * BLOCK_SIZE as u64);
                     let mut out = std::io::stdout().lock();
-                    let resumed = p.resumed_blocks.load(Ordering::Relaxed);
-                    if resumed > 0 && !said_resumed {
-                        let done = fraction(resumed, p.total_blocks);
-                        let _ = writeln!(
-                            out,
-                            "\r{CLEAR_LINE}resuming {key}: {:.1} % already verified",
-                            percent(done, resumed >= p.total_blocks)
-                        );
-                        said_resumed = true;
-                    }
-                    let reused = p.reused_blocks.load(Ordering::Relaxed);
-                    if reused > 0 && !said_reused {
-                        let done = fraction(reused, p.total_blocks);
-                        let _ = writeln!(
-                            out,
-                            "\r{CLEAR_LINE}reusing {key}: {:.1} % found in local files",
-                            percent(done, reused >= p.total_blocks)
-                        );
-                        said_reused = true;
-                    }
+                    // Once each: what was there before this run fetched.
+                    let mut say_once = |said: &mut bool, blocks: u64, what: &str, how: &str| {
+                        if blocks > 0 && !*said {
+                            let done = fraction(blocks, p.total_blocks);
+                            let pct = percent(done, blocks >= p.total_blocks);
+                            let _ = writeln!(out, "\r{CLEAR_LINE}{what} {key}: {pct:.1} % {how}");
+                            *said = true;
+                        }
+                    };
+                    say_once(
+                        &mut said_resumed,
+                        p.resumed_blocks.load(Ordering::Relaxed),
+                        "resuming",
+                        "already verified",
+                    );
+                    say_once(
+                        &mut said_reused,
+                        p.reused_blocks.load(Ordering::Relaxed),
+                        "reusing",
+                        "found in local files",
+                    );
                     let _ = write!(
                         out,
                         "\r{}{CLEAR_LINE}",

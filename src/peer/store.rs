@@ -552,14 +552,8 @@ mod tests {
         // the kernel) and from the folder's payload (read and written).
         let want = [piece(4), piece(1)].concat();
         let record = FileRecord::from_bytes("new", &want);
-        let part = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("part"))
-            .unwrap();
-        part.set_len(want.len() as u64).unwrap();
+        let part =
+            crate::download::reuse::tests::empty_part(&dir.path().join("part"), want.len() as u64);
         let mut have = Bitfield::new(2);
         let cancel = std::sync::atomic::AtomicBool::new(false);
         crate::download::reuse::fill(&record, &part, &mut have, &found, &cancel).unwrap();

@@ -75,41 +75,35 @@ pub fn decode_current(bytes: &[u8]) -> Result<FileRecord> {
 /// piece hashes are the first 16 bytes of `r`'s, not MD5s: nothing reads
 /// them.
 pub fn encode_legacy(r: &FileRecord) -> Vec<u8> {
-    use super::codec::{put_str, put_u32, put_u64};
-    let mut body = Vec::new();
-    put_str(&mut body, &r.name);
-    put_u64(&mut body, r.size);
-    put_u32(&mut body, r.block_size);
-    put_u32(&mut body, r.blocks_per_piece);
-    body.extend_from_slice(&r.md5);
-    put_u32(&mut body, r.piece_hashes.len() as u32);
-    for h in &r.piece_hashes {
-        body.extend_from_slice(&h[..16]);
-    }
-    let mut out = Vec::new();
-    frame::write_header(&mut out, ty::RECORD, body.len()).expect("write to a Vec");
-    out.extend_from_slice(&body);
-    out
+    encode_older(r, false)
 }
 
 /// The stored form of a version 2 record (SHA-256 pieces, but no item
 /// version, owner nor weak sums), as the previous release wrote it: for
 /// tests of the upgrade paths and fuzz seeds.
 pub fn encode_v2(r: &FileRecord) -> Vec<u8> {
+    encode_older(r, true)
+}
+
+/// A version 1 (`v2` false) or version 2 record frame of `r`.
+fn encode_older(r: &FileRecord, v2: bool) -> Vec<u8> {
     use super::codec::{put_str, put_u32, put_u64, put_u8};
     let mut body = Vec::new();
-    put_u8(&mut body, 2);
-    put_u8(&mut body, u8::from(r.folder.is_some()));
+    if v2 {
+        put_u8(&mut body, 2);
+        put_u8(&mut body, u8::from(r.folder.is_some()));
+    }
     put_str(&mut body, &r.name);
     put_u64(&mut body, r.size);
     put_u32(&mut body, r.block_size);
     put_u32(&mut body, r.blocks_per_piece);
     body.extend_from_slice(&r.md5);
     put_u32(&mut body, r.piece_hashes.len() as u32);
+    let hash_len = if v2 { 32 } else { 16 };
     for h in &r.piece_hashes {
-        body.extend_from_slice(h);
+        body.extend_from_slice(&h[..hash_len]);
     }
-    if let Some(m) = &r.folder {
+    if let (true, Some(m)) = (v2, &r.folder) {
         super::message::put_manifest(&mut body, m);
     }
     let mut out = Vec::new();

@@ -715,3 +715,57 @@ pub fn web_peer(id: &str, tracker: &TrackerProc, dir: &Path, extra: &[&str]) -> 
     let url = p.web_url();
     (p, url)
 }
+
+/// A shell peer whose stdin stays open until `close` (or drop), its
+/// stdout and stderr in `log`: for tests that type commands over time.
+pub struct OpenShell {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    log: PathBuf,
+}
+
+impl OpenShell {
+    /// `peer ARGS` at RUST_LOG=info, with `env` on top.
+    pub fn start(args: &[&str], env: &[(&str, &str)], log: &Path) -> OpenShell {
+        let out = File::create(log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = spawn_noted(&mut cmd, &[log]);
+        OpenShell {
+            stdin: child.stdin.take(),
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// EOF on stdin, then the exit status (the peer exits once the
+    /// commands before it have finished).
+    pub fn close(mut self, timeout: Duration) -> ExitStatus {
+        self.stdin.take();
+        wait_timeout(&mut self.child, timeout).expect("the peer did not exit after EOF")
+    }
+}
+
+impl Drop for OpenShell {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

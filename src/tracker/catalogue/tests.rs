@@ -670,14 +670,20 @@ fn the_summary_shows_each_item_s_version_and_who_is_on_which() {
     assert_eq!((f.seeders, f.leechers, f.older), (2, 2, 0));
 }
 
-#[test]
-fn only_the_owner_publishes_a_new_version() {
-    let t0 = Instant::now();
+/// Version 1 of "f.bin", owned by A; A and B hold it.
+fn owned_by_a_held_by_a_and_b(t0: Instant) -> (Catalogue, FileRecord) {
     let mut c = Catalogue::new();
     let v1 = version(b"one", 1, "A");
     c.publish(v1.clone(), "A", at(1), t0).unwrap();
     seed_at(&mut c, "A", 1, &v1, t0);
     seed_at(&mut c, "B", 2, &v1, t0);
+    (c, v1)
+}
+
+#[test]
+fn only_the_owner_publishes_a_new_version() {
+    let t0 = Instant::now();
+    let (mut c, v1) = owned_by_a_held_by_a_and_b(t0);
     // B's content under A's name, as B's version 2.
     let e = c
         .publish(version(b"mine", 2, "B"), "B", at(2), t0)
@@ -700,11 +706,7 @@ fn only_the_owner_publishes_a_new_version() {
 #[test]
 fn an_owner_hands_the_name_over() {
     let t0 = Instant::now();
-    let mut c = Catalogue::new();
-    let v1 = version(b"one", 1, "A");
-    c.publish(v1.clone(), "A", at(1), t0).unwrap();
-    seed_at(&mut c, "A", 1, &v1, t0);
-    seed_at(&mut c, "B", 2, &v1, t0);
+    let (mut c, _) = owned_by_a_held_by_a_and_b(t0);
     // The same bytes as version 2, owned by B, published by A.
     let handed = version(b"one", 2, "B");
     assert!(c.publish(handed, "A", at(1), t0).unwrap());
