@@ -432,8 +432,8 @@ impl Catalogue {
         std::mem::take(&mut self.withdrawn)
     }
 
-    /// A record shared with NEW_FILE by `publisher` (a peer id, or empty)
-    /// from address `from`. Ok(true) when it is new (the caller persists
+    /// A record shared with NEW_FILE by `publisher` (a peer id, or empty).
+    /// Ok(true) when it is new (the caller persists
     /// it), Ok(false) when an identical one is known. A name has one owner
     /// (README, *Updating a fleet*): only the owner publishes the next
     /// version (or hands the name over by publishing it with another
@@ -441,13 +441,7 @@ impl Catalogue {
     /// version stays (until its last member withdraws it,
     /// `withdraw_file`), unless the name is abandoned: no live peer takes
     /// part in any version of it and its owner is not live either.
-    pub fn publish(
-        &mut self,
-        record: FileRecord,
-        publisher: &str,
-        from: Option<IpAddr>,
-        now: Instant,
-    ) -> Result<bool> {
+    pub fn publish(&mut self, record: FileRecord, publisher: &str, now: Instant) -> Result<bool> {
         let name = record.name.clone();
         let Some(&idx) = self.by_name.get(name.as_str()) else {
             if let Some(old) = self.legacy.get(name.as_str()) {
@@ -471,8 +465,14 @@ impl Catalogue {
         if record.version <= known.version {
             return Err(self.stale_version(&known, &record));
         }
-        if !self.may_publish(&known, publisher, from, now) {
+        if !self.may_publish(&known, publisher, now) {
             return Err(owned_by(&known));
+        }
+        if record.same_content(&known) {
+            // A handover: the same bytes, a later version and owner. Its
+            // holders hold it already (their announces name the same MD5).
+            self.files[idx as usize].record = Arc::new(record);
+            return Ok(true);
         }
         self.supersede(idx);
         self.insert_file(record);
@@ -517,24 +517,18 @@ impl Catalogue {
         ))
     }
 
-    /// Whether `publisher`, at `from`, may publish a new version over
-    /// `known`: the name is unowned, `publisher` owns it (and, if live,
-    /// is live at that address), or nobody holds or owns it any more.
-    fn may_publish(
-        &self,
-        known: &FileRecord,
-        publisher: &str,
-        from: Option<IpAddr>,
-        now: Instant,
-    ) -> bool {
+    /// Whether `publisher` may publish a new version over `known`: the
+    /// name is unowned, `publisher` owns it, or nobody holds or owns it
+    /// any more.
+    fn may_publish(&self, known: &FileRecord, publisher: &str, now: Instant) -> bool {
         if known.owner.is_empty() {
             return true;
         }
         if publisher == known.owner {
-            return match (self.live_host(publisher, now), from) {
-                (Some(Host::Ip(ip)), Some(from)) => *ip == from.to_canonical(),
-                _ => true,
-            };
+            // By id: the address a peer registered from is not where it
+            // connects from behind NAT, a proxy or `--advertise`, so it
+            // cannot be checked (SECURITY.md, "Who may publish").
+            return true;
         }
         self.is_abandoned(&known.name, &known.owner, now)
     }
@@ -675,6 +669,10 @@ impl Catalogue {
                 continue;
             }
             let Some(file) = self.version_of(e.name, &e.md5) else {
+                // A version the tracker does not have (a new one whose
+                // NEW_FILE failed, an old one it has forgotten): flagged,
+                // so the holder publishes it and the owner rule decides.
+                unknown[i] = e.held != Held::Gone;
                 continue;
             };
             let f = &self.files[file as usize];
@@ -760,8 +758,12 @@ impl Catalogue {
                 self.drop_member(file, h.pos, h.state);
                 // A holder of the whole file took it back, and nobody is
                 // left: the content is withdrawn. (A download given up
-                // withdraws nothing: its seeder may only be away.)
-                if h.state == State::Complete && self.files[file as usize].members.is_empty() {
+                // withdraws nothing: its seeder may only be away.) Only
+                // the current version: an older one was freed with its
+                // last member already (`drop_member`).
+                let f = &self.files[file as usize];
+                let current = self.by_name.get(f.record.name.as_str()) == Some(&file);
+                if h.state == State::Complete && f.members.is_empty() && current {
                     self.withdraw_file(file);
                 }
             }

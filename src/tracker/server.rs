@@ -24,7 +24,7 @@ use crate::net::gate::{self, Ticket};
 use crate::net::Conn;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info, warn};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -199,7 +199,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
             Ok(None) => break,
             Ok(Some(msg)) => {
                 shared.counters.query();
-                on_message(shared, msg, from.ip())
+                on_message(shared, msg)
             }
             // The whole frame was read: answer and carry on.
             Err(e @ Error::BadName { .. }) => (TrackerReply::error(&e), false),
@@ -231,15 +231,20 @@ fn protocol_error(text: &str) -> TrackerReply {
 }
 
 /// The answer to one query, and whether to close afterwards.
-fn on_message(shared: &Shared, msg: TrackerRequest, from: IpAddr) -> (TrackerReply, bool) {
+fn on_message(shared: &Shared, msg: TrackerRequest) -> (TrackerReply, bool) {
     match msg {
         TrackerRequest::NewFile { publisher, record } => {
             let name = record.name.clone();
             let (size, pieces, version) = (record.size, record.piece_count(), record.version);
             let added = {
                 let mut c = shared.lock();
-                c.publish(record, &publisher, Some(from), Instant::now())
-                    .map(|new| if new { c.record(&name) } else { None })
+                c.publish(record, &publisher, Instant::now()).map(|new| {
+                    if new {
+                        c.record(&name)
+                    } else {
+                        None
+                    }
+                })
             };
             match added {
                 Ok(Some(record)) => {

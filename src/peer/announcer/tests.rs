@@ -91,7 +91,7 @@ fn published(w: &World, r: &FileRecord) {
     w.catalogue
         .lock()
         .unwrap()
-        .publish(r.clone(), "", None, std::time::Instant::now())
+        .publish(r.clone(), "", std::time::Instant::now())
         .unwrap();
 }
 

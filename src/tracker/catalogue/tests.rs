@@ -32,12 +32,9 @@ fn publish_register_announce_and_find_holders() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("a.bin", &[7; 10_000]);
-    assert!(c
-        .publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap());
+    assert!(c.publish(r.clone(), "", std::time::Instant::now()).unwrap());
     assert!(
-        !c.publish(r.clone(), "", None, std::time::Instant::now())
-            .unwrap(),
+        !c.publish(r.clone(), "", std::time::Instant::now()).unwrap(),
         "identical again"
     );
     assert!(
@@ -71,13 +68,12 @@ fn publish_register_announce_and_find_holders() {
 fn same_name_other_content_conflicts_and_first_stays() {
     let mut c = Catalogue::new();
     let first = FileRecord::from_bytes("x", b"first");
-    c.publish(first.clone(), "", None, std::time::Instant::now())
+    c.publish(first.clone(), "", std::time::Instant::now())
         .unwrap();
     let e = c
         .publish(
             FileRecord::from_bytes("x", b"second"),
             "",
-            None,
             std::time::Instant::now(),
         )
         .unwrap_err();
@@ -88,7 +84,7 @@ fn same_name_other_content_conflicts_and_first_stays() {
     let mut forged = first.clone();
     forged.piece_hashes[0] = [0; 32];
     assert!(matches!(
-        c.publish(forged, "", None, std::time::Instant::now()),
+        c.publish(forged, "", std::time::Instant::now()),
         Err(Error::Conflict(_))
     ));
 }
@@ -117,12 +113,11 @@ fn a_legacy_name_waits_for_the_same_content() {
     assert_eq!(a.unknown, vec![true]);
     let other = FileRecord::from_bytes("old", b"squatter");
     assert!(matches!(
-        c.publish(other, "", None, std::time::Instant::now()),
+        c.publish(other, "", std::time::Instant::now()),
         Err(Error::Conflict(_))
     ));
     assert!(
-        c.publish(r.clone(), "", None, std::time::Instant::now())
-            .unwrap(),
+        c.publish(r.clone(), "", std::time::Instant::now()).unwrap(),
         "new: the caller saves it"
     );
     assert_eq!(*c.record("old").unwrap(), r);
@@ -135,7 +130,7 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
     let mut c = Catalogue::new();
     let old = FileRecord::from_bytes("x", b"old");
     let new = FileRecord::from_bytes("x", b"new content");
-    c.publish(old.clone(), "", None, std::time::Instant::now())
+    c.publish(old.clone(), "", std::time::Instant::now())
         .unwrap();
     let a = seed(&mut c, "A", &old, t0);
     let b = c.register("B", ip("10.0.0.2"), 2, t0);
@@ -144,13 +139,13 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
     // A member remains (B is downloading): the first stays.
     c.announce("A", a, &[entry(&old, Held::Gone)], t0).unwrap();
     assert!(matches!(
-        c.publish(new.clone(), "", None, std::time::Instant::now()),
+        c.publish(new.clone(), "", std::time::Instant::now()),
         Err(Error::Conflict(_))
     ));
     // A download given up withdraws nothing, even the last one.
     c.announce("B", b, &[entry(&old, Held::Gone)], t0).unwrap();
     assert!(matches!(
-        c.publish(new.clone(), "", None, std::time::Instant::now()),
+        c.publish(new.clone(), "", std::time::Instant::now()),
         Err(Error::Conflict(_))
     ));
     assert!(c.take_withdrawn().is_empty());
@@ -165,18 +160,17 @@ fn a_record_withdrawn_by_its_last_member_is_dropped_and_its_name_freed() {
     assert!(matches!(c.holders("x", None), Err(Error::NotFound(_))));
     assert_eq!(c.file_count(), 0);
     assert!(
-        c.publish(new.clone(), "", None, std::time::Instant::now())
+        c.publish(new.clone(), "", std::time::Instant::now())
             .unwrap(),
         "new content accepted"
     );
     assert_eq!(*c.record("x").unwrap(), new);
-    // A peer still holding the old content is told the name is unknown
-    // for that content only if the name is free; here it is taken, so
-    // its entry is ignored.
+    // A peer still holding the old content is told the tracker does not
+    // have that version: it publishes it, and the owner rule decides.
     let ann = c
         .announce("A", a, &[entry(&old, Held::Complete)], t0)
         .unwrap();
-    assert_eq!(ann.unknown, [false]);
+    assert_eq!(ann.unknown, [true]);
     assert!(c.holders("x", None).unwrap().is_empty());
 }
 
@@ -185,8 +179,7 @@ fn a_folder_is_listed_and_summed_up_as_a_folder() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = crate::wire::message::tests::folder_record();
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     seed(&mut c, "A", &r, t0);
     let listed = &c.list_files()[0];
     assert_eq!((listed.name.as_str(), listed.folder), ("tree", Some(3)));
@@ -201,8 +194,7 @@ fn expiry_and_goodbye_do_not_withdraw_a_record() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("y", b"kept");
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     let a = seed(&mut c, "A", &r, t0);
     assert!(c.remove_peer("A", a));
     seed(&mut c, "B", &r, t0);
@@ -213,7 +205,6 @@ fn expiry_and_goodbye_do_not_withdraw_a_record() {
         c.publish(
             FileRecord::from_bytes("y", b"other"),
             "",
-            None,
             std::time::Instant::now()
         ),
         Err(Error::Conflict(_))
@@ -226,10 +217,8 @@ fn announces_update_counts_and_report_unknown_files() {
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("f", &[1; 5 * 4096]);
     let g = FileRecord::from_bytes("g", &[2; 4096]);
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
-    c.publish(g.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
+    c.publish(g.clone(), "", std::time::Instant::now()).unwrap();
     let a = seed(&mut c, "A", &r, t0);
     c.announce("A", a, &[entry(&g, Held::Complete)], t0)
         .unwrap();
@@ -252,8 +241,8 @@ fn announces_update_counts_and_report_unknown_files() {
         .unwrap();
     assert_eq!(
         got.unknown,
-        [false, true, false],
-        "a withdrawal needs no record"
+        [true, true, false],
+        "a version the tracker lacks is flagged; a withdrawal needs no record"
     );
     assert_eq!(c.holders("f", None).unwrap().len(), 1, "only A");
 
@@ -291,8 +280,7 @@ fn stale_sessions_are_refused_and_last_registration_wins() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("f", b"data");
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     let old = seed(&mut c, "A", &r, t0);
     let new = c.register("A", Host::Name("h2.lan".into()), 2, t0);
     assert_ne!(old, new);
@@ -329,8 +317,7 @@ fn silent_peers_expire_after_three_intervals() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("f", b"x");
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     seed(&mut c, "A", &r, t0);
     let b = seed(&mut c, "B", &r, t0);
     assert_eq!(PEER_EXPIRY, c.interval() * MISSED_INTERVALS);
@@ -371,8 +358,7 @@ fn empty_file_is_held_by_whoever_has_it() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let r = FileRecord::from_bytes("empty", b"");
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     seed(&mut c, "A", &r, t0);
     let b = c.register("B", ip("10.0.0.2"), 2, t0);
     c.announce("B", b, &[entry(&r, Held::Partial(0))], t0)
@@ -387,8 +373,7 @@ fn many_holders_are_sampled_without_duplicates() {
     let t0 = Instant::now();
     let mut c = Catalogue::with_rng(Rng::seeded(7));
     let r = FileRecord::from_bytes("f", b"abc");
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     let n = MAX_HOLDERS + 20;
     for i in 0..n {
         seed(&mut c, &format!("p{i:03}"), &r, t0);
@@ -410,8 +395,7 @@ fn members_stay_consistent_through_churn() {
     let t0 = Instant::now();
     let mut c = Catalogue::with_rng(Rng::seeded(3));
     let r = FileRecord::from_bytes("f", &[5; 40 * 4096]);
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     let mut rng = Rng::seeded(11);
     let mut sessions: Vec<Option<u64>> = vec![None; 50];
     for step in 0..2_000 {
@@ -459,8 +443,7 @@ fn summary_counts_and_bounds_its_rows() {
     let mut c = Catalogue::new();
     // 10 blocks.
     let r = FileRecord::from_bytes("f", &[1; 10 * 4096]);
-    c.publish(r.clone(), "", None, std::time::Instant::now())
-        .unwrap();
+    c.publish(r.clone(), "", std::time::Instant::now()).unwrap();
     seed(&mut c, "S", &r, t0);
     let mut sessions = Vec::new();
     for i in 0..30 {
@@ -567,24 +550,20 @@ fn listed(c: &Catalogue) -> (u32, String, u32, u32, u32) {
     (f.version, f.owner.clone(), f.seeders, f.holders, f.older)
 }
 
-fn at(n: u8) -> Option<std::net::IpAddr> {
-    Some(format!("10.0.0.{n}").parse().unwrap())
-}
-
 #[test]
 fn the_owner_publishes_the_next_version_and_followers_move_to_it() {
     let t0 = Instant::now();
     let mut c = Catalogue::new();
     let v1 = version(b"one", 1, "A");
     let v2 = version(b"two", 2, "A");
-    assert!(c.publish(v1.clone(), "A", at(1), t0).unwrap());
+    assert!(c.publish(v1.clone(), "A", t0).unwrap());
     let a = seed_at(&mut c, "A", 1, &v1, t0);
     let b = seed_at(&mut c, "B", 2, &v1, t0);
     seed_at(&mut c, "C", 3, &v1, t0);
     assert_eq!(listed(&c), (1, "A".into(), 3, 3, 0));
     // Version 2 from its owner, at its address: current now; the three
     // holders of version 1 count as older until they move.
-    assert!(c.publish(v2.clone(), "A", at(1), t0).unwrap());
+    assert!(c.publish(v2.clone(), "A", t0).unwrap());
     assert_eq!(*c.record("f.bin").unwrap(), v2);
     assert_eq!(listed(&c), (2, "A".into(), 0, 0, 3));
     c.announce("A", a, &[entry(&v2, Held::Complete)], t0)
@@ -610,7 +589,7 @@ fn the_owner_publishes_the_next_version_and_followers_move_to_it() {
     assert!(e.to_string().contains("version 2"), "{e}");
     // An old version published again is refused as outdated, not as a
     // conflict: its holder keeps it.
-    let e = c.publish(v1, "B", at(2), t0).unwrap_err();
+    let e = c.publish(v1, "B", t0).unwrap_err();
     assert_eq!(remote_code(e), code::OUTDATED);
 }
 
@@ -622,8 +601,8 @@ fn the_summary_shows_each_item_s_version_and_who_is_on_which() {
     let v1 = version(&[1; 8 * 4096], 1, "A");
     let v2 = version(&[2; 8 * 4096], 2, "A");
     let other = FileRecord::from_bytes("g.bin", b"g");
-    c.publish(v1.clone(), "A", at(1), t0).unwrap();
-    c.publish(other.clone(), "", None, t0).unwrap();
+    c.publish(v1.clone(), "A", t0).unwrap();
+    c.publish(other.clone(), "", t0).unwrap();
     let a = seed_at(&mut c, "A", 1, &v1, t0);
     let b = seed_at(&mut c, "B", 2, &v1, t0);
     seed_at(&mut c, "C", 3, &v1, t0);
@@ -639,7 +618,7 @@ fn the_summary_shows_each_item_s_version_and_who_is_on_which() {
     );
     // Version 2: A holds it, B is updating, E is new to it; C holds
     // version 1 and D still fetches it: both count as older.
-    c.publish(v2.clone(), "A", at(1), t0).unwrap();
+    c.publish(v2.clone(), "A", t0).unwrap();
     c.announce("A", a, &[entry(&v2, Held::Complete)], t0)
         .unwrap();
     c.announce("B", b, &[entry(&v2, Held::Partial(2))], t0)
@@ -674,7 +653,7 @@ fn the_summary_shows_each_item_s_version_and_who_is_on_which() {
 fn owned_by_a_held_by_a_and_b(t0: Instant) -> (Catalogue, FileRecord) {
     let mut c = Catalogue::new();
     let v1 = version(b"one", 1, "A");
-    c.publish(v1.clone(), "A", at(1), t0).unwrap();
+    c.publish(v1.clone(), "A", t0).unwrap();
     seed_at(&mut c, "A", 1, &v1, t0);
     seed_at(&mut c, "B", 2, &v1, t0);
     (c, v1)
@@ -685,22 +664,53 @@ fn only_the_owner_publishes_a_new_version() {
     let t0 = Instant::now();
     let (mut c, v1) = owned_by_a_held_by_a_and_b(t0);
     // B's content under A's name, as B's version 2.
-    let e = c
-        .publish(version(b"mine", 2, "B"), "B", at(2), t0)
-        .unwrap_err();
+    let e = c.publish(version(b"mine", 2, "B"), "B", t0).unwrap_err();
     assert!(matches!(e, Error::Conflict(_)));
     assert!(e.to_string().contains("owned by A"), "{e}");
-    // B claiming to be A: A is live elsewhere.
-    let e = c
-        .publish(version(b"mine", 2, "A"), "A", at(2), t0)
-        .unwrap_err();
-    assert!(matches!(e, Error::Conflict(_)), "{e}");
     // Version 1 again with other content: a conflict, not an update.
-    let e = c
-        .publish(version(b"v1b", 1, "A"), "A", at(1), t0)
-        .unwrap_err();
+    let e = c.publish(version(b"v1b", 1, "A"), "A", t0).unwrap_err();
     assert!(e.to_string().contains("different content"), "{e}");
     assert_eq!(*c.record("f.bin").unwrap(), v1);
+}
+
+#[test]
+fn an_older_version_withdrawn_by_its_last_holder_leaves_the_current_one_alone() {
+    let t0 = Instant::now();
+    let (mut c, v1) = owned_by_a_held_by_a_and_b(t0);
+    let v2 = version(b"two", 2, "A");
+    c.publish(v2.clone(), "A", t0).unwrap();
+    let a = c.register("A", ip("10.0.0.1"), 7000, t0);
+    c.announce("A", a, &[entry(&v2, Held::Complete)], t0)
+        .unwrap();
+    // B, the last holder of version 1, deletes its copy.
+    let b = c.register("B", ip("10.0.0.2"), 7000, t0);
+    c.announce("B", b, &[entry(&v1, Held::Complete)], t0)
+        .unwrap();
+    c.announce("B", b, &[entry(&v1, Held::Gone)], t0).unwrap();
+    assert_eq!(*c.record("f.bin").unwrap(), v2, "version 2 stays");
+    assert!(c.take_withdrawn().is_empty() && c.take_promoted().is_empty());
+    assert_eq!(listed(&c), (2, "A".into(), 1, 1, 0));
+    // Its freed entry is reused once, not twice.
+    c.publish(FileRecord::from_bytes("x", b"x"), "", t0)
+        .unwrap();
+    c.publish(FileRecord::from_bytes("y", b"y"), "", t0)
+        .unwrap();
+    assert_eq!(c.record("x").unwrap().md5, crate::record::md5_of(b"x"));
+    assert_eq!(c.record("y").unwrap().md5, crate::record::md5_of(b"y"));
+    assert_eq!(*c.record("f.bin").unwrap(), v2);
+}
+
+#[test]
+fn a_version_the_tracker_does_not_have_is_flagged_unknown() {
+    let t0 = Instant::now();
+    let (mut c, _) = owned_by_a_held_by_a_and_b(t0);
+    // A's version 2 never reached the tracker (its NEW_FILE failed).
+    let v2 = version(b"two", 2, "A");
+    let a = c.register("A", ip("10.0.0.1"), 7000, t0);
+    let ann = c
+        .announce("A", a, &[entry(&v2, Held::Complete)], t0)
+        .unwrap();
+    assert_eq!(ann.unknown, [true], "so A publishes it");
 }
 
 #[test]
@@ -709,14 +719,13 @@ fn an_owner_hands_the_name_over() {
     let (mut c, _) = owned_by_a_held_by_a_and_b(t0);
     // The same bytes as version 2, owned by B, published by A.
     let handed = version(b"one", 2, "B");
-    assert!(c.publish(handed, "A", at(1), t0).unwrap());
+    assert!(c.publish(handed, "A", t0).unwrap());
     assert_eq!(listed(&c).1, "B");
-    assert!(c
-        .publish(version(b"three", 3, "A"), "A", at(1), t0)
-        .is_err());
-    assert!(c
-        .publish(version(b"three", 3, "B"), "B", at(2), t0)
-        .unwrap());
+    // The holders of the same bytes hold the handed-over version.
+    assert_eq!(listed(&c), (2, "B".into(), 2, 2, 0));
+    assert_eq!(c.holders("f.bin", None).unwrap().len(), 2);
+    assert!(c.publish(version(b"three", 3, "A"), "A", t0).is_err());
+    assert!(c.publish(version(b"three", 3, "B"), "B", t0).unwrap());
 }
 
 #[test]
@@ -727,15 +736,12 @@ fn a_name_nobody_holds_or_owns_is_free_after_the_grace() {
     // Loaded from disk after a restart: nobody has registered yet.
     assert!(c.load_record(version(b"one", 4, "A")));
     let claim = version(b"mine", 5, "B");
-    let e = c.publish(claim.clone(), "B", at(2), t0).unwrap_err();
+    let e = c.publish(claim.clone(), "B", t0).unwrap_err();
     assert!(e.to_string().contains("owned by A"), "{e}");
     // Past the grace, the owner is not live and nobody holds it.
     let later = t0 + ABANDON_GRACE + Duration::from_secs(1);
     let a = c.register("A", ip("10.0.0.1"), 7000, later);
-    assert!(
-        c.publish(claim.clone(), "B", at(2), later).is_err(),
-        "A is live"
-    );
+    assert!(c.publish(claim.clone(), "B", later).is_err(), "A is live");
     assert!(c.remove_peer("A", a));
     // A holder keeps the name too.
     let h = c.register("H", ip("10.0.0.9"), 7000, later);
@@ -746,12 +752,9 @@ fn a_name_nobody_holds_or_owns_is_free_after_the_grace() {
         later,
     )
     .unwrap();
-    assert!(
-        c.publish(claim.clone(), "B", at(2), later).is_err(),
-        "H holds it"
-    );
+    assert!(c.publish(claim.clone(), "B", later).is_err(), "H holds it");
     c.remove_peer("H", h);
-    assert!(c.publish(claim.clone(), "B", at(2), later).unwrap());
+    assert!(c.publish(claim.clone(), "B", later).unwrap());
     assert_eq!(listed(&c).0, 5);
     assert_eq!(listed(&c).1, "B");
 }
@@ -762,9 +765,9 @@ fn withdrawing_the_current_version_brings_back_the_one_peers_hold() {
     let mut c = Catalogue::new();
     let v1 = version(b"one", 1, "A");
     let v2 = version(b"two", 2, "A");
-    c.publish(v1.clone(), "A", at(1), t0).unwrap();
+    c.publish(v1.clone(), "A", t0).unwrap();
     seed_at(&mut c, "B", 2, &v1, t0);
-    c.publish(v2.clone(), "A", at(1), t0).unwrap();
+    c.publish(v2.clone(), "A", t0).unwrap();
     let a = seed_at(&mut c, "A", 1, &v2, t0);
     // The owner takes version 2 back while B still has version 1.
     c.announce("A", a, &[entry(&v2, Held::Gone)], t0).unwrap();

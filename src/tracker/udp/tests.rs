@@ -87,7 +87,7 @@ fn connect_register_announce_bye() {
     b.catalogue
         .lock()
         .unwrap()
-        .publish(r, "", None, std::time::Instant::now())
+        .publish(r, "", std::time::Instant::now())
         .unwrap();
     let (ev, reply, _) = b.send(&announce(cookie, a.session, 0, entries), me);
     assert_eq!(ev, Event::Announced);
