@@ -459,7 +459,10 @@ impl Catalogue {
             return Ok(true);
         };
         let known = self.files[idx as usize].record.clone();
-        if *known == record {
+        // The same bytes, labelled no later: peers that shared one file at
+        // the same moment each made it their version 1. The first stays;
+        // the others hold it (their announces name the same MD5).
+        if record.same_content(&known) && record.version <= known.version {
             return Ok(false);
         }
         if record.version <= known.version {
@@ -497,14 +500,6 @@ impl Catalogue {
                     known.name
                 ),
             };
-        }
-        if record.same_content(known) {
-            return Error::Conflict(format!(
-                "{} version {} is known with another owner ({}); ask them to hand it over",
-                known.name,
-                known.version,
-                owner_text(&known.owner)
-            ));
         }
         Error::Conflict(format!(
             "{} is already shared with different content (md5 {}, {} bytes, version {}, \

@@ -714,6 +714,19 @@ fn a_version_the_tracker_does_not_have_is_flagged_unknown() {
 }
 
 #[test]
+fn peers_sharing_the_same_bytes_at_once_all_hold_the_first_record() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::new();
+    let first = version(b"iso", 1, "P0");
+    assert!(c.publish(first.clone(), "P0", t0).unwrap());
+    // P1 hashed the same file before it heard of P0's record.
+    assert!(!c.publish(version(b"iso", 1, "P1"), "P1", t0).unwrap());
+    assert_eq!(*c.record("f.bin").unwrap(), first);
+    // Other bytes as version 1 are still a conflict.
+    assert!(c.publish(version(b"other", 1, "P1"), "P1", t0).is_err());
+}
+
+#[test]
 fn an_owner_hands_the_name_over() {
     let t0 = Instant::now();
     let (mut c, _) = owned_by_a_held_by_a_and_b(t0);
