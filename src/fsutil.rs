@@ -162,12 +162,21 @@ pub fn replace(new: &Path, dest: &Path) -> std::io::Result<()> {
         Ok(m) if !m.is_dir() && !new_is_dir => fs::rename(new, dest),
         Ok(m) => {
             exchange(new, dest)?;
-            // `new` now names the old item.
-            if m.is_dir() {
+            // `new` now names the old item. The swap is done: failing to
+            // delete the old one leaves a leftover, not a failed swap.
+            let removed = if m.is_dir() {
                 fs::remove_dir_all(new)
             } else {
                 fs::remove_file(new)
+            };
+            if let Err(e) = removed {
+                log::warn!(
+                    "the replaced {} is left at {}: {e}",
+                    dest.display(),
+                    new.display()
+                );
             }
+            Ok(())
         }
     }
 }

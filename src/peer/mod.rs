@@ -626,7 +626,7 @@ impl Peer {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| {
                 let n = e.file_name().into_string().ok()?;
-                let time: u64 = n.strip_prefix(&prefix)?.parse().ok()?;
+                let time: u64 = n.strip_prefix(&prefix)?.split('-').next()?.parse().ok()?;
                 Some((time, e.path()))
             })
             .max()
@@ -844,7 +844,15 @@ impl Peer {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let to = crate::layout::local_file(&kept, name, &stamp.to_string());
+        // Two edits kept within one second each keep their own copy.
+        let to = (0..)
+            .map(|n| match n {
+                0 => stamp.to_string(),
+                n => format!("{stamp}-{n}"),
+            })
+            .map(|suffix| crate::layout::local_file(&kept, name, &suffix))
+            .find(|p| p.symlink_metadata().is_err())
+            .expect("an unused name");
         let moved = fs::create_dir_all(&kept)
             .and_then(|()| fs::rename(self.store.files_dir().join(name), &to));
         match moved {
