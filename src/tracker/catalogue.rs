@@ -538,13 +538,14 @@ impl Catalogue {
             .by_name
             .get(name)
             .is_none_or(|&i| self.files[i as usize].members.is_empty());
-        current_empty && !self.older.contains_key(name) && self.live_host(owner, now).is_none()
+        current_empty && !self.older.contains_key(name) && !self.is_live(owner, now)
     }
 
-    /// Where a live peer is, if `peer_id` is one.
-    fn live_host(&self, peer_id: &str, now: Instant) -> Option<&Host> {
-        let p = self.peer(*self.by_id.get(peer_id)?);
-        (now <= p.deadline).then_some(&p.host)
+    /// Whether `peer_id` is a live peer (registered, within its deadline).
+    fn is_live(&self, peer_id: &str, now: Instant) -> bool {
+        self.by_id
+            .get(peer_id)
+            .is_some_and(|&slot| now <= self.peer(slot).deadline)
     }
 
     /// The current version of a name makes way for a newer one: kept as
