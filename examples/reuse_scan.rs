@@ -15,29 +15,14 @@
 //! (MBps: the old file's bytes scanned per second of wall time).
 
 use p2pshare::bitfield::Bitfield;
-use p2pshare::download::reuse::{fill, Candidate, Payload};
+use p2pshare::download::reuse::{fill, Candidate, PlainFile};
 use p2pshare::record::FileRecord;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
-
-struct OnDisk(File, u64);
-
-impl Payload for OnDisk {
-    fn size(&self) -> u64 {
-        self.1
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.0.read_exact_at(buf, offset)
-    }
-    fn file(&self) -> Option<&File> {
-        Some(&self.0)
-    }
-}
 
 fn random(n: usize, seed: u64) -> Vec<u8> {
     let mut rng = p2pshare::rng::Rng::seeded(seed);
@@ -61,7 +46,7 @@ fn run(dir: &Path, case: &str, old: &[u8], new: &[u8]) -> io::Result<()> {
         .open(dir.join("part"))?;
     part.set_len(new.len() as u64)?;
     let candidate = Candidate {
-        payload: Arc::new(OnDisk(File::open(&old_path)?, old.len() as u64)),
+        payload: Arc::new(PlainFile::open(&old_path)?),
         record: Some(Arc::new(FileRecord::from_bytes("old", old))),
         have: None,
         roll: true,

@@ -174,17 +174,14 @@ pub struct Fetch {
     rtt: Duration,
     rate: RateMeter,
     rng: Rng,
-    /// The holder is the item's owner and this download an update: asked
-    /// only for what no other connected holder has (`Plan::claim_as`),
-    /// and nothing before this instant, so the other holders' OPENED
-    /// (slower: they are busy updating too) have come in and told what
-    /// they have.
-    origin: bool,
-    origin_after: Option<Instant>,
-    /// When sparing it ends: the owner is then a holder like any other, so
-    /// a piece some other holder claims but never sends (it moved on to
+    /// Since when this holder, the owner of an item being updated, is
+    /// spared (`spare_as_origin`): asked nothing for `ORIGIN_GRACE`, so
+    /// the other holders' OPENED (slower: they are busy updating too) come
+    /// in first; then, until `ORIGIN_SPARED`, only for what no other
+    /// connected holder has (`Plan::claim_as`); after that like any holder,
+    /// so a piece some other holder claims but never sends (it moved on to
     /// yet another version, its offers went elsewhere) still arrives.
-    origin_until: Option<Instant>,
+    origin_from: Option<Instant>,
     /// The PING in flight during the transfer, and when the last went.
     ping: (u64, Option<Instant>, Instant),
     /// When the holder last sent something useful (a block, or anything
@@ -202,9 +199,7 @@ impl Fetch {
     /// Spares this holder, the owner of an item being updated, as the
     /// last source of every piece (`Plan::claim_as`).
     pub fn spare_as_origin(&mut self, now: Instant) {
-        self.origin = true;
-        self.origin_after = Some(now + ORIGIN_GRACE);
-        self.origin_until = Some(now + ORIGIN_SPARED);
+        self.origin_from = Some(now);
     }
 
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
@@ -230,9 +225,7 @@ impl Fetch {
                 rate: 0.0,
             },
             rng: Rng::seeded(seed),
-            origin: false,
-            origin_after: None,
-            origin_until: None,
+            origin_from: None,
             ping: (RTT_PINGS, None, now),
             heard: now,
             bad_pieces: 0,
@@ -542,13 +535,12 @@ impl Fetch {
             // The stall clock starts when blocks are owed again.
             self.heard = now;
         }
-        if let Some(after) = self.origin_after.filter(|&t| now < t) {
+        let after = self.origin_from.map(|t| t + ORIGIN_GRACE);
+        if let Some(after) = after.filter(|&t| now < t) {
             return Ok(Wait::Work(after));
         }
-        if self.origin_until.is_some_and(|t| now >= t) {
-            self.origin = false;
-        }
-        self.top_up(plan);
+        let origin = self.origin_from.is_some_and(|t| now < t + ORIGIN_SPARED);
+        self.top_up(plan, origin);
         let ping_at = self.maybe_ping(now);
         if !self.inflight.is_empty() {
             return Ok(Wait::Reply(ping_at.min(self.heard + STALL_TIMEOUT)));
@@ -582,8 +574,9 @@ impl Fetch {
         last + PING_EVERY
     }
 
-    /// Claims pieces while the pipeline has room and queues their requests.
-    fn top_up(&mut self, plan: &impl PlanRef) {
+    /// Claims pieces while the pipeline has room and queues their requests;
+    /// `origin`: the holder is spared (`origin_from`).
+    fn top_up(&mut self, plan: &impl PlanRef, origin: bool) {
         let bpp = self.record.blocks_per_piece;
         loop {
             let window = self.window();
@@ -595,7 +588,6 @@ impl Fetch {
             }
             let max_pieces = (room.max(bpp) / bpp).clamp(1, MAX_REQUEST_BLOCKS as u32) as usize;
             let (have, cursor, inflight_blocks) = (&self.have, self.cursor, self.inflight_blocks);
-            let origin = self.origin;
             let inflight = &self.inflight;
             let rng = &mut self.rng;
             let claimed = plan.with(|p| {

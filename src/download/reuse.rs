@@ -839,21 +839,6 @@ pub(crate) mod tests {
         out
     }
 
-    /// A payload in a file: `fill` copies with `copy_file_range`.
-    struct OnDisk(File);
-
-    impl Payload for OnDisk {
-        fn size(&self) -> u64 {
-            self.0.metadata().unwrap().len()
-        }
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-            self.0.read_exact_at(buf, offset)
-        }
-        fn file(&self) -> Option<&File> {
-            Some(&self.0)
-        }
-    }
-
     /// A download of `data` about to start: its record, weak sums, and
     /// an empty partial file of its size.
     struct Target {
@@ -907,10 +892,12 @@ pub(crate) mod tests {
         }
 
         /// A file in the target's scratch directory holding `data`.
-        fn file_of(&self, name: &str, data: &[u8]) -> File {
+        /// `data` in a file of its own: `fill` copies from it with
+        /// `copy_file_range`.
+        fn file_of(&self, name: &str, data: &[u8]) -> PlainFile {
             let path = self.dir.path().join(name);
             std::fs::write(&path, data).unwrap();
-            File::open(path).unwrap()
+            PlainFile::open(&path).unwrap()
         }
 
         fn missing(&self) -> u32 {
@@ -953,7 +940,7 @@ pub(crate) mod tests {
         for on_disk in [true, false] {
             let mut t = Target::new(new.clone());
             let payload: Arc<dyn Payload> = if on_disk {
-                Arc::new(OnDisk(t.file_of("old", &old)))
+                Arc::new(t.file_of("old", &old))
             } else {
                 Arc::new(old.clone())
             };
@@ -979,7 +966,7 @@ pub(crate) mod tests {
         // without (rolling alone finds it all).
         for with_record in [true, false] {
             let mut t = Target::new(new.clone());
-            let payload = Arc::new(OnDisk(t.file_of("old", &old)));
+            let payload = Arc::new(t.file_of("old", &old));
             let mut c = previous(payload, &old, true);
             if !with_record {
                 c.record = None;
@@ -1027,7 +1014,7 @@ pub(crate) mod tests {
             have.set(p);
         });
         let c = Candidate {
-            payload: Arc::new(OnDisk(t.file_of("partial", &data))),
+            payload: Arc::new(t.file_of("partial", &data)),
             record: Some(Arc::new(FileRecord::from_bytes("t", &data))),
             have: Some(have.clone()),
             roll: true,
@@ -1046,7 +1033,7 @@ pub(crate) mod tests {
         for on_disk in [true, false] {
             let mut t = Target::new(data.clone());
             let payload: Arc<dyn Payload> = if on_disk {
-                Arc::new(OnDisk(t.file_of("stale", &changed)))
+                Arc::new(t.file_of("stale", &changed))
             } else {
                 Arc::new(changed.clone())
             };

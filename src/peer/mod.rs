@@ -151,7 +151,17 @@ impl Peer {
         let store = Store::open(&config.dir)?;
         let lock = lock_dir(&config)?;
         let (following, follow_events) = follow::Following::open(&config.dir, &config.follows)?;
-        let found = store.scan(&|r, previous| assign_version(&config, r, previous))?;
+        // One tracker that does not answer is enough: the other new items
+        // are numbered from the peer's own records, not each after a
+        // connect timeout (they are published when the tracker answers).
+        let reachable = std::cell::Cell::new(true);
+        let found = store.scan(&|r, previous| {
+            let swarm = reachable
+                .get()
+                .then(|| swarm_record(&config, &r.name, &reachable))
+                .flatten();
+            publish::assign(r, swarm.as_ref(), previous, &config.id)
+        })?;
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).map_err(|e| {
             Error::Usage(format!(
@@ -537,8 +547,8 @@ impl Peer {
         partial_dir: &Path,
         share: bool,
     ) -> Result<Fetched<'_>> {
-        let name = &found.record.name.clone();
         let record = found.record.clone();
+        let name = record.name.as_str();
         let progress = Arc::new(Progress {
             name: key.to_string(),
             total_blocks: record.block_count() as u64,
@@ -800,6 +810,13 @@ impl Peer {
         let _swapping = self.swap_lock();
         crate::fsutil::replace(new, dest)
             .map_err(|e| Error::io(format!("moving into {}", dest.display()), e))?;
+        self.serve_at(dest, record)
+    }
+
+    /// Serves the item at `dest` (in `files/`) under `record` from now on,
+    /// in place of what the store held under its name. The caller holds
+    /// `swap_lock`.
+    fn serve_at(&self, dest: &Path, record: Arc<FileRecord>) -> Result<()> {
         if record.folder.is_some() {
             self.store.insert_folder(record, dest)
         } else {
@@ -907,14 +924,7 @@ impl Peer {
         debug_assert!(held.record.same_content(&record));
         let _swapping = self.swap_lock();
         let dest = self.store.files_dir().join(&record.name);
-        if record.folder.is_some() {
-            self.store.insert_folder(record, &dest)
-        } else {
-            let file = File::open(&dest)
-                .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
-            self.store.insert(record, file);
-            Ok(())
-        }
+        self.serve_at(&dest, record)
     }
 
     /// Whether `path` is an item directly inside `files/` (by its real
@@ -1158,8 +1168,26 @@ fn assign_version(
     hashed: FileRecord,
     previous: Option<&FileRecord>,
 ) -> FileRecord {
-    let swarm = tracker_client::fetch_record(&config.tracker, &hashed.name).ok();
+    let swarm = swarm_record(config, &hashed.name, &std::cell::Cell::new(true));
     publish::assign(hashed, swarm.as_ref(), previous, &config.id)
+}
+
+/// The tracker's record of `name`, if it has one; `reachable` goes false
+/// when the tracker could not be reached at all.
+fn swarm_record(
+    config: &Config,
+    name: &str,
+    reachable: &std::cell::Cell<bool>,
+) -> Option<FileRecord> {
+    match tracker_client::fetch_record(&config.tracker, name) {
+        Ok(r) => Some(r),
+        // `tracker_client` says NoSources for a tracker it cannot reach.
+        Err(Error::NoSources(_) | Error::Net { .. } | Error::Timeout(_) | Error::Secret { .. }) => {
+            reachable.set(false);
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// The lock file in the peer's directory.

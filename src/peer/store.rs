@@ -212,7 +212,8 @@ impl Store {
             )));
         }
         let stamp = Stamp::of(&meta);
-        let (record, hot) = match self.cached(name, &stamp) {
+        let entry = self.cache_entry(name);
+        let (record, hot) = match fresh_record(name, &stamp, entry.as_ref()) {
             Some(r) if r.folder.is_none() => (r, None),
             _ => {
                 info!("hashing {name} ({} bytes)", meta.len());
@@ -221,11 +222,7 @@ impl Store {
                 if Stamp::of_file(&file) != stamp {
                     return Err(changed(&path));
                 }
-                let previous = self.last_record(name);
-                let r = assign(r, previous.as_ref());
-                let hot = changed_pieces(&r, previous.as_ref());
-                self.save_cache(&r, &stamp);
-                (r, hot)
+                self.version_and_cache(r, &stamp, previous_record(name, entry), assign)
             }
         };
         Ok(Prepared {
@@ -239,7 +236,8 @@ impl Store {
     /// `prepare` for a folder: its stamp is the fingerprint of its tree.
     fn prepare_folder(&self, name: &str, path: &Path, assign: Versioner<'_>) -> Result<Prepared> {
         let stamp = fingerprint(path).ok_or_else(|| changed(path))?;
-        let (record, hot) = match self.cached(name, &stamp) {
+        let entry = self.cache_entry(name);
+        let (record, hot) = match fresh_record(name, &stamp, entry.as_ref()) {
             Some(r) if r.folder.is_some() => (r, None),
             _ => {
                 info!("hashing the folder {name} ({} bytes)", stamp.size);
@@ -247,11 +245,7 @@ impl Store {
                 if fingerprint(path) != Some(stamp) {
                     return Err(changed(path));
                 }
-                let previous = self.last_record(name);
-                let r = assign(r, previous.as_ref());
-                let hot = changed_pieces(&r, previous.as_ref());
-                self.save_cache(&r, &stamp);
-                (r, hot)
+                self.version_and_cache(r, &stamp, previous_record(name, entry), assign)
             }
         };
         let manifest = record.folder.as_ref().expect("a folder record");
@@ -278,8 +272,7 @@ impl Store {
     /// Adds a file whose record is already known (a finished download).
     pub fn insert(&self, record: Arc<FileRecord>, file: File) {
         let stamp = Stamp::of_file(&file);
-        let hot = changed_pieces(&record, self.last_record(&record.name).as_ref());
-        self.save_cache(&record, &stamp);
+        let hot = self.remember(&record, &stamp);
         self.insert_prepared(Prepared {
             record,
             content: Content::File(file),
@@ -297,8 +290,7 @@ impl Store {
             .ok_or_else(|| Error::Usage(format!("{} is not a folder", record.name)))?;
         let content = Content::Tree(Tree::open(root, manifest)?);
         let stamp = fingerprint(root).ok_or_else(|| changed(root))?;
-        let hot = changed_pieces(&record, self.last_record(&record.name).as_ref());
-        self.save_cache(&record, &stamp);
+        let hot = self.remember(&record, &stamp);
         self.insert_prepared(Prepared {
             record,
             content,
@@ -404,29 +396,39 @@ impl Store {
     /// The record this peer last had of `name` (of whatever content), for
     /// the version that follows it.
     pub fn last_record(&self, name: &str) -> Option<FileRecord> {
-        let bytes = fs::read(self.cache_path(name)).ok()?;
-        let (_, rest) = bytes.split_first_chunk::<{ Stamp::LEN }>()?;
-        match record_file::decode(rest).ok()? {
-            Stored::Current(r) if r.name == name => Some(r),
-            _ => None,
-        }
+        previous_record(name, self.cache_entry(name))
     }
 
-    fn cached(&self, name: &str, stamp: &Stamp) -> Option<FileRecord> {
+    /// The cache file of `name`, read and decoded once: the stamp of the
+    /// bytes it was made for, and the record.
+    fn cache_entry(&self, name: &str) -> Option<(Stamp, Stored)> {
         let bytes = fs::read(self.cache_path(name)).ok()?;
         let (head, rest) = bytes.split_first_chunk::<{ Stamp::LEN }>()?;
-        if Stamp::from_bytes(head) != *stamp {
-            return None;
-        }
-        let record = match record_file::decode(rest).ok()? {
-            Stored::Current(r) => r,
-            Stored::Legacy(_) => {
-                // The file is here: hashing it again is the upgrade.
-                info!("the cached record of {name} is of an older p2pshare; hashing the file again for the current record format");
-                return None;
-            }
-        };
-        (record.name == name && record.size == stamp.size).then_some(record)
+        Some((Stamp::from_bytes(head), record_file::decode(rest).ok()?))
+    }
+
+    /// A freshly hashed item's record as this peer publishes it (`assign`,
+    /// from the record it had before), cached for `stamp`; with the pieces
+    /// new since that record.
+    fn version_and_cache(
+        &self,
+        hashed: FileRecord,
+        stamp: &Stamp,
+        previous: Option<FileRecord>,
+        assign: Versioner<'_>,
+    ) -> (FileRecord, Option<Bitfield>) {
+        let record = assign(hashed, previous.as_ref());
+        let hot = changed_pieces(&record, previous.as_ref());
+        self.save_cache(&record, stamp);
+        (record, hot)
+    }
+
+    /// Caches `record` (a download or a handover) for `stamp`; the pieces
+    /// new since the record cached before.
+    fn remember(&self, record: &FileRecord, stamp: &Stamp) -> Option<Bitfield> {
+        let hot = changed_pieces(record, self.last_record(&record.name).as_ref());
+        self.save_cache(record, stamp);
+        hot
     }
 
     fn save_cache(&self, record: &FileRecord, stamp: &Stamp) {
@@ -436,6 +438,31 @@ impl Store {
         if let Err(e) = write_atomically(&path, &bytes) {
             warn!("cannot cache the record of {}: {e}", record.name);
         }
+    }
+}
+
+/// The record of a cache entry when it describes the bytes with `stamp`.
+fn fresh_record(name: &str, stamp: &Stamp, entry: Option<&(Stamp, Stored)>) -> Option<FileRecord> {
+    let (saved, stored) = entry?;
+    if saved != stamp {
+        return None;
+    }
+    let record = match stored {
+        Stored::Current(r) => r,
+        Stored::Legacy(_) => {
+            // The file is here: hashing it again is the upgrade.
+            info!("the cached record of {name} is of an older p2pshare; hashing the file again for the current record format");
+            return None;
+        }
+    };
+    (record.name == name && record.size == stamp.size).then(|| record.clone())
+}
+
+/// The record of a cache entry, whatever bytes it was made for.
+fn previous_record(name: &str, entry: Option<(Stamp, Stored)>) -> Option<FileRecord> {
+    match entry?.1 {
+        Stored::Current(r) if r.name == name => Some(r),
+        _ => None,
     }
 }
 
@@ -508,12 +535,12 @@ mod tests {
         // A second store finds the cached record.
         let again = Store::open(dir.path()).unwrap();
         let stamp = Stamp::of(&fs::metadata(again.files_dir().join("a.txt")).unwrap());
-        assert!(again.cached("a.txt", &stamp).is_some());
+        assert!(fresh_record("a.txt", &stamp, again.cache_entry("a.txt").as_ref()).is_some());
 
         // A changed file is hashed again, not trusted from the cache.
         fs::write(store.files_dir().join("a.txt"), b"changed!").unwrap();
         let stamp = Stamp::of(&fs::metadata(again.files_dir().join("a.txt")).unwrap());
-        assert!(again.cached("a.txt", &stamp).is_none());
+        assert!(fresh_record("a.txt", &stamp, again.cache_entry("a.txt").as_ref()).is_none());
         let recs = scan(&again);
         let a = recs.iter().find(|r| r.name == "a.txt").unwrap();
         assert_eq!(a.md5, crate::record::md5_of(b"changed!"));

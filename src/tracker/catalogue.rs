@@ -238,6 +238,36 @@ pub fn superseded(name: &str, current: &FileRecord) -> Error {
     ))
 }
 
+/// Why a record no newer than the current one is refused: an older
+/// version (OUTDATED: its holder keeps it, a follower updates it), or
+/// other content, or another owner, for the same version (CONFLICT).
+fn stale_version(known: &FileRecord, record: &FileRecord) -> Error {
+    if record.version < known.version {
+        return Error::Remote {
+            code: code::OUTDATED,
+            message: format!(
+                "{} is already at version {} (md5 {}, owner {}); yours is version {}: \
+                 `get {}` fetches the current one",
+                known.name,
+                known.version,
+                hex(&known.md5),
+                owner_text(&known.owner),
+                record.version,
+                known.name
+            ),
+        };
+    }
+    Error::Conflict(format!(
+        "{} is already shared with different content (md5 {}, {} bytes, version {}, \
+         owner {}); rename your file",
+        known.name,
+        hex(&known.md5),
+        known.size,
+        known.version,
+        owner_text(&known.owner)
+    ))
+}
+
 /// The error for new content from a peer that does not own the name.
 fn owned_by(known: &FileRecord) -> Error {
     Error::Conflict(format!(
@@ -466,7 +496,7 @@ impl Catalogue {
             return Ok(false);
         }
         if record.version <= known.version {
-            return Err(self.stale_version(&known, &record));
+            return Err(stale_version(&known, &record));
         }
         if !self.may_publish(&known, publisher, now) {
             return Err(owned_by(&known));
@@ -480,36 +510,6 @@ impl Catalogue {
         self.supersede(idx);
         self.insert_file(record);
         Ok(true)
-    }
-
-    /// Why a record no newer than the current one is refused: an older
-    /// version (OUTDATED: its holder keeps it, a follower updates it), or
-    /// other content, or another owner, for the same version (CONFLICT).
-    fn stale_version(&self, known: &FileRecord, record: &FileRecord) -> Error {
-        if record.version < known.version {
-            return Error::Remote {
-                code: code::OUTDATED,
-                message: format!(
-                    "{} is already at version {} (md5 {}, owner {}); yours is version {}: \
-                     `get {}` fetches the current one",
-                    known.name,
-                    known.version,
-                    hex(&known.md5),
-                    owner_text(&known.owner),
-                    record.version,
-                    known.name
-                ),
-            };
-        }
-        Error::Conflict(format!(
-            "{} is already shared with different content (md5 {}, {} bytes, version {}, \
-             owner {}); rename your file",
-            known.name,
-            hex(&known.md5),
-            known.size,
-            known.version,
-            owner_text(&known.owner)
-        ))
     }
 
     /// Whether `publisher` may publish a new version over `known`: the
@@ -538,13 +538,14 @@ impl Catalogue {
             .by_name
             .get(name)
             .is_none_or(|&i| self.files[i as usize].members.is_empty());
-        current_empty && !self.older.contains_key(name) && self.live_host(owner, now).is_none()
+        current_empty && !self.older.contains_key(name) && !self.is_live(owner, now)
     }
 
-    /// Where a live peer is, if `peer_id` is one.
-    fn live_host(&self, peer_id: &str, now: Instant) -> Option<&Host> {
-        let p = self.peer(*self.by_id.get(peer_id)?);
-        (now <= p.deadline).then_some(&p.host)
+    /// Whether `peer_id` is a live peer (registered, within its deadline).
+    fn is_live(&self, peer_id: &str, now: Instant) -> bool {
+        self.by_id
+            .get(peer_id)
+            .is_some_and(|&slot| now <= self.peer(slot).deadline)
     }
 
     /// The current version of a name makes way for a newer one: kept as
