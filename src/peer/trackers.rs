@@ -42,14 +42,12 @@ fn tried<T>(result: Result<T>) -> Tried<T> {
             | Error::FrameTooLarge { .. }
             | Error::Secret { .. }),
         ) => Tried::Down(e),
-        Err(e @ Error::Remote { code: c, .. })
-            if matches!(
-                c,
-                code::BUSY | code::INTERNAL | code::PROTOCOL | code::SECRET
-            ) =>
-        {
-            Tried::Down(e)
-        }
+        Err(
+            e @ Error::Remote {
+                code: code::BUSY | code::INTERNAL | code::PROTOCOL | code::SECRET,
+                ..
+            },
+        ) => Tried::Down(e),
         Err(e) => Tried::Refused(e),
     }
 }
