@@ -1,0 +1,210 @@
+//! Several trackers (README, *Running several trackers*), with the real
+//! binaries on loopback: a tracker killed for good in the middle of a
+//! swarm, a newcomer whose first-named tracker is the dead one, and a
+//! tracker started empty in its place that learns the swarm from the
+//! peers. The full-size run (16 leechers, 32 MiB, killed 5 s in, its time
+//! against T*) is `make failover`; no assertion here is about time.
+
+mod common;
+
+use common::swarm::*;
+use common::*;
+use std::fs;
+
+/// Two trackers, each with its data and logs in its own directory.
+fn two_trackers(s: &Swarm) -> (TrackerProc, TrackerProc) {
+    (
+        TrackerProc::start(&s.path("t1/data")),
+        TrackerProc::start(&s.path("t2/data")),
+    )
+}
+
+/// Starts `peer <id> PORT <first> --tracker <second> --dir <id> --serve`
+/// with `extra`, logged to `<id>.log`.
+fn start(s: &Swarm, id: &str, first: &str, second: &str, extra: &[&str]) -> PeerProc {
+    let port = free_port().to_string();
+    let dir = s.path(id);
+    let mut args = vec![
+        id,
+        &port,
+        first,
+        "--tracker",
+        second,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--serve",
+    ];
+    args.extend_from_slice(extra);
+    PeerProc::spawn_logged(&args, &s.path(&format!("{id}.log")))
+}
+
+/// The items a tracker lists, as (name, holders).
+fn listing(tracker: &str) -> Vec<(String, u32)> {
+    use p2pshare::net::Conn;
+    use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
+    let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
+        return Vec::new();
+    };
+    match conn.call::<TrackerReply>(&TrackerRequest::ListFiles) {
+        Ok(TrackerReply::FileList { files }) => {
+            files.into_iter().map(|f| (f.name, f.holders)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn a_tracker_killed_mid_swarm_is_survived_and_one_started_empty_relearns_it() {
+    const LEECHERS: usize = 4;
+    let s = Swarm::new();
+    let (mut t1, t2) = two_trackers(&s);
+    let (a1, a2) = (t1.addr(), t2.addr());
+    let data = test_bytes(8 << 20, 41);
+    s.give("S", "f.bin", &data);
+    let cap = ["--upload-limit", "2M"];
+    let _seeder = start(&s, "S", &a1, &a2, &cap);
+    for t in [&a1, &a2] {
+        wait_until(WAIT, "both trackers to list S", || {
+            holders(t, "f.bin") == ["S"]
+        });
+    }
+    let leechers: Vec<(String, PeerProc)> = (1..=LEECHERS)
+        .map(|i| {
+            let id = format!("L{i}");
+            let mut extra = vec!["--get", "f.bin"];
+            extra.extend_from_slice(&cap);
+            // Half name the tracker that dies first, half second.
+            let (first, second) = if i % 2 == 0 { (&a1, &a2) } else { (&a2, &a1) };
+            let p = start(&s, &id, first, second, &extra);
+            (id, p)
+        })
+        .collect();
+    wait_until(WAIT, "every leecher to have started", || {
+        (1..=LEECHERS).all(|i| s.path(&format!("L{i}/partial/f.bin.state")).exists())
+    });
+
+    // SIGKILL: no goodbye, no saved state; it never comes back.
+    t1.kill();
+    for (id, p) in &leechers {
+        wait_until(WAIT, &format!("{id} to finish"), || {
+            let logs = p.logs();
+            assert!(!logs.contains("error: "), "{id} failed:\n{logs}");
+            logs.contains("done f.bin ")
+        });
+        assert_eq!(
+            fs::read(s.path(&format!("{id}/files/f.bin"))).unwrap(),
+            data
+        );
+    }
+
+    // A newcomer whose first-named tracker is the dead one lists and gets
+    // the file, and says which tracker fails.
+    let port = free_port().to_string();
+    let ndir = s.path("N");
+    let n = PeerProc::spawn(
+        &[
+            "N",
+            &port,
+            &a1,
+            "--tracker",
+            &a2,
+            "--dir",
+            ndir.to_str().unwrap(),
+        ],
+        Some("files\nget f.bin\nstatus\n"),
+    );
+    let out = n.wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("f.bin 8388608 ")),
+        "{stdout}"
+    );
+    assert_eq!(fs::read(ndir.join("files/f.bin")).unwrap(), data);
+    assert!(
+        stdout.contains(&format!("tracker {a1}: failing since")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("tracker {a2}: answering")),
+        "{stdout}"
+    );
+
+    // A tracker started empty on the dead one's port learns every live
+    // holder and the record from the peers' announces alone.
+    let t3 = TrackerProc::start_on(&s.path("t3/data"), t1.port());
+    let a3 = t3.addr();
+    let live = 1 + LEECHERS;
+    wait_until(WAIT, "the new tracker to list every holder", || {
+        listing(&a3) == [("f.bin".to_string(), live as u32)]
+    });
+    let mut known = holders(&a3, "f.bin");
+    known.sort();
+    let mut want: Vec<String> = (1..=LEECHERS).map(|i| format!("L{i}")).collect();
+    want.push("S".into());
+    assert_eq!(known, want);
+}
+
+#[test]
+fn every_tracker_is_told_of_a_new_item_and_a_query_moves_past_one_that_does_not_know_it() {
+    let s = Swarm::new();
+    let (t1, t2) = two_trackers(&s);
+    let (a1, a2) = (t1.addr(), t2.addr());
+    let _a = start(&s, "A", &a1, &a2, &[]);
+    // Shared while running: NEW_FILE goes to both trackers.
+    let shared = s.path("new.bin");
+    fs::write(&shared, b"hello, both trackers").unwrap();
+    let port = free_port().to_string();
+    let bdir = s.path("B");
+    let out = PeerProc::spawn(
+        &[
+            "B",
+            &port,
+            &a1,
+            "--tracker",
+            &a2,
+            "--dir",
+            bdir.to_str().unwrap(),
+        ],
+        Some(&format!("share {}\n", shared.display())),
+    )
+    .wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for t in [&a1, &a2] {
+        assert!(
+            listing(t).iter().any(|(name, _)| name == "new.bin"),
+            "{t}: {:?}",
+            listing(t)
+        );
+    }
+    // An item only the second tracker knows (a peer of its own gave it):
+    // a peer that names the first tracker first still finds it there.
+    s.give("C", "only2.bin", b"known to one tracker");
+    let _c = start(&s, "C", &a2, &a2, &[]);
+    wait_until(WAIT, "the second tracker to list only2.bin", || {
+        holders(&a2, "only2.bin") == ["C"]
+    });
+    assert!(holders(&a1, "only2.bin").is_empty());
+    let port = free_port().to_string();
+    let ddir = s.path("D");
+    let out = PeerProc::spawn(
+        &[
+            "D",
+            &port,
+            &a1,
+            "--tracker",
+            &a2,
+            "--dir",
+            ddir.to_str().unwrap(),
+        ],
+        Some("get only2.bin\n"),
+    )
+    .wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        fs::read(ddir.join("files/only2.bin")).unwrap(),
+        b"known to one tracker"
+    );
+}
