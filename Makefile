@@ -2,7 +2,7 @@
 CARGO ?= cargo
 BIN := target/release
 
-.PHONY: all build install install-units check-units test lint demo bench bench-tracker update-bench swarm simulate calibrate hosts many-peers fuzz flood soak clean
+.PHONY: all build install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers fuzz flood soak clean
 
 all: build
 
@@ -88,6 +88,14 @@ update-bench: build
 #   make swarm N=8 SIZE=128M LIMIT=10M   (those are the defaults)
 swarm: build
 	BIN=$(BIN) tools/swarm.sh
+
+# The swarm with two trackers, the first killed (SIGKILL) KILL_AT s after
+# the leechers start and never restarted; then a newcomer naming the dead
+# tracker first, and a tracker started empty on its port, timed until it
+# lists every holder. Ends with `failover ... ratio=... relearn_secs=...`.
+#   make failover N=16 SIZE=32M LIMIT=2M KILL_AT=5   (the defaults)
+failover: build
+	BIN=$(BIN) tools/failover.sh
 
 # The same swarm in simulated time (src/sim): one seeder, N leechers, every
 # upload capped at LIMIT, RTT between peers, CHURN the fraction of leechers

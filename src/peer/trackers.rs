@@ -224,6 +224,7 @@ impl Trackers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_tracker_that_does_not_know_a_name_is_not_the_last_word() {
@@ -251,6 +252,30 @@ mod tests {
         t.first(ask).unwrap();
         assert_eq!(*asked.lock().unwrap(), ["a:1", "b:1", "b:1"]);
         assert!(matches!(t.health()[0].1, Health::Failing { .. }));
+    }
+
+    #[test]
+    fn metrics_say_which_tracker_answers_and_how_long_one_has_failed() {
+        let t = Trackers::new(vec!["a:1".into(), "b:1".into()]);
+        t.answered(0);
+        let failed_at = Instant::now();
+        t.failed(1);
+        let page = crate::metrics::render(&t.samples(failed_at + Duration::from_secs(42)));
+        for line in [
+            "p2pshare_peer_tracker_up{tracker=\"a:1\"} 1",
+            "p2pshare_peer_tracker_up{tracker=\"b:1\"} 0",
+            "p2pshare_peer_tracker_failing_seconds{tracker=\"a:1\"} 0",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} in\n{page}");
+        }
+        let failing = page
+            .lines()
+            .find_map(|l| l.strip_prefix("p2pshare_peer_tracker_failing_seconds{tracker=\"b:1\"} "))
+            .unwrap();
+        assert!(
+            (41..=42).contains(&failing.parse::<u64>().unwrap()),
+            "{page}"
+        );
     }
 
     #[test]
