@@ -208,3 +208,72 @@ fn every_tracker_is_told_of_a_new_item_and_a_query_moves_past_one_that_does_not_
         b"known to one tracker"
     );
 }
+
+#[test]
+fn a_closed_swarm_loses_a_tracker_and_an_empty_one_relearns_it_through_sealed_announces() {
+    let s = Swarm::new();
+    let secret = s.path("secret");
+    fs::write(&secret, format!("{}\n", "5e".repeat(32))).unwrap();
+    let mut perms = fs::metadata(&secret).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    fs::set_permissions(&secret, perms).unwrap();
+    let sf = secret.to_str().unwrap();
+    let closed = ["--secret-file", sf];
+    let mut t1 = TrackerProc::start_with(&s.path("t1/data"), &closed);
+    let t2 = TrackerProc::start_with(&s.path("t2/data"), &closed);
+    let (a1, a2) = (t1.addr(), t2.addr());
+    let data = test_bytes(300_000, 43);
+    s.give("S", "c.bin", &data);
+    let seeder = start(&s, "S", &a1, &a2, &closed);
+    wait_until(WAIT, "the seeder to register with both", || {
+        seeder.logs().matches("registered with the tracker").count() >= 2
+    });
+    t1.kill();
+
+    // A getter naming the dead tracker first.
+    let shell = |id: &str, first: &str, commands: &str| {
+        let port = free_port().to_string();
+        let dir = s.path(id);
+        let args = [
+            id,
+            &port,
+            first,
+            "--tracker",
+            &a2,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--secret-file",
+            sf,
+        ];
+        PeerProc::spawn(&args, Some(commands)).wait(WAIT)
+    };
+    let out = shell("G", &a1, "get c.bin\n");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/c.bin")).unwrap(), data);
+
+    // An empty tracker with the secret on the dead one's port: the seeder
+    // tells it everything again.
+    let _t3 = TrackerProc::start_on_with(&s.path("t3/data"), t1.port(), &closed);
+    let port = free_port().to_string();
+    let pdir = s.path("P");
+    let probe = || {
+        let out = PeerProc::spawn(
+            &[
+                "P",
+                &port,
+                &a1,
+                "--dir",
+                pdir.to_str().unwrap(),
+                "--secret-file",
+                sf,
+            ],
+            Some("whohas c.bin\n"),
+        )
+        .wait(WAIT);
+        text(&out).0
+    };
+    wait_until(WAIT, "the new tracker to know the seeder", || {
+        probe().lines().any(|l| l.starts_with("S "))
+    });
+}

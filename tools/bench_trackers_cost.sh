@@ -65,6 +65,13 @@ metric() {
   page=$(exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3; cat <&3)
   printf '%s\n' "$page" | awk -v m="p2pshare_$2" '$1 == m {print $2}'
 }
+# listed_everywhere: every tracker of HPORTS lists COST_PEERS files.
+listed_everywhere() {
+  local hp
+  for hp in "${HPORTS[@]}"; do
+    [ "$(metric "$hp" tracker_files)" = "$COST_PEERS" ] || return 1
+  done
+}
 traffic() {
   local n=$1 tports=() hports=() tpids=() peers=() args=()
   port=$(free_port $((port + 1)))
@@ -86,11 +93,8 @@ traffic() {
     PIDS+=($!)
   done
   # Every peer registered and announced its file: the steady state.
-  wait_for 60 "$COST_PEERS peers on every tracker" bash -c "
-    for hp in ${hports[*]}; do
-      page=\$(exec 3<>/dev/tcp/127.0.0.1/\$hp; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3)
-      printf '%s\n' \"\$page\" | grep -q '^p2pshare_tracker_files $COST_PEERS\$' || exit 1
-    done"
+  HPORTS=("${hports[@]}")
+  wait_for 60 "$COST_PEERS peers on every tracker" listed_everywhere
   sleep 3
   local before=() after=()
   for hp in "${hports[@]}"; do before+=("$(metric "$hp" tracker_datagrams_total)"); done
