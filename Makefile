@@ -70,6 +70,8 @@ bench: build
 # per announce and memory, for PEERS simulated peers; then opentracker
 # under the same load (installed with apt-get when run as root).
 #   make bench-tracker PEERS=100000 SECS=10   (those are the defaults)
+#   Then, on stderr, what a second tracker costs (memory, announce traffic);
+#   TRACKERS=1 skips it.
 bench-tracker: build
 	BIN=$(BIN) tools/bench_tracker.sh
 
