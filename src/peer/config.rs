@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 pub const USAGE: &str =
     "usage: peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [--tracker HOST[:PORT]]...
-            [--dir DIR] [--serve]
-            [--get FILE]... [--follow PATTERN]... [--upload-limit RATE] [--download-limit RATE]
+            [--dir DIR] [--serve] [--get FILE]... [--follow PATTERN]...
+            [--upload-limit RATE] [--download-limit RATE]
             [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
             [--advertise HOST[:PORT]] [--http-bind ADDR] [--http-host NAME]...
             [--secret-file FILE]
