@@ -277,3 +277,40 @@ fn a_closed_swarm_loses_a_tracker_and_an_empty_one_relearns_it_through_sealed_an
         probe().lines().any(|l| l.starts_with("S "))
     });
 }
+
+#[test]
+fn a_tracker_the_seeder_does_not_know_learns_the_item_from_a_downloader() {
+    let s = Swarm::new();
+    let data = test_bytes(4 << 20, 45);
+    s.give("S", "f.bin", &data);
+    // S names only the first tracker; G names a second one too, not
+    // started yet.
+    let _seeder = s.serve("S", "f.bin", &[]);
+    let late_port = free_port();
+    let late = format!("127.0.0.1:{late_port}");
+    let port = free_port().to_string();
+    let gdir = s.path("G");
+    let first = s.tracker.addr();
+    let _g = PeerProc::spawn(
+        &[
+            "G",
+            &port,
+            &first,
+            "--tracker",
+            &late,
+            "--dir",
+            gdir.to_str().unwrap(),
+            "--download-limit",
+            "256K",
+        ],
+        Some("get f.bin\n"),
+    );
+    let state = gdir.join("partial/f.bin.state");
+    wait_until(WAIT, "G to start", || state.exists());
+    let t2 = TrackerProc::start_on(&s.path("late/data"), late_port);
+    // G, mid-download, publishes the record it has and announces its part.
+    wait_until(WAIT, "the late tracker to list f.bin", || {
+        listing(&t2.addr()).iter().any(|(name, _)| name == "f.bin")
+    });
+    assert_eq!(holders(&t2.addr(), "f.bin"), ["G"]);
+}

@@ -458,9 +458,10 @@ fn on_notice(
         }
         Notice::Publish(names) => {
             for name in names {
-                let Some(record) = peer.shared(&name).map(|f| f.record.clone()) else {
-                    // A download in progress of a file the tracker lost:
-                    // only its holders could publish it.
+                // A download in progress has the record too: a tracker
+                // started empty, or one the seeders do not name, learns
+                // the item from its downloaders.
+                let Some(record) = peer.store.servable(&name).map(|f| f.record.clone()) else {
                     continue;
                 };
                 match publish(tracker, &peer.config().id, &record) {
