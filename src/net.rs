@@ -25,7 +25,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a client waits for the server's handshake message.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-const READ_BUFFER: usize = 256 << 10;
+/// A connection's read buffer: also the most that can follow a handshake
+/// message in one read (fuzz/src/bin/handshake_surplus.rs feeds that much).
+pub const READ_BUFFER: usize = 256 << 10;
 const WRITE_BUFFER: usize = 256 << 10;
 
 pub struct Conn {
@@ -294,6 +296,15 @@ impl Conn {
 
     fn stream(&self) -> &TcpStream {
         self.writer.get_ref().stream()
+    }
+
+    /// Ciphertext the sealed channel holds unopened.
+    #[cfg(test)]
+    fn sealed_backlog(&self) -> usize {
+        match self.reader.get_ref().get_ref() {
+            Inbound::Sealed(s) => s.backlog(),
+            Inbound::Plain(_) => 0,
+        }
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
@@ -721,6 +732,80 @@ mod tests {
         drop(conn);
         let _ = server.join();
         Ok(nonce)
+    }
+
+    /// Asks the kernel for a receive buffer of `bytes` on `listener`
+    /// (connections it accepts inherit it).
+    fn set_receive_buffer(listener: &TcpListener, bytes: i32) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid socket descriptor owned by `listener`, and a
+        // pointer to an int with its size, as setsockopt(2) requires.
+        let rc = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&bytes as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+    }
+
+    /// Issue 22 item 12: message 1 with 250,000 bytes behind it, all in
+    /// the server's first read, used to panic when the surplus moved into
+    /// the sealed reader. It is kept whole and drained (here it fails to
+    /// authenticate: the client cannot seal before message 2).
+    #[test]
+    fn a_large_surplus_after_message_1_is_kept_not_a_panic() {
+        const SURPLUS: usize = 250_000;
+        let psk = [6u8; 32];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        set_receive_buffer(&listener, 4 << 20);
+        let addr = listener.local_addr().unwrap();
+        let (_, msg1) = channel::Initiator::start(&psk);
+        let mut burst = Vec::new();
+        crate::wire::frame::write_header(&mut burst, ty::HANDSHAKE, msg1.len()).unwrap();
+        burst.extend_from_slice(&msg1);
+        let first = burst.len();
+        burst.extend((0..SURPLUS).map(|i| (i % 251) as u8));
+        let total = burst.len();
+        assert!(
+            total <= READ_BUFFER,
+            "one read of the server's buffer takes it all"
+        );
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&burst).unwrap();
+            // Held open until the server is done with it.
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+        });
+        let (stream, _) = listener.accept().unwrap();
+        // The whole burst in the receive queue before the first read.
+        let mut peeked = vec![0u8; total];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while stream.peek(&mut peeked).unwrap() < total {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the kernel would not queue {total} bytes"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut conn = Conn::new(stream, 1 << 20, IO_TIMEOUT).unwrap();
+        conn.respond(&psk, std::time::Instant::now() + HANDSHAKE_TIMEOUT)
+            .unwrap();
+        assert_eq!(
+            conn.sealed_backlog(),
+            total - first,
+            "the first read took the whole surplus"
+        );
+        assert!(
+            conn.recv::<PeerRequest>().is_err(),
+            "not sealed by a holder"
+        );
+        conn.shutdown();
+        client.join().unwrap();
     }
 
     fn problem(r: Result<u64>) -> SecretProblem {

@@ -33,6 +33,9 @@ pub const MAX_PLAIN: usize = MAX_MESSAGE - TAG_LEN;
 /// The largest handshake message taken (ours are 48 bytes).
 pub const MAX_HANDSHAKE: usize = 1024;
 const LEN_PREFIX: usize = 2;
+/// The sealed reader's ciphertext buffer: room for two whole messages,
+/// so one read can take what the socket has.
+const CIPHER_BUFFER: usize = 2 * (LEN_PREFIX + MAX_MESSAGE);
 
 /// The other side's handshake message did not come from a holder of our
 /// secret (Noise could not decrypt it): the secret does not match.
@@ -150,8 +153,8 @@ impl<W: Write> Write for SealedWriter<W> {
 pub struct SealedReader<R> {
     inner: R,
     noise: Shared,
-    /// Ciphertext read ahead: room for two whole messages, so one read
-    /// can take what the socket has.
+    /// Ciphertext read ahead (`CIPHER_BUFFER`, or more for a long
+    /// `already`).
     cipher: Vec<u8>,
     start: usize,
     end: usize,
@@ -162,10 +165,12 @@ pub struct SealedReader<R> {
 
 impl<R: Read> SealedReader<R> {
     /// `already`: ciphertext read before the switch (it followed the
-    /// handshake in the same read).
+    /// handshake in the same read). Kept whole, however long: the buffer
+    /// grows to hold it (the caller's read buffer bounds it) and returns
+    /// to its usual size once it is drained.
     pub fn new(inner: R, noise: Shared, already: &[u8]) -> SealedReader<R> {
-        let mut cipher = vec![0u8; 2 * (LEN_PREFIX + MAX_MESSAGE)];
-        cipher[..already.len()].copy_from_slice(already);
+        let mut cipher = already.to_vec();
+        cipher.resize(already.len().max(CIPHER_BUFFER), 0);
         SealedReader {
             inner,
             noise,
@@ -179,6 +184,11 @@ impl<R: Read> SealedReader<R> {
 
     pub fn get_ref(&self) -> &R {
         &self.inner
+    }
+
+    /// Ciphertext read from the socket and not yet opened.
+    pub fn backlog(&self) -> usize {
+        self.end - self.start
     }
 
     /// True when a `read` can answer without touching the socket.
@@ -212,6 +222,10 @@ impl<R: Read> SealedReader<R> {
     fn read_more(&mut self) -> io::Result<bool> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
+            if self.cipher.len() > CIPHER_BUFFER {
+                self.cipher.truncate(CIPHER_BUFFER);
+                self.cipher.shrink_to_fit();
+            }
         } else if self.cipher.len() - self.start < LEN_PREFIX + MAX_MESSAGE {
             // Less than a whole message of room past `start`: move the
             // partial message (under 64 KiB) to the front.
@@ -401,6 +415,28 @@ mod tests {
             read_all(&mut r, 64).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    #[test]
+    fn any_amount_read_before_the_switch_is_kept_and_drained() {
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+        let (a, b) = pair(5, 5).unwrap();
+        let mut w = SealedWriter::new(Vec::new(), a);
+        w.write_all(&data).unwrap();
+        let wire = w.get_ref().clone();
+        // More than the reader's own buffer, cut inside a message.
+        let cut = 250_000;
+        assert!(cut > CIPHER_BUFFER);
+        let dribble = Dribble {
+            data: wire[cut..].to_vec(),
+            at: 0,
+            step: 10_000,
+            tick: false,
+        };
+        let mut r = SealedReader::new(dribble, b, &wire[..cut]);
+        assert_eq!(r.backlog(), cut);
+        assert_eq!(read_all(&mut r, 4096).unwrap(), data);
+        assert_eq!(r.cipher.len(), CIPHER_BUFFER, "back to its usual size");
     }
 
     #[test]
