@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The shortest secret accepted, in bytes (after trimming whitespace):
 /// 128 bits even if every byte is a hex digit.
@@ -146,6 +146,14 @@ pub fn start(path: &Path) -> Result<()> {
 }
 
 static SWARM: OnceLock<Keys> = OnceLock::new();
+
+/// The handshake message 1s this process took within the window (see
+/// `channel`): one cache for every listener, so a message 1 replayed to
+/// another of the process's ports is refused too.
+pub fn handshakes_seen() -> &'static Mutex<seal::ReplayGuard> {
+    static SEEN: OnceLock<Mutex<seal::ReplayGuard>> = OnceLock::new();
+    SEEN.get_or_init(|| Mutex::new(seal::ReplayGuard::new()))
+}
 
 /// Makes `keys` this process's swarm secret. Called once at start-up,
 /// before any socket; a second call is ignored (there is one swarm).

@@ -15,14 +15,18 @@
 
 use p2pshare::net::READ_BUFFER;
 use p2pshare::secure::channel::{respond, Initiator, SealedReader, MAX_HANDSHAKE};
+use p2pshare::secure::seal::ReplayGuard;
 use p2pshare::wire::frame::write_header;
 use p2pshare::wire::message::ty;
 use p2pshare::wire::FrameReader;
 use p2pshare_fuzz::Trickle;
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 const PSK: [u8; 32] = [0x6d; 32];
+/// Message 1's stamp and the responder's clock: the same instant, so a
+/// run of any length meets a fresh message 1.
+const NOW: u64 = 1_800_000_000_000;
 
 fn check(data: &[u8]) {
     let [control, repeat, tail @ ..] = data else {
@@ -43,7 +47,8 @@ fn check(data: &[u8]) {
     assert!(frames.fill().expect("message 1 is whole"));
     let (got, body) = frames.take();
     assert_eq!(got, ty::HANDSHAKE);
-    let (noise, _) = respond(&PSK, body).expect("our own message 1");
+    let seen = Mutex::new(ReplayGuard::new());
+    let (noise, _) = respond(&PSK, body, &seen, NOW).expect("our own message 1");
     let buffered = frames.get_mut();
     let surplus = buffered.buffer().to_vec();
     buffered.consume(surplus.len());
@@ -67,7 +72,7 @@ fn check(data: &[u8]) {
 fn message_1() -> &'static [u8] {
     static MSG1: OnceLock<Vec<u8>> = OnceLock::new();
     MSG1.get_or_init(|| {
-        let (_, msg1) = Initiator::start(&PSK);
+        let (_, msg1) = Initiator::start(&PSK, NOW);
         let mut frame = Vec::new();
         write_header(&mut frame, ty::HANDSHAKE, msg1.len()).expect("to a Vec");
         frame.extend_from_slice(&msg1);
