@@ -222,6 +222,11 @@ pub struct SealedReader<R> {
     /// Data of the last message that did not fit the caller's buffer.
     plain: Vec<u8>,
     plain_at: usize,
+    /// The first failure of the stream itself (a message that fails its
+    /// tag, an end inside a message), repeated by every read after it:
+    /// nothing is read past a hole in the stream, whatever the caller
+    /// does with the error.
+    broken: Option<(io::ErrorKind, String)>,
 }
 
 impl<R: Read> SealedReader<R> {
@@ -240,6 +245,7 @@ impl<R: Read> SealedReader<R> {
             end: already.len(),
             plain: Vec::new(),
             plain_at: 0,
+            broken: None,
         }
     }
 
@@ -266,17 +272,19 @@ impl<R: Read> SealedReader<R> {
 
     /// Decrypts the buffered message of `len` bytes into `dst` (which has
     /// room for its data) and returns the data's length.
+    /// The buffer moves past the message only once it has opened.
     fn open(&mut self, len: usize, dst: &mut [u8]) -> io::Result<usize> {
         let at = self.start + LEN_PREFIX;
-        self.start = at + len;
-        lock(&self.noise)
+        let n = lock(&self.noise)
             .read_message(&self.cipher[at..at + len], dst)
             .map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     "a sealed message failed authentication",
                 )
-            })
+            })?;
+        self.start = at + len;
+        Ok(n)
     }
 
     /// Reads more ciphertext; `Ok(false)` at the end of the stream.
@@ -301,6 +309,25 @@ impl<R: Read> SealedReader<R> {
 
 impl<R: Read> Read for SealedReader<R> {
     fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        if let Some((kind, why)) = &self.broken {
+            return Err(io::Error::new(*kind, why.clone()));
+        }
+        let got = self.read_stream(dst);
+        if let Err(e) = &got {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) {
+                self.broken = Some((e.kind(), e.to_string()));
+            }
+        }
+        got
+    }
+}
+
+impl<R: Read> SealedReader<R> {
+    /// `read`, until the stream breaks.
+    fn read_stream(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         if dst.is_empty() {
             return Ok(0);
         }
@@ -533,6 +560,26 @@ mod tests {
             read_all(&mut r, 64).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    /// Issue 22 item 16: a reader that moved past a message that failed
+    /// read on from the next one, so a message slipped in ahead of a real
+    /// one was skipped by a caller that carried on after the error.
+    #[test]
+    fn after_its_first_failure_the_reader_refuses_everything() {
+        let (a, b) = pair(6, 6).unwrap();
+        let mut w = SealedWriter::new(Vec::new(), a);
+        w.write_all(b"real").unwrap();
+        let real = w.get_ref().clone();
+        let mut forged = real.clone();
+        forged[LEN_PREFIX] ^= 1;
+        let wire = [forged, real].concat();
+        let mut r = SealedReader::new(&wire[..], b, &[]);
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            let e = r.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        }
     }
 
     #[test]
