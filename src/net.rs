@@ -273,6 +273,11 @@ impl Conn {
                 "the handshake carries no timestamp: the client runs an older p2pshare (update it)"
                     .to_string(),
             ),
+            channel::Refused::BeforeStart => (
+                code::STALE,
+                "the handshake is stamped before the server started: a replay, or a clock behind the server's (try again in a few seconds; check the clock on both machines, e.g. timedatectl)"
+                    .to_string(),
+            ),
             channel::Refused::Stale { skew_ms } => (
                 code::STALE,
                 format!(

@@ -66,6 +66,9 @@ pub enum Refused {
     Stale { skew_ms: i64 },
     /// The same message 1 was taken within the window: a replay.
     Replayed,
+    /// Stamped before this process started: a replay across a restart,
+    /// or a clock behind ours.
+    BeforeStart,
 }
 
 fn builder(psk: &[u8; 32]) -> snow::Builder<'_> {
@@ -138,6 +141,7 @@ pub fn respond(
     match admitted {
         Ok(()) => {}
         Err(seal::Refused::Replayed) => return Err(Refused::Replayed),
+        Err(seal::Refused::BeforeStart) => return Err(Refused::BeforeStart),
         Err(_) => {
             return Err(Refused::Stale {
                 skew_ms: stamp as i64 - now_ms as i64,
@@ -440,6 +444,21 @@ mod tests {
             respond(&psk, &other, &seen, NOW).is_ok(),
             "another handshake, within the window"
         );
+    }
+
+    /// Issue 22 item 5, for TCP: the cache of message 1s is in memory,
+    /// so one made before the server started is refused.
+    #[test]
+    fn a_message_1_from_before_the_server_started_is_refused() {
+        let psk = [9; 32];
+        let restarted = Mutex::new(ReplayGuard::since(NOW - 1_000));
+        let (_, captured) = Initiator::start(&psk, NOW - 35_000);
+        assert_eq!(
+            respond(&psk, &captured, &restarted, NOW).err(),
+            Some(Refused::BeforeStart)
+        );
+        let (_, fresh) = Initiator::start(&psk, NOW);
+        assert!(respond(&psk, &fresh, &restarted, NOW).is_ok());
     }
 
     #[test]
