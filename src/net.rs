@@ -175,7 +175,9 @@ impl Conn {
     /// message 2 that decrypts (the channel is up), one that does not or
     /// an ERROR with code SECRET (another secret), an ERROR with code
     /// PROTOCOL (an open server that took our handshake for an unknown
-    /// message); any other ERROR (BUSY: the server is full) is itself.
+    /// message); an ERROR with code STALE (our clock, as the server sees
+    /// it) says who refused; any other ERROR (BUSY: the server is full)
+    /// is itself.
     fn initiate(&mut self, psk: &[u8; 32], who: &str) -> Result<()> {
         let (init, msg1) = channel::Initiator::start(psk, secure::seal::unix_ms());
         self.send_raw(ty::HANDSHAKE, &msg1)?;
