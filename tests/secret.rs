@@ -431,3 +431,48 @@ fn search_without_a_tracker_works_only_with_the_secret() {
     assert!(!stdout.contains(NAME), "{stdout}");
     assert!(!dir.path().join(format!("R/files/{NAME}")).exists());
 }
+
+/// Issue 22 item 5: a sealed announce captured before the tracker
+/// restarted, replayed after, was opened and answered (the replay guard
+/// is in memory). A tracker takes nothing stamped before it started.
+#[test]
+fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
+    let dir = temp_dir();
+    let s1 = secret_file(dir.path(), "s1", &"b2".repeat(32), 0o600);
+    let mut tracker = TrackerProc::start_with(
+        &dir.path().join("tracker"),
+        &["--secret-file", s1.to_str().unwrap()],
+    );
+    let keys = Keys::derive("b2".repeat(32).as_bytes());
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(tracker.addr()).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut answered = |bytes: &[u8]| -> bool {
+        (0..5).any(|_| {
+            socket.send(bytes).unwrap();
+            socket.recv(&mut buf).is_ok()
+        })
+    };
+    let mut connect = Vec::new();
+    Request::Connect { tx: 5 }.encode(&mut connect);
+    let mut captured = Vec::new();
+    keys.sealer().seal(&connect, &mut captured);
+    assert!(answered(&captured), "the original is answered");
+
+    tracker.restart();
+    assert!(
+        !answered(&captured),
+        "the replay after the restart is answered"
+    );
+    let mut fresh = Vec::new();
+    keys.sealer().seal(&connect, &mut fresh);
+    assert!(answered(&fresh), "a fresh CONNECT is answered");
+    assert!(
+        tracker.logs().contains("BeforeStart"),
+        "the log says why: {}",
+        tracker.logs()
+    );
+}

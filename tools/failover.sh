@@ -33,9 +33,7 @@ if [ "$N" -lt 1 ] || [ "$N" -gt 100 ]; then
 fi
 F=$(size_bytes "$SIZE") || exit 2
 U=$(size_bytes "$LIMIT") || exit 2
-for b in peer tracker; do
-  [ -x "$BIN/$b" ] || { echo "error: $BIN/$b is missing: run 'make build'" >&2; exit 1; }
-done
+need_bins tracker peer
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-failover.XXXXXX")
 teardown() {
