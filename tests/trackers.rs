@@ -318,3 +318,60 @@ fn a_tracker_the_seeder_does_not_know_learns_the_item_from_a_downloader() {
             && holders(&t2.addr(), "f.bin") == ["G"]
     });
 }
+
+#[test]
+fn when_no_tracker_answers_a_get_falls_back_on_the_neighbours() {
+    let s = Swarm::new();
+    let (dead1, dead2) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let data = test_bytes(50_000, 47);
+    s.give("S", "n.bin", &data);
+    let s_port = free_port();
+    let sdir = s.path("S");
+    let p = s_port.to_string();
+    let seeder = PeerProc::spawn_logged(
+        &[
+            "S",
+            &p,
+            &dead1,
+            "--tracker",
+            &dead2,
+            "--dir",
+            sdir.to_str().unwrap(),
+            "--serve",
+        ],
+        &s.path("S.log"),
+    );
+    wait_until(WAIT, "S to serve", || {
+        seeder.logs().contains("listening on")
+    });
+    let get = |extra: &[&str]| {
+        let port = free_port().to_string();
+        let gdir = s.path("G");
+        let mut args = vec![
+            "G",
+            &port,
+            &dead1,
+            "--tracker",
+            &dead2,
+            "--dir",
+            gdir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        PeerProc::spawn(&args, Some("get n.bin\n")).wait(WAIT)
+    };
+    let out = get(&[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nor did the 1 other tracker answer"),
+        "{stderr}"
+    );
+    let neighbour = format!("127.0.0.1:{s_port}");
+    let out = get(&["--neighbor", &neighbour]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(fs::read(s.path("G/files/n.bin")).unwrap(), data);
+}
