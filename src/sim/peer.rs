@@ -42,12 +42,10 @@ use super::tracker::Tracker;
 use super::{ConnId, CopyStore, Cx, Node, NodeId, SimTime};
 use crate::bitfield::Bitfield;
 use crate::download::fetch::{Action, Fetch, Wait};
+use crate::download::holders::{Holders, Verdict};
 use crate::download::plan::Plan;
 use crate::download::worker::POLL;
-use crate::download::{
-    EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY, MAX_WORKERS,
-    REFRESH_EVERY, WORK_WAIT,
-};
+use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
 use crate::peer::seeding::Seeding;
 use crate::peer::serve::{Library, MemFile, Serve};
@@ -59,7 +57,7 @@ use crate::wire::message::write_block;
 use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 // BTreeMaps where the order of iteration decides the order of calls, so a
 // run is a function of its seeds.
 use std::rc::Rc;
@@ -109,11 +107,8 @@ struct Fetching {
 struct Download {
     plan: RefCell<Plan>,
     fetches: BTreeMap<ConnId, Fetching>,
-    running: HashMap<NodeId, ConnId>,
-    attempts: HashMap<NodeId, u32>,
-    busy: HashMap<NodeId, u32>,
-    banned: HashSet<NodeId>,
-    started: SimTime,
+    /// The coordinator's rules: whom to start, retry or ban.
+    holders: Holders<NodeId>,
     /// A worker wrote, released a piece or ended: wake those waiting.
     notify_armed: bool,
     complete: bool,
@@ -258,7 +253,7 @@ impl SimPeer {
             dl.fetches.len(),
             waiting,
             full,
-            dl.attempts.values().sum::<u32>()
+            dl.holders.attempts()
         )
     }
 
@@ -404,11 +399,7 @@ impl SimPeer {
         self.dl = Some(Download {
             plan: RefCell::new(plan),
             fetches: BTreeMap::new(),
-            running: HashMap::new(),
-            attempts: HashMap::new(),
-            busy: HashMap::new(),
-            banned: HashSet::new(),
-            started: cx.now(),
+            holders: Holders::new(self.instant(cx.now())),
             notify_armed: false,
             complete: false,
         });
@@ -423,49 +414,28 @@ impl SimPeer {
         let Some(dl) = &self.dl else {
             return;
         };
-        let due = if cx.now() - dl.started < EARLY {
-            EARLY_REFRESH_EVERY
-        } else if dl.running.is_empty() {
-            IDLE_REFRESH_EVERY
-        } else {
-            REFRESH_EVERY
-        };
+        let due = dl.holders.refresh_every(self.instant(cx.now()));
         cx.timer(cx.now() + due, T_REFRESH);
     }
 
-    fn add_holders(&mut self, cx: &mut Cx, holders: Vec<(NodeId, bool)>) {
-        let me = cx.me();
-        let usable: Vec<(NodeId, bool)> = holders.into_iter().filter(|h| h.0 != me).collect();
-        let pieces = self.record.piece_count() as u64;
+    fn add_holders(&mut self, cx: &mut Cx, answer: Vec<(NodeId, bool)>) {
+        let pieces = self.record.piece_count();
         let now = self.instant(cx.now());
         let Some(dl) = &mut self.dl else {
             return;
         };
-        if usable.iter().any(|h| !h.1) {
+        let offer = dl.holders.offer(&answer, &cx.me(), pieces);
+        if offer.swarm {
             dl.plan.borrow_mut().set_swarm();
         }
-        let n = usable.len().max(1) as u64;
         let mut started = Vec::new();
-        for (i, &(peer, _)) in usable.iter().enumerate() {
-            if dl.running.len() >= MAX_WORKERS {
-                break;
-            }
-            if dl.running.contains_key(&peer) || dl.banned.contains(&peer) {
-                continue;
-            }
-            let attempts = dl.attempts.entry(peer).or_insert(0);
-            if *attempts >= MAX_ATTEMPTS {
-                continue;
-            }
-            *attempts += 1;
-            let cursor = (pieces * i as u64 / n) as u32;
-            let conn = cx.connect(peer);
-            let fetch = Fetch::new(self.record.clone(), cursor, self.rng.next_u64(), now);
-            dl.running.insert(peer, conn);
+        for start in offer.start {
+            let conn = cx.connect(start.holder);
+            let fetch = Fetch::new(self.record.clone(), start.cursor, self.rng.next_u64(), now);
             dl.fetches.insert(
                 conn,
                 Fetching {
-                    peer,
+                    peer: start.holder,
                     fetch,
                     wake: cx.now(),
                     for_work: false,
@@ -497,32 +467,12 @@ impl SimPeer {
             return;
         };
         cx.close(conn);
-        if dl.running.get(&f.peer) == Some(&conn) {
-            dl.running.remove(&f.peer);
-        }
+        let verdict = dl.holders.exited(&f.peer, &result);
         self.notify(cx);
-        let Some(dl) = &mut self.dl else {
-            return;
-        };
-        match result {
-            Ok(()) | Err(Error::Cancelled) => {}
-            Err(Error::Integrity(_)) => {
-                dl.banned.insert(f.peer);
-                self.stats.fetch_errors += 1;
-            }
-            Err(Error::Remote {
-                code: code::BUSY, ..
-            }) => {
-                self.stats.busy += 1;
-                let busy = dl.busy.entry(f.peer).or_insert(0);
-                *busy += 1;
-                if *busy < MAX_BUSY {
-                    if let Some(a) = dl.attempts.get_mut(&f.peer) {
-                        *a = a.saturating_sub(1);
-                    }
-                }
-            }
-            Err(_) => self.stats.fetch_errors += 1,
+        match verdict {
+            Verdict::Done => {}
+            Verdict::Busy => self.stats.busy += 1,
+            Verdict::Banned | Verdict::Dropped | Verdict::Fatal => self.stats.fetch_errors += 1,
         }
     }
 
