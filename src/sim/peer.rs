@@ -47,6 +47,7 @@ use crate::download::plan::Plan;
 use crate::download::worker::POLL;
 use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
+use crate::net::admission::{Admission, ConnId as GateId, Decision};
 use crate::peer::seeding::Seeding;
 use crate::peer::serve::{Library, MemFile, Serve};
 use crate::peer::server::TICK;
@@ -57,9 +58,10 @@ use crate::wire::message::write_block;
 use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 // BTreeMaps where the order of iteration decides the order of calls, so a
 // run is a function of its seeds.
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -128,6 +130,13 @@ pub struct SimPeer {
     partial: Option<MemFile>,
     complete: Option<MemFile>,
     serving: BTreeMap<ConnId, Serve<MemFile>>,
+    /// The block server's admission gate (`net::admission`), the
+    /// connections it knows by its ids, and the frames of those waiting
+    /// in its lobby for a handler.
+    gate: Admission,
+    gated: HashMap<ConnId, GateId>,
+    by_gate: HashMap<GateId, ConnId>,
+    lobby: HashMap<ConnId, Vec<Vec<u8>>>,
     dl: Option<Download>,
     done_at: Option<SimTime>,
     stats: PeerStats,
@@ -194,6 +203,10 @@ impl SimPeer {
             partial: None,
             complete: None,
             serving: BTreeMap::new(),
+            gate: Admission::new(ADMISSION),
+            gated: HashMap::new(),
+            by_gate: HashMap::new(),
+            lobby: HashMap::new(),
             dl: None,
             done_at: None,
             stats: PeerStats::default(),
@@ -272,33 +285,113 @@ impl SimPeer {
 
     // ---- the block server (peer::server)
 
-    fn accept(&mut self, cx: &mut Cx, conn: ConnId) {
-        if self.serving.len() >= ADMISSION.handlers {
-            // As the gate: a connection waiting for its client, oldest
-            // first, makes room; BUSY only when every one is at work.
-            let idle = self
-                .serving
-                .iter()
-                .find(|(&c, m)| m.pending() == 0 && cx.queued(c) == 0)
-                .map(|(&c, _)| c);
-            if let Some(victim) = idle {
-                self.stats.evicted += 1;
-                self.end_serve(cx, victim, None);
-                self.serving
-                    .insert(conn, Serve::new(self.instant(cx.now())));
-                return;
+    /// A connection arrived: the gate admits it to its lobby (perhaps
+    /// evicting another), or refuses it with BUSY.
+    fn accept(&mut self, cx: &mut Cx, conn: ConnId, from: NodeId) {
+        let ip = IpAddr::V4(Ipv4Addr::from(from as u32));
+        let decisions = self.gate.accept(ip, self.instant(cx.now()));
+        self.apply(cx, decisions, Some(conn));
+    }
+
+    /// Carries out the gate's decisions, as `net::gate` does; `new` is the
+    /// connection `Admit` or `Refuse` is about.
+    fn apply(&mut self, cx: &mut Cx, decisions: Vec<Decision>, mut new: Option<ConnId>) {
+        for d in decisions {
+            match d {
+                Decision::Admit(id) => {
+                    if let Some(conn) = new.take() {
+                        self.gated.insert(conn, id);
+                        self.by_gate.insert(id, conn);
+                        self.lobby.insert(conn, Vec::new());
+                    }
+                }
+                Decision::Refuse => {
+                    if let Some(conn) = new.take() {
+                        self.stats.refused += 1;
+                        self.refuse(cx, conn);
+                    }
+                }
+                Decision::Evict(id) => self.evict(cx, id),
+                Decision::Hand(id) => self.hand(cx, id),
             }
-            self.stats.refused += 1;
-            let busy = PeerReply::Error {
-                code: code::BUSY,
-                message: "server busy: too many connections, try again later".into(),
-            };
-            send(cx, &mut self.stats, conn, &busy);
-            cx.close(conn);
-            return;
         }
+    }
+
+    fn refuse(&mut self, cx: &mut Cx, conn: ConnId) {
+        let busy = PeerReply::Error {
+            code: code::BUSY,
+            message: "server busy: too many connections, try again later".into(),
+        };
+        send(cx, &mut self.stats, conn, &busy);
+        cx.close(conn);
+    }
+
+    /// Out of the lobby with BUSY, or off its handler: closed at once (a
+    /// shut-down socket ends its handler), and the slot it leaves goes to
+    /// a connection waiting for one.
+    fn evict(&mut self, cx: &mut Cx, id: GateId) {
+        let Some(&conn) = self.by_gate.get(&id) else {
+            return;
+        };
+        if self.lobby.remove(&conn).is_some() {
+            self.forget(conn);
+            self.stats.refused += 1;
+            return self.refuse(cx, conn);
+        }
+        self.stats.evicted += 1;
+        self.end_serve(cx, conn, None);
+        let decisions = self.gate.tick(self.instant(cx.now()));
+        self.apply(cx, decisions, None);
+    }
+
+    /// A handler takes the connection: its machine starts with the
+    /// frames that waited in the lobby.
+    fn hand(&mut self, cx: &mut Cx, id: GateId) {
+        let Some(&conn) = self.by_gate.get(&id) else {
+            return;
+        };
+        let frames = self.lobby.remove(&conn).unwrap_or_default();
         self.serving
             .insert(conn, Serve::new(self.instant(cx.now())));
+        for bytes in frames {
+            self.on_request(cx, conn, &bytes);
+        }
+    }
+
+    /// The gate is told the connection is gone.
+    fn forget(&mut self, conn: ConnId) {
+        if let Some(id) = self.gated.remove(&conn) {
+            self.by_gate.remove(&id);
+            self.gate.closed(id);
+        }
+    }
+
+    /// A frame on a connection still in the lobby: the first one makes it
+    /// ready for a handler.
+    fn in_lobby(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
+        let Some(frames) = self.lobby.get_mut(&conn) else {
+            return;
+        };
+        frames.push(bytes.to_vec());
+        if frames.len() == 1 {
+            let id = self.gated[&conn];
+            let decisions = self.gate.ready(id, self.instant(cx.now()));
+            self.apply(cx, decisions, None);
+        }
+    }
+
+    /// Tells the gate whether the handler waits for its client (and may be
+    /// evicted for a newcomer) or works for it, as `peer::server` does.
+    fn report(&mut self, cx: &mut Cx, conn: ConnId) {
+        let (Some(m), Some(&id)) = (self.serving.get(&conn), self.gated.get(&conn)) else {
+            return;
+        };
+        let now = self.instant(cx.now());
+        if m.pending() == 0 && cx.queued(conn) < cx.low_water() {
+            self.gate.idle(id, m.has_open(), now);
+        } else {
+            self.gate.busy(id, now);
+        }
     }
 
     fn on_request(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
@@ -314,9 +407,13 @@ impl SimPeer {
             self.end_serve(cx, conn, Some(e));
             return;
         }
+        if let Some(&id) = self.gated.get(&conn) {
+            self.gate.busy(id, now);
+        }
         if cx.queued(conn) < cx.low_water() {
             self.serve_step(cx, conn);
         }
+        self.report(cx, conn);
     }
 
     /// One turn of the server's loop: tick, answers, then a slice of
@@ -367,6 +464,7 @@ impl SimPeer {
         if let Some(mut m) = self.serving.remove(&conn) {
             m.close();
         }
+        self.forget(conn);
         if let Some(e) = e.filter(|e| !matches!(e, Error::Timeout(_))) {
             send(cx, &mut self.stats, conn, &PeerReply::error(&e));
         }
@@ -382,7 +480,10 @@ impl SimPeer {
             .collect();
         for conn in idle {
             self.serve_step(cx, conn);
+            self.report(cx, conn);
         }
+        let decisions = self.gate.tick(self.instant(cx.now()));
+        self.apply(cx, decisions, None);
         cx.timer(cx.now() + TICK, T_TICK);
     }
 
@@ -656,15 +757,17 @@ impl Node for SimPeer {
         cx.timer(cx.now() + TICK, T_TICK);
     }
 
-    fn connected(&mut self, cx: &mut Cx, conn: ConnId, _peer: NodeId, outgoing: bool) {
+    fn connected(&mut self, cx: &mut Cx, conn: ConnId, peer: NodeId, outgoing: bool) {
         if !outgoing {
-            self.accept(cx, conn);
+            self.accept(cx, conn, peer);
         }
     }
 
     fn frame(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
         if self.serving.contains_key(&conn) {
             self.on_request(cx, conn, bytes);
+        } else if self.lobby.contains_key(&conn) {
+            self.in_lobby(cx, conn, bytes);
         } else {
             self.on_reply(cx, conn, bytes);
         }
@@ -674,12 +777,18 @@ impl Node for SimPeer {
     fn writable(&mut self, cx: &mut Cx, conn: ConnId) {
         if self.serving.contains_key(&conn) {
             self.serve_step(cx, conn);
+            self.report(cx, conn);
         }
     }
 
     fn closed(&mut self, cx: &mut Cx, conn: ConnId) {
         if let Some(mut m) = self.serving.remove(&conn) {
             m.close();
+            self.forget(conn);
+            return;
+        }
+        if self.lobby.remove(&conn).is_some() {
+            self.forget(conn);
             return;
         }
         let e = Error::protocol("the holder closed the connection");
@@ -740,6 +849,10 @@ impl Node for SimPeer {
         for (_, mut m) in std::mem::take(&mut self.serving) {
             m.close();
         }
+        self.gate = Admission::new(ADMISSION);
+        self.gated.clear();
+        self.by_gate.clear();
+        self.lobby.clear();
         self.dl = None;
         self.partial = None;
         self.complete = None;
