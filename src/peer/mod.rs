@@ -1208,7 +1208,10 @@ fn lock_dir(config: &Config) -> Result<DirLock> {
             pid.map_or("another process".to_string(), |p| format!("pid {p}")),
             config.dir.display()
         )),
-        LockError::Io(e) => Error::io(format!("locking {}", path.display()), e),
+        LockError::Io(e) => Error::Local(store::dir_advice(
+            &format!("cannot lock {}", path.display()),
+            &e,
+        )),
     })
 }
 

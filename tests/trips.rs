@@ -1,0 +1,180 @@
+//! A newcomer's trip-ups of issue 22, each with the real binaries: errors
+//! that say what to do, names, the symlink warning, hard links, the clock,
+//! a full disk, and what a peer says at start.
+
+mod common;
+
+use common::swarm::*;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// A tmpfs of `size` (mount's syntax, `30m`) at `at`, unmounted when
+/// dropped; None (with a line saying the test is skipped) when this
+/// process may not mount, as when it is not root.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size: &str, options: &str) -> Option<Mount> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size}{options}"))
+            .arg("tmpfs")
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot mount a tmpfs here (run as root to test this)");
+            return None;
+        }
+        Some(Mount(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A peer started with `args` and no commands, to its end.
+fn peer_output(args: &[&str]) -> (Option<i32>, String) {
+    let out = PeerProc::spawn(args, Some("")).wait(WAIT);
+    let (stdout, stderr) = text(&out);
+    (out.status.code(), format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn a_dangling_files_link_and_a_read_only_dir_say_what_to_do() {
+    let tmp = temp_dir();
+    let port = free_port().to_string();
+    let dir = tmp.path().join("A");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("gone"), dir.join("files")).unwrap();
+    let d = dir.to_str().unwrap();
+    let (code, said) = peer_output(&["A", &port, "127.0.0.1:1", "--dir", d]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "error: {}/files is a symlink to {}/gone, which does not exist; create that folder, or remove the link",
+            d,
+            tmp.path().display()
+        )),
+        "{said}"
+    );
+
+    let ro = tmp.path().join("ro");
+    let Some(_mount) = Mount::tmpfs(&ro, "1m", ",ro") else {
+        return;
+    };
+    let d = ro.join("B");
+    let (code, said) = peer_output(&["B", &port, "127.0.0.1:1", "--dir", d.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("the file system is read-only; give --dir a writable place"),
+        "{said}"
+    );
+    assert!(!said.contains("os error"), "{said}");
+}
+
+#[test]
+fn the_name_rules_allow_two_dots_inside_and_errors_name_the_path() {
+    let s = Swarm::new();
+    let home = s.path("home");
+    std::fs::create_dir_all(home.join("docs/sub")).unwrap();
+    std::fs::write(home.join("a..b.txt"), b"two dots inside").unwrap();
+    std::fs::write(home.join("docs/sub/ trailing.txt"), b"x").unwrap();
+    let cmds = format!(
+        "share {}\nshare {}\n",
+        home.join("a..b.txt").display(),
+        home.join("docs").display()
+    );
+    let out = s.shell("A", &cmds, &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(stdout.contains("shared a..b.txt 15 "), "{stdout}{stderr}");
+    let err = stdout
+        .lines()
+        .chain(stderr.lines())
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("the folder was shared:\n{stdout}{stderr}"));
+    assert!(
+        err.contains(&format!(
+            "{}",
+            home.join("docs/sub/ trailing.txt").display()
+        )) && err.contains("white space"),
+        "the error names the file inside the folder: {err}"
+    );
+
+    let port = free_port().to_string();
+    let (code, said) = peer_output(&["Pé", &port, "127.0.0.1:1"]);
+    assert_ne!(code, Some(0), "{said}");
+    assert!(said.contains("ASCII letters"), "{said}");
+}
+
+#[test]
+fn a_symlink_in_a_shared_folder_is_warned_about_once() {
+    let s = Swarm::new();
+    let folder = s.path("A/files/tree");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("a.txt"), b"hello").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", folder.join("link")).unwrap();
+    let a = s.serve("A", "tree", &[]);
+    // The watcher lists files/ twice a second: give it a dozen listings.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let logs = a.logs();
+    assert_eq!(
+        logs.matches("(a symlink?): left out").count(),
+        1,
+        "once for the item, not at every listing:\n{logs}"
+    );
+}
+
+#[test]
+fn a_hard_link_to_another_users_file_is_not_shared() {
+    let s = Swarm::new();
+    let files = s.path("A/files");
+    std::fs::create_dir_all(&files).unwrap();
+    let theirs = s.path("theirs.txt");
+    std::fs::write(&theirs, b"not yours to share").unwrap();
+    // Only root may give a file away (chown to nobody).
+    let given = Command::new("chown")
+        .args(["65534"])
+        .arg(&theirs)
+        .status()
+        .is_ok_and(|st| st.success());
+    if !given {
+        eprintln!("skipped: cannot chown a file to another user (run as root to test this)");
+        return;
+    }
+    std::fs::hard_link(&theirs, files.join("linked.txt")).unwrap();
+    std::fs::write(s.path("mine.txt"), b"my own file").unwrap();
+    std::fs::hard_link(s.path("mine.txt"), files.join("mine.txt")).unwrap();
+    std::fs::create_dir_all(files.join("tree")).unwrap();
+    std::fs::hard_link(&theirs, files.join("tree/linked.txt")).unwrap();
+    std::fs::write(files.join("tree/own.txt"), b"own").unwrap();
+
+    let a = s.serve("A", "mine.txt", &[]);
+    wait_until(WAIT, "the folder registered", || {
+        holders(&s.tracker.addr(), "tree") == ["A"]
+    });
+    assert!(
+        holders(&s.tracker.addr(), "linked.txt").is_empty(),
+        "{}",
+        a.logs()
+    );
+    let logs = a.logs();
+    assert!(
+        logs.contains("linked.txt is a hard link to a file of another user: not shared"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("tree/linked.txt: a hard link to a file of another user: left out"),
+        "{logs}"
+    );
+    let out = s.shell("B", "get tree\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(s.path("B/files/tree/own.txt").exists());
+    assert!(!s.path("B/files/tree/linked.txt").exists());
+}
