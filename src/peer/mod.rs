@@ -401,7 +401,15 @@ impl Peer {
                     tries += 1;
                     info!("{name}: a new version appeared while it downloaded; fetching that");
                 }
-                other => return other,
+                other => {
+                    // A file already held fetched nothing: not a download.
+                    if let Ok(report) = other.as_ref() {
+                        if report.secs > 0.0 {
+                            self.metrics.downloaded(report.secs);
+                        }
+                    }
+                    return other;
+                }
             }
         }
     }
