@@ -178,3 +178,93 @@ fn a_hard_link_to_another_users_file_is_not_shared() {
     assert!(s.path("B/files/tree/own.txt").exists());
     assert!(!s.path("B/files/tree/linked.txt").exists());
 }
+
+/// A shell peer `id` on `dir` running `commands`, with `env` set.
+fn shell_at(s: &Swarm, id: &str, dir: &Path, commands: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+    let port = free_port().to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
+    cmd.args([id, &port, &s.tracker.addr(), "--dir", dir.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = spawn_noted(&mut cmd, &[]);
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(commands.as_bytes()).unwrap();
+    }
+    let out = wait_output(child, WAIT * 3);
+    let (stdout, stderr) = text(&out);
+    (out.status.success(), stdout, stderr)
+}
+
+#[test]
+fn a_short_disk_is_refused_first_and_a_full_one_keeps_what_it_verified() {
+    let s = Swarm::new();
+    let size = 100_000_000;
+    let data = test_bytes(size, 31);
+    s.give("A", "f.bin", &data);
+    let _a = s.serve("A", "f.bin", &[]);
+    let Some(_mount) = Mount::tmpfs(&s.path("small"), "30m", "") else {
+        return;
+    };
+    let gdir = s.path("small/G");
+
+    // The check: 100 MB do not fit in 30 MB, and nothing is fetched.
+    let (ok, stdout, stderr) = shell_at(&s, "G", &gdir, "get f.bin\n", &[]);
+    assert!(!ok, "{stdout}{stderr}");
+    let err = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(
+        err.starts_with("error: not enough free disk space for f.bin: it needs 100.1 MB"),
+        "{err}"
+    );
+    assert!(err.contains("free; nothing was fetched"), "{err}");
+    assert!(!gdir.join("partial/f.bin.part").exists());
+
+    // The disk fills anyway (the check told there is room, as when
+    // something else fills it meanwhile): what was verified is kept.
+    let (ok, stdout, stderr) = shell_at(
+        &s,
+        "G",
+        &gdir,
+        "get f.bin\n",
+        &[("P2PSHARE_TEST_FREE_BYTES", "1000000000000")],
+    );
+    assert!(!ok, "{stdout}{stderr}");
+    let err = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(err.contains("the disk is full; "), "{err}");
+    let kept: u64 = err
+        .split("; the ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("how many blocks were kept? {err}"));
+    assert!(err.contains(&format!("the {kept} verified blocks are kept")), "{err}");
+    assert!(kept > 1000, "some MB were written before the disk filled: {err}");
+
+    // A larger disk: only what the first run did not write is fetched.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=300m"])
+        .arg(s.path("small"))
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let (ok, stdout, stderr) = shell_at(&s, "G", &gdir, "get f.bin\n", &[]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(std::fs::read(gdir.join("files/f.bin")).unwrap() == data);
+    let total_blocks = (size as u64).div_ceil(4096);
+    let fetched: u64 = sources(&stdout).iter().map(|(_, b)| b).sum();
+    assert!(
+        fetched <= total_blocks - kept,
+        "fetched {fetched} of {total_blocks} blocks, {kept} were kept:\n{stdout}"
+    );
+    assert!(stdout.contains("resumed f.bin: "), "{stdout}");
+}
