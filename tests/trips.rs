@@ -180,7 +180,13 @@ fn a_hard_link_to_another_users_file_is_not_shared() {
 }
 
 /// A shell peer `id` on `dir` running `commands`, with `env` set.
-fn shell_at(s: &Swarm, id: &str, dir: &Path, commands: &str, env: &[(&str, &str)]) -> (bool, String, String) {
+fn shell_at(
+    s: &Swarm,
+    id: &str,
+    dir: &Path,
+    commands: &str,
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let port = free_port().to_string();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_peer"));
     cmd.args([id, &port, &s.tracker.addr(), "--dir", dir.to_str().unwrap()])
@@ -247,8 +253,14 @@ fn a_short_disk_is_refused_first_and_a_full_one_keeps_what_it_verified() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("how many blocks were kept? {err}"));
-    assert!(err.contains(&format!("the {kept} verified blocks are kept")), "{err}");
-    assert!(kept > 1000, "some MB were written before the disk filled: {err}");
+    assert!(
+        err.contains(&format!("the {kept} verified blocks are kept")),
+        "{err}"
+    );
+    assert!(
+        kept > 1000,
+        "some MB were written before the disk filled: {err}"
+    );
 
     // A larger disk: only what the first run did not write is fetched.
     let grown = Command::new("mount")
@@ -267,4 +279,179 @@ fn a_short_disk_is_refused_first_and_a_full_one_keeps_what_it_verified() {
         "fetched {fetched} of {total_blocks} blocks, {kept} were kept:\n{stdout}"
     );
     assert!(stdout.contains("resumed f.bin: "), "{stdout}");
+}
+
+/// A swarm secret file in `dir`: 32 random-looking bytes as 64 hex digits.
+fn secret(dir: &Path, name: &str, seed: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    let hex: String = test_bytes(32, seed)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(&path, hex + "\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A `--serve` peer `id` of `tracker` with `extra`, logged.
+fn serve_on(dir: &Path, id: &str, tracker: &str, extra: &[&str]) -> PeerProc {
+    let port = free_port().to_string();
+    let d = dir.join(id);
+    let mut args = vec![id, &port, tracker, "--dir", d.to_str().unwrap(), "--serve"];
+    args.extend_from_slice(extra);
+    PeerProc::spawn_logged_at(&args, &dir.join(format!("{id}.log")), "warn")
+}
+
+/// Waits until `p`'s log has a line containing `said`, and returns it.
+fn line_with(p: &PeerProc, said: &str) -> String {
+    let mut found = String::new();
+    wait_until(WAIT, &format!("a line with {said:?}"), || {
+        match p.logs().lines().find(|l| l.contains(said)) {
+            Some(l) => {
+                found = l.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    found
+}
+
+#[test]
+fn a_peer_says_at_start_whether_its_tracker_answers_and_which_swarm_it_is() {
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    // No tracker at all.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let p = serve_on(dir, "N", &nowhere, &[]);
+    let l = line_with(&p, "warning: ");
+    assert!(
+        l.contains(&format!("cannot reach the tracker at {nowhere}"))
+            && l.ends_with("retrying in the background"),
+        "{l}"
+    );
+    // An open tracker.
+    let open = TrackerProc::start(&dir.join("open/tracker"));
+    let p = serve_on(dir, "O", &open.addr(), &[]);
+    let l = line_with(&p, "answers");
+    assert_eq!(
+        l,
+        format!("tracker {} answers; the swarm is open (no --secret-file): anyone who can reach the tracker may join", open.addr())
+    );
+    // A closed one: with its secret, with none, with another.
+    let (s1, s2) = (secret(dir, "s1", 1), secret(dir, "s2", 2));
+    let closed = TrackerProc::start_with(&dir.join("closed/tracker"), &["--secret-file", &s1]);
+    let p = serve_on(dir, "C", &closed.addr(), &["--secret-file", &s1]);
+    let l = line_with(&p, "answers");
+    assert!(l.ends_with("answers; the swarm is closed: only peers with the same --secret-file take part, and all traffic is encrypted"), "{l}");
+    let p = serve_on(dir, "D", &closed.addr(), &[]);
+    let l = line_with(&p, "warning: ");
+    assert!(
+        l.contains("runs a closed swarm and we have no secret: start with --secret-file"),
+        "{l}"
+    );
+    let p = serve_on(dir, "E", &closed.addr(), &["--secret-file", &s2]);
+    let l = line_with(&p, "warning: ");
+    assert!(l.contains("the swarm secret does not match"), "{l}");
+}
+
+#[test]
+fn after_a_restart_partial_downloads_are_listed_at_start_and_in_status() {
+    let s = Swarm::new();
+    let data = test_bytes(4 << 20, 41);
+    s.give("A", "f.bin", &data);
+    let _a = s.serve("A", "f.bin", &[]);
+    let g = s.slow_get("1M", "partial/f.bin.state");
+    // Some verified blocks first, then Ctrl-C.
+    let state = s.path("G/partial/f.bin.state");
+    wait_until(WAIT, "a verified piece saved", || {
+        std::fs::read(&state)
+            .ok()
+            .and_then(|b| p2pshare::download::resume::state_progress(&b))
+            .is_some_and(|(have, _)| have > 0)
+    });
+    signal(g.pid(), "INT");
+    let out = g.wait(WAIT);
+    assert!(out.status.success());
+
+    let out = s.shell("G", "status\n", &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let listed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("f.bin: "))
+        .collect();
+    assert_eq!(listed.len(), 2, "at start and in status:\n{stdout}");
+    for l in listed {
+        assert!(
+            l.ends_with(" % verified and kept; run `get f.bin` to resume"),
+            "{l}"
+        );
+        let pct: f64 = l["f.bin: ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(pct > 0.0 && pct < 100.0, "{l}");
+    }
+    assert!(!stdout.contains("no downloads in progress"), "{stdout}");
+}
+
+#[test]
+fn a_clock_two_minutes_off_is_named_on_the_peer_and_once_at_the_tracker() {
+    let faketime = Command::new("faketime").arg("--version").output();
+    if !faketime.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no faketime (apt-get install faketime; make test installs it as root)");
+        return;
+    }
+    let tmp = temp_dir();
+    let dir = tmp.path();
+    let s1 = secret(dir, "s1", 3);
+    let tracker = TrackerProc::start_with(&dir.join("tracker"), &["--secret-file", &s1]);
+    let port = free_port().to_string();
+    let vdir = dir.join("V");
+    let log = dir.join("V.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new("faketime");
+    cmd.args([
+        "-f",
+        "-120s",
+        env!("CARGO_BIN_EXE_peer"),
+        "V",
+        &port,
+        &tracker.addr(),
+    ])
+    .args([
+        "--dir",
+        vdir.to_str().unwrap(),
+        "--secret-file",
+        &s1,
+        "--serve",
+    ])
+    .env("RUST_LOG", "warn")
+    .stdout(out.try_clone().unwrap())
+    .stderr(out);
+    let started = std::time::Instant::now();
+    let v = PeerProc {
+        child: Some(spawn_noted(&mut cmd, &[&log])),
+        log: Some(log),
+    };
+    let l = line_with(&v, "clock");
+    eprintln!("the clock was named after {:?}: {l}", started.elapsed());
+    assert!(
+        l.contains("120 s behind the server's clock")
+            || l.contains("119 s behind the server's clock"),
+        "{l}"
+    );
+    // Two more tries (one each 5 s), still one line at the tracker.
+    std::thread::sleep(crate::health_retry() * 2 + std::time::Duration::from_secs(1));
+    let logs = tracker.logs();
+    let said = logs.matches("said once per address").count();
+    assert_eq!(said, 1, "{logs}");
+}
+
+fn health_retry() -> std::time::Duration {
+    p2pshare::peer::health::RETRY_EVERY
 }

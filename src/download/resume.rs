@@ -91,6 +91,18 @@ pub fn state_md5(bytes: &[u8]) -> Option<crate::record::Md5Digest> {
     rest.get(..16)?.try_into().ok()
 }
 
+/// How far a state file says its download got, without its record:
+/// (verified pieces, pieces). For listing paused downloads; None for a
+/// damaged file.
+pub fn state_progress(bytes: &[u8]) -> Option<(u32, u32)> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let at = 16 + 8 + Stamp::LEN;
+    let pieces = u32::from_be_bytes(rest.get(at..at + 4)?.try_into().ok()?);
+    let map = rest.get(at + 4..at + 4 + (pieces as usize).div_ceil(8))?;
+    let have = Bitfield::from_bytes(pieces, map)?;
+    Some((have.count(), pieces))
+}
+
 /// Opens (or creates) the partial file and returns it with the pieces
 /// already verified in it.
 pub fn open(paths: &Paths, record: &FileRecord) -> Result<(File, Bitfield)> {
@@ -274,6 +286,24 @@ mod tests {
         let _ = fs::remove_file(&paths.state);
         let (_, on_disk) = open(&paths, &record).unwrap();
         assert_eq!(on_disk.iter_ones().collect::<Vec<_>>(), vec![0, last]);
+    }
+
+    #[test]
+    fn a_state_says_how_far_it_got_without_its_record() {
+        let record = FileRecord::from_bytes("f", &[7u8; 100_000]);
+        let mut have = Bitfield::new(record.piece_count());
+        have.set(0);
+        let out = encode_state(
+            &record,
+            Stamp {
+                size: 1,
+                mtime_ns: 2,
+            },
+            &have,
+        );
+        assert_eq!(state_progress(&out), Some((1, record.piece_count())));
+        assert_eq!(state_progress(&out[..out.len() - 1]), None);
+        assert_eq!(state_progress(b"nonsense"), None);
     }
 
     #[test]

@@ -6,7 +6,9 @@ pub mod bench;
 pub mod config;
 pub mod downloads;
 pub mod follow;
+pub mod health;
 pub mod lookup;
+pub mod paused;
 pub mod progress_view;
 pub mod publish;
 pub mod seeding;
@@ -1005,6 +1007,21 @@ impl Peer {
     }
 
     /// Downloads in progress, for `status`.
+    /// Downloads an earlier run left unfinished, with verified pieces on
+    /// disk, that are neither running nor waiting their turn now.
+    pub fn paused(&self) -> Vec<paused::Paused> {
+        let busy: Vec<String> = self
+            .active()
+            .iter()
+            .map(|p| p.name.clone())
+            .chain(self.downloads.waiting().into_iter().map(|(n, _)| n))
+            .collect();
+        paused::list(&self.partial_dir())
+            .into_iter()
+            .filter(|p| !busy.contains(&p.name))
+            .collect()
+    }
+
     pub fn active(&self) -> Vec<Arc<Progress>> {
         let mut v: Vec<_> = self.lock_active().values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1066,10 +1083,11 @@ fn kept_line(p: &Progress) -> String {
         crate::units::fraction(done, p.total_blocks),
         done >= p.total_blocks,
     );
-    format!(
-        "{}: {pct:.1} % verified and kept; run `get {}` to resume",
-        p.name, p.name
-    )
+    paused::Paused {
+        name: p.name.clone(),
+        percent: pct,
+    }
+    .line()
 }
 
 /// A verified copy in a partial directory, with the record it matches.
