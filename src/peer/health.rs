@@ -2,11 +2,13 @@
 //! answers, and whether the swarm is closed (`--secret-file`) or open; or
 //! why it does not (not running, another secret, none where one is
 //! needed, our clock refused), said once, and again when that changes.
-//! `Health` is the rule (pure, unit-tested); `run` asks the tracker.
+//! For each tracker. `Health` is the rule (pure, unit-tested); `start`
+//! runs a thread per tracker that asks it.
 
 use super::tracker_client;
 use super::Peer;
 use crate::console::say_err;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a tracker that did not answer is asked again.
@@ -65,15 +67,26 @@ impl Health {
     }
 }
 
-/// The thread's body: asks the tracker until it answers or the peer stops,
-/// saying on stderr what `Health` wants said.
-pub fn run(peer: &Peer) {
-    let tracker = peer.config().tracker.clone();
+/// One thread per tracker (the positional one and each `--tracker`),
+/// each asking its tracker until it answers or the peer stops.
+pub fn start(peer: &Arc<Peer>) -> std::io::Result<()> {
+    for tracker in peer.config().trackers() {
+        let peer = peer.clone();
+        std::thread::Builder::new()
+            .name("health".into())
+            .spawn(move || watch(&peer, &tracker))?;
+    }
+    Ok(())
+}
+
+/// Asks `tracker` until it answers or the peer stops, saying on stderr
+/// what `Health` wants said.
+fn watch(peer: &Peer, tracker: &str) {
     let closed = crate::secure::swarm().is_some();
     let mut health = Health::default();
     while !peer.is_cancelled() {
-        let result = tracker_client::ping(&tracker).map_err(|e| e.to_string());
-        let (line, next) = health.on_try(&tracker, closed, result);
+        let result = tracker_client::ping(tracker).map_err(|e| e.to_string());
+        let (line, next) = health.on_try(tracker, closed, result);
         if let Some(line) = line {
             say_err(line);
         }
