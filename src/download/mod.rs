@@ -271,6 +271,13 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     shared.stop.store(true, Ordering::Release);
     shared.notify();
     let sources = coord.join_all();
+    if log::log_enabled!(log::Level::Debug) {
+        let by: Vec<String> = sources
+            .iter()
+            .map(|s| format!("{}={}", s.peer_id, s.blocks))
+            .collect();
+        debug!("{}: blocks by holder: {}", record.name, by.join(" "));
+    }
     match result {
         Ok(()) => {
             let md5 = hasher
