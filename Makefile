@@ -1,13 +1,27 @@
 # p2pshare: the two commands a newcomer types are `make demo` and `make test`.
 CARGO ?= cargo
-BIN := target/release
+# Where Cargo puts the release binaries: target/release, or wherever
+# CARGO_TARGET_DIR or a build.target-dir setting sends them; `cargo metadata`
+# knows which. Asked once, and only by the targets that run a binary
+# (root's PATH often has no cargo: then CARGO_TARGET_DIR, else target/).
+# `make BIN=DIR ...` names the directory outright.
+BIN ?= $(eval BIN := $(call find_bin))$(BIN)
+find_bin = $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),$(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all build install install-units check-units test lint demo bench bench-tracker update-bench swarm simulate calibrate hosts many-peers fuzz flood soak clean
+.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm simulate calibrate hosts many-peers fuzz flood soak clean
 
 all: build
 
+# Only the two binaries: the examples pull in the dev-dependencies
+# (proptest and friends), which would triple a first build.
 build:
-	$(CARGO) build --release --bins --examples
+	$(CARGO) build --release --bins
+
+# The binaries and the examples the benchmarks drive (sockcopy,
+# tracker_bench, simulate).
+examples: build
+	$(CARGO) build --release --examples
 
 # Where `make install` puts things: $(PREFIX)/bin/tracker and peer, the
 # README in $(PREFIX)/share/doc/p2pshare. DESTDIR for packaging.
@@ -62,7 +76,7 @@ demo: build
 #   under SCHED_FIFO, so the rest of a shared machine's load stays out of it
 #   (Then the same transfer open and with --secret-file, turn about, and their
 #   ratio: tools/bench_secret.sh.)
-bench: build
+bench: examples
 	BIN=$(BIN) tools/bench.sh
 	BIN=$(BIN) tools/bench_secret.sh
 
@@ -70,7 +84,7 @@ bench: build
 # per announce and memory, for PEERS simulated peers; then opentracker
 # under the same load (installed with apt-get when run as root).
 #   make bench-tracker PEERS=100000 SECS=10   (those are the defaults)
-bench-tracker: build
+bench-tracker: examples
 	BIN=$(BIN) tools/bench_tracker.sh
 
 # A fleet update against rsync: the owner and N followers (--follow) of a
@@ -93,14 +107,14 @@ swarm: build
 # upload capped at LIMIT, RTT between peers, CHURN the fraction of leechers
 # that leave once and come back; ends with `simulate peers=... ratio=...`.
 #   make simulate N=8 SIZE=128M LIMIT=10M RTT=0.1ms CHURN=0 SEED=1   (the defaults, as make swarm's)
-simulate: build
+simulate: examples
 	BIN=$(BIN) tools/simulate.sh
 
 # The simulator against reality in one run: make swarm, then make simulate
 # with the same N, SIZE and LIMIT; both ratios to T* and seeder copies, and
 # whether the ratios agree within 15 % (docs/SIMULATOR.md).
 #   make calibrate N=8 SIZE=128M LIMIT=10M   (the defaults, make swarm's)
-calibrate: build
+calibrate: examples
 	BIN=$(BIN) tools/calibrate.sh
 
 # The same swarm with every peer and the tracker in its own network

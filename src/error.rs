@@ -158,6 +158,9 @@ pub mod code {
     pub const SECRET: u16 = 8;
     /// NEW_FILE for a version of a name no newer than its current one.
     pub const OUTDATED: u16 = 9;
+    /// A handshake message 1 whose timestamp is missing or too far from
+    /// the server's clock.
+    pub const STALE: u16 = 10;
 }
 
 impl Error {

@@ -25,7 +25,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a client waits for the server's handshake message.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-const READ_BUFFER: usize = 256 << 10;
+/// A connection's read buffer: also the most that can follow a handshake
+/// message in one read (fuzz/src/bin/handshake_surplus.rs feeds that much).
+pub const READ_BUFFER: usize = 256 << 10;
 const WRITE_BUFFER: usize = 256 << 10;
 
 pub struct Conn {
@@ -173,9 +175,11 @@ impl Conn {
     /// message 2 that decrypts (the channel is up), one that does not or
     /// an ERROR with code SECRET (another secret), an ERROR with code
     /// PROTOCOL (an open server that took our handshake for an unknown
-    /// message); any other ERROR (BUSY: the server is full) is itself.
+    /// message); an ERROR with code STALE (our clock, as the server sees
+    /// it) says who refused; any other ERROR (BUSY: the server is full)
+    /// is itself.
     fn initiate(&mut self, psk: &[u8; 32], who: &str) -> Result<()> {
-        let (init, msg1) = channel::Initiator::start(psk);
+        let (init, msg1) = channel::Initiator::start(psk, secure::seal::unix_ms());
         self.send_raw(ty::HANDSHAKE, &msg1)?;
         self.fill_by(std::time::Instant::now() + HANDSHAKE_TIMEOUT)?;
         let (got, body) = self.reader.take();
@@ -189,6 +193,13 @@ impl Conn {
                     crate::wire::message::get_error(&mut crate::wire::codec::Decoder::new(body))?;
                 match code {
                     code::SECRET => SecretProblem::Mismatch,
+                    // The server's word on our clock (or version).
+                    code::STALE => {
+                        return Err(Error::Remote {
+                            code,
+                            message: format!("{who} refused our handshake: {message}"),
+                        })
+                    }
                     // An open server's answer to an unknown message type.
                     code::PROTOCOL => SecretProblem::TheyAreOpen,
                     // BUSY and the like: before the handshake, as ever.
@@ -208,10 +219,12 @@ impl Conn {
         })
     }
 
-    /// The accepting side: the first frame must be a handshake message 1
-    /// made with our secret. Anything else (another secret, none, a plain
-    /// request) gets an ERROR with code SECRET, which tells the client
-    /// only that the secret does not match, and the connection closes.
+    /// The accepting side: the first frame must be a fresh handshake
+    /// message 1 made with our secret. Anything else (another secret,
+    /// none, a plain request) gets an ERROR with code SECRET, which tells
+    /// the client only that the secret does not match; a stale timestamp
+    /// an ERROR with code STALE naming the skew; a replay nothing. Then
+    /// the connection closes.
     fn respond(&mut self, psk: &[u8; 32], deadline: std::time::Instant) -> Result<()> {
         // Nothing larger than a handshake message is read before it.
         self.reader.set_max(1 + channel::MAX_HANDSHAKE);
@@ -219,29 +232,68 @@ impl Conn {
         self.reader.set_max(self.max_frame);
         let answer = match first {
             Ok(()) => match self.reader.take() {
-                (ty::HANDSHAKE, body) => channel::respond(psk, body).ok(),
-                _ => None,
+                (ty::HANDSHAKE, body) => channel::respond(
+                    psk,
+                    body,
+                    secure::handshakes_seen(),
+                    secure::seal::unix_ms(),
+                ),
+                _ => Err(channel::Refused::Mismatch),
             },
             // A plain request too large for a handshake: refused alike.
-            Err(Error::FrameTooLarge { .. }) => None,
+            Err(Error::FrameTooLarge { .. }) => Err(channel::Refused::Mismatch),
             Err(e) => return Err(e),
         };
-        let Some((noise, msg2)) = answer else {
-            let mut frame = Vec::new();
-            let ty = put_error(
-                &mut frame,
+        match answer {
+            Ok((noise, msg2)) => {
+                self.send_raw(ty::HANDSHAKE, &msg2)?;
+                self.switch(noise)
+            }
+            Err(why) => Err(self.refuse_handshake(why)),
+        }
+    }
+
+    /// Tells the client why its message 1 was refused (a replay is told
+    /// nothing), closes, and says it for the log.
+    fn refuse_handshake(&mut self, why: channel::Refused) -> Error {
+        let window_s = secure::seal::WINDOW_MS / 1000;
+        let (code, told) = match why {
+            channel::Refused::Replayed => {
+                self.shutdown();
+                return Error::protocol(format!(
+                    "{} replayed a handshake already taken: refused unanswered",
+                    self.peer
+                ));
+            }
+            channel::Refused::Mismatch => (
                 code::SECRET,
-                "the swarm secret does not match: this swarm needs --secret-file with its secret",
-            );
-            let _ = self.send_raw(ty, &frame);
-            self.linger_close();
-            return Err(Error::protocol(format!(
-                "{} did not show our swarm secret: refused",
-                self.peer
-            )));
+                "the swarm secret does not match: this swarm needs --secret-file with its secret"
+                    .to_string(),
+            ),
+            channel::Refused::Unstamped => (
+                code::STALE,
+                "the handshake carries no timestamp: the client runs an older p2pshare (update it)"
+                    .to_string(),
+            ),
+            channel::Refused::BeforeStart => (
+                code::STALE,
+                "the handshake is stamped before the server started: a replay, or a clock behind the server's (try again in a few seconds; check the clock on both machines, e.g. timedatectl)"
+                    .to_string(),
+            ),
+            channel::Refused::Stale { skew_ms } => (
+                code::STALE,
+                format!(
+                    "the handshake's timestamp is {} s {} the server's clock; the swarm's clocks must agree within {window_s} s (check the clock on both machines, e.g. timedatectl)",
+                    (skew_ms.unsigned_abs() + 500) / 1000,
+                    if skew_ms > 0 { "ahead of" } else { "behind" },
+                ),
+            ),
         };
-        self.send_raw(ty::HANDSHAKE, &msg2)?;
-        self.switch(noise)
+        let mut frame = Vec::new();
+        let ty = put_error(&mut frame, code, &told);
+        let _ = self.send_raw(ty, &frame);
+        self.linger_close();
+        Error::protocol(format!("{} refused at the handshake: {told}", self.peer))
     }
 
     /// Reads one whole frame by `deadline` (the socket's read timeout may
@@ -294,6 +346,15 @@ impl Conn {
 
     fn stream(&self) -> &TcpStream {
         self.writer.get_ref().stream()
+    }
+
+    /// Ciphertext the sealed channel holds unopened.
+    #[cfg(test)]
+    fn sealed_backlog(&self) -> usize {
+        match self.reader.get_ref().get_ref() {
+            Inbound::Sealed(s) => s.backlog(),
+            Inbound::Plain(_) => 0,
+        }
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
@@ -721,6 +782,133 @@ mod tests {
         drop(conn);
         let _ = server.join();
         Ok(nonce)
+    }
+
+    /// Asks the kernel for a receive buffer of `bytes` on `listener`
+    /// (connections it accepts inherit it).
+    fn set_receive_buffer(listener: &TcpListener, bytes: i32) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid socket descriptor owned by `listener`, and a
+        // pointer to an int with its size, as setsockopt(2) requires.
+        let rc = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&bytes as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt SO_RCVBUF");
+    }
+
+    /// Issue 22 item 12: message 1 with 250,000 bytes behind it, all in
+    /// the server's first read, used to panic when the surplus moved into
+    /// the sealed reader. It is kept whole and drained (here it fails to
+    /// authenticate: the client cannot seal before message 2).
+    #[test]
+    fn a_large_surplus_after_message_1_is_kept_not_a_panic() {
+        const SURPLUS: usize = 250_000;
+        let psk = [6u8; 32];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        set_receive_buffer(&listener, 4 << 20);
+        let addr = listener.local_addr().unwrap();
+        let (_, msg1) = channel::Initiator::start(&psk, secure::seal::unix_ms());
+        let mut burst = Vec::new();
+        crate::wire::frame::write_header(&mut burst, ty::HANDSHAKE, msg1.len()).unwrap();
+        burst.extend_from_slice(&msg1);
+        let first = burst.len();
+        burst.extend((0..SURPLUS).map(|i| (i % 251) as u8));
+        let total = burst.len();
+        assert!(
+            total <= READ_BUFFER,
+            "one read of the server's buffer takes it all"
+        );
+        let client = std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&burst).unwrap();
+            // Held open until the server is done with it.
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink);
+        });
+        let (stream, _) = listener.accept().unwrap();
+        // The whole burst in the receive queue before the first read.
+        let mut peeked = vec![0u8; total];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while stream.peek(&mut peeked).unwrap() < total {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the kernel would not queue {total} bytes"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut conn = Conn::new(stream, 1 << 20, IO_TIMEOUT).unwrap();
+        conn.respond(&psk, std::time::Instant::now() + HANDSHAKE_TIMEOUT)
+            .unwrap();
+        assert_eq!(
+            conn.sealed_backlog(),
+            total - first,
+            "the first read took the whole surplus"
+        );
+        assert!(
+            conn.recv::<PeerRequest>().is_err(),
+            "not sealed by a holder"
+        );
+        conn.shutdown();
+        client.join().unwrap();
+    }
+
+    /// What a server with `psk` sends back, until it closes, to a raw
+    /// client whose first frame is `msg1` and who then stops sending.
+    fn answer_to(psk: [u8; 32], msg1: &[u8]) -> Vec<u8> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut conn = Conn::new(stream, 1 << 20, IO_TIMEOUT).unwrap();
+            if conn
+                .respond(&psk, std::time::Instant::now() + HANDSHAKE_TIMEOUT)
+                .is_ok()
+            {
+                let _ = conn.recv::<PeerRequest>();
+            }
+        });
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut frame = Vec::new();
+        crate::wire::frame::write_header(&mut frame, ty::HANDSHAKE, msg1.len()).unwrap();
+        frame.extend_from_slice(msg1);
+        s.write_all(&frame).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        server.join().unwrap();
+        got
+    }
+
+    /// Issue 22 item 14: a captured message 1, replayed, got message 2
+    /// and held a handler.
+    #[test]
+    fn a_replayed_message_1_gets_nothing_and_a_stale_one_hears_of_the_clock() {
+        let psk = [9u8; 32];
+        let now = secure::seal::unix_ms();
+        let (_, msg1) = channel::Initiator::start(&psk, now);
+        let first = answer_to(psk, &msg1);
+        assert_eq!(first.len(), 5 + 48, "message 2");
+        assert_eq!(first[4], ty::HANDSHAKE);
+        assert_eq!(answer_to(psk, &msg1), b"", "the replay: nothing");
+
+        let (_, behind) = channel::Initiator::start(&psk, now - 120_000);
+        let got = answer_to(psk, &behind);
+        let (ty, body, _) = crate::wire::frame::parse(&got, 1 << 20).unwrap().unwrap();
+        assert_eq!(ty, ty::ERROR);
+        let (code, message) =
+            crate::wire::message::get_error(&mut crate::wire::codec::Decoder::new(body)).unwrap();
+        assert_eq!(code, code::STALE);
+        assert!(
+            message.contains("120 s behind the server's clock"),
+            "{message}"
+        );
     }
 
     fn problem(r: Result<u64>) -> SecretProblem {

@@ -5,7 +5,8 @@
 # built) are checked, so nothing needs installing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=$(realpath "${BIN:-target/release}")
+. tools/lib.sh
+BIN=$(realpath "$BIN")
 if ! command -v systemd-analyze >/dev/null; then
   echo "check-units: systemd-analyze not found (apt-get install systemd); skipped" >&2
   exit 0

@@ -9,6 +9,7 @@ LIMIT=${LIMIT:-16M}   # per-leecher download cap, so progress is visible
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-demo.XXXXXX")
 . tools/lib.sh
 trap 'cleanup; rm -rf "$WORK"' EXIT
+need_bins tracker peer
 trap 'exit 130' INT TERM
 
 tport=$(free_port 18000)

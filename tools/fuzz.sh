@@ -32,6 +32,7 @@ ALL_TARGETS=(
   handshake
   sealed_datagram
   sealed_stream
+  handshake_surplus
 )
 
 SECS=${FUZZ_SECS:-60}

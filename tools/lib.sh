@@ -2,7 +2,25 @@
 # Sourcing it installs no trap: each script says what its teardown is, e.g.
 #   trap 'cleanup; rm -rf "$WORK"' EXIT; trap 'exit 130' INT TERM
 
-BIN=${BIN:-target/release}
+# Where Cargo put the release binaries (make passes BIN): target/release,
+# or under CARGO_TARGET_DIR or a build.target-dir setting, as cargo
+# metadata says.
+cargo_bin_dir() {
+  local dir
+  dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
+  echo "${dir:-${CARGO_TARGET_DIR:-target}}/release"
+}
+BIN=${BIN:-$(cargo_bin_dir)}
+
+# need_bins NAME...: stops with an error line when a binary is missing,
+# rather than timing out later waiting for it to answer.
+need_bins() {
+  local b
+  for b in "$@"; do
+    [ -x "$BIN/$b" ] || { echo "error: $BIN/$b is missing: run 'make build' (the make targets build first)" >&2; exit 1; }
+  done
+}
 
 # realtime ARGS...: with RT=1 (root only), runs the calling script (one in
 # tools/, called from the repository root) again,

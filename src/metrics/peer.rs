@@ -17,6 +17,7 @@ pub struct PeerMetrics {
     connections_accepted: AtomicU64,
     connections_open: AtomicU64,
     connections_refused: AtomicU64,
+    handler_panics: AtomicU64,
 }
 
 /// Counts one block-server connection as open until dropped.
@@ -72,6 +73,12 @@ impl PeerMetrics {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
+    /// A block-server handler that panicked (caught; the connection was
+    /// closed and the thread kept).
+    pub fn handler_panicked(&self) {
+        self.handler_panics.fetch_add(1, Relaxed);
+    }
+
     /// Every counter, with the downloads running now.
     pub fn samples(&self, downloads_active: usize) -> Vec<Sample> {
         let v = |a: &AtomicU64| a.load(Relaxed);
@@ -121,6 +128,11 @@ impl PeerMetrics {
                 "Connections the block server refused (too many at once).",
                 v(&self.connections_refused),
             ),
+            Sample::counter(
+                "peer_handler_panics_total",
+                "Block-server connection handlers that panicked (caught: the connection closed, the thread kept; a bug to report).",
+                v(&self.handler_panics),
+            ),
             Sample::gauge(
                 "peer_downloads_active",
                 "Downloads in progress now.",
@@ -146,6 +158,7 @@ mod tests {
         m.rejected();
         m.banned();
         m.refused();
+        m.handler_panicked();
         let open = m.accepted();
         let page = render(&m.samples(2));
         for (name, want) in [
@@ -158,6 +171,7 @@ mod tests {
             ("peer_connections_accepted_total", 1),
             ("peer_connections_open", 1),
             ("peer_connections_refused_total", 1),
+            ("peer_handler_panics_total", 1),
             ("peer_downloads_active", 2),
         ] {
             assert_eq!(value_in(&page, name), Some(want), "{name}");

@@ -12,6 +12,7 @@ pub struct TrackerMetrics {
     announces_refused: AtomicU64,
     queries: AtomicU64,
     connections_refused: AtomicU64,
+    handler_panics: AtomicU64,
     datagrams: AtomicU64,
     dropped: AtomicU64,
 }
@@ -98,6 +99,12 @@ impl TrackerMetrics {
         self.connections_refused.fetch_add(1, Relaxed);
     }
 
+    /// A TCP connection handler that panicked (caught; the connection
+    /// was closed and the thread kept).
+    pub fn handler_panicked(&self) {
+        self.handler_panics.fetch_add(1, Relaxed);
+    }
+
     /// A datagram received on the UDP port.
     pub fn datagram(&self) {
         self.datagrams.fetch_add(1, Relaxed);
@@ -147,6 +154,11 @@ impl TrackerMetrics {
                 v(&self.connections_refused),
             ),
             Sample::counter(
+                "tracker_handler_panics_total",
+                "TCP connection handlers that panicked (caught: the connection closed, the thread kept; a bug to report).",
+                v(&self.handler_panics),
+            ),
+            Sample::counter(
                 "tracker_datagrams_total",
                 "Datagrams received on the UDP port.",
                 v(&self.datagrams),
@@ -175,6 +187,7 @@ mod tests {
         m.announce_refused();
         m.query();
         m.connection_refused();
+        m.handler_panicked();
         m.datagram();
         m.dropped();
         let swarm = Swarm {
@@ -193,12 +206,13 @@ mod tests {
             ("tracker_announces_refused_total", 1),
             ("tracker_queries_total", 1),
             ("tracker_connections_refused_total", 1),
+            ("tracker_handler_panics_total", 1),
             ("tracker_datagrams_total", 1),
             ("tracker_datagrams_dropped_total", 1),
         ] {
             assert_eq!(value_in(&page, name), Some(want), "{name}");
         }
-        assert_eq!(page.matches("# TYPE").count(), 10);
+        assert_eq!(page.matches("# TYPE").count(), 11);
     }
 
     fn item(name: &str, version: u32, owner: &str, peers: [u32; 3]) -> Item {

@@ -10,7 +10,8 @@
 //! ones) never make threads that come and go beyond the bound. The
 //! handler tells the machine through its `Ticket` when it waits for the
 //! client and when it works, so idle connections can be evicted for
-//! newcomers. std has no poll: `libc::poll`, on a handful of descriptors
+//! newcomers. A handler that panics loses its connection, not its
+//! thread. std has no poll: `libc::poll`, on a handful of descriptors
 //! owned here.
 
 use super::admission::{Admission, ConnId, Decision, Limits};
@@ -125,10 +126,18 @@ enum Start {
     Closed,
 }
 
+/// What the gate reports to its server's metrics.
+pub struct Counters {
+    /// A connection sent away with BUSY (called on the gate's thread).
+    pub refused: Box<dyn Fn()>,
+    /// A handler that panicked (called on the pool thread that caught it).
+    pub panicked: Arc<dyn Fn() + Send + Sync>,
+}
+
 /// Accepts on `listener` forever; `handle` serves one handed connection
-/// on its own thread and returns when it is over; `refused` counts each
-/// connection sent away with BUSY (for the metrics).
-pub fn serve<F>(listener: TcpListener, settings: Settings, handle: F, refused: impl Fn() + 'static)
+/// on its own thread and returns when it is over (a panic in it is
+/// caught: the connection closes, the thread takes the next one).
+pub fn serve<F>(listener: TcpListener, settings: Settings, handle: F, counters: Counters)
 where
     F: Fn(TcpStream, Ticket) + Send + Sync + 'static,
 {
@@ -148,10 +157,11 @@ where
             jobs: crossbeam_channel::unbounded(),
             started: 0,
             max: settings.limits.handlers,
+            panicked: counters.panicked,
         },
         lobby: HashMap::new(),
         waiting: HashSet::new(),
-        refused: Box::new(refused),
+        refused: counters.refused,
     };
     loop {
         gate.turn(&listener);
@@ -348,6 +358,8 @@ struct Pool<F> {
     jobs: (Sender<Job>, Receiver<Job>),
     started: usize,
     max: usize,
+    /// Counts a handler's panic.
+    panicked: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Pool<F> {
@@ -364,11 +376,23 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Pool<F> {
 
     fn start_thread(&mut self) -> bool {
         let (jobs, handle) = (self.jobs.1.clone(), self.handle.clone());
+        let (what, panicked) = (self.what, self.panicked.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("{}-conn", self.what))
             .spawn(move || {
                 for (stream, ticket) in jobs {
-                    handle(stream, ticket);
+                    // A thread that died with its handler would never be
+                    // replaced (the pool counts it as started), and a
+                    // remote cause could empty the pool one connection at
+                    // a time. Unwinding drops the stream and the ticket:
+                    // the connection closes and its slot comes back. The
+                    // handlers' shared state is behind locks that are
+                    // taken even when poisoned.
+                    let run = std::panic::AssertUnwindSafe(|| handle(stream, ticket));
+                    if std::panic::catch_unwind(run).is_err() {
+                        panicked();
+                        warn!("{what}: a connection handler panicked (above); its connection is closed, the thread serves on");
+                    }
                 }
             });
         match spawned {
@@ -399,5 +423,75 @@ fn first_message(stream: &TcpStream, max_frame: usize, ended: bool) -> Start {
         },
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => Start::Wait,
         Err(_) => Start::Closed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    /// Sends one frame with a one-byte body and reads what comes back
+    /// until the server closes.
+    fn ask(addr: SocketAddr, byte: u8) -> Vec<u8> {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut msg = Vec::new();
+        frame::write_header(&mut msg, 0x10, 1).unwrap();
+        msg.push(byte);
+        s.write_all(&msg).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    }
+
+    /// Issue 22 item 12: a thread lost with each panicking handler left
+    /// the tracker with no query thread after a few connections.
+    #[test]
+    fn the_pool_serves_on_after_its_handlers_panic() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let settings = Settings {
+            what: "test",
+            limits: Limits {
+                handlers: 2,
+                lobby: 8,
+                per_ip: 8,
+                start: Duration::from_secs(4),
+            },
+            max_frame: 1024,
+        };
+        let panics = Arc::new(AtomicUsize::new(0));
+        let counted = panics.clone();
+        let handle = |mut stream: TcpStream, ticket: Ticket| {
+            ticket.busy();
+            let mut msg = [0u8; frame::HEADER_LEN + 1];
+            stream.read_exact(&mut msg).unwrap();
+            assert_ne!(msg[frame::HEADER_LEN], 1, "a handler's bug");
+            stream.write_all(b"served").unwrap();
+        };
+        std::thread::spawn(move || {
+            let counters = Counters {
+                refused: Box::new(|| {}),
+                panicked: Arc::new(move || {
+                    counted.fetch_add(1, SeqCst);
+                }),
+            };
+            serve(listener, settings, handle, counters)
+        });
+        // Three times as many as the pool has threads.
+        for _ in 0..6 {
+            assert_eq!(ask(addr, 1), b"", "closed, no answer");
+        }
+        assert_eq!(ask(addr, 2), b"served");
+        assert_eq!(ask(addr, 2), b"served");
+        // Counted just after the connection closed: wait for the last.
+        let until = Instant::now() + Duration::from_secs(10);
+        while panics.load(SeqCst) < 6 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(panics.load(SeqCst), 6);
     }
 }

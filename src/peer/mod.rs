@@ -214,12 +214,15 @@ impl Peer {
                 limits: ADMISSION,
                 max_frame: crate::wire::MAX_CONTROL_FRAME,
             };
-            let counted = server_peer.metrics.clone();
+            let (refused, panicked) = (server_peer.metrics.clone(), server_peer.metrics.clone());
             gate::serve(
                 listener,
                 settings,
                 move |s, ticket| server::handle(&server_peer, s, &ticket),
-                move || counted.refused(),
+                gate::Counters {
+                    refused: Box::new(move || refused.refused()),
+                    panicked: Arc::new(move || panicked.handler_panicked()),
+                },
             )
         })?;
         let watch_peer = peer.clone();

@@ -162,7 +162,9 @@ impl Search {
         // Under a swarm secret, datagrams arrive sealed: that much longer.
         let max = MAX_DATAGRAM + crate::secure::datagram_overhead();
         let mut buf = vec![0u8; max + 1];
-        let (mut guard, mut opened) = (ReplayGuard::new(), Vec::new());
+        // As the tracker's: nothing stamped before this peer started.
+        let mut guard = ReplayGuard::since(crate::secure::started_ms());
+        let mut opened = Vec::new();
         loop {
             match self.socket.recv_from(&mut buf) {
                 // One byte more than the limit was room for: too long.

@@ -15,9 +15,16 @@
 //! against 1.5), which is the difference between a secret that costs a
 //! few percent of a transfer and one that costs a fifth.
 //!
+//! Message 1's payload is the initiator's clock, and the responder
+//! keeps the ephemeral keys of the message 1s it took within the
+//! timestamp window (as WireGuard keeps a timestamp per peer; NN has no
+//! peers to key it by): a captured message 1 replayed later is stale or
+//! already seen, and gets no message 2, so no session.
+//!
 //! Transport framing: `u16` big-endian ciphertext length, then the
 //! ciphertext (at most 65,535 bytes: 65,519 of data and a 16-byte tag).
 
+use super::seal::{self, ReplayGuard};
 use snow::{HandshakeState, TransportState};
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
@@ -30,14 +37,39 @@ pub const MAX_MESSAGE: usize = 65_535;
 const TAG_LEN: usize = 16;
 /// The most data one transport message carries.
 pub const MAX_PLAIN: usize = MAX_MESSAGE - TAG_LEN;
-/// The largest handshake message taken (ours are 48 bytes).
+/// The largest handshake message taken (ours are 56 and 48 bytes).
 pub const MAX_HANDSHAKE: usize = 1024;
 const LEN_PREFIX: usize = 2;
+/// The sealed reader's ciphertext buffer: room for two whole messages,
+/// so one read can take what the socket has.
+const CIPHER_BUFFER: usize = 2 * (LEN_PREFIX + MAX_MESSAGE);
+
+/// Message 1's payload: the initiator's clock, u64 BE Unix milliseconds.
+pub const STAMP_LEN: usize = 8;
 
 /// The other side's handshake message did not come from a holder of our
 /// secret (Noise could not decrypt it): the secret does not match.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Mismatch;
+
+/// Why a responder refused a message 1.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Not made with our secret, or not a message 1 at all.
+    Mismatch,
+    /// Made with our secret, but its payload is not a timestamp (an older
+    /// p2pshare sent an empty one).
+    Unstamped,
+    /// Its timestamp is more than `seal::WINDOW_MS` from our clock:
+    /// `skew_ms` = its stamp - our clock. A clock that is off, or a
+    /// replay of an old capture.
+    Stale { skew_ms: i64 },
+    /// The same message 1 was taken within the window: a replay.
+    Replayed,
+    /// Stamped before this process started: a replay across a restart,
+    /// or a clock behind ours.
+    BeforeStart,
+}
 
 fn builder(psk: &[u8; 32]) -> snow::Builder<'_> {
     let params = PATTERN.parse().expect("a valid Noise pattern");
@@ -51,11 +83,13 @@ fn builder(psk: &[u8; 32]) -> snow::Builder<'_> {
 pub struct Initiator(HandshakeState);
 
 impl Initiator {
-    /// The initiator and its first message.
-    pub fn start(psk: &[u8; 32]) -> (Initiator, Vec<u8>) {
+    /// The initiator and its first message, stamped `now_ms`.
+    pub fn start(psk: &[u8; 32], now_ms: u64) -> (Initiator, Vec<u8>) {
         let mut hs = builder(psk).build_initiator().expect("NNpsk0 initiator");
         let mut msg = vec![0u8; MAX_HANDSHAKE];
-        let n = hs.write_message(&[], &mut msg).expect("message 1 fits");
+        let n = hs
+            .write_message(&now_ms.to_be_bytes(), &mut msg)
+            .expect("message 1 fits");
         msg.truncate(n);
         (Initiator(hs), msg)
     }
@@ -73,17 +107,51 @@ impl Initiator {
     }
 }
 
-/// The accepting side: takes message 1, returns the channel and message 2.
-pub fn respond(psk: &[u8; 32], msg1: &[u8]) -> Result<(Shared, Vec<u8>), Mismatch> {
+/// The accepting side: takes message 1 if it is fresh at `now_ms` and
+/// not in `seen` (which then keeps it), and returns the channel and
+/// message 2. The checks come before message 2, so a refused message 1
+/// costs no Diffie-Hellman.
+pub fn respond(
+    psk: &[u8; 32],
+    msg1: &[u8],
+    seen: &Mutex<ReplayGuard>,
+    now_ms: u64,
+) -> Result<(Shared, Vec<u8>), Refused> {
     if msg1.len() > MAX_HANDSHAKE {
-        return Err(Mismatch);
+        return Err(Refused::Mismatch);
     }
     let mut hs = builder(psk).build_responder().expect("NNpsk0 responder");
     let mut buf = vec![0u8; MAX_HANDSHAKE];
-    hs.read_message(msg1, &mut buf).map_err(|_| Mismatch)?;
+    let n = hs
+        .read_message(msg1, &mut buf)
+        .map_err(|_| Refused::Mismatch)?;
+    let stamp = buf[..n]
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| Refused::Unstamped)?;
+    // Message 1 opened, so it starts with the initiator's ephemeral
+    // public key, random per handshake: its first bytes name it.
+    let id: seal::Nonce = msg1[..seal::NONCE_LEN]
+        .try_into()
+        .expect("opened: >= 48 bytes");
+    let admitted = seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .admit(id, stamp, now_ms);
+    match admitted {
+        Ok(()) => {}
+        Err(seal::Refused::Replayed) => return Err(Refused::Replayed),
+        Err(seal::Refused::BeforeStart) => return Err(Refused::BeforeStart),
+        Err(_) => {
+            return Err(Refused::Stale {
+                skew_ms: stamp as i64 - now_ms as i64,
+            })
+        }
+    }
     let n = hs.write_message(&[], &mut buf).expect("message 2 fits");
     buf.truncate(n);
-    Ok((transport(hs)?, buf))
+    let noise = transport(hs).map_err(|Mismatch| Refused::Mismatch)?;
+    Ok((noise, buf))
 }
 
 fn transport(hs: HandshakeState) -> Result<Shared, Mismatch> {
@@ -150,22 +218,29 @@ impl<W: Write> Write for SealedWriter<W> {
 pub struct SealedReader<R> {
     inner: R,
     noise: Shared,
-    /// Ciphertext read ahead: room for two whole messages, so one read
-    /// can take what the socket has.
+    /// Ciphertext read ahead (`CIPHER_BUFFER`, or more for a long
+    /// `already`).
     cipher: Vec<u8>,
     start: usize,
     end: usize,
     /// Data of the last message that did not fit the caller's buffer.
     plain: Vec<u8>,
     plain_at: usize,
+    /// The first failure of the stream itself (a message that fails its
+    /// tag, an end inside a message), repeated by every read after it:
+    /// nothing is read past a hole in the stream, whatever the caller
+    /// does with the error.
+    broken: Option<(io::ErrorKind, String)>,
 }
 
 impl<R: Read> SealedReader<R> {
     /// `already`: ciphertext read before the switch (it followed the
-    /// handshake in the same read).
+    /// handshake in the same read). Kept whole, however long: the buffer
+    /// grows to hold it (the caller's read buffer bounds it) and returns
+    /// to its usual size once it is drained.
     pub fn new(inner: R, noise: Shared, already: &[u8]) -> SealedReader<R> {
-        let mut cipher = vec![0u8; 2 * (LEN_PREFIX + MAX_MESSAGE)];
-        cipher[..already.len()].copy_from_slice(already);
+        let mut cipher = already.to_vec();
+        cipher.resize(already.len().max(CIPHER_BUFFER), 0);
         SealedReader {
             inner,
             noise,
@@ -174,11 +249,17 @@ impl<R: Read> SealedReader<R> {
             end: already.len(),
             plain: Vec::new(),
             plain_at: 0,
+            broken: None,
         }
     }
 
     pub fn get_ref(&self) -> &R {
         &self.inner
+    }
+
+    /// Ciphertext read from the socket and not yet opened.
+    pub fn backlog(&self) -> usize {
+        self.end - self.start
     }
 
     /// True when a `read` can answer without touching the socket.
@@ -195,23 +276,29 @@ impl<R: Read> SealedReader<R> {
 
     /// Decrypts the buffered message of `len` bytes into `dst` (which has
     /// room for its data) and returns the data's length.
+    /// The buffer moves past the message only once it has opened.
     fn open(&mut self, len: usize, dst: &mut [u8]) -> io::Result<usize> {
         let at = self.start + LEN_PREFIX;
-        self.start = at + len;
-        lock(&self.noise)
+        let n = lock(&self.noise)
             .read_message(&self.cipher[at..at + len], dst)
             .map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
                     "a sealed message failed authentication",
                 )
-            })
+            })?;
+        self.start = at + len;
+        Ok(n)
     }
 
     /// Reads more ciphertext; `Ok(false)` at the end of the stream.
     fn read_more(&mut self) -> io::Result<bool> {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
+            if self.cipher.len() > CIPHER_BUFFER {
+                self.cipher.truncate(CIPHER_BUFFER);
+                self.cipher.shrink_to_fit();
+            }
         } else if self.cipher.len() - self.start < LEN_PREFIX + MAX_MESSAGE {
             // Less than a whole message of room past `start`: move the
             // partial message (under 64 KiB) to the front.
@@ -226,6 +313,25 @@ impl<R: Read> SealedReader<R> {
 
 impl<R: Read> Read for SealedReader<R> {
     fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        if let Some((kind, why)) = &self.broken {
+            return Err(io::Error::new(*kind, why.clone()));
+        }
+        let got = self.read_stream(dst);
+        if let Err(e) = &got {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) {
+                self.broken = Some((e.kind(), e.to_string()));
+            }
+        }
+        got
+    }
+}
+
+impl<R: Read> SealedReader<R> {
+    /// `read`, until the stream breaks.
+    fn read_stream(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         if dst.is_empty() {
             return Ok(0);
         }
@@ -269,31 +375,103 @@ impl<R: Read> Read for SealedReader<R> {
 mod tests {
     use super::*;
 
-    fn pair(a: u8, b: u8) -> Result<(Shared, Shared), Mismatch> {
-        let (init, msg1) = Initiator::start(&[a; 32]);
-        let (resp, msg2) = respond(&[b; 32], &msg1)?;
-        Ok((init.finish(&msg2)?, resp))
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn fresh() -> Mutex<ReplayGuard> {
+        Mutex::new(ReplayGuard::new())
+    }
+
+    fn pair(a: u8, b: u8) -> Result<(Shared, Shared), Refused> {
+        let (init, msg1) = Initiator::start(&[a; 32], NOW);
+        let (resp, msg2) = respond(&[b; 32], &msg1, &fresh(), NOW)?;
+        Ok((init.finish(&msg2).map_err(|_| Refused::Mismatch)?, resp))
     }
 
     #[test]
     fn a_wrong_secret_fails_the_handshake_at_message_1() {
         assert!(pair(1, 1).is_ok());
-        assert_eq!(pair(1, 2).err(), Some(Mismatch));
-        let (_, msg1) = Initiator::start(&[1; 32]);
-        assert_eq!(msg1.len(), 48, "ephemeral key and an empty payload's tag");
-        assert!(respond(&[1; 32], &msg1[..47]).is_err());
+        assert_eq!(pair(1, 2).err(), Some(Refused::Mismatch));
+        let (_, msg1) = Initiator::start(&[1; 32], NOW);
+        assert_eq!(
+            msg1.len(),
+            56,
+            "ephemeral key, the encrypted stamp and its tag"
+        );
+        let seen = fresh();
+        assert!(respond(&[1; 32], &msg1[..55], &seen, NOW).is_err());
         assert!(
-            respond(&[1; 32], b"\x00\x00\x00\x05\x04").is_err(),
+            respond(&[1; 32], b"\x00\x00\x00\x05\x04", &seen, NOW).is_err(),
             "a plain frame"
         );
     }
 
     #[test]
     fn a_forged_message_2_is_a_mismatch() {
-        let (init, msg1) = Initiator::start(&[1; 32]);
-        let (_, mut msg2) = respond(&[1; 32], &msg1).unwrap();
+        let (init, msg1) = Initiator::start(&[1; 32], NOW);
+        let (_, mut msg2) = respond(&[1; 32], &msg1, &fresh(), NOW).unwrap();
         msg2[40] ^= 1;
         assert_eq!(init.finish(&msg2).err(), Some(Mismatch));
+    }
+
+    /// Issue 22 item 14: a captured message 1 replayed got a session.
+    #[test]
+    fn a_replayed_or_stale_message_1_gets_no_message_2() {
+        let psk = [7; 32];
+        let seen = fresh();
+        let (_, msg1) = Initiator::start(&psk, NOW);
+        assert!(respond(&psk, &msg1, &seen, NOW + 10).is_ok());
+        assert_eq!(
+            respond(&psk, &msg1, &seen, NOW + 20_000).err(),
+            Some(Refused::Replayed),
+            "within the window: already seen"
+        );
+        let late = NOW + seal::WINDOW_MS + 1;
+        assert_eq!(
+            respond(&psk, &msg1, &seen, late).err(),
+            Some(Refused::Stale {
+                skew_ms: -(seal::WINDOW_MS as i64) - 1
+            }),
+            "after it: stale"
+        );
+        let (_, ahead) = Initiator::start(&psk, NOW + 120_000);
+        assert_eq!(
+            respond(&psk, &ahead, &seen, NOW).err(),
+            Some(Refused::Stale { skew_ms: 120_000 }),
+            "a clock two minutes ahead"
+        );
+        let (_, other) = Initiator::start(&psk, NOW - 59_000);
+        assert!(
+            respond(&psk, &other, &seen, NOW).is_ok(),
+            "another handshake, within the window"
+        );
+    }
+
+    /// Issue 22 item 5, for TCP: the cache of message 1s is in memory,
+    /// so one made before the server started is refused.
+    #[test]
+    fn a_message_1_from_before_the_server_started_is_refused() {
+        let psk = [9; 32];
+        let restarted = Mutex::new(ReplayGuard::since(NOW - 1_000));
+        let (_, captured) = Initiator::start(&psk, NOW - 35_000);
+        assert_eq!(
+            respond(&psk, &captured, &restarted, NOW).err(),
+            Some(Refused::BeforeStart)
+        );
+        let (_, fresh) = Initiator::start(&psk, NOW);
+        assert!(respond(&psk, &fresh, &restarted, NOW).is_ok());
+    }
+
+    #[test]
+    fn a_message_1_without_a_stamp_is_told_apart() {
+        let psk = [8; 32];
+        let mut hs = builder(&psk).build_initiator().unwrap();
+        let mut old = vec![0u8; MAX_HANDSHAKE];
+        let n = hs.write_message(&[], &mut old).unwrap();
+        old.truncate(n);
+        assert_eq!(
+            respond(&psk, &old, &fresh(), NOW).err(),
+            Some(Refused::Unstamped)
+        );
     }
 
     /// A reader that hands out at most `step` bytes per call, with a
@@ -401,6 +579,48 @@ mod tests {
             read_all(&mut r, 64).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    /// Issue 22 item 16: a reader that moved past a message that failed
+    /// read on from the next one, so a message slipped in ahead of a real
+    /// one was skipped by a caller that carried on after the error.
+    #[test]
+    fn after_its_first_failure_the_reader_refuses_everything() {
+        let (a, b) = pair(6, 6).unwrap();
+        let mut w = SealedWriter::new(Vec::new(), a);
+        w.write_all(b"real").unwrap();
+        let real = w.get_ref().clone();
+        let mut forged = real.clone();
+        forged[LEN_PREFIX] ^= 1;
+        let wire = [forged, real].concat();
+        let mut r = SealedReader::new(&wire[..], b, &[]);
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            let e = r.read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        }
+    }
+
+    #[test]
+    fn any_amount_read_before_the_switch_is_kept_and_drained() {
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i % 253) as u8).collect();
+        let (a, b) = pair(5, 5).unwrap();
+        let mut w = SealedWriter::new(Vec::new(), a);
+        w.write_all(&data).unwrap();
+        let wire = w.get_ref().clone();
+        // More than the reader's own buffer, cut inside a message.
+        let cut = 250_000;
+        assert!(cut > CIPHER_BUFFER);
+        let dribble = Dribble {
+            data: wire[cut..].to_vec(),
+            at: 0,
+            step: 10_000,
+            tick: false,
+        };
+        let mut r = SealedReader::new(dribble, b, &wire[..cut]);
+        assert_eq!(r.backlog(), cut);
+        assert_eq!(read_all(&mut r, 4096).unwrap(), data);
+        assert_eq!(r.cipher.len(), CIPHER_BUFFER, "back to its usual size");
     }
 
     #[test]

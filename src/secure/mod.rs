@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The shortest secret accepted, in bytes (after trimming whitespace):
 /// 128 bits even if every byte is a hex digit.
@@ -147,10 +147,31 @@ pub fn start(path: &Path) -> Result<()> {
 
 static SWARM: OnceLock<Keys> = OnceLock::new();
 
+static HANDSHAKES_SEEN: OnceLock<Mutex<seal::ReplayGuard>> = OnceLock::new();
+
+/// The handshake message 1s this process took within the window (see
+/// `channel`): one cache for every listener, so a message 1 replayed to
+/// another of the process's ports is refused too; since `started_ms`, so
+/// one made before this process started is refused.
+pub fn handshakes_seen() -> &'static Mutex<seal::ReplayGuard> {
+    HANDSHAKES_SEEN.get_or_init(|| Mutex::new(seal::ReplayGuard::since(started_ms())))
+}
+
 /// Makes `keys` this process's swarm secret. Called once at start-up,
 /// before any socket; a second call is ignored (there is one swarm).
+/// Its time is the process's start for `started_ms`.
 pub fn install(keys: Keys) {
+    let _ = STARTED_MS.set(seal::unix_ms());
     let _ = SWARM.set(keys);
+}
+
+static STARTED_MS: OnceLock<u64> = OnceLock::new();
+
+/// When this process installed its secret, before any socket opened
+/// (Unix ms; 0 when none was). Every receiver of sealed bytes refuses
+/// what was stamped before: its replay memory starts then.
+pub fn started_ms() -> u64 {
+    STARTED_MS.get().copied().unwrap_or(0)
 }
 
 /// The swarm secret's keys, or `None` in an open swarm.

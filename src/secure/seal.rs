@@ -39,6 +39,10 @@ pub enum Refused {
     Forged,
     Stale,
     Replayed,
+    /// Stamped before the receiver started: its window of nonces does not
+    /// reach back that far (a replay across a restart, or a sender's
+    /// clock behind the receiver's).
+    BeforeStart,
 }
 
 impl Sealer {
@@ -116,21 +120,39 @@ pub fn unix_ms() -> u64 {
 /// Refuses a datagram whose timestamp is outside the window and one whose
 /// nonce was seen within it: a copy replayed later is not acted on twice.
 /// Random nonces never repeat by chance (192 bits).
+/// The nonces live in memory only, so a guard made `since` its process
+/// started also refuses what was stamped before then: a copy captured
+/// before a restart and replayed after it, which no guard remembers.
 #[derive(Default)]
 pub struct ReplayGuard {
     seen: HashSet<Nonce>,
     /// Nonces by arrival, with their timestamps, to forget them in order.
     order: VecDeque<(u64, Nonce)>,
+    /// Nothing stamped before this (Unix ms) is taken.
+    floor: u64,
 }
 
 impl ReplayGuard {
+    /// A guard that takes any stamp within the window.
     pub fn new() -> ReplayGuard {
         ReplayGuard::default()
+    }
+
+    /// A guard that also refuses stamps before `start_ms`: made when its
+    /// process starts, with the clock then.
+    pub fn since(start_ms: u64) -> ReplayGuard {
+        ReplayGuard {
+            floor: start_ms,
+            ..ReplayGuard::default()
+        }
     }
 
     pub fn admit(&mut self, nonce: Nonce, stamp: u64, now_ms: u64) -> Result<(), Refused> {
         if stamp.abs_diff(now_ms) > WINDOW_MS {
             return Err(Refused::Stale);
+        }
+        if stamp < self.floor {
+            return Err(Refused::BeforeStart);
         }
         self.forget_before(now_ms.saturating_sub(WINDOW_MS));
         if !self.seen.insert(nonce) {
@@ -237,6 +259,27 @@ mod tests {
             s.open(&sealed, &mut guard, NOW, &mut out),
             Err(Refused::Stale)
         );
+    }
+
+    /// Issue 22 item 5: a sealed announce captured before a tracker's
+    /// restart and replayed 35 s later, after it, was answered.
+    #[test]
+    fn a_guard_since_its_start_refuses_what_was_stamped_before() {
+        let s = sealer(1);
+        let (mut sealed, mut out) = (Vec::new(), Vec::new());
+        s.seal_with(b"announce", &[3; NONCE_LEN], NOW - 35_000, &mut sealed);
+        let mut restarted = ReplayGuard::since(NOW - 1);
+        assert_eq!(
+            s.open(&sealed, &mut restarted, NOW, &mut out),
+            Err(Refused::BeforeStart)
+        );
+        assert_eq!(
+            s.open(&sealed, &mut ReplayGuard::new(), NOW, &mut out),
+            Ok(()),
+            "within the window, a guard with no start takes it"
+        );
+        s.seal_with(b"announce", &[4; NONCE_LEN], NOW - 1, &mut sealed);
+        assert_eq!(s.open(&sealed, &mut restarted, NOW, &mut out), Ok(()));
     }
 
     #[test]

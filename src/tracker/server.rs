@@ -116,12 +116,15 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
         limits: ADMISSION,
         max_frame: MAX_FRAME,
     };
-    let counted = shared.clone();
+    let (refused, panicked) = (shared.clone(), shared.clone());
     gate::serve(
         listener,
         settings,
         move |stream, ticket| handle_connection(&shared, stream, &ticket),
-        move || counted.counters.connection_refused(),
+        gate::Counters {
+            refused: Box::new(move || refused.counters.connection_refused()),
+            panicked: Arc::new(move || panicked.counters.handler_panicked()),
+        },
     );
 }
 

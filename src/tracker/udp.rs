@@ -166,7 +166,10 @@ fn serve(socket: UdpSocket, shared: &Shared) {
     let max = MAX_TRACKER_DATAGRAM + crate::secure::datagram_overhead();
     let mut buf = vec![0u8; max + 1];
     let mut out = Vec::with_capacity(256);
-    let (mut guard, mut opened, mut sealed) = (ReplayGuard::new(), Vec::new(), Vec::new());
+    // A datagram stamped before the tracker started is a replay across a
+    // restart (or from a clock behind ours): never taken.
+    let mut guard = ReplayGuard::since(crate::secure::started_ms());
+    let (mut opened, mut sealed) = (Vec::new(), Vec::new());
     loop {
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(r) => r,

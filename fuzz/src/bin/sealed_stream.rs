@@ -15,9 +15,10 @@
 //! held this target to 1,500 inputs a second, is out of the loop).
 
 use p2pshare::secure::channel::{respond, Initiator, SealedReader, Shared};
+use p2pshare::secure::seal::ReplayGuard;
 use p2pshare_fuzz::Trickle;
 use std::io::{self, Read};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const PSK: [u8; 32] = [0x77; 32];
 
@@ -44,8 +45,10 @@ fn check(data: &[u8]) {
 fn channel() -> &'static Shared {
     static CHANNEL: OnceLock<Shared> = OnceLock::new();
     CHANNEL.get_or_init(|| {
-        let (initiator, msg1) = Initiator::start(&PSK);
-        let (_, msg2) = respond(&PSK, &msg1).expect("our own message 1");
+        let now = 1_800_000_000_000;
+        let (initiator, msg1) = Initiator::start(&PSK, now);
+        let seen = Mutex::new(ReplayGuard::new());
+        let (_, msg2) = respond(&PSK, &msg1, &seen, now).expect("our own message 1");
         initiator.finish(&msg2).expect("our own message 2")
     })
 }
