@@ -12,22 +12,24 @@
 //!   change (at most `WORK_WAIT`; a write or a released piece wakes them);
 //!   verified runs are handed out before each wait. A `Write` goes into
 //!   the node's `CopyStore`, which checks every byte against the original.
-//! - `add_holders` / `reap` / the refresh timer mirror the coordinator in
-//!   `download/mod.rs`: a Fetch per new holder of the tracker's WHO_HAS
-//!   answer (`sim::tracker`), the cursor from its place in the answer, the
-//!   plan told of a swarm when some holder is not complete, at most
-//!   `MAX_ATTEMPTS` connections per holder (BUSY answers do not count,
-//!   `MAX_BUSY` of them), and the refresh every 0.5 s for the first 4 s,
-//!   then every 3 s (1 s with no worker). When the plan completes, every
-//!   Fetch stops, as the workers do when the download ends.
+//! - `add_holders` / `end_fetch` / the refresh timer drive the
+//!   coordinator's own rules, `download::holders::Holders`: a Fetch per
+//!   holder it picks from the tracker's WHO_HAS answer (`sim::tracker`,
+//!   the real `Catalogue`), the plan told of a swarm when it says so, an
+//!   exit's verdict counted, the next refresh when `refresh_every` says.
+//!   When the plan completes, every Fetch stops, as the workers do when
+//!   the download ends.
 //! - `serve_step` / the tick mirror `peer::server`: requests are taken as
 //!   they arrive, then the machine's `tick`, its replies, and one slice of
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
-//!   connection with nothing pending is ticked every `server::TICK`. Over
-//!   `ADMISSION.handlers` incoming connections, a new one takes the place
-//!   of the oldest idle one (nothing pending or queued), which is closed,
-//!   as the gate evicts; with none idle it gets ERROR BUSY.
+//!   connection with nothing pending is ticked every `server::TICK`.
+//! - `accept` / `apply` / `report` drive the block server's admission
+//!   gate, `net::admission::Admission`, as `net::gate` does: a new
+//!   connection waits in the lobby until its first frame, is handed a
+//!   handler or waits for one; the gate's evictions and BUSY refusals are
+//!   carried out, and it is told when a handler waits for its client or
+//!   works for it.
 //! - A leecher serves its verified pieces while downloading (a partial
 //!   `MemFile` whose version and piece set change with every write, as
 //!   `share_partial`); once complete, new OPENs get a complete `MemFile`
