@@ -60,6 +60,18 @@ struct Seen {
 
 type Log = Arc<Mutex<Vec<Seen>>>;
 
+/// Where one connection's entry in the log is.
+struct Note {
+    log: Log,
+    i: usize,
+}
+
+impl Note {
+    fn note(&self, f: impl FnOnce(&mut Seen)) {
+        f(&mut self.log.lock().unwrap()[self.i]);
+    }
+}
+
 /// Registers as `EVIL` holding `record`, then serves with `mode`. Runs
 /// until the test process ends; what it saw of each connection goes to
 /// the log it returns.
@@ -98,8 +110,7 @@ fn start_hostile(tracker: &str, record: &FileRecord, mode: Misbehaviour) -> Log 
                     });
                     seen.len() - 1
                 };
-                let note = |f: &mut dyn FnMut(&mut Seen)| f(&mut seen.lock().unwrap()[i]);
-                serve_badly(stream, pieces, mode, &note);
+                serve_badly(stream, pieces, mode, &Note { log: seen, i });
             });
         }
     });
@@ -108,12 +119,7 @@ fn start_hostile(tracker: &str, record: &FileRecord, mode: Misbehaviour) -> Log 
 
 /// Serves `mode` until the downloader closes the connection (noted as
 /// `closed`) or a write fails.
-fn serve_badly(
-    stream: std::net::TcpStream,
-    pieces: u32,
-    mode: Misbehaviour,
-    note: &dyn Fn(&mut dyn FnMut(&mut Seen)),
-) {
+fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour, note: &Note) {
     let Ok(mut conn) = Conn::new(stream, MAX_FRAME, Duration::from_secs(600)) else {
         return;
     };
@@ -143,7 +149,7 @@ fn serve_badly(
             })) => Some((handle, block, count)),
             _ => {
                 let now = Instant::now();
-                note(&mut |s| s.closed = Some(now));
+                note.note(|s| s.closed = Some(now));
                 return;
             }
         };
@@ -151,7 +157,7 @@ fn serve_badly(
             continue;
         };
         let now = Instant::now();
-        note(&mut |s| {
+        note.note(|s| {
             s.first_request.get_or_insert(now);
         });
         let w = conn.writer();
@@ -176,7 +182,7 @@ fn serve_badly(
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                note(&mut |s| s.frames_sent += 1);
+                note.note(|s| s.frames_sent += 1);
                 Ok(())
             }
             Misbehaviour::WrongPieceSet | Misbehaviour::Silence | Misbehaviour::NothingToOffer => {
@@ -185,7 +191,7 @@ fn serve_badly(
         };
         if sent.is_err() || conn.flush().is_err() {
             let now = Instant::now();
-            note(&mut |s| s.closed = Some(now));
+            note.note(|s| s.closed = Some(now));
             return;
         }
     }
