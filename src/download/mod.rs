@@ -737,6 +737,16 @@ impl Coordinator<'_, '_> {
                 info!("holder {peer_id} is busy; will retry");
                 Ok(())
             }
+            // Our clock or its own, refused at the handshake: said where a
+            // user sees it, or a skewed swarm only ever says "no holder".
+            Err(
+                e @ Error::Remote {
+                    code: code::STALE, ..
+                },
+            ) => {
+                warn!("holder {peer_id} dropped: {e}");
+                Ok(())
+            }
             Err(e) if e.is_remote_fault() => {
                 info!("holder {peer_id} dropped: {e}");
                 Ok(())
