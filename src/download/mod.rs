@@ -227,9 +227,9 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         }
         return Err(e);
     }
-    // A state file of its final size from the start: a save on a disk
-    // that has filled since overwrites it in place.
-    if let Err(e) = resume::save(&paths, &record, &file, &on_disk) {
+    // Room for the state, kept aside: a save on a disk that has filled
+    // since frees it and writes the state there.
+    if let Err(e) = resume::reserve(&paths, &record) {
         warn!("{e}");
     }
     let state_file = file
@@ -316,6 +316,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             if let Err(e) = resume::save(&paths, &record, &state_file, &shared.reasm.on_disk()) {
                 warn!("{e}");
             }
+            resume::unreserve(&paths);
             Ok(Outcome {
                 part: paths.part,
                 state: paths.state,
