@@ -351,7 +351,7 @@ fn a_peer_says_at_start_whether_its_tracker_answers_and_which_swarm_it_is() {
     let p = serve_on(dir, "D", &closed.addr(), &[]);
     let l = line_with(&p, "warning: ");
     assert!(
-        l.contains("runs a closed swarm and we have no secret: start with --secret-file"),
+        l.contains("runs a closed swarm and we have no secret, so the swarm secret does not match: start with --secret-file"),
         "{l}"
     );
     let p = serve_on(dir, "E", &closed.addr(), &["--secret-file", &s2]);
