@@ -190,6 +190,8 @@ pub struct Fetch {
     bad_pieces: u32,
     /// Blocks this holder delivered that counted.
     blocks: u64,
+    /// The holder is of another site (`set_remote`).
+    remote: bool,
     out: VecDeque<Action>,
 }
 
@@ -200,6 +202,17 @@ impl Fetch {
     /// last source of every piece (`Plan::claim_as`).
     pub fn spare_as_origin(&mut self, now: Instant) {
         self.origin_from = Some(now);
+    }
+
+    /// The holder is of another site than this peer's: it is asked only
+    /// for what the site lacks and this peer fetches for it
+    /// (`Plan::claim_remote`).
+    pub fn set_remote(&mut self) {
+        self.remote = true;
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
@@ -230,6 +243,7 @@ impl Fetch {
             heard: now,
             bad_pieces: 0,
             blocks: 0,
+            remote: false,
             out: VecDeque::new(),
             record,
         };
@@ -321,7 +335,8 @@ impl Fetch {
                     // first 20 ms sample far too low.
                     self.rate.start = now;
                     self.rate.bytes = 0;
-                    plan.with(|p| p.add_source(&self.have));
+                    let local = !self.remote;
+                    plan.with(|p| p.add_source_at(&self.have, local));
                 }
                 Ok(())
             }
@@ -380,8 +395,8 @@ impl Fetch {
         if new.count() > 0 {
             self.have.union_with(&new);
             if self.phase == Phase::Transfer {
-                let full = self.have.is_full();
-                plan.with(|p| p.add_pieces(&new, full));
+                let (full, local) = (self.have.is_full(), !self.remote);
+                plan.with(|p| p.add_pieces_at(&new, full, local));
             }
         }
         Ok(())
@@ -590,17 +605,22 @@ impl Fetch {
             let (have, cursor, inflight_blocks) = (&self.have, self.cursor, self.inflight_blocks);
             let inflight = &self.inflight;
             let rng = &mut self.rng;
+            let remote = self.remote;
             let claimed = plan.with(|p| {
-                let got = p.claim_as(have, cursor, max_pieces, rng, origin);
-                if got.is_empty() && inflight_blocks < MIN_WINDOW {
-                    p.claim_endgame_as(
-                        have,
-                        &|piece| inflight.contains_key(&piece),
-                        max_pieces.min(16),
-                        origin,
-                    )
+                let got = if remote {
+                    p.claim_remote(have, cursor, max_pieces, rng, origin)
                 } else {
-                    got
+                    p.claim_as(have, cursor, max_pieces, rng, origin)
+                };
+                if !got.is_empty() || inflight_blocks >= MIN_WINDOW {
+                    return got;
+                }
+                let mine = |piece| inflight.contains_key(&piece);
+                let max = max_pieces.min(16);
+                if remote {
+                    p.claim_endgame_remote(have, &mine, max, origin)
+                } else {
+                    p.claim_endgame_as(have, &mine, max, origin)
                 }
             });
             let Some(&last) = claimed.last() else {
@@ -706,7 +726,7 @@ impl Fetch {
                 p.release(piece);
             }
             if transfer {
-                p.remove_source(&self.have);
+                p.remove_source_at(&self.have, !self.remote);
             }
         });
         self.inflight.clear();

@@ -14,6 +14,14 @@
 //! holder has and we need, those the fewest connected holders have, and a
 //! claim extends over the following pieces of the same rarity.
 //!
+//! Sites (`peer --site`): holders are local (of this peer's site) or
+//! remote. What any connected local holder has is never asked of a remote
+//! one; the rest is split among the site's downloaders in stripes
+//! (`set_site_share`), each fetching from outside only its own stripes and
+//! taking the others' from them once they have them. So a site pulls about
+//! one copy of the file over the link between sites, whichever site the
+//! seeder is in. Inside a site, the picking below is unchanged.
+//!
 //! Ties: in a swarm (some holder is itself downloading) they go to a
 //! random place and runs are short, so peers fetching from the same seeder
 //! at the same time rarely ask it for the same pieces: each copy the
@@ -31,6 +39,10 @@ const ENDGAME_COPIES: u8 = 2;
 pub const RANDOM_FIRST: u32 = 4;
 /// Longest run, in blocks, claimed at a random place.
 const SPREAD_RUN_BLOCKS: u32 = 16;
+/// Pieces per stripe of a site's share-out (`set_site_share`): long enough
+/// for a run of requests, short enough that every downloader's share is
+/// spread over the file.
+pub const SITE_STRIPE: u32 = 16;
 
 pub struct Plan {
     /// Pieces no worker holds and nobody has delivered.
@@ -50,6 +62,13 @@ pub struct Plan {
     /// Connected holders that have every piece: of a piece's availability,
     /// this many are complete holders, the rest are downloading.
     complete_sources: u16,
+    /// Connected holders of this peer's site having each piece, and the
+    /// pieces at least one of them has.
+    local_avail: Vec<u16>,
+    local_has: Bitfield,
+    /// Pieces another downloader of this site fetches from outside
+    /// (`set_site_share`): never asked of a remote holder here.
+    others_share: Bitfield,
 }
 
 impl Plan {
@@ -67,7 +86,95 @@ impl Plan {
             spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
             swarm: false,
             complete_sources: 0,
+            local_avail: vec![0; pieces as usize],
+            local_has: Bitfield::new(pieces),
+            others_share: Bitfield::new(pieces),
         }
+    }
+
+    /// This peer is number `rank` (from 0) of the `size` downloaders of
+    /// its site (itself included, in an order they all agree on: their
+    /// ids). Of the pieces no local holder has, it fetches from remote
+    /// holders only those of stripes `rank`, `rank + size`, ...; the
+    /// others come from the downloader whose stripes they are.
+    pub fn set_site_share(&mut self, rank: u32, size: u32) {
+        let size = size.max(1);
+        let n = self.pieces();
+        self.others_share = Bitfield::new(n);
+        for p in 0..n {
+            if (p / SITE_STRIPE) % size != rank % size {
+                self.others_share.set(p);
+            }
+        }
+    }
+
+    /// Which of a remote holder's pieces `have` this peer may ask it for:
+    /// none a local holder has, none of another downloader's share.
+    pub fn remote_wanted(&self, have: &Bitfield) -> Bitfield {
+        have.minus(&self.local_has).minus(&self.others_share)
+    }
+
+    /// `add_source` for a holder of this peer's site (`local`) or not.
+    pub fn add_source_at(&mut self, have: &Bitfield, local: bool) {
+        self.add_source(have);
+        if local {
+            self.shift_local(have, 1);
+        }
+    }
+
+    /// `add_pieces` for a holder of this peer's site (`local`) or not.
+    pub fn add_pieces_at(&mut self, new: &Bitfield, now_full: bool, local: bool) {
+        self.add_pieces(new, now_full);
+        if local {
+            self.shift_local(new, 1);
+        }
+    }
+
+    /// `remove_source` for a holder of this peer's site (`local`) or not.
+    pub fn remove_source_at(&mut self, have: &Bitfield, local: bool) {
+        self.remove_source(have);
+        if local {
+            self.shift_local(have, -1);
+        }
+    }
+
+    fn shift_local(&mut self, pieces: &Bitfield, by: i32) {
+        for p in pieces.iter_ones() {
+            let a = &mut self.local_avail[p as usize];
+            *a = (*a as i32 + by).clamp(0, u16::MAX as i32) as u16;
+            if *a == 0 {
+                self.local_has.clear(p);
+            } else {
+                self.local_has.set(p);
+            }
+        }
+    }
+
+    /// `claim_as` from a holder of another site: only what
+    /// `remote_wanted` leaves of `have`.
+    pub fn claim_remote(
+        &mut self,
+        have: &Bitfield,
+        cursor: u32,
+        max: usize,
+        rng: &mut Rng,
+        origin: bool,
+    ) -> Vec<u32> {
+        let wanted = self.remote_wanted(have);
+        self.claim_among(have, &wanted, cursor, max, rng, origin)
+    }
+
+    /// `claim_endgame_as` from a holder of another site: only what
+    /// `remote_wanted` leaves of `have`.
+    pub fn claim_endgame_remote(
+        &mut self,
+        have: &Bitfield,
+        mine: &dyn Fn(u32) -> bool,
+        max: usize,
+        origin: bool,
+    ) -> Vec<u32> {
+        let wanted = self.remote_wanted(have);
+        self.endgame_among(have, &wanted, mine, max, origin)
     }
 
     /// From now on, break ties at random (a holder is downloading too).
@@ -203,6 +310,20 @@ impl Plan {
         rng: &mut Rng,
         origin: bool,
     ) -> Vec<u32> {
+        self.claim_among(have, have, cursor, max, rng, origin)
+    }
+
+    /// `claim_as` of the pieces in `wanted` (a part of what the holder
+    /// `have`s).
+    fn claim_among(
+        &mut self,
+        have: &Bitfield,
+        wanted: &Bitfield,
+        cursor: u32,
+        max: usize,
+        rng: &mut Rng,
+        origin: bool,
+    ) -> Vec<u32> {
         let n = self.pieces();
         if n == 0 || max == 0 || self.needed.count() == 0 {
             return Vec::new();
@@ -217,7 +338,7 @@ impl Plan {
         } else {
             (cursor % n, max)
         };
-        let Some(first) = self.pick(have, start, random) else {
+        let Some(first) = self.pick(wanted, start, random) else {
             return Vec::new();
         };
         let rarity = self.avail[first as usize];
@@ -231,7 +352,7 @@ impl Plan {
         while out.len() < max
             && p < n
             && self.needed.get(p)
-            && have.get(p)
+            && wanted.get(p)
             && (random || self.avail[p as usize] == rarity)
         {
             self.clear_needed(p);
@@ -288,6 +409,18 @@ impl Plan {
         max: usize,
         origin: bool,
     ) -> Vec<u32> {
+        self.endgame_among(have, have, mine, max, origin)
+    }
+
+    /// `claim_endgame_as` of the pieces in `wanted` (a part of `have`).
+    fn endgame_among(
+        &mut self,
+        have: &Bitfield,
+        wanted: &Bitfield,
+        mine: &dyn Fn(u32) -> bool,
+        max: usize,
+        origin: bool,
+    ) -> Vec<u32> {
         if self.needed.count() > 0 {
             return Vec::new();
         }
@@ -300,7 +433,7 @@ impl Plan {
             let others_have = self.avail[p as usize] > 2;
             if c > 0
                 && c < ENDGAME_COPIES
-                && have.get(p)
+                && wanted.get(p)
                 && !mine(p)
                 && !(spare_seeder && others_have)
             {
@@ -671,5 +804,116 @@ mod spare_seeder_tests {
         assert_eq!(claim_all(&mut q, &full, &mut rng).len(), 6);
         q.remove_source(&full);
         assert_eq!(q.complete_sources, 1);
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+
+    /// Everything a remote holder `have` lets a worker claim, run after run.
+    fn claim_all_remote(p: &mut Plan, have: &Bitfield, rng: &mut Rng) -> Vec<u32> {
+        let mut all = Vec::new();
+        loop {
+            let more = p.claim_remote(have, 0, 64, rng, false);
+            if more.is_empty() {
+                all.sort();
+                return all;
+            }
+            all.extend(more);
+        }
+    }
+
+    fn fresh(pieces: u32) -> Plan {
+        let mut already = Bitfield::new(pieces);
+        already.set_range(0, RANDOM_FIRST);
+        Plan::new(pieces, 1, &already)
+    }
+
+    #[test]
+    fn a_remote_holder_gives_only_what_no_local_holder_has() {
+        let mut rng = Rng::seeded(1);
+        let mut p = fresh(40);
+        let remote_seeder = Bitfield::full(40);
+        let local = Bitfield::from_runs(40, &[(4, 20)]).unwrap();
+        p.add_source_at(&remote_seeder, false);
+        p.add_source_at(&local, true);
+        assert_eq!(
+            claim_all_remote(&mut p, &remote_seeder, &mut rng),
+            (24..40).collect::<Vec<_>>()
+        );
+        // The local holder gives its part, from the cursor on.
+        assert_eq!(p.claim(&local, 4, 64, &mut rng).len(), 20);
+        assert!(p.nothing_needed());
+    }
+
+    #[test]
+    fn a_site_splits_what_it_fetches_from_outside_into_one_copy() {
+        // Three downloaders of one site, the seeder in another: their
+        // remote claims cover the file once, in stripes.
+        let pieces = 200;
+        let seeder = Bitfield::full(pieces);
+        let mut seen = vec![0u32; pieces as usize];
+        for rank in 0..3 {
+            let mut p = Plan::new(pieces, 1, &Bitfield::new(pieces));
+            p.set_site_share(rank, 3);
+            p.add_source_at(&seeder, false);
+            let got = claim_all_remote(&mut p, &seeder, &mut Rng::seeded(rank as u64));
+            assert!(got.iter().all(|&i| (i / SITE_STRIPE) % 3 == rank));
+            for i in got {
+                seen[i as usize] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&c| c == 1), "each piece once: {seen:?}");
+    }
+
+    #[test]
+    fn another_downloaders_share_comes_from_it_once_it_has_it() {
+        let mut rng = Rng::seeded(2);
+        let pieces = 64;
+        let mut p = Plan::new(pieces, 1, &Bitfield::new(pieces));
+        p.set_swarm();
+        p.set_site_share(0, 2);
+        let seeder = Bitfield::full(pieces);
+        p.add_source_at(&seeder, false);
+        // Rank 1, local, has nothing yet: its stripes wait for it.
+        let mut sibling = Bitfield::new(pieces);
+        p.add_source_at(&sibling, true);
+        let mine = claim_all_remote(&mut p, &seeder, &mut rng);
+        assert_eq!(mine.len(), 32);
+        assert!(mine.iter().all(|&i| (i / SITE_STRIPE) % 2 == 0));
+        // It fetched stripe 1 from outside: it gives it here.
+        let got: Bitfield = Bitfield::from_runs(pieces, &[(16, 16)]).unwrap();
+        p.add_pieces_at(&got, false, true);
+        sibling.union_with(&got);
+        assert_eq!(p.claim(&sibling, 16, 64, &mut rng).len(), 16);
+    }
+
+    #[test]
+    fn a_lost_local_holder_leaves_its_pieces_to_the_outside_again() {
+        let mut rng = Rng::seeded(3);
+        let mut p = fresh(20);
+        let seeder = Bitfield::full(20);
+        let local = Bitfield::full(20);
+        p.add_source_at(&seeder, false);
+        p.add_source_at(&local, true);
+        assert!(claim_all_remote(&mut p, &seeder, &mut rng).is_empty());
+        assert!(p
+            .claim_endgame_remote(&seeder, &|_| false, 16, false)
+            .is_empty());
+        p.remove_source_at(&local, true);
+        assert_eq!(claim_all_remote(&mut p, &seeder, &mut rng).len(), 16);
+    }
+
+    #[test]
+    fn without_a_site_every_holder_is_local_and_nothing_changes() {
+        let mut rng = Rng::seeded(4);
+        let mut p = fresh(20);
+        let seeder = Bitfield::full(20);
+        p.add_source_at(&seeder, true);
+        assert_eq!(
+            p.claim(&seeder, 4, 64, &mut rng),
+            (4..20).collect::<Vec<_>>()
+        );
     }
 }
