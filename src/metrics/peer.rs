@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct PeerMetrics {
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    /// Of `bytes_down`, those from holders of another site (`--site`).
+    bytes_down_other_sites: AtomicU64,
     bytes_reused: AtomicU64,
     pieces_verified: AtomicU64,
     pieces_rejected: AtomicU64,
@@ -38,6 +40,15 @@ impl PeerMetrics {
     /// Block bytes received from a holder (verified or not).
     pub fn received(&self, bytes: usize) {
         self.bytes_down.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// `received`, from a holder of another site than this peer's
+    /// (`remote`) or of its own (every holder, without `--site`).
+    pub fn received_from(&self, bytes: usize, remote: bool) {
+        self.received(bytes);
+        if remote {
+            self.bytes_down_other_sites.fetch_add(bytes as u64, Relaxed);
+        }
     }
 
     /// Block bytes a download copied from local files (verified) instead
@@ -92,6 +103,16 @@ impl PeerMetrics {
                 "peer_bytes_down_total",
                 "Block bytes this peer received from holders.",
                 v(&self.bytes_down),
+            ),
+            Sample::counter(
+                "peer_bytes_down_own_site_total",
+                "Block bytes received from holders of this peer's site (every holder without --site).",
+                v(&self.bytes_down).saturating_sub(v(&self.bytes_down_other_sites)),
+            ),
+            Sample::counter(
+                "peer_bytes_down_other_sites_total",
+                "Block bytes received from holders of other sites (--site).",
+                v(&self.bytes_down_other_sites),
             ),
             Sample::counter(
                 "peer_bytes_reused_total",
@@ -153,6 +174,8 @@ mod tests {
         m.sent(4096);
         m.sent(10);
         m.received(7);
+        m.received_from(100, true);
+        m.received_from(20, false);
         m.reused(8192);
         m.verified(3);
         m.rejected();
@@ -163,7 +186,9 @@ mod tests {
         let page = render(&m.samples(2));
         for (name, want) in [
             ("peer_bytes_up_total", 4106),
-            ("peer_bytes_down_total", 7),
+            ("peer_bytes_down_total", 127),
+            ("peer_bytes_down_own_site_total", 27),
+            ("peer_bytes_down_other_sites_total", 100),
             ("peer_bytes_reused_total", 8192),
             ("peer_pieces_verified_total", 3),
             ("peer_pieces_rejected_total", 1),

@@ -31,6 +31,8 @@ enum How {
         search: Option<Arc<Search>>,
         me: String,
         ttl: u8,
+        /// `--site`: the tracker answers this site's holders first.
+        site: Option<String>,
     },
     /// Found by a search: these holders first, then search again.
     Search {
@@ -60,6 +62,7 @@ pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
                 search,
                 me: peer.config().id.clone(),
                 ttl,
+                site: peer.config().site.clone(),
             },
         }),
         Err(e) => {
@@ -98,32 +101,36 @@ impl Located {
             How::Tracker {
                 tracker,
                 search: None,
+                site,
                 ..
             } => {
                 // Always this version's holders: a download never mixes
                 // versions, and finishes while the tracker keeps this one.
-                let holders = tracker_client::who_has(&tracker, &name, Some(&md5))?;
-                let refresh: Refresh =
-                    Arc::new(move || tracker_client::who_has(&tracker, &name, Some(&md5)));
-                Ok((holders, refresh))
+                let ask = move || {
+                    tracker_client::who_has_at(&tracker, &name, Some(&md5), site.as_deref())
+                };
+                Ok((ask()?, Arc::new(ask)))
             }
             How::Tracker {
                 tracker,
                 search: Some(search),
                 me,
                 ttl,
+                site,
             } => {
                 // Its holders may be out of the tracker's reach (or it out
                 // of ours) while neighbours know some.
                 let ask = move || -> Result<Vec<Holder>> {
-                    let holders = match tracker_client::who_has(&tracker, &name, Some(&md5)) {
-                        Ok(h) => h,
-                        Err(e) if floodable(&e) => {
-                            debug!("{name}: {e}; asking the neighbours");
-                            Vec::new()
-                        }
-                        Err(e) => return Err(e),
-                    };
+                    let site = site.as_deref();
+                    let holders =
+                        match tracker_client::who_has_at(&tracker, &name, Some(&md5), site) {
+                            Ok(h) => h,
+                            Err(e) if floodable(&e) => {
+                                debug!("{name}: {e}; asking the neighbours");
+                                Vec::new()
+                            }
+                            Err(e) => return Err(e),
+                        };
                     if holders.iter().any(|h| usable(h, &me)) {
                         return Ok(holders);
                     }
@@ -141,7 +148,11 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
     let search = peer.searcher();
     match tracker_client::fetch_record(tracker, name) {
         Ok(record) => {
-            let mut holders = match (tracker_client::who_has(tracker, name, None), &search) {
+            let site = peer.config().site.as_deref();
+            let mut holders = match (
+                tracker_client::who_has_at(tracker, name, None, site),
+                &search,
+            ) {
                 (Ok(h), _) => h,
                 (Err(e), Some(_)) if floodable(&e) => Vec::new(),
                 (Err(e), _) => return Err(e),
