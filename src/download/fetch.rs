@@ -120,6 +120,11 @@ pub const ORIGIN_GRACE: Duration = Duration::from_millis(300);
 /// this, it serves what others were to give and did not.
 pub const ORIGIN_SPARED: Duration = Duration::from_secs(3);
 
+/// How long a download waits before it asks a holder of another site for
+/// anything (`Fetch::set_remote`): the OPENED of its own site's holders,
+/// nearer, come in meanwhile.
+pub const REMOTE_GRACE: Duration = Duration::from_millis(500);
+
 /// How long the rate is measured before the window leaves its minimum,
 /// and then how often it is measured again. The first look is early
 /// because until then the window is `MIN_WINDOW`: a fast holder waited a
@@ -190,8 +195,8 @@ pub struct Fetch {
     bad_pieces: u32,
     /// Blocks this holder delivered that counted.
     blocks: u64,
-    /// The holder is of another site (`set_remote`).
-    remote: bool,
+    /// The holder is of another site (`set_remote`): since when.
+    remote: Option<Instant>,
     out: VecDeque<Action>,
 }
 
@@ -206,13 +211,14 @@ impl Fetch {
 
     /// The holder is of another site than this peer's: it is asked only
     /// for what the site lacks and this peer fetches for it
-    /// (`Plan::claim_remote`).
-    pub fn set_remote(&mut self) {
-        self.remote = true;
+    /// (`Plan::claim_remote`), and nothing for `REMOTE_GRACE` from `now`,
+    /// so the local holders' OPENED (what the site has) come in first.
+    pub fn set_remote(&mut self, now: Instant) {
+        self.remote = Some(now);
     }
 
     pub fn is_remote(&self) -> bool {
-        self.remote
+        self.remote.is_some()
     }
 
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
@@ -243,7 +249,7 @@ impl Fetch {
             heard: now,
             bad_pieces: 0,
             blocks: 0,
-            remote: false,
+            remote: None,
             out: VecDeque::new(),
             record,
         };
@@ -335,7 +341,7 @@ impl Fetch {
                     // first 20 ms sample far too low.
                     self.rate.start = now;
                     self.rate.bytes = 0;
-                    let local = !self.remote;
+                    let local = !self.is_remote();
                     plan.with(|p| p.add_source_at(&self.have, local));
                 }
                 Ok(())
@@ -395,7 +401,7 @@ impl Fetch {
         if new.count() > 0 {
             self.have.union_with(&new);
             if self.phase == Phase::Transfer {
-                let (full, local) = (self.have.is_full(), !self.remote);
+                let (full, local) = (self.have.is_full(), !self.is_remote());
                 plan.with(|p| p.add_pieces_at(&new, full, local));
             }
         }
@@ -550,7 +556,9 @@ impl Fetch {
             // The stall clock starts when blocks are owed again.
             self.heard = now;
         }
-        let after = self.origin_from.map(|t| t + ORIGIN_GRACE);
+        let origin_after = self.origin_from.map(|t| t + ORIGIN_GRACE);
+        let remote_after = self.remote.map(|t| t + REMOTE_GRACE);
+        let after = origin_after.into_iter().chain(remote_after).max();
         if let Some(after) = after.filter(|&t| now < t) {
             return Ok(Wait::Work(after));
         }
@@ -605,7 +613,7 @@ impl Fetch {
             let (have, cursor, inflight_blocks) = (&self.have, self.cursor, self.inflight_blocks);
             let inflight = &self.inflight;
             let rng = &mut self.rng;
-            let remote = self.remote;
+            let remote = self.remote.is_some();
             let claimed = plan.with(|p| {
                 let got = if remote {
                     p.claim_remote(have, cursor, max_pieces, rng, origin)
@@ -721,12 +729,13 @@ impl Fetch {
         self.flush();
         let owed: Vec<u32> = self.inflight.keys().copied().collect();
         let transfer = self.phase == Phase::Transfer;
+        let transfer_remote = self.is_remote();
         plan.with(|p| {
             for &piece in &owed {
                 p.release(piece);
             }
             if transfer {
-                p.remove_source_at(&self.have, !self.remote);
+                p.remove_source_at(&self.have, !transfer_remote);
             }
         });
         self.inflight.clear();

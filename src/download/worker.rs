@@ -58,7 +58,7 @@ pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats, cursor: u
         fetch.spare_as_origin(Instant::now());
     }
     if source.remote {
-        fetch.set_remote();
+        fetch.set_remote(Instant::now());
     }
     let result = drive(shared, &mut conn, &mut fetch, stats);
     // However it ended, what it owes goes back; what is verified is kept.

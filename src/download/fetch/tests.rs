@@ -44,7 +44,7 @@ impl Setup {
     fn open_at(&self, have: Bitfield, rtt_ms: u64, remote: bool) -> Fetch {
         let mut f = Fetch::new(self.record.clone(), 0, 1, self.t0);
         if remote {
-            f.set_remote();
+            f.set_remote(self.t0);
         }
         assert!(matches!(self.pump(&mut f)[..], [PeerRequest::Open { .. }]));
         f.on_reply(PeerReply::Opened { handle: 3, have }, self.t0, &self.plan)
@@ -443,6 +443,13 @@ fn a_remote_holder_is_asked_only_for_what_the_site_lacks() {
         let wr = remote.poll(now, &s.plan).unwrap();
         let rr = s.pump(&mut remote);
         from_remote += requested_blocks(&rr);
+        let low = rr
+            .iter()
+            .any(|r| matches!(r, PeerRequest::Request { block, .. } if *block < 32));
+        assert!(
+            !low,
+            "asked the remote holder for what the site has: {rr:?}"
+        );
         let wl = local.poll(now, &s.plan).unwrap();
         let lr = s.pump(&mut local);
         now += Duration::from_millis(5);
@@ -454,6 +461,7 @@ fn a_remote_holder_is_asked_only_for_what_the_site_lacks() {
         }
     }
     assert!(s.plan.borrow().is_complete());
-    assert_eq!(from_remote, 32, "only the half no local holder has");
-    assert_eq!(remote.blocks(), 32);
+    // Endgame copies aside (pieces verified, not yet written), once each.
+    assert!((32..40).contains(&from_remote), "{from_remote}");
+    assert_eq!(remote.blocks(), 32, "only the half no local holder has");
 }
