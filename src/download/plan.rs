@@ -881,7 +881,7 @@ mod site_tests {
         p.add_source_at(&sibling, true);
         let mine = claim_all_remote(&mut p, &seeder, &mut rng);
         assert_eq!(mine.len(), 32);
-        assert!(mine.iter().all(|&i| (i / SITE_STRIPE) % 2 == 0));
+        assert!(mine.iter().all(|&i| (i / SITE_STRIPE).is_multiple_of(2)));
         // It fetched stripe 1 from outside: it gives it here.
         let got: Bitfield = Bitfield::from_runs(pieces, &[(16, 16)]).unwrap();
         p.add_pieces_at(&got, false, true);
