@@ -601,24 +601,20 @@ impl Coordinator<'_, '_> {
     }
 
     /// Tells the plan this peer's share of what its site fetches from
-    /// outside: its rank among the downloaders of its site it is connected
-    /// to, itself included, ordered by id (every one of them orders the
-    /// same peers the same way).
+    /// outside (`plan::site_share` over the downloaders of its site it is
+    /// connected to).
     fn share_out(&self) {
         if self.job.site.is_none() {
             return;
         }
-        let mut ids: Vec<&str> = self
+        let siblings: Vec<&str> = self
             .running
             .iter()
             .filter(|(_, r)| r.sibling)
             .map(|(id, _)| id.as_str())
-            .chain([self.job.self_id])
             .collect();
-        ids.sort_unstable();
-        let rank = ids.iter().position(|&id| id == self.job.self_id);
-        let rank = rank.unwrap_or(0) as u32;
-        self.shared.plan().set_site_share(rank, ids.len() as u32);
+        let (rank, size) = plan::site_share(&self.job.self_id, &siblings);
+        self.shared.plan().set_site_share(rank, size);
     }
 
     fn spawn(&mut self, h: Holder, cursor: u32) -> bool {

@@ -44,6 +44,16 @@ const SPREAD_RUN_BLOCKS: u32 = 16;
 /// spread over the file.
 pub const SITE_STRIPE: u32 = 16;
 
+/// This peer's share of what its site fetches from outside, for
+/// `Plan::set_site_share`: `me`'s rank among `me` and the `siblings` (the
+/// downloaders of its site it is connected to), ordered, and how many
+/// they are. Every one of them orders the same peers the same way.
+pub fn site_share<T: Ord>(me: &T, siblings: &[T]) -> (u32, u32) {
+    let below = siblings.iter().filter(|s| *s < me).count();
+    let others = siblings.iter().filter(|s| *s != me).count();
+    (below as u32, others as u32 + 1)
+}
+
 pub struct Plan {
     /// Pieces no worker holds and nobody has delivered.
     needed: Bitfield,
@@ -903,6 +913,14 @@ mod site_tests {
             .is_empty());
         p.remove_source_at(&local, true);
         assert_eq!(claim_all_remote(&mut p, &seeder, &mut rng).len(), 16);
+    }
+
+    #[test]
+    fn every_downloader_of_a_site_takes_its_own_rank() {
+        assert_eq!(site_share(&"m", &["z", "a"]), (1, 3));
+        assert_eq!(site_share(&"a", &["z", "m"]), (0, 3));
+        assert_eq!(site_share(&"z", &["a", "m", "z"]), (2, 3), "itself once");
+        assert_eq!(site_share(&"q", &[]), (0, 1));
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! take the name back: the first holder that publishes it (in version 2)
 //! brings the file back into the catalogue.
 
-mod sites;
+pub mod sites;
 
 use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
 use crate::error::{code, Error, Result};
