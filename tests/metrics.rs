@@ -92,6 +92,14 @@ fn both_sides_count_a_transfer() {
         p2pshare::peer::tracker_client::list_files(&tracker.addr())
             .is_ok_and(|f| f.iter().any(|f| f.name == "m.bin" && f.holders > 0))
     });
+    // Its one tracker answers (the session said so, or a query did).
+    let up = format!(
+        "p2pshare_peer_tracker_up{{tracker=\"{}\"}} 1\n",
+        tracker.addr()
+    );
+    wait_until(WAIT, "A's tracker up in its metrics", || {
+        scrape(&base_a).contains(&up)
+    });
     let idle = scrape(&base_a);
     assert_eq!(value(&idle, "peer_bytes_up_total"), 0);
     assert_eq!(value(&idle, "peer_downloads_active"), 0);

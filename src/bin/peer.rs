@@ -54,7 +54,7 @@ fn main() {
     {
         let c = peer.config();
         say(format_args!(
-            "peer {} listening on {}; sharing {} from {}; tracker {}",
+            "peer {} listening on {}; sharing {} from {}; tracker{} {}",
             c.id,
             peer.listen_addr(),
             match peer.records().len() {
@@ -62,7 +62,8 @@ fn main() {
                 n => format!("{n} files"),
             },
             peer.files_dir().display(),
-            c.tracker
+            if c.more_trackers.is_empty() { "" } else { "s" },
+            c.trackers().join(", ")
         ));
         let _ = std::io::stdout().flush();
     }

@@ -208,6 +208,12 @@ struct Running {
 }
 
 pub fn run(job: Job<'_>) -> Result<Outcome> {
+    // Copying local pieces can take seconds on a busy host; by then other
+    // peers updating have joined, and a download that went on with the
+    // holders learnt before would take every new piece from the owner
+    // (it sent 5.8 x the change in `make update-bench` under load). The
+    // first refresh is due as if counted from here.
+    let holders_at = Instant::now();
     let record = job.record.clone();
     std::fs::create_dir_all(job.partial_dir)
         .map_err(|e| Error::io(format!("creating {}", job.partial_dir.display()), e))?;
@@ -271,12 +277,19 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     if !shared.plan().is_complete() {
         coord.add_holders(job.holders.clone());
     }
-    let result = coord.watch();
+    let result = coord.watch(holders_at);
     // Over either way: stop the workers now, not when their last requests
     // come back, then keep what was verified.
     shared.stop.store(true, Ordering::Release);
     shared.notify();
     let sources = coord.join_all();
+    if log::log_enabled!(log::Level::Debug) {
+        let by: Vec<String> = sources
+            .iter()
+            .map(|s| format!("{}={}", s.peer_id, s.blocks))
+            .collect();
+        debug!("{}: blocks by holder: {}", record.name, by.join(" "));
+    }
     match result {
         Ok(()) => {
             let md5 = hasher
@@ -414,12 +427,14 @@ struct Clock {
 }
 
 impl Clock {
-    fn new(count: u32) -> Clock {
+    /// `holders_at`: when the holders the download starts with were
+    /// learnt.
+    fn new(count: u32, holders_at: Instant) -> Clock {
         let now = Instant::now();
         Clock {
             started: now,
             last_save: now,
-            last_refresh: now,
+            last_refresh: holders_at,
             refreshing: false,
             saved_count: count,
             progress: (count, now),
@@ -447,8 +462,8 @@ struct Coordinator<'j, 'a> {
 impl Coordinator<'_, '_> {
     /// Runs the download to its end: each turn checks whether it is over,
     /// asks for holders when due, handles one event, saves when due.
-    fn watch(&mut self) -> Result<()> {
-        let mut clock = Clock::new(self.shared.reasm.count());
+    fn watch(&mut self, holders_at: Instant) -> Result<()> {
+        let mut clock = Clock::new(self.shared.reasm.count(), holders_at);
         loop {
             if let Some(end) = self.ended(&mut clock) {
                 return end;

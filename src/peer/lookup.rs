@@ -4,7 +4,8 @@
 //! that follows is the same either way: all holders in parallel, every
 //! piece verified against the record.
 
-use super::{tracker_client, Peer};
+use super::trackers::Trackers;
+use super::Peer;
 use crate::download::Refresh;
 use crate::error::{Error, Result};
 use crate::net::{join_host_port, Conn};
@@ -27,7 +28,7 @@ enum How {
     /// The tracker knows the file. Its WHO_HAS answers; when it lists no
     /// usable holder, a search (if there are neighbours) makes up for it.
     Tracker {
-        tracker: String,
+        trackers: Arc<Trackers>,
         search: Option<Arc<Search>>,
         me: String,
         ttl: u8,
@@ -51,14 +52,14 @@ pub struct HolderList {
 /// The record of `name`, for a download: from the tracker, or, when it
 /// cannot be reached or does not know the file, from a search.
 pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
-    let tracker = &peer.config().tracker;
+    let trackers = peer.trackers();
     let search = peer.searcher();
     let ttl = peer.config().ttl;
-    match tracker_client::fetch_record(tracker, name) {
+    match trackers.fetch_record(name) {
         Ok(record) => Ok(Located {
             record: Arc::new(record),
             how: How::Tracker {
-                tracker: tracker.clone(),
+                trackers: trackers.clone(),
                 search,
                 me: peer.config().id.clone(),
                 ttl,
@@ -71,7 +72,7 @@ pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
             };
             info!("{name}: {e}; searching the neighbours");
             let answers = search.find(name, ttl);
-            let choice = choose_or_explain(&search, answers, name, ttl, tracker, e)?;
+            let choice = choose_or_explain(&search, answers, name, ttl, trackers, e)?;
             Ok(Located {
                 record: Arc::new(record_of(&choice, name)?),
                 how: How::Search {
@@ -99,20 +100,18 @@ impl Located {
                 Ok((holders, refresh))
             }
             How::Tracker {
-                tracker,
+                trackers,
                 search: None,
                 site,
                 ..
             } => {
                 // Always this version's holders: a download never mixes
                 // versions, and finishes while the tracker keeps this one.
-                let ask = move || {
-                    tracker_client::who_has_at(&tracker, &name, Some(&md5), site.as_deref())
-                };
+                let ask = move || trackers.who_has_at(&name, Some(&md5), site.as_deref());
                 Ok((ask()?, Arc::new(ask)))
             }
             How::Tracker {
-                tracker,
+                trackers,
                 search: Some(search),
                 me,
                 ttl,
@@ -122,15 +121,14 @@ impl Located {
                 // of ours) while neighbours know some.
                 let ask = move || -> Result<Vec<Holder>> {
                     let site = site.as_deref();
-                    let holders =
-                        match tracker_client::who_has_at(&tracker, &name, Some(&md5), site) {
-                            Ok(h) => h,
-                            Err(e) if floodable(&e) => {
-                                debug!("{name}: {e}; asking the neighbours");
-                                Vec::new()
-                            }
-                            Err(e) => return Err(e),
-                        };
+                    let holders = match trackers.who_has_at(&name, Some(&md5), site) {
+                        Ok(h) => h,
+                        Err(e) if floodable(&e) => {
+                            debug!("{name}: {e}; asking the neighbours");
+                            Vec::new()
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if holders.iter().any(|h| usable(h, &me)) {
                         return Ok(holders);
                     }
@@ -144,15 +142,12 @@ impl Located {
 
 /// The holders of `name`, for `whohas`.
 pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
-    let tracker = &peer.config().tracker;
+    let trackers = peer.trackers();
     let search = peer.searcher();
-    match tracker_client::fetch_record(tracker, name) {
+    match trackers.fetch_record(name) {
         Ok(record) => {
             let site = peer.config().site.as_deref();
-            let mut holders = match (
-                tracker_client::who_has_at(tracker, name, None, site),
-                &search,
-            ) {
+            let mut holders = match (trackers.who_has_at(name, None, site), &search) {
                 (Ok(h), _) => h,
                 (Err(e), Some(_)) if floodable(&e) => Vec::new(),
                 (Err(e), _) => return Err(e),
@@ -174,7 +169,8 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
             };
             info!("{name}: {e}; searching the neighbours");
             let answers = search.find_all(name, peer.config().ttl);
-            let choice = choose_or_explain(&search, answers, name, peer.config().ttl, tracker, e)?;
+            let ttl = peer.config().ttl;
+            let choice = choose_or_explain(&search, answers, name, ttl, trackers, e)?;
             Ok(HolderList {
                 size: choice.size,
                 holders: choice.holders(),
@@ -201,12 +197,15 @@ fn choose_or_explain(
     answers: Vec<Answer>,
     name: &str,
     ttl: u8,
-    tracker: &str,
+    trackers: &Trackers,
     tracker_error: Error,
 ) -> Result<Choice> {
     let Some(choice) = choose(answers) else {
         let why = match tracker_error {
-            Error::NotFound(_) => format!("the tracker at {tracker} does not know it"),
+            Error::NotFound(_) => match trackers.addrs() {
+                [one] => format!("the tracker at {one} does not know it"),
+                all => format!("none of the trackers at {} knows it", all.join(", ")),
+            },
             other => other.to_string(),
         };
         return Err(Error::NotFound(format!(

@@ -348,7 +348,7 @@ impl PeerUi {
              <span id=\"tracker-state\" class=\"{}\">{}</span></p>",
             html(&c.id),
             html(&self.peer.listen_addr().to_string()),
-            html(&c.tracker),
+            html(&c.trackers().join(", ")),
             if connected { "ok" } else { "warn" },
             if connected {
                 "connected"
