@@ -921,3 +921,37 @@ mod tests {
         assert!(Reply::decode(&bad).is_err());
     }
 }
+
+#[cfg(test)]
+mod site_example {
+    use super::*;
+
+    /// PROTOCOL.md §12.5 Example 6, byte for byte, and back.
+    #[test]
+    fn a_register_with_a_site_is_as_documented() {
+        let req = Request::Announce(Announce {
+            tx: 5,
+            cookie: 0x1122_3344_5566_7788,
+            session: 0,
+            flags: FLAG_REGISTER | FLAG_SITE,
+            port: 9000,
+            peer_id: "A",
+            advertise: "",
+            site: "lab",
+            entries: vec![],
+        });
+        let mut out = Vec::new();
+        req.encode(&mut out);
+        let mut want = crate::units::hex(&[0x70, 0x32, 1, 0x11, 0, 0, 0, 5]);
+        want += "11223344556677880000000000000000";
+        want += "05232801410003";
+        want += "6c61620000";
+        want += &"00".repeat(28);
+        assert_eq!(crate::units::hex(&out), want);
+        assert_eq!(Request::decode(&out).unwrap(), req);
+        // A bad site makes the datagram invalid.
+        let mut bad = out.clone();
+        bad[31] = b'/';
+        assert!(Request::decode(&bad).is_err());
+    }
+}

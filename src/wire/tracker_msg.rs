@@ -416,3 +416,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod site_bytes {
+    use super::*;
+
+    /// The HOLDERS_AT example of PROTOCOL.md §5.2, byte for byte.
+    #[test]
+    fn holders_at_is_as_documented() {
+        let m = TrackerReply::Holders {
+            holders: vec![Holder {
+                peer_id: "B".into(),
+                host: "10.1.0.2".into(),
+                port: 9000,
+                blocks: 40,
+                complete: true,
+                site: "lab".into(),
+            }],
+            sited: true,
+        };
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        assert_eq!(
+            crate::units::hex(&out),
+            "00000022880000000100014200083130\
+             2e312e302e32232800000000000000280100036c6162"
+        );
+    }
+}
