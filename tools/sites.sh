@@ -159,7 +159,7 @@ swarm() {
     leech+=($!)
   done
   local allowed deadline
-  allowed=$(awk -v f="$F" -v w="$W" -v n="$N" 'BEGIN {printf "%d", 60 + 2 * n * f / w}')
+  allowed=$(awk -v f="$F" -v w="$W" -v l="$L" 'BEGIN {printf "%d", 60 + 4 * (f / w + f / l)}')
   deadline=$((SECONDS + allowed))
   declare -A took=()
   while [ "${#took[@]}" -lt "$N" ]; do

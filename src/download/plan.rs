@@ -76,6 +76,8 @@ pub struct Plan {
     /// pieces at least one of them has.
     local_avail: Vec<u16>,
     local_has: Bitfield,
+    /// Of `complete_sources`, those of this peer's site.
+    local_complete: u16,
     /// Pieces another downloader of this site fetches from outside
     /// (`set_site_share`): never asked of a remote holder here.
     others_share: Bitfield,
@@ -97,6 +99,7 @@ impl Plan {
             swarm: false,
             complete_sources: 0,
             local_avail: vec![0; pieces as usize],
+            local_complete: 0,
             local_has: Bitfield::new(pieces),
             others_share: Bitfield::new(pieces),
         }
@@ -126,25 +129,43 @@ impl Plan {
 
     /// `add_source` for a holder of this peer's site (`local`) or not.
     pub fn add_source_at(&mut self, have: &Bitfield, local: bool) {
-        self.add_source(have);
+        self.count_source(have);
         if local {
+            self.local_complete += u16::from(have.is_full());
             self.shift_local(have, 1);
         }
     }
 
     /// `add_pieces` for a holder of this peer's site (`local`) or not.
     pub fn add_pieces_at(&mut self, new: &Bitfield, now_full: bool, local: bool) {
-        self.add_pieces(new, now_full);
+        self.count_pieces(new, now_full);
         if local {
+            self.local_complete += u16::from(now_full);
             self.shift_local(new, 1);
         }
     }
 
     /// `remove_source` for a holder of this peer's site (`local`) or not.
     pub fn remove_source_at(&mut self, have: &Bitfield, local: bool) {
-        self.remove_source(have);
+        self.uncount_source(have);
         if local {
+            if have.is_full() {
+                self.local_complete = self.local_complete.saturating_sub(1);
+            }
             self.shift_local(have, -1);
+        }
+    }
+
+    /// For sparing a complete holder: how many holders that may be asked
+    /// for `piece` instead have it, and how many of those are complete.
+    /// A local holder's alternatives are the local holders only (a remote
+    /// one is never asked for what the site has); a remote holder's, all.
+    /// Without sites every holder is local: the same counts either way.
+    fn sparing_counts(&self, piece: u32, local: bool) -> (u16, u16) {
+        if local {
+            (self.local_avail[piece as usize], self.local_complete)
+        } else {
+            (self.avail[piece as usize], self.complete_sources)
         }
     }
 
@@ -171,7 +192,7 @@ impl Plan {
         origin: bool,
     ) -> Vec<u32> {
         let wanted = self.remote_wanted(have);
-        self.claim_among(have, &wanted, cursor, max, rng, origin)
+        self.claim_among(have, &wanted, false, cursor, max, rng, origin)
     }
 
     /// `claim_endgame_as` from a holder of another site: only what
@@ -184,7 +205,7 @@ impl Plan {
         origin: bool,
     ) -> Vec<u32> {
         let wanted = self.remote_wanted(have);
-        self.endgame_among(have, &wanted, mine, max, origin)
+        self.endgame_among(have, &wanted, false, mine, max, origin)
     }
 
     /// From now on, break ties at random (a holder is downloading too).
@@ -213,8 +234,23 @@ impl Plan {
         self.needed.count() == 0
     }
 
-    /// A holder connected (or told us of new pieces): count what it has.
+    /// A holder of this peer's site connected: count what it has.
     pub fn add_source(&mut self, have: &Bitfield) {
+        self.add_source_at(have, true);
+    }
+
+    /// `add_pieces` for a holder of this peer's site.
+    pub fn add_pieces(&mut self, new: &Bitfield, now_full: bool) {
+        self.add_pieces_at(new, now_full, true);
+    }
+
+    /// `remove_source` for a holder of this peer's site.
+    pub fn remove_source(&mut self, have: &Bitfield) {
+        self.remove_source_at(have, true);
+    }
+
+    /// A holder connected: count what it has.
+    fn count_source(&mut self, have: &Bitfield) {
         if have.is_full() {
             self.complete_sources += 1;
         }
@@ -225,7 +261,7 @@ impl Plan {
 
     /// A connected holder's pieces grew by `new` (HAVE); `now_full` when
     /// it has every piece from now on.
-    pub fn add_pieces(&mut self, new: &Bitfield, now_full: bool) {
+    fn count_pieces(&mut self, new: &Bitfield, now_full: bool) {
         if now_full {
             self.complete_sources += 1;
         }
@@ -235,7 +271,7 @@ impl Plan {
     }
 
     /// A holder left: its pieces are that much less available.
-    pub fn remove_source(&mut self, have: &Bitfield) {
+    fn uncount_source(&mut self, have: &Bitfield) {
         if have.is_full() {
             self.complete_sources = self.complete_sources.saturating_sub(1);
         }
@@ -320,15 +356,17 @@ impl Plan {
         rng: &mut Rng,
         origin: bool,
     ) -> Vec<u32> {
-        self.claim_among(have, have, cursor, max, rng, origin)
+        self.claim_among(have, have, true, cursor, max, rng, origin)
     }
 
     /// `claim_as` of the pieces in `wanted` (a part of what the holder
-    /// `have`s).
+    /// `have`s), from a holder of this peer's site (`local`) or not.
+    #[allow(clippy::too_many_arguments)]
     fn claim_among(
         &mut self,
         have: &Bitfield,
         wanted: &Bitfield,
+        local: bool,
         cursor: u32,
         max: usize,
         rng: &mut Rng,
@@ -354,7 +392,8 @@ impl Plan {
         let rarity = self.avail[first as usize];
         // Some downloading holder has even the rarest candidate: leave it
         // to them. (With only complete holders, everything is theirs.)
-        if (spare_seeder && rarity > self.complete_sources) || (origin && rarity > 1) {
+        let (others, complete) = self.sparing_counts(first, local);
+        if (spare_seeder && others > complete) || (origin && others > 1) {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -419,14 +458,16 @@ impl Plan {
         max: usize,
         origin: bool,
     ) -> Vec<u32> {
-        self.endgame_among(have, have, mine, max, origin)
+        self.endgame_among(have, have, true, mine, max, origin)
     }
 
-    /// `claim_endgame_as` of the pieces in `wanted` (a part of `have`).
+    /// `claim_endgame_as` of the pieces in `wanted` (a part of `have`),
+    /// from a holder of this peer's site (`local`) or not.
     fn endgame_among(
         &mut self,
         have: &Bitfield,
         wanted: &Bitfield,
+        local: bool,
         mine: &dyn Fn(u32) -> bool,
         max: usize,
         origin: bool,
@@ -440,7 +481,7 @@ impl Plan {
         // Only the few pieces not done are visited, a word at a time.
         while let Some(p) = self.done.next(at, false) {
             let c = self.claims[p as usize];
-            let others_have = self.avail[p as usize] > 2;
+            let others_have = self.sparing_counts(p, local).0 > 2;
             if c > 0
                 && c < ENDGAME_COPIES
                 && wanted.get(p)
@@ -913,6 +954,31 @@ mod site_tests {
             .is_empty());
         p.remove_source_at(&local, true);
         assert_eq!(claim_all_remote(&mut p, &seeder, &mut rng).len(), 16);
+    }
+
+    #[test]
+    fn a_local_seeder_is_not_spared_for_what_only_another_site_has() {
+        // The seeder's site: a leecher of another site has pieces 4..20,
+        // but it is never asked for what the site has (the seeder has it
+        // all), so the seeder must give them.
+        let mut rng = Rng::seeded(6);
+        let mut p = fresh(20);
+        p.set_swarm();
+        let seeder = Bitfield::full(20);
+        let remote = Bitfield::from_runs(20, &[(4, 16)]).unwrap();
+        p.add_source_at(&seeder, true);
+        p.add_source_at(&remote, false);
+        assert!(claim_all_remote(&mut p, &remote, &mut rng).is_empty());
+        let mut got = Vec::new();
+        loop {
+            let more = p.claim(&seeder, 0, 64, &mut rng);
+            if more.is_empty() {
+                break;
+            }
+            got.extend(more);
+        }
+        got.sort();
+        assert_eq!(got, (4..20).collect::<Vec<_>>());
     }
 
     #[test]
