@@ -40,9 +40,9 @@ fn counters(n: &Node) -> (u64, u64, u64) {
     let page = http::get(&n.url, "/metrics").text();
     let v = |name| value_in(&page, name).unwrap_or(0);
     (
-        v("peer_bytes_down_total"),
-        v("peer_bytes_up_total"),
-        v("peer_bytes_reused_total"),
+        v("peer_received_bytes_total"),
+        v("peer_sent_bytes_total"),
+        v("peer_reused_bytes_total"),
     )
 }
 

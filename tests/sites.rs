@@ -57,10 +57,10 @@ fn a_site_takes_from_outside_only_what_it_lacks_and_lists_its_own_first() {
     });
     let z = scrape(&z_url);
     assert!(
-        value(&z, "peer_bytes_down_other_sites_total") >= size,
+        value(&z, "peer_received_other_sites_bytes_total") >= size,
         "{z}"
     );
-    assert_eq!(value(&z, "peer_bytes_down_own_site_total"), 0, "{z}");
+    assert_eq!(value(&z, "peer_received_own_site_bytes_total"), 0, "{z}");
     wait_until(WAIT, "Z-two seeding at the tracker", || {
         p2pshare::peer::tracker_client::who_has(&tracker, "f.bin", None)
             .is_ok_and(|h| h.iter().any(|h| h.peer_id == "Z-two" && h.complete))
@@ -72,8 +72,11 @@ fn a_site_takes_from_outside_only_what_it_lacks_and_lists_its_own_first() {
         fs::read(s.path("M-two/files/f.bin")).is_ok_and(|d| d == data)
     });
     let m = scrape(&m_url);
-    assert_eq!(value(&m, "peer_bytes_down_other_sites_total"), 0, "{m}");
-    assert!(value(&m, "peer_bytes_down_own_site_total") >= size, "{m}");
+    assert_eq!(value(&m, "peer_received_other_sites_bytes_total"), 0, "{m}");
+    assert!(
+        value(&m, "peer_received_own_site_bytes_total") >= size,
+        "{m}"
+    );
     wait_until(WAIT, "M-two seeding at the tracker", || {
         holders(&tracker, "f.bin").len() == 3
     });

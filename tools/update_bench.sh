@@ -126,9 +126,9 @@ counters() {
   local page
   page=$(exec 3<>"/dev/tcp/127.0.0.1/$1" &&
     printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3) || return 1
-  awk '$1 == "p2pshare_peer_bytes_down_total" {d = $2}
-       $1 == "p2pshare_peer_bytes_up_total" {u = $2}
-       $1 == "p2pshare_peer_bytes_reused_total" {r = $2}
+  awk '$1 == "p2pshare_peer_received_bytes_total" {d = $2}
+       $1 == "p2pshare_peer_sent_bytes_total" {u = $2}
+       $1 == "p2pshare_peer_reused_bytes_total" {r = $2}
        END {if (d == "" || u == "") exit 1; printf "%s %s %s\n", d, u, (r == "" ? "-" : r)}' <<< "$page"
 }
 

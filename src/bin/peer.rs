@@ -78,6 +78,17 @@ fn main() {
         }
         let _ = std::io::stdout().flush();
     }
+    // What an earlier run left unfinished (a `--get` of it resumes now).
+    for p in peer.paused() {
+        if !peer.config().gets.contains(&p.name) {
+            say(p.line());
+        }
+    }
+    if let Err(e) = p2pshare::peer::health::start(&peer) {
+        say_err(format_args!(
+            "warning: cannot check the tracker at start: {e}"
+        ));
+    }
     let on_signal = peer.clone();
     if let Err(e) = ctrlc::set_handler(move || {
         let kept = on_signal.shutdown();

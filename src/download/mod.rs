@@ -13,6 +13,7 @@ pub mod plan;
 pub mod reassembler;
 pub mod resume;
 pub mod reuse;
+pub mod room;
 pub mod worker;
 
 #[cfg(test)]
@@ -219,6 +220,24 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         .map_err(|e| Error::io(format!("creating {}", job.partial_dir.display()), e))?;
     let paths = resume::Paths::new(job.partial_dir, &record.name);
     let (file, mut on_disk) = resume::open(&paths, &record)?;
+    if let Err(e) = room::check(
+        job.partial_dir,
+        &record.name,
+        record.size,
+        &file,
+        resume::state_len(&record),
+    ) {
+        if on_disk.count() == 0 {
+            let _ = std::fs::remove_file(&paths.part);
+            resume::remove(&paths);
+        }
+        return Err(e);
+    }
+    // Room for the state, kept aside: a save on a disk that has filled
+    // since frees it and writes the state there.
+    if let Err(e) = resume::reserve(&paths, &record) {
+        warn!("{e}");
+    }
     let state_file = file
         .try_clone()
         .map_err(|e| Error::io("duplicating a file handle", e))?;
@@ -303,6 +322,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             if let Err(e) = resume::save(&paths, &record, &state_file, &shared.reasm.on_disk()) {
                 warn!("{e}");
             }
+            resume::unreserve(&paths);
             Ok(Outcome {
                 part: paths.part,
                 state: paths.state,
@@ -313,11 +333,54 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         Err(e) => {
             shared.reasm.stop();
             let _ = hasher.join();
-            if let Err(se) = resume::save(&paths, &record, &state_file, &shared.reasm.on_disk()) {
+            let on_disk = shared.reasm.on_disk();
+            let saved = resume::save(&paths, &record, &state_file, &on_disk);
+            if let Err(se) = &saved {
                 warn!("{se}");
             }
-            Err(e)
+            Err(what_was_kept(
+                e,
+                &record,
+                &paths,
+                record.blocks_in(&on_disk),
+                saved.is_ok(),
+            ))
         }
+    }
+}
+
+/// A failed download's error, ending with what became of its verified
+/// blocks, said only once that is known: kept with their state, or left
+/// in the partial file for the next `get` to check again.
+fn what_was_kept(
+    e: Error,
+    record: &FileRecord,
+    paths: &resume::Paths,
+    blocks: u64,
+    saved: bool,
+) -> Error {
+    let name = &record.name;
+    let kept = if saved {
+        format!("the {blocks} verified blocks are kept")
+    } else {
+        format!(
+            "its resume state could not be saved, so the next `get {name}` checks the {blocks} \
+             verified blocks in {} again",
+            paths.part.display()
+        )
+    };
+    match e {
+        Error::Local(m) if m.contains("No space left") || m.contains("os error 28") => {
+            Error::Local(format!(
+                "{m}: the disk is full; {kept}. Free some space (or give --dir a larger disk) \
+                 and run `get {name}` again"
+            ))
+        }
+        Error::Local(m) => {
+            Error::Local(format!("{m}; {kept}; fix that and run `get {name}` again"))
+        }
+        Error::NoSources(m) if !saved => Error::NoSources(format!("{m} ({kept})")),
+        other => other,
     }
 }
 
@@ -710,14 +773,22 @@ impl Coordinator<'_, '_> {
                 info!("holder {peer_id} is busy; will retry");
                 Ok(())
             }
+            // Our clock or its own, refused at the handshake: said where a
+            // user sees it, or a skewed swarm only ever says "no holder".
+            Err(
+                e @ Error::Remote {
+                    code: code::STALE, ..
+                },
+            ) => {
+                warn!("holder {peer_id} dropped: {e}");
+                Ok(())
+            }
             Err(e) if e.is_remote_fault() => {
                 info!("holder {peer_id} dropped: {e}");
                 Ok(())
             }
-            Err(e) => Err(Error::Local(format!(
-                "{e}; the verified blocks are kept, fix that and run `get {}` again",
-                self.shared.record.name
-            ))),
+            // `run` says what became of the verified blocks.
+            Err(e) => Err(Error::Local(e.to_string())),
         }
     }
 

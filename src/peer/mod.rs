@@ -6,7 +6,9 @@ pub mod bench;
 pub mod config;
 pub mod downloads;
 pub mod follow;
+pub mod health;
 pub mod lookup;
+pub mod paused;
 pub mod progress_view;
 pub mod publish;
 pub mod rotation;
@@ -418,7 +420,15 @@ impl Peer {
                     tries += 1;
                     info!("{name}: a new version appeared while it downloaded; fetching that");
                 }
-                other => return other,
+                other => {
+                    // A file already held fetched nothing: not a download.
+                    if let Ok(report) = other.as_ref() {
+                        if report.secs > 0.0 {
+                            self.metrics.downloaded(report.secs);
+                        }
+                    }
+                    return other;
+                }
             }
         }
     }
@@ -1017,6 +1027,21 @@ impl Peer {
     }
 
     /// Downloads in progress, for `status`.
+    /// Downloads an earlier run left unfinished, with verified pieces on
+    /// disk, that are neither running nor waiting their turn now.
+    pub fn paused(&self) -> Vec<paused::Paused> {
+        let busy: Vec<String> = self
+            .active()
+            .iter()
+            .map(|p| p.name.clone())
+            .chain(self.downloads.waiting().into_iter().map(|(n, _)| n))
+            .collect();
+        paused::list(&self.partial_dir())
+            .into_iter()
+            .filter(|p| !busy.contains(&p.name))
+            .collect()
+    }
+
     pub fn active(&self) -> Vec<Arc<Progress>> {
         let mut v: Vec<_> = self.lock_active().values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1078,10 +1103,11 @@ fn kept_line(p: &Progress) -> String {
         crate::units::fraction(done, p.total_blocks),
         done >= p.total_blocks,
     );
-    format!(
-        "{}: {pct:.1} % verified and kept; run `get {}` to resume",
-        p.name, p.name
-    )
+    paused::Paused {
+        name: p.name.clone(),
+        percent: pct,
+    }
+    .line()
 }
 
 /// A verified copy in a partial directory, with the record it matches.
@@ -1229,7 +1255,10 @@ fn lock_dir(config: &Config) -> Result<DirLock> {
             pid.map_or("another process".to_string(), |p| format!("pid {p}")),
             config.dir.display()
         )),
-        LockError::Io(e) => Error::io(format!("locking {}", path.display()), e),
+        LockError::Io(e) => Error::Local(store::dir_advice(
+            &format!("cannot lock {}", path.display()),
+            &e,
+        )),
     })
 }
 

@@ -432,7 +432,8 @@ fn status(peer: &Peer) -> String {
     let mut out = String::new();
     let active = peer.active();
     let waiting = peer.downloads().waiting();
-    if active.is_empty() && waiting.is_empty() {
+    let paused = peer.paused();
+    if active.is_empty() && waiting.is_empty() && paused.is_empty() {
         let _ = writeln!(out, "no downloads in progress");
     }
     for p in active {
@@ -449,6 +450,9 @@ fn status(peer: &Peer) -> String {
     }
     for (name, origin) in waiting {
         let _ = writeln!(out, "{name} waiting its turn ({})", origin.label());
+    }
+    for p in paused {
+        let _ = writeln!(out, "{}", p.line());
     }
     out.push_str(&tracker_lines(peer.trackers(), Instant::now()));
     let recent = peer.downloads().recent();

@@ -596,8 +596,25 @@ fn unreachable(tracker: &str, e: Error) -> Error {
             who: format!("the tracker at {tracker}"),
             problem,
         },
+        // "<addr> refused our handshake: <its word on our clock>".
+        Error::Remote {
+            code: code::STALE,
+            message,
+        } => Error::Remote {
+            code: code::STALE,
+            message: format!("the tracker at {message}"),
+        },
         other => other,
     }
+}
+
+/// Whether the tracker answers (a PING over TCP, handshake included):
+/// the start-up check (`health`).
+pub fn ping(tracker: &str) -> Result<()> {
+    let nonce = crate::rng::Rng::new().next_u64();
+    query(tracker, &TrackerRequest::Ping { nonce }, |m| {
+        matches!(m, TrackerReply::Pong { nonce: n } if n == nonce).then_some(())
+    })
 }
 
 pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {

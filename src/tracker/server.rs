@@ -21,10 +21,11 @@ use crate::error::Error;
 use crate::metrics::tracker::{Item, Swarm, TrackerMetrics, MAX_ITEMS};
 use crate::net::admission::Limits;
 use crate::net::gate::{self, Ticket};
+use crate::net::once::{log_clock_refusal, OncePer};
 use crate::net::Conn;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info, warn};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,8 @@ pub struct Shared {
     pub counters: TrackerMetrics,
     /// The cookies' clock: seconds since this instant.
     pub started: Instant,
+    /// Addresses whose clock was named in the log already.
+    clock_said: Mutex<OncePer<IpAddr>>,
 }
 
 impl Shared {
@@ -64,6 +67,7 @@ impl Shared {
             cookies,
             counters: TrackerMetrics::default(),
             started: Instant::now(),
+            clock_said: Mutex::new(OncePer::default()),
         }
     }
 
@@ -186,8 +190,10 @@ fn forget_records(shared: &Shared, names: Vec<String>) {
 
 /// Serves one query connection until it closes. Never panics on input.
 pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
+    let ip = stream.peer_addr().ok().map(|a| a.ip());
     let mut conn = match Conn::accept(stream, MAX_FRAME, QUERY_TIMEOUT, ticket.deadline()) {
         Ok(c) => c,
+        Err(Error::Clock(what)) => return log_clock_refusal(&shared.clock_said, ip, &what),
         Err(e) => {
             debug!("dropping a connection: {e}");
             return;

@@ -759,7 +759,7 @@ fn fetch_form(name: &str, label: &str) -> String {
 }
 
 fn rate(limit: Option<u64>) -> String {
-    limit.map_or("none".into(), |r| format!("{}/s", human_bytes(r)))
+    limit.map_or("none".into(), crate::units::limit_text)
 }
 
 /// The downloads in progress, with their bars; the script keeps it live.
