@@ -136,6 +136,17 @@ hosts:
 	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
 	BIN=$(BIN) HOSTS=1 tools/swarm.sh
 
+# A swarm over SITES sites (network namespaces, root): each site's hosts on
+# one switch, each upload capped at LAN; the sites joined by links capped
+# at WAN each way (tc tbf). The seeder is in site 1, N leechers spread over
+# the sites. Runs the swarm with --site, then without; ends with
+# `sites ... wan_copies=... ratio=... blind_wan_copies=...` (README, Sites).
+#   make sites SITES=2 N=16 SIZE=64M WAN=4M LAN=40M   (the defaults; RUNS=3 repeats)
+sites:
+	@tools/sites.sh --check
+	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
+	BIN=$(BIN) tools/sites.sh
+
 # PEERS real `peer --serve` processes from 127.0.0.1, all sharing one file:
 # passes when another peer's `files` lists every one as a holder, and the
 # tracker runs at most 64 threads.   make many-peers PEERS=400

@@ -256,6 +256,7 @@ impl SessionLoop {
                 .as_ref()
                 .map(|a| a.0.clone())
                 .unwrap_or_default(),
+            site: cfg.site.clone().unwrap_or_default(),
         };
         let seed = crate::rng::Rng::new().next_u64() as u32;
         SessionLoop {
@@ -635,17 +636,39 @@ pub fn who_has(
     name: &str,
     md5: Option<&crate::record::Md5Digest>,
 ) -> Result<Vec<Holder>> {
-    query(
-        tracker,
-        &TrackerRequest::WhoHas {
-            name: name.to_string(),
-            md5: md5.copied(),
-        },
-        |m| match m {
-            TrackerReply::Holders { holders } => Some(holders),
-            _ => None,
-        },
-    )
+    who_has_at(tracker, name, md5, None)
+}
+
+/// `who_has` for a peer in `site`: the holders of that site first, each
+/// with its site (WHO_HAS_AT). A tracker older than sites answers it with
+/// a protocol error: then plain WHO_HAS, whose holders have no site.
+pub fn who_has_at(
+    tracker: &str,
+    name: &str,
+    md5: Option<&crate::record::Md5Digest>,
+    site: Option<&str>,
+) -> Result<Vec<Holder>> {
+    let ask = |site: Option<&str>| {
+        query(
+            tracker,
+            &TrackerRequest::WhoHas {
+                name: name.to_string(),
+                md5: md5.copied(),
+                site: site.map(str::to_string),
+            },
+            |m| match m {
+                TrackerReply::Holders { holders, .. } => Some(holders),
+                _ => None,
+            },
+        )
+    };
+    match ask(site) {
+        Err(Error::Remote {
+            code: code::PROTOCOL,
+            ..
+        }) if site.is_some() => ask(None),
+        other => other,
+    }
 }
 
 pub fn list_files(tracker: &str) -> Result<Vec<FileSummary>> {

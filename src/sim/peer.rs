@@ -20,6 +20,10 @@
 //!   `MAX_BUSY` of them), and the refresh every 0.5 s for the first 4 s,
 //!   then every 3 s (1 s with no worker). When the plan completes, every
 //!   Fetch stops, as the workers do when the download ends.
+//!   With a site (`in_site`), as the coordinator with `Job::site`: holders
+//!   of other sites get `Fetch::set_remote`, and the plan this peer's
+//!   share of what the site fetches from outside (`plan::site_share` over
+//!   the connected downloaders of its site).
 //! - `serve_step` / the tick mirror `peer::server`: requests are taken as
 //!   they arrive, then the machine's `tick`, its replies, and one slice of
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
@@ -42,7 +46,7 @@ use super::tracker::Tracker;
 use super::{ConnId, CopyStore, Cx, Node, NodeId, SimTime};
 use crate::bitfield::Bitfield;
 use crate::download::fetch::{Action, Fetch, Wait};
-use crate::download::plan::Plan;
+use crate::download::plan::{site_share, Plan};
 use crate::download::worker::POLL;
 use crate::download::{
     EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY, MAX_WORKERS,
@@ -113,6 +117,8 @@ struct Download {
     attempts: HashMap<NodeId, u32>,
     busy: HashMap<NodeId, u32>,
     banned: HashSet<NodeId>,
+    /// Connected downloaders of this peer's site (with a site).
+    siblings: std::collections::BTreeSet<NodeId>,
     started: SimTime,
     /// A worker wrote, released a piece or ended: wake those waiting.
     notify_armed: bool,
@@ -138,6 +144,8 @@ pub struct SimPeer {
     stats: PeerStats,
     /// For the seeder: how often each piece left in a slice.
     served_pieces: Vec<u32>,
+    /// Its site (`peer --site`), 0: none.
+    site: u16,
 }
 
 /// The block server's view of this peer's one file.
@@ -203,7 +211,14 @@ impl SimPeer {
             done_at: None,
             stats: PeerStats::default(),
             served_pieces: vec![0; pieces],
+            site: 0,
         }
+    }
+
+    /// The peer is in site `site` (from 1), as with `--site`.
+    pub fn in_site(mut self, site: u16) -> SimPeer {
+        self.site = site;
+        self
     }
 
     pub fn is_complete(&self) -> bool {
@@ -408,6 +423,7 @@ impl SimPeer {
             attempts: HashMap::new(),
             busy: HashMap::new(),
             banned: HashSet::new(),
+            siblings: std::collections::BTreeSet::new(),
             started: cx.now(),
             notify_armed: false,
             complete: false,
@@ -418,7 +434,7 @@ impl SimPeer {
     /// Asks the tracker who takes part and connects to the new ones; sets
     /// the next refresh.
     fn refresh(&mut self, cx: &mut Cx) {
-        let holders = self.tracker.borrow_mut().who_has();
+        let holders = self.tracker.borrow_mut().who_has_for(self.site);
         self.add_holders(cx, holders);
         let Some(dl) = &self.dl else {
             return;
@@ -438,6 +454,9 @@ impl SimPeer {
         let usable: Vec<(NodeId, bool)> = holders.into_iter().filter(|h| h.0 != me).collect();
         let pieces = self.record.piece_count() as u64;
         let now = self.instant(cx.now());
+        let tracker = self.tracker.borrow();
+        let site = self.site;
+        let remote = |peer: NodeId| site != 0 && tracker.site_of(peer) != site;
         let Some(dl) = &mut self.dl else {
             return;
         };
@@ -446,7 +465,7 @@ impl SimPeer {
         }
         let n = usable.len().max(1) as u64;
         let mut started = Vec::new();
-        for (i, &(peer, _)) in usable.iter().enumerate() {
+        for (i, &(peer, complete)) in usable.iter().enumerate() {
             if dl.running.len() >= MAX_WORKERS {
                 break;
             }
@@ -460,7 +479,12 @@ impl SimPeer {
             *attempts += 1;
             let cursor = (pieces * i as u64 / n) as u32;
             let conn = cx.connect(peer);
-            let fetch = Fetch::new(self.record.clone(), cursor, self.rng.next_u64(), now);
+            let mut fetch = Fetch::new(self.record.clone(), cursor, self.rng.next_u64(), now);
+            if remote(peer) {
+                fetch.set_remote(now);
+            } else if site != 0 && !complete {
+                dl.siblings.insert(peer);
+            }
             dl.running.insert(peer, conn);
             dl.fetches.insert(
                 conn,
@@ -474,9 +498,24 @@ impl SimPeer {
             );
             started.push(conn);
         }
+        drop(tracker);
+        self.share_out(me);
         for conn in started {
             // The OPEN goes out at once; it waits for the connection.
             self.perform(cx, conn);
+        }
+    }
+
+    /// `Coordinator::share_out`: this peer's share of what its site
+    /// fetches from outside.
+    fn share_out(&mut self, me: NodeId) {
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        if self.site != 0 {
+            let siblings: Vec<NodeId> = dl.siblings.iter().copied().collect();
+            let (rank, size) = site_share(&me, &siblings);
+            dl.plan.borrow_mut().set_site_share(rank, size);
         }
     }
 
@@ -499,6 +538,9 @@ impl SimPeer {
         cx.close(conn);
         if dl.running.get(&f.peer) == Some(&conn) {
             dl.running.remove(&f.peer);
+            if dl.siblings.remove(&f.peer) {
+                self.share_out(cx.me());
+            }
         }
         self.notify(cx);
         let Some(dl) = &mut self.dl else {
@@ -697,6 +739,7 @@ impl Node for SimPeer {
     fn start(&mut self, cx: &mut Cx) {
         self.me = Some(cx.me());
         let complete = self.verified.is_full();
+        self.tracker.borrow_mut().set_site(cx.me(), self.site);
         self.tracker.borrow_mut().join(cx.me(), complete);
         if complete {
             self.complete = Some(self.complete_file());

@@ -4,10 +4,12 @@
 //! anything yet) when there are at most `MAX_HOLDERS`, else a random sample
 //! of that many; sorted by id, each marked complete or not. Announces,
 //! expiry and the UDP exchange are left out: a peer is listed while it is
-//! up, and its completeness is known at once.
+//! up, and its completeness is known at once. With sites, the asker's own
+//! site comes first, as `catalogue::sites::site_first` picks.
 
 use super::NodeId;
 use crate::rng::Rng;
+use crate::tracker::catalogue::sites::site_first;
 use crate::wire::message::MAX_HOLDERS;
 use std::collections::HashMap;
 
@@ -16,6 +18,8 @@ pub struct Tracker {
     /// Where each node is in `members`, if it is one.
     at: HashMap<NodeId, usize>,
     complete: HashMap<NodeId, bool>,
+    /// Each member's site number (0: none).
+    site: HashMap<NodeId, u16>,
     rng: Rng,
 }
 
@@ -25,6 +29,7 @@ impl Tracker {
             members: Vec::new(),
             at: HashMap::new(),
             complete: HashMap::new(),
+            site: HashMap::new(),
             rng: Rng::seeded(seed),
         }
     }
@@ -36,6 +41,15 @@ impl Tracker {
             self.members.push(node);
         }
         self.complete.insert(node, complete);
+    }
+
+    /// The peer is in site `site` (0: none), as its REGISTER says.
+    pub fn set_site(&mut self, node: NodeId, site: u16) {
+        self.site.insert(node, site);
+    }
+
+    pub fn site_of(&self, node: NodeId) -> u16 {
+        self.site.get(&node).copied().unwrap_or(0)
     }
 
     pub fn set_complete(&mut self, node: NodeId) {
@@ -64,9 +78,17 @@ impl Tracker {
     /// WHO_HAS: up to `MAX_HOLDERS` participants (the asker may be among
     /// them), sorted by id, with whether each is complete.
     pub fn who_has(&mut self) -> Vec<(NodeId, bool)> {
-        // As the real tracker picks (`Catalogue::holders`).
-        let mut picked = self.rng.sample(&self.members, MAX_HOLDERS);
-        picked.sort_unstable();
+        self.who_has_for(0)
+    }
+
+    /// `who_has` for an asker in site `site` (0: none): its site first.
+    pub fn who_has_for(&mut self, site: u16) -> Vec<(NodeId, bool)> {
+        // As the real tracker picks (`Catalogue::holders_for`).
+        let members: Vec<u32> = self.members.iter().map(|&m| m as u32).collect();
+        let of = |m: u32| self.site.get(&(m as usize)).copied().unwrap_or(0);
+        let picked = site_first(&members, of, site, MAX_HOLDERS, &mut self.rng);
+        let mut picked: Vec<NodeId> = picked.into_iter().map(|m| m as usize).collect();
+        picked.sort_unstable_by_key(|&m| (site == 0 || self.site_of(m) != site, m));
         picked
             .into_iter()
             .map(|id| (id, self.complete.get(&id).copied().unwrap_or(false)))

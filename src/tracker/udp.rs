@@ -114,7 +114,7 @@ fn announce(c: &mut Catalogue, a: &Announce<'_>, from: SocketAddr, now: Instant)
                 return (Reply::InUse { tx: a.tx, at }, event);
             }
         }
-        let s = c.register(a.peer_id, host, a.port, now);
+        let s = c.register_at(a.peer_id, host, a.port, a.site, now);
         (s, Event::Registered(a.peer_id.to_string()))
     } else {
         (a.session, Event::Announced)
