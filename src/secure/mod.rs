@@ -13,6 +13,7 @@
 
 pub mod channel;
 pub mod seal;
+pub mod strength;
 
 use crate::error::{Error, Result};
 use hkdf::Hkdf;
@@ -20,9 +21,11 @@ use sha2::Sha256;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-/// The shortest secret accepted, in bytes (after trimming whitespace):
-/// 128 bits even if every byte is a hex digit.
+/// The shortest secret accepted, in bytes (after trimming whitespace): 32
+/// raw random bytes; a secret in hex or base64 needs more (`strength`).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// How to make a good secret, for every message about a bad one.
+pub const HOW_TO_MAKE: &str = "make one with: openssl rand -hex 32 > FILE; chmod 600 FILE";
 /// The longest: a secret file is a key, not a document.
 pub const MAX_SECRET_BYTES: usize = 4096;
 
@@ -86,6 +89,13 @@ pub fn load(path: &Path) -> Result<Loaded> {
             meta.len()
         )));
     }
+    if writable_by_others(&meta) {
+        return Err(Error::Usage(format!(
+            "the secret file {shown} can be changed by other users (mode {:o}); anyone who can \
+             write it can swap the swarm's secret for their own: chmod 600 {shown}",
+            mode(&meta) & 0o777
+        )));
+    }
     let bytes = std::fs::read(path)
         .map_err(|e| Error::Usage(format!("cannot read the secret file {shown}: {e}")))?;
     let secret =
@@ -106,7 +116,8 @@ pub fn check(bytes: &[u8]) -> std::result::Result<&[u8], String> {
     let secret = bytes.trim_ascii();
     if secret.len() < MIN_SECRET_BYTES {
         return Err(format!(
-            "holds a secret of {} bytes; the minimum is {MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)",
+            "holds a secret of {} bytes; the minimum is {MIN_SECRET_BYTES} random bytes \
+             ({HOW_TO_MAKE})",
             secret.len()
         ));
     }
@@ -116,7 +127,19 @@ pub fn check(bytes: &[u8]) -> std::result::Result<&[u8], String> {
             secret.len()
         ));
     }
-    Ok(secret)
+    match strength::check(secret) {
+        Ok(()) => Ok(secret),
+        Err(strength::Weak::Short { bits }) => Err(format!(
+            "holds a secret worth at most {bits} bits, spelled as it is; a secret must be worth \
+             32 random bytes (256 bits: 64 hex digits, 44 base64 characters or 32 raw bytes; \
+             {HOW_TO_MAKE})"
+        )),
+        Err(strength::Weak::Patterned) => Err(format!(
+            "holds a secret that is not random (too few distinct characters, or a piece \
+             repeated); one captured handshake lets anyone test guesses of it offline \
+             ({HOW_TO_MAKE})"
+        )),
+    }
 }
 
 fn mode(meta: &std::fs::Metadata) -> u32 {
@@ -127,6 +150,11 @@ fn mode(meta: &std::fs::Metadata) -> u32 {
 /// Group or other may read it.
 fn loose_permissions(meta: &std::fs::Metadata) -> bool {
     mode(meta) & 0o044 != 0
+}
+
+/// Group or other may write it.
+fn writable_by_others(meta: &std::fs::Metadata) -> bool {
+    mode(meta) & 0o022 != 0
 }
 
 /// Reads the secret file at start-up and makes it this process's swarm
@@ -224,9 +252,12 @@ pub fn incoming<'a>(
 mod tests {
     use super::*;
 
+    /// Made with `openssl rand -hex 32`.
+    const HEX: &str = "4288876ea7071f87840fd47e8d4f3621f1b8e62ac0949b25177a1c5f6b5e8f82";
+
     #[test]
     fn secrets_are_trimmed_and_checked_for_length() {
-        let hex64 = "ab".repeat(32);
+        let hex64 = HEX;
         assert_eq!(
             check(format!("  {hex64}\n").as_bytes()).unwrap(),
             hex64.as_bytes()
@@ -237,6 +268,16 @@ mod tests {
             "{short}"
         );
         assert!(check(&vec![b'x'; MAX_SECRET_BYTES + 1]).is_err());
+        let weak = check(&[b'a'; 32]).unwrap_err();
+        assert!(
+            weak.contains("128 bits") && weak.contains("openssl rand -hex 32"),
+            "{weak}"
+        );
+        let weak = check(&[b'a'; 64]).unwrap_err();
+        assert!(
+            weak.contains("not random") && weak.contains("openssl rand -hex 32"),
+            "{weak}"
+        );
     }
 
     #[test]
@@ -248,11 +289,11 @@ mod tests {
     }
 
     #[test]
-    fn a_file_readable_by_others_loads_with_a_warning() {
+    fn a_file_others_can_read_warns_and_one_they_can_write_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
-        std::fs::write(&path, "cd".repeat(32)).unwrap();
+        std::fs::write(&path, HEX).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load(&path).unwrap().warning.is_none());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -261,6 +302,14 @@ mod tests {
             w.contains("readable by other users") && w.contains("chmod 600"),
             "{w}"
         );
+        for writable in [0o620, 0o602, 0o666] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(writable)).unwrap();
+            let e = load(&path).err().unwrap().to_string();
+            assert!(
+                e.contains("can be changed by other users") && e.contains("chmod 600"),
+                "{e}"
+            );
+        }
         let missing = load(&dir.path().join("nope")).err().unwrap().to_string();
         assert!(missing.contains("cannot read the secret file"), "{missing}");
     }
