@@ -134,11 +134,44 @@ pub struct Counters {
     pub panicked: Arc<dyn Fn() + Send + Sync>,
 }
 
+/// What a server's first message looks like, and how it tells a
+/// connection sent away that it is busy.
+pub struct Opening {
+    /// Whether these first bytes (fewer than `PEEK`) are a whole first
+    /// message, or bytes the handler must judge (not ours, say).
+    pub whole: Box<dyn Fn(&[u8]) -> bool>,
+    pub refuse: fn(TcpStream),
+}
+
+impl Opening {
+    /// Our frames, at most `max_frame` long; BUSY as an ERROR frame.
+    pub fn frames(max_frame: usize) -> Opening {
+        Opening {
+            whole: Box::new(move |b| !matches!(frame::parse(b, max_frame), Ok(None))),
+            refuse: super::refuse_busy,
+        }
+    }
+}
+
 /// Accepts on `listener` forever; `handle` serves one handed connection
 /// on its own thread and returns when it is over (a panic in it is
 /// caught: the connection closes, the thread takes the next one).
 pub fn serve<F>(listener: TcpListener, settings: Settings, handle: F, counters: Counters)
 where
+    F: Fn(TcpStream, Ticket) + Send + Sync + 'static,
+{
+    let opening = Opening::frames(settings.max_frame);
+    serve_opening(listener, settings, opening, handle, counters)
+}
+
+/// `serve` for another protocol than our frames (the web UI's HTTP).
+pub fn serve_opening<F>(
+    listener: TcpListener,
+    settings: Settings,
+    opening: Opening,
+    handle: F,
+    counters: Counters,
+) where
     F: Fn(TcpStream, Ticket) + Send + Sync + 'static,
 {
     if let Err(e) = listener.set_nonblocking(true) {
@@ -162,6 +195,7 @@ where
         lobby: HashMap::new(),
         waiting: HashSet::new(),
         refused: counters.refused,
+        opening,
     };
     loop {
         gate.turn(&listener);
@@ -179,6 +213,7 @@ struct Gate<F> {
     waiting: HashSet<ConnId>,
     /// Counts a connection sent away with BUSY.
     refused: Box<dyn Fn()>,
+    opening: Opening,
 }
 
 impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
@@ -250,7 +285,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
         let Some((stream, _)) = self.lobby.get(&id) else {
             return;
         };
-        match first_message(stream, self.settings.max_frame, ended) {
+        match first_message(stream, &*self.opening.whole, ended) {
             Start::Wait => {}
             Start::Closed => {
                 self.lobby.remove(&id);
@@ -286,7 +321,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                             stream.peer_addr()
                         );
                         (self.refused)();
-                        super::refuse_busy(stream);
+                        (self.opening.refuse)(stream);
                     }
                 }
                 Decision::Evict(id) => self.evict(id),
@@ -304,7 +339,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                 stream.peer_addr()
             );
             (self.refused)();
-            super::refuse_busy(stream);
+            (self.opening.refuse)(stream);
             return;
         }
         // Taken out, so the shutdown happens without the lock.
@@ -412,15 +447,12 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Pool<F> {
 /// Whether a lobby connection's first message is whole (or long enough,
 /// or not ours, or cut short by the client's end of sending: its handler
 /// will say so), still coming, or closed without a byte.
-fn first_message(stream: &TcpStream, max_frame: usize, ended: bool) -> Start {
+fn first_message(stream: &TcpStream, whole: &dyn Fn(&[u8]) -> bool, ended: bool) -> Start {
     let mut buf = [0u8; PEEK];
     match stream.peek(&mut buf) {
         Ok(0) => Start::Closed,
-        Ok(n) if n == PEEK || ended => Start::Ready,
-        Ok(n) => match frame::parse(&buf[..n], max_frame) {
-            Ok(None) => Start::Wait,
-            Ok(Some(_)) | Err(_) => Start::Ready,
-        },
+        Ok(n) if n == PEEK || ended || whole(&buf[..n]) => Start::Ready,
+        Ok(_) => Start::Wait,
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => Start::Wait,
         Err(_) => Start::Closed,
     }

@@ -9,9 +9,11 @@
 //! from another origin, or with no proof that it comes from our own pages
 //! (`check_origin`), is refused (CSRF); request heads and bodies are
 //! bounded (`http`), uploads excepted, which stream to disk under their own
-//! cap. One thread per connection, at most `MAX_CONNECTIONS`, each with
-//! read and write timeouts, as for the block server.
+//! cap. Connections are admitted as the block server's are (`admission`):
+//! a thread only once the request head is whole, each with read and write
+//! timeouts.
 
+pub mod admission;
 pub mod escape;
 pub mod http;
 pub mod multipart;
@@ -20,18 +22,17 @@ pub mod tracker_ui;
 
 use crate::cli::HttpConfig;
 use crate::error::{Error, Result};
-use crate::net::{accept_loop_refusing, drain_and_close, ConnLimit};
+use crate::net::drain_and_close;
+use crate::net::gate::{self, Ticket};
 use escape::html;
 use http::{Head, HttpError, Method, Request, Response};
-use log::{debug, info};
+use log::{debug, info, warn};
 use std::io::{BufReader, BufWriter};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Connections served at once; a browser opens about six per site.
-pub const MAX_CONNECTIONS: usize = 64;
-pub const MAX_CONNECTIONS_PER_IP: usize = 32;
 /// How long one read of a request body may wait.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one write of a response may wait for the client.
@@ -109,18 +110,52 @@ impl WebServer {
         std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                let limit = ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP);
-                accept_loop_refusing(
+                let settings = gate::Settings {
+                    what: "http",
+                    limits: admission::ADMISSION,
+                    max_frame: http::MAX_HEAD,
+                };
+                let opening = gate::Opening {
+                    whole: Box::new(admission::head_whole),
+                    refuse: refuse_busy,
+                };
+                let counters = gate::Counters {
+                    refused: refusals(),
+                    // The gate logs it; the web UI has no counter for it.
+                    panicked: Arc::new(|| {}),
+                };
+                gate::serve_opening(
                     listener,
-                    limit,
-                    "http",
-                    move |s| serve_connection(s, app.as_ref(), &hosts),
-                    refuse_busy,
+                    settings,
+                    opening,
+                    move |s, ticket| serve_connection(s, &ticket, app.as_ref(), &hosts),
+                    counters,
                 )
             })
             .map(|_| ())
             .map_err(|e| Error::io("starting the web UI thread", e))
     }
+}
+
+/// Connections the web UI refused or evicted (one UI per process).
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts each refusal for `/metrics` and logs them at most once a minute:
+/// one line per refused connection made 10,834 lines in 35 s under a
+/// slow-loris (issue 22 item 1).
+fn refusals() -> Box<dyn Fn()> {
+    let log = std::cell::RefCell::new(admission::RefusalLog::default());
+    Box::new(move || {
+        REFUSED.fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = log.borrow_mut().note(Instant::now()) {
+            warn!(
+                "web UI: {n} connection{} refused or closed since the last such line: too many \
+                 at once, or too slow to send a request (at most one line a minute; every one is \
+                 counted in /metrics)",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    })
 }
 
 fn refuse_busy(stream: TcpStream) {
@@ -132,8 +167,10 @@ fn refuse_busy(stream: TcpStream) {
     .write_to(&mut &stream, false);
 }
 
-/// One request, one response, then close.
-fn serve_connection(stream: TcpStream, app: &dyn App, hosts: &[String]) {
+/// One request, one response, then close. The gate hands the connection
+/// over once its head has arrived (or the start deadline passed).
+fn serve_connection(stream: TcpStream, ticket: &Ticket, app: &dyn App, hosts: &[String]) {
+    ticket.busy();
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(http::HEAD_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -141,7 +178,7 @@ fn serve_connection(stream: TcpStream, app: &dyn App, hosts: &[String]) {
         return;
     };
     let mut reader = BufReader::with_capacity(64 << 10, read_half);
-    let deadline = Instant::now() + http::HEAD_TIMEOUT;
+    let deadline = ticket.deadline();
     let head = match http::read_head(&mut reader, deadline)
         .and_then(|raw| raw.map(|r| http::parse_head(&r)).transpose())
     {
@@ -423,8 +460,14 @@ pub fn render(page: &Page<'_>) -> String {
     )
 }
 
-/// `200` with a `/metrics` page in the Prometheus text format.
-pub fn metrics_response(text: String) -> Response {
+/// `200` with a `/metrics` page in the Prometheus text format: `text`,
+/// the app's own, then the web UI's.
+pub fn metrics_response(mut text: String) -> Response {
+    text.push_str(&crate::metrics::render(&[crate::metrics::Sample::counter(
+        "web_connections_refused_total",
+        "Web UI connections refused or closed unserved (too many at once, or too slow to send a request).",
+        REFUSED.load(Ordering::Relaxed),
+    )]));
     Response::new(
         200,
         crate::metrics::CONTENT_TYPE,
