@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use p2pshare::secure::channel::Initiator;
 use p2pshare::secure::{seal, Keys};
+use p2pshare::wire::datagram::Datagram;
 use p2pshare::wire::frame::write_header;
 use p2pshare::wire::message::ty;
 use p2pshare::wire::tracker_datagram::{Reply, Request};
@@ -254,9 +255,10 @@ fn announces_without_the_secret_get_no_answer() {
     };
     assert_eq!(answered(&connect, &mut buf), None, "plain CONNECT answered");
     let mut sealed = Vec::new();
+    let (to, from) = (seal::Purpose::ToTracker, seal::Purpose::FromTracker);
     Keys::derive(&[b'x'; 64])
-        .sealer()
-        .seal(&connect, &mut sealed);
+        .sealer(to)
+        .seal(to, &connect, &mut sealed);
     assert_eq!(
         answered(&sealed, &mut buf),
         None,
@@ -265,12 +267,13 @@ fn announces_without_the_secret_get_no_answer() {
 
     // With the secret, the same CONNECT is answered, sealed.
     let keys = Keys::derive(S1.as_bytes());
-    keys.sealer().seal(&connect, &mut sealed);
+    keys.sealer(to).seal(to, &connect, &mut sealed);
     let n = answered(&sealed, &mut buf).expect("a sealed CONNECT is answered");
     assert!(n <= sealed.len(), "never larger than the request");
     let mut opened = Vec::new();
-    keys.sealer()
+    keys.sealer(from)
         .open(
+            from,
             &buf[..n],
             &mut seal::ReplayGuard::new(),
             seal::unix_ms(),
@@ -479,7 +482,8 @@ fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
     let mut connect = Vec::new();
     Request::Connect { tx: 5 }.encode(&mut connect);
     let mut captured = Vec::new();
-    keys.sealer().seal(&connect, &mut captured);
+    let to = seal::Purpose::ToTracker;
+    keys.sealer(to).seal(to, &connect, &mut captured);
     assert!(answered(&captured), "the original is answered");
 
     tracker.restart();
@@ -488,7 +492,7 @@ fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
         "the replay after the restart is answered"
     );
     let mut fresh = Vec::new();
-    keys.sealer().seal(&connect, &mut fresh);
+    keys.sealer(to).seal(to, &connect, &mut fresh);
     assert!(answered(&fresh), "a fresh CONNECT is answered");
     assert!(
         tracker.logs().contains("BeforeStart"),
@@ -550,4 +554,96 @@ fn message_1_with_a_large_surplus_leaves_the_tracker_serving() {
         "{page}"
     );
     assert!(!tracker.logs().contains("panicked"), "{}", tracker.logs());
+}
+
+/// Issue 22 item 13: a sealed HELLO from D, captured and replayed from
+/// another address to A and B, made both log `neighbour D at <attacker's
+/// address> is up` and answer. Now a HELLO teaches a neighbour only when
+/// it echoes a challenge sent to its address: the replay gets at most a
+/// challenge back, sealed, that the attacker cannot answer.
+#[test]
+fn a_captured_hello_replayed_to_other_peers_is_ignored() {
+    let dir = temp_dir();
+    let s = secret_file(dir.path(), "s", S5, 0o600);
+    let s = s.to_str().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let keys = Keys::derive(S5.as_bytes());
+    let search = seal::Purpose::Search;
+
+    // The capture point: D's configured neighbour, which D greets at start.
+    let trap = UdpSocket::bind("127.0.0.1:0").unwrap();
+    trap.set_read_timeout(Some(WAIT)).unwrap();
+    let trap_addr = trap.local_addr().unwrap().to_string();
+    let serve = |id: &str, extra: &[&str]| {
+        let (port, pdir) = (free_port().to_string(), dir.path().join(id));
+        let mut args = vec![
+            id,
+            &port,
+            &dead,
+            "--dir",
+            pdir.to_str().unwrap(),
+            "--serve",
+            "--secret-file",
+            s,
+        ];
+        args.extend_from_slice(extra);
+        let p = PeerProc::spawn_logged_at(&args, &dir.path().join(format!("{id}.log")), "debug");
+        wait_until(WAIT, "the peer to start", || {
+            p.logs().contains(&format!("peer {id} listening on"))
+        });
+        (p, port)
+    };
+    // A and B run before D's HELLO is made (one stamped before a peer
+    // started is refused anyway: issue 22 item 5).
+    let others = [serve("A", &[]), serve("B", &[])];
+    let (_d, _) = serve("D", &["--neighbor", &trap_addr]);
+    let mut buf = [0u8; 2048];
+    let (n, _) = trap.recv_from(&mut buf).expect("D's HELLO");
+    let captured = buf[..n].to_vec();
+    let mut opened = Vec::new();
+    keys.sealer(search)
+        .open_into(search, &captured, &mut opened)
+        .expect("sealed for search");
+    let Datagram::Hello {
+        peer_id,
+        challenge: d_challenge,
+        ..
+    } = Datagram::decode(&opened).unwrap()
+    else {
+        panic!("not a HELLO: {opened:?}");
+    };
+    assert_eq!(peer_id, "D");
+
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker.set_read_timeout(Some(WAIT)).unwrap();
+    for (id, (peer, port)) in ["A", "B"].into_iter().zip(&others) {
+        attacker
+            .send_to(&captured, format!("127.0.0.1:{port}"))
+            .unwrap();
+        // Its answer, if any, is a challenge of its own: it has not taken
+        // the attacker's address for D's.
+        let (n, _) = attacker.recv_from(&mut buf).expect("a challenge back");
+        keys.sealer(search)
+            .open_into(search, &buf[..n], &mut opened)
+            .unwrap();
+        let Datagram::Hello {
+            want_reply,
+            challenge,
+            echo,
+            ..
+        } = Datagram::decode(&opened).unwrap()
+        else {
+            panic!("not a HELLO: {opened:?}");
+        };
+        assert!(!want_reply && challenge != 0 && echo == d_challenge);
+        wait_until(WAIT, "the peer to log the HELLO", || {
+            peer.logs()
+                .contains("not echoing our challenge: not learnt")
+        });
+        assert!(
+            !peer.logs().contains("neighbour D at"),
+            "{id} learnt D from a replay:\n{}",
+            peer.logs()
+        );
+    }
 }

@@ -30,10 +30,11 @@ pub const HOW_TO_MAKE: &str = "make one with: openssl rand -hex 32 > FILE; chmod
 pub const MAX_SECRET_BYTES: usize = 4096;
 
 /// Keys derived from the swarm secret, one per use, so no key serves two
-/// constructions.
+/// constructions, nor two kinds of datagram.
 pub struct Keys {
     psk: [u8; 32],
-    udp: seal::Sealer,
+    tracker: seal::Sealer,
+    search: seal::Sealer,
 }
 
 impl Keys {
@@ -41,15 +42,16 @@ impl Keys {
     /// label per key.
     pub fn derive(secret: &[u8]) -> Keys {
         let hk = Hkdf::<Sha256>::new(Some(b"p2pshare swarm secret v1"), secret);
-        let mut psk = [0u8; 32];
-        let mut udp = [0u8; 32];
         // 32 bytes is far below HKDF-SHA256's 8160-byte limit: cannot fail.
-        hk.expand(b"tcp noise psk", &mut psk).expect("32-byte okm");
-        hk.expand(b"udp datagram key", &mut udp)
-            .expect("32-byte okm");
+        let key = |info: &[u8]| {
+            let mut k = [0u8; 32];
+            hk.expand(info, &mut k).expect("32-byte okm");
+            k
+        };
         Keys {
-            psk,
-            udp: seal::Sealer::new(&udp),
+            psk: key(b"tcp noise psk"),
+            tracker: seal::Sealer::new(&key(b"udp tracker datagram key")),
+            search: seal::Sealer::new(&key(b"udp search datagram key")),
         }
     }
 
@@ -57,8 +59,12 @@ impl Keys {
         &self.psk
     }
 
-    pub fn sealer(&self) -> &seal::Sealer {
-        &self.udp
+    /// The key that seals and opens datagrams for `purpose`.
+    pub fn sealer(&self, purpose: seal::Purpose) -> &seal::Sealer {
+        match purpose {
+            seal::Purpose::ToTracker | seal::Purpose::FromTracker => &self.tracker,
+            seal::Purpose::Search => &self.search,
+        }
     }
 }
 
@@ -213,13 +219,17 @@ pub fn datagram_overhead() -> usize {
     swarm().map_or(0, |_| seal::OVERHEAD)
 }
 
-/// What to send for `datagram`: itself in an open swarm, sealed (into
-/// `scratch`) under a secret.
-pub fn outgoing<'a>(datagram: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+/// What to send for `datagram`: itself in an open swarm, sealed for
+/// `purpose` (into `scratch`) under a secret.
+pub fn outgoing<'a>(
+    purpose: seal::Purpose,
+    datagram: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> &'a [u8] {
     match swarm() {
         None => datagram,
         Some(keys) => {
-            keys.sealer().seal(datagram, scratch);
+            keys.sealer(purpose).seal(purpose, datagram, scratch);
             scratch
         }
     }
@@ -227,8 +237,9 @@ pub fn outgoing<'a>(datagram: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
 
 /// The datagram inside what arrived: itself in an open swarm; under a
 /// secret, opened into `scratch`, or `None` (drop it, answer nothing) when
-/// it is not sealed with our secret, is stale or a replay.
+/// it is not sealed with our secret for `purpose`, is stale or a replay.
 pub fn incoming<'a>(
+    purpose: seal::Purpose,
     received: &'a [u8],
     guard: &mut seal::ReplayGuard,
     scratch: &'a mut Vec<u8>,
@@ -237,8 +248,8 @@ pub fn incoming<'a>(
         return Some(received);
     };
     match keys
-        .sealer()
-        .open(received, guard, seal::unix_ms(), scratch)
+        .sealer(purpose)
+        .open(purpose, received, guard, seal::unix_ms(), scratch)
     {
         Ok(()) => Some(scratch),
         Err(why) => {
@@ -286,6 +297,14 @@ mod tests {
         let b = Keys::derive(&[2u8; 32]);
         assert_ne!(a.psk(), b.psk());
         assert_eq!(a.psk(), Keys::derive(&[1u8; 32]).psk());
+        // The search key does not open what the tracker key sealed.
+        let mut sealed = Vec::new();
+        let p = seal::Purpose::Search;
+        a.sealer(seal::Purpose::ToTracker)
+            .seal(p, b"x", &mut sealed);
+        assert!(a.sealer(p).open_into(p, &sealed, &mut Vec::new()).is_err());
+        a.sealer(p).seal(p, b"x", &mut sealed);
+        assert!(a.sealer(p).open_into(p, &sealed, &mut Vec::new()).is_ok());
     }
 
     #[test]
