@@ -9,7 +9,7 @@ BIN ?= $(eval BIN := $(call find_bin))$(BIN)
 find_bin = $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),$(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm simulate calibrate hosts many-peers web-loris fuzz flood soak clean
+.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers web-loris fuzz flood soak clean
 
 all: build
 
@@ -84,6 +84,8 @@ bench: examples
 # per announce and memory, for PEERS simulated peers; then opentracker
 # under the same load (installed with apt-get when run as root).
 #   make bench-tracker PEERS=100000 SECS=10   (those are the defaults)
+#   Then, on stderr, what a second tracker costs (memory, announce traffic);
+#   TRACKERS=1 skips it.
 bench-tracker: examples
 	BIN=$(BIN) tools/bench_tracker.sh
 
@@ -102,6 +104,14 @@ update-bench: build
 #   make swarm N=8 SIZE=128M LIMIT=10M   (those are the defaults)
 swarm: build
 	BIN=$(BIN) tools/swarm.sh
+
+# The swarm with two trackers, the first killed (SIGKILL) KILL_AT s after
+# the leechers start and never restarted; then a newcomer naming the dead
+# tracker first, and a tracker started empty on its port, timed until it
+# lists every holder. Ends with `failover ... ratio=... relearn_secs=...`.
+#   make failover N=16 SIZE=32M LIMIT=2M KILL_AT=5   (the defaults)
+failover: build
+	BIN=$(BIN) tools/failover.sh
 
 # The same swarm in simulated time (src/sim): one seeder, N leechers, every
 # upload capped at LIMIT, RTT between peers, CHURN the fraction of leechers

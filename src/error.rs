@@ -40,6 +40,9 @@ pub enum Error {
     /// The swarm secret kept us from talking to `who` (an address, or
     /// "the tracker at ADDR").
     Secret { who: String, problem: SecretProblem },
+    /// A handshake refused for its timestamp, on the server's side: the
+    /// client's clock (or ours) is off by more than the swarm allows.
+    Clock(String),
 }
 
 /// How a connection failed over the swarm secret (see docs/SECURITY.md).
@@ -49,6 +52,8 @@ pub enum SecretProblem {
     Mismatch,
     /// We have a secret and the other side runs an open swarm.
     TheyAreOpen,
+    /// The other side runs a closed swarm and we have no secret.
+    WeHaveNone,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -127,6 +132,14 @@ impl fmt::Display for Error {
             ),
             Error::Secret {
                 who,
+                problem: SecretProblem::WeHaveNone,
+            } => write!(
+                f,
+                "{who} runs a closed swarm and we have no secret: start with --secret-file and the swarm's secret file"
+            ),
+            Error::Clock(what) => write!(f, "{what}"),
+            Error::Secret {
+                who,
                 problem: SecretProblem::TheyAreOpen,
             } => write!(
                 f,
@@ -173,6 +186,7 @@ impl Error {
             Error::Protocol(_) | Error::FrameTooLarge { .. } => code::PROTOCOL,
             Error::Remote { code, .. } => *code,
             Error::Secret { .. } => code::SECRET,
+            Error::Clock(_) => code::STALE,
             _ => code::INTERNAL,
         }
     }

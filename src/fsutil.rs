@@ -288,6 +288,22 @@ pub fn free_space(path: &Path) -> std::io::Result<u64> {
     Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
+/// Whether a file is a hard link we refuse to share: one with more than
+/// one name whose owner is not this process's user. Someone who may write
+/// into `files/` but not read a file elsewhere could otherwise link it in
+/// and have us serve it; our own user's links are its own business.
+pub fn foreign_hard_link(links: u64, owner: u32, me: u32) -> bool {
+    links > 1 && owner != me
+}
+
+/// `foreign_hard_link` for a file's metadata, against our effective user.
+pub fn is_foreign_hard_link(meta: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no failure mode and touches no memory of ours.
+    let me = unsafe { libc::geteuid() };
+    meta.is_file() && foreign_hard_link(meta.nlink(), meta.uid(), me)
+}
+
 #[cfg(test)]
 mod replace_tests {
     use super::*;
@@ -323,6 +339,17 @@ mod replace_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_hard_link_owned_by_someone_else_is_refused() {
+        assert!(!foreign_hard_link(1, 1000, 1000), "a single name");
+        assert!(!foreign_hard_link(1, 0, 1000), "a single name, not ours");
+        assert!(!foreign_hard_link(3, 1000, 1000), "our own links");
+        assert!(
+            foreign_hard_link(2, 0, 1000),
+            "a second name of root's file"
+        );
+    }
 
     #[test]
     fn free_space_is_read_and_a_missing_path_is_an_error() {

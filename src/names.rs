@@ -5,8 +5,11 @@ use crate::error::{Error, Result};
 pub const MAX_NAME_BYTES: usize = 255;
 pub const MAX_PEER_ID_BYTES: usize = 64;
 
-/// A file name is a single plain path component: no separators, no `..`,
-/// no NUL or control characters, 1..=255 bytes.
+/// A file name is a single plain path component: 1..=255 bytes, not `.`
+/// nor `..`, no `/` or `\\`, no NUL or control characters, no white space
+/// at either end. Two dots inside a name (`a..b.txt`) are fine: only a
+/// whole `..` component climbs out of a folder. The README lists the same
+/// rules in users' words.
 pub fn check_file_name(name: &str) -> Result<()> {
     let bad = |reason| {
         Err(Error::BadName {
@@ -23,11 +26,8 @@ pub fn check_file_name(name: &str) -> Result<()> {
     if name.contains('/') || name.contains('\\') {
         return bad("a file name cannot contain '/' or '\\'");
     }
-    if name.contains("..") {
-        return bad("a file name cannot contain '..'");
-    }
-    if name == "." {
-        return bad("'.' is not a file name");
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not file names");
     }
     if name.chars().any(|c| c.is_control()) {
         return bad("a file name cannot contain NUL or control characters");
@@ -38,7 +38,7 @@ pub fn check_file_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// A peer id: letters, digits, `-` and `_`, 1..=64 bytes.
+/// A peer id: ASCII letters and digits, `-` and `_`, 1..=64 bytes.
 pub fn check_peer_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= MAX_PEER_ID_BYTES
@@ -50,7 +50,7 @@ pub fn check_peer_id(id: &str) -> Result<()> {
     } else {
         Err(Error::BadName {
             name: id.chars().take(80).collect(),
-            reason: "a peer id is 1 to 64 letters, digits, '-' or '_'",
+            reason: "a peer id is 1 to 64 ASCII letters (a-z, A-Z), digits (0-9), '-' or '_'",
         })
     }
 }
@@ -160,6 +160,9 @@ mod tests {
             assert!(check_file_name(n).is_ok(), "{n}");
         }
         assert!(check_file_name(&"x".repeat(255)).is_ok());
+        for n in ["a..b.txt", "..hidden", "ends..", "..."] {
+            assert!(check_file_name(n).is_ok(), "two dots inside: {n}");
+        }
     }
 
     #[test]
@@ -172,7 +175,6 @@ mod tests {
             "../etc/passwd",
             "a/b",
             "a\\b",
-            "a..b",
             "nul\0",
             "tab\t",
             "nl\n",

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod gate;
+pub mod once;
 
 use crate::error::{code, Error, Result, SecretProblem};
 use crate::secure::{self, channel};
@@ -289,6 +290,10 @@ impl Conn {
         let ty = put_error(&mut frame, code, &told);
         let _ = self.send_raw(ty, &frame);
         self.linger_close();
+        if code == code::STALE {
+            // Its clock (or ours): the server's log says so by name.
+            return Error::Clock(format!("{}: refused at the handshake: {told}", self.peer));
+        }
         Error::protocol(format!("{} refused at the handshake: {told}", self.peer))
     }
 
@@ -498,14 +503,15 @@ impl Conn {
 }
 
 /// An ERROR with code SECRET, from a server whose swarm has a secret that
-/// we (an open client) did not show: said as the mismatch it is.
+/// we (an open client) did not show: it needs one, which is not the same
+/// as having the wrong one.
 fn refusal(peer: SocketAddr, e: Error) -> Error {
     match e {
         Error::Remote {
             code: code::SECRET, ..
         } => Error::Secret {
             who: peer.to_string(),
-            problem: SecretProblem::Mismatch,
+            problem: SecretProblem::WeHaveNone,
         },
         other => other,
     }
@@ -803,7 +809,8 @@ mod tests {
         );
         assert_eq!(
             problem(handshake(Some([1; 32]), None)),
-            SecretProblem::Mismatch
+            SecretProblem::WeHaveNone,
+            "a closed server, an open client: told apart from a wrong secret"
         );
         assert_eq!(
             problem(handshake(None, Some([1; 32]))),

@@ -11,7 +11,7 @@
 //! (`O_EXCL`), under a folder it has just created itself.
 
 use crate::error::{Error, Result};
-use crate::fsutil::Stamp;
+use crate::fsutil::{is_foreign_hard_link, Stamp};
 use crate::manifest::{check_path, Entry, Manifest, MAX_DEPTH, MAX_ENTRIES};
 use crate::names::check_file_name;
 use crate::record::{hash_path, md5_of, FileRecord};
@@ -36,8 +36,12 @@ struct Found {
 /// Every folder and regular file under `root`, paths relative to it and
 /// sorted (so each folder comes before its content). Symlinks and other
 /// special files are left out. A name that is not UTF-8 or breaks the
-/// name rules is an error: the tree could not be rebuilt as it is.
-fn walk(root: &Path) -> Result<Vec<Found>> {
+/// name rules is an error naming its path: the tree could not be rebuilt
+/// as it is. A hard link owned by another user is left out as well
+/// (`fsutil::foreign_hard_link`). What is left out is logged only when
+/// `say` is set: the watcher fingerprints every folder twice a second,
+/// and the warning belongs to the listing that shares it, once.
+fn walk(root: &Path, say: bool) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), 0usize)];
     while let Some((rel, depth)) = stack.pop() {
@@ -56,7 +60,12 @@ fn walk(root: &Path) -> Result<Vec<Found>> {
                     dir.display()
                 ))
             })?;
-            check_file_name(&name)?;
+            check_file_name(&name).map_err(|e| {
+                Error::Usage(format!(
+                    "{}: {e}; rename it, or move it out of the folder",
+                    dir.join(&name).display()
+                ))
+            })?;
             let path = if rel.is_empty() {
                 name
             } else {
@@ -84,13 +93,20 @@ fn walk(root: &Path) -> Result<Vec<Found>> {
                     size: None,
                     mtime_ns,
                 });
+            } else if meta.is_file() && is_foreign_hard_link(&meta) {
+                if say {
+                    warn!(
+                        "{}: a hard link to a file of another user: left out",
+                        entry.path().display()
+                    );
+                }
             } else if meta.is_file() {
                 out.push(Found {
                     path,
                     size: Some(meta.len()),
                     mtime_ns,
                 });
-            } else {
+            } else if say {
                 warn!(
                     "{}: not a regular file nor a folder (a symlink?): left out",
                     entry.path().display()
@@ -116,7 +132,7 @@ fn walk(root: &Path) -> Result<Vec<Found>> {
 /// out, so moving the whole folder does not count as a change). None if
 /// it cannot be listed.
 pub fn fingerprint(root: &Path) -> Option<Stamp> {
-    let found = walk(root).ok()?;
+    let found = walk(root, false).ok()?;
     let mut h = Md5::new();
     let mut size = 0;
     for f in &found {
@@ -141,7 +157,7 @@ pub fn fingerprint(root: &Path) -> Option<Stamp> {
 /// Hashes the folder at `root` into the record of an item called `name`.
 pub fn record_of_folder(name: &str, root: &Path) -> Result<FileRecord> {
     check_file_name(name)?;
-    let found = walk(root)?;
+    let found = walk(root, true)?;
     let mut entries: Vec<Entry> = found
         .iter()
         .map(|f| match f.size {
@@ -318,7 +334,7 @@ impl Tree {
 /// and regular files, symlinks left out, every file read beneath `src`.
 /// On error what was copied is removed.
 pub fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
-    let found = walk(src)?;
+    let found = walk(src, true)?;
     let dir = open_dir(src)?;
     fs::create_dir(dest).map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
     let copied = (|| -> Result<()> {

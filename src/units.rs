@@ -99,6 +99,29 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// A rate limit as the user gave it (binary: `K`, `M`, `G` are KiB, MiB,
+/// GiB) and, beside it, in the MB/s every rate display uses, so the two
+/// never look alike with different meanings: `10 MiB/s (10.5 MB/s)`.
+pub fn limit_text(bytes_per_sec: u64) -> String {
+    let binary = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        .into_iter()
+        .find(|&(unit, _)| bytes_per_sec >= unit)
+        .map_or(format!("{bytes_per_sec} B/s"), |(unit, name)| {
+            let v = bytes_per_sec as f64 / unit as f64;
+            if v.fract() == 0.0 {
+                format!("{v:.0} {name}/s")
+            } else {
+                format!("{v:.1} {name}/s")
+            }
+        });
+    format!("{binary} ({:.1} MB/s)", bytes_per_sec as f64 / 1e6)
+}
+
+/// `n` and its noun, singular for 1: "1 more peer", "3 more peers".
+pub fn count_of(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +157,20 @@ mod tests {
     #[test]
     fn hex_digits() {
         assert_eq!(hex(&[0, 0xab, 0x0f]), "00ab0f");
+    }
+
+    #[test]
+    fn counts_take_the_singular_for_one() {
+        assert_eq!(count_of(1, "more peer", "more peers"), "1 more peer");
+        assert_eq!(count_of(0, "more peer", "more peers"), "0 more peers");
+        assert_eq!(count_of(950, "more row", "more rows"), "950 more rows");
+    }
+
+    #[test]
+    fn a_limit_shows_both_units() {
+        assert_eq!(limit_text(10 << 20), "10 MiB/s (10.5 MB/s)");
+        assert_eq!(limit_text(500 << 10), "500 KiB/s (0.5 MB/s)");
+        assert_eq!(limit_text(1536 << 20), "1.5 GiB/s (1610.6 MB/s)");
+        assert_eq!(limit_text(100), "100 B/s (0.0 MB/s)");
     }
 }

@@ -24,9 +24,18 @@ fn scrape(base: &str) -> String {
         // `name value` or `name{labels} value`; a label value may hold
         // spaces, the value never does.
         let (series, value) = line.rsplit_once(' ').expect("name value");
-        let name = series.split('{').next().unwrap();
-        assert!(name.starts_with("p2pshare_"), "{line}");
-        assert!(value.parse::<u64>().is_ok(), "{line}");
+        let sample = series.split('{').next().unwrap();
+        assert!(
+            sample.starts_with("p2pshare_") || sample == "process_start_time_seconds",
+            "{line}"
+        );
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        // A histogram's samples carry a suffix its TYPE line has not.
+        let name = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| sample.strip_suffix(s))
+            .filter(|base| page.contains(&format!("# TYPE {base} histogram")))
+            .unwrap_or(sample);
         assert!(
             page.contains(&format!("# TYPE {name} ")),
             "{name} has no TYPE"
@@ -52,6 +61,7 @@ fn promtool_check(page: &str) {
         .stderr(Stdio::piped())
         .spawn()
     else {
+        eprintln!("promtool check metrics skipped: no promtool (apt-get install prometheus)");
         return;
     };
     child
@@ -92,8 +102,16 @@ fn both_sides_count_a_transfer() {
         p2pshare::peer::tracker_client::list_files(&tracker.addr())
             .is_ok_and(|f| f.iter().any(|f| f.name == "m.bin" && f.holders > 0))
     });
+    // Its one tracker answers (the session said so, or a query did).
+    let up = format!(
+        "p2pshare_peer_tracker_up{{tracker=\"{}\"}} 1\n",
+        tracker.addr()
+    );
+    wait_until(WAIT, "A's tracker up in its metrics", || {
+        scrape(&base_a).contains(&up)
+    });
     let idle = scrape(&base_a);
-    assert_eq!(value(&idle, "peer_bytes_up_total"), 0);
+    assert_eq!(value(&idle, "peer_sent_bytes_total"), 0);
     assert_eq!(value(&idle, "peer_downloads_active"), 0);
 
     let (_b, base_b) = web_peer("B", &tracker, &dir_b, &["--get", "m.bin"]);
@@ -106,19 +124,35 @@ fn both_sides_count_a_transfer() {
     let size = size as u64;
     // Every byte came from A, the only holder; endgame duplicates may add
     // a little, never take away.
-    assert!(value(&a, "peer_bytes_up_total") >= size, "{a}");
-    assert!(value(&b, "peer_bytes_down_total") >= size, "{b}");
+    assert!(value(&a, "peer_sent_bytes_total") >= size, "{a}");
+    assert!(value(&b, "peer_received_bytes_total") >= size, "{b}");
     assert_eq!(
-        value(&b, "peer_bytes_up_total"),
-        value(&b, "peer_bytes_up_total")
+        value(&b, "peer_sent_bytes_total"),
+        value(&b, "peer_sent_bytes_total")
     );
-    assert_eq!(value(&a, "peer_bytes_down_total"), 0, "{a}");
+    assert_eq!(value(&a, "peer_received_bytes_total"), 0, "{a}");
     assert!(value(&b, "peer_pieces_verified_total") >= 1, "{b}");
     assert_eq!(value(&b, "peer_pieces_rejected_total"), 0, "{b}");
     assert_eq!(value(&b, "peer_peers_banned_total"), 0, "{b}");
     assert!(value(&a, "peer_connections_accepted_total") >= 1, "{a}");
     assert_eq!(value(&a, "peer_connections_refused_total"), 0, "{a}");
     assert_eq!(value(&b, "peer_downloads_active"), 0, "{b}");
+    assert_eq!(value(&b, "peer_download_duration_seconds_count"), 1, "{b}");
+    assert_eq!(value(&a, "peer_download_duration_seconds_count"), 0, "{a}");
+    for page in [&a, &b] {
+        let version = format!("build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(value(page, &version), 1, "{page}");
+        let started = page
+            .lines()
+            .find_map(|l| l.strip_prefix("process_start_time_seconds "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no process_start_time_seconds in\n{page}"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(started > 1.6e9 && started <= now, "{started}");
+    }
 
     // The tracker sees both peers, one file, and has counted their traffic.
     wait_until(WAIT, "both peers seeding at the tracker", || {

@@ -130,18 +130,30 @@ impl Drop for Swarm {
     }
 }
 
-/// Asserts an outsider's run failed with the mismatch line and learnt
-/// nothing of the swarm.
-fn refused(out: &Output, swarm: &Swarm, id: &str) {
+/// The line an outsider with another secret gets.
+fn mismatch(swarm: &Swarm) -> String {
+    format!(
+        "error: the tracker at {} refused us: the swarm secret does not match (check --secret-file)",
+        swarm.tracker.addr()
+    )
+}
+
+/// The line an outsider with no secret gets: told what it lacks.
+fn no_secret(swarm: &Swarm) -> String {
+    format!(
+        "error: the tracker at {} runs a closed swarm and we have no secret: start with --secret-file and the swarm's secret file",
+        swarm.tracker.addr()
+    )
+}
+
+/// Asserts an outsider's run failed with `line` and learnt nothing of the
+/// swarm.
+fn refused(out: &Output, swarm: &Swarm, id: &str, line: &str) {
     let (stdout, stderr) = text(out);
     assert_eq!(
         out.status.code(),
         Some(1),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    let line = format!(
-        "error: the tracker at {} refused us: the swarm secret does not match (check --secret-file)",
-        swarm.tracker.addr()
     );
     assert!(stderr.lines().any(|l| l == line), "{stderr}");
     assert!(
@@ -173,9 +185,9 @@ fn a_swarm_with_a_secret_works_and_outsiders_get_nothing() {
     let s2 = secret_file(swarm.dir.path(), "s2", S2, 0o600);
     let commands = format!("files\nwhohas {NAME}\nget {NAME}\n");
     let out = swarm.shell("C", &["--secret-file", s2.to_str().unwrap()], &commands);
-    refused(&out, &swarm, "C");
+    refused(&out, &swarm, "C", &mismatch(&swarm));
     let out = swarm.shell("D", &[], &commands);
-    refused(&out, &swarm, "D");
+    refused(&out, &swarm, "D", &no_secret(&swarm));
 }
 
 /// Reads what a server sends until it closes (or 5 s pass).

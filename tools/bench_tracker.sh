@@ -6,6 +6,8 @@
 # generator (examples/tracker_bench.rs) on core 1. Last lines, one per
 # tracker:
 #   tracker-bench tracker=<t> peers=<n> announces_per_s=<r> p50_ms=<x> p99_ms=<y> cpu_us_per_announce=<z> rss_mib=<m>
+# Before them, on stderr, the cost of a second tracker (TRACKERS=1: not
+# measured): see tools/bench_trackers_cost.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${PEERS:-100000}
@@ -13,6 +15,9 @@ SECS=${SECS:-10}
 # Requests outstanding at once (closed loop): enough to keep a one-core
 # tracker busy, few enough that its socket buffer never overflows.
 INFLIGHT=${INFLIGHT:-64}
+# TRACKERS=2 (the default) also measures what a second tracker costs
+# (tools/bench_trackers_cost.sh, on stderr); TRACKERS=1 skips it.
+TRACKERS=${TRACKERS:-2}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench-tracker.XXXXXX")
 . tools/lib.sh
 trap 'cleanup; rm -rf "$WORK"' EXIT
@@ -86,6 +91,11 @@ if command -v opentracker >/dev/null; then
   stop "$pid"
 else
   echo "opentracker is not installed, so it is left out: sudo apt-get install -y opentracker" >&2
+fi
+
+# ---- the cost of a second tracker (README, *Running several trackers*)
+if [ "$TRACKERS" = 2 ] && [ "$failed" -eq 0 ]; then
+  tools/bench_trackers_cost.sh "$PEERS" "$SECS" "$INFLIGHT" >&2 || failed=1
 fi
 
 echo >&2

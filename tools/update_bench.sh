@@ -95,6 +95,28 @@ trap 'exit 130' INT TERM
 elapsed() { awk -v a="$1" -v z="${2:-$EPOCHREALTIME}" 'BEGIN {printf "%.3f", z - a}'; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.2f MiB", b / 1048576}'; }
 pct() { awk -v b="$1" -v f="$F" 'BEGIN {printf "%.2f %%", 100 * b / f}'; }
+# cpu PID...: the CPU time (user + system, with reaped children) the
+# processes have used so far, in clock ticks. Both sides' CPU is printed:
+# on a machine with fewer cores than processes, it is what bounds the time.
+cpu() {
+  local t=0 pid
+  for pid in "$@"; do
+    # Fields 14-17 of /proc/PID/stat, counted after the ") " closing comm.
+    t=$((t + $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}' || echo 0)))
+  done
+  echo "$t"
+}
+secs_of_ticks() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'; }
+# The shell's reaped children, user + system, in clock ticks: `times` in
+# this shell (in a subshell it would count the subshell's children), then
+# read back.
+children_cpu() {
+  times > "$WORK/times"
+  tail -1 "$WORK/times" | awk -v hz="$(getconf CLK_TCK)" '{
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, /m|s/); t += a[1] * 60 + a[2] }
+    printf "%d", t * hz }'
+}
 
 # counters PORT: the peer's byte counters from its /metrics, as
 # "down up reused" (reused is "-" where the peer does not count it). A
@@ -104,9 +126,9 @@ counters() {
   local page
   page=$(exec 3<>"/dev/tcp/127.0.0.1/$1" &&
     printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 && cat <&3) || return 1
-  awk '$1 == "p2pshare_peer_bytes_down_total" {d = $2}
-       $1 == "p2pshare_peer_bytes_up_total" {u = $2}
-       $1 == "p2pshare_peer_bytes_reused_total" {r = $2}
+  awk '$1 == "p2pshare_peer_received_bytes_total" {d = $2}
+       $1 == "p2pshare_peer_sent_bytes_total" {u = $2}
+       $1 == "p2pshare_peer_reused_bytes_total" {r = $2}
        END {if (d == "" || u == "") exit 1; printf "%s %s %s\n", d, u, (r == "" ? "-" : r)}' <<< "$page"
 }
 
@@ -254,6 +276,7 @@ else
   t0=$EPOCHREALTIME
   apply_change "$WORK/O/files/$NAME"
 fi
+cpu0=$(cpu "${PIDS[@]}")
 
 # ---- until every follower holds version 2. A follower's time is when its
 # file's identity changed (the swap is atomic: the new file appears whole);
@@ -287,6 +310,7 @@ while :; do
 done
 
 # ---- the p2pshare figures
+p2p_cpu=$(( $(cpu "${PIDS[@]}") - cpu0 ))
 max_down=0
 for i in $(seq 1 "$N"); do
   read_counters "${HTTP[$((i - 1))]}"
@@ -300,7 +324,7 @@ read_counters "$ohttp"
 owner_sent=$((up - owner_up0))
 secs=$(for i in "${!REACHED[@]}"; do elapsed "$t0" "${REACHED[$i]}"; echo; done | sort -g | tail -1)
 echo "owner sent $(mib "$owner_sent") ($(pct "$owner_sent")); the change is $(mib "$CHANGED") ($(pct "$CHANGED"))"
-echo "p2pshare: all $N followers hold version 2 (md5 $v2_md5) after $secs s"
+echo "p2pshare: all $N followers hold version 2 (md5 $v2_md5) after $secs s, $(secs_of_ticks "$p2p_cpu") s of CPU in all (tracker, owner, followers; $(nproc) cores)"
 
 # The swarm is done: stopped, and its copies dropped unless kept, before
 # rsync's turn (a quiet machine for both, and half the disk).
@@ -336,6 +360,8 @@ for i in $(seq 1 "$N"); do
 done
 echo "rsync: $N clients at once from a daemon on 127.0.0.1:$rport"
 RSYNC=()
+children_cpu > "$WORK/cpu0"
+rsync_cpu0=$(( $(cat "$WORK/cpu0") + $(cpu "${PIDS[@]}") ))
 t0=$EPOCHREALTIME
 for i in $(seq 1 "$N"); do
   rsync --no-whole-file -a --stats "rsync://127.0.0.1:$rport/mod/$NAME" "$WORK/R$i/" \
@@ -345,6 +371,9 @@ done
 failed=0
 for i in $(seq 1 "$N"); do wait "${RSYNC[$((i - 1))]}" || failed=$i; done
 rsync_secs=$(elapsed "$t0")
+sleep 0.2   # the daemon reaps its per-client children, whose CPU it then counts
+children_cpu > "$WORK/cpu1"
+rsync_cpu=$(( $(cat "$WORK/cpu1") + $(cpu "${PIDS[@]}") - rsync_cpu0 ))
 if [ "$failed" -ne 0 ]; then
   echo "error: rsync client $failed failed; its output:" >&2
   tail -5 "$WORK/R$failed.log" >&2
@@ -359,7 +388,7 @@ for i in $(seq 1 "$N"); do
   [ -n "$b" ] || { echo "error: no 'Total bytes received' in rsync client $i's --stats" >&2; exit 1; }
   [ "$b" -le "$rsync_max" ] || rsync_max=$b
 done
-echo "rsync: all $N clients hold version 2 after $rsync_secs s; the most one received: $(mib "$rsync_max") ($(pct "$rsync_max"))"
+echo "rsync: all $N clients hold version 2 after $rsync_secs s, $(secs_of_ticks "$rsync_cpu") s of CPU in all (daemon, clients); the most one received: $(mib "$rsync_max") ($(pct "$rsync_max"))"
 
 # ---- targets, then the contract's line
 awk -v n="$N" -v f="$F" -v change="$CHANGE" -v secs="$secs" -v down="$max_down" -v sent="$owner_sent" \

@@ -54,7 +54,7 @@ fn main() {
     {
         let c = peer.config();
         say(format_args!(
-            "peer {} listening on {}; sharing {} from {}; tracker {}",
+            "peer {} listening on {}; sharing {} from {}; tracker{} {}",
             c.id,
             peer.listen_addr(),
             match peer.records().len() {
@@ -62,7 +62,8 @@ fn main() {
                 n => format!("{n} files"),
             },
             peer.files_dir().display(),
-            c.tracker
+            if c.more_trackers.is_empty() { "" } else { "s" },
+            c.trackers().join(", ")
         ));
         let _ = std::io::stdout().flush();
     }
@@ -76,6 +77,17 @@ fn main() {
             say(&line);
         }
         let _ = std::io::stdout().flush();
+    }
+    // What an earlier run left unfinished (a `--get` of it resumes now).
+    for p in peer.paused() {
+        if !peer.config().gets.contains(&p.name) {
+            say(p.line());
+        }
+    }
+    if let Err(e) = p2pshare::peer::health::start(&peer) {
+        say_err(format_args!(
+            "warning: cannot check the tracker at start: {e}"
+        ));
     }
     let on_signal = peer.clone();
     if let Err(e) = ctrlc::set_handler(move || {

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod reassembler;
 pub mod resume;
 pub mod reuse;
+pub mod room;
 pub mod worker;
 
 #[cfg(test)]
@@ -202,11 +203,35 @@ struct Running {
 }
 
 pub fn run(job: Job<'_>) -> Result<Outcome> {
+    // Copying local pieces can take seconds on a busy host; by then other
+    // peers updating have joined, and a download that went on with the
+    // holders learnt before would take every new piece from the owner
+    // (it sent 5.8 x the change in `make update-bench` under load). The
+    // first refresh is due as if counted from here.
+    let holders_at = Instant::now();
     let record = job.record.clone();
     std::fs::create_dir_all(job.partial_dir)
         .map_err(|e| Error::io(format!("creating {}", job.partial_dir.display()), e))?;
     let paths = resume::Paths::new(job.partial_dir, &record.name);
     let (file, mut on_disk) = resume::open(&paths, &record)?;
+    if let Err(e) = room::check(
+        job.partial_dir,
+        &record.name,
+        record.size,
+        &file,
+        resume::state_len(&record),
+    ) {
+        if on_disk.count() == 0 {
+            let _ = std::fs::remove_file(&paths.part);
+            resume::remove(&paths);
+        }
+        return Err(e);
+    }
+    // A state file of its final size from the start: a save on a disk
+    // that has filled since overwrites it in place.
+    if let Err(e) = resume::save(&paths, &record, &file, &on_disk) {
+        warn!("{e}");
+    }
     let state_file = file
         .try_clone()
         .map_err(|e| Error::io("duplicating a file handle", e))?;
@@ -265,12 +290,19 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
     if !shared.plan().is_complete() {
         coord.add_holders(job.holders.clone());
     }
-    let result = coord.watch();
+    let result = coord.watch(holders_at);
     // Over either way: stop the workers now, not when their last requests
     // come back, then keep what was verified.
     shared.stop.store(true, Ordering::Release);
     shared.notify();
     let sources = coord.join_all();
+    if log::log_enabled!(log::Level::Debug) {
+        let by: Vec<String> = sources
+            .iter()
+            .map(|s| format!("{}={}", s.peer_id, s.blocks))
+            .collect();
+        debug!("{}: blocks by holder: {}", record.name, by.join(" "));
+    }
     match result {
         Ok(()) => {
             let md5 = hasher
@@ -294,11 +326,54 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         Err(e) => {
             shared.reasm.stop();
             let _ = hasher.join();
-            if let Err(se) = resume::save(&paths, &record, &state_file, &shared.reasm.on_disk()) {
+            let on_disk = shared.reasm.on_disk();
+            let saved = resume::save(&paths, &record, &state_file, &on_disk);
+            if let Err(se) = &saved {
                 warn!("{se}");
             }
-            Err(e)
+            Err(what_was_kept(
+                e,
+                &record,
+                &paths,
+                record.blocks_in(&on_disk),
+                saved.is_ok(),
+            ))
         }
+    }
+}
+
+/// A failed download's error, ending with what became of its verified
+/// blocks, said only once that is known: kept with their state, or left
+/// in the partial file for the next `get` to check again.
+fn what_was_kept(
+    e: Error,
+    record: &FileRecord,
+    paths: &resume::Paths,
+    blocks: u64,
+    saved: bool,
+) -> Error {
+    let name = &record.name;
+    let kept = if saved {
+        format!("the {blocks} verified blocks are kept")
+    } else {
+        format!(
+            "its resume state could not be saved, so the next `get {name}` checks the {blocks} \
+             verified blocks in {} again",
+            paths.part.display()
+        )
+    };
+    match e {
+        Error::Local(m) if m.contains("No space left") || m.contains("os error 28") => {
+            Error::Local(format!(
+                "{m}: the disk is full; {kept}. Free some space (or give --dir a larger disk) \
+                 and run `get {name}` again"
+            ))
+        }
+        Error::Local(m) => {
+            Error::Local(format!("{m}; {kept}; fix that and run `get {name}` again"))
+        }
+        Error::NoSources(m) if !saved => Error::NoSources(format!("{m} ({kept})")),
+        other => other,
     }
 }
 
@@ -408,12 +483,14 @@ struct Clock {
 }
 
 impl Clock {
-    fn new(count: u32) -> Clock {
+    /// `holders_at`: when the holders the download starts with were
+    /// learnt.
+    fn new(count: u32, holders_at: Instant) -> Clock {
         let now = Instant::now();
         Clock {
             started: now,
             last_save: now,
-            last_refresh: now,
+            last_refresh: holders_at,
             refreshing: false,
             saved_count: count,
             progress: (count, now),
@@ -441,8 +518,8 @@ struct Coordinator<'j, 'a> {
 impl Coordinator<'_, '_> {
     /// Runs the download to its end: each turn checks whether it is over,
     /// asks for holders when due, handles one event, saves when due.
-    fn watch(&mut self) -> Result<()> {
-        let mut clock = Clock::new(self.shared.reasm.count());
+    fn watch(&mut self, holders_at: Instant) -> Result<()> {
+        let mut clock = Clock::new(self.shared.reasm.count(), holders_at);
         loop {
             if let Some(end) = self.ended(&mut clock) {
                 return end;
@@ -664,10 +741,8 @@ impl Coordinator<'_, '_> {
                 info!("holder {peer_id} dropped: {e}");
                 Ok(())
             }
-            Err(e) => Err(Error::Local(format!(
-                "{e}; the verified blocks are kept, fix that and run `get {}` again",
-                self.shared.record.name
-            ))),
+            // `run` says what became of the verified blocks.
+            Err(e) => Err(Error::Local(e.to_string())),
         }
     }
 

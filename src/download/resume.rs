@@ -2,6 +2,13 @@
 //! disk, and the partial file's size and mtime when that was true. Written
 //! atomically; on load, a partial file that changed since is re-verified
 //! piece by piece instead of being trusted.
+//!
+//! A full disk must not lose the work: the state is written once when the
+//! download opens (so a file of its final size exists), and a save that
+//! finds no room for a new copy overwrites that file in place (its size
+//! never changes for one record). A partial file with no state that can
+//! be read (the disk was full even for that, or the state was deleted) is
+//! rebuilt: every piece that holds data is verified again.
 
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
@@ -17,7 +24,26 @@ const MAGIC: &[u8; 9] = b"P2PSTATE1";
 pub fn save(paths: &Paths, record: &FileRecord, file: &File, on_disk: &Bitfield) -> Result<()> {
     let out = encode_state(record, Stamp::of_file(file), on_disk);
     write_atomically(&paths.state, &out)
+        .or_else(|e| overwrite_in_place(&paths.state, &out).map_err(|_| e))
         .map_err(|e| Error::io(format!("saving {}", paths.state.display()), e))
+}
+
+/// Writes `bytes` over the existing file at `path` when it is exactly as
+/// long: no new block is needed, so this works on a full disk. A torn
+/// write mixes two true states (pieces are only ever added, and the stamp
+/// leads), or is rejected on load.
+fn overwrite_in_place(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file = File::options().write(true).open(path)?;
+    if file.metadata()?.len() != bytes.len() as u64 {
+        return Err(std::io::ErrorKind::InvalidData.into());
+    }
+    file.write_all_at(bytes, 0)?;
+    file.sync_data()
+}
+
+/// The length of `record`'s state file, whatever it says.
+pub fn state_len(record: &FileRecord) -> u64 {
+    (MAGIC.len() + 16 + 8 + Stamp::LEN + 4) as u64 + u64::from(record.piece_count()).div_ceil(8)
 }
 
 /// The bytes of a state file: magic, the record's MD5 and size, the
@@ -65,6 +91,18 @@ pub fn state_md5(bytes: &[u8]) -> Option<crate::record::Md5Digest> {
     rest.get(..16)?.try_into().ok()
 }
 
+/// How far a state file says its download got, without its record:
+/// (verified pieces, pieces). For listing paused downloads; None for a
+/// damaged file.
+pub fn state_progress(bytes: &[u8]) -> Option<(u32, u32)> {
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let at = 16 + 8 + Stamp::LEN;
+    let pieces = u32::from_be_bytes(rest.get(at..at + 4)?.try_into().ok()?);
+    let map = rest.get(at + 4..at + 4 + (pieces as usize).div_ceil(8))?;
+    let have = Bitfield::from_bytes(pieces, map)?;
+    Some((have.count(), pieces))
+}
+
 /// Opens (or creates) the partial file and returns it with the pieces
 /// already verified in it.
 pub fn open(paths: &Paths, record: &FileRecord) -> Result<(File, Bitfield)> {
@@ -77,7 +115,7 @@ pub fn open(paths: &Paths, record: &FileRecord) -> Result<(File, Bitfield)> {
         .open(&paths.part)
         .map_err(|e| Error::io(ctx(), e))?;
     let pieces = record.piece_count();
-    let on_disk = match load(paths, record, &file) {
+    let on_disk = match load(paths, record, &file).or_else(|| rebuild(paths, record, &file)) {
         Some(b) => b,
         None => {
             // Fresh start: a sparse file of the final size. Truncated only
@@ -113,6 +151,57 @@ fn load(paths: &Paths, record: &FileRecord, file: &File) -> Option<Bitfield> {
         paths.part.display()
     );
     Some(reverify(record, file, &claimed))
+}
+
+/// The verified pieces of a partial file whose state is missing or
+/// unreadable: those with data on disk (holes are skipped, so a sparse
+/// 5 GiB file with 40 MB written reads 40 MB) whose bytes match their
+/// hash. None when the file is not of this record's size or holds no data.
+fn rebuild(paths: &Paths, record: &FileRecord, file: &File) -> Option<Bitfield> {
+    if file.metadata().ok()?.len() != record.size {
+        return None;
+    }
+    let candidates = pieces_with_data(record, file)?;
+    if candidates.count() == 0 {
+        return None;
+    }
+    let ok = reverify(record, file, &candidates);
+    warn!(
+        "{} had no usable state: rebuilt from its data, {} of {} pieces verified",
+        paths.part.display(),
+        ok.count(),
+        ok.len()
+    );
+    Some(ok)
+}
+
+/// The pieces of `file` that overlap a data extent (`SEEK_DATA` and
+/// `SEEK_HOLE`); None if the file system cannot say.
+fn pieces_with_data(record: &FileRecord, file: &File) -> Option<Bitfield> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let mut have = Bitfield::new(record.piece_count());
+    let piece = record.piece_size();
+    let mut at: libc::off_t = 0;
+    loop {
+        // SAFETY: lseek on a descriptor we own; it touches no memory.
+        let start = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+        if start < 0 {
+            // ENXIO: no data at or after `at`.
+            let e = std::io::Error::last_os_error();
+            return (e.raw_os_error() == Some(libc::ENXIO)).then_some(have);
+        }
+        // SAFETY: as above.
+        let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
+        if end <= start {
+            return None;
+        }
+        let (first, last) = (start as u64 / piece, (end as u64 - 1) / piece);
+        for p in first..=last.min(u64::from(record.piece_count()) - 1) {
+            have.set(p as u32);
+        }
+        at = end;
+    }
 }
 
 /// Keeps only the claimed pieces whose bytes on disk still match.
@@ -169,5 +258,78 @@ mod tests {
         let (_file, on_disk) = open(&paths, &record).unwrap();
         assert_eq!(on_disk.iter_ones().collect::<Vec<_>>(), vec![0]);
         assert_ne!(md5_of(&data), [0; 16]);
+    }
+
+    #[test]
+    fn a_partial_file_without_its_state_is_rebuilt_from_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3 * 1024 * 1024u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
+        let src = dir.path().join("src");
+        fs::write(&src, &data).unwrap();
+        let record = FileRecord::from_file("f", &src).unwrap();
+        assert!(record.piece_count() >= 3, "{}", record.piece_count());
+        let paths = Paths::new(dir.path(), "f");
+        let (file, _) = open(&paths, &record).unwrap();
+        // The first piece and the last, and a damaged start of a third.
+        let last = record.piece_count() - 1;
+        for p in [0, last] {
+            let (off, len) = (record.piece_offset(p), record.piece_len(p));
+            file.write_all_at(&data[off as usize..(off + len) as usize], off)
+                .unwrap();
+        }
+        file.write_all_at(&[1; 100], record.piece_offset(1))
+            .unwrap();
+        drop(file);
+        // No state at all (the disk was full for it).
+        let _ = fs::remove_file(&paths.state);
+        let (_, on_disk) = open(&paths, &record).unwrap();
+        assert_eq!(on_disk.iter_ones().collect::<Vec<_>>(), vec![0, last]);
+    }
+
+    #[test]
+    fn a_state_says_how_far_it_got_without_its_record() {
+        let record = FileRecord::from_bytes("f", &[7u8; 100_000]);
+        let mut have = Bitfield::new(record.piece_count());
+        have.set(0);
+        let out = encode_state(
+            &record,
+            Stamp {
+                size: 1,
+                mtime_ns: 2,
+            },
+            &have,
+        );
+        assert_eq!(state_progress(&out), Some((1, record.piece_count())));
+        assert_eq!(state_progress(&out[..out.len() - 1]), None);
+        assert_eq!(state_progress(b"nonsense"), None);
+    }
+
+    #[test]
+    fn the_state_length_is_known_before_it_is_written() {
+        let record = FileRecord::from_bytes("f", &[7u8; 100_000]);
+        let out = encode_state(
+            &record,
+            Stamp {
+                size: 1,
+                mtime_ns: 2,
+            },
+            &Bitfield::new(record.piece_count()),
+        );
+        assert_eq!(state_len(&record), out.len() as u64);
+    }
+
+    #[test]
+    fn a_save_with_no_room_for_a_copy_overwrites_the_state_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        fs::write(&path, b"old!").unwrap();
+        overwrite_in_place(&path, b"new!").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new!");
+        assert!(
+            overwrite_in_place(&path, b"longer").is_err(),
+            "only the same size"
+        );
     }
 }

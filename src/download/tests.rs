@@ -89,11 +89,11 @@ fn resumed_and_reused_pieces_make_the_whole_file_without_a_holder() {
     let page = crate::metrics::render(&metrics.samples(0));
     let reused = data.len() as u64 - 15 * BLOCK_SIZE as u64;
     assert_eq!(
-        crate::metrics::value_in(&page, "peer_bytes_reused_total"),
+        crate::metrics::value_in(&page, "peer_reused_bytes_total"),
         Some(reused)
     );
     assert_eq!(
-        crate::metrics::value_in(&page, "peer_bytes_down_total"),
+        crate::metrics::value_in(&page, "peer_received_bytes_total"),
         Some(0)
     );
 }

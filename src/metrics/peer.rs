@@ -3,11 +3,20 @@
 //! block server and the download workers bump them; `samples` reads them
 //! for `/metrics`.
 
-use super::Sample;
+use super::{unix_secs, Histogram, Sample};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::SystemTime;
 
-#[derive(Default, Debug)]
+/// The bounds of the download-duration histogram, in seconds: from a
+/// small file on a LAN to a large one over a slow link.
+pub const DOWNLOAD_SECS_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+#[derive(Debug)]
 pub struct PeerMetrics {
+    started: SystemTime,
+    download_secs: Histogram,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
     bytes_reused: AtomicU64,
@@ -18,6 +27,25 @@ pub struct PeerMetrics {
     connections_open: AtomicU64,
     connections_refused: AtomicU64,
     handler_panics: AtomicU64,
+}
+
+impl Default for PeerMetrics {
+    fn default() -> PeerMetrics {
+        PeerMetrics {
+            started: SystemTime::now(),
+            download_secs: Histogram::new(DOWNLOAD_SECS_BUCKETS),
+            bytes_up: AtomicU64::default(),
+            bytes_down: AtomicU64::default(),
+            bytes_reused: AtomicU64::default(),
+            pieces_verified: AtomicU64::default(),
+            pieces_rejected: AtomicU64::default(),
+            peers_banned: AtomicU64::default(),
+            connections_accepted: AtomicU64::default(),
+            connections_open: AtomicU64::default(),
+            connections_refused: AtomicU64::default(),
+            handler_panics: AtomicU64::default(),
+        }
+    }
 }
 
 /// Counts one block-server connection as open until dropped.
@@ -44,6 +72,11 @@ impl PeerMetrics {
     /// of fetching them.
     pub fn reused(&self, bytes: u64) {
         self.bytes_reused.fetch_add(bytes, Relaxed);
+    }
+
+    /// A `get` that ended with the file in `files/`, after `secs`.
+    pub fn downloaded(&self, secs: f64) {
+        self.download_secs.observe(secs);
     }
 
     /// Pieces that passed their hash and were written.
@@ -82,19 +115,20 @@ impl PeerMetrics {
     /// Every counter, with the downloads running now.
     pub fn samples(&self, downloads_active: usize) -> Vec<Sample> {
         let v = |a: &AtomicU64| a.load(Relaxed);
-        vec![
+        let mut out = Sample::process(unix_secs(self.started));
+        out.extend([
             Sample::counter(
-                "peer_bytes_up_total",
+                "peer_sent_bytes_total",
                 "Block bytes this peer sent to other peers.",
                 v(&self.bytes_up),
             ),
             Sample::counter(
-                "peer_bytes_down_total",
+                "peer_received_bytes_total",
                 "Block bytes this peer received from holders.",
                 v(&self.bytes_down),
             ),
             Sample::counter(
-                "peer_bytes_reused_total",
+                "peer_reused_bytes_total",
                 "Block bytes copied from local files instead of fetched.",
                 v(&self.bytes_reused),
             ),
@@ -138,7 +172,12 @@ impl PeerMetrics {
                 "Downloads in progress now.",
                 downloads_active as u64,
             ),
-        ]
+        ]);
+        out.extend(self.download_secs.samples(
+            "peer_download_duration_seconds",
+            "Time from `get` to the verified file in files/, per download that succeeded (lookups included).",
+        ));
+        out
     }
 }
 
@@ -159,12 +198,14 @@ mod tests {
         m.banned();
         m.refused();
         m.handler_panicked();
+        m.downloaded(1.5);
         let open = m.accepted();
         let page = render(&m.samples(2));
         for (name, want) in [
-            ("peer_bytes_up_total", 4106),
-            ("peer_bytes_down_total", 7),
-            ("peer_bytes_reused_total", 8192),
+            ("peer_sent_bytes_total", 4106),
+            ("peer_received_bytes_total", 7),
+            ("peer_reused_bytes_total", 8192),
+            ("peer_download_duration_seconds_count", 1),
             ("peer_pieces_verified_total", 3),
             ("peer_pieces_rejected_total", 1),
             ("peer_peers_banned_total", 1),

@@ -3,11 +3,13 @@
 //! leechers, files) and, per item, its version and who is on it, are read
 //! from the catalogue when scraped.
 
-use super::Sample;
+use super::{unix_secs, Sample};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::SystemTime;
 
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub struct TrackerMetrics {
+    started: SystemTime,
     announces: AtomicU64,
     announces_refused: AtomicU64,
     queries: AtomicU64,
@@ -15,6 +17,21 @@ pub struct TrackerMetrics {
     handler_panics: AtomicU64,
     datagrams: AtomicU64,
     dropped: AtomicU64,
+}
+
+impl Default for TrackerMetrics {
+    fn default() -> TrackerMetrics {
+        TrackerMetrics {
+            started: SystemTime::now(),
+            announces: AtomicU64::default(),
+            announces_refused: AtomicU64::default(),
+            queries: AtomicU64::default(),
+            connections_refused: AtomicU64::default(),
+            handler_panics: AtomicU64::default(),
+            datagrams: AtomicU64::default(),
+            dropped: AtomicU64::default(),
+        }
+    }
 }
 
 /// The swarm's size at the moment of a scrape.
@@ -120,7 +137,8 @@ impl TrackerMetrics {
     pub fn samples(&self, swarm: Swarm, items: &[Item]) -> Vec<Sample> {
         let v = |a: &AtomicU64| a.load(Relaxed);
         let n = |x: usize| x as u64;
-        let mut out = vec![
+        let mut out = Sample::process(unix_secs(self.started));
+        out.extend([
             Sample::gauge("tracker_peers", "Live peers.", n(swarm.peers)),
             Sample::gauge(
                 "tracker_seeders",
@@ -168,7 +186,7 @@ impl TrackerMetrics {
                 "Datagrams dropped unanswered (malformed, too long, not ours).",
                 v(&self.dropped),
             ),
-        ];
+        ]);
         out.extend(item_samples(items));
         out
     }
@@ -212,7 +230,11 @@ mod tests {
         ] {
             assert_eq!(value_in(&page, name), Some(want), "{name}");
         }
-        assert_eq!(page.matches("# TYPE").count(), 11);
+        assert_eq!(
+            page.matches("# TYPE").count(),
+            13,
+            "11 of its own, the process start and the build"
+        );
     }
 
     fn item(name: &str, version: u32, owner: &str, peers: [u32; 3]) -> Item {

@@ -12,14 +12,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub const USAGE: &str =
-    "usage: peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [--dir DIR] [--serve]
-            [--get FILE]... [--follow PATTERN]... [--upload-limit RATE] [--download-limit RATE]
+    "usage: peer <ID> <PORT> <TRACKER_HOST>[:<TRACKER_PORT>] [--tracker HOST[:PORT]]...
+            [--dir DIR] [--serve] [--get FILE]... [--follow PATTERN]...
+            [--upload-limit RATE] [--download-limit RATE]
             [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
             [--advertise HOST[:PORT]] [--http-bind ADDR] [--http-host NAME]...
             [--secret-file FILE]
 PATTERN: a glob on item names (* any run, ? one character, [a-z] a class;
   quote it: '*' follows everything); matching items are fetched and kept at
   their current version, and the patterns are kept in DIR/follow
+--tracker HOST[:PORT]: another tracker (port 8000 unless given); the peer
+  announces and publishes to every tracker and asks the first that answers
 RATE: bytes per second with an optional K, M or G suffix, binary and in any
   case: 500K = 500 KiB/s, 10M = 10m = 10MB = 10 MiB/s, 1G = 1 GiB/s
 --http PORT: the web UI and /metrics (0 picks a free port), on 127.0.0.1 unless
@@ -30,13 +33,17 @@ RATE: bytes per second with an optional K, M or G suffix, binary and in any
 
 /// Most `--neighbor`s: every query is sent to each of them.
 pub const MAX_NEIGHBORS: usize = 64;
+/// Most `--tracker`s: every announce goes to each of them.
+pub const MAX_TRACKERS: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub id: String,
     pub port: u16,
-    /// `host:port` of the tracker.
+    /// `host:port` of the tracker (the positional one).
     pub tracker: String,
+    /// `host:port` of each `--tracker`, beside `tracker`.
+    pub more_trackers: Vec<String>,
     pub dir: PathBuf,
     pub serve: bool,
     pub gets: Vec<String>,
@@ -60,6 +67,17 @@ impl Config {
     /// The web UI's settings, when `--http` asks for it.
     pub fn http_config(&self) -> Option<HttpConfig> {
         self.http.clone()
+    }
+
+    /// Every tracker, the positional one first, each once.
+    pub fn trackers(&self) -> Vec<String> {
+        let mut all = vec![self.tracker.clone()];
+        for t in &self.more_trackers {
+            if !all.contains(t) {
+                all.push(t.clone());
+            }
+        }
+        all
     }
 
     /// The port other peers should dial.
@@ -87,6 +105,7 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
         id: String::new(),
         port: 0,
         tracker: String::new(),
+        more_trackers: Vec::new(),
         dir: PathBuf::new(),
         serve: false,
         gets: Vec::new(),
@@ -132,6 +151,12 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
                 split_host_port(&n, None).map_err(usage)?;
                 cfg.neighbors.push(n);
             }
+            "--tracker" => {
+                let v = p.value()?;
+                let (host, tport) = split_host_port(&v, Some(())).map_err(usage)?;
+                let t = crate::net::join_host_port(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
+                cfg.more_trackers.push(t);
+            }
             "--ttl" => {
                 let v = p.value()?;
                 cfg.ttl = v
@@ -170,6 +195,12 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
         return Err(format!(
             "at most {MAX_NEIGHBORS} --neighbor (each query goes to every one), not {}",
             cfg.neighbors.len()
+        ));
+    }
+    if cfg.more_trackers.len() >= MAX_TRACKERS {
+        return Err(format!(
+            "at most {MAX_TRACKERS} trackers in all (each is told every announce), not {}",
+            cfg.more_trackers.len() + 1
         ));
     }
     check_peer_id(id).map_err(usage)?;
@@ -258,6 +289,32 @@ mod tests {
         assert_eq!(c.ttl, 4);
         assert_eq!(c.neighbors, vec!["10.0.0.2:9000"]);
         assert_eq!(c.http_config(), None);
+    }
+
+    #[test]
+    fn more_trackers_take_the_default_port_and_come_after_the_positional_one() {
+        let c = parse(args(
+            "A 9000 t1:7000 --tracker t2 --tracker=[::1]:7001 --tracker t1:7000",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.trackers(), ["t1:7000", "t2:8000", "[::1]:7001"]);
+        assert_eq!(
+            parse(args("A 9000 t")).unwrap().unwrap().trackers(),
+            ["t:8000"]
+        );
+        for bad in [
+            "A 9000 t --tracker",
+            "A 9000 t --tracker t2:0",
+            "A 9000 t --tracker :1",
+        ] {
+            assert!(parse(args(bad)).is_err(), "{bad}");
+        }
+        let many = (0..MAX_TRACKERS)
+            .map(|i| format!("--tracker t{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(parse(args(&format!("A 9000 t {many}"))).is_err());
     }
 
     #[test]

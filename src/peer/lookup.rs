@@ -4,7 +4,8 @@
 //! that follows is the same either way: all holders in parallel, every
 //! piece verified against the record.
 
-use super::{tracker_client, Peer};
+use super::trackers::Trackers;
+use super::Peer;
 use crate::download::Refresh;
 use crate::error::{Error, Result};
 use crate::net::{join_host_port, Conn};
@@ -27,7 +28,7 @@ enum How {
     /// The tracker knows the file. Its WHO_HAS answers; when it lists no
     /// usable holder, a search (if there are neighbours) makes up for it.
     Tracker {
-        tracker: String,
+        trackers: Arc<Trackers>,
         search: Option<Arc<Search>>,
         me: String,
         ttl: u8,
@@ -49,14 +50,14 @@ pub struct HolderList {
 /// The record of `name`, for a download: from the tracker, or, when it
 /// cannot be reached or does not know the file, from a search.
 pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
-    let tracker = &peer.config().tracker;
+    let trackers = peer.trackers();
     let search = peer.searcher();
     let ttl = peer.config().ttl;
-    match tracker_client::fetch_record(tracker, name) {
+    match trackers.fetch_record(name) {
         Ok(record) => Ok(Located {
             record: Arc::new(record),
             how: How::Tracker {
-                tracker: tracker.clone(),
+                trackers: trackers.clone(),
                 search,
                 me: peer.config().id.clone(),
                 ttl,
@@ -68,7 +69,7 @@ pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
             };
             info!("{name}: {e}; searching the neighbours");
             let answers = search.find(name, ttl);
-            let choice = choose_or_explain(&search, answers, name, ttl, tracker, e)?;
+            let choice = choose_or_explain(&search, answers, name, ttl, trackers, e)?;
             Ok(Located {
                 record: Arc::new(record_of(&choice, name)?),
                 how: How::Search {
@@ -96,19 +97,18 @@ impl Located {
                 Ok((holders, refresh))
             }
             How::Tracker {
-                tracker,
+                trackers,
                 search: None,
                 ..
             } => {
                 // Always this version's holders: a download never mixes
                 // versions, and finishes while the tracker keeps this one.
-                let holders = tracker_client::who_has(&tracker, &name, Some(&md5))?;
-                let refresh: Refresh =
-                    Arc::new(move || tracker_client::who_has(&tracker, &name, Some(&md5)));
+                let holders = trackers.who_has(&name, Some(&md5))?;
+                let refresh: Refresh = Arc::new(move || trackers.who_has(&name, Some(&md5)));
                 Ok((holders, refresh))
             }
             How::Tracker {
-                tracker,
+                trackers,
                 search: Some(search),
                 me,
                 ttl,
@@ -116,7 +116,7 @@ impl Located {
                 // Its holders may be out of the tracker's reach (or it out
                 // of ours) while neighbours know some.
                 let ask = move || -> Result<Vec<Holder>> {
-                    let holders = match tracker_client::who_has(&tracker, &name, Some(&md5)) {
+                    let holders = match trackers.who_has(&name, Some(&md5)) {
                         Ok(h) => h,
                         Err(e) if floodable(&e) => {
                             debug!("{name}: {e}; asking the neighbours");
@@ -137,11 +137,11 @@ impl Located {
 
 /// The holders of `name`, for `whohas`.
 pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
-    let tracker = &peer.config().tracker;
+    let trackers = peer.trackers();
     let search = peer.searcher();
-    match tracker_client::fetch_record(tracker, name) {
+    match trackers.fetch_record(name) {
         Ok(record) => {
-            let mut holders = match (tracker_client::who_has(tracker, name, None), &search) {
+            let mut holders = match (trackers.who_has(name, None), &search) {
                 (Ok(h), _) => h,
                 (Err(e), Some(_)) if floodable(&e) => Vec::new(),
                 (Err(e), _) => return Err(e),
@@ -163,7 +163,8 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
             };
             info!("{name}: {e}; searching the neighbours");
             let answers = search.find_all(name, peer.config().ttl);
-            let choice = choose_or_explain(&search, answers, name, peer.config().ttl, tracker, e)?;
+            let ttl = peer.config().ttl;
+            let choice = choose_or_explain(&search, answers, name, ttl, trackers, e)?;
             Ok(HolderList {
                 size: choice.size,
                 holders: choice.holders(),
@@ -190,12 +191,15 @@ fn choose_or_explain(
     answers: Vec<Answer>,
     name: &str,
     ttl: u8,
-    tracker: &str,
+    trackers: &Trackers,
     tracker_error: Error,
 ) -> Result<Choice> {
     let Some(choice) = choose(answers) else {
         let why = match tracker_error {
-            Error::NotFound(_) => format!("the tracker at {tracker} does not know it"),
+            Error::NotFound(_) => match trackers.addrs() {
+                [one] => format!("the tracker at {one} does not know it"),
+                all => format!("none of the trackers at {} knows it", all.join(", ")),
+            },
             other => other.to_string(),
         };
         return Err(Error::NotFound(format!(

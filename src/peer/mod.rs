@@ -6,15 +6,19 @@ pub mod bench;
 pub mod config;
 pub mod downloads;
 pub mod follow;
+pub mod health;
 pub mod lookup;
+pub mod paused;
 pub mod progress_view;
 pub mod publish;
+pub mod rotation;
 pub mod seeding;
 pub mod serve;
 pub mod server;
 pub mod shell;
 pub mod store;
 pub mod tracker_client;
+pub mod trackers;
 pub mod watch;
 pub mod watcher;
 
@@ -43,6 +47,7 @@ use std::time::{Duration, Instant};
 pub use store::SharedFile;
 use store::Store;
 use tracker_client::Session;
+use trackers::Trackers;
 
 /// How the block server admits connections (`net::admission`): threads
 /// for at most 64 active connections, 512 more waiting for their first
@@ -63,6 +68,9 @@ pub struct Peer {
     upload: Option<Arc<RateLimiter>>,
     download: Option<Arc<RateLimiter>>,
     session: Session,
+    /// Where the tracker sessions talk and queries go, and how each
+    /// tracker fares.
+    trackers: Arc<Trackers>,
     /// Set on shutdown: every running download stops and keeps its state.
     cancel: Arc<AtomicBool>,
     active: Mutex<HashMap<String, Arc<Progress>>>,
@@ -155,10 +163,11 @@ impl Peer {
         // are numbered from the peer's own records, not each after a
         // connect timeout (they are published when the tracker answers).
         let reachable = std::cell::Cell::new(true);
+        let trackers = Arc::new(Trackers::new(config.trackers()));
         let found = store.scan(&|r, previous| {
             let swarm = reachable
                 .get()
-                .then(|| swarm_record(&config, &r.name, &reachable))
+                .then(|| swarm_record(&trackers, &r.name, &reachable))
                 .flatten();
             publish::assign(r, swarm.as_ref(), previous, &config.id)
         })?;
@@ -183,13 +192,14 @@ impl Peer {
             }
             Err(e) => return Err(e),
         };
-        let (session, commands) = Session::new();
+        let (session, commands) = Session::new(trackers.addrs().len());
         let cancel = Arc::new(AtomicBool::new(false));
         let peer = Arc::new(Peer {
             upload: config.upload_limit.map(|r| Arc::new(RateLimiter::new(r))),
             download: config.download_limit.map(|r| Arc::new(RateLimiter::new(r))),
             store,
             session,
+            trackers,
             downloads: downloads::Downloads::new(cancel.clone()),
             following,
             cancel,
@@ -227,10 +237,12 @@ impl Peer {
         })?;
         let watch_peer = peer.clone();
         spawn("watch", move || watcher::run(watch_peer))?;
-        let session_peer = peer.clone();
-        spawn("tracker-session", move || {
-            tracker_client::run(session_peer, commands)
-        })?;
+        for (index, commands) in commands.into_iter().enumerate() {
+            let session_peer = peer.clone();
+            spawn("tracker-session", move || {
+                tracker_client::run(session_peer, index, commands)
+            })?;
+        }
         let follow_peer = peer.clone();
         spawn("follow", move || follow::run(follow_peer, follow_events))?;
         if let Some(search) = &peer.search {
@@ -285,13 +297,13 @@ impl Peer {
 
     /// Sends `record` to the tracker (NEW_FILE) as this peer.
     fn publish_record(&self, record: &FileRecord) -> Result<()> {
-        tracker_client::publish(&self.config.tracker, &self.config.id, record)
+        self.trackers.publish(&self.config.id, record)
     }
 
     /// The version this peer publishes for a freshly hashed item
     /// (`publish::assign`).
     fn versioned(&self, hashed: FileRecord, previous: Option<&FileRecord>) -> FileRecord {
-        assign_version(&self.config, hashed, previous)
+        assign_version(&self.trackers, &self.config.id, hashed, previous)
     }
 
     /// Holds `swapping` (see the field).
@@ -331,7 +343,9 @@ impl Peer {
 
     /// The `/metrics` page.
     pub fn metrics_text(&self) -> String {
-        crate::metrics::render(&self.metrics.samples(self.lock_active().len()))
+        let mut samples = self.metrics.samples(self.lock_active().len());
+        samples.extend(self.trackers.samples(Instant::now()));
+        crate::metrics::render(&samples)
     }
 
     /// The background downloads (`downloads::get` starts one).
@@ -344,14 +358,19 @@ impl Peer {
         &self.following
     }
 
-    /// Whether the tracker answered the session's last exchange.
+    /// Whether a tracker answered its last exchange.
     pub fn is_connected(&self) -> bool {
-        self.session.connected.load(Ordering::Acquire)
+        self.trackers.any_answering()
     }
 
-    /// Every file the tracker knows of (a TCP query).
+    /// The trackers, and how each fares.
+    pub fn trackers(&self) -> &Arc<Trackers> {
+        &self.trackers
+    }
+
+    /// Every file the first tracker that answers knows of (a TCP query).
     pub fn swarm_files(&self) -> Result<Vec<FileSummary>> {
-        tracker_client::list_files(&self.config.tracker)
+        self.trackers.list_files()
     }
 
     /// Whether `shutdown` has begun: downloads stop and keep their state.
@@ -401,7 +420,15 @@ impl Peer {
                     tries += 1;
                     info!("{name}: a new version appeared while it downloaded; fetching that");
                 }
-                other => return other,
+                other => {
+                    // A file already held fetched nothing: not a download.
+                    if let Ok(report) = other.as_ref() {
+                        if report.secs > 0.0 {
+                            self.metrics.downloaded(report.secs);
+                        }
+                    }
+                    return other;
+                }
             }
         }
     }
@@ -482,7 +509,9 @@ impl Peer {
             return false;
         };
         let moved_on = || {
-            tracker_client::fetch_record(&self.config.tracker, name).is_ok_and(|r| r.md5 != partial)
+            self.trackers
+                .fetch_record(name)
+                .is_ok_and(|r| r.md5 != partial)
         };
         if !matches!(e, Error::NoSources(_)) {
             return moved_on();
@@ -788,7 +817,7 @@ impl Peer {
         self.refuse_if_followed(name, "share")?;
         let record = Arc::new(self.versioned(hashed, self.store.last_record(name).as_ref()));
         let note = match self.session.new_file_wait(
-            &self.config.tracker,
+            &self.trackers,
             &self.config.id,
             record.clone(),
             Duration::from_secs(10),
@@ -965,14 +994,14 @@ impl Peer {
             .prepare(name, &|r, previous| self.versioned(r, previous))?;
         let record = found.record.clone();
         if self.follows(name) {
-            let swarm = tracker_client::fetch_record(&self.config.tracker, name).ok();
+            let swarm = self.trackers.fetch_record(name).ok();
             if !swarm.as_ref().is_some_and(|r| r.same_content(&record)) {
                 drop(found);
                 return Err(self.keep_local_edit(name, swarm.is_some()));
             }
         }
         match self.session.new_file_wait(
-            &self.config.tracker,
+            &self.trackers,
             &self.config.id,
             record.clone(),
             Duration::from_secs(10),
@@ -997,6 +1026,21 @@ impl Peer {
     }
 
     /// Downloads in progress, for `status`.
+    /// Downloads an earlier run left unfinished, with verified pieces on
+    /// disk, that are neither running nor waiting their turn now.
+    pub fn paused(&self) -> Vec<paused::Paused> {
+        let busy: Vec<String> = self
+            .active()
+            .iter()
+            .map(|p| p.name.clone())
+            .chain(self.downloads.waiting().into_iter().map(|(n, _)| n))
+            .collect();
+        paused::list(&self.partial_dir())
+            .into_iter()
+            .filter(|p| !busy.contains(&p.name))
+            .collect()
+    }
+
     pub fn active(&self) -> Vec<Arc<Progress>> {
         let mut v: Vec<_> = self.lock_active().values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1058,10 +1102,11 @@ fn kept_line(p: &Progress) -> String {
         crate::units::fraction(done, p.total_blocks),
         done >= p.total_blocks,
     );
-    format!(
-        "{}: {pct:.1} % verified and kept; run `get {}` to resume",
-        p.name, p.name
-    )
+    paused::Paused {
+        name: p.name.clone(),
+        percent: pct,
+    }
+    .line()
 }
 
 /// A verified copy in a partial directory, with the record it matches.
@@ -1167,22 +1212,23 @@ fn empty_download(partial_dir: &Path, record: &FileRecord) -> Result<download::O
 /// tracker (none when it cannot be reached: the peer's own last record
 /// still keeps versions going up).
 fn assign_version(
-    config: &Config,
+    trackers: &Trackers,
+    me: &str,
     hashed: FileRecord,
     previous: Option<&FileRecord>,
 ) -> FileRecord {
-    let swarm = swarm_record(config, &hashed.name, &std::cell::Cell::new(true));
-    publish::assign(hashed, swarm.as_ref(), previous, &config.id)
+    let swarm = swarm_record(trackers, &hashed.name, &std::cell::Cell::new(true));
+    publish::assign(hashed, swarm.as_ref(), previous, me)
 }
 
-/// The tracker's record of `name`, if it has one; `reachable` goes false
-/// when the tracker could not be reached at all.
+/// The trackers' record of `name`, if one has it; `reachable` goes false
+/// when no tracker could be reached at all.
 fn swarm_record(
-    config: &Config,
+    trackers: &Trackers,
     name: &str,
     reachable: &std::cell::Cell<bool>,
 ) -> Option<FileRecord> {
-    match tracker_client::fetch_record(&config.tracker, name) {
+    match trackers.fetch_record(name) {
         Ok(r) => Some(r),
         // `tracker_client` says NoSources for a tracker it cannot reach.
         Err(Error::NoSources(_) | Error::Net { .. } | Error::Timeout(_) | Error::Secret { .. }) => {
@@ -1208,7 +1254,10 @@ fn lock_dir(config: &Config) -> Result<DirLock> {
             pid.map_or("another process".to_string(), |p| format!("pid {p}")),
             config.dir.display()
         )),
-        LockError::Io(e) => Error::io(format!("locking {}", path.display()), e),
+        LockError::Io(e) => Error::Local(store::dir_advice(
+            &format!("cannot lock {}", path.display()),
+            &e,
+        )),
     })
 }
 

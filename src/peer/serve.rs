@@ -351,12 +351,15 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
     if (waiting >= want.div_ceil(2) && !stale) || o.told.is_full() {
         return none();
     }
-    let new = if stale && s.fresh() == 0 {
+    let new = if stale && (s.fresh() == 0 || s.new_pieces_fresh()) {
         // It has what it was offered, from others, and waits for pieces
         // that perhaps only we still hold (their holders left, under
         // churn): one more piece per STALE_OFFERS could take minutes to
         // reach them. It is told everything, and asks us only for what no
-        // connected leecher has (`plan::claim`).
+        // connected leecher has (`plan::claim`). So is a peer updating
+        // that asks for none of the new pieces offered: it holds them
+        // already, found shifted in its old copy (an insertion makes
+        // every piece after it new by its hash), and needs others.
         let all = Bitfield::full(record.piece_count());
         let rest = all.minus(&o.told);
         o.told = all;

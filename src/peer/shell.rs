@@ -2,6 +2,8 @@
 
 use super::downloads::{self, Origin, Ticket};
 use super::progress_view::{status_line, LiveBar, View};
+use super::rotation::Health;
+use super::trackers::Trackers;
 use super::{bench, Peer};
 use crate::console::{say, say_err, say_partial, Console};
 use crate::error::{Error, Result};
@@ -12,6 +14,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 pub const HELP: &str = "commands:
   get <file>              download a file into files/, verify it, share it
@@ -286,7 +289,6 @@ fn prompt_status(peer: &Peer) -> String {
 /// Runs one command; returns what it prints.
 fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
     let mut out = String::new();
-    let tracker = &peer.config().tracker;
     match cmd {
         Command::Help => out.push_str(HELP),
         Command::Get(name) => {
@@ -326,7 +328,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             }
         }
         Command::Files => {
-            let files = super::tracker_client::list_files(tracker)?;
+            let files = peer.swarm_files()?;
             if files.is_empty() {
                 out.push_str("no files in the swarm");
             }
@@ -425,7 +427,8 @@ fn status(peer: &Peer) -> String {
     let mut out = String::new();
     let active = peer.active();
     let waiting = peer.downloads().waiting();
-    if active.is_empty() && waiting.is_empty() {
+    let paused = peer.paused();
+    if active.is_empty() && waiting.is_empty() && paused.is_empty() {
         let _ = writeln!(out, "no downloads in progress");
     }
     for p in active {
@@ -443,6 +446,10 @@ fn status(peer: &Peer) -> String {
     for (name, origin) in waiting {
         let _ = writeln!(out, "{name} waiting its turn ({})", origin.label());
     }
+    for p in paused {
+        let _ = writeln!(out, "{}", p.line());
+    }
+    out.push_str(&tracker_lines(peer.trackers(), Instant::now()));
     let recent = peer.downloads().recent();
     if !recent.is_empty() {
         let _ = writeln!(out, "recent background downloads, newest first:");
@@ -455,6 +462,31 @@ fn status(peer: &Peer) -> String {
             o.origin.label(),
             o.line()
         );
+    }
+    out
+}
+
+/// One line per tracker: answering, or failing since when.
+fn tracker_lines(trackers: &Trackers, now: Instant) -> String {
+    let mut out = String::new();
+    for (addr, health) in trackers.health() {
+        let state = match health {
+            Health::Unknown => "not reached yet".to_string(),
+            Health::Answering(_) => "answering".to_string(),
+            Health::Failing {
+                since, retry_at, ..
+            } => {
+                let since = ago(now.saturating_duration_since(since).as_secs());
+                match retry_at.checked_duration_since(now) {
+                    Some(wait) if !wait.is_zero() => format!(
+                        "failing since {since} ago (asked first again in {})",
+                        ago(wait.as_secs().max(1))
+                    ),
+                    _ => format!("failing since {since} ago"),
+                }
+            }
+        };
+        let _ = writeln!(out, "tracker {addr}: {state}");
     }
     out
 }

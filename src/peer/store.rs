@@ -131,7 +131,7 @@ impl Store {
         let files_dir = dir.join("files");
         let records_dir = dir.join("records");
         for d in [&files_dir, &records_dir] {
-            fs::create_dir_all(d).map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+            make_dir(d)?;
         }
         Ok(Store {
             files_dir,
@@ -208,6 +208,13 @@ impl Store {
         if !meta.is_file() {
             return Err(Error::Usage(format!(
                 "{} is not a regular file nor a folder",
+                path.display()
+            )));
+        }
+        if crate::fsutil::is_foreign_hard_link(&meta) {
+            return Err(Error::Usage(format!(
+                "{} is a hard link to a file of another user: not shared; \
+                 copy it in instead (cp, or the share command)",
                 path.display()
             )));
         }
@@ -486,6 +493,44 @@ fn changed(path: &Path) -> Error {
         "{} changed while it was being hashed",
         path.display()
     ))
+}
+
+/// Creates a directory of the peer's, or says what to do about the
+/// reason it cannot be.
+fn make_dir(d: &Path) -> Result<()> {
+    if let Ok(m) = d.symlink_metadata() {
+        if m.file_type().is_symlink() && !d.exists() {
+            let target = fs::read_link(d).unwrap_or_default();
+            return Err(Error::Local(format!(
+                "{} is a symlink to {}, which does not exist; create that folder, or remove the link",
+                d.display(),
+                target.display()
+            )));
+        }
+        if !d.is_dir() {
+            return Err(Error::Local(format!(
+                "{} is not a folder; move it away, or give --dir another place",
+                d.display()
+            )));
+        }
+    }
+    fs::create_dir_all(d)
+        .map_err(|e| Error::Local(dir_advice(&format!("cannot create {}", d.display()), &e)))
+}
+
+/// What to say when `failed` (what could not be done in the peer's
+/// directory) failed with `e`: the cause, and what to do about it.
+pub fn dir_advice(failed: &str, e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EROFS) => {
+            format!("{failed}: the file system is read-only; give --dir a writable place")
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => format!(
+            "{failed}: permission denied; give --dir a folder this user may write to, or change its owner"
+        ),
+        Some(libc::ENOSPC) => format!("{failed}: the disk is full; free some space"),
+        _ => format!("{failed}: {e}"),
+    }
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

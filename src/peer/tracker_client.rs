@@ -6,6 +6,7 @@
 
 use super::announcer::{Announcer, Holdings, Identity, Notice};
 use super::store::Store;
+use super::trackers::Trackers;
 use super::Peer;
 use crate::error::{code, Error, Result};
 use crate::net::Conn;
@@ -17,7 +18,6 @@ use crossbeam_channel::{select, Receiver, Sender};
 use log::{debug, info, warn};
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,22 +41,20 @@ pub enum Command {
     Bye(Sender<()>),
 }
 
-/// The handle the rest of the peer uses to talk to the session thread.
+/// The handle the rest of the peer uses to talk to the session threads,
+/// one per tracker.
 pub struct Session {
-    tx: Sender<Command>,
-    pub connected: AtomicBool,
+    tx: Vec<Sender<Command>>,
 }
 
 impl Session {
-    pub fn new() -> (Session, Receiver<Command>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        (
-            Session {
-                tx,
-                connected: AtomicBool::new(false),
-            },
-            rx,
-        )
+    /// A session for `trackers` trackers: one command receiver each, for
+    /// its thread (`run`).
+    pub fn new(trackers: usize) -> (Session, Vec<Receiver<Command>>) {
+        let (tx, rx) = (0..trackers)
+            .map(|_| crossbeam_channel::unbounded())
+            .unzip();
+        (Session { tx }, rx)
     }
 
     /// A file was added to the store: announce it without waiting.
@@ -64,46 +62,59 @@ impl Session {
         self.announce_now();
     }
 
-    /// Publishes a new file's record on the tracker and waits for its
+    /// Publishes a new file's record on the trackers and waits for their
     /// verdict (a name taken by other content is refused); the caller
     /// puts it in the store, and the session announces it.
     pub fn new_file_wait(
         &self,
-        tracker: &str,
+        trackers: &Trackers,
         publisher: &str,
         record: Arc<FileRecord>,
         _timeout: Duration,
     ) -> Result<()> {
-        let result = publish(tracker, publisher, &record).map_err(|e| match e {
+        trackers.publish(publisher, &record).map_err(|e| match e {
             Error::Remote { message, .. } => Error::Conflict(message),
             Error::Conflict(m) => Error::Conflict(m),
             other => Error::NoSources(format!(
-                "{other}; the file is shared and will be announced when the tracker returns"
+                "{other}; the file is shared and will be announced when a tracker returns"
             )),
-        });
-        result
+        })
     }
 
     /// Asks for an announce now, without waiting for it.
     pub fn announce_now(&self) {
-        let _ = self.tx.send(Command::AnnounceNow);
-    }
-
-    /// Tells the tracker we start downloading `record`, waiting at most
-    /// `timeout`; a missing tracker only means nobody learns of it yet.
-    pub fn joining(&self, record: &FileRecord, timeout: Duration) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let cmd = Command::Joining(Arc::new(record.clone()), tx);
-        if self.tx.send(cmd).is_ok() {
-            let _ = rx.recv_timeout(timeout);
+        for tx in &self.tx {
+            let _ = tx.send(Command::AnnounceNow);
         }
     }
 
-    /// Says goodbye to the tracker, waiting at most `timeout`.
+    /// Tells the trackers we start downloading `record`, waiting at most
+    /// `timeout` for all of them; a missing tracker only means nobody
+    /// learns of it there yet.
+    pub fn joining(&self, record: &FileRecord, timeout: Duration) {
+        let record = Arc::new(record.clone());
+        self.each_and_wait(timeout, |reply| Command::Joining(record.clone(), reply));
+    }
+
+    /// Says goodbye to the trackers, waiting at most `timeout` in all.
     pub fn bye(&self, timeout: Duration) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.tx.send(Command::Bye(tx)).is_ok() {
-            let _ = rx.recv_timeout(timeout);
+        self.each_and_wait(timeout, Command::Bye);
+    }
+
+    /// Sends `command` to every session thread and waits until each has
+    /// answered, or `timeout` has passed.
+    fn each_and_wait(&self, timeout: Duration, command: impl Fn(Sender<()>) -> Command) {
+        let deadline = Instant::now() + timeout;
+        let (reply, replies) = crossbeam_channel::bounded(self.tx.len());
+        let sent = self
+            .tx
+            .iter()
+            .filter(|tx| tx.send(command(reply.clone())).is_ok())
+            .count();
+        for _ in 0..sent {
+            if replies.recv_deadline(deadline).is_err() {
+                return;
+            }
         }
     }
 }
@@ -192,11 +203,11 @@ fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<
     Ok((socket, rx))
 }
 
-/// The session thread's body: runs until BYE or the channel closes. Each
-/// turn looks the tracker up, opens a socket to it and talks until it
-/// must be looked up again.
-pub fn run(peer: Arc<Peer>, rx: Receiver<Command>) {
-    let mut session = SessionLoop::new(peer, rx);
+/// The session thread of tracker `index` (of `peer.trackers()`): runs
+/// until BYE or the channel closes. Each turn looks the tracker up, opens
+/// a socket to it and talks until it must be looked up again.
+pub fn run(peer: Arc<Peer>, index: usize, rx: Receiver<Command>) {
+    let mut session = SessionLoop::new(peer, index, rx);
     loop {
         let addr = match session.resolve() {
             Ok(Some(addr)) => addr,
@@ -226,6 +237,8 @@ struct Stopped;
 /// What the session thread keeps across its turns.
 struct SessionLoop {
     peer: Arc<Peer>,
+    /// Which of the peer's trackers this session talks to.
+    index: usize,
     rx: Receiver<Command>,
     announcer: Announcer,
     /// Downloads about to start, answered once the tracker has seen them.
@@ -237,7 +250,7 @@ struct SessionLoop {
 }
 
 impl SessionLoop {
-    fn new(peer: Arc<Peer>, rx: Receiver<Command>) -> SessionLoop {
+    fn new(peer: Arc<Peer>, index: usize, rx: Receiver<Command>) -> SessionLoop {
         let cfg = peer.config();
         let id = Identity {
             peer_id: cfg.id.clone(),
@@ -252,6 +265,7 @@ impl SessionLoop {
         SessionLoop {
             announcer: Announcer::new(id, Instant::now(), seed),
             peer,
+            index,
             rx,
             joining: HashMap::new(),
             bye: None,
@@ -260,7 +274,7 @@ impl SessionLoop {
     }
 
     fn tracker(&self) -> &str {
-        &self.peer.config().tracker
+        self.peer.trackers().addr(self.index)
     }
 
     /// The tracker's address; `None` after waiting `RESOLVE_EVERY` for a
@@ -341,7 +355,13 @@ impl SessionLoop {
         let held = holdings(&self.peer.store, &self.joining);
         let (send, wake) = self.announcer.poll(now, &held);
         if let Some(notice) = self.announcer.lost() {
-            on_notice(&self.peer, notice, &mut self.announcer, &mut self.warned);
+            on_notice(
+                &self.peer,
+                self.index,
+                notice,
+                &mut self.announcer,
+                &mut self.warned,
+            );
             *unreachable_since = Some(now);
         }
         if let Some(bytes) = send {
@@ -387,7 +407,13 @@ impl SessionLoop {
             if matches!(n, Notice::Reachable(_)) {
                 *unreachable_since = None;
             }
-            on_notice(&self.peer, n, &mut self.announcer, &mut self.warned);
+            on_notice(
+                &self.peer,
+                self.index,
+                n,
+                &mut self.announcer,
+                &mut self.warned,
+            );
         }
         Ok(())
     }
@@ -412,12 +438,19 @@ impl SessionLoop {
     }
 }
 
-/// Acts on what the announcer noticed.
-fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mut bool) {
-    let tracker = &peer.config().tracker;
+/// Acts on what the announcer of tracker `index` noticed.
+fn on_notice(
+    peer: &Peer,
+    index: usize,
+    notice: Notice,
+    announcer: &mut Announcer,
+    warned: &mut bool,
+) {
+    let trackers = peer.trackers();
+    let tracker = trackers.addr(index);
     match notice {
         Notice::Reachable(seen) => {
-            peer.session.connected.store(true, Ordering::Release);
+            trackers.answered(index);
             info!(
                 "registered with the tracker at {tracker} as {} (it sees us at {seen})",
                 peer.config().id
@@ -425,7 +458,7 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
             *warned = false;
         }
         Notice::Unreachable => {
-            peer.session.connected.store(false, Ordering::Release);
+            trackers.failed(index);
             if !*warned {
                 warn!("tracker {tracker}: no answer; retrying in the background");
                 *warned = true;
@@ -433,9 +466,10 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
         }
         Notice::Publish(names) => {
             for name in names {
-                let Some(record) = peer.shared(&name).map(|f| f.record.clone()) else {
-                    // A download in progress of a file the tracker lost:
-                    // only its holders could publish it.
+                // A download in progress has the record too: a tracker
+                // started empty, or one the seeders do not name, learns
+                // the item from its downloaders.
+                let Some(record) = peer.store.servable(&name).map(|f| f.record.clone()) else {
                     continue;
                 };
                 match publish(tracker, &peer.config().id, &record) {
@@ -443,10 +477,16 @@ fn on_notice(peer: &Peer, notice: Notice, announcer: &mut Announcer, warned: &mu
                     Err(e) => match super::publish::refusal(&e) {
                         // The tracker knows the name from another owner
                         // now (it lost our record, and someone else took
-                        // the name): no longer ours to share.
-                        super::publish::Refusal::Conflict => {
+                        // the name): no longer ours to share. With other
+                        // trackers, this one's view is not the swarm's
+                        // (two owners took the name apart in a partition):
+                        // the others still have ours.
+                        super::publish::Refusal::Conflict if trackers.addrs().len() == 1 => {
                             warn!("not sharing {name} any more: {e}");
                             peer.withdraw(&name);
+                        }
+                        super::publish::Refusal::Conflict => {
+                            warn!("tracker {tracker} has {name} from another owner: {e}")
                         }
                         super::publish::Refusal::Outdated => debug!("{name}: {e}"),
                         super::publish::Refusal::Other => warn!("{name} not announced: {e}"),
@@ -563,8 +603,25 @@ fn unreachable(tracker: &str, e: Error) -> Error {
             who: format!("the tracker at {tracker}"),
             problem,
         },
+        // "<addr> refused our handshake: <its word on our clock>".
+        Error::Remote {
+            code: code::STALE,
+            message,
+        } => Error::Remote {
+            code: code::STALE,
+            message: format!("the tracker at {message}"),
+        },
         other => other,
     }
+}
+
+/// Whether the tracker answers (a PING over TCP, handshake included):
+/// the start-up check (`health`).
+pub fn ping(tracker: &str) -> Result<()> {
+    let nonce = crate::rng::Rng::new().next_u64();
+    query(tracker, &TrackerRequest::Ping { nonce }, |m| {
+        matches!(m, TrackerReply::Pong { nonce: n } if n == nonce).then_some(())
+    })
 }
 
 pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {

@@ -498,7 +498,7 @@ impl Catalogue {
         if record.version <= known.version {
             return Err(stale_version(&known, &record));
         }
-        if !self.may_publish(&known, publisher, now) {
+        if !self.may_publish(&known, &record, publisher, now) {
             return Err(owned_by(&known));
         }
         if record.same_content(&known) {
@@ -512,14 +512,26 @@ impl Catalogue {
         Ok(true)
     }
 
-    /// Whether `publisher` may publish a new version over `known`: the
-    /// name is unowned, `publisher` owns it, or nobody holds or owns it
-    /// any more.
-    fn may_publish(&self, known: &FileRecord, publisher: &str, now: Instant) -> bool {
+    /// Whether `publisher` may publish `record` as a new version over
+    /// `known`: the name is unowned, `publisher` owns it, the record is
+    /// the owner's own later version relayed by a holder, or nobody holds
+    /// or owns the name any more.
+    fn may_publish(
+        &self,
+        known: &FileRecord,
+        record: &FileRecord,
+        publisher: &str,
+        now: Instant,
+    ) -> bool {
         if known.owner.is_empty() {
             return true;
         }
-        if publisher == known.owner {
+        // A tracker that missed the owner's later version (it was down,
+        // cut off, or started empty) learns it from whichever holder
+        // announces it first: the version rule then decides the same on
+        // every tracker. A holder's own content under the name carries
+        // its own id as owner, so it is still refused.
+        if publisher == known.owner || record.owner == known.owner {
             // By id: the address a peer registered from is not where it
             // connects from behind NAT, a proxy or `--advertise`, so it
             // cannot be checked (SECURITY.md, "Who may publish").

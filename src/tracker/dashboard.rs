@@ -17,6 +17,7 @@
 
 use super::summary::{FileTotals, Summary, HISTOGRAM_BUCKETS};
 use crate::terminal::{screen_size, CLEAR_LINE};
+use crate::units::count_of;
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -544,8 +545,11 @@ fn peers_block(s: &Summary, width: usize, room: usize) -> Vec<String> {
     }
     match left_out(s, shown) {
         (0, 0) => {}
-        (0, rows) => out.push(format!("… and {rows} more rows")),
-        (peers, _) => out.push(format!("… and {peers} more peers")),
+        (0, rows) => out.push(format!("… and {}", count_of(rows, "more row", "more rows"))),
+        (peers, _) => out.push(format!(
+            "… and {}",
+            count_of(peers, "more peer", "more peers")
+        )),
     }
     out
 }

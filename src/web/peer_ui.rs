@@ -348,7 +348,7 @@ impl PeerUi {
              <span id=\"tracker-state\" class=\"{}\">{}</span></p>",
             html(&c.id),
             html(&self.peer.listen_addr().to_string()),
-            html(&c.tracker),
+            html(&c.trackers().join(", ")),
             if connected { "ok" } else { "warn" },
             if connected {
                 "connected"
@@ -761,7 +761,7 @@ fn fetch_form(name: &str, label: &str) -> String {
 }
 
 fn rate(limit: Option<u64>) -> String {
-    limit.map_or("none".into(), |r| format!("{}/s", human_bytes(r)))
+    limit.map_or("none".into(), crate::units::limit_text)
 }
 
 /// The downloads in progress, with their bars; the script keeps it live.

@@ -11,7 +11,7 @@ use super::http::{Method, Request, Response};
 use super::{asset, method_not_allowed, metrics_response, render, App, Page};
 use crate::tracker::dashboard::{format_ago, format_rate, format_uptime, left_out, SummarySource};
 use crate::tracker::summary::{Summary, HISTOGRAM_BUCKETS};
-use crate::units::percent;
+use crate::units::{count_of, percent};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,13 +267,15 @@ fn peers(out: &mut String, s: &Summary) {
         (0, rows) => {
             let _ = writeln!(
                 out,
-                "<tr class=\"more\"><td colspan=\"6\">… and {rows} more rows</td></tr>"
+                "<tr class=\"more\"><td colspan=\"6\">… and {}</td></tr>",
+                count_of(rows, "more row", "more rows")
             );
         }
         (peers, _) => {
             let _ = writeln!(
                 out,
-                "<tr class=\"more\"><td colspan=\"6\">… and {peers} more peers</td></tr>"
+                "<tr class=\"more\"><td colspan=\"6\">… and {}</td></tr>",
+                count_of(peers, "more peer", "more peers")
             );
         }
     }

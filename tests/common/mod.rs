@@ -474,7 +474,13 @@ impl TrackerProc {
 
     /// Starts a tracker on a given port (which must be free).
     pub fn start_on(data_dir: &Path, port: u16) -> TrackerProc {
+        TrackerProc::start_on_with(data_dir, port, &[])
+    }
+
+    /// `start_on` with more arguments (e.g. `--secret-file F`).
+    pub fn start_on_with(data_dir: &Path, port: u16, extra: &[&str]) -> TrackerProc {
         let mut t = TrackerProc::new(data_dir, port);
+        t.extra = extra.iter().map(|a| a.to_string()).collect();
         if !t.try_spawn() {
             panic!("tracker failed to start on port {port}\n{}", t.logs());
         }

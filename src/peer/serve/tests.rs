@@ -237,6 +237,40 @@ fn offers_are_topped_up_for_a_downloader_that_stopped_asking_not_a_slow_one() {
 }
 
 #[test]
+fn a_peer_updating_that_takes_none_of_the_new_pieces_is_told_everything() {
+    // Half the pieces new by their hash, as after an insertion: the
+    // peers updating found most of them shifted in their old copies.
+    let file = complete("s", 100);
+    let mut hot = Bitfield::new(100);
+    (50..100).for_each(|p| {
+        hot.set(p);
+    });
+    file.seeding
+        .as_ref()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .prefer(hot.clone());
+    let lib = Lib(vec![file]);
+    let t0 = Instant::now();
+    let mut m = Serve::new(t0);
+    let (_, told) = open(&mut m, &lib, "s", t0);
+    assert!(!told.is_full(), "alone, but offered new pieces first");
+    assert_eq!(told.minus(&hot).count(), 0);
+    // It asks for none of them: after STALE_OFFERS it is told the rest.
+    let now = t0 + STALE_OFFERS;
+    m.tick(now).unwrap();
+    let more: Bitfield = m
+        .replies()
+        .find_map(|r| match r {
+            PeerReply::Have { have, .. } => Some(have),
+            _ => None,
+        })
+        .expect("told more");
+    assert_eq!(more.count() + told.count(), 100, "everything");
+}
+
+#[test]
 fn an_idle_connection_times_out() {
     let lib = Lib(vec![complete("f", 4)]);
     let t0 = Instant::now();

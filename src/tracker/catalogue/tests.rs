@@ -701,6 +701,23 @@ fn an_older_version_withdrawn_by_its_last_holder_leaves_the_current_one_alone() 
 }
 
 #[test]
+fn a_tracker_that_missed_a_version_takes_it_from_any_holder() {
+    let t0 = Instant::now();
+    let (mut c, _) = owned_by_a_held_by_a_and_b(t0);
+    // B followed A to version 2 through another tracker; this one, cut
+    // off then, learns it from B first.
+    let v2 = version(b"two", 2, "A");
+    assert!(c.publish(v2.clone(), "B", t0).unwrap());
+    assert_eq!(*c.record("f.bin").unwrap(), v2);
+    // Version 1 from a holder that lags is the older one, not a conflict.
+    let e = c.publish(version(b"one", 1, "A"), "C", t0).unwrap_err();
+    assert!(e.to_string().contains("already at version 2"), "{e}");
+    // B's own content under the name is still B's, and refused.
+    let e = c.publish(version(b"mine", 3, "B"), "B", t0).unwrap_err();
+    assert!(e.to_string().contains("owned by A"), "{e}");
+}
+
+#[test]
 fn a_version_the_tracker_does_not_have_is_flagged_unknown() {
     let t0 = Instant::now();
     let (mut c, _) = owned_by_a_held_by_a_and_b(t0);
