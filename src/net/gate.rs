@@ -134,12 +134,14 @@ pub struct Counters {
     pub panicked: Arc<dyn Fn() + Send + Sync>,
 }
 
+/// Whether a connection's first bytes (fewer than `PEEK`) are a whole
+/// first message, or bytes the handler must judge (not ours, say).
+pub type Whole = Box<dyn Fn(&[u8]) -> bool>;
+
 /// What a server's first message looks like, and how it tells a
 /// connection sent away that it is busy.
 pub struct Opening {
-    /// Whether these first bytes (fewer than `PEEK`) are a whole first
-    /// message, or bytes the handler must judge (not ours, say).
-    pub whole: Box<dyn Fn(&[u8]) -> bool>,
+    pub whole: Whole,
     pub refuse: fn(TcpStream),
 }
 
