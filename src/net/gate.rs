@@ -142,7 +142,10 @@ pub type Whole = Box<dyn Fn(&[u8]) -> bool>;
 /// connection sent away that it is busy.
 pub struct Opening {
     pub whole: Whole,
+    /// Tells a connection sent away for want of room.
     pub refuse: fn(TcpStream),
+    /// Tells one closed because its first message did not arrive in time.
+    pub late: fn(TcpStream),
 }
 
 impl Opening {
@@ -151,6 +154,7 @@ impl Opening {
         Opening {
             whole: Box::new(move |b| !matches!(frame::parse(b, max_frame), Ok(None))),
             refuse: super::refuse_busy,
+            late: super::refuse_busy,
         }
     }
 }
@@ -334,14 +338,20 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
 
     fn evict(&mut self, id: ConnId) {
         self.waiting.remove(&id);
-        if let Some((stream, _)) = self.lobby.remove(&id) {
+        if let Some((stream, accepted)) = self.lobby.remove(&id) {
+            let late = accepted.elapsed() >= self.settings.limits.start;
             debug!(
-                "{}: evicting {:?} from the lobby",
+                "{}: evicting {:?} from the lobby ({})",
                 self.settings.what,
-                stream.peer_addr()
+                stream.peer_addr(),
+                if late { "too slow" } else { "no room" }
             );
             (self.refused)();
-            (self.opening.refuse)(stream);
+            if late {
+                (self.opening.late)(stream);
+            } else {
+                (self.opening.refuse)(stream);
+            }
             return;
         }
         // Taken out, so the shutdown happens without the lock.

@@ -118,6 +118,7 @@ impl WebServer {
                 let opening = gate::Opening {
                     whole: Box::new(admission::head_whole),
                     refuse: refuse_busy,
+                    late: refuse_late,
                 };
                 let counters = gate::Counters {
                     refused: refusals(),
@@ -165,6 +166,15 @@ fn refuse_busy(stream: TcpStream) {
         "too many connections to the web UI; try again\n".into(),
     )
     .write_to(&mut &stream, false);
+}
+
+/// A connection whose request head did not arrive in time: 408, as the
+/// handler's own read would say.
+fn refuse_late(stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = http::head_timeout()
+        .into_response(false)
+        .write_to(&mut &stream, false);
 }
 
 /// One request, one response, then close. The gate hands the connection
