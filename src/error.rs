@@ -52,7 +52,9 @@ pub enum SecretProblem {
     Mismatch,
     /// We have a secret and the other side runs an open swarm.
     TheyAreOpen,
-    /// The other side runs a closed swarm and we have no secret.
+    /// The other side runs a closed swarm and we have no secret. Its words
+    /// still say the secret does not match, as CONTRACT.md's Trust has
+    /// every refusal for the secret say.
     WeHaveNone,
 }
 
@@ -135,7 +137,7 @@ impl fmt::Display for Error {
                 problem: SecretProblem::WeHaveNone,
             } => write!(
                 f,
-                "{who} runs a closed swarm and we have no secret: start with --secret-file and the swarm's secret file"
+                "{who} runs a closed swarm and we have no secret, so the swarm secret does not match: start with --secret-file and the swarm's secret file"
             ),
             Error::Clock(what) => write!(f, "{what}"),
             Error::Secret {

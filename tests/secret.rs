@@ -141,7 +141,7 @@ fn mismatch(swarm: &Swarm) -> String {
 /// The line an outsider with no secret gets: told what it lacks.
 fn no_secret(swarm: &Swarm) -> String {
     format!(
-        "error: the tracker at {} runs a closed swarm and we have no secret: start with --secret-file and the swarm's secret file",
+        "error: the tracker at {} runs a closed swarm and we have no secret, so the swarm secret does not match: start with --secret-file and the swarm's secret file",
         swarm.tracker.addr()
     )
 }

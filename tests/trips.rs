@@ -274,6 +274,9 @@ fn a_short_disk_is_refused_first_and_a_full_one_keeps_what_it_verified() {
     assert!(std::fs::read(gdir.join("files/f.bin")).unwrap() == data);
     let total_blocks = (size as u64).div_ceil(4096);
     let fetched: u64 = sources(&stdout).iter().map(|(_, b)| b).sum();
+    eprintln!(
+        "{kept} of {total_blocks} blocks kept on the full disk; {fetched} fetched after it grew"
+    );
     assert!(
         fetched <= total_blocks - kept,
         "fetched {fetched} of {total_blocks} blocks, {kept} were kept:\n{stdout}"
@@ -348,7 +351,7 @@ fn a_peer_says_at_start_whether_its_tracker_answers_and_which_swarm_it_is() {
     let p = serve_on(dir, "D", &closed.addr(), &[]);
     let l = line_with(&p, "warning: ");
     assert!(
-        l.contains("runs a closed swarm and we have no secret: start with --secret-file"),
+        l.contains("runs a closed swarm and we have no secret, so the swarm secret does not match: start with --secret-file"),
         "{l}"
     );
     let p = serve_on(dir, "E", &closed.addr(), &["--secret-file", &s2]);

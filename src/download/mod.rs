@@ -227,9 +227,9 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         }
         return Err(e);
     }
-    // A state file of its final size from the start: a save on a disk
-    // that has filled since overwrites it in place.
-    if let Err(e) = resume::save(&paths, &record, &file, &on_disk) {
+    // Room for the state, kept aside: a save on a disk that has filled
+    // since frees it and writes the state there.
+    if let Err(e) = resume::reserve(&paths, &record) {
         warn!("{e}");
     }
     let state_file = file
@@ -316,6 +316,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             if let Err(e) = resume::save(&paths, &record, &state_file, &shared.reasm.on_disk()) {
                 warn!("{e}");
             }
+            resume::unreserve(&paths);
             Ok(Outcome {
                 part: paths.part,
                 state: paths.state,
@@ -735,6 +736,16 @@ impl Coordinator<'_, '_> {
                     }
                 }
                 info!("holder {peer_id} is busy; will retry");
+                Ok(())
+            }
+            // Our clock or its own, refused at the handshake: said where a
+            // user sees it, or a skewed swarm only ever says "no holder".
+            Err(
+                e @ Error::Remote {
+                    code: code::STALE, ..
+                },
+            ) => {
+                warn!("holder {peer_id} dropped: {e}");
                 Ok(())
             }
             Err(e) if e.is_remote_fault() => {

@@ -3,9 +3,10 @@
 //! atomically; on load, a partial file that changed since is re-verified
 //! piece by piece instead of being trusted.
 //!
-//! A full disk must not lose the work: the state is written once when the
-//! download opens (so a file of its final size exists), and a save that
-//! finds no room for a new copy overwrites that file in place (its size
+//! A full disk must not lose the work: when a download opens, room for
+//! its state is set aside (`<state>.room`, a file of the state's size);
+//! a save that finds no room frees it and writes the state there, and one
+//! that finds neither overwrites the previous state in place (its size
 //! never changes for one record). A partial file with no state that can
 //! be read (the disk was full even for that, or the state was deleted) is
 //! rebuilt: every piece that holds data is verified again.
@@ -24,8 +25,39 @@ const MAGIC: &[u8; 9] = b"P2PSTATE1";
 pub fn save(paths: &Paths, record: &FileRecord, file: &File, on_disk: &Bitfield) -> Result<()> {
     let out = encode_state(record, Stamp::of_file(file), on_disk);
     write_atomically(&paths.state, &out)
+        .or_else(|e| {
+            // No room: use the room set aside, else the old state's.
+            if fs::remove_file(room(paths)).is_ok() {
+                write_atomically(&paths.state, &out)
+            } else {
+                Err(e)
+            }
+        })
         .or_else(|e| overwrite_in_place(&paths.state, &out).map_err(|_| e))
         .map_err(|e| Error::io(format!("saving {}", paths.state.display()), e))
+}
+
+/// Where the room for a download's state is kept.
+fn room(paths: &Paths) -> std::path::PathBuf {
+    let mut p = paths.state.clone().into_os_string();
+    p.push(".room");
+    p.into()
+}
+
+/// Sets aside room for `record`'s state: a file as large (real blocks,
+/// not a sparse one), unless there is one.
+pub fn reserve(paths: &Paths, record: &FileRecord) -> Result<()> {
+    let path = room(paths);
+    if path.exists() {
+        return Ok(());
+    }
+    fs::write(&path, vec![0u8; state_len(record) as usize])
+        .map_err(|e| Error::io(format!("setting aside {}", path.display()), e))
+}
+
+/// The room is not needed any more (the download is complete).
+pub fn unreserve(paths: &Paths) {
+    let _ = fs::remove_file(room(paths));
 }
 
 /// Writes `bytes` over the existing file at `path` when it is exactly as
@@ -223,6 +255,7 @@ pub fn reverify(record: &FileRecord, file: &File, claimed: &Bitfield) -> Bitfiel
 
 pub fn remove(paths: &Paths) {
     let _ = fs::remove_file(&paths.state);
+    unreserve(paths);
 }
 
 #[cfg(test)]
@@ -318,6 +351,20 @@ mod tests {
             &Bitfield::new(record.piece_count()),
         );
         assert_eq!(state_len(&record), out.len() as u64);
+    }
+
+    #[test]
+    fn the_room_set_aside_is_the_states_size_and_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = FileRecord::from_bytes("f", &[7u8; 100_000]);
+        let paths = Paths::new(dir.path(), "f");
+        reserve(&paths, &record).unwrap();
+        assert_eq!(
+            fs::metadata(room(&paths)).unwrap().len(),
+            state_len(&record)
+        );
+        remove(&paths);
+        assert!(!room(&paths).exists());
     }
 
     #[test]

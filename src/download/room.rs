@@ -34,7 +34,10 @@ pub fn check(dir: &Path, name: &str, size: u64, part: &File, state_len: u64) -> 
     enough(name, size.saturating_sub(held), state_len, free, dir)
 }
 
-fn free_bytes(dir: &Path) -> Result<u64> {
+/// The free space where `dir` lives (or, in a debug build, what
+/// `P2PSHARE_TEST_FREE_BYTES` says): the one reading both this check and
+/// the follower's use.
+pub fn free_bytes(dir: &Path) -> Result<u64> {
     if cfg!(debug_assertions) {
         if let Some(n) = std::env::var(TEST_FREE_BYTES_ENV)
             .ok()

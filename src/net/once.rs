@@ -4,6 +4,8 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::Mutex;
 
 /// How many keys are remembered before the oldest is forgotten (and may
 /// be said again).
@@ -44,6 +46,18 @@ impl<K: Hash + Eq + Clone> OncePer<K> {
 impl<K: Hash + Eq + Clone> Default for OncePer<K> {
     fn default() -> OncePer<K> {
         OncePer::new(REMEMBERED)
+    }
+}
+
+/// Logs a handshake refused for its timestamp (`Error::Clock`): at WARN
+/// the first time for `ip` (a peer retries every few seconds), at DEBUG
+/// after. The tracker and a peer's block server both call it.
+pub fn log_clock_refusal(said: &Mutex<OncePer<IpAddr>>, ip: Option<IpAddr>, what: &str) {
+    let first = ip.is_some_and(|ip| said.lock().unwrap_or_else(|p| p.into_inner()).first(ip));
+    if first {
+        log::warn!("{what} (said once per address)");
+    } else {
+        log::debug!("{what}");
     }
 }
 

@@ -13,14 +13,15 @@ use super::Peer;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::net::gate::Ticket;
+use crate::net::once::{log_clock_refusal, OncePer};
 use crate::net::Conn;
 use crate::ratelimit::throttle;
 use crate::record::{FileRecord, BLOCK_SIZE};
 use crate::wire::message::{write_block, MAX_REQUEST_BLOCKS};
 use crate::wire::{Answer, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use log::debug;
-use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, TcpStream};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How often an idle connection checks for new pieces to announce.
@@ -57,10 +58,19 @@ impl Library for Peer {
     }
 }
 
+/// The addresses whose clock this process's block server named already
+/// (one peer per process).
+fn clock_said() -> &'static Mutex<OncePer<IpAddr>> {
+    static SAID: OnceLock<Mutex<OncePer<IpAddr>>> = OnceLock::new();
+    SAID.get_or_init(|| Mutex::new(OncePer::default()))
+}
+
 pub fn handle(peer: &Arc<Peer>, stream: TcpStream, ticket: &Ticket) {
     let _open = peer.metrics.accepted();
+    let ip = stream.peer_addr().ok().map(|a| a.ip());
     let mut conn = match Conn::accept(stream, MAX_CONTROL_FRAME, TICK, ticket.deadline()) {
         Ok(c) => c,
+        Err(Error::Clock(what)) => return log_clock_refusal(clock_said(), ip, &what),
         Err(e) => return debug!("server: {e}"),
     };
     let who = conn.peer_addr();

@@ -46,6 +46,7 @@ pub fn list(dir: &Path) -> std::io::Result<Listing> {
 /// The thread's body: until the peer shuts down.
 pub fn run(peer: Arc<Peer>) {
     let mut watch = Watch::new(SETTLE, RETRY);
+    let mut warned = Warned::default();
     let dir = peer.files_dir().to_path_buf();
     while !peer.is_cancelled() {
         std::thread::sleep(POLL_EVERY);
@@ -64,25 +65,64 @@ pub fn run(peer: Arc<Peer>) {
             if peer.is_cancelled() {
                 return;
             }
-            carry_out(&peer, &mut watch, &listing, action);
+            carry_out(&peer, &mut watch, &mut warned, &listing, action);
         }
     }
 }
 
-fn carry_out(peer: &Peer, watch: &mut Watch, listing: &Listing, action: Action) {
+/// The last refusal logged for each item: an item refused for good (a bad
+/// name inside a folder, another user's hard link) is tried again every
+/// `RETRY`, and said again only when the reason changes.
+#[derive(Default)]
+struct Warned(std::collections::HashMap<String, String>);
+
+impl Warned {
+    /// Whether `why` is news for `name` (and remembers it).
+    fn is_new(&mut self, name: &str, why: &str) -> bool {
+        if self.0.get(name).is_some_and(|w| w == why) {
+            return false;
+        }
+        // Bounded: a folder of endless bad names cannot grow it forever.
+        if self.0.len() >= 4096 {
+            self.0.clear();
+        }
+        self.0.insert(name.to_string(), why.to_string());
+        true
+    }
+
+    fn clear(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+}
+
+fn carry_out(
+    peer: &Peer,
+    watch: &mut Watch,
+    warned: &mut Warned,
+    listing: &Listing,
+    action: Action,
+) {
     match action {
         Action::Withdraw(name) => {
             peer.withdraw(&name);
             info!("{name} left files/ or is changing: withdrawn");
         }
         Action::Share(name) | Action::Rehash(name) => match peer.share_found(&name) {
-            Ok(record) => info!(
-                "sharing {name} from files/ ({} bytes, md5 {})",
-                record.size,
-                crate::units::hex(&record.md5)
-            ),
+            Ok(record) => {
+                warned.clear(&name);
+                info!(
+                    "sharing {name} from files/ ({} bytes, md5 {})",
+                    record.size,
+                    crate::units::hex(&record.md5)
+                )
+            }
             Err(e) => {
-                warn!("not sharing {name} from files/: {e}");
+                let why = e.to_string();
+                if warned.is_new(&name, &why) {
+                    warn!("not sharing {name} from files/: {why}");
+                } else {
+                    debug!("still not sharing {name} from files/: {why}");
+                }
                 if let Some(&stamp) = listing.get(&name) {
                     watch.failed(&name, stamp, Instant::now());
                 }
@@ -104,4 +144,20 @@ pub fn stamp_of(path: &Path) -> Option<Stamp> {
         }));
     }
     m.is_file().then(|| Stamp::of(&m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Warned;
+
+    #[test]
+    fn a_refusal_is_said_once_until_its_reason_changes() {
+        let mut w = Warned::default();
+        assert!(w.is_new("a", "bad name"));
+        assert!(!w.is_new("a", "bad name"), "the same again: quiet");
+        assert!(w.is_new("b", "bad name"), "another item");
+        assert!(w.is_new("a", "hard link"), "another reason");
+        w.clear("a");
+        assert!(w.is_new("a", "hard link"), "shared in between: said again");
+    }
 }

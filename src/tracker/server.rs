@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::metrics::tracker::{Item, Swarm, TrackerMetrics, MAX_ITEMS};
 use crate::net::admission::Limits;
 use crate::net::gate::{self, Ticket};
-use crate::net::once::OncePer;
+use crate::net::once::{log_clock_refusal, OncePer};
 use crate::net::Conn;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info, warn};
@@ -68,23 +68,6 @@ impl Shared {
             counters: TrackerMetrics::default(),
             started: Instant::now(),
             clock_said: Mutex::new(OncePer::default()),
-        }
-    }
-
-    /// A handshake from `ip` was refused for its timestamp: said at WARN
-    /// the first time for that address (a peer retries every few
-    /// seconds), at DEBUG after.
-    fn clock_refused(&self, ip: Option<IpAddr>, what: &str) {
-        let first = ip.is_some_and(|ip| {
-            self.clock_said
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .first(ip)
-        });
-        if first {
-            warn!("{what} (said once per address)");
-        } else {
-            debug!("{what}");
         }
     }
 
@@ -210,7 +193,7 @@ pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
     let ip = stream.peer_addr().ok().map(|a| a.ip());
     let mut conn = match Conn::accept(stream, MAX_FRAME, QUERY_TIMEOUT, ticket.deadline()) {
         Ok(c) => c,
-        Err(Error::Clock(what)) => return shared.clock_refused(ip, &what),
+        Err(Error::Clock(what)) => return log_clock_refusal(&shared.clock_said, ip, &what),
         Err(e) => {
             debug!("dropping a connection: {e}");
             return;

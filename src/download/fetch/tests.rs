@@ -419,3 +419,83 @@ fn runs_split_at_64_blocks() {
     assert_eq!(runs, [(10, 64), (74, 64), (138, 22)]);
     assert_eq!(runs_of(0, 0).count(), 0);
 }
+
+/// A holder `rtt_ms` away that sends at most `rate` bytes a second, one
+/// block at a time and in order: what a far peer behind a capped link
+/// looks like. Requests reach it after half the RTT, blocks come back
+/// half an RTT after they leave it.
+struct FarHolder {
+    half: Duration,
+    per_block: Duration,
+    /// When the holder's link is next free.
+    free_at: Instant,
+    /// Blocks on their way back: (arrival, block).
+    coming: std::collections::VecDeque<(Instant, u32)>,
+}
+
+impl FarHolder {
+    fn new(rtt_ms: u64, rate: f64, now: Instant) -> FarHolder {
+        FarHolder {
+            half: Duration::from_micros(rtt_ms * 500),
+            per_block: Duration::from_secs_f64(4096.0 / rate),
+            free_at: now,
+            coming: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn take(&mut self, reqs: &[PeerRequest], now: Instant) {
+        for r in reqs {
+            if let PeerRequest::Request { block, count, .. } = *r {
+                for b in block..block + count as u32 {
+                    let leaves = self.free_at.max(now + self.half) + self.per_block;
+                    self.free_at = leaves;
+                    self.coming.push_back((leaves + self.half, b));
+                }
+            }
+        }
+    }
+
+    /// Hands `f` every block that has arrived by `now`.
+    fn arrive(&mut self, s: &Setup, f: &mut Fetch, now: Instant) {
+        while self.coming.front().is_some_and(|&(t, _)| t <= now) {
+            let (_, b) = self.coming.pop_front().unwrap();
+            let req = PeerRequest::Request {
+                handle: 3,
+                block: b,
+                count: 1,
+            };
+            s.deliver(f, &[req], now).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_far_capped_holder_reaches_its_bandwidth_delay_product_within_2_s() {
+    // 8 MiB/s at 50 ms: 102 blocks in flight fill the link.
+    let (rtt_ms, rate) = (50, 8.0 * 1048576.0);
+    let bdp = (rate * rtt_ms as f64 / 1000.0 / 4096.0) as u32;
+    // More blocks than the link carries in 2 s.
+    let s = setup(6_000);
+    let mut f = s.open(Bitfield::full(6_000), rtt_ms);
+    let mut now = s.at(3 * rtt_ms);
+    let mut link = FarHolder::new(rtt_ms, rate, now);
+    let end = now + Duration::from_secs(2);
+    let mut reached = None;
+    while now < end {
+        link.arrive(&s, &mut f, now);
+        f.poll(now, &s.plan).unwrap();
+        let reqs = s.pump(&mut f);
+        link.take(&reqs, now);
+        if f.window() >= bdp {
+            reached = Some(now - s.at(3 * rtt_ms));
+            break;
+        }
+        now += Duration::from_millis(1);
+    }
+    assert!(
+        reached.is_some(),
+        "window {} after 2 s, short of the link's {bdp} blocks ({} blocks delivered)",
+        f.window(),
+        f.blocks()
+    );
+}

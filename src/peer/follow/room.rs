@@ -8,38 +8,19 @@
 //! the free space from `P2PSHARE_TEST_FREE_BYTES` when it is set. A
 //! release build never looks at it.
 
+use crate::download::room::free_bytes;
 use crate::error::{Error, Result};
-use crate::fsutil::free_space;
 use crate::units::human_bytes;
 use std::path::Path;
 
 /// Kept free beyond the item: for the state file, the record, and the
 /// rest of the system.
 pub const MARGIN: u64 = 16 << 20;
-/// Debug builds only: the free space to assume, in bytes.
-pub const TEST_FREE_BYTES_ENV: &str = "P2PSHARE_TEST_FREE_BYTES";
 
 /// Whether `files_dir`'s file system has room for `size` bytes of `name`.
 pub fn check(files_dir: &Path, name: &str, size: u64) -> Result<()> {
     let free = free_bytes(files_dir)?;
     enough(name, size, free, &files_dir.display().to_string())
-}
-
-fn free_bytes(files_dir: &Path) -> Result<u64> {
-    if cfg!(debug_assertions) {
-        if let Some(n) = std::env::var(TEST_FREE_BYTES_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
-            return Ok(n);
-        }
-    }
-    free_space(files_dir).map_err(|e| {
-        Error::io(
-            format!("reading the free space of {}", files_dir.display()),
-            e,
-        )
-    })
 }
 
 /// The rule itself: `size` plus `MARGIN` must fit in `free`.
