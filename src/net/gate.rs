@@ -34,8 +34,10 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// which reads the rest under the start deadline.
 const PEEK: usize = 16 << 10;
 /// Connections taken from the listener per turn, so the lobby is looked
-/// at between bursts.
-const ACCEPT_BURST: usize = 256;
+/// at between bursts: a connection whose message arrived just after its
+/// accept is seen ready before a crowd from its own address (up to the
+/// per-address cap) could evict it as the oldest of the lobby.
+const ACCEPT_BURST: usize = 32;
 
 /// How a server admits connections.
 #[derive(Clone, Copy, Debug)]
@@ -250,14 +252,16 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             )
         };
         if n > 0 {
-            if fds[0].revents != 0 {
-                self.accept_burst(listener);
-            }
+            // The lobby first: a connection whose message came is ready,
+            // and safe from the evictions a burst of newcomers makes.
             for (fd, id) in fds[1..].iter().zip(&polled) {
                 if fd.revents != 0 {
                     let ended = fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
                     self.look_at(*id, ended);
                 }
+            }
+            if fds[0].revents != 0 {
+                self.accept_burst(listener);
             }
         }
         let decisions = lock(&self.shared.machine).tick(Instant::now());
@@ -314,6 +318,11 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                     if let Some((stream, at)) = new.take() {
                         if stream.set_nonblocking(true).is_ok() {
                             self.lobby.insert(id, (stream, at));
+                            // Its message is often here already: ready
+                            // now, it is not evicted by the newcomers
+                            // later in this burst (a crowd from its own
+                            // address evicted a browser's request so).
+                            self.look_at(id, false);
                         } else {
                             lock(&self.shared.machine).closed(id);
                         }
