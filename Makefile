@@ -9,7 +9,7 @@ BIN ?= $(eval BIN := $(call find_bin))$(BIN)
 find_bin = $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),$(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers fuzz flood soak clean
+.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers web-loris fuzz flood soak clean
 
 all: build
 
@@ -136,11 +136,31 @@ hosts:
 	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
 	BIN=$(BIN) HOSTS=1 tools/swarm.sh
 
+# A swarm over SITES sites (network namespaces, root): each site's hosts on
+# one switch, each upload capped at LAN; the sites joined by links capped
+# at WAN each way (tc tbf). The seeder is in site 1, N leechers spread over
+# the sites. Runs the swarm with --site, then without; ends with
+# `sites ... wan_copies=... ratio=... blind_wan_copies=...` (README, Sites).
+#   make sites SITES=2 N=16 SIZE=64M WAN=4M LAN=40M   (the defaults; RUNS=3 repeats)
+sites:
+	@tools/sites.sh --check
+	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
+	BIN=$(BIN) tools/sites.sh
+
 # PEERS real `peer --serve` processes from 127.0.0.1, all sharing one file:
 # passes when another peer's `files` lists every one as a holder, and the
 # tracker runs at most 64 threads.   make many-peers PEERS=400
 many-peers: build
 	BIN=$(BIN) PEERS=$(PEERS) tools/many_peers.sh
+
+# A slow-loris on a peer's web UI from its own address: CONNS connections
+# from 127.0.0.1 each send a header byte every second for SECS s while LOADS
+# page loads are made; passes with 90 % of them served and at most 200 log
+# lines. Last line `web-loris ... served=... log_lines=... result=pass`.
+#   make web-loris CONNS=300 SECS=20 LOADS=20   (the defaults)
+web-loris: build
+	$(CARGO) build --release --example web_loris
+	BIN=$(BIN) tools/web_loris.sh
 
 # 2,000 idle, trickling or PING-then-idle connections from 100 loopback
 # addresses (127.0.0.2-101) on a seeder's block port and as many on the

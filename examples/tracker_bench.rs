@@ -294,6 +294,7 @@ fn encode_announce(
                 port,
                 peer_id: id,
                 advertise: "",
+                site: "",
                 entries,
             })
             .encode(out);

@@ -55,6 +55,26 @@ pub fn check_peer_id(id: &str) -> Result<()> {
     }
 }
 
+/// Longest site name (`--site`), in bytes.
+pub const MAX_SITE_BYTES: usize = 64;
+
+/// A site name (`--site`): the same alphabet as a peer id, 1..=64 bytes.
+pub fn check_site(site: &str) -> Result<()> {
+    let ok = !site.is_empty()
+        && site.len() <= MAX_SITE_BYTES
+        && site
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadName {
+            name: site.chars().take(80).collect(),
+            reason: "a site name is 1 to 64 letters, digits, '-' or '_'",
+        })
+    }
+}
+
 /// Longest advertised host, in bytes.
 pub const MAX_HOST_BYTES: usize = 255;
 

@@ -21,8 +21,11 @@ fn holders(tracker: &str, name: &str) -> Vec<String> {
     match conn.call::<TrackerReply>(&TrackerRequest::WhoHas {
         name: name.into(),
         md5: None,
+        site: None,
     }) {
-        Ok(TrackerReply::Holders { holders }) => holders.into_iter().map(|h| h.peer_id).collect(),
+        Ok(TrackerReply::Holders { holders, .. }) => {
+            holders.into_iter().map(|h| h.peer_id).collect()
+        }
         _ => vec![],
     }
 }

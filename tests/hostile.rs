@@ -256,7 +256,7 @@ fn download_at(mode: Misbehaviour, limit: &str) -> Despite {
     let mut both = false;
     wait_until(WAIT, "A to register beside EVIL", || {
         let mut c = Conn::connect(&tracker_addr, MAX_FRAME).unwrap();
-        both = matches!(c.call::<TrackerReply>(&TrackerRequest::WhoHas { name: "f.bin".into(), md5: None }), Ok(TrackerReply::Holders { holders }) if holders.len() == 2);
+        both = matches!(c.call::<TrackerReply>(&TrackerRequest::WhoHas { name: "f.bin".into(), md5: None, site: None }), Ok(TrackerReply::Holders { holders, .. }) if holders.len() == 2);
         both
     });
     let g = PeerProc::spawn(
@@ -498,7 +498,7 @@ fn a_flood_of_idle_and_trickling_connections_leaves_whohas_and_get_working() {
     let tracker_addr = tracker.addr();
     wait_until(WAIT, "A to register", || {
         let mut c = Conn::connect(&tracker_addr, MAX_FRAME).unwrap();
-        matches!(c.call::<TrackerReply>(&TrackerRequest::WhoHas { name: "f.bin".into(), md5: None }), Ok(TrackerReply::Holders { holders }) if holders.len() == 1)
+        matches!(c.call::<TrackerReply>(&TrackerRequest::WhoHas { name: "f.bin".into(), md5: None, site: None }), Ok(TrackerReply::Holders { holders, .. }) if holders.len() == 1)
     });
     let (a_pid, t_pid) = (seeder.pid(), tracker.pid().unwrap());
     let base = (flood::threads_of(a_pid), flood::threads_of(t_pid));

@@ -56,9 +56,10 @@ fn who_has(t: &TrackerProc, name: &str) -> Result<Vec<Holder>, Error> {
         &TrackerRequest::WhoHas {
             name: name.into(),
             md5: None,
+            site: None,
         },
     )? {
-        TrackerReply::Holders { holders } => Ok(holders),
+        TrackerReply::Holders { holders, .. } => Ok(holders),
         other => panic!("WHO_HAS answered {other:?}"),
     }
 }
@@ -225,6 +226,7 @@ fn bye_removes_the_holder_and_only_the_current_session_may() {
         port: 7002,
         peer_id: "A",
         advertise: "",
+        site: "",
         entries: vec![],
     });
     assert_eq!(

@@ -120,6 +120,11 @@ pub const ORIGIN_GRACE: Duration = Duration::from_millis(300);
 /// this, it serves what others were to give and did not.
 pub const ORIGIN_SPARED: Duration = Duration::from_secs(3);
 
+/// How long a download waits before it asks a holder of another site for
+/// anything (`Fetch::set_remote`): the OPENED of its own site's holders,
+/// nearer, come in meanwhile.
+pub const REMOTE_GRACE: Duration = Duration::from_millis(500);
+
 /// How long the rate is measured before the window leaves its minimum,
 /// and then at most how long each measure runs. The first look is early
 /// because until then the window is `MIN_WINDOW`: a fast holder waited a
@@ -201,6 +206,8 @@ pub struct Fetch {
     bad_pieces: u32,
     /// Blocks this holder delivered that counted.
     blocks: u64,
+    /// The holder is of another site (`set_remote`): since when.
+    remote: Option<Instant>,
     out: VecDeque<Action>,
 }
 
@@ -211,6 +218,18 @@ impl Fetch {
     /// last source of every piece (`Plan::claim_as`).
     pub fn spare_as_origin(&mut self, now: Instant) {
         self.origin_from = Some(now);
+    }
+
+    /// The holder is of another site than this peer's: it is asked only
+    /// for what the site lacks and this peer fetches for it
+    /// (`Plan::claim_remote`), and nothing for `REMOTE_GRACE` from `now`,
+    /// so the local holders' OPENED (what the site has) come in first.
+    pub fn set_remote(&mut self, now: Instant) {
+        self.remote = Some(now);
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
@@ -241,6 +260,7 @@ impl Fetch {
             heard: now,
             bad_pieces: 0,
             blocks: 0,
+            remote: None,
             out: VecDeque::new(),
             record,
         };
@@ -332,7 +352,8 @@ impl Fetch {
                     // first 20 ms sample far too low.
                     self.rate.start = now;
                     self.rate.bytes = 0;
-                    plan.with(|p| p.add_source(&self.have));
+                    let local = !self.is_remote();
+                    plan.with(|p| p.add_source_at(&self.have, local));
                 }
                 Ok(())
             }
@@ -391,8 +412,8 @@ impl Fetch {
         if new.count() > 0 {
             self.have.union_with(&new);
             if self.phase == Phase::Transfer {
-                let full = self.have.is_full();
-                plan.with(|p| p.add_pieces(&new, full));
+                let (full, local) = (self.have.is_full(), !self.is_remote());
+                plan.with(|p| p.add_pieces_at(&new, full, local));
             }
         }
         Ok(())
@@ -546,7 +567,9 @@ impl Fetch {
             // The stall clock starts when blocks are owed again.
             self.heard = now;
         }
-        let after = self.origin_from.map(|t| t + ORIGIN_GRACE);
+        let origin_after = self.origin_from.map(|t| t + ORIGIN_GRACE);
+        let remote_after = self.remote.map(|t| t + REMOTE_GRACE);
+        let after = origin_after.into_iter().chain(remote_after).max();
         if let Some(after) = after.filter(|&t| now < t) {
             return Ok(Wait::Work(after));
         }
@@ -601,17 +624,22 @@ impl Fetch {
             let (have, cursor, inflight_blocks) = (&self.have, self.cursor, self.inflight_blocks);
             let inflight = &self.inflight;
             let rng = &mut self.rng;
+            let remote = self.remote.is_some();
             let claimed = plan.with(|p| {
-                let got = p.claim_as(have, cursor, max_pieces, rng, origin);
-                if got.is_empty() && inflight_blocks < MIN_WINDOW {
-                    p.claim_endgame_as(
-                        have,
-                        &|piece| inflight.contains_key(&piece),
-                        max_pieces.min(16),
-                        origin,
-                    )
+                let got = if remote {
+                    p.claim_remote(have, cursor, max_pieces, rng, origin)
                 } else {
-                    got
+                    p.claim_as(have, cursor, max_pieces, rng, origin)
+                };
+                if !got.is_empty() || inflight_blocks >= MIN_WINDOW {
+                    return got;
+                }
+                let mine = |piece| inflight.contains_key(&piece);
+                let max = max_pieces.min(16);
+                if remote {
+                    p.claim_endgame_remote(have, &mine, max, origin)
+                } else {
+                    p.claim_endgame_as(have, &mine, max, origin)
                 }
             });
             let Some(&last) = claimed.last() else {
@@ -712,12 +740,13 @@ impl Fetch {
         self.flush();
         let owed: Vec<u32> = self.inflight.keys().copied().collect();
         let transfer = self.phase == Phase::Transfer;
+        let transfer_remote = self.is_remote();
         plan.with(|p| {
             for &piece in &owed {
                 p.release(piece);
             }
             if transfer {
-                p.remove_source(&self.have);
+                p.remove_source_at(&self.have, !transfer_remote);
             }
         });
         self.inflight.clear();

@@ -102,6 +102,9 @@ pub struct Job<'a> {
     pub holders: Vec<Holder>,
     pub partial_dir: &'a Path,
     pub self_id: &'a str,
+    /// This peer's site (`--site`): holders of other sites give only what
+    /// the site lacks (`Plan::claim_remote`). None: every holder is local.
+    pub site: Option<&'a str>,
     pub limiter: Option<Arc<RateLimiter>>,
     /// The peer's counters: bytes received, pieces verified and rejected,
     /// holders banned.
@@ -202,6 +205,9 @@ impl Shared {
 struct Running {
     stats: Arc<SourceStats>,
     thread: std::thread::JoinHandle<()>,
+    /// A downloader of this peer's site: it shares out with us what the
+    /// site fetches from outside (`Coordinator::share_out`).
+    sibling: bool,
 }
 
 pub fn run(job: Job<'_>) -> Result<Outcome> {
@@ -647,6 +653,7 @@ impl Coordinator<'_, '_> {
                 self.holders.not_started(&start.holder);
             }
         }
+        self.share_out();
         self.job
             .progress
             .sources
@@ -654,11 +661,30 @@ impl Coordinator<'_, '_> {
         started
     }
 
+    /// Tells the plan this peer's share of what its site fetches from
+    /// outside (`plan::site_share` over the downloaders of its site it is
+    /// connected to).
+    fn share_out(&self) {
+        if self.job.site.is_none() {
+            return;
+        }
+        let siblings: Vec<&str> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.sibling)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let (rank, size) = plan::site_share(&self.job.self_id, &siblings);
+        self.shared.plan().set_site_share(rank, size);
+    }
+
     fn spawn(&mut self, h: Holder, cursor: u32) -> bool {
         let stats = Arc::new(SourceStats::default());
+        let local = h.is_local_to(self.job.site);
         let source = Source {
             peer_id: h.peer_id.clone(),
             addr: crate::net::join_host_port(&h.host, h.port),
+            remote: !local,
         };
         let shared = self.shared.clone();
         let st = stats.clone();
@@ -677,7 +703,13 @@ impl Coordinator<'_, '_> {
             });
         match spawned {
             Ok(thread) => {
-                self.running.insert(h.peer_id, Running { stats, thread });
+                let sibling = local && self.job.site.is_some() && !h.complete;
+                let running = Running {
+                    stats,
+                    thread,
+                    sibling,
+                };
+                self.running.insert(h.peer_id, running);
                 true
             }
             Err(e) => {
@@ -694,6 +726,9 @@ impl Coordinator<'_, '_> {
         if let Some(r) = self.running.remove(peer_id) {
             let _ = r.thread.join();
             self.finished.push((peer_id.to_string(), r.stats));
+            if r.sibling {
+                self.share_out();
+            }
         }
         self.job
             .progress

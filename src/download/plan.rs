@@ -14,6 +14,14 @@
 //! holder has and we need, those the fewest connected holders have, and a
 //! claim extends over the following pieces of the same rarity.
 //!
+//! Sites (`peer --site`): holders are local (of this peer's site) or
+//! remote. What any connected local holder has is never asked of a remote
+//! one; the rest is split among the site's downloaders in stripes
+//! (`set_site_share`), each fetching from outside only its own stripes and
+//! taking the others' from them once they have them. So a site pulls about
+//! one copy of the file over the link between sites, whichever site the
+//! seeder is in. Inside a site, the picking below is unchanged.
+//!
 //! Ties: in a swarm (some holder is itself downloading) they go to a
 //! random place and runs are short, so peers fetching from the same seeder
 //! at the same time rarely ask it for the same pieces: each copy the
@@ -31,6 +39,20 @@ const ENDGAME_COPIES: u8 = 2;
 pub const RANDOM_FIRST: u32 = 4;
 /// Longest run, in blocks, claimed at a random place.
 const SPREAD_RUN_BLOCKS: u32 = 16;
+/// Pieces per stripe of a site's share-out (`set_site_share`): long enough
+/// for a run of requests, short enough that every downloader's share is
+/// spread over the file.
+pub const SITE_STRIPE: u32 = 16;
+
+/// This peer's share of what its site fetches from outside, for
+/// `Plan::set_site_share`: `me`'s rank among `me` and the `siblings` (the
+/// downloaders of its site it is connected to), ordered, and how many
+/// they are. Every one of them orders the same peers the same way.
+pub fn site_share<T: Ord>(me: &T, siblings: &[T]) -> (u32, u32) {
+    let below = siblings.iter().filter(|s| *s < me).count();
+    let others = siblings.iter().filter(|s| *s != me).count();
+    (below as u32, others as u32 + 1)
+}
 
 pub struct Plan {
     /// Pieces no worker holds and nobody has delivered.
@@ -50,6 +72,15 @@ pub struct Plan {
     /// Connected holders that have every piece: of a piece's availability,
     /// this many are complete holders, the rest are downloading.
     complete_sources: u16,
+    /// Connected holders of this peer's site having each piece, and the
+    /// pieces at least one of them has.
+    local_avail: Vec<u16>,
+    local_has: Bitfield,
+    /// Of `complete_sources`, those of this peer's site.
+    local_complete: u16,
+    /// Pieces another downloader of this site fetches from outside
+    /// (`set_site_share`): never asked of a remote holder here.
+    others_share: Bitfield,
 }
 
 impl Plan {
@@ -67,7 +98,114 @@ impl Plan {
             spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
             swarm: false,
             complete_sources: 0,
+            local_avail: vec![0; pieces as usize],
+            local_complete: 0,
+            local_has: Bitfield::new(pieces),
+            others_share: Bitfield::new(pieces),
         }
+    }
+
+    /// This peer is number `rank` (from 0) of the `size` downloaders of
+    /// its site (itself included, in an order they all agree on: their
+    /// ids). Of the pieces no local holder has, it fetches from remote
+    /// holders only those of stripes `rank`, `rank + size`, ...; the
+    /// others come from the downloader whose stripes they are.
+    pub fn set_site_share(&mut self, rank: u32, size: u32) {
+        let size = size.max(1);
+        let n = self.pieces();
+        self.others_share = Bitfield::new(n);
+        for p in 0..n {
+            if (p / SITE_STRIPE) % size != rank % size {
+                self.others_share.set(p);
+            }
+        }
+    }
+
+    /// Which of a remote holder's pieces `have` this peer may ask it for:
+    /// none a local holder has, none of another downloader's share.
+    pub fn remote_wanted(&self, have: &Bitfield) -> Bitfield {
+        have.minus(&self.local_has).minus(&self.others_share)
+    }
+
+    /// `add_source` for a holder of this peer's site (`local`) or not.
+    pub fn add_source_at(&mut self, have: &Bitfield, local: bool) {
+        self.count_source(have);
+        if local {
+            self.local_complete += u16::from(have.is_full());
+            self.shift_local(have, 1);
+        }
+    }
+
+    /// `add_pieces` for a holder of this peer's site (`local`) or not.
+    pub fn add_pieces_at(&mut self, new: &Bitfield, now_full: bool, local: bool) {
+        self.count_pieces(new, now_full);
+        if local {
+            self.local_complete += u16::from(now_full);
+            self.shift_local(new, 1);
+        }
+    }
+
+    /// `remove_source` for a holder of this peer's site (`local`) or not.
+    pub fn remove_source_at(&mut self, have: &Bitfield, local: bool) {
+        self.uncount_source(have);
+        if local {
+            if have.is_full() {
+                self.local_complete = self.local_complete.saturating_sub(1);
+            }
+            self.shift_local(have, -1);
+        }
+    }
+
+    /// For sparing a complete holder: how many holders that may be asked
+    /// for `piece` instead have it, and how many of those are complete.
+    /// A local holder's alternatives are the local holders only (a remote
+    /// one is never asked for what the site has); a remote holder's, all.
+    /// Without sites every holder is local: the same counts either way.
+    fn sparing_counts(&self, piece: u32, local: bool) -> (u16, u16) {
+        if local {
+            (self.local_avail[piece as usize], self.local_complete)
+        } else {
+            (self.avail[piece as usize], self.complete_sources)
+        }
+    }
+
+    fn shift_local(&mut self, pieces: &Bitfield, by: i32) {
+        for p in pieces.iter_ones() {
+            let a = &mut self.local_avail[p as usize];
+            *a = (*a as i32 + by).clamp(0, u16::MAX as i32) as u16;
+            if *a == 0 {
+                self.local_has.clear(p);
+            } else {
+                self.local_has.set(p);
+            }
+        }
+    }
+
+    /// `claim_as` from a holder of another site: only what
+    /// `remote_wanted` leaves of `have`.
+    pub fn claim_remote(
+        &mut self,
+        have: &Bitfield,
+        cursor: u32,
+        max: usize,
+        rng: &mut Rng,
+        origin: bool,
+    ) -> Vec<u32> {
+        let wanted = self.remote_wanted(have);
+        self.claim_among(have, &wanted, false, cursor, max, rng, origin)
+    }
+
+    /// `claim_endgame_as` from a holder of another site: only what
+    /// `remote_wanted` leaves of `have`.
+    pub fn claim_endgame_remote(
+        &mut self,
+        have: &Bitfield,
+        mine: &dyn Fn(u32) -> bool,
+        max: usize,
+        origin: bool,
+    ) -> Vec<u32> {
+        let wanted = self.remote_wanted(have);
+        self.endgame_among(have, &wanted, false, mine, max, origin)
     }
 
     /// From now on, break ties at random (a holder is downloading too).
@@ -96,8 +234,23 @@ impl Plan {
         self.needed.count() == 0
     }
 
-    /// A holder connected (or told us of new pieces): count what it has.
+    /// A holder of this peer's site connected: count what it has.
     pub fn add_source(&mut self, have: &Bitfield) {
+        self.add_source_at(have, true);
+    }
+
+    /// `add_pieces` for a holder of this peer's site.
+    pub fn add_pieces(&mut self, new: &Bitfield, now_full: bool) {
+        self.add_pieces_at(new, now_full, true);
+    }
+
+    /// `remove_source` for a holder of this peer's site.
+    pub fn remove_source(&mut self, have: &Bitfield) {
+        self.remove_source_at(have, true);
+    }
+
+    /// A holder connected: count what it has.
+    fn count_source(&mut self, have: &Bitfield) {
         if have.is_full() {
             self.complete_sources += 1;
         }
@@ -108,7 +261,7 @@ impl Plan {
 
     /// A connected holder's pieces grew by `new` (HAVE); `now_full` when
     /// it has every piece from now on.
-    pub fn add_pieces(&mut self, new: &Bitfield, now_full: bool) {
+    fn count_pieces(&mut self, new: &Bitfield, now_full: bool) {
         if now_full {
             self.complete_sources += 1;
         }
@@ -118,7 +271,7 @@ impl Plan {
     }
 
     /// A holder left: its pieces are that much less available.
-    pub fn remove_source(&mut self, have: &Bitfield) {
+    fn uncount_source(&mut self, have: &Bitfield) {
         if have.is_full() {
             self.complete_sources = self.complete_sources.saturating_sub(1);
         }
@@ -203,6 +356,22 @@ impl Plan {
         rng: &mut Rng,
         origin: bool,
     ) -> Vec<u32> {
+        self.claim_among(have, have, true, cursor, max, rng, origin)
+    }
+
+    /// `claim_as` of the pieces in `wanted` (a part of what the holder
+    /// `have`s), from a holder of this peer's site (`local`) or not.
+    #[allow(clippy::too_many_arguments)]
+    fn claim_among(
+        &mut self,
+        have: &Bitfield,
+        wanted: &Bitfield,
+        local: bool,
+        cursor: u32,
+        max: usize,
+        rng: &mut Rng,
+        origin: bool,
+    ) -> Vec<u32> {
         let n = self.pieces();
         if n == 0 || max == 0 || self.needed.count() == 0 {
             return Vec::new();
@@ -217,13 +386,14 @@ impl Plan {
         } else {
             (cursor % n, max)
         };
-        let Some(first) = self.pick(have, start, random) else {
+        let Some(first) = self.pick(wanted, start, random) else {
             return Vec::new();
         };
         let rarity = self.avail[first as usize];
         // Some downloading holder has even the rarest candidate: leave it
         // to them. (With only complete holders, everything is theirs.)
-        if (spare_seeder && rarity > self.complete_sources) || (origin && rarity > 1) {
+        let (others, complete) = self.sparing_counts(first, local);
+        if (spare_seeder && others > complete) || (origin && others > 1) {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -231,7 +401,7 @@ impl Plan {
         while out.len() < max
             && p < n
             && self.needed.get(p)
-            && have.get(p)
+            && wanted.get(p)
             && (random || self.avail[p as usize] == rarity)
         {
             self.clear_needed(p);
@@ -288,6 +458,20 @@ impl Plan {
         max: usize,
         origin: bool,
     ) -> Vec<u32> {
+        self.endgame_among(have, have, true, mine, max, origin)
+    }
+
+    /// `claim_endgame_as` of the pieces in `wanted` (a part of `have`),
+    /// from a holder of this peer's site (`local`) or not.
+    fn endgame_among(
+        &mut self,
+        have: &Bitfield,
+        wanted: &Bitfield,
+        local: bool,
+        mine: &dyn Fn(u32) -> bool,
+        max: usize,
+        origin: bool,
+    ) -> Vec<u32> {
         if self.needed.count() > 0 {
             return Vec::new();
         }
@@ -297,10 +481,10 @@ impl Plan {
         // Only the few pieces not done are visited, a word at a time.
         while let Some(p) = self.done.next(at, false) {
             let c = self.claims[p as usize];
-            let others_have = self.avail[p as usize] > 2;
+            let others_have = self.sparing_counts(p, local).0 > 2;
             if c > 0
                 && c < ENDGAME_COPIES
-                && have.get(p)
+                && wanted.get(p)
                 && !mine(p)
                 && !(spare_seeder && others_have)
             {
@@ -671,5 +855,149 @@ mod spare_seeder_tests {
         assert_eq!(claim_all(&mut q, &full, &mut rng).len(), 6);
         q.remove_source(&full);
         assert_eq!(q.complete_sources, 1);
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+
+    /// Everything a remote holder `have` lets a worker claim, run after run.
+    fn claim_all_remote(p: &mut Plan, have: &Bitfield, rng: &mut Rng) -> Vec<u32> {
+        let mut all = Vec::new();
+        loop {
+            let more = p.claim_remote(have, 0, 64, rng, false);
+            if more.is_empty() {
+                all.sort();
+                return all;
+            }
+            all.extend(more);
+        }
+    }
+
+    fn fresh(pieces: u32) -> Plan {
+        let mut already = Bitfield::new(pieces);
+        already.set_range(0, RANDOM_FIRST);
+        Plan::new(pieces, 1, &already)
+    }
+
+    #[test]
+    fn a_remote_holder_gives_only_what_no_local_holder_has() {
+        let mut rng = Rng::seeded(1);
+        let mut p = fresh(40);
+        let remote_seeder = Bitfield::full(40);
+        let local = Bitfield::from_runs(40, &[(4, 20)]).unwrap();
+        p.add_source_at(&remote_seeder, false);
+        p.add_source_at(&local, true);
+        assert_eq!(
+            claim_all_remote(&mut p, &remote_seeder, &mut rng),
+            (24..40).collect::<Vec<_>>()
+        );
+        // The local holder gives its part, from the cursor on.
+        assert_eq!(p.claim(&local, 4, 64, &mut rng).len(), 20);
+        assert!(p.nothing_needed());
+    }
+
+    #[test]
+    fn a_site_splits_what_it_fetches_from_outside_into_one_copy() {
+        // Three downloaders of one site, the seeder in another: their
+        // remote claims cover the file once, in stripes.
+        let pieces = 200;
+        let seeder = Bitfield::full(pieces);
+        let mut seen = vec![0u32; pieces as usize];
+        for rank in 0..3 {
+            let mut p = Plan::new(pieces, 1, &Bitfield::new(pieces));
+            p.set_site_share(rank, 3);
+            p.add_source_at(&seeder, false);
+            let got = claim_all_remote(&mut p, &seeder, &mut Rng::seeded(rank as u64));
+            assert!(got.iter().all(|&i| (i / SITE_STRIPE) % 3 == rank));
+            for i in got {
+                seen[i as usize] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&c| c == 1), "each piece once: {seen:?}");
+    }
+
+    #[test]
+    fn another_downloaders_share_comes_from_it_once_it_has_it() {
+        let mut rng = Rng::seeded(2);
+        let pieces = 64;
+        let mut p = Plan::new(pieces, 1, &Bitfield::new(pieces));
+        p.set_swarm();
+        p.set_site_share(0, 2);
+        let seeder = Bitfield::full(pieces);
+        p.add_source_at(&seeder, false);
+        // Rank 1, local, has nothing yet: its stripes wait for it.
+        let mut sibling = Bitfield::new(pieces);
+        p.add_source_at(&sibling, true);
+        let mine = claim_all_remote(&mut p, &seeder, &mut rng);
+        assert_eq!(mine.len(), 32);
+        assert!(mine.iter().all(|&i| (i / SITE_STRIPE).is_multiple_of(2)));
+        // It fetched stripe 1 from outside: it gives it here.
+        let got: Bitfield = Bitfield::from_runs(pieces, &[(16, 16)]).unwrap();
+        p.add_pieces_at(&got, false, true);
+        sibling.union_with(&got);
+        assert_eq!(p.claim(&sibling, 16, 64, &mut rng).len(), 16);
+    }
+
+    #[test]
+    fn a_lost_local_holder_leaves_its_pieces_to_the_outside_again() {
+        let mut rng = Rng::seeded(3);
+        let mut p = fresh(20);
+        let seeder = Bitfield::full(20);
+        let local = Bitfield::full(20);
+        p.add_source_at(&seeder, false);
+        p.add_source_at(&local, true);
+        assert!(claim_all_remote(&mut p, &seeder, &mut rng).is_empty());
+        assert!(p
+            .claim_endgame_remote(&seeder, &|_| false, 16, false)
+            .is_empty());
+        p.remove_source_at(&local, true);
+        assert_eq!(claim_all_remote(&mut p, &seeder, &mut rng).len(), 16);
+    }
+
+    #[test]
+    fn a_local_seeder_is_not_spared_for_what_only_another_site_has() {
+        // The seeder's site: a leecher of another site has pieces 4..20,
+        // but it is never asked for what the site has (the seeder has it
+        // all), so the seeder must give them.
+        let mut rng = Rng::seeded(6);
+        let mut p = fresh(20);
+        p.set_swarm();
+        let seeder = Bitfield::full(20);
+        let remote = Bitfield::from_runs(20, &[(4, 16)]).unwrap();
+        p.add_source_at(&seeder, true);
+        p.add_source_at(&remote, false);
+        assert!(claim_all_remote(&mut p, &remote, &mut rng).is_empty());
+        let mut got = Vec::new();
+        loop {
+            let more = p.claim(&seeder, 0, 64, &mut rng);
+            if more.is_empty() {
+                break;
+            }
+            got.extend(more);
+        }
+        got.sort();
+        assert_eq!(got, (4..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_downloader_of_a_site_takes_its_own_rank() {
+        assert_eq!(site_share(&"m", &["z", "a"]), (1, 3));
+        assert_eq!(site_share(&"a", &["z", "m"]), (0, 3));
+        assert_eq!(site_share(&"z", &["a", "m", "z"]), (2, 3), "itself once");
+        assert_eq!(site_share(&"q", &[]), (0, 1));
+    }
+
+    #[test]
+    fn without_a_site_every_holder_is_local_and_nothing_changes() {
+        let mut rng = Rng::seeded(4);
+        let mut p = fresh(20);
+        let seeder = Bitfield::full(20);
+        p.add_source_at(&seeder, true);
+        assert_eq!(
+            p.claim(&seeder, 4, 64, &mut rng),
+            (4..20).collect::<Vec<_>>()
+        );
     }
 }

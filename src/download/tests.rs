@@ -41,6 +41,7 @@ fn job<'a>(
         holders: Vec::new(),
         partial_dir: dir,
         self_id: "me",
+        site: None,
         limiter: None,
         metrics: metrics.clone(),
         cancel: Arc::new(AtomicBool::new(false)),

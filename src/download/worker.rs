@@ -37,6 +37,8 @@ pub struct SourceStats {
 pub struct Source {
     pub peer_id: String,
     pub addr: String,
+    /// Of another site than this peer's (`Fetch::set_remote`).
+    pub remote: bool,
 }
 
 impl PlanRef for Shared {
@@ -54,6 +56,9 @@ pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats, cursor: u
     let mut fetch = Fetch::new(shared.record.clone(), cursor, seed, Instant::now());
     if shared.is_update() && source.peer_id == shared.record.owner {
         fetch.spare_as_origin(Instant::now());
+    }
+    if source.remote {
+        fetch.set_remote(Instant::now());
     }
     let result = drive(shared, &mut conn, &mut fetch, stats);
     // However it ended, what it owes goes back; what is verified is kept.
@@ -112,7 +117,7 @@ fn drive(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStat
                     PeerReply::Block { data, .. } => data.len(),
                     _ => 0,
                 };
-                shared.metrics.received(len);
+                shared.metrics.received_from(len, fetch.is_remote());
                 fetch.on_reply(reply, Instant::now(), shared)?;
                 len
             }

@@ -19,6 +19,8 @@ pub struct PeerMetrics {
     download_secs: Histogram,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    /// Of `bytes_down`, those from holders of another site (`--site`).
+    bytes_down_other_sites: AtomicU64,
     bytes_reused: AtomicU64,
     pieces_verified: AtomicU64,
     pieces_rejected: AtomicU64,
@@ -36,6 +38,7 @@ impl Default for PeerMetrics {
             download_secs: Histogram::new(DOWNLOAD_SECS_BUCKETS),
             bytes_up: AtomicU64::default(),
             bytes_down: AtomicU64::default(),
+            bytes_down_other_sites: AtomicU64::default(),
             bytes_reused: AtomicU64::default(),
             pieces_verified: AtomicU64::default(),
             pieces_rejected: AtomicU64::default(),
@@ -66,6 +69,15 @@ impl PeerMetrics {
     /// Block bytes received from a holder (verified or not).
     pub fn received(&self, bytes: usize) {
         self.bytes_down.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// `received`, from a holder of another site than this peer's
+    /// (`remote`) or of its own (every holder, without `--site`).
+    pub fn received_from(&self, bytes: usize, remote: bool) {
+        self.received(bytes);
+        if remote {
+            self.bytes_down_other_sites.fetch_add(bytes as u64, Relaxed);
+        }
     }
 
     /// Block bytes a download copied from local files (verified) instead
@@ -126,6 +138,16 @@ impl PeerMetrics {
                 "peer_received_bytes_total",
                 "Block bytes this peer received from holders.",
                 v(&self.bytes_down),
+            ),
+            Sample::counter(
+                "peer_received_own_site_bytes_total",
+                "Block bytes received from holders of this peer's site (every holder without --site).",
+                v(&self.bytes_down).saturating_sub(v(&self.bytes_down_other_sites)),
+            ),
+            Sample::counter(
+                "peer_received_other_sites_bytes_total",
+                "Block bytes received from holders of other sites (--site).",
+                v(&self.bytes_down_other_sites),
             ),
             Sample::counter(
                 "peer_reused_bytes_total",
@@ -192,6 +214,8 @@ mod tests {
         m.sent(4096);
         m.sent(10);
         m.received(7);
+        m.received_from(100, true);
+        m.received_from(20, false);
         m.reused(8192);
         m.verified(3);
         m.rejected();
@@ -203,7 +227,9 @@ mod tests {
         let page = render(&m.samples(2));
         for (name, want) in [
             ("peer_sent_bytes_total", 4106),
-            ("peer_received_bytes_total", 7),
+            ("peer_received_bytes_total", 127),
+            ("peer_received_own_site_bytes_total", 27),
+            ("peer_received_other_sites_bytes_total", 100),
             ("peer_reused_bytes_total", 8192),
             ("peer_download_duration_seconds_count", 1),
             ("peer_pieces_verified_total", 3),

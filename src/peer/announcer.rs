@@ -16,7 +16,7 @@
 
 use crate::record::Md5Digest;
 use crate::wire::tracker_datagram::{
-    batches, Announce, Entry, Held, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER,
+    batches, Announce, Entry, Held, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, FLAG_SITE,
 };
 use crate::wire::ANNOUNCE_INTERVAL;
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +42,8 @@ pub struct Identity {
     pub port: u16,
     /// Empty: the tracker uses the address it sees.
     pub advertise: String,
+    /// `--site`; empty: none. Told with each REGISTER.
+    pub site: String,
 }
 
 /// Something the thread must act on.
@@ -232,11 +234,12 @@ impl Announcer {
         }
         let (changes, urgent) = self.changes(holdings, now);
         let (flags, session) = match self.session {
-            None => (FLAG_REGISTER, 0),
+            None if self.id.site.is_empty() => (FLAG_REGISTER, 0),
+            None => (FLAG_REGISTER | FLAG_SITE, 0),
             Some(s) => (0, s),
         };
         let due = now >= self.due;
-        let wait = if flags == 0 {
+        let wait = if flags & FLAG_REGISTER == 0 {
             !due && !((urgent || self.urgent) && !changes.is_empty())
         } else {
             // Registers at once, unless our id was in use: then at the
@@ -248,7 +251,7 @@ impl Announcer {
             return (None, wake.map_or(self.due, |w| w.min(self.due)));
         }
         // The first batch now; the rest follow as each is answered.
-        let fixed = Announce::fixed_len(&self.id.peer_id, &self.id.advertise);
+        let fixed = Announce::fixed_len(&self.id.peer_id, &self.id.advertise, &self.id.site);
         let entries: Vec<Entry<'_>> = changes
             .iter()
             .map(|(n, md5, held)| Entry {
@@ -284,6 +287,7 @@ impl Announcer {
             port: self.id.port,
             peer_id: &self.id.peer_id,
             advertise: &self.id.advertise,
+            site: &self.id.site,
             entries: entries.to_vec(),
         })
         .encode(&mut bytes);

@@ -17,7 +17,7 @@ pub const USAGE: &str =
             [--upload-limit RATE] [--download-limit RATE]
             [--neighbor HOST:PORT]... [--ttl N] [--http PORT] [--bind ADDR]
             [--advertise HOST[:PORT]] [--http-bind ADDR] [--http-host NAME]...
-            [--secret-file FILE]
+            [--secret-file FILE] [--site NAME]
 PATTERN: a glob on item names (* any run, ? one character, [a-z] a class;
   quote it: '*' follows everything); matching items are fetched and kept at
   their current version, and the patterns are kept in DIR/follow
@@ -28,6 +28,8 @@ RATE: bytes per second with an optional K, M or G suffix, binary and in any
 --http PORT: the web UI and /metrics (0 picks a free port), on 127.0.0.1 unless
   --http-bind says otherwise; --http-host allows a host name besides IPs and
   localhost
+--site NAME: where this peer is (letters, digits, '-', '_'); holders of its
+  own site are preferred, and other sites give only what it lacks
 --secret-file FILE: the swarm's shared secret (make one with
   openssl rand -hex 32 > FILE; chmod 600 FILE); without it the swarm is open";
 
@@ -61,6 +63,8 @@ pub struct Config {
     /// The swarm secret's file (`--secret-file`): read by the binary at
     /// start (`secure::start`).
     pub secret_file: Option<PathBuf>,
+    /// `--site`: where this peer is (a building, a data centre).
+    pub site: Option<String>,
 }
 
 impl Config {
@@ -118,6 +122,7 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
         bind: IpAddr::from([0, 0, 0, 0]),
         advertise: None,
         secret_file: None,
+        site: None,
     };
     let mut dir = None;
     let mut http = HttpFlags::default();
@@ -172,6 +177,11 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
                     .map_err(|_| format!("--bind takes an IP address, not {v:?}"))?;
             }
             "--secret-file" => cfg.secret_file = Some(PathBuf::from(p.os_value()?)),
+            "--site" => {
+                let site = p.value()?;
+                crate::names::check_site(&site).map_err(usage)?;
+                cfg.site = Some(site);
+            }
             "--advertise" => {
                 let v = p.value()?;
                 let (host, port) = split_host_port(&v, Some(())).map_err(usage)?;
@@ -289,6 +299,20 @@ mod tests {
         assert_eq!(c.ttl, 4);
         assert_eq!(c.neighbors, vec!["10.0.0.2:9000"]);
         assert_eq!(c.http_config(), None);
+    }
+
+    #[test]
+    fn a_site_is_a_plain_name() {
+        let c = parse(args("A 9000 t --site lab-2")).unwrap().unwrap();
+        assert_eq!(c.site.as_deref(), Some("lab-2"));
+        assert_eq!(parse(args("A 9000 t")).unwrap().unwrap().site, None);
+        for bad in [
+            "A 9000 t --site",
+            "A 9000 t --site a/b",
+            "A 9000 t --site=''",
+        ] {
+            assert!(parse(args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

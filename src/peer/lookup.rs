@@ -32,6 +32,8 @@ enum How {
         search: Option<Arc<Search>>,
         me: String,
         ttl: u8,
+        /// `--site`: the tracker answers this site's holders first.
+        site: Option<String>,
     },
     /// Found by a search: these holders first, then search again.
     Search {
@@ -61,6 +63,7 @@ pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
                 search,
                 me: peer.config().id.clone(),
                 ttl,
+                site: peer.config().site.clone(),
             },
         }),
         Err(e) => {
@@ -99,24 +102,26 @@ impl Located {
             How::Tracker {
                 trackers,
                 search: None,
+                site,
                 ..
             } => {
                 // Always this version's holders: a download never mixes
                 // versions, and finishes while the tracker keeps this one.
-                let holders = trackers.who_has(&name, Some(&md5))?;
-                let refresh: Refresh = Arc::new(move || trackers.who_has(&name, Some(&md5)));
-                Ok((holders, refresh))
+                let ask = move || trackers.who_has_at(&name, Some(&md5), site.as_deref());
+                Ok((ask()?, Arc::new(ask)))
             }
             How::Tracker {
                 trackers,
                 search: Some(search),
                 me,
                 ttl,
+                site,
             } => {
                 // Its holders may be out of the tracker's reach (or it out
                 // of ours) while neighbours know some.
                 let ask = move || -> Result<Vec<Holder>> {
-                    let holders = match trackers.who_has(&name, Some(&md5)) {
+                    let site = site.as_deref();
+                    let holders = match trackers.who_has_at(&name, Some(&md5), site) {
                         Ok(h) => h,
                         Err(e) if floodable(&e) => {
                             debug!("{name}: {e}; asking the neighbours");
@@ -141,7 +146,8 @@ pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
     let search = peer.searcher();
     match trackers.fetch_record(name) {
         Ok(record) => {
-            let mut holders = match (trackers.who_has(name, None), &search) {
+            let site = peer.config().site.as_deref();
+            let mut holders = match (trackers.who_has_at(name, None, site), &search) {
                 (Ok(h), _) => h,
                 (Err(e), Some(_)) if floodable(&e) => Vec::new(),
                 (Err(e), _) => return Err(e),

@@ -623,6 +623,7 @@ impl Peer {
                 holders,
                 partial_dir,
                 self_id: &self.config.id,
+                site: self.config.site.as_deref(),
                 limiter: self.download.clone(),
                 metrics: self.metrics.clone(),
                 cancel: self.cancel.clone(),

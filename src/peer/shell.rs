@@ -315,7 +315,12 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             for h in holders {
                 let have = h.blocks.min(total);
                 let addr = crate::net::join_host_port(&h.host, h.port);
-                let _ = writeln!(out, "{} {addr} {have}/{total}", h.peer_id);
+                let _ = write!(out, "{} {addr} {have}/{total}", h.peer_id);
+                // The tracker names sites to a peer with --site only.
+                if !h.site.is_empty() {
+                    let _ = write!(out, " site={}", h.site);
+                }
+                let _ = writeln!(out);
             }
         }
         Command::MyFiles => {

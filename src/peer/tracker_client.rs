@@ -11,7 +11,7 @@ use super::Peer;
 use crate::error::{code, Error, Result};
 use crate::net::Conn;
 use crate::record::FileRecord;
-use crate::secure::seal::ReplayGuard;
+use crate::secure::seal::{Purpose, ReplayGuard};
 use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
 use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
@@ -171,8 +171,12 @@ fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<
                 match reader.recv(&mut buf) {
                     Ok(n) => {
                         // Under a secret, what does not open is dropped here.
-                        let Some(d) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened)
-                        else {
+                        let Some(d) = crate::secure::incoming(
+                            Purpose::FromTracker,
+                            &buf[..n],
+                            &mut guard,
+                            &mut opened,
+                        ) else {
                             continue;
                         };
                         if tx.send(d.to_vec()).is_err() {
@@ -256,6 +260,7 @@ impl SessionLoop {
                 .as_ref()
                 .map(|a| a.0.clone())
                 .unwrap_or_default(),
+            site: cfg.site.clone().unwrap_or_default(),
         };
         let seed = crate::rng::Rng::new().next_u64() as u32;
         SessionLoop {
@@ -362,7 +367,11 @@ impl SessionLoop {
         }
         if let Some(bytes) = send {
             let mut sealed = Vec::new();
-            if let Err(e) = socket.send(crate::secure::outgoing(&bytes, &mut sealed)) {
+            if let Err(e) = socket.send(crate::secure::outgoing(
+                Purpose::ToTracker,
+                &bytes,
+                &mut sealed,
+            )) {
                 debug!("tracker {}: {e}", self.tracker());
             }
         }
@@ -635,17 +644,39 @@ pub fn who_has(
     name: &str,
     md5: Option<&crate::record::Md5Digest>,
 ) -> Result<Vec<Holder>> {
-    query(
-        tracker,
-        &TrackerRequest::WhoHas {
-            name: name.to_string(),
-            md5: md5.copied(),
-        },
-        |m| match m {
-            TrackerReply::Holders { holders } => Some(holders),
-            _ => None,
-        },
-    )
+    who_has_at(tracker, name, md5, None)
+}
+
+/// `who_has` for a peer in `site`: the holders of that site first, each
+/// with its site (WHO_HAS_AT). A tracker older than sites answers it with
+/// a protocol error: then plain WHO_HAS, whose holders have no site.
+pub fn who_has_at(
+    tracker: &str,
+    name: &str,
+    md5: Option<&crate::record::Md5Digest>,
+    site: Option<&str>,
+) -> Result<Vec<Holder>> {
+    let ask = |site: Option<&str>| {
+        query(
+            tracker,
+            &TrackerRequest::WhoHas {
+                name: name.to_string(),
+                md5: md5.copied(),
+                site: site.map(str::to_string),
+            },
+            |m| match m {
+                TrackerReply::Holders { holders, .. } => Some(holders),
+                _ => None,
+            },
+        )
+    };
+    match ask(site) {
+        Err(Error::Remote {
+            code: code::PROTOCOL,
+            ..
+        }) if site.is_some() => ask(None),
+        other => other,
+    }
 }
 
 pub fn list_files(tracker: &str) -> Result<Vec<FileSummary>> {

@@ -177,7 +177,18 @@ impl Trackers {
     /// Who holds `name` (or its version `md5`), from the first tracker
     /// that knows it.
     pub fn who_has(&self, name: &str, md5: Option<&Md5Digest>) -> Result<Vec<Holder>> {
-        self.first(|t| tracker_client::who_has(t, name, md5))
+        self.who_has_at(name, md5, None)
+    }
+
+    /// `who_has` for a peer in `site`: that site's holders first, each
+    /// with its site (`tracker_client::who_has_at`).
+    pub fn who_has_at(
+        &self,
+        name: &str,
+        md5: Option<&Md5Digest>,
+        site: Option<&str>,
+    ) -> Result<Vec<Holder>> {
+        self.first(|t| tracker_client::who_has_at(t, name, md5, site))
     }
 
     /// Every item the first tracker that answers knows.

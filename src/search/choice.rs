@@ -85,6 +85,8 @@ pub fn holder(a: &Answer) -> Holder {
         port: a.info.port,
         blocks: crate::record::blocks_held(a.info.size, &a.info.have),
         complete: a.info.have.is_full(),
+        // A search answer does not say where its holder is.
+        site: String::new(),
     }
 }
 

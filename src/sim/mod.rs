@@ -21,6 +21,11 @@
 //!     the other side is told); a node that leaves is gone at once: its
 //!     queues and the frames in flight on its connections are dropped and
 //!     the other sides are told after the latency.
+//!   - nodes may be in sites (`Sim::add_at`): a frame from one site to
+//!     another then also passes that direction's WAN link
+//!     (`Config::wan`, one FIFO shared by every connection crossing it),
+//!     between the sender's link and the latency; `Sim::wan_bytes`
+//!     counts what crossed.
 //! - [`CopyStore`] holds one node's copy of a file against the original
 //!   without a copy of the bytes, so a thousand 16 MiB copies fit.
 //! - [`peer::SimPeer`] is a peer made of the real machines (see `peer.rs`),
@@ -55,6 +60,7 @@
 mod net;
 pub mod peer;
 mod run;
+pub mod sites;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -138,6 +144,10 @@ pub struct Config {
     /// One-way latency from the first node to the second, when it is not
     /// `rtt / 2` for every pair. Asked once per connection.
     pub latency: Option<Box<dyn Fn(NodeId, NodeId) -> Duration>>,
+    /// The link between two sites (`Sim::add_at`), in bytes per second
+    /// each way: every frame from one site to another passes it after the
+    /// sender's upload link (one FIFO per direction). `None`: uncapped.
+    pub wan: Option<u64>,
 }
 
 impl Default for Config {
@@ -147,6 +157,7 @@ impl Default for Config {
             low_water: LOW_WATER,
             quantum: QUANTUM,
             latency: None,
+            wan: None,
         }
     }
 }

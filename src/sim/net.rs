@@ -142,6 +142,7 @@ struct Conn {
 #[derive(Default)]
 struct Host {
     caps: Caps,
+    site: usize,
     up: bool,
     epoch: u32,
     /// Ends of this node with frames queued, in turn.
@@ -162,6 +163,9 @@ pub struct Net {
     conns: Vec<Conn>,
     hosts: Vec<Host>,
     cfg: Config,
+    /// Per (from site, to site): when its WAN link is next free, and the
+    /// bytes that crossed it.
+    wan: std::collections::HashMap<(usize, usize), (SimTime, u64)>,
 }
 
 impl Net {
@@ -176,15 +180,38 @@ impl Net {
             conns: Vec::new(),
             hosts: Vec::new(),
             cfg,
+            wan: std::collections::HashMap::new(),
         }
     }
 
-    pub(super) fn add_host(&mut self, caps: Caps) -> NodeId {
+    pub(super) fn add_host(&mut self, caps: Caps, site: usize) -> NodeId {
         self.hosts.push(Host {
             caps,
+            site,
             ..Host::default()
         });
         self.hosts.len() - 1
+    }
+
+    pub(super) fn wan_bytes(&self, from: usize, to: usize) -> u64 {
+        self.wan.get(&(from, to)).map_or(0, |w| w.1)
+    }
+
+    /// When `len` bytes that leave end `side` of `conn` now have passed
+    /// the WAN link between the two sites, if they are in two (else now).
+    /// The link is a FIFO: a connection's frames keep their order.
+    fn cross(&mut self, conn: ConnId, side: usize, len: usize) -> SimTime {
+        let c = &self.conns[conn.0 as usize];
+        let from = self.hosts[c.ends[side].node].site;
+        let to = self.hosts[c.ends[1 - side].node].site;
+        if from == to {
+            return self.now;
+        }
+        let rate = self.cfg.wan;
+        let link = self.wan.entry((from, to)).or_insert((SimTime::ZERO, 0));
+        let done = self.now.max(link.0) + transmit_time(len, rate);
+        *link = (done, link.1 + len as u64);
+        done
     }
 
     pub(super) fn now(&self) -> SimTime {
@@ -457,7 +484,9 @@ impl Net {
         if c.aborted {
             return;
         }
-        let at = now + c.one_way[side];
+        let one_way = c.one_way[side];
+        // After the frames before it on the WAN link, if it crosses one.
+        let at = self.cross(conn, side, 0).max(now) + one_way;
         self.push(
             at,
             Ev::Wire {
@@ -570,7 +599,8 @@ impl Net {
         }
         let call = (owed && e.open).then_some(Call::Writable(node, conn));
         if !c.aborted {
-            let at = now + c.one_way[side];
+            let one_way = c.one_way[side];
+            let at = self.cross(conn, side, len).max(now) + one_way;
             self.push(
                 at,
                 Ev::Wire {

@@ -19,6 +19,10 @@
 //!   exit's verdict counted, the next refresh when `refresh_every` says.
 //!   When the plan completes, every Fetch stops, as the workers do when
 //!   the download ends.
+//!   With a site (`in_site`), as the coordinator with `Job::site`: holders
+//!   of other sites get `Fetch::set_remote`, and the plan this peer's
+//!   share of what the site fetches from outside (`plan::site_share` over
+//!   the connected downloaders of its site).
 //! - `serve_step` / the tick mirror `peer::server`: requests are taken as
 //!   they arrive, then the machine's `tick`, its replies, and one slice of
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
@@ -45,7 +49,7 @@ use super::{ConnId, CopyStore, Cx, Node, NodeId, SimTime};
 use crate::bitfield::Bitfield;
 use crate::download::fetch::{Action, Fetch, Wait};
 use crate::download::holders::{Holders, Verdict};
-use crate::download::plan::Plan;
+use crate::download::plan::{site_share, Plan};
 use crate::download::worker::POLL;
 use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
@@ -113,6 +117,8 @@ struct Download {
     fetches: BTreeMap<ConnId, Fetching>,
     /// The coordinator's rules: whom to start, retry or ban.
     holders: Holders<NodeId>,
+    /// Connected downloaders of this peer's site (with a site).
+    siblings: std::collections::BTreeSet<NodeId>,
     /// A worker wrote, released a piece or ended: wake those waiting.
     notify_armed: bool,
     complete: bool,
@@ -144,6 +150,8 @@ pub struct SimPeer {
     stats: PeerStats,
     /// For the seeder: how often each piece left in a slice.
     served_pieces: Vec<u32>,
+    /// Its site (`peer --site`), 0: none.
+    site: u16,
 }
 
 /// The block server's view of this peer's one file.
@@ -213,7 +221,14 @@ impl SimPeer {
             done_at: None,
             stats: PeerStats::default(),
             served_pieces: vec![0; pieces],
+            site: 0,
         }
+    }
+
+    /// The peer is in site `site` (from 1), as with `--site`.
+    pub fn in_site(mut self, site: u16) -> SimPeer {
+        self.site = site;
+        self
     }
 
     pub fn is_complete(&self) -> bool {
@@ -507,6 +522,7 @@ impl SimPeer {
             plan: RefCell::new(plan),
             fetches: BTreeMap::new(),
             holders: Holders::new(self.instant(cx.now())),
+            siblings: std::collections::BTreeSet::new(),
             notify_armed: false,
             complete: false,
         });
@@ -516,7 +532,7 @@ impl SimPeer {
     /// Asks the tracker who takes part and connects to the new ones; sets
     /// the next refresh.
     fn refresh(&mut self, cx: &mut Cx) {
-        let holders = self.tracker.borrow_mut().who_has();
+        let holders = self.tracker.borrow_mut().who_has_for(self.site);
         self.add_holders(cx, holders);
         let Some(dl) = &self.dl else {
             return;
@@ -528,17 +544,28 @@ impl SimPeer {
     fn add_holders(&mut self, cx: &mut Cx, answer: Vec<(NodeId, bool)>) {
         let pieces = self.record.piece_count();
         let now = self.instant(cx.now());
+        let me = cx.me();
+        let tracker = self.tracker.borrow();
+        let site = self.site;
+        let remote = |peer: NodeId| site != 0 && tracker.site_of(peer) != site;
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let offer = dl.holders.offer(&answer, &cx.me(), pieces);
+        let offer = dl.holders.offer(&answer, &me, pieces);
         if offer.swarm {
             dl.plan.borrow_mut().set_swarm();
         }
         let mut started = Vec::new();
         for start in offer.start {
-            let conn = cx.connect(start.holder);
-            let fetch = Fetch::new(self.record.clone(), start.cursor, self.rng.next_u64(), now);
+            let peer = start.holder;
+            let complete = answer.iter().any(|&(h, c)| h == peer && c);
+            let conn = cx.connect(peer);
+            let mut fetch = Fetch::new(self.record.clone(), start.cursor, self.rng.next_u64(), now);
+            if remote(peer) {
+                fetch.set_remote(now);
+            } else if site != 0 && !complete {
+                dl.siblings.insert(peer);
+            }
             dl.fetches.insert(
                 conn,
                 Fetching {
@@ -551,9 +578,24 @@ impl SimPeer {
             );
             started.push(conn);
         }
+        drop(tracker);
+        self.share_out(me);
         for conn in started {
             // The OPEN goes out at once; it waits for the connection.
             self.perform(cx, conn);
+        }
+    }
+
+    /// `Coordinator::share_out`: this peer's share of what its site
+    /// fetches from outside.
+    fn share_out(&mut self, me: NodeId) {
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        if self.site != 0 {
+            let siblings: Vec<NodeId> = dl.siblings.iter().copied().collect();
+            let (rank, size) = site_share(&me, &siblings);
+            dl.plan.borrow_mut().set_site_share(rank, size);
         }
     }
 
@@ -575,6 +617,9 @@ impl SimPeer {
         };
         cx.close(conn);
         let verdict = dl.holders.exited(&f.peer, &result);
+        if dl.siblings.remove(&f.peer) {
+            self.share_out(cx.me());
+        }
         self.notify(cx);
         match verdict {
             Verdict::Done => {}
@@ -754,6 +799,7 @@ impl Node for SimPeer {
     fn start(&mut self, cx: &mut Cx) {
         self.me = Some(cx.me());
         let complete = self.verified.is_full();
+        self.tracker.borrow_mut().set_site(cx.me(), self.site);
         self.tracker.borrow_mut().join(cx.me(), complete);
         if complete {
             self.complete = Some(self.complete_file());

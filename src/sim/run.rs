@@ -29,8 +29,19 @@ impl<N: Node> Sim<N> {
 
     /// Adds a node, not yet started (see [`Sim::start_at`]).
     pub fn add(&mut self, node: N, caps: Caps) -> NodeId {
+        self.add_at(node, caps, 0)
+    }
+
+    /// `add` in `site`: frames between sites pass the WAN link
+    /// (`Config::wan`).
+    pub fn add_at(&mut self, node: N, caps: Caps, site: usize) -> NodeId {
         self.nodes.push(node);
-        self.net.add_host(caps)
+        self.net.add_host(caps, site)
+    }
+
+    /// Bytes that crossed from site `from` to site `to`.
+    pub fn wan_bytes(&self, from: usize, to: usize) -> u64 {
+        self.net.wan_bytes(from, to)
     }
 
     /// The node's `start` is called at `at` (now, if that has passed).

@@ -569,3 +569,23 @@ fn a_full_server_makes_room_by_closing_an_idle_connection() {
     let seeder = sim.node(0).stats();
     assert!(seeder.evicted > 0, "{seeder:?}");
 }
+
+#[test]
+fn with_sites_a_remote_site_pulls_about_one_copy_over_the_wan() {
+    // 8 MiB, 8 leechers over two sites, LAN 10 MiB/s per peer, WAN 1 MiB/s
+    // (`make sites`' proportions).
+    let s = sites::Sites {
+        sites: 2,
+        peers: 8,
+        size: 8 << 20,
+        lan: 10 << 20,
+        wan: 1 << 20,
+        aware: true,
+        seed: 5,
+    };
+    let aware = sites::run(s);
+    let blind = sites::run(sites::Sites { aware: false, ..s });
+    assert!(aware.secs.is_some() && blind.secs.is_some());
+    assert!(aware.wan_copies < 1.3, "{aware:?}");
+    assert!(blind.wan_copies > aware.wan_copies, "{blind:?}");
+}

@@ -8,7 +8,9 @@
 //! while it is up).
 //!
 //! Node `n` is peer id `n` written with leading zeros, so the catalogue's
-//! order by id is the order of the nodes.
+//! order by id is the order of the nodes. With sites, site `s` is named
+//! `s<s>` and the asker's own site comes first, as `Catalogue::holders_for`
+//! answers.
 
 use super::NodeId;
 use crate::record::FileRecord;
@@ -25,6 +27,8 @@ pub struct Tracker {
     record: FileRecord,
     /// Each live node's session with the catalogue.
     sessions: HashMap<NodeId, u64>,
+    /// Each node's site number (0: none).
+    site: HashMap<NodeId, u16>,
     /// The catalogue's clock: it expires nobody here, so one instant does.
     now: Instant,
 }
@@ -38,6 +42,7 @@ impl Tracker {
             catalogue,
             record: record.clone(),
             sessions: HashMap::new(),
+            site: HashMap::new(),
             now: Instant::now(),
         }
     }
@@ -46,7 +51,8 @@ impl Tracker {
     pub fn join(&mut self, node: NodeId, complete: bool) {
         let id = peer_id(node);
         let host = Host::Ip(IpAddr::V4(Ipv4Addr::from(node as u32)));
-        let session = self.catalogue.register(&id, host, 1, self.now);
+        let site = site_name(self.site_of(node));
+        let session = self.catalogue.register_at(&id, host, 1, &site, self.now);
         self.sessions.insert(node, session);
         let held = if complete {
             Held::Complete
@@ -54,6 +60,16 @@ impl Tracker {
             Held::Partial(0)
         };
         self.announce(node, held);
+    }
+
+    /// The peer is in site `site` (0: none), as its REGISTER says; before
+    /// it joins.
+    pub fn set_site(&mut self, node: NodeId, site: u16) {
+        self.site.insert(node, site);
+    }
+
+    pub fn site_of(&self, node: NodeId) -> u16 {
+        self.site.get(&node).copied().unwrap_or(0)
     }
 
     pub fn set_complete(&mut self, node: NodeId) {
@@ -92,14 +108,28 @@ impl Tracker {
     /// WHO_HAS: `Catalogue::holders` (the asker may be among them), sorted
     /// by id, with whether each is complete.
     pub fn who_has(&mut self) -> Vec<(NodeId, bool)> {
+        self.who_has_for(0)
+    }
+
+    /// `who_has` for an asker in site `site` (0: none): its site first.
+    pub fn who_has_for(&mut self, site: u16) -> Vec<(NodeId, bool)> {
+        let name = (site != 0).then(|| site_name(site));
         let holders = self
             .catalogue
-            .holders(&self.record.name, None)
+            .holders_for(&self.record.name, None, name.as_deref())
             .unwrap_or_default();
         holders
             .into_iter()
             .filter_map(|h| Some((h.peer_id.parse().ok()?, h.complete)))
             .collect()
+    }
+}
+
+fn site_name(site: u16) -> String {
+    if site == 0 {
+        String::new()
+    } else {
+        format!("s{site}")
     }
 }
 

@@ -22,6 +22,8 @@
 //! take the name back: the first holder that publishes it (in version 2)
 //! brings the file back into the catalogue.
 
+pub mod sites;
+
 use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
 use crate::error::{code, Error, Result};
 use crate::names::natural_cmp;
@@ -31,6 +33,7 @@ use crate::units::hex;
 use crate::wire::message::MAX_HOLDERS;
 use crate::wire::tracker_datagram::{Entry, Held};
 use crate::wire::{FileSummary, Holder, ANNOUNCE_INTERVAL};
+use sites::{site_first, Sites};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -107,6 +110,8 @@ struct Peer {
     id: Box<str>,
     host: Host,
     port: u16,
+    /// Its site (`Sites` number, 0: none).
+    site: u16,
     session: u64,
     last_seen: Instant,
     /// Forgotten after this, unless it announces again.
@@ -204,6 +209,7 @@ pub struct Catalogue {
     /// Until then no name counts as abandoned: after a restart, owners
     /// and holders have not announced yet.
     names_held_until: Option<Instant>,
+    sites: Sites,
 }
 
 /// How long after a restart the tracker waits before a name with no
@@ -320,6 +326,7 @@ impl Catalogue {
             older: BTreeMap::new(),
             promoted: Vec::new(),
             names_held_until: None,
+            sites: Sites::default(),
         }
     }
 
@@ -604,6 +611,19 @@ impl Catalogue {
     }
 
     pub fn register(&mut self, peer_id: &str, host: Host, port: u16, now: Instant) -> u64 {
+        self.register_at(peer_id, host, port, "", now)
+    }
+
+    /// `register` for a peer in `site` ("" for none).
+    pub fn register_at(
+        &mut self,
+        peer_id: &str,
+        host: Host,
+        port: u16,
+        site: &str,
+        now: Instant,
+    ) -> u64 {
+        let site = self.sites.intern(site);
         if let Some(&slot) = self.by_id.get(peer_id) {
             self.remove_slot(slot);
         }
@@ -613,6 +633,7 @@ impl Catalogue {
             id: peer_id.into(),
             host,
             port,
+            site,
             session,
             last_seen: now,
             deadline: now + self.interval() * MISSED_INTERVALS,
@@ -920,6 +941,18 @@ impl Catalogue {
     /// With `md5`, those of that version of it (the current one or an
     /// older one still kept).
     pub fn holders(&mut self, name: &str, md5: Option<&Md5Digest>) -> Result<Vec<Holder>> {
+        self.holders_for(name, md5, None)
+    }
+
+    /// `holders` for an asker in `site`: the holders of that site first
+    /// (all of them, up to `MAX_HOLDERS`, `sites::site_first`), each part
+    /// sorted by id, every holder with its site.
+    pub fn holders_for(
+        &mut self,
+        name: &str,
+        md5: Option<&Md5Digest>,
+        site: Option<&str>,
+    ) -> Result<Vec<Holder>> {
         let &current = self.by_name.get(name).ok_or_else(|| self.missing(name))?;
         let file = match md5 {
             None => current,
@@ -927,9 +960,15 @@ impl Catalogue {
                 .version_of(name, m)
                 .ok_or_else(|| superseded(name, &self.files[current as usize].record))?,
         };
-        let picked = self
-            .rng
-            .sample(&self.files[file as usize].members, MAX_HOLDERS);
+        let asker = site.map_or(0, |s| self.sites.lookup(s));
+        let peers = &self.peers;
+        let picked = site_first(
+            &self.files[file as usize].members,
+            |slot| peers[slot as usize].as_ref().map_or(0, |p| p.site),
+            asker,
+            MAX_HOLDERS,
+            &mut self.rng,
+        );
         let record = &self.files[file as usize].record;
         let mut out: Vec<Holder> = picked
             .into_iter()
@@ -950,10 +989,12 @@ impl Catalogue {
                     port: p.port,
                     blocks,
                     complete,
+                    site: self.sites.name(p.site).to_string(),
                 }
             })
             .collect();
-        out.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        let own = |h: &Holder| site.is_some_and(|s| s == h.site);
+        out.sort_by(|a, b| own(b).cmp(&own(a)).then(a.peer_id.cmp(&b.peer_id)));
         Ok(out)
     }
 

@@ -303,10 +303,13 @@ fn on_message(shared: &Shared, msg: TrackerRequest) -> (TrackerReply, bool) {
                 Err(e) => (TrackerReply::error(&e), false),
             }
         }
-        TrackerRequest::WhoHas { name, md5 } => {
-            let holders = shared.lock().holders(&name, md5.as_ref());
+        TrackerRequest::WhoHas { name, md5, site } => {
+            let holders = shared
+                .lock()
+                .holders_for(&name, md5.as_ref(), site.as_deref());
+            let sited = site.is_some();
             match holders {
-                Ok(holders) => (TrackerReply::Holders { holders }, false),
+                Ok(holders) => (TrackerReply::Holders { holders, sited }, false),
                 Err(e) => (TrackerReply::error(&e), false),
             }
         }

@@ -12,7 +12,7 @@ use super::catalogue::{Catalogue, Host};
 use super::cookie::CookieJar;
 use super::server::Shared;
 use crate::error::Error;
-use crate::secure::seal::ReplayGuard;
+use crate::secure::seal::{Purpose, ReplayGuard};
 use crate::wire::tracker_datagram::{
     Announce, Announced, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, MAX_TRACKER_DATAGRAM,
 };
@@ -114,7 +114,7 @@ fn announce(c: &mut Catalogue, a: &Announce<'_>, from: SocketAddr, now: Instant)
                 return (Reply::InUse { tx: a.tx, at }, event);
             }
         }
-        let s = c.register(a.peer_id, host, a.port, now);
+        let s = c.register_at(a.peer_id, host, a.port, a.site, now);
         (s, Event::Registered(a.peer_id.to_string()))
     } else {
         (a.session, Event::Announced)
@@ -193,7 +193,9 @@ fn serve(socket: UdpSocket, shared: &Shared) {
             continue;
         }
         // Under a secret, one that does not open gets no answer at all.
-        let Some(datagram) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened) else {
+        let Some(datagram) =
+            crate::secure::incoming(Purpose::ToTracker, &buf[..n], &mut guard, &mut opened)
+        else {
             shared.counters.dropped();
             continue;
         };
@@ -223,7 +225,7 @@ fn serve(socket: UdpSocket, shared: &Shared) {
             Event::Connected => {}
         }
         if !out.is_empty() {
-            let answer = crate::secure::outgoing(&out, &mut sealed);
+            let answer = crate::secure::outgoing(Purpose::FromTracker, &out, &mut sealed);
             if let Err(e) = socket.send_to(answer, from) {
                 warn!("tracker udp: cannot answer {from}: {e}");
             }

@@ -38,6 +38,8 @@ pub mod ty {
     pub const LIST_FILES: u8 = 0x04;
     pub const GET_RECORD: u8 = 0x05;
     pub const WHO_HAS: u8 = 0x06;
+    /// WHO_HAS with the asker's site: answered HOLDERS_AT.
+    pub const WHO_HAS_AT: u8 = 0x08;
     pub const BYE: u8 = 0x07;
     pub const OPEN: u8 = 0x10;
     pub const REQUEST: u8 = 0x11;
@@ -47,6 +49,8 @@ pub mod ty {
     pub const FILE_LIST: u8 = 0x84;
     pub const RECORD: u8 = 0x85;
     pub const HOLDERS: u8 = 0x86;
+    /// HOLDERS with each holder's site.
+    pub const HOLDERS_AT: u8 = 0x88;
     pub const OPENED: u8 = 0x90;
     pub const BLOCK: u8 = 0x91;
     pub const PONG: u8 = 0x92;
@@ -94,6 +98,18 @@ pub struct Holder {
     pub blocks: u64,
     /// It holds every block: a seeder.
     pub complete: bool,
+    /// The site it said it is in (`--site`); empty: none, or not told
+    /// (an older tracker, tracker-less search).
+    pub site: String,
+}
+
+impl Holder {
+    /// Whether a downloader in `site` (None: no `--site`) takes this
+    /// holder as one of its own site. Without a site every holder is;
+    /// with one, a holder of no known site is outside it.
+    pub fn is_local_to(&self, site: Option<&str>) -> bool {
+        site.is_none_or(|s| s == self.site)
+    }
 }
 
 /// A message that can be put in a frame.
@@ -159,8 +175,10 @@ pub(crate) fn unexpected(ty: u8, side: &str) -> Error {
     Error::protocol(format!("message type 0x{ty:02x} is not one {side} takes"))
 }
 
-pub(crate) fn get_holders(d: &mut Decoder<'_>) -> Result<Vec<Holder>> {
-    let n = d.count(2 + 2 + 2 + 9, MAX_HOLDERS)?;
+/// HOLDERS (`sited` false) or HOLDERS_AT (each holder then ends in its
+/// site, a `str`, empty for none).
+pub(crate) fn get_holders(d: &mut Decoder<'_>, sited: bool) -> Result<Vec<Holder>> {
+    let n = d.count(2 + 2 + 2 + 9 + if sited { 2 } else { 0 }, MAX_HOLDERS)?;
     let mut holders = Vec::new();
     for _ in 0..n {
         let peer_id = d.str(MAX_PEER_ID_BYTES)?.to_string();
@@ -175,12 +193,18 @@ pub(crate) fn get_holders(d: &mut Decoder<'_>) -> Result<Vec<Holder>> {
                 1 => true,
                 other => return Err(Error::protocol(format!("HOLDERS complete flag {other}"))),
             },
+            site: if sited {
+                get_site(d, true)?
+            } else {
+                String::new()
+            },
         });
     }
     Ok(holders)
 }
 
-pub(crate) fn put_holders(out: &mut Vec<u8>, holders: &[Holder]) {
+/// HOLDERS, or HOLDERS_AT with `sited` (see `get_holders`).
+pub(crate) fn put_holders(out: &mut Vec<u8>, holders: &[Holder], sited: bool) {
     put_u32(out, holders.len() as u32);
     for h in holders {
         put_str(out, &h.peer_id);
@@ -188,7 +212,19 @@ pub(crate) fn put_holders(out: &mut Vec<u8>, holders: &[Holder]) {
         put_u16(out, h.port);
         put_u64(out, h.blocks);
         put_u8(out, u8::from(h.complete));
+        if sited {
+            put_str(out, &h.site);
+        }
     }
+}
+
+/// A site name (`names::check_site`), or with `empty_ok` also none.
+pub(crate) fn get_site(d: &mut Decoder<'_>, empty_ok: bool) -> Result<String> {
+    let site = d.str(crate::names::MAX_SITE_BYTES)?;
+    if !(empty_ok && site.is_empty()) {
+        crate::names::check_site(site)?;
+    }
+    Ok(site.to_string())
 }
 
 pub(crate) fn get_files(d: &mut Decoder<'_>) -> Result<Vec<FileSummary>> {

@@ -54,6 +54,9 @@ pub mod ty {
 pub const FLAG_REGISTER: u8 = 0x01;
 /// ANNOUNCE flag: end the session.
 pub const FLAG_BYE: u8 = 0x02;
+/// ANNOUNCE flag: a `site` follows `advertise` (`peer --site`; read with
+/// REGISTER, where the session takes it).
+pub const FLAG_SITE: u8 = 0x04;
 
 const STATE_GONE: u8 = 0;
 const STATE_PARTIAL: u8 = 1;
@@ -96,6 +99,8 @@ pub struct Announce<'a> {
     pub peer_id: &'a str,
     /// The host other peers dial; empty means the datagram's source.
     pub advertise: &'a str,
+    /// The peer's site (`--site`), sent with `FLAG_SITE` only; empty: none.
+    pub site: &'a str,
     pub entries: Vec<Entry<'a>>,
 }
 
@@ -225,8 +230,9 @@ impl Entry<'_> {
 
 impl<'a> Announce<'a> {
     /// Bytes of everything but the entries (and the padding).
-    pub fn fixed_len(peer_id: &str, advertise: &str) -> usize {
-        HEADER_LEN + 4 + 8 + 8 + 1 + 2 + 1 + peer_id.len() + 1 + advertise.len() + 2
+    pub fn fixed_len(peer_id: &str, advertise: &str, site: &str) -> usize {
+        let site = if site.is_empty() { 0 } else { 1 + site.len() };
+        HEADER_LEN + 4 + 8 + 8 + 1 + 2 + 1 + peer_id.len() + 1 + advertise.len() + site + 2
     }
 }
 
@@ -249,6 +255,9 @@ impl<'a> Request<'a> {
                 put_u16(out, a.port);
                 put_short_str(out, a.peer_id);
                 put_short_str(out, a.advertise);
+                if a.flags & FLAG_SITE != 0 {
+                    put_short_str(out, a.site);
+                }
                 put_u16(out, a.entries.len() as u16);
                 for e in &a.entries {
                     put_short_str(out, e.name);
@@ -327,7 +336,7 @@ fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
     let cookie = d.u64()?;
     let session = d.u64()?;
     let flags = d.u8()?;
-    if flags & !(FLAG_REGISTER | FLAG_BYE) != 0 {
+    if flags & !(FLAG_REGISTER | FLAG_BYE | FLAG_SITE) != 0 {
         return Err(Error::protocol(format!("ANNOUNCE flags 0x{flags:02x}")));
     }
     let port = d.u16()?;
@@ -339,6 +348,13 @@ fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
             "advertised host is not a host name or IP address",
         ));
     }
+    let site = if flags & FLAG_SITE != 0 {
+        let site = get_short_str(d, crate::names::MAX_SITE_BYTES)?;
+        crate::names::check_site(site)?;
+        site
+    } else {
+        ""
+    };
     let n = d.u16()? as usize;
     // Each entry takes at least 19 bytes: no count sizes an allocation
     // beyond the datagram.
@@ -368,6 +384,7 @@ fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
         port,
         peer_id,
         advertise,
+        site,
         entries,
     })
 }
@@ -534,6 +551,7 @@ mod tests {
             port: 9000,
             peer_id: "A-1",
             advertise: "",
+            site: "",
             entries,
         }
     }
@@ -647,7 +665,7 @@ mod tests {
             .collect();
         let entries: Vec<Entry<'static>> =
             names.iter().map(|n| entry(n, Held::Partial(1))).collect();
-        let fixed = Announce::fixed_len("A-1", "");
+        let fixed = Announce::fixed_len("A-1", "", "");
         let groups = batches(fixed, entries);
         assert!(groups.len() > 1);
         let mut buf = Vec::new();
@@ -692,6 +710,7 @@ mod tests {
             port: 9000,
             peer_id: "A",
             advertise: "",
+            site: "",
             entries: vec![
                 Entry {
                     name: "a.bin",
@@ -753,6 +772,7 @@ mod tests {
             port: 9000,
             peer_id: "A",
             advertise: "",
+            site: "",
             entries: vec![],
         };
         Request::Announce(keep_alive.clone()).encode(&mut req);
@@ -836,7 +856,7 @@ mod tests {
             }).collect();
             let a = Request::Announce(Announce {
                 tx, cookie, session, flags, port, peer_id: "peer_7",
-                advertise: "10.0.0.9", entries,
+                advertise: "10.0.0.9", site: "", entries,
             });
             let mut buf = Vec::new();
             a.encode(&mut buf);
@@ -851,7 +871,7 @@ mod tests {
         ) {
             let source = if v6 { "2001:db8::1".parse().unwrap() } else { "10.1.2.3".parse().unwrap() };
             // The request that named as many entries was at least this long.
-            let request_len = MIN_ANNOUNCE_LEN.max(Announce::fixed_len("A", "") + 19 * unknown.len());
+            let request_len = MIN_ANNOUNCE_LEN.max(Announce::fixed_len("A", "", "") + 19 * unknown.len());
             let r = Reply::Announced(Announced {
                 tx, session, interval_secs: interval, peers, source, unknown: unknown.clone(),
             });
@@ -899,5 +919,39 @@ mod tests {
         }
         .encode(MIN_ANNOUNCE_LEN, &mut bad);
         assert!(Reply::decode(&bad).is_err());
+    }
+}
+
+#[cfg(test)]
+mod site_example {
+    use super::*;
+
+    /// PROTOCOL.md §12.5 Example 6, byte for byte, and back.
+    #[test]
+    fn a_register_with_a_site_is_as_documented() {
+        let req = Request::Announce(Announce {
+            tx: 5,
+            cookie: 0x1122_3344_5566_7788,
+            session: 0,
+            flags: FLAG_REGISTER | FLAG_SITE,
+            port: 9000,
+            peer_id: "A",
+            advertise: "",
+            site: "lab",
+            entries: vec![],
+        });
+        let mut out = Vec::new();
+        req.encode(&mut out);
+        let mut want = crate::units::hex(&[0x70, 0x32, 1, 0x11, 0, 0, 0, 5]);
+        want += "11223344556677880000000000000000";
+        want += "05232801410003";
+        want += "6c61620000";
+        want += &"00".repeat(28);
+        assert_eq!(crate::units::hex(&out), want);
+        assert_eq!(Request::decode(&out).unwrap(), req);
+        // A bad site makes the datagram invalid.
+        let mut bad = out.clone();
+        bad[31] = b'/';
+        assert!(Request::decode(&bad).is_err());
     }
 }

@@ -5,8 +5,8 @@
 
 use super::codec::{put_str, put_u64, Decoder};
 use super::message::{
-    error_parts, get_error, get_files, get_holders, get_name, get_owner, get_record, put_error,
-    put_files, put_holders, put_record, ty, unexpected, Answer, Decode, Encode,
+    error_parts, get_error, get_files, get_holders, get_name, get_owner, get_record, get_site,
+    put_error, put_files, put_holders, put_record, ty, unexpected, Answer, Decode, Encode,
 };
 use super::{FileSummary, Holder};
 use crate::error::{Error, Result};
@@ -29,9 +29,12 @@ pub enum TrackerRequest {
     /// Who holds `name`: its current version, or with `md5` that version
     /// while the tracker keeps it (a download under way when the next
     /// version appeared).
+    /// With `site` (WHO_HAS_AT), holders of that site come first and
+    /// the answer names each holder's site (HOLDERS_AT).
     WhoHas {
         name: String,
         md5: Option<Md5Digest>,
+        site: Option<String>,
     },
     Ping {
         nonce: u64,
@@ -42,11 +45,24 @@ pub enum TrackerRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrackerReply {
     Ok,
-    FileList { files: Vec<FileSummary> },
-    Record { record: FileRecord },
-    Holders { holders: Vec<Holder> },
-    Pong { nonce: u64 },
-    Error { code: u16, message: String },
+    FileList {
+        files: Vec<FileSummary>,
+    },
+    Record {
+        record: FileRecord,
+    },
+    /// HOLDERS, or with `sited` HOLDERS_AT (the answer to WHO_HAS_AT).
+    Holders {
+        holders: Vec<Holder>,
+        sited: bool,
+    },
+    Pong {
+        nonce: u64,
+    },
+    Error {
+        code: u16,
+        message: String,
+    },
 }
 
 impl Encode for TrackerRequest {
@@ -72,12 +88,19 @@ impl Encode for TrackerRequest {
                 put_str(out, name);
                 ty::GET_RECORD
             }
-            TrackerRequest::WhoHas { name, md5 } => {
+            TrackerRequest::WhoHas { name, md5, site } => {
                 put_str(out, name);
+                if let Some(s) = site {
+                    put_str(out, s);
+                }
                 if let Some(m) = md5 {
                     out.extend_from_slice(m);
                 }
-                ty::WHO_HAS
+                if site.is_some() {
+                    ty::WHO_HAS_AT
+                } else {
+                    ty::WHO_HAS
+                }
             }
             TrackerRequest::Ping { nonce } => {
                 put_u64(out, *nonce);
@@ -99,8 +122,13 @@ impl Decode<'_> for TrackerRequest {
             ty::GET_RECORD => TrackerRequest::GetRecord {
                 name: get_name(&mut d)?,
             },
-            ty::WHO_HAS => TrackerRequest::WhoHas {
+            ty::WHO_HAS | ty::WHO_HAS_AT => TrackerRequest::WhoHas {
                 name: get_name(&mut d)?,
+                site: if t == ty::WHO_HAS_AT {
+                    Some(get_site(&mut d, false)?)
+                } else {
+                    None
+                },
                 md5: if d.remaining() > 0 {
                     Some(d.array()?)
                 } else {
@@ -143,9 +171,13 @@ impl Encode for TrackerReply {
                 put_record(out, record);
                 ty::RECORD
             }
-            TrackerReply::Holders { holders } => {
-                put_holders(out, holders);
-                ty::HOLDERS
+            TrackerReply::Holders { holders, sited } => {
+                put_holders(out, holders, *sited);
+                if *sited {
+                    ty::HOLDERS_AT
+                } else {
+                    ty::HOLDERS
+                }
             }
             TrackerReply::Pong { nonce } => {
                 put_u64(out, *nonce);
@@ -167,8 +199,9 @@ impl Decode<'_> for TrackerReply {
             ty::RECORD => TrackerReply::Record {
                 record: get_record(&mut d)?,
             },
-            ty::HOLDERS => TrackerReply::Holders {
-                holders: get_holders(&mut d)?,
+            ty::HOLDERS | ty::HOLDERS_AT => TrackerReply::Holders {
+                holders: get_holders(&mut d, t == ty::HOLDERS_AT)?,
+                sited: t == ty::HOLDERS_AT,
             },
             ty::PONG => TrackerReply::Pong { nonce: d.u64()? },
             ty::ERROR => {
@@ -219,10 +252,22 @@ mod tests {
             TrackerRequest::WhoHas {
                 name: "a.bin".into(),
                 md5: None,
+                site: None,
             },
             TrackerRequest::WhoHas {
                 name: "a.bin".into(),
                 md5: Some([7; 16]),
+                site: None,
+            },
+            TrackerRequest::WhoHas {
+                name: "a.bin".into(),
+                md5: None,
+                site: Some("lab-2".into()),
+            },
+            TrackerRequest::WhoHas {
+                name: "a.bin".into(),
+                md5: Some([7; 16]),
+                site: Some("dc_1".into()),
             },
             TrackerRequest::Ping { nonce: 7 },
         ]
@@ -269,6 +314,7 @@ mod tests {
                         port: 1,
                         blocks: 20,
                         complete: false,
+                        site: String::new(),
                     },
                     Holder {
                         peer_id: "C".into(),
@@ -276,8 +322,31 @@ mod tests {
                         port: 2,
                         blocks: 40,
                         complete: true,
+                        site: String::new(),
                     },
                 ],
+                sited: false,
+            },
+            TrackerReply::Holders {
+                holders: vec![
+                    Holder {
+                        peer_id: "B".into(),
+                        host: "10.1.0.2".into(),
+                        port: 1,
+                        blocks: 20,
+                        complete: false,
+                        site: "lab".into(),
+                    },
+                    Holder {
+                        peer_id: "C".into(),
+                        host: "seed.lan".into(),
+                        port: 2,
+                        blocks: 40,
+                        complete: true,
+                        site: String::new(),
+                    },
+                ],
+                sited: true,
             },
             TrackerReply::Pong { nonce: 7 },
             TrackerReply::Error {
@@ -345,5 +414,33 @@ mod tests {
             let _ = TrackerRequest::decode(t, &body);
             let _ = TrackerReply::decode(t, &body);
         }
+    }
+}
+
+#[cfg(test)]
+mod site_bytes {
+    use super::*;
+
+    /// The HOLDERS_AT example of PROTOCOL.md §5.2, byte for byte.
+    #[test]
+    fn holders_at_is_as_documented() {
+        let m = TrackerReply::Holders {
+            holders: vec![Holder {
+                peer_id: "B".into(),
+                host: "10.1.0.2".into(),
+                port: 9000,
+                blocks: 40,
+                complete: true,
+                site: "lab".into(),
+            }],
+            sited: true,
+        };
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        assert_eq!(
+            crate::units::hex(&out),
+            "00000022880000000100014200083130\
+             2e312e302e32232800000000000000280100036c6162"
+        );
     }
 }

@@ -105,6 +105,7 @@ impl UdpPeer {
             port,
             peer_id: &id,
             advertise: "",
+            site: "",
             entries,
         });
         match self.exchange(&req) {
@@ -150,6 +151,7 @@ impl UdpPeer {
                 port,
                 peer_id: &id,
                 advertise: "",
+                site: "",
                 entries: if registered { vec![] } else { entries.to_vec() },
             });
             let mut bytes = Vec::new();

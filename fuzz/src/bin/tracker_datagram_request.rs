@@ -3,7 +3,7 @@
 //! prefix read it does before that (`announce_prefix`), which must agree
 //! with the full decode.
 
-use p2pshare::wire::tracker_datagram::{Announce, Entry, Held, Request, FLAG_REGISTER};
+use p2pshare::wire::tracker_datagram::{Announce, Entry, Held, Request, FLAG_REGISTER, FLAG_SITE};
 
 fn check(data: &[u8]) {
     let prefix = Request::announce_prefix(data);
@@ -33,12 +33,14 @@ fn seeds() -> Vec<Vec<u8>> {
             port: 9000,
             peer_id: "A-1",
             advertise,
+            site: if flags & FLAG_SITE != 0 { "lab-2" } else { "" },
             entries,
         })
     };
     let requests = [
         Request::Connect { tx: 5 },
         announce(FLAG_REGISTER, "", vec![]),
+        announce(FLAG_REGISTER | FLAG_SITE, "", vec![]),
         announce(
             0,
             "127.0.0.1",

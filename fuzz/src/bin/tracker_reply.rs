@@ -28,6 +28,11 @@ fn seeds() -> Vec<Vec<u8>> {
         port: 6881,
         blocks: 2,
         complete,
+        site: if complete {
+            "lab".into()
+        } else {
+            String::new()
+        },
     };
     [
         TrackerReply::Ok,
@@ -43,7 +48,12 @@ fn seeds() -> Vec<Vec<u8>> {
         },
         TrackerReply::Record { record },
         TrackerReply::Holders {
+            holders: vec![holder("A", "127.0.0.1", false), holder("B", "", false)],
+            sited: false,
+        },
+        TrackerReply::Holders {
             holders: vec![holder("A", "127.0.0.1", true), holder("B", "", false)],
+            sited: true,
         },
         TrackerReply::Pong { nonce: 9 },
         TrackerReply::Error {

@@ -26,10 +26,17 @@ fn seeds() -> Vec<Vec<u8>> {
         TrackerRequest::WhoHas {
             name: name(),
             md5: None,
+            site: None,
         },
         TrackerRequest::WhoHas {
             name: name(),
             md5: Some([3; 16]),
+            site: None,
+        },
+        TrackerRequest::WhoHas {
+            name: name(),
+            md5: Some([3; 16]),
+            site: Some("lab-2".into()),
         },
         TrackerRequest::Ping { nonce: 7 },
     ]

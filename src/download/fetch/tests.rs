@@ -37,7 +37,15 @@ impl Setup {
 
     /// A machine past OPENED and the RTT pings, the holder having `have`.
     fn open(&self, have: Bitfield, rtt_ms: u64) -> Fetch {
+        self.open_at(have, rtt_ms, false)
+    }
+
+    /// `open` for a holder of this peer's site, or (`remote`) another.
+    fn open_at(&self, have: Bitfield, rtt_ms: u64, remote: bool) -> Fetch {
         let mut f = Fetch::new(self.record.clone(), 0, 1, self.t0);
+        if remote {
+            f.set_remote(self.t0);
+        }
         assert!(matches!(self.pump(&mut f)[..], [PeerRequest::Open { .. }]));
         f.on_reply(PeerReply::Opened { handle: 3, have }, self.t0, &self.plan)
             .unwrap();
@@ -418,6 +426,49 @@ fn runs_split_at_64_blocks() {
     let runs: Vec<(u32, u16)> = runs_of(10, 150).collect();
     assert_eq!(runs, [(10, 64), (74, 64), (138, 22)]);
     assert_eq!(runs_of(0, 0).count(), 0);
+}
+
+#[test]
+fn a_remote_holder_is_asked_only_for_what_the_site_lacks() {
+    let s = setup(64);
+    // A holder of this peer's site has the first half; one of another
+    // site has everything.
+    let half = Bitfield::from_runs(64, &[(0, 32)]).unwrap();
+    let mut local = s.open_at(half, 1, false);
+    let mut remote = s.open_at(Bitfield::full(64), 30, true);
+    assert!(remote.is_remote() && !local.is_remote());
+    let mut now = s.at(100);
+    let mut from_remote = 0;
+    for _ in 0..400 {
+        let wr = remote.poll(now, &s.plan).unwrap();
+        let rr = s.pump(&mut remote);
+        from_remote += requested_blocks(&rr);
+        let low = rr
+            .iter()
+            .any(|r| matches!(r, PeerRequest::Request { block, .. } if *block < 32));
+        assert!(
+            !low,
+            "asked the remote holder for what the site has: {rr:?}"
+        );
+        let wl = local.poll(now, &s.plan).unwrap();
+        let lr = s.pump(&mut local);
+        now += Duration::from_millis(5);
+        s.deliver(&mut remote, &rr, now).unwrap();
+        s.deliver(&mut local, &lr, now).unwrap();
+        // As the worker before it waits on the socket: verified pieces
+        // are written, so the plan does not take them for owed ones.
+        for f in [&mut remote, &mut local] {
+            f.flush();
+            let _ = s.pump(f);
+        }
+        if wr == Wait::Done && s.plan.borrow().is_complete() {
+            assert!(matches!(wl, Wait::Done | Wait::Reply(_) | Wait::Work(_)));
+            break;
+        }
+    }
+    assert!(s.plan.borrow().is_complete());
+    assert!((32..40).contains(&from_remote), "{from_remote}");
+    assert_eq!(remote.blocks(), 32, "only the half no local holder has");
 }
 
 /// A holder `rtt_ms` away that sends at most `rate` bytes a second, one

@@ -29,6 +29,7 @@ impl World {
             peer_id: "A".into(),
             port: 7000,
             advertise: String::new(),
+            site: String::new(),
         };
         World {
             peer: Announcer::new(id, now, 1),

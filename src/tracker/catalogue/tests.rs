@@ -806,3 +806,52 @@ fn withdrawing_the_current_version_brings_back_the_one_peers_hold() {
     assert_eq!(c.take_promoted().len(), 1);
     assert!(c.take_withdrawn().is_empty(), "the name stays");
 }
+
+#[test]
+fn who_has_answers_the_askers_site_first_each_holder_with_its_site() {
+    let t0 = Instant::now();
+    let mut c = Catalogue::with_rng(Rng::seeded(9));
+    let r = FileRecord::from_bytes("s.bin", &[3; 10_000]);
+    c.publish(r.clone(), "", t0).unwrap();
+    for (id, site) in [
+        ("a1", "a"),
+        ("b1", "b"),
+        ("a2", "a"),
+        ("n1", ""),
+        ("b2", "b"),
+    ] {
+        let s = c.register_at(id, ip("10.0.0.1"), 7000, site, t0);
+        c.announce(id, s, &[entry(&r, Held::Complete)], t0).unwrap();
+    }
+    let order = |h: Vec<Holder>| -> Vec<(String, String)> {
+        h.into_iter().map(|h| (h.peer_id, h.site)).collect()
+    };
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        order(c.holders_for("s.bin", None, Some("b")).unwrap()),
+        pairs(&[
+            ("b1", "b"),
+            ("b2", "b"),
+            ("a1", "a"),
+            ("a2", "a"),
+            ("n1", "")
+        ])
+    );
+    // No site, or one nobody is in: by id, as before.
+    let by_id = pairs(&[
+        ("a1", "a"),
+        ("a2", "a"),
+        ("b1", "b"),
+        ("b2", "b"),
+        ("n1", ""),
+    ]);
+    assert_eq!(order(c.holders("s.bin", None).unwrap()), by_id);
+    assert_eq!(
+        order(c.holders_for("s.bin", None, Some("z")).unwrap()),
+        by_id
+    );
+}

@@ -1,6 +1,6 @@
 use super::*;
 use crate::record::FileRecord;
-use crate::wire::tracker_datagram::{Entry, Held, CONNECT_LEN, MIN_ANNOUNCE_LEN};
+use crate::wire::tracker_datagram::{Entry, Held, CONNECT_LEN, FLAG_SITE, MIN_ANNOUNCE_LEN};
 use proptest::prelude::*;
 
 struct Bench {
@@ -60,6 +60,7 @@ fn announce<'a>(cookie: u64, session: u64, flags: u8, entries: Vec<Entry<'a>>) -
         port: 7000,
         peer_id: "A",
         advertise: "",
+        site: "",
         entries,
     })
 }
@@ -278,4 +279,35 @@ fn a_second_peer_with_a_live_id_is_told_where_the_first_is() {
     let again = from("10.0.0.1:4001");
     let (ev, ..) = b.send(&announce(b.cookie(again), 0, FLAG_REGISTER, vec![]), again);
     assert_eq!(ev, Event::Registered("A".into()));
+}
+
+#[test]
+fn a_register_with_a_site_puts_the_peer_in_it() {
+    let b = Bench::new();
+    let me = from("127.0.0.5:4000");
+    let cookie = b.cookie(me);
+    let r = FileRecord::from_bytes("f", &[1; 9000]);
+    b.catalogue
+        .lock()
+        .unwrap()
+        .publish(r.clone(), "", b.now)
+        .unwrap();
+    let entries = vec![Entry {
+        name: "f",
+        md5: r.md5,
+        held: Held::Complete,
+    }];
+    let Request::Announce(mut a) = announce(cookie, 0, FLAG_REGISTER | FLAG_SITE, entries) else {
+        unreachable!()
+    };
+    a.site = "lab-2";
+    let (ev, _, _) = b.send(&Request::Announce(a), me);
+    assert_eq!(ev, Event::Registered("A".into()));
+    let h = b
+        .catalogue
+        .lock()
+        .unwrap()
+        .holders_for("f", None, Some("lab-2"))
+        .unwrap();
+    assert_eq!(h[0].site, "lab-2");
 }
