@@ -166,7 +166,7 @@ fn main() {
     let wall = Instant::now();
     let file = original(p.size, p.seed);
     let record = Arc::new(FileRecord::from_bytes("swarm.bin", &file));
-    let tracker = Rc::new(RefCell::new(Tracker::new(p.seed ^ 0x7ac4)));
+    let tracker = Rc::new(RefCell::new(Tracker::new(p.seed ^ 0x7ac4, &record)));
     let mut sim: Sim<SimPeer> = Sim::new(Config {
         rtt: p.rtt,
         low_water: p.low_water,

@@ -10,6 +10,7 @@ use common::udp_peer::{entry, UdpPeer};
 use common::*;
 use flood::Flood;
 use p2pshare::bitfield::Bitfield;
+use p2pshare::download::worker::STALL_TIMEOUT;
 use p2pshare::net::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::write_block;
@@ -19,7 +20,8 @@ use std::fs;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -29,7 +31,7 @@ enum Misbehaviour {
     CorruptData,
     /// Blocks nobody asked for.
     UnrequestedBlocks,
-    /// A frame header announcing 100 MB.
+    /// A frame header announcing 4 GiB.
     OversizedFrame,
     /// OPENED with a piece set of the wrong length.
     WrongPieceSet,
@@ -41,9 +43,39 @@ enum Misbehaviour {
     NothingToOffer,
 }
 
+/// The length the oversized frame's header announces: a downloader that
+/// allocated it would grow by 4 GiB.
+const HUGE: u32 = 0xFFFF_FFF0;
+
+/// What the hostile holder saw of one connection.
+#[derive(Clone, Debug)]
+struct Seen {
+    /// Its first request for blocks came then.
+    first_request: Option<Instant>,
+    /// The downloader closed it then.
+    closed: Option<Instant>,
+    /// Whole frames it answered with (a trickle sends a frame in 7 minutes).
+    frames_sent: u32,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Where one connection's entry in the log is.
+struct Note {
+    log: Log,
+    i: usize,
+}
+
+impl Note {
+    fn note(&self, f: impl FnOnce(&mut Seen)) {
+        f(&mut self.log.lock().unwrap()[self.i]);
+    }
+}
+
 /// Registers as `EVIL` holding `record`, then serves with `mode`. Runs
-/// until the test process ends.
-fn start_hostile(tracker: &str, record: &FileRecord, mode: Misbehaviour) {
+/// until the test process ends; what it saw of each connection goes to
+/// the log it returns.
+fn start_hostile(tracker: &str, record: &FileRecord, mode: Misbehaviour) -> Log {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let nf = TrackerRequest::NewFile {
@@ -63,15 +95,32 @@ fn start_hostile(tracker: &str, record: &FileRecord, mode: Misbehaviour) {
         let _ = session.announce(vec![]);
     });
     let pieces = record.piece_count();
+    let log: Log = Arc::default();
+    let seen = log.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_badly(stream, pieces, mode));
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let i = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(Seen {
+                        first_request: None,
+                        closed: None,
+                        frames_sent: 0,
+                    });
+                    seen.len() - 1
+                };
+                serve_badly(stream, pieces, mode, &Note { log: seen, i });
+            });
         }
     });
+    log
 }
 
-fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour) {
-    let Ok(mut conn) = Conn::new(stream, MAX_FRAME, Duration::from_secs(30)) else {
+/// Serves `mode` until the downloader closes the connection (noted as
+/// `closed`) or a write fails.
+fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour, note: &Note) {
+    let Ok(mut conn) = Conn::new(stream, MAX_FRAME, Duration::from_secs(600)) else {
         return;
     };
     let junk = test_bytes(4096, 99);
@@ -98,11 +147,19 @@ fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour) {
                 block,
                 count,
             })) => Some((handle, block, count)),
-            _ => return,
+            _ => {
+                let now = Instant::now();
+                note.note(|s| s.closed = Some(now));
+                return;
+            }
         };
         let Some((handle, block, count)) = reply else {
             continue;
         };
+        let now = Instant::now();
+        note.note(|s| {
+            s.first_request.get_or_insert(now);
+        });
         let w = conn.writer();
         let sent = match mode {
             Misbehaviour::CorruptData => {
@@ -111,7 +168,11 @@ fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour) {
             Misbehaviour::UnrequestedBlocks => {
                 write_block(w, handle, block.wrapping_add(1_000_000), &junk)
             }
-            Misbehaviour::OversizedFrame => w.write_all(&[0x06, 0, 0, 0, 0x91]),
+            Misbehaviour::OversizedFrame => {
+                let mut header = HUGE.to_be_bytes().to_vec();
+                header.push(0x91);
+                w.write_all(&header)
+            }
             Misbehaviour::Trickle => {
                 let mut frame = Vec::new();
                 let _ = write_block(&mut frame, handle, block, &junk);
@@ -121,6 +182,7 @@ fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour) {
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
+                note.note(|s| s.frames_sent += 1);
                 Ok(())
             }
             Misbehaviour::WrongPieceSet | Misbehaviour::Silence | Misbehaviour::NothingToOffer => {
@@ -128,12 +190,42 @@ fn serve_badly(stream: std::net::TcpStream, pieces: u32, mode: Misbehaviour) {
             }
         };
         if sent.is_err() || conn.flush().is_err() {
+            let now = Instant::now();
+            note.note(|s| s.closed = Some(now));
             return;
         }
     }
 }
 
-fn download_despite(mode: Misbehaviour) {
+/// How a download beside the hostile holder went.
+struct Despite {
+    /// What the hostile holder saw of each connection.
+    seen: Vec<Seen>,
+    /// When the downloader's `get` ended.
+    ended: Instant,
+    /// The downloader's peak virtual memory (VmPeak), in bytes, as last
+    /// read from /proc while it ran.
+    peak: u64,
+    /// Its log (stderr, at info).
+    stderr: String,
+}
+
+/// `VmPeak` of a process, in bytes, while it runs.
+fn vm_peak(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmPeak:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb << 10)
+}
+
+/// Downloads f.bin (2 MiB) from an honest holder and the hostile one at
+/// `limit` (bytes per second, as `--download-limit` takes it); checks the
+/// copy, that every block came from the honest holder, and reports.
+fn download_despite(mode: Misbehaviour) -> Despite {
+    download_at(mode, "4M")
+}
+
+fn download_at(mode: Misbehaviour, limit: &str) -> Despite {
     let dir = temp_dir();
     let tracker = TrackerProc::start(&dir.path().join("tracker"));
     // Whole blocks only, so corrupt data is the right size and must be
@@ -143,7 +235,7 @@ fn download_despite(mode: Misbehaviour) {
     fs::create_dir_all(&files).unwrap();
     fs::write(files.join("f.bin"), &data).unwrap();
     let record = FileRecord::from_bytes("f.bin", &data);
-    start_hostile(&tracker.addr(), &record, mode);
+    let log = start_hostile(&tracker.addr(), &record, mode);
 
     let a_port = free_port().to_string();
     let a_dir = dir.path().join("A");
@@ -167,7 +259,7 @@ fn download_despite(mode: Misbehaviour) {
         both = matches!(c.call::<TrackerReply>(&TrackerRequest::WhoHas { name: "f.bin".into(), md5: None, site: None }), Ok(TrackerReply::Holders { holders, .. }) if holders.len() == 2);
         both
     });
-    let out = PeerProc::spawn(
+    let g = PeerProc::spawn(
         &[
             "G",
             &g_port,
@@ -175,11 +267,31 @@ fn download_despite(mode: Misbehaviour) {
             "--dir",
             g_dir.to_str().unwrap(),
             "--download-limit",
-            "4M",
+            limit,
         ],
         Some("get f.bin\n"),
-    )
-    .wait(WAIT);
+    );
+    // VmPeak only grows while the process lives; it is gone once it exits.
+    let pid = g.pid();
+    let running = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let running = running.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while running.load(Ordering::Relaxed) {
+                match vm_peak(pid) {
+                    Some(p) => peak = peak.max(p),
+                    None => break,
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let out = g.wait(WAIT);
+    let ended = Instant::now();
+    running.store(false, Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -199,6 +311,19 @@ fn download_despite(mode: Misbehaviour) {
         !stdout.contains("from EVIL blocks=") || stdout.contains("from EVIL blocks=0 "),
         "{stdout}"
     );
+    // A moment for the hostile holder to notice the last hang-ups.
+    std::thread::sleep(Duration::from_millis(200));
+    let seen = log.lock().unwrap().clone();
+    assert!(
+        !seen.is_empty(),
+        "the downloader never tried EVIL ({mode:?})"
+    );
+    Despite {
+        seen,
+        ended,
+        peak,
+        stderr: stderr.into_owned(),
+    }
 }
 
 #[test]
@@ -213,7 +338,24 @@ fn unrequested_blocks_end_that_connection_only() {
 
 #[test]
 fn an_oversized_frame_is_refused_before_allocation() {
-    download_despite(Misbehaviour::OversizedFrame);
+    let d = download_despite(Misbehaviour::OversizedFrame);
+    // Refused: the downloader hung up on the frame rather than wait for
+    // its 4 GiB...
+    let dropped = format!("holder EVIL dropped: frame of {HUGE} bytes exceeds the limit");
+    assert!(d.stderr.contains(&dropped), "{}", d.stderr);
+    assert!(
+        d.seen[0].closed.is_some(),
+        "the connection that sent the huge header is still open: {:?}",
+        d.seen
+    );
+    // ...and before allocating: its peak address space stayed below the
+    // length announced (a Vec of that length would add all of it).
+    assert!(d.peak > 0, "VmPeak of the downloader was never read");
+    assert!(
+        d.peak < HUGE as u64,
+        "the downloader's VmPeak reached {} bytes",
+        d.peak
+    );
 }
 
 #[test]
@@ -223,12 +365,54 @@ fn a_piece_set_of_the_wrong_length_is_refused() {
 
 #[test]
 fn a_holder_that_never_answers_is_dropped_after_the_stall_timeout() {
-    download_despite(Misbehaviour::Silence);
+    // 2 MiB at 160 KiB/s: the download outlasts the stall timeout, so the
+    // downloader's own rule, not its exit, must end the silent connection.
+    let d = download_at(Misbehaviour::Silence, "160K");
+    let first = &d.seen[0];
+    let asked = first.first_request.expect("EVIL was asked for blocks");
+    let closed = first
+        .closed
+        .expect("the silent holder's connection was never dropped");
+    assert!(
+        closed < d.ended - Duration::from_millis(100),
+        "dropped only when the download ended: {:?}",
+        d.seen
+    );
+    assert!(
+        d.stderr
+            .contains("holder EVIL dropped: timed out: EVIL: sent nothing for"),
+        "{}",
+        d.stderr
+    );
+    let after = closed - asked;
+    // Not before the timeout (a silent holder is given its full time);
+    // generous above it, for a loaded machine.
+    assert!(
+        after >= STALL_TIMEOUT - Duration::from_millis(50),
+        "dropped after {after:?}, before the stall timeout"
+    );
+    assert!(
+        after <= STALL_TIMEOUT + Duration::from_secs(3),
+        "dropped only after {after:?}"
+    );
 }
 
 #[test]
 fn a_holder_trickling_bytes_neither_stalls_nor_delays_the_download() {
-    download_despite(Misbehaviour::Trickle);
+    let d = download_despite(Misbehaviour::Trickle);
+    // Not delayed: the download ended (every block from the honest holder)
+    // before the trickle had delivered a single frame...
+    assert!(
+        d.seen.iter().all(|s| s.frames_sent == 0),
+        "a trickled frame completed before the download: {:?}",
+        d.seen
+    );
+    // ...though it was asked for blocks, so the trickle was in play.
+    assert!(
+        d.seen.iter().any(|s| s.first_request.is_some()),
+        "EVIL was never asked for blocks: {:?}",
+        d.seen
+    );
 }
 
 #[test]

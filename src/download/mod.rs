@@ -9,6 +9,7 @@
 //! missing pieces.
 
 pub mod fetch;
+pub mod holders;
 pub mod plan;
 pub mod reassembler;
 pub mod resume;
@@ -27,6 +28,7 @@ use crate::record::{FileRecord, Md5Digest};
 use crate::units::{fraction, percent};
 use crate::wire::Holder;
 use crossbeam_channel::{select, Receiver, Sender};
+use holders::{Holders, Verdict};
 use log::{debug, info, warn};
 use plan::Plan;
 use reassembler::Reassembler;
@@ -288,9 +290,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         answers,
         running: HashMap::new(),
         finished: Vec::new(),
-        attempts: HashMap::new(),
-        busy: HashMap::new(),
-        banned: Vec::new(),
+        holders: Holders::new(Instant::now()),
     };
     // Everything found locally: no holder to bother.
     if !shared.plan().is_complete() {
@@ -478,7 +478,6 @@ fn whole_file_mismatch(
 
 /// What `Coordinator::watch` keeps from one turn of its loop to the next.
 struct Clock {
-    started: Instant,
     last_save: Instant,
     last_refresh: Instant,
     /// A question to the refresher is unanswered.
@@ -495,7 +494,6 @@ impl Clock {
     fn new(count: u32, holders_at: Instant) -> Clock {
         let now = Instant::now();
         Clock {
-            started: now,
             last_save: now,
             last_refresh: holders_at,
             refreshing: false,
@@ -517,9 +515,8 @@ struct Coordinator<'j, 'a> {
     answers: Receiver<HolderAnswer>,
     running: HashMap<String, Running>,
     finished: Vec<(String, Arc<SourceStats>)>,
-    attempts: HashMap<String, u32>,
-    busy: HashMap<String, u32>,
-    banned: Vec<String>,
+    /// Which holders to start, retry or ban (`holders`).
+    holders: Holders<String>,
 }
 
 impl Coordinator<'_, '_> {
@@ -555,16 +552,10 @@ impl Coordinator<'_, '_> {
         None
     }
 
-    /// Asks the refresher for holders, more often early on and when no
-    /// worker runs; one question at a time.
+    /// Asks the refresher for holders when `Holders::refresh_every` says;
+    /// one question at a time.
     fn refresh_if_due(&self, clock: &mut Clock) {
-        let due = if clock.started.elapsed() < EARLY {
-            EARLY_REFRESH_EVERY
-        } else if self.running.is_empty() {
-            IDLE_REFRESH_EVERY
-        } else {
-            REFRESH_EVERY
-        };
+        let due = self.holders.refresh_every(Instant::now());
         if !clock.refreshing && clock.last_refresh.elapsed() >= due {
             clock.refreshing = self.ask.try_send(()).is_ok();
             clock.last_refresh = Instant::now();
@@ -637,37 +628,29 @@ impl Coordinator<'_, '_> {
         ))
     }
 
-    /// Starts a worker for every usable holder not yet running; returns how
-    /// many were started.
-    fn add_holders(&mut self, holders: Vec<Holder>) -> usize {
-        let record = self.shared.record.clone();
-        let mut started = 0;
-        let usable: Vec<Holder> = holders
-            .into_iter()
-            // Holders with nothing yet are peers downloading too: they
-            // tell us (HAVE) what they get.
-            .filter(|h| h.peer_id != self.job.self_id)
+    /// Starts a worker for every holder `Holders::offer` picks; returns
+    /// how many were started.
+    fn add_holders(&mut self, answer: Vec<Holder>) -> usize {
+        let pairs: Vec<(String, bool)> = answer
+            .iter()
+            .map(|h| (h.peer_id.clone(), h.complete))
             .collect();
-        if usable.iter().any(|h| !h.complete) {
+        let me = self.job.self_id.to_string();
+        let offer = self
+            .holders
+            .offer(&pairs, &me, self.shared.record.piece_count());
+        if offer.swarm {
             self.shared.plan().set_swarm();
         }
-        let n = usable.len().max(1) as u64;
-        for (i, h) in usable.into_iter().enumerate() {
-            if self.running.len() >= MAX_WORKERS {
-                break;
-            }
-            if self.running.contains_key(&h.peer_id) || self.banned.contains(&h.peer_id) {
+        let mut started = 0;
+        for start in offer.start {
+            let Some(h) = answer.iter().find(|h| h.peer_id == start.holder) else {
                 continue;
-            }
-            let attempts = self.attempts.entry(h.peer_id.clone()).or_insert(0);
-            if *attempts >= MAX_ATTEMPTS {
-                continue;
-            }
-            *attempts += 1;
-            // Complete holders only: each worker starts in its own region.
-            let cursor = (record.piece_count() as u64 * i as u64 / n) as u32;
-            if self.spawn(h, cursor) {
+            };
+            if self.spawn(h.clone(), start.cursor) {
                 started += 1;
+            } else {
+                self.holders.not_started(&start.holder);
             }
         }
         self.share_out();
@@ -751,44 +734,42 @@ impl Coordinator<'_, '_> {
             .progress
             .sources
             .store(self.running.len() as u64, Ordering::Relaxed);
-        match result {
-            Ok(()) | Err(Error::Cancelled) => Ok(()),
-            Err(e @ Error::Integrity(_)) => {
-                warn!("{e}");
+        match (self.holders.exited(&peer_id.to_string(), &result), result) {
+            (Verdict::Done, _) => Ok(()),
+            (Verdict::Banned, e) => {
+                if let Err(e) = e {
+                    warn!("{e}");
+                }
                 self.shared.metrics.banned();
-                self.banned.push(peer_id.to_string());
                 Ok(())
             }
-            Err(Error::Remote {
-                code: code::BUSY, ..
-            }) => {
-                // Full, not failing: try again later without using up an attempt.
-                let busy = self.busy.entry(peer_id.to_string()).or_insert(0);
-                *busy += 1;
-                if *busy < MAX_BUSY {
-                    if let Some(a) = self.attempts.get_mut(peer_id) {
-                        *a = a.saturating_sub(1);
-                    }
-                }
+            (Verdict::Busy, _) => {
                 info!("holder {peer_id} is busy; will retry");
                 Ok(())
             }
             // Our clock or its own, refused at the handshake: said where a
             // user sees it, or a skewed swarm only ever says "no holder".
-            Err(
-                e @ Error::Remote {
-                    code: code::STALE, ..
-                },
+            (
+                Verdict::Dropped,
+                Err(
+                    e @ Error::Remote {
+                        code: code::STALE, ..
+                    },
+                ),
             ) => {
                 warn!("holder {peer_id} dropped: {e}");
                 Ok(())
             }
-            Err(e) if e.is_remote_fault() => {
-                info!("holder {peer_id} dropped: {e}");
+            (Verdict::Dropped, e) => {
+                if let Err(e) = e {
+                    info!("holder {peer_id} dropped: {e}");
+                }
                 Ok(())
             }
             // `run` says what became of the verified blocks.
-            Err(e) => Err(Error::Local(e.to_string())),
+            (Verdict::Fatal, e) => Err(Error::Local(
+                e.err().map(|e| e.to_string()).unwrap_or_default(),
+            )),
         }
     }
 

@@ -12,14 +12,13 @@
 //!   change (at most `WORK_WAIT`; a write or a released piece wakes them);
 //!   verified runs are handed out before each wait. A `Write` goes into
 //!   the node's `CopyStore`, which checks every byte against the original.
-//! - `add_holders` / `reap` / the refresh timer mirror the coordinator in
-//!   `download/mod.rs`: a Fetch per new holder of the tracker's WHO_HAS
-//!   answer (`sim::tracker`), the cursor from its place in the answer, the
-//!   plan told of a swarm when some holder is not complete, at most
-//!   `MAX_ATTEMPTS` connections per holder (BUSY answers do not count,
-//!   `MAX_BUSY` of them), and the refresh every 0.5 s for the first 4 s,
-//!   then every 3 s (1 s with no worker). When the plan completes, every
-//!   Fetch stops, as the workers do when the download ends.
+//! - `add_holders` / `end_fetch` / the refresh timer drive the
+//!   coordinator's own rules, `download::holders::Holders`: a Fetch per
+//!   holder it picks from the tracker's WHO_HAS answer (`sim::tracker`,
+//!   the real `Catalogue`), the plan told of a swarm when it says so, an
+//!   exit's verdict counted, the next refresh when `refresh_every` says.
+//!   When the plan completes, every Fetch stops, as the workers do when
+//!   the download ends.
 //!   With a site (`in_site`), as the coordinator with `Job::site`: holders
 //!   of other sites get `Fetch::set_remote`, and the plan this peer's
 //!   share of what the site fetches from outside (`plan::site_share` over
@@ -28,10 +27,13 @@
 //!   they arrive, then the machine's `tick`, its replies, and one slice of
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
-//!   connection with nothing pending is ticked every `server::TICK`. Over
-//!   `ADMISSION.handlers` incoming connections, a new one takes the place
-//!   of the oldest idle one (nothing pending or queued), which is closed,
-//!   as the gate evicts; with none idle it gets ERROR BUSY.
+//!   connection with nothing pending is ticked every `server::TICK`.
+//! - `accept` / `apply` / `report` drive the block server's admission
+//!   gate, `net::admission::Admission`, as `net::gate` does: a new
+//!   connection waits in the lobby until its first frame, is handed a
+//!   handler or waits for one; the gate's evictions and BUSY refusals are
+//!   carried out, and it is told when a handler waits for its client or
+//!   works for it.
 //! - A leecher serves its verified pieces while downloading (a partial
 //!   `MemFile` whose version and piece set change with every write, as
 //!   `share_partial`); once complete, new OPENs get a complete `MemFile`
@@ -46,13 +48,12 @@ use super::tracker::Tracker;
 use super::{ConnId, CopyStore, Cx, Node, NodeId, SimTime};
 use crate::bitfield::Bitfield;
 use crate::download::fetch::{Action, Fetch, Wait};
+use crate::download::holders::{Holders, Verdict};
 use crate::download::plan::{site_share, Plan};
 use crate::download::worker::POLL;
-use crate::download::{
-    EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY, MAX_WORKERS,
-    REFRESH_EVERY, WORK_WAIT,
-};
+use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
+use crate::net::admission::{Admission, ConnId as GateId, Decision};
 use crate::peer::seeding::Seeding;
 use crate::peer::serve::{Library, MemFile, Serve};
 use crate::peer::server::TICK;
@@ -63,9 +64,10 @@ use crate::wire::message::write_block;
 use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 // BTreeMaps where the order of iteration decides the order of calls, so a
 // run is a function of its seeds.
+use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -113,13 +115,10 @@ struct Fetching {
 struct Download {
     plan: RefCell<Plan>,
     fetches: BTreeMap<ConnId, Fetching>,
-    running: HashMap<NodeId, ConnId>,
-    attempts: HashMap<NodeId, u32>,
-    busy: HashMap<NodeId, u32>,
-    banned: HashSet<NodeId>,
+    /// The coordinator's rules: whom to start, retry or ban.
+    holders: Holders<NodeId>,
     /// Connected downloaders of this peer's site (with a site).
     siblings: std::collections::BTreeSet<NodeId>,
-    started: SimTime,
     /// A worker wrote, released a piece or ended: wake those waiting.
     notify_armed: bool,
     complete: bool,
@@ -139,6 +138,13 @@ pub struct SimPeer {
     partial: Option<MemFile>,
     complete: Option<MemFile>,
     serving: BTreeMap<ConnId, Serve<MemFile>>,
+    /// The block server's admission gate (`net::admission`), the
+    /// connections it knows by its ids, and the frames of those waiting
+    /// in its lobby for a handler.
+    gate: Admission,
+    gated: HashMap<ConnId, GateId>,
+    by_gate: HashMap<GateId, ConnId>,
+    lobby: HashMap<ConnId, Vec<Vec<u8>>>,
     dl: Option<Download>,
     done_at: Option<SimTime>,
     stats: PeerStats,
@@ -207,6 +213,10 @@ impl SimPeer {
             partial: None,
             complete: None,
             serving: BTreeMap::new(),
+            gate: Admission::new(ADMISSION),
+            gated: HashMap::new(),
+            by_gate: HashMap::new(),
+            lobby: HashMap::new(),
             dl: None,
             done_at: None,
             stats: PeerStats::default(),
@@ -273,7 +283,7 @@ impl SimPeer {
             dl.fetches.len(),
             waiting,
             full,
-            dl.attempts.values().sum::<u32>()
+            dl.holders.attempts()
         )
     }
 
@@ -292,33 +302,117 @@ impl SimPeer {
 
     // ---- the block server (peer::server)
 
-    fn accept(&mut self, cx: &mut Cx, conn: ConnId) {
-        if self.serving.len() >= ADMISSION.handlers {
-            // As the gate: a connection waiting for its client, oldest
-            // first, makes room; BUSY only when every one is at work.
-            let idle = self
-                .serving
-                .iter()
-                .find(|(&c, m)| m.pending() == 0 && cx.queued(c) == 0)
-                .map(|(&c, _)| c);
-            if let Some(victim) = idle {
-                self.stats.evicted += 1;
-                self.end_serve(cx, victim, None);
-                self.serving
-                    .insert(conn, Serve::new(self.instant(cx.now())));
-                return;
+    /// A connection arrived: the gate admits it to its lobby (perhaps
+    /// evicting another), or refuses it with BUSY.
+    fn accept(&mut self, cx: &mut Cx, conn: ConnId, from: NodeId) {
+        let ip = IpAddr::V4(Ipv4Addr::from(from as u32));
+        let decisions = self.gate.accept(ip, self.instant(cx.now()));
+        self.apply(cx, decisions, Some(conn));
+    }
+
+    /// Carries out the gate's decisions, as `net::gate` does; `new` is the
+    /// connection `Admit` or `Refuse` is about.
+    fn apply(&mut self, cx: &mut Cx, decisions: Vec<Decision>, mut new: Option<ConnId>) {
+        for d in decisions {
+            match d {
+                Decision::Admit(id) => {
+                    if let Some(conn) = new.take() {
+                        self.gated.insert(conn, id);
+                        self.by_gate.insert(id, conn);
+                        self.lobby.insert(conn, Vec::new());
+                    }
+                }
+                Decision::Refuse => {
+                    if let Some(conn) = new.take() {
+                        self.stats.refused += 1;
+                        self.refuse(cx, conn);
+                    }
+                }
+                Decision::Evict(id) => self.evict(cx, id),
+                Decision::Hand(id) => self.hand(cx, id),
             }
-            self.stats.refused += 1;
-            let busy = PeerReply::Error {
-                code: code::BUSY,
-                message: "server busy: too many connections, try again later".into(),
-            };
-            send(cx, &mut self.stats, conn, &busy);
-            cx.close(conn);
-            return;
         }
+    }
+
+    fn refuse(&mut self, cx: &mut Cx, conn: ConnId) {
+        let busy = PeerReply::Error {
+            code: code::BUSY,
+            message: "server busy: too many connections, try again later".into(),
+        };
+        send(cx, &mut self.stats, conn, &busy);
+        cx.close(conn);
+    }
+
+    /// Out of the lobby with BUSY, or off its handler: closed at once (a
+    /// shut-down socket ends its handler), and the slot it leaves goes to
+    /// a connection waiting for one.
+    fn evict(&mut self, cx: &mut Cx, id: GateId) {
+        let Some(&conn) = self.by_gate.get(&id) else {
+            return;
+        };
+        if self.lobby.remove(&conn).is_some() {
+            self.forget(conn);
+            self.stats.refused += 1;
+            return self.refuse(cx, conn);
+        }
+        self.stats.evicted += 1;
+        self.end_serve(cx, conn, None);
+        let decisions = self.gate.tick(self.instant(cx.now()));
+        self.apply(cx, decisions, None);
+    }
+
+    /// A handler takes the connection: its machine starts with the
+    /// frames that waited in the lobby.
+    fn hand(&mut self, cx: &mut Cx, id: GateId) {
+        let Some(&conn) = self.by_gate.get(&id) else {
+            return;
+        };
+        let frames = self.lobby.remove(&conn).unwrap_or_default();
         self.serving
             .insert(conn, Serve::new(self.instant(cx.now())));
+        for bytes in frames {
+            self.on_request(cx, conn, &bytes);
+        }
+    }
+
+    /// The gate is told the connection is gone.
+    fn forget(&mut self, conn: ConnId) {
+        if let Some(id) = self.gated.remove(&conn) {
+            self.by_gate.remove(&id);
+            self.gate.closed(id);
+        }
+    }
+
+    /// A frame on a connection still in the lobby: the first one makes it
+    /// ready for a handler.
+    fn in_lobby(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
+        let Some(frames) = self.lobby.get_mut(&conn) else {
+            return;
+        };
+        frames.push(bytes.to_vec());
+        if frames.len() == 1 {
+            let id = self.gated[&conn];
+            let decisions = self.gate.ready(id, self.instant(cx.now()));
+            self.apply(cx, decisions, None);
+        }
+    }
+
+    /// Tells the gate whether the handler waits for its client (and may be
+    /// evicted for a newcomer) or works for it, as `peer::server` does.
+    fn report(&mut self, cx: &mut Cx, conn: ConnId) {
+        let (Some(m), Some(&id)) = (self.serving.get(&conn), self.gated.get(&conn)) else {
+            return;
+        };
+        let now = self.instant(cx.now());
+        // The real handler says so after `flush`, with its blocks in the
+        // socket's buffer, not yet sent: a queue below the low-water mark
+        // here. (Waiting for an empty queue instead gave 1.36 x T* at
+        // N=1000: ready connections waited out the gate's start deadline.)
+        if m.pending() == 0 && cx.queued(conn) < cx.low_water() {
+            self.gate.idle(id, m.has_open(), now);
+        } else {
+            self.gate.busy(id, now);
+        }
     }
 
     fn on_request(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
@@ -334,9 +428,13 @@ impl SimPeer {
             self.end_serve(cx, conn, Some(e));
             return;
         }
+        if let Some(&id) = self.gated.get(&conn) {
+            self.gate.busy(id, now);
+        }
         if cx.queued(conn) < cx.low_water() {
             self.serve_step(cx, conn);
         }
+        self.report(cx, conn);
     }
 
     /// One turn of the server's loop: tick, answers, then a slice of
@@ -387,6 +485,7 @@ impl SimPeer {
         if let Some(mut m) = self.serving.remove(&conn) {
             m.close();
         }
+        self.forget(conn);
         if let Some(e) = e.filter(|e| !matches!(e, Error::Timeout(_))) {
             send(cx, &mut self.stats, conn, &PeerReply::error(&e));
         }
@@ -402,7 +501,10 @@ impl SimPeer {
             .collect();
         for conn in idle {
             self.serve_step(cx, conn);
+            self.report(cx, conn);
         }
+        let decisions = self.gate.tick(self.instant(cx.now()));
+        self.apply(cx, decisions, None);
         cx.timer(cx.now() + TICK, T_TICK);
     }
 
@@ -419,12 +521,8 @@ impl SimPeer {
         self.dl = Some(Download {
             plan: RefCell::new(plan),
             fetches: BTreeMap::new(),
-            running: HashMap::new(),
-            attempts: HashMap::new(),
-            busy: HashMap::new(),
-            banned: HashSet::new(),
+            holders: Holders::new(self.instant(cx.now())),
             siblings: std::collections::BTreeSet::new(),
-            started: cx.now(),
             notify_armed: false,
             complete: false,
         });
@@ -439,57 +537,39 @@ impl SimPeer {
         let Some(dl) = &self.dl else {
             return;
         };
-        let due = if cx.now() - dl.started < EARLY {
-            EARLY_REFRESH_EVERY
-        } else if dl.running.is_empty() {
-            IDLE_REFRESH_EVERY
-        } else {
-            REFRESH_EVERY
-        };
+        let due = dl.holders.refresh_every(self.instant(cx.now()));
         cx.timer(cx.now() + due, T_REFRESH);
     }
 
-    fn add_holders(&mut self, cx: &mut Cx, holders: Vec<(NodeId, bool)>) {
-        let me = cx.me();
-        let usable: Vec<(NodeId, bool)> = holders.into_iter().filter(|h| h.0 != me).collect();
-        let pieces = self.record.piece_count() as u64;
+    fn add_holders(&mut self, cx: &mut Cx, answer: Vec<(NodeId, bool)>) {
+        let pieces = self.record.piece_count();
         let now = self.instant(cx.now());
+        let me = cx.me();
         let tracker = self.tracker.borrow();
         let site = self.site;
         let remote = |peer: NodeId| site != 0 && tracker.site_of(peer) != site;
         let Some(dl) = &mut self.dl else {
             return;
         };
-        if usable.iter().any(|h| !h.1) {
+        let offer = dl.holders.offer(&answer, &me, pieces);
+        if offer.swarm {
             dl.plan.borrow_mut().set_swarm();
         }
-        let n = usable.len().max(1) as u64;
         let mut started = Vec::new();
-        for (i, &(peer, complete)) in usable.iter().enumerate() {
-            if dl.running.len() >= MAX_WORKERS {
-                break;
-            }
-            if dl.running.contains_key(&peer) || dl.banned.contains(&peer) {
-                continue;
-            }
-            let attempts = dl.attempts.entry(peer).or_insert(0);
-            if *attempts >= MAX_ATTEMPTS {
-                continue;
-            }
-            *attempts += 1;
-            let cursor = (pieces * i as u64 / n) as u32;
+        for start in offer.start {
+            let peer = start.holder;
+            let complete = answer.iter().any(|&(h, c)| h == peer && c);
             let conn = cx.connect(peer);
-            let mut fetch = Fetch::new(self.record.clone(), cursor, self.rng.next_u64(), now);
+            let mut fetch = Fetch::new(self.record.clone(), start.cursor, self.rng.next_u64(), now);
             if remote(peer) {
                 fetch.set_remote(now);
             } else if site != 0 && !complete {
                 dl.siblings.insert(peer);
             }
-            dl.running.insert(peer, conn);
             dl.fetches.insert(
                 conn,
                 Fetching {
-                    peer,
+                    peer: start.holder,
                     fetch,
                     wake: cx.now(),
                     for_work: false,
@@ -536,35 +616,15 @@ impl SimPeer {
             return;
         };
         cx.close(conn);
-        if dl.running.get(&f.peer) == Some(&conn) {
-            dl.running.remove(&f.peer);
-            if dl.siblings.remove(&f.peer) {
-                self.share_out(cx.me());
-            }
+        let verdict = dl.holders.exited(&f.peer, &result);
+        if dl.siblings.remove(&f.peer) {
+            self.share_out(cx.me());
         }
         self.notify(cx);
-        let Some(dl) = &mut self.dl else {
-            return;
-        };
-        match result {
-            Ok(()) | Err(Error::Cancelled) => {}
-            Err(Error::Integrity(_)) => {
-                dl.banned.insert(f.peer);
-                self.stats.fetch_errors += 1;
-            }
-            Err(Error::Remote {
-                code: code::BUSY, ..
-            }) => {
-                self.stats.busy += 1;
-                let busy = dl.busy.entry(f.peer).or_insert(0);
-                *busy += 1;
-                if *busy < MAX_BUSY {
-                    if let Some(a) = dl.attempts.get_mut(&f.peer) {
-                        *a = a.saturating_sub(1);
-                    }
-                }
-            }
-            Err(_) => self.stats.fetch_errors += 1,
+        match verdict {
+            Verdict::Done => {}
+            Verdict::Busy => self.stats.busy += 1,
+            Verdict::Banned | Verdict::Dropped | Verdict::Fatal => self.stats.fetch_errors += 1,
         }
     }
 
@@ -749,15 +809,17 @@ impl Node for SimPeer {
         cx.timer(cx.now() + TICK, T_TICK);
     }
 
-    fn connected(&mut self, cx: &mut Cx, conn: ConnId, _peer: NodeId, outgoing: bool) {
+    fn connected(&mut self, cx: &mut Cx, conn: ConnId, peer: NodeId, outgoing: bool) {
         if !outgoing {
-            self.accept(cx, conn);
+            self.accept(cx, conn, peer);
         }
     }
 
     fn frame(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
         if self.serving.contains_key(&conn) {
             self.on_request(cx, conn, bytes);
+        } else if self.lobby.contains_key(&conn) {
+            self.in_lobby(cx, conn, bytes);
         } else {
             self.on_reply(cx, conn, bytes);
         }
@@ -767,12 +829,18 @@ impl Node for SimPeer {
     fn writable(&mut self, cx: &mut Cx, conn: ConnId) {
         if self.serving.contains_key(&conn) {
             self.serve_step(cx, conn);
+            self.report(cx, conn);
         }
     }
 
     fn closed(&mut self, cx: &mut Cx, conn: ConnId) {
         if let Some(mut m) = self.serving.remove(&conn) {
             m.close();
+            self.forget(conn);
+            return;
+        }
+        if self.lobby.remove(&conn).is_some() {
+            self.forget(conn);
             return;
         }
         let e = Error::protocol("the holder closed the connection");
@@ -833,6 +901,10 @@ impl Node for SimPeer {
         for (_, mut m) in std::mem::take(&mut self.serving) {
             m.close();
         }
+        self.gate = Admission::new(ADMISSION);
+        self.gated.clear();
+        self.by_gate.clear();
+        self.lobby.clear();
         self.dl = None;
         self.partial = None;
         self.complete = None;

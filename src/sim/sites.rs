@@ -55,7 +55,7 @@ pub fn run(s: Sites) -> Outcome {
     let mut rng = Rng::seeded(s.seed);
     let original: Arc<[u8]> = (0..s.size).map(|_| rng.next_u64() as u8).collect();
     let record = Arc::new(FileRecord::from_bytes("f.bin", &original));
-    let tracker = Rc::new(RefCell::new(Tracker::new(s.seed)));
+    let tracker = Rc::new(RefCell::new(Tracker::new(s.seed, &record)));
     let cfg = Config {
         rtt: Duration::from_millis(1),
         wan: Some(s.wan),

@@ -445,7 +445,7 @@ fn swarm(n: usize, size: usize, cap: u64, seed: u64) -> Sim<SimPeer> {
     let mut rng = Rng::seeded(seed);
     let original: Arc<[u8]> = (0..size).map(|_| rng.next_u64() as u8).collect();
     let record = Arc::new(FileRecord::from_bytes("f.bin", &original));
-    let tracker = Rc::new(RefCell::new(Tracker::new(seed)));
+    let tracker = Rc::new(RefCell::new(Tracker::new(seed, &record)));
     let mut sim = Sim::new(Config::default());
     let seeder = SimPeer::seeder(original.clone(), record.clone(), tracker.clone(), seed);
     sim.add(seeder, Caps::upload(cap));
