@@ -9,7 +9,7 @@ BIN ?= $(eval BIN := $(call find_bin))$(BIN)
 find_bin = $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),$(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers fuzz flood soak clean
+.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers web-loris fuzz flood soak clean
 
 all: build
 
@@ -152,6 +152,15 @@ sites:
 # tracker runs at most 64 threads.   make many-peers PEERS=400
 many-peers: build
 	BIN=$(BIN) PEERS=$(PEERS) tools/many_peers.sh
+
+# A slow-loris on a peer's web UI from its own address: CONNS connections
+# from 127.0.0.1 each send a header byte every second for SECS s while LOADS
+# page loads are made; passes with 90 % of them served and at most 200 log
+# lines. Last line `web-loris ... served=... log_lines=... result=pass`.
+#   make web-loris CONNS=300 SECS=20 LOADS=20   (the defaults)
+web-loris: build
+	$(CARGO) build --release --example web_loris
+	BIN=$(BIN) tools/web_loris.sh
 
 # 2,000 idle, trickling or PING-then-idle connections from 100 loopback
 # addresses (127.0.0.2-101) on a seeder's block port and as many on the

@@ -10,13 +10,9 @@ use crate::error::{code, Error, Result, SecretProblem};
 use crate::secure::{self, channel};
 use crate::wire::message::{put_error, ty, Answer, Decode, Encode};
 use crate::wire::FrameReader;
-use log::{debug, warn};
-use std::collections::HashMap;
+use log::debug;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::IpAddr;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -560,133 +556,7 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// Counts live connections, in all and per remote address, so one client
-/// cannot take every slot; a guard gives its slots back when dropped.
-pub struct ConnLimit {
-    active: AtomicUsize,
-    max: usize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    max_per_ip: usize,
-}
-
-pub struct ConnSlot {
-    limit: Arc<ConnLimit>,
-    ip: Option<IpAddr>,
-}
-
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        self.limit.active.fetch_sub(1, Ordering::AcqRel);
-        if let Some(ip) = self.ip {
-            let mut per_ip = self.limit.lock_per_ip();
-            if let Some(n) = per_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    per_ip.remove(&ip);
-                }
-            }
-        }
-    }
-}
-
-impl ConnLimit {
-    pub fn new(max: usize, max_per_ip: usize) -> Arc<ConnLimit> {
-        Arc::new(ConnLimit {
-            active: AtomicUsize::new(0),
-            max,
-            per_ip: Mutex::new(HashMap::new()),
-            max_per_ip,
-        })
-    }
-
-    pub fn active(&self) -> usize {
-        self.active.load(Ordering::Acquire)
-    }
-
-    fn lock_per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A slot for a connection from `ip`, or `None` when either cap is
-    /// reached. The per-address count is taken first, so a refused
-    /// connection never holds a slot.
-    pub fn try_acquire(self: &Arc<Self>, ip: Option<IpAddr>) -> Option<ConnSlot> {
-        if let Some(ip) = ip {
-            let mut per_ip = self.lock_per_ip();
-            let n = per_ip.entry(ip).or_insert(0);
-            if *n >= self.max_per_ip {
-                return None;
-            }
-            *n += 1;
-        }
-        let slot = ConnSlot {
-            limit: self.clone(),
-            ip,
-        };
-        let prev = self.active.fetch_add(1, Ordering::AcqRel);
-        (prev < self.max).then_some(slot)
-    }
-}
-
-/// The connections `listener` accepts, forever. A failed accept (out of
-/// file descriptors and the like) is logged and backed off, not the end.
-pub fn accepted<'a>(
-    listener: &'a TcpListener,
-    what: &'a str,
-) -> impl Iterator<Item = TcpStream> + 'a {
-    listener.incoming().filter_map(move |stream| match stream {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warn!("{what}: accept failed: {e}");
-            std::thread::sleep(Duration::from_millis(100));
-            None
-        }
-    })
-}
-
-/// Accepts forever, one thread per connection, at most `limit` at once.
-/// A connection over the cap gets an ERROR frame and is closed.
-pub fn accept_loop<F>(listener: TcpListener, limit: Arc<ConnLimit>, what: &'static str, handle: F)
-where
-    F: Fn(TcpStream) + Send + Sync + 'static,
-{
-    accept_loop_refusing(listener, limit, what, handle, refuse_busy)
-}
-
-/// `accept_loop` for another protocol: `refuse` tells a connection over
-/// the cap, in that protocol, that the server is busy.
-pub fn accept_loop_refusing<F>(
-    listener: TcpListener,
-    limit: Arc<ConnLimit>,
-    what: &'static str,
-    handle: F,
-    refuse: impl Fn(TcpStream),
-) where
-    F: Fn(TcpStream) + Send + Sync + 'static,
-{
-    let handle = Arc::new(handle);
-    for stream in accepted(&listener, what) {
-        let Some(slot) = limit.try_acquire(stream.peer_addr().ok().map(|a| a.ip())) else {
-            warn!(
-                "{what}: connection cap reached, refusing {:?}",
-                stream.peer_addr()
-            );
-            refuse(stream);
-            continue;
-        };
-        let handle = handle.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("{what}-conn"))
-            .spawn(move || {
-                let _slot = slot;
-                handle(stream);
-            });
-        if let Err(e) = spawned {
-            warn!("{what}: cannot spawn a connection thread: {e}");
-        }
-    }
-}
-
+/// Tells a connection turned away, in our frames, that the server is busy.
 pub fn refuse_busy(stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let mut w = &stream;
@@ -738,6 +608,7 @@ pub fn reachable_addrs(bind: &SocketAddr) -> Vec<SocketAddr> {
 mod tests {
     use super::*;
     use crate::wire::{PeerReply, PeerRequest};
+    use std::net::TcpListener;
 
     /// A server on loopback that shakes hands with `server_psk` (or none)
     /// and answers PINGs; and a client dialling it with `client_psk`.
@@ -961,20 +832,5 @@ mod tests {
             other => panic!("{:?}", other.map_err(|e| e.to_string())),
         }
         server.join().unwrap();
-    }
-
-    #[test]
-    fn caps_in_all_and_per_address() {
-        let limit = ConnLimit::new(3, 2);
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let a1 = limit.try_acquire(Some(a)).unwrap();
-        let _a2 = limit.try_acquire(Some(a)).unwrap();
-        assert!(limit.try_acquire(Some(a)).is_none(), "per-address cap");
-        let _b1 = limit.try_acquire(Some(b)).unwrap();
-        assert!(limit.try_acquire(Some(b)).is_none(), "total cap");
-        assert_eq!(limit.active(), 3);
-        drop(a1);
-        assert!(limit.try_acquire(Some(b)).is_some(), "slots come back");
     }
 }

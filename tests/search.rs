@@ -498,6 +498,8 @@ fn no_answer_to_a_raw_datagram_is_larger_than_it() {
     let hello = Datagram::Hello {
         peer_id: "x".into(),
         want_reply: true,
+        challenge: 0,
+        echo: 0,
     };
     sent.push(hello.encode().unwrap());
     for d in &sent {
@@ -541,7 +543,7 @@ fn no_answer_to_a_raw_datagram_is_larger_than_it() {
     let padded = hello.encode_padded(HELLO_LEN).unwrap();
     raw.send(&padded).unwrap();
     let n = raw.recv(&mut buf).unwrap();
-    assert_eq!(n, 7 + id.len());
+    assert_eq!(n, 23 + id.len());
     assert!(n <= padded.len());
 
     // Peers find and fetch both files through the holder as ever.

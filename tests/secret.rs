@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use p2pshare::secure::channel::Initiator;
 use p2pshare::secure::{seal, Keys};
+use p2pshare::wire::datagram::Datagram;
 use p2pshare::wire::frame::write_header;
 use p2pshare::wire::message::ty;
 use p2pshare::wire::tracker_datagram::{Reply, Request};
@@ -23,6 +24,12 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A name that must never reach an outsider.
 const NAME: &str = "payroll-2026.bin";
 const SIZE: usize = 1_500_000;
+/// Secrets as `openssl rand -hex 32` makes them (a patterned one is refused).
+const S1: &str = "0550c4c539041cfe51d79eb7489e6b968be7a66bfc178ba205ed43ed0a531196";
+const S2: &str = "f5d08a91dbfebbddad6a46baa4b0736dfec32081004d0b7310f593a04b0fed41";
+const S3: &str = "c21405b0807d6189eb0f4014b291d0a278544096c08dd4c69ceae78ea7067b25";
+const S4: &str = "5b30562d3abb18cd997b1e79aacc3c928a819d8284c78654990e6575abeca129";
+const S5: &str = "2964bf7985564d57e8ad639ff447c9b9954354b6d128a79581408d1b61f70e55";
 
 fn secret_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
     let path = dir.join(name);
@@ -51,7 +58,7 @@ struct Swarm {
 impl Swarm {
     fn start() -> Swarm {
         let dir = temp_dir();
-        let s1 = secret_file(dir.path(), "s1", &format!("{}\n", "a1".repeat(32)), 0o600);
+        let s1 = secret_file(dir.path(), "s1", &format!("{S1}\n"), 0o600);
         let s1_arg = s1.to_str().unwrap().to_string();
         let tracker =
             TrackerProc::start_with(&dir.path().join("tracker"), &["--secret-file", &s1_arg]);
@@ -175,7 +182,7 @@ fn a_swarm_with_a_secret_works_and_outsiders_get_nothing() {
     );
 
     // Another secret, then none: one clear line each, and nothing learnt.
-    let s2 = secret_file(swarm.dir.path(), "s2", &"b2".repeat(32), 0o600);
+    let s2 = secret_file(swarm.dir.path(), "s2", S2, 0o600);
     let commands = format!("files\nwhohas {NAME}\nget {NAME}\n");
     let out = swarm.shell("C", &["--secret-file", s2.to_str().unwrap()], &commands);
     refused(&out, &swarm, "C", &mismatch(&swarm));
@@ -260,9 +267,10 @@ fn announces_without_the_secret_get_no_answer() {
     };
     assert_eq!(answered(&connect, &mut buf), None, "plain CONNECT answered");
     let mut sealed = Vec::new();
+    let (to, from) = (seal::Purpose::ToTracker, seal::Purpose::FromTracker);
     Keys::derive(&[b'x'; 64])
-        .sealer()
-        .seal(&connect, &mut sealed);
+        .sealer(to)
+        .seal(to, &connect, &mut sealed);
     assert_eq!(
         answered(&sealed, &mut buf),
         None,
@@ -270,13 +278,14 @@ fn announces_without_the_secret_get_no_answer() {
     );
 
     // With the secret, the same CONNECT is answered, sealed.
-    let keys = Keys::derive("a1".repeat(32).as_bytes());
-    keys.sealer().seal(&connect, &mut sealed);
+    let keys = Keys::derive(S1.as_bytes());
+    keys.sealer(to).seal(to, &connect, &mut sealed);
     let n = answered(&sealed, &mut buf).expect("a sealed CONNECT is answered");
     assert!(n <= sealed.len(), "never larger than the request");
     let mut opened = Vec::new();
-    keys.sealer()
+    keys.sealer(from)
         .open(
+            from,
             &buf[..n],
             &mut seal::ReplayGuard::new(),
             seal::unix_ms(),
@@ -296,7 +305,7 @@ fn announces_without_the_secret_get_no_answer() {
 fn a_peer_with_a_secret_refuses_an_open_tracker() {
     let dir = temp_dir();
     let tracker = TrackerProc::start(&dir.path().join("tracker"));
-    let s = secret_file(dir.path(), "s", &"c3".repeat(32), 0o600);
+    let s = secret_file(dir.path(), "s", S3, 0o600);
     let port = free_port().to_string();
     let pdir = dir.path().join("P");
     let out = PeerProc::spawn(
@@ -330,10 +339,17 @@ fn secret_files_are_checked() {
     let dir = temp_dir();
     let short = secret_file(dir.path(), "short", "0123456789abcdef\n", 0o600);
     let missing = dir.path().join("missing");
+    // Issue 22 item 15: 32 x `a` passed the length check.
+    let weak = secret_file(dir.path(), "weak", &"a".repeat(32), 0o600);
+    let patterned = secret_file(dir.path(), "patterned", &"a".repeat(64), 0o600);
+    let writable = secret_file(dir.path(), "writable", S4, 0o664);
     let data = dir.path().join("tracker");
     for (file, says) in [
         (&short, "holds a secret of 16 bytes; the minimum is 32"),
         (&missing, "cannot read the secret file"),
+        (&weak, "worth at most 128 bits"),
+        (&patterned, "not random"),
+        (&writable, "can be changed by other users"),
     ] {
         let f = file.to_str().unwrap();
         let out = run_tracker(&[
@@ -349,6 +365,10 @@ fn secret_files_are_checked() {
         assert!(
             stderr.starts_with("error: ") && stderr.contains(says),
             "{stderr}"
+        );
+        assert!(
+            stderr.contains("openssl rand -hex 32") || stderr.contains("chmod 600"),
+            "says what to do: {stderr}"
         );
         let out = PeerProc::spawn(
             &[
@@ -371,7 +391,7 @@ fn secret_files_are_checked() {
         );
     }
     // Readable by others: used, with a warning.
-    let loose = secret_file(dir.path(), "loose", &"d4".repeat(32), 0o644);
+    let loose = secret_file(dir.path(), "loose", S4, 0o644);
     let tracker = TrackerProc::start_with(&data, &["--secret-file", loose.to_str().unwrap()]);
     wait_until(WAIT, "the warning", || {
         tracker.logs().contains("is readable by other users")
@@ -382,7 +402,7 @@ fn secret_files_are_checked() {
 #[test]
 fn search_without_a_tracker_works_only_with_the_secret() {
     let dir = temp_dir();
-    let s1 = secret_file(dir.path(), "s1", &"e5".repeat(32), 0o600);
+    let s1 = secret_file(dir.path(), "s1", S5, 0o600);
     let s1 = s1.to_str().unwrap();
     let dead = format!("127.0.0.1:{}", free_port());
     let data = test_bytes(200_000, 3);
@@ -453,12 +473,12 @@ fn search_without_a_tracker_works_only_with_the_secret() {
 #[test]
 fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
     let dir = temp_dir();
-    let s1 = secret_file(dir.path(), "s1", &"b2".repeat(32), 0o600);
+    let s1 = secret_file(dir.path(), "s1", S2, 0o600);
     let mut tracker = TrackerProc::start_with(
         &dir.path().join("tracker"),
         &["--secret-file", s1.to_str().unwrap()],
     );
-    let keys = Keys::derive("b2".repeat(32).as_bytes());
+    let keys = Keys::derive(S2.as_bytes());
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(tracker.addr()).unwrap();
     socket
@@ -474,7 +494,8 @@ fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
     let mut connect = Vec::new();
     Request::Connect { tx: 5 }.encode(&mut connect);
     let mut captured = Vec::new();
-    keys.sealer().seal(&connect, &mut captured);
+    let to = seal::Purpose::ToTracker;
+    keys.sealer(to).seal(to, &connect, &mut captured);
     assert!(answered(&captured), "the original is answered");
 
     tracker.restart();
@@ -483,7 +504,7 @@ fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
         "the replay after the restart is answered"
     );
     let mut fresh = Vec::new();
-    keys.sealer().seal(&connect, &mut fresh);
+    keys.sealer(to).seal(to, &connect, &mut fresh);
     assert!(answered(&fresh), "a fresh CONNECT is answered");
     assert!(
         tracker.logs().contains("BeforeStart"),
@@ -503,13 +524,13 @@ fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
 #[test]
 fn message_1_with_a_large_surplus_leaves_the_tracker_serving() {
     let dir = temp_dir();
-    let s1 = secret_file(dir.path(), "s1", &"c3".repeat(32), 0o600);
+    let s1 = secret_file(dir.path(), "s1", S3, 0o600);
     let s1_arg = s1.to_str().unwrap();
     let tracker = TrackerProc::start_with(
         &dir.path().join("tracker"),
         &["--secret-file", s1_arg, "--http", "0"],
     );
-    let keys = Keys::derive("c3".repeat(32).as_bytes());
+    let keys = Keys::derive(S3.as_bytes());
     for _ in 0..20 {
         let (_, msg1) = Initiator::start(keys.psk(), seal::unix_ms());
         let mut burst = Vec::new();
@@ -545,4 +566,96 @@ fn message_1_with_a_large_surplus_leaves_the_tracker_serving() {
         "{page}"
     );
     assert!(!tracker.logs().contains("panicked"), "{}", tracker.logs());
+}
+
+/// Issue 22 item 13: a sealed HELLO from D, captured and replayed from
+/// another address to A and B, made both log `neighbour D at <attacker's
+/// address> is up` and answer. Now a HELLO teaches a neighbour only when
+/// it echoes a challenge sent to its address: the replay gets at most a
+/// challenge back, sealed, that the attacker cannot answer.
+#[test]
+fn a_captured_hello_replayed_to_other_peers_is_ignored() {
+    let dir = temp_dir();
+    let s = secret_file(dir.path(), "s", S5, 0o600);
+    let s = s.to_str().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let keys = Keys::derive(S5.as_bytes());
+    let search = seal::Purpose::Search;
+
+    // The capture point: D's configured neighbour, which D greets at start.
+    let trap = UdpSocket::bind("127.0.0.1:0").unwrap();
+    trap.set_read_timeout(Some(WAIT)).unwrap();
+    let trap_addr = trap.local_addr().unwrap().to_string();
+    let serve = |id: &str, extra: &[&str]| {
+        let (port, pdir) = (free_port().to_string(), dir.path().join(id));
+        let mut args = vec![
+            id,
+            &port,
+            &dead,
+            "--dir",
+            pdir.to_str().unwrap(),
+            "--serve",
+            "--secret-file",
+            s,
+        ];
+        args.extend_from_slice(extra);
+        let p = PeerProc::spawn_logged_at(&args, &dir.path().join(format!("{id}.log")), "debug");
+        wait_until(WAIT, "the peer to start", || {
+            p.logs().contains(&format!("peer {id} listening on"))
+        });
+        (p, port)
+    };
+    // A and B run before D's HELLO is made (one stamped before a peer
+    // started is refused anyway: issue 22 item 5).
+    let others = [serve("A", &[]), serve("B", &[])];
+    let (_d, _) = serve("D", &["--neighbor", &trap_addr]);
+    let mut buf = [0u8; 2048];
+    let (n, _) = trap.recv_from(&mut buf).expect("D's HELLO");
+    let captured = buf[..n].to_vec();
+    let mut opened = Vec::new();
+    keys.sealer(search)
+        .open_into(search, &captured, &mut opened)
+        .expect("sealed for search");
+    let Datagram::Hello {
+        peer_id,
+        challenge: d_challenge,
+        ..
+    } = Datagram::decode(&opened).unwrap()
+    else {
+        panic!("not a HELLO: {opened:?}");
+    };
+    assert_eq!(peer_id, "D");
+
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker.set_read_timeout(Some(WAIT)).unwrap();
+    for (id, (peer, port)) in ["A", "B"].into_iter().zip(&others) {
+        attacker
+            .send_to(&captured, format!("127.0.0.1:{port}"))
+            .unwrap();
+        // Its answer, if any, is a challenge of its own: it has not taken
+        // the attacker's address for D's.
+        let (n, _) = attacker.recv_from(&mut buf).expect("a challenge back");
+        keys.sealer(search)
+            .open_into(search, &buf[..n], &mut opened)
+            .unwrap();
+        let Datagram::Hello {
+            want_reply,
+            challenge,
+            echo,
+            ..
+        } = Datagram::decode(&opened).unwrap()
+        else {
+            panic!("not a HELLO: {opened:?}");
+        };
+        assert!(!want_reply && challenge != 0 && echo == d_challenge);
+        wait_until(WAIT, "the peer to log the HELLO", || {
+            peer.logs()
+                .contains("not echoing our challenge: not learnt")
+        });
+        assert!(
+            !peer.logs().contains("neighbour D at"),
+            "{id} learnt D from a replay:\n{}",
+            peer.logs()
+        );
+    }
 }

@@ -217,7 +217,9 @@ fn every_tracker_is_told_of_a_new_item_and_a_query_moves_past_one_that_does_not_
 fn a_closed_swarm_loses_a_tracker_and_an_empty_one_relearns_it_through_sealed_announces() {
     let s = Swarm::new();
     let secret = s.path("secret");
-    fs::write(&secret, format!("{}\n", "5e".repeat(32))).unwrap();
+    // As `openssl rand -hex 32` makes it: a patterned secret is refused.
+    let hex = "6f077793003da4765794633ff6aff9f54dbf7c4c8ae68d74e7698d981c5662a1";
+    fs::write(&secret, format!("{hex}\n")).unwrap();
     let mut perms = fs::metadata(&secret).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
     fs::set_permissions(&secret, perms).unwrap();

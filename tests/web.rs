@@ -81,11 +81,37 @@ fn only_our_own_host_names_and_origin_are_served() {
         assert_eq!(r.status, 403, "{name}: {value}");
         assert!(r.text().contains("cross-site request forgery"));
     }
+    // Issue 22 item 16: a POST saying nothing of its origin (no Origin, no
+    // Sec-Fetch-Site) passed. Now /api/ wants its header, a form its token.
+    let auth = http::authority(&base).to_string();
+    for (what, path) in [
+        ("the API", "/api/fetch?name=x.bin".to_string()),
+        ("a form", "/fetch?name=x.bin".to_string()),
+        (
+            "a form with a wrong token",
+            "/fetch?name=x.bin&csrf=0123".to_string(),
+        ),
+    ] {
+        let bare = format!("POST {path} HTTP/1.1\r\nHost: {auth}\r\nContent-Length: 0\r\n\r\n");
+        let r = http::raw(&auth, bare.as_bytes());
+        assert_eq!(r.status, 403, "{what}: {}", r.text());
+        assert!(r.text().contains("cross-site request forgery"), "{what}");
+    }
     let progress = http::get(&base, "/api/progress").text();
     assert!(
         progress.contains("\"fetches\":[]"),
         "nothing started: {progress}"
     );
+    // The token our own pages carry works for a form.
+    let page = http::get(&base, "/").text();
+    let token = page
+        .split("name=\"p2p-form-token\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries its form token")
+        .to_string();
+    let r = http::post(&base, &format!("/fetch?name=y.bin&csrf={token}"), b"");
+    assert_eq!(r.status, 303, "{}", r.text());
     let own = base.clone();
     let r = http::request(
         &base,
@@ -131,18 +157,18 @@ fn oversized_and_malformed_requests_are_refused() {
     let r = http::raw(
         &auth,
         format!(
-            "POST /api/fetch?name=a HTTP/1.1\r\nHost: {auth}\r\nContent-Length: 1000000\r\n\r\n"
+            "POST /api/fetch?name=a HTTP/1.1\r\nHost: {auth}\r\nX-Requested-With: p2pshare\r\nContent-Length: 1000000\r\n\r\n"
         )
         .as_bytes(),
     );
     assert_eq!(r.status, 413, "{}", r.text());
     let huge = 17u64 << 30;
-    let r = http::raw(&auth, format!("POST /api/upload?name=huge.bin HTTP/1.1\r\nHost: {auth}\r\nContent-Length: {huge}\r\n\r\n").as_bytes());
+    let r = http::raw(&auth, format!("POST /api/upload?name=huge.bin HTTP/1.1\r\nHost: {auth}\r\nX-Requested-With: p2pshare\r\nContent-Length: {huge}\r\n\r\n").as_bytes());
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("over the limit"), "{}", r.text());
     assert!(!dir.join("partial/huge.bin.upload").exists());
 
-    let chunked = format!("POST /api/upload?name=c.bin HTTP/1.1\r\nHost: {auth}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    let chunked = format!("POST /api/upload?name=c.bin HTTP/1.1\r\nHost: {auth}\r\nX-Requested-With: p2pshare\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
     assert_eq!(http::raw(&auth, chunked.as_bytes()).status, 411);
     for garbage in [
         "HELLO\r\n\r\n",
@@ -232,7 +258,7 @@ fn an_upload_streams_to_disk_is_announced_fetched_and_saved() {
     let auth = http::authority(&base_a).to_string();
     let mut s = http::connect(&auth);
     let head = format!(
-        "POST /api/upload?name=big%20file.bin HTTP/1.1\r\nHost: {auth}\r\nOrigin: {base_a}\r\n\
+        "POST /api/upload?name=big%20file.bin HTTP/1.1\r\nHost: {auth}\r\nX-Requested-With: p2pshare\r\nOrigin: {base_a}\r\n\
          Accept: application/json\r\nContent-Length: {}\r\n\r\n",
         data.len()
     );
@@ -265,7 +291,7 @@ fn an_upload_streams_to_disk_is_announced_fetched_and_saved() {
     let page = http::get(&base_b, "/download").text();
     assert!(page.contains("<tr data-name=\"big file.bin\">"), "{page}");
     assert!(
-        page.contains("action=\"/fetch?name=big%20file.bin\""),
+        page.contains("action=\"/fetch?name=big%20file.bin&amp;csrf="),
         "{page}"
     );
 
@@ -316,7 +342,7 @@ fn an_upload_streams_to_disk_is_announced_fetched_and_saved() {
 
     // An upload cut off halfway is not shared and leaves nothing behind.
     let mut s = http::connect(&auth);
-    s.write_all(format!("POST /api/upload?name=cut.bin HTTP/1.1\r\nHost: {auth}\r\nContent-Length: 100000\r\n\r\n").as_bytes()).unwrap();
+    s.write_all(format!("POST /api/upload?name=cut.bin HTTP/1.1\r\nHost: {auth}\r\nX-Requested-With: p2pshare\r\nContent-Length: 100000\r\n\r\n").as_bytes()).unwrap();
     s.write_all(&data[..1000]).unwrap();
     drop(s);
     let cut = dir_a.join("partial/cut.bin.upload");

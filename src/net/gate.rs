@@ -34,8 +34,10 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// which reads the rest under the start deadline.
 const PEEK: usize = 16 << 10;
 /// Connections taken from the listener per turn, so the lobby is looked
-/// at between bursts.
-const ACCEPT_BURST: usize = 256;
+/// at between bursts: a connection whose message arrived just after its
+/// accept is seen ready before a crowd from its own address (up to the
+/// per-address cap) could evict it as the oldest of the lobby.
+const ACCEPT_BURST: usize = 32;
 
 /// How a server admits connections.
 #[derive(Clone, Copy, Debug)]
@@ -134,11 +136,50 @@ pub struct Counters {
     pub panicked: Arc<dyn Fn() + Send + Sync>,
 }
 
+/// Whether a connection's first bytes (fewer than `PEEK`) are a whole
+/// first message, or bytes the handler must judge (not ours, say).
+pub type Whole = Box<dyn Fn(&[u8]) -> bool>;
+
+/// What a server's first message looks like, and how it tells a
+/// connection sent away that it is busy.
+pub struct Opening {
+    pub whole: Whole,
+    /// Tells a connection sent away for want of room.
+    pub refuse: fn(TcpStream),
+    /// Tells one closed because its first message did not arrive in time.
+    pub late: fn(TcpStream),
+}
+
+impl Opening {
+    /// Our frames, at most `max_frame` long; BUSY as an ERROR frame.
+    pub fn frames(max_frame: usize) -> Opening {
+        Opening {
+            whole: Box::new(move |b| !matches!(frame::parse(b, max_frame), Ok(None))),
+            refuse: super::refuse_busy,
+            late: super::refuse_busy,
+        }
+    }
+}
+
 /// Accepts on `listener` forever; `handle` serves one handed connection
 /// on its own thread and returns when it is over (a panic in it is
 /// caught: the connection closes, the thread takes the next one).
 pub fn serve<F>(listener: TcpListener, settings: Settings, handle: F, counters: Counters)
 where
+    F: Fn(TcpStream, Ticket) + Send + Sync + 'static,
+{
+    let opening = Opening::frames(settings.max_frame);
+    serve_opening(listener, settings, opening, handle, counters)
+}
+
+/// `serve` for another protocol than our frames (the web UI's HTTP).
+pub fn serve_opening<F>(
+    listener: TcpListener,
+    settings: Settings,
+    opening: Opening,
+    handle: F,
+    counters: Counters,
+) where
     F: Fn(TcpStream, Ticket) + Send + Sync + 'static,
 {
     if let Err(e) = listener.set_nonblocking(true) {
@@ -162,6 +203,7 @@ where
         lobby: HashMap::new(),
         waiting: HashSet::new(),
         refused: counters.refused,
+        opening,
     };
     loop {
         gate.turn(&listener);
@@ -179,6 +221,7 @@ struct Gate<F> {
     waiting: HashSet<ConnId>,
     /// Counts a connection sent away with BUSY.
     refused: Box<dyn Fn()>,
+    opening: Opening,
 }
 
 impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
@@ -209,14 +252,16 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
             )
         };
         if n > 0 {
-            if fds[0].revents != 0 {
-                self.accept_burst(listener);
-            }
+            // The lobby first: a connection whose message came is ready,
+            // and safe from the evictions a burst of newcomers makes.
             for (fd, id) in fds[1..].iter().zip(&polled) {
                 if fd.revents != 0 {
                     let ended = fd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0;
                     self.look_at(*id, ended);
                 }
+            }
+            if fds[0].revents != 0 {
+                self.accept_burst(listener);
             }
         }
         let decisions = lock(&self.shared.machine).tick(Instant::now());
@@ -250,7 +295,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
         let Some((stream, _)) = self.lobby.get(&id) else {
             return;
         };
-        match first_message(stream, self.settings.max_frame, ended) {
+        match first_message(stream, &*self.opening.whole, ended) {
             Start::Wait => {}
             Start::Closed => {
                 self.lobby.remove(&id);
@@ -273,6 +318,11 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                     if let Some((stream, at)) = new.take() {
                         if stream.set_nonblocking(true).is_ok() {
                             self.lobby.insert(id, (stream, at));
+                            // Its message is often here already: ready
+                            // now, it is not evicted by the newcomers
+                            // later in this burst (a crowd from its own
+                            // address evicted a browser's request so).
+                            self.look_at(id, false);
                         } else {
                             lock(&self.shared.machine).closed(id);
                         }
@@ -286,7 +336,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                             stream.peer_addr()
                         );
                         (self.refused)();
-                        super::refuse_busy(stream);
+                        (self.opening.refuse)(stream);
                     }
                 }
                 Decision::Evict(id) => self.evict(id),
@@ -297,14 +347,20 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
 
     fn evict(&mut self, id: ConnId) {
         self.waiting.remove(&id);
-        if let Some((stream, _)) = self.lobby.remove(&id) {
+        if let Some((stream, accepted)) = self.lobby.remove(&id) {
+            let late = accepted.elapsed() >= self.settings.limits.start;
             debug!(
-                "{}: evicting {:?} from the lobby",
+                "{}: evicting {:?} from the lobby ({})",
                 self.settings.what,
-                stream.peer_addr()
+                stream.peer_addr(),
+                if late { "too slow" } else { "no room" }
             );
             (self.refused)();
-            super::refuse_busy(stream);
+            if late {
+                (self.opening.late)(stream);
+            } else {
+                (self.opening.refuse)(stream);
+            }
             return;
         }
         // Taken out, so the shutdown happens without the lock.
@@ -412,15 +468,12 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Pool<F> {
 /// Whether a lobby connection's first message is whole (or long enough,
 /// or not ours, or cut short by the client's end of sending: its handler
 /// will say so), still coming, or closed without a byte.
-fn first_message(stream: &TcpStream, max_frame: usize, ended: bool) -> Start {
+fn first_message(stream: &TcpStream, whole: &dyn Fn(&[u8]) -> bool, ended: bool) -> Start {
     let mut buf = [0u8; PEEK];
     match stream.peek(&mut buf) {
         Ok(0) => Start::Closed,
-        Ok(n) if n == PEEK || ended => Start::Ready,
-        Ok(n) => match frame::parse(&buf[..n], max_frame) {
-            Ok(None) => Start::Wait,
-            Ok(Some(_)) | Err(_) => Start::Ready,
-        },
+        Ok(n) if n == PEEK || ended || whole(&buf[..n]) => Start::Ready,
+        Ok(_) => Start::Wait,
         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => Start::Wait,
         Err(_) => Start::Closed,
     }

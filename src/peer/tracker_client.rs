@@ -11,7 +11,7 @@ use super::Peer;
 use crate::error::{code, Error, Result};
 use crate::net::Conn;
 use crate::record::FileRecord;
-use crate::secure::seal::ReplayGuard;
+use crate::secure::seal::{Purpose, ReplayGuard};
 use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
 use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
@@ -171,8 +171,12 @@ fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<
                 match reader.recv(&mut buf) {
                     Ok(n) => {
                         // Under a secret, what does not open is dropped here.
-                        let Some(d) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened)
-                        else {
+                        let Some(d) = crate::secure::incoming(
+                            Purpose::FromTracker,
+                            &buf[..n],
+                            &mut guard,
+                            &mut opened,
+                        ) else {
                             continue;
                         };
                         if tx.send(d.to_vec()).is_err() {
@@ -363,7 +367,11 @@ impl SessionLoop {
         }
         if let Some(bytes) = send {
             let mut sealed = Vec::new();
-            if let Err(e) = socket.send(crate::secure::outgoing(&bytes, &mut sealed)) {
+            if let Err(e) = socket.send(crate::secure::outgoing(
+                Purpose::ToTracker,
+                &bytes,
+                &mut sealed,
+            )) {
                 debug!("tracker {}: {e}", self.tracker());
             }
         }

@@ -10,6 +10,7 @@
 //! answers. The node state sits behind one mutex, held for bookkeeping
 //! only, never across a send or a name lookup.
 
+pub mod challenge;
 pub mod choice;
 pub mod limit;
 pub mod neighbours;
@@ -19,7 +20,7 @@ pub mod seen;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::record::FileRecord;
-use crate::secure::seal::ReplayGuard;
+use crate::secure::seal::{Purpose, ReplayGuard};
 use crate::wire::datagram::{
     hello_reply, ChunkInfo, Datagram, Query, HELLO_LEN, MAX_DATAGRAM, QUERY_LEN,
 };
@@ -173,7 +174,9 @@ impl Search {
                 }
                 Ok((n, src)) => {
                     // Under a secret, one that does not open gets no answer.
-                    if let Some(d) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened) {
+                    if let Some(d) =
+                        crate::secure::incoming(Purpose::Search, &buf[..n], &mut guard, &mut opened)
+                    {
                         self.on_datagram(d, src, &holding)
                     }
                 }
@@ -194,14 +197,6 @@ impl Search {
     /// The body of the `search-hello` thread: greets the configured
     /// neighbours now and every `HELLO_EVERY`, asking for a HELLO back.
     pub fn keep_in_touch(&self) {
-        let hello = Datagram::Hello {
-            peer_id: self.me.peer_id.clone(),
-            want_reply: true,
-        };
-        // Padded to the largest HELLO, so that any peer may reply.
-        let Some(bytes) = hello.encode_padded(HELLO_LEN) else {
-            return;
-        };
         let mut first = true;
         loop {
             if !first {
@@ -219,6 +214,20 @@ impl Search {
                     .collect()
             };
             for to in targets {
+                // A challenge of its own for each: the reply that echoes
+                // it is what makes the neighbour known.
+                let challenge = fresh_challenge();
+                let hello = Datagram::Hello {
+                    peer_id: self.me.peer_id.clone(),
+                    want_reply: true,
+                    challenge,
+                    echo: 0,
+                };
+                // Padded to the largest HELLO, so that any peer may reply.
+                let Some(bytes) = hello.encode_padded(HELLO_LEN) else {
+                    return;
+                };
+                self.node().challenge(to, challenge, Instant::now());
                 self.send(&bytes, to, "HELLO");
             }
             std::thread::sleep(HELLO_EVERY);
@@ -301,7 +310,9 @@ impl Search {
             Datagram::Hello {
                 peer_id,
                 want_reply,
-            } => self.on_hello(&peer_id, want_reply.then_some(bytes.len()), src),
+                challenge,
+                echo,
+            } => self.on_hello((&peer_id, want_reply, challenge, echo), bytes.len(), src),
             Datagram::Query(q) => self.on_query(q, bytes.len(), src, holding),
             Datagram::ChunkInfo(info) => {
                 let (id, who) = (info.query_id, info.peer_id.clone());
@@ -314,22 +325,32 @@ impl Search {
         }
     }
 
-    /// A HELLO from `src`; `asked` is its length when it asks for a reply.
-    fn on_hello(&self, peer_id: &str, asked: Option<usize>, src: SocketAddr) {
+    /// A HELLO of `len` bytes from `src`: its peer id, whether it wants a
+    /// reply, its challenge and its echo (`node::Node::on_hello`).
+    fn on_hello(&self, hello: (&str, bool, u64, u64), len: usize, src: SocketAddr) {
+        let peer_id = hello.0;
         if peer_id == self.me.peer_id {
             return debug!("search: {src}: a HELLO with our own id, ignored");
         }
-        match self.node().on_hello(peer_id, src, Instant::now()) {
-            None => return debug!("search: {src}: HELLO over the rate, dropped"),
+        let Some(got) = self
+            .node()
+            .on_hello(hello, src, fresh_challenge(), Instant::now())
+        else {
+            return debug!("search: {src}: HELLO over the rate, dropped");
+        };
+        match got.heard {
             Some(Heard::New) => info!("search: neighbour {peer_id} at {src} is up"),
             Some(Heard::Again) => {}
             Some(Heard::Ignored) => debug!("search: {src}: no room for another neighbour"),
+            None => debug!(
+                "search: {src}: a HELLO from {peer_id} not echoing our challenge: not learnt (yet)"
+            ),
         }
-        if let Some(asked) = asked {
-            match hello_reply(&self.me.peer_id, asked) {
+        if let Some((challenge, echo)) = got.reply {
+            match hello_reply(&self.me.peer_id, challenge, echo, len) {
                 Some(bytes) => self.send(&bytes, src, "HELLO"),
                 None => {
-                    debug!("search: {src}: no HELLO back: ours is larger than their {asked} bytes")
+                    debug!("search: {src}: no HELLO back: ours is larger than their {len} bytes")
                 }
             }
         }
@@ -408,10 +429,10 @@ impl Search {
 
     fn send(&self, bytes: &[u8], to: SocketAddr, what: &str) {
         let mut sealed = Vec::new();
-        if let Err(e) = self
-            .socket
-            .send_to(crate::secure::outgoing(bytes, &mut sealed), to)
-        {
+        if let Err(e) = self.socket.send_to(
+            crate::secure::outgoing(Purpose::Search, bytes, &mut sealed),
+            to,
+        ) {
             debug!("search: sending a {what} to {to}: {e}");
         }
     }
@@ -436,6 +457,19 @@ impl Search {
             }
         }
         self.node().neighbours.set_configured(&addrs);
+    }
+}
+
+/// A random challenge for a HELLO, never 0 (which means none). From the
+/// OS: under a secret it travels sealed, in an open swarm an off-path
+/// sender must guess it.
+fn fresh_challenge() -> u64 {
+    use chacha20poly1305::aead::rand_core::RngCore;
+    loop {
+        let c = chacha20poly1305::aead::OsRng.next_u64();
+        if c != 0 {
+            return c;
+        }
     }
 }
 

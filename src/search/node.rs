@@ -4,6 +4,7 @@
 //! threads in `search` act on these decisions; tests drive them with made-up
 //! addresses and instants.
 
+use super::challenge::Challenges;
 use super::limit::{Limiter, Rate};
 use super::neighbours::{Heard, Neighbours};
 use super::seen::SeenCache;
@@ -70,6 +71,18 @@ pub enum OnQuery {
     BadOrigin,
 }
 
+/// What to do with a HELLO that arrived.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OnHello {
+    /// What it changed among the neighbours: `None` unless it echoed a
+    /// challenge we sent to its address (it is not learnt, nor refreshed).
+    pub heard: Option<Heard>,
+    /// Send a HELLO back with this `(challenge, echo)`: when it asked, our
+    /// own challenge unless it just proved itself; when it proved itself
+    /// and challenged us, no challenge (that ends the exchange).
+    pub reply: Option<(u64, u64)>,
+}
+
 struct Pending {
     name: String,
     answers: Sender<Answer>,
@@ -81,6 +94,7 @@ pub struct Node {
     queries: Limiter<IpAddr>,
     hellos: Limiter<IpAddr>,
     pub neighbours: Neighbours,
+    challenges: Challenges,
     pending: HashMap<u64, Pending>,
 }
 
@@ -91,6 +105,7 @@ impl Node {
             queries: Limiter::new(QUERIES_PER_ORIGIN, QUERIES_OVERALL, MAX_TRACKED, now),
             hellos: Limiter::new(HELLOS_PER_SOURCE, HELLOS_OVERALL, MAX_TRACKED, now),
             neighbours: Neighbours::new(MAX_LEARNED, LEARNED_EXPIRY),
+            challenges: Challenges::new(),
             pending: HashMap::new(),
         }
     }
@@ -168,12 +183,36 @@ impl Node {
         p.answers.try_send(Answer { info, from }).is_ok()
     }
 
-    /// A HELLO from `src`; `None` when over the rate (ignored).
-    pub fn on_hello(&mut self, peer_id: &str, src: SocketAddr, now: Instant) -> Option<Heard> {
+    /// We send a HELLO carrying `challenge` (random, not 0) to `to`.
+    pub fn challenge(&mut self, to: SocketAddr, challenge: u64, now: Instant) {
+        self.challenges.issue(to, challenge, now);
+    }
+
+    /// A HELLO from `src` (its peer id, whether it wants a reply, its
+    /// challenge and its echo); `fresh` is a new random challenge of ours,
+    /// used if the reply carries one. `None` when over the rate (ignored).
+    pub fn on_hello(
+        &mut self,
+        hello: (&str, bool, u64, u64),
+        src: SocketAddr,
+        fresh: u64,
+        now: Instant,
+    ) -> Option<OnHello> {
+        let (peer_id, want_reply, challenge, echo) = hello;
         if !self.hellos.allow(src.ip().to_canonical(), now) {
             return None;
         }
-        Some(self.neighbours.heard(src, peer_id, now))
+        let proven = self.challenges.answered(src, echo, now);
+        let heard = proven.then(|| self.neighbours.heard(src, peer_id, now));
+        let reply = if proven && challenge != 0 {
+            Some((0, challenge))
+        } else if want_reply {
+            self.challenges.issue(src, fresh, now);
+            Some((fresh, challenge))
+        } else {
+            None
+        };
+        Some(OnHello { heard, reply })
     }
 }
 
@@ -377,11 +416,81 @@ mod tests {
     #[test]
     fn hellos_are_rate_limited() {
         let (mut n, t) = node(&[]);
-        assert_eq!(n.on_hello("B", addr(1), t), Some(Heard::New));
         let burst = HELLOS_PER_SOURCE.burst as usize;
-        for _ in 1..burst {
-            assert_eq!(n.on_hello("B", addr(1), t), Some(Heard::Again));
+        for i in 0..burst as u64 {
+            let got = n.on_hello(("B", true, 5, 0), addr(1), 100 + i, t);
+            assert!(got.is_some());
         }
-        assert_eq!(n.on_hello("B", addr(1), t), None);
+        assert_eq!(n.on_hello(("B", true, 5, 0), addr(1), 1, t), None);
+    }
+
+    /// The exchange two peers make, D greeting A (which has D configured
+    /// or not): A learns D, and D learns A, each only from an echo of its
+    /// own challenge.
+    #[test]
+    fn neighbours_are_learnt_by_a_fresh_challenge_and_its_echo() {
+        let (mut a, t) = node(&[]);
+        let (mut d, _) = node(&[]);
+        let (a_addr, d_addr) = (addr(1), addr(4));
+        d.challenge(a_addr, 11, t);
+        // D's HELLO asks and challenges: A answers with its own challenge.
+        let got = a.on_hello(("D", true, 11, 0), d_addr, 22, t).unwrap();
+        assert_eq!(
+            got,
+            OnHello {
+                heard: None,
+                reply: Some((22, 11))
+            }
+        );
+        // A's reply echoes D's challenge: D learns A and echoes A's.
+        let got = d.on_hello(("A", false, 22, 11), a_addr, 33, t).unwrap();
+        assert_eq!(
+            got,
+            OnHello {
+                heard: Some(Heard::New),
+                reply: Some((0, 22))
+            }
+        );
+        // D's echo: A learns D; nothing more is sent.
+        let got = a.on_hello(("D", false, 0, 22), d_addr, 44, t).unwrap();
+        assert_eq!(
+            got,
+            OnHello {
+                heard: Some(Heard::New),
+                reply: None
+            }
+        );
+    }
+
+    /// Issue 22 item 13: a HELLO from D, captured and replayed to A and B
+    /// from another address, made both take that address for D's.
+    #[test]
+    fn a_replayed_hello_teaches_nothing() {
+        let t = Instant::now();
+        let attacker = addr(666);
+        for first in [("D", true, 11, 0), ("D", false, 0, 22)] {
+            let (mut b, _) = node(&[]);
+            let got = b.on_hello(first, attacker, 55, t).unwrap();
+            assert_eq!(got.heard, None, "{first:?}");
+            assert!(b.neighbours.is_empty());
+        }
+        // A's challenge to D's real address is not answered from another,
+        // nor twice from the right one.
+        let (mut a, _) = node(&[]);
+        a.on_hello(("D", true, 11, 0), addr(4), 22, t).unwrap();
+        let from_elsewhere = a.on_hello(("D", false, 0, 22), attacker, 1, t).unwrap();
+        assert_eq!(from_elsewhere.heard, None);
+        assert!(a
+            .on_hello(("D", false, 0, 22), addr(4), 1, t)
+            .unwrap()
+            .heard
+            .is_some());
+        let again = t + Duration::from_secs(1);
+        assert_eq!(
+            a.on_hello(("D", false, 0, 22), addr(4), 1, again)
+                .unwrap()
+                .heard,
+            None
+        );
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod channel;
 pub mod seal;
+pub mod strength;
 
 use crate::error::{Error, Result};
 use hkdf::Hkdf;
@@ -20,17 +21,20 @@ use sha2::Sha256;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-/// The shortest secret accepted, in bytes (after trimming whitespace):
-/// 128 bits even if every byte is a hex digit.
+/// The shortest secret accepted, in bytes (after trimming whitespace): 32
+/// raw random bytes; a secret in hex or base64 needs more (`strength`).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// How to make a good secret, for every message about a bad one.
+pub const HOW_TO_MAKE: &str = "make one with: openssl rand -hex 32 > FILE; chmod 600 FILE";
 /// The longest: a secret file is a key, not a document.
 pub const MAX_SECRET_BYTES: usize = 4096;
 
 /// Keys derived from the swarm secret, one per use, so no key serves two
-/// constructions.
+/// constructions, nor two kinds of datagram.
 pub struct Keys {
     psk: [u8; 32],
-    udp: seal::Sealer,
+    tracker: seal::Sealer,
+    search: seal::Sealer,
 }
 
 impl Keys {
@@ -38,15 +42,16 @@ impl Keys {
     /// label per key.
     pub fn derive(secret: &[u8]) -> Keys {
         let hk = Hkdf::<Sha256>::new(Some(b"p2pshare swarm secret v1"), secret);
-        let mut psk = [0u8; 32];
-        let mut udp = [0u8; 32];
         // 32 bytes is far below HKDF-SHA256's 8160-byte limit: cannot fail.
-        hk.expand(b"tcp noise psk", &mut psk).expect("32-byte okm");
-        hk.expand(b"udp datagram key", &mut udp)
-            .expect("32-byte okm");
+        let key = |info: &[u8]| {
+            let mut k = [0u8; 32];
+            hk.expand(info, &mut k).expect("32-byte okm");
+            k
+        };
         Keys {
-            psk,
-            udp: seal::Sealer::new(&udp),
+            psk: key(b"tcp noise psk"),
+            tracker: seal::Sealer::new(&key(b"udp tracker datagram key")),
+            search: seal::Sealer::new(&key(b"udp search datagram key")),
         }
     }
 
@@ -54,8 +59,12 @@ impl Keys {
         &self.psk
     }
 
-    pub fn sealer(&self) -> &seal::Sealer {
-        &self.udp
+    /// The key that seals and opens datagrams for `purpose`.
+    pub fn sealer(&self, purpose: seal::Purpose) -> &seal::Sealer {
+        match purpose {
+            seal::Purpose::ToTracker | seal::Purpose::FromTracker => &self.tracker,
+            seal::Purpose::Search => &self.search,
+        }
     }
 }
 
@@ -86,6 +95,13 @@ pub fn load(path: &Path) -> Result<Loaded> {
             meta.len()
         )));
     }
+    if writable_by_others(&meta) {
+        return Err(Error::Usage(format!(
+            "the secret file {shown} can be changed by other users (mode {:o}); anyone who can \
+             write it can swap the swarm's secret for their own: chmod 600 {shown}",
+            mode(&meta) & 0o777
+        )));
+    }
     let bytes = std::fs::read(path)
         .map_err(|e| Error::Usage(format!("cannot read the secret file {shown}: {e}")))?;
     let secret =
@@ -106,7 +122,8 @@ pub fn check(bytes: &[u8]) -> std::result::Result<&[u8], String> {
     let secret = bytes.trim_ascii();
     if secret.len() < MIN_SECRET_BYTES {
         return Err(format!(
-            "holds a secret of {} bytes; the minimum is {MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)",
+            "holds a secret of {} bytes; the minimum is {MIN_SECRET_BYTES} random bytes \
+             ({HOW_TO_MAKE})",
             secret.len()
         ));
     }
@@ -116,7 +133,19 @@ pub fn check(bytes: &[u8]) -> std::result::Result<&[u8], String> {
             secret.len()
         ));
     }
-    Ok(secret)
+    match strength::check(secret) {
+        Ok(()) => Ok(secret),
+        Err(strength::Weak::Short { bits }) => Err(format!(
+            "holds a secret worth at most {bits} bits, spelled as it is; a secret must be worth \
+             32 random bytes (256 bits: 64 hex digits, 44 base64 characters or 32 raw bytes; \
+             {HOW_TO_MAKE})"
+        )),
+        Err(strength::Weak::Patterned) => Err(format!(
+            "holds a secret that is not random (too few distinct characters, or a piece \
+             repeated); one captured handshake lets anyone test guesses of it offline \
+             ({HOW_TO_MAKE})"
+        )),
+    }
 }
 
 fn mode(meta: &std::fs::Metadata) -> u32 {
@@ -127,6 +156,11 @@ fn mode(meta: &std::fs::Metadata) -> u32 {
 /// Group or other may read it.
 fn loose_permissions(meta: &std::fs::Metadata) -> bool {
     mode(meta) & 0o044 != 0
+}
+
+/// Group or other may write it.
+fn writable_by_others(meta: &std::fs::Metadata) -> bool {
+    mode(meta) & 0o022 != 0
 }
 
 /// Reads the secret file at start-up and makes it this process's swarm
@@ -185,13 +219,17 @@ pub fn datagram_overhead() -> usize {
     swarm().map_or(0, |_| seal::OVERHEAD)
 }
 
-/// What to send for `datagram`: itself in an open swarm, sealed (into
-/// `scratch`) under a secret.
-pub fn outgoing<'a>(datagram: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
+/// What to send for `datagram`: itself in an open swarm, sealed for
+/// `purpose` (into `scratch`) under a secret.
+pub fn outgoing<'a>(
+    purpose: seal::Purpose,
+    datagram: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> &'a [u8] {
     match swarm() {
         None => datagram,
         Some(keys) => {
-            keys.sealer().seal(datagram, scratch);
+            keys.sealer(purpose).seal(purpose, datagram, scratch);
             scratch
         }
     }
@@ -199,8 +237,9 @@ pub fn outgoing<'a>(datagram: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
 
 /// The datagram inside what arrived: itself in an open swarm; under a
 /// secret, opened into `scratch`, or `None` (drop it, answer nothing) when
-/// it is not sealed with our secret, is stale or a replay.
+/// it is not sealed with our secret for `purpose`, is stale or a replay.
 pub fn incoming<'a>(
+    purpose: seal::Purpose,
     received: &'a [u8],
     guard: &mut seal::ReplayGuard,
     scratch: &'a mut Vec<u8>,
@@ -209,8 +248,8 @@ pub fn incoming<'a>(
         return Some(received);
     };
     match keys
-        .sealer()
-        .open(received, guard, seal::unix_ms(), scratch)
+        .sealer(purpose)
+        .open(purpose, received, guard, seal::unix_ms(), scratch)
     {
         Ok(()) => Some(scratch),
         Err(why) => {
@@ -224,9 +263,12 @@ pub fn incoming<'a>(
 mod tests {
     use super::*;
 
+    /// Made with `openssl rand -hex 32`.
+    const HEX: &str = "4288876ea7071f87840fd47e8d4f3621f1b8e62ac0949b25177a1c5f6b5e8f82";
+
     #[test]
     fn secrets_are_trimmed_and_checked_for_length() {
-        let hex64 = "ab".repeat(32);
+        let hex64 = HEX;
         assert_eq!(
             check(format!("  {hex64}\n").as_bytes()).unwrap(),
             hex64.as_bytes()
@@ -237,6 +279,16 @@ mod tests {
             "{short}"
         );
         assert!(check(&vec![b'x'; MAX_SECRET_BYTES + 1]).is_err());
+        let weak = check(&[b'a'; 32]).unwrap_err();
+        assert!(
+            weak.contains("128 bits") && weak.contains("openssl rand -hex 32"),
+            "{weak}"
+        );
+        let weak = check(&[b'a'; 64]).unwrap_err();
+        assert!(
+            weak.contains("not random") && weak.contains("openssl rand -hex 32"),
+            "{weak}"
+        );
     }
 
     #[test]
@@ -245,14 +297,22 @@ mod tests {
         let b = Keys::derive(&[2u8; 32]);
         assert_ne!(a.psk(), b.psk());
         assert_eq!(a.psk(), Keys::derive(&[1u8; 32]).psk());
+        // The search key does not open what the tracker key sealed.
+        let mut sealed = Vec::new();
+        let p = seal::Purpose::Search;
+        a.sealer(seal::Purpose::ToTracker)
+            .seal(p, b"x", &mut sealed);
+        assert!(a.sealer(p).open_into(p, &sealed, &mut Vec::new()).is_err());
+        a.sealer(p).seal(p, b"x", &mut sealed);
+        assert!(a.sealer(p).open_into(p, &sealed, &mut Vec::new()).is_ok());
     }
 
     #[test]
-    fn a_file_readable_by_others_loads_with_a_warning() {
+    fn a_file_others_can_read_warns_and_one_they_can_write_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
-        std::fs::write(&path, "cd".repeat(32)).unwrap();
+        std::fs::write(&path, HEX).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load(&path).unwrap().warning.is_none());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -261,6 +321,14 @@ mod tests {
             w.contains("readable by other users") && w.contains("chmod 600"),
             "{w}"
         );
+        for writable in [0o620, 0o602, 0o666] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(writable)).unwrap();
+            let e = load(&path).err().unwrap().to_string();
+            assert!(
+                e.contains("can be changed by other users") && e.contains("chmod 600"),
+                "{e}"
+            );
+        }
         let missing = load(&dir.path().join("nope")).err().unwrap().to_string();
         assert!(missing.contains("cannot read the secret file"), "{missing}");
     }

@@ -5,8 +5,14 @@
 //! Layout: `"p2S"` (3 bytes, so an open receiver reads it as an unknown
 //! version and drops it), a 24-byte random nonce, then the
 //! XChaCha20-Poly1305 ciphertext of `timestamp (u64 BE, Unix ms) ||
-//! datagram`, then its 16-byte tag; the 3-byte header is the associated
-//! data. The timestamp and `ReplayGuard` refuse a copy replayed later.
+//! datagram`, then its 16-byte tag. The timestamp and `ReplayGuard`
+//! refuse a copy replayed later to the same socket.
+//!
+//! Each datagram is bound to its `Purpose`: the purpose has its own key
+//! (`Keys::sealer`), and the associated data is the header, the purpose
+//! and the direction (not sent: the receiver knows what it expects). So a
+//! peer's announce does not open as a tracker's answer, nor a tracker's
+//! answer at a search socket (issue 22 item 13).
 //! Pure: the nonce and the clock come from the caller.
 
 use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
@@ -27,6 +33,30 @@ pub const WINDOW_MS: u64 = 60_000;
 pub const MAX_REMEMBERED: usize = 1 << 18;
 
 pub type Nonce = [u8; NONCE_LEN];
+
+/// What a sealed datagram is for, and which way it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A peer's request to a tracker's UDP port (CONNECT, ANNOUNCE).
+    ToTracker,
+    /// A tracker's answer to a peer.
+    FromTracker,
+    /// Search between peers (HELLO, QUERY, CHUNK_INFO).
+    Search,
+}
+
+impl Purpose {
+    /// The associated data: the header, then the purpose's two bytes
+    /// (docs/PROTOCOL.md §13.4).
+    fn ad(self) -> [u8; 5] {
+        let [p, d] = match self {
+            Purpose::ToTracker => [1, 1],
+            Purpose::FromTracker => [1, 2],
+            Purpose::Search => [2, 0],
+        };
+        [HEADER[0], HEADER[1], HEADER[2], p, d]
+    }
+}
 
 pub struct Sealer {
     aead: XChaCha20Poly1305,
@@ -57,8 +87,16 @@ impl Sealer {
         XChaCha20Poly1305::generate_nonce(&mut OsRng).into()
     }
 
-    /// `datagram` sealed with `nonce` at `now_ms`, into `out` (cleared).
-    pub fn seal_with(&self, datagram: &[u8], nonce: &Nonce, now_ms: u64, out: &mut Vec<u8>) {
+    /// `datagram` sealed for `purpose` with `nonce` at `now_ms`, into `out`
+    /// (cleared).
+    pub fn seal_with(
+        &self,
+        purpose: Purpose,
+        datagram: &[u8],
+        nonce: &Nonce,
+        now_ms: u64,
+        out: &mut Vec<u8>,
+    ) {
         out.clear();
         out.extend_from_slice(&HEADER);
         out.extend_from_slice(nonce);
@@ -67,20 +105,27 @@ impl Sealer {
         out.extend_from_slice(datagram);
         let tag = self
             .aead
-            .encrypt_in_place_detached(XNonce::from_slice(nonce), &HEADER, &mut out[body..])
+            .encrypt_in_place_detached(XNonce::from_slice(nonce), &purpose.ad(), &mut out[body..])
             // Only for a message over 256 GiB: not a datagram.
             .expect("datagram within the AEAD's length limit");
         out.extend_from_slice(&tag);
     }
 
-    /// `datagram` sealed with a fresh nonce at the current time.
-    pub fn seal(&self, datagram: &[u8], out: &mut Vec<u8>) {
-        self.seal_with(datagram, &Sealer::nonce(), unix_ms(), out)
+    /// `datagram` sealed for `purpose` with a fresh nonce at the current
+    /// time.
+    pub fn seal(&self, purpose: Purpose, datagram: &[u8], out: &mut Vec<u8>) {
+        self.seal_with(purpose, datagram, &Sealer::nonce(), unix_ms(), out)
     }
 
-    /// Opens `sealed` into `out` (cleared): the datagram inside, its nonce
-    /// and timestamp. Checks nothing but authenticity: see `ReplayGuard`.
-    pub fn open_into(&self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(Nonce, u64), Refused> {
+    /// Opens `sealed`, sealed for `purpose`, into `out` (cleared): the
+    /// datagram inside, its nonce and timestamp. Checks nothing but
+    /// authenticity: see `ReplayGuard`.
+    pub fn open_into(
+        &self,
+        purpose: Purpose,
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(Nonce, u64), Refused> {
         if sealed.len() < OVERHEAD || sealed[..HEADER.len()] != HEADER {
             return Err(Refused::NotSealed);
         }
@@ -90,7 +135,7 @@ impl Sealer {
         out.clear();
         out.extend_from_slice(body);
         self.aead
-            .decrypt_in_place_detached(XNonce::from_slice(&nonce), &HEADER, out, tag.into())
+            .decrypt_in_place_detached(XNonce::from_slice(&nonce), &purpose.ad(), out, tag.into())
             .map_err(|_| Refused::Forged)?;
         let stamp = u64::from_be_bytes(out[..STAMP_LEN].try_into().expect("body >= 8 bytes"));
         out.drain(..STAMP_LEN);
@@ -100,12 +145,13 @@ impl Sealer {
     /// Opens `sealed` into `out` and checks it against `guard` at `now_ms`.
     pub fn open(
         &self,
+        purpose: Purpose,
         sealed: &[u8],
         guard: &mut ReplayGuard,
         now_ms: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), Refused> {
-        let (nonce, stamp) = self.open_into(sealed, out)?;
+        let (nonce, stamp) = self.open_into(purpose, sealed, out)?;
         guard.admit(nonce, stamp, now_ms)
     }
 }
@@ -200,6 +246,7 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_800_000_000_000;
+    const P: Purpose = Purpose::Search;
 
     fn sealer(k: u8) -> Sealer {
         Sealer::new(&[k; 32])
@@ -209,32 +256,35 @@ mod tests {
     fn seal_then_open_is_the_identity_and_costs_overhead() {
         let s = sealer(1);
         let mut sealed = Vec::new();
-        s.seal_with(b"p2 hello", &[7; NONCE_LEN], NOW, &mut sealed);
+        s.seal_with(P, b"p2 hello", &[7; NONCE_LEN], NOW, &mut sealed);
         assert_eq!(sealed.len(), 8 + OVERHEAD);
         assert!(sealed.starts_with(b"p2S"));
         assert!(!sealed.windows(5).any(|w| w == b"hello"), "encrypted");
         let mut out = Vec::new();
-        assert_eq!(s.open_into(&sealed, &mut out), Ok(([7; NONCE_LEN], NOW)));
+        assert_eq!(s.open_into(P, &sealed, &mut out), Ok(([7; NONCE_LEN], NOW)));
         assert_eq!(out, b"p2 hello");
     }
 
     #[test]
     fn another_key_a_flipped_bit_or_a_plain_datagram_do_not_open() {
         let mut sealed = Vec::new();
-        sealer(1).seal_with(b"announce", &[7; NONCE_LEN], NOW, &mut sealed);
+        sealer(1).seal_with(P, b"announce", &[7; NONCE_LEN], NOW, &mut sealed);
         let mut out = Vec::new();
-        assert_eq!(sealer(2).open_into(&sealed, &mut out), Err(Refused::Forged));
+        assert_eq!(
+            sealer(2).open_into(P, &sealed, &mut out),
+            Err(Refused::Forged)
+        );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert!(sealer(1).open_into(&bad, &mut out).is_err(), "byte {i}");
+            assert!(sealer(1).open_into(P, &bad, &mut out).is_err(), "byte {i}");
         }
         assert_eq!(
-            sealer(1).open_into(b"p2\x01\x10plain", &mut out),
+            sealer(1).open_into(P, b"p2\x01\x10plain", &mut out),
             Err(Refused::NotSealed)
         );
         assert_eq!(
-            sealer(1).open_into(&sealed[..OVERHEAD - 1], &mut out),
+            sealer(1).open_into(P, &sealed[..OVERHEAD - 1], &mut out),
             Err(Refused::NotSealed)
         );
     }
@@ -244,19 +294,19 @@ mod tests {
         let s = sealer(1);
         let mut guard = ReplayGuard::new();
         let (mut sealed, mut out) = (Vec::new(), Vec::new());
-        s.seal_with(b"x", &[1; NONCE_LEN], NOW, &mut sealed);
-        assert_eq!(s.open(&sealed, &mut guard, NOW + 5, &mut out), Ok(()));
+        s.seal_with(P, b"x", &[1; NONCE_LEN], NOW, &mut sealed);
+        assert_eq!(s.open(P, &sealed, &mut guard, NOW + 5, &mut out), Ok(()));
         assert_eq!(
-            s.open(&sealed, &mut guard, NOW + 10, &mut out),
+            s.open(P, &sealed, &mut guard, NOW + 10, &mut out),
             Err(Refused::Replayed)
         );
         assert_eq!(
-            s.open(&sealed, &mut guard, NOW + WINDOW_MS + 1, &mut out),
+            s.open(P, &sealed, &mut guard, NOW + WINDOW_MS + 1, &mut out),
             Err(Refused::Stale)
         );
-        s.seal_with(b"x", &[2; NONCE_LEN], NOW - WINDOW_MS - 1, &mut sealed);
+        s.seal_with(P, b"x", &[2; NONCE_LEN], NOW - WINDOW_MS - 1, &mut sealed);
         assert_eq!(
-            s.open(&sealed, &mut guard, NOW, &mut out),
+            s.open(P, &sealed, &mut guard, NOW, &mut out),
             Err(Refused::Stale)
         );
     }
@@ -267,19 +317,19 @@ mod tests {
     fn a_guard_since_its_start_refuses_what_was_stamped_before() {
         let s = sealer(1);
         let (mut sealed, mut out) = (Vec::new(), Vec::new());
-        s.seal_with(b"announce", &[3; NONCE_LEN], NOW - 35_000, &mut sealed);
+        s.seal_with(P, b"announce", &[3; NONCE_LEN], NOW - 35_000, &mut sealed);
         let mut restarted = ReplayGuard::since(NOW - 1);
         assert_eq!(
-            s.open(&sealed, &mut restarted, NOW, &mut out),
+            s.open(P, &sealed, &mut restarted, NOW, &mut out),
             Err(Refused::BeforeStart)
         );
         assert_eq!(
-            s.open(&sealed, &mut ReplayGuard::new(), NOW, &mut out),
+            s.open(P, &sealed, &mut ReplayGuard::new(), NOW, &mut out),
             Ok(()),
             "within the window, a guard with no start takes it"
         );
-        s.seal_with(b"announce", &[4; NONCE_LEN], NOW - 1, &mut sealed);
-        assert_eq!(s.open(&sealed, &mut restarted, NOW, &mut out), Ok(()));
+        s.seal_with(P, b"announce", &[4; NONCE_LEN], NOW - 1, &mut sealed);
+        assert_eq!(s.open(P, &sealed, &mut restarted, NOW, &mut out), Ok(()));
     }
 
     #[test]
@@ -293,6 +343,23 @@ mod tests {
             .admit([200; NONCE_LEN], NOW + WINDOW_MS + 1, NOW + WINDOW_MS + 1)
             .unwrap();
         assert_eq!(guard.len(), 1, "the old ones are stale now, not remembered");
+    }
+
+    /// Issue 22 item 13: one key and one associated data served every
+    /// purpose and direction. A datagram opens only as what it was sealed
+    /// for.
+    #[test]
+    fn a_datagram_opens_only_for_its_purpose_and_direction() {
+        let s = sealer(1);
+        let all = [Purpose::ToTracker, Purpose::FromTracker, Purpose::Search];
+        let (mut sealed, mut out) = (Vec::new(), Vec::new());
+        for sent in all {
+            s.seal_with(sent, b"x", &[5; NONCE_LEN], NOW, &mut sealed);
+            for opened in all {
+                let got = s.open_into(opened, &sealed, &mut out);
+                assert_eq!(got.is_ok(), sent == opened, "{sent:?} opened as {opened:?}");
+            }
+        }
     }
 
     #[test]

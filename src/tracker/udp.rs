@@ -12,7 +12,7 @@ use super::catalogue::{Catalogue, Host};
 use super::cookie::CookieJar;
 use super::server::Shared;
 use crate::error::Error;
-use crate::secure::seal::ReplayGuard;
+use crate::secure::seal::{Purpose, ReplayGuard};
 use crate::wire::tracker_datagram::{
     Announce, Announced, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, MAX_TRACKER_DATAGRAM,
 };
@@ -193,7 +193,9 @@ fn serve(socket: UdpSocket, shared: &Shared) {
             continue;
         }
         // Under a secret, one that does not open gets no answer at all.
-        let Some(datagram) = crate::secure::incoming(&buf[..n], &mut guard, &mut opened) else {
+        let Some(datagram) =
+            crate::secure::incoming(Purpose::ToTracker, &buf[..n], &mut guard, &mut opened)
+        else {
             shared.counters.dropped();
             continue;
         };
@@ -223,7 +225,7 @@ fn serve(socket: UdpSocket, shared: &Shared) {
             Event::Connected => {}
         }
         if !out.is_empty() {
-            let answer = crate::secure::outgoing(&out, &mut sealed);
+            let answer = crate::secure::outgoing(Purpose::FromTracker, &out, &mut sealed);
             if let Err(e) = socket.send_to(answer, from) {
                 warn!("tracker udp: cannot answer {from}: {e}");
             }

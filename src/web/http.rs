@@ -104,7 +104,7 @@ pub fn read_head(r: &mut impl BufRead, deadline: Instant) -> Result<Option<Vec<u
     let mut head = Vec::with_capacity(1024);
     loop {
         if Instant::now() > deadline {
-            return Err(timeout());
+            return Err(head_timeout());
         }
         let buf = match r.fill_buf() {
             Ok(b) => b,
@@ -115,7 +115,7 @@ pub fn read_head(r: &mut impl BufRead, deadline: Instant) -> Result<Option<Vec<u
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(timeout())
+                return Err(head_timeout())
             }
             Err(e) => return Err(HttpError::new(400, format!("reading the request: {e}"))),
         };
@@ -152,7 +152,8 @@ pub fn read_head(r: &mut impl BufRead, deadline: Instant) -> Result<Option<Vec<u
     }
 }
 
-fn timeout() -> HttpError {
+/// `408`: the request head did not arrive within `HEAD_TIMEOUT`.
+pub fn head_timeout() -> HttpError {
     HttpError::new(
         408,
         format!(

@@ -6,11 +6,14 @@
 //! Safe by default: bound to 127.0.0.1 unless `--http-bind` says
 //! otherwise; a request whose Host header is not an IP literal, localhost
 //! or a name given with `--http-host` is refused (DNS rebinding); a POST
-//! from another origin is refused (CSRF); request heads and bodies are
+//! from another origin, or with no proof that it comes from our own pages
+//! (`check_origin`), is refused (CSRF); request heads and bodies are
 //! bounded (`http`), uploads excepted, which stream to disk under their own
-//! cap. One thread per connection, at most `MAX_CONNECTIONS`, each with
-//! read and write timeouts, as for the block server.
+//! cap. Connections are admitted as the block server's are (`admission`):
+//! a thread only once the request head is whole, each with read and write
+//! timeouts.
 
+pub mod admission;
 pub mod escape;
 pub mod http;
 pub mod multipart;
@@ -19,18 +22,17 @@ pub mod tracker_ui;
 
 use crate::cli::HttpConfig;
 use crate::error::{Error, Result};
-use crate::net::{accept_loop_refusing, drain_and_close, ConnLimit};
+use crate::net::drain_and_close;
+use crate::net::gate::{self, Ticket};
 use escape::html;
 use http::{Head, HttpError, Method, Request, Response};
-use log::{debug, info};
+use log::{debug, info, warn};
 use std::io::{BufReader, BufWriter};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Connections served at once; a browser opens about six per site.
-pub const MAX_CONNECTIONS: usize = 64;
-pub const MAX_CONNECTIONS_PER_IP: usize = 32;
 /// How long one read of a request body may wait.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one write of a response may wait for the client.
@@ -108,18 +110,53 @@ impl WebServer {
         std::thread::Builder::new()
             .name("http".into())
             .spawn(move || {
-                let limit = ConnLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP);
-                accept_loop_refusing(
+                let settings = gate::Settings {
+                    what: "http",
+                    limits: admission::ADMISSION,
+                    max_frame: http::MAX_HEAD,
+                };
+                let opening = gate::Opening {
+                    whole: Box::new(admission::head_whole),
+                    refuse: refuse_busy,
+                    late: refuse_late,
+                };
+                let counters = gate::Counters {
+                    refused: refusals(),
+                    // The gate logs it; the web UI has no counter for it.
+                    panicked: Arc::new(|| {}),
+                };
+                gate::serve_opening(
                     listener,
-                    limit,
-                    "http",
-                    move |s| serve_connection(s, app.as_ref(), &hosts),
-                    refuse_busy,
+                    settings,
+                    opening,
+                    move |s, ticket| serve_connection(s, &ticket, app.as_ref(), &hosts),
+                    counters,
                 )
             })
             .map(|_| ())
             .map_err(|e| Error::io("starting the web UI thread", e))
     }
+}
+
+/// Connections the web UI refused or evicted (one UI per process).
+static REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts each refusal for `/metrics` and logs them at most once a minute:
+/// one line per refused connection made 10,834 lines in 35 s under a
+/// slow-loris (issue 22 item 1).
+fn refusals() -> Box<dyn Fn()> {
+    let log = std::cell::RefCell::new(admission::RefusalLog::default());
+    Box::new(move || {
+        REFUSED.fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = log.borrow_mut().note(Instant::now()) {
+            warn!(
+                "web UI: {n} connection{} refused or closed since the last such line: too many \
+                 at once, or too slow to send a request (at most one line a minute; every one is \
+                 counted in /metrics)",
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    })
 }
 
 fn refuse_busy(stream: TcpStream) {
@@ -131,8 +168,19 @@ fn refuse_busy(stream: TcpStream) {
     .write_to(&mut &stream, false);
 }
 
-/// One request, one response, then close.
-fn serve_connection(stream: TcpStream, app: &dyn App, hosts: &[String]) {
+/// A connection whose request head did not arrive in time: 408, as the
+/// handler's own read would say.
+fn refuse_late(stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = http::head_timeout()
+        .into_response(false)
+        .write_to(&mut &stream, false);
+}
+
+/// One request, one response, then close. The gate hands the connection
+/// over once its head has arrived (or the start deadline passed).
+fn serve_connection(stream: TcpStream, ticket: &Ticket, app: &dyn App, hosts: &[String]) {
+    ticket.busy();
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(http::HEAD_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -140,7 +188,7 @@ fn serve_connection(stream: TcpStream, app: &dyn App, hosts: &[String]) {
         return;
     };
     let mut reader = BufReader::with_capacity(64 << 10, read_half);
-    let deadline = Instant::now() + http::HEAD_TIMEOUT;
+    let deadline = ticket.deadline();
     let head = match http::read_head(&mut reader, deadline)
         .and_then(|raw| raw.map(|r| http::parse_head(&r)).transpose())
     {
@@ -181,7 +229,7 @@ fn serve_connection(stream: TcpStream, app: &dyn App, hosts: &[String]) {
 /// The checks every request passes before its route sees it.
 fn admit(head: &Head, app: &dyn App, hosts: &[String]) -> std::result::Result<(), HttpError> {
     check_host(head.host(), hosts)?;
-    check_origin(head)?;
+    check_origin(head, form_token())?;
     let limit = app.body_limit(head);
     if head.content_length > limit {
         return Err(HttpError::new(
@@ -251,12 +299,39 @@ fn port_ok(text: &str) -> bool {
     }
 }
 
-/// A request that changes something must come from our own pages: its
-/// Origin, when the browser sends one, must be this very host, and a
-/// browser's `Sec-Fetch-Site: cross-site` is refused outright. Scripts
-/// (curl) send neither and pass.
-pub fn check_origin(head: &Head) -> std::result::Result<(), HttpError> {
-    if matches!(head.method, Method::Get | Method::Head) {
+/// The header every change under `/api/` must carry, with any value. A
+/// page of another site cannot send a custom header without a CORS
+/// preflight, which this server never grants; a script adds it with
+/// `curl -H 'X-Requested-With: p2pshare'`.
+pub const API_HEADER: &str = "X-Requested-With";
+/// The query parameter a form post carries: `form_token()`.
+pub const TOKEN_PARAM: &str = "csrf";
+
+static FORM_TOKEN: OnceLock<String> = OnceLock::new();
+
+/// This process's form token: 128 random bits from the OS, in hex, made
+/// on first use. Our pages carry it (in their forms' addresses and a
+/// `<meta>` the script reads); another site cannot read our pages, so it
+/// cannot learn it.
+pub fn form_token() -> &'static str {
+    FORM_TOKEN.get_or_init(|| {
+        use chacha20poly1305::aead::rand_core::RngCore;
+        let mut bytes = [0u8; 16];
+        chacha20poly1305::aead::OsRng.fill_bytes(&mut bytes);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+/// A request that changes something must come from our own pages:
+/// - its Origin, when the browser sends one, must be this very host, and
+///   a browser's `Sec-Fetch-Site: cross-site` is refused outright;
+/// - under `/api/` it carries `API_HEADER`; elsewhere (a form's post) it
+///   carries `token` as `?csrf=`. So a request that says nothing of where
+///   it comes from (no Origin, no Sec-Fetch-Site: an old browser, a
+///   plug-in) is refused too.
+pub fn check_origin(head: &Head, token: &str) -> std::result::Result<(), HttpError> {
+    // Other methods than these reach no route (405).
+    if head.method != Method::Post {
         return Ok(());
     }
     let refuse = |what: String| {
@@ -270,20 +345,35 @@ pub fn check_origin(head: &Head) -> std::result::Result<(), HttpError> {
     if head.header("sec-fetch-site") == Some("cross-site") {
         return refuse("the browser says this request comes from another site".into());
     }
-    match head.header("origin") {
-        None => Ok(()),
-        Some(origin) => {
-            let expected = format!("http://{}", head.host());
-            if origin.eq_ignore_ascii_case(&expected) {
-                Ok(())
-            } else {
-                let shown: String = origin.chars().take(100).collect();
-                refuse(format!(
-                    "the request comes from {shown:?}, not {expected:?}"
-                ))
-            }
+    if let Some(origin) = head.header("origin") {
+        let expected = format!("http://{}", head.host());
+        if !origin.eq_ignore_ascii_case(&expected) {
+            let shown: String = origin.chars().take(100).collect();
+            return refuse(format!(
+                "the request comes from {shown:?}, not {expected:?}"
+            ));
         }
     }
+    if head.path.starts_with("/api/") {
+        return match head.header(&API_HEADER.to_ascii_lowercase()) {
+            Some(v) if !v.is_empty() => Ok(()),
+            _ => refuse(format!(
+                "a change under /api/ must carry the header {API_HEADER} (any value; with curl: \
+                 -H '{API_HEADER}: p2pshare')"
+            )),
+        };
+    }
+    match escape::query_param(&head.query, TOKEN_PARAM) {
+        Some(Some(t)) if same(t.as_bytes(), token.as_bytes()) => Ok(()),
+        _ => refuse(format!(
+            "a form must carry this page's token (?{TOKEN_PARAM}=); reload the page and try again"
+        )),
+    }
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The files under `/static/`, compiled in.
@@ -356,6 +446,7 @@ pub fn render(page: &Page<'_>) -> String {
 <head>
 <meta charset=\"utf-8\">
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">
+<meta name=\"p2p-form-token\" content=\"{token}\">
 <title>{title} · {brand}</title>
 <link rel=\"stylesheet\" href=\"/static/style.css\">
 <link rel=\"icon\" href=\"/static/icon.svg\" type=\"image/svg+xml\">
@@ -375,11 +466,18 @@ pub fn render(page: &Page<'_>) -> String {
         kind = html(page.kind),
         main = page.main,
         version = env!("CARGO_PKG_VERSION"),
+        token = form_token(),
     )
 }
 
-/// `200` with a `/metrics` page in the Prometheus text format.
-pub fn metrics_response(text: String) -> Response {
+/// `200` with a `/metrics` page in the Prometheus text format: `text`,
+/// the app's own, then the web UI's.
+pub fn metrics_response(mut text: String) -> Response {
+    text.push_str(&crate::metrics::render(&[crate::metrics::Sample::counter(
+        "web_connections_refused_total",
+        "Web UI connections refused or closed unserved (too many at once, or too slow to send a request).",
+        REFUSED.load(Ordering::Relaxed),
+    )]));
     Response::new(
         200,
         crate::metrics::CONTENT_TYPE,
@@ -446,14 +544,30 @@ mod tests {
         assert!(e.message.contains("--http-host"), "{}", e.message);
     }
 
+    fn post(path: &str, extra: &str) -> Head {
+        http::parse_head(
+            format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n{extra}\r\n").as_bytes(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn changes_only_from_our_own_origin() {
-        assert!(check_origin(&head("GET", "Origin: http://evil.example\r\n")).is_ok());
+        let api = "X-Requested-With: p2pshare\r\n";
+        assert!(check_origin(&head("GET", "Origin: http://evil.example\r\n"), "t").is_ok());
         assert!(
-            check_origin(&head("POST", "")).is_ok(),
-            "curl sends no Origin"
+            check_origin(&post("/api/fetch", api), "t").is_ok(),
+            "curl -H"
         );
-        assert!(check_origin(&head("POST", "Origin: http://127.0.0.1:8080\r\n")).is_ok());
+        assert!(check_origin(
+            &post(
+                "/api/fetch",
+                &format!("{api}Origin: http://127.0.0.1:8080\r\n")
+            ),
+            "t"
+        )
+        .is_ok());
+        assert!(check_origin(&post("/fetch?name=a&csrf=t0k", ""), "t0k").is_ok());
         for bad in [
             "Origin: http://evil.example\r\n",
             "Origin: null\r\n",
@@ -461,9 +575,30 @@ mod tests {
             "Origin: https://127.0.0.1:8080\r\n",
             "Sec-Fetch-Site: cross-site\r\n",
         ] {
-            let e = check_origin(&head("POST", bad)).unwrap_err();
+            let e = check_origin(&post("/api/fetch", &format!("{api}{bad}")), "t").unwrap_err();
             assert_eq!(e.status, 403, "{bad}");
         }
+    }
+
+    /// Issue 22 item 16: a POST with neither Origin nor Sec-Fetch-Site
+    /// passed.
+    #[test]
+    fn a_change_that_says_nothing_of_its_origin_is_refused() {
+        let e = check_origin(&post("/api/fetch?name=a", ""), "t").unwrap_err();
+        assert_eq!(e.status, 403);
+        assert!(e.message.contains("X-Requested-With"), "{}", e.message);
+        assert!(check_origin(&post("/api/upload", "X-Requested-With:\r\n"), "t").is_err());
+        for form in [
+            "/fetch?name=a",
+            "/fetch?name=a&csrf=",
+            "/fetch?name=a&csrf=t0j",
+        ] {
+            let e = check_origin(&post(form, ""), "t0k").unwrap_err();
+            assert_eq!(e.status, 403, "{form}");
+            assert!(e.message.contains("token"), "{}", e.message);
+        }
+        assert_eq!(form_token().len(), 32);
+        assert_eq!(form_token(), form_token(), "one per process");
     }
 
     #[test]

@@ -644,8 +644,8 @@ fn refuse_form(head: &Head) -> Result<(), HttpError> {
             415,
             format!(
                 "{media} is not accepted: send the file itself as the body \
-                 (curl --data-binary @FILE 'http://HOST:PORT/api/upload?name=FILE') \
-                 or a multipart/form-data form (curl -F file=@FILE http://HOST:PORT/api/upload)"
+                 (curl -H 'X-Requested-With: p2pshare' --data-binary @FILE 'http://HOST:PORT/api/upload?name=FILE') \
+                 or a multipart/form-data form (curl -H 'X-Requested-With: p2pshare' -F file=@FILE http://HOST:PORT/api/upload)"
             ),
         ));
     }
@@ -752,9 +752,11 @@ fn save_link(name: &str) -> String {
 
 fn fetch_form(name: &str, label: &str) -> String {
     format!(
-        "<form class=\"fetch\" method=\"post\" action=\"/fetch?name={}\">\
+        "<form class=\"fetch\" method=\"post\" action=\"/fetch?name={}&amp;{}={}\">\
          <button type=\"submit\">{label}</button></form>",
-        percent_encode(name)
+        percent_encode(name),
+        super::TOKEN_PARAM,
+        super::form_token(),
     )
 }
 
@@ -876,6 +878,6 @@ mod tests {
             "{link}"
         );
         let form = fetch_form(name, "Fetch");
-        assert!(form.contains("action=\"/fetch?name=a%20%22b%22%20%3Cc%3E%26.txt\""));
+        assert!(form.contains("action=\"/fetch?name=a%20%22b%22%20%3Cc%3E%26.txt&amp;csrf="));
     }
 }

@@ -37,7 +37,7 @@ pub const MAX_DATAGRAM: usize = 60 * 1024;
 pub const QUERY_LEN: usize = 1152;
 /// The largest HELLO (a 64-byte peer id), and what a HELLO asking for a
 /// reply is padded to, so that our reply is never larger than it.
-pub const HELLO_LEN: usize = DATAGRAM_HEADER_LEN + 1 + 2 + MAX_PEER_ID_BYTES;
+pub const HELLO_LEN: usize = DATAGRAM_HEADER_LEN + 1 + 8 + 8 + 2 + MAX_PEER_ID_BYTES;
 /// The most hops a query travels, whatever its sender asked for.
 pub const MAX_TTL: u8 = 16;
 
@@ -97,10 +97,17 @@ pub struct ChunkInfo {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Datagram {
-    /// A neighbour says it is there (and may ask for a HELLO back).
+    /// A neighbour says it is there (and may ask for a HELLO back). A
+    /// peer learns a neighbour only from a HELLO that echoes a challenge
+    /// it sent to that address moments ago (`search::challenge`), so a
+    /// captured HELLO replayed from elsewhere teaches nothing.
     Hello {
         peer_id: String,
         want_reply: bool,
+        /// Random, for the receiver to echo; 0 for none.
+        challenge: u64,
+        /// The challenge this HELLO answers; 0 for none.
+        echo: u64,
     },
     Query(Query),
     ChunkInfo(ChunkInfo),
@@ -124,9 +131,13 @@ impl Datagram {
             Datagram::Hello {
                 peer_id,
                 want_reply,
+                challenge,
+                echo,
             } => {
                 put_u8(&mut out, dty::HELLO);
                 put_u8(&mut out, if *want_reply { HELLO_WANT_REPLY } else { 0 });
+                put_u64(&mut out, *challenge);
+                put_u64(&mut out, *echo);
                 put_str(&mut out, peer_id);
             }
             Datagram::Query(q) => {
@@ -199,6 +210,8 @@ impl Datagram {
                 }
                 Datagram::Hello {
                     want_reply: flags & HELLO_WANT_REPLY != 0,
+                    challenge: d.u64()?,
+                    echo: d.u64()?,
                     peer_id: get_peer_id(&mut d)?,
                 }
             }
@@ -373,10 +386,14 @@ mod tests {
             Datagram::Hello {
                 peer_id: "B".into(),
                 want_reply: true,
+                challenge: 0,
+                echo: 0,
             },
             Datagram::Hello {
                 peer_id: "peer_2-x".into(),
                 want_reply: false,
+                challenge: 0,
+                echo: 0,
             },
             Datagram::Query(Query {
                 id: 42,
@@ -425,14 +442,17 @@ mod tests {
         let hello = |peer_id: &str, want_reply: bool| Datagram::Hello {
             peer_id: peer_id.into(),
             want_reply,
+            challenge: 0x0102_0304_0506_0708,
+            echo: 0,
         };
         assert_eq!(
             hex(hello("B", true), HELLO_LEN),
-            "7032010101000142".to_string() + &zeros(63)
+            "703201010101020304050607080000000000000000000142".to_string() + &zeros(63)
         );
+        let reply = hello_reply("D", 0x1112_1314_1516_1718, 0x0102_0304_0506_0708, HELLO_LEN);
         assert_eq!(
-            crate::units::hex(&hello_reply("D", HELLO_LEN).unwrap()),
-            "7032010100000144"
+            crate::units::hex(&reply.unwrap()),
+            "703201010011121314151617180102030405060708000144"
         );
         let mut q = Query {
             id: 0x1122_3344_5566_7788,
@@ -542,6 +562,8 @@ mod tests {
         let mut hello = Datagram::Hello {
             peer_id: "B".into(),
             want_reply: true,
+            challenge: 0,
+            echo: 0,
         }
         .encode()
         .unwrap();
@@ -566,6 +588,8 @@ mod tests {
         let hello = Datagram::Hello {
             peer_id: "bad id".into(),
             want_reply: false,
+            challenge: 0,
+            echo: 0,
         };
         assert!(Datagram::decode(&hello.encode().unwrap()).is_err());
         let bad_host = Datagram::ChunkInfo(ChunkInfo {

@@ -60,7 +60,8 @@ pub fn raw(authority: &str, raw: &[u8]) -> Reply {
 }
 
 /// A request with `Host` set to the server's own authority unless
-/// `headers` names one, and `Content-Length` for a body.
+/// `headers` names one, `Content-Length` for a body, and for a POST under
+/// `/api/` the header the UI requires there.
 pub fn request(
     base: &str,
     method: &str,
@@ -75,6 +76,11 @@ pub fn request(
     }
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    // What the UI's own script adds to every change under /api/ (CSRF);
+    // tests of its absence write the request with `raw`.
+    if method == "POST" && path.starts_with("/api/") {
+        head.push_str("X-Requested-With: p2pshare\r\n");
     }
     if !body.is_empty() || method == "POST" {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));

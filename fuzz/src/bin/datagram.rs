@@ -60,6 +60,8 @@ fn seeds() -> Vec<Vec<u8>> {
     let hello = Datagram::Hello {
         peer_id: "A-1".into(),
         want_reply: true,
+        challenge: 0,
+        echo: 0,
     };
     let mut seeds: Vec<Vec<u8>> = [
         hello.clone(),

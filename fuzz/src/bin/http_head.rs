@@ -26,7 +26,7 @@ fn check(data: &[u8]) {
     assert!(h.headers.len() <= MAX_HEADERS);
     assert!(h.path.starts_with('/'));
     let _ = check_host(h.host(), &["p2p.lan".to_string()]);
-    let _ = check_origin(&h);
+    let _ = check_origin(&h, "0123456789abcdef0123456789abcdef");
     let decoded = [
         percent_decode(&h.path, false),
         query_param(&h.query, "name").flatten(),

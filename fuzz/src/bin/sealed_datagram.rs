@@ -3,19 +3,20 @@
 //! Never a panic; what opens, sealed again with its own nonce and stamp,
 //! is the same bytes; the replay guard takes a nonce once.
 
-use p2pshare::secure::seal::{ReplayGuard, Sealer, NONCE_LEN};
+use p2pshare::secure::seal::{Purpose, ReplayGuard, Sealer, NONCE_LEN};
 
 const KEY: [u8; 32] = [0x3c; 32];
 const NOW: u64 = 1_800_000_000_000;
+const P: Purpose = Purpose::ToTracker;
 
 fn check(data: &[u8]) {
     let sealer = Sealer::new(&KEY);
     let mut out = Vec::new();
-    let Ok((nonce, stamp)) = sealer.open_into(data, &mut out) else {
+    let Ok((nonce, stamp)) = sealer.open_into(P, data, &mut out) else {
         return;
     };
     let mut again = Vec::new();
-    sealer.seal_with(&out, &nonce, stamp, &mut again);
+    sealer.seal_with(P, &out, &nonce, stamp, &mut again);
     assert_eq!(again, data);
     let mut guard = ReplayGuard::new();
     assert!(guard.admit(nonce, stamp, stamp).is_ok());
@@ -30,7 +31,7 @@ fn seeds() -> Vec<Vec<u8>> {
         .enumerate()
     {
         let mut out = Vec::new();
-        sealer.seal_with(inner, &[i as u8; NONCE_LEN], NOW, &mut out);
+        sealer.seal_with(P, inner, &[i as u8; NONCE_LEN], NOW, &mut out);
         seeds.push(out);
     }
     seeds.push(b"p2S".to_vec());

@@ -35,8 +35,14 @@
     note.hidden = !text;
   }
 
+  // Changes carry proof that they come from our own page (CSRF): the
+  // custom header under /api/, the page's token in a form's address.
+  const API_HEADER = 'X-Requested-With';
+  const tokenMeta = document.querySelector('meta[name="p2p-form-token"]');
+  const formToken = tokenMeta ? tokenMeta.content : '';
+
   async function postJSON(url) {
-    const r = await fetch(url, { method: 'POST', headers: { Accept: 'application/json' } });
+    const r = await fetch(url, { method: 'POST', headers: { Accept: 'application/json', [API_HEADER]: 'p2pshare' } });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(body.error || r.status + ' ' + r.statusText);
     return body;
@@ -83,7 +89,7 @@
   }
 
   function fetchForm(name, label) {
-    return el('form', { className: 'fetch', method: 'post', action: '/fetch?name=' + encodeURIComponent(name) },
+    return el('form', { className: 'fetch', method: 'post', action: '/fetch?name=' + encodeURIComponent(name) + '&csrf=' + encodeURIComponent(formToken) },
       [el('button', { type: 'submit', textContent: label })]);
   }
 
@@ -168,6 +174,7 @@
       const xhr = new XMLHttpRequest();
       xhr.open('POST', '/api/upload?name=' + encodeURIComponent(file.name));
       xhr.setRequestHeader('Accept', 'application/json');
+      xhr.setRequestHeader(API_HEADER, 'p2pshare');
       xhr.setRequestHeader('Content-Type', 'application/octet-stream');
       xhr.upload.onprogress = (e) => {
         if (!e.lengthComputable || e.total === 0) return;

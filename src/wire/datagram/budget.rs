@@ -73,14 +73,17 @@ fn first_runs_within(have: &Bitfield, room: usize) -> Option<Bitfield> {
     Some(some)
 }
 
-/// Our HELLO in reply to one of `asked` bytes that asked for it, if ours is
-/// no larger: a HELLO from a spoofed source then draws no more than it
-/// cost. An honest asker pads to `HELLO_LEN`, the largest HELLO, so it
-/// always gets its reply.
-pub fn hello_reply(peer_id: &str, asked: usize) -> Option<Vec<u8>> {
+/// Our HELLO in reply to one of `asked` bytes that asked for it (or that
+/// proved itself and challenged us), if ours is no larger: a HELLO from a
+/// spoofed source then draws no more than it cost. An honest asker pads
+/// to `HELLO_LEN`, the largest HELLO, so it always gets its reply.
+/// `challenge`: ours for it to echo (0 for none); `echo`: its own.
+pub fn hello_reply(peer_id: &str, challenge: u64, echo: u64, asked: usize) -> Option<Vec<u8>> {
     let hello = Datagram::Hello {
         peer_id: peer_id.to_string(),
         want_reply: false,
+        challenge,
+        echo,
     };
     hello.encode().ok().filter(|b| b.len() <= asked)
 }
@@ -291,18 +294,20 @@ mod tests {
         let asking = Datagram::Hello {
             peer_id: "B".into(),
             want_reply: true,
+            challenge: 0,
+            echo: 0,
         };
         let padded = asking.encode_padded(HELLO_LEN).unwrap();
         assert_eq!(padded.len(), HELLO_LEN);
         let longest = "p".repeat(64);
-        let reply = hello_reply(&longest, padded.len()).unwrap();
+        let reply = hello_reply(&longest, u64::MAX, 1, padded.len()).unwrap();
         assert_eq!(reply.len(), HELLO_LEN, "the largest HELLO");
-        // An unpadded HELLO (8 bytes) from "B" gets nothing from a peer
+        // An unpadded HELLO (24 bytes) from "B" gets nothing from a peer
         // whose id is longer, a reply of its own size from one as short.
         let tiny = asking.encode().unwrap().len();
-        assert_eq!(tiny, 8);
-        assert_eq!(hello_reply("DD", tiny), None);
-        assert_eq!(hello_reply("D", tiny).unwrap().len(), tiny);
+        assert_eq!(tiny, 24);
+        assert_eq!(hello_reply("DD", 7, 9, tiny), None);
+        assert_eq!(hello_reply("D", 7, 9, tiny).unwrap().len(), tiny);
     }
 
     #[test]
