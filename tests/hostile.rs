@@ -385,15 +385,13 @@ fn a_holder_that_never_answers_is_dropped_after_the_stall_timeout() {
         d.stderr
     );
     let after = closed - asked;
-    // Not before the timeout (a silent holder is given its full time);
-    // generous above it, for a loaded machine.
+    // Not before the timeout (a silent holder is given its full time). No
+    // bound above: that it was dropped before the download ended, by the
+    // stall rule (its log line), is the claim; how soon after the timeout
+    // depends on the machine's load, and a timed assertion would flake.
     assert!(
         after >= STALL_TIMEOUT - Duration::from_millis(50),
         "dropped after {after:?}, before the stall timeout"
-    );
-    assert!(
-        after <= STALL_TIMEOUT + Duration::from_secs(3),
-        "dropped only after {after:?}"
     );
 }
 
