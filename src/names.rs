@@ -40,12 +40,7 @@ pub fn check_file_name(name: &str) -> Result<()> {
 
 /// A peer id: ASCII letters and digits, `-` and `_`, 1..=64 bytes.
 pub fn check_peer_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_PEER_ID_BYTES
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if id_like(id, MAX_PEER_ID_BYTES) {
         Ok(())
     } else {
         Err(Error::BadName {
@@ -55,17 +50,21 @@ pub fn check_peer_id(id: &str) -> Result<()> {
     }
 }
 
+/// 1..=`max` bytes of ASCII letters, digits, `-` and `_`: the alphabet of
+/// peer ids and site names.
+fn id_like(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Longest site name (`--site`), in bytes.
 pub const MAX_SITE_BYTES: usize = 64;
 
 /// A site name (`--site`): the same alphabet as a peer id, 1..=64 bytes.
 pub fn check_site(site: &str) -> Result<()> {
-    let ok = !site.is_empty()
-        && site.len() <= MAX_SITE_BYTES
-        && site
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if id_like(site, MAX_SITE_BYTES) {
         Ok(())
     } else {
         Err(Error::BadName {

@@ -25,12 +25,8 @@ KILL_AT=${KILL_AT:-5}
 KEEP=${KEEP:-0}
 NAME=failover.bin
 
-case "$N" in '' | *[!0-9]*) echo "error: N must be a whole number of leechers, got '$N'" >&2; exit 2 ;; esac
+whole N 1 100
 case "$KILL_AT" in '' | *[!0-9.]*) echo "error: KILL_AT must be a number of seconds, got '$KILL_AT'" >&2; exit 2 ;; esac
-if [ "$N" -lt 1 ] || [ "$N" -gt 100 ]; then
-  echo "error: N must be from 1 to 100, got $N" >&2
-  exit 2
-fi
 F=$(size_bytes "$SIZE") || exit 2
 U=$(size_bytes "$LIMIT") || exit 2
 need_bins tracker peer

@@ -38,6 +38,17 @@ realtime() {
 # Timestamps from $EPOCHREALTIME need a '.' as the decimal point.
 export LC_ALL=C
 
+# whole VAR [MIN MAX]: exits 2 with an `error:` line unless the variable
+# named VAR holds a whole number (from MIN to MAX, when they are given).
+whole() {
+  local v=${!1}
+  case "$v" in '' | *[!0-9]*) echo "error: $1 must be a whole number, got '$v'" >&2; exit 2 ;; esac
+  if [ $# -ge 3 ] && { [ "$v" -lt "$2" ] || [ "$v" -gt "$3" ]; }; then
+    echo "error: $1 must be from $2 to $3, got $v" >&2
+    exit 2
+  fi
+}
+
 # size_bytes SIZE: 4096, 500K, 64M, 1G (binary multiples; a trailing B or
 # iB is allowed) as a number of bytes; fails with an error line otherwise.
 size_bytes() {

@@ -29,8 +29,8 @@ CHURN=${CHURN:-0}
 CHURN_AWAY=${CHURN_AWAY:-5s}
 SEED=${SEED:-1}
 
-case "$N" in '' | *[!0-9]*) echo "error: N must be a whole number of leechers, got '$N'" >&2; exit 2 ;; esac
-case "$SEED" in '' | *[!0-9]*) echo "error: SEED must be a whole number, got '$SEED'" >&2; exit 2 ;; esac
+whole N
+whole SEED
 F=$(size_bytes "$SIZE") || exit 2
 U=$(size_bytes "$LIMIT") || exit 2
 sim="$BIN/examples/simulate"

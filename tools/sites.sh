@@ -33,13 +33,9 @@ KEEP=${KEEP:-0}
 RUNS=${RUNS:-1}
 NAME=sites.bin
 
-for v in SITES N RUNS; do
-  case "${!v}" in '' | *[!0-9]*) echo "error: $v must be a whole number, got '${!v}'" >&2; exit 2 ;; esac
-done
-if [ "$SITES" -lt 2 ] || [ "$SITES" -gt 16 ] || [ "$N" -lt 1 ] || [ "$N" -gt 100 ]; then
-  echo "error: SITES must be from 2 to 16 and N from 1 to 100 (got SITES=$SITES N=$N)" >&2
-  exit 2
-fi
+whole SITES 2 16
+whole N 1 100
+whole RUNS
 F=$(size_bytes "$SIZE") || exit 2
 W=$(size_bytes "$WAN") || exit 2
 L=$(size_bytes "$LAN") || exit 2

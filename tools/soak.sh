@@ -27,13 +27,10 @@ NAME=soak.bin
 # After the churn, how long the swarm may take to finish.
 FINISH_SECS=${FINISH_SECS:-900}
 
-for v in SOAK_SECS LEECHERS SEED FINISH_SECS; do
-  case "${!v}" in '' | *[!0-9]*) echo "error: $v must be a whole number, got '${!v}'" >&2; exit 2 ;; esac
-done
-if [ "$LEECHERS" -lt 1 ] || [ "$LEECHERS" -gt 64 ]; then
-  echo "error: LEECHERS must be from 1 to 64, got $LEECHERS" >&2
-  exit 2
-fi
+whole SOAK_SECS
+whole LEECHERS 1 64
+whole SEED
+whole FINISH_SECS
 F=$(size_bytes "$SIZE") || exit 2
 U=$(size_bytes "$LIMIT") || exit 2
 for b in peer tracker; do

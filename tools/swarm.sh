@@ -29,11 +29,7 @@ HOSTS=${HOSTS:-0}
 KEEP=${KEEP:-0}
 NAME=swarm.bin
 
-case "$N" in '' | *[!0-9]*) echo "error: N must be a whole number of leechers, got '$N'" >&2; exit 2 ;; esac
-if [ "$N" -lt 1 ] || [ "$N" -gt 200 ]; then
-  echo "error: N must be from 1 to 200, got $N" >&2
-  exit 2
-fi
+whole N 1 200
 # The swarm's target (issue 11): within 1.15 x T* for a few leechers,
 # 1.30 from a few dozen on.
 if [ "$N" -le 8 ]; then TARGET=1.15; else TARGET=1.30; fi

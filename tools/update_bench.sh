@@ -42,14 +42,9 @@ NAME=data.bin
 REGION=65536   # the aligned change's unit, and its offsets' alignment
 
 # ---- settings
-case "$N" in '' | *[!0-9]*) echo "error: N must be a whole number of followers, got '$N'" >&2; exit 2 ;; esac
-if [ "$N" -lt 1 ] || [ "$N" -gt 100 ]; then
-  echo "error: N must be from 1 to 100, got $N" >&2
-  exit 2
-fi
-for v in SEED TIMEOUT; do
-  case "${!v}" in '' | *[!0-9]*) echo "error: $v must be a whole number, got '${!v}'" >&2; exit 2 ;; esac
-done
+whole N 1 100
+whole SEED
+whole TIMEOUT
 F=$(size_bytes "$SIZE") || exit 2
 if [ "$F" -lt $((1024 * 1024)) ]; then
   echo "error: SIZE must be at least 1M (1 % of it in 64 KiB regions), got $SIZE" >&2

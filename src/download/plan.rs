@@ -536,7 +536,7 @@ mod tests {
     }
 
     /// A plan past its random first picks.
-    fn started(pieces: u32) -> Plan {
+    pub(super) fn started(pieces: u32) -> Plan {
         let mut already = Bitfield::new(pieces);
         already.set_range(0, RANDOM_FIRST);
         Plan::new(pieces, 1, &already)
@@ -860,6 +860,7 @@ mod spare_seeder_tests {
 
 #[cfg(test)]
 mod site_tests {
+    use super::tests::started;
     use super::*;
 
     /// Everything a remote holder `have` lets a worker claim, run after run.
@@ -875,16 +876,10 @@ mod site_tests {
         }
     }
 
-    fn fresh(pieces: u32) -> Plan {
-        let mut already = Bitfield::new(pieces);
-        already.set_range(0, RANDOM_FIRST);
-        Plan::new(pieces, 1, &already)
-    }
-
     #[test]
     fn a_remote_holder_gives_only_what_no_local_holder_has() {
         let mut rng = Rng::seeded(1);
-        let mut p = fresh(40);
+        let mut p = started(40);
         let remote_seeder = Bitfield::full(40);
         let local = Bitfield::from_runs(40, &[(4, 20)]).unwrap();
         p.add_source_at(&remote_seeder, false);
@@ -943,7 +938,7 @@ mod site_tests {
     #[test]
     fn a_lost_local_holder_leaves_its_pieces_to_the_outside_again() {
         let mut rng = Rng::seeded(3);
-        let mut p = fresh(20);
+        let mut p = started(20);
         let seeder = Bitfield::full(20);
         let local = Bitfield::full(20);
         p.add_source_at(&seeder, false);
@@ -962,7 +957,7 @@ mod site_tests {
         // but it is never asked for what the site has (the seeder has it
         // all), so the seeder must give them.
         let mut rng = Rng::seeded(6);
-        let mut p = fresh(20);
+        let mut p = started(20);
         p.set_swarm();
         let seeder = Bitfield::full(20);
         let remote = Bitfield::from_runs(20, &[(4, 16)]).unwrap();
@@ -992,7 +987,7 @@ mod site_tests {
     #[test]
     fn without_a_site_every_holder_is_local_and_nothing_changes() {
         let mut rng = Rng::seeded(4);
-        let mut p = fresh(20);
+        let mut p = started(20);
         let seeder = Bitfield::full(20);
         p.add_source_at(&seeder, true);
         assert_eq!(

@@ -222,7 +222,7 @@ impl Seeding {
     pub fn new_pieces_fresh(&self) -> bool {
         self.hot
             .as_ref()
-            .is_some_and(|hot| hot.minus(&self.offered).count() > 0)
+            .is_some_and(|hot| hot.any_and_not(&self.offered))
     }
 
     /// Pieces not yet offered to anyone.
