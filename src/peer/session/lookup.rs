@@ -5,10 +5,10 @@
 //! piece verified against the record.
 
 use super::trackers::Trackers;
-use super::Peer;
 use crate::download::Refresh;
 use crate::error::{Error, Result};
 use crate::net::{join_host_port, Conn};
+use crate::peer::Peer;
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::choice::{choose, holders_of, Choice};
 use crate::search::{Answer, Search};
