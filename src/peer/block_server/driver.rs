@@ -10,9 +10,9 @@
 use super::machine::{Library, Serve, Served, Slice, MAX_PENDING};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
+use crate::net::conn::Conn;
 use crate::net::gate::Ticket;
 use crate::net::once::{log_clock_refusal, OncePer};
-use crate::net::Conn;
 use crate::peer::files::store::SharedFile;
 use crate::peer::Peer;
 use crate::ratelimit::throttle;

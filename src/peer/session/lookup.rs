@@ -7,7 +7,8 @@
 use super::trackers::Trackers;
 use crate::download::Refresh;
 use crate::error::{Error, Result};
-use crate::net::{join_host_port, Conn};
+use crate::net::addrs::join_host_port;
+use crate::net::conn::Conn;
 use crate::peer::Peer;
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::choice::{choose, holders_of, Choice};

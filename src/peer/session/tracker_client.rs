@@ -7,7 +7,7 @@
 use super::announcer::{Announcer, Holdings, Identity, Notice};
 use super::trackers::Trackers;
 use crate::error::{code, Error, Result};
-use crate::net::Conn;
+use crate::net::conn::Conn;
 use crate::peer::files::store::Store;
 use crate::peer::Peer;
 use crate::record::FileRecord;
@@ -598,7 +598,7 @@ fn unreachable(tracker: &str, e: Error) -> Error {
         )),
         Error::Timeout(_) => Error::NoSources(format!(
             "the tracker at {tracker} did not answer within {} s (is it running and reachable?)",
-            crate::net::IO_TIMEOUT.as_secs()
+            crate::net::conn::IO_TIMEOUT.as_secs()
         )),
         Error::Secret { problem, .. } => Error::Secret {
             who: format!("the tracker at {tracker}"),
