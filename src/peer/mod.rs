@@ -9,7 +9,8 @@ pub mod follow;
 pub mod paused;
 pub mod session;
 
-use crate::download::{self, Progress, SourceReport};
+use crate::download::progress::{Progress, Snapshot};
+use crate::download::{self, SourceReport};
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
 use crate::metrics::peer::PeerMetrics;
@@ -31,7 +32,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -302,7 +303,7 @@ impl Peer {
 
     /// The `/metrics` page.
     pub fn metrics_text(&self) -> String {
-        let mut samples = self.metrics.samples(self.lock_active().len());
+        let mut samples = self.metrics.samples(self.progress().len());
         samples.extend(self.trackers.samples(Instant::now()));
         crate::metrics::render(&samples)
     }
@@ -540,16 +541,7 @@ impl Peer {
     ) -> Result<Fetched<'_>> {
         let record = found.record.clone();
         let name = record.name.as_str();
-        let progress = Arc::new(Progress {
-            name: key.to_string(),
-            total_blocks: record.block_count() as u64,
-            done_blocks: AtomicU64::new(0),
-            resumed_blocks: AtomicU64::new(0),
-            reused_blocks: AtomicU64::new(0),
-            kept: share,
-            started: Instant::now(),
-            sources: AtomicU64::new(0),
-        });
+        let progress = Arc::new(Progress::new(key, record.block_count() as u64, share));
         let active = self.mark_active(key, progress.clone())?;
         let outcome = if record.size == 0 {
             empty_download(partial_dir, &record)?
@@ -985,14 +977,13 @@ impl Peer {
         }
     }
 
-    /// Downloads in progress, for `status`.
     /// Downloads an earlier run left unfinished, with verified pieces on
     /// disk, that are neither running nor waiting their turn now.
     pub fn paused(&self) -> Vec<paused::Paused> {
         let busy: Vec<String> = self
-            .active()
-            .iter()
-            .map(|p| p.name.clone())
+            .progress()
+            .into_iter()
+            .map(|p| p.name)
             .chain(self.downloads.waiting().into_iter().map(|(n, _)| n))
             .collect();
         paused::list(&self.partial_dir())
@@ -1001,10 +992,18 @@ impl Peer {
             .collect()
     }
 
-    pub fn active(&self) -> Vec<Arc<Progress>> {
-        let mut v: Vec<_> = self.lock_active().values().cloned().collect();
+    /// Where each download in progress stands (any kind: a `get`,
+    /// `bench`, following...), by name: what `status`, the web pages and
+    /// `/metrics` show.
+    pub fn progress(&self) -> Vec<Snapshot> {
+        let mut v: Vec<Snapshot> = self.lock_active().values().map(|p| p.snapshot()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Where the download under `key` stands, once it has begun.
+    pub fn progress_of(&self, key: &str) -> Option<Snapshot> {
+        self.lock_active().get(key).map(|p| p.snapshot())
     }
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Progress>>> {
@@ -1029,7 +1028,12 @@ impl Peer {
     /// tracker. Waits a moment for downloads to save their state.
     /// Returns a line per `get` that stopped, saying what was kept.
     pub fn shutdown(&self) -> Vec<String> {
-        let stopping: Vec<Arc<Progress>> = self.active().into_iter().filter(|p| p.kept).collect();
+        let stopping: Vec<Snapshot> = self
+            .lock_active()
+            .values()
+            .filter(|p| p.kept)
+            .map(|p| p.snapshot())
+            .collect();
         // Asked for but not begun: they will not start now.
         let never_started: Vec<String> = self
             .downloads
@@ -1048,7 +1052,7 @@ impl Peer {
         self.leave();
         stopping
             .iter()
-            .map(|p| kept_line(p))
+            .map(kept_line)
             .chain(never_started)
             .collect()
     }
@@ -1056,15 +1060,10 @@ impl Peer {
 
 /// What a `get` stopped by Ctrl-C or SIGTERM leaves: its verified blocks,
 /// and how to go on.
-fn kept_line(p: &Progress) -> String {
-    let done = p.done_blocks.load(Ordering::Relaxed);
-    let pct = crate::units::percent(
-        crate::units::fraction(done, p.total_blocks),
-        done >= p.total_blocks,
-    );
+fn kept_line(p: &Snapshot) -> String {
     paused::Paused {
         name: p.name.clone(),
-        percent: pct,
+        percent: p.percent(),
     }
     .line()
 }
@@ -1121,23 +1120,19 @@ impl ActiveGuard<'_> {
     /// The bytes of a file of `size` that were verified on disk before this
     /// run began.
     pub fn resumed_bytes(&self, size: u64) -> u64 {
-        self.bytes_of(size, |p| &p.resumed_blocks)
+        self.bytes_of(size, |p| p.resumed_blocks)
     }
 
     /// The bytes of a file of `size` copied from local files before
     /// fetching.
     pub fn reused_bytes(&self, size: u64) -> u64 {
-        self.bytes_of(size, |p| &p.reused_blocks)
+        self.bytes_of(size, |p| p.reused_blocks)
     }
 
     /// The bytes of the blocks counted by `blocks` (the last block may be
     /// short: never more than `size`).
-    fn bytes_of(&self, size: u64, blocks: impl Fn(&Progress) -> &AtomicU64) -> u64 {
-        let n = self
-            .peer
-            .lock_active()
-            .get(&self.name)
-            .map_or(0, |p| blocks(p).load(Ordering::Relaxed));
+    fn bytes_of(&self, size: u64, blocks: impl Fn(&Snapshot) -> u64) -> u64 {
+        let n = self.peer.progress_of(&self.name).map_or(0, |p| blocks(&p));
         (n * crate::record::BLOCK_SIZE as u64).min(size)
     }
 }

@@ -12,9 +12,8 @@ use crate::peer::downloads::{self, Origin, Ticket};
 use crate::peer::session::rotation::Health;
 use crate::peer::session::trackers::Trackers;
 use crate::peer::Peer;
-use crate::record::BLOCK_SIZE;
 use crate::units::hex;
-use progress_view::{status_line, LiveBar, View};
+use progress_view::{status_line, LiveBar};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -278,17 +277,9 @@ const PROMPT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `[a.bin 45.0%] [b.iso 3.1%] ` for the downloads in progress, or nothing.
 fn prompt_status(peer: &Peer) -> String {
-    peer.active()
+    peer.progress()
         .iter()
-        .map(|p| {
-            let v = View::of(p);
-            let done = v.done_blocks >= v.total_blocks;
-            format!(
-                "[{} {:.1}%] ",
-                v.name,
-                crate::units::percent(v.fraction(), done)
-            )
-        })
+        .map(|p| format!("[{} {:.1}%] ", p.name, p.percent()))
         .collect()
 }
 
@@ -436,23 +427,14 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
 /// waiting their turn, then how the last background downloads ended.
 fn status(peer: &Peer) -> String {
     let mut out = String::new();
-    let active = peer.active();
+    let active = peer.progress();
     let waiting = peer.downloads().waiting();
     let paused = peer.paused();
     if active.is_empty() && waiting.is_empty() && paused.is_empty() {
         let _ = writeln!(out, "no downloads in progress");
     }
     for p in active {
-        let view = View::of(&p);
-        // Since the start of this download, blocks found on disk at a
-        // resume or in local files left out.
-        let secs = p.started.elapsed().as_secs_f64();
-        let rate = if secs > 0.0 {
-            (p.fetched_blocks() * BLOCK_SIZE as u64) as f64 / secs
-        } else {
-            0.0
-        };
-        let _ = writeln!(out, "{}", status_line(&view, rate));
+        let _ = writeln!(out, "{}", status_line(&p));
     }
     for (name, origin) in waiting {
         let _ = writeln!(out, "{name} waiting its turn ({})", origin.label());
