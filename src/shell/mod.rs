@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::peer::downloads::{self, Origin, Ticket};
 use crate::peer::session::rotation::Health;
 use crate::peer::session::trackers::Trackers;
-use crate::peer::Peer;
+use crate::peer::{GetReport, Peer};
 use crate::units::hex;
 use progress_view::{status_line, LiveBar};
 use std::fmt::Write as _;
@@ -202,8 +202,8 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
     }
 }
 
-/// The `get`s typed on a terminal, each on a thread of its own, and the
-/// prompt line's progress (`[big.bin 45.0%] > `) while any runs.
+/// The `get`s typed on a terminal (background downloads, run by
+/// `peer::downloads` like every other), and the prompt line's progress (`[big.bin 45.0%] > `) while any runs.
 struct Background {
     peer: Arc<Peer>,
     console: Option<&'static Console>,
@@ -240,11 +240,7 @@ impl Background {
     /// lines are printed above the prompt when done.
     fn get(&mut self, name: String) {
         self.gets.retain(|t| !t.is_finished());
-        let started = downloads::get(&self.peer, &name, Origin::Shell, |result| match result {
-            Ok(report) => say(report),
-            Err(Error::Cancelled) => {}
-            Err(e) => say_err(format_args!("error: {e}")),
-        });
+        let started = downloads::get(&self.peer, &name, Origin::Shell, say_outcome);
         match started {
             Ok(ticket) => self.gets.push(ticket),
             Err(e) => say_err(format_args!("error: {e}")),
@@ -269,6 +265,17 @@ impl Background {
         if let Some(c) = self.console {
             c.set_status(String::new());
         }
+    }
+}
+
+/// Prints how a background `get` ended (a terminal's, or `--get`): the
+/// contract's `done` lines, or an `error:` line; nothing for one stopped
+/// by shutdown, which says what it kept by itself.
+pub fn say_outcome(result: &Result<GetReport>) {
+    match result {
+        Ok(report) => say(report),
+        Err(Error::Cancelled) => {}
+        Err(e) => say_err(format_args!("error: {e}")),
     }
 }
 
