@@ -26,7 +26,7 @@
 //! tracker's utime+stime over the window per answered announce, and its
 //! VmRSS at the end with every peer live. Diagnostics go to stderr.
 
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::{self, FileRecord, Md5Digest};
 use p2pshare::wire::tracker_datagram::{
     Announce, Entry, Held, Refusal, Reply, Request, FLAG_REGISTER,

@@ -11,7 +11,7 @@ use common::*;
 use flood::Flood;
 use p2pshare::bitfield::Bitfield;
 use p2pshare::download::worker::STALL_TIMEOUT;
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::write_block;
 use p2pshare::wire::tracker_datagram::Held;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::datagram::{Datagram, Query, HELLO_LEN, QUERY_LEN};
 use p2pshare::wire::{PeerReply, PeerRequest, MAX_FRAME};

@@ -1,4 +1,4 @@
-//! The tracker binary, spoken to directly: queries with `net::Conn` over
+//! The tracker binary, spoken to directly: queries with `net::conn::Conn` over
 //! TCP, sessions with hand-made UDP datagrams (`common::udp_peer`).
 
 mod common;
@@ -6,7 +6,7 @@ mod common;
 use common::udp_peer::{entry, UdpPeer};
 use common::*;
 use p2pshare::error::{code, Error};
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::message::ty;
 use p2pshare::wire::tracker_datagram::{
