@@ -22,6 +22,7 @@ pub mod trackers;
 pub mod watch;
 pub mod watcher;
 
+use crate::digest::Md5Digest;
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
@@ -30,7 +31,7 @@ use crate::names::check_file_name;
 use crate::net::admission::Limits;
 use crate::net::gate;
 use crate::ratelimit::RateLimiter;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use crate::wire::FileSummary;
