@@ -12,7 +12,7 @@ use crate::error::{code, Error, Result};
 use crate::net::conn::Conn;
 use crate::record::FileRecord;
 use crate::secure::seal::{Purpose, ReplayGuard};
-use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
+use crate::wire::datagram::tracker::{Held, MAX_TRACKER_DATAGRAM};
 use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
 use log::{debug, info, warn};
