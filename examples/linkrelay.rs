@@ -127,7 +127,9 @@ fn main() {
             usage(&format!("a port is IFACE=RTT_US, got '{spec}'"));
         };
         let Ok(rtt_us) = rtt.parse() else {
-            usage(&format!("RTT_US is a whole number of microseconds, got '{rtt}'"));
+            usage(&format!(
+                "RTT_US is a whole number of microseconds, got '{rtt}'"
+            ));
         };
         match open_port(name) {
             Ok(fd) => ports.push(Port {
@@ -261,7 +263,13 @@ impl Relay {
             pfd.revents = 0;
         }
         // SAFETY: polls is a live array of polls.len() pollfds.
-        let n = unsafe { libc::poll(self.polls.as_mut_ptr(), self.polls.len() as libc::nfds_t, wait_ms) };
+        let n = unsafe {
+            libc::poll(
+                self.polls.as_mut_ptr(),
+                self.polls.len() as libc::nfds_t,
+                wait_ms,
+            )
+        };
         if n <= 0 {
             return 0; // nothing, or a signal (EINTR): run() looks at it
         }
@@ -316,7 +324,11 @@ impl Relay {
         }
         self.count.frames += 1;
         self.count.bytes += frame.len() as u64;
-        let known = if dst[0] & 1 == 0 { self.macs.get(&dst).copied() } else { None };
+        let known = if dst[0] & 1 == 0 {
+            self.macs.get(&dst).copied()
+        } else {
+            None
+        };
         match known {
             Some(to) if to == from => self.pool.push(frame),
             Some(to) => self.hold(from, to, frame, now),

@@ -13,7 +13,12 @@ const STEADY_AFTER: Duration = Duration::from_secs(2);
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["sink", port] => sink(port),
         ["send", addr, secs] => match secs.parse() {
             Ok(secs) => send(addr, Duration::from_secs_f64(secs)),

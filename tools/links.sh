@@ -120,7 +120,8 @@ links_say() {
   awk -v lo="$LINK_LO_US" -v hi="$LINK_HI_US" -v ppm="$LOSS_PPM" 'BEGIN {
     if (lo == hi) printf "links: RTT %.1f ms between any two hosts", lo / 1000
     else printf "links: RTT spread %.1f-%.1f ms over the hosts (between two hosts, the mean of theirs)", lo / 1000, hi / 1000
-    printf "; loss %.4g%% of the frames each host receives (nft); switch examples/linkrelay (offloads off)\n", ppm / 10000 }'
+    if (ppm > 0) printf "; loss %.4g%% of the frames each host receives (nft)", ppm / 10000
+    printf "; switch examples/linkrelay (offloads off)\n" }'
   [ "$LINK_LO_US" = "$LINK_HI_US" ] && return 0
   local h label
   for h in "${!HOST_RTT_US[@]}"; do
@@ -192,7 +193,7 @@ links_check() {
     printf "  carried %.2f MiB/s after slow start (%.2f overall); the cap leaves %.2f MiB/s of payload: %.0f %%\n", \
       v["steady_MiBps"], v["MiBps"], cap, 100 * v["steady_MiBps"] / cap
     p = ppm / 1e6; sd = sqrt(s * p * (1 - p))
-    printf "check: loss counted by nft on every host: %d of %d packets, %.4f %% (asked %.4g %%, expected %.0f +- %.0f)\n", \
+    if (ppm > 0) printf "check: loss counted by nft on every host: %d of %d packets, %.4f %% (asked %.4g %%, expected %.0f +- %.0f)\n", \
       d, s, (s > 0) ? 100 * d / s : 0, 100 * p, s * p, 2 * sd
     printf "links-check rtt_ms=%.1f ping_avg_ms=%.2f tcp_MiBps=%.2f cap_MiBps=%.2f loss_pct=%.4f lost_pct=%.4f packets=%d\n", \
       (lo + hi) / 2000, ping1, v["steady_MiBps"], cap, 100 * p, (s > 0) ? 100 * d / s : 0, s }'

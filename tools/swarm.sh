@@ -19,6 +19,10 @@
 # two limiters would each take their share and the cap would be neither).
 # Everything is created for the run and removed afterwards, also on Ctrl-C;
 # namespaces left by a run that was killed with SIGKILL go at the next one.
+# With HOSTS=1, RTT=40ms (or a spread, RTT=5ms-80ms) and LOSS=0.1% shape
+# every host's link (tools/links.sh: a user-space switch in place of the
+# bridge, nftables for loss), and CHECK=links checks those links (ping,
+# one TCP stream, loss counted) instead of running the swarm.
 # KEEP=1 keeps the work directory (logs) and prints where it is.
 # `tools/swarm.sh --check` only checks the settings (and root for HOSTS=1).
 set -euo pipefail
