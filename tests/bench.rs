@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::path::{Path, PathBuf};
