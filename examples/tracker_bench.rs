@@ -28,7 +28,7 @@
 
 use p2pshare::net::conn::Conn;
 use p2pshare::record::{self, FileRecord, Md5Digest};
-use p2pshare::wire::tracker_datagram::{
+use p2pshare::wire::datagram::tracker::{
     Announce, Entry, Held, Refusal, Reply, Request, FLAG_REGISTER,
 };
 use p2pshare::wire::{Encode, TrackerReply, TrackerRequest, MAX_FRAME};

@@ -5,11 +5,11 @@
 //! piece verified against the record.
 
 use super::trackers::Trackers;
-use super::Peer;
 use crate::download::Refresh;
 use crate::error::{Error, Result};
 use crate::net::addrs::join_host_port;
 use crate::net::conn::Conn;
+use crate::peer::Peer;
 use crate::record::{FileRecord, Md5Digest};
 use crate::search::choice::{choose, holders_of, Choice};
 use crate::search::{Answer, Search};
