@@ -9,13 +9,14 @@ pub mod follow;
 pub mod paused;
 pub mod session;
 
+use crate::digest::Md5Digest;
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
 use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
 use crate::ratelimit::RateLimiter;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use crate::wire::FileSummary;

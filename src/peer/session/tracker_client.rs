@@ -642,7 +642,7 @@ pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
 pub fn who_has(
     tracker: &str,
     name: &str,
-    md5: Option<&crate::record::Md5Digest>,
+    md5: Option<&crate::digest::Md5Digest>,
 ) -> Result<Vec<Holder>> {
     who_has_at(tracker, name, md5, None)
 }
@@ -653,7 +653,7 @@ pub fn who_has(
 pub fn who_has_at(
     tracker: &str,
     name: &str,
-    md5: Option<&crate::record::Md5Digest>,
+    md5: Option<&crate::digest::Md5Digest>,
     site: Option<&str>,
 ) -> Result<Vec<Holder>> {
     let ask = |site: Option<&str>| {
