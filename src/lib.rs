@@ -11,6 +11,7 @@
 pub mod bitfield;
 pub mod cli;
 pub mod console;
+pub mod digest;
 pub mod download;
 pub mod error;
 pub mod fsutil;

@@ -14,6 +14,7 @@ mod install;
 pub mod paused;
 pub mod session;
 
+use crate::digest::Md5Digest;
 use crate::download::progress::{Progress, Snapshot};
 use crate::download::{self, SourceReport};
 use crate::error::{Error, Result};
@@ -21,7 +22,7 @@ use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
 use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
 use crate::ratelimit::RateLimiter;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use crate::wire::FileSummary;

@@ -50,7 +50,7 @@ impl Library for Peer {
     fn find(&self, name: &str) -> Option<Arc<SharedFile>> {
         self.store.servable(name)
     }
-    fn find_version(&self, name: &str, md5: &crate::record::Md5Digest) -> Option<Arc<SharedFile>> {
+    fn find_version(&self, name: &str, md5: &crate::digest::Md5Digest) -> Option<Arc<SharedFile>> {
         self.store.servable_version(name, md5)
     }
     fn id(&self) -> &str {

@@ -14,8 +14,9 @@
 
 use super::seeding::Seeding;
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::wire::{Answer, PeerReply, PeerRequest};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -4,12 +4,13 @@
 //! mtime so a restart does not hash unchanged files again.
 
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::download::reassembler::Reassembler;
 use crate::download::reuse::{Candidate, Payload};
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::tree::{fingerprint, Tree};
 use crate::wire::record_file::{self, Stored};
 use log::{info, warn};

@@ -12,7 +12,7 @@ use crate::peer::files::store::Store;
 use crate::peer::Peer;
 use crate::record::FileRecord;
 use crate::secure::seal::{Purpose, ReplayGuard};
-use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
+use crate::wire::datagram::tracker::{Held, MAX_TRACKER_DATAGRAM};
 use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
 use log::{debug, info, warn};
@@ -637,7 +637,7 @@ pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
 pub fn who_has(
     tracker: &str,
     name: &str,
-    md5: Option<&crate::record::Md5Digest>,
+    md5: Option<&crate::digest::Md5Digest>,
 ) -> Result<Vec<Holder>> {
     who_has_at(tracker, name, md5, None)
 }
@@ -648,7 +648,7 @@ pub fn who_has(
 pub fn who_has_at(
     tracker: &str,
     name: &str,
-    md5: Option<&crate::record::Md5Digest>,
+    md5: Option<&crate::digest::Md5Digest>,
     site: Option<&str>,
 ) -> Result<Vec<Holder>> {
     let ask = |site: Option<&str>| {

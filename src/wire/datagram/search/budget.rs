@@ -7,7 +7,8 @@
 
 use super::{put_chunk_info_head, ChunkInfo, Datagram};
 use crate::bitfield::Bitfield;
-use crate::record::{FileRecord, PieceHash};
+use crate::digest::PieceHash;
+use crate::record::FileRecord;
 use crate::wire::codec::{put_u8, varint_len};
 use crate::wire::message::{put_have, put_record, record_len};
 
@@ -20,8 +21,6 @@ impl ChunkInfo {
     /// piece fits. `self.record` is not used.
     pub fn encode_within(&self, record: &FileRecord, budget: usize) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(budget.min(super::QUERY_LEN));
-        out.extend_from_slice(&super::MAGIC);
-        out.push(super::VERSION);
         put_chunk_info_head(&mut out, self);
         let head = out.len();
         put_have(&mut out, &self.have);
