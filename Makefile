@@ -9,7 +9,7 @@ BIN ?= $(eval BIN := $(call find_bin))$(BIN)
 find_bin = $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),$(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers web-loris fuzz flood soak clean
+.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate nearfar hosts many-peers web-loris fuzz flood soak clean
 
 all: build
 
@@ -127,6 +127,14 @@ simulate: examples
 #   make calibrate N=8 SIZE=128M LIMIT=10M   (the defaults, make swarm's)
 calibrate: examples
 	BIN=$(BIN) tools/calibrate.sh
+
+# One download from a near holder and a far one (RTT ms through a delay
+# proxy), each upload capped at LIMIT: the far holder's share of the blocks
+# and the time against the ideal SIZE / (2 x LIMIT). LIMIT=0 leaves both
+# uncapped. Last line per run: `nearfar ... far_share=... ratio=...`.
+#   make nearfar SIZE=48M LIMIT=8M RTT=50 RUNS=1   (the defaults)
+nearfar: examples
+	BIN=$(BIN) tools/nearfar.sh
 
 # The same swarm with every peer and the tracker in its own network
 # namespace (own IP, veth pairs, upload capped by tc tbf). Needs root:

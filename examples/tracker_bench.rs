@@ -26,9 +26,9 @@
 //! tracker's utime+stime over the window per answered announce, and its
 //! VmRSS at the end with every peer live. Diagnostics go to stderr.
 
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::{self, FileRecord, Md5Digest};
-use p2pshare::wire::tracker_datagram::{
+use p2pshare::wire::datagram::tracker::{
     Announce, Entry, Held, Refusal, Reply, Request, FLAG_REGISTER,
 };
 use p2pshare::wire::{Encode, TrackerReply, TrackerRequest, MAX_FRAME};

@@ -2,7 +2,10 @@
 # make swarm: one seeder and N leechers, every upload capped at LIMIT, all
 # leechers started together; prints each leecher's completion time, the
 # swarm's, the lower bound T* = max(F/u_s, N*F/(u_s + N*u)), the
-# client-server time N*F/u_s and the ratio to T*. Every copy is verified.
+# client-server time N*F/u_s and the ratio to T*; the leechers' times as
+# p50, p99 and max over T* (nearest rank), and the CPU seconds all peer
+# processes used (whole lives, the seeder's publishing included) per GiB
+# delivered to the leechers. Every copy is verified.
 #
 #   N=8 SIZE=128M LIMIT=10M tools/swarm.sh      loopback, caps by --upload-limit
 #   HOSTS=1 N=8 SIZE=128M LIMIT=10M tools/swarm.sh
@@ -158,6 +161,15 @@ seeder_tx() {
 }
 tx0=$(seeder_tx)
 
+# peers_cpu PID...: the CPU seconds (utime + stime) those processes used.
+# Field 2 of /proc/PID/stat, the name in parentheses, is skipped whole.
+peers_cpu() {
+  local pid tck
+  tck=$(getconf CLK_TCK)
+  for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done |
+    awk -v tck="$tck" '{s += $12 + $13} END {printf "%.2f", s / tck}'
+}
+
 # ---- the leechers, all at once
 t0=$EPOCHREALTIME
 LEECH=()
@@ -200,6 +212,10 @@ while [ "${#took[@]}" -lt "$N" ]; do
   sleep 0.2
 done
 tx=$(( $(seeder_tx) - tx0 ))
+# CPU seconds every peer process used so far (user + system, from
+# /proc/PID/stat; the leechers still serve, but the swarm is over), read
+# before anything is stopped.
+cpu=$(peers_cpu "$seeder" "${LEECH[@]}")
 from_s=$(cat "$WORK"/L*.log | sed -n 's/^[0-9.]* from S blocks=\([0-9]*\) .*/\1/p' | awk '{s += $1} END {print s + 0}')
 
 for i in $(seq 1 "$N"); do
@@ -212,10 +228,18 @@ done
 
 # ---- the figures
 secs=$(printf '%s\n' "${took[@]}" | sort -g | tail -1)
+times=$(printf '%s\n' "${took[@]}" | sort -g | tr '\n' ' ')
 awk -v n="$N" -v f="$F" -v us="$U" -v u="$U" -v secs="$secs" -v cs="$cs" -v fromS="$from_s" -v tx="$tx" \
-  -v target="$TARGET" -v hosts="$HOSTS" -v size="$SIZE" -v want="$want" 'BEGIN {
+  -v target="$TARGET" -v hosts="$HOSTS" -v size="$SIZE" -v want="$want" -v times="$times" -v cpu="$cpu" '
+# The nearest-rank percentile P of the n sorted times t[1..n].
+function pct(p,   k) { k = int(p * n + 0.999999); if (k < 1) k = 1; return t[k] }
+BEGIN {
   a = f / us; b = n * f / (us + n * u); tstar = (a > b) ? a : b
   ratio = secs / tstar
+  split(times, t, " ")
+  p50 = pct(0.50) / tstar; p99 = pct(0.99) / tstar; pmax = t[n] / tstar
+  gib = n * f / 1073741824
+  cpu_gib = cpu / gib
   printf "all %d copies verified (md5 %s)\n", n, want
   printf "%-36s %9.3f s\n", "swarm time (the last leecher)", secs
   printf "%-36s %9.3f s   max(F/u_s, N*F/(u_s+N*u))\n", "lower bound T*", tstar
@@ -223,6 +247,8 @@ awk -v n="$N" -v f="$F" -v us="$U" -v u="$U" -v secs="$secs" -v cs="$cs" -v from
   printf "%-36s %9.3f     target <= %.2f: %s\n", "swarm / T*", ratio, target, (ratio <= target) ? "met" : "missed"
   printf "%-36s %9.1f MiB (%.2f copies of the file)\n", "leechers took from the seeder", fromS * 4096 / 1048576, fromS * 4096 / f
   if (hosts) printf "%-36s %9.1f MiB (%.2f copies, headers included)\n", "seeder interface sent", tx / 1048576, tx / f
-  printf "swarm N=%d size=%d limit=%d hosts=%d secs=%.3f tstar=%.3f ratio=%.3f clientserver=%.3f seeder_copies=%.2f\n", \
-    n, f, us, hosts, secs, tstar, ratio, cs, fromS * 4096 / f
+  printf "%-36s p50 %.3f  p99 %.3f  max %.3f   (nearest rank, %d leechers)\n", "leecher times / T*", p50, p99, pmax, n
+  printf "%-36s %9.2f s   %.2f s per GiB delivered (%.2f GiB)\n", "CPU of all peers (user + system)", cpu, cpu_gib, gib
+  printf "swarm N=%d size=%d limit=%d hosts=%d secs=%.3f tstar=%.3f ratio=%.3f clientserver=%.3f seeder_copies=%.2f p50_ratio=%.3f p99_ratio=%.3f max_ratio=%.3f cpu_s=%.2f cpu_s_per_gib=%.2f\n", \
+    n, f, us, hosts, secs, tstar, ratio, cs, fromS * 4096 / f, p50, p99, pmax, cpu, cpu_gib
 }'

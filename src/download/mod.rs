@@ -683,7 +683,7 @@ impl Coordinator<'_, '_> {
         let local = h.is_local_to(self.job.site);
         let source = Source {
             peer_id: h.peer_id.clone(),
-            addr: crate::net::join_host_port(&h.host, h.port),
+            addr: crate::net::addrs::join_host_port(&h.host, h.port),
             remote: !local,
         };
         let shared = self.shared.clone();

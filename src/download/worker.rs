@@ -8,7 +8,7 @@ use super::fetch::{Action, Fetch, PlanRef, Wait};
 use super::plan::Plan;
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::net::Conn;
+use crate::net::conn::Conn;
 use crate::ratelimit::throttle;
 use crate::rng::Rng;
 use crate::wire::{PeerReply, MAX_CONTROL_FRAME};

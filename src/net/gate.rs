@@ -15,12 +15,14 @@
 //! owned here.
 
 use super::admission::{Admission, ConnId, Decision, Limits};
+use crate::error::code;
 use crate::wire::frame;
+use crate::wire::message::error_frame;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -155,10 +157,21 @@ impl Opening {
     pub fn frames(max_frame: usize) -> Opening {
         Opening {
             whole: Box::new(move |b| !matches!(frame::parse(b, max_frame), Ok(None))),
-            refuse: super::refuse_busy,
-            late: super::refuse_busy,
+            refuse: refuse_busy,
+            late: refuse_busy,
         }
     }
+}
+
+/// Tells a connection turned away, in our frames, that the server is busy:
+/// an ERROR frame, which both protocols read alike.
+pub fn refuse_busy(stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let frame = error_frame(
+        code::BUSY,
+        "server busy: too many connections, try again later",
+    );
+    let _ = (&stream).write_all(&frame);
 }
 
 /// Accepts on `listener` forever; `handle` serves one handed connection

@@ -15,7 +15,7 @@
 //! `urgent` request), so a fast download is not an announce storm.
 
 use crate::record::Md5Digest;
-use crate::wire::tracker_datagram::{
+use crate::wire::datagram::tracker::{
     batches, Announce, Entry, Held, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, FLAG_SITE,
 };
 use crate::wire::ANNOUNCE_INTERVAL;
@@ -28,7 +28,7 @@ pub const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// A connection id is renewed after this (the tracker accepts it 60 s at
 /// least).
 pub const COOKIE_LIFE: Duration =
-    Duration::from_secs(crate::wire::tracker_datagram::COOKIE_REFRESH_SECS);
+    Duration::from_secs(crate::wire::datagram::tracker::COOKIE_REFRESH_SECS);
 /// Losses in a row after which the tracker counts as unreachable.
 const LOST_AFTER: u32 = 2;
 

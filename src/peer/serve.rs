@@ -32,7 +32,7 @@ pub const SLICE_BLOCKS: u32 = 16;
 /// are topped up with others.
 pub const STALE_OFFERS: Duration = Duration::from_millis(1000);
 /// How long a connection may stay silent with nothing to serve.
-pub const IDLE_TIMEOUT: Duration = crate::net::IDLE_TIMEOUT;
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A file as the block server sees it.
 pub trait Served: Clone {

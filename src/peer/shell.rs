@@ -314,7 +314,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
             let total = found.size.div_ceil(crate::record::BLOCK_SIZE as u64);
             for h in holders {
                 let have = h.blocks.min(total);
-                let addr = crate::net::join_host_port(&h.host, h.port);
+                let addr = crate::net::addrs::join_host_port(&h.host, h.port);
                 let _ = write!(out, "{} {addr} {have}/{total}", h.peer_id);
                 // The tracker names sites to a peer with --site only.
                 if !h.site.is_empty() {

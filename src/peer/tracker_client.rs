@@ -9,10 +9,10 @@ use super::store::Store;
 use super::trackers::Trackers;
 use super::Peer;
 use crate::error::{code, Error, Result};
-use crate::net::Conn;
+use crate::net::conn::Conn;
 use crate::record::FileRecord;
 use crate::secure::seal::{Purpose, ReplayGuard};
-use crate::wire::tracker_datagram::{Held, MAX_TRACKER_DATAGRAM};
+use crate::wire::datagram::tracker::{Held, MAX_TRACKER_DATAGRAM};
 use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
 use crossbeam_channel::{select, Receiver, Sender};
 use log::{debug, info, warn};
@@ -598,7 +598,7 @@ fn unreachable(tracker: &str, e: Error) -> Error {
         )),
         Error::Timeout(_) => Error::NoSources(format!(
             "the tracker at {tracker} did not answer within {} s (is it running and reachable?)",
-            crate::net::IO_TIMEOUT.as_secs()
+            crate::net::conn::IO_TIMEOUT.as_secs()
         )),
         Error::Secret { problem, .. } => Error::Secret {
             who: format!("the tracker at {tracker}"),

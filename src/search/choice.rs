@@ -103,7 +103,7 @@ pub fn holders_of(answers: &[Answer], size: u64, md5: &Md5Digest) -> Vec<Holder>
 mod tests {
     use super::*;
     use crate::bitfield::Bitfield;
-    use crate::wire::datagram::ChunkInfo;
+    use crate::wire::datagram::search::ChunkInfo;
     use std::net::SocketAddr;
 
     fn answer(peer: &str, data: &[u8], host: &str, inline: bool) -> Answer {

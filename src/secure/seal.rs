@@ -234,11 +234,11 @@ impl ReplayGuard {
 /// IPv6 minimum MTU (1,280 bytes less 48 of IPv6 and UDP headers): checked
 /// when the crate builds.
 const _: () = {
-    use crate::wire::{datagram, tracker_datagram};
+    use crate::wire::datagram::{search, tracker};
     const ONE_PACKET: usize = 1232;
-    assert!(tracker_datagram::ANNOUNCE_BUDGET + OVERHEAD <= ONE_PACKET);
-    assert!(datagram::QUERY_LEN + OVERHEAD <= ONE_PACKET);
-    assert!(datagram::HELLO_LEN + OVERHEAD <= ONE_PACKET);
+    assert!(tracker::ANNOUNCE_BUDGET + OVERHEAD <= ONE_PACKET);
+    assert!(search::QUERY_LEN + OVERHEAD <= ONE_PACKET);
+    assert!(search::HELLO_LEN + OVERHEAD <= ONE_PACKET);
 };
 
 #[cfg(test)]

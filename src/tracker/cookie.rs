@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 /// after `REFRESH_SECS`.
 pub const WINDOW_SECS: u64 = 60;
 /// When a peer asks for a fresh id: well inside the shortest life.
-pub const REFRESH_SECS: u64 = crate::wire::tracker_datagram::COOKIE_REFRESH_SECS;
+pub const REFRESH_SECS: u64 = crate::wire::datagram::tracker::COOKIE_REFRESH_SECS;
 
 pub struct CookieJar {
     k0: u64,

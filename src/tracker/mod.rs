@@ -23,7 +23,7 @@ pub use server::Shared;
 pub use summary::{FileTotals, PeerRow, Summary};
 
 use crate::error::{Error, Result};
-use crate::net::reachable_addrs;
+use crate::net::addrs::reachable_addrs;
 use crate::wire::DEFAULT_TRACKER_PORT;
 use cookie::CookieJar;
 use log::info;

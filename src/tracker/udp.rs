@@ -13,7 +13,7 @@ use super::cookie::CookieJar;
 use super::server::Shared;
 use crate::error::Error;
 use crate::secure::seal::{Purpose, ReplayGuard};
-use crate::wire::tracker_datagram::{
+use crate::wire::datagram::tracker::{
     Announce, Announced, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, MAX_TRACKER_DATAGRAM,
 };
 use log::{debug, info, warn};

@@ -22,7 +22,7 @@ pub mod tracker_ui;
 
 use crate::cli::HttpConfig;
 use crate::error::{Error, Result};
-use crate::net::drain_and_close;
+use crate::net::conn::drain_and_close;
 use crate::net::gate::{self, Ticket};
 use escape::html;
 use http::{Head, HttpError, Method, Request, Response};
@@ -85,7 +85,7 @@ impl WebServer {
     /// The lines to print at start: where to point a browser, and a
     /// warning when the UI is open to other machines.
     pub fn banner(&self) -> Vec<String> {
-        let mut lines: Vec<String> = crate::net::reachable_addrs(&self.addr)
+        let mut lines: Vec<String> = crate::net::addrs::reachable_addrs(&self.addr)
             .into_iter()
             .map(|a| format!("web UI at http://{a}/"))
             .collect();

@@ -8,7 +8,7 @@
 //! byte in docs/PROTOCOL.md.
 
 use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, put_varint, Decoder};
-use super::frame::{write_header, HEADER_LEN};
+use super::frame::{put_frame, write_header};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::manifest::{Entry, Manifest, MAX_ENTRIES, MAX_PATH_BYTES};
@@ -121,12 +121,7 @@ pub trait Encode {
 
     /// Appends the whole frame (header and body) to `out`.
     fn encode(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0; HEADER_LEN]);
-        let ty = self.encode_body(out);
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
-        out[start + 4] = ty;
+        put_frame(out, |body| self.encode_body(body));
     }
 
     fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
@@ -164,6 +159,15 @@ pub fn put_error(out: &mut Vec<u8>, code: u16, message: &str) -> u8 {
     put_u16(out, code);
     put_str(out, message);
     ty::ERROR
+}
+
+/// A whole ERROR frame, header and body: the same in both protocols, so
+/// it can be sent to a client before knowing which one it speaks (a
+/// connection turned away BUSY).
+pub fn error_frame(code: u16, message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_frame(&mut out, |body| put_error(body, code, message));
+    out
 }
 
 pub(crate) fn get_error(d: &mut Decoder<'_>) -> Result<(u16, String)> {
@@ -643,7 +647,7 @@ pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wire::frame::parse;
+    use crate::wire::frame::{parse, HEADER_LEN};
 
     pub fn record() -> FileRecord {
         FileRecord {
@@ -685,6 +689,25 @@ pub(crate) mod tests {
                 let _ = M::decode(buf[4], &body[..cut]);
             }
         }
+    }
+
+    /// A client turned away before either protocol began reads the same
+    /// frame as the ERROR its own protocol would send.
+    #[test]
+    fn the_error_frame_is_both_protocols_error() {
+        let frame = error_frame(6, "busy");
+        let (code, message) = (6, "busy".to_string());
+        let mut peer = Vec::new();
+        crate::wire::PeerReply::Error {
+            code,
+            message: message.clone(),
+        }
+        .encode(&mut peer);
+        let mut tracker = Vec::new();
+        crate::wire::TrackerReply::Error { code, message }.encode(&mut tracker);
+        assert_eq!(frame, peer);
+        assert_eq!(frame, tracker);
+        assert_eq!(crate::units::hex(&frame), "00000009ff0006000462757379");
     }
 
     #[test]

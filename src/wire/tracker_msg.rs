@@ -1,6 +1,6 @@
 //! The tracker protocol over TCP: the queries a client sends the tracker
 //! (`TrackerRequest`) and the tracker's answers (`TrackerReply`). Peers'
-//! sessions are UDP datagrams (`tracker_datagram`); these are the short
+//! sessions are UDP datagrams (`datagram::tracker`); these are the short
 //! query connections. Layouts in docs/PROTOCOL.md §5.
 
 use super::codec::{put_str, put_u64, Decoder};

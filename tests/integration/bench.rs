@@ -1,7 +1,7 @@
 //! `bench` and `stress` end to end: the real binaries on loopback.
 
 use crate::common::*;
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::path::{Path, PathBuf};

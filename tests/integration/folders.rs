@@ -157,7 +157,7 @@ fn a_folder_copied_into_a_running_peer_is_shared() {
 
 /// The MD5 of the tracker's record of `name`, if it has one.
 fn record_md5(tracker: &str, name: &str) -> Option<[u8; 16]> {
-    use p2pshare::net::Conn;
+    use p2pshare::net::conn::Conn;
     use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
     let mut conn = Conn::connect(tracker, MAX_FRAME).ok()?;
     match conn.call::<TrackerReply>(&TrackerRequest::GetRecord { name: name.into() }) {

@@ -386,7 +386,7 @@ fn v1_record_frame(name: &str, data: &[u8]) -> Vec<u8> {
 
 fn tracker_record(tracker: &str, name: &str) -> Result<p2pshare::record::FileRecord, String> {
     use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
-    let mut c = p2pshare::net::Conn::connect(tracker, MAX_FRAME).unwrap();
+    let mut c = p2pshare::net::conn::Conn::connect(tracker, MAX_FRAME).unwrap();
     match c.call::<TrackerReply>(&TrackerRequest::GetRecord { name: name.into() }) {
         Ok(TrackerReply::Record { record }) => Ok(record),
         Ok(other) => panic!("GET_RECORD answered {other:?}"),
@@ -434,7 +434,7 @@ fn version_1_records_on_disk_are_upgraded_never_served() {
     assert!(e.contains("older p2pshare"), "{e}");
     // Only the same content can take the name back.
     let other = record_of(s.dir.path(), "gone.bin", b"other content");
-    let mut c = p2pshare::net::Conn::connect(&tracker, p2pshare::wire::MAX_FRAME).unwrap();
+    let mut c = p2pshare::net::conn::Conn::connect(&tracker, p2pshare::wire::MAX_FRAME).unwrap();
     let refused =
         c.call::<p2pshare::wire::TrackerReply>(&p2pshare::wire::TrackerRequest::NewFile {
             publisher: String::new(),

@@ -2,9 +2,9 @@
 //! `--neighbor`, with a tracker address that nothing listens on.
 
 use crate::common::*;
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::FileRecord;
-use p2pshare::wire::datagram::{Datagram, Query, HELLO_LEN, QUERY_LEN};
+use p2pshare::wire::datagram::search::{Datagram, Query, HELLO_LEN, QUERY_LEN};
 use p2pshare::wire::{PeerReply, PeerRequest, MAX_FRAME};
 use std::fs;
 use std::net::UdpSocket;

@@ -5,10 +5,10 @@
 use crate::common::*;
 use p2pshare::secure::channel::Initiator;
 use p2pshare::secure::{seal, Keys};
-use p2pshare::wire::datagram::Datagram;
+use p2pshare::wire::datagram::search::Datagram;
+use p2pshare::wire::datagram::tracker::{Reply, Request};
 use p2pshare::wire::frame::write_header;
 use p2pshare::wire::message::ty;
-use p2pshare::wire::tracker_datagram::{Reply, Request};
 use p2pshare::wire::{Encode, PeerRequest, TrackerRequest};
 use std::fs;
 use std::io::{Read, Write};
@@ -516,8 +516,8 @@ fn a_datagram_sealed_before_the_tracker_restarted_gets_no_answer() {
 /// tracker serves on, and counts no panic. With the kernel's default
 /// receive buffer the tracker's first read takes only part of the
 /// surplus, which never reached the panic; the regression test that puts
-/// all of it in the first read is `net::tests::a_large_surplus_after_
-/// message_1_is_kept_not_a_panic` (a large SO_RCVBUF), and the gate's
+/// all of it in the first read is `net::conn::tests::a_large_surplus_
+/// after_message_1_is_kept_not_a_panic` (a large SO_RCVBUF), and the gate's
 /// `the_pool_serves_on_after_its_handlers_panic` covers the threads.
 #[test]
 fn message_1_with_a_large_surplus_leaves_the_tracker_serving() {

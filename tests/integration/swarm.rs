@@ -8,7 +8,7 @@ use crate::common::swarm::*;
 use crate::common::udp_peer::{entry, UdpPeer};
 use crate::common::*;
 use p2pshare::record::FileRecord;
-use p2pshare::wire::tracker_datagram::Held;
+use p2pshare::wire::datagram::tracker::Held;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

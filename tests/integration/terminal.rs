@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use nix::pty::{openpty, OpenptyResult, Winsize};
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs::{self, File};
 use std::io::{Read, Write};

@@ -1,15 +1,15 @@
-//! The tracker binary, spoken to directly: queries with `net::Conn` over
+//! The tracker binary, spoken to directly: queries with `net::conn::Conn` over
 //! TCP, sessions with hand-made UDP datagrams (`common::udp_peer`).
 
 use crate::common::udp_peer::{entry, UdpPeer};
 use crate::common::*;
 use p2pshare::error::{code, Error};
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::FileRecord;
-use p2pshare::wire::message::ty;
-use p2pshare::wire::tracker_datagram::{
+use p2pshare::wire::datagram::tracker::{
     Announce, Held, Refusal, Reply, Request, CONNECT_LEN, FLAG_REGISTER, MAX_TRACKER_DATAGRAM,
 };
+use p2pshare::wire::message::ty;
 use p2pshare::wire::{
     Decode, Encode, FileSummary, FrameReader, Holder, PeerRequest, TrackerReply, TrackerRequest,
     MAX_FRAME,
@@ -514,7 +514,7 @@ fn hostile_datagrams_draw_nothing_larger() {
     for cookie in [0, 1, u64::MAX, 0x1234_5678_9abc_def0] {
         forger.cookie = cookie;
         let r = forger.announce_with(
-            p2pshare::wire::tracker_datagram::FLAG_REGISTER,
+            p2pshare::wire::datagram::tracker::FLAG_REGISTER,
             vec![entry(&rec, Held::Complete)],
         );
         assert_eq!(r.unwrap_err(), Refusal::BadCookie);

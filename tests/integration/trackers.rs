@@ -38,7 +38,7 @@ fn start(s: &Swarm, id: &str, first: &str, second: &str, extra: &[&str]) -> Peer
 
 /// The items a tracker lists, as (name, holders).
 fn listing(tracker: &str) -> Vec<(String, u32)> {
-    use p2pshare::net::Conn;
+    use p2pshare::net::conn::Conn;
     use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
     let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
         return Vec::new();

@@ -5,7 +5,7 @@
 
 use crate::common::swarm::*;
 use crate::common::*;
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::record::{md5_of, Md5Digest};
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;

@@ -6,7 +6,7 @@ use crate::record::FileRecord;
 use crate::tracker::catalogue::Catalogue;
 use crate::tracker::cookie::CookieJar;
 use crate::tracker::udp::respond;
-use crate::wire::tracker_datagram::ANNOUNCE_BUDGET;
+use crate::wire::datagram::tracker::ANNOUNCE_BUDGET;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 

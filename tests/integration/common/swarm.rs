@@ -2,7 +2,7 @@
 //! read what peers print: shared by the peer and swarm tests.
 
 use super::*;
-use p2pshare::net::Conn;
+use p2pshare::net::conn::Conn;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::path::Path;

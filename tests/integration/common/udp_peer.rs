@@ -2,7 +2,7 @@
 //! need many registered peers, or datagrams no real peer would send.
 
 use p2pshare::record::FileRecord;
-use p2pshare::wire::tracker_datagram::{
+use p2pshare::wire::datagram::tracker::{
     Announce, Announced, Entry, Held, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER,
 };
 use std::net::{SocketAddr, UdpSocket};

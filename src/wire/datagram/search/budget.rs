@@ -20,8 +20,6 @@ impl ChunkInfo {
     /// piece fits. `self.record` is not used.
     pub fn encode_within(&self, record: &FileRecord, budget: usize) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(budget.min(super::QUERY_LEN));
-        out.extend_from_slice(&super::MAGIC);
-        out.push(super::VERSION);
         put_chunk_info_head(&mut out, self);
         let head = out.len();
         put_have(&mut out, &self.have);

@@ -4,23 +4,18 @@
 //! sends ANNOUNCEs that carry it. Registration, the periodic announce of
 //! what changed, and goodbye are all ANNOUNCEs, told apart by flags.
 //!
-//! Sans-I/O like the rest of `wire`: one datagram is one byte slice. Every
+//! Sans-I/O like the rest of `wire`: one datagram is one byte slice, with
+//! the header of `datagram` (magic `p2`, version, type). Every
 //! request is at least as long as any answer to it (CONNECT and ANNOUNCE
 //! are padded), so a spoofed source never draws more bytes than it sent.
 //! Layouts are in docs/PROTOCOL.md §12.
 
-use super::codec::{check_datagram_head, put_u16, put_u32, put_u64, put_u8, Decoder};
+use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::names::{check_file_name, check_peer_id, MAX_PEER_ID_BYTES};
 use crate::record::Md5Digest;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// The first two bytes of every datagram, as for search: ASCII `p2`.
-pub const MAGIC: [u8; 2] = *b"p2";
-/// This exchange's version; anything else is dropped.
-pub const VERSION: u8 = 1;
-/// Magic (2), version (1), type (1).
-pub const HEADER_LEN: usize = 4;
+use crate::wire::codec::{put_u16, put_u32, put_u64, put_u8, Decoder};
+use std::net::IpAddr;
 /// A CONNECT is exactly this long: padding makes it as long as its answer.
 pub const CONNECT_LEN: usize = 16;
 /// An ANNOUNCE is padded to at least this, the longest answer's fixed part
@@ -61,9 +56,6 @@ pub const FLAG_SITE: u8 = 0x04;
 const STATE_GONE: u8 = 0;
 const STATE_PARTIAL: u8 = 1;
 const STATE_COMPLETE: u8 = 2;
-
-const FAMILY_V4: u8 = 4;
-const FAMILY_V6: u8 = 6;
 
 /// How much of a file a peer holds, as it tells the tracker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,12 +173,6 @@ pub enum Reply {
 /// The REFUSED reason that carries an address after it.
 const ID_IN_USE: u8 = 4;
 
-fn put_header(out: &mut Vec<u8>, ty: u8) {
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.push(ty);
-}
-
 /// A `u8`-length string; callers keep it within 255 bytes.
 fn put_short_str(out: &mut Vec<u8>, s: &str) {
     debug_assert!(s.len() <= 255);
@@ -202,16 +188,9 @@ fn get_short_str<'a>(d: &mut Decoder<'a>, max: usize) -> Result<&'a str> {
     std::str::from_utf8(d.take(n)?).map_err(|_| Error::protocol("string is not UTF-8"))
 }
 
-/// Checks magic and version; the type byte and the body.
+/// Checks size, magic and version; the type byte and the body.
 fn split_header(bytes: &[u8]) -> Result<(u8, Decoder<'_>)> {
-    check_datagram_head(
-        bytes,
-        MAX_TRACKER_DATAGRAM,
-        HEADER_LEN,
-        (MAGIC, VERSION),
-        "tracker datagram",
-    )?;
-    Ok((bytes[3], Decoder::new(&bytes[HEADER_LEN..])))
+    open(bytes, MAX_TRACKER_DATAGRAM, "tracker datagram")
 }
 
 impl Entry<'_> {
@@ -421,16 +400,7 @@ impl Reply {
                 put_u64(out, a.session);
                 put_u16(out, a.interval_secs);
                 put_u32(out, a.peers);
-                match a.source {
-                    IpAddr::V4(v4) => {
-                        put_u8(out, FAMILY_V4);
-                        out.extend_from_slice(&v4.octets());
-                    }
-                    IpAddr::V6(v6) => {
-                        put_u8(out, FAMILY_V6);
-                        out.extend_from_slice(&v6.octets());
-                    }
-                }
+                put_ip(out, a.source);
                 let bitmap = a.unknown.len().div_ceil(8);
                 if a.unknown.iter().any(|&u| u) && out.len() + 2 + bitmap <= request_len {
                     put_u16(out, a.unknown.len() as u16);
@@ -479,11 +449,7 @@ impl Reply {
                 let session = d.u64()?;
                 let interval_secs = d.u16()?;
                 let peers = d.u32()?;
-                let source = match d.u8()? {
-                    FAMILY_V4 => IpAddr::V4(Ipv4Addr::from(d.array::<4>()?)),
-                    FAMILY_V6 => IpAddr::V6(Ipv6Addr::from(d.array::<16>()?)),
-                    other => return Err(Error::protocol(format!("address family {other}"))),
-                };
+                let source = get_ip(&mut d)?;
                 let n = d.u16()? as usize;
                 let bits = d.take(n.div_ceil(8))?;
                 let unknown = (0..n)
@@ -540,6 +506,7 @@ pub fn batches<'a>(fixed: usize, entries: Vec<Entry<'a>>) -> Vec<Vec<Entry<'a>>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::datagram::VERSION;
     use proptest::prelude::*;
 
     fn announce(entries: Vec<Entry<'static>>) -> Announce<'static> {
