@@ -5,9 +5,9 @@
 //! what changed, and goodbye are all ANNOUNCEs, told apart by flags.
 //!
 //! Sans-I/O like the rest of `wire`: one datagram is one byte slice, with
-//! the header of `datagram` (magic `p2`, version, type). Every
-//! request is at least as long as any answer to it (CONNECT and ANNOUNCE
-//! are padded), so a spoofed source never draws more bytes than it sent.
+//! the header of `datagram` (magic `p2`, version, type). Every request is
+//! at least as long as any answer to it (CONNECT and ANNOUNCE are
+//! padded), so a spoofed source never draws more bytes than it sent.
 //! Layouts are in docs/PROTOCOL.md §12.
 
 use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
@@ -301,14 +301,6 @@ impl<'a> Request<'a> {
             return None;
         }
         Some((d.u32().ok()?, d.u64().ok()?))
-    }
-
-    /// The transaction id, for logs and answers.
-    pub fn tx(&self) -> u32 {
-        match self {
-            Request::Connect { tx } => *tx,
-            Request::Announce(a) => a.tx,
-        }
     }
 }
 
