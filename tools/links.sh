@@ -103,11 +103,12 @@ EOF
 }
 
 # links_relay SWITCH_NS HOSTS QUEUE_BYTES: starts the relay on p0..p(HOSTS-1),
-# under SCHED_FIFO: it is the wire, and should not wait behind the hosts.
+# under SCHED_FIFO, above RT=1's peers: it is the wire, and should not wait
+# behind the hosts.
 links_relay() {
   local ports=() h
   for h in $(seq 0 $(($2 - 1))); do ports+=("p$h=${HOST_RTT_US[$h]}"); done
-  ip netns exec "$1" chrt -f 10 "$BIN/examples/linkrelay" --queue-bytes "$3" "${ports[@]}" > "$WORK/relay.log" 2>&1 &
+  ip netns exec "$1" chrt -f 20 "$BIN/examples/linkrelay" --queue-bytes "$3" "${ports[@]}" > "$WORK/relay.log" 2>&1 &
   RELAY_PID=$!
   PIDS+=("$RELAY_PID")
   wait_for 10 "the link relay" grep -q '^linkrelay ports=' "$WORK/relay.log" ||

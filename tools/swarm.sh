@@ -23,12 +23,15 @@
 # every host's link (tools/links.sh: a user-space switch in place of the
 # bridge, nftables for loss), and CHECK=links checks those links (ping,
 # one TCP stream, loss counted) instead of running the swarm.
-# KEEP=1 keeps the work directory (logs) and prints where it is.
+# KEEP=1 keeps the work directory (logs) and prints where it is. RT=1
+# (root): the whole run under SCHED_FIFO, so a shared machine's other load
+# does not starve the peers (tools/lib.sh, realtime).
 # `tools/swarm.sh --check` only checks the settings (and root for HOSTS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh
 . tools/links.sh
+realtime "$@"
 
 N=${N:-8}
 SIZE=${SIZE:-128M}
