@@ -71,6 +71,15 @@ for b in peer tracker; do
 done
 [ "$LINKS" = 0 ] || need_bins examples/linkrelay examples/tcpstream
 
+# peers_cpu PID...: the CPU seconds (utime + stime) those processes used.
+# Field 2 of /proc/PID/stat, the name in parentheses, is skipped whole.
+peers_cpu() {
+  local pid tck
+  tck=$(getconf CLK_TCK)
+  for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done |
+    awk -v tck="$tck" '{s += $12 + $13} END {printf "%.2f", s / tck}'
+}
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-swarm.XXXXXX")
 NETNS=()   # namespaces this run created, removed in teardown
 teardown() {
@@ -119,9 +128,10 @@ if [ "$HOSTS" = 1 ]; then
   done
   where="network namespaces, 10.213.0.0/24, upload capped by tc tbf on each host's interface"
   if [ "$LINKS" = 1 ]; then
-    # Held at once at most: twice what every uplink sends in the longest
-    # one-way delay, 4 MiB at least.
-    queue=$(( (N + 2) * U * LINK_HI_US / 1000000 ))
+    # Held at once at most: what every uplink sends in the longest one-way
+    # delay and 100 ms more (the relay falling behind for a while), 4 MiB
+    # at least; a frame beyond it is dropped and counted (dropped_full).
+    queue=$(( (N + 2) * U * (LINK_HI_US / 2 + 100000) / 1000000 ))
     links_relay "$sw" $((N + 2)) $(( queue > 4194304 ? queue : 4194304 ))
   fi
 else
@@ -189,15 +199,6 @@ seeder_tx() {
   if [ "$HOSTS" = 1 ]; then ip netns exec "${HOST_NS[1]}" cat /sys/class/net/eth0/statistics/tx_bytes; else echo 0; fi
 }
 tx0=$(seeder_tx)
-
-# peers_cpu PID...: the CPU seconds (utime + stime) those processes used.
-# Field 2 of /proc/PID/stat, the name in parentheses, is skipped whole.
-peers_cpu() {
-  local pid tck
-  tck=$(getconf CLK_TCK)
-  for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done |
-    awk -v tck="$tck" '{s += $12 + $13} END {printf "%.2f", s / tck}'
-}
 
 # ---- the leechers, all at once
 t0=$EPOCHREALTIME
