@@ -3,7 +3,8 @@
 
 use p2pshare::console::{say, say_err, Console, LogSink};
 use p2pshare::peer::downloads::{self, Origin, Ticket};
-use p2pshare::peer::{config, shell, Peer};
+use p2pshare::peer::{config, Peer};
+use p2pshare::shell;
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
 use p2pshare::Error;
 use std::io::Write;
@@ -84,7 +85,7 @@ fn main() {
             say(p.line());
         }
     }
-    if let Err(e) = p2pshare::peer::health::start(&peer) {
+    if let Err(e) = p2pshare::peer::session::health::start(&peer) {
         say_err(format_args!(
             "warning: cannot check the tracker at start: {e}"
         ));

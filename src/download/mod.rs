@@ -21,10 +21,11 @@ pub mod worker;
 mod tests;
 
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{code, Error, Result};
 use crate::metrics::peer::PeerMetrics;
 use crate::ratelimit::RateLimiter;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::units::{fraction, percent};
 use crate::wire::Holder;
 use crossbeam_channel::{select, Receiver, Sender};

@@ -1,41 +1,32 @@
 //! A peer: its store of shared files, the block server, the tracker
 //! session, and the operations the shell offers (`get`, `share`, ...).
 
-pub mod announcer;
-pub mod bench;
+pub mod block_server;
 pub mod config;
 pub mod downloads;
+pub mod files;
 pub mod follow;
-pub mod health;
-pub mod lookup;
 pub mod paused;
-pub mod progress_view;
-pub mod publish;
-pub mod rotation;
-pub mod seeding;
-pub mod serve;
-pub mod server;
-pub mod shell;
-pub mod store;
-pub mod tracker_client;
-pub mod trackers;
-pub mod watch;
-pub mod watcher;
+pub mod session;
 
+use crate::digest::Md5Digest;
 use crate::download::{self, Progress, SourceReport};
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
 use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
-use crate::net::admission::Limits;
-use crate::net::gate;
 use crate::ratelimit::RateLimiter;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use crate::wire::FileSummary;
 use config::Config;
+use files::store::{self, SharedFile, Store};
+use files::{publish, watcher};
 use log::{debug, info, warn};
+use session::lookup;
+use session::tracker_client::{self, Session};
+use session::trackers::Trackers;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
@@ -44,21 +35,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-pub use store::SharedFile;
-use store::Store;
-use tracker_client::Session;
-use trackers::Trackers;
-
-/// How the block server admits connections (`net::admission`): threads
-/// for at most 64 active connections, 512 more waiting for their first
-/// request (no thread), 16 from any one address, 4 s from accept to the
-/// first whole request.
-pub const ADMISSION: Limits = Limits {
-    handlers: 64,
-    lobby: 512,
-    per_ip: 16,
-    start: Duration::from_secs(4),
-};
 
 /// A running peer. Its parts are its own (and its submodules'); the shell,
 /// the binary and the web UI use the methods below.
@@ -211,30 +187,14 @@ impl Peer {
             swapping: Mutex::new(()),
             _lock: lock,
         });
-        bench::clear_scratch(&peer.scratch_dir());
+        clear_scratch(&peer.scratch_dir());
         let shared = peer.publish_found(found);
         info!(
             "{shared} files shared from {}",
             peer.store.files_dir().display()
         );
         let server_peer = peer.clone();
-        spawn("server", move || {
-            let settings = gate::Settings {
-                what: "server",
-                limits: ADMISSION,
-                max_frame: crate::wire::MAX_CONTROL_FRAME,
-            };
-            let (refused, panicked) = (server_peer.metrics.clone(), server_peer.metrics.clone());
-            gate::serve(
-                listener,
-                settings,
-                move |s, ticket| server::handle(&server_peer, s, &ticket),
-                gate::Counters {
-                    refused: Box::new(move || refused.refused()),
-                    panicked: Arc::new(move || panicked.handler_panicked()),
-                },
-            )
-        })?;
+        spawn("server", move || block_server::serve(server_peer, listener))?;
         let watch_peer = peer.clone();
         spawn("watch", move || watcher::run(watch_peer))?;
         for (index, commands) in commands.into_iter().enumerate() {
@@ -1260,6 +1220,16 @@ fn lock_dir(config: &Config) -> Result<DirLock> {
             &e,
         )),
     })
+}
+
+/// Removes what scratch downloads of an earlier run left behind (a crash,
+/// kill -9): nothing in there is ever resumed.
+fn clear_scratch(dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("cannot clear {}: {e}", dir.display());
+        }
+    }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {

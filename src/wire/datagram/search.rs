@@ -10,11 +10,12 @@
 
 use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::names::{check_peer_id, MAX_PEER_ID_BYTES};
-use crate::record::{piece_count_for, FileRecord, Md5Digest, MAX_FILE_SIZE};
+use crate::names::{check_peer_id, MAX_HOST_BYTES, MAX_PEER_ID_BYTES};
+use crate::record::{piece_count_for, FileRecord, MAX_FILE_SIZE};
 use crate::wire::codec::{put_str, put_u16, put_u64, put_u8, Decoder};
-use crate::wire::message::{get_have, get_name, get_record, put_have, put_record, MAX_HOST_BYTES};
+use crate::wire::message::{get_have, get_name, get_record, put_have, put_record};
 use std::net::SocketAddr;
 
 /// The largest datagram sent or accepted: below the 65,507-byte UDP limit

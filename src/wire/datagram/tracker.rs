@@ -11,11 +11,12 @@
 //! Layouts are in docs/PROTOCOL.md §12.
 
 use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::names::{check_file_name, check_peer_id, MAX_PEER_ID_BYTES};
-use crate::record::Md5Digest;
+use crate::names::{check_file_name, check_peer_id, MAX_HOST_BYTES, MAX_PEER_ID_BYTES};
 use crate::wire::codec::{put_u16, put_u32, put_u64, put_u8, Decoder};
 use std::net::IpAddr;
+use std::time::Duration;
 /// A CONNECT is exactly this long: padding makes it as long as its answer.
 pub const CONNECT_LEN: usize = 16;
 /// An ANNOUNCE is padded to at least this, the longest answer's fixed part
@@ -28,13 +29,14 @@ pub const MIN_ANNOUNCE_LEN: usize = 64;
 pub const ANNOUNCE_BUDGET: usize = 1232 - 51;
 /// The largest datagram the tracker reads; longer ones are dropped unread.
 pub const MAX_TRACKER_DATAGRAM: usize = 2048;
-/// Entries in one ANNOUNCE (each takes at least 19 bytes).
-pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / 19;
+/// The smallest entry of an ANNOUNCE: a one-byte name (with its length
+/// byte), the MD5 and the state.
+pub const MIN_ENTRY_LEN: usize = 2 + 16 + 1;
+/// Entries in one ANNOUNCE.
+pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / MIN_ENTRY_LEN;
 /// When a peer asks for a fresh connection id: well inside the shortest
-/// life the tracker gives one (60 s). Both sides of the exchange use it.
-pub const COOKIE_REFRESH_SECS: u64 = 50;
-/// Longest advertised host.
-pub const MAX_HOST_BYTES: usize = crate::names::MAX_HOST_BYTES;
+/// life the tracker gives one (`tracker::cookie::WINDOW_SECS`, 60 s).
+pub const COOKIE_REFRESH: Duration = Duration::from_secs(50);
 
 pub mod ty {
     pub const CONNECT: u8 = 0x10;
@@ -335,9 +337,9 @@ fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
         ""
     };
     let n = d.u16()? as usize;
-    // Each entry takes at least 19 bytes: no count sizes an allocation
+    // Each entry takes at least MIN_ENTRY_LEN: no count sizes an allocation
     // beyond the datagram.
-    if n > MAX_ENTRIES || n * 19 > d.remaining() {
+    if n > MAX_ENTRIES || n * MIN_ENTRY_LEN > d.remaining() {
         return Err(Error::protocol(format!(
             "{n} entries do not fit the datagram"
         )));

@@ -4,8 +4,8 @@
 //! sequence or a carriage return unless stdout is a terminal, so piped
 //! output keeps the contract's plain lines.
 
-use super::Peer;
 use crate::download::Progress;
+use crate::peer::Peer;
 use crate::record::BLOCK_SIZE;
 use crate::terminal::{screen_width, CLEAR_LINE};
 use crate::units::{fraction, percent};

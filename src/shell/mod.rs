@@ -1,14 +1,20 @@
-//! The peer's shell: one command per line from stdin, run one after another.
+//! The peer's terminal front end, beside the web UI (`web::peer_ui`) and
+//! like it above `peer`: the shell (one command per line from stdin, run
+//! one after another), the live progress line (`progress_view`), and
+//! `bench` and `stress` (`bench`).
 
-use super::downloads::{self, Origin, Ticket};
-use super::progress_view::{status_line, LiveBar, View};
-use super::rotation::Health;
-use super::trackers::Trackers;
-use super::{bench, Peer};
+pub mod bench;
+pub mod progress_view;
+
 use crate::console::{say, say_err, say_partial, Console};
 use crate::error::{Error, Result};
+use crate::peer::downloads::{self, Origin, Ticket};
+use crate::peer::session::rotation::Health;
+use crate::peer::session::trackers::Trackers;
+use crate::peer::Peer;
 use crate::record::BLOCK_SIZE;
 use crate::units::hex;
+use progress_view::{status_line, LiveBar, View};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -300,7 +306,7 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
         }
         Command::WhoHas(name) => {
             crate::names::check_file_name(&name)?;
-            let found = super::lookup::who_has(peer, &name)?;
+            let found = crate::peer::session::lookup::who_has(peer, &name)?;
             // Peers that joined the download but have no piece yet hold
             // nothing (an empty file has no pieces to have).
             let holders: Vec<_> = found
