@@ -140,9 +140,17 @@ nearfar: examples
 # namespace (own IP, veth pairs, upload capped by tc tbf). Needs root:
 # `make build && sudo make hosts` (root's PATH often has no cargo, so this
 # builds only where it finds one). Refuses before building without root.
+# RTT and LOSS add distance and loss to every host's link (no netem here:
+# a user-space switch, examples/linkrelay, holds the frames; nftables
+# drops; tools/links.sh, docs/ARCHITECTURE.md "Test links"):
+#   make hosts N=8 SIZE=128M LIMIT=10M RTT=40ms LOSS=0.1%
+#   make hosts RTT=5ms-80ms        leechers spread from 5 to 80 ms, each one's printed
+#   make hosts CHECK=links RTT=40ms LOSS=0.1%
+#                                  no swarm: ping, one TCP stream, loss counted
 hosts:
 	@HOSTS=1 tools/swarm.sh --check
-	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
+	@if command -v $(CARGO) >/dev/null; then \
+	  $(CARGO) build --release --bins $(if $(RTT)$(LOSS)$(CHECK),--example linkrelay --example tcpstream); fi
 	BIN=$(BIN) HOSTS=1 tools/swarm.sh
 
 # A swarm over SITES sites (network namespaces, root): each site's hosts on

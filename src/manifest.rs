@@ -15,6 +15,7 @@
 //! folders and empty files included. There is no symlink entry: a
 //! symlink is never shared.
 
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
 use crate::names::check_file_name;
 use std::collections::HashSet;
@@ -29,9 +30,6 @@ pub const MAX_ENTRIES: usize = 65_536;
 /// (`record::MAX_FILE_SIZE`; not named here, `record` builds on this
 /// module).
 pub const MAX_TOTAL_SIZE: u64 = 1 << 40;
-
-/// An MD5 digest (the same as `record::Md5Digest`).
-pub type Md5Digest = [u8; 16];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {

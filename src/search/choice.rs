@@ -3,7 +3,8 @@
 //! holders to fetch from. Pure: answers in, decisions out.
 
 use super::node::Answer;
-use crate::record::{FileRecord, Md5Digest};
+use crate::digest::Md5Digest;
+use crate::record::FileRecord;
 use crate::wire::Holder;
 
 /// The version of a file most answers agree on.

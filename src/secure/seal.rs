@@ -22,6 +22,7 @@ use std::collections::{HashSet, VecDeque};
 pub const HEADER: [u8; 3] = *b"p2S";
 pub const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
+/// A timestamp: u64 BE, Unix milliseconds (`unix_ms`).
 const STAMP_LEN: usize = 8;
 /// Bytes a sealed datagram adds to the one inside.
 pub const OVERHEAD: usize = HEADER.len() + NONCE_LEN + STAMP_LEN + TAG_LEN;

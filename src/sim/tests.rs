@@ -561,7 +561,7 @@ fn a_full_server_makes_room_by_closing_an_idle_connection() {
     // More leechers than the seeder has handlers: every one still gets
     // its copy, and the seeder closed idle connections to let new ones in
     // rather than answering them all BUSY.
-    let n = crate::peer::ADMISSION.handlers + 6;
+    let n = crate::peer::block_server::ADMISSION.handlers + 6;
     let mut sim = swarm(n, 400_000, 10_000_000, 5);
     let done = run_swarm(&mut sim, &[]);
     assert!(done[1..].iter().all(Option::is_some));

@@ -25,9 +25,10 @@
 pub mod sites;
 
 use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
+use crate::digest::Md5Digest;
 use crate::error::{code, Error, Result};
 use crate::names::natural_cmp;
-use crate::record::{FileRecord, LegacyRecord, Md5Digest, BLOCK_SIZE};
+use crate::record::{FileRecord, LegacyRecord, BLOCK_SIZE};
 use crate::rng::Rng;
 use crate::units::hex;
 use crate::wire::datagram::tracker::{Entry, Held};

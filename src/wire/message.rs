@@ -10,17 +10,15 @@
 use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, put_varint, Decoder};
 use super::frame::{put_frame, write_header};
 use crate::bitfield::Bitfield;
+use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
 use crate::manifest::{Entry, Manifest, MAX_ENTRIES, MAX_PATH_BYTES};
-use crate::names::{check_file_name, check_peer_id, MAX_NAME_BYTES, MAX_PEER_ID_BYTES};
-use crate::record::{
-    FileRecord, LegacyRecord, Md5Digest, PieceHash, KIND_FILE, KIND_FOLDER, MAX_PIECES,
-    RECORD_VERSION,
+use crate::names::{
+    check_file_name, check_peer_id, MAX_HOST_BYTES, MAX_NAME_BYTES, MAX_PEER_ID_BYTES,
 };
+use crate::record::{FileRecord, LegacyRecord, KIND_FILE, KIND_FOLDER, MAX_PIECES, RECORD_VERSION};
 use std::io::{self, Write};
 
-/// Longest host string (a DNS name) in an address.
-pub const MAX_HOST_BYTES: usize = 255;
 /// Longest human-readable error text.
 pub const MAX_ERROR_TEXT: usize = 1024;
 /// Most blocks one REQUEST may ask for (256 KiB).

@@ -9,8 +9,9 @@ use super::message::{
     put_error, put_files, put_holders, put_record, ty, unexpected, Answer, Decode, Encode,
 };
 use super::{FileSummary, Holder};
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 
 /// What a client asks the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]

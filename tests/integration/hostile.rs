@@ -573,7 +573,7 @@ fn a_flood_of_idle_and_trickling_connections_leaves_whohas_and_get_working() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let [peer_threads, tracker_threads, peer_fds, tracker_fds] = *most.lock().unwrap();
-    let peer_bound = base.0 + p2pshare::peer::ADMISSION.handlers;
+    let peer_bound = base.0 + p2pshare::peer::block_server::ADMISSION.handlers;
     let tracker_bound = base.1 + p2pshare::tracker::server::ADMISSION.handlers;
     let ok = out.status.success()
         && stdout.contains(&format!("A 127.0.0.1:{a_port} "))

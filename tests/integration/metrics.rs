@@ -97,7 +97,7 @@ fn both_sides_count_a_transfer() {
     std::fs::write(dir_a.join("files/m.bin"), &data).unwrap();
     let (_a, base_a) = web_peer("A", &tracker, &dir_a, &[]);
     wait_until(WAIT, "A's file at the tracker", || {
-        p2pshare::peer::tracker_client::list_files(&tracker.addr())
+        p2pshare::peer::session::tracker_client::list_files(&tracker.addr())
             .is_ok_and(|f| f.iter().any(|f| f.name == "m.bin" && f.holders > 0))
     });
     // Its one tracker answers (the session said so, or a query did).

@@ -31,7 +31,7 @@ fn a_second_peer_with_the_same_id_is_refused_clearly() {
     std::fs::write(dir.join("files/a.txt"), b"first A's file").unwrap();
     let (first, first_port) = serving("A", &tracker, &dir);
     let holder_ports = || -> Vec<u16> {
-        p2pshare::peer::tracker_client::who_has(&tracker.addr(), "a.txt", None)
+        p2pshare::peer::session::tracker_client::who_has(&tracker.addr(), "a.txt", None)
             .map(|h| h.iter().map(|h| h.port).collect())
             .unwrap_or_default()
     };

@@ -60,7 +60,7 @@ fn a_site_takes_from_outside_only_what_it_lacks_and_lists_its_own_first() {
     );
     assert_eq!(value(&z, "peer_received_own_site_bytes_total"), 0, "{z}");
     wait_until(WAIT, "Z-two seeding at the tracker", || {
-        p2pshare::peer::tracker_client::who_has(&tracker, "f.bin", None)
+        p2pshare::peer::session::tracker_client::who_has(&tracker, "f.bin", None)
             .is_ok_and(|h| h.iter().any(|h| h.peer_id == "Z-two" && h.complete))
     });
 

@@ -251,7 +251,8 @@ fn a_tracker_restart_under_load_is_recovered() {
     s.tracker.restart();
     let back = Instant::now();
     wait_until(WAIT, "every peer to register again", || {
-        let files = p2pshare::peer::tracker_client::list_files(&tracker).unwrap_or_default();
+        let files =
+            p2pshare::peer::session::tracker_client::list_files(&tracker).unwrap_or_default();
         files.first().is_some_and(|f| f.holders == 303)
     });
     eprintln!(

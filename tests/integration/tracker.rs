@@ -295,7 +295,9 @@ fn hundreds_of_peers_behind_one_address() {
             let addr = t.addr();
             // The peer's own client: it waits and asks again when the
             // tracker says it is busy.
-            std::thread::spawn(move || p2pshare::peer::tracker_client::list_files(&addr).is_ok())
+            std::thread::spawn(move || {
+                p2pshare::peer::session::tracker_client::list_files(&addr).is_ok()
+            })
         })
         .collect();
     for th in threads {

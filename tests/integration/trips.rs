@@ -454,5 +454,5 @@ fn a_clock_two_minutes_off_is_named_on_the_peer_and_once_at_the_tracker() {
 }
 
 fn health_retry() -> std::time::Duration {
-    p2pshare::peer::health::RETRY_EVERY
+    p2pshare::peer::session::health::RETRY_EVERY
 }

@@ -5,8 +5,9 @@
 
 use crate::common::swarm::*;
 use crate::common::*;
+use p2pshare::digest::Md5Digest;
 use p2pshare::net::conn::Conn;
-use p2pshare::record::{md5_of, Md5Digest};
+use p2pshare::record::md5_of;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -282,7 +282,7 @@ fn an_upload_streams_to_disk_is_announced_fetched_and_saved() {
     assert!(!scratch.exists(), "the scratch file was moved, not left");
 
     // Announced: the tracker lists it, and B's Download page offers it.
-    let files = p2pshare::peer::tracker_client::list_files(&tracker.addr()).unwrap();
+    let files = p2pshare::peer::session::tracker_client::list_files(&tracker.addr()).unwrap();
     assert!(files
         .iter()
         .any(|f| f.name == "big file.bin" && hex(&f.md5) == md5));

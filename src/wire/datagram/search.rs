@@ -1,20 +1,21 @@
 //! The UDP datagrams of tracker-less search (seed 002): HELLO, QUERY and
 //! CHUNK_INFO. Sans-I/O like the rest of `wire`: a datagram is one byte
 //! slice in, one `Vec<u8>` out. Every datagram starts with the 4-byte
-//! header of `datagram` (magic `p2`, version, type); every length is checked against the bytes
-//! left and a named limit before anything is allocated, and the whole
-//! datagram against `MAX_DATAGRAM`. HELLO and QUERY end in zero padding,
-//! which askers add so that an answer may be as large (`budget`: nothing
-//! sent back is larger than what asked). Layouts are in docs/PROTOCOL.md
-//! §11.
+//! header of `datagram` (magic `p2`, version, type); every length is
+//! checked against the bytes left and a named limit before anything is
+//! allocated, and the whole datagram against `MAX_DATAGRAM`. HELLO and
+//! QUERY end in zero padding, which askers add so that an answer may be
+//! as large (`budget`: nothing sent back is larger than what asked).
+//! Layouts are in docs/PROTOCOL.md §11.
 
 use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::names::{check_peer_id, MAX_PEER_ID_BYTES};
-use crate::record::{piece_count_for, FileRecord, Md5Digest, MAX_FILE_SIZE};
+use crate::names::{check_peer_id, MAX_HOST_BYTES, MAX_PEER_ID_BYTES};
+use crate::record::{piece_count_for, FileRecord, MAX_FILE_SIZE};
 use crate::wire::codec::{put_str, put_u16, put_u64, put_u8, Decoder};
-use crate::wire::message::{get_have, get_name, get_record, put_have, put_record, MAX_HOST_BYTES};
+use crate::wire::message::{get_have, get_name, get_record, put_have, put_record};
 use std::net::SocketAddr;
 
 /// The largest datagram sent or accepted: below the 65,507-byte UDP limit

@@ -5,17 +5,18 @@
 //! what changed, and goodbye are all ANNOUNCEs, told apart by flags.
 //!
 //! Sans-I/O like the rest of `wire`: one datagram is one byte slice, with
-//! the header of `datagram` (magic `p2`, version, type). Every
-//! request is at least as long as any answer to it (CONNECT and ANNOUNCE
-//! are padded), so a spoofed source never draws more bytes than it sent.
+//! the header of `datagram` (magic `p2`, version, type). Every request is
+//! at least as long as any answer to it (CONNECT and ANNOUNCE are
+//! padded), so a spoofed source never draws more bytes than it sent.
 //! Layouts are in docs/PROTOCOL.md §12.
 
 use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::names::{check_file_name, check_peer_id, MAX_PEER_ID_BYTES};
-use crate::record::Md5Digest;
+use crate::names::{check_file_name, check_peer_id, MAX_HOST_BYTES, MAX_PEER_ID_BYTES};
 use crate::wire::codec::{put_u16, put_u32, put_u64, put_u8, Decoder};
 use std::net::IpAddr;
+use std::time::Duration;
 /// A CONNECT is exactly this long: padding makes it as long as its answer.
 pub const CONNECT_LEN: usize = 16;
 /// An ANNOUNCE is padded to at least this, the longest answer's fixed part
@@ -28,13 +29,14 @@ pub const MIN_ANNOUNCE_LEN: usize = 64;
 pub const ANNOUNCE_BUDGET: usize = 1232 - 51;
 /// The largest datagram the tracker reads; longer ones are dropped unread.
 pub const MAX_TRACKER_DATAGRAM: usize = 2048;
-/// Entries in one ANNOUNCE (each takes at least 19 bytes).
-pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / 19;
+/// The smallest entry of an ANNOUNCE: a one-byte name (with its length
+/// byte), the MD5 and the state.
+pub const MIN_ENTRY_LEN: usize = 2 + 16 + 1;
+/// Entries in one ANNOUNCE.
+pub const MAX_ENTRIES: usize = MAX_TRACKER_DATAGRAM / MIN_ENTRY_LEN;
 /// When a peer asks for a fresh connection id: well inside the shortest
-/// life the tracker gives one (60 s). Both sides of the exchange use it.
-pub const COOKIE_REFRESH_SECS: u64 = 50;
-/// Longest advertised host.
-pub const MAX_HOST_BYTES: usize = crate::names::MAX_HOST_BYTES;
+/// life the tracker gives one (`tracker::cookie::WINDOW_SECS`, 60 s).
+pub const COOKIE_REFRESH: Duration = Duration::from_secs(50);
 
 pub mod ty {
     pub const CONNECT: u8 = 0x10;
@@ -290,6 +292,12 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Gives an encoded request (`bytes`, from `encode`) another
+    /// transaction id: every request carries it first after the header.
+    pub fn set_tx(bytes: &mut [u8], tx: u32) {
+        bytes[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&tx.to_be_bytes());
+    }
+
     /// The transaction id and connection id of something shaped like an
     /// ANNOUNCE (header, type and length) whose body may not decode: so
     /// a peer that proved its address is told why it is ignored.
@@ -299,14 +307,6 @@ impl<'a> Request<'a> {
             return None;
         }
         Some((d.u32().ok()?, d.u64().ok()?))
-    }
-
-    /// The transaction id, for logs and answers.
-    pub fn tx(&self) -> u32 {
-        match self {
-            Request::Connect { tx } => *tx,
-            Request::Announce(a) => a.tx,
-        }
     }
 }
 
@@ -335,9 +335,9 @@ fn decode_announce<'a>(d: &mut Decoder<'a>) -> Result<Announce<'a>> {
         ""
     };
     let n = d.u16()? as usize;
-    // Each entry takes at least 19 bytes: no count sizes an allocation
+    // Each entry takes at least MIN_ENTRY_LEN: no count sizes an allocation
     // beyond the datagram.
-    if n > MAX_ENTRIES || n * 19 > d.remaining() {
+    if n > MAX_ENTRIES || n * MIN_ENTRY_LEN > d.remaining() {
         return Err(Error::protocol(format!(
             "{n} entries do not fit the datagram"
         )));
@@ -550,6 +550,23 @@ mod tests {
         empty.encode(&mut buf);
         assert_eq!(buf.len(), MIN_ANNOUNCE_LEN);
         assert_eq!(Request::decode(&buf).unwrap(), empty);
+    }
+
+    #[test]
+    fn a_request_given_another_tx_decodes_with_it() {
+        let mut buf = Vec::new();
+        for r in [
+            Request::Connect { tx: 1 },
+            Request::Announce(announce(vec![entry("a.bin", Held::Complete)])),
+        ] {
+            r.encode(&mut buf);
+            Request::set_tx(&mut buf, 0x0a0b_0c0d);
+            let again = match Request::decode(&buf).unwrap() {
+                Request::Connect { tx } => tx,
+                Request::Announce(a) => a.tx,
+            };
+            assert_eq!(again, 0x0a0b_0c0d);
+        }
     }
 
     #[test]

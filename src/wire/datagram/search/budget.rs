@@ -7,7 +7,8 @@
 
 use super::{put_chunk_info_head, ChunkInfo, Datagram};
 use crate::bitfield::Bitfield;
-use crate::record::{FileRecord, PieceHash};
+use crate::digest::PieceHash;
+use crate::record::FileRecord;
 use crate::wire::codec::{put_u8, varint_len};
 use crate::wire::message::{put_have, put_record, record_len};
 

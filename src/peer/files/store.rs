@@ -4,12 +4,13 @@
 //! mtime so a restart does not hash unchanged files again.
 
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::download::reassembler::Reassembler;
 use crate::download::reuse::{Candidate, Payload};
 use crate::error::{Error, Result};
 use crate::fsutil::{write_atomically, Stamp};
 use crate::names::check_file_name;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::tree::{fingerprint, Tree};
 use crate::wire::record_file::{self, Stored};
 use log::{info, warn};
@@ -34,7 +35,7 @@ pub struct SharedFile {
     /// A download in progress: only its verified pieces may be served.
     pub partial: Option<Arc<Reassembler>>,
     /// A complete file: the seeder's schedule across its connections.
-    pub seeding: Option<std::sync::Mutex<super::seeding::Seeding>>,
+    pub seeding: Option<std::sync::Mutex<crate::peer::block_server::seeding::Seeding>>,
     /// A complete file: its size and mtime when it was shared, which the
     /// watcher compares with what `files/` holds now.
     pub stamp: Stamp,
@@ -48,8 +49,10 @@ impl SharedFile {
         stamp: Stamp,
         hot: Option<Bitfield>,
     ) -> SharedFile {
-        let mut seeding =
-            super::seeding::Seeding::new(record.piece_count(), crate::rng::Rng::new().next_u64());
+        let mut seeding = crate::peer::block_server::seeding::Seeding::new(
+            record.piece_count(),
+            crate::rng::Rng::new().next_u64(),
+        );
         if let Some(hot) = hot {
             seeding.prefer(hot);
         }
@@ -106,7 +109,7 @@ impl Payload for SharedFile {
 
 /// Gives a freshly hashed record (version 1, no owner) the version this
 /// peer publishes, from the record it last had of the name
-/// (`peer::publish::assign`, with the swarm's record).
+/// (`peer::files::publish::assign`, with the swarm's record).
 pub type Versioner<'a> = &'a dyn Fn(FileRecord, Option<&FileRecord>) -> FileRecord;
 
 /// A file of `files/` hashed and opened, not yet shared.

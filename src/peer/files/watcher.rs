@@ -1,14 +1,14 @@
-//! The `watch` thread: lists `files/` about once a second (std only, no
+//! The watcher (the `watch` thread): lists `files/` about once a second (std only, no
 //! inotify: polling costs one `read_dir` and a `stat` per item, and works
 //! on every file system, network mounts included), hands the listing to
-//! the pure `Watch`, and carries out its actions through the `Peer`.
+//! the pure `changes::Changes`, and carries out its actions through the `Peer`.
 //!
 //! Symlinks are not followed: a link in `files/` is not listed, so it is
 //! never shared (as at start-up).
 
-use super::watch::{Action, Listing, Watch};
-use super::Peer;
+use super::changes::{Action, Changes, Listing};
 use crate::fsutil::Stamp;
+use crate::peer::Peer;
 use log::{debug, info, warn};
 use std::fs;
 use std::path::Path;
@@ -45,7 +45,7 @@ pub fn list(dir: &Path) -> std::io::Result<Listing> {
 
 /// The thread's body: until the peer shuts down.
 pub fn run(peer: Arc<Peer>) {
-    let mut watch = Watch::new(SETTLE, RETRY);
+    let mut watch = Changes::new(SETTLE, RETRY);
     let mut warned = Warned::default();
     let dir = peer.files_dir().to_path_buf();
     while !peer.is_cancelled() {
@@ -97,7 +97,7 @@ impl Warned {
 
 fn carry_out(
     peer: &Peer,
-    watch: &mut Watch,
+    watch: &mut Changes,
     warned: &mut Warned,
     listing: &Listing,
     action: Action,

@@ -5,12 +5,13 @@
 //! piece verified against the record.
 
 use super::trackers::Trackers;
-use super::Peer;
+use crate::digest::Md5Digest;
 use crate::download::Refresh;
 use crate::error::{Error, Result};
 use crate::net::addrs::join_host_port;
 use crate::net::conn::Conn;
-use crate::record::{FileRecord, Md5Digest};
+use crate::peer::Peer;
+use crate::record::FileRecord;
 use crate::search::choice::{choose, holders_of, Choice};
 use crate::search::{Answer, Search};
 use crate::units::hex;

@@ -6,8 +6,8 @@
 //! runs a thread per tracker that asks it.
 
 use super::tracker_client;
-use super::Peer;
 use crate::console::say_err;
+use crate::peer::Peer;
 use std::sync::Arc;
 use std::time::Duration;
 

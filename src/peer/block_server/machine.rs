@@ -1,7 +1,7 @@
 //! One block-server connection as a state machine: it takes the
 //! downloader's requests and the time, and says what to answer, which
 //! blocks to send next and when to give up. No socket, clock, thread or
-//! disk inside: `server` drives it over TCP and reads the blocks from the
+//! disk inside: `driver` drives it over TCP and reads the blocks from the
 //! files, the simulator drives it over a simulated connection.
 //!
 //! Requests are queued before they are served (REQUEST and CANCEL act on
@@ -14,8 +14,9 @@
 
 use super::seeding::Seeding;
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::wire::{Answer, PeerReply, PeerRequest};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -90,8 +91,9 @@ struct Opened<F> {
     asked_at: Instant,
 }
 
+/// A run of blocks asked for and not yet sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Request {
+struct Queued {
     handle: u32,
     block: u32,
     count: u32,
@@ -99,7 +101,7 @@ struct Request {
 
 pub struct Serve<F> {
     opened: Vec<Opened<F>>,
-    pending: VecDeque<Request>,
+    pending: VecDeque<Queued>,
     heard: Instant,
     out: Vec<PeerReply<'static>>,
     closing: bool,
@@ -164,7 +166,7 @@ impl<F: Served> Serve<F> {
                     o.asked.set(p);
                 }
                 o.asked_at = now;
-                self.pending.push_back(Request {
+                self.pending.push_back(Queued {
                     handle,
                     block,
                     count: count as u32,
@@ -281,7 +283,7 @@ impl<F: Served> Serve<F> {
             return Ok(None);
         };
         if r.count > SLICE_BLOCKS {
-            self.pending.push_front(Request {
+            self.pending.push_front(Queued {
                 block: r.block + SLICE_BLOCKS,
                 count: r.count - SLICE_BLOCKS,
                 ..r
@@ -392,7 +394,7 @@ fn check_range(record: &FileRecord, block: u32, count: u32) -> Result<()> {
 
 /// Removes `block..block+count` of `handle` from the requests not yet
 /// served, splitting a request that straddles the range.
-fn cancel(pending: &mut VecDeque<Request>, handle: u32, block: u32, count: u32) {
+fn cancel(pending: &mut VecDeque<Queued>, handle: u32, block: u32, count: u32) {
     let end = block.saturating_add(count);
     let mut kept = VecDeque::with_capacity(pending.len());
     for r in pending.drain(..) {
@@ -402,13 +404,13 @@ fn cancel(pending: &mut VecDeque<Request>, handle: u32, block: u32, count: u32) 
             continue;
         }
         if r.block < block {
-            kept.push_back(Request {
+            kept.push_back(Queued {
                 count: block - r.block,
                 ..r
             });
         }
         if r_end > end {
-            kept.push_back(Request {
+            kept.push_back(Queued {
                 block: end,
                 count: r_end - end,
                 ..r

@@ -5,11 +5,11 @@
 //! NEW_FILE for a record the tracker lacks.
 
 use super::announcer::{Announcer, Holdings, Identity, Notice};
-use super::store::Store;
 use super::trackers::Trackers;
-use super::Peer;
 use crate::error::{code, Error, Result};
 use crate::net::conn::Conn;
+use crate::peer::files::store::Store;
+use crate::peer::Peer;
 use crate::record::FileRecord;
 use crate::secure::seal::{Purpose, ReplayGuard};
 use crate::wire::datagram::tracker::{Held, MAX_TRACKER_DATAGRAM};
@@ -55,11 +55,6 @@ impl Session {
             .map(|_| crossbeam_channel::unbounded())
             .unzip();
         (Session { tx }, rx)
-    }
-
-    /// A file was added to the store: announce it without waiting.
-    pub fn new_file(&self, _record: Arc<FileRecord>) {
-        self.announce_now();
     }
 
     /// Publishes a new file's record on the trackers and waits for their
@@ -475,22 +470,22 @@ fn on_notice(
                 };
                 match publish(tracker, &peer.config().id, &record) {
                     Ok(()) => announcer.release(&name),
-                    Err(e) => match super::publish::refusal(&e) {
+                    Err(e) => match crate::peer::files::publish::refusal(&e) {
                         // The tracker knows the name from another owner
                         // now (it lost our record, and someone else took
                         // the name): no longer ours to share. With other
                         // trackers, this one's view is not the swarm's
                         // (two owners took the name apart in a partition):
                         // the others still have ours.
-                        super::publish::Refusal::Conflict if trackers.addrs().len() == 1 => {
+                        crate::peer::files::publish::Refusal::Conflict if trackers.addrs().len() == 1 => {
                             warn!("not sharing {name} any more: {e}");
                             peer.withdraw(&name);
                         }
-                        super::publish::Refusal::Conflict => {
+                        crate::peer::files::publish::Refusal::Conflict => {
                             warn!("tracker {tracker} has {name} from another owner: {e}")
                         }
-                        super::publish::Refusal::Outdated => debug!("{name}: {e}"),
-                        super::publish::Refusal::Other => warn!("{name} not announced: {e}"),
+                        crate::peer::files::publish::Refusal::Outdated => debug!("{name}: {e}"),
+                        crate::peer::files::publish::Refusal::Other => warn!("{name} not announced: {e}"),
                     },
                 }
             }
@@ -642,7 +637,7 @@ pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
 pub fn who_has(
     tracker: &str,
     name: &str,
-    md5: Option<&crate::record::Md5Digest>,
+    md5: Option<&crate::digest::Md5Digest>,
 ) -> Result<Vec<Holder>> {
     who_has_at(tracker, name, md5, None)
 }
@@ -653,7 +648,7 @@ pub fn who_has(
 pub fn who_has_at(
     tracker: &str,
     name: &str,
-    md5: Option<&crate::record::Md5Digest>,
+    md5: Option<&crate::digest::Md5Digest>,
     site: Option<&str>,
 ) -> Result<Vec<Holder>> {
     let ask = |site: Option<&str>| {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 pub type Listing = BTreeMap<String, Stamp>;
 
 /// What the store shares, by name, with the stamp it was shared at.
-pub type Shared = BTreeMap<String, Stamp>;
+pub type SharedStamps = BTreeMap<String, Stamp>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -43,7 +43,7 @@ struct Pending {
     was_shared: bool,
 }
 
-pub struct Watch {
+pub struct Changes {
     settle: Duration,
     retry: Duration,
     pending: BTreeMap<String, Pending>,
@@ -52,11 +52,11 @@ pub struct Watch {
     failed: BTreeMap<String, (Stamp, Instant)>,
 }
 
-impl Watch {
+impl Changes {
     /// `settle`: how long a stamp must hold before the item is shared;
     /// `retry`: how long a failure holds an unchanged item back.
-    pub fn new(settle: Duration, retry: Duration) -> Watch {
-        Watch {
+    pub fn new(settle: Duration, retry: Duration) -> Changes {
+        Changes {
             settle,
             retry,
             pending: BTreeMap::new(),
@@ -65,7 +65,7 @@ impl Watch {
     }
 
     /// One listing: the actions it calls for, withdrawals first.
-    pub fn step(&mut self, listing: &Listing, shared: &Shared, now: Instant) -> Vec<Action> {
+    pub fn step(&mut self, listing: &Listing, shared: &SharedStamps, now: Instant) -> Vec<Action> {
         let mut withdraw = Vec::new();
         let mut share = Vec::new();
         for name in shared.keys().filter(|n| !listing.contains_key(*n)) {
@@ -161,8 +161,8 @@ mod tests {
         items.iter().map(|(n, s)| (n.to_string(), *s)).collect()
     }
 
-    fn watch() -> Watch {
-        Watch::new(SETTLE, Duration::from_secs(30))
+    fn watch() -> Changes {
+        Changes::new(SETTLE, Duration::from_secs(30))
     }
 
     fn at(t0: Instant, ms: u64) -> Instant {
@@ -173,10 +173,10 @@ mod tests {
     fn a_new_file_is_shared_once_it_has_settled() {
         let (mut w, t0) = (watch(), Instant::now());
         let l = listing(&[("a", stamp(5, 1))]);
-        assert!(w.step(&l, &Shared::new(), t0).is_empty());
-        assert!(w.step(&l, &Shared::new(), at(t0, 500)).is_empty());
+        assert!(w.step(&l, &SharedStamps::new(), t0).is_empty());
+        assert!(w.step(&l, &SharedStamps::new(), at(t0, 500)).is_empty());
         assert_eq!(
-            w.step(&l, &Shared::new(), at(t0, 1000)),
+            w.step(&l, &SharedStamps::new(), at(t0, 1000)),
             [Share("a".into())]
         );
         // Shared now: nothing more to do.
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn a_file_still_growing_waits() {
         let (mut w, t0) = (watch(), Instant::now());
-        let none = Shared::new();
+        let none = SharedStamps::new();
         for i in 0..10u64 {
             let l = listing(&[("big", stamp(i * 100, i as u128))]);
             assert!(w.step(&l, &none, at(t0, i * 1000)).is_empty(), "{i}");
@@ -204,7 +204,7 @@ mod tests {
         let l = listing(&[("b", stamp(1, 1))]);
         assert_eq!(w.step(&l, &shared, t0), [Withdraw("a".into())]);
         assert!(w
-            .step(&Listing::new(), &Shared::new(), at(t0, 2000))
+            .step(&Listing::new(), &SharedStamps::new(), at(t0, 2000))
             .is_empty());
         assert_eq!(w.pending().count(), 0);
     }
@@ -216,7 +216,7 @@ mod tests {
         let changed = listing(&[("a", stamp(7, 2))]);
         assert_eq!(w.step(&changed, &shared, t0), [Withdraw("a".into())]);
         // Withdrawn: the store no longer has it.
-        let none = Shared::new();
+        let none = SharedStamps::new();
         assert!(w.step(&changed, &none, at(t0, 400)).is_empty());
         assert_eq!(w.step(&changed, &none, at(t0, 1000)), [Rehash("a".into())]);
     }
@@ -231,7 +231,7 @@ mod tests {
         assert!(w.step(&l, &l, at(t0, 5000)).is_empty());
         // Seen a moment before the store had it: forgotten once it has.
         let mut w = watch();
-        assert!(w.step(&l, &Shared::new(), t0).is_empty());
+        assert!(w.step(&l, &SharedStamps::new(), t0).is_empty());
         assert!(w.step(&l, &l, at(t0, 1000)).is_empty());
         assert_eq!(w.pending().count(), 0);
     }
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn a_failure_waits_for_a_change_or_the_retry_time() {
         let (mut w, t0) = (watch(), Instant::now());
-        let none = Shared::new();
+        let none = SharedStamps::new();
         let l = listing(&[("bad", stamp(1, 1))]);
         w.step(&l, &none, t0);
         assert_eq!(w.step(&l, &none, at(t0, 1000)), [Share("bad".into())]);

@@ -5,9 +5,10 @@
 
 use super::rotation::{Health, Rotation};
 use super::tracker_client;
+use crate::digest::Md5Digest;
 use crate::error::{code, Error, Result};
 use crate::metrics::Sample;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::wire::{FileSummary, Holder};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;

@@ -4,9 +4,9 @@
 //! `get`, then thrown away: `files/` is never touched and nothing is
 //! announced, so a local copy stays as it is and the swarm sees no change.
 
-use super::Peer;
 use crate::error::{Error, Result};
 use crate::names::check_file_name;
+use crate::peer::Peer;
 use crate::units::mbps;
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -197,7 +197,7 @@ pub fn stress(peer: &Arc<Peer>, name: &str, threads: u32) -> Result<StressReport
     check_file_name(name)?;
     check_count("threads", threads, MAX_THREADS)?;
     // One lookup first: an unknown file is one error, not `threads` of them.
-    super::lookup::locate(peer, name)?;
+    crate::peer::session::lookup::locate(peer, name)?;
     let started = Instant::now();
     let mut handles = Vec::new();
     for i in 1..=threads {
@@ -288,16 +288,6 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Removes what scratch downloads of an earlier run left behind (a crash,
-/// kill -9): nothing in there is ever resumed.
-pub fn clear_scratch(dir: &Path) {
-    if let Err(e) = fs::remove_dir_all(dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            log::warn!("cannot clear {}: {e}", dir.display());
-        }
     }
 }
 

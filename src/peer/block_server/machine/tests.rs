@@ -1,7 +1,7 @@
 //! The block-server machine driven directly, over files in memory.
 
 use super::*;
-use crate::peer::seeding::{OFFERED_BLOCKS, OFFER_BLOCKS};
+use crate::peer::block_server::seeding::{OFFERED_BLOCKS, OFFER_BLOCKS};
 
 struct Lib(Vec<MemFile>);
 

@@ -7,14 +7,14 @@
 //! the socket buffer under the upload limit. Anything malformed gets an
 //! ERROR frame and the connection closes.
 
-use super::serve::{Library, Serve, Served, Slice, MAX_PENDING};
-use super::store::SharedFile;
-use super::Peer;
+use super::machine::{Library, Serve, Served, Slice, MAX_PENDING};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::net::conn::Conn;
 use crate::net::gate::Ticket;
 use crate::net::once::{log_clock_refusal, OncePer};
+use crate::peer::files::store::SharedFile;
+use crate::peer::Peer;
 use crate::ratelimit::throttle;
 use crate::record::{FileRecord, BLOCK_SIZE};
 use crate::wire::message::{write_block, MAX_REQUEST_BLOCKS};
@@ -50,7 +50,7 @@ impl Library for Peer {
     fn find(&self, name: &str) -> Option<Arc<SharedFile>> {
         self.store.servable(name)
     }
-    fn find_version(&self, name: &str, md5: &crate::record::Md5Digest) -> Option<Arc<SharedFile>> {
+    fn find_version(&self, name: &str, md5: &crate::digest::Md5Digest) -> Option<Arc<SharedFile>> {
         self.store.servable_version(name, md5)
     }
     fn id(&self) -> &str {

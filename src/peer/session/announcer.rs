@@ -14,9 +14,10 @@
 //! a download's growing block count waits for the next interval (or an
 //! `urgent` request), so a fast download is not an announce storm.
 
-use crate::record::Md5Digest;
+use crate::digest::Md5Digest;
 use crate::wire::datagram::tracker::{
-    batches, Announce, Entry, Held, Refusal, Reply, Request, FLAG_BYE, FLAG_REGISTER, FLAG_SITE,
+    batches, Announce, Entry, Held, Refusal, Reply, Request, COOKIE_REFRESH, FLAG_BYE,
+    FLAG_REGISTER, FLAG_SITE,
 };
 use crate::wire::ANNOUNCE_INTERVAL;
 use std::collections::{BTreeMap, HashMap};
@@ -25,10 +26,6 @@ use std::time::{Duration, Instant};
 
 /// First wait for an answer; doubled at each loss, capped at the interval.
 pub const FIRST_RETRY: Duration = Duration::from_millis(250);
-/// A connection id is renewed after this (the tracker accepts it 60 s at
-/// least).
-pub const COOKIE_LIFE: Duration =
-    Duration::from_secs(crate::wire::datagram::tracker::COOKIE_REFRESH_SECS);
 /// Losses in a row after which the tracker counts as unreachable.
 const LOST_AFTER: u32 = 2;
 
@@ -206,11 +203,11 @@ impl Announcer {
             f.wait = (f.wait * 2).min(interval);
             f.retry_at = now + f.wait;
             f.tx = tx;
-            f.bytes[4..8].copy_from_slice(&tx.to_be_bytes());
+            Request::set_tx(&mut f.bytes, tx);
             return (Some(f.bytes.clone()), f.retry_at);
         }
         let cookie = match self.cookie {
-            Some((c, at)) if now.saturating_duration_since(at) < COOKIE_LIFE => c,
+            Some((c, at)) if now.saturating_duration_since(at) < COOKIE_REFRESH => c,
             _ => {
                 let tx = self.tx();
                 let mut bytes = Vec::new();
