@@ -155,6 +155,12 @@ links_say() {
   done
 }
 
+# links_rtt_of HOST: "   (RTT x ms)" when the RTTs are spread, else nothing.
+links_rtt_of() {
+  [ "$LINKS" = 1 ] && [ "$LINK_LO_US" != "$LINK_HI_US" ] || return 0
+  awk -v u="${HOST_RTT_US[$1]}" 'BEGIN {printf "   (RTT %.1f ms)", u / 1000}'
+}
+
 # links_loss: "SENT DROPPED" packets over every host's loss rule.
 links_loss() {
   local ns
