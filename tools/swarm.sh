@@ -224,7 +224,7 @@ while [ "${#took[@]}" -lt "$N" ]; do
     case "$line" in
       *" done "*)
         took[$i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}')
-        printf 'L%-3s done after %8.3f s\n' "$i" "${took[$i]}" ;;
+        printf 'L%-3s done after %8.3f s%s\n' "$i" "${took[$i]}" "$(links_rtt_of $((i + 1)))" ;;
       *" error: "*)
         echo "error: leecher L$i failed: ${line#* }" >&2
         exit 1 ;;

@@ -6,7 +6,6 @@ use p2pshare::peer::downloads::{self, Origin, Ticket};
 use p2pshare::peer::{config, Peer};
 use p2pshare::shell;
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
-use p2pshare::Error;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,11 +142,7 @@ fn main() {
 fn start_gets(peer: &Arc<Peer>) -> (Vec<Ticket>, usize) {
     let (mut tickets, mut refused) = (Vec::new(), 0);
     for name in peer.config().gets.clone() {
-        let started = downloads::get(peer, &name, Origin::Startup, |result| match result {
-            Ok(report) => say(report),
-            Err(Error::Cancelled) => {}
-            Err(e) => say_err(format_args!("error: {e}")),
-        });
+        let started = downloads::get(peer, &name, Origin::Startup, shell::say_outcome);
         match started {
             Ok(ticket) => tickets.push(ticket),
             Err(e) => {

@@ -11,6 +11,7 @@
 pub mod fetch;
 pub mod holders;
 pub mod plan;
+pub mod progress;
 pub mod reassembler;
 pub mod resume;
 pub mod reuse;
@@ -32,10 +33,11 @@ use crossbeam_channel::{select, Receiver, Sender};
 use holders::{Holders, Verdict};
 use log::{debug, info, warn};
 use plan::Plan;
+use progress::Progress;
 use reassembler::Reassembler;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use worker::{Source, SourceStats};
@@ -61,35 +63,6 @@ pub const MAX_WORKERS: usize = 64;
 pub const MAX_BUSY: u32 = 10;
 /// Longest a worker with nothing to request waits for the plan to change.
 pub const WORK_WAIT: Duration = Duration::from_millis(100);
-
-/// Live progress, readable by `status` while the download runs.
-pub struct Progress {
-    pub name: String,
-    pub total_blocks: u64,
-    pub done_blocks: AtomicU64,
-    /// Blocks already verified on disk when it started (a resume): not
-    /// fetched by this run, so not in its rate.
-    pub resumed_blocks: AtomicU64,
-    /// Blocks copied from local files before fetching (`reuse`): not
-    /// fetched either, not in the rate.
-    pub reused_blocks: AtomicU64,
-    /// Its verified blocks stay on disk if it stops (a `get`, not a
-    /// `bench` or `stress` copy).
-    pub kept: bool,
-    pub started: Instant,
-    pub sources: AtomicU64,
-}
-
-impl Progress {
-    /// Blocks this run fetched from holders: done, less those found on
-    /// disk (resumed) or in local files (reused).
-    pub fn fetched_blocks(&self) -> u64 {
-        self.done_blocks.load(Ordering::Relaxed).saturating_sub(
-            self.resumed_blocks.load(Ordering::Relaxed)
-                + self.reused_blocks.load(Ordering::Relaxed),
-        )
-    }
-}
 
 /// What the refresher sends back: the tracker's holder list, or why not.
 type HolderAnswer = Result<Vec<Holder>>;

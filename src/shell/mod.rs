@@ -11,10 +11,9 @@ use crate::error::{Error, Result};
 use crate::peer::downloads::{self, Origin, Ticket};
 use crate::peer::session::rotation::Health;
 use crate::peer::session::trackers::Trackers;
-use crate::peer::Peer;
-use crate::record::BLOCK_SIZE;
+use crate::peer::{GetReport, Peer};
 use crate::units::hex;
-use progress_view::{status_line, LiveBar, View};
+use progress_view::{status_line, LiveBar};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -203,8 +202,8 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
     }
 }
 
-/// The `get`s typed on a terminal, each on a thread of its own, and the
-/// prompt line's progress (`[big.bin 45.0%] > `) while any runs.
+/// The `get`s typed on a terminal (background downloads, run by
+/// `peer::downloads` like every other), and the prompt line's progress (`[big.bin 45.0%] > `) while any runs.
 struct Background {
     peer: Arc<Peer>,
     console: Option<&'static Console>,
@@ -241,11 +240,7 @@ impl Background {
     /// lines are printed above the prompt when done.
     fn get(&mut self, name: String) {
         self.gets.retain(|t| !t.is_finished());
-        let started = downloads::get(&self.peer, &name, Origin::Shell, |result| match result {
-            Ok(report) => say(report),
-            Err(Error::Cancelled) => {}
-            Err(e) => say_err(format_args!("error: {e}")),
-        });
+        let started = downloads::get(&self.peer, &name, Origin::Shell, say_outcome);
         match started {
             Ok(ticket) => self.gets.push(ticket),
             Err(e) => say_err(format_args!("error: {e}")),
@@ -273,22 +268,25 @@ impl Background {
     }
 }
 
+/// Prints how a background `get` ended (a terminal's, or `--get`): the
+/// contract's `done` lines, or an `error:` line; nothing for one stopped
+/// by shutdown, which says what it kept by itself.
+pub fn say_outcome(result: &Result<GetReport>) {
+    match result {
+        Ok(report) => say(report),
+        Err(Error::Cancelled) => {}
+        Err(e) => say_err(format_args!("error: {e}")),
+    }
+}
+
 /// How often the prompt's progress is brought up to date.
 const PROMPT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `[a.bin 45.0%] [b.iso 3.1%] ` for the downloads in progress, or nothing.
 fn prompt_status(peer: &Peer) -> String {
-    peer.active()
+    peer.progress()
         .iter()
-        .map(|p| {
-            let v = View::of(p);
-            let done = v.done_blocks >= v.total_blocks;
-            format!(
-                "[{} {:.1}%] ",
-                v.name,
-                crate::units::percent(v.fraction(), done)
-            )
-        })
+        .map(|p| format!("[{} {:.1}%] ", p.name, p.percent()))
         .collect()
 }
 
@@ -436,23 +434,14 @@ fn execute(peer: &Arc<Peer>, cmd: Command) -> Result<String> {
 /// waiting their turn, then how the last background downloads ended.
 fn status(peer: &Peer) -> String {
     let mut out = String::new();
-    let active = peer.active();
+    let active = peer.progress();
     let waiting = peer.downloads().waiting();
     let paused = peer.paused();
     if active.is_empty() && waiting.is_empty() && paused.is_empty() {
         let _ = writeln!(out, "no downloads in progress");
     }
     for p in active {
-        let view = View::of(&p);
-        // Since the start of this download, blocks found on disk at a
-        // resume or in local files left out.
-        let secs = p.started.elapsed().as_secs_f64();
-        let rate = if secs > 0.0 {
-            (p.fetched_blocks() * BLOCK_SIZE as u64) as f64 / secs
-        } else {
-            0.0
-        };
-        let _ = writeln!(out, "{}", status_line(&view, rate));
+        let _ = writeln!(out, "{}", status_line(&p));
     }
     for (name, origin) in waiting {
         let _ = writeln!(out, "{name} waiting its turn ({})", origin.label());

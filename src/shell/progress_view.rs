@@ -4,15 +4,12 @@
 //! sequence or a carriage return unless stdout is a terminal, so piped
 //! output keeps the contract's plain lines.
 
-use crate::download::Progress;
+use crate::download::progress::Snapshot;
 use crate::peer::Peer;
-use crate::record::BLOCK_SIZE;
 use crate::terminal::{screen_width, CLEAR_LINE};
-use crate::units::{fraction, percent};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -46,72 +43,38 @@ pub fn format_eta(secs: f64) -> String {
     }
 }
 
-/// What one download's line shows, read from its `Progress`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct View {
-    pub name: String,
-    pub done_blocks: u64,
-    pub total_blocks: u64,
-    pub peers: u64,
+/// `57.3%`, never `100.0%` before the last block.
+fn percent_text(s: &Snapshot) -> String {
+    format!("{:5.1}%", s.percent())
 }
 
-impl View {
-    pub fn of(p: &Progress) -> View {
-        View {
-            name: p.name.clone(),
-            done_blocks: p.done_blocks.load(Ordering::Relaxed),
-            total_blocks: p.total_blocks,
-            peers: p.sources.load(Ordering::Relaxed),
-        }
-    }
-
-    pub fn fraction(&self) -> f64 {
-        fraction(self.done_blocks, self.total_blocks)
-    }
-
-    /// `57.3%`, never `100.0%` before the last block.
-    fn percent(&self) -> String {
-        let complete = self.done_blocks >= self.total_blocks;
-        format!("{:5.1}%", percent(self.fraction(), complete))
-    }
-
-    /// Seconds left at `rate` bytes per second.
-    fn eta(&self, rate: f64) -> f64 {
-        let left = self.total_blocks.saturating_sub(self.done_blocks) * BLOCK_SIZE as u64;
-        if left == 0 {
-            0.0
-        } else if rate > 0.0 {
-            left as f64 / rate
-        } else {
-            f64::INFINITY
-        }
-    }
-}
-
-/// The `status` line: name, bar, percent, MB/s, ETA, sources. `rate` is
-/// in bytes per second.
-pub fn status_line(v: &View, rate: f64) -> String {
+/// The `status` line: name, bar, percent, MB/s, ETA, sources, at the
+/// download's rate since it began (`Snapshot::rate`).
+pub fn status_line(v: &Snapshot) -> String {
+    let rate = v.rate();
     format!(
         "{} [{}] {} {:.1} MB/s ETA {} from {} peer{}",
         v.name,
         bar(v.fraction(), STATUS_BAR),
-        v.percent(),
+        percent_text(v),
         rate / 1e6,
         format_eta(v.eta(rate)),
-        v.peers,
-        if v.peers == 1 { "" } else { "s" }
+        v.sources,
+        if v.sources == 1 { "" } else { "s" }
     )
 }
 
 /// The live line, at most `width - 1` characters so it never wraps (a
 /// wrapped line cannot be redrawn with `\r`). The name gives way first.
-pub fn live_line(v: &View, rate: f64, width: usize) -> String {
+/// `rate` is in bytes per second (the live line's is over the last few
+/// seconds: `RateMeter` fed with `Snapshot::fetched_bytes`).
+pub fn live_line(v: &Snapshot, rate: f64, width: usize) -> String {
     let tail = format!(
         " {} {:7.1} MB/s  ETA {}  peers {}",
-        v.percent(),
+        percent_text(v),
         rate / 1e6,
         format_eta(v.eta(rate)),
-        v.peers
+        v.sources
     );
     let room = width.saturating_sub(1);
     let name_w = v.name.chars().count().min(room / 3);
@@ -130,7 +93,9 @@ pub fn live_line(v: &View, rate: f64, width: usize) -> String {
 }
 
 /// Bytes per second over the last `window`, from samples of a growing
-/// byte count.
+/// byte count: the live line follows changes where `Snapshot::rate`
+/// averages since the start. Fed with `Snapshot::fetched_bytes`, so it
+/// counts what `rate` counts.
 pub struct RateMeter {
     window: Duration,
     samples: VecDeque<(Instant, u64)>,
@@ -187,39 +152,35 @@ impl LiveBar {
                 let mut drawn = false;
                 let (mut said_resumed, mut said_reused) = (false, false);
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(REDRAW_EVERY) {
-                    let Some(p) = peer.active().into_iter().find(|p| p.name == key) else {
+                    let Some(p) = peer.progress_of(&key) else {
                         continue;
                     };
-                    let view = View::of(&p);
-                    // Blocks found locally arrive at once: not a rate.
-                    let rate = meter.update(Instant::now(), p.fetched_blocks() * BLOCK_SIZE as u64);
+                    let rate = meter.update(Instant::now(), p.fetched_bytes());
                     let mut out = std::io::stdout().lock();
                     // Once each: what was there before this run fetched.
-                    let mut say_once = |said: &mut bool, blocks: u64, what: &str, how: &str| {
-                        if blocks > 0 && !*said {
-                            let done = fraction(blocks, p.total_blocks);
-                            let pct = percent(done, blocks >= p.total_blocks);
-                            let _ = writeln!(out, "\r{CLEAR_LINE}{what} {key}: {pct:.1} % {how}");
-                            *said = true;
-                        }
-                    };
+                    let mut say_once =
+                        |said: &mut bool, blocks: u64, pct: f64, what: &str, how: &str| {
+                            if blocks > 0 && !*said {
+                                let _ =
+                                    writeln!(out, "\r{CLEAR_LINE}{what} {key}: {pct:.1} % {how}");
+                                *said = true;
+                            }
+                        };
                     say_once(
                         &mut said_resumed,
-                        p.resumed_blocks.load(Ordering::Relaxed),
+                        p.resumed_blocks,
+                        p.resumed_percent(),
                         "resuming",
                         "already verified",
                     );
                     say_once(
                         &mut said_reused,
-                        p.reused_blocks.load(Ordering::Relaxed),
+                        p.reused_blocks,
+                        p.reused_percent(),
                         "reusing",
                         "found in local files",
                     );
-                    let _ = write!(
-                        out,
-                        "\r{}{CLEAR_LINE}",
-                        live_line(&view, rate, screen_width())
-                    );
+                    let _ = write!(out, "\r{}{CLEAR_LINE}", live_line(&p, rate, screen_width()));
                     let _ = out.flush();
                     drawn = true;
                 }
@@ -258,13 +219,21 @@ impl Drop for LiveBar {
 mod tests {
     use super::*;
 
-    fn view(done: u64, total: u64) -> View {
-        View {
+    /// `done` of `total` blocks from 3 peers, fetched in `secs`.
+    fn fetched(done: u64, total: u64, secs: f64) -> Snapshot {
+        Snapshot {
             name: "movie.bin".into(),
             done_blocks: done,
+            resumed_blocks: 0,
+            reused_blocks: 0,
             total_blocks: total,
-            peers: 3,
+            sources: 3,
+            elapsed: Duration::from_secs_f64(secs),
         }
+    }
+
+    fn view(done: u64, total: u64) -> Snapshot {
+        fetched(done, total, 1.0)
     }
 
     #[test]
@@ -284,8 +253,8 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        // 1000 of 2000 blocks left at 4.096 MB/s: one second.
-        let line = status_line(&view(1000, 2000), 4_096_000.0);
+        // 1000 of 2000 blocks fetched in a second, 4.096 MB/s: one second left.
+        let line = status_line(&view(1000, 2000));
         assert_eq!(
             line,
             format!(
@@ -294,14 +263,34 @@ mod tests {
                 ".".repeat(15)
             )
         );
-        assert!(status_line(&view(1999, 2000), 0.0).contains(" 99.9% 0.0 MB/s ETA --:--"));
-        assert!(status_line(&view(2000, 2000), 0.0).contains("100.0%"));
-        assert!(status_line(&view(0, 0), 0.0).contains("100.0%"));
-        let one = View {
-            peers: 1,
+        assert!(status_line(&fetched(1999, 2000, 0.0)).contains(" 99.9% 0.0 MB/s ETA --:--"));
+        assert!(status_line(&fetched(2000, 2000, 0.0)).contains("100.0%"));
+        assert!(status_line(&fetched(0, 0, 0.0)).contains("100.0%"));
+        let one = Snapshot {
+            sources: 1,
             ..view(0, 2)
         };
-        assert!(status_line(&one, 0.0).ends_with(" from 1 peer"));
+        assert!(status_line(&one).ends_with(" from 1 peer"));
+    }
+
+    /// A resumed download's blocks found on disk are not a speed: the
+    /// `status` line shows what this run fetched, not what it found.
+    #[test]
+    fn a_resumed_download_shows_only_what_this_run_fetched() {
+        let resumed = Snapshot {
+            resumed_blocks: 1000,
+            ..view(1000, 2000)
+        };
+        assert!(
+            status_line(&resumed).contains(" 50.0% 0.0 MB/s ETA --:--"),
+            "{}",
+            status_line(&resumed)
+        );
+        let then_fetched = Snapshot {
+            resumed_blocks: 1000,
+            ..view(1500, 2000)
+        };
+        assert!(status_line(&then_fetched).contains(" 75.0% 2.0 MB/s ETA 0:01"));
     }
 
     #[test]
@@ -314,7 +303,7 @@ mod tests {
         );
         assert!(line.chars().count() <= 79, "{line}");
         assert!(!line.contains('\r') && !line.contains('\x1b'));
-        let long = View {
+        let long = Snapshot {
             name: "n".repeat(200),
             ..view(1, 2)
         };

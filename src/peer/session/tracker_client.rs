@@ -57,11 +57,6 @@ impl Session {
         (Session { tx }, rx)
     }
 
-    /// A file was added to the store: announce it without waiting.
-    pub fn new_file(&self, _record: Arc<FileRecord>) {
-        self.announce_now();
-    }
-
     /// Publishes a new file's record on the trackers and waits for their
     /// verdict (a name taken by other content is refused); the caller
     /// puts it in the store, and the session announces it.

@@ -3,14 +3,12 @@
 
 use super::{name_param, to_http, PeerUi};
 use crate::peer::downloads::{self, Origin, State};
-use crate::record::BLOCK_SIZE;
-use crate::units::{fraction, hex, mbps};
+use crate::units::hex;
 use crate::web::escape::{human_bytes, json_num, json_str};
 use crate::web::http::{Head, HttpError, Response};
 use log::info;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 
 /// `202` for a fetch that `/api/fetch` started (or queued).
 pub(super) fn fetch_started(name: &str) -> Response {
@@ -45,34 +43,34 @@ impl PeerUi {
     /// (this page's fetches, `--get`, following, ...), with their outcome;
     /// one waiting its turn is `running` at 0.
     pub(super) fn progress_json(&self) -> Response {
-        let active = self.peer.active();
+        let active = self.peer.progress();
         let mut out = format!(
             "{{\"connected\":{},\"file_count\":{},\"active\":[",
             self.peer.is_connected(),
             self.peer.records().len()
         );
         for (i, p) in active.iter().enumerate() {
-            let done = p.done_blocks.load(Ordering::Relaxed);
-            let secs = p.started.elapsed().as_secs_f64();
             let _ = write!(
                 out,
-                "{}{{\"name\":{},\"done_blocks\":{done},\"total_blocks\":{},\"fraction\":{},\
+                "{}{{\"name\":{},\"done_blocks\":{},\"total_blocks\":{},\"fraction\":{},\
                  \"mbps\":{},\"sources\":{}}}",
                 if i > 0 { "," } else { "" },
                 json_str(&p.name),
+                p.done_blocks,
                 p.total_blocks,
-                json_num(fraction(done, p.total_blocks)),
-                json_num(mbps(done * u64::from(BLOCK_SIZE), secs)),
-                p.sources.load(Ordering::Relaxed)
+                json_num(p.fraction()),
+                json_num(p.mbps()),
+                p.sources
             );
         }
         out.push_str("],\"fetches\":[");
         for (i, (name, state)) in self.fetch_states().iter().enumerate() {
             let (state, frac, message) = match state {
                 State::Running | State::Waiting => {
-                    let frac = active.iter().find(|p| &p.name == name).map_or(0.0, |p| {
-                        fraction(p.done_blocks.load(Ordering::Relaxed), p.total_blocks)
-                    });
+                    let frac = active
+                        .iter()
+                        .find(|p| &p.name == name)
+                        .map_or(0.0, |p| p.fraction());
                     ("running", frac, String::new())
                 }
                 State::Done(done) => (

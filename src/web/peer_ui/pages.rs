@@ -6,14 +6,12 @@ use crate::names::check_file_name;
 use crate::peer::downloads::State;
 use crate::peer::files::store::SharedFile;
 use crate::peer::Peer;
-use crate::record::BLOCK_SIZE;
-use crate::units::{fraction, hex, mbps, percent};
+use crate::units::{hex, percent};
 use crate::web::escape::{attachment, html, human_bytes, json_num, percent_decode, percent_encode};
 use crate::web::http::{self, Body, Response};
 use crate::web::{render, Page};
 use std::fmt::Write as _;
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const NAV: [(&str, &str); 4] = [
@@ -198,7 +196,7 @@ or shared with the peer's <code>share</code> command.</p>
             }
         };
         let fetches = self.fetch_states();
-        let active = self.peer.active();
+        let active = self.peer.progress();
         main.push_str(
             "<table id=\"swarm\">\n<thead><tr><th>Name</th><th class=\"num\">Size</th>\
              <th>MD5</th><th class=\"num\">Holders</th><th>Status</th></tr></thead>\n<tbody>\n",
@@ -222,9 +220,7 @@ or shared with the peer's <code>share</code> command.</p>
                 match fetches.get(&f.name) {
                     Some(State::Running | State::Waiting) => {
                         let p = active.iter().find(|p| p.name == f.name);
-                        bar(p.map_or(0.0, |p| {
-                            fraction(p.done_blocks.load(Ordering::Relaxed), p.total_blocks)
-                        }))
+                        bar(p.map_or(0.0, |p| p.fraction()))
                     }
                     Some(State::Failed(msg)) => format!(
                         "<span class=\"error\">{}</span> {}",
@@ -356,23 +352,19 @@ fn active_table(peer: &Peer) -> String {
         "<table id=\"active\">\n<thead><tr><th>Name</th><th>Progress</th>\
          <th class=\"num\">MB/s</th><th class=\"num\">Sources</th></tr></thead>\n<tbody>\n",
     );
-    let active = peer.active();
+    let active = peer.progress();
     if active.is_empty() {
         out.push_str("<tr class=\"empty\"><td colspan=\"4\">None right now.</td></tr>\n");
     }
     for p in active {
-        let done = p.done_blocks.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "<tr><td class=\"name\">{}</td><td>{}</td><td class=\"num\">{:.1}</td>\
              <td class=\"num\">{}</td></tr>",
             html(&p.name),
-            bar(fraction(done, p.total_blocks)),
-            mbps(
-                done * u64::from(BLOCK_SIZE),
-                p.started.elapsed().as_secs_f64()
-            ),
-            p.sources.load(Ordering::Relaxed)
+            bar(p.fraction()),
+            p.mbps(),
+            p.sources
         );
     }
     out.push_str("</tbody>\n</table>\n");
