@@ -64,6 +64,8 @@ links_tools() {
   [ "$LINKS" = 1 ] || return 0
   need_tool ethtool ethtool
   need_tool chrt util-linux
+  need_tool taskset util-linux
+  links_cpus
   [ "$LOSS_PPM" -eq 0 ] || need_tool nft nftables
   [ "${CHECK:-}" != links ] || need_tool ping iputils-ping
 }
@@ -87,10 +89,30 @@ links_rtts() {
   done
 }
 
-# links_host NS: one host's side: offloads off, the loss rule.
+# The relay's CPU and the others. The relay's every send runs the
+# receiving host's network stack (TCP receive, its ACKs) right away in the
+# relay's thread; that is the host's work, and in one thread it would make
+# the wire a single core. So the relay keeps CPU 0 and the hosts' receive
+# path goes to the other CPUs (RPS on each host's eth0): the relay only
+# forwards. One CPU: nothing to split.
+RELAY_CPU_LIST=
+HOST_RPS_MASK=
+links_cpus() {
+  local n
+  n=$(nproc)
+  [ "$n" -gt 1 ] || return 0
+  RELAY_CPU_LIST=0
+  HOST_RPS_MASK=$(printf '%x' $(( (1 << (n > 32 ? 32 : n)) - 2 )))
+}
+
+# links_host NS: one host's side: offloads off, receive on the non-relay
+# CPUs, the loss rule.
 links_host() {
   ip netns exec "$1" ethtool -K eth0 tx off tso off gso off gro off >/dev/null 2>&1 ||
     { echo "error: ethtool could not turn the offloads off on $1's eth0" >&2; exit 1; }
+  [ -z "$HOST_RPS_MASK" ] ||
+    ip netns exec "$1" sh -c "echo $HOST_RPS_MASK > /sys/class/net/eth0/queues/rx-0/rps_cpus" ||
+    { echo "error: could not steer $1's receive path (RPS) off the relay's CPU" >&2; exit 1; }
   [ "$LOSS_PPM" -gt 0 ] || return 0
   ip netns exec "$1" nft -f - <<EOF || { echo "error: nft could not add the loss rule in $1" >&2; exit 1; }
 table netdev p2ploss {
@@ -103,11 +125,14 @@ EOF
 }
 
 # links_relay SWITCH_NS HOSTS QUEUE_BYTES: starts the relay on p0..p(HOSTS-1),
-# under SCHED_FIFO: it is the wire, and should not wait behind the hosts.
+# under SCHED_FIFO, above RT=1's peers: it is the wire, and should not wait
+# behind the hosts.
 links_relay() {
   local ports=() h
   for h in $(seq 0 $(($2 - 1))); do ports+=("p$h=${HOST_RTT_US[$h]}"); done
-  ip netns exec "$1" chrt -f 10 "$BIN/examples/linkrelay" --queue-bytes "$3" "${ports[@]}" > "$WORK/relay.log" 2>&1 &
+  local pin=()
+  [ -z "$RELAY_CPU_LIST" ] || pin=(taskset -c "$RELAY_CPU_LIST")
+  ip netns exec "$1" "${pin[@]}" chrt -f 20 "$BIN/examples/linkrelay" --queue-bytes "$3" "${ports[@]}" > "$WORK/relay.log" 2>&1 &
   RELAY_PID=$!
   PIDS+=("$RELAY_PID")
   wait_for 10 "the link relay" grep -q '^linkrelay ports=' "$WORK/relay.log" ||
@@ -128,6 +153,12 @@ links_say() {
     case $h in 0) label=tracker ;; 1) label=S ;; *) label="L$((h - 1))" ;; esac
     printf '  host %-3s %-8s RTT %6.1f ms\n' "$h" "$label" "$(awk -v u="${HOST_RTT_US[$h]}" 'BEGIN {print u / 1000}')"
   done
+}
+
+# links_rtt_of HOST: "   (RTT x ms)" when the RTTs are spread, else nothing.
+links_rtt_of() {
+  [ "$LINKS" = 1 ] && [ "$LINK_LO_US" != "$LINK_HI_US" ] || return 0
+  awk -v u="${HOST_RTT_US[$1]}" 'BEGIN {printf "   (RTT %.1f ms)", u / 1000}'
 }
 
 # links_loss: "SENT DROPPED" packets over every host's loss rule.
@@ -164,6 +195,8 @@ links_report() {
   fi
 }
 
+# The streams run under `timeout`: a check killed halfway must not leave
+# a sink waiting for a connection for ever.
 # links_check: CHECK=links, in place of the swarm: ping from the seeder's
 # host to every leecher's, one TCP stream L1 -> S (tbf caps L1's upload),
 # and the loss nft counted meanwhile.
@@ -178,10 +211,10 @@ links_check() {
     [ "$h" != 2 ] || ping1=$(cut -d/ -f2 <<<"$out")
   done
   echo "check: one TCP stream L1 -> S for $secs s (examples/tcpstream)"
-  ip netns exec "${HOST_NS[1]}" "$BIN/examples/tcpstream" sink "$port" > "$WORK/sink.log" 2>&1 &
+  ip netns exec "${HOST_NS[1]}" timeout 60 "$BIN/examples/tcpstream" sink "$port" > "$WORK/sink.log" 2>&1 &
   PIDS+=($!)
   wait_for 5 "the stream's sink" bash -c "ip netns exec ${HOST_NS[1]} ss -Hltn 'sport = :$port' | grep -q ."
-  ip netns exec "${HOST_NS[2]}" "$BIN/examples/tcpstream" send "${HOST_IP[1]}:$port" "$secs"
+  ip netns exec "${HOST_NS[2]}" timeout 60 "$BIN/examples/tcpstream" send "${HOST_IP[1]}:$port" "$secs"
   wait_for 30 "the stream's end" grep -q '^tcpstream ' "$WORK/sink.log"
   out=$(cat "$WORK/sink.log")
   read -r LOSS_SENT LOSS_DROPPED <<<"$(links_loss)"
@@ -197,5 +230,38 @@ links_check() {
       d, s, (s > 0) ? 100 * d / s : 0, 100 * p, s * p, 2 * sd
     printf "links-check rtt_ms=%.1f ping_avg_ms=%.2f tcp_MiBps=%.2f cap_MiBps=%.2f loss_pct=%.4f lost_pct=%.4f packets=%d\n", \
       (lo + hi) / 2000, ping1, v["steady_MiBps"], cap, 100 * p, (s > 0) ? 100 * d / s : 0, s }'
+  links_ring "$secs"
   echo "relay: $(links_counters | sed 's/^linkrelay //')"
+}
+
+# links_ring SECS: every peer host sends one stream to the one before it
+# (L1 -> S, L2 -> L1, ..., S -> LN), all at once: every uplink full, the
+# most the swarm can ask of the switch. Prints each stream's steady rate.
+links_ring() {
+  local secs=$1 hosts=$((${#HOST_NS[@]} - 1)) h to port=7001 cpu0 cpu1
+  echo "check: every uplink at once, a ring of $hosts streams (host h -> h-1) for $secs s"
+  for h in $(seq 1 "$hosts"); do
+    ip netns exec "${HOST_NS[$h]}" timeout 60 "$BIN/examples/tcpstream" sink "$port" > "$WORK/ring$h.log" 2>&1 &
+    PIDS+=($!)
+  done
+  for h in $(seq 1 "$hosts"); do
+    wait_for 5 "a ring sink" bash -c "ip netns exec ${HOST_NS[$h]} ss -Hltn 'sport = :$port' | grep -q ."
+  done
+  cpu0=$(peers_cpu "$RELAY_PID")
+  local senders=()
+  for h in $(seq 1 "$hosts"); do
+    to=$((h == 1 ? hosts : h - 1))
+    ip netns exec "${HOST_NS[$h]}" timeout 60 "$BIN/examples/tcpstream" send "${HOST_IP[$to]}:$port" "$secs" &
+    senders+=($!)
+  done
+  wait "${senders[@]}" || true
+  for h in $(seq 1 "$hosts"); do wait_for 30 "a ring stream's end" grep -q '^tcpstream ' "$WORK/ring$h.log"; done
+  cpu1=$(peers_cpu "$RELAY_PID")
+  cat "$WORK"/ring*.log | sed -n 's/.* steady_MiBps=\([0-9.]*\).*/\1/p' |
+    awk -v u="$U" -v n="$hosts" -v cpu="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')" -v secs="$secs" '
+    { s += $1; if (min == "" || $1 < min) min = $1 }
+    END { cap = u * 1448 / 1514 / 1048576
+      printf "  %d streams: slowest %.2f MiB/s, mean %.2f, of %.2f the cap leaves; %.1f MiB/s through the switch\n", NR, min, s / NR, cap, s
+      printf "  relay CPU meanwhile: %.2f s in %d s (%.0f %% of a core)\n", cpu, secs, 100 * cpu / secs
+      printf "links-ring streams=%d min_MiBps=%.2f mean_MiBps=%.2f cap_MiBps=%.2f relay_cpu_pct=%.0f\n", NR, min, s / NR, cap, 100 * cpu / secs }'
 }

@@ -23,12 +23,15 @@
 # every host's link (tools/links.sh: a user-space switch in place of the
 # bridge, nftables for loss), and CHECK=links checks those links (ping,
 # one TCP stream, loss counted) instead of running the swarm.
-# KEEP=1 keeps the work directory (logs) and prints where it is.
+# KEEP=1 keeps the work directory (logs) and prints where it is. RT=1
+# (root): the whole run under SCHED_FIFO, so a shared machine's other load
+# does not starve the peers (tools/lib.sh, realtime).
 # `tools/swarm.sh --check` only checks the settings (and root for HOSTS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh
 . tools/links.sh
+realtime "$@"
 
 N=${N:-8}
 SIZE=${SIZE:-128M}
@@ -67,6 +70,15 @@ for b in peer tracker; do
   [ -x "$BIN/$b" ] || { echo "error: $BIN/$b is missing: run 'make build' (or make swarm, which builds)" >&2; exit 1; }
 done
 [ "$LINKS" = 0 ] || need_bins examples/linkrelay examples/tcpstream
+
+# peers_cpu PID...: the CPU seconds (utime + stime) those processes used.
+# Field 2 of /proc/PID/stat, the name in parentheses, is skipped whole.
+peers_cpu() {
+  local pid tck
+  tck=$(getconf CLK_TCK)
+  for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done |
+    awk -v tck="$tck" '{s += $12 + $13} END {printf "%.2f", s / tck}'
+}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-swarm.XXXXXX")
 NETNS=()   # namespaces this run created, removed in teardown
@@ -116,9 +128,10 @@ if [ "$HOSTS" = 1 ]; then
   done
   where="network namespaces, 10.213.0.0/24, upload capped by tc tbf on each host's interface"
   if [ "$LINKS" = 1 ]; then
-    # Held at once at most: twice what every uplink sends in the longest
-    # one-way delay, 4 MiB at least.
-    queue=$(( (N + 2) * U * LINK_HI_US / 1000000 ))
+    # Held at once at most: what every uplink sends in the longest one-way
+    # delay and 100 ms more (the relay falling behind for a while), 4 MiB
+    # at least; a frame beyond it is dropped and counted (dropped_full).
+    queue=$(( (N + 2) * U * (LINK_HI_US / 2 + 100000) / 1000000 ))
     links_relay "$sw" $((N + 2)) $(( queue > 4194304 ? queue : 4194304 ))
   fi
 else
@@ -187,15 +200,6 @@ seeder_tx() {
 }
 tx0=$(seeder_tx)
 
-# peers_cpu PID...: the CPU seconds (utime + stime) those processes used.
-# Field 2 of /proc/PID/stat, the name in parentheses, is skipped whole.
-peers_cpu() {
-  local pid tck
-  tck=$(getconf CLK_TCK)
-  for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done |
-    awk -v tck="$tck" '{s += $12 + $13} END {printf "%.2f", s / tck}'
-}
-
 # ---- the leechers, all at once
 t0=$EPOCHREALTIME
 LEECH=()
@@ -220,7 +224,7 @@ while [ "${#took[@]}" -lt "$N" ]; do
     case "$line" in
       *" done "*)
         took[$i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}')
-        printf 'L%-3s done after %8.3f s\n' "$i" "${took[$i]}" ;;
+        printf 'L%-3s done after %8.3f s%s\n' "$i" "${took[$i]}" "$(links_rtt_of $((i + 1)))" ;;
       *" error: "*)
         echo "error: leecher L$i failed: ${line#* }" >&2
         exit 1 ;;

@@ -240,10 +240,6 @@ impl Conn {
         self.peer
     }
 
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.stream().local_addr().ok()
-    }
-
     /// The socket's read timeout, which is also how long one `fill` may
     /// keep reading a frame that trickles in.
     pub fn set_read_timeout(&mut self, t: Duration) {
@@ -334,30 +330,6 @@ impl Conn {
             None => Err(closed(peer)),
             Some(m) => m.into_result().map_err(|e| handshake::refusal(peer, e)),
         }
-    }
-
-    /// Like `expect`, but polls through read timeouts until `deadline`,
-    /// giving up early when `stop` says so.
-    pub fn expect_by<'a, M: Decode<'a> + Encode + Answer>(
-        &'a mut self,
-        deadline: Instant,
-        stop: &dyn Fn() -> bool,
-    ) -> Result<M> {
-        loop {
-            if stop() {
-                return Err(Error::Cancelled);
-            }
-            match self.fill() {
-                Ok(true) => break,
-                Ok(false) => return Err(closed(self.peer)),
-                Err(Error::Timeout(_)) if Instant::now() < deadline => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let peer = self.peer;
-        self.take::<M>()?
-            .into_result()
-            .map_err(|e| handshake::refusal(peer, e))
     }
 
     /// Sends a request and waits for its answer.

@@ -154,6 +154,11 @@ pub struct Opening {
     pub late: fn(TcpStream),
 }
 
+/// From accept to a whole first frame (the handshake, in a swarm with a
+/// secret) on a server of our frames, the tracker's and the block
+/// server's alike (`Limits::start`; docs/PROTOCOL.md §10).
+pub const FIRST_FRAME_WITHIN: Duration = Duration::from_secs(4);
+
 impl Opening {
     /// Our frames, at most `max_frame` long; BUSY as an ERROR frame.
     pub fn frames(max_frame: usize) -> Opening {
@@ -165,10 +170,14 @@ impl Opening {
     }
 }
 
+/// How long a connection sent away (`Opening::refuse`, `late`) may take
+/// to read why: the gate's one thread waits that long at most.
+pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
+
 /// Tells a connection turned away, in our frames, that the server is busy:
 /// an ERROR frame, which both protocols read alike.
 pub fn refuse_busy(stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(REFUSAL_WRITE_TIMEOUT));
     let frame = error_frame(
         code::BUSY,
         "server busy: too many connections, try again later",

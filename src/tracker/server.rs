@@ -37,7 +37,7 @@ pub const ADMISSION: Limits = Limits {
     handlers: 16,
     lobby: 512,
     per_ip: 32,
-    start: Duration::from_secs(4),
+    start: gate::FIRST_FRAME_WITHIN,
 };
 /// A query connection silent this long is closed.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);

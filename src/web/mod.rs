@@ -160,7 +160,7 @@ fn refusals() -> Box<dyn Fn()> {
 }
 
 fn refuse_busy(stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(gate::REFUSAL_WRITE_TIMEOUT));
     let _ = Response::text(
         503,
         "too many connections to the web UI; try again\n".into(),
@@ -171,7 +171,7 @@ fn refuse_busy(stream: TcpStream) {
 /// A connection whose request head did not arrive in time: 408, as the
 /// handler's own read would say.
 fn refuse_late(stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(gate::REFUSAL_WRITE_TIMEOUT));
     let _ = http::head_timeout()
         .into_response(false)
         .write_to(&mut &stream, false);

@@ -12,7 +12,6 @@ use crate::net::admission::Limits;
 use crate::net::gate;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How the block server admits connections (`net::admission`): threads
 /// for at most 64 active connections, 512 more waiting for their first
@@ -22,7 +21,7 @@ pub const ADMISSION: Limits = Limits {
     handlers: 64,
     lobby: 512,
     per_ip: 16,
-    start: Duration::from_secs(4),
+    start: gate::FIRST_FRAME_WITHIN,
 };
 
 /// Serves blocks on `listener` until the process ends: the gate admits

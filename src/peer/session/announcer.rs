@@ -203,7 +203,7 @@ impl Announcer {
             f.wait = (f.wait * 2).min(interval);
             f.retry_at = now + f.wait;
             f.tx = tx;
-            f.bytes[4..8].copy_from_slice(&tx.to_be_bytes());
+            Request::set_tx(&mut f.bytes, tx);
             return (Some(f.bytes.clone()), f.retry_at);
         }
         let cookie = match self.cookie {

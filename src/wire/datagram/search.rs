@@ -1,12 +1,12 @@
 //! The UDP datagrams of tracker-less search (seed 002): HELLO, QUERY and
 //! CHUNK_INFO. Sans-I/O like the rest of `wire`: a datagram is one byte
 //! slice in, one `Vec<u8>` out. Every datagram starts with the 4-byte
-//! header of `datagram` (magic `p2`, version, type); every length is checked against the bytes
-//! left and a named limit before anything is allocated, and the whole
-//! datagram against `MAX_DATAGRAM`. HELLO and QUERY end in zero padding,
-//! which askers add so that an answer may be as large (`budget`: nothing
-//! sent back is larger than what asked). Layouts are in docs/PROTOCOL.md
-//! §11.
+//! header of `datagram` (magic `p2`, version, type); every length is
+//! checked against the bytes left and a named limit before anything is
+//! allocated, and the whole datagram against `MAX_DATAGRAM`. HELLO and
+//! QUERY end in zero padding, which askers add so that an answer may be
+//! as large (`budget`: nothing sent back is larger than what asked).
+//! Layouts are in docs/PROTOCOL.md §11.
 
 use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
 use crate::bitfield::Bitfield;

@@ -5,9 +5,9 @@
 //! what changed, and goodbye are all ANNOUNCEs, told apart by flags.
 //!
 //! Sans-I/O like the rest of `wire`: one datagram is one byte slice, with
-//! the header of `datagram` (magic `p2`, version, type). Every
-//! request is at least as long as any answer to it (CONNECT and ANNOUNCE
-//! are padded), so a spoofed source never draws more bytes than it sent.
+//! the header of `datagram` (magic `p2`, version, type). Every request is
+//! at least as long as any answer to it (CONNECT and ANNOUNCE are
+//! padded), so a spoofed source never draws more bytes than it sent.
 //! Layouts are in docs/PROTOCOL.md §12.
 
 use super::{get_ip, open, put_header, put_ip, HEADER_LEN};
@@ -292,6 +292,12 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Gives an encoded request (`bytes`, from `encode`) another
+    /// transaction id: every request carries it first after the header.
+    pub fn set_tx(bytes: &mut [u8], tx: u32) {
+        bytes[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&tx.to_be_bytes());
+    }
+
     /// The transaction id and connection id of something shaped like an
     /// ANNOUNCE (header, type and length) whose body may not decode: so
     /// a peer that proved its address is told why it is ignored.
@@ -301,14 +307,6 @@ impl<'a> Request<'a> {
             return None;
         }
         Some((d.u32().ok()?, d.u64().ok()?))
-    }
-
-    /// The transaction id, for logs and answers.
-    pub fn tx(&self) -> u32 {
-        match self {
-            Request::Connect { tx } => *tx,
-            Request::Announce(a) => a.tx,
-        }
     }
 }
 
@@ -552,6 +550,23 @@ mod tests {
         empty.encode(&mut buf);
         assert_eq!(buf.len(), MIN_ANNOUNCE_LEN);
         assert_eq!(Request::decode(&buf).unwrap(), empty);
+    }
+
+    #[test]
+    fn a_request_given_another_tx_decodes_with_it() {
+        let mut buf = Vec::new();
+        for r in [
+            Request::Connect { tx: 1 },
+            Request::Announce(announce(vec![entry("a.bin", Held::Complete)])),
+        ] {
+            r.encode(&mut buf);
+            Request::set_tx(&mut buf, 0x0a0b_0c0d);
+            let again = match Request::decode(&buf).unwrap() {
+                Request::Connect { tx } => tx,
+                Request::Announce(a) => a.tx,
+            };
+            assert_eq!(again, 0x0a0b_0c0d);
+        }
     }
 
     #[test]
