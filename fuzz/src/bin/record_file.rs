@@ -66,7 +66,7 @@ fn geometry(r: &FileRecord) {
 /// A folder's record (README, Folders): a file, an empty file, a folder
 /// inside and an empty one.
 fn folder() -> FileRecord {
-    use p2pshare::manifest::{Node, Manifest};
+    use p2pshare::manifest::{Manifest, Node};
     use p2pshare::record::md5_of;
     let mut r = FileRecord::from_bytes("tree", b"hello");
     let file = |path: &str, data: &[u8]| Node::File {
