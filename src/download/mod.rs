@@ -111,7 +111,7 @@ pub struct Outcome {
 }
 
 /// State shared by the coordinator and the workers of one download.
-pub struct Shared {
+pub struct DownloadState {
     pub record: Arc<FileRecord>,
     plan: Mutex<Plan>,
     changed: Condvar,
@@ -132,7 +132,7 @@ enum Event {
     Complete,
 }
 
-impl Shared {
+impl DownloadState {
     /// The download started from pieces found in local files: an update
     /// of an item (its owner is then spared, `Plan::claim_as`).
     pub fn is_update(&self) -> bool {
@@ -227,7 +227,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         .store(resumed, Ordering::Relaxed);
     job.progress.reused_blocks.store(reused, Ordering::Relaxed);
     let (events_tx, events) = crossbeam_channel::unbounded();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(DownloadState {
         record: record.clone(),
         plan: Mutex::new(Plan::new(
             record.piece_count(),
@@ -482,7 +482,7 @@ struct Coordinator<'j, 'a> {
     paths: &'j resume::Paths,
     /// A handle on the partial file, for the stamp in the resume state.
     state_file: &'j std::fs::File,
-    shared: Arc<Shared>,
+    shared: Arc<DownloadState>,
     events: Receiver<Event>,
     /// Asks the refresher for holders; its answers come on `answers`.
     ask: Sender<()>,

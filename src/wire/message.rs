@@ -12,7 +12,7 @@ use super::frame::{put_frame, write_header};
 use crate::bitfield::Bitfield;
 use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
-use crate::manifest::{Entry, Manifest, MAX_ENTRIES, MAX_PATH_BYTES};
+use crate::manifest::{Manifest, Node, MAX_ENTRIES, MAX_PATH_BYTES};
 use crate::names::{
     check_file_name, check_peer_id, MAX_HOST_BYTES, MAX_NAME_BYTES, MAX_PEER_ID_BYTES,
 };
@@ -416,11 +416,11 @@ pub(crate) fn put_manifest(out: &mut Vec<u8>, m: &Manifest) {
     put_u32(out, m.entries().len() as u32);
     for e in m.entries() {
         match e {
-            Entry::Dir { path } => {
+            Node::Dir { path } => {
                 put_u8(out, ENTRY_DIR);
                 put_str(out, path);
             }
-            Entry::File { path, size, md5 } => {
+            Node::File { path, size, md5 } => {
                 put_u8(out, ENTRY_FILE);
                 put_str(out, path);
                 put_u64(out, *size);
@@ -444,8 +444,8 @@ pub(crate) fn get_manifest(d: &mut Decoder<'_>) -> Result<Manifest> {
         let kind = d.u8()?;
         let path = d.str(MAX_PATH_BYTES)?.to_string();
         entries.push(match kind {
-            ENTRY_DIR => Entry::Dir { path },
-            ENTRY_FILE => Entry::File {
+            ENTRY_DIR => Node::Dir { path },
+            ENTRY_FILE => Node::File {
                 path,
                 size: d.u64()?,
                 md5: d.array()?,
@@ -784,12 +784,12 @@ pub(crate) mod tests {
     pub fn folder_record() -> FileRecord {
         let (a, f) = (b"hello".as_slice(), b"world!".as_slice());
         let mut r = FileRecord::from_bytes("tree", &[a, f].concat());
-        let file = |path: &str, data: &[u8]| Entry::File {
+        let file = |path: &str, data: &[u8]| Node::File {
             path: path.into(),
             size: data.len() as u64,
             md5: crate::record::md5_of(data),
         };
-        let dir = |path: &str| Entry::Dir { path: path.into() };
+        let dir = |path: &str| Node::Dir { path: path.into() };
         r.folder = Some(Box::new(
             Manifest::new(vec![
                 file("a", a),
@@ -855,12 +855,12 @@ pub(crate) mod tests {
         let mut r = FileRecord::from_bytes("t", b"hi");
         r.folder = Some(Box::new(
             Manifest::new(vec![
-                Entry::File {
+                Node::File {
                     path: "a".into(),
                     size: 2,
                     md5: crate::record::md5_of(b"hi"),
                 },
-                Entry::Dir { path: "e".into() },
+                Node::Dir { path: "e".into() },
             ])
             .unwrap(),
         ));

@@ -3,10 +3,8 @@
 //! `get`; the patterns are kept across restarts; a short disk fetches
 //! nothing and says so.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -6,11 +6,9 @@
 //! middle of an update finishes it after a restart; a `get` reuses the
 //! pieces of other items it holds.
 
-mod common;
-
-use common::http;
-use common::swarm::*;
-use common::*;
+use crate::common::http;
+use crate::common::swarm::*;
+use crate::common::*;
 use p2pshare::metrics::value_in;
 use p2pshare::record::md5_of;
 use std::collections::BTreeSet;
