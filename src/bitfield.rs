@@ -177,12 +177,12 @@ impl Bitfield {
 
     /// The raw bytes, bit i at byte i/8, least significant bit first.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let nbytes = (self.len as usize).div_ceil(8);
-        self.words
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .take(nbytes)
-            .collect()
+        let mut out = Vec::with_capacity(self.words.len() * 8);
+        for w in &self.words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate((self.len as usize).div_ceil(8));
+        out
     }
 
     /// The inverse of `to_bytes`; None when the length is wrong or bits

@@ -467,7 +467,8 @@ impl SimPeer {
                     let e = Error::protocol(format!("block {block} is not held here"));
                     return self.end_serve(cx, conn, Some(e));
                 };
-                let mut frame = Vec::with_capacity(HEADER_LEN + 8 + data.len());
+                let mut frame = cx.buffer();
+                frame.reserve(HEADER_LEN + 8 + data.len());
                 let _ = write_block(&mut frame, slice.handle, block, data);
                 cx.send(conn, frame);
                 self.stats.blocks_served += 1;
@@ -784,7 +785,7 @@ impl SimPeer {
 
 /// Sends one message as a frame.
 fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
-    let mut frame = Vec::new();
+    let mut frame = cx.buffer();
     m.encode(&mut frame);
     *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
     cx.send(conn, frame);
