@@ -138,11 +138,17 @@ impl Bitfield {
     }
 
     pub fn iter_ones(&self) -> impl Iterator<Item = u32> + '_ {
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            let i = self.next(at, true)?;
-            at = i + 1;
-            Some(i)
+        // A word at a time, its lowest set bit cleared per step: this runs
+        // over every piece a holder has whenever one connects or leaves.
+        let (mut w, mut word) = (0usize, self.words.first().copied().unwrap_or(0));
+        std::iter::from_fn(move || loop {
+            if word != 0 {
+                let i = w as u32 * 64 + word.trailing_zeros();
+                word &= word - 1;
+                return (i < self.len).then_some(i);
+            }
+            w += 1;
+            word = *self.words.get(w)?;
         })
     }
 
