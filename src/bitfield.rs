@@ -154,14 +154,18 @@ impl Bitfield {
 
     /// Maximal runs of set bits, as (start, length).
     pub fn runs(&self) -> Vec<(u32, u32)> {
-        let mut out = Vec::new();
+        self.iter_runs().collect()
+    }
+
+    /// `runs`, without collecting them.
+    pub fn iter_runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         let mut at = 0;
-        while let Some(start) = self.next(at, true) {
+        std::iter::from_fn(move || {
+            let start = self.next(at, true)?;
             let end = self.next(start, false).unwrap_or(self.len);
-            out.push((start, end - start));
             at = end;
-        }
-        out
+            Some((start, end - start))
+        })
     }
 
     /// Builds a bitfield from runs; None if a run is empty, leaves

@@ -461,7 +461,7 @@ impl SimPeer {
             if let Err(e) = m.tick(now) {
                 return self.end_serve(cx, conn, Some(e));
             }
-            for reply in m.replies().collect::<Vec<_>>() {
+            for reply in m.replies() {
                 send(cx, &mut self.stats, conn, &reply);
             }
             if m.closing() {

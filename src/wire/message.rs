@@ -591,11 +591,9 @@ pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
 /// The runs of set bits as varints: their number, then per run the gap
 /// since the previous run's end and its length less one.
 fn put_gap_runs(out: &mut Vec<u8>, have: &Bitfield) {
-    let runs = have.runs();
-    out.reserve(runs.len() * 2 + 5);
-    put_varint(out, runs.len() as u32);
+    put_varint(out, have.iter_runs().count() as u32);
     let mut end = 0;
-    for (start, len) in runs {
+    for (start, len) in have.iter_runs() {
         put_varint(out, start - end);
         put_varint(out, len - 1);
         end = start + len;
