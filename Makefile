@@ -9,7 +9,7 @@ BIN ?= $(eval BIN := $(call find_bin))$(BIN)
 find_bin = $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | \
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),$(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate hosts many-peers web-loris fuzz flood soak clean
+.PHONY: all build examples install install-units check-units test lint demo bench bench-tracker update-bench swarm failover simulate calibrate nearfar hosts many-peers web-loris fuzz flood soak clean
 
 all: build
 
@@ -49,7 +49,8 @@ install-units:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # `systemd-analyze verify` and `security` on the units, run against the
-# binaries just built (tests/service.rs does the same in `make test`).
+# binaries just built (tests/integration/service.rs does the same in
+# `make test`).
 check-units: build
 	BIN=$(BIN) tools/check_units.sh
 
@@ -127,13 +128,29 @@ simulate: examples
 calibrate: examples
 	BIN=$(BIN) tools/calibrate.sh
 
+# One download from a near holder and a far one (RTT ms through a delay
+# proxy), each upload capped at LIMIT: the far holder's share of the blocks
+# and the time against the ideal SIZE / (2 x LIMIT). LIMIT=0 leaves both
+# uncapped. Last line per run: `nearfar ... far_share=... ratio=...`.
+#   make nearfar SIZE=48M LIMIT=8M RTT=50 RUNS=1   (the defaults)
+nearfar: examples
+	BIN=$(BIN) tools/nearfar.sh
+
 # The same swarm with every peer and the tracker in its own network
 # namespace (own IP, veth pairs, upload capped by tc tbf). Needs root:
 # `make build && sudo make hosts` (root's PATH often has no cargo, so this
 # builds only where it finds one). Refuses before building without root.
+# RTT and LOSS add distance and loss to every host's link (no netem here:
+# a user-space switch, examples/linkrelay, holds the frames; nftables
+# drops; tools/links.sh, docs/ARCHITECTURE.md "Test links"):
+#   make hosts N=8 SIZE=128M LIMIT=10M RTT=40ms LOSS=0.1%
+#   make hosts RTT=5ms-80ms        leechers spread from 5 to 80 ms, each one's printed
+#   make hosts CHECK=links RTT=40ms LOSS=0.1%
+#                                  no swarm: ping, one TCP stream, loss counted
 hosts:
 	@HOSTS=1 tools/swarm.sh --check
-	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
+	@if command -v $(CARGO) >/dev/null; then \
+	  $(CARGO) build --release --bins $(if $(RTT)$(LOSS)$(CHECK),--example linkrelay --example tcpstream); fi
 	BIN=$(BIN) HOSTS=1 tools/swarm.sh
 
 # A swarm over SITES sites (network namespaces, root): each site's hosts on
@@ -172,7 +189,7 @@ FLOOD_PER_ADDR ?= 20
 flood:
 	@ulimit -n $$(ulimit -Hn) 2>/dev/null; \
 	FLOOD_ADDRS=$(FLOOD_ADDRS) FLOOD_PER_ADDR=$(FLOOD_PER_ADDR) \
-	  $(CARGO) test --test hostile a_flood_of -- --nocapture --test-threads 1 >target/flood.log 2>&1; \
+	  $(CARGO) test --test integration hostile::a_flood_of -- --nocapture --test-threads 1 >target/flood.log 2>&1; \
 	status=$$?; grep -h '^flood addrs' target/flood.log || tail -40 target/flood.log; \
 	if [ $$status -eq 0 ]; then echo "flood: PASS"; else echo "flood: FAIL (log: target/flood.log)"; fi; \
 	exit $$status

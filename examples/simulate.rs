@@ -16,7 +16,7 @@
 //!
 //! The peers are `sim::peer::SimPeer`: the real download machines
 //! (`download::fetch`, `download::plan`) and block-server machines
-//! (`peer::serve`, `peer::seeding`) over the simulated network, with a
+//! (`peer::block_server::machine`, `peer::block_server::seeding`) over the simulated network, with a
 //! simulated tracker (`sim::tracker`).
 
 use p2pshare::record::FileRecord;

@@ -26,10 +26,11 @@
 //! tracker's utime+stime over the window per answered announce, and its
 //! VmRSS at the end with every peer live. Diagnostics go to stderr.
 
-use p2pshare::net::Conn;
-use p2pshare::record::{self, FileRecord, Md5Digest};
-use p2pshare::wire::tracker_datagram::{
-    Announce, Entry, Held, Refusal, Reply, Request, FLAG_REGISTER,
+use p2pshare::digest::Md5Digest;
+use p2pshare::net::conn::Conn;
+use p2pshare::record::{self, FileRecord};
+use p2pshare::wire::datagram::tracker::{
+    Announce, Entry, Held, Refusal, Reply, Request, COOKIE_REFRESH, FLAG_REGISTER,
 };
 use p2pshare::wire::{Encode, TrackerReply, TrackerRequest, MAX_FRAME};
 use std::collections::VecDeque;
@@ -44,8 +45,6 @@ const SEED_FILE: &str = "bench-seeded.bin";
 const LEECH_FILE: &str = "bench-leeched.bin";
 /// A request with no answer after this long is counted lost.
 const LOST_AFTER: Duration = Duration::from_secs(1);
-/// Connection ids (ours and BEP 15's) live at least 60 s: ask again well before.
-const COOKIE_REFRESH: Duration = Duration::from_secs(50);
 /// Warm-up that has not brought every peer in by then is a failure.
 const WARMUP_LIMIT: Duration = Duration::from_secs(300);
 const BEP15_PROTOCOL_ID: u64 = 0x417_2710_1980;

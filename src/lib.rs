@@ -3,13 +3,15 @@
 //! Layers, bottom up: `wire` (the protocol, no sockets), pure state
 //! (`bitfield`, `record`, `download::plan`, `tracker::catalogue`), then the
 //! networking (`net`, `peer`, `tracker`) that ties them to threads and
-//! sockets, and the web UI (`web`) on top of the peer and the tracker; no
+//! sockets, and the two front ends on top of the peer and the tracker,
+//! the terminal's (`shell`) and the web UI (`web`); no
 //! module cycle (`docs/ARCHITECTURE.md` §1 lists the order). That
 //! document draws the threads.
 
 pub mod bitfield;
 pub mod cli;
 pub mod console;
+pub mod digest;
 pub mod download;
 pub mod error;
 pub mod fsutil;
@@ -25,6 +27,7 @@ pub mod rng;
 pub mod rolling;
 pub mod search;
 pub mod secure;
+pub mod shell;
 pub mod sim;
 pub mod terminal;
 pub mod tracker;

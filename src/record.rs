@@ -9,6 +9,7 @@
 //! and SHA-256 with SHA-NI is also faster. The whole-file MD5 stays: it is
 //! what users compare with `md5sum`.
 
+use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::names::check_file_name;
@@ -22,9 +23,6 @@ pub const BLOCK_SIZE: u32 = 4096;
 pub const MAX_PIECES: u32 = 1 << 16;
 /// 1 TiB: keeps every block index in a u32 and every piece at most 16 MiB.
 pub const MAX_FILE_SIZE: u64 = crate::manifest::MAX_TOTAL_SIZE;
-
-pub type Md5Digest = [u8; 16];
-pub type PieceHash = [u8; 32];
 
 /// The record format this version writes and reads (§8 of PROTOCOL.md).
 /// Version 1 had no version byte and MD5 piece hashes; version 2 had no

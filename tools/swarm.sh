@@ -2,7 +2,10 @@
 # make swarm: one seeder and N leechers, every upload capped at LIMIT, all
 # leechers started together; prints each leecher's completion time, the
 # swarm's, the lower bound T* = max(F/u_s, N*F/(u_s + N*u)), the
-# client-server time N*F/u_s and the ratio to T*. Every copy is verified.
+# client-server time N*F/u_s and the ratio to T*; the leechers' times as
+# p50, p99 and max over T* (nearest rank), and the CPU seconds all peer
+# processes used (whole lives, the seeder's publishing included) per GiB
+# delivered to the leechers. Every copy is verified.
 #
 #   N=8 SIZE=128M LIMIT=10M tools/swarm.sh      loopback, caps by --upload-limit
 #   HOSTS=1 N=8 SIZE=128M LIMIT=10M tools/swarm.sh
@@ -16,11 +19,19 @@
 # two limiters would each take their share and the cap would be neither).
 # Everything is created for the run and removed afterwards, also on Ctrl-C;
 # namespaces left by a run that was killed with SIGKILL go at the next one.
-# KEEP=1 keeps the work directory (logs) and prints where it is.
+# With HOSTS=1, RTT=40ms (or a spread, RTT=5ms-80ms) and LOSS=0.1% shape
+# every host's link (tools/links.sh: a user-space switch in place of the
+# bridge, nftables for loss), and CHECK=links checks those links (ping,
+# one TCP stream, loss counted) instead of running the swarm.
+# KEEP=1 keeps the work directory (logs) and prints where it is. RT=1
+# (root): the whole run under SCHED_FIFO, so a shared machine's other load
+# does not starve the peers (tools/lib.sh, realtime).
 # `tools/swarm.sh --check` only checks the settings (and root for HOSTS=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib.sh
+. tools/links.sh
+realtime "$@"
 
 N=${N:-8}
 SIZE=${SIZE:-128M}
@@ -48,11 +59,26 @@ if [ "$HOSTS" = 1 ]; then
     command -v "$tool" >/dev/null ||
       { echo "error: make hosts needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
   done
+  links_settings
+  links_tools
+elif [ -n "${RTT:-}${LOSS:-}${CHECK:-}" ]; then
+  # make calibrate passes RTT on to the simulator; loopback has no link to shape.
+  echo "note: RTT, LOSS and CHECK shape make hosts' links only; make swarm runs on loopback as it is"
 fi
 [ "${1:-}" != --check ] || exit 0
 for b in peer tracker; do
   [ -x "$BIN/$b" ] || { echo "error: $BIN/$b is missing: run 'make build' (or make swarm, which builds)" >&2; exit 1; }
 done
+[ "$LINKS" = 0 ] || need_bins examples/linkrelay examples/tcpstream
+
+# peers_cpu PID...: the CPU seconds (utime + stime) those processes used.
+# Field 2 of /proc/PID/stat, the name in parentheses, is skipped whole.
+peers_cpu() {
+  local pid tck
+  tck=$(getconf CLK_TCK)
+  for pid in "$@"; do sed 's/^.*) //' "/proc/$pid/stat"; done |
+    awk -v tck="$tck" '{s += $12 + $13} END {printf "%.2f", s / tck}'
+}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-swarm.XXXXXX")
 NETNS=()   # namespaces this run created, removed in teardown
@@ -77,8 +103,11 @@ if [ "$HOSTS" = 1 ]; then
   sw="p2ps$$-sw"
   ip netns add "$sw"
   NETNS+=("$sw")
-  ip -n "$sw" link add br0 type bridge
-  ip -n "$sw" link set br0 up
+  if [ "$LINKS" = 0 ]; then
+    ip -n "$sw" link add br0 type bridge
+    ip -n "$sw" link set br0 up
+  fi
+  links_rtts $((N + 2))
   # tbf needs a bucket of at least one (GSO) packet; 20 ms worth, 128 KiB minimum.
   burst=$(( U / 50 > 131072 ? U / 50 : 131072 ))
   for h in $(seq 0 $((N + 1))); do
@@ -86,9 +115,10 @@ if [ "$HOSTS" = 1 ]; then
     ip netns add "$ns"
     NETNS+=("$ns")
     ip link add eth0 netns "$ns" type veth peer name "p$h" netns "$sw"
-    ip -n "$sw" link set "p$h" master br0 up
+    if [ "$LINKS" = 0 ]; then ip -n "$sw" link set "p$h" master br0 up; else ip -n "$sw" link set "p$h" up; fi
     ip -n "$ns" link set lo up
     ip -n "$ns" addr add "10.213.0.$((h + 1))/24" dev eth0
+    [ "$LINKS" = 0 ] || links_host "$ns"
     ip -n "$ns" link set eth0 up
     # The host's uplink: what leaves eth0 is its upload.
     ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${U}bps" burst "$burst" latency 100ms ||
@@ -97,6 +127,13 @@ if [ "$HOSTS" = 1 ]; then
     HOST_IP+=("10.213.0.$((h + 1))")
   done
   where="network namespaces, 10.213.0.0/24, upload capped by tc tbf on each host's interface"
+  if [ "$LINKS" = 1 ]; then
+    # Held at once at most: what every uplink sends in the longest one-way
+    # delay and 100 ms more (the relay falling behind for a while), 4 MiB
+    # at least; a frame beyond it is dropped and counted (dropped_full).
+    queue=$(( (N + 2) * U * (LINK_HI_US / 2 + 100000) / 1000000 ))
+    links_relay "$sw" $((N + 2)) $(( queue > 4194304 ? queue : 4194304 ))
+  fi
 else
   for h in $(seq 0 $((N + 1))); do HOST_NS+=(""); HOST_IP+=(127.0.0.1); done
   where="loopback, upload capped by --upload-limit"
@@ -131,6 +168,11 @@ peer_limit=()
 [ "$HOSTS" = 1 ] || peer_limit=(--upload-limit "$LIMIT")
 
 echo "swarm: 1 seeder + $N leechers, $SIZE file ($F bytes), every upload $LIMIT/s ($U B/s); $where"
+links_say
+if [ "${CHECK:-}" = links ]; then
+  links_check
+  exit 0
+fi
 
 # ---- tracker and seeder
 tport=${PORT[0]}
@@ -182,7 +224,7 @@ while [ "${#took[@]}" -lt "$N" ]; do
     case "$line" in
       *" done "*)
         took[$i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}')
-        printf 'L%-3s done after %8.3f s\n' "$i" "${took[$i]}" ;;
+        printf 'L%-3s done after %8.3f s%s\n' "$i" "${took[$i]}" "$(links_rtt_of $((i + 1)))" ;;
       *" error: "*)
         echo "error: leecher L$i failed: ${line#* }" >&2
         exit 1 ;;
@@ -200,6 +242,10 @@ while [ "${#took[@]}" -lt "$N" ]; do
   sleep 0.2
 done
 tx=$(( $(seeder_tx) - tx0 ))
+# CPU seconds every peer process used so far (user + system, from
+# /proc/PID/stat; the leechers still serve, but the swarm is over), read
+# before anything is stopped.
+cpu=$(peers_cpu "$seeder" "${LEECH[@]}")
 from_s=$(cat "$WORK"/L*.log | sed -n 's/^[0-9.]* from S blocks=\([0-9]*\) .*/\1/p' | awk '{s += $1} END {print s + 0}')
 
 for i in $(seq 1 "$N"); do
@@ -211,11 +257,28 @@ for i in $(seq 1 "$N"); do
 done
 
 # ---- the figures
+links_report
+# Fields for the last line when the links were shaped (added at its end).
+extra=
+if [ "$LINKS" = 1 ]; then
+  extra=$(awk -v lo="$LINK_LO_US" -v hi="$LINK_HI_US" -v ppm="$LOSS_PPM" -v s="$LOSS_SENT" -v d="$LOSS_DROPPED" \
+    -v relay="$RELAY_CPU" 'BEGIN {
+    rtt = (lo == hi) ? sprintf("%g", lo / 1000) : sprintf("%g-%g", lo / 1000, hi / 1000)
+    printf " rtt_ms=%s loss_pct=%g lost_pct=%.4f relay_cpu_s=%.2f", rtt, ppm / 10000, (s > 0) ? 100 * d / s : 0, relay }')
+fi
 secs=$(printf '%s\n' "${took[@]}" | sort -g | tail -1)
+times=$(printf '%s\n' "${took[@]}" | sort -g | tr '\n' ' ')
 awk -v n="$N" -v f="$F" -v us="$U" -v u="$U" -v secs="$secs" -v cs="$cs" -v fromS="$from_s" -v tx="$tx" \
-  -v target="$TARGET" -v hosts="$HOSTS" -v size="$SIZE" -v want="$want" 'BEGIN {
+  -v target="$TARGET" -v hosts="$HOSTS" -v size="$SIZE" -v want="$want" -v times="$times" -v cpu="$cpu" -v extra="$extra" '
+# The nearest-rank percentile P of the n sorted times t[1..n].
+function pct(p,   k) { k = int(p * n + 0.999999); if (k < 1) k = 1; return t[k] }
+BEGIN {
   a = f / us; b = n * f / (us + n * u); tstar = (a > b) ? a : b
   ratio = secs / tstar
+  split(times, t, " ")
+  p50 = pct(0.50) / tstar; p99 = pct(0.99) / tstar; pmax = t[n] / tstar
+  gib = n * f / 1073741824
+  cpu_gib = cpu / gib
   printf "all %d copies verified (md5 %s)\n", n, want
   printf "%-36s %9.3f s\n", "swarm time (the last leecher)", secs
   printf "%-36s %9.3f s   max(F/u_s, N*F/(u_s+N*u))\n", "lower bound T*", tstar
@@ -223,6 +286,8 @@ awk -v n="$N" -v f="$F" -v us="$U" -v u="$U" -v secs="$secs" -v cs="$cs" -v from
   printf "%-36s %9.3f     target <= %.2f: %s\n", "swarm / T*", ratio, target, (ratio <= target) ? "met" : "missed"
   printf "%-36s %9.1f MiB (%.2f copies of the file)\n", "leechers took from the seeder", fromS * 4096 / 1048576, fromS * 4096 / f
   if (hosts) printf "%-36s %9.1f MiB (%.2f copies, headers included)\n", "seeder interface sent", tx / 1048576, tx / f
-  printf "swarm N=%d size=%d limit=%d hosts=%d secs=%.3f tstar=%.3f ratio=%.3f clientserver=%.3f seeder_copies=%.2f\n", \
-    n, f, us, hosts, secs, tstar, ratio, cs, fromS * 4096 / f
+  printf "%-36s p50 %.3f  p99 %.3f  max %.3f   (nearest rank, %d leechers)\n", "leecher times / T*", p50, p99, pmax, n
+  printf "%-36s %9.2f s   %.2f s per GiB delivered (%.2f GiB)\n", "CPU of all peers (user + system)", cpu, cpu_gib, gib
+  printf "swarm N=%d size=%d limit=%d hosts=%d secs=%.3f tstar=%.3f ratio=%.3f clientserver=%.3f seeder_copies=%.2f p50_ratio=%.3f p99_ratio=%.3f max_ratio=%.3f cpu_s=%.2f cpu_s_per_gib=%.2f%s\n", \
+    n, f, us, hosts, secs, tstar, ratio, cs, fromS * 4096 / f, p50, p99, pmax, cpu, cpu_gib, extra
 }'

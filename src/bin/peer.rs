@@ -3,9 +3,9 @@
 
 use p2pshare::console::{say, say_err, Console, LogSink};
 use p2pshare::peer::downloads::{self, Origin, Ticket};
-use p2pshare::peer::{config, shell, Peer};
+use p2pshare::peer::{config, Peer};
+use p2pshare::shell;
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
-use p2pshare::Error;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +84,7 @@ fn main() {
             say(p.line());
         }
     }
-    if let Err(e) = p2pshare::peer::health::start(&peer) {
+    if let Err(e) = p2pshare::peer::session::health::start(&peer) {
         say_err(format_args!(
             "warning: cannot check the tracker at start: {e}"
         ));
@@ -142,11 +142,7 @@ fn main() {
 fn start_gets(peer: &Arc<Peer>) -> (Vec<Ticket>, usize) {
     let (mut tickets, mut refused) = (Vec::new(), 0);
     for name in peer.config().gets.clone() {
-        let started = downloads::get(peer, &name, Origin::Startup, |result| match result {
-            Ok(report) => say(report),
-            Err(Error::Cancelled) => {}
-            Err(e) => say_err(format_args!("error: {e}")),
-        });
+        let started = downloads::get(peer, &name, Origin::Startup, shell::say_outcome);
         match started {
             Ok(ticket) => tickets.push(ticket),
             Err(e) => {

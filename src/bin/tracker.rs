@@ -188,7 +188,7 @@ fn start_web(tracker: &Tracker, cfg: &HttpConfig) -> p2pshare::Result<Vec<String
     let server = WebServer::bind(cfg)?;
     let lines = server.banner();
     // Where peers can reach it, not the 0.0.0.0 it is bound to.
-    let reach: Vec<String> = p2pshare::net::reachable_addrs(&tracker.local_addr())
+    let reach: Vec<String> = p2pshare::net::addrs::reachable_addrs(&tracker.local_addr())
         .iter()
         .map(|a| a.to_string())
         .collect();

@@ -11,6 +11,7 @@
 pub mod fetch;
 pub mod holders;
 pub mod plan;
+pub mod progress;
 pub mod reassembler;
 pub mod resume;
 pub mod reuse;
@@ -21,20 +22,22 @@ pub mod worker;
 mod tests;
 
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{code, Error, Result};
 use crate::metrics::peer::PeerMetrics;
 use crate::ratelimit::RateLimiter;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::units::{fraction, percent};
 use crate::wire::Holder;
 use crossbeam_channel::{select, Receiver, Sender};
 use holders::{Holders, Verdict};
 use log::{debug, info, warn};
 use plan::Plan;
+use progress::Progress;
 use reassembler::Reassembler;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use worker::{Source, SourceStats};
@@ -60,35 +63,6 @@ pub const MAX_WORKERS: usize = 64;
 pub const MAX_BUSY: u32 = 10;
 /// Longest a worker with nothing to request waits for the plan to change.
 pub const WORK_WAIT: Duration = Duration::from_millis(100);
-
-/// Live progress, readable by `status` while the download runs.
-pub struct Progress {
-    pub name: String,
-    pub total_blocks: u64,
-    pub done_blocks: AtomicU64,
-    /// Blocks already verified on disk when it started (a resume): not
-    /// fetched by this run, so not in its rate.
-    pub resumed_blocks: AtomicU64,
-    /// Blocks copied from local files before fetching (`reuse`): not
-    /// fetched either, not in the rate.
-    pub reused_blocks: AtomicU64,
-    /// Its verified blocks stay on disk if it stops (a `get`, not a
-    /// `bench` or `stress` copy).
-    pub kept: bool,
-    pub started: Instant,
-    pub sources: AtomicU64,
-}
-
-impl Progress {
-    /// Blocks this run fetched from holders: done, less those found on
-    /// disk (resumed) or in local files (reused).
-    pub fn fetched_blocks(&self) -> u64 {
-        self.done_blocks.load(Ordering::Relaxed).saturating_sub(
-            self.resumed_blocks.load(Ordering::Relaxed)
-                + self.reused_blocks.load(Ordering::Relaxed),
-        )
-    }
-}
 
 /// What the refresher sends back: the tracker's holder list, or why not.
 type HolderAnswer = Result<Vec<Holder>>;
@@ -137,7 +111,7 @@ pub struct Outcome {
 }
 
 /// State shared by the coordinator and the workers of one download.
-pub struct Shared {
+pub struct DownloadState {
     pub record: Arc<FileRecord>,
     plan: Mutex<Plan>,
     changed: Condvar,
@@ -158,7 +132,7 @@ enum Event {
     Complete,
 }
 
-impl Shared {
+impl DownloadState {
     /// The download started from pieces found in local files: an update
     /// of an item (its owner is then spared, `Plan::claim_as`).
     pub fn is_update(&self) -> bool {
@@ -253,7 +227,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         .store(resumed, Ordering::Relaxed);
     job.progress.reused_blocks.store(reused, Ordering::Relaxed);
     let (events_tx, events) = crossbeam_channel::unbounded();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(DownloadState {
         record: record.clone(),
         plan: Mutex::new(Plan::new(
             record.piece_count(),
@@ -508,7 +482,7 @@ struct Coordinator<'j, 'a> {
     paths: &'j resume::Paths,
     /// A handle on the partial file, for the stamp in the resume state.
     state_file: &'j std::fs::File,
-    shared: Arc<Shared>,
+    shared: Arc<DownloadState>,
     events: Receiver<Event>,
     /// Asks the refresher for holders; its answers come on `answers`.
     ask: Sender<()>,
@@ -683,7 +657,7 @@ impl Coordinator<'_, '_> {
         let local = h.is_local_to(self.job.site);
         let source = Source {
             peer_id: h.peer_id.clone(),
-            addr: crate::net::join_host_port(&h.host, h.port),
+            addr: crate::net::addrs::join_host_port(&h.host, h.port),
             remote: !local,
         };
         let shared = self.shared.clone();

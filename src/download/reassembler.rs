@@ -12,8 +12,9 @@
 //! from the page cache.
 
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use md5::{Digest, Md5};
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -118,7 +118,7 @@ pub fn decode_state(bytes: &[u8], record: &FileRecord) -> Option<(Stamp, Bitfiel
 
 /// The whole-file MD5 a state file was saved for: which version of a name
 /// the partial download beside it is.
-pub fn state_md5(bytes: &[u8]) -> Option<crate::record::Md5Digest> {
+pub fn state_md5(bytes: &[u8]) -> Option<crate::digest::Md5Digest> {
     let rest = bytes.strip_prefix(MAGIC)?;
     rest.get(..16)?.try_into().ok()
 }

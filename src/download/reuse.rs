@@ -21,7 +21,8 @@
 //! since its record was made costs a wasted read, never a wrong piece.
 
 use crate::bitfield::Bitfield;
-use crate::record::{blocks_per_piece_for, piece_hash, FileRecord, PieceHash, BLOCK_SIZE};
+use crate::digest::PieceHash;
+use crate::record::{blocks_per_piece_for, piece_hash, FileRecord, BLOCK_SIZE};
 use crate::rolling::Roller;
 use log::debug;
 use std::collections::HashMap;

@@ -16,16 +16,11 @@ fn random(n: usize, seed: u64) -> Vec<u8> {
 }
 
 fn progress(record: &FileRecord) -> Arc<Progress> {
-    Arc::new(Progress {
-        name: record.name.clone(),
-        total_blocks: record.block_count() as u64,
-        done_blocks: AtomicU64::new(0),
-        resumed_blocks: AtomicU64::new(0),
-        reused_blocks: AtomicU64::new(0),
-        kept: true,
-        started: Instant::now(),
-        sources: AtomicU64::new(0),
-    })
+    Arc::new(Progress::new(
+        &record.name,
+        record.block_count() as u64,
+        true,
+    ))
 }
 
 /// A download of `record` into `dir` with no holder, offered `reuse`.
@@ -86,7 +81,7 @@ fn resumed_and_reused_pieces_make_the_whole_file_without_a_holder() {
     assert_eq!(progress.resumed_blocks.load(Ordering::Relaxed), 15);
     assert_eq!(progress.reused_blocks.load(Ordering::Relaxed), 26);
     assert_eq!(progress.done_blocks.load(Ordering::Relaxed), 41);
-    assert_eq!(progress.fetched_blocks(), 0);
+    assert_eq!(progress.snapshot().fetched_blocks(), 0);
     let page = crate::metrics::render(&metrics.samples(0));
     let reused = data.len() as u64 - 15 * BLOCK_SIZE as u64;
     assert_eq!(

@@ -15,12 +15,14 @@
 //! owned here.
 
 use super::admission::{Admission, ConnId, Decision, Limits};
+use crate::error::code;
 use crate::wire::frame;
+use crate::wire::message::error_frame;
 use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,7 +51,9 @@ pub struct Settings {
     pub max_frame: usize,
 }
 
-struct Shared {
+/// What the accept loop and the handler threads share: the admission
+/// machine and a handle on each connection handed to a thread.
+struct GateState {
     machine: Mutex<Admission>,
     /// A second handle on each handed connection, to shut it down when it
     /// is evicted (which ends its thread's reads).
@@ -68,7 +72,7 @@ enum Told {
 
 /// A handler's link to the gate: its slot, given back when dropped.
 pub struct Ticket {
-    shared: Arc<Shared>,
+    shared: Arc<GateState>,
     id: ConnId,
     deadline: Instant,
     told: Cell<Option<Told>>,
@@ -150,15 +154,35 @@ pub struct Opening {
     pub late: fn(TcpStream),
 }
 
+/// From accept to a whole first frame (the handshake, in a swarm with a
+/// secret) on a server of our frames, the tracker's and the block
+/// server's alike (`Limits::start`; docs/PROTOCOL.md §10).
+pub const FIRST_FRAME_WITHIN: Duration = Duration::from_secs(4);
+
 impl Opening {
     /// Our frames, at most `max_frame` long; BUSY as an ERROR frame.
     pub fn frames(max_frame: usize) -> Opening {
         Opening {
             whole: Box::new(move |b| !matches!(frame::parse(b, max_frame), Ok(None))),
-            refuse: super::refuse_busy,
-            late: super::refuse_busy,
+            refuse: refuse_busy,
+            late: refuse_busy,
         }
     }
+}
+
+/// How long a connection sent away (`Opening::refuse`, `late`) may take
+/// to read why: the gate's one thread waits that long at most.
+pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Tells a connection turned away, in our frames, that the server is busy:
+/// an ERROR frame, which both protocols read alike.
+pub fn refuse_busy(stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(REFUSAL_WRITE_TIMEOUT));
+    let frame = error_frame(
+        code::BUSY,
+        "server busy: too many connections, try again later",
+    );
+    let _ = (&stream).write_all(&frame);
 }
 
 /// Accepts on `listener` forever; `handle` serves one handed connection
@@ -188,7 +212,7 @@ pub fn serve_opening<F>(
     }
     let mut gate = Gate {
         settings,
-        shared: Arc::new(Shared {
+        shared: Arc::new(GateState {
             machine: Mutex::new(Admission::new(settings.limits)),
             handled: Mutex::new(HashMap::new()),
         }),
@@ -212,7 +236,7 @@ pub fn serve_opening<F>(
 
 struct Gate<F> {
     settings: Settings,
-    shared: Arc<Shared>,
+    shared: Arc<GateState>,
     pool: Pool<F>,
     /// Connections not yet handed on, with when they were accepted.
     lobby: HashMap<ConnId, (TcpStream, Instant)>,

@@ -159,7 +159,8 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
             "--tracker" => {
                 let v = p.value()?;
                 let (host, tport) = split_host_port(&v, Some(())).map_err(usage)?;
-                let t = crate::net::join_host_port(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
+                let t =
+                    crate::net::addrs::join_host_port(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
                 cfg.more_trackers.push(t);
             }
             "--ttl" => {
@@ -217,7 +218,7 @@ fn parse_args(mut p: Parser) -> std::result::Result<Option<Config>, String> {
     cfg.id = id.clone();
     cfg.port = port(port_text, "PORT").map_err(usage)?;
     let (host, tport) = split_host_port(tracker, Some(())).map_err(usage)?;
-    cfg.tracker = crate::net::join_host_port(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
+    cfg.tracker = crate::net::addrs::join_host_port(&host, tport.unwrap_or(DEFAULT_TRACKER_PORT));
     cfg.dir = dir.unwrap_or_else(|| PathBuf::from("peers").join(id));
     Ok(Some(cfg))
 }

@@ -1,64 +1,46 @@
-//! A peer: its store of shared files, the block server, the tracker
-//! session, and the operations the shell offers (`get`, `share`, ...).
+//! A peer: `Peer` and the operations both front ends (`crate::shell`,
+//! `crate::web::peer_ui`) call (`get`, `share`, `status`, ...). Its rooms:
+//! `session` (the trackers), `block_server` (other peers fetch here),
+//! `files` (the store and the watched `files/`), `install` (the one step
+//! every new item of `files/` ends in), `downloads` (every background
+//! `get`), `follow` (followers), `paused`, `config`.
 
-pub mod announcer;
-pub mod bench;
+pub mod block_server;
 pub mod config;
 pub mod downloads;
+pub mod files;
 pub mod follow;
-pub mod health;
-pub mod lookup;
+mod install;
 pub mod paused;
-pub mod progress_view;
-pub mod publish;
-pub mod rotation;
-pub mod seeding;
-pub mod serve;
-pub mod server;
-pub mod shell;
-pub mod store;
-pub mod tracker_client;
-pub mod trackers;
-pub mod watch;
-pub mod watcher;
+pub mod session;
 
-use crate::download::{self, Progress, SourceReport};
+use crate::digest::Md5Digest;
+use crate::download::progress::{Progress, Snapshot};
+use crate::download::{self, SourceReport};
 use crate::error::{Error, Result};
 use crate::fsutil::{DirLock, LockError, RemoveOnDrop};
 use crate::metrics::peer::PeerMetrics;
 use crate::names::check_file_name;
-use crate::net::admission::Limits;
-use crate::net::gate;
 use crate::ratelimit::RateLimiter;
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 use crate::search::{self, Holding, Search};
 use crate::units::{hex, mbps};
 use crate::wire::FileSummary;
 use config::Config;
+use files::store::{self, SharedFile, Store};
+use files::{publish, watcher};
 use log::{debug, info, warn};
+use session::lookup;
+use session::tracker_client::{self, Session};
+use session::trackers::Trackers;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-pub use store::SharedFile;
-use store::Store;
-use tracker_client::Session;
-use trackers::Trackers;
-
-/// How the block server admits connections (`net::admission`): threads
-/// for at most 64 active connections, 512 more waiting for their first
-/// request (no thread), 16 from any one address, 4 s from accept to the
-/// first whole request.
-pub const ADMISSION: Limits = Limits {
-    handlers: 64,
-    lobby: 512,
-    per_ip: 16,
-    start: Duration::from_secs(4),
-};
 
 /// A running peer. Its parts are its own (and its submodules'); the shell,
 /// the binary and the web UI use the methods below.
@@ -211,30 +193,14 @@ impl Peer {
             swapping: Mutex::new(()),
             _lock: lock,
         });
-        bench::clear_scratch(&peer.scratch_dir());
+        clear_scratch(&peer.scratch_dir());
         let shared = peer.publish_found(found);
         info!(
             "{shared} files shared from {}",
             peer.store.files_dir().display()
         );
         let server_peer = peer.clone();
-        spawn("server", move || {
-            let settings = gate::Settings {
-                what: "server",
-                limits: ADMISSION,
-                max_frame: crate::wire::MAX_CONTROL_FRAME,
-            };
-            let (refused, panicked) = (server_peer.metrics.clone(), server_peer.metrics.clone());
-            gate::serve(
-                listener,
-                settings,
-                move |s, ticket| server::handle(&server_peer, s, &ticket),
-                gate::Counters {
-                    refused: Box::new(move || refused.refused()),
-                    panicked: Arc::new(move || panicked.handler_panicked()),
-                },
-            )
-        })?;
+        spawn("server", move || block_server::serve(server_peer, listener))?;
         let watch_peer = peer.clone();
         spawn("watch", move || watcher::run(watch_peer))?;
         for (index, commands) in commands.into_iter().enumerate() {
@@ -343,7 +309,7 @@ impl Peer {
 
     /// The `/metrics` page.
     pub fn metrics_text(&self) -> String {
-        let mut samples = self.metrics.samples(self.lock_active().len());
+        let mut samples = self.metrics.samples(self.progress().len());
         samples.extend(self.trackers.samples(Instant::now()));
         crate::metrics::render(&samples)
     }
@@ -475,7 +441,7 @@ impl Peer {
         let resumed = active.resumed_bytes(record.size);
         let reused = active.reused_bytes(record.size);
         drop(active);
-        self.adopt(&outcome.part, &dest, record.clone())?;
+        self.adopt(&outcome.part, record.clone())?;
         let _ = fs::remove_file(&outcome.state);
         if let Some(old) = held.filter(|f| f.record.md5 != record.md5) {
             info!(
@@ -581,16 +547,7 @@ impl Peer {
     ) -> Result<Fetched<'_>> {
         let record = found.record.clone();
         let name = record.name.as_str();
-        let progress = Arc::new(Progress {
-            name: key.to_string(),
-            total_blocks: record.block_count() as u64,
-            done_blocks: AtomicU64::new(0),
-            resumed_blocks: AtomicU64::new(0),
-            reused_blocks: AtomicU64::new(0),
-            kept: share,
-            started: Instant::now(),
-            sources: AtomicU64::new(0),
-        });
+        let progress = Arc::new(Progress::new(key, record.block_count() as u64, share));
         let active = self.mark_active(key, progress.clone())?;
         let outcome = if record.size == 0 {
             empty_download(partial_dir, &record)?
@@ -684,180 +641,6 @@ impl Peer {
     /// Where `bench` appends its rows.
     pub fn times_csv(&self) -> PathBuf {
         self.config.dir.join("download_times.csv")
-    }
-
-    /// Moves a verified file into `files/` atomically (over the older
-    /// version there, if any), starts serving it and tells the tracker.
-    fn adopt(&self, part: &Path, dest: &Path, record: Arc<FileRecord>) -> Result<()> {
-        let held = self.store.get(&record.name).is_some();
-        if !held && dest.symlink_metadata().is_ok() {
-            return Err(Error::Conflict(format!(
-                "{} appeared while downloading; the verified copy stays at {}",
-                dest.display(),
-                part.display()
-            )));
-        }
-        if let Some(manifest) = &record.folder {
-            self.adopt_folder(part, dest, &record, manifest)?;
-            self.session.new_file(record);
-            return Ok(());
-        }
-        self.swap_in(part, dest, record.clone())?;
-        self.session.new_file(record);
-        Ok(())
-    }
-
-    /// A verified folder payload: written out as its tree beside the
-    /// partial file (`partial/<name>.tree`, the same file system), then
-    /// moved into `files/` with one rename, so the tree appears complete
-    /// or not at all. The payload is deleted once the tree is in place.
-    fn adopt_folder(
-        &self,
-        part: &Path,
-        dest: &Path,
-        record: &Arc<FileRecord>,
-        manifest: &crate::manifest::Manifest,
-    ) -> Result<()> {
-        let dir = part.parent().unwrap_or(Path::new("."));
-        let tree = crate::layout::local_file(dir, &record.name, "tree");
-        // A leftover of an assembly that was interrupted: ours to redo.
-        let _ = fs::remove_dir_all(&tree);
-        let payload =
-            File::open(part).map_err(|e| Error::io(format!("opening {}", part.display()), e))?;
-        if let Err(e) = crate::tree::assemble(&payload, manifest, &tree) {
-            if matches!(e, Error::Integrity(_)) {
-                // The payload matched the record's MD5 but not its
-                // manifest: the record lies; nothing to resume.
-                let _ = fs::remove_file(part);
-            }
-            return Err(e);
-        }
-        self.swap_in(&tree, dest, record.clone())?;
-        let _ = fs::remove_file(part);
-        Ok(())
-    }
-
-    /// Copies a file or a folder into `files/` and announces it. The
-    /// tracker is asked first, so a name clash leaves `files/` untouched.
-    /// An item already in `files/` is shared where it is.
-    pub fn share(&self, path: &Path) -> Result<(Arc<FileRecord>, Option<String>)> {
-        let cannot = |why: String| Error::Usage(format!("cannot share {}: {why}", path.display()));
-        let meta = fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
-        if !meta.is_file() && !meta.is_dir() {
-            return Err(cannot("not a regular file nor a folder".into()));
-        }
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| cannot("the name is not UTF-8".into()))?;
-        if self.is_in_files(path) {
-            return self.share_in_place(name);
-        }
-        if meta.is_dir() {
-            let tmp = self.scratch_path(name, "share-tree")?;
-            let _ = fs::remove_dir_all(&tmp);
-            crate::tree::copy_tree(path, &tmp)?;
-            return self.share_scratch(name, &tmp);
-        }
-        let tmp = self.scratch_path(name, "share")?;
-        let _cleanup = RemoveOnDrop(&tmp);
-        fs::copy(path, &tmp).map_err(|e| Error::io(format!("copying {}", path.display()), e))?;
-        self.share_scratch(name, &tmp)
-    }
-
-    /// `partial/<name>.<suffix>`, the directory created if missing: where a
-    /// file is written before it is moved into `files/` (same file system,
-    /// so the move is an atomic rename).
-    pub fn scratch_path(&self, name: &str, suffix: &str) -> Result<PathBuf> {
-        check_file_name(name)?;
-        let tmp_dir = self.partial_dir();
-        fs::create_dir_all(&tmp_dir)
-            .map_err(|e| Error::io(format!("creating {}", tmp_dir.display()), e))?;
-        Ok(crate::layout::local_file(&tmp_dir, name, suffix))
-    }
-
-    /// Shares a file or a folder already written at `tmp` (from
-    /// `scratch_path`) under `name`: hashes it, publishes it, then moves
-    /// it into `files/` instead of copying. New content under a name this
-    /// peer shares already is the name's next version: it replaces the
-    /// item in one step once the tracker has taken it (only the owner's
-    /// is). `tmp` is gone afterwards, shared or not.
-    pub fn share_scratch(
-        &self,
-        name: &str,
-        tmp: &Path,
-    ) -> Result<(Arc<FileRecord>, Option<String>)> {
-        let _cleanup = RemoveOnDrop(tmp);
-        let _cleanup_tree = crate::fsutil::RemoveTreeOnDrop(tmp);
-        check_file_name(name)?;
-        let folder = tmp.symlink_metadata().is_ok_and(|m| m.is_dir());
-        // The record describes the copy we will serve, whatever happens to
-        // the source meanwhile.
-        let hashed = if folder {
-            crate::tree::record_of_folder(name, tmp)?
-        } else {
-            FileRecord::from_file(name, tmp)?
-        };
-        let existing = self.store.get(name);
-        if let Some(f) = existing.as_ref().filter(|f| f.record.same_content(&hashed)) {
-            return Ok((f.record.clone(), Some("already shared".into())));
-        }
-        let dest = self.store.files_dir().join(name);
-        if existing.is_none() && dest.symlink_metadata().is_ok() {
-            // Copied in and not picked up by the watcher yet: the same
-            // bytes are simply shared where they are.
-            let (found, note) = self.share_in_place(name)?;
-            if !found.same_content(&hashed) {
-                return Err(Error::Conflict(format!(
-                    "files/{name} already holds different content that is not shared yet; \
-                     rename one of them"
-                )));
-            }
-            return Ok((found, note));
-        }
-        self.refuse_if_followed(name, "share")?;
-        let record = Arc::new(self.versioned(hashed, self.store.last_record(name).as_ref()));
-        let note = match self.session.new_file_wait(
-            &self.trackers,
-            &self.config.id,
-            record.clone(),
-            Duration::from_secs(10),
-        ) {
-            Ok(()) => None,
-            Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => Some(msg),
-            Err(e) => return Err(e),
-        };
-        self.swap_in(tmp, &dest, record.clone())?;
-        // Now in the store: the session announces it at once.
-        self.session.announce_now();
-        if existing.is_some() {
-            info!("{name}: published version {}", record.version);
-        }
-        Ok((record, note))
-    }
-
-    /// Moves a verified item from `new` (in `partial/`, the same file
-    /// system) into `files/` in one step, over the version there if any,
-    /// and serves it from then on. The old version is served until then.
-    fn swap_in(&self, new: &Path, dest: &Path, record: Arc<FileRecord>) -> Result<()> {
-        let _swapping = self.swap_lock();
-        crate::fsutil::replace(new, dest)
-            .map_err(|e| Error::io(format!("moving into {}", dest.display()), e))?;
-        self.serve_at(dest, record)
-    }
-
-    /// Serves the item at `dest` (in `files/`) under `record` from now on,
-    /// in place of what the store held under its name. The caller holds
-    /// `swap_lock`.
-    fn serve_at(&self, dest: &Path, record: Arc<FileRecord>) -> Result<()> {
-        if record.folder.is_some() {
-            self.store.insert_folder(record, dest)
-        } else {
-            let file = File::open(dest)
-                .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
-            self.store.insert(record, file);
-            Ok(())
-        }
     }
 
     /// A followed item is receive-only: `what` (share, an upload) may not
@@ -960,64 +743,6 @@ impl Peer {
         self.serve_at(&dest, record)
     }
 
-    /// Whether `path` is an item directly inside `files/` (by its real
-    /// location, so `./peers/A/files/x` and an absolute path both count).
-    fn is_in_files(&self, path: &Path) -> bool {
-        let (Ok(real), Ok(files)) = (path.canonicalize(), self.files_dir().canonicalize()) else {
-            return false;
-        };
-        real.parent() == Some(files.as_path())
-    }
-
-    /// Shares `files/<name>` where it is: already shared, or hashed,
-    /// published and shared now.
-    fn share_in_place(&self, name: &str) -> Result<(Arc<FileRecord>, Option<String>)> {
-        let stamp = watcher::stamp_of(&self.files_dir().join(name));
-        match self.store.get(name) {
-            Some(f) if Some(f.stamp) == stamp => {
-                Ok((f.record.clone(), Some("already shared".into())))
-            }
-            _ => {
-                let record = self.share_found(name)?;
-                Ok((record, None))
-            }
-        }
-    }
-
-    /// Shares an item the watcher found in `files/` (or `share` named
-    /// there): hashes it (or takes its cached record), publishes the
-    /// record, and serves it. A tracker that cannot be reached only
-    /// delays the publishing; a name another peer owns is refused and the
-    /// item is not served, nor is an old version of the name.
-    pub(crate) fn share_found(&self, name: &str) -> Result<Arc<FileRecord>> {
-        let found = self
-            .store
-            .prepare(name, &|r, previous| self.versioned(r, previous))?;
-        let record = found.record.clone();
-        if self.follows(name) {
-            let swarm = self.trackers.fetch_record(name).ok();
-            if !swarm.as_ref().is_some_and(|r| r.same_content(&record)) {
-                drop(found);
-                return Err(self.keep_local_edit(name, swarm.is_some()));
-            }
-        }
-        match self.session.new_file_wait(
-            &self.trackers,
-            &self.config.id,
-            record.clone(),
-            Duration::from_secs(10),
-        ) {
-            Ok(()) => {}
-            Err(Error::NoSources(msg)) | Err(Error::Timeout(msg)) => {
-                warn!("{name}: {msg}")
-            }
-            Err(e) => return Err(e),
-        }
-        self.store.insert_prepared(found);
-        self.session.announce_now();
-        Ok(record)
-    }
-
     /// Stops serving `name` and tells the tracker (the next announce says
     /// it is gone).
     pub(crate) fn withdraw(&self, name: &str) {
@@ -1026,14 +751,13 @@ impl Peer {
         }
     }
 
-    /// Downloads in progress, for `status`.
     /// Downloads an earlier run left unfinished, with verified pieces on
     /// disk, that are neither running nor waiting their turn now.
     pub fn paused(&self) -> Vec<paused::Paused> {
         let busy: Vec<String> = self
-            .active()
-            .iter()
-            .map(|p| p.name.clone())
+            .progress()
+            .into_iter()
+            .map(|p| p.name)
             .chain(self.downloads.waiting().into_iter().map(|(n, _)| n))
             .collect();
         paused::list(&self.partial_dir())
@@ -1042,10 +766,18 @@ impl Peer {
             .collect()
     }
 
-    pub fn active(&self) -> Vec<Arc<Progress>> {
-        let mut v: Vec<_> = self.lock_active().values().cloned().collect();
+    /// Where each download in progress stands (any kind: a `get`,
+    /// `bench`, following...), by name: what `status`, the web pages and
+    /// `/metrics` show.
+    pub fn progress(&self) -> Vec<Snapshot> {
+        let mut v: Vec<Snapshot> = self.lock_active().values().map(|p| p.snapshot()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Where the download under `key` stands, once it has begun.
+    pub fn progress_of(&self, key: &str) -> Option<Snapshot> {
+        self.lock_active().get(key).map(|p| p.snapshot())
     }
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Progress>>> {
@@ -1070,7 +802,12 @@ impl Peer {
     /// tracker. Waits a moment for downloads to save their state.
     /// Returns a line per `get` that stopped, saying what was kept.
     pub fn shutdown(&self) -> Vec<String> {
-        let stopping: Vec<Arc<Progress>> = self.active().into_iter().filter(|p| p.kept).collect();
+        let stopping: Vec<Snapshot> = self
+            .lock_active()
+            .values()
+            .filter(|p| p.kept)
+            .map(|p| p.snapshot())
+            .collect();
         // Asked for but not begun: they will not start now.
         let never_started: Vec<String> = self
             .downloads
@@ -1089,7 +826,7 @@ impl Peer {
         self.leave();
         stopping
             .iter()
-            .map(|p| kept_line(p))
+            .map(kept_line)
             .chain(never_started)
             .collect()
     }
@@ -1097,15 +834,10 @@ impl Peer {
 
 /// What a `get` stopped by Ctrl-C or SIGTERM leaves: its verified blocks,
 /// and how to go on.
-fn kept_line(p: &Progress) -> String {
-    let done = p.done_blocks.load(Ordering::Relaxed);
-    let pct = crate::units::percent(
-        crate::units::fraction(done, p.total_blocks),
-        done >= p.total_blocks,
-    );
+fn kept_line(p: &Snapshot) -> String {
     paused::Paused {
         name: p.name.clone(),
-        percent: pct,
+        percent: p.percent(),
     }
     .line()
 }
@@ -1162,23 +894,19 @@ impl ActiveGuard<'_> {
     /// The bytes of a file of `size` that were verified on disk before this
     /// run began.
     pub fn resumed_bytes(&self, size: u64) -> u64 {
-        self.bytes_of(size, |p| &p.resumed_blocks)
+        self.bytes_of(size, |p| p.resumed_blocks)
     }
 
     /// The bytes of a file of `size` copied from local files before
     /// fetching.
     pub fn reused_bytes(&self, size: u64) -> u64 {
-        self.bytes_of(size, |p| &p.reused_blocks)
+        self.bytes_of(size, |p| p.reused_blocks)
     }
 
     /// The bytes of the blocks counted by `blocks` (the last block may be
     /// short: never more than `size`).
-    fn bytes_of(&self, size: u64, blocks: impl Fn(&Progress) -> &AtomicU64) -> u64 {
-        let n = self
-            .peer
-            .lock_active()
-            .get(&self.name)
-            .map_or(0, |p| blocks(p).load(Ordering::Relaxed));
+    fn bytes_of(&self, size: u64, blocks: impl Fn(&Snapshot) -> u64) -> u64 {
+        let n = self.peer.progress_of(&self.name).map_or(0, |p| blocks(&p));
         (n * crate::record::BLOCK_SIZE as u64).min(size)
     }
 }
@@ -1260,6 +988,16 @@ fn lock_dir(config: &Config) -> Result<DirLock> {
             &e,
         )),
     })
+}
+
+/// Removes what scratch downloads of an earlier run left behind (a crash,
+/// kill -9): nothing in there is ever resumed.
+fn clear_scratch(dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("cannot clear {}: {e}", dir.display());
+        }
+    }
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {

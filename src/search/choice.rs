@@ -3,7 +3,8 @@
 //! holders to fetch from. Pure: answers in, decisions out.
 
 use super::node::Answer;
-use crate::record::{FileRecord, Md5Digest};
+use crate::digest::Md5Digest;
+use crate::record::FileRecord;
 use crate::wire::Holder;
 
 /// The version of a file most answers agree on.
@@ -103,7 +104,7 @@ pub fn holders_of(answers: &[Answer], size: u64, md5: &Md5Digest) -> Vec<Holder>
 mod tests {
     use super::*;
     use crate::bitfield::Bitfield;
-    use crate::wire::datagram::ChunkInfo;
+    use crate::wire::datagram::search::ChunkInfo;
     use std::net::SocketAddr;
 
     fn answer(peer: &str, data: &[u8], host: &str, inline: bool) -> Answer {

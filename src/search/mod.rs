@@ -21,7 +21,7 @@ use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::record::FileRecord;
 use crate::secure::seal::{Purpose, ReplayGuard};
-use crate::wire::datagram::{
+use crate::wire::datagram::search::{
     hello_reply, ChunkInfo, Datagram, Query, HELLO_LEN, MAX_DATAGRAM, QUERY_LEN,
 };
 use log::{debug, info, warn};
@@ -417,7 +417,7 @@ impl Search {
                     debug!(
                         "search: query {id:016x}: forwarded to {} neighbours (ttl {})",
                         targets.len(),
-                        ttl.min(crate::wire::datagram::MAX_TTL) - 1
+                        ttl.min(crate::wire::datagram::search::MAX_TTL) - 1
                     );
                 }
                 None => debug!(
@@ -534,7 +534,7 @@ fn collect(rx: &crossbeam_channel::Receiver<Answer>, start: Instant, until: Unti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::datagram::ChunkInfo;
+    use crate::wire::datagram::search::ChunkInfo;
 
     fn answer(peer: &str, have: Bitfield) -> Answer {
         Answer {

@@ -8,7 +8,7 @@ use super::challenge::Challenges;
 use super::limit::{Limiter, Rate};
 use super::neighbours::{Heard, Neighbours};
 use super::seen::SeenCache;
-use crate::wire::datagram::{ChunkInfo, Query, MAX_TTL};
+use crate::wire::datagram::search::{ChunkInfo, Query, MAX_TTL};
 use crossbeam_channel::Sender;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

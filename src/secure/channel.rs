@@ -44,9 +44,6 @@ const LEN_PREFIX: usize = 2;
 /// so one read can take what the socket has.
 const CIPHER_BUFFER: usize = 2 * (LEN_PREFIX + MAX_MESSAGE);
 
-/// Message 1's payload: the initiator's clock, u64 BE Unix milliseconds.
-pub const STAMP_LEN: usize = 8;
-
 /// The other side's handshake message did not come from a holder of our
 /// secret (Noise could not decrypt it): the secret does not match.
 #[derive(Debug, PartialEq, Eq)]

@@ -22,6 +22,7 @@ use std::collections::{HashSet, VecDeque};
 pub const HEADER: [u8; 3] = *b"p2S";
 pub const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
+/// A timestamp: u64 BE, Unix milliseconds (`unix_ms`).
 const STAMP_LEN: usize = 8;
 /// Bytes a sealed datagram adds to the one inside.
 pub const OVERHEAD: usize = HEADER.len() + NONCE_LEN + STAMP_LEN + TAG_LEN;
@@ -234,11 +235,11 @@ impl ReplayGuard {
 /// IPv6 minimum MTU (1,280 bytes less 48 of IPv6 and UDP headers): checked
 /// when the crate builds.
 const _: () = {
-    use crate::wire::{datagram, tracker_datagram};
+    use crate::wire::datagram::{search, tracker};
     const ONE_PACKET: usize = 1232;
-    assert!(tracker_datagram::ANNOUNCE_BUDGET + OVERHEAD <= ONE_PACKET);
-    assert!(datagram::QUERY_LEN + OVERHEAD <= ONE_PACKET);
-    assert!(datagram::HELLO_LEN + OVERHEAD <= ONE_PACKET);
+    assert!(tracker::ANNOUNCE_BUDGET + OVERHEAD <= ONE_PACKET);
+    assert!(search::QUERY_LEN + OVERHEAD <= ONE_PACKET);
+    assert!(search::HELLO_LEN + OVERHEAD <= ONE_PACKET);
 };
 
 #[cfg(test)]

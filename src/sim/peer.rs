@@ -1,7 +1,7 @@
 //! A simulated peer that runs the real machines: `download::fetch::Fetch`
 //! per outgoing connection over one `download::plan::Plan`, and
-//! `peer::serve::Serve` per incoming connection over a `MemFile` (with the
-//! seeder's `peer::seeding::Seeding` once the file is complete). Real
+//! `peer::block_server::machine::Serve` per incoming connection over a `MemFile` (with the
+//! seeder's `peer::block_server::seeding::Seeding` once the file is complete). Real
 //! frames go over the simulated connections, encoded and decoded by
 //! `wire`. What this file adds is only the drivers, and they mirror the
 //! threads of the real peer:
@@ -23,7 +23,7 @@
 //!   of other sites get `Fetch::set_remote`, and the plan this peer's
 //!   share of what the site fetches from outside (`plan::site_share` over
 //!   the connected downloaders of its site).
-//! - `serve_step` / the tick mirror `peer::server`: requests are taken as
+//! - `serve_step` / the tick mirror `peer::block_server::driver`: requests are taken as
 //!   they arrive, then the machine's `tick`, its replies, and one slice of
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
@@ -54,10 +54,10 @@ use crate::download::worker::POLL;
 use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
 use crate::net::admission::{Admission, ConnId as GateId, Decision};
-use crate::peer::seeding::Seeding;
-use crate::peer::serve::{Library, MemFile, Serve};
-use crate::peer::server::TICK;
-use crate::peer::ADMISSION;
+use crate::peer::block_server::driver::TICK;
+use crate::peer::block_server::machine::{Library, MemFile, Serve};
+use crate::peer::block_server::seeding::Seeding;
+use crate::peer::block_server::ADMISSION;
 use crate::record::FileRecord;
 use crate::rng::Rng;
 use crate::wire::message::write_block;
@@ -307,7 +307,7 @@ impl SimPeer {
         }
     }
 
-    // ---- the block server (peer::server)
+    // ---- the block server (peer::block_server::driver)
 
     /// A connection arrived: the gate admits it to its lobby (perhaps
     /// evicting another), or refuses it with BUSY.
@@ -408,7 +408,7 @@ impl SimPeer {
     }
 
     /// Tells the gate whether the handler waits for its client (and may be
-    /// evicted for a newcomer) or works for it, as `peer::server` does.
+    /// evicted for a newcomer) or works for it, as `peer::block_server::driver` does.
     fn report(&mut self, cx: &mut Cx, conn: ConnId) {
         let (Some(Handler { m, .. }), Some(&id)) = (self.serving.get(&conn), self.gated.get(&conn))
         else {

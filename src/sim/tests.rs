@@ -561,7 +561,7 @@ fn a_full_server_makes_room_by_closing_an_idle_connection() {
     // More leechers than the seeder has handlers: every one still gets
     // its copy, and the seeder closed idle connections to let new ones in
     // rather than answering them all BUSY.
-    let n = crate::peer::ADMISSION.handlers + 6;
+    let n = crate::peer::block_server::ADMISSION.handlers + 6;
     let mut sim = swarm(n, 400_000, 10_000_000, 5);
     let done = run_swarm(&mut sim, &[]);
     assert!(done[1..].iter().all(Option::is_some));
@@ -588,4 +588,73 @@ fn with_sites_a_remote_site_pulls_about_one_copy_over_the_wan() {
     assert!(aware.secs.is_some() && blind.secs.is_some());
     assert!(aware.wan_copies < 1.3, "{aware:?}");
     assert!(blind.wan_copies > aware.wan_copies, "{blind:?}");
+}
+
+/// Node 0 NEAR and node 1 FAR both seed `size` bytes at `cap` (uncapped
+/// when `None`); FAR is `far` one way from everyone, the rest are 50 µs
+/// apart. Node 2 downloads. Returns (the far share of its blocks, when it
+/// finished).
+fn near_and_far(size: usize, cap: Option<u64>, far: Duration) -> (f64, f64) {
+    let mut rng = Rng::seeded(5);
+    let original: Arc<[u8]> = (0..size).map(|_| rng.next_u64() as u8).collect();
+    let record = Arc::new(FileRecord::from_bytes("f.bin", &original));
+    let tracker = Rc::new(RefCell::new(Tracker::new(5, &record)));
+    let mut sim = Sim::new(Config {
+        latency: Some(Box::new(
+            move |a, b| {
+                if a == 1 || b == 1 {
+                    far
+                } else {
+                    us(50)
+                }
+            },
+        )),
+        ..Config::default()
+    });
+    let caps = Caps {
+        up: cap,
+        down: None,
+    };
+    for (i, holder) in [true, true, false].into_iter().enumerate() {
+        let (o, r, t) = (original.clone(), record.clone(), tracker.clone());
+        let peer = if holder {
+            SimPeer::seeder(o, r, t, i as u64)
+        } else {
+            SimPeer::leecher(o, r, t, i as u64)
+        };
+        sim.add(peer, caps);
+    }
+    sim.start_at(0, SimTime::ZERO);
+    sim.start_at(1, SimTime::ZERO);
+    sim.start_at(2, at(Duration::from_millis(100)));
+    run_swarm(&mut sim, &[0, 1]);
+    let from = &sim.node(2).stats().from;
+    let far_blocks = from.get(&1).copied().unwrap_or(0) as f64;
+    let all: u64 = from.values().sum();
+    let done = sim.node(2).done_at().expect("the download finished");
+    (far_blocks / all as f64, done.as_secs_f64() - 0.1)
+}
+
+// The latency-weighted download of the seeds: a far holder whose link is
+// as fast as the near one carries its share once its window covers the
+// bandwidth-delay product; an uncapped near holder leaves it little.
+#[test]
+fn a_far_holder_at_50_ms_carries_its_share_of_a_download_from_two_capped_holders() {
+    let (size, cap) = (48 << 20, 8 << 20);
+    let (share, secs) = near_and_far(size, Some(cap), Duration::from_millis(25));
+    let ideal = size as f64 / (2 * cap) as f64;
+    assert!(
+        share >= 0.40,
+        "the far holder carried {share:.3} in {secs:.3} s"
+    );
+    assert!(
+        secs <= 1.2 * ideal,
+        "{secs:.3} s against the ideal {ideal:.3} s"
+    );
+}
+
+#[test]
+fn a_far_holder_carries_little_when_the_near_one_is_uncapped() {
+    let (share, _) = near_and_far(8 << 20, None, Duration::from_millis(25));
+    assert!(share < 0.20, "the far holder carried {share:.3}");
 }

@@ -17,7 +17,7 @@ use crate::record::FileRecord;
 use crate::rng::Rng;
 use crate::tracker::catalogue::Host;
 use crate::tracker::Catalogue;
-use crate::wire::tracker_datagram::{Entry, Held};
+use crate::wire::datagram::tracker::{Entry, Held};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;

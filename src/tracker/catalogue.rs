@@ -25,13 +25,14 @@
 pub mod sites;
 
 use super::summary::{FileTotals, PeerRow, Summary, HISTOGRAM_BUCKETS};
+use crate::digest::Md5Digest;
 use crate::error::{code, Error, Result};
 use crate::names::natural_cmp;
-use crate::record::{FileRecord, LegacyRecord, Md5Digest, BLOCK_SIZE};
+use crate::record::{FileRecord, LegacyRecord, BLOCK_SIZE};
 use crate::rng::Rng;
 use crate::units::hex;
+use crate::wire::datagram::tracker::{Entry, Held};
 use crate::wire::message::MAX_HOLDERS;
-use crate::wire::tracker_datagram::{Entry, Held};
 use crate::wire::{FileSummary, Holder, ANNOUNCE_INTERVAL};
 use sites::{site_first, Sites};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -607,7 +608,7 @@ impl Catalogue {
     ) -> Option<String> {
         let p = self.peer(*self.by_id.get(peer_id)?);
         (now <= p.deadline && (&p.host != host || p.port != port))
-            .then(|| crate::net::join_host_port(&p.host.to_string(), p.port))
+            .then(|| crate::net::addrs::join_host_port(&p.host.to_string(), p.port))
     }
 
     pub fn register(&mut self, peer_id: &str, host: Host, port: u16, now: Instant) -> u64 {
@@ -1132,7 +1133,7 @@ impl Catalogue {
             let p = self.peer(slot);
             let mut r = PeerRow {
                 peer_id: p.id.to_string(),
-                addr: crate::net::join_host_port(&p.host.to_string(), p.port),
+                addr: crate::net::addrs::join_host_port(&p.host.to_string(), p.port),
                 seen_ago: now.saturating_duration_since(p.last_seen),
                 rate_bps: rate,
                 ..PeerRow::default()

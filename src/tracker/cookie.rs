@@ -12,10 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 
 /// A window's length: an id is issued for the current window and accepted
 /// in it and the next, so it lives 60 to 120 s. Peers ask for a new one
-/// after `REFRESH_SECS`.
+/// after `wire::datagram::tracker::COOKIE_REFRESH`, within the shortest life.
 pub const WINDOW_SECS: u64 = 60;
-/// When a peer asks for a fresh id: well inside the shortest life.
-pub const REFRESH_SECS: u64 = crate::wire::tracker_datagram::COOKIE_REFRESH_SECS;
+const _: () = assert!(crate::wire::datagram::tracker::COOKIE_REFRESH.as_secs() < WINDOW_SECS);
 
 pub struct CookieJar {
     k0: u64,

@@ -22,10 +22,10 @@ pub mod tracker_ui;
 
 use crate::cli::HttpConfig;
 use crate::error::{Error, Result};
-use crate::net::drain_and_close;
+use crate::net::conn::drain_and_close;
 use crate::net::gate::{self, Ticket};
 use escape::html;
-use http::{Head, HttpError, Method, Request, Response};
+use http::{Head, HttpError, HttpRequest, Method, Response};
 use log::{debug, info, warn};
 use std::io::{BufReader, BufWriter};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -43,7 +43,7 @@ const MAX_DRAIN: u64 = 1 << 20;
 
 /// One web application: turns a request into a response.
 pub trait App: Send + Sync + 'static {
-    fn handle(&self, req: &mut Request<'_>) -> Response;
+    fn handle(&self, req: &mut HttpRequest<'_>) -> Response;
 
     /// The largest body this request may carry; bigger ones get 413 before
     /// `handle` runs.
@@ -85,7 +85,7 @@ impl WebServer {
     /// The lines to print at start: where to point a browser, and a
     /// warning when the UI is open to other machines.
     pub fn banner(&self) -> Vec<String> {
-        let mut lines: Vec<String> = crate::net::reachable_addrs(&self.addr)
+        let mut lines: Vec<String> = crate::net::addrs::reachable_addrs(&self.addr)
             .into_iter()
             .map(|a| format!("web UI at http://{a}/"))
             .collect();
@@ -160,7 +160,7 @@ fn refusals() -> Box<dyn Fn()> {
 }
 
 fn refuse_busy(stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(gate::REFUSAL_WRITE_TIMEOUT));
     let _ = Response::text(
         503,
         "too many connections to the web UI; try again\n".into(),
@@ -171,7 +171,7 @@ fn refuse_busy(stream: TcpStream) {
 /// A connection whose request head did not arrive in time: 408, as the
 /// handler's own read would say.
 fn refuse_late(stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(gate::REFUSAL_WRITE_TIMEOUT));
     let _ = http::head_timeout()
         .into_response(false)
         .write_to(&mut &stream, false);
@@ -209,7 +209,7 @@ fn serve_connection(stream: TcpStream, ticket: &Ticket, app: &dyn App, hosts: &[
         Err(e) => (e.into_response(json), head.content_length),
         Ok(()) => {
             let mut interim = &stream;
-            let mut req = Request::new(head, remote, &mut reader, &mut interim);
+            let mut req = HttpRequest::new(head, remote, &mut reader, &mut interim);
             let response = app.handle(&mut req);
             let unread = if req.body_withheld() { 0 } else { req.unread() };
             (response, unread)

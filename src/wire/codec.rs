@@ -163,34 +163,6 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// Checks the head of a datagram, search or tracker: at most `max` bytes,
-/// `magic`, then `version`, and room for the type byte (`header_len` in
-/// all). `kind` names the datagram in errors.
-pub fn check_datagram_head(
-    bytes: &[u8],
-    max: usize,
-    header_len: usize,
-    (magic, version): ([u8; 2], u8),
-    kind: &str,
-) -> Result<()> {
-    if bytes.len() > max {
-        return Err(Error::protocol(format!(
-            "{kind} of {} bytes exceeds {max}",
-            bytes.len()
-        )));
-    }
-    if bytes.len() < header_len || bytes[..2] != magic {
-        return Err(Error::protocol("not a p2pshare datagram"));
-    }
-    if bytes[2] != version {
-        return Err(Error::protocol(format!(
-            "{kind} version {} (this side speaks {version})",
-            bytes[2]
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,18 @@ pub fn write_header(w: &mut impl Write, ty: u8, body_len: usize) -> io::Result<(
     w.write_all(&h)
 }
 
+/// Appends one whole frame to `out`: its header, then the body `body`
+/// appends, whose type code it returns.
+pub fn put_frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>) -> u8) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    let ty = body(out);
+    // The length counts the type byte and the body.
+    let len = (out.len() - start - (HEADER_LEN - 1)) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    out[start + 4] = ty;
+}
+
 /// Reads frames from a byte stream into one reused buffer. A read timeout
 /// is not fatal: the bytes already read are kept and the next call picks up
 /// where this one stopped, so a short socket timeout (used to poll for

@@ -8,19 +8,17 @@
 //! byte in docs/PROTOCOL.md.
 
 use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, put_varint, Decoder};
-use super::frame::{write_header, HEADER_LEN};
+use super::frame::{put_frame, write_header};
 use crate::bitfield::Bitfield;
+use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
-use crate::manifest::{Entry, Manifest, MAX_ENTRIES, MAX_PATH_BYTES};
-use crate::names::{check_file_name, check_peer_id, MAX_NAME_BYTES, MAX_PEER_ID_BYTES};
-use crate::record::{
-    FileRecord, LegacyRecord, Md5Digest, PieceHash, KIND_FILE, KIND_FOLDER, MAX_PIECES,
-    RECORD_VERSION,
+use crate::manifest::{Manifest, Node, MAX_ENTRIES, MAX_PATH_BYTES};
+use crate::names::{
+    check_file_name, check_peer_id, MAX_HOST_BYTES, MAX_NAME_BYTES, MAX_PEER_ID_BYTES,
 };
+use crate::record::{FileRecord, LegacyRecord, KIND_FILE, KIND_FOLDER, MAX_PIECES, RECORD_VERSION};
 use std::io::{self, Write};
 
-/// Longest host string (a DNS name) in an address.
-pub const MAX_HOST_BYTES: usize = 255;
 /// Longest human-readable error text.
 pub const MAX_ERROR_TEXT: usize = 1024;
 /// Most blocks one REQUEST may ask for (256 KiB).
@@ -121,12 +119,7 @@ pub trait Encode {
 
     /// Appends the whole frame (header and body) to `out`.
     fn encode(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0; HEADER_LEN]);
-        let ty = self.encode_body(out);
-        let len = (out.len() - start - 4) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_be_bytes());
-        out[start + 4] = ty;
+        put_frame(out, |body| self.encode_body(body));
     }
 
     fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
@@ -164,6 +157,15 @@ pub fn put_error(out: &mut Vec<u8>, code: u16, message: &str) -> u8 {
     put_u16(out, code);
     put_str(out, message);
     ty::ERROR
+}
+
+/// A whole ERROR frame, header and body: the same in both protocols, so
+/// it can be sent to a client before knowing which one it speaks (a
+/// connection turned away BUSY).
+pub fn error_frame(code: u16, message: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_frame(&mut out, |body| put_error(body, code, message));
+    out
 }
 
 pub(crate) fn get_error(d: &mut Decoder<'_>) -> Result<(u16, String)> {
@@ -414,11 +416,11 @@ pub(crate) fn put_manifest(out: &mut Vec<u8>, m: &Manifest) {
     put_u32(out, m.entries().len() as u32);
     for e in m.entries() {
         match e {
-            Entry::Dir { path } => {
+            Node::Dir { path } => {
                 put_u8(out, ENTRY_DIR);
                 put_str(out, path);
             }
-            Entry::File { path, size, md5 } => {
+            Node::File { path, size, md5 } => {
                 put_u8(out, ENTRY_FILE);
                 put_str(out, path);
                 put_u64(out, *size);
@@ -442,8 +444,8 @@ pub(crate) fn get_manifest(d: &mut Decoder<'_>) -> Result<Manifest> {
         let kind = d.u8()?;
         let path = d.str(MAX_PATH_BYTES)?.to_string();
         entries.push(match kind {
-            ENTRY_DIR => Entry::Dir { path },
-            ENTRY_FILE => Entry::File {
+            ENTRY_DIR => Node::Dir { path },
+            ENTRY_FILE => Node::File {
                 path,
                 size: d.u64()?,
                 md5: d.array()?,
@@ -641,7 +643,7 @@ pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wire::frame::parse;
+    use crate::wire::frame::{parse, HEADER_LEN};
 
     pub fn record() -> FileRecord {
         FileRecord {
@@ -683,6 +685,25 @@ pub(crate) mod tests {
                 let _ = M::decode(buf[4], &body[..cut]);
             }
         }
+    }
+
+    /// A client turned away before either protocol began reads the same
+    /// frame as the ERROR its own protocol would send.
+    #[test]
+    fn the_error_frame_is_both_protocols_error() {
+        let frame = error_frame(6, "busy");
+        let (code, message) = (6, "busy".to_string());
+        let mut peer = Vec::new();
+        crate::wire::PeerReply::Error {
+            code,
+            message: message.clone(),
+        }
+        .encode(&mut peer);
+        let mut tracker = Vec::new();
+        crate::wire::TrackerReply::Error { code, message }.encode(&mut tracker);
+        assert_eq!(frame, peer);
+        assert_eq!(frame, tracker);
+        assert_eq!(crate::units::hex(&frame), "00000009ff0006000462757379");
     }
 
     #[test]
@@ -761,12 +782,12 @@ pub(crate) mod tests {
     pub fn folder_record() -> FileRecord {
         let (a, f) = (b"hello".as_slice(), b"world!".as_slice());
         let mut r = FileRecord::from_bytes("tree", &[a, f].concat());
-        let file = |path: &str, data: &[u8]| Entry::File {
+        let file = |path: &str, data: &[u8]| Node::File {
             path: path.into(),
             size: data.len() as u64,
             md5: crate::record::md5_of(data),
         };
-        let dir = |path: &str| Entry::Dir { path: path.into() };
+        let dir = |path: &str| Node::Dir { path: path.into() };
         r.folder = Some(Box::new(
             Manifest::new(vec![
                 file("a", a),
@@ -832,12 +853,12 @@ pub(crate) mod tests {
         let mut r = FileRecord::from_bytes("t", b"hi");
         r.folder = Some(Box::new(
             Manifest::new(vec![
-                Entry::File {
+                Node::File {
                     path: "a".into(),
                     size: 2,
                     md5: crate::record::md5_of(b"hi"),
                 },
-                Entry::Dir { path: "e".into() },
+                Node::Dir { path: "e".into() },
             ])
             .unwrap(),
         ));

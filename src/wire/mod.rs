@@ -1,7 +1,7 @@
 //! The wire protocol, apart from any socket: frames, a codec over byte
-//! slices, the messages, and the search datagrams (UDP). Everything here
-//! works on `Read`/`Write` or `&[u8]`, so it is tested and fuzzed without a
-//! network. Every length read from the wire is checked against a named
+//! slices, the messages, and the datagrams (UDP: the tracker's and
+//! search's). Everything here works on `Read`/`Write` or `&[u8]`, so it
+//! is tested and fuzzed without a network. Every length read from the wire is checked against a named
 //! limit before anything is allocated.
 
 pub mod codec;
@@ -10,7 +10,6 @@ pub mod frame;
 pub mod message;
 pub mod peer_msg;
 pub mod record_file;
-pub mod tracker_datagram;
 pub mod tracker_msg;
 
 pub use frame::{FrameReader, HEADER_LEN, MAX_CONTROL_FRAME, MAX_FRAME};

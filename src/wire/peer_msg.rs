@@ -10,8 +10,9 @@ use super::message::{
     put_record, put_run, ty, unexpected, Answer, Decode, Encode,
 };
 use crate::bitfield::Bitfield;
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::record::{FileRecord, Md5Digest, BLOCK_SIZE};
+use crate::record::{FileRecord, BLOCK_SIZE};
 
 /// What a downloader asks a block server.
 #[derive(Clone, Debug, PartialEq, Eq)]

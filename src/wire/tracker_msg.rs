@@ -1,6 +1,6 @@
 //! The tracker protocol over TCP: the queries a client sends the tracker
 //! (`TrackerRequest`) and the tracker's answers (`TrackerReply`). Peers'
-//! sessions are UDP datagrams (`tracker_datagram`); these are the short
+//! sessions are UDP datagrams (`datagram::tracker`); these are the short
 //! query connections. Layouts in docs/PROTOCOL.md §5.
 
 use super::codec::{put_str, put_u64, Decoder};
@@ -9,8 +9,9 @@ use super::message::{
     put_error, put_files, put_holders, put_record, ty, unexpected, Answer, Decode, Encode,
 };
 use super::{FileSummary, Holder};
+use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
-use crate::record::{FileRecord, Md5Digest};
+use crate::record::FileRecord;
 
 /// What a client asks the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]

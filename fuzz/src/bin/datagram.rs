@@ -1,13 +1,16 @@
-//! The search datagrams (`wire::datagram`: HELLO, QUERY, CHUNK_INFO): what
-//! every peer with search on decodes from any UDP source. Round trip:
-//! decode -> encode -> decode gives the same datagram, and the encoding
-//! is never larger than the datagram it came from would allow. A HELLO or
-//! QUERY padded to the length it came with is the same bytes again, and an
-//! answer cut to a budget never exceeds it.
+//! The search datagrams (`wire::datagram::search`: HELLO, QUERY,
+//! CHUNK_INFO): what every peer with search on decodes from any UDP
+//! source. Round trip: decode -> encode -> decode gives the same
+//! datagram, and the encoding is never larger than the datagram it came
+//! from would allow. A HELLO or QUERY padded to the length it came with
+//! is the same bytes again, and an answer cut to a budget never exceeds
+//! it.
 
 use p2pshare::bitfield::Bitfield;
 use p2pshare::record::FileRecord;
-use p2pshare::wire::datagram::{ChunkInfo, Datagram, Query, HELLO_LEN, MAX_DATAGRAM, QUERY_LEN};
+use p2pshare::wire::datagram::search::{
+    ChunkInfo, Datagram, Query, HELLO_LEN, MAX_DATAGRAM, QUERY_LEN,
+};
 
 fn check(data: &[u8]) {
     let Ok(first) = Datagram::decode(data) else {

@@ -1,6 +1,6 @@
 //! Message 1 of the swarm secret's handshake and what follows it in the
-//! same read, as a server with a secret takes them (`net::Conn::respond`
-//! then `switch`): message 1 through a buffered reader of the server's
+//! same read, as a server with a secret takes them (`net::handshake::
+//! respond`, then `Conn::switch`): message 1 through a buffered reader of the server's
 //! size, whatever else that buffer holds moved into the sealed reader as
 //! the start of the stream, and the stream read to its end. Never a
 //! panic, whatever the surplus's size (issue 22 item 12: a surplus over
@@ -13,7 +13,7 @@
 //! read buffer. Message 1 is made once per process (a fresh one would
 //! cost a key exchange per input) and each input gets a fresh seen-cache.
 
-use p2pshare::net::READ_BUFFER;
+use p2pshare::net::conn::READ_BUFFER;
 use p2pshare::secure::channel::{respond, Initiator, SealedReader, MAX_HANDSHAKE};
 use p2pshare::secure::seal::ReplayGuard;
 use p2pshare::wire::frame::write_header;

@@ -1,11 +1,11 @@
 //! What a peer decodes from the tracker's UDP port
-//! (`wire::tracker_datagram::Reply`: CONNECTED, ANNOUNCED, REFUSED).
+//! (`wire::datagram::tracker::Reply`: CONNECTED, ANNOUNCED, REFUSED).
 //! Round trip, and the rule that an answer is never larger than the
 //! request it answers: re-encoded for a request of some length (64 bytes,
 //! the smallest ANNOUNCE, up to the largest datagram), it must fit, losing
 //! at most the unknown-file bitmap or the address of an ID_IN_USE.
 
-use p2pshare::wire::tracker_datagram::{
+use p2pshare::wire::datagram::tracker::{
     Announced, Refusal, Reply, MAX_TRACKER_DATAGRAM, MIN_ANNOUNCE_LEN,
 };
 

@@ -1,9 +1,9 @@
 //! What the tracker decodes from any UDP source
-//! (`wire::tracker_datagram::Request`: CONNECT, ANNOUNCE), and the cheap
+//! (`wire::datagram::tracker::Request`: CONNECT, ANNOUNCE), and the cheap
 //! prefix read it does before that (`announce_prefix`), which must agree
 //! with the full decode.
 
-use p2pshare::wire::tracker_datagram::{Announce, Entry, Held, Request, FLAG_REGISTER, FLAG_SITE};
+use p2pshare::wire::datagram::tracker::{Announce, Entry, Held, Request, FLAG_REGISTER, FLAG_SITE};
 
 fn check(data: &[u8]) {
     let prefix = Request::announce_prefix(data);

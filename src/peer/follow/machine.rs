@@ -10,7 +10,7 @@
 //! back together); the wait starts over when the swarm's version changes.
 
 use super::pattern::Pattern;
-use crate::record::Md5Digest;
+use crate::digest::Md5Digest;
 use crate::wire::FileSummary;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

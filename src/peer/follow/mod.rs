@@ -134,7 +134,7 @@ fn poll(peer: &Arc<Peer>, machine: &mut Follower, patterns: &[Pattern], rng: &mu
     };
     let local = local_items(&peer.records());
     let mut busy = peer.downloads().busy();
-    busy.extend(peer.active().iter().map(|p| p.name.clone()));
+    busy.extend(peer.progress().into_iter().map(|p| p.name));
     let now = Instant::now();
     for fetch in machine.step(now, patterns, &swarm, &local, &busy) {
         let name = fetch.name.clone();

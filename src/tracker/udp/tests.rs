@@ -1,6 +1,6 @@
 use super::*;
 use crate::record::FileRecord;
-use crate::wire::tracker_datagram::{Entry, Held, CONNECT_LEN, FLAG_SITE, MIN_ANNOUNCE_LEN};
+use crate::wire::datagram::tracker::{Entry, Held, CONNECT_LEN, FLAG_SITE, MIN_ANNOUNCE_LEN};
 use proptest::prelude::*;
 
 struct Bench {

@@ -1,0 +1,166 @@
+//! The block server: one thread per active connection (the gate, `net::
+//! gate`, keeps idle and half-open ones in its lobby and bounds the
+//! threads), driving that connection's `Serve` machine. The machine decides what to answer and
+//! which blocks go next; this thread reads requests ahead (so a CANCEL can
+//! still remove the ones not yet started), sends the answers, and reads
+//! each slice of blocks with one positioned read, written straight into
+//! the socket buffer under the upload limit. Anything malformed gets an
+//! ERROR frame and the connection closes.
+
+use super::machine::{Library, Serve, Served, Slice, MAX_PENDING};
+use crate::bitfield::Bitfield;
+use crate::error::{Error, Result};
+use crate::net::conn::Conn;
+use crate::net::gate::Ticket;
+use crate::net::once::{log_clock_refusal, OncePer};
+use crate::peer::files::store::SharedFile;
+use crate::peer::Peer;
+use crate::ratelimit::throttle;
+use crate::record::{FileRecord, BLOCK_SIZE};
+use crate::wire::message::{write_block, MAX_REQUEST_BLOCKS};
+use crate::wire::{Answer, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
+use log::debug;
+use std::net::{IpAddr, TcpStream};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How often an idle connection checks for new pieces to announce.
+pub const TICK: Duration = Duration::from_millis(50);
+
+impl Served for Arc<SharedFile> {
+    fn record(&self) -> &FileRecord {
+        &self.record
+    }
+    fn version(&self) -> Option<u64> {
+        self.partial.as_ref().map(|r| r.version())
+    }
+    fn have(&self) -> Bitfield {
+        SharedFile::have(self)
+    }
+    fn holds(&self, first: u32, last: u32) -> bool {
+        self.partial.as_ref().is_none_or(|r| r.holds(first, last))
+    }
+    fn seeding(&self) -> Option<&Mutex<super::seeding::Seeding>> {
+        self.seeding.as_ref()
+    }
+}
+
+impl Library for Peer {
+    type File = Arc<SharedFile>;
+    fn find(&self, name: &str) -> Option<Arc<SharedFile>> {
+        self.store.servable(name)
+    }
+    fn find_version(&self, name: &str, md5: &crate::digest::Md5Digest) -> Option<Arc<SharedFile>> {
+        self.store.servable_version(name, md5)
+    }
+    fn id(&self) -> &str {
+        &self.config.id
+    }
+}
+
+/// The addresses whose clock this process's block server named already
+/// (one peer per process).
+fn clock_said() -> &'static Mutex<OncePer<IpAddr>> {
+    static SAID: OnceLock<Mutex<OncePer<IpAddr>>> = OnceLock::new();
+    SAID.get_or_init(|| Mutex::new(OncePer::default()))
+}
+
+pub fn handle(peer: &Arc<Peer>, stream: TcpStream, ticket: &Ticket) {
+    let _open = peer.metrics.accepted();
+    let ip = stream.peer_addr().ok().map(|a| a.ip());
+    let mut conn = match Conn::accept(stream, MAX_CONTROL_FRAME, TICK, ticket.deadline()) {
+        Ok(c) => c,
+        Err(Error::Clock(what)) => return log_clock_refusal(clock_said(), ip, &what),
+        Err(e) => return debug!("server: {e}"),
+    };
+    let who = conn.peer_addr();
+    let mut machine = Serve::new(Instant::now());
+    let result = serve(peer, &mut conn, &mut machine, ticket);
+    machine.close();
+    if let Err(e) = result {
+        debug!("server: {who}: {e}");
+        if !matches!(e, Error::Timeout(_)) && conn.send(&PeerReply::error(&e)).is_ok() {
+            conn.linger_close();
+        }
+    }
+    conn.shutdown();
+}
+
+/// Moves the machine's bytes: reads requests ahead (waiting a tick only
+/// with nothing to serve), sends its answers, then one slice of blocks.
+/// The gate hears whether it waits for the client (and may be evicted
+/// for a newcomer) or has blocks queued for it.
+fn serve(
+    peer: &Arc<Peer>,
+    conn: &mut Conn,
+    m: &mut Serve<Arc<SharedFile>>,
+    ticket: &Ticket,
+) -> Result<()> {
+    let mut buf = vec![0u8; MAX_REQUEST_BLOCKS as usize * BLOCK_SIZE as usize];
+    loop {
+        while m.pending() < MAX_PENDING {
+            let got = if m.pending() == 0 {
+                conn.flush()?;
+                ticket.idle(m.has_open());
+                conn.fill()
+            } else {
+                conn.try_fill()
+            };
+            match got {
+                Ok(true) => {
+                    ticket.busy();
+                    let req = conn.take::<PeerRequest>()?;
+                    m.on_request(req, Instant::now(), peer.as_ref())?;
+                    // Answers go out before the next wait for a request.
+                    queue_replies(conn, m)?;
+                }
+                Ok(false) => return Ok(()),
+                Err(Error::Timeout(_)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        m.tick(Instant::now())?;
+        queue_replies(conn, m)?;
+        if m.closing() {
+            return conn.flush();
+        }
+        if let Some(slice) = m.next_slice()? {
+            send_blocks(peer, conn, &slice, &mut buf)?;
+        }
+    }
+}
+
+fn queue_replies(conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<()> {
+    for reply in m.replies() {
+        conn.queue(&reply)?;
+    }
+    Ok(())
+}
+
+/// Reads the slice (the machine checked it holds those pieces) with one
+/// positioned read and writes its BLOCK frames into the socket buffer.
+fn send_blocks(
+    peer: &Peer,
+    conn: &mut Conn,
+    slice: &Slice<Arc<SharedFile>>,
+    buf: &mut [u8],
+) -> Result<()> {
+    let file = &slice.file;
+    let record = &file.record;
+    let offset = slice.block as u64 * BLOCK_SIZE as u64;
+    let len = ((slice.block + slice.count) as u64 * BLOCK_SIZE as u64).min(record.size) - offset;
+    let data = &mut buf[..len as usize];
+    file.read_exact_at(data, offset)
+        .map_err(|e| Error::io(format!("reading {} to serve it", record.name), e))?;
+    let who = conn.peer_addr();
+    for (i, chunk) in data.chunks(BLOCK_SIZE as usize).enumerate() {
+        throttle(&peer.upload, chunk.len(), || {
+            // Out with what is due before waiting for the next block's turn.
+            let _ = conn.flush();
+        });
+        write_block(conn.writer(), slice.handle, slice.block + i as u32, chunk)
+            .map_err(|e| Error::net(format!("sending to {who}"), e))?;
+        peer.metrics.sent(chunk.len());
+    }
+    Ok(())
+}

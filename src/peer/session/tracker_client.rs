@@ -1,0 +1,682 @@
+//! The peer's side of the tracker protocol: a session thread that keeps
+//! the tracker told of what this peer holds over UDP (`announcer` is the
+//! logic, this file moves its datagrams), plus one-shot queries over TCP,
+//! each on its own short connection: FILE_LIST, RECORD, WHO_HAS, and
+//! NEW_FILE for a record the tracker lacks.
+
+use super::announcer::{Announcer, Holdings, Identity, Notice};
+use super::trackers::Trackers;
+use crate::error::{code, Error, Result};
+use crate::net::conn::Conn;
+use crate::peer::files::store::Store;
+use crate::peer::Peer;
+use crate::record::FileRecord;
+use crate::secure::seal::{Purpose, ReplayGuard};
+use crate::wire::datagram::tracker::{Held, MAX_TRACKER_DATAGRAM};
+use crate::wire::{Encode, FileSummary, Holder, TrackerReply, TrackerRequest, MAX_FRAME};
+use crossbeam_channel::{select, Receiver, Sender};
+use log::{debug, info, warn};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the tracker's address is looked up again while it cannot be
+/// resolved or reached (its name may move).
+const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+/// Times a one-shot query is tried when the tracker says it is busy or
+/// drops the connection before answering.
+const BUSY_TRIES: u32 = 6;
+
+pub enum Command {
+    /// Announce now rather than at the next interval (a download started,
+    /// a file was added).
+    AnnounceNow,
+    /// A download is about to start: tell the tracker we take part (no
+    /// pieces yet) before asking who holds the file, so peers starting
+    /// at the same moment find each other. Answered when the tracker has
+    /// acknowledged it (or not, at the caller's timeout).
+    Joining(Arc<FileRecord>, Sender<()>),
+    /// Leave the swarm; answered once the tracker has been told (or not).
+    Bye(Sender<()>),
+}
+
+/// The handle the rest of the peer uses to talk to the session threads,
+/// one per tracker.
+pub struct Session {
+    tx: Vec<Sender<Command>>,
+}
+
+impl Session {
+    /// A session for `trackers` trackers: one command receiver each, for
+    /// its thread (`run`).
+    pub fn new(trackers: usize) -> (Session, Vec<Receiver<Command>>) {
+        let (tx, rx) = (0..trackers)
+            .map(|_| crossbeam_channel::unbounded())
+            .unzip();
+        (Session { tx }, rx)
+    }
+
+    /// Publishes a new file's record on the trackers and waits for their
+    /// verdict (a name taken by other content is refused); the caller
+    /// puts it in the store, and the session announces it.
+    pub fn new_file_wait(
+        &self,
+        trackers: &Trackers,
+        publisher: &str,
+        record: Arc<FileRecord>,
+        _timeout: Duration,
+    ) -> Result<()> {
+        trackers.publish(publisher, &record).map_err(|e| match e {
+            Error::Remote { message, .. } => Error::Conflict(message),
+            Error::Conflict(m) => Error::Conflict(m),
+            other => Error::NoSources(format!(
+                "{other}; the file is shared and will be announced when a tracker returns"
+            )),
+        })
+    }
+
+    /// Asks for an announce now, without waiting for it.
+    pub fn announce_now(&self) {
+        for tx in &self.tx {
+            let _ = tx.send(Command::AnnounceNow);
+        }
+    }
+
+    /// Tells the trackers we start downloading `record`, waiting at most
+    /// `timeout` for all of them; a missing tracker only means nobody
+    /// learns of it there yet.
+    pub fn joining(&self, record: &FileRecord, timeout: Duration) {
+        let record = Arc::new(record.clone());
+        self.each_and_wait(timeout, |reply| Command::Joining(record.clone(), reply));
+    }
+
+    /// Says goodbye to the trackers, waiting at most `timeout` in all.
+    pub fn bye(&self, timeout: Duration) {
+        self.each_and_wait(timeout, Command::Bye);
+    }
+
+    /// Sends `command` to every session thread and waits until each has
+    /// answered, or `timeout` has passed.
+    fn each_and_wait(&self, timeout: Duration, command: impl Fn(Sender<()>) -> Command) {
+        let deadline = Instant::now() + timeout;
+        let (reply, replies) = crossbeam_channel::bounded(self.tx.len());
+        let sent = self
+            .tx
+            .iter()
+            .filter(|tx| tx.send(command(reply.clone())).is_ok())
+            .count();
+        for _ in 0..sent {
+            if replies.recv_deadline(deadline).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// What the peer holds now: complete files, downloads in progress, and
+/// downloads about to start.
+fn holdings(store: &Store, joining: &HashMap<String, (Arc<FileRecord>, Sender<()>)>) -> Holdings {
+    let mut out = Holdings::new();
+    for r in store.records() {
+        out.insert(r.name.clone(), (r.md5, Held::Complete));
+    }
+    // A download of another version than the one held whole is an
+    // update: announced instead, so the peers updating find each other
+    // (the tracker counts a peer in one version of a name).
+    for p in store.partials() {
+        let r = &p.record;
+        if out.get(&r.name).is_none_or(|(md5, _)| *md5 != r.md5) {
+            let blocks = r.blocks_in(&p.have()).min(u32::MAX as u64) as u32;
+            out.insert(r.name.clone(), (r.md5, Held::Partial(blocks)));
+        }
+    }
+    for (name, (r, _)) in joining {
+        if out.get(name).is_none_or(|(md5, _)| *md5 != r.md5) {
+            out.insert(name.clone(), (r.md5, Held::Partial(0)));
+        }
+    }
+    out
+}
+
+/// The tracker's UDP address: the same host and port as its TCP one.
+fn resolve(tracker: &str) -> Option<SocketAddr> {
+    tracker.to_socket_addrs().ok()?.next()
+}
+
+/// A UDP socket connected to the tracker, with a thread that forwards
+/// what arrives on it; the thread ends when the receiver is dropped.
+fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<u8>>)> {
+    let local: SocketAddr = if tracker.is_ipv4() {
+        "0.0.0.0:0".parse().expect("literal")
+    } else {
+        "[::]:0".parse().expect("literal")
+    };
+    let socket = UdpSocket::bind(local)?;
+    socket.connect(tracker)?;
+    let reader = socket.try_clone()?;
+    reader.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    std::thread::Builder::new()
+        .name("tracker-udp".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; MAX_TRACKER_DATAGRAM + crate::secure::datagram_overhead()];
+            let (mut guard, mut opened) = (ReplayGuard::new(), Vec::new());
+            loop {
+                match reader.recv(&mut buf) {
+                    Ok(n) => {
+                        // Under a secret, what does not open is dropped here.
+                        let Some(d) = crate::secure::incoming(
+                            Purpose::FromTracker,
+                            &buf[..n],
+                            &mut guard,
+                            &mut opened,
+                        ) else {
+                            continue;
+                        };
+                        if tx.send(d.to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        // Still wanted?
+                        if tx.send(Vec::new()).is_err() {
+                            return;
+                        }
+                    }
+                    // An ICMP "port unreachable" for an earlier datagram:
+                    // the tracker is down, the retries will tell.
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        })?;
+    Ok((socket, rx))
+}
+
+/// The session thread of tracker `index` (of `peer.trackers()`): runs
+/// until BYE or the channel closes. Each turn looks the tracker up, opens
+/// a socket to it and talks until it must be looked up again.
+pub fn run(peer: Arc<Peer>, index: usize, rx: Receiver<Command>) {
+    let mut session = SessionLoop::new(peer, index, rx);
+    loop {
+        let addr = match session.resolve() {
+            Ok(Some(addr)) => addr,
+            Ok(None) => continue,
+            Err(Stopped) => return,
+        };
+        let (socket, datagrams) = match open_socket(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(
+                    "tracker {}: cannot open a UDP socket: {e}",
+                    session.tracker()
+                );
+                std::thread::sleep(RESOLVE_EVERY);
+                continue;
+            }
+        };
+        if let Err(Stopped) = session.talk(&socket, &datagrams) {
+            return;
+        }
+    }
+}
+
+/// The session is over: the goodbye is answered, or the peer is gone.
+struct Stopped;
+
+/// What the session thread keeps across its turns.
+struct SessionLoop {
+    peer: Arc<Peer>,
+    /// Which of the peer's trackers this session talks to.
+    index: usize,
+    rx: Receiver<Command>,
+    announcer: Announcer,
+    /// Downloads about to start, answered once the tracker has seen them.
+    joining: HashMap<String, (Arc<FileRecord>, Sender<()>)>,
+    /// The goodbye's caller, answered once the tracker has acknowledged it.
+    bye: Option<Sender<()>>,
+    /// "Cannot reach the tracker" was logged (once is enough).
+    warned: bool,
+}
+
+impl SessionLoop {
+    fn new(peer: Arc<Peer>, index: usize, rx: Receiver<Command>) -> SessionLoop {
+        let cfg = peer.config();
+        let id = Identity {
+            peer_id: cfg.id.clone(),
+            port: cfg.advertised_port(),
+            advertise: cfg
+                .advertise
+                .as_ref()
+                .map(|a| a.0.clone())
+                .unwrap_or_default(),
+            site: cfg.site.clone().unwrap_or_default(),
+        };
+        let seed = crate::rng::Rng::new().next_u64() as u32;
+        SessionLoop {
+            announcer: Announcer::new(id, Instant::now(), seed),
+            peer,
+            index,
+            rx,
+            joining: HashMap::new(),
+            bye: None,
+            warned: false,
+        }
+    }
+
+    fn tracker(&self) -> &str {
+        self.peer.trackers().addr(self.index)
+    }
+
+    /// The tracker's address; `None` after waiting `RESOLVE_EVERY` for a
+    /// command when it cannot be resolved (a download need not wait for
+    /// it to join, and a goodbye ends the session at once).
+    fn resolve(&mut self) -> std::result::Result<Option<SocketAddr>, Stopped> {
+        if let Some(addr) = resolve(self.tracker()) {
+            return Ok(Some(addr));
+        }
+        if !self.warned {
+            warn!(
+                "tracker {}: cannot resolve the address; retrying in the background",
+                self.tracker()
+            );
+            self.warned = true;
+        }
+        match self.rx.recv_timeout(RESOLVE_EVERY) {
+            Ok(Command::Bye(reply)) => {
+                let _ = reply.send(());
+                return Err(Stopped);
+            }
+            Ok(Command::Joining(_, reply)) => {
+                let _ = reply.send(());
+            }
+            Ok(Command::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(_) => return Err(Stopped),
+        }
+        Ok(None)
+    }
+
+    /// Drives the announcer over `socket` until the tracker should be
+    /// looked up again (`Ok`) or the session is over.
+    fn talk(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: &Receiver<Vec<u8>>,
+    ) -> std::result::Result<(), Stopped> {
+        let mut unreachable_since: Option<Instant> = None;
+        let rx = self.rx.clone();
+        loop {
+            let now = Instant::now();
+            let wake = self.poll(socket, now, &mut unreachable_since);
+            self.release_joining();
+            if let Some(reply) = self.bye.take_if(|_| !self.announcer.reachable()) {
+                let _ = reply.send(());
+                return Err(Stopped);
+            }
+            // A tracker long unreachable may have moved: look it up again.
+            if unreachable_since.is_some_and(|t| now.duration_since(t) > RESOLVE_EVERY * 2) {
+                return Ok(());
+            }
+            let wait = wake.saturating_duration_since(Instant::now());
+            select! {
+                recv(datagrams) -> d => match d {
+                    Ok(bytes) if !bytes.is_empty() => {
+                        self.on_datagram(&bytes, &mut unreachable_since)?;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return Ok(()),
+                },
+                recv(rx) -> cmd => match cmd {
+                    Ok(cmd) => self.on_command(cmd)?,
+                    Err(_) => return Err(Stopped),
+                },
+                default(wait) => {}
+            }
+        }
+    }
+
+    /// Works out what the peer holds, sends the datagram the announcer
+    /// wants sent now, and returns when it wants to be asked again.
+    fn poll(
+        &mut self,
+        socket: &UdpSocket,
+        now: Instant,
+        unreachable_since: &mut Option<Instant>,
+    ) -> Instant {
+        let held = holdings(&self.peer.store, &self.joining);
+        let (send, wake) = self.announcer.poll(now, &held);
+        if let Some(notice) = self.announcer.lost() {
+            on_notice(
+                &self.peer,
+                self.index,
+                notice,
+                &mut self.announcer,
+                &mut self.warned,
+            );
+            *unreachable_since = Some(now);
+        }
+        if let Some(bytes) = send {
+            let mut sealed = Vec::new();
+            if let Err(e) = socket.send(crate::secure::outgoing(
+                Purpose::ToTracker,
+                &bytes,
+                &mut sealed,
+            )) {
+                debug!("tracker {}: {e}", self.tracker());
+            }
+        }
+        wake
+    }
+
+    /// Joining downloads the tracker has seen (or that cannot wait for an
+    /// unreachable one) may go on.
+    fn release_joining(&mut self) {
+        let announcer = &self.announcer;
+        self.joining.retain(|name, (_, reply)| {
+            let done = announcer.acked(name) || !announcer.reachable();
+            if done {
+                let _ = reply.send(());
+            }
+            !done
+        });
+    }
+
+    /// Hands a datagram from the tracker to the announcer and acts on what
+    /// it noticed.
+    fn on_datagram(
+        &mut self,
+        bytes: &[u8],
+        unreachable_since: &mut Option<Instant>,
+    ) -> std::result::Result<(), Stopped> {
+        for n in self.announcer.on_datagram(bytes, Instant::now()) {
+            if n == Notice::Left {
+                if let Some(reply) = self.bye.take() {
+                    let _ = reply.send(());
+                }
+                return Err(Stopped);
+            }
+            if matches!(n, Notice::Reachable(_)) {
+                *unreachable_since = None;
+            }
+            on_notice(
+                &self.peer,
+                self.index,
+                n,
+                &mut self.announcer,
+                &mut self.warned,
+            );
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, cmd: Command) -> std::result::Result<(), Stopped> {
+        match cmd {
+            Command::AnnounceNow => self.announcer.urge(),
+            Command::Joining(record, reply) => {
+                self.joining.insert(record.name.clone(), (record, reply));
+                self.announcer.urge();
+            }
+            Command::Bye(reply) => {
+                if !self.announcer.reachable() {
+                    let _ = reply.send(());
+                    return Err(Stopped);
+                }
+                self.announcer.leave();
+                self.bye = Some(reply);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Acts on what the announcer of tracker `index` noticed.
+fn on_notice(
+    peer: &Peer,
+    index: usize,
+    notice: Notice,
+    announcer: &mut Announcer,
+    warned: &mut bool,
+) {
+    let trackers = peer.trackers();
+    let tracker = trackers.addr(index);
+    match notice {
+        Notice::Reachable(seen) => {
+            trackers.answered(index);
+            info!(
+                "registered with the tracker at {tracker} as {} (it sees us at {seen})",
+                peer.config().id
+            );
+            *warned = false;
+        }
+        Notice::Unreachable => {
+            trackers.failed(index);
+            if !*warned {
+                warn!("tracker {tracker}: no answer; retrying in the background");
+                *warned = true;
+            }
+        }
+        Notice::Publish(names) => {
+            for name in names {
+                // A download in progress has the record too: a tracker
+                // started empty, or one the seeders do not name, learns
+                // the item from its downloaders.
+                let Some(record) = peer.store.servable(&name).map(|f| f.record.clone()) else {
+                    continue;
+                };
+                match publish(tracker, &peer.config().id, &record) {
+                    Ok(()) => announcer.release(&name),
+                    Err(e) => match crate::peer::files::publish::refusal(&e) {
+                        // The tracker knows the name from another owner
+                        // now (it lost our record, and someone else took
+                        // the name): no longer ours to share. With other
+                        // trackers, this one's view is not the swarm's
+                        // (two owners took the name apart in a partition):
+                        // the others still have ours.
+                        crate::peer::files::publish::Refusal::Conflict if trackers.addrs().len() == 1 => {
+                            warn!("not sharing {name} any more: {e}");
+                            peer.withdraw(&name);
+                        }
+                        crate::peer::files::publish::Refusal::Conflict => {
+                            warn!("tracker {tracker} has {name} from another owner: {e}")
+                        }
+                        crate::peer::files::publish::Refusal::Outdated => debug!("{name}: {e}"),
+                        crate::peer::files::publish::Refusal::Other => warn!("{name} not announced: {e}"),
+                    },
+                }
+            }
+        }
+        Notice::Refused => warn!(
+            "tracker {tracker} refused our announce (is --advertise a valid host?); retrying each interval"
+        ),
+        Notice::IdInUse(at) => {
+            let at = if at.is_empty() { "another address".into() } else { at };
+            log::error!(
+                "tracker {tracker}: peer id {} is in use at {at} by another running peer; \
+                 this one is not registered (it tries again each interval): stop the other, \
+                 or start this one with another ID",
+                peer.config().id
+            );
+        }
+        Notice::Left => {}
+    }
+}
+
+/// Sends a record with NEW_FILE on a fresh connection, as `publisher`
+/// (this peer's id).
+pub fn publish(tracker: &str, publisher: &str, record: &FileRecord) -> Result<()> {
+    query(
+        tracker,
+        &TrackerRequest::NewFile {
+            publisher: publisher.to_string(),
+            record: record.clone(),
+        },
+        |m| matches!(m, TrackerReply::Ok).then_some(()),
+    )
+}
+
+/// A one-shot exchange with the tracker on a fresh connection.
+/// A tracker that says it is busy, or closes the connection before it
+/// answers (it evicts idle connections when it is full), is asked again
+/// after a short, growing pause: a lab behind one address may ask all at
+/// once, and a flood of connections makes room for us only at its turn.
+fn query<T>(
+    tracker: &str,
+    msg: &TrackerRequest,
+    pick: impl Fn(TrackerReply) -> Option<T>,
+) -> Result<T> {
+    let mut pause = Duration::from_millis(50);
+    for _ in 1..BUSY_TRIES {
+        match query_once(tracker, msg, &pick) {
+            Err((_, true)) => {
+                let jitter = crate::rng::Rng::new().below(pause.as_millis() as u64);
+                std::thread::sleep(pause + Duration::from_millis(jitter));
+                pause *= 2;
+            }
+            other => return other.map_err(|(e, _)| e),
+        }
+    }
+    query_once(tracker, msg, &pick).map_err(|(e, _)| e)
+}
+
+/// One try; an error says whether another try may do better.
+fn query_once<T>(
+    tracker: &str,
+    msg: &TrackerRequest,
+    pick: &impl Fn(TrackerReply) -> Option<T>,
+) -> std::result::Result<T, (Error, bool)> {
+    let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| {
+        // Under a swarm secret the handshake comes first: a BUSY, or a
+        // close (eviction), can come during it as during a query.
+        let again = matches!(
+            e,
+            Error::Remote {
+                code: code::BUSY,
+                ..
+            } | Error::Protocol(_)
+        );
+        (unreachable(tracker, e), again)
+    })?;
+    let kind = msg.kind();
+    match conn.call::<TrackerReply>(msg) {
+        Ok(m) => {
+            let got = m.kind();
+            pick(m).ok_or_else(|| {
+                let e = Error::protocol(format!("unexpected {got} in answer to {kind}"));
+                (e, false)
+            })
+        }
+        Err(Error::Remote {
+            code: code::NOT_FOUND,
+            message,
+        }) => Err((Error::NotFound(message), false)),
+        Err(
+            e @ Error::Remote {
+                code: code::BUSY, ..
+            },
+        ) => Err((e, true)),
+        // Connected, then closed or reset before the answer: evicted.
+        Err(e @ (Error::Net { .. } | Error::Protocol(_))) => Err((unreachable(tracker, e), true)),
+        Err(e) => Err((unreachable(tracker, e), false)),
+    }
+}
+
+/// Turns a transport failure into what a user can act on.
+fn unreachable(tracker: &str, e: Error) -> Error {
+    match e {
+        Error::Net { source, .. } => Error::NoSources(format!(
+            "cannot reach the tracker at {tracker}: {source} (is it running? check the address and port)"
+        )),
+        Error::Timeout(_) => Error::NoSources(format!(
+            "the tracker at {tracker} did not answer within {} s (is it running and reachable?)",
+            crate::net::conn::IO_TIMEOUT.as_secs()
+        )),
+        Error::Secret { problem, .. } => Error::Secret {
+            who: format!("the tracker at {tracker}"),
+            problem,
+        },
+        // "<addr> refused our handshake: <its word on our clock>".
+        Error::Remote {
+            code: code::STALE,
+            message,
+        } => Error::Remote {
+            code: code::STALE,
+            message: format!("the tracker at {message}"),
+        },
+        other => other,
+    }
+}
+
+/// Whether the tracker answers (a PING over TCP, handshake included):
+/// the start-up check (`health`).
+pub fn ping(tracker: &str) -> Result<()> {
+    let nonce = crate::rng::Rng::new().next_u64();
+    query(tracker, &TrackerRequest::Ping { nonce }, |m| {
+        matches!(m, TrackerReply::Pong { nonce: n } if n == nonce).then_some(())
+    })
+}
+
+pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
+    query(
+        tracker,
+        &TrackerRequest::GetRecord {
+            name: name.to_string(),
+        },
+        |m| match m {
+            TrackerReply::Record { record } if record.name == name => Some(record),
+            _ => None,
+        },
+    )
+}
+
+/// Who holds `name`: its current version, or the version with `md5`.
+pub fn who_has(
+    tracker: &str,
+    name: &str,
+    md5: Option<&crate::digest::Md5Digest>,
+) -> Result<Vec<Holder>> {
+    who_has_at(tracker, name, md5, None)
+}
+
+/// `who_has` for a peer in `site`: the holders of that site first, each
+/// with its site (WHO_HAS_AT). A tracker older than sites answers it with
+/// a protocol error: then plain WHO_HAS, whose holders have no site.
+pub fn who_has_at(
+    tracker: &str,
+    name: &str,
+    md5: Option<&crate::digest::Md5Digest>,
+    site: Option<&str>,
+) -> Result<Vec<Holder>> {
+    let ask = |site: Option<&str>| {
+        query(
+            tracker,
+            &TrackerRequest::WhoHas {
+                name: name.to_string(),
+                md5: md5.copied(),
+                site: site.map(str::to_string),
+            },
+            |m| match m {
+                TrackerReply::Holders { holders, .. } => Some(holders),
+                _ => None,
+            },
+        )
+    };
+    match ask(site) {
+        Err(Error::Remote {
+            code: code::PROTOCOL,
+            ..
+        }) if site.is_some() => ask(None),
+        other => other,
+    }
+}
+
+pub fn list_files(tracker: &str) -> Result<Vec<FileSummary>> {
+    query(tracker, &TrackerRequest::ListFiles, |m| match m {
+        TrackerReply::FileList { files } => Some(files),
+        _ => None,
+    })
+}
