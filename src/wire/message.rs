@@ -582,7 +582,8 @@ pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
         let start = out.len();
         put_u8(out, HAVE_GAPS);
         put_gap_runs(out, have);
-        if out.len() - start - 1 >= (have.len() as usize).div_ceil(8) {
+        let gaps = out.len() - start - 1;
+        if gaps >= (have.len() as usize).div_ceil(8) {
             out.truncate(start);
             put_u8(out, HAVE_BITS);
             put_bytes(out, &have.to_bytes());
