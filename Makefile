@@ -49,7 +49,8 @@ install-units:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 # `systemd-analyze verify` and `security` on the units, run against the
-# binaries just built (tests/service.rs does the same in `make test`).
+# binaries just built (tests/integration/service.rs does the same in
+# `make test`).
 check-units: build
 	BIN=$(BIN) tools/check_units.sh
 
@@ -188,7 +189,7 @@ FLOOD_PER_ADDR ?= 20
 flood:
 	@ulimit -n $$(ulimit -Hn) 2>/dev/null; \
 	FLOOD_ADDRS=$(FLOOD_ADDRS) FLOOD_PER_ADDR=$(FLOOD_PER_ADDR) \
-	  $(CARGO) test --test hostile a_flood_of -- --nocapture --test-threads 1 >target/flood.log 2>&1; \
+	  $(CARGO) test --test integration hostile::a_flood_of -- --nocapture --test-threads 1 >target/flood.log 2>&1; \
 	status=$$?; grep -h '^flood addrs' target/flood.log || tail -40 target/flood.log; \
 	if [ $$status -eq 0 ]; then echo "flood: PASS"; else echo "flood: FAIL (log: target/flood.log)"; fi; \
 	exit $$status

@@ -5,7 +5,7 @@
 //! Usage: delay_proxy <TARGET_PORT> <ONE_WAY_MS>; prints `delay_proxy port=<p>`
 //! and forwards connections to 127.0.0.1:TARGET_PORT until killed.
 
-#[path = "../tests/common/proxy.rs"]
+#[path = "../tests/integration/common/proxy.rs"]
 mod proxy;
 
 use std::time::Duration;

@@ -143,6 +143,9 @@ fn main() {
             }
         }
     }
+    // SAFETY: prctl with plain integer arguments. The script that started
+    // the relay may die by SIGKILL; the relay (real-time) must not outlive it.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1] {
         // SAFETY: the handler only stores into an atomic.
         unsafe {
@@ -272,6 +275,20 @@ impl Relay {
         };
         if n <= 0 {
             return 0; // nothing, or a signal (EINTR): run() looks at it
+        }
+        if let Some(gone) = self
+            .polls
+            .iter()
+            .position(|p| p.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0)
+        {
+            // An interface went (its namespace was deleted): the run is
+            // over, and polling on would spin.
+            eprintln!(
+                "linkrelay: port {} is gone; stopping",
+                self.ports[gone].name
+            );
+            println!("{}", self.counters_line());
+            std::process::exit(0);
         }
         let ready: Vec<usize> = (0..self.polls.len())
             .filter(|&i| self.polls[i].revents & libc::POLLIN != 0)

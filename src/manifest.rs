@@ -31,8 +31,9 @@ pub const MAX_ENTRIES: usize = 65_536;
 /// module).
 pub const MAX_TOTAL_SIZE: u64 = 1 << 40;
 
+/// One path of a folder's tree: a directory, or a file with its size and MD5.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Entry {
+pub enum Node {
     /// A folder (empty or not).
     Dir { path: String },
     /// A file: its bytes are the next `size` bytes of the payload.
@@ -43,17 +44,17 @@ pub enum Entry {
     },
 }
 
-impl Entry {
+impl Node {
     pub fn path(&self) -> &str {
         match self {
-            Entry::Dir { path } | Entry::File { path, .. } => path,
+            Node::Dir { path } | Node::File { path, .. } => path,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Manifest {
-    entries: Vec<Entry>,
+    entries: Vec<Node>,
 }
 
 /// A file of the tree and where its bytes lie in the payload.
@@ -67,7 +68,7 @@ pub struct Span<'a> {
 
 impl Manifest {
     /// A manifest of `entries`, which must pass `validate`.
-    pub fn new(entries: Vec<Entry>) -> Result<Manifest> {
+    pub fn new(entries: Vec<Node>) -> Result<Manifest> {
         let m = Manifest { entries };
         m.validate()?;
         Ok(m)
@@ -76,11 +77,11 @@ impl Manifest {
     /// A manifest that has not been checked: only for tests of the code
     /// that must refuse a bad one anyway (the tree writer).
     #[doc(hidden)]
-    pub fn unchecked(entries: Vec<Entry>) -> Manifest {
+    pub fn unchecked(entries: Vec<Node>) -> Manifest {
         Manifest { entries }
     }
 
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[Node] {
         &self.entries
     }
 
@@ -89,7 +90,7 @@ impl Manifest {
         let mut offset = 0;
         let mut out = Vec::new();
         for e in &self.entries {
-            if let Entry::File { path, size, md5 } = e {
+            if let Node::File { path, size, md5 } = e {
                 out.push(Span {
                     path,
                     offset,
@@ -110,7 +111,7 @@ impl Manifest {
     pub fn file_count(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| matches!(e, Entry::File { .. }))
+            .filter(|e| matches!(e, Node::File { .. }))
             .count()
     }
 
@@ -135,10 +136,10 @@ impl Manifest {
                 }
             }
             match e {
-                Entry::Dir { path } => {
+                Node::Dir { path } => {
                     dirs.insert(path);
                 }
-                Entry::File { size, .. } => {
+                Node::File { size, .. } => {
                     total = total
                         .checked_add(*size)
                         .filter(|t| *t <= MAX_TOTAL_SIZE)
@@ -180,11 +181,11 @@ fn bad(path: &str, why: &str) -> Error {
 mod tests {
     use super::*;
 
-    fn dir(p: &str) -> Entry {
-        Entry::Dir { path: p.into() }
+    fn dir(p: &str) -> Node {
+        Node::Dir { path: p.into() }
     }
-    fn file(p: &str, size: u64) -> Entry {
-        Entry::File {
+    fn file(p: &str, size: u64) -> Node {
+        Node::File {
             path: p.into(),
             size,
             md5: [0; 16],

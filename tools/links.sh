@@ -155,6 +155,12 @@ links_say() {
   done
 }
 
+# links_rtt_of HOST: "   (RTT x ms)" when the RTTs are spread, else nothing.
+links_rtt_of() {
+  [ "$LINKS" = 1 ] && [ "$LINK_LO_US" != "$LINK_HI_US" ] || return 0
+  awk -v u="${HOST_RTT_US[$1]}" 'BEGIN {printf "   (RTT %.1f ms)", u / 1000}'
+}
+
 # links_loss: "SENT DROPPED" packets over every host's loss rule.
 links_loss() {
   local ns
@@ -189,6 +195,8 @@ links_report() {
   fi
 }
 
+# The streams run under `timeout`: a check killed halfway must not leave
+# a sink waiting for a connection for ever.
 # links_check: CHECK=links, in place of the swarm: ping from the seeder's
 # host to every leecher's, one TCP stream L1 -> S (tbf caps L1's upload),
 # and the loss nft counted meanwhile.
@@ -203,10 +211,10 @@ links_check() {
     [ "$h" != 2 ] || ping1=$(cut -d/ -f2 <<<"$out")
   done
   echo "check: one TCP stream L1 -> S for $secs s (examples/tcpstream)"
-  ip netns exec "${HOST_NS[1]}" "$BIN/examples/tcpstream" sink "$port" > "$WORK/sink.log" 2>&1 &
+  ip netns exec "${HOST_NS[1]}" timeout 60 "$BIN/examples/tcpstream" sink "$port" > "$WORK/sink.log" 2>&1 &
   PIDS+=($!)
   wait_for 5 "the stream's sink" bash -c "ip netns exec ${HOST_NS[1]} ss -Hltn 'sport = :$port' | grep -q ."
-  ip netns exec "${HOST_NS[2]}" "$BIN/examples/tcpstream" send "${HOST_IP[1]}:$port" "$secs"
+  ip netns exec "${HOST_NS[2]}" timeout 60 "$BIN/examples/tcpstream" send "${HOST_IP[1]}:$port" "$secs"
   wait_for 30 "the stream's end" grep -q '^tcpstream ' "$WORK/sink.log"
   out=$(cat "$WORK/sink.log")
   read -r LOSS_SENT LOSS_DROPPED <<<"$(links_loss)"
@@ -233,7 +241,7 @@ links_ring() {
   local secs=$1 hosts=$((${#HOST_NS[@]} - 1)) h to port=7001 cpu0 cpu1
   echo "check: every uplink at once, a ring of $hosts streams (host h -> h-1) for $secs s"
   for h in $(seq 1 "$hosts"); do
-    ip netns exec "${HOST_NS[$h]}" "$BIN/examples/tcpstream" sink "$port" > "$WORK/ring$h.log" 2>&1 &
+    ip netns exec "${HOST_NS[$h]}" timeout 60 "$BIN/examples/tcpstream" sink "$port" > "$WORK/ring$h.log" 2>&1 &
     PIDS+=($!)
   done
   for h in $(seq 1 "$hosts"); do
@@ -243,7 +251,7 @@ links_ring() {
   local senders=()
   for h in $(seq 1 "$hosts"); do
     to=$((h == 1 ? hosts : h - 1))
-    ip netns exec "${HOST_NS[$h]}" "$BIN/examples/tcpstream" send "${HOST_IP[$to]}:$port" "$secs" &
+    ip netns exec "${HOST_NS[$h]}" timeout 60 "$BIN/examples/tcpstream" send "${HOST_IP[$to]}:$port" "$secs" &
     senders+=($!)
   done
   wait "${senders[@]}" || true

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What `make test` needs besides the Rust toolchain: Debian's chromium and
-# chromedriver for the browser test (tests/browser.rs). Installs them when
-# missing and run as root; otherwise says the exact command and fails.
-# Also, when root: faketime (the clock-skew test, tests/trips.rs) and
-# prometheus's promtool (the metrics lint, tests/metrics.rs); without
-# them those tests are skipped with a message, so they are not required.
+# chromedriver for the browser test (tests/integration/browser.rs). Installs
+# them when missing and run as root; otherwise says the exact command and
+# fails. Also, when root: faketime (the clock-skew test,
+# tests/integration/trips.rs) and prometheus's promtool (the metrics lint,
+# tests/integration/metrics.rs); without them those tests are skipped with a
+# message, so they are not required.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)

@@ -6,7 +6,7 @@
 
 use super::fetch::{Action, Fetch, PlanRef, Wait};
 use super::plan::Plan;
-use super::Shared;
+use super::DownloadState;
 use crate::error::{Error, Result};
 use crate::net::conn::Conn;
 use crate::ratelimit::throttle;
@@ -41,7 +41,7 @@ pub struct Source {
     pub remote: bool,
 }
 
-impl PlanRef for Shared {
+impl PlanRef for DownloadState {
     fn with<R>(&self, f: impl FnOnce(&mut Plan) -> R) -> R {
         f(&mut self.plan())
     }
@@ -49,7 +49,12 @@ impl PlanRef for Shared {
 
 /// `cursor`: where to start taking pieces in order when ties are not
 /// broken at random (see `plan`).
-pub fn run(shared: &Arc<Shared>, source: &Source, stats: &SourceStats, cursor: u32) -> Result<()> {
+pub fn run(
+    shared: &Arc<DownloadState>,
+    source: &Source,
+    stats: &SourceStats,
+    cursor: u32,
+) -> Result<()> {
     let mut conn = Conn::connect(&source.addr, MAX_CONTROL_FRAME)?;
     conn.set_read_timeout(POLL);
     let seed = Rng::new().next_u64();
@@ -78,7 +83,12 @@ fn about(e: Error, peer_id: &str) -> Error {
     }
 }
 
-fn drive(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStats) -> Result<()> {
+fn drive(
+    shared: &DownloadState,
+    conn: &mut Conn,
+    fetch: &mut Fetch,
+    stats: &SourceStats,
+) -> Result<()> {
     loop {
         if shared.is_cancelled() {
             return Err(Error::Cancelled);
@@ -133,7 +143,12 @@ fn drive(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStat
 
 /// Carries out what the machine asked for: requests are queued on the
 /// connection, verified runs written, progress reported.
-fn perform(shared: &Shared, conn: &mut Conn, fetch: &mut Fetch, stats: &SourceStats) -> Result<()> {
+fn perform(
+    shared: &DownloadState,
+    conn: &mut Conn,
+    fetch: &mut Fetch,
+    stats: &SourceStats,
+) -> Result<()> {
     let mut result = Ok(());
     while let Some(a) = fetch.next_action() {
         match a {

@@ -6,7 +6,7 @@
 //! page, with no I/O, so the format is unit-tested.
 //!
 //! Names follow Prometheus's conventions (`promtool check metrics` is
-//! clean, tests/metrics.rs): the unit last before `_total`
+//! clean, tests/integration/metrics.rs): the unit last before `_total`
 //! (`peer_sent_bytes_total`), durations in seconds, the standard
 //! `process_start_time_seconds` unprefixed, and `p2pshare_build_info`.
 

@@ -67,7 +67,7 @@ enum State {
     Leaving,
 }
 
-struct Entry {
+struct Admitted {
     ip: IpAddr,
     accepted: Instant,
     /// When it last changed state (for "oldest idle first").
@@ -79,7 +79,7 @@ pub struct Admission {
     limits: Limits,
     next: ConnId,
     /// Ordered by id, so by age.
-    conns: BTreeMap<ConnId, Entry>,
+    conns: BTreeMap<ConnId, Admitted>,
     /// Slots per address (a leaving connection no longer counts).
     per_ip: HashMap<IpAddr, usize>,
     /// Connections in the lobby (`Lobby` and `Ready`).
@@ -139,7 +139,7 @@ impl Admission {
         self.next += 1;
         self.conns.insert(
             id,
-            Entry {
+            Admitted {
                 ip,
                 accepted: now,
                 since: now,
@@ -260,7 +260,7 @@ impl Admission {
 
     /// The least useful connection among those `allowed` (see the module
     /// doc), never a busy, ready or leaving one.
-    fn victim(&self, allowed: impl Fn(&Entry) -> bool) -> Option<ConnId> {
+    fn victim(&self, allowed: impl Fn(&Admitted) -> bool) -> Option<ConnId> {
         let class = |s: State| match s {
             State::Lobby => Some(0),
             State::Idle { useful: false } => Some(1),

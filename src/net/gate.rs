@@ -51,7 +51,9 @@ pub struct Settings {
     pub max_frame: usize,
 }
 
-struct Shared {
+/// What the accept loop and the handler threads share: the admission
+/// machine and a handle on each connection handed to a thread.
+struct GateState {
     machine: Mutex<Admission>,
     /// A second handle on each handed connection, to shut it down when it
     /// is evicted (which ends its thread's reads).
@@ -70,7 +72,7 @@ enum Told {
 
 /// A handler's link to the gate: its slot, given back when dropped.
 pub struct Ticket {
-    shared: Arc<Shared>,
+    shared: Arc<GateState>,
     id: ConnId,
     deadline: Instant,
     told: Cell<Option<Told>>,
@@ -210,7 +212,7 @@ pub fn serve_opening<F>(
     }
     let mut gate = Gate {
         settings,
-        shared: Arc::new(Shared {
+        shared: Arc::new(GateState {
             machine: Mutex::new(Admission::new(settings.limits)),
             handled: Mutex::new(HashMap::new()),
         }),
@@ -234,7 +236,7 @@ pub fn serve_opening<F>(
 
 struct Gate<F> {
     settings: Settings,
-    shared: Arc<Shared>,
+    shared: Arc<GateState>,
     pool: Pool<F>,
     /// Connections not yet handed on, with when they were accepted.
     lobby: HashMap<ConnId, (TcpStream, Instant)>,

@@ -178,3 +178,100 @@ pub fn refusal(peer: SocketAddr, e: Error) -> Error {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::message::error_frame;
+    use crate::wire::HEADER_LEN;
+
+    /// A connection with its answers written in advance: what the
+    /// handshake sends and how it closes are kept for the test to read.
+    #[derive(Default)]
+    struct Script {
+        incoming: Vec<(u8, Vec<u8>)>,
+        current: Vec<u8>,
+        sent: Vec<(u8, Vec<u8>)>,
+        lingered: bool,
+    }
+
+    impl Frames for Script {
+        fn peer(&self) -> SocketAddr {
+            "192.0.2.1:9000".parse().unwrap()
+        }
+        fn send_frame(&mut self, ty: u8, body: &[u8]) -> Result<()> {
+            self.sent.push((ty, body.to_vec()));
+            Ok(())
+        }
+        fn recv_frame_by(&mut self, _: Instant, max: Option<usize>) -> Result<(u8, &[u8])> {
+            let (ty, body) = self.incoming.remove(0);
+            if max.is_some_and(|m| 1 + body.len() > m) {
+                return Err(Error::FrameTooLarge {
+                    len: 1 + body.len(),
+                    max: max.unwrap_or(0),
+                });
+            }
+            self.current = body;
+            Ok((ty, &self.current))
+        }
+        fn close(&self) {}
+        fn close_after_sent(&mut self) {
+            self.lingered = true;
+        }
+    }
+
+    impl Script {
+        fn answering(ty: u8, body: Vec<u8>) -> Script {
+            Script {
+                incoming: vec![(ty, body)],
+                ..Script::default()
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_request_is_told_the_secret_does_not_match_then_closed() {
+        for body in [vec![0; 10], vec![0; 4000]] {
+            let mut conn = Script::answering(ty::PING, body);
+            let got = respond(&mut conn, &[1; 32], Instant::now());
+            assert!(matches!(got, Err(Error::Protocol(_))));
+            let (ty, body) = &conn.sent[0];
+            let (code, _) = get_error(&mut Decoder::new(body)).unwrap();
+            assert_eq!((*ty, code), (ty::ERROR, code::SECRET));
+            assert!(conn.lingered, "the ERROR is left time to arrive");
+        }
+    }
+
+    #[test]
+    fn the_answer_to_message_1_tells_each_failure_apart() {
+        let error = |code: u16| {
+            let frame = error_frame(code, "no");
+            (ty::ERROR, frame[HEADER_LEN..].to_vec())
+        };
+        let problem = |(ty, body): (u8, Vec<u8>)| {
+            let mut conn = Script::answering(ty, body);
+            let got = initiate(&mut conn, &[1; 32], "the server");
+            assert_eq!(conn.sent[0].0, ty::HANDSHAKE, "message 1 first");
+            got.map(|_| ()).map_err(|e| match e {
+                Error::Secret { problem, .. } => Ok(problem),
+                Error::Remote { code, .. } => Err(code),
+                other => panic!("{other}"),
+            })
+        };
+        assert_eq!(
+            problem(error(code::SECRET)),
+            Err(Ok(SecretProblem::Mismatch))
+        );
+        assert_eq!(
+            problem(error(code::PROTOCOL)),
+            Err(Ok(SecretProblem::TheyAreOpen))
+        );
+        assert_eq!(problem(error(code::BUSY)), Err(Err(code::BUSY)));
+        assert_eq!(problem(error(code::STALE)), Err(Err(code::STALE)));
+        assert_eq!(
+            problem((ty::HANDSHAKE, vec![7; 48])),
+            Err(Ok(SecretProblem::Mismatch)),
+            "a message 2 made with another secret"
+        );
+    }
+}

@@ -9,7 +9,8 @@
 //! `download` thread per free slot, which, when its job ends, takes the
 //! next waiting one rather than ending and starting another.
 
-use super::{GetReport, Peer};
+use super::get::GetReport;
+use super::Peer;
 use crate::error::{Error, Result};
 use crate::names::check_file_name;
 use log::warn;
@@ -60,7 +61,7 @@ pub struct Done {
 
 /// How a background download ended.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Outcome {
+pub struct Finished {
     pub name: String,
     pub origin: Origin,
     pub at: Instant,
@@ -68,8 +69,8 @@ pub struct Outcome {
     pub result: std::result::Result<Done, String>,
 }
 
-impl Outcome {
-    fn of(name: String, origin: Origin, at: Instant, result: &Result<GetReport>) -> Outcome {
+impl Finished {
+    fn of(name: String, origin: Origin, at: Instant, result: &Result<GetReport>) -> Finished {
         let result = match result {
             Ok(report) => Ok(Done {
                 line: done_line(report),
@@ -78,7 +79,7 @@ impl Outcome {
             }),
             Err(e) => Err(e.to_string()),
         };
-        Outcome {
+        Finished {
             name,
             origin,
             at,
@@ -120,7 +121,7 @@ struct Book<J> {
     running: BTreeMap<String, Origin>,
     waiting: VecDeque<(String, Origin, J)>,
     /// Newest last.
-    recent: VecDeque<Outcome>,
+    recent: VecDeque<Finished>,
 }
 
 impl<J> Book<J> {
@@ -155,7 +156,7 @@ impl<J> Book<J> {
 
     /// A running job ended: its outcome is kept, and its slot goes to the
     /// first waiting job, returned for the same thread to run.
-    fn finish(&mut self, outcome: Outcome) -> Option<(String, Origin, J)> {
+    fn finish(&mut self, outcome: Finished) -> Option<(String, Origin, J)> {
         self.running.remove(&outcome.name);
         self.recent.push_back(outcome);
         while self.recent.len() > KEEP_OUTCOMES {
@@ -262,7 +263,7 @@ impl Downloads {
                     )))
                 })
             };
-            let outcome = Outcome::of(name, origin, Instant::now(), &result);
+            let outcome = Finished::of(name, origin, Instant::now(), &result);
             next = self.lock().finish(outcome);
             (job.then)(&result);
             job.ticket.set(result.is_ok());
@@ -289,7 +290,7 @@ impl Downloads {
     }
 
     /// How the last downloads ended, newest first.
-    pub fn recent(&self) -> Vec<Outcome> {
+    pub fn recent(&self) -> Vec<Finished> {
         self.lock().recent.iter().rev().cloned().collect()
     }
 
@@ -357,8 +358,8 @@ impl Ticket {
 mod tests {
     use super::*;
 
-    fn ended(name: &str, ok: bool) -> Outcome {
-        Outcome {
+    fn ended(name: &str, ok: bool) -> Finished {
+        Finished {
             name: name.into(),
             origin: Origin::Shell,
             at: Instant::now(),

@@ -19,7 +19,7 @@ pub mod udp;
 
 pub use catalogue::Catalogue;
 pub use persist::Store;
-pub use server::Shared;
+pub use server::TrackerState;
 pub use summary::{FileTotals, PeerRow, Summary};
 
 use crate::error::{Error, Result};
@@ -60,7 +60,7 @@ pub struct Tracker {
     listener: TcpListener,
     udp: UdpSocket,
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<TrackerState>,
     dashboard: bool,
     started: Instant,
 }
@@ -117,7 +117,7 @@ impl Tracker {
             listener,
             udp,
             addr,
-            shared: Arc::new(Shared::new(catalogue, store, cookies)),
+            shared: Arc::new(TrackerState::new(catalogue, store, cookies)),
             dashboard: config.dashboard,
             started: Instant::now(),
         })
@@ -128,7 +128,7 @@ impl Tracker {
         self.addr
     }
 
-    pub fn shared(&self) -> &Arc<Shared> {
+    pub fn shared(&self) -> &Arc<TrackerState> {
         &self.shared
     }
 

@@ -47,7 +47,7 @@ pub const REAP_EVERY: Duration = Duration::from_secs(1);
 const REAP_PARTS: u32 = 10;
 
 /// What every tracker thread shares.
-pub struct Shared {
+pub struct TrackerState {
     pub catalogue: Mutex<Catalogue>,
     pub store: Store,
     pub cookies: CookieJar,
@@ -59,9 +59,9 @@ pub struct Shared {
     clock_said: Mutex<OncePer<IpAddr>>,
 }
 
-impl Shared {
-    pub fn new(catalogue: Catalogue, store: Store, cookies: CookieJar) -> Shared {
-        Shared {
+impl TrackerState {
+    pub fn new(catalogue: Catalogue, store: Store, cookies: CookieJar) -> TrackerState {
+        TrackerState {
             catalogue: Mutex::new(catalogue),
             store,
             cookies,
@@ -114,7 +114,7 @@ impl Shared {
 }
 
 /// Serves `listener` forever.
-pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub fn serve(listener: TcpListener, shared: Arc<TrackerState>) {
     let settings = gate::Settings {
         what: "tracker",
         limits: ADMISSION,
@@ -133,7 +133,7 @@ pub fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Every second, forgets the peers silent for three intervals.
-pub fn spawn_reaper(shared: Arc<Shared>) {
+pub fn spawn_reaper(shared: Arc<TrackerState>) {
     let spawned = std::thread::Builder::new()
         .name("tracker-reaper".into())
         .spawn(move || loop {
@@ -176,7 +176,7 @@ pub fn spawn_reaper(shared: Arc<Shared>) {
 /// name since is kept (should a NEW_FILE slip in between the check and the
 /// delete, its holders' next announce is told the name is unknown and they
 /// publish it again).
-fn forget_records(shared: &Shared, names: Vec<String>) {
+fn forget_records(shared: &TrackerState, names: Vec<String>) {
     for name in names {
         if shared.lock().record(&name).is_some() {
             continue;
@@ -189,7 +189,7 @@ fn forget_records(shared: &Shared, names: Vec<String>) {
 }
 
 /// Serves one query connection until it closes. Never panics on input.
-pub fn handle_connection(shared: &Shared, stream: TcpStream, ticket: &Ticket) {
+pub fn handle_connection(shared: &TrackerState, stream: TcpStream, ticket: &Ticket) {
     let ip = stream.peer_addr().ok().map(|a| a.ip());
     let mut conn = match Conn::accept(stream, MAX_FRAME, QUERY_TIMEOUT, ticket.deadline()) {
         Ok(c) => c,
@@ -240,7 +240,7 @@ fn protocol_error(text: &str) -> TrackerReply {
 }
 
 /// The answer to one query, and whether to close afterwards.
-fn on_message(shared: &Shared, msg: TrackerRequest) -> (TrackerReply, bool) {
+fn on_message(shared: &TrackerState, msg: TrackerRequest) -> (TrackerReply, bool) {
     match msg {
         TrackerRequest::NewFile { publisher, record } => {
             let name = record.name.clone();

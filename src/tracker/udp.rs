@@ -10,7 +10,7 @@
 
 use super::catalogue::{Catalogue, Host};
 use super::cookie::CookieJar;
-use super::server::Shared;
+use super::server::TrackerState;
 use crate::error::Error;
 use crate::secure::seal::{Purpose, ReplayGuard};
 use crate::wire::datagram::tracker::{
@@ -152,14 +152,14 @@ fn announce(c: &mut Catalogue, a: &Announce<'_>, from: SocketAddr, now: Instant)
 }
 
 /// Starts the UDP thread on `socket`.
-pub fn spawn(socket: UdpSocket, shared: Arc<Shared>) -> std::io::Result<()> {
+pub fn spawn(socket: UdpSocket, shared: Arc<TrackerState>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("tracker-udp".into())
         .spawn(move || serve(socket, &shared))?;
     Ok(())
 }
 
-fn serve(socket: UdpSocket, shared: &Shared) {
+fn serve(socket: UdpSocket, shared: &TrackerState) {
     // One byte more than the largest datagram: a longer one shows as
     // filling the buffer and is dropped, never read cut short.
     // Under a swarm secret, datagrams arrive sealed: that much longer.

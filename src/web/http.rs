@@ -262,7 +262,7 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, HttpError> {
 /// A request being handled: its head and its body, read on demand and
 /// never past `Content-Length`. `100 Continue` is sent on the first read
 /// of a body the client holds back until asked.
-pub struct Request<'a> {
+pub struct HttpRequest<'a> {
     pub head: Head,
     pub remote: std::net::SocketAddr,
     reader: &'a mut dyn BufRead,
@@ -271,14 +271,14 @@ pub struct Request<'a> {
     continue_pending: bool,
 }
 
-impl<'a> Request<'a> {
+impl<'a> HttpRequest<'a> {
     pub fn new(
         head: Head,
         remote: std::net::SocketAddr,
         reader: &'a mut dyn BufRead,
         interim: &'a mut dyn Write,
-    ) -> Request<'a> {
-        Request {
+    ) -> HttpRequest<'a> {
+        HttpRequest {
             remaining: head.content_length,
             continue_pending: head.expects_continue() && head.content_length > 0,
             head,
@@ -300,7 +300,7 @@ impl<'a> Request<'a> {
     }
 }
 
-impl Read for Request<'_> {
+impl Read for HttpRequest<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
@@ -623,7 +623,7 @@ mod tests {
         let mut input = Cursor::new(b"12345NEXT".to_vec());
         let mut interim = Vec::new();
         let remote = "127.0.0.1:1".parse().unwrap();
-        let mut req = Request::new(head, remote, &mut input, &mut interim);
+        let mut req = HttpRequest::new(head, remote, &mut input, &mut interim);
         assert!(req.body_withheld());
         let mut body = Vec::new();
         req.read_to_end(&mut body).unwrap();
@@ -634,7 +634,7 @@ mod tests {
         let head = head_of("POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n").unwrap();
         let mut input = Cursor::new(b"short".to_vec());
         let mut interim = Vec::new();
-        let mut req = Request::new(head, remote, &mut input, &mut interim);
+        let mut req = HttpRequest::new(head, remote, &mut input, &mut interim);
         let e = req.read_to_end(&mut Vec::new()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert!(interim.is_empty());

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::net::conn::drain_and_close;
 use crate::net::gate::{self, Ticket};
 use escape::html;
-use http::{Head, HttpError, Method, Request, Response};
+use http::{Head, HttpError, HttpRequest, Method, Response};
 use log::{debug, info, warn};
 use std::io::{BufReader, BufWriter};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -43,7 +43,7 @@ const MAX_DRAIN: u64 = 1 << 20;
 
 /// One web application: turns a request into a response.
 pub trait App: Send + Sync + 'static {
-    fn handle(&self, req: &mut Request<'_>) -> Response;
+    fn handle(&self, req: &mut HttpRequest<'_>) -> Response;
 
     /// The largest body this request may carry; bigger ones get 413 before
     /// `handle` runs.
@@ -209,7 +209,7 @@ fn serve_connection(stream: TcpStream, ticket: &Ticket, app: &dyn App, hosts: &[
         Err(e) => (e.into_response(json), head.content_length),
         Ok(()) => {
             let mut interim = &stream;
-            let mut req = Request::new(head, remote, &mut reader, &mut interim);
+            let mut req = HttpRequest::new(head, remote, &mut reader, &mut interim);
             let response = app.handle(&mut req);
             let unread = if req.body_withheld() { 0 } else { req.unread() };
             (response, unread)

@@ -7,7 +7,7 @@
 //! make a page of the same size as ten.
 
 use super::escape::{html, human_bytes};
-use super::http::{Method, Request, Response};
+use super::http::{HttpRequest, Method, Response};
 use super::{asset, method_not_allowed, metrics_response, render, App, Page};
 use crate::tracker::dashboard::{format_ago, format_rate, format_uptime, left_out, SummarySource};
 use crate::tracker::summary::{Summary, HISTOGRAM_BUCKETS};
@@ -68,7 +68,7 @@ impl TrackerUi {
 }
 
 impl App for TrackerUi {
-    fn handle(&self, req: &mut Request<'_>) -> Response {
+    fn handle(&self, req: &mut HttpRequest<'_>) -> Response {
         let get = matches!(req.head.method, Method::Get | Method::Head);
         let path = req.head.path.as_str();
         match path {

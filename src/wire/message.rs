@@ -12,7 +12,7 @@ use super::frame::{put_frame, write_header};
 use crate::bitfield::Bitfield;
 use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
-use crate::manifest::{Entry, Manifest, MAX_ENTRIES, MAX_PATH_BYTES};
+use crate::manifest::{Manifest, Node, MAX_ENTRIES, MAX_PATH_BYTES};
 use crate::names::{
     check_file_name, check_peer_id, MAX_HOST_BYTES, MAX_NAME_BYTES, MAX_PEER_ID_BYTES,
 };
@@ -416,11 +416,11 @@ pub(crate) fn put_manifest(out: &mut Vec<u8>, m: &Manifest) {
     put_u32(out, m.entries().len() as u32);
     for e in m.entries() {
         match e {
-            Entry::Dir { path } => {
+            Node::Dir { path } => {
                 put_u8(out, ENTRY_DIR);
                 put_str(out, path);
             }
-            Entry::File { path, size, md5 } => {
+            Node::File { path, size, md5 } => {
                 put_u8(out, ENTRY_FILE);
                 put_str(out, path);
                 put_u64(out, *size);
@@ -444,8 +444,8 @@ pub(crate) fn get_manifest(d: &mut Decoder<'_>) -> Result<Manifest> {
         let kind = d.u8()?;
         let path = d.str(MAX_PATH_BYTES)?.to_string();
         entries.push(match kind {
-            ENTRY_DIR => Entry::Dir { path },
-            ENTRY_FILE => Entry::File {
+            ENTRY_DIR => Node::Dir { path },
+            ENTRY_FILE => Node::File {
                 path,
                 size: d.u64()?,
                 md5: d.array()?,
@@ -577,31 +577,30 @@ pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
         // The smaller of a bitmap and the runs as gaps: a HAVE of a few
         // scattered pieces goes to every downloader of every piece, so
         // with 4 KiB pieces its size is a share of the swarm's upload.
-        let gaps = gap_runs(have);
-        let bits = have.to_bytes();
-        if gaps.len() < bits.len() {
-            put_u8(out, HAVE_GAPS);
-            out.extend_from_slice(&gaps);
-        } else {
+        // The gaps are written first and the bitmap built only if it is
+        // smaller (this runs for every HAVE a block server sends).
+        let start = out.len();
+        put_u8(out, HAVE_GAPS);
+        put_gap_runs(out, have);
+        let gaps = out.len() - start - 1;
+        if gaps >= (have.len() as usize).div_ceil(8) {
+            out.truncate(start);
             put_u8(out, HAVE_BITS);
-            put_bytes(out, &bits);
+            put_bytes(out, &have.to_bytes());
         }
     }
 }
 
 /// The runs of set bits as varints: their number, then per run the gap
 /// since the previous run's end and its length less one.
-fn gap_runs(have: &Bitfield) -> Vec<u8> {
-    let runs = have.runs();
-    let mut out = Vec::with_capacity(runs.len() * 2 + 5);
-    put_varint(&mut out, runs.len() as u32);
+fn put_gap_runs(out: &mut Vec<u8>, have: &Bitfield) {
+    put_varint(out, have.iter_runs().count() as u32);
     let mut end = 0;
-    for (start, len) in runs {
-        put_varint(&mut out, start - end);
-        put_varint(&mut out, len - 1);
+    for (start, len) in have.iter_runs() {
+        put_varint(out, start - end);
+        put_varint(out, len - 1);
         end = start + len;
     }
-    out
 }
 
 pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
@@ -784,12 +783,12 @@ pub(crate) mod tests {
     pub fn folder_record() -> FileRecord {
         let (a, f) = (b"hello".as_slice(), b"world!".as_slice());
         let mut r = FileRecord::from_bytes("tree", &[a, f].concat());
-        let file = |path: &str, data: &[u8]| Entry::File {
+        let file = |path: &str, data: &[u8]| Node::File {
             path: path.into(),
             size: data.len() as u64,
             md5: crate::record::md5_of(data),
         };
-        let dir = |path: &str| Entry::Dir { path: path.into() };
+        let dir = |path: &str| Node::Dir { path: path.into() };
         r.folder = Some(Box::new(
             Manifest::new(vec![
                 file("a", a),
@@ -855,12 +854,12 @@ pub(crate) mod tests {
         let mut r = FileRecord::from_bytes("t", b"hi");
         r.folder = Some(Box::new(
             Manifest::new(vec![
-                Entry::File {
+                Node::File {
                     path: "a".into(),
                     size: 2,
                     md5: crate::record::md5_of(b"hi"),
                 },
-                Entry::Dir { path: "e".into() },
+                Node::Dir { path: "e".into() },
             ])
             .unwrap(),
         ));

@@ -2,8 +2,8 @@
 //! answers, and whether the swarm is closed (`--secret-file`) or open; or
 //! why it does not (not running, another secret, none where one is
 //! needed, our clock refused), said once, and again when that changes.
-//! For each tracker. `Health` is the rule (pure, unit-tested); `start`
-//! runs a thread per tracker that asks it.
+//! For each tracker. `Said` (what was said last) is the rule (pure,
+//! unit-tested); `start` runs a thread per tracker that asks it.
 
 use super::tracker_client;
 use crate::console::say_err;
@@ -16,7 +16,7 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 /// What was last said about the tracker.
 #[derive(Debug, Default)]
-pub struct Health {
+pub struct Said {
     /// The failure last said, if the last try failed.
     failing: Option<String>,
 }
@@ -31,7 +31,7 @@ pub enum Next {
     Retry,
 }
 
-impl Health {
+impl Said {
     /// The line to print (if any) for a try's `result`, and what next.
     /// `closed`: this peer has a swarm secret.
     pub fn on_try(
@@ -80,10 +80,10 @@ pub fn start(peer: &Arc<Peer>) -> std::io::Result<()> {
 }
 
 /// Asks `tracker` until it answers or the peer stops, saying on stderr
-/// what `Health` wants said.
+/// what `Said` wants said.
 fn watch(peer: &Peer, tracker: &str) {
     let closed = crate::secure::swarm().is_some();
-    let mut health = Health::default();
+    let mut health = Said::default();
     while !peer.is_cancelled() {
         let result = tracker_client::ping(tracker).map_err(|e| e.to_string());
         let (line, next) = health.on_try(tracker, closed, result);
@@ -103,14 +103,14 @@ mod tests {
 
     #[test]
     fn says_the_swarm_kind_once_it_answers_and_each_new_failure_once() {
-        let mut h = Health::default();
+        let mut h = Said::default();
         let (line, next) = h.on_try("t:1", false, Ok(()));
         assert_eq!(next, Next::Done);
         assert!(line
             .unwrap()
             .starts_with("tracker t:1 answers; the swarm is open"));
 
-        let mut h = Health::default();
+        let mut h = Said::default();
         let down = || Err("cannot reach the tracker at t:1".to_string());
         let (line, next) = h.on_try("t:1", true, down());
         assert_eq!(next, Next::Retry);

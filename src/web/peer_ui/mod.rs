@@ -19,7 +19,7 @@ mod upload;
 use upload::MAX_UPLOAD;
 
 use super::escape::query_param;
-use super::http::{self, Head, HttpError, Method, Request, Response};
+use super::http::{self, Head, HttpError, HttpRequest, Method, Response};
 use super::{asset, method_not_allowed, App};
 use crate::error::{code, Error};
 use crate::names::check_file_name;
@@ -45,7 +45,7 @@ impl PeerUi {
 }
 
 impl App for PeerUi {
-    fn handle(&self, req: &mut Request<'_>) -> Response {
+    fn handle(&self, req: &mut HttpRequest<'_>) -> Response {
         let path = req.head.path.clone();
         let Some((methods, route)) = routes::route(&path) else {
             return self.error_page(404, &format!("nothing at {path}"));

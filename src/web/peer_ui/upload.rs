@@ -7,7 +7,7 @@ use crate::fsutil::RemoveOnDrop;
 use crate::names::check_file_name;
 use crate::units::hex;
 use crate::web::escape::{json_str, query_param};
-use crate::web::http::{self, Head, HttpError, Request, Response};
+use crate::web::http::{self, Head, HttpError, HttpRequest, Response};
 use log::info;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -40,7 +40,7 @@ impl PeerUi {
     /// A `multipart/form-data` body (`curl -F file=@x`) works too: the
     /// first part with a filename is stored, without the envelope, under
     /// `?name=` if given, else its filename.
-    pub(super) fn upload(&self, req: &mut Request<'_>) -> Result<Response, HttpError> {
+    pub(super) fn upload(&self, req: &mut HttpRequest<'_>) -> Result<Response, HttpError> {
         refuse_form(&req.head)?;
         let content_type = req.head.header("content-type").unwrap_or("").to_string();
         let form = match crate::web::multipart::boundary(&content_type) {
@@ -79,7 +79,7 @@ impl PeerUi {
     /// Hashes and shares an upload received into `tmp`.
     fn share_upload(
         &self,
-        req: &Request<'_>,
+        req: &HttpRequest<'_>,
         name: &str,
         tmp: &Path,
         cleanup: RemoveOnDrop<'_>,

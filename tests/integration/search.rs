@@ -1,9 +1,7 @@
 //! Tracker-less search end to end: real peers on loopback, linked only by
 //! `--neighbor`, with a tracker address that nothing listens on.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use p2pshare::net::conn::Conn;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::datagram::search::{Datagram, Query, HELLO_LEN, QUERY_LEN};

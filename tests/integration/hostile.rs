@@ -2,12 +2,10 @@
 //! holder registers a real file with the tracker, then misbehaves on the
 //! wire, while an honest holder has the same file.
 
-mod common;
-#[path = "hostile/flood.rs"]
 mod flood;
 
-use common::udp_peer::{entry, UdpPeer};
-use common::*;
+use crate::common::udp_peer::{entry, UdpPeer};
+use crate::common::*;
 use flood::Flood;
 use p2pshare::bitfield::Bitfield;
 use p2pshare::download::worker::STALL_TIMEOUT;

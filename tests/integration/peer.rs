@@ -1,9 +1,7 @@
 //! End-to-end behaviour of peers, with the real binaries on loopback.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use p2pshare::units::hex;
 use std::fs;
 use std::io::Write;

@@ -3,12 +3,10 @@
 //! mid-download, a tracker that restarts. No assertion here is about time;
 //! where rates matter, the test compares shares of blocks.
 
-mod common;
-
-use common::proxy::DelayProxy;
-use common::swarm::*;
-use common::udp_peer::{entry, UdpPeer};
-use common::*;
+use crate::common::proxy::DelayProxy;
+use crate::common::swarm::*;
+use crate::common::udp_peer::{entry, UdpPeer};
+use crate::common::*;
 use p2pshare::record::FileRecord;
 use p2pshare::wire::datagram::tracker::Held;
 use std::fs;

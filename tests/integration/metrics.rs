@@ -4,10 +4,8 @@
 //! tracker's per-item gauges (and its web dashboard) show who is on which.
 //! Every page passes `promtool check metrics` where promtool is installed.
 
-mod common;
-
-use common::http;
-use common::*;
+use crate::common::http;
+use crate::common::*;
 use p2pshare::metrics::value_in;
 use std::time::Duration;
 

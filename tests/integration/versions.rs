@@ -3,10 +3,8 @@
 //! content under the name is refused and not shared; the owner hands a
 //! name over; a name nobody holds or owns is free again.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use p2pshare::net::conn::Conn;
 use p2pshare::record::{md5_of, FileRecord};
 use p2pshare::units::hex;

@@ -2,15 +2,14 @@
 //! `--dashboard`, each run on a pseudo-terminal; and what a file or a pipe
 //! gets instead (plain text, no escape sequences).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use nix::pty::{openpty, OpenptyResult, Winsize};
 use p2pshare::net::conn::Conn;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -41,6 +40,11 @@ impl OnPty {
             ws_ypixel: 0,
         });
         let OpenptyResult { master, slave } = openpty(winsize.as_ref(), None).expect("openpty");
+        // openpty's descriptors are inherited across exec; other tests of
+        // this binary spawn on other threads, and a child of theirs holding
+        // our terminal would keep it open after ours has exited.
+        close_on_exec(&master);
+        close_on_exec(&slave);
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env("RUST_LOG", "warn")
@@ -89,6 +93,12 @@ impl Drop for OnPty {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn close_on_exec(fd: &impl AsRawFd) {
+    // SAFETY: fcntl on a descriptor we own, with an integer argument.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    assert_eq!(r, 0, "fcntl(F_SETFD, FD_CLOEXEC) on the pty");
 }
 
 fn holders(tracker: &str, name: &str) -> Vec<String> {

@@ -1,8 +1,6 @@
 //! `bench` and `stress` end to end: the real binaries on loopback.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use p2pshare::net::conn::Conn;
 use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;

@@ -2,10 +2,8 @@
 //! folders, empty folders and empty files survive a `get`; `share DIR`;
 //! a folder copied into a running peer's `files/`.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use std::fs;
 use std::path::Path;
 
@@ -178,12 +176,12 @@ fn the_web_ui_shows_a_folder_and_does_not_offer_to_save_it() {
     wait_until(WAIT, "A to share tree", || {
         holders(&tracker, "tree") == ["A"]
     });
-    let home = common::http::get(&url, "/").text();
+    let home = http::get(&url, "/").text();
     assert!(home.contains("tree/ (4 files)"), "{home}");
     assert!(!home.contains("/files/tree"), "no save link: {home}");
-    let swarm = common::http::get(&url, "/download").text();
+    let swarm = http::get(&url, "/download").text();
     assert!(swarm.contains("tree/ (4 files)"), "{swarm}");
-    let save = common::http::get(&url, "/files/tree");
+    let save = http::get(&url, "/files/tree");
     assert_eq!(save.status, 409, "{}", save.text());
     assert!(save.text().contains("is a folder"), "{}", save.text());
 }

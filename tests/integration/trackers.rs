@@ -5,10 +5,8 @@
 //! peers. The full-size run (16 leechers, 32 MiB, killed 5 s in, its time
 //! against T*) is `make failover`; no assertion here is about time.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use std::fs;
 
 /// Two trackers, each with its data and logs in its own directory.

@@ -7,10 +7,9 @@
 //! Needs chromium and chromedriver (`.ci/run` installs them); without them
 //! this test fails and says so, it never passes by skipping.
 
-mod common;
 mod webdriver;
 
-use common::*;
+use crate::common::*;
 use p2pshare::record::md5_of;
 use p2pshare::units::hex;
 use serde_json::{json, Value};
@@ -179,7 +178,7 @@ fn upload_on_a_fetch_on_b_save_from_the_browser() {
     let path = href
         .strip_prefix(&url_b)
         .unwrap_or_else(|| panic!("the save link {href} is not on {url_b}"));
-    let saved = common::http::get(&url_b, path);
+    let saved = http::get(&url_b, path);
     assert_eq!(saved.status, 200, "{href}");
     assert!(saved
         .header("content-disposition")

@@ -1,10 +1,8 @@
 //! The tracker binary, spoken to directly: queries with `net::conn::Conn` over
 //! TCP, sessions with hand-made UDP datagrams (`common::udp_peer`).
 
-mod common;
-
-use common::udp_peer::{entry, UdpPeer};
-use common::*;
+use crate::common::udp_peer::{entry, UdpPeer};
+use crate::common::*;
 use p2pshare::error::{code, Error};
 use p2pshare::net::conn::Conn;
 use p2pshare::record::FileRecord;

@@ -3,10 +3,8 @@
 //! is removed is withdrawn, what changes is shared again with its new
 //! content.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use p2pshare::digest::Md5Digest;
 use p2pshare::net::conn::Conn;
 use p2pshare::record::md5_of;

@@ -1,7 +1,7 @@
-//! The integration-test harness shared by every test file: start the real
-//! `tracker` and `peer` binaries on free loopback ports, wait for them,
-//! read their output for failure messages, and kill what was started
-//! (RAII). Use with `mod common;` at the top of a file in `tests/`.
+//! The integration-test harness every module of `tests/integration/` uses
+//! (`use crate::common::*;`): start the real `tracker` and `peer` binaries on
+//! free loopback ports, wait for them, read their output for failure
+//! messages, and kill what was started (RAII).
 //!
 //! Processes are signalled with `kill -TERM <pid>` (std has no signals and
 //! we take no libc dependency); `Child::kill` gives SIGKILL.
@@ -11,7 +11,6 @@
 //! process its thread ran is printed with them and with its stdout and
 //! stderr, so the command can be run again by hand (as ripgrep's
 //! `tests/util.rs` does).
-#![allow(dead_code)]
 
 pub mod http;
 pub mod proxy;
@@ -563,10 +562,6 @@ impl TrackerProc {
 
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// The process id, or None when not running.

@@ -3,15 +3,13 @@
 //! the next takes it all from its own site. `whohas` lists the asker's
 //! site first, and `/metrics` counts bytes per site apart.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use p2pshare::metrics::value_in;
 use std::fs;
 
 fn scrape(base: &str) -> String {
-    let r = common::http::get(base, "/metrics");
+    let r = http::get(base, "/metrics");
     assert_eq!(r.status, 200, "{}", r.text());
     r.text()
 }

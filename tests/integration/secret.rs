@@ -2,9 +2,7 @@
 //! files as usual, and a party without it, or with another, fails with a
 //! clear error and learns nothing: no file name, no byte of a file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use p2pshare::secure::channel::Initiator;
 use p2pshare::secure::{seal, Keys};
 use p2pshare::wire::datagram::search::Datagram;
@@ -559,7 +557,7 @@ fn message_1_with_a_large_surplus_leaves_the_tracker_serving() {
     .wait(WAIT);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let page = common::http::get(&tracker.web_url(), "/metrics").text();
+    let page = http::get(&tracker.web_url(), "/metrics").text();
     assert_eq!(
         p2pshare::metrics::value_in(&page, "tracker_handler_panics_total"),
         Some(0),

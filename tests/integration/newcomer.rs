@@ -1,10 +1,8 @@
 //! What a newcomer tripped on (issue 13, item 6), each with the real
 //! binaries: a second peer with the same ID, `share ~/...`, and the like.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 
 /// `--serve` peer `id` on a free port with directory `dir`, logged to
 /// `<dir>.log`.
@@ -183,7 +181,7 @@ fn a_multipart_form_upload_stores_the_file_not_its_envelope() {
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let ct = format!("multipart/form-data; boundary={boundary}");
     let post = |path: &str, ct: &str, body: &[u8]| {
-        common::http::request(&base, "POST", path, &[("Content-Type", ct)], body)
+        http::request(&base, "POST", path, &[("Content-Type", ct)], body)
     };
     // Named by the form's filename, or by ?name= when given.
     let r = post("/api/upload", &ct, &body);
@@ -280,7 +278,7 @@ fn the_web_dashboard_shows_addresses_a_peer_can_reach() {
     let tmp = temp_dir();
     // Bound to every address (the default): 0.0.0.0 is no address to dial.
     let tracker = TrackerProc::start_with(&tmp.path().join("tracker"), &["--http", "0"]);
-    let page = common::http::get(&tracker.web_url(), "/");
+    let page = http::get(&tracker.web_url(), "/");
     assert_eq!(page.status, 200);
     let body = String::from_utf8_lossy(&page.body);
     assert!(!body.contains("0.0.0.0:"), "{body}");

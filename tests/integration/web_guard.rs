@@ -6,10 +6,8 @@
 //! refusals are counted in /metrics and logged at most once a minute.
 //! Nothing here is timed: `make web-loris` measures.
 
-mod common;
-
-use common::http;
-use common::*;
+use crate::common::http;
+use crate::common::*;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};

@@ -3,10 +3,8 @@
 //! (Host, Origin, sizes, names), then an upload that streams to disk, is
 //! announced, fetched by another peer and saved back over HTTP.
 
-mod common;
-
-use common::http;
-use common::*;
+use crate::common::http;
+use crate::common::*;
 use p2pshare::record::md5_of;
 use p2pshare::units::hex;
 use std::io::Write;

@@ -2,10 +2,8 @@
 //! that say what to do, names, the symlink warning, hard links, the clock,
 //! a full disk, and what a peer says at start.
 
-mod common;
-
-use common::swarm::*;
-use common::*;
+use crate::common::swarm::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 
@@ -449,7 +447,7 @@ fn a_clock_two_minutes_off_is_named_on_the_peer_and_once_at_the_tracker() {
         "{l}"
     );
     // Two more tries (one each 5 s), still one line at the tracker.
-    std::thread::sleep(crate::health_retry() * 2 + std::time::Duration::from_secs(1));
+    std::thread::sleep(health_retry() * 2 + std::time::Duration::from_secs(1));
     let logs = tracker.logs();
     let said = logs.matches("said once per address").count();
     assert_eq!(said, 1, "{logs}");
