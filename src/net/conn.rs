@@ -32,7 +32,10 @@ pub struct Conn {
 /// sealed channel over it (a swarm secret). The frames above are the same.
 pub enum Inbound {
     /// `now`: reads return what has arrived and never wait (`try_fill`).
-    Plain { stream: TcpStream, now: bool },
+    Plain {
+        stream: TcpStream,
+        now: bool,
+    },
     Sealed(channel::SealedReader<TcpStream>),
 }
 
