@@ -138,24 +138,34 @@ impl Bitfield {
     }
 
     pub fn iter_ones(&self) -> impl Iterator<Item = u32> + '_ {
-        let mut at = 0;
-        std::iter::from_fn(move || {
-            let i = self.next(at, true)?;
-            at = i + 1;
-            Some(i)
+        // A word at a time, its lowest set bit cleared per step: this runs
+        // over every piece a holder has whenever one connects or leaves.
+        let (mut w, mut word) = (0usize, self.words.first().copied().unwrap_or(0));
+        std::iter::from_fn(move || loop {
+            if word != 0 {
+                let i = w as u32 * 64 + word.trailing_zeros();
+                word &= word - 1;
+                return (i < self.len).then_some(i);
+            }
+            w += 1;
+            word = *self.words.get(w)?;
         })
     }
 
     /// Maximal runs of set bits, as (start, length).
     pub fn runs(&self) -> Vec<(u32, u32)> {
-        let mut out = Vec::new();
+        self.iter_runs().collect()
+    }
+
+    /// `runs`, without collecting them.
+    pub fn iter_runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         let mut at = 0;
-        while let Some(start) = self.next(at, true) {
+        std::iter::from_fn(move || {
+            let start = self.next(at, true)?;
             let end = self.next(start, false).unwrap_or(self.len);
-            out.push((start, end - start));
             at = end;
-        }
-        out
+            Some((start, end - start))
+        })
     }
 
     /// Builds a bitfield from runs; None if a run is empty, leaves
@@ -177,12 +187,12 @@ impl Bitfield {
 
     /// The raw bytes, bit i at byte i/8, least significant bit first.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let nbytes = (self.len as usize).div_ceil(8);
-        self.words
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .take(nbytes)
-            .collect()
+        let mut out = Vec::with_capacity(self.words.len() * 8);
+        for w in &self.words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.truncate((self.len as usize).div_ceil(8));
+        out
     }
 
     /// The inverse of `to_bytes`; None when the length is wrong or bits

@@ -481,7 +481,7 @@ impl Peer {
         let stopping: Vec<Snapshot> = self
             .lock_active()
             .values()
-            .filter(|p| p.kept)
+            .filter(|p| p.is_kept())
             .map(|p| p.snapshot())
             .collect();
         // Asked for but not begun: they will not start now.

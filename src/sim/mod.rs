@@ -59,6 +59,7 @@
 
 mod net;
 pub mod peer;
+mod queue;
 mod run;
 pub mod sites;
 mod store;

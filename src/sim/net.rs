@@ -13,10 +13,10 @@
 //! one connection's frames, and the queue breaks ties in time by the order
 //! events were scheduled, so a run is deterministic.
 
+use super::queue::Queue;
 use super::time::{transmit_time, SimTime};
 use super::{Caps, Config, ConnId, NodeId};
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// What a node has sent and received, counted when a frame leaves its
@@ -84,30 +84,6 @@ pub(super) enum Call {
     Timer(NodeId, u64),
 }
 
-struct Entry {
-    at: SimTime,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest comes first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// One direction's state: the sending node's end of a connection.
 #[derive(Default)]
 struct End {
@@ -157,16 +133,22 @@ struct Host {
 
 pub struct Net {
     now: SimTime,
-    seq: u64,
     events: u64,
-    queue: BinaryHeap<Entry>,
+    queue: Queue<Ev>,
     conns: Vec<Conn>,
     hosts: Vec<Host>,
     cfg: Config,
     /// Per (from site, to site): when its WAN link is next free, and the
     /// bytes that crossed it.
     wan: std::collections::HashMap<(usize, usize), (SimTime, u64)>,
+    /// Buffers of frames handed to their receivers, for the next frames:
+    /// a run sends tens of millions, most of a few bytes or one block.
+    pool: Vec<Vec<u8>>,
 }
+
+/// Frame buffers kept for reuse, at most, and the largest capacity kept.
+const POOL: usize = 1 << 12;
+const POOL_CAPACITY: usize = 16 << 10;
 
 impl Net {
     pub(super) fn new(mut cfg: Config) -> Net {
@@ -174,13 +156,26 @@ impl Net {
         cfg.quantum = cfg.quantum.max(1);
         Net {
             now: SimTime::ZERO,
-            seq: 0,
             events: 0,
-            queue: BinaryHeap::new(),
+            queue: Queue::new(),
             conns: Vec::new(),
             hosts: Vec::new(),
             cfg,
             wan: std::collections::HashMap::new(),
+            pool: Vec::new(),
+        }
+    }
+
+    /// An empty buffer for a frame, reused when one is at hand.
+    pub(super) fn buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    /// A frame's buffer its receiver is done with.
+    pub(super) fn recycle(&mut self, mut frame: Vec<u8>) {
+        if self.pool.len() < POOL && frame.capacity() <= POOL_CAPACITY {
+            frame.clear();
+            self.pool.push(frame);
         }
     }
 
@@ -244,23 +239,18 @@ impl Net {
     }
 
     pub(super) fn next_at(&self) -> Option<SimTime> {
-        self.queue.peek().map(|e| e.at)
+        self.queue.peek_at()
     }
 
     fn push(&mut self, at: SimTime, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Entry {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(self.now, at, ev);
     }
 
     pub(super) fn pop(&mut self) -> Option<(SimTime, Ev)> {
-        let e = self.queue.pop()?;
-        self.now = self.now.max(e.at);
+        let (at, ev) = self.queue.pop()?;
+        self.now = self.now.max(at);
         self.events += 1;
-        Some((e.at, e.ev))
+        Some((at, ev))
     }
 
     pub(super) fn schedule_start(&mut self, node: NodeId, at: SimTime) {
@@ -690,6 +680,12 @@ impl Cx<'_> {
     /// or `closed` then if `to` is not up (or is this node).
     pub fn connect(&mut self, to: NodeId) -> ConnId {
         self.net.connect(self.me, to)
+    }
+
+    /// An empty buffer to encode a frame into (a used one when at hand:
+    /// `send` it, and the network reuses it once delivered).
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.net.buffer()
     }
 
     /// Queues one frame. Frames sent before the connection is established

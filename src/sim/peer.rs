@@ -27,7 +27,9 @@
 //!   they arrive, then the machine's `tick`, its replies, and one slice of
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
-//!   connection with nothing pending is ticked every `server::TICK`.
+//!   connection with nothing pending is ticked on the 50 ms `TICK` when
+//!   the tick can give it something (see `tick`): new pieces here since
+//!   it last looked, a seeder's offers, the idle timeout.
 //! - `accept` / `apply` / `report` drive the block server's admission
 //!   gate, `net::admission::Admission`, as `net::gate` does: a new
 //!   connection waits in the lobby until its first frame, is handed a
@@ -137,7 +139,7 @@ pub struct SimPeer {
     /// complete file once there is one.
     partial: Option<MemFile>,
     complete: Option<MemFile>,
-    serving: BTreeMap<ConnId, Serve<MemFile>>,
+    serving: BTreeMap<ConnId, Handler>,
     /// The block server's admission gate (`net::admission`), the
     /// connections it knows by its ids, and the frames of those waiting
     /// in its lobby for a handler.
@@ -152,6 +154,13 @@ pub struct SimPeer {
     served_pieces: Vec<u32>,
     /// Its site (`peer --site`), 0: none.
     site: u16,
+}
+
+/// One handled connection: its machine, and the version of the file
+/// being downloaded here when it last looked (see `tick`).
+struct Handler {
+    m: Serve<MemFile>,
+    seen: u64,
 }
 
 /// The block server's view of this peer's one file.
@@ -368,8 +377,11 @@ impl SimPeer {
             return;
         };
         let frames = self.lobby.remove(&conn).unwrap_or_default();
-        self.serving
-            .insert(conn, Serve::new(self.instant(cx.now())));
+        let h = Handler {
+            m: Serve::new(self.instant(cx.now())),
+            seen: self.version(),
+        };
+        self.serving.insert(conn, h);
         for bytes in frames {
             self.on_request(cx, conn, &bytes);
         }
@@ -400,7 +412,8 @@ impl SimPeer {
     /// Tells the gate whether the handler waits for its client (and may be
     /// evicted for a newcomer) or works for it, as `peer::block_server::driver` does.
     fn report(&mut self, cx: &mut Cx, conn: ConnId) {
-        let (Some(m), Some(&id)) = (self.serving.get(&conn), self.gated.get(&conn)) else {
+        let (Some(Handler { m, .. }), Some(&id)) = (self.serving.get(&conn), self.gated.get(&conn))
+        else {
             return;
         };
         let now = self.instant(cx.now());
@@ -420,7 +433,7 @@ impl SimPeer {
         let lib = Lib {
             file: self.complete.as_ref().or(self.partial.as_ref()),
         };
-        let Some(m) = self.serving.get_mut(&conn) else {
+        let Some(Handler { m, .. }) = self.serving.get_mut(&conn) else {
             return;
         };
         let req = decode::<PeerRequest>(bytes, MAX_CONTROL_FRAME);
@@ -441,14 +454,16 @@ impl SimPeer {
     /// blocks while the queue is below the low-water mark.
     fn serve_step(&mut self, cx: &mut Cx, conn: ConnId) {
         let now = self.instant(cx.now());
+        let version = self.version();
         loop {
-            let Some(m) = self.serving.get_mut(&conn) else {
+            let Some(Handler { m, seen }) = self.serving.get_mut(&conn) else {
                 return;
             };
+            *seen = version;
             if let Err(e) = m.tick(now) {
                 return self.end_serve(cx, conn, Some(e));
             }
-            for reply in m.replies().collect::<Vec<_>>() {
+            for reply in m.replies() {
                 send(cx, &mut self.stats, conn, &reply);
             }
             if m.closing() {
@@ -467,7 +482,8 @@ impl SimPeer {
                     let e = Error::protocol(format!("block {block} is not held here"));
                     return self.end_serve(cx, conn, Some(e));
                 };
-                let mut frame = Vec::with_capacity(HEADER_LEN + 8 + data.len());
+                let mut frame = cx.buffer();
+                frame.reserve(HEADER_LEN + 8 + data.len());
                 let _ = write_block(&mut frame, slice.handle, block, data);
                 cx.send(conn, frame);
                 self.stats.blocks_served += 1;
@@ -482,8 +498,8 @@ impl SimPeer {
 
     /// The connection is over: an ERROR first if it broke a rule.
     fn end_serve(&mut self, cx: &mut Cx, conn: ConnId, e: Option<Error>) {
-        if let Some(mut m) = self.serving.remove(&conn) {
-            m.close();
+        if let Some(mut h) = self.serving.remove(&conn) {
+            h.m.close();
         }
         self.forget(conn);
         if let Some(e) = e.filter(|e| !matches!(e, Error::Timeout(_))) {
@@ -492,20 +508,39 @@ impl SimPeer {
         cx.close(conn);
     }
 
+    /// `peer::server`'s read timeout for the connections with nothing
+    /// pending, and the gate's turn. Only the connections the tick can
+    /// give something are stepped: those whose file being downloaded here
+    /// has new pieces since they last looked, and those `Serve::quiet`
+    /// does not vouch for (a seeder's offers, the idle timeout). The
+    /// others would send nothing and tell the gate what it knows.
     fn tick(&mut self, cx: &mut Cx) {
+        let now = self.instant(cx.now());
+        let version = self.version();
         let idle: Vec<ConnId> = self
             .serving
             .iter()
-            .filter(|(_, m)| m.pending() == 0)
+            .filter(|(_, h)| h.m.pending() == 0 && (h.seen != version || !h.m.quiet(now)))
             .map(|(&c, _)| c)
             .collect();
         for conn in idle {
             self.serve_step(cx, conn);
             self.report(cx, conn);
         }
-        let decisions = self.gate.tick(self.instant(cx.now()));
-        self.apply(cx, decisions, None);
+        // With nobody in its lobby the gate has no deadline to enforce
+        // and nobody to hand a thread.
+        if !self.lobby.is_empty() {
+            let decisions = self.gate.tick(now);
+            self.apply(cx, decisions, None);
+        }
         cx.timer(cx.now() + TICK, T_TICK);
+    }
+
+    /// The version of the file being downloaded here (its verified
+    /// pieces changed when it changed); 0 without a download.
+    fn version(&self) -> u64 {
+        let part = self.partial.as_ref().and_then(|m| m.partial.as_ref());
+        part.map_or(0, |p| p.lock().unwrap_or_else(|e| e.into_inner()).0)
     }
 
     // ---- the coordinator (download/mod.rs)
@@ -784,7 +819,7 @@ impl SimPeer {
 
 /// Sends one message as a frame.
 fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
-    let mut frame = Vec::new();
+    let mut frame = cx.buffer();
     m.encode(&mut frame);
     *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
     cx.send(conn, frame);
@@ -834,8 +869,8 @@ impl Node for SimPeer {
     }
 
     fn closed(&mut self, cx: &mut Cx, conn: ConnId) {
-        if let Some(mut m) = self.serving.remove(&conn) {
-            m.close();
+        if let Some(mut h) = self.serving.remove(&conn) {
+            h.m.close();
             self.forget(conn);
             return;
         }
@@ -898,8 +933,8 @@ impl Node for SimPeer {
                 let _ = f.fetch.actions().count();
             }
         }
-        for (_, mut m) in std::mem::take(&mut self.serving) {
-            m.close();
+        for (_, mut h) in std::mem::take(&mut self.serving) {
+            h.m.close();
         }
         self.gate = Admission::new(ADMISSION);
         self.gated.clear();

@@ -162,7 +162,10 @@ impl<N: Node> Sim<N> {
                 outgoing,
                 ..
             } => node.connected(cx, conn, peer, outgoing),
-            Call::Frame { conn, frame, .. } => node.frame(cx, conn, &frame),
+            Call::Frame { conn, frame, .. } => {
+                node.frame(cx, conn, &frame);
+                self.net.recycle(frame);
+            }
             Call::Writable(_, conn) => node.writable(cx, conn),
             Call::Closed(_, conn) => node.closed(cx, conn),
             Call::Timer(_, token) => node.timer(cx, token),

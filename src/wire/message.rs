@@ -577,31 +577,30 @@ pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
         // The smaller of a bitmap and the runs as gaps: a HAVE of a few
         // scattered pieces goes to every downloader of every piece, so
         // with 4 KiB pieces its size is a share of the swarm's upload.
-        let gaps = gap_runs(have);
-        let bits = have.to_bytes();
-        if gaps.len() < bits.len() {
-            put_u8(out, HAVE_GAPS);
-            out.extend_from_slice(&gaps);
-        } else {
+        // The gaps are written first and the bitmap built only if it is
+        // smaller (this runs for every HAVE a block server sends).
+        let start = out.len();
+        put_u8(out, HAVE_GAPS);
+        put_gap_runs(out, have);
+        let gaps = out.len() - start - 1;
+        if gaps >= (have.len() as usize).div_ceil(8) {
+            out.truncate(start);
             put_u8(out, HAVE_BITS);
-            put_bytes(out, &bits);
+            put_bytes(out, &have.to_bytes());
         }
     }
 }
 
 /// The runs of set bits as varints: their number, then per run the gap
 /// since the previous run's end and its length less one.
-fn gap_runs(have: &Bitfield) -> Vec<u8> {
-    let runs = have.runs();
-    let mut out = Vec::with_capacity(runs.len() * 2 + 5);
-    put_varint(&mut out, runs.len() as u32);
+fn put_gap_runs(out: &mut Vec<u8>, have: &Bitfield) {
+    put_varint(out, have.iter_runs().count() as u32);
     let mut end = 0;
-    for (start, len) in runs {
-        put_varint(&mut out, start - end);
-        put_varint(&mut out, len - 1);
+    for (start, len) in have.iter_runs() {
+        put_varint(out, start - end);
+        put_varint(out, len - 1);
         end = start + len;
     }
-    out
 }
 
 pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {

@@ -138,6 +138,15 @@ impl<F: Served> Serve<F> {
         self.pending.len()
     }
 
+    /// With nothing pending, `tick` has nothing to do at `now` unless a
+    /// file's `version` changed since it last ran: no seeder's offers to
+    /// top up (they follow the other connections too) and the idle
+    /// timeout not reached. For a driver that ticks only on those events.
+    pub fn quiet(&self, now: Instant) -> bool {
+        !self.opened.iter().any(|o| o.offers)
+            && now.saturating_duration_since(self.heard) <= IDLE_TIMEOUT
+    }
+
     /// Takes one request. An error ends the connection (send its ERROR).
     pub fn on_request<L: Library<File = F>>(
         &mut self,
