@@ -136,7 +136,7 @@ impl DownloadState {
     /// The download started from pieces found in local files: an update
     /// of an item (its owner is then spared, `Plan::claim_as`).
     pub fn is_update(&self) -> bool {
-        self.progress.reused_blocks.load(Ordering::Relaxed) > 0
+        self.progress.is_update()
     }
 
     pub fn plan(&self) -> MutexGuard<'_, Plan> {
@@ -166,9 +166,7 @@ impl DownloadState {
 
     /// Verified blocks reached the disk; `complete` if the plan now is.
     pub fn progress_made(&self, blocks: u64, complete: bool) {
-        self.progress
-            .done_blocks
-            .fetch_add(blocks, Ordering::Relaxed);
+        self.progress.verified(blocks);
         if complete {
             let _ = self.events.send(Event::Complete);
         }
@@ -219,13 +217,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
         .map_err(|e| Error::io("duplicating a file handle", e))?;
     let resumed = record.blocks_in(&on_disk);
     let reused = reuse_local(&job, &paths, &file, &mut on_disk)?;
-    job.progress
-        .done_blocks
-        .store(resumed + reused, Ordering::Relaxed);
-    job.progress
-        .resumed_blocks
-        .store(resumed, Ordering::Relaxed);
-    job.progress.reused_blocks.store(reused, Ordering::Relaxed);
+    job.progress.starts_from(resumed, reused);
     let (events_tx, events) = crossbeam_channel::unbounded();
     let shared = Arc::new(DownloadState {
         record: record.clone(),
@@ -628,10 +620,7 @@ impl Coordinator<'_, '_> {
             }
         }
         self.share_out();
-        self.job
-            .progress
-            .sources
-            .store(self.running.len() as u64, Ordering::Relaxed);
+        self.job.progress.set_sources(self.running.len() as u64);
         started
     }
 
@@ -704,10 +693,7 @@ impl Coordinator<'_, '_> {
                 self.share_out();
             }
         }
-        self.job
-            .progress
-            .sources
-            .store(self.running.len() as u64, Ordering::Relaxed);
+        self.job.progress.set_sources(self.running.len() as u64);
         match (self.holders.exited(&peer_id.to_string(), &result), result) {
             (Verdict::Done, _) => Ok(()),
             (Verdict::Banned, e) => {

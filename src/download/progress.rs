@@ -11,22 +11,23 @@ use crate::units::{fraction, mbps, percent};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Live progress, written by the download while it runs.
+/// Live progress, written by the download while it runs and read through
+/// `snapshot`.
 pub struct Progress {
-    pub name: String,
-    pub total_blocks: u64,
-    pub done_blocks: AtomicU64,
+    name: String,
+    total_blocks: u64,
+    done_blocks: AtomicU64,
     /// Blocks already verified on disk when it started (a resume): not
     /// fetched by this run, so not in its rate.
-    pub resumed_blocks: AtomicU64,
+    resumed_blocks: AtomicU64,
     /// Blocks copied from local files before fetching (`reuse`): not
     /// fetched either, not in the rate.
-    pub reused_blocks: AtomicU64,
+    reused_blocks: AtomicU64,
     /// Its verified blocks stay on disk if it stops (a `get`, not a
     /// `bench` or `stress` copy).
-    pub kept: bool,
-    pub started: Instant,
-    pub sources: AtomicU64,
+    kept: bool,
+    started: Instant,
+    sources: AtomicU64,
 }
 
 impl Progress {
@@ -42,6 +43,34 @@ impl Progress {
             started: Instant::now(),
             sources: AtomicU64::new(0),
         }
+    }
+
+    /// Whether its verified blocks stay on disk if it stops.
+    pub fn is_kept(&self) -> bool {
+        self.kept
+    }
+
+    /// What was there before anything was fetched: `resumed` blocks
+    /// verified on disk, `reused` copied from local files.
+    pub fn starts_from(&self, resumed: u64, reused: u64) {
+        self.resumed_blocks.store(resumed, Ordering::Relaxed);
+        self.reused_blocks.store(reused, Ordering::Relaxed);
+        self.done_blocks.store(resumed + reused, Ordering::Relaxed);
+    }
+
+    /// More verified blocks reached the disk.
+    pub fn verified(&self, blocks: u64) {
+        self.done_blocks.fetch_add(blocks, Ordering::Relaxed);
+    }
+
+    /// How many holders it fetches from now.
+    pub fn set_sources(&self, n: u64) {
+        self.sources.store(n, Ordering::Relaxed);
+    }
+
+    /// It began from pieces found in local files: an update of an item.
+    pub fn is_update(&self) -> bool {
+        self.reused_blocks.load(Ordering::Relaxed) > 0
     }
 
     /// Where it stands now.
@@ -164,15 +193,14 @@ mod tests {
     #[test]
     fn a_resumed_download_counts_only_this_runs_blocks_in_its_rate() {
         let p = Progress::new("movie.bin", 1000, true);
-        p.resumed_blocks.store(600, Ordering::Relaxed);
-        p.done_blocks.store(600, Ordering::Relaxed);
+        p.starts_from(600, 0);
         let at_start = p.snapshot_at(p.started + Duration::from_secs(1));
         assert_eq!(at_start.fraction(), 0.6);
         assert_eq!(at_start.fetched_blocks(), 0);
         assert_eq!(at_start.rate(), 0.0, "resumed bytes are not a speed");
 
         // 100 more blocks fetched in 2 s: 100 × 4096 / 2 bytes a second.
-        p.done_blocks.store(700, Ordering::Relaxed);
+        p.verified(100);
         let s = p.snapshot_at(p.started + Duration::from_secs(2));
         assert_eq!(s.fetched_blocks(), 100);
         assert_eq!(s.fetched_bytes(), 409_600);
@@ -185,9 +213,9 @@ mod tests {
     #[test]
     fn reused_blocks_are_not_fetched_either() {
         let p = Progress::new("v2.bin", 100, true);
-        p.reused_blocks.store(30, Ordering::Relaxed);
-        p.resumed_blocks.store(20, Ordering::Relaxed);
-        p.done_blocks.store(60, Ordering::Relaxed);
+        p.starts_from(20, 30);
+        p.verified(10);
+        assert!(p.is_update());
         let s = p.snapshot_at(p.started + Duration::from_secs(1));
         assert_eq!(s.fetched_blocks(), 10);
         assert_eq!(s.rate(), 40_960.0);
@@ -197,13 +225,13 @@ mod tests {
     #[test]
     fn percent_and_eta() {
         let p = Progress::new("f", 2000, true);
-        p.done_blocks.store(1999, Ordering::Relaxed);
+        p.verified(1999);
         let s = p.snapshot();
         assert_eq!(s.percent(), 99.9, "never 100 before the last block");
         assert!(!s.is_complete());
         assert_eq!(s.eta(4096.0), 1.0);
         assert_eq!(s.eta(0.0), f64::INFINITY);
-        p.done_blocks.store(2000, Ordering::Relaxed);
+        p.verified(1);
         assert_eq!(p.snapshot().percent(), 100.0);
         assert_eq!(p.snapshot().eta(0.0), 0.0);
         assert_eq!(Progress::new("empty", 0, true).snapshot().fraction(), 1.0);

@@ -78,10 +78,11 @@ fn resumed_and_reused_pieces_make_the_whole_file_without_a_holder() {
     let outcome = run(job(&record, dir.path(), &metrics, &progress, vec![other])).unwrap();
     assert_eq!(outcome.md5, record.md5);
     assert_eq!(std::fs::read(&outcome.part).unwrap(), data);
-    assert_eq!(progress.resumed_blocks.load(Ordering::Relaxed), 15);
-    assert_eq!(progress.reused_blocks.load(Ordering::Relaxed), 26);
-    assert_eq!(progress.done_blocks.load(Ordering::Relaxed), 41);
-    assert_eq!(progress.snapshot().fetched_blocks(), 0);
+    let s = progress.snapshot();
+    assert_eq!(s.resumed_blocks, 15);
+    assert_eq!(s.reused_blocks, 26);
+    assert_eq!(s.done_blocks, 41);
+    assert_eq!(s.fetched_blocks(), 0);
     let page = crate::metrics::render(&metrics.samples(0));
     let reused = data.len() as u64 - 15 * BLOCK_SIZE as u64;
     assert_eq!(
@@ -112,10 +113,10 @@ fn reused_pieces_are_kept_when_the_download_stops() {
         .err()
         .unwrap();
     assert!(matches!(err, Error::NoSources(_)), "{err}");
-    assert_eq!(first.reused_blocks.load(Ordering::Relaxed), 32);
+    assert_eq!(first.snapshot().reused_blocks, 32);
 
     let again = progress(&record);
     let _ = run(job(&record, dir.path(), &metrics, &again, Vec::new()));
-    assert_eq!(again.resumed_blocks.load(Ordering::Relaxed), 32);
-    assert_eq!(again.reused_blocks.load(Ordering::Relaxed), 0);
+    assert_eq!(again.snapshot().resumed_blocks, 32);
+    assert_eq!(again.snapshot().reused_blocks, 0);
 }

@@ -9,7 +9,8 @@
 //! `download` thread per free slot, which, when its job ends, takes the
 //! next waiting one rather than ending and starting another.
 
-use super::{GetReport, Peer};
+use super::get::GetReport;
+use super::Peer;
 use crate::error::{Error, Result};
 use crate::names::check_file_name;
 use log::warn;

@@ -202,10 +202,12 @@ fn a_follower_killed_in_the_middle_of_an_update_finishes_it_after_a_restart() {
     v2[MIB..4 * MIB].copy_from_slice(&test_bytes(3 * MIB, 42));
     fs::write(s.path("O/files/big.bin"), &v2).unwrap();
     // Killed once it has fetched part of the change (not after a fixed
-    // time: on a busy machine the local copying alone can take that).
+    // time: on a busy machine the local copying alone can take that), and
+    // enough of it that its progress was saved at least once (every
+    // second, 500 KiB at this rate) before the kill.
     let (down0, _, _) = counters(&f);
     wait_until(WAIT, "F to fetch part of the update", || {
-        counters(&f).0 >= down0 + 512 * 1024
+        counters(&f).0 >= down0 + 1024 * 1024
     });
     f.proc.kill();
     assert!(

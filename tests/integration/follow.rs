@@ -109,8 +109,11 @@ fn followers_receive_what_is_copied_in_and_a_pattern_takes_only_its_match() {
         all.iter()
             .all(|(id, _)| has(&s.path(&format!("{id}/files/big.bin")), &v2))
     });
-    let log = all[0].1.logs();
-    assert!(log.contains("following: big.bin version 2"), "{log}");
+    // The line is printed once the new version is installed, a moment
+    // after the file is in place.
+    wait_until(WAIT, "the follower to say it holds version 2", || {
+        all[0].1.logs().contains("following: big.bin version 2")
+    });
     assert!(!s.path("LOGS/files/big.bin").exists());
 }
 

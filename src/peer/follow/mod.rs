@@ -16,7 +16,8 @@ pub mod pattern;
 pub mod room;
 
 use super::downloads::{done_line, Origin};
-use super::{GetReport, Peer};
+use super::get::GetReport;
+use super::Peer;
 use crate::error::{Error, Result};
 use crate::record::FileRecord;
 use crate::rng::Rng;
