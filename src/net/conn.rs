@@ -31,7 +31,11 @@ pub struct Conn {
 /// A connection's read side: the socket itself (an open swarm), or the
 /// sealed channel over it (a swarm secret). The frames above are the same.
 pub enum Inbound {
-    Plain(TcpStream),
+    /// `now`: reads return what has arrived and never wait (`try_fill`).
+    Plain {
+        stream: TcpStream,
+        now: bool,
+    },
     Sealed(channel::SealedReader<TcpStream>),
 }
 
@@ -44,9 +48,31 @@ pub enum Outbound {
 impl Read for Inbound {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            Inbound::Plain(s) => s.read(buf),
+            Inbound::Plain { stream, now: false } => stream.read(buf),
+            Inbound::Plain { stream, now: true } => recv_now(stream, buf),
             Inbound::Sealed(s) => s.read(buf),
         }
+    }
+}
+
+/// One read that does not wait (MSG_DONTWAIT): one system call, where
+/// switching the socket to non-blocking and back costs two more.
+fn recv_now(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call,
+    // and the descriptor is owned by `stream`, open while it lives.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 
@@ -54,7 +80,7 @@ impl Inbound {
     /// Data a read would return without waiting on the socket.
     fn has_data(&self) -> bool {
         match self {
-            Inbound::Plain(_) => false,
+            Inbound::Plain { .. } => false,
             Inbound::Sealed(s) => s.has_data(),
         }
     }
@@ -148,7 +174,13 @@ impl Conn {
             .map_err(|e| Error::net(ctx, e))?;
         let read_half = stream.try_clone().map_err(|e| Error::net(ctx, e))?;
         let mut reader = FrameReader::new(
-            BufReader::with_capacity(READ_BUFFER, Inbound::Plain(read_half)),
+            BufReader::with_capacity(
+                READ_BUFFER,
+                Inbound::Plain {
+                    stream: read_half,
+                    now: false,
+                },
+            ),
             max_frame,
         );
         reader.set_budget(Some(read_timeout));
@@ -232,7 +264,7 @@ impl Conn {
     fn sealed_backlog(&self) -> usize {
         match self.reader.get_ref().get_ref() {
             Inbound::Sealed(s) => s.backlog(),
-            Inbound::Plain(_) => 0,
+            Inbound::Plain { .. } => 0,
         }
     }
 
@@ -290,6 +322,14 @@ impl Conn {
     /// Like `fill`, but never waits: `Error::Timeout` when no whole message
     /// has arrived yet (what did arrive is kept for the next call).
     pub fn try_fill(&mut self) -> Result<bool> {
+        if let Inbound::Plain { now, .. } = self.reader.get_mut().get_mut() {
+            *now = true;
+            let got = self.reader.fill();
+            if let Inbound::Plain { now, .. } = self.reader.get_mut().get_mut() {
+                *now = false;
+            }
+            return got;
+        }
         // The field, not `stream()`: the reader is borrowed below.
         let stream = self.writer.get_ref().stream();
         let ctx = || format!("polling {}", self.peer);

@@ -143,11 +143,15 @@ pub struct Net {
     wan: std::collections::HashMap<(usize, usize), (SimTime, u64)>,
     /// Buffers of frames handed to their receivers, for the next frames:
     /// a run sends tens of millions, most of a few bytes or one block.
-    pool: Vec<Vec<u8>>,
+    /// Two pools, small and large, so a small frame waiting on a link does
+    /// not hold a block's buffer.
+    pool: [Vec<Vec<u8>>; 2],
 }
 
-/// Frame buffers kept for reuse, at most, and the largest capacity kept.
+/// Frame buffers kept for reuse per pool, at most; the largest capacity
+/// of the small ones, and of any kept.
 const POOL: usize = 1 << 12;
+const SMALL: usize = 256;
 const POOL_CAPACITY: usize = 16 << 10;
 
 impl Net {
@@ -162,20 +166,26 @@ impl Net {
             hosts: Vec::new(),
             cfg,
             wan: std::collections::HashMap::new(),
-            pool: Vec::new(),
+            pool: [Vec::new(), Vec::new()],
         }
     }
 
-    /// An empty buffer for a frame, reused when one is at hand.
-    pub(super) fn buffer(&mut self) -> Vec<u8> {
-        self.pool.pop().unwrap_or_default()
+    /// An empty buffer for a frame of about `len` bytes, reused when one
+    /// is at hand.
+    pub(super) fn buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut b = self.pool[usize::from(len > SMALL)]
+            .pop()
+            .unwrap_or_default();
+        b.reserve(len);
+        b
     }
 
     /// A frame's buffer its receiver is done with.
     pub(super) fn recycle(&mut self, mut frame: Vec<u8>) {
-        if self.pool.len() < POOL && frame.capacity() <= POOL_CAPACITY {
+        let pool = &mut self.pool[usize::from(frame.capacity() > SMALL)];
+        if pool.len() < POOL && frame.capacity() <= POOL_CAPACITY {
             frame.clear();
-            self.pool.push(frame);
+            pool.push(frame);
         }
     }
 
@@ -682,10 +692,11 @@ impl Cx<'_> {
         self.net.connect(self.me, to)
     }
 
-    /// An empty buffer to encode a frame into (a used one when at hand:
-    /// `send` it, and the network reuses it once delivered).
-    pub fn buffer(&mut self) -> Vec<u8> {
-        self.net.buffer()
+    /// An empty buffer to encode a frame of about `len` bytes into (a
+    /// used one when at hand: `send` it, and the network reuses it once
+    /// delivered).
+    pub fn buffer(&mut self, len: usize) -> Vec<u8> {
+        self.net.buffer(len)
     }
 
     /// Queues one frame. Frames sent before the connection is established

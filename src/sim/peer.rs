@@ -482,8 +482,7 @@ impl SimPeer {
                     let e = Error::protocol(format!("block {block} is not held here"));
                     return self.end_serve(cx, conn, Some(e));
                 };
-                let mut frame = cx.buffer();
-                frame.reserve(HEADER_LEN + 8 + data.len());
+                let mut frame = cx.buffer(HEADER_LEN + 8 + data.len());
                 let _ = write_block(&mut frame, slice.handle, block, data);
                 cx.send(conn, frame);
                 self.stats.blocks_served += 1;
@@ -819,7 +818,7 @@ impl SimPeer {
 
 /// Sends one message as a frame.
 fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
-    let mut frame = cx.buffer();
+    let mut frame = cx.buffer(64);
     m.encode(&mut frame);
     *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
     cx.send(conn, frame);

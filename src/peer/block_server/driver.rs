@@ -4,10 +4,13 @@
 //! which blocks go next; this thread reads requests ahead (so a CANCEL can
 //! still remove the ones not yet started), sends the answers, and reads
 //! each slice of blocks with one positioned read, written straight into
-//! the socket buffer under the upload limit. Anything malformed gets an
-//! ERROR frame and the connection closes.
+//! the socket buffer under the upload limit. The slices queued go out
+//! together, up to `BATCH_BLOCKS` or 50 ms of the upload limit: one grant
+//! of the limit (one wait), one check for requests, one write, where a
+//! grant per block cost a sleep, a wake-up and a system call each.
+//! Anything malformed gets an ERROR frame and the connection closes.
 
-use super::machine::{Library, Serve, Served, Slice, MAX_PENDING};
+use super::machine::{Library, Serve, Served, Slice, MAX_PENDING, SLICE_BLOCKS};
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
 use crate::net::conn::Conn;
@@ -17,7 +20,7 @@ use crate::peer::files::store::SharedFile;
 use crate::peer::Peer;
 use crate::ratelimit::throttle;
 use crate::record::{FileRecord, BLOCK_SIZE};
-use crate::wire::message::{write_block, MAX_REQUEST_BLOCKS};
+use crate::wire::message::write_block;
 use crate::wire::{Answer, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use log::debug;
 use std::net::{IpAddr, TcpStream};
@@ -26,6 +29,13 @@ use std::time::{Duration, Instant};
 
 /// How often an idle connection checks for new pieces to announce.
 pub const TICK: Duration = Duration::from_millis(50);
+/// Most blocks sent per grant of the upload limit (256 KiB, the socket
+/// buffer): a slice is at most `SLICE_BLOCKS`, so a batch may pass this
+/// by less than one slice.
+pub const BATCH_BLOCKS: u32 = 64;
+/// A batch under an upload limit is at most this much of it, so one
+/// connection's batch does not hold the others back for long.
+const BATCH_TIME: f64 = 0.05;
 
 impl Served for Arc<SharedFile> {
     fn record(&self) -> &FileRecord {
@@ -87,7 +97,7 @@ pub fn handle(peer: &Arc<Peer>, stream: TcpStream, ticket: &Ticket) {
 }
 
 /// Moves the machine's bytes: reads requests ahead (waiting a tick only
-/// with nothing to serve), sends its answers, then one slice of blocks.
+/// with nothing to serve), sends its answers, then a batch of slices.
 /// The gate hears whether it waits for the client (and may be evicted
 /// for a newcomer) or has blocks queued for it.
 fn serve(
@@ -96,7 +106,9 @@ fn serve(
     m: &mut Serve<Arc<SharedFile>>,
     ticket: &Ticket,
 ) -> Result<()> {
-    let mut buf = vec![0u8; MAX_REQUEST_BLOCKS as usize * BLOCK_SIZE as usize];
+    let most = batch_blocks(peer.upload.as_ref().map(|l| l.rate()));
+    let mut buf = vec![0u8; (most + SLICE_BLOCKS) as usize * BLOCK_SIZE as usize];
+    let mut batch = Vec::new();
     loop {
         while m.pending() < MAX_PENDING {
             let got = if m.pending() == 0 {
@@ -124,10 +136,25 @@ fn serve(
         if m.closing() {
             return conn.flush();
         }
-        if let Some(slice) = m.next_slice()? {
-            send_blocks(peer, conn, &slice, &mut buf)?;
+        batch.clear();
+        let mut blocks = 0;
+        while blocks < most {
+            let Some(slice) = m.next_slice()? else { break };
+            blocks += slice.count;
+            batch.push(slice);
         }
+        send_blocks(peer, conn, &batch, &mut buf)?;
     }
+}
+
+/// Blocks per batch under an upload limit of `rate` bytes a second (none:
+/// `BATCH_BLOCKS`), at least one.
+fn batch_blocks(rate: Option<u64>) -> u32 {
+    let Some(rate) = rate else {
+        return BATCH_BLOCKS;
+    };
+    let blocks = (rate as f64 * BATCH_TIME / BLOCK_SIZE as f64) as u32;
+    blocks.clamp(1, BATCH_BLOCKS)
 }
 
 fn queue_replies(conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<()> {
@@ -137,30 +164,50 @@ fn queue_replies(conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<()> 
     Ok(())
 }
 
-/// Reads the slice (the machine checked it holds those pieces) with one
-/// positioned read and writes its BLOCK frames into the socket buffer.
+/// Reads each slice (the machine checked it holds those pieces) with one
+/// positioned read, takes the whole batch from the upload limit at once,
+/// and writes its BLOCK frames into the socket buffer.
 fn send_blocks(
     peer: &Peer,
     conn: &mut Conn,
-    slice: &Slice<Arc<SharedFile>>,
+    batch: &[Slice<Arc<SharedFile>>],
     buf: &mut [u8],
 ) -> Result<()> {
-    let file = &slice.file;
-    let record = &file.record;
-    let offset = slice.block as u64 * BLOCK_SIZE as u64;
-    let len = ((slice.block + slice.count) as u64 * BLOCK_SIZE as u64).min(record.size) - offset;
-    let data = &mut buf[..len as usize];
-    file.read_exact_at(data, offset)
-        .map_err(|e| Error::io(format!("reading {} to serve it", record.name), e))?;
-    let who = conn.peer_addr();
-    for (i, chunk) in data.chunks(BLOCK_SIZE as usize).enumerate() {
-        throttle(&peer.upload, chunk.len(), || {
-            // Out with what is due before waiting for the next block's turn.
-            let _ = conn.flush();
-        });
-        write_block(conn.writer(), slice.handle, slice.block + i as u32, chunk)
-            .map_err(|e| Error::net(format!("sending to {who}"), e))?;
-        peer.metrics.sent(chunk.len());
+    let mut at = 0;
+    for slice in batch {
+        let record = &slice.file.record;
+        let (offset, len) = bytes_of(slice);
+        slice
+            .file
+            .read_exact_at(&mut buf[at..at + len], offset)
+            .map_err(|e| Error::io(format!("reading {} to serve it", record.name), e))?;
+        at += len;
     }
+    if at == 0 {
+        return Ok(());
+    }
+    throttle(&peer.upload, at, || {
+        // Out with what is due before waiting for this batch's turn.
+        let _ = conn.flush();
+    });
+    let who = conn.peer_addr();
+    let mut data = &buf[..at];
+    for slice in batch {
+        let (this, rest) = data.split_at(bytes_of(slice).1);
+        data = rest;
+        for (i, chunk) in this.chunks(BLOCK_SIZE as usize).enumerate() {
+            write_block(conn.writer(), slice.handle, slice.block + i as u32, chunk)
+                .map_err(|e| Error::net(format!("sending to {who}"), e))?;
+        }
+    }
+    peer.metrics.sent(at);
     Ok(())
+}
+
+/// Where a slice's bytes start in its file, and how many there are (the
+/// file's last block may be short).
+fn bytes_of(slice: &Slice<Arc<SharedFile>>) -> (u64, usize) {
+    let offset = slice.block as u64 * BLOCK_SIZE as u64;
+    let end = ((slice.block + slice.count) as u64 * BLOCK_SIZE as u64).min(slice.file.record.size);
+    (offset, (end - offset) as usize)
 }
