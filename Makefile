@@ -24,7 +24,7 @@ examples: build
 	$(CARGO) build --release --examples
 
 # Where `make install` puts things: $(PREFIX)/bin/tracker and peer, the
-# README in $(PREFIX)/share/doc/p2pshare. DESTDIR for packaging.
+# README and docs/ in $(PREFIX)/share/doc/p2pshare. DESTDIR for packaging.
 PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= /etc/systemd/system
@@ -34,9 +34,10 @@ UNITS := tools/p2pshare-tracker.service tools/p2pshare-peer@.service
 # so this builds only where it finds one).
 install:
 	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory build; fi
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/p2pshare
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/doc/p2pshare/docs
 	install -m 755 $(BIN)/tracker $(BIN)/peer $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/doc/p2pshare/
+	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/p2pshare/docs/
 
 # The systemd units (tools/*.service), pointed at $(PREFIX)/bin; then
 # `systemctl daemon-reload` when systemd runs here.
@@ -157,7 +158,7 @@ hosts:
 # one switch, each upload capped at LAN; the sites joined by links capped
 # at WAN each way (tc tbf). The seeder is in site 1, N leechers spread over
 # the sites. Runs the swarm with --site, then without; ends with
-# `sites ... wan_copies=... ratio=... blind_wan_copies=...` (README, Sites).
+# `sites ... wan_copies=... ratio=... blind_wan_copies=...` (docs/PERFORMANCE.md, Sites).
 #   make sites SITES=2 N=16 SIZE=64M WAN=4M LAN=40M   (the defaults; RUNS=3 repeats)
 sites:
 	@tools/sites.sh --check

@@ -8,7 +8,7 @@ pub const MAX_PEER_ID_BYTES: usize = 64;
 /// A file name is a single plain path component: 1..=255 bytes, not `.`
 /// nor `..`, no `/` or `\\`, no NUL or control characters, no white space
 /// at either end. Two dots inside a name (`a..b.txt`) are fine: only a
-/// whole `..` component climbs out of a folder. The README lists the same
+/// whole `..` component climbs out of a folder. docs/REFERENCE.md lists the same
 /// rules in users' words.
 pub fn check_file_name(name: &str) -> Result<()> {
     let bad = |reason| {

@@ -48,7 +48,7 @@ pub struct FileRecord {
     /// A folder shared as one item: its tree. The payload (what `size`,
     /// `md5` and the pieces cover) is its files one after another.
     pub folder: Option<Box<Manifest>>,
-    /// Which version of the name this is: 1, 2, ... (README, *Updating a
+    /// Which version of the name this is: 1, 2, ... (docs/REFERENCE.md, *Updating a
     /// fleet*). Part of the record, so every tracker and peer that has
     /// the record agrees on it.
     pub version: u32,

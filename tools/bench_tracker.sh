@@ -93,7 +93,7 @@ else
   echo "opentracker is not installed, so it is left out: sudo apt-get install -y opentracker" >&2
 fi
 
-# ---- the cost of a second tracker (README, *Running several trackers*)
+# ---- the cost of a second tracker (docs/PERFORMANCE.md, *Several trackers*)
 if [ "$TRACKERS" = 2 ] && [ "$failed" -eq 0 ]; then
   tools/bench_trackers_cost.sh "$PEERS" "$SECS" "$INFLIGHT" >&2 || failed=1
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What a second tracker costs (README, *Running several trackers*), from
+# What a second tracker costs (docs/PERFORMANCE.md, *Several trackers*), from
 # make bench-tracker (TRACKERS=2):
 #  1. memory: PEERS simulated peers announce to two p2pshare trackers at
 #     once (one load generator each, as a peer tells every tracker); each

@@ -17,7 +17,7 @@
 # wan_copies: bytes the core sent down each remote site's link (headers
 # included) over the file's size, the largest. The bound the swarm time is
 # divided by: one copy across the WAN, then the swarm inside a site, whose
-# lower bound T* is F/LAN when every upload is LAN (README, Sites):
+# lower bound T* is F/LAN when every upload is LAN (docs/PERFORMANCE.md, Sites):
 # bound = F/WAN + F/LAN.
 # KEEP=1 keeps the logs; RUNS=k repeats both runs k times (one line each).
 set -euo pipefail

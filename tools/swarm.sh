@@ -44,7 +44,7 @@ KEEP=${KEEP:-0}
 NAME=swarm.bin
 
 whole N 1 200
-# The swarm's target (issue 11): within 1.15 x T* for a few leechers,
+# The swarm's target: within 1.15 x T* for a few leechers,
 # 1.30 from a few dozen on.
 if [ "$N" -le 8 ]; then TARGET=1.15; else TARGET=1.30; fi
 F=$(size_bytes "$SIZE") || exit 2
@@ -73,7 +73,7 @@ for b in peer tracker; do
   [ -x "$BIN/$b" ] || { echo "error: $BIN/$b is missing: run 'make build' (or make swarm, which builds)" >&2; exit 1; }
 done
 [ "$LINKS" = 0 ] || need_bins examples/linkrelay examples/tcpstream
-# With distance and loss (issue 21): within 1.25 x T* at N=8.
+# With distance and loss: within 1.25 x T* at N=8.
 [ "$LINKS" = 0 ] || [ "$N" -gt 8 ] || TARGET=1.25
 
 # peers_cpu PID...: the CPU seconds (utime + stime) those processes used.

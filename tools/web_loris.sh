@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make web-loris: a slow-loris against a peer's web UI from its own
-# address (issue 22 item 1). CONNS connections from 127.0.0.1 each send a
+# address (docs/SECURITY.md, the web UI). CONNS connections from 127.0.0.1 each send a
 # header byte every second for SECS seconds (examples/web_loris.rs), while
 # LOADS page loads are spread over the same time; then the peer's log lines
 # and its /metrics count of refused connections. Last line:

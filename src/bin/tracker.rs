@@ -22,7 +22,8 @@ fn help() -> String {
         "{USAGE}
 
 The p2pshare tracker: keeps the catalogue of shared files and of which peers
-hold which blocks, and answers peers over TCP.
+hold which blocks, and answers peers: announces over UDP, the rest over
+TCP, on one port number.
 
 options:
   --port PORT    TCP port to listen on (default 8000; 0 picks a free one)

@@ -1,7 +1,7 @@
 //! Local reuse: before a download fetches anything, every piece of the
 //! target already present in a local file is copied into its partial file,
 //! verified by its SHA-256 like a fetched piece. Only what is found nowhere
-//! locally then travels (issue 18, "only the changed bytes travel").
+//! locally then travels ("only the changed bytes travel").
 //!
 //! Two passes, both without sockets or threads:
 //! 1. **Aligned**: the target's missing pieces indexed by SHA-256, looked up

@@ -473,7 +473,7 @@ impl Catalogue {
     /// A record shared with NEW_FILE by `publisher` (a peer id, or empty).
     /// Ok(true) when it is new (the caller persists
     /// it), Ok(false) when an identical one is known. A name has one owner
-    /// (README, *Updating a fleet*): only the owner publishes the next
+    /// (docs/REFERENCE.md, *Updating a fleet*): only the owner publishes the next
     /// version (or hands the name over by publishing it with another
     /// owner); other content under the name is refused, the current
     /// version stays (until its last member withdraws it,

@@ -143,7 +143,7 @@ static REFUSED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts each refusal for `/metrics` and logs them at most once a minute:
 /// one line per refused connection made 10,834 lines in 35 s under a
-/// slow-loris (issue 22 item 1).
+/// slow-loris.
 fn refusals() -> Box<dyn Fn()> {
     let log = std::cell::RefCell::new(admission::RefusalLog::default());
     Box::new(move || {

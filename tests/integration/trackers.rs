@@ -1,4 +1,4 @@
-//! Several trackers (README, *Running several trackers*), with the real
+//! Several trackers (docs/REFERENCE.md, *Running several trackers*), with the real
 //! binaries on loopback: a tracker killed for good in the middle of a
 //! swarm, a newcomer whose first-named tracker is the dead one, and a
 //! tracker started empty in its place that learns the swarm from the

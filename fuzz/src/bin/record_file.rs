@@ -63,7 +63,7 @@ fn geometry(r: &FileRecord) {
     }
 }
 
-/// A folder's record (README, Folders): a file, an empty file, a folder
+/// A folder's record (docs/REFERENCE.md, Folders): a file, an empty file, a folder
 /// inside and an empty one.
 fn folder() -> FileRecord {
     use p2pshare::manifest::{Manifest, Node};

@@ -1,5 +1,5 @@
 //! Which version of a name a peer publishes for content it just hashed
-//! (README, *Updating a fleet*). Pure: the swarm's current record and the
+//! (docs/REFERENCE.md, *Updating a fleet*). Pure: the swarm's current record and the
 //! one this peer last had of the name in, the record to publish out.
 //!
 //! - The same bytes as a known record: that record, whole (its version
