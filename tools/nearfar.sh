@@ -35,6 +35,11 @@ limit=()
 [ "$U" -eq 0 ] || limit=(--upload-limit "$LIMIT")
 tools/mkfile "$WORK/src.bin" "$SIZE"
 
+# from_line HOLDER LOG: the blocks and RTT of the leecher's `from HOLDER` line.
+from_line() {
+  awk -v h="$1" '$2 == "from" && $3 == h {sub("blocks=", "", $4); sub("rtt_ms=", "", $5); print $4, $5}' "$2"
+}
+
 # run K: a fresh tracker, holders and leecher; prints the run's line.
 run() {
   local k=$1 dir=$WORK/run$1 p tport nport fport pport
@@ -69,8 +74,8 @@ run() {
   cmp -s "$WORK/src.bin" "$dir/G/files/$NAME" ||
     { echo "error: run $k: the downloaded copy differs from the source; log: $dir.G.log" >&2; KEEP=1; exit 1; }
   local near far rn rf
-  read -r near rn < <(awk '$2 == "from" && $3 == "NEAR" {sub("blocks=", "", $4); sub("rtt_ms=", "", $5); print $4, $5}' "$dir.G.log")
-  read -r far rf < <(awk '$2 == "from" && $3 == "FAR" {sub("blocks=", "", $4); sub("rtt_ms=", "", $5); print $4, $5}' "$dir.G.log")
+  read -r near rn < <(from_line NEAR "$dir.G.log")
+  read -r far rf < <(from_line FAR "$dir.G.log")
   awk -v k="$k" -v n="${near:-0}" -v f="${far:-0}" -v rn="${rn:-0}" -v rf="${rf:-0}" \
       -v a="$t0" -v z="$t1" -v size="$F" -v u="$U" -v rtt="$RTT" 'BEGIN {
     secs = z - a

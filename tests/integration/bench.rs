@@ -1,8 +1,7 @@
 //! `bench` and `stress` end to end: the real binaries on loopback.
 
+use crate::common::swarm::holders;
 use crate::common::*;
-use p2pshare::net::conn::Conn;
-use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -11,22 +10,6 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(120);
 /// Odd-sized, so the last block is short.
 const SIZE: usize = 3 * 1024 * 1024 + 1234;
-
-fn holders(tracker: &str, name: &str) -> Vec<String> {
-    let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
-        return vec![];
-    };
-    match conn.call::<TrackerReply>(&TrackerRequest::WhoHas {
-        name: name.into(),
-        md5: None,
-        site: None,
-    }) {
-        Ok(TrackerReply::Holders { holders, .. }) => {
-            holders.into_iter().map(|h| h.peer_id).collect()
-        }
-        _ => vec![],
-    }
-}
 
 /// A tracker and a seeder `S` of `f.bin`.
 struct Swarm {

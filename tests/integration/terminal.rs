@@ -2,10 +2,9 @@
 //! `--dashboard`, each run on a pseudo-terminal; and what a file or a pipe
 //! gets instead (plain text, no escape sequences).
 
+use crate::common::swarm::holders;
 use crate::common::*;
 use nix::pty::{openpty, OpenptyResult, Winsize};
-use p2pshare::net::conn::Conn;
-use p2pshare::wire::{TrackerReply, TrackerRequest, MAX_FRAME};
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -99,22 +98,6 @@ fn close_on_exec(fd: &impl AsRawFd) {
     // SAFETY: fcntl on a descriptor we own, with an integer argument.
     let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
     assert_eq!(r, 0, "fcntl(F_SETFD, FD_CLOEXEC) on the pty");
-}
-
-fn holders(tracker: &str, name: &str) -> Vec<String> {
-    let Ok(mut conn) = Conn::connect(tracker, MAX_FRAME) else {
-        return vec![];
-    };
-    match conn.call::<TrackerReply>(&TrackerRequest::WhoHas {
-        name: name.into(),
-        md5: None,
-        site: None,
-    }) {
-        Ok(TrackerReply::Holders { holders, .. }) => {
-            holders.into_iter().map(|h| h.peer_id).collect()
-        }
-        _ => vec![],
-    }
 }
 
 /// Starts a seeder `S` of `name` (`size` bytes) and waits until the
