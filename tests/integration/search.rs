@@ -43,10 +43,19 @@ struct Net {
 
 impl Net {
     fn new(peers: usize) -> Net {
+        let ports: Vec<u16> = (0..peers).map(|_| free_port()).collect();
+        // The kernel may hand a freed port out again: a peer listening on
+        // the dead tracker's port would answer as its tracker.
+        let tracker = loop {
+            let t = dead_tracker();
+            if !ports.iter().any(|p| t.ends_with(&format!(":{p}"))) {
+                break t;
+            }
+        };
         Net {
             dir: temp_dir(),
-            tracker: dead_tracker(),
-            ports: (0..peers).map(|_| free_port()).collect(),
+            tracker,
+            ports,
             procs: Vec::new(),
         }
     }
