@@ -234,6 +234,20 @@ md5_of() { md5sum "$1" | cut -d' ' -f1; }
 # `sweep_gone` can tell those of a run that is gone.
 NETNS=()
 
+# need_netns TARGET: stops with an `error:` line unless this runs as root
+# with ip and tc.
+need_netns() {
+  local tool
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: $1 needs root (network namespaces, tc): run it with sudo" >&2
+    exit 1
+  fi
+  for tool in ip tc; do
+    command -v "$tool" >/dev/null ||
+      { echo "error: $1 needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
+  done
+}
+
 # netns_new NS: a namespace, removed by the teardown.
 netns_new() {
   ip netns add "$1"

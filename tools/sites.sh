@@ -43,14 +43,7 @@ if [ "$F" -lt 1 ] || [ "$W" -lt 1024 ] || [ "$L" -lt 1024 ]; then
   echo "error: SIZE must be above 0, WAN and LAN at least 1K" >&2
   exit 2
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "error: make sites needs root (network namespaces, tc): run it with sudo" >&2
-  exit 1
-fi
-for tool in ip tc; do
-  command -v "$tool" >/dev/null ||
-    { echo "error: make sites needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
-done
+need_netns "make sites"
 [ "${1:-}" != --check ] || exit 0
 need_bins peer tracker
 

@@ -55,14 +55,7 @@ if [ "$F" -lt 1 ] || [ "$U" -lt 1024 ]; then
   exit 2
 fi
 if [ "$HOSTS" = 1 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "error: make hosts needs root (network namespaces, tc): run it with sudo" >&2
-    exit 1
-  fi
-  for tool in ip tc; do
-    command -v "$tool" >/dev/null ||
-      { echo "error: make hosts needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
-  done
+  need_netns "make hosts"
   links_settings
   links_tools
 elif [ -n "${RTT:-}${LOSS:-}${CHECK:-}" ]; then
