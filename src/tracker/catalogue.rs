@@ -171,7 +171,7 @@ impl FileEntry {
 
 /// What an announce did, for the answer.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Announced {
+pub struct AnnounceOutcome {
     /// Per entry: the catalogue has no record of that file.
     pub unknown: Vec<bool>,
     /// The interval to give the peer.
@@ -685,7 +685,7 @@ impl Catalogue {
         session: u64,
         entries: &[Entry<'_>],
         now: Instant,
-    ) -> Result<Announced> {
+    ) -> Result<AnnounceOutcome> {
         let slot = self.slot_of(peer_id, session)?;
         self.announces += 1;
         let interval = self.interval();
@@ -717,7 +717,7 @@ impl Catalogue {
             }
             self.set_holding(slot, file, state, now);
         }
-        Ok(Announced { unknown, interval })
+        Ok(AnnounceOutcome { unknown, interval })
     }
 
     /// A peer takes part in one version of a name: announcing one drops
