@@ -107,7 +107,7 @@ struct Holding {
     changed: Instant,
 }
 
-struct Peer {
+struct PeerEntry {
     id: Box<str>,
     host: Host,
     port: u16,
@@ -188,7 +188,7 @@ pub struct Catalogue {
     /// Names withdrawn since the last `take_withdrawn`: the server deletes
     /// their records from disk.
     withdrawn: Vec<String>,
-    peers: Vec<Option<Peer>>,
+    peers: Vec<Option<PeerEntry>>,
     free: Vec<u32>,
     by_id: HashMap<Box<str>, u32>,
     next_session: u64,
@@ -630,7 +630,7 @@ impl Catalogue {
         }
         let session = self.next_session;
         self.next_session += 1;
-        let peer = Peer {
+        let peer = PeerEntry {
             id: peer_id.into(),
             host,
             port,
@@ -661,11 +661,11 @@ impl Catalogue {
         }
     }
 
-    fn peer(&self, slot: u32) -> &Peer {
+    fn peer(&self, slot: u32) -> &PeerEntry {
         self.peers[slot as usize].as_ref().expect("live slot")
     }
 
-    fn peer_mut(&mut self, slot: u32) -> &mut Peer {
+    fn peer_mut(&mut self, slot: u32) -> &mut PeerEntry {
         self.peers[slot as usize].as_mut().expect("live slot")
     }
 
