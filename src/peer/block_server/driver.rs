@@ -47,6 +47,11 @@ impl Served for Arc<SharedFile> {
     fn have(&self) -> Bitfield {
         SharedFile::have(self)
     }
+    fn verified(&self) -> u32 {
+        self.partial
+            .as_ref()
+            .map_or(self.record.piece_count(), |r| r.count())
+    }
     fn holds(&self, first: u32, last: u32) -> bool {
         self.partial.as_ref().is_none_or(|r| r.holds(first, last))
     }

@@ -54,6 +54,8 @@ pub trait Served: Clone {
     fn version(&self) -> Option<u64>;
     /// The verified pieces (every piece of a complete file).
     fn have(&self) -> Bitfield;
+    /// How many pieces `have` holds, without copying the set.
+    fn verified(&self) -> u32;
     /// Every piece from `first` to `last` is verified (without copying
     /// the set: this is asked for every slice served).
     fn holds(&self, first: u32, last: u32) -> bool;
@@ -284,15 +286,18 @@ impl<F: Served> Serve<F> {
                 if version == seen {
                     continue;
                 }
-                let have = o.file.have();
-                let new = have.minus(&o.told);
+                // What it was told is a subset of what is verified, so the
+                // counts tell how many wait without copying the set.
+                let waiting = o.file.verified().saturating_sub(o.told.count());
                 let early = now.saturating_duration_since(o.told_at) < HAVE_EVERY;
-                o.owed = early && new.count() < HAVE_BATCH;
+                o.owed = early && waiting < HAVE_BATCH;
                 if o.owed {
                     continue;
                 }
                 o.seen = Some(version);
                 o.told_at = now;
+                let have = o.file.have();
+                let new = have.minus(&o.told);
                 o.told = have;
                 new
             } else {
@@ -470,6 +475,12 @@ impl Served for MemFile {
         self.partial
             .as_ref()
             .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).0)
+    }
+    fn verified(&self) -> u32 {
+        match &self.partial {
+            Some(p) => p.lock().unwrap_or_else(|e| e.into_inner()).1.count(),
+            None => self.record.piece_count(),
+        }
     }
     fn have(&self) -> Bitfield {
         match &self.partial {
