@@ -22,7 +22,7 @@
 use p2pshare::record::FileRecord;
 use p2pshare::rng::Rng;
 use p2pshare::sim::peer::SimPeer;
-use p2pshare::sim::tracker::Tracker;
+use p2pshare::sim::tracker::SimTracker;
 use p2pshare::sim::{Caps, Config, NodeId, Sim, SimTime};
 use p2pshare::units::parse_size;
 use std::cell::RefCell;
@@ -166,7 +166,7 @@ fn main() {
     let wall = Instant::now();
     let file = original(p.size, p.seed);
     let record = Arc::new(FileRecord::from_bytes("swarm.bin", &file));
-    let tracker = Rc::new(RefCell::new(Tracker::new(p.seed ^ 0x7ac4, &record)));
+    let tracker = Rc::new(RefCell::new(SimTracker::new(p.seed ^ 0x7ac4, &record)));
     let mut sim: Sim<SimPeer> = Sim::new(Config {
         rtt: p.rtt,
         low_water: p.low_water,

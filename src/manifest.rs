@@ -33,7 +33,7 @@ pub const MAX_TOTAL_SIZE: u64 = 1 << 40;
 
 /// One path of a folder's tree: a directory, or a file with its size and MD5.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Node {
+pub enum TreeNode {
     /// A folder (empty or not).
     Dir { path: String },
     /// A file: its bytes are the next `size` bytes of the payload.
@@ -44,17 +44,17 @@ pub enum Node {
     },
 }
 
-impl Node {
+impl TreeNode {
     pub fn path(&self) -> &str {
         match self {
-            Node::Dir { path } | Node::File { path, .. } => path,
+            TreeNode::Dir { path } | TreeNode::File { path, .. } => path,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Manifest {
-    entries: Vec<Node>,
+    entries: Vec<TreeNode>,
 }
 
 /// A file of the tree and where its bytes lie in the payload.
@@ -68,7 +68,7 @@ pub struct Span<'a> {
 
 impl Manifest {
     /// A manifest of `entries`, which must pass `validate`.
-    pub fn new(entries: Vec<Node>) -> Result<Manifest> {
+    pub fn new(entries: Vec<TreeNode>) -> Result<Manifest> {
         let m = Manifest { entries };
         m.validate()?;
         Ok(m)
@@ -77,11 +77,11 @@ impl Manifest {
     /// A manifest that has not been checked: only for tests of the code
     /// that must refuse a bad one anyway (the tree writer).
     #[doc(hidden)]
-    pub fn unchecked(entries: Vec<Node>) -> Manifest {
+    pub fn unchecked(entries: Vec<TreeNode>) -> Manifest {
         Manifest { entries }
     }
 
-    pub fn entries(&self) -> &[Node] {
+    pub fn entries(&self) -> &[TreeNode] {
         &self.entries
     }
 
@@ -90,7 +90,7 @@ impl Manifest {
         let mut offset = 0;
         let mut out = Vec::new();
         for e in &self.entries {
-            if let Node::File { path, size, md5 } = e {
+            if let TreeNode::File { path, size, md5 } = e {
                 out.push(Span {
                     path,
                     offset,
@@ -111,7 +111,7 @@ impl Manifest {
     pub fn file_count(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| matches!(e, Node::File { .. }))
+            .filter(|e| matches!(e, TreeNode::File { .. }))
             .count()
     }
 
@@ -136,10 +136,10 @@ impl Manifest {
                 }
             }
             match e {
-                Node::Dir { path } => {
+                TreeNode::Dir { path } => {
                     dirs.insert(path);
                 }
-                Node::File { size, .. } => {
+                TreeNode::File { size, .. } => {
                     total = total
                         .checked_add(*size)
                         .filter(|t| *t <= MAX_TOTAL_SIZE)
@@ -181,11 +181,11 @@ fn bad(path: &str, why: &str) -> Error {
 mod tests {
     use super::*;
 
-    fn dir(p: &str) -> Node {
-        Node::Dir { path: p.into() }
+    fn dir(p: &str) -> TreeNode {
+        TreeNode::Dir { path: p.into() }
     }
-    fn file(p: &str, size: u64) -> Node {
-        Node::File {
+    fn file(p: &str, size: u64) -> TreeNode {
+        TreeNode::File {
             path: p.into(),
             size,
             md5: [0; 16],

@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::fsutil::{is_foreign_hard_link, Stamp};
-use crate::manifest::{check_path, Manifest, Node, MAX_DEPTH, MAX_ENTRIES};
+use crate::manifest::{check_path, Manifest, TreeNode, MAX_DEPTH, MAX_ENTRIES};
 use crate::names::check_file_name;
 use crate::record::{hash_path, md5_of, FileRecord};
 use log::warn;
@@ -158,13 +158,13 @@ pub fn fingerprint(root: &Path) -> Option<Stamp> {
 pub fn record_of_folder(name: &str, root: &Path) -> Result<FileRecord> {
     check_file_name(name)?;
     let found = walk(root, true)?;
-    let mut entries: Vec<Node> = found
+    let mut entries: Vec<TreeNode> = found
         .iter()
         .map(|f| match f.size {
-            None => Node::Dir {
+            None => TreeNode::Dir {
                 path: f.path.clone(),
             },
-            Some(size) => Node::File {
+            Some(size) => TreeNode::File {
                 path: f.path.clone(),
                 size,
                 md5: [0; 16],
@@ -179,7 +179,7 @@ pub fn record_of_folder(name: &str, root: &Path) -> Result<FileRecord> {
     let mut hashed = hash_path(&mut reader, size, &sizes, root, "changed")?;
     let mut md5s = std::mem::take(&mut hashed.parts).into_iter();
     for e in &mut entries {
-        if let Node::File { md5, .. } = e {
+        if let TreeNode::File { md5, .. } = e {
             *md5 = md5s.next().unwrap_or_default();
         }
     }
@@ -391,8 +391,8 @@ fn write_tree(part: &File, m: &Manifest, dest: &Path) -> Result<()> {
         check_path(e.path())?;
         let path = dest.join(e.path());
         match e {
-            Node::Dir { .. } => fs::create_dir(&path).map_err(|e| Error::io(ctx(&path), e))?,
-            Node::File { size, md5, .. } => {
+            TreeNode::Dir { .. } => fs::create_dir(&path).map_err(|e| Error::io(ctx(&path), e))?,
+            TreeNode::File { size, md5, .. } => {
                 let mut out = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -456,7 +456,7 @@ mod tests {
             FileRecord::from_bytes("tree", &data).piece_hashes
         );
         let m = r.folder.as_ref().unwrap();
-        let paths: Vec<&str> = m.entries().iter().map(Node::path).collect();
+        let paths: Vec<&str> = m.entries().iter().map(TreeNode::path).collect();
         assert_eq!(
             paths,
             [
@@ -505,7 +505,7 @@ mod tests {
         let part_path = tmp.path().join("p");
         fs::write(&part_path, b"evil!").unwrap();
         let part = File::open(&part_path).unwrap();
-        let evil = |path: &str| Node::File {
+        let evil = |path: &str| TreeNode::File {
             path: path.into(),
             size: 5,
             md5: md5_of(b"evil!"),
@@ -521,7 +521,7 @@ mod tests {
             assert!(!tmp.path().join("escaped").exists());
         }
         // A file whose bytes are not the manifest's.
-        let liar = Manifest::unchecked(vec![Node::File {
+        let liar = Manifest::unchecked(vec![TreeNode::File {
             path: "x".into(),
             size: 5,
             md5: [0; 16],

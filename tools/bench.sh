@@ -22,9 +22,7 @@ cd "$(dirname "$0")/.."
 realtime "$@"
 SIZE=${SIZE:-256M}
 RUNS=${RUNS:-5}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench.XXXXXX")
-trap 'cleanup; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+work_dir bench
 
 if ! command -v socat >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "make bench: installing socat for the socket-copy ceiling"
@@ -77,7 +75,7 @@ PIDS+=($!)
 wait_for 10 "the tracker" bash -c "exec 3<>/dev/tcp/127.0.0.1/$tport"
 "$BIN/peer" A "$(free_port 19500)" "127.0.0.1:$tport" --dir "$WORK/A" --serve > "$WORK/A.log" 2>&1 &
 seeder=$!
-PIDS+=($seeder)
+PIDS+=("$seeder")
 wait_for 60 "the seeder to register" holds "127.0.0.1:$tport" big.bin A
 
 r_md5=() r_sha=() r_sock=() t_get=() t_md5=() t_sha=() t_sock=() rss=()

@@ -12,9 +12,7 @@ cd "$(dirname "$0")/.."
 realtime "$@"
 SIZE=${SIZE:-256M}
 RUNS=${RUNS:-5}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench-secret.XXXXXX")
-trap 'cleanup; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+work_dir bench-secret
 
 # Ports from a random base: other runs on this machine (another
 # checkout's bench) must not find our tracker where theirs used to be.

@@ -18,10 +18,8 @@ INFLIGHT=${INFLIGHT:-64}
 # TRACKERS=2 (the default) also measures what a second tracker costs
 # (tools/bench_trackers_cost.sh, on stderr); TRACKERS=1 skips it.
 TRACKERS=${TRACKERS:-2}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-bench-tracker.XXXXXX")
 . tools/lib.sh
-trap 'cleanup; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+work_dir bench-tracker
 
 if ! command -v taskset >/dev/null; then
   echo "error: taskset not found: install util-linux (apt-get install -y util-linux)" >&2

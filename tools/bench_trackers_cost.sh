@@ -19,9 +19,7 @@ cd "$(dirname "$0")/.."
 . tools/lib.sh
 PEERS=$1 SECS=$2 INFLIGHT=$3
 COST_PEERS=${COST_PEERS:-20}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-tracker-cost.XXXXXX")
-trap 'cleanup; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+work_dir tracker-cost
 
 # tracker NAME PORT [ARGS]: a tracker on core 0; sets TPID.
 tracker() {

@@ -22,17 +22,19 @@ cd "$(dirname "$0")/.."
 . tools/lib.sh
 
 export N=${N:-8} SIZE=${SIZE:-128M} LIMIT=${LIMIT:-10M}
-OUT=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-calibrate.XXXXXX")
-trap 'rm -rf "$OUT"' EXIT
+work_dir calibrate
+OUT=$WORK
 
 echo "calibrate: make swarm, then make simulate, N=$N SIZE=$SIZE LIMIT=$LIMIT"
-KEEP=1 tools/swarm.sh > "$OUT/swarm.txt" 2>&1 || { cat "$OUT/swarm.txt" >&2; exit 1; }
+# The swarm's work directory (kept for its logs) inside ours, which the
+# teardown removes however this run ends.
+in_background env KEEP=1 TMPDIR="$WORK" tools/swarm.sh > "$OUT/swarm.txt" 2>&1 || { cat "$OUT/swarm.txt" >&2; exit 1; }
 work=$(sed -n 's/^logs kept in //p' "$OUT/swarm.txt")
 real=$(grep '^swarm N=' "$OUT/swarm.txt")
 # The longest download as the leechers' own clocks measured it.
 inner=$(cat "$work"/L*.log | sed -n 's/^[0-9.]* done .* secs=\([0-9.]*\) .*/\1/p' | sort -g | tail -1)
 rm -rf "$work"
-tools/simulate.sh > "$OUT/sim.txt" 2>&1 || { cat "$OUT/sim.txt" >&2; exit 1; }
+in_background tools/simulate.sh > "$OUT/sim.txt" 2>&1 || { cat "$OUT/sim.txt" >&2; exit 1; }
 sim=$(grep '^simulate peers=' "$OUT/sim.txt")
 first=$(sed -n 's/.* \([0-9.]*\) written first.*/\1/p' "$OUT/sim.txt")
 

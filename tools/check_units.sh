@@ -11,8 +11,8 @@ if ! command -v systemd-analyze >/dev/null; then
   echo "check-units: systemd-analyze not found (apt-get install systemd); skipped" >&2
   exit 0
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+work_dir units
+tmp=$WORK
 sed "s#/usr/local/bin/#$BIN/#" tools/p2pshare-tracker.service > "$tmp/p2pshare-tracker.service"
 # A template is checked as one of its instances.
 sed "s#/usr/local/bin/#$BIN/#" tools/p2pshare-peer@.service > "$tmp/p2pshare-peer@A.service"

@@ -6,11 +6,9 @@ cd "$(dirname "$0")/.."
 SIZE=${SIZE:-64M}
 LEECHERS=${LEECHERS:-3}
 LIMIT=${LIMIT:-16M}   # per-leecher download cap, so progress is visible
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-demo.XXXXXX")
 . tools/lib.sh
-trap 'cleanup; rm -rf "$WORK"' EXIT
 need_bins tracker peer
-trap 'exit 130' INT TERM
+work_dir demo
 
 tport=$(free_port 18000)
 echo "== tracker on 127.0.0.1:$tport"

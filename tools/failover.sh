@@ -31,13 +31,7 @@ F=$(size_bytes "$SIZE") || exit 2
 U=$(size_bytes "$LIMIT") || exit 2
 need_bins tracker peer
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-failover.XXXXXX")
-teardown() {
-  cleanup
-  if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
+work_dir failover
 
 # tracker NAME PORT: starts a tracker with its own data directory; sets TPID.
 tracker() {
@@ -82,33 +76,12 @@ echo "killed the tracker at $t1 (SIGKILL) $(awk -v a="$t0" -v z="$EPOCHREALTIME"
 
 cs=$(awk -v n="$N" -v f="$F" -v u="$U" 'BEGIN {printf "%.3f", n * f / u}')
 allowed=$(awk -v cs="$cs" 'BEGIN {printf "%d", 30 + 1.5 * cs}')
-deadline=$((SECONDS + allowed))
-declare -A took=()
-while [ "${#took[@]}" -lt "$N" ]; do
-  for i in $(seq 1 "$N"); do
-    [ -z "${took[$i]:-}" ] || continue
-    line=$(grep -m1 -E '^[0-9.]+ (done|error:) ' "$WORK/L$i.log" 2>/dev/null || true)
-    case "$line" in
-      *" done "*) took[$i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}') ;;
-      *" error: "*) echo "error: leecher L$i failed: ${line#* }" >&2; exit 1 ;;
-    esac
-    if [ -z "${took[$i]:-}" ] && ! kill -0 "${LEECH[$((i - 1))]}" 2>/dev/null; then
-      echo "error: leecher L$i exited before finishing; its log:" >&2
-      tail -5 "$WORK/L$i.log" >&2
-      exit 1
-    fi
-  done
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "error: the swarm did not finish within $allowed s; KEEP=1 keeps the logs" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_leechers "$WORK" "$t0" "$allowed" "" "the swarm did not finish within $allowed s"
 for i in $(seq 1 "$N"); do
   got=$(md5_of "$WORK/L$i/files/$NAME")
   [ "$got" = "$want" ] || { echo "error: L$i has a corrupt copy (md5 $got, not $want)" >&2; exit 1; }
 done
-secs=$(printf '%s\n' "${took[@]}" | sort -g | tail -1)
+secs=$(slowest)
 echo "all $N leechers done and verified; the last after $secs s"
 
 # A newcomer naming the dead tracker first.

@@ -1,6 +1,7 @@
-# Shared by the scripts in tools/: sizes, ports, process cleanup, waiting.
-# Sourcing it installs no trap: each script says what its teardown is, e.g.
-#   trap 'cleanup; rm -rf "$WORK"' EXIT; trap 'exit 130' INT TERM
+# shellcheck shell=bash
+# Shared by the scripts in tools/: sizes, ports, the work directory and its
+# teardown, process cleanup, waiting, network namespaces, the leechers.
+# Sourcing it installs no trap; `work_dir` does (see there).
 
 # Where Cargo put the release binaries (make passes BIN): target/release,
 # or under CARGO_TARGET_DIR or a build.target-dir setting, as cargo
@@ -84,11 +85,118 @@ port_used() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# The processes the script started; `cleanup` stops them and waits.
+# The processes the script started; `cleanup` stops them (SIGTERM, then
+# SIGKILL for any still there after 10 s: a teardown must end) and waits.
 PIDS=()
 cleanup() {
+  local pid left tries=50
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  while [ "$tries" -gt 0 ]; do
+    left=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && { left=1; break; }; done
+    [ "$left" = 1 ] || break
+    sleep 0.2
+    tries=$((tries - 1))
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# in_background CMD...: runs CMD as one of PIDS and waits for it, returning
+# its status. bash runs a trap only between foreground commands or during
+# `wait`: a signal then ends the run at once, not when CMD is over. (Its
+# stdin is /dev/null, as for any command run with &.)
+in_background() {
+  local pid rc=0
+  "$@" &
+  pid=$!
+  PIDS+=("$pid")
+  wait "$pid" || rc=$?
+  return "$rc"
+}
+
+# ---- the work directory and the teardown
+# work_dir NAME: makes WORK, this run's directory under TMPDIR, and the
+# teardown that ends every run, however it ends (done, failed, Ctrl-C,
+# SIGTERM, SIGHUP): it stops the processes in PIDS, removes the namespaces
+# in NETNS and the work directory (some hold gigabytes), or with KEEP=1
+# keeps it and says where. A script with more to stop defines
+# `teardown_hook`, run first. A run killed with SIGKILL can do none of
+# this: the directory's name carries the script's pid, and the next run
+# removes what a gone run left (`sweep_gone`).
+KEEP=${KEEP:-0}
+work_dir() {
+  sweep_gone
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-$1.$$.XXXXXX")
+  trap teardown EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+}
+
+teardown() {
+  local ns
+  # A second Ctrl-C must not cut the teardown short.
+  trap '' INT TERM HUP
+  if declare -F teardown_hook >/dev/null; then teardown_hook || true; fi
+  cleanup
+  for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  if [ -z "${WORK:-}" ] || [ ! -d "$WORK" ]; then return 0; fi
+  if [ "$KEEP" = 1 ]; then
+    touch "$WORK/.kept"
+    echo "logs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+
+# sweep_gone: what runs killed with SIGKILL left: their work directories
+# (not those kept with KEEP=1), the processes still using them, and their
+# namespaces with whatever runs inside. A run is gone when no process has
+# the pid in its names.
+sweep_gone() {
+  local d base pid ns pids
+  for d in "${TMPDIR:-/tmp}"/p2pshare-*.*.*; do
+    if [ ! -d "$d" ] || [ -e "$d/.kept" ]; then continue; fi
+    base=${d##*/}
+    pid=${base#*.}
+    pid=${pid%%.*}
+    case "$pid" in '' | *[!0-9]*) continue ;; esac
+    ! kill -0 "$pid" 2>/dev/null || continue
+    mapfile -t pids < <(pids_using "$d")
+    stop_pids "${pids[@]}"
+    rm -rf "$d"
+  done
+  command -v ip >/dev/null && [ "$(id -u)" -eq 0 ] || return 0
+  for ns in $(ip netns list 2>/dev/null | sed -n 's/^\(p2p[st][0-9]*-[a-z0-9]*\).*/\1/p'); do
+    pid=${ns#p2p?}
+    pid=${pid%%-*}
+    ! kill -0 "$pid" 2>/dev/null || continue
+    mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
+    stop_pids "${pids[@]}"
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+# pids_using DIR: the processes whose command line names DIR, or that have
+# a file under it open (a log their output goes to).
+pids_using() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" != "$$" ] || continue
+    if grep -qsF -- "$1" "$p/cmdline" ||
+      find "$p/fd" -maxdepth 1 -lname "$1/*" 2>/dev/null | grep -q .; then
+      echo "${p#/proc/}"
+    fi
+  done
+}
+
+# stop_pids PID...: SIGTERM, and SIGKILL for what is left a second later.
+stop_pids() {
+  [ $# -gt 0 ] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  sleep 1
+  kill -KILL "$@" 2>/dev/null || true
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
@@ -120,3 +228,98 @@ stamp() {
 }
 
 md5_of() { md5sum "$1" | cut -d' ' -f1; }
+
+# ---- network namespaces (root; make hosts, make sites)
+# A run's namespaces are named p2p<s|t><its pid>-<name>, so that
+# `sweep_gone` can tell those of a run that is gone.
+NETNS=()
+
+# need_netns TARGET: stops with an `error:` line unless this runs as root
+# with ip and tc.
+need_netns() {
+  local tool
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: $1 needs root (network namespaces, tc): run it with sudo" >&2
+    exit 1
+  fi
+  for tool in ip tc; do
+    command -v "$tool" >/dev/null ||
+      { echo "error: $1 needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
+  done
+}
+
+# netns_new NS: a namespace, removed by the teardown.
+netns_new() {
+  ip netns add "$1"
+  NETNS+=("$1")
+}
+
+# netns_switch NS: a namespace holding the bridge br0, up.
+netns_switch() {
+  netns_new "$1"
+  ip -n "$1" link add br0 type bridge
+  ip -n "$1" link set br0 up
+}
+
+# netns_host NS SWITCH PORT ADDR/PREFIX [bridged]: a host: namespace NS
+# whose eth0 is joined by a veth pair to PORT in SWITCH (on its bridge br0
+# unless the 5th argument is 0), with loopback, the address and eth0 up.
+netns_host() {
+  netns_new "$1"
+  ip link add eth0 netns "$1" type veth peer name "$3" netns "$2"
+  if [ "${5:-1}" = 0 ]; then ip -n "$2" link set "$3" up; else ip -n "$2" link set "$3" master br0 up; fi
+  ip -n "$1" link set lo up
+  ip -n "$1" addr add "$4" dev eth0
+  ip -n "$1" link set eth0 up
+}
+
+# tbf_cap NS DEV RATE: what leaves DEV in NS capped at RATE bytes/s by tc
+# tbf, the way an uplink caps a host; a bucket of 20 ms, 128 KiB at least
+# (tbf needs one GSO packet).
+tbf_cap() {
+  local burst=$(( $3 / 50 > 131072 ? $3 / 50 : 131072 ))
+  ip netns exec "$1" tc qdisc add dev "$2" root tbf rate "${3}bps" burst "$burst" latency 100ms ||
+    { echo "error: tc could not cap $2 in $1 (is sch_tbf in this kernel? modprobe sch_tbf)" >&2; exit 1; }
+}
+
+# ---- the leechers of a swarm
+# wait_leechers DIR T0 SECS LABEL LATE [REPORT]: waits until every leecher
+# in LEECH (pids; leecher i logs, stamped, to DIR/L<i>.log) printed its
+# `done` line. TOOK[i] is then its time from T0 ($EPOCHREALTIME) to the
+# stamp of that line, so how often this looks does not change the figures;
+# REPORT I, when given, is called as each one is done. Stops the run with
+# an `error:` line when a leecher fails or exits first (LABEL follows its
+# name), or when SECS pass (LATE says so).
+TOOK=()
+wait_leechers() {
+  local dir=$1 t0=$2 secs=$3 label=$4 late=$5 report=${6:-} i line n=${#LEECH[@]}
+  local deadline=$((SECONDS + secs))
+  TOOK=()
+  while [ "${#TOOK[@]}" -lt "$n" ]; do
+    for i in $(seq 1 "$n"); do
+      [ -z "${TOOK[$i]:-}" ] || continue
+      line=$(grep -m1 -E '^[0-9.]+ (done|error:) ' "$dir/L$i.log" 2>/dev/null || true)
+      case "$line" in
+        *" done "*)
+          TOOK[i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}')
+          [ -z "$report" ] || "$report" "$i" ;;
+        *" error: "*)
+          echo "error: leecher L$i$label failed: ${line#* }" >&2
+          exit 1 ;;
+      esac
+      if [ -z "${TOOK[$i]:-}" ] && ! kill -0 "${LEECH[$((i - 1))]}" 2>/dev/null; then
+        echo "error: leecher L$i$label exited before finishing; its log:" >&2
+        tail -5 "$dir/L$i.log" >&2
+        exit 1
+      fi
+    done
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "error: $late; KEEP=1 keeps the logs" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# slowest: the largest of TOOK, the swarm's time.
+slowest() { printf '%s\n' "${TOOK[@]}" | sort -g | tail -1; }

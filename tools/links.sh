@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Delay and loss on make hosts' links (tools/swarm.sh with HOSTS=1 sources
 # this). The kernel here has no netem, so:
 # - delay: the switch namespace runs examples/linkrelay in place of the
@@ -83,7 +84,7 @@ links_rtts() {
       HOST_RTT_US[0]=$v
       HOST_RTT_US[1]=$v
     else
-      HOST_RTT_US[$((2 + j))]=$v
+      HOST_RTT_US[2 + j]=$v
       j=$((j + 1))
     fi
   done
@@ -185,6 +186,7 @@ links_report() {
   local loss relay
   read -r LOSS_SENT LOSS_DROPPED <<<"$(links_loss)"
   relay=$(links_counters)
+  # shellcheck disable=SC2034 # read by swarm.sh
   RELAY_CPU=$(peers_cpu "$RELAY_PID")
   awk -v s="$LOSS_SENT" -v d="$LOSS_DROPPED" -v ppm="$LOSS_PPM" 'BEGIN {
     if (ppm > 0) printf "%-36s %9.4f %%   asked %.4g %%: %d of %d packets\n", "loss counted (nft, all hosts)", 100 * d / s, ppm / 10000, d, s }'

@@ -6,10 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${PEERS:-400}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-many.XXXXXX")
 . tools/lib.sh
-trap 'cleanup; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+work_dir many
 
 if [ "$(ulimit -n)" -lt $((PEERS * 4 + 64)) ]; then
   ulimit -n $((PEERS * 4 + 64)) 2>/dev/null || {
@@ -20,7 +18,7 @@ fi
 tport=$(free_port 18500)
 "$BIN/tracker" --port "$tport" --bind 127.0.0.1 --data "$WORK/tracker" > "$WORK/tracker.log" 2>&1 &
 tpid=$!
-PIDS+=($tpid)
+PIDS+=("$tpid")
 wait_for 10 "the tracker" bash -c "exec 3<>/dev/tcp/127.0.0.1/$tport"
 
 tools/mkfile "$WORK/lab.bin" 64K >/dev/null
@@ -50,7 +48,7 @@ while :; do
   [ "$n" -ge "$PEERS" ] && break
   if [ $SECONDS -ge $deadline ]; then
     echo; echo "error: only $n of $PEERS peers listed after 120 s (see $WORK)" >&2
-    trap - EXIT; cleanup; exit 1
+    KEEP=1; exit 1
   fi
   sleep 1
 done

@@ -27,9 +27,7 @@ U=$(size_bytes "$LIMIT") || exit 2
 [ "$F" -ge 4096 ] || { echo "error: SIZE must be at least 4K, got $SIZE" >&2; exit 2; }
 need_bins peer tracker examples/delay_proxy
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-nearfar.XXXXXX")
-trap 'cleanup; if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi' EXIT
-trap 'exit 130' INT TERM
+work_dir nearfar
 
 limit=()
 [ "$U" -eq 0 ] || limit=(--upload-limit "$LIMIT")
@@ -68,7 +66,7 @@ run() {
   WORK=$dir wait_for 120 "FAR to register" holds "$taddr" "$NAME" FAR
 
   local t0=$EPOCHREALTIME
-  "$BIN/peer" G "$p" "$taddr" --dir "$dir/G" --get "$NAME" > >(stamp > "$dir.G.log") 2>&1
+  in_background "$BIN/peer" G "$p" "$taddr" --dir "$dir/G" --get "$NAME" > >(stamp > "$dir.G.log") 2>&1 < /dev/null
   local t1=$EPOCHREALTIME
   sleep 0.1
   cmp -s "$WORK/src.bin" "$dir/G/files/$NAME" ||

@@ -43,59 +43,23 @@ if [ "$F" -lt 1 ] || [ "$W" -lt 1024 ] || [ "$L" -lt 1024 ]; then
   echo "error: SIZE must be above 0, WAN and LAN at least 1K" >&2
   exit 2
 fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "error: make sites needs root (network namespaces, tc): run it with sudo" >&2
-  exit 1
-fi
-for tool in ip tc; do
-  command -v "$tool" >/dev/null ||
-    { echo "error: make sites needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
-done
+need_netns "make sites"
 [ "${1:-}" != --check ] || exit 0
 need_bins peer tracker
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-sites.XXXXXX")
-NETNS=()
-teardown() {
-  cleanup
-  for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-  if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
-
-# Namespaces of earlier runs whose script is gone (killed with SIGKILL).
-for ns in $(ip netns list | sed -n 's/^\(p2pt[0-9]*-[a-z0-9]*\).*/\1/p'); do
-  pid=${ns#p2pt}
-  pid=${pid%%-*}
-  kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
-done
-
-newns() { ip netns add "$1"; NETNS+=("$1"); }
-# tbf RATE on DEV in NS: a bucket of 20 ms, 128 KiB at least (one GSO packet).
-cap() {
-  local burst=$(( $3 / 50 > 131072 ? $3 / 50 : 131072 ))
-  ip netns exec "$1" tc qdisc add dev "$2" root tbf rate "${3}bps" burst "$burst" latency 100ms ||
-    { echo "error: tc could not cap $2 in $1 (is sch_tbf in this kernel? modprobe sch_tbf)" >&2; exit 1; }
-}
-bridge_in() {
-  ip -n "$1" link add br0 type bridge
-  ip -n "$1" link set br0 up
-}
+work_dir sites
 
 # ---- the network: a core switch, one switch per site, the hosts
 core="p2pt$$-core"
-newns "$core"
-bridge_in "$core"
+netns_switch "$core"
 for s in $(seq 1 "$SITES"); do
   sw="p2pt$$-s$s"
-  newns "$sw"
-  bridge_in "$sw"
+  netns_switch "$sw"
   ip link add up0 netns "$sw" type veth peer name "site$s" netns "$core"
   ip -n "$sw" link set up0 master br0 up
   ip -n "$core" link set "site$s" master br0 up
-  cap "$sw" up0 "$W"        # out of the site
-  cap "$core" "site$s" "$W" # into the site
+  tbf_cap "$sw" up0 "$W"        # out of the site
+  tbf_cap "$core" "site$s" "$W" # into the site
 done
 site_of() { if [ "$1" -le 1 ]; then echo 1; else echo $(( ($1 - 2) % SITES + 1 )); fi; }
 HOST_NS=()
@@ -103,13 +67,8 @@ HOST_IP=()
 for h in $(seq 0 $((N + 1))); do
   s=$(site_of "$h")
   ns="p2pt$$-h$h"
-  newns "$ns"
-  ip link add eth0 netns "$ns" type veth peer name "p$h" netns "p2pt$$-s$s"
-  ip -n "p2pt$$-s$s" link set "p$h" master br0 up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "10.214.$s.$((h + 1))/16" dev eth0
-  ip -n "$ns" link set eth0 up
-  cap "$ns" eth0 "$L"
+  netns_host "$ns" "p2pt$$-s$s" "p$h" "10.214.$s.$((h + 1))/16"
+  tbf_cap "$ns" eth0 "$L"
   HOST_NS+=("$ns")
   HOST_IP+=("10.214.$s.$((h + 1))")
 done
@@ -122,7 +81,7 @@ echo "sites: $SITES sites, 1 seeder (site 1) + $N leechers, $SIZE file ($F bytes
 
 # swarm TAG AWARE: one whole swarm; sets SECS and COPIES.
 swarm() {
-  local tag=$1 aware=$2 dir="$WORK/$1" i s line
+  local tag=$1 aware=$2 dir="$WORK/$1" i s
   mkdir -p "$dir"
   cp -r "$WORK/seed" "$dir/S"
   site_arg() { if [ "$aware" = 1 ]; then echo "--site site$1"; fi; }
@@ -142,9 +101,9 @@ swarm() {
   wait_for 120 "the seeder to register $NAME" holds "$taddr" "$NAME" S
   WORK=$WORK_SAVED
   local before=() after=()
-  for s in $(seq 1 "$SITES"); do before[$s]=$(into_site "$s"); done
+  for s in $(seq 1 "$SITES"); do before[s]=$(into_site "$s"); done
   local t0=$EPOCHREALTIME
-  local leech=()
+  LEECH=()
   for i in $(seq 1 "$N"); do
     on $((i + 1))
     s=$(site_of $((i + 1)))
@@ -152,40 +111,19 @@ swarm() {
     "${ON[@]}" "$BIN/peer" "L$i" 9000 "$taddr" --dir "$dir/L$i" --serve --get "$NAME" \
       $(site_arg "$s") > >(stamp > "$dir/L$i.log") 2>&1 &
     PIDS+=($!)
-    leech+=($!)
+    LEECH+=($!)
   done
-  local allowed deadline
+  local allowed
   allowed=$(awk -v f="$F" -v w="$W" -v l="$L" 'BEGIN {printf "%d", 60 + 4 * (f / w + f / l)}')
-  deadline=$((SECONDS + allowed))
-  declare -A took=()
-  while [ "${#took[@]}" -lt "$N" ]; do
-    for i in $(seq 1 "$N"); do
-      [ -z "${took[$i]:-}" ] || continue
-      line=$(grep -m1 -E '^[0-9.]+ (done|error:) ' "$dir/L$i.log" 2>/dev/null || true)
-      case "$line" in
-        *" done "*) took[$i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}') ;;
-        *" error: "*) echo "error: leecher L$i ($tag) failed: ${line#* }" >&2; exit 1 ;;
-      esac
-      if [ -z "${took[$i]:-}" ] && ! kill -0 "${leech[$((i - 1))]}" 2>/dev/null; then
-        echo "error: leecher L$i ($tag) exited before finishing; its log:" >&2
-        tail -5 "$dir/L$i.log" >&2
-        exit 1
-      fi
-    done
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "error: the $tag swarm did not finish within $allowed s; KEEP=1 keeps the logs" >&2
-      exit 1
-    fi
-    sleep 0.2
-  done
-  for s in $(seq 1 "$SITES"); do after[$s]=$(into_site "$s"); done
+  wait_leechers "$dir" "$t0" "$allowed" " ($tag)" "the $tag swarm did not finish within $allowed s"
+  for s in $(seq 1 "$SITES"); do after[s]=$(into_site "$s"); done
   for i in $(seq 1 "$N"); do
     [ "$(md5_of "$dir/L$i/files/$NAME")" = "$want" ] ||
       { echo "error: L$i ($tag) has a corrupt copy" >&2; exit 1; }
   done
   cleanup
   PIDS=()
-  SECS=$(printf '%s\n' "${took[@]}" | sort -g | tail -1)
+  SECS=$(slowest)
   COPIES=0
   for s in $(seq 2 "$SITES"); do
     COPIES=$(awk -v a="${before[$s]}" -v b="${after[$s]}" -v f="$F" -v c="$COPIES" \

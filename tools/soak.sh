@@ -38,15 +38,9 @@ for b in peer tracker; do
 done
 RANDOM=$SEED
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-soak.XXXXXX")
-teardown() {
-  # The processes running now (a restarted one has a new pid).
-  PIDS=("${PID[@]}" ${TPID:+"$TPID"})
-  cleanup
-  if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
+# The processes running now, for the teardown (a restarted one has a new pid).
+teardown_hook() { PIDS=("${PID[@]}" ${TPID:+"$TPID"}); }
+work_dir soak
 
 # Ports below the ephemeral range, from a random base (see swarm.sh).
 p=$((10000 + RANDOM % 20000))
@@ -75,7 +69,7 @@ start_peer() {
   echo "--- started $(date +%T)" >> "$WORK/$id.log"
   "$BIN/peer" "$id" "${PORT[$i]}" "$taddr" --dir "$dir" --serve --get "$NAME" \
     --upload-limit "$LIMIT" >> "$WORK/$id.log" 2>&1 &
-  PID[$i]=$!
+  PID[i]=$!
 }
 alive() { kill -0 "$1" 2>/dev/null; }
 # SIGKILL, as a crash or a power cut would; waits so the port is free.

@@ -20,8 +20,9 @@
 # upload cap is a `tc ... tbf` on each host's interface, the way a real
 # uplink caps a host, so peers run without --upload-limit there (with both,
 # two limiters would each take their share and the cap would be neither).
-# Everything is created for the run and removed afterwards, also on Ctrl-C;
-# namespaces left by a run that was killed with SIGKILL go at the next one.
+# Everything is created for the run and removed afterwards, also on Ctrl-C
+# or SIGTERM; what a run killed with SIGKILL left goes at the next one
+# (tools/lib.sh, work_dir).
 # With HOSTS=1, RTT=40ms (or a spread, RTT=5ms-80ms) and LOSS=0.1% shape
 # every host's link (tools/links.sh: a user-space switch in place of the
 # bridge, nftables for loss), and CHECK=links checks those links (ping,
@@ -54,14 +55,7 @@ if [ "$F" -lt 1 ] || [ "$U" -lt 1024 ]; then
   exit 2
 fi
 if [ "$HOSTS" = 1 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "error: make hosts needs root (network namespaces, tc): run it with sudo" >&2
-    exit 1
-  fi
-  for tool in ip tc; do
-    command -v "$tool" >/dev/null ||
-      { echo "error: make hosts needs '$tool' (package iproute2): install it and retry" >&2; exit 1; }
-  done
+  need_netns "make hosts"
   links_settings
   links_tools
 elif [ -n "${RTT:-}${LOSS:-}${CHECK:-}" ]; then
@@ -85,49 +79,22 @@ peers_cpu() {
     awk -v tck="$tck" '{s += $12 + $13} END {printf "%.2f", s / tck}'
 }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-swarm.XXXXXX")
-NETNS=()   # namespaces this run created, removed in teardown
-teardown() {
-  cleanup
-  for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-  if [ "$KEEP" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
+work_dir swarm
 
 # ---- where each process runs: host 0 is the tracker, 1 the seeder, 1+i leecher i
 HOST_IP=()
 HOST_NS=()
 if [ "$HOSTS" = 1 ]; then
-  # Namespaces of earlier runs whose script is gone (killed with SIGKILL).
-  for ns in $(ip netns list | sed -n 's/^\(p2ps[0-9]*-[a-z0-9]*\).*/\1/p'); do
-    pid=${ns#p2ps}
-    pid=${pid%%-*}
-    kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
-  done
   sw="p2ps$$-sw"
-  ip netns add "$sw"
-  NETNS+=("$sw")
-  if [ "$LINKS" = 0 ]; then
-    ip -n "$sw" link add br0 type bridge
-    ip -n "$sw" link set br0 up
-  fi
+  # With shaped links the relay is the switch, in place of the bridge.
+  if [ "$LINKS" = 0 ]; then netns_switch "$sw"; else netns_new "$sw"; fi
   links_rtts $((N + 2))
-  # tbf needs a bucket of at least one (GSO) packet; 20 ms worth, 128 KiB minimum.
-  burst=$(( U / 50 > 131072 ? U / 50 : 131072 ))
   for h in $(seq 0 $((N + 1))); do
     ns="p2ps$$-h$h"
-    ip netns add "$ns"
-    NETNS+=("$ns")
-    ip link add eth0 netns "$ns" type veth peer name "p$h" netns "$sw"
-    if [ "$LINKS" = 0 ]; then ip -n "$sw" link set "p$h" master br0 up; else ip -n "$sw" link set "p$h" up; fi
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "10.213.0.$((h + 1))/24" dev eth0
+    netns_host "$ns" "$sw" "p$h" "10.213.0.$((h + 1))/24" $((1 - LINKS))
     [ "$LINKS" = 0 ] || links_host "$ns"
-    ip -n "$ns" link set eth0 up
     # The host's uplink: what leaves eth0 is its upload.
-    ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "${U}bps" burst "$burst" latency 100ms ||
-      { echo "error: tc could not cap $ns's upload (is sch_tbf in this kernel? modprobe sch_tbf)" >&2; exit 1; }
+    tbf_cap "$ns" eth0 "$U"
     HOST_NS+=("$ns")
     HOST_IP+=("10.213.0.$((h + 1))")
   done
@@ -194,7 +161,7 @@ want=$(md5_of "$WORK/S/files/$NAME")
 "${ON[@]}" "$BIN/peer" S "${PORT[1]}" "$taddr" --dir "$WORK/S" --serve "${peer_limit[@]}" \
   > >(stamp > "$WORK/S.log") 2>&1 &
 seeder=$!
-PIDS+=($seeder)
+PIDS+=("$seeder")
 wait_for 120 "the seeder to register $NAME" holds "$taddr" "$NAME" S
 
 # In namespaces, the seeder's interface counts every byte it sent (headers
@@ -225,36 +192,11 @@ for i in $(seq 1 "$N"); do
   LEECH+=($!)
 done
 
-# Completion is the stamp of each leecher's `done` line, so how often this
-# loop looks does not change the figures.
 cs=$(awk -v n="$N" -v f="$F" -v u="$U" 'BEGIN {printf "%.3f", n * f / u}')
 allowed=$(awk -v cs="$cs" 'BEGIN {printf "%d", 30 + 1.5 * cs}')
-deadline=$((SECONDS + allowed))
-declare -A took=()
-while [ "${#took[@]}" -lt "$N" ]; do
-  for i in $(seq 1 "$N"); do
-    [ -z "${took[$i]:-}" ] || continue
-    line=$(grep -m1 -E '^[0-9.]+ (done|error:) ' "$WORK/L$i.log" 2>/dev/null || true)
-    case "$line" in
-      *" done "*)
-        took[$i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}')
-        printf 'L%-3s done after %8.3f s%s\n' "$i" "${took[$i]}" "$(links_rtt_of $((i + 1)))" ;;
-      *" error: "*)
-        echo "error: leecher L$i failed: ${line#* }" >&2
-        exit 1 ;;
-    esac
-    if [ -z "${took[$i]:-}" ] && ! kill -0 "${LEECH[$((i - 1))]}" 2>/dev/null; then
-      echo "error: leecher L$i exited before finishing; its log:" >&2
-      tail -5 "$WORK/L$i.log" >&2
-      exit 1
-    fi
-  done
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "error: the swarm did not finish within $allowed s of the start (1.5 x the client-server time + 30 s); KEEP=1 keeps the logs" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+said_done() { printf 'L%-3s done after %8.3f s%s\n' "$1" "${TOOK[$1]}" "$(links_rtt_of $(($1 + 1)))"; }
+wait_leechers "$WORK" "$t0" "$allowed" "" \
+  "the swarm did not finish within $allowed s of the start (1.5 x the client-server time + 30 s)" said_done
 tx=$(( $(seeder_tx) - tx0 ))
 all_tx=$(( $(peers_tx) - all0 ))
 # CPU seconds every peer process used so far (user + system, from
@@ -281,8 +223,8 @@ if [ "$LINKS" = 1 ]; then
     rtt = (lo == hi) ? sprintf("%g", lo / 1000) : sprintf("%g-%g", lo / 1000, hi / 1000)
     printf " rtt_ms=%s loss_pct=%g lost_pct=%.4f relay_cpu_s=%.2f", rtt, ppm / 10000, (s > 0) ? 100 * d / s : 0, relay }')
 fi
-secs=$(printf '%s\n' "${took[@]}" | sort -g | tail -1)
-times=$(printf '%s\n' "${took[@]}" | sort -g | tr '\n' ' ')
+secs=$(slowest)
+times=$(printf '%s\n' "${TOOK[@]}" | sort -g | tr '\n' ' ')
 awk -v n="$N" -v f="$F" -v us="$U" -v u="$U" -v secs="$secs" -v cs="$cs" -v fromS="$from_s" -v tx="$tx" -v alltx="$all_tx" \
   -v target="$TARGET" -v hosts="$HOSTS" -v size="$SIZE" -v want="$want" -v times="$times" -v cpu="$cpu" -v extra="$extra" '
 # The nearest-rank percentile P of the n sorted times t[1..n].

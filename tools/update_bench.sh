@@ -78,13 +78,7 @@ if ! command -v rsync >/dev/null; then
     { echo "error: rsync is missing: install it (sudo apt-get install -y rsync) and retry" >&2; exit 1; }
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-update.XXXXXX")
-teardown() {
-  cleanup
-  if [ "$KEEP" = 1 ]; then echo "work directory kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap teardown EXIT
-trap 'exit 130' INT TERM
+work_dir update
 
 # elapsed T0 [T1]: seconds from T0 to T1 (both $EPOCHREALTIME; T1 now by default).
 elapsed() { awk -v a="$1" -v z="${2:-$EPOCHREALTIME}" 'BEGIN {printf "%.3f", z - a}'; }

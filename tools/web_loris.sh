@@ -12,10 +12,8 @@ cd "$(dirname "$0")/.."
 CONNS=${CONNS:-300}
 SECS=${SECS:-20}
 LOADS=${LOADS:-20}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/p2pshare-web-loris.XXXXXX")
 . tools/lib.sh
-trap 'cleanup; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+work_dir web-loris
 need_bins tracker peer examples/web_loris
 
 if [ "$(ulimit -n)" -lt $((CONNS * 2 + 256)) ]; then

@@ -2,7 +2,7 @@
 //! files in its directory, downloads on request, and offers a shell.
 
 use p2pshare::console::{say, say_err, Console, LogSink};
-use p2pshare::peer::downloads::{self, Origin, Ticket};
+use p2pshare::peer::downloads::{self, Completion, Origin};
 use p2pshare::peer::{config, Peer};
 use p2pshare::shell;
 use p2pshare::web::{peer_ui::PeerUi, WebServer};
@@ -137,19 +137,19 @@ fn main() {
 }
 
 /// Starts each `--get` through the peer's background downloads; each
-/// prints its lines when done. The tickets say how they ended; the count
+/// prints its lines when done. The completions say how they ended; the count
 /// is of those that could not even start.
-fn start_gets(peer: &Arc<Peer>) -> (Vec<Ticket>, usize) {
-    let (mut tickets, mut refused) = (Vec::new(), 0);
+fn start_gets(peer: &Arc<Peer>) -> (Vec<Completion>, usize) {
+    let (mut completions, mut refused) = (Vec::new(), 0);
     for name in peer.config().gets.clone() {
         let started = downloads::get(peer, &name, Origin::Startup, shell::say_outcome);
         match started {
-            Ok(ticket) => tickets.push(ticket),
+            Ok(completion) => completions.push(completion),
             Err(e) => {
                 say_err(format_args!("error: {e}"));
                 refused += 1;
             }
         }
     }
-    (tickets, refused)
+    (completions, refused)
 }

@@ -146,13 +146,13 @@ const RATE_EVERY: f64 = 0.25;
 /// product 0.75 s after the first request (`fetch::tests`), and the
 /// simulator's N=8 swarm at 50 ms RTT went from 1.24 to 1.13 x T* (no
 /// change at 0.1 ms).
-struct RateMeter {
+struct DeliveryRate {
     start: Instant,
     bytes: u64,
     rate: f64,
 }
 
-impl RateMeter {
+impl DeliveryRate {
     fn add(&mut self, n: usize, now: Instant, rtt: Duration) {
         self.bytes += n as u64;
         let t = now.saturating_duration_since(self.start).as_secs_f64();
@@ -188,7 +188,7 @@ pub struct Fetch {
     batch: Batch,
     pool: Vec<Vec<u8>>,
     rtt: Duration,
-    rate: RateMeter,
+    rate: DeliveryRate,
     rng: Rng,
     /// Since when this holder, the owner of an item being updated, is
     /// spared (`spare_as_origin`): asked nothing for `ORIGIN_GRACE`, so
@@ -249,7 +249,7 @@ impl Fetch {
             },
             pool: Vec::new(),
             rtt: Duration::MAX,
-            rate: RateMeter {
+            rate: DeliveryRate {
                 start: now,
                 bytes: 0,
                 rate: 0.0,

@@ -23,8 +23,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// A connection's number, in order of arrival (smaller is older).
-pub type ConnId = u64;
+/// A connection's number at the gate, in order of arrival (smaller is
+/// older).
+pub type GateId = u64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -42,14 +43,14 @@ pub struct Limits {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Keep the connection just accepted in the lobby under this id.
-    Admit(ConnId),
+    Admit(GateId),
     /// Tell the connection just accepted BUSY and close it.
     Refuse,
     /// Close this connection: in the lobby, with BUSY; handled, by shutting
     /// its socket down, which ends its thread (it then reports `closed`).
-    Evict(ConnId),
+    Evict(GateId),
     /// Give this lobby connection to a new handler thread.
-    Hand(ConnId),
+    Hand(GateId),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,9 +78,9 @@ struct Admitted {
 
 pub struct Admission {
     limits: Limits,
-    next: ConnId,
+    next: GateId,
     /// Ordered by id, so by age.
-    conns: BTreeMap<ConnId, Admitted>,
+    conns: BTreeMap<GateId, Admitted>,
     /// Slots per address (a leaving connection no longer counts).
     per_ip: HashMap<IpAddr, usize>,
     /// Connections in the lobby (`Lobby` and `Ready`).
@@ -153,7 +154,7 @@ impl Admission {
     }
 
     /// Its first message has arrived whole: it wants a handler thread.
-    pub fn ready(&mut self, id: ConnId, now: Instant) -> Vec<Decision> {
+    pub fn ready(&mut self, id: GateId, now: Instant) -> Vec<Decision> {
         if let Some(e) = self.conns.get_mut(&id) {
             if e.state == State::Lobby {
                 e.state = State::Ready;
@@ -164,16 +165,16 @@ impl Admission {
     }
 
     /// Its handler waits for the client.
-    pub fn idle(&mut self, id: ConnId, useful: bool, now: Instant) {
+    pub fn idle(&mut self, id: GateId, useful: bool, now: Instant) {
         self.set_handled(id, State::Idle { useful }, now);
     }
 
     /// Its handler works for the client.
-    pub fn busy(&mut self, id: ConnId, now: Instant) {
+    pub fn busy(&mut self, id: GateId, now: Instant) {
         self.set_handled(id, State::Busy, now);
     }
 
-    fn set_handled(&mut self, id: ConnId, state: State, now: Instant) {
+    fn set_handled(&mut self, id: GateId, state: State, now: Instant) {
         if let Some(e) = self.conns.get_mut(&id) {
             if matches!(e.state, State::Idle { .. } | State::Busy) && e.state != state {
                 e.state = state;
@@ -183,7 +184,7 @@ impl Admission {
     }
 
     /// It is closed (by its handler, or the client hung up in the lobby).
-    pub fn closed(&mut self, id: ConnId) {
+    pub fn closed(&mut self, id: GateId) {
         let Some(e) = self.conns.remove(&id) else {
             return;
         };
@@ -201,7 +202,7 @@ impl Admission {
     /// Closes lobby connections past the start deadline and hands waiting
     /// ones to threads that came free.
     pub fn tick(&mut self, now: Instant) -> Vec<Decision> {
-        let late: Vec<ConnId> = self
+        let late: Vec<GateId> = self
             .conns
             .iter()
             .filter(|(_, e)| {
@@ -221,7 +222,7 @@ impl Admission {
     /// left waiting, evicts idle handled connections to free threads soon.
     fn dispatch(&mut self, now: Instant) -> Vec<Decision> {
         let mut out = Vec::new();
-        let mut ready: Vec<(usize, ConnId)> = self
+        let mut ready: Vec<(usize, GateId)> = self
             .conns
             .iter()
             .filter(|(_, e)| e.state == State::Ready)
@@ -260,7 +261,7 @@ impl Admission {
 
     /// The least useful connection among those `allowed` (see the module
     /// doc), never a busy, ready or leaving one.
-    fn victim(&self, allowed: impl Fn(&Admitted) -> bool) -> Option<ConnId> {
+    fn victim(&self, allowed: impl Fn(&Admitted) -> bool) -> Option<GateId> {
         let class = |s: State| match s {
             State::Lobby => Some(0),
             State::Idle { useful: false } => Some(1),
@@ -278,7 +279,7 @@ impl Admission {
             .map(|(_, _, id)| id)
     }
 
-    fn evict(&mut self, id: ConnId, now: Instant) -> Decision {
+    fn evict(&mut self, id: GateId, now: Instant) -> Decision {
         let e = self
             .conns
             .get_mut(&id)

@@ -14,7 +14,7 @@
 //! thread. std has no poll: `libc::poll`, on a handful of descriptors
 //! owned here.
 
-use super::admission::{Admission, ConnId, Decision, Limits};
+use super::admission::{Admission, Decision, GateId, Limits};
 use crate::error::code;
 use crate::wire::frame;
 use crate::wire::message::error_frame;
@@ -57,7 +57,7 @@ struct GateState {
     machine: Mutex<Admission>,
     /// A second handle on each handed connection, to shut it down when it
     /// is evicted (which ends its thread's reads).
-    handled: Mutex<HashMap<ConnId, TcpStream>>,
+    handled: Mutex<HashMap<GateId, TcpStream>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,7 +73,7 @@ enum Told {
 /// A handler's link to the gate: its slot, given back when dropped.
 pub struct Ticket {
     shared: Arc<GateState>,
-    id: ConnId,
+    id: GateId,
     deadline: Instant,
     told: Cell<Option<Told>>,
     /// Its first message has been read (`busy` was called).
@@ -239,10 +239,10 @@ struct Gate<F> {
     shared: Arc<GateState>,
     pool: Pool<F>,
     /// Connections not yet handed on, with when they were accepted.
-    lobby: HashMap<ConnId, (TcpStream, Instant)>,
+    lobby: HashMap<GateId, (TcpStream, Instant)>,
     /// Of those, the ones whose first message is whole: not polled (they
     /// would wake every poll) until a thread is free.
-    waiting: HashSet<ConnId>,
+    waiting: HashSet<GateId>,
     /// Counts a connection sent away with BUSY.
     refused: Box<dyn Fn()>,
     opening: Opening,
@@ -251,7 +251,7 @@ struct Gate<F> {
 impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
     /// One poll, then what it woke for, then the deadlines.
     fn turn(&mut self, listener: &TcpListener) {
-        let polled: Vec<ConnId> = self
+        let polled: Vec<GateId> = self
             .lobby
             .keys()
             .filter(|id| !self.waiting.contains(id))
@@ -315,7 +315,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
 
     /// A lobby connection woke the poll: bytes, or a hang-up (`ended`:
     /// the client sends no more).
-    fn look_at(&mut self, id: ConnId, ended: bool) {
+    fn look_at(&mut self, id: GateId, ended: bool) {
         let Some((stream, _)) = self.lobby.get(&id) else {
             return;
         };
@@ -369,7 +369,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
         }
     }
 
-    fn evict(&mut self, id: ConnId) {
+    fn evict(&mut self, id: GateId) {
         self.waiting.remove(&id);
         if let Some((stream, accepted)) = self.lobby.remove(&id) {
             let late = accepted.elapsed() >= self.settings.limits.start;
@@ -399,7 +399,7 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
         }
     }
 
-    fn hand(&mut self, id: ConnId) {
+    fn hand(&mut self, id: GateId) {
         self.waiting.remove(&id);
         let Some((stream, accepted)) = self.lobby.remove(&id) else {
             return;

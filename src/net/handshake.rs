@@ -97,9 +97,9 @@ pub fn respond(
             secure::handshakes_seen(),
             secure::seal::unix_ms(),
         ),
-        Ok(_) => Err(channel::Refused::Mismatch),
+        Ok(_) => Err(channel::HandshakeRefused::Mismatch),
         // A plain request too large for a handshake: refused alike.
-        Err(Error::FrameTooLarge { .. }) => Err(channel::Refused::Mismatch),
+        Err(Error::FrameTooLarge { .. }) => Err(channel::HandshakeRefused::Mismatch),
         Err(e) => return Err(e),
     };
     match answer {
@@ -113,7 +113,7 @@ pub fn respond(
 
 /// Tells the client why its message 1 was refused (a replay is told
 /// nothing), closes, and says it for the log.
-fn refuse(conn: &mut impl Frames, why: channel::Refused) -> Error {
+fn refuse(conn: &mut impl Frames, why: channel::HandshakeRefused) -> Error {
     let peer = conn.peer();
     let Some((code, told)) = told(why) else {
         conn.close();
@@ -134,26 +134,26 @@ fn refuse(conn: &mut impl Frames, why: channel::Refused) -> Error {
 
 /// The ERROR code and text a refused client is told; `None` for a
 /// replay, which is told nothing.
-fn told(why: channel::Refused) -> Option<(u16, String)> {
+fn told(why: channel::HandshakeRefused) -> Option<(u16, String)> {
     let window_s = secure::seal::WINDOW_MS / 1000;
     Some(match why {
-        channel::Refused::Replayed => return None,
-        channel::Refused::Mismatch => (
+        channel::HandshakeRefused::Replayed => return None,
+        channel::HandshakeRefused::Mismatch => (
             code::SECRET,
             "the swarm secret does not match: this swarm needs --secret-file with its secret"
                 .to_string(),
         ),
-        channel::Refused::Unstamped => (
+        channel::HandshakeRefused::Unstamped => (
             code::STALE,
             "the handshake carries no timestamp: the client runs an older p2pshare (update it)"
                 .to_string(),
         ),
-        channel::Refused::BeforeStart => (
+        channel::HandshakeRefused::BeforeStart => (
             code::STALE,
             "the handshake is stamped before the server started: a replay, or a clock behind the server's (try again in a few seconds; check the clock on both machines, e.g. timedatectl)"
                 .to_string(),
         ),
-        channel::Refused::Stale { skew_ms } => (
+        channel::HandshakeRefused::Stale { skew_ms } => (
             code::STALE,
             format!(
                 "the handshake's timestamp is {} s {} the server's clock; the swarm's clocks must agree within {window_s} s (check the clock on both machines, e.g. timedatectl)",

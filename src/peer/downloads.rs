@@ -198,7 +198,7 @@ type Then = Box<dyn FnOnce(&Result<GetReport>) + Send>;
 struct Job {
     run: Run,
     then: Then,
-    ticket: Ticket,
+    completion: Completion,
 }
 
 /// The background downloads of one peer.
@@ -217,7 +217,7 @@ impl Downloads {
     }
 
     /// Starts `run` now if a slot is free, else when one frees. `then`
-    /// gets the result on the download's thread, before the ticket says
+    /// gets the result on the download's thread, before the completion says
     /// it is over.
     pub fn start(
         self: &Arc<Self>,
@@ -225,18 +225,18 @@ impl Downloads {
         origin: Origin,
         run: impl FnOnce() -> Result<GetReport> + Send + 'static,
         then: impl FnOnce(&Result<GetReport>) + Send + 'static,
-    ) -> Result<Ticket> {
+    ) -> Result<Completion> {
         if self.cancel.load(Ordering::Acquire) {
             return Err(Error::Cancelled);
         }
-        let ticket = Ticket::new();
+        let completion = Completion::new();
         let job = Job {
             run: Box::new(run),
             then: Box::new(then),
-            ticket: ticket.clone(),
+            completion: completion.clone(),
         };
         let Some(job) = self.lock().submit(name, origin, job)? else {
-            return Ok(ticket);
+            return Ok(completion);
         };
         let (me, n) = (self.clone(), name.to_string());
         let spawned = std::thread::Builder::new()
@@ -246,7 +246,7 @@ impl Downloads {
             self.lock().abandon(name);
             return Err(Error::io("starting a download thread", e));
         }
-        Ok(ticket)
+        Ok(completion)
     }
 
     /// Runs a job, then each waiting one its slot is handed to.
@@ -266,7 +266,7 @@ impl Downloads {
             let outcome = Finished::of(name, origin, Instant::now(), &result);
             next = self.lock().finish(outcome);
             (job.then)(&result);
-            job.ticket.set(result.is_ok());
+            job.completion.set(result.is_ok());
         }
     }
 
@@ -311,7 +311,7 @@ pub fn get(
     name: &str,
     origin: Origin,
     then: impl FnOnce(&Result<GetReport>) + Send + 'static,
-) -> Result<Ticket> {
+) -> Result<Completion> {
     check_file_name(name)?;
     let (p, n) = (peer.clone(), name.to_string());
     peer.downloads()
@@ -320,11 +320,11 @@ pub fn get(
 
 /// Says when a background download is over, and whether it succeeded.
 #[derive(Clone)]
-pub struct Ticket(Arc<(Mutex<Option<bool>>, Condvar)>);
+pub struct Completion(Arc<(Mutex<Option<bool>>, Condvar)>);
 
-impl Ticket {
-    fn new() -> Ticket {
-        Ticket(Arc::new((Mutex::new(None), Condvar::new())))
+impl Completion {
+    fn new() -> Completion {
+        Completion(Arc::new((Mutex::new(None), Condvar::new())))
     }
 
     /// Waits until it is over; true if it succeeded.
@@ -451,11 +451,11 @@ mod tests {
     }
 
     #[test]
-    fn jobs_run_on_their_threads_and_tickets_say_how_they_ended() {
+    fn jobs_run_on_their_threads_and_completions_say_how_they_ended() {
         let d = Downloads::new(Arc::new(AtomicBool::new(false)));
         let (tx, rx) = crossbeam_channel::unbounded();
         let (gate_tx, gate) = crossbeam_channel::unbounded::<()>();
-        let mut tickets = Vec::new();
+        let mut completions = Vec::new();
         for i in 0..MAX_RUNNING + 2 {
             let (gate, tx) = (gate.clone(), tx.clone());
             let name = format!("f{i}");
@@ -474,7 +474,7 @@ mod tests {
                     move |r| tx.send(r.is_ok()).unwrap(),
                 )
                 .unwrap();
-            tickets.push(t);
+            completions.push(t);
         }
         assert_eq!(d.waiting().len(), 2, "beyond the cap");
         assert!(d
@@ -483,7 +483,7 @@ mod tests {
         for _ in 0..MAX_RUNNING + 2 {
             gate_tx.send(()).unwrap();
         }
-        let oks: Vec<bool> = tickets.iter().map(Ticket::wait).collect();
+        let oks: Vec<bool> = completions.iter().map(Completion::wait).collect();
         assert_eq!(oks, [true, false, true, true, true, true]);
         assert_eq!(rx.try_iter().filter(|ok| !ok).count(), 1);
         let recent = d.recent();
@@ -501,7 +501,7 @@ mod tests {
         let d = Downloads::new(cancel.clone());
         let (gate_tx, gate) = crossbeam_channel::unbounded::<()>();
         let (started_tx, started) = crossbeam_channel::unbounded::<usize>();
-        let mut tickets = Vec::new();
+        let mut completions = Vec::new();
         for i in 0..MAX_RUNNING + 1 {
             let (gate, started_tx) = (gate.clone(), started_tx.clone());
             let run = move || {
@@ -509,7 +509,7 @@ mod tests {
                 let _ = gate.recv();
                 Err(Error::Cancelled)
             };
-            tickets.push(
+            completions.push(
                 d.start(&format!("f{i}"), Origin::Startup, run, |_| {})
                     .unwrap(),
             );
@@ -519,7 +519,7 @@ mod tests {
         }
         cancel.store(true, Ordering::Release);
         drop(gate_tx);
-        assert!(tickets.iter().all(|t| !t.wait()));
+        assert!(completions.iter().all(|t| !t.wait()));
         let ran: Vec<usize> = started.try_iter().collect();
         assert!(ran.is_empty(), "the waiting one never ran: {ran:?}");
         assert_eq!(d.recent().len(), MAX_RUNNING + 1);

@@ -176,17 +176,17 @@ impl Peer {
                 match self.publish_record(&item.record) {
                     Ok(()) => {}
                     Err(e) => match publish::refusal(&e) {
-                        publish::Refusal::Conflict if self.follows(&name) => {
+                        publish::PublishRefusal::Conflict if self.follows(&name) => {
                             drop(item);
                             warn!("not sharing {name}: {}", self.keep_local_edit(&name, true));
                             continue;
                         }
-                        publish::Refusal::Conflict => {
+                        publish::PublishRefusal::Conflict => {
                             warn!("not sharing {name}: {e}");
                             continue;
                         }
-                        publish::Refusal::Outdated => info!("{name}: {e}"),
-                        publish::Refusal::Other => {
+                        publish::PublishRefusal::Outdated => info!("{name}: {e}"),
+                        publish::PublishRefusal::Other => {
                             warn!("{e}; items are published when the tracker answers");
                             reachable = false;
                         }

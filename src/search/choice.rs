@@ -2,7 +2,7 @@
 //! file to take when holders disagree, which record to trust, and the
 //! holders to fetch from. Pure: answers in, decisions out.
 
-use super::node::Answer;
+use super::node::SearchHit;
 use crate::digest::Md5Digest;
 use crate::record::FileRecord;
 use crate::wire::Holder;
@@ -13,15 +13,15 @@ pub struct Choice {
     pub size: u64,
     pub md5: Md5Digest,
     /// The answers for that version, sorted by peer id.
-    pub answers: Vec<Answer>,
+    pub answers: Vec<SearchHit>,
     /// The other versions seen: (size, md5, how many holders), most held first.
     pub others: Vec<(u64, Md5Digest, usize)>,
 }
 
 /// Groups answers by (MD5, size) and takes the version most holders have;
 /// a tie goes to the smaller MD5, so every peer decides the same way.
-pub fn choose(answers: Vec<Answer>) -> Option<Choice> {
-    let mut groups: Vec<(Md5Digest, u64, Vec<Answer>)> = Vec::new();
+pub fn choose(answers: Vec<SearchHit>) -> Option<Choice> {
+    let mut groups: Vec<(Md5Digest, u64, Vec<SearchHit>)> = Vec::new();
     for a in answers {
         match groups
             .iter_mut()
@@ -75,7 +75,7 @@ impl Choice {
 /// The holder an answer describes: its advertised host, or else the
 /// address its answer came from (an IPv4-mapped address as plain IPv4,
 /// as the tracker shows it).
-pub fn holder(a: &Answer) -> Holder {
+pub fn holder(a: &SearchHit) -> Holder {
     Holder {
         peer_id: a.info.peer_id.clone(),
         host: if a.info.host.is_empty() {
@@ -92,7 +92,7 @@ pub fn holder(a: &Answer) -> Holder {
 }
 
 /// The holders among `answers` of exactly this version of the file.
-pub fn holders_of(answers: &[Answer], size: u64, md5: &Md5Digest) -> Vec<Holder> {
+pub fn holders_of(answers: &[SearchHit], size: u64, md5: &Md5Digest) -> Vec<Holder> {
     answers
         .iter()
         .filter(|a| a.info.size == size && a.info.md5 == *md5)
@@ -107,9 +107,9 @@ mod tests {
     use crate::wire::datagram::search::ChunkInfo;
     use std::net::SocketAddr;
 
-    fn answer(peer: &str, data: &[u8], host: &str, inline: bool) -> Answer {
+    fn answer(peer: &str, data: &[u8], host: &str, inline: bool) -> SearchHit {
         let r = FileRecord::from_bytes("f", data);
-        Answer {
+        SearchHit {
             info: ChunkInfo {
                 query_id: 1,
                 peer_id: peer.into(),

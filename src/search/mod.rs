@@ -26,7 +26,7 @@ use crate::wire::datagram::search::{
 };
 use log::{debug, info, warn};
 use neighbours::Heard;
-pub use node::Answer;
+pub use node::SearchHit;
 use node::{Node, OnQuery};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -238,17 +238,17 @@ impl Search {
     /// (one per holder) for up to `ANSWER_WINDOW`, less once there is
     /// enough to start a download. Empty when nobody answered, or there is
     /// no neighbour to ask.
-    pub fn find(&self, name: &str, ttl: u8) -> Vec<Answer> {
+    pub fn find(&self, name: &str, ttl: u8) -> Vec<SearchHit> {
         self.search(name, ttl, Until::Enough)
     }
 
     /// Like `find`, but waits the whole window for every holder within
     /// reach (up to `node::MAX_ANSWERS`): for `whohas`, which lists them all.
-    pub fn find_all(&self, name: &str, ttl: u8) -> Vec<Answer> {
+    pub fn find_all(&self, name: &str, ttl: u8) -> Vec<SearchHit> {
         self.search(name, ttl, Until::WindowEnds)
     }
 
-    fn search(&self, name: &str, ttl: u8, until: Until) -> Vec<Answer> {
+    fn search(&self, name: &str, ttl: u8, until: Until) -> Vec<SearchHit> {
         for attempt in 1..=ATTEMPTS {
             let answers = self.find_once(name, ttl, until);
             if !answers.is_empty() {
@@ -259,7 +259,7 @@ impl Search {
         Vec::new()
     }
 
-    fn find_once(&self, name: &str, ttl: u8, until: Until) -> Vec<Answer> {
+    fn find_once(&self, name: &str, ttl: u8, until: Until) -> Vec<SearchHit> {
         let (tx, rx) = crossbeam_channel::bounded(node::MAX_ANSWERS);
         let query = Query {
             id: crate::rng::Rng::new().next_u64(),
@@ -500,13 +500,17 @@ enum Until {
 
 /// Collects answers from `rx`, from `start` until `until` says. One answer
 /// per peer id (the first).
-fn collect(rx: &crossbeam_channel::Receiver<Answer>, start: Instant, until: Until) -> Vec<Answer> {
+fn collect(
+    rx: &crossbeam_channel::Receiver<SearchHit>,
+    start: Instant,
+    until: Until,
+) -> Vec<SearchHit> {
     let deadline = start + ANSWER_WINDOW;
     let most = match until {
         Until::Enough => ENOUGH_ANSWERS,
         Until::WindowEnds => node::MAX_ANSWERS,
     };
-    let mut answers: Vec<Answer> = Vec::new();
+    let mut answers: Vec<SearchHit> = Vec::new();
     let mut quiet_from: Option<Instant> = None;
     while answers.len() < most {
         let stop_at = match quiet_from {
@@ -536,8 +540,8 @@ mod tests {
     use super::*;
     use crate::wire::datagram::search::ChunkInfo;
 
-    fn answer(peer: &str, have: Bitfield) -> Answer {
-        Answer {
+    fn answer(peer: &str, have: Bitfield) -> SearchHit {
+        SearchHit {
             info: ChunkInfo {
                 query_id: 1,
                 peer_id: peer.into(),
@@ -575,7 +579,7 @@ mod tests {
         tx.send(answer("A", Bitfield::new(2))).unwrap();
         drop(tx);
         assert_eq!(collect(&rx, Instant::now(), Until::Enough).len(), 1);
-        let (_tx, rx) = crossbeam_channel::unbounded::<Answer>();
+        let (_tx, rx) = crossbeam_channel::unbounded::<SearchHit>();
         let long_ago = Instant::now()
             .checked_sub(ANSWER_WINDOW)
             .unwrap_or_else(Instant::now);

@@ -49,7 +49,7 @@ pub const MAX_ANSWERS: usize = crate::wire::message::MAX_HOLDERS;
 
 /// A holder's answer to one of our queries, and where it came from.
 #[derive(Clone, Debug)]
-pub struct Answer {
+pub struct SearchHit {
     pub info: ChunkInfo,
     pub from: SocketAddr,
 }
@@ -85,7 +85,7 @@ pub struct OnHello {
 
 struct Pending {
     name: String,
-    answers: Sender<Answer>,
+    answers: Sender<SearchHit>,
     count: usize,
 }
 
@@ -149,7 +149,7 @@ impl Node {
     pub fn originate(
         &mut self,
         q: Query,
-        answers: Sender<Answer>,
+        answers: Sender<SearchHit>,
         now: Instant,
     ) -> (Query, Vec<SocketAddr>) {
         self.seen.insert(q.id, now);
@@ -180,7 +180,7 @@ impl Node {
             return false;
         }
         p.count += 1;
-        p.answers.try_send(Answer { info, from }).is_ok()
+        p.answers.try_send(SearchHit { info, from }).is_ok()
     }
 
     /// We send a HELLO carrying `challenge` (random, not 0) to `to`.

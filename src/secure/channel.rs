@@ -51,7 +51,7 @@ pub struct Mismatch;
 
 /// Why a responder refused a message 1.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub enum HandshakeRefused {
     /// Not made with our secret, or not a message 1 at all.
     Mismatch,
     /// Made with our secret, but its payload is not a timestamp (an older
@@ -113,19 +113,19 @@ pub fn respond(
     msg1: &[u8],
     seen: &Mutex<ReplayGuard>,
     now_ms: u64,
-) -> Result<(Shared, Vec<u8>), Refused> {
+) -> Result<(Shared, Vec<u8>), HandshakeRefused> {
     if msg1.len() > MAX_HANDSHAKE {
-        return Err(Refused::Mismatch);
+        return Err(HandshakeRefused::Mismatch);
     }
     let mut hs = builder(psk).build_responder().expect("NNpsk0 responder");
     let mut buf = vec![0u8; MAX_HANDSHAKE];
     let n = hs
         .read_message(msg1, &mut buf)
-        .map_err(|_| Refused::Mismatch)?;
+        .map_err(|_| HandshakeRefused::Mismatch)?;
     let stamp = buf[..n]
         .try_into()
         .map(u64::from_be_bytes)
-        .map_err(|_| Refused::Unstamped)?;
+        .map_err(|_| HandshakeRefused::Unstamped)?;
     // Message 1 opened, so it starts with the initiator's ephemeral
     // public key, random per handshake: its first bytes name it.
     let id: seal::Nonce = msg1[..seal::NONCE_LEN]
@@ -137,17 +137,17 @@ pub fn respond(
         .admit(id, stamp, now_ms);
     match admitted {
         Ok(()) => {}
-        Err(seal::Refused::Replayed) => return Err(Refused::Replayed),
-        Err(seal::Refused::BeforeStart) => return Err(Refused::BeforeStart),
+        Err(seal::Dropped::Replayed) => return Err(HandshakeRefused::Replayed),
+        Err(seal::Dropped::BeforeStart) => return Err(HandshakeRefused::BeforeStart),
         Err(_) => {
-            return Err(Refused::Stale {
+            return Err(HandshakeRefused::Stale {
                 skew_ms: stamp as i64 - now_ms as i64,
             })
         }
     }
     let n = hs.write_message(&[], &mut buf).expect("message 2 fits");
     buf.truncate(n);
-    let noise = transport(hs).map_err(|Mismatch| Refused::Mismatch)?;
+    let noise = transport(hs).map_err(|Mismatch| HandshakeRefused::Mismatch)?;
     Ok((noise, buf))
 }
 
@@ -378,16 +378,19 @@ mod tests {
         Mutex::new(ReplayGuard::new())
     }
 
-    fn pair(a: u8, b: u8) -> Result<(Shared, Shared), Refused> {
+    fn pair(a: u8, b: u8) -> Result<(Shared, Shared), HandshakeRefused> {
         let (init, msg1) = Initiator::start(&[a; 32], NOW);
         let (resp, msg2) = respond(&[b; 32], &msg1, &fresh(), NOW)?;
-        Ok((init.finish(&msg2).map_err(|_| Refused::Mismatch)?, resp))
+        Ok((
+            init.finish(&msg2).map_err(|_| HandshakeRefused::Mismatch)?,
+            resp,
+        ))
     }
 
     #[test]
     fn a_wrong_secret_fails_the_handshake_at_message_1() {
         assert!(pair(1, 1).is_ok());
-        assert_eq!(pair(1, 2).err(), Some(Refused::Mismatch));
+        assert_eq!(pair(1, 2).err(), Some(HandshakeRefused::Mismatch));
         let (_, msg1) = Initiator::start(&[1; 32], NOW);
         assert_eq!(
             msg1.len(),
@@ -419,13 +422,13 @@ mod tests {
         assert!(respond(&psk, &msg1, &seen, NOW + 10).is_ok());
         assert_eq!(
             respond(&psk, &msg1, &seen, NOW + 20_000).err(),
-            Some(Refused::Replayed),
+            Some(HandshakeRefused::Replayed),
             "within the window: already seen"
         );
         let late = NOW + seal::WINDOW_MS + 1;
         assert_eq!(
             respond(&psk, &msg1, &seen, late).err(),
-            Some(Refused::Stale {
+            Some(HandshakeRefused::Stale {
                 skew_ms: -(seal::WINDOW_MS as i64) - 1
             }),
             "after it: stale"
@@ -433,7 +436,7 @@ mod tests {
         let (_, ahead) = Initiator::start(&psk, NOW + 120_000);
         assert_eq!(
             respond(&psk, &ahead, &seen, NOW).err(),
-            Some(Refused::Stale { skew_ms: 120_000 }),
+            Some(HandshakeRefused::Stale { skew_ms: 120_000 }),
             "a clock two minutes ahead"
         );
         let (_, other) = Initiator::start(&psk, NOW - 59_000);
@@ -452,7 +455,7 @@ mod tests {
         let (_, captured) = Initiator::start(&psk, NOW - 35_000);
         assert_eq!(
             respond(&psk, &captured, &restarted, NOW).err(),
-            Some(Refused::BeforeStart)
+            Some(HandshakeRefused::BeforeStart)
         );
         let (_, fresh) = Initiator::start(&psk, NOW);
         assert!(respond(&psk, &fresh, &restarted, NOW).is_ok());
@@ -467,7 +470,7 @@ mod tests {
         old.truncate(n);
         assert_eq!(
             respond(&psk, &old, &fresh(), NOW).err(),
-            Some(Refused::Unstamped)
+            Some(HandshakeRefused::Unstamped)
         );
     }
 

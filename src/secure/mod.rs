@@ -70,14 +70,14 @@ impl Keys {
 
 /// A secret file that was read: the keys, and a warning to show when the
 /// file is readable by others.
-pub struct Loaded {
+pub struct SecretFile {
     pub keys: Keys,
     pub warning: Option<String>,
 }
 
 /// Reads and checks `path`: the secret is its contents with surrounding
 /// whitespace trimmed (so `openssl rand -hex 32 > FILE` works as is).
-pub fn load(path: &Path) -> Result<Loaded> {
+pub fn load(path: &Path) -> Result<SecretFile> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| {
         Error::Usage(format!(
@@ -106,7 +106,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         .map_err(|e| Error::Usage(format!("cannot read the secret file {shown}: {e}")))?;
     let secret =
         check(&bytes).map_err(|why| Error::Usage(format!("the secret file {shown} {why}")))?;
-    Ok(Loaded {
+    Ok(SecretFile {
         keys: Keys::derive(secret),
         warning: loose_permissions(&meta).then(|| {
             format!(

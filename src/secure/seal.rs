@@ -65,7 +65,7 @@ pub struct Sealer {
 
 /// Why a datagram was dropped (for the log; nobody is told).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
+pub enum Dropped {
     NotSealed,
     Forged,
     Stale,
@@ -126,9 +126,9 @@ impl Sealer {
         purpose: Purpose,
         sealed: &[u8],
         out: &mut Vec<u8>,
-    ) -> Result<(Nonce, u64), Refused> {
+    ) -> Result<(Nonce, u64), Dropped> {
         if sealed.len() < OVERHEAD || sealed[..HEADER.len()] != HEADER {
-            return Err(Refused::NotSealed);
+            return Err(Dropped::NotSealed);
         }
         let (head, rest) = sealed.split_at(HEADER.len() + NONCE_LEN);
         let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
@@ -137,7 +137,7 @@ impl Sealer {
         out.extend_from_slice(body);
         self.aead
             .decrypt_in_place_detached(XNonce::from_slice(&nonce), &purpose.ad(), out, tag.into())
-            .map_err(|_| Refused::Forged)?;
+            .map_err(|_| Dropped::Forged)?;
         let stamp = u64::from_be_bytes(out[..STAMP_LEN].try_into().expect("body >= 8 bytes"));
         out.drain(..STAMP_LEN);
         Ok((nonce, stamp))
@@ -151,7 +151,7 @@ impl Sealer {
         guard: &mut ReplayGuard,
         now_ms: u64,
         out: &mut Vec<u8>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), Dropped> {
         let (nonce, stamp) = self.open_into(purpose, sealed, out)?;
         guard.admit(nonce, stamp, now_ms)
     }
@@ -194,16 +194,16 @@ impl ReplayGuard {
         }
     }
 
-    pub fn admit(&mut self, nonce: Nonce, stamp: u64, now_ms: u64) -> Result<(), Refused> {
+    pub fn admit(&mut self, nonce: Nonce, stamp: u64, now_ms: u64) -> Result<(), Dropped> {
         if stamp.abs_diff(now_ms) > WINDOW_MS {
-            return Err(Refused::Stale);
+            return Err(Dropped::Stale);
         }
         if stamp < self.floor {
-            return Err(Refused::BeforeStart);
+            return Err(Dropped::BeforeStart);
         }
         self.forget_before(now_ms.saturating_sub(WINDOW_MS));
         if !self.seen.insert(nonce) {
-            return Err(Refused::Replayed);
+            return Err(Dropped::Replayed);
         }
         self.order.push_back((stamp, nonce));
         Ok(())
@@ -273,7 +273,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             sealer(2).open_into(P, &sealed, &mut out),
-            Err(Refused::Forged)
+            Err(Dropped::Forged)
         );
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
@@ -282,11 +282,11 @@ mod tests {
         }
         assert_eq!(
             sealer(1).open_into(P, b"p2\x01\x10plain", &mut out),
-            Err(Refused::NotSealed)
+            Err(Dropped::NotSealed)
         );
         assert_eq!(
             sealer(1).open_into(P, &sealed[..OVERHEAD - 1], &mut out),
-            Err(Refused::NotSealed)
+            Err(Dropped::NotSealed)
         );
     }
 
@@ -299,16 +299,16 @@ mod tests {
         assert_eq!(s.open(P, &sealed, &mut guard, NOW + 5, &mut out), Ok(()));
         assert_eq!(
             s.open(P, &sealed, &mut guard, NOW + 10, &mut out),
-            Err(Refused::Replayed)
+            Err(Dropped::Replayed)
         );
         assert_eq!(
             s.open(P, &sealed, &mut guard, NOW + WINDOW_MS + 1, &mut out),
-            Err(Refused::Stale)
+            Err(Dropped::Stale)
         );
         s.seal_with(P, b"x", &[2; NONCE_LEN], NOW - WINDOW_MS - 1, &mut sealed);
         assert_eq!(
             s.open(P, &sealed, &mut guard, NOW, &mut out),
-            Err(Refused::Stale)
+            Err(Dropped::Stale)
         );
     }
 
@@ -322,7 +322,7 @@ mod tests {
         let mut restarted = ReplayGuard::since(NOW - 1);
         assert_eq!(
             s.open(P, &sealed, &mut restarted, NOW, &mut out),
-            Err(Refused::BeforeStart)
+            Err(Dropped::BeforeStart)
         );
         assert_eq!(
             s.open(P, &sealed, &mut ReplayGuard::new(), NOW, &mut out),

@@ -8,7 +8,7 @@ pub mod progress_view;
 
 use crate::console::{say, say_err, say_partial, Console};
 use crate::error::{Error, Result};
-use crate::peer::downloads::{self, Origin, Ticket};
+use crate::peer::downloads::{self, Completion, Origin};
 use crate::peer::get::GetReport;
 use crate::peer::session::rotation::Health;
 use crate::peer::session::trackers::Trackers;
@@ -208,7 +208,7 @@ pub fn run(peer: &Arc<Peer>) -> i32 {
 struct Background {
     peer: Arc<Peer>,
     console: Option<&'static Console>,
-    gets: Vec<Ticket>,
+    gets: Vec<Completion>,
     stop: Arc<AtomicBool>,
     ticker: Option<std::thread::JoinHandle<()>>,
 }
@@ -243,7 +243,7 @@ impl Background {
         self.gets.retain(|t| !t.is_finished());
         let started = downloads::get(&self.peer, &name, Origin::Shell, say_outcome);
         match started {
-            Ok(ticket) => self.gets.push(ticket),
+            Ok(completion) => self.gets.push(completion),
             Err(e) => say_err(format_args!("error: {e}")),
         }
     }

@@ -3,7 +3,7 @@
 //! threads, no wall clock: one run is a pure function of its nodes, its
 //! [`Config`] and their seeds.
 //!
-//! - [`Node`] is what a simulated peer implements: it is told of
+//! - [`SimNode`] is what a simulated peer implements: it is told of
 //!   connections, whole frames, a send queue that drained, a closed
 //!   connection and its timers, and acts through [`Cx`].
 //! - [`Sim`] owns the nodes and the network and runs the event loop.
@@ -29,7 +29,7 @@
 //! - [`CopyStore`] holds one node's copy of a file against the original
 //!   without a copy of the bytes, so a thousand 16 MiB copies fit.
 //! - [`peer::SimPeer`] is a peer made of the real machines (see `peer.rs`),
-//!   and [`tracker::Tracker`] the tracker it asks who takes part.
+//!   and [`tracker::SimTracker`] the tracker it asks who takes part.
 //!
 //! Using it: `Sim::new(Config { rtt, .. })`, then `sim.add(node,
 //! Caps::upload(rate))` for each node (ids 0, 1, ...), `sim.start_at(id,
@@ -84,7 +84,7 @@ pub struct ConnId(pub u32);
 
 /// A simulated peer. Every call is at `cx.now()`; a node acts only through
 /// `cx` and never sees another node.
-pub trait Node {
+pub trait SimNode {
     /// The node (re)joins the swarm: at its start time, and again after
     /// [`Sim::rejoin`].
     fn start(&mut self, cx: &mut Cx);

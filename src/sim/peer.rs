@@ -46,8 +46,8 @@
 //!   copy's verified pieces stay "on disk", and a rejoin resumes from them
 //!   with a new plan, as `resume` does.
 
-use super::tracker::Tracker;
-use super::{ConnId, CopyStore, Cx, Node, NodeId, SimTime};
+use super::tracker::SimTracker;
+use super::{ConnId, CopyStore, Cx, NodeId, SimNode, SimTime};
 use crate::bitfield::Bitfield;
 use crate::download::fetch::{Action, Fetch, Wait};
 use crate::download::holders::{Holders, Verdict};
@@ -55,7 +55,7 @@ use crate::download::plan::{site_share, Plan};
 use crate::download::worker::POLL;
 use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
-use crate::net::admission::{Admission, ConnId as GateId, Decision};
+use crate::net::admission::{Admission, Decision, GateId};
 use crate::peer::block_server::driver::TICK;
 use crate::peer::block_server::machine::{Library, MemFile, Serve};
 use crate::peer::block_server::seeding::Seeding;
@@ -128,7 +128,7 @@ struct Download {
 
 pub struct SimPeer {
     record: Arc<FileRecord>,
-    tracker: Rc<RefCell<Tracker>>,
+    tracker: Rc<RefCell<SimTracker>>,
     me: Option<NodeId>,
     rng: Rng,
     base: Instant,
@@ -183,7 +183,7 @@ impl SimPeer {
     pub fn seeder(
         original: Arc<[u8]>,
         record: Arc<FileRecord>,
-        tracker: Rc<RefCell<Tracker>>,
+        tracker: Rc<RefCell<SimTracker>>,
         seed: u64,
     ) -> SimPeer {
         let copy = CopyStore::full(original, record.block_size as usize);
@@ -195,7 +195,7 @@ impl SimPeer {
     pub fn leecher(
         original: Arc<[u8]>,
         record: Arc<FileRecord>,
-        tracker: Rc<RefCell<Tracker>>,
+        tracker: Rc<RefCell<SimTracker>>,
         seed: u64,
     ) -> SimPeer {
         let copy = CopyStore::empty(original, record.block_size as usize);
@@ -207,7 +207,7 @@ impl SimPeer {
         copy: CopyStore,
         verified: Bitfield,
         record: Arc<FileRecord>,
-        tracker: Rc<RefCell<Tracker>>,
+        tracker: Rc<RefCell<SimTracker>>,
         seed: u64,
     ) -> SimPeer {
         let pieces = record.piece_count() as usize;
@@ -829,7 +829,7 @@ fn decode<'a, M: Decode<'a>>(bytes: &'a [u8], max: usize) -> Result<M, Error> {
     M::decode(ty, body)
 }
 
-impl Node for SimPeer {
+impl SimNode for SimPeer {
     fn start(&mut self, cx: &mut Cx) {
         self.me = Some(cx.me());
         let complete = self.verified.is_full();

@@ -22,34 +22,35 @@ pub(super) struct Queue<T> {
     seq: u64,
     /// The delay each lane holds, and its events in order.
     delays: [u64; LANES],
-    lanes: Vec<VecDeque<Entry<T>>>,
-    heap: BinaryHeap<Entry<T>>,
+    lanes: Vec<VecDeque<Scheduled<T>>>,
+    heap: BinaryHeap<Scheduled<T>>,
 }
 
-struct Entry<T> {
+/// An event with the instant it is due; `seq` keeps ties in the order scheduled.
+struct Scheduled<T> {
     at: SimTime,
     seq: u64,
     ev: T,
 }
 
-impl<T> Entry<T> {
+impl<T> Scheduled<T> {
     fn key(&self) -> (SimTime, u64) {
         (self.at, self.seq)
     }
 }
 
-impl<T> PartialEq for Entry<T> {
+impl<T> PartialEq for Scheduled<T> {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
     }
 }
-impl<T> Eq for Entry<T> {}
-impl<T> PartialOrd for Entry<T> {
+impl<T> Eq for Scheduled<T> {}
+impl<T> PartialOrd for Scheduled<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<T> Ord for Entry<T> {
+impl<T> Ord for Scheduled<T> {
     /// Reversed: `BinaryHeap` is a max-heap and the earliest comes first.
     fn cmp(&self, other: &Self) -> Ordering {
         other.key().cmp(&self.key())
@@ -77,7 +78,7 @@ impl<T> Queue<T> {
     /// back between pushes.
     pub(super) fn push(&mut self, now: SimTime, at: SimTime, ev: T) {
         self.seq += 1;
-        let e = Entry {
+        let e = Scheduled {
             at,
             seq: self.seq,
             ev,

@@ -2,7 +2,7 @@
 //! makes the node call it leads to.
 
 use super::net::{Call, Ev, Net, NodeStats};
-use super::{Caps, Config, Cx, Node, NodeId, SimTime};
+use super::{Caps, Config, Cx, NodeId, SimNode, SimTime};
 
 /// A swarm of nodes of one type (an enum, for several kinds) on one
 /// network.
@@ -19,7 +19,7 @@ pub struct Stepped {
     pub node: Option<NodeId>,
 }
 
-impl<N: Node> Sim<N> {
+impl<N: SimNode> Sim<N> {
     pub fn new(cfg: Config) -> Sim<N> {
         Sim {
             net: Net::new(cfg),
@@ -52,7 +52,7 @@ impl<N: Node> Sim<N> {
         self.net.schedule_start(node, at);
     }
 
-    /// The node leaves now (see [`Node::left`]); other nodes hear of it
+    /// The node leaves now (see [`SimNode::left`]); other nodes hear of it
     /// on each connection after its latency.
     pub fn leave(&mut self, node: NodeId) {
         if self.net.is_up(node) {

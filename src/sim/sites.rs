@@ -5,7 +5,7 @@
 //! same network and peers that do not know it.
 
 use super::peer::SimPeer;
-use super::tracker::Tracker;
+use super::tracker::SimTracker;
 use super::{Caps, Config, Sim, SimTime};
 use crate::record::FileRecord;
 use crate::rng::Rng;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug)]
-pub struct Sites {
+pub struct SitesScenario {
     pub sites: usize,
     pub peers: usize,
     pub size: usize,
@@ -26,7 +26,7 @@ pub struct Sites {
 }
 
 #[derive(Clone, Debug)]
-pub struct Outcome {
+pub struct SitesOutcome {
     /// When the last leecher finished (None: not within the time limit).
     pub secs: Option<f64>,
     /// Copies of the file that crossed into each remote site: the largest.
@@ -51,11 +51,11 @@ pub fn bound(size: usize, lan: u64, wan: u64, sites: usize) -> f64 {
     size as f64 / wan as f64 + inside
 }
 
-pub fn run(s: Sites) -> Outcome {
+pub fn run(s: SitesScenario) -> SitesOutcome {
     let mut rng = Rng::seeded(s.seed);
     let original: Arc<[u8]> = (0..s.size).map(|_| rng.next_u64() as u8).collect();
     let record = Arc::new(FileRecord::from_bytes("f.bin", &original));
-    let tracker = Rc::new(RefCell::new(Tracker::new(s.seed, &record)));
+    let tracker = Rc::new(RefCell::new(SimTracker::new(s.seed, &record)));
     let cfg = Config {
         rtt: Duration::from_millis(1),
         wan: Some(s.wan),
@@ -97,7 +97,7 @@ pub fn run(s: Sites) -> Outcome {
     let wan_copies = (2..=s.sites)
         .map(|to| into(to) as f64 / s.size as f64)
         .fold(0.0, f64::max);
-    Outcome {
+    SitesOutcome {
         secs,
         wan_copies,
         bound: bound(s.size, s.lan, s.wan, s.sites),

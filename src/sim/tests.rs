@@ -2,7 +2,7 @@
 //! read: times, fairness, writable, close, leaving, order, determinism.
 
 use super::peer::SimPeer;
-use super::tracker::Tracker;
+use super::tracker::SimTracker;
 use super::*;
 use crate::record::FileRecord;
 use crate::rng::Rng;
@@ -42,7 +42,7 @@ fn frame(seq: u64, len: usize) -> Vec<u8> {
     f
 }
 
-impl Node for Script {
+impl SimNode for Script {
     fn start(&mut self, cx: &mut Cx) {
         self.log.push((cx.now(), Got::Start));
         for &to in &self.dial {
@@ -445,7 +445,7 @@ fn swarm(n: usize, size: usize, cap: u64, seed: u64) -> Sim<SimPeer> {
     let mut rng = Rng::seeded(seed);
     let original: Arc<[u8]> = (0..size).map(|_| rng.next_u64() as u8).collect();
     let record = Arc::new(FileRecord::from_bytes("f.bin", &original));
-    let tracker = Rc::new(RefCell::new(Tracker::new(seed, &record)));
+    let tracker = Rc::new(RefCell::new(SimTracker::new(seed, &record)));
     let mut sim = Sim::new(Config::default());
     let seeder = SimPeer::seeder(original.clone(), record.clone(), tracker.clone(), seed);
     sim.add(seeder, Caps::upload(cap));
@@ -574,7 +574,7 @@ fn a_full_server_makes_room_by_closing_an_idle_connection() {
 fn with_sites_a_remote_site_pulls_about_one_copy_over_the_wan() {
     // 8 MiB, 8 leechers over two sites, LAN 10 MiB/s per peer, WAN 1 MiB/s
     // (`make sites`' proportions).
-    let s = sites::Sites {
+    let s = sites::SitesScenario {
         sites: 2,
         peers: 8,
         size: 8 << 20,
@@ -584,7 +584,7 @@ fn with_sites_a_remote_site_pulls_about_one_copy_over_the_wan() {
         seed: 5,
     };
     let aware = sites::run(s);
-    let blind = sites::run(sites::Sites { aware: false, ..s });
+    let blind = sites::run(sites::SitesScenario { aware: false, ..s });
     assert!(aware.secs.is_some() && blind.secs.is_some());
     assert!(aware.wan_copies < 1.3, "{aware:?}");
     assert!(blind.wan_copies > aware.wan_copies, "{blind:?}");
@@ -598,7 +598,7 @@ fn near_and_far(size: usize, cap: Option<u64>, far: Duration) -> (f64, f64) {
     let mut rng = Rng::seeded(5);
     let original: Arc<[u8]> = (0..size).map(|_| rng.next_u64() as u8).collect();
     let record = Arc::new(FileRecord::from_bytes("f.bin", &original));
-    let tracker = Rc::new(RefCell::new(Tracker::new(5, &record)));
+    let tracker = Rc::new(RefCell::new(SimTracker::new(5, &record)));
     let mut sim = Sim::new(Config {
         latency: Some(Box::new(
             move |a, b| {

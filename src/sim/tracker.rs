@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-pub struct Tracker {
+pub struct SimTracker {
     catalogue: Catalogue,
     record: FileRecord,
     /// Each live node's session with the catalogue.
@@ -33,12 +33,12 @@ pub struct Tracker {
     now: Instant,
 }
 
-impl Tracker {
+impl SimTracker {
     /// A tracker that knows `record` (as if published) and nobody yet.
-    pub fn new(seed: u64, record: &FileRecord) -> Tracker {
+    pub fn new(seed: u64, record: &FileRecord) -> SimTracker {
         let mut catalogue = Catalogue::with_rng(Rng::seeded(seed));
         catalogue.load_record(record.clone());
-        Tracker {
+        SimTracker {
             catalogue,
             record: record.clone(),
             sessions: HashMap::new(),
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn a_large_swarm_is_sampled_without_repeats() {
         let record = FileRecord::from_bytes("f", &[7u8; 10_000]);
-        let mut t = Tracker::new(1, &record);
+        let mut t = SimTracker::new(1, &record);
         for id in 0..1000 {
             t.join(id, id == 0);
         }
@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn completeness_follows_the_announces() {
         let record = FileRecord::from_bytes("f", &[7u8; 10_000]);
-        let mut t = Tracker::new(1, &record);
+        let mut t = SimTracker::new(1, &record);
         t.join(0, true);
         t.join(1, false);
         assert_eq!(t.who_has(), vec![(0, true), (1, false)]);

@@ -107,7 +107,7 @@ struct Holding {
     changed: Instant,
 }
 
-struct Peer {
+struct PeerEntry {
     id: Box<str>,
     host: Host,
     port: u16,
@@ -171,7 +171,7 @@ impl FileEntry {
 
 /// What an announce did, for the answer.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Announced {
+pub struct AnnounceOutcome {
     /// Per entry: the catalogue has no record of that file.
     pub unknown: Vec<bool>,
     /// The interval to give the peer.
@@ -188,7 +188,7 @@ pub struct Catalogue {
     /// Names withdrawn since the last `take_withdrawn`: the server deletes
     /// their records from disk.
     withdrawn: Vec<String>,
-    peers: Vec<Option<Peer>>,
+    peers: Vec<Option<PeerEntry>>,
     free: Vec<u32>,
     by_id: HashMap<Box<str>, u32>,
     next_session: u64,
@@ -630,7 +630,7 @@ impl Catalogue {
         }
         let session = self.next_session;
         self.next_session += 1;
-        let peer = Peer {
+        let peer = PeerEntry {
             id: peer_id.into(),
             host,
             port,
@@ -661,11 +661,11 @@ impl Catalogue {
         }
     }
 
-    fn peer(&self, slot: u32) -> &Peer {
+    fn peer(&self, slot: u32) -> &PeerEntry {
         self.peers[slot as usize].as_ref().expect("live slot")
     }
 
-    fn peer_mut(&mut self, slot: u32) -> &mut Peer {
+    fn peer_mut(&mut self, slot: u32) -> &mut PeerEntry {
         self.peers[slot as usize].as_mut().expect("live slot")
     }
 
@@ -685,7 +685,7 @@ impl Catalogue {
         session: u64,
         entries: &[Entry<'_>],
         now: Instant,
-    ) -> Result<Announced> {
+    ) -> Result<AnnounceOutcome> {
         let slot = self.slot_of(peer_id, session)?;
         self.announces += 1;
         let interval = self.interval();
@@ -717,7 +717,7 @@ impl Catalogue {
             }
             self.set_holding(slot, file, state, now);
         }
-        Ok(Announced { unknown, interval })
+        Ok(AnnounceOutcome { unknown, interval })
     }
 
     /// A peer takes part in one version of a name: announcing one drops

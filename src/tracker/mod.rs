@@ -18,7 +18,7 @@ pub mod summary;
 pub mod udp;
 
 pub use catalogue::Catalogue;
-pub use persist::Store;
+pub use persist::RecordStore;
 pub use server::TrackerState;
 pub use summary::{FileTotals, PeerRow, Summary};
 
@@ -68,7 +68,7 @@ pub struct Tracker {
 impl Tracker {
     /// Loads the records under `config.data` and binds the listening socket.
     pub fn start(config: &Config) -> Result<Tracker> {
-        let store = Store::open(&config.data)?;
+        let store = RecordStore::open(&config.data)?;
         let mut catalogue = Catalogue::new();
         catalogue.hold_names_until(Instant::now() + catalogue::ABANDON_GRACE);
         let on_disk = store.load();

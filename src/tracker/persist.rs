@@ -24,19 +24,19 @@ const TMP_EXT: &str = ".rec.tmp";
 /// Longest name stored as `<name>.rec`: its `.rec.tmp` must fit 255 bytes.
 const MAX_PLAIN_NAME: usize = 255 - TMP_EXT.len();
 
-pub struct Store {
+pub struct RecordStore {
     dir: PathBuf,
 }
 
-impl Store {
+impl RecordStore {
     /// Opens (creating it if needed) the record store under `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Store> {
+    pub fn open(data_dir: &Path) -> Result<RecordStore> {
         let dir = data_dir.join("records");
         fs::create_dir_all(&dir).map_err(|e| Error::Io {
             context: format!("cannot use the data directory {}", data_dir.display()),
             source: std::io::Error::new(e.kind(), format!("{e}; choose another with --data")),
         })?;
-        Ok(Store { dir })
+        Ok(RecordStore { dir })
     }
 
     pub fn dir(&self) -> &Path {
@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(&tmp.path().join("data")).unwrap();
+        let store = RecordStore::open(&tmp.path().join("data")).unwrap();
         let a = FileRecord::from_bytes("a.bin", &[1; 10_000]);
         let b = FileRecord::from_bytes("naïve b.txt", b"hello");
         let e = FileRecord::from_bytes("empty", b"");
@@ -220,14 +220,14 @@ mod tests {
         assert!(store
             .path_of(&long.name)
             .starts_with(store.dir().join("long")));
-        let again = Store::open(&tmp.path().join("data")).unwrap();
+        let again = RecordStore::open(&tmp.path().join("data")).unwrap();
         assert_eq!(again.load().records, vec![long, a, e, b]);
     }
 
     #[test]
     fn bad_files_are_skipped_not_deleted() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
+        let store = RecordStore::open(tmp.path()).unwrap();
         let good = FileRecord::from_bytes("good", b"good data");
         store.save(&good).unwrap();
         let dir = store.dir().to_path_buf();
@@ -273,7 +273,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("file");
         fs::write(&file, b"x").unwrap();
-        let e = Store::open(&file).err().expect("a file is not a directory");
+        let e = RecordStore::open(&file)
+            .err()
+            .expect("a file is not a directory");
         assert!(
             e.to_string().contains("cannot use the data directory"),
             "{e}"

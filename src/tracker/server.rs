@@ -16,7 +16,7 @@
 
 use super::catalogue::Catalogue;
 use super::cookie::CookieJar;
-use super::persist::Store;
+use super::persist::RecordStore;
 use crate::error::Error;
 use crate::metrics::tracker::{Item, Swarm, TrackerMetrics, MAX_ITEMS};
 use crate::net::admission::Limits;
@@ -49,7 +49,7 @@ const REAP_PARTS: u32 = 10;
 /// What every tracker thread shares.
 pub struct TrackerState {
     pub catalogue: Mutex<Catalogue>,
-    pub store: Store,
+    pub store: RecordStore,
     pub cookies: CookieJar,
     /// What `/metrics` reports.
     pub counters: TrackerMetrics,
@@ -60,7 +60,7 @@ pub struct TrackerState {
 }
 
 impl TrackerState {
-    pub fn new(catalogue: Catalogue, store: Store, cookies: CookieJar) -> TrackerState {
+    pub fn new(catalogue: Catalogue, store: RecordStore, cookies: CookieJar) -> TrackerState {
         TrackerState {
             catalogue: Mutex::new(catalogue),
             store,

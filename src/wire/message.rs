@@ -12,7 +12,7 @@ use super::frame::{put_frame, write_header};
 use crate::bitfield::Bitfield;
 use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, Node, MAX_ENTRIES, MAX_PATH_BYTES};
+use crate::manifest::{Manifest, TreeNode, MAX_ENTRIES, MAX_PATH_BYTES};
 use crate::names::{
     check_file_name, check_peer_id, MAX_HOST_BYTES, MAX_NAME_BYTES, MAX_PEER_ID_BYTES,
 };
@@ -416,11 +416,11 @@ pub(crate) fn put_manifest(out: &mut Vec<u8>, m: &Manifest) {
     put_u32(out, m.entries().len() as u32);
     for e in m.entries() {
         match e {
-            Node::Dir { path } => {
+            TreeNode::Dir { path } => {
                 put_u8(out, ENTRY_DIR);
                 put_str(out, path);
             }
-            Node::File { path, size, md5 } => {
+            TreeNode::File { path, size, md5 } => {
                 put_u8(out, ENTRY_FILE);
                 put_str(out, path);
                 put_u64(out, *size);
@@ -444,8 +444,8 @@ pub(crate) fn get_manifest(d: &mut Decoder<'_>) -> Result<Manifest> {
         let kind = d.u8()?;
         let path = d.str(MAX_PATH_BYTES)?.to_string();
         entries.push(match kind {
-            ENTRY_DIR => Node::Dir { path },
-            ENTRY_FILE => Node::File {
+            ENTRY_DIR => TreeNode::Dir { path },
+            ENTRY_FILE => TreeNode::File {
                 path,
                 size: d.u64()?,
                 md5: d.array()?,
@@ -783,12 +783,12 @@ pub(crate) mod tests {
     pub fn folder_record() -> FileRecord {
         let (a, f) = (b"hello".as_slice(), b"world!".as_slice());
         let mut r = FileRecord::from_bytes("tree", &[a, f].concat());
-        let file = |path: &str, data: &[u8]| Node::File {
+        let file = |path: &str, data: &[u8]| TreeNode::File {
             path: path.into(),
             size: data.len() as u64,
             md5: crate::record::md5_of(data),
         };
-        let dir = |path: &str| Node::Dir { path: path.into() };
+        let dir = |path: &str| TreeNode::Dir { path: path.into() };
         r.folder = Some(Box::new(
             Manifest::new(vec![
                 file("a", a),
@@ -854,12 +854,12 @@ pub(crate) mod tests {
         let mut r = FileRecord::from_bytes("t", b"hi");
         r.folder = Some(Box::new(
             Manifest::new(vec![
-                Node::File {
+                TreeNode::File {
                     path: "a".into(),
                     size: 2,
                     md5: crate::record::md5_of(b"hi"),
                 },
-                Node::Dir { path: "e".into() },
+                TreeNode::Dir { path: "e".into() },
             ])
             .unwrap(),
         ));

@@ -66,15 +66,15 @@ fn geometry(r: &FileRecord) {
 /// A folder's record (docs/REFERENCE.md, Folders): a file, an empty file, a folder
 /// inside and an empty one.
 fn folder() -> FileRecord {
-    use p2pshare::manifest::{Manifest, Node};
+    use p2pshare::manifest::{Manifest, TreeNode};
     use p2pshare::record::md5_of;
     let mut r = FileRecord::from_bytes("tree", b"hello");
-    let file = |path: &str, data: &[u8]| Node::File {
+    let file = |path: &str, data: &[u8]| TreeNode::File {
         path: path.into(),
         size: data.len() as u64,
         md5: md5_of(data),
     };
-    let dir = |path: &str| Node::Dir { path: path.into() };
+    let dir = |path: &str| TreeNode::Dir { path: path.into() };
     let m = Manifest::new(vec![
         file("a", b"hello"),
         dir("d"),

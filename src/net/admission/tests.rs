@@ -11,7 +11,7 @@ fn ip(n: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, n])
 }
 
-fn admitted(d: &[Decision]) -> ConnId {
+fn admitted(d: &[Decision]) -> GateId {
     match d.last() {
         Some(Decision::Admit(id)) => *id,
         other => panic!("not admitted: {other:?}"),
@@ -19,7 +19,7 @@ fn admitted(d: &[Decision]) -> ConnId {
 }
 
 /// Accepts from `from` and makes it ready at once; the decisions.
-fn arrive(a: &mut Admission, from: u8, t: Instant) -> (ConnId, Vec<Decision>) {
+fn arrive(a: &mut Admission, from: u8, t: Instant) -> (GateId, Vec<Decision>) {
     let id = admitted(&a.accept(ip(from), t));
     (id, a.ready(id, t))
 }
@@ -131,7 +131,7 @@ fn a_thread_goes_to_the_quiet_address_before_the_crowd() {
         a.busy(id, t);
     }
     // The crowd's ready connections wait; then a newcomer's.
-    let crowd: Vec<ConnId> = (0..3).map(|_| arrive(&mut a, 9, t).0).collect();
+    let crowd: Vec<GateId> = (0..3).map(|_| arrive(&mut a, 9, t).0).collect();
     let (newcomer, _) = arrive(&mut a, 1, t + Duration::from_millis(1));
     let first = a
         .conns

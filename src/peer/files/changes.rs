@@ -24,7 +24,7 @@ pub type Listing = BTreeMap<String, Stamp>;
 pub type SharedStamps = BTreeMap<String, Stamp>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum WatchAction {
     /// A new item has settled: hash it, publish it, share it.
     Share(String),
     /// A shared item changed (it was withdrawn then) and has settled:
@@ -65,11 +65,16 @@ impl Changes {
     }
 
     /// One listing: the actions it calls for, withdrawals first.
-    pub fn step(&mut self, listing: &Listing, shared: &SharedStamps, now: Instant) -> Vec<Action> {
+    pub fn step(
+        &mut self,
+        listing: &Listing,
+        shared: &SharedStamps,
+        now: Instant,
+    ) -> Vec<WatchAction> {
         let mut withdraw = Vec::new();
         let mut share = Vec::new();
         for name in shared.keys().filter(|n| !listing.contains_key(*n)) {
-            withdraw.push(Action::Withdraw(name.clone()));
+            withdraw.push(WatchAction::Withdraw(name.clone()));
         }
         self.pending.retain(|n, _| listing.contains_key(n));
         self.failed.retain(|n, _| listing.contains_key(n));
@@ -81,7 +86,7 @@ impl Changes {
                     continue;
                 }
                 Some(_) => {
-                    withdraw.push(Action::Withdraw(name.clone()));
+                    withdraw.push(WatchAction::Withdraw(name.clone()));
                     self.pending.insert(
                         name.clone(),
                         Pending {
@@ -105,9 +110,9 @@ impl Changes {
                     if now.saturating_duration_since(p.since) >= self.settle {
                         let p = self.pending.remove(name).expect("pending");
                         share.push(if p.was_shared {
-                            Action::Rehash(name.clone())
+                            WatchAction::Rehash(name.clone())
                         } else {
-                            Action::Share(name.clone())
+                            WatchAction::Share(name.clone())
                         });
                     }
                 }
@@ -146,7 +151,7 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Action::*;
+    use WatchAction::*;
 
     const SETTLE: Duration = Duration::from_secs(1);
 

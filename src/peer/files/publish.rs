@@ -31,7 +31,7 @@ pub fn assign(
 
 /// How the tracker's refusal of a NEW_FILE is taken.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum PublishRefusal {
     /// Another peer owns the name: the content is not shared here.
     Conflict,
     /// The swarm has a newer version: this copy is an old one, kept as it
@@ -42,12 +42,12 @@ pub enum Refusal {
 }
 
 /// What a failed publish means for the item.
-pub fn refusal(e: &Error) -> Refusal {
+pub fn refusal(e: &Error) -> PublishRefusal {
     match e {
-        Error::Conflict(_) => Refusal::Conflict,
-        Error::Remote { code: c, .. } if *c == code::CONFLICT => Refusal::Conflict,
-        Error::Remote { code: c, .. } if *c == code::OUTDATED => Refusal::Outdated,
-        _ => Refusal::Other,
+        Error::Conflict(_) => PublishRefusal::Conflict,
+        Error::Remote { code: c, .. } if *c == code::CONFLICT => PublishRefusal::Conflict,
+        Error::Remote { code: c, .. } if *c == code::OUTDATED => PublishRefusal::Outdated,
+        _ => PublishRefusal::Other,
     }
 }
 
@@ -98,9 +98,12 @@ mod tests {
             code: c,
             message: String::new(),
         };
-        assert_eq!(refusal(&remote(code::CONFLICT)), Refusal::Conflict);
-        assert_eq!(refusal(&Error::Conflict("x".into())), Refusal::Conflict);
-        assert_eq!(refusal(&remote(code::OUTDATED)), Refusal::Outdated);
-        assert_eq!(refusal(&Error::Timeout("t".into())), Refusal::Other);
+        assert_eq!(refusal(&remote(code::CONFLICT)), PublishRefusal::Conflict);
+        assert_eq!(
+            refusal(&Error::Conflict("x".into())),
+            PublishRefusal::Conflict
+        );
+        assert_eq!(refusal(&remote(code::OUTDATED)), PublishRefusal::Outdated);
+        assert_eq!(refusal(&Error::Timeout("t".into())), PublishRefusal::Other);
     }
 }

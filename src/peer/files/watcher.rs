@@ -6,7 +6,7 @@
 //! Symlinks are not followed: a link in `files/` is not listed, so it is
 //! never shared (as at start-up).
 
-use super::changes::{Action, Changes, Listing};
+use super::changes::{Changes, Listing, WatchAction};
 use crate::fsutil::Stamp;
 use crate::peer::Peer;
 use log::{debug, info, warn};
@@ -100,14 +100,14 @@ fn carry_out(
     watch: &mut Changes,
     warned: &mut Warned,
     listing: &Listing,
-    action: Action,
+    action: WatchAction,
 ) {
     match action {
-        Action::Withdraw(name) => {
+        WatchAction::Withdraw(name) => {
             peer.withdraw(&name);
             info!("{name} left files/ or is changing: withdrawn");
         }
-        Action::Share(name) | Action::Rehash(name) => match peer.share_found(&name) {
+        WatchAction::Share(name) | WatchAction::Rehash(name) => match peer.share_found(&name) {
             Ok(record) => {
                 warned.clear(&name);
                 info!(

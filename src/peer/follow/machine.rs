@@ -60,7 +60,7 @@ pub struct Local {
 
 /// A download to start: the swarm's current version of `name`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fetch {
+pub struct Wanted {
     pub name: String,
     /// For the free-space check before it starts.
     pub size: u64,
@@ -99,7 +99,7 @@ impl Follower {
         swarm: &[SwarmItem],
         local: &BTreeMap<String, Local>,
         busy: &BTreeSet<String>,
-    ) -> Vec<Fetch> {
+    ) -> Vec<Wanted> {
         self.forget_stale_retries(swarm);
         let mut out = Vec::new();
         for item in swarm {
@@ -122,7 +122,7 @@ impl Follower {
                 continue;
             }
             self.running.insert(item.name.clone(), item.key());
-            out.push(Fetch {
+            out.push(Wanted {
                 name: item.name.clone(),
                 size: item.size,
                 version: item.version,
@@ -222,7 +222,7 @@ mod tests {
             .collect()
     }
 
-    fn names(fetches: &[Fetch]) -> Vec<&str> {
+    fn names(fetches: &[Wanted]) -> Vec<&str> {
         fetches.iter().map(|f| f.name.as_str()).collect()
     }
 
@@ -249,7 +249,7 @@ mod tests {
         let got = s.f.step(s.t0, &s.all, &swarm, &local(&[]), &s.none);
         assert_eq!(
             got,
-            [Fetch {
+            [Wanted {
                 name: "a".into(),
                 size: 1000,
                 version: 1
@@ -294,7 +294,7 @@ mod tests {
         let got = s.f.step(s.t0, &s.all, &swarm, &mine, &s.none);
         assert_eq!(
             got,
-            [Fetch {
+            [Wanted {
                 name: "new".into(),
                 size: 1000,
                 version: 3

@@ -8,7 +8,7 @@
 //! cap and the record of outcomes are the same as for every background
 //! download) with `Peer::update`, after `room::check` finds the disk
 //! space for it. Each download's end comes back to the thread as an
-//! `Event`, and the machine decides on retries.
+//! `FollowEvent`, and the machine decides on retries.
 
 pub mod list;
 pub mod machine;
@@ -24,7 +24,7 @@ use crate::rng::Rng;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use list::FollowList;
 use log::{debug, info, warn};
-use machine::{Fetch, Follower, Local, SwarmItem};
+use machine::{Follower, Local, SwarmItem, Wanted};
 pub use pattern::Pattern;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// What wakes the follow thread besides its clock.
-pub enum Event {
+pub enum FollowEvent {
     /// A pattern was added: look at the swarm now.
     Changed,
     /// A follow download ended.
@@ -47,13 +47,13 @@ pub enum Event {
 /// The peer's follow patterns, and the way to the follow thread.
 pub struct Following {
     list: FollowList,
-    events: Sender<Event>,
+    events: Sender<FollowEvent>,
 }
 
 impl Following {
     /// The patterns kept in `dir` plus `extra` (the `--follow` flags), and
     /// the receiving end for `run`.
-    pub fn open(dir: &Path, extra: &[Pattern]) -> Result<(Following, Receiver<Event>)> {
+    pub fn open(dir: &Path, extra: &[Pattern]) -> Result<(Following, Receiver<FollowEvent>)> {
         let (events, rx) = crossbeam_channel::unbounded();
         let list = FollowList::open(dir, extra)?;
         Ok((Following { list, events }, rx))
@@ -63,7 +63,7 @@ impl Following {
     pub fn follow(&self, text: &str) -> Result<bool> {
         let added = self.list.add(Pattern::parse(text)?)?;
         if added {
-            let _ = self.events.send(Event::Changed);
+            let _ = self.events.send(FollowEvent::Changed);
         }
         Ok(added)
     }
@@ -82,7 +82,7 @@ impl Following {
     /// Look at the swarm now (a followed item was set aside and is to be
     /// fetched again).
     pub fn wake(&self) {
-        let _ = self.events.send(Event::Changed);
+        let _ = self.events.send(FollowEvent::Changed);
     }
 
     /// Whether `name` is followed (a pattern matches it).
@@ -92,19 +92,19 @@ impl Following {
 }
 
 /// The follow thread's body: until shutdown.
-pub fn run(peer: Arc<Peer>, events: Receiver<Event>) {
+pub fn run(peer: Arc<Peer>, events: Receiver<FollowEvent>) {
     let mut machine = Follower::new();
     let mut rng = Rng::new();
     let mut next_poll = Instant::now();
     loop {
         let wait = next_poll.saturating_duration_since(Instant::now());
         match events.recv_timeout(wait) {
-            Ok(Event::Ended { name, ok }) => {
+            Ok(FollowEvent::Ended { name, ok }) => {
                 machine.finished(&name, ok, Instant::now(), rng.next_u64());
                 // A slot is free: the next item need not wait for the clock.
                 next_poll = Instant::now();
             }
-            Ok(Event::Changed) => next_poll = Instant::now(),
+            Ok(FollowEvent::Changed) => next_poll = Instant::now(),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -161,8 +161,8 @@ fn local_items(records: &[Arc<FileRecord>]) -> BTreeMap<String, Local> {
 }
 
 /// Starts one follow download: the disk space first, then `update`.
-fn start(peer: &Arc<Peer>, fetch: Fetch) -> Result<()> {
-    let Fetch {
+fn start(peer: &Arc<Peer>, fetch: Wanted) -> Result<()> {
+    let Wanted {
         name,
         size,
         version,
@@ -181,7 +181,7 @@ fn start(peer: &Arc<Peer>, fetch: Fetch) -> Result<()> {
             Err(e) => warn!("following: {n}: {e}"),
         }
         let ok = result.is_ok();
-        let _ = events.send(Event::Ended { name: n, ok });
+        let _ = events.send(FollowEvent::Ended { name: n, ok });
     };
     peer.downloads()
         .start(&name, Origin::Follow, run, then)

@@ -13,7 +13,7 @@ use crate::net::conn::Conn;
 use crate::peer::Peer;
 use crate::record::FileRecord;
 use crate::search::choice::{choose, holders_of, Choice};
-use crate::search::{Answer, Search};
+use crate::search::{Search, SearchHit};
 use crate::units::hex;
 use crate::wire::{Encode, Holder, PeerReply, PeerRequest, MAX_FRAME};
 use log::{debug, info, warn};
@@ -196,7 +196,7 @@ fn usable(h: &Holder, me: &str) -> bool {
 /// no neighbour can either.
 fn choose_or_explain(
     search: &Search,
-    answers: Vec<Answer>,
+    answers: Vec<SearchHit>,
     name: &str,
     ttl: u8,
     trackers: &Trackers,

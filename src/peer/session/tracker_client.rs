@@ -28,7 +28,7 @@ const RESOLVE_EVERY: Duration = Duration::from_secs(5);
 /// drops the connection before answering.
 const BUSY_TRIES: u32 = 6;
 
-pub enum Command {
+pub enum SessionCommand {
     /// Announce now rather than at the next interval (a download started,
     /// a file was added).
     AnnounceNow,
@@ -44,13 +44,13 @@ pub enum Command {
 /// The handle the rest of the peer uses to talk to the session threads,
 /// one per tracker.
 pub struct Session {
-    tx: Vec<Sender<Command>>,
+    tx: Vec<Sender<SessionCommand>>,
 }
 
 impl Session {
     /// A session for `trackers` trackers: one command receiver each, for
     /// its thread (`run`).
-    pub fn new(trackers: usize) -> (Session, Vec<Receiver<Command>>) {
+    pub fn new(trackers: usize) -> (Session, Vec<Receiver<SessionCommand>>) {
         let (tx, rx) = (0..trackers)
             .map(|_| crossbeam_channel::unbounded())
             .unzip();
@@ -79,7 +79,7 @@ impl Session {
     /// Asks for an announce now, without waiting for it.
     pub fn announce_now(&self) {
         for tx in &self.tx {
-            let _ = tx.send(Command::AnnounceNow);
+            let _ = tx.send(SessionCommand::AnnounceNow);
         }
     }
 
@@ -88,17 +88,19 @@ impl Session {
     /// learns of it there yet.
     pub fn joining(&self, record: &FileRecord, timeout: Duration) {
         let record = Arc::new(record.clone());
-        self.each_and_wait(timeout, |reply| Command::Joining(record.clone(), reply));
+        self.each_and_wait(timeout, |reply| {
+            SessionCommand::Joining(record.clone(), reply)
+        });
     }
 
     /// Says goodbye to the trackers, waiting at most `timeout` in all.
     pub fn bye(&self, timeout: Duration) {
-        self.each_and_wait(timeout, Command::Bye);
+        self.each_and_wait(timeout, SessionCommand::Bye);
     }
 
     /// Sends `command` to every session thread and waits until each has
     /// answered, or `timeout` has passed.
-    fn each_and_wait(&self, timeout: Duration, command: impl Fn(Sender<()>) -> Command) {
+    fn each_and_wait(&self, timeout: Duration, command: impl Fn(Sender<()>) -> SessionCommand) {
         let deadline = Instant::now() + timeout;
         let (reply, replies) = crossbeam_channel::bounded(self.tx.len());
         let sent = self
@@ -201,7 +203,7 @@ fn open_socket(tracker: SocketAddr) -> std::io::Result<(UdpSocket, Receiver<Vec<
 /// The session thread of tracker `index` (of `peer.trackers()`): runs
 /// until BYE or the channel closes. Each turn looks the tracker up, opens
 /// a socket to it and talks until it must be looked up again.
-pub fn run(peer: Arc<Peer>, index: usize, rx: Receiver<Command>) {
+pub fn run(peer: Arc<Peer>, index: usize, rx: Receiver<SessionCommand>) {
     let mut session = SessionLoop::new(peer, index, rx);
     loop {
         let addr = match session.resolve() {
@@ -234,7 +236,7 @@ struct SessionLoop {
     peer: Arc<Peer>,
     /// Which of the peer's trackers this session talks to.
     index: usize,
-    rx: Receiver<Command>,
+    rx: Receiver<SessionCommand>,
     announcer: Announcer,
     /// Downloads about to start, answered once the tracker has seen them.
     joining: HashMap<String, (Arc<FileRecord>, Sender<()>)>,
@@ -245,7 +247,7 @@ struct SessionLoop {
 }
 
 impl SessionLoop {
-    fn new(peer: Arc<Peer>, index: usize, rx: Receiver<Command>) -> SessionLoop {
+    fn new(peer: Arc<Peer>, index: usize, rx: Receiver<SessionCommand>) -> SessionLoop {
         let cfg = peer.config();
         let id = Identity {
             peer_id: cfg.id.clone(),
@@ -288,14 +290,15 @@ impl SessionLoop {
             self.warned = true;
         }
         match self.rx.recv_timeout(RESOLVE_EVERY) {
-            Ok(Command::Bye(reply)) => {
+            Ok(SessionCommand::Bye(reply)) => {
                 let _ = reply.send(());
                 return Err(Stopped);
             }
-            Ok(Command::Joining(_, reply)) => {
+            Ok(SessionCommand::Joining(_, reply)) => {
                 let _ = reply.send(());
             }
-            Ok(Command::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Ok(SessionCommand::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            }
             Err(_) => return Err(Stopped),
         }
         Ok(None)
@@ -414,14 +417,14 @@ impl SessionLoop {
         Ok(())
     }
 
-    fn on_command(&mut self, cmd: Command) -> std::result::Result<(), Stopped> {
+    fn on_command(&mut self, cmd: SessionCommand) -> std::result::Result<(), Stopped> {
         match cmd {
-            Command::AnnounceNow => self.announcer.urge(),
-            Command::Joining(record, reply) => {
+            SessionCommand::AnnounceNow => self.announcer.urge(),
+            SessionCommand::Joining(record, reply) => {
                 self.joining.insert(record.name.clone(), (record, reply));
                 self.announcer.urge();
             }
-            Command::Bye(reply) => {
+            SessionCommand::Bye(reply) => {
                 if !self.announcer.reachable() {
                     let _ = reply.send(());
                     return Err(Stopped);
@@ -477,15 +480,15 @@ fn on_notice(
                         // trackers, this one's view is not the swarm's
                         // (two owners took the name apart in a partition):
                         // the others still have ours.
-                        crate::peer::files::publish::Refusal::Conflict if trackers.addrs().len() == 1 => {
+                        crate::peer::files::publish::PublishRefusal::Conflict if trackers.addrs().len() == 1 => {
                             warn!("not sharing {name} any more: {e}");
                             peer.withdraw(&name);
                         }
-                        crate::peer::files::publish::Refusal::Conflict => {
+                        crate::peer::files::publish::PublishRefusal::Conflict => {
                             warn!("tracker {tracker} has {name} from another owner: {e}")
                         }
-                        crate::peer::files::publish::Refusal::Outdated => debug!("{name}: {e}"),
-                        crate::peer::files::publish::Refusal::Other => warn!("{name} not announced: {e}"),
+                        crate::peer::files::publish::PublishRefusal::Outdated => debug!("{name}: {e}"),
+                        crate::peer::files::publish::PublishRefusal::Other => warn!("{name} not announced: {e}"),
                     },
                 }
             }
