@@ -25,7 +25,11 @@
 //! Ties: in a swarm (some holder is itself downloading) they go to a
 //! random place and runs are short, so peers fetching from the same seeder
 //! at the same time rarely ask it for the same pieces: each copy the
-//! seeder uploads twice is time the whole swarm waits. With complete
+//! seeder uploads twice is time the whole swarm waits. Asking a seeder,
+//! a few random places are tried for one with a rarest piece close after
+//! it (`spread_start`): a seeder offers its fresh pieces from the front
+//! of the file, and the first rarest piece past the pieces already
+//! traded is likely one it is sending to someone else. With complete
 //! holders only, nobody else benefits from spread, so each worker goes on
 //! in order from its cursor: long runs, large writes, and a hash prefix
 //! that keeps up, so the whole-file MD5 is ready when the last piece lands.
@@ -35,6 +39,10 @@ use crate::rng::Rng;
 
 /// How many workers may hold the same piece in the endgame.
 const ENDGAME_COPIES: u8 = 2;
+/// Random places tried for a claim from a seeder in a swarm, and how
+/// close after one a rarest piece must be (`Plan::spread_start`).
+const SEEDER_TRIES: u32 = 4;
+const NEAR: u32 = 64;
 /// Pieces picked at random before rarest-first takes over.
 pub const RANDOM_FIRST: u32 = 4;
 /// Longest run, in blocks, claimed at a random place.
@@ -392,7 +400,10 @@ impl Plan {
         let random = self.swarm && self.done.count() < RANDOM_FIRST && !spare_seeder && !origin;
         let spread = self.swarm;
         let (start, max) = if spread {
-            (rng.below(n as u64) as u32, max.min(self.spread_run))
+            (
+                self.spread_start(wanted, spare_seeder, rng),
+                max.min(self.spread_run),
+            )
         } else {
             (cursor % n, max)
         };
@@ -420,6 +431,41 @@ impl Plan {
             p += 1;
         }
         out
+    }
+
+    /// Where a claim in a swarm looks from: a random place. Asking a
+    /// seeder, a place with a rarest candidate close after it, if a few
+    /// tries find one: a seeder offers its fresh pieces from the front of
+    /// the file (`seeding`), so past the pieces the swarm already trades
+    /// the first rarest piece is one just offered to another downloader,
+    /// and asking for it makes the seeder send it twice.
+    fn spread_start(&self, wanted: &Bitfield, spare_seeder: bool, rng: &mut Rng) -> u32 {
+        let n = self.pieces() as u64;
+        let mut start = rng.below(n) as u32;
+        if spare_seeder {
+            for _ in 1..SEEDER_TRIES {
+                if self.rarest_near(wanted, start) {
+                    break;
+                }
+                start = rng.below(n) as u32;
+            }
+        }
+        start
+    }
+
+    /// Whether a needed piece of `have` as rare as any can be
+    /// (`rarest_possible`) lies in the `NEAR` pieces from `from`.
+    fn rarest_near(&self, have: &Bitfield, from: u32) -> bool {
+        let floor = self.rarest_possible();
+        let to = from.saturating_add(NEAR).min(self.pieces());
+        let mut at = from;
+        while let Some(p) = self.needed.next_common(have, at).filter(|&p| p < to) {
+            if self.avail[p as usize] <= floor {
+                return true;
+            }
+            at = p + 1;
+        }
+        false
     }
 
     /// The first candidate from `start` (wrapping), or the rarest one.
@@ -802,6 +848,38 @@ mod spare_seeder_tests {
         );
         // What the leecher has is left to it.
         assert_eq!(claim_all(&mut p, &leecher, &mut rng).len(), 8);
+    }
+
+    #[test]
+    fn a_seeder_is_asked_past_the_traded_pieces_less_often() {
+        // The swarm trades pieces 0..4000 (a leecher has them); the seeder
+        // is offering the next ones to the other downloaders, so the first
+        // piece past them, where a scan from a random place in the traded
+        // ones lands, is likely one it is sending someone else already.
+        let first_claims_at_the_edge = |tries: u32| {
+            let mut rng = Rng::seeded(9);
+            let mut p = swarm_plan(10_000);
+            p.add_source(&Bitfield::full(10_000));
+            let mut traded = Bitfield::new(10_000);
+            traded.set_range(0, 4000);
+            p.add_source(&traded);
+            (0..400)
+                .filter(|_| {
+                    let start = if tries == 1 {
+                        rng.below(10_000) as u32
+                    } else {
+                        p.spread_start(&Bitfield::full(10_000), true, &mut rng)
+                    };
+                    p.pick(&Bitfield::full(10_000), start, false) == Some(4000)
+                })
+                .count()
+        };
+        let (plain, spread) = (
+            first_claims_at_the_edge(1),
+            first_claims_at_the_edge(SEEDER_TRIES),
+        );
+        assert!(plain > 120, "{plain} of 400 from one random place");
+        assert!(spread < 40, "{spread} of 400 after a few tries");
     }
 
     #[test]

@@ -10,6 +10,13 @@
 //! prefix is handed to it in memory (`fresh`), and only what it missed (a
 //! hole filled out of order, or runs dropped while it lagged) is read back
 //! from the page cache.
+//!
+//! The prefix grows only as fast as the pieces arrive in order. In a
+//! swarm each piece comes first from the seeder, which offers its fresh
+//! pieces a round at a time from the front of the file
+//! (`peer::block_server::seeding`), so the prefix trails the seeder by a
+//! round or two and little is left to hash when the last piece lands
+//! (the debug line says how much, and how long it took).
 
 use crate::bitfield::Bitfield;
 use crate::digest::Md5Digest;
@@ -20,7 +27,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const HASH_CHUNK: usize = 1 << 20;
 /// Written runs (up to 1 MiB each) waiting for the hasher in memory. Past
@@ -40,12 +47,17 @@ pub struct Reassembler {
     /// Runs that extended the prefix, in prefix order: (offset, bytes).
     fresh_tx: crossbeam_channel::Sender<(u64, Vec<u8>)>,
     fresh: crossbeam_channel::Receiver<(u64, Vec<u8>)>,
+    /// Bytes the hasher has fed to the MD5 so far.
+    hashed: AtomicU64,
 }
 
 struct Written {
     on_disk: Bitfield,
     /// Pieces 0..prefix are all on disk.
     prefix: u32,
+    /// When the last piece landed, and the bytes the hasher had still to
+    /// hash then: what the whole-file MD5 costs after the download.
+    last: Option<(Instant, u64)>,
 }
 
 impl Reassembler {
@@ -56,12 +68,17 @@ impl Reassembler {
         Reassembler {
             file,
             record,
-            state: Mutex::new(Written { on_disk, prefix }),
+            state: Mutex::new(Written {
+                on_disk,
+                prefix,
+                last: None,
+            }),
             grew: Condvar::new(),
             stop: AtomicBool::new(false),
             version: AtomicU64::new(0),
             fresh_tx,
             fresh,
+            hashed: AtomicU64::new(0),
         }
     }
 
@@ -115,6 +132,10 @@ impl Reassembler {
             .unwrap_or(st.on_disk.len());
         if st.prefix != old {
             self.grew.notify_all();
+            if st.prefix == st.on_disk.len() {
+                let left = self.record.size - self.hashed.load(Ordering::Acquire);
+                st.last = Some((Instant::now(), left));
+            }
         }
         drop(st);
         self.version.fetch_add(1, Ordering::Release);
@@ -164,6 +185,7 @@ impl Reassembler {
                         }
                         md5.update(&run[(hashed - offset) as usize..]);
                         hashed = end;
+                        self.hashed.store(hashed, Ordering::Release);
                     }
                     Err(_) => {
                         self.read_back(&mut md5, &mut buf, hashed, ready)?;
@@ -171,6 +193,14 @@ impl Reassembler {
                     }
                 }
             }
+        }
+        if let Some((at, left)) = self.lock().last {
+            log::debug!(
+                "{}: whole-file MD5 ready {:.1} ms after the last piece landed, {:.1} MiB left to hash then",
+                self.record.name,
+                at.elapsed().as_secs_f64() * 1000.0,
+                left as f64 / 1048576.0
+            );
         }
         Ok(md5.finalize().into())
     }
@@ -208,6 +238,7 @@ impl Reassembler {
             })?;
             md5.update(&buf[..n]);
             at += n as u64;
+            self.hashed.store(at, Ordering::Release);
         }
         Ok(())
     }
@@ -285,6 +316,85 @@ mod tests {
         }
         r.write(20, 1, piece(20)).unwrap();
         assert_eq!(hasher.join().unwrap().unwrap(), record.md5);
+    }
+
+    fn sample(len: u32, seed: u32) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed) >> 9) as u8)
+            .collect()
+    }
+
+    /// Waits (without a deadline on the outcome) until the hasher has
+    /// hashed `bytes`.
+    fn hashed_up_to(r: &Reassembler, bytes: u64) {
+        while r.hashed.load(Ordering::Acquire) < bytes {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn in_order_pieces_leave_only_the_last_to_hash_after_it() {
+        let data = sample(10 * 4096 + 100, 1);
+        let record = Arc::new(FileRecord::from_bytes("o", &data));
+        let (_dir, file) = scratch(data.len());
+        let r = Arc::new(Reassembler::new(file, record.clone(), Bitfield::new(11)));
+        let hasher = {
+            let r = r.clone();
+            std::thread::spawn(move || r.hash_prefix())
+        };
+        for p in 0..10 {
+            r.write(p, 1, data[p as usize * 4096..][..4096].to_vec())
+                .unwrap();
+            hashed_up_to(&r, (p as u64 + 1) * 4096);
+        }
+        r.write(10, 1, data[10 * 4096..].to_vec()).unwrap();
+        assert_eq!(hasher.join().unwrap().unwrap(), record.md5);
+        assert_eq!(r.lock().last.map(|(_, left)| left), Some(100));
+    }
+
+    #[test]
+    fn a_resumed_download_hashes_the_pieces_on_disk_then_the_new_ones() {
+        // Pieces 0, 1, 2, 5 and 6 were verified by an earlier run: the
+        // hasher reads them back from the partial file, in order with the
+        // pieces this run writes.
+        let data = sample(9 * 4096, 2);
+        let record = Arc::new(FileRecord::from_bytes("r", &data));
+        let (_dir, file) = scratch(data.len());
+        let mut on_disk = Bitfield::new(9);
+        for p in [0u32, 1, 2, 5, 6] {
+            let at = p as usize * 4096;
+            file.write_all_at(&data[at..at + 4096], at as u64).unwrap();
+            on_disk.set(p);
+        }
+        let r = Arc::new(Reassembler::new(file, record.clone(), on_disk));
+        let hasher = {
+            let r = r.clone();
+            std::thread::spawn(move || r.hash_prefix())
+        };
+        hashed_up_to(&r, 3 * 4096);
+        for p in [8u32, 4, 3, 7] {
+            r.write(p, 1, data[p as usize * 4096..][..4096].to_vec())
+                .unwrap();
+        }
+        assert_eq!(hasher.join().unwrap().unwrap(), record.md5);
+    }
+
+    #[test]
+    fn a_piece_damaged_on_disk_after_it_was_verified_fails_the_digest() {
+        // What the hasher reads back is what is on disk: a resumed piece
+        // that rotted since its check makes the whole-file MD5 differ.
+        let data = sample(4 * 4096, 3);
+        let record = Arc::new(FileRecord::from_bytes("d", &data));
+        let (_dir, file) = scratch(data.len());
+        let mut rotten = data[4096..8192].to_vec();
+        rotten[17] ^= 1;
+        file.write_all_at(&data[..4096], 0).unwrap();
+        file.write_all_at(&rotten, 4096).unwrap();
+        let mut on_disk = Bitfield::new(4);
+        on_disk.set_range(0, 2);
+        let r = Reassembler::new(file, record.clone(), on_disk);
+        r.write(2, 2, data[8192..].to_vec()).unwrap();
+        assert_ne!(r.hash_prefix().unwrap(), record.md5);
     }
 
     #[test]

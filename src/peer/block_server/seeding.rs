@@ -12,6 +12,12 @@
 //! the rest (HAVE of everything): from then on it asks the seeder only for
 //! pieces no connected leecher can give (see `plan::claim`).
 //!
+//! Fresh pieces go out round by round from the front of the file (a
+//! random place inside each round), so the downloaders' verified prefix,
+//! which their whole-file MD5 follows, trails the seeder by a round or
+//! two: offered from anywhere, it stayed short until the last piece and
+//! every leecher then hashed the whole file at once.
+//!
 //! Pure state: the block server machines reach it through a mutex held
 //! for the call.
 
@@ -29,6 +35,12 @@ pub const MIN_OFFER_BLOCKS: u32 = 1;
 /// so offers beyond the pipelines only pile up (the simulator showed
 /// fresh pieces running out at 11 s of 16 with 1,000 offered and unsent).
 pub const OFFERED_BLOCKS: u32 = 64;
+/// Fresh pieces are offered a round at a time, from the front of the
+/// file: each round is this fraction of the file's pieces (8 MiB of a
+/// 128 MiB file), offered from random places inside it (`fresh_order`).
+/// The simulator at N=8 (128 MiB): 32 rounds 1.024-1.027 x T*, 16 rounds
+/// 1.021-1.025; the MD5 left after the last piece is a round or two.
+pub const ROUNDS: u32 = 16;
 
 pub struct Seeding {
     pieces: u32,
@@ -163,7 +175,7 @@ impl Seeding {
                 got += 1;
             }
         }
-        for (from, to) in [(start, self.pieces), (0, start)] {
+        for (from, to) in self.fresh_order() {
             let mut at = from;
             while got < want {
                 match self.offered.next(at, false) {
@@ -201,6 +213,30 @@ impl Seeding {
             }
         }
         new
+    }
+
+    /// The order in which to look for fresh pieces to offer, as ranges:
+    /// from a random place in the first round (`ROUNDS`) that still has a
+    /// fresh piece to that round's end, then the rest of the round, then
+    /// the rounds after it (the ones before have nothing fresh). A round
+    /// is all offered before the next begins. Downloaders hash
+    /// the whole file in order as its verified prefix grows, and a swarm
+    /// gets each piece first from the seeder: offered from anywhere in
+    /// the file, the prefix stays short until the very end and every
+    /// leecher then hashes the whole file at once, after its last piece
+    /// (1.5 s of 8 leechers on 2 cores at 128 MiB). Round by round, the
+    /// prefix follows the seeder a round or two behind. Random inside a
+    /// round, so that two seeders, which do not see each other's offers,
+    /// rarely send the same piece at the same time.
+    fn fresh_order(&mut self) -> [(u32, u32); 3] {
+        let Some(first) = self.offered.next(0, false) else {
+            return [(0, 0); 3];
+        };
+        let round = self.pieces.div_ceil(ROUNDS);
+        let begin = first / round * round;
+        let end = (begin + round).min(self.pieces);
+        let start = begin + self.rng.below((end - begin) as u64) as u32;
+        [(start, end), (begin, start), (end, self.pieces)]
     }
 
     /// `count` blocks of piece `p` went out.
@@ -324,6 +360,44 @@ mod tests {
         assert!(s.offer(&mut b, 4).count() > 0 && b.is_full());
         s.close(Some((&a, &a)));
         assert!(s.open(8).is_full());
+    }
+
+    #[test]
+    fn fresh_pieces_go_out_round_by_round_from_random_places_in_each() {
+        // A round is offered whole before the next begins, whatever the
+        // offers' sizes, so the downloaders' verified prefix follows the
+        // seeder.
+        let mut s = Seeding::new(320, 6);
+        let round = 320 / ROUNDS;
+        s.open(1);
+        let mut conns: Vec<Bitfield> = (0..3).map(|_| s.open(1)).collect();
+        let mut firsts = Vec::new();
+        for i in 0..200 {
+            let new = s.offer(&mut conns[i % 3], 1 + (i as u32 * 7) % 13);
+            firsts.extend(new.iter_ones().next());
+            let offered = &s.offered;
+            let highest = offered.iter_ones().last().unwrap_or(0);
+            let whole = highest / round * round;
+            assert_eq!(
+                offered.next(0, false).map_or(whole, |p| p.min(whole)),
+                whole
+            );
+        }
+        assert_eq!(s.fresh(), 0);
+        // Inside a round, from a random place: not in file order.
+        assert!(firsts.windows(2).any(|w| w[1] < w[0]));
+        // Two seeders of one file start in the same round at different
+        // places, so they rarely send the same piece at once.
+        let first_offer = |seed| {
+            let mut s = Seeding::new(320_000, seed);
+            s.open(1);
+            s.open(1).iter_ones().next().unwrap()
+        };
+        let (a, b) = (first_offer(1), first_offer(2));
+        assert!(
+            a < 320_000 / ROUNDS && b < 320_000 / ROUNDS && a != b,
+            "{a} {b}"
+        );
     }
 
     #[test]
