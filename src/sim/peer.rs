@@ -27,7 +27,7 @@
 //!   they arrive, then the machine's `tick`, its replies, and one slice of
 //!   at most 16 BLOCK frames; the next slice when the connection's queue
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
-//!   connection with nothing pending is ticked on the 50 ms `TICK` when
+//!   connection with nothing pending is ticked on the 100 ms `TICK` when
 //!   the tick can give it something (see `tick`): new pieces here since
 //!   it last looked, a seeder's offers, the idle timeout.
 //! - `accept` / `apply` / `report` drive the block server's admission

@@ -34,6 +34,17 @@ pub const SLICE_BLOCKS: u32 = 16;
 pub const STALE_OFFERS: Duration = Duration::from_millis(1000);
 /// How long a connection may stay silent with nothing to serve.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// New pieces of a download in progress are told at most this often per
+/// connection, unless `HAVE_BATCH` of them are waiting: one HAVE then
+/// carries every piece verified meanwhile. A leecher verifies hundreds of
+/// 4 KiB pieces a second and serves up to 64 downloaders, and telling
+/// each at every 50 ms tick made HAVE most of a swarm's frames (and of
+/// its wake-ups). Measured with the simulator, 16 MiB at 1 MiB/s: 100
+/// peers 1.114 -> 1.092 x T* with 41 % fewer events; 8 peers at 10 MiB/s
+/// (where `HAVE_BATCH` keeps the pace of a tick) 1.018 -> 1.017.
+pub const HAVE_EVERY: Duration = Duration::from_millis(150);
+/// New pieces that go out at once, however recent the last HAVE.
+pub const HAVE_BATCH: u32 = 32;
 
 /// A file as the block server sees it.
 pub trait Served: Clone {
@@ -43,6 +54,8 @@ pub trait Served: Clone {
     fn version(&self) -> Option<u64>;
     /// The verified pieces (every piece of a complete file).
     fn have(&self) -> Bitfield;
+    /// How many pieces `have` holds, without copying the set.
+    fn verified(&self) -> u32;
     /// Every piece from `first` to `last` is verified (without copying
     /// the set: this is asked for every slice served).
     fn holds(&self, first: u32, last: u32) -> bool;
@@ -89,6 +102,10 @@ struct Opened<F> {
     offered_at: Instant,
     /// When it last asked for something.
     asked_at: Instant,
+    /// When it was last told new pieces (a download in progress).
+    told_at: Instant,
+    /// New pieces wait for `HAVE_EVERY` to pass.
+    owed: bool,
 }
 
 /// A run of blocks asked for and not yet sent.
@@ -152,10 +169,11 @@ impl<F: Served> Serve<F> {
 
     /// With nothing pending, `tick` has nothing to do at `now` unless a
     /// file's `version` changed since it last ran: no seeder's offers to
-    /// top up (they follow the other connections too) and the idle
-    /// timeout not reached. For a driver that ticks only on those events.
+    /// top up (they follow the other connections too), no new pieces
+    /// waiting for `HAVE_EVERY`, and the idle timeout not reached. For a
+    /// driver that ticks only on those events.
     pub fn quiet(&self, now: Instant) -> bool {
-        !self.opened.iter().any(|o| o.offers)
+        !self.opened.iter().any(|o| o.offers || o.owed)
             && now.saturating_duration_since(self.heard) <= IDLE_TIMEOUT
     }
 
@@ -259,6 +277,8 @@ impl<F: Served> Serve<F> {
             offered: offers,
             offered_at: self.heard,
             asked_at: self.heard,
+            told_at: self.heard,
+            owed: false,
             file: f,
         });
         Ok(())
@@ -278,7 +298,16 @@ impl<F: Served> Serve<F> {
                 if version == seen {
                     continue;
                 }
+                // What it was told is a subset of what is verified, so the
+                // counts tell how many wait without copying the set.
+                let waiting = o.file.verified().saturating_sub(o.told.count());
+                let early = now.saturating_duration_since(o.told_at) < HAVE_EVERY;
+                o.owed = early && waiting < HAVE_BATCH;
+                if o.owed {
+                    continue;
+                }
                 o.seen = Some(version);
+                o.told_at = now;
                 let have = o.file.have();
                 let new = have.minus(&o.told);
                 o.told = have;
@@ -458,6 +487,12 @@ impl Served for MemFile {
         self.partial
             .as_ref()
             .map(|p| p.lock().unwrap_or_else(|e| e.into_inner()).0)
+    }
+    fn verified(&self) -> u32 {
+        match &self.partial {
+            Some(p) => p.lock().unwrap_or_else(|e| e.into_inner()).1.count(),
+            None => self.record.piece_count(),
+        }
     }
     fn have(&self) -> Bitfield {
         match &self.partial {

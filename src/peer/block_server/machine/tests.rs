@@ -135,13 +135,55 @@ fn a_download_in_progress_serves_verified_pieces_and_tells_new_ones() {
         s.1.set(5);
         s.1.set(6);
     }
+    // OPENED told what there was: the new pieces wait for HAVE_EVERY,
+    // and the machine says it is not quiet meanwhile, so a driver that
+    // ticks only when there is something to do comes back.
     m.tick(t0).unwrap();
+    assert_eq!(m.replies().count(), 0);
+    assert!(!m.quiet(t0));
+    let t1 = t0 + HAVE_EVERY;
+    m.tick(t1).unwrap();
     match m.replies().collect::<Vec<_>>().as_slice() {
         [PeerReply::Have { have, .. }] => assert_eq!(have.iter_ones().collect::<Vec<_>>(), [5, 6]),
         other => panic!("{other:?}"),
     }
-    m.tick(t0).unwrap();
+    assert!(m.quiet(t1));
+    m.tick(t1 + HAVE_EVERY).unwrap();
     assert_eq!(m.replies().count(), 0);
+}
+
+#[test]
+fn pieces_verified_in_quick_succession_go_out_as_one_have() {
+    let mut f = complete("p", 8);
+    f.seeding = None;
+    let state = Arc::new(Mutex::new((1u64, Bitfield::new(8))));
+    f.partial = Some(state.clone());
+    let lib = Lib(vec![f]);
+    let t0 = Instant::now();
+    let mut m = Serve::new(t0);
+    open(&mut m, &lib, "p", t0);
+    let verify = |piece: u32| {
+        let mut s = state.lock().unwrap();
+        s.0 += 1;
+        s.1.set(piece);
+    };
+    let mut haves = Vec::new();
+    // A piece every 10 ms for 400 ms, ticked as often.
+    for i in 0..40u32 {
+        let now = t0 + Duration::from_millis(10 * u64::from(i));
+        verify(i % 8);
+        m.tick(now).unwrap();
+        for r in m.replies() {
+            if let PeerReply::Have { have, .. } = r {
+                haves.push((i, have.iter_ones().collect::<Vec<_>>()));
+            }
+        }
+    }
+    assert_eq!(
+        haves,
+        [(15, (0..8).collect::<Vec<_>>())],
+        "one HAVE at 150 ms with all eight pieces, none after (nothing new)"
+    );
 }
 
 #[test]
@@ -301,4 +343,37 @@ fn connections_to_one_seeder_share_its_upload_between_them() {
     open(&mut g, &lib, "g", t0);
     assert_eq!(g.sharers(), 1);
     assert_eq!(Serve::<MemFile>::new(t0).sharers(), 1, "nothing open");
+}
+
+#[test]
+fn a_batch_of_new_pieces_goes_out_without_waiting() {
+    let pieces = HAVE_BATCH + 8;
+    let mut f = complete("p", pieces as usize);
+    f.seeding = None;
+    let state = Arc::new(Mutex::new((1u64, Bitfield::new(pieces))));
+    f.partial = Some(state.clone());
+    let lib = Lib(vec![f]);
+    let t0 = Instant::now();
+    let mut m = Serve::new(t0);
+    open(&mut m, &lib, "p", t0);
+    {
+        let mut s = state.lock().unwrap();
+        s.0 = 2;
+        for p in 0..HAVE_BATCH - 1 {
+            s.1.set(p);
+        }
+    }
+    let t1 = t0 + Duration::from_millis(10);
+    m.tick(t1).unwrap();
+    assert_eq!(m.replies().count(), 0, "one short of a batch waits");
+    {
+        let mut s = state.lock().unwrap();
+        s.0 = 3;
+        s.1.set(HAVE_BATCH - 1);
+    }
+    m.tick(t1).unwrap();
+    match m.replies().collect::<Vec<_>>().as_slice() {
+        [PeerReply::Have { have, .. }] => assert_eq!(have.count(), HAVE_BATCH),
+        other => panic!("{other:?}"),
+    }
 }
