@@ -5,9 +5,10 @@
 //! still remove the ones not yet started), sends the answers, and reads
 //! each slice of blocks with one positioned read, written straight into
 //! the socket buffer under the upload limit. The slices queued go out
-//! together, up to `BATCH_BLOCKS` or 50 ms of the upload limit: one grant
-//! of the limit (one wait), one check for requests, one write, where a
-//! grant per block cost a sleep, a wake-up and a system call each.
+//! together, up to `BATCH_BLOCKS` or 50 ms of the upload limit (shared out
+//! among the connections a seeder's schedule has open): one grant of the
+//! limit (one wait), one check for requests, one write, where a grant per
+//! block cost a sleep, a wake-up and a system call each.
 //! Anything malformed gets an ERROR frame and the connection closes.
 
 use super::machine::{Library, Serve, Served, Slice, MAX_PENDING, SLICE_BLOCKS};
@@ -146,7 +147,13 @@ fn serve(
         }
         batch.clear();
         let mut blocks = 0;
-        while blocks < most {
+        // A seeder's connections share its upload a grant at a time. The
+        // downloader told everything, its queue always full, took a whole
+        // batch per grant where the others took the few blocks they had
+        // been offered: about half of the seeder's upload at N=8, and the
+        // others then waited on its copies.
+        let fair = (most / m.sharers()).max(1);
+        while blocks < fair {
             let Some(slice) = m.next_slice()? else { break };
             blocks += slice.count;
             batch.push(slice);

@@ -150,6 +150,18 @@ impl<F: Served> Serve<F> {
         !self.opened.is_empty()
     }
 
+    /// How many connections share the upload of what is open here: the
+    /// most of any seeder's schedule of those files, 1 without one.
+    pub fn sharers(&self) -> u32 {
+        self.opened
+            .iter()
+            .filter_map(|o| o.file.seeding())
+            .map(|s| lock(s).open_count())
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
     /// Requests queued and not yet served.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -261,6 +261,11 @@ impl Seeding {
             .is_some_and(|hot| hot.any_and_not(&self.offered))
     }
 
+    /// Connections that have the file open.
+    pub fn open_count(&self) -> u32 {
+        self.open
+    }
+
     /// Pieces not yet offered to anyone.
     pub fn fresh(&self) -> u32 {
         self.pieces - self.offered.count()

@@ -323,6 +323,29 @@ fn an_idle_connection_times_out() {
 }
 
 #[test]
+fn connections_to_one_seeder_share_its_upload_between_them() {
+    // The driver divides its batches by `sharers`, so the downloader
+    // told everything does not take a batch per grant while the others
+    // take a few blocks.
+    let lib = Lib(vec![complete("f", 100), complete("g", 100)]);
+    let t0 = Instant::now();
+    let mut first = Serve::new(t0);
+    open(&mut first, &lib, "f", t0);
+    assert_eq!(first.sharers(), 1, "alone");
+    let mut others: Vec<Serve<MemFile>> = (0..3).map(|_| Serve::new(t0)).collect();
+    for m in &mut others {
+        open(m, &lib, "f", t0);
+    }
+    assert_eq!(first.sharers(), 4);
+    assert_eq!(others[0].sharers(), 4);
+    // Another file's downloader shares nothing with them.
+    let mut g = Serve::new(t0);
+    open(&mut g, &lib, "g", t0);
+    assert_eq!(g.sharers(), 1);
+    assert_eq!(Serve::<MemFile>::new(t0).sharers(), 1, "nothing open");
+}
+
+#[test]
 fn a_batch_of_new_pieces_goes_out_without_waiting() {
     let pieces = HAVE_BATCH + 8;
     let mut f = complete("p", pieces as usize);
