@@ -44,11 +44,12 @@
 //! to 1 MiB and an RTT from 0.1 to 10 ms (the RTTs the real leechers
 //! measure on a loaded two-core machine are 0.07-3.6 ms). The defaults
 //! stay: RTT 0.1 ms, a low-water mark of 256 KiB, a quantum of one block.
-//! Reality's 1.17-1.18 is mostly what the simulator leaves out on
-//! purpose: about 0.6 s from starting a leecher process to its download
-//! starting (tracker lookups), and CPU (nine processes hashing on two
-//! cores, the whole-file MD5 after the last piece). Measured by the real
-//! leechers' own clocks (`done ... secs=`), a download takes 1.12 x T*.
+//! Reality's 1.17-1.18 then was mostly what the simulator leaves out on
+//! purpose: CPU (nine processes hashing on two cores), above all the
+//! whole-file MD5 after the last piece (56-127 MiB of a 128 MiB file
+//! left to hash while the seeder offered pieces from anywhere; since it
+//! offers them from the front, 0-27 MiB, and reality is at 1.05). A
+//! leecher's start costs 56-112 ms, not the 0.6 s once thought.
 //!
 //! What the model leaves out, knowingly: TCP's slow start and congestion
 //! control (a link is busy at its full rate or idle); packets (a frame
