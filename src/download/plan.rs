@@ -26,9 +26,9 @@
 //! random place and runs are short, so peers fetching from the same seeder
 //! at the same time rarely ask it for the same pieces: each copy the
 //! seeder uploads twice is time the whole swarm waits. Asking a seeder,
-//! its rarest pieces are taken from the back of the file in a small
-//! swarm (`spread_start`): a seeder offers its fresh pieces from the
-//! front, and a rarest piece near there is likely one it is sending to
+//! its rarest pieces are taken from the back of the file
+//! (`spread_start`): a seeder offers its fresh pieces from the front,
+//! and a rarest piece near there is likely one it is sending to
 //! someone else. With complete
 //! holders only, nobody else benefits from spread, so each worker goes on
 //! in order from its cursor: long runs, large writes, and a hash prefix
@@ -43,12 +43,6 @@ const ENDGAME_COPIES: u8 = 2;
 /// close after one a rarest piece must be (`Plan::spread_start`).
 const SEEDER_TRIES: u32 = 4;
 const NEAR: u32 = 64;
-/// Asking a seeder from the back is for small swarms: with more holders
-/// than this, many downloaders are told everything by the seeder once its
-/// fresh pieces run out, and all taking from the back they asked it for
-/// the same pieces (simulated N=1000, 16 MiB, 1 MiB/s: 1.254 -> 1.395
-/// x T*, seeder copies 1.22 -> 1.37).
-const BACK_SOURCES: u16 = 16;
 /// Needed pieces looked at from the back of the file for a rarest one to
 /// ask a seeder for (`Plan::last_rarest`).
 const BACK_TRIES: u32 = 256;
@@ -89,8 +83,6 @@ pub struct Plan {
     /// Connected holders that have every piece: of a piece's availability,
     /// this many are complete holders, the rest are downloading.
     complete_sources: u16,
-    /// Connected holders, complete or not.
-    sources: u16,
     /// Connected holders of this peer's site having each piece, and the
     /// pieces at least one of them has.
     local_avail: Vec<u16>,
@@ -117,7 +109,6 @@ impl Plan {
             spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
             swarm: false,
             complete_sources: 0,
-            sources: 0,
             local_avail: vec![0; pieces as usize],
             local_complete: 0,
             local_has: Bitfield::new(pieces),
@@ -281,7 +272,6 @@ impl Plan {
 
     /// A holder connected: count what it has.
     fn count_source(&mut self, have: &Bitfield) {
-        self.sources = self.sources.saturating_add(1);
         if have.is_full() {
             self.complete_sources += 1;
         }
@@ -303,7 +293,6 @@ impl Plan {
 
     /// A holder left: its pieces are that much less available.
     fn uncount_source(&mut self, have: &Bitfield) {
-        self.sources = self.sources.saturating_sub(1);
         if have.is_full() {
             self.complete_sources = self.complete_sources.saturating_sub(1);
         }
@@ -464,7 +453,7 @@ impl Plan {
     /// within reach.
     fn spread_start(&self, wanted: &Bitfield, spare_seeder: bool, rng: &mut Rng) -> u32 {
         let n = self.pieces() as u64;
-        if spare_seeder && self.sources <= BACK_SOURCES {
+        if spare_seeder {
             if let Some(last) = self.last_rarest(wanted) {
                 let back = self.spread_run as u32 + rng.below(NEAR as u64) as u32;
                 return (last + 1).saturating_sub(back);
@@ -923,28 +912,6 @@ mod spare_seeder_tests {
         p.add_source(&back);
         let got = p.claim(&full, 0, 64, &mut rng);
         assert!(!got.is_empty() && got.iter().all(|&x| x < 9000), "{got:?}");
-    }
-
-    #[test]
-    fn in_a_large_swarm_a_seeder_is_asked_from_random_places() {
-        // Many downloaders are told everything there: from the back they
-        // would all ask the seeder for the same pieces.
-        let mut rng = Rng::seeded(4);
-        let mut p = swarm_plan(10_000);
-        let full = Bitfield::full(10_000);
-        p.add_source(&full);
-        let mut traded = Bitfield::new(10_000);
-        traded.set_range(0, 4000);
-        for _ in 0..BACK_SOURCES {
-            p.add_source(&traded);
-        }
-        let mut front = 0;
-        for _ in 0..20 {
-            let got = p.claim(&full, 0, 64, &mut rng);
-            assert!(!got.is_empty());
-            front += got.iter().filter(|&&x| x < 9600).count();
-        }
-        assert!(front > 0, "not only from the back");
     }
 
     #[test]
