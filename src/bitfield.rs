@@ -111,24 +111,6 @@ impl Bitfield {
         None
     }
 
-    /// The last index < `before` set both here and in `other` (same
-    /// length), a word at a time.
-    pub fn prev_common(&self, other: &Bitfield, before: u32) -> Option<u32> {
-        let mut end = before.min(self.len);
-        while end > 0 {
-            let i = end - 1;
-            let w = (i / 64) as usize;
-            // Bits 0..=i%64 of this word.
-            let keep = u64::MAX >> (63 - i % 64);
-            let masked = self.words[w] & other.words[w] & keep;
-            if masked != 0 {
-                return Some(w as u32 * 64 + 63 - masked.leading_zeros());
-            }
-            end = w as u32 * 64;
-        }
-        None
-    }
-
     /// Sets every bit set in `other` (same length).
     pub fn union_with(&mut self, other: &Bitfield) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
@@ -275,17 +257,6 @@ mod tests {
         assert_eq!(a.next_common(&b, 0), Some(5));
         assert_eq!(a.next_common(&b, 6), Some(140));
         assert_eq!(a.next_common(&b, 150), None);
-        assert_eq!(a.prev_common(&b, 1000), Some(149));
-        assert_eq!(a.prev_common(&b, 149), Some(148));
-        assert_eq!(a.prev_common(&b, 140), Some(5));
-        assert_eq!(a.prev_common(&b, 5), None);
-        // Across word boundaries.
-        let full = Bitfield::full(130);
-        let c = Bitfield::from_runs(130, &[(63, 2), (127, 2)]).unwrap();
-        let found: Vec<_> = [129, 128, 127, 64, 63]
-            .map(|at| full.prev_common(&c, at))
-            .into();
-        assert_eq!(found, vec![Some(128), Some(127), Some(64), Some(63), None]);
         let d = a.minus(&b);
         assert_eq!(d.runs(), vec![(3, 2), (6, 1), (100, 40)]);
         assert_eq!(d.count(), 43);

@@ -26,10 +26,10 @@
 //! random place and runs are short, so peers fetching from the same seeder
 //! at the same time rarely ask it for the same pieces: each copy the
 //! seeder uploads twice is time the whole swarm waits. Asking a seeder,
-//! its rarest pieces are taken from the back of the file in a small
-//! swarm (`spread_start`): a seeder offers its fresh pieces from the
-//! front, and a rarest piece near there is likely one it is sending to
-//! someone else. With complete
+//! a few random places are tried for one with a rarest piece close after
+//! it (`spread_start`): a seeder offers its fresh pieces from the front
+//! of the file, and the first rarest piece past the pieces already
+//! traded is likely one it is sending to someone else. With complete
 //! holders only, nobody else benefits from spread, so each worker goes on
 //! in order from its cursor: long runs, large writes, and a hash prefix
 //! that keeps up, so the whole-file MD5 is ready when the last piece lands.
@@ -43,15 +43,6 @@ const ENDGAME_COPIES: u8 = 2;
 /// close after one a rarest piece must be (`Plan::spread_start`).
 const SEEDER_TRIES: u32 = 4;
 const NEAR: u32 = 64;
-/// Asking a seeder from the back is for small swarms: with more holders
-/// than this, many downloaders are told everything by the seeder once its
-/// fresh pieces run out, and all taking from the back they asked it for
-/// the same pieces (simulated N=1000, 16 MiB, 1 MiB/s: 1.254 -> 1.395
-/// x T*, seeder copies 1.22 -> 1.37).
-const BACK_SOURCES: u16 = 16;
-/// Needed pieces looked at from the back of the file for a rarest one to
-/// ask a seeder for (`Plan::last_rarest`).
-const BACK_TRIES: u32 = 256;
 /// Pieces picked at random before rarest-first takes over.
 pub const RANDOM_FIRST: u32 = 4;
 /// Longest run, in blocks, claimed at a random place.
@@ -89,8 +80,6 @@ pub struct Plan {
     /// Connected holders that have every piece: of a piece's availability,
     /// this many are complete holders, the rest are downloading.
     complete_sources: u16,
-    /// Connected holders, complete or not.
-    sources: u16,
     /// Connected holders of this peer's site having each piece, and the
     /// pieces at least one of them has.
     local_avail: Vec<u16>,
@@ -117,7 +106,6 @@ impl Plan {
             spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
             swarm: false,
             complete_sources: 0,
-            sources: 0,
             local_avail: vec![0; pieces as usize],
             local_complete: 0,
             local_has: Bitfield::new(pieces),
@@ -281,7 +269,6 @@ impl Plan {
 
     /// A holder connected: count what it has.
     fn count_source(&mut self, have: &Bitfield) {
-        self.sources = self.sources.saturating_add(1);
         if have.is_full() {
             self.complete_sources += 1;
         }
@@ -303,7 +290,6 @@ impl Plan {
 
     /// A holder left: its pieces are that much less available.
     fn uncount_source(&mut self, have: &Bitfield) {
-        self.sources = self.sources.saturating_sub(1);
         if have.is_full() {
             self.complete_sources = self.complete_sources.saturating_sub(1);
         }
@@ -448,28 +434,13 @@ impl Plan {
     }
 
     /// Where a claim in a swarm looks from: a random place. Asking a
-    /// seeder, just before its last rarest candidate: a seeder offers its
-    /// fresh pieces to the other downloaders from the front of the file
-    /// (`seeding`), so a rarest piece near the front is likely one it is
-    /// sending someone else already, and asking for it makes the seeder
-    /// send it twice. Random places with a rarest piece close after them
-    /// still met the seeder's round: at N=8 the one downloader told
-    /// everything took 1,100 blocks (3 % of the file) that the seeder
-    /// also sent to another. Taken from the back, its pieces meet the
-    /// seeder's offers only in the last round (120 blocks). A random
-    /// place up to `NEAR` pieces before the last rarest one, so that
-    /// several downloaders told everything do not all ask for the same
-    /// piece (the simulator at N=48 was 0.5 % slower without). A few
-    /// random places, as before, when the back holds no rarest piece
-    /// within reach.
+    /// seeder, a place with a rarest candidate close after it, if a few
+    /// tries find one: a seeder offers its fresh pieces from the front of
+    /// the file (`seeding`), so past the pieces the swarm already trades
+    /// the first rarest piece is one just offered to another downloader,
+    /// and asking for it makes the seeder send it twice.
     fn spread_start(&self, wanted: &Bitfield, spare_seeder: bool, rng: &mut Rng) -> u32 {
         let n = self.pieces() as u64;
-        if spare_seeder && self.sources <= BACK_SOURCES {
-            if let Some(last) = self.last_rarest(wanted) {
-                let back = self.spread_run as u32 + rng.below(NEAR as u64) as u32;
-                return (last + 1).saturating_sub(back);
-            }
-        }
         let mut start = rng.below(n) as u32;
         if spare_seeder {
             for _ in 1..SEEDER_TRIES {
@@ -480,22 +451,6 @@ impl Plan {
             }
         }
         start
-    }
-
-    /// The last needed piece of `have` as rare as any can be
-    /// (`rarest_possible`), looked for among the last `BACK_TRIES`
-    /// needed pieces of `have` only, so a claim costs little.
-    fn last_rarest(&self, have: &Bitfield) -> Option<u32> {
-        let floor = self.rarest_possible();
-        let mut before = self.pieces();
-        for _ in 0..BACK_TRIES {
-            let p = self.needed.prev_common(have, before)?;
-            if self.avail[p as usize] <= floor {
-                return Some(p);
-            }
-            before = p;
-        }
-        None
     }
 
     /// Whether a needed piece of `have` as rare as any can be
@@ -893,58 +848,6 @@ mod spare_seeder_tests {
         );
         // What the leecher has is left to it.
         assert_eq!(claim_all(&mut p, &leecher, &mut rng).len(), 8);
-    }
-
-    #[test]
-    fn a_seeder_is_asked_from_the_back_away_from_its_offers() {
-        // The swarm trades pieces 0..4000; the seeder offers the next ones
-        // to the others from the front, so it is asked for the last ones.
-        let mut rng = Rng::seeded(4);
-        let mut p = swarm_plan(10_000);
-        let full = Bitfield::full(10_000);
-        p.add_source(&full);
-        let mut traded = Bitfield::new(10_000);
-        traded.set_range(0, 4000);
-        p.add_source(&traded);
-        let mut claimed = 0;
-        for _ in 0..20 {
-            let got = p.claim(&full, 0, 64, &mut rng);
-            assert!(!got.is_empty());
-            assert!(got.iter().all(|&x| x >= 9600), "{got:?}");
-            claimed += got.len();
-        }
-        assert!(claimed >= 20 * 8, "runs, not single pieces: {claimed}");
-        // With only pieces others have at the back (beyond what is looked
-        // at), a random place with a rarest piece after it, as before.
-        let mut p = swarm_plan(10_000);
-        p.add_source(&full);
-        let mut back = Bitfield::new(10_000);
-        back.set_range(9000, 1000);
-        p.add_source(&back);
-        let got = p.claim(&full, 0, 64, &mut rng);
-        assert!(!got.is_empty() && got.iter().all(|&x| x < 9000), "{got:?}");
-    }
-
-    #[test]
-    fn in_a_large_swarm_a_seeder_is_asked_from_random_places() {
-        // Many downloaders are told everything there: from the back they
-        // would all ask the seeder for the same pieces.
-        let mut rng = Rng::seeded(4);
-        let mut p = swarm_plan(10_000);
-        let full = Bitfield::full(10_000);
-        p.add_source(&full);
-        let mut traded = Bitfield::new(10_000);
-        traded.set_range(0, 4000);
-        for _ in 0..BACK_SOURCES {
-            p.add_source(&traded);
-        }
-        let mut front = 0;
-        for _ in 0..20 {
-            let got = p.claim(&full, 0, 64, &mut rng);
-            assert!(!got.is_empty());
-            front += got.iter().filter(|&&x| x < 9600).count();
-        }
-        assert!(front > 0, "not only from the back");
     }
 
     #[test]
