@@ -178,24 +178,17 @@ impl Plan {
     }
 
     fn shift_local(&mut self, pieces: &Bitfield, by: i32) {
-        if by > 0 {
-            // Every piece counted up is had: one union, not a bit each
-            // (this runs over a whole holder's pieces as it connects).
-            for p in pieces.iter_ones() {
-                let a = &mut self.local_avail[p as usize];
-                *a = (*a as i32 + by).min(u16::MAX as i32) as u16;
-            }
-            self.local_has.union_with(pieces);
-            return;
-        }
         for p in pieces.iter_ones() {
             let a = &mut self.local_avail[p as usize];
             *a = (*a as i32 + by).clamp(0, u16::MAX as i32) as u16;
             if *a == 0 {
                 self.local_has.clear(p);
-            } else {
-                self.local_has.set(p);
             }
+        }
+        if by > 0 {
+            // Every piece counted up is had: one union, not a bit each
+            // (this runs over a whole holder's pieces as it connects).
+            self.local_has.union_with(pieces);
         }
     }
 

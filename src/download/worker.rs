@@ -47,12 +47,12 @@ impl PlanRef for DownloadState {
     }
 }
 
-/// `cursor`: where to start taking pieces in order when ties are not
-/// broken at random (see `plan`).
 /// Below this round trip a holder's requests wait for the read buffer to
 /// run dry (the worker is about to block) before they are flushed.
 const NEAR_RTT: Duration = Duration::from_millis(1);
 
+/// `cursor`: where to start taking pieces in order when ties are not
+/// broken at random (see `plan`).
 pub fn run(
     shared: &Arc<DownloadState>,
     source: &Source,

@@ -29,7 +29,8 @@
 //!   falls below the low-water mark (see `sim::Config::low_water`). A
 //!   connection with nothing pending is ticked on the 100 ms `TICK` when
 //!   the tick can give it something (see `tick`): new pieces here since
-//!   it last looked, a seeder's offers, the idle timeout.
+//!   it last looked, or waiting for `HAVE_EVERY`, a seeder's offers, the
+//!   idle timeout.
 //! - `accept` / `apply` / `report` drive the block server's admission
 //!   gate, `net::admission::Admission`, as `net::gate` does: a new
 //!   connection waits in the lobby until its first frame, is handed a
@@ -507,11 +508,12 @@ impl SimPeer {
         cx.close(conn);
     }
 
-    /// `peer::server`'s read timeout for the connections with nothing
-    /// pending, and the gate's turn. Only the connections the tick can
-    /// give something are stepped: those whose file being downloaded here
-    /// has new pieces since they last looked, and those `Serve::quiet`
-    /// does not vouch for (a seeder's offers, the idle timeout). The
+    /// `peer::block_server::driver`'s read timeout for the connections
+    /// with nothing pending, and the gate's turn. Only the connections the
+    /// tick can give something are stepped: those whose file being
+    /// downloaded here has new pieces since they last looked, and those
+    /// `Serve::quiet` does not vouch for (a seeder's offers, new pieces
+    /// waiting for `HAVE_EVERY`, the idle timeout). The
     /// others would send nothing and tell the gate what it knows.
     fn tick(&mut self, cx: &mut Cx) {
         let now = self.instant(cx.now());
