@@ -157,6 +157,11 @@ impl Bitfield {
         self.iter_runs().collect()
     }
 
+    /// Bits `64 * i` to `64 * i + 63`, bit `64 * i` lowest; 0 past the end.
+    pub fn word(&self, i: usize) -> u64 {
+        self.words.get(i).copied().unwrap_or(0)
+    }
+
     /// How many maximal runs of set bits there are (`runs().len()`), a
     /// word at a time: a run starts at a set bit whose predecessor is
     /// clear.

@@ -68,7 +68,7 @@ pub struct Plan {
     done: Bitfield,
     /// Workers holding each piece in flight.
     claims: Vec<u8>,
-    /// Connected holders having each piece.
+    /// Connected holders having each piece not done (`each_not_done`).
     avail: Vec<u16>,
     /// `by_avail[a]`: how many NEEDED pieces have availability `a`, so the
     /// rarest availability is known without scanning the pieces.
@@ -138,14 +138,15 @@ impl Plan {
     /// Which of a remote holder's pieces `have` this peer may ask it for:
     /// none a local holder has, none of another downloader's share.
     pub fn remote_wanted(&self, have: &Bitfield) -> Bitfield {
+        let wanted = have.minus(&self.done).minus(&self.others_share);
         if !self.apart {
             let mut local_has = Bitfield::new(self.pieces());
             for p in (0..self.pieces()).filter(|&p| self.avail[p as usize] > 0) {
                 local_has.set(p);
             }
-            return have.minus(&local_has).minus(&self.others_share);
+            return wanted.minus(&local_has);
         }
-        have.minus(&self.local_has).minus(&self.others_share)
+        wanted.minus(&self.local_has)
     }
 
     /// `add_source` for a holder of this peer's site (`local`) or not.
@@ -209,13 +210,13 @@ impl Plan {
     }
 
     fn shift_local(&mut self, pieces: &Bitfield, by: i32) {
-        for p in pieces.iter_ones() {
-            let a = &mut self.local_avail[p as usize];
+        self.each_not_done(pieces, |plan, p| {
+            let a = &mut plan.local_avail[p as usize];
             *a = (*a as i32 + by).clamp(0, u16::MAX as i32) as u16;
             if *a == 0 {
-                self.local_has.clear(p);
+                plan.local_has.clear(p);
             }
-        }
+        });
         if by > 0 {
             // Every piece counted up is had: one union, not a bit each
             // (this runs over a whole holder's pieces as it connects).
@@ -296,9 +297,7 @@ impl Plan {
         if have.is_full() {
             self.complete_sources += 1;
         }
-        for p in have.iter_ones() {
-            self.shift_avail(p, 1);
-        }
+        self.each_not_done(have, |plan, p| plan.shift_avail(p, 1));
     }
 
     /// A connected holder's pieces grew by `new` (HAVE); `now_full` when
@@ -307,9 +306,7 @@ impl Plan {
         if now_full {
             self.complete_sources += 1;
         }
-        for p in new.iter_ones() {
-            self.shift_avail(p, 1);
-        }
+        self.each_not_done(new, |plan, p| plan.shift_avail(p, 1));
     }
 
     /// A holder left: its pieces are that much less available.
@@ -317,11 +314,26 @@ impl Plan {
         if have.is_full() {
             self.complete_sources = self.complete_sources.saturating_sub(1);
         }
-        for p in have.iter_ones() {
-            self.shift_avail(p, -1);
+        self.each_not_done(have, |plan, p| plan.shift_avail(p, -1));
+    }
+
+    /// Calls `f` for each piece of `pieces` not done, a word at a time.
+    /// Availability is kept for those only: a done piece is never asked
+    /// for again, and a holder that connects or leaves late in a download
+    /// has mostly done pieces (250,000 such connections in a simulated
+    /// swarm of 1,000).
+    fn each_not_done(&mut self, pieces: &Bitfield, mut f: impl FnMut(&mut Plan, u32)) {
+        for w in 0..(pieces.len() as usize).div_ceil(64) {
+            let mut bits = pieces.word(w) & !self.done.word(w);
+            while bits != 0 {
+                let p = w as u32 * 64 + bits.trailing_zeros();
+                bits &= bits - 1;
+                f(self, p);
+            }
         }
     }
 
+    /// Connected holders having `piece`, while it is not done.
     pub fn availability(&self, piece: u32) -> u16 {
         self.avail[piece as usize]
     }
@@ -1051,7 +1063,7 @@ mod site_tests {
     fn local_holders_counted_before_the_first_remote_one_stay_local() {
         // Until a remote holder comes, the local counts are the totals;
         // the first one splits them off, with what was counted so far.
-        let mut p = started(8);
+        let mut p = Plan::new(8, 1, &Bitfield::new(8));
         let mut a = Bitfield::new(8);
         a.set_range(0, 3);
         p.add_source_at(&a, true);
@@ -1068,6 +1080,11 @@ mod site_tests {
         assert_eq!(p.remote_wanted(&Bitfield::full(8)).runs(), [(3, 4)]);
         p.remove_source_at(&a, true);
         assert_eq!(p.remote_wanted(&Bitfield::full(8)).runs(), [(0, 7)]);
+        // A done piece is never wanted, from anyone.
+        let mut rng = Rng::seeded(1);
+        let got = p.claim(&Bitfield::full(8), 0, 1, &mut rng);
+        p.complete(got[0]);
+        assert!(!p.remote_wanted(&Bitfield::full(8)).get(got[0]));
     }
 
     #[test]
