@@ -47,6 +47,7 @@
 //!   copy's verified pieces stay "on disk", and a rejoin resumes from them
 //!   with a new plan, as `resume` does.
 
+use super::conn_map::ConnMap;
 use super::tracker::SimTracker;
 use super::{ConnId, CopyStore, Cx, NodeId, SimNode, SimTime};
 use crate::bitfield::Bitfield;
@@ -115,7 +116,7 @@ struct Fetching {
 /// One download: the coordinator's state and its workers.
 struct Download {
     plan: RefCell<Plan>,
-    fetches: BTreeMap<ConnId, Fetching>,
+    fetches: ConnMap<Fetching>,
     /// The coordinator's rules: whom to start, retry or ban.
     holders: Holders<NodeId>,
     /// Connected downloaders of this peer's site (with a site).
@@ -144,7 +145,7 @@ pub struct SimPeer {
     /// complete file once there is one.
     partial: Option<MemFile>,
     complete: Option<MemFile>,
-    serving: BTreeMap<ConnId, Handler>,
+    serving: ConnMap<Handler>,
     /// The block server's admission gate (`net::admission`), the
     /// connections it knows by its ids, and the frames of those waiting
     /// in its lobby for a handler.
@@ -237,7 +238,7 @@ impl SimPeer {
             verified,
             partial: None,
             complete: None,
-            serving: BTreeMap::new(),
+            serving: ConnMap::default(),
             gate: Admission::new(ADMISSION),
             gated: HashMap::new(),
             by_gate: HashMap::new(),
@@ -574,7 +575,7 @@ impl SimPeer {
         });
         self.dl = Some(Download {
             plan: RefCell::new(plan),
-            fetches: BTreeMap::new(),
+            fetches: ConnMap::default(),
             holders: Holders::new(self.instant(cx.now())),
             siblings: std::collections::BTreeSet::new(),
             notify_armed: false,
@@ -992,7 +993,7 @@ impl SimNode for SimPeer {
                 let _ = f.fetch.actions().count();
             }
         }
-        for (_, mut h) in std::mem::take(&mut self.serving) {
+        for (_, mut h) in self.serving.drain() {
             h.m.close();
         }
         self.gate = Admission::new(ADMISSION);
