@@ -37,7 +37,7 @@ use progress::Progress;
 use reassembler::Reassembler;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use worker::{Source, SourceStats};
@@ -115,6 +115,9 @@ pub struct DownloadState {
     pub record: Arc<FileRecord>,
     plan: Mutex<Plan>,
     changed: Condvar,
+    /// Workers in `wait_for_work`: a notify with none costs a system call
+    /// for nothing, and it comes with every verified run.
+    waiting: AtomicUsize,
     pub reasm: Arc<Reassembler>,
     pub limiter: Option<Arc<RateLimiter>>,
     pub metrics: Arc<PeerMetrics>,
@@ -148,7 +151,9 @@ impl DownloadState {
     }
 
     pub fn notify(&self) {
-        self.changed.notify_all();
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Blocks briefly until the plan changes; true when it is complete.
@@ -157,10 +162,12 @@ impl DownloadState {
         if plan.is_complete() {
             return true;
         }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         let (plan, _) = self
             .changed
             .wait_timeout(plan, WORK_WAIT)
             .unwrap_or_else(|p| p.into_inner());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
         plan.is_complete()
     }
 
@@ -227,6 +234,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             &on_disk,
         )),
         changed: Condvar::new(),
+        waiting: AtomicUsize::new(0),
         reasm: Arc::new(Reassembler::new(file, record.clone(), on_disk)),
         limiter: job.limiter.clone(),
         metrics: job.metrics.clone(),
