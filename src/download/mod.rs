@@ -172,12 +172,22 @@ impl DownloadState {
     }
 
     /// Verified blocks reached the disk; `complete` if the plan now is.
+    /// The workers waiting for work hear of it only when it can give them
+    /// some: the plan is complete, or every piece left is claimed (the
+    /// endgame, where they may fetch second copies). A write claims and
+    /// releases nothing, and waking them all at every write (hundreds a
+    /// second) made most of a 100-leecher swarm's context switches, each
+    /// worker taking the plan's lock to find nothing.
     pub fn progress_made(&self, blocks: u64, complete: bool) {
         self.progress.verified(blocks);
         if complete {
             let _ = self.events.send(Event::Complete);
         }
-        self.notify();
+        if complete
+            || (self.waiting.load(Ordering::SeqCst) > 0 && self.plan().nothing_needed())
+        {
+            self.notify();
+        }
     }
 }
 
