@@ -183,9 +183,7 @@ impl DownloadState {
         if complete {
             let _ = self.events.send(Event::Complete);
         }
-        if complete
-            || (self.waiting.load(Ordering::SeqCst) > 0 && self.plan().nothing_needed())
-        {
+        if complete || (self.waiting.load(Ordering::SeqCst) > 0 && self.plan().nothing_needed()) {
             self.notify();
         }
     }

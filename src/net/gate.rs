@@ -271,7 +271,11 @@ impl<F: Fn(TcpStream, Ticket) + Send + Sync + 'static> Gate<F> {
                 revents: 0,
             })
             .collect();
-        let tick = if self.lobby.is_empty() { EMPTY_TICK } else { TICK };
+        let tick = if self.lobby.is_empty() {
+            EMPTY_TICK
+        } else {
+            TICK
+        };
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for
         // the duration of the call; every descriptor in it is owned by
         // `listener` or `self.lobby`, which outlive the call.
