@@ -106,6 +106,30 @@ struct Opened<F> {
     told_at: Instant,
     /// New pieces wait for `HAVE_EVERY` to pass.
     owed: bool,
+    /// The last offers made, and when: the first request for one of
+    /// them measures `lag`.
+    probe: Option<(Instant, Bitfield)>,
+    /// How long after an offer it asks for it (smoothed): the round trip
+    /// and its own wait.
+    lag: Option<Duration>,
+}
+
+impl<F> Opened<F> {
+    /// It asked for pieces `first..=last`; the first request for one of
+    /// the last offers made measures how long it takes to ask.
+    fn asked_for(&mut self, first: u32, last: u32, now: Instant) {
+        if let Some((at, offered)) = &self.probe {
+            if (first..=last).any(|p| offered.get(p)) {
+                let sample = now.saturating_duration_since(*at);
+                self.lag = Some(self.lag.map_or(sample, |l| (l * 3 + sample) / 4));
+                self.probe = None;
+            }
+        }
+        for p in first..=last {
+            self.asked.set(p);
+        }
+        self.asked_at = now;
+    }
 }
 
 /// A run of blocks asked for and not yet sent.
@@ -199,12 +223,11 @@ impl<F: Served> Serve<F> {
                 };
                 check_range(o.file.record(), block, count as u32)?;
                 let record = o.file.record();
-                for p in
-                    record.piece_of_block(block)..=record.piece_of_block(block + count as u32 - 1)
-                {
-                    o.asked.set(p);
-                }
-                o.asked_at = now;
+                let (first, last) = (
+                    record.piece_of_block(block),
+                    record.piece_of_block(block + count as u32 - 1),
+                );
+                o.asked_for(first, last, now);
                 self.pending.push_back(Queued {
                     handle,
                     block,
@@ -279,6 +302,8 @@ impl<F: Served> Serve<F> {
             asked_at: self.heard,
             told_at: self.heard,
             owed: false,
+            probe: None,
+            lag: None,
             file: f,
         });
         Ok(())
@@ -393,7 +418,7 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
     };
     let waiting = o.told.minus(&o.asked).count();
     let mut s = lock(s);
-    let want = s.offer_size(record.blocks_per_piece);
+    let want = s.offer_size_for(record.blocks_per_piece, o.lag.unwrap_or_default(), now);
     // A downloader that asks for nothing it was offered may have those
     // pieces from others already: offer it others after a while.
     // One that is still asking is only slow: its offers are not stale
@@ -422,6 +447,9 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
         s.offer(&mut o.told, want.saturating_sub(waiting).max(1))
     };
     o.offered_at = now;
+    if new.count() > 0 {
+        o.probe = Some((now, new.clone()));
+    }
     if o.told.is_full() {
         o.offers = false;
     }
