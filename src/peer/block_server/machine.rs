@@ -12,7 +12,7 @@
 //! whose seeder has several downloaders at once, OPENED and HAVE carry
 //! the offers of its `Seeding` schedule instead of everything.
 
-use super::seeding::Seeding;
+use super::seeding::{Rate, Seeding};
 use crate::bitfield::Bitfield;
 use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
@@ -109,9 +109,11 @@ struct Opened<F> {
     /// The last offers made, and when: the first request for one of
     /// them measures `lag`.
     probe: Option<(Instant, Bitfield)>,
-    /// How long after an offer it asks for it (smoothed): the round trip
-    /// and its own wait.
+    /// How long after an offer it asks for it, at least (as for an RTT):
+    /// the round trip, without the waits of a pipeline here that is full.
     lag: Option<Duration>,
+    /// Pieces sent to it a second.
+    rate: Rate,
 }
 
 impl<F> Opened<F> {
@@ -121,7 +123,7 @@ impl<F> Opened<F> {
         if let Some((at, offered)) = &self.probe {
             if (first..=last).any(|p| offered.get(p)) {
                 let sample = now.saturating_duration_since(*at);
-                self.lag = Some(self.lag.map_or(sample, |l| (l * 3 + sample) / 4));
+                self.lag = Some(self.lag.map_or(sample, |l| l.min(sample)));
                 self.probe = None;
             }
         }
@@ -304,6 +306,7 @@ impl<F: Served> Serve<F> {
             owed: false,
             probe: None,
             lag: None,
+            rate: Rate::default(),
             file: f,
         });
         Ok(())
@@ -365,7 +368,7 @@ impl<F: Served> Serve<F> {
             });
             r.count = SLICE_BLOCKS;
         }
-        let o = &self.opened[r.handle as usize];
+        let o = &mut self.opened[r.handle as usize];
         let record = o.file.record();
         let (first, last) = (
             record.piece_of_block(r.block),
@@ -387,6 +390,7 @@ impl<F: Served> Serve<F> {
             for p in first..=last {
                 if record.first_block(p) >= r.block {
                     s.sent(p);
+                    o.rate.add(1);
                 }
             }
         }
@@ -418,7 +422,8 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
     };
     let waiting = o.told.minus(&o.asked).count();
     let mut s = lock(s);
-    let want = s.offer_size_for(record.blocks_per_piece, o.lag.unwrap_or_default(), now);
+    let lag = o.lag.unwrap_or_default();
+    let want = s.offer_size_for(record.blocks_per_piece, lag, o.rate.at(now), now);
     // A downloader that asks for nothing it was offered may have those
     // pieces from others already: offer it others after a while.
     // One that is still asking is only slow: its offers are not stale

@@ -42,9 +42,10 @@ pub const OFFERED_BLOCKS: u32 = 64;
 /// The simulator at N=8 (128 MiB): 32 rounds 1.024-1.027 x T*, 16 rounds
 /// 1.021-1.025; the MD5 left after the last piece is a round or two.
 pub const ROUNDS: u32 = 16;
-/// A far downloader is offered what the seeder sends in the time it
-/// takes to ask for an offer (its `lag`), its share of it times this...
-pub const LAG_HEADROOM: f64 = 1.5;
+/// A far downloader is offered what it takes in the time it takes to
+/// ask for an offer (its `lag`), times this (room to grow: its rate is
+/// measured with the offers it had)...
+pub const LAG_HEADROOM: f64 = 2.0;
 /// ...up to this many blocks (1 MiB).
 pub const FAR_OFFER_BLOCKS: u32 = 256;
 /// How often the seeder's sending rate is measured.
@@ -61,12 +62,43 @@ pub struct Seeding {
     rng: Rng,
     /// The pieces new in this version (`prefer`): offered first.
     hot: Option<Bitfield>,
-    /// Pieces sent in all, and when and at what count the rate was last
-    /// measured.
-    sent_total: u64,
+    /// Pieces sent a second, by all its connections.
+    rate: Rate,
+}
+
+/// Things counted a second, over the last `RATE_EVERY`: taken at once
+/// when higher, half way when lower.
+#[derive(Default)]
+pub struct Rate {
+    count: u64,
+    /// When and at what count it was last measured.
     measured: Option<(Instant, u64)>,
-    /// Pieces sent a second, over the last `RATE_EVERY`.
-    rate: f64,
+    per_sec: f64,
+}
+
+impl Rate {
+    pub fn add(&mut self, n: u64) {
+        self.count += n;
+    }
+
+    /// The rate, measured again if `RATE_EVERY` has passed.
+    pub fn at(&mut self, now: Instant) -> f64 {
+        let Some((at, count)) = self.measured else {
+            self.measured = Some((now, self.count));
+            return self.per_sec;
+        };
+        let t = now.saturating_duration_since(at);
+        if t >= RATE_EVERY {
+            let r = (self.count - count) as f64 / t.as_secs_f64();
+            self.per_sec = if r > self.per_sec {
+                r
+            } else {
+                0.5 * (self.per_sec + r)
+            };
+            self.measured = Some((now, self.count));
+        }
+        self.per_sec
+    }
 }
 
 impl Seeding {
@@ -78,9 +110,7 @@ impl Seeding {
             open: 0,
             rng: Rng::seeded(seed),
             hot: None,
-            sent_total: 0,
-            measured: None,
-            rate: 0.0,
+            rate: Rate::default(),
         }
     }
 
@@ -122,39 +152,28 @@ impl Seeding {
     }
 
     /// `offer_size` for a downloader that asks for an offer `lag` after
-    /// it was made: at least what the seeder sends meanwhile, its share
-    /// of it, with headroom. A downloader 40 ms away asks for an offer a
-    /// round trip after it goes out, so offers of `offer_size` alone
-    /// (tuned on loopback, 8 blocks each at N=8) let each one take 8
-    /// blocks per round trip, 0.8 MiB/s: the seeder's link at 10 MiB/s
-    /// was 74 % used in `make hosts N=8 RTT=40ms`. Near ones (a lag of a
-    /// millisecond or two) keep `offer_size`.
-    pub fn offer_size_for(&mut self, blocks_per_piece: u32, lag: Duration, now: Instant) -> u32 {
-        self.measure(now);
-        let share = self.rate * lag.as_secs_f64() * LAG_HEADROOM / self.open.max(1) as f64;
+    /// it was made and was sent `rate` pieces a second: at least what it
+    /// takes in that time, with headroom to grow, up to its share of the
+    /// seeder's rate. A downloader 40 ms away asks for an offer a round
+    /// trip after it goes out, so offers of `offer_size` alone (tuned on
+    /// loopback, 8 blocks each at N=8) let each one take 8 blocks per
+    /// round trip, 0.8 MiB/s: the seeder's link at 10 MiB/s was 74 %
+    /// used in `make hosts N=8 RTT=40ms`. Near ones (a lag of a
+    /// millisecond or two) keep `offer_size`, and so do the many that
+    /// ask late because their pipelines here are full (their own rate
+    /// is low: more offers would not be asked for sooner).
+    pub fn offer_size_for(
+        &mut self,
+        blocks_per_piece: u32,
+        lag: Duration,
+        rate: f64,
+        now: Instant,
+    ) -> u32 {
+        let fair = self.rate.at(now) / self.open.max(1) as f64;
+        let share = fair.min(rate) * lag.as_secs_f64() * LAG_HEADROOM;
         let most = (FAR_OFFER_BLOCKS / blocks_per_piece.max(1)).max(1);
         self.offer_size(blocks_per_piece)
             .max((share as u32).min(most))
-    }
-
-    /// Takes the rate at which pieces went out since it was last taken,
-    /// once `RATE_EVERY` has passed; higher at once, lower half way.
-    fn measure(&mut self, now: Instant) {
-        let Some((at, count)) = self.measured else {
-            self.measured = Some((now, self.sent_total));
-            return;
-        };
-        let t = now.saturating_duration_since(at);
-        if t < RATE_EVERY {
-            return;
-        }
-        let r = (self.sent_total - count) as f64 / t.as_secs_f64();
-        self.rate = if r > self.rate {
-            r
-        } else {
-            0.5 * (self.rate + r)
-        };
-        self.measured = Some((now, self.sent_total));
     }
 
     /// A connection closed. If it was given offers, `(told, asked)`: the
@@ -295,7 +314,7 @@ impl Seeding {
     /// `count` blocks of piece `p` went out.
     pub fn sent(&mut self, piece: u32) {
         self.offered.set(piece);
-        self.sent_total += 1;
+        self.rate.add(1);
         let s = &mut self.sent[piece as usize];
         *s = s.saturating_add(1);
     }
