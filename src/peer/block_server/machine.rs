@@ -106,32 +106,8 @@ struct Opened<F> {
     told_at: Instant,
     /// New pieces wait for `HAVE_EVERY` to pass.
     owed: bool,
-    /// The last offers made, and when: the first request for one of
-    /// them measures `lag`.
-    probe: Option<(Instant, Bitfield)>,
-    /// How long after an offer it asks for it, at least (as for an RTT):
-    /// the round trip, without the waits of a pipeline here that is full.
-    lag: Option<Duration>,
     /// Pieces sent to it a second.
     rate: Rate,
-}
-
-impl<F> Opened<F> {
-    /// It asked for pieces `first..=last`; the first request for one of
-    /// the last offers made measures how long it takes to ask.
-    fn asked_for(&mut self, first: u32, last: u32, now: Instant) {
-        if let Some((at, offered)) = &self.probe {
-            if (first..=last).any(|p| offered.get(p)) {
-                let sample = now.saturating_duration_since(*at);
-                self.lag = Some(self.lag.map_or(sample, |l| l.min(sample)));
-                self.probe = None;
-            }
-        }
-        for p in first..=last {
-            self.asked.set(p);
-        }
-        self.asked_at = now;
-    }
 }
 
 /// A run of blocks asked for and not yet sent.
@@ -146,6 +122,12 @@ pub struct Serve<F> {
     opened: Vec<Opened<F>>,
     pending: VecDeque<Queued>,
     heard: Instant,
+    /// When the last PING came, and the least time between two: the
+    /// round trip, since a downloader sends its first PINGs one after
+    /// the other's PONG (`fetch`). A seeder's offers to a far one cover
+    /// it (`Seeding::offer_size_for`).
+    pinged: Option<Instant>,
+    rtt: Option<Duration>,
     out: Vec<PeerReply<'static>>,
     closing: bool,
 }
@@ -156,6 +138,8 @@ impl<F: Served> Serve<F> {
             opened: Vec::new(),
             pending: VecDeque::new(),
             heard: now,
+            pinged: None,
+            rtt: None,
             out: Vec::new(),
             closing: false,
         }
@@ -225,11 +209,12 @@ impl<F: Served> Serve<F> {
                 };
                 check_range(o.file.record(), block, count as u32)?;
                 let record = o.file.record();
-                let (first, last) = (
-                    record.piece_of_block(block),
-                    record.piece_of_block(block + count as u32 - 1),
-                );
-                o.asked_for(first, last, now);
+                for p in
+                    record.piece_of_block(block)..=record.piece_of_block(block + count as u32 - 1)
+                {
+                    o.asked.set(p);
+                }
+                o.asked_at = now;
                 self.pending.push_back(Queued {
                     handle,
                     block,
@@ -241,7 +226,14 @@ impl<F: Served> Serve<F> {
                 block,
                 count,
             } => cancel(&mut self.pending, handle, block, count as u32),
-            PeerRequest::Ping { nonce } => self.out.push(PeerReply::Pong { nonce }),
+            PeerRequest::Ping { nonce } => {
+                if let Some(last) = self.pinged {
+                    let gap = now.saturating_duration_since(last);
+                    self.rtt = Some(self.rtt.map_or(gap, |r| r.min(gap)));
+                }
+                self.pinged = Some(now);
+                self.out.push(PeerReply::Pong { nonce });
+            }
             PeerRequest::GetRecord { name } => match lib.find(&name) {
                 Some(f) => self.out.push(PeerReply::Record {
                     record: f.record().clone(),
@@ -304,8 +296,6 @@ impl<F: Served> Serve<F> {
             asked_at: self.heard,
             told_at: self.heard,
             owed: false,
-            probe: None,
-            lag: None,
             rate: Rate::default(),
             file: f,
         });
@@ -321,7 +311,7 @@ impl<F: Served> Serve<F> {
         let idle = self.pending.is_empty();
         for (handle, o) in self.opened.iter_mut().enumerate() {
             let new = if o.offers {
-                more_offers(o, idle, now)
+                more_offers(o, idle, self.rtt.unwrap_or_default(), now)
             } else if let (Some(seen), Some(version)) = (o.seen, o.file.version()) {
                 if version == seen {
                     continue;
@@ -414,7 +404,7 @@ impl<F: Served> Serve<F> {
 
 /// Tops up a connection's offers (see `Seeding::offer_size`); the newly
 /// offered pieces.
-fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfield {
+fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, rtt: Duration, now: Instant) -> Bitfield {
     let record = o.file.record();
     let none = || Bitfield::new(record.piece_count());
     let Some(s) = o.file.seeding() else {
@@ -422,8 +412,7 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
     };
     let waiting = o.told.minus(&o.asked).count();
     let mut s = lock(s);
-    let lag = o.lag.unwrap_or_default();
-    let want = s.offer_size_for(record.blocks_per_piece, lag, o.rate.at(now), now);
+    let want = s.offer_size_for(record.blocks_per_piece, rtt, o.rate.at(now), now);
     // A downloader that asks for nothing it was offered may have those
     // pieces from others already: offer it others after a while.
     // One that is still asking is only slow: its offers are not stale
@@ -452,9 +441,6 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
         s.offer(&mut o.told, want.saturating_sub(waiting).max(1))
     };
     o.offered_at = now;
-    if new.count() > 0 {
-        o.probe = Some((now, new.clone()));
-    }
     if o.told.is_full() {
         o.offers = false;
     }

@@ -279,9 +279,9 @@ fn offers_are_topped_up_for_a_downloader_that_stopped_asking_not_a_slow_one() {
 }
 
 /// Drives a seeder for a second: `first` (told everything) takes 30
-/// blocks every 10 ms, `near` asks for each offer as it is made, `far` 40
-/// ms after they were made. The size of near's last offer, and what far
-/// holds offered and not yet asked at the end.
+/// blocks every 10 ms, `near` asks for each offer as it is made, `far`,
+/// 40 ms away, a round trip after. The size of near's last offer, and
+/// what far holds offered and not yet asked at the end.
 fn offers_after_a_second(lib: &Lib) -> (u32, u32) {
     let t0 = Instant::now();
     let mut first = Serve::new(t0);
@@ -304,7 +304,18 @@ fn offers_after_a_second(lib: &Lib) -> (u32, u32) {
         })
     };
     let step = Duration::from_millis(10);
-    let mut now = t0;
+    // Each measures its round trip with PINGs, one after the other's PONG.
+    for n in 0..3 {
+        for (m, rtt) in [
+            (&mut near, Duration::from_micros(100)),
+            (&mut far, 4 * step),
+        ] {
+            let req = PeerRequest::Ping { nonce: n };
+            m.on_request(req, t0 + rtt * n as u32, lib).unwrap();
+            m.replies().for_each(drop);
+        }
+    }
+    let mut now = t0 + 8 * step;
     for i in 0..100 {
         now += step;
         first.on_request(request(i * 30, 30), now, lib).unwrap();
@@ -329,9 +340,9 @@ fn offers_after_a_second(lib: &Lib) -> (u32, u32) {
 #[test]
 fn a_far_downloader_is_offered_what_the_seeder_sends_while_it_asks() {
     // The seeder sends over 3,000 blocks a second; the far downloader
-    // asks 40 ms after each offer, so it needs at least 3,000 x 0.04 / 3
-    // (its share among three connections) offered at a time; a near
-    // one, asking at once, keeps the share tuned on loopback.
+    // asks a round trip (40 ms) after each offer, so it needs at least
+    // 3,000 x 0.04 / 3 (its share among three connections) offered at a
+    // time; a near one keeps the share tuned on loopback.
     let lib = Lib(vec![complete("s", 12_000)]);
     let (near, far) = offers_after_a_second(&lib);
     let share = (OFFERED_BLOCKS / 3).clamp(1, OFFER_BLOCKS);
