@@ -12,7 +12,7 @@
 //! whose seeder has several downloaders at once, OPENED and HAVE carry
 //! the offers of its `Seeding` schedule instead of everything.
 
-use super::seeding::Seeding;
+use super::seeding::{Rate, Seeding};
 use crate::bitfield::Bitfield;
 use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
@@ -106,6 +106,8 @@ struct Opened<F> {
     told_at: Instant,
     /// New pieces wait for `HAVE_EVERY` to pass.
     owed: bool,
+    /// Pieces sent to it a second.
+    rate: Rate,
 }
 
 /// A run of blocks asked for and not yet sent.
@@ -120,6 +122,12 @@ pub struct Serve<F> {
     opened: Vec<Opened<F>>,
     pending: VecDeque<Queued>,
     heard: Instant,
+    /// When the last PING came, and the least time between two: the
+    /// round trip, since a downloader sends its first PINGs one after
+    /// the other's PONG (`fetch`). A seeder's offers to a far one cover
+    /// it (`Seeding::offer_size_for`).
+    pinged: Option<Instant>,
+    rtt: Option<Duration>,
     out: Vec<PeerReply<'static>>,
     closing: bool,
 }
@@ -130,6 +138,8 @@ impl<F: Served> Serve<F> {
             opened: Vec::new(),
             pending: VecDeque::new(),
             heard: now,
+            pinged: None,
+            rtt: None,
             out: Vec::new(),
             closing: false,
         }
@@ -216,7 +226,14 @@ impl<F: Served> Serve<F> {
                 block,
                 count,
             } => cancel(&mut self.pending, handle, block, count as u32),
-            PeerRequest::Ping { nonce } => self.out.push(PeerReply::Pong { nonce }),
+            PeerRequest::Ping { nonce } => {
+                if let Some(last) = self.pinged {
+                    let gap = now.saturating_duration_since(last);
+                    self.rtt = Some(self.rtt.map_or(gap, |r| r.min(gap)));
+                }
+                self.pinged = Some(now);
+                self.out.push(PeerReply::Pong { nonce });
+            }
             PeerRequest::GetRecord { name } => match lib.find(&name) {
                 Some(f) => self.out.push(PeerReply::Record {
                     record: f.record().clone(),
@@ -279,6 +296,7 @@ impl<F: Served> Serve<F> {
             asked_at: self.heard,
             told_at: self.heard,
             owed: false,
+            rate: Rate::default(),
             file: f,
         });
         Ok(())
@@ -293,7 +311,7 @@ impl<F: Served> Serve<F> {
         let idle = self.pending.is_empty();
         for (handle, o) in self.opened.iter_mut().enumerate() {
             let new = if o.offers {
-                more_offers(o, idle, now)
+                more_offers(o, idle, self.rtt.unwrap_or_default(), now)
             } else if let (Some(seen), Some(version)) = (o.seen, o.file.version()) {
                 if version == seen {
                     continue;
@@ -340,7 +358,7 @@ impl<F: Served> Serve<F> {
             });
             r.count = SLICE_BLOCKS;
         }
-        let o = &self.opened[r.handle as usize];
+        let o = &mut self.opened[r.handle as usize];
         let record = o.file.record();
         let (first, last) = (
             record.piece_of_block(r.block),
@@ -362,6 +380,7 @@ impl<F: Served> Serve<F> {
             for p in first..=last {
                 if record.first_block(p) >= r.block {
                     s.sent(p);
+                    o.rate.add(1);
                 }
             }
         }
@@ -385,7 +404,7 @@ impl<F: Served> Serve<F> {
 
 /// Tops up a connection's offers (see `Seeding::offer_size`); the newly
 /// offered pieces.
-fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfield {
+fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, rtt: Duration, now: Instant) -> Bitfield {
     let record = o.file.record();
     let none = || Bitfield::new(record.piece_count());
     let Some(s) = o.file.seeding() else {
@@ -393,7 +412,7 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, now: Instant) -> Bitfie
     };
     let waiting = o.told.minus(&o.asked).count();
     let mut s = lock(s);
-    let want = s.offer_size(record.blocks_per_piece);
+    let want = s.offer_size_for(record.blocks_per_piece, rtt, o.rate.at(now), now);
     // A downloader that asks for nothing it was offered may have those
     // pieces from others already: offer it others after a while.
     // One that is still asking is only slow: its offers are not stale

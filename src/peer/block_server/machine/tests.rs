@@ -1,7 +1,7 @@
 //! The block-server machine driven directly, over files in memory.
 
 use super::*;
-use crate::peer::block_server::seeding::{OFFERED_BLOCKS, OFFER_BLOCKS};
+use crate::peer::block_server::seeding::{FAR_OFFER_BLOCKS, OFFERED_BLOCKS, OFFER_BLOCKS};
 
 struct Lib(Vec<MemFile>);
 
@@ -276,6 +276,79 @@ fn offers_are_topped_up_for_a_downloader_that_stopped_asking_not_a_slow_one() {
     // It stops asking: after STALE_OFFERS its offers are topped up.
     now += STALE_OFFERS;
     assert!(new_offers(&mut a, now) > 0);
+}
+
+/// Drives a seeder for a second: `first` (told everything) takes 30
+/// blocks every 10 ms, `near` asks for each offer as it is made, `far`,
+/// 40 ms away, a round trip after. The size of near's last offer, and
+/// what far holds offered and not yet asked at the end.
+fn offers_after_a_second(lib: &Lib) -> (u32, u32) {
+    let t0 = Instant::now();
+    let mut first = Serve::new(t0);
+    assert!(open(&mut first, lib, "s", t0).1.is_full());
+    let (mut near, mut far) = (Serve::new(t0), Serve::new(t0));
+    let ask = |m: &mut Serve<MemFile>, offer: &Bitfield, now| {
+        for p in offer.iter_ones() {
+            m.on_request(request(p, 1), now, lib).unwrap();
+        }
+        while m.next_slice().unwrap().is_some() {}
+    };
+    let mut near_offer = open(&mut near, lib, "s", t0).1;
+    ask(&mut near, &near_offer, t0);
+    let mut far_offers = VecDeque::from([(t0, open(&mut far, lib, "s", t0).1)]);
+    let offered = |m: &mut Serve<MemFile>, now| {
+        m.tick(now).unwrap();
+        m.replies().find_map(|r| match r {
+            PeerReply::Have { have, .. } => Some(have),
+            _ => None,
+        })
+    };
+    let step = Duration::from_millis(10);
+    // Each measures its round trip with PINGs, one after the other's PONG.
+    for n in 0..3 {
+        for (m, rtt) in [
+            (&mut near, Duration::from_micros(100)),
+            (&mut far, 4 * step),
+        ] {
+            let req = PeerRequest::Ping { nonce: n };
+            m.on_request(req, t0 + rtt * n as u32, lib).unwrap();
+            m.replies().for_each(drop);
+        }
+    }
+    let mut now = t0 + 8 * step;
+    for i in 0..100 {
+        now += step;
+        first.on_request(request(i * 30, 30), now, lib).unwrap();
+        while first.next_slice().unwrap().is_some() {}
+        if let Some(offer) = offered(&mut near, now) {
+            ask(&mut near, &offer, now);
+            near_offer = offer;
+        }
+        while far_offers
+            .front()
+            .is_some_and(|(at, _)| now >= *at + 4 * step)
+        {
+            let (_, offer) = far_offers.pop_front().unwrap();
+            ask(&mut far, &offer, now);
+        }
+        far_offers.extend(offered(&mut far, now).map(|o| (now, o)));
+    }
+    let far_waiting = far_offers.iter().map(|(_, o)| o.count()).sum();
+    (near_offer.count(), far_waiting)
+}
+
+#[test]
+fn a_far_downloader_is_offered_what_the_seeder_sends_while_it_asks() {
+    // The seeder sends over 3,000 blocks a second; the far downloader
+    // asks a round trip (40 ms) after each offer, so it needs at least
+    // 3,000 x 0.04 / 3 (its share among three connections) offered at a
+    // time; a near one keeps the share tuned on loopback.
+    let lib = Lib(vec![complete("s", 12_000)]);
+    let (near, far) = offers_after_a_second(&lib);
+    let share = (OFFERED_BLOCKS / 3).clamp(1, OFFER_BLOCKS);
+    assert_eq!(near, share);
+    assert!(far >= 3000 * 40 / 1000 / 3, "far {far}");
+    assert!(far <= FAR_OFFER_BLOCKS, "far {far}");
 }
 
 #[test]
