@@ -37,7 +37,7 @@ use progress::Progress;
 use reassembler::Reassembler;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use worker::{Source, SourceStats};
@@ -115,6 +115,9 @@ pub struct DownloadState {
     pub record: Arc<FileRecord>,
     plan: Mutex<Plan>,
     changed: Condvar,
+    /// Workers in `wait_for_work`: a notify with none costs a system call
+    /// for nothing, and it comes with every verified run.
+    waiting: AtomicUsize,
     pub reasm: Arc<Reassembler>,
     pub limiter: Option<Arc<RateLimiter>>,
     pub metrics: Arc<PeerMetrics>,
@@ -148,7 +151,9 @@ impl DownloadState {
     }
 
     pub fn notify(&self) {
-        self.changed.notify_all();
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// Blocks briefly until the plan changes; true when it is complete.
@@ -157,20 +162,30 @@ impl DownloadState {
         if plan.is_complete() {
             return true;
         }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         let (plan, _) = self
             .changed
             .wait_timeout(plan, WORK_WAIT)
             .unwrap_or_else(|p| p.into_inner());
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
         plan.is_complete()
     }
 
     /// Verified blocks reached the disk; `complete` if the plan now is.
+    /// The workers waiting for work hear of it only when it can give them
+    /// some: the plan is complete, or every piece left is claimed (the
+    /// endgame, where they may fetch second copies). A write claims and
+    /// releases nothing, and waking them all at every write (hundreds a
+    /// second) made most of a 100-leecher swarm's context switches, each
+    /// worker taking the plan's lock to find nothing.
     pub fn progress_made(&self, blocks: u64, complete: bool) {
         self.progress.verified(blocks);
         if complete {
             let _ = self.events.send(Event::Complete);
         }
-        self.notify();
+        if complete || (self.waiting.load(Ordering::SeqCst) > 0 && self.plan().nothing_needed()) {
+            self.notify();
+        }
     }
 }
 
@@ -227,6 +242,7 @@ pub fn run(job: Job<'_>) -> Result<Outcome> {
             &on_disk,
         )),
         changed: Condvar::new(),
+        waiting: AtomicUsize::new(0),
         reasm: Arc::new(Reassembler::new(file, record.clone(), on_disk)),
         limiter: job.limiter.clone(),
         metrics: job.metrics.clone(),

@@ -9,7 +9,8 @@
 //! - `drive` / `perform` / `end_fetch` mirror `download::worker` (`drive`,
 //!   `perform`, `run`): poll, carry out the actions, wait for a reply (at
 //!   most `worker::POLL`) or, with nothing to request, for the plan to
-//!   change (at most `WORK_WAIT`; a write or a released piece wakes them);
+//!   change (at most `WORK_WAIT`; a released piece wakes them, and a write
+//!   that completes the plan or comes with every piece claimed);
 //!   verified runs are handed out before each wait. A `Write` goes into
 //!   the node's `CopyStore`, which checks every byte against the original.
 //! - `add_holders` / `end_fetch` / the refresh timer drive the
@@ -762,7 +763,8 @@ impl SimPeer {
                         }
                     }
                     dl.complete |= complete;
-                    wake = true;
+                    // As `DownloadState::progress_made`.
+                    wake |= complete || dl.plan.borrow().nothing_needed();
                 }
                 Action::Released => wake = true,
             }

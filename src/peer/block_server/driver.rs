@@ -118,10 +118,22 @@ fn serve(
     let most = batch_blocks(peer.upload.as_ref().map(|l| l.rate()));
     let mut buf = vec![0u8; (most + SLICE_BLOCKS) as usize * BLOCK_SIZE as usize];
     let mut batch = Vec::new();
+    // Written and not yet flushed: something other than HAVE (see
+    // `send_blocks`).
+    let mut urgent = false;
     loop {
+        // Whether this pass read the socket: once it has and the buffer
+        // is drained, another look would almost always find nothing (an
+        // EAGAIN system call per request). Requests that come meanwhile
+        // are read before the next batch.
+        let mut read = false;
         while m.pending() < MAX_PENDING {
+            if read && m.pending() > 0 && conn.read_buffer_empty() {
+                break;
+            }
             let got = if m.pending() == 0 {
                 conn.flush()?;
+                urgent = false;
                 ticket.idle(m.has_open());
                 conn.fill()
             } else {
@@ -129,11 +141,12 @@ fn serve(
             };
             match got {
                 Ok(true) => {
+                    read = true;
                     ticket.busy();
                     let req = conn.take::<PeerRequest>()?;
                     m.on_request(req, Instant::now(), peer.as_ref())?;
                     // Answers go out before the next wait for a request.
-                    queue_replies(conn, m)?;
+                    urgent |= queue_replies(conn, m)?;
                 }
                 Ok(false) => return Ok(()),
                 Err(Error::Timeout(_)) => break,
@@ -141,7 +154,7 @@ fn serve(
             }
         }
         m.tick(Instant::now())?;
-        queue_replies(conn, m)?;
+        urgent |= queue_replies(conn, m)?;
         if m.closing() {
             return conn.flush();
         }
@@ -158,7 +171,7 @@ fn serve(
             blocks += slice.count;
             batch.push(slice);
         }
-        send_blocks(peer, conn, &batch, &mut buf)?;
+        urgent = send_blocks(peer, conn, &batch, &mut buf, urgent)?;
     }
 }
 
@@ -172,22 +185,30 @@ fn batch_blocks(rate: Option<u64>) -> u32 {
     blocks.clamp(1, BATCH_BLOCKS)
 }
 
-fn queue_replies(conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<()> {
+/// Queues the machine's answers; true if one of them is not a HAVE.
+fn queue_replies(conn: &mut Conn, m: &mut Serve<Arc<SharedFile>>) -> Result<bool> {
+    let mut urgent = false;
     for reply in m.replies() {
+        urgent |= !matches!(reply, PeerReply::Have { .. });
         conn.queue(&reply)?;
     }
-    Ok(())
+    Ok(urgent)
 }
 
 /// Reads each slice (the machine checked it holds those pieces) with one
 /// positioned read, takes the whole batch from the upload limit at once,
-/// and writes its BLOCK frames into the socket buffer.
+/// and writes its BLOCK frames into the socket buffer. `urgent`: the
+/// buffer holds more than HAVEs, which go out before a wait for the
+/// limit; HAVEs alone wait for this batch and leave with it, where a
+/// write of their own woke the downloader once more (a third of a
+/// leecher's writes at N=48). Returns what `urgent` is now.
 fn send_blocks(
     peer: &Peer,
     conn: &mut Conn,
     batch: &[Slice<Arc<SharedFile>>],
     buf: &mut [u8],
-) -> Result<()> {
+    urgent: bool,
+) -> Result<bool> {
     let mut at = 0;
     for slice in batch {
         let record = &slice.file.record;
@@ -199,11 +220,13 @@ fn send_blocks(
         at += len;
     }
     if at == 0 {
-        return Ok(());
+        return Ok(urgent);
     }
     throttle(&peer.upload, at, || {
         // Out with what is due before waiting for this batch's turn.
-        let _ = conn.flush();
+        if urgent {
+            let _ = conn.flush();
+        }
     });
     let who = conn.peer_addr();
     let mut data = &buf[..at];
@@ -216,7 +239,7 @@ fn send_blocks(
         }
     }
     peer.metrics.sent(at);
-    Ok(())
+    Ok(true)
 }
 
 /// Where a slice's bytes start in its file, and how many there are (the
