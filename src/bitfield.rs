@@ -157,6 +157,24 @@ impl Bitfield {
         self.iter_runs().collect()
     }
 
+    /// Bits `64 * i` to `64 * i + 63`, bit `64 * i` lowest; 0 past the end.
+    pub fn word(&self, i: usize) -> u64 {
+        self.words.get(i).copied().unwrap_or(0)
+    }
+
+    /// How many maximal runs of set bits there are (`runs().len()`), a
+    /// word at a time: a run starts at a set bit whose predecessor is
+    /// clear.
+    pub fn count_runs(&self) -> u32 {
+        let mut carry = 0u64;
+        let mut n = 0;
+        for &w in &self.words {
+            n += (w & !((w << 1) | carry)).count_ones();
+            carry = w >> 63;
+        }
+        n
+    }
+
     /// `runs`, without collecting them.
     pub fn iter_runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
         let mut at = 0;
@@ -231,6 +249,14 @@ mod tests {
         b.set(129);
         assert_eq!(b.count(), 6);
         assert_eq!(b.runs(), vec![(0, 1), (5, 3), (64, 1), (129, 1)]);
+        assert_eq!(b.count_runs(), 4);
+        b.set_range(60, 4);
+        assert_eq!(b.runs(), vec![(0, 1), (5, 3), (60, 5), (129, 1)]);
+        assert_eq!(b.count_runs(), 4, "a run across a word boundary is one");
+        b.clear(60);
+        b.clear(61);
+        b.clear(62);
+        b.clear(63);
         assert_eq!(Bitfield::from_runs(130, &b.runs()).unwrap(), b);
         assert_eq!(b.next(8, true), Some(64));
         assert_eq!(b.next(0, false), Some(1));

@@ -68,7 +68,7 @@ pub struct Plan {
     done: Bitfield,
     /// Workers holding each piece in flight.
     claims: Vec<u8>,
-    /// Connected holders having each piece.
+    /// Connected holders having each piece not done (`each_not_done`).
     avail: Vec<u16>,
     /// `by_avail[a]`: how many NEEDED pieces have availability `a`, so the
     /// rarest availability is known without scanning the pieces.
@@ -86,6 +86,11 @@ pub struct Plan {
     local_has: Bitfield,
     /// Of `complete_sources`, those of this peer's site.
     local_complete: u16,
+    /// A holder of another site was counted: the local counts above are
+    /// kept apart from then on. Until then they equal the totals and are
+    /// not kept (every holder is local without sites: counting each
+    /// piece twice was a tenth of the simulator's time).
+    apart: bool,
     /// Pieces another downloader of this site fetches from outside
     /// (`set_site_share`): never asked of a remote holder here.
     others_share: Bitfield,
@@ -106,9 +111,10 @@ impl Plan {
             spread_run: SPREAD_RUN_BLOCKS.div_ceil(blocks_per_piece.max(1)) as usize,
             swarm: false,
             complete_sources: 0,
-            local_avail: vec![0; pieces as usize],
+            local_avail: Vec::new(),
             local_complete: 0,
-            local_has: Bitfield::new(pieces),
+            apart: false,
+            local_has: Bitfield::new(0),
             others_share: Bitfield::new(pieces),
         }
     }
@@ -132,13 +138,22 @@ impl Plan {
     /// Which of a remote holder's pieces `have` this peer may ask it for:
     /// none a local holder has, none of another downloader's share.
     pub fn remote_wanted(&self, have: &Bitfield) -> Bitfield {
-        have.minus(&self.local_has).minus(&self.others_share)
+        let wanted = have.minus(&self.done).minus(&self.others_share);
+        if !self.apart {
+            let mut local_has = Bitfield::new(self.pieces());
+            for p in (0..self.pieces()).filter(|&p| self.avail[p as usize] > 0) {
+                local_has.set(p);
+            }
+            return wanted.minus(&local_has);
+        }
+        wanted.minus(&self.local_has)
     }
 
     /// `add_source` for a holder of this peer's site (`local`) or not.
     pub fn add_source_at(&mut self, have: &Bitfield, local: bool) {
+        self.keep_apart(local);
         self.count_source(have);
-        if local {
+        if local && self.apart {
             self.local_complete += u16::from(have.is_full());
             self.shift_local(have, 1);
         }
@@ -146,8 +161,9 @@ impl Plan {
 
     /// `add_pieces` for a holder of this peer's site (`local`) or not.
     pub fn add_pieces_at(&mut self, new: &Bitfield, now_full: bool, local: bool) {
+        self.keep_apart(local);
         self.count_pieces(new, now_full);
-        if local {
+        if local && self.apart {
             self.local_complete += u16::from(now_full);
             self.shift_local(new, 1);
         }
@@ -155,12 +171,28 @@ impl Plan {
 
     /// `remove_source` for a holder of this peer's site (`local`) or not.
     pub fn remove_source_at(&mut self, have: &Bitfield, local: bool) {
+        self.keep_apart(local);
         self.uncount_source(have);
-        if local {
+        if local && self.apart {
             if have.is_full() {
                 self.local_complete = self.local_complete.saturating_sub(1);
             }
             self.shift_local(have, -1);
+        }
+    }
+
+    /// Before the first holder of another site is counted: the local
+    /// counts start as the totals, which so far are all local.
+    fn keep_apart(&mut self, local: bool) {
+        if local || self.apart {
+            return;
+        }
+        self.apart = true;
+        self.local_avail.clone_from(&self.avail);
+        self.local_complete = self.complete_sources;
+        self.local_has = Bitfield::new(self.pieces());
+        for p in (0..self.pieces()).filter(|&p| self.avail[p as usize] > 0) {
+            self.local_has.set(p);
         }
     }
 
@@ -170,7 +202,7 @@ impl Plan {
     /// one is never asked for what the site has); a remote holder's, all.
     /// Without sites every holder is local: the same counts either way.
     fn sparing_counts(&self, piece: u32, local: bool) -> (u16, u16) {
-        if local {
+        if local && self.apart {
             (self.local_avail[piece as usize], self.local_complete)
         } else {
             (self.avail[piece as usize], self.complete_sources)
@@ -178,13 +210,13 @@ impl Plan {
     }
 
     fn shift_local(&mut self, pieces: &Bitfield, by: i32) {
-        for p in pieces.iter_ones() {
-            let a = &mut self.local_avail[p as usize];
+        self.each_not_done(pieces, |plan, p| {
+            let a = &mut plan.local_avail[p as usize];
             *a = (*a as i32 + by).clamp(0, u16::MAX as i32) as u16;
             if *a == 0 {
-                self.local_has.clear(p);
+                plan.local_has.clear(p);
             }
-        }
+        });
         if by > 0 {
             // Every piece counted up is had: one union, not a bit each
             // (this runs over a whole holder's pieces as it connects).
@@ -265,9 +297,7 @@ impl Plan {
         if have.is_full() {
             self.complete_sources += 1;
         }
-        for p in have.iter_ones() {
-            self.shift_avail(p, 1);
-        }
+        self.each_not_done(have, |plan, p| plan.shift_avail(p, 1));
     }
 
     /// A connected holder's pieces grew by `new` (HAVE); `now_full` when
@@ -276,9 +306,7 @@ impl Plan {
         if now_full {
             self.complete_sources += 1;
         }
-        for p in new.iter_ones() {
-            self.shift_avail(p, 1);
-        }
+        self.each_not_done(new, |plan, p| plan.shift_avail(p, 1));
     }
 
     /// A holder left: its pieces are that much less available.
@@ -286,11 +314,26 @@ impl Plan {
         if have.is_full() {
             self.complete_sources = self.complete_sources.saturating_sub(1);
         }
-        for p in have.iter_ones() {
-            self.shift_avail(p, -1);
+        self.each_not_done(have, |plan, p| plan.shift_avail(p, -1));
+    }
+
+    /// Calls `f` for each piece of `pieces` not done, a word at a time.
+    /// Availability is kept for those only: a done piece is never asked
+    /// for again, and a holder that connects or leaves late in a download
+    /// has mostly done pieces (250,000 such connections in a simulated
+    /// swarm of 1,000).
+    fn each_not_done(&mut self, pieces: &Bitfield, mut f: impl FnMut(&mut Plan, u32)) {
+        for w in 0..(pieces.len() as usize).div_ceil(64) {
+            let mut bits = pieces.word(w) & !self.done.word(w);
+            while bits != 0 {
+                let p = w as u32 * 64 + bits.trailing_zeros();
+                bits &= bits - 1;
+                f(self, p);
+            }
         }
     }
 
+    /// Connected holders having `piece`, while it is not done.
     pub fn availability(&self, piece: u32) -> u16 {
         self.avail[piece as usize]
     }
@@ -1014,6 +1057,34 @@ mod site_tests {
         p.add_pieces_at(&got, false, true);
         sibling.union_with(&got);
         assert_eq!(p.claim(&sibling, 16, 64, &mut rng).len(), 16);
+    }
+
+    #[test]
+    fn local_holders_counted_before_the_first_remote_one_stay_local() {
+        // Until a remote holder comes, the local counts are the totals;
+        // the first one splits them off, with what was counted so far.
+        let mut p = Plan::new(8, 1, &Bitfield::new(8));
+        let mut a = Bitfield::new(8);
+        a.set_range(0, 3);
+        p.add_source_at(&a, true);
+        p.add_source_at(&Bitfield::full(8), true);
+        let mut b = Bitfield::new(8);
+        b.set_range(2, 4);
+        p.add_source_at(&b, false);
+        assert_eq!(p.remote_wanted(&b).runs(), []);
+        p.remove_source_at(&Bitfield::full(8), true);
+        assert_eq!(p.remote_wanted(&b).runs(), [(3, 3)]);
+        let mut c = Bitfield::new(8);
+        c.set(7);
+        p.add_pieces_at(&c, false, true);
+        assert_eq!(p.remote_wanted(&Bitfield::full(8)).runs(), [(3, 4)]);
+        p.remove_source_at(&a, true);
+        assert_eq!(p.remote_wanted(&Bitfield::full(8)).runs(), [(0, 7)]);
+        // A done piece is never wanted, from anyone.
+        let mut rng = Rng::seeded(1);
+        let got = p.claim(&Bitfield::full(8), 0, 1, &mut rng);
+        p.complete(got[0]);
+        assert!(!p.remote_wanted(&Bitfield::full(8)).get(got[0]));
     }
 
     #[test]

@@ -58,6 +58,7 @@
 //! interleave them); a token bucket's burst (`--upload-limit` lets 100 ms
 //! of traffic through at once after an idle spell); loss.
 
+mod conn_map;
 mod net;
 pub mod peer;
 mod queue;

@@ -721,6 +721,11 @@ impl Cx<'_> {
         self.net.timer(self.me, at, token);
     }
 
+    /// This node opened `conn` (it is the connection's initiator).
+    pub fn opened(&self, conn: ConnId) -> bool {
+        self.net.side(self.me, conn) == Some(0)
+    }
+
     /// The node at the other end of `conn`.
     pub fn peer(&self, conn: ConnId) -> Option<NodeId> {
         self.net.peer(self.me, conn)

@@ -48,10 +48,11 @@
 //!   copy's verified pieces stay "on disk", and a rejoin resumes from them
 //!   with a new plan, as `resume` does.
 
+use super::conn_map::ConnMap;
 use super::tracker::SimTracker;
 use super::{ConnId, CopyStore, Cx, NodeId, SimNode, SimTime};
 use crate::bitfield::Bitfield;
-use crate::download::fetch::{Action, Fetch, Wait};
+use crate::download::fetch::{Action, Fetch, PieceCheck, Wait};
 use crate::download::holders::{Holders, Verdict};
 use crate::download::plan::{site_share, Plan};
 use crate::download::worker::POLL;
@@ -77,11 +78,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Timer tokens: the server tick, the refresh, a wake-up of the workers
-/// waiting for work, and (with the connection id) one worker's wake-up.
+/// waiting for work, and the workers' timer (their waits' deadlines).
 const T_TICK: u64 = 1;
 const T_REFRESH: u64 = 2;
 const T_NOTIFY: u64 = 3;
-const T_FETCH: u64 = 1 << 40;
+const T_WAKE: u64 = 4;
 
 /// What a run can report about one peer.
 #[derive(Clone, Debug, Default)]
@@ -111,20 +112,24 @@ struct Fetching {
     /// When to poll again, and whether it waits for work (not a reply).
     wake: SimTime,
     for_work: bool,
-    /// The earliest of its wake-up timers still to come, as far as known.
-    armed: Option<SimTime>,
 }
 
 /// One download: the coordinator's state and its workers.
 struct Download {
     plan: RefCell<Plan>,
-    fetches: BTreeMap<ConnId, Fetching>,
+    fetches: ConnMap<Fetching>,
     /// The coordinator's rules: whom to start, retry or ban.
     holders: Holders<NodeId>,
     /// Connected downloaders of this peer's site (with a site).
     siblings: std::collections::BTreeSet<NodeId>,
     /// A worker wrote, released a piece or ended: wake those waiting.
     notify_armed: bool,
+    /// Workers waiting for work (`Fetching::for_work`).
+    waiting: usize,
+    /// The workers' one wake-up timer, at the earliest `wake` when armed
+    /// (a timer each, moved at every reply, fired four times a second
+    /// per connection for nothing: a fifth of all events).
+    wake_armed: Option<SimTime>,
     complete: bool,
 }
 
@@ -141,7 +146,7 @@ pub struct SimPeer {
     /// complete file once there is one.
     partial: Option<MemFile>,
     complete: Option<MemFile>,
-    serving: BTreeMap<ConnId, Handler>,
+    serving: ConnMap<Handler>,
     /// The block server's admission gate (`net::admission`), the
     /// connections it knows by its ids, and the frames of those waiting
     /// in its lobby for a handler.
@@ -156,6 +161,10 @@ pub struct SimPeer {
     served_pieces: Vec<u32>,
     /// Its site (`peer --site`), 0: none.
     site: u16,
+    /// Its Fetches' piece check: the bytes against the original's.
+    check: PieceCheck,
+    /// Connections to visit in a tick or wake-up, kept for the next.
+    scratch: Vec<ConnId>,
 }
 
 /// One handled connection: its machine, and the version of the file
@@ -213,7 +222,14 @@ impl SimPeer {
         seed: u64,
     ) -> SimPeer {
         let pieces = record.piece_count() as usize;
+        let (original, r) = (copy.original().clone(), record.clone());
+        let check: PieceCheck = Arc::new(move |i, bytes| {
+            let at = r.piece_offset(i) as usize;
+            original.get(at..at + r.piece_len(i) as usize) == Some(bytes)
+        });
         SimPeer {
+            check,
+            scratch: Vec::new(),
             record,
             tracker,
             me: None,
@@ -223,7 +239,7 @@ impl SimPeer {
             verified,
             partial: None,
             complete: None,
-            serving: BTreeMap::new(),
+            serving: ConnMap::default(),
             gate: Admission::new(ADMISSION),
             gated: HashMap::new(),
             by_gate: HashMap::new(),
@@ -519,16 +535,19 @@ impl SimPeer {
     fn tick(&mut self, cx: &mut Cx) {
         let now = self.instant(cx.now());
         let version = self.version();
-        let idle: Vec<ConnId> = self
-            .serving
-            .iter()
-            .filter(|(_, h)| h.m.pending() == 0 && (h.seen != version || !h.m.quiet(now)))
-            .map(|(&c, _)| c)
-            .collect();
-        for conn in idle {
+        let mut idle = std::mem::take(&mut self.scratch);
+        idle.extend(
+            self.serving
+                .iter()
+                .filter(|(_, h)| h.m.pending() == 0 && (h.seen != version || !h.m.quiet(now)))
+                .map(|(&c, _)| c),
+        );
+        for &conn in &idle {
             self.serve_step(cx, conn);
             self.report(cx, conn);
         }
+        idle.clear();
+        self.scratch = idle;
         // With nobody in its lobby the gate has no deadline to enforce
         // and nobody to hand a thread.
         if !self.lobby.is_empty() {
@@ -557,10 +576,12 @@ impl SimPeer {
         });
         self.dl = Some(Download {
             plan: RefCell::new(plan),
-            fetches: BTreeMap::new(),
+            fetches: ConnMap::default(),
             holders: Holders::new(self.instant(cx.now())),
             siblings: std::collections::BTreeSet::new(),
             notify_armed: false,
+            waiting: 0,
+            wake_armed: None,
             complete: false,
         });
         self.refresh(cx);
@@ -598,6 +619,7 @@ impl SimPeer {
             let complete = answer.iter().any(|&(h, c)| h == peer && c);
             let conn = cx.connect(peer);
             let mut fetch = Fetch::new(self.record.clone(), start.cursor, self.rng.next_u64(), now);
+            fetch.check_pieces_with(self.check.clone());
             if remote(peer) {
                 fetch.set_remote(now);
             } else if site != 0 && !complete {
@@ -610,7 +632,6 @@ impl SimPeer {
                     fetch,
                     wake: cx.now(),
                     for_work: false,
-                    armed: None,
                 },
             );
             started.push(conn);
@@ -652,6 +673,7 @@ impl SimPeer {
         let Some(f) = dl.fetches.remove(&conn) else {
             return;
         };
+        dl.waiting -= usize::from(f.for_work);
         cx.close(conn);
         let verdict = dl.holders.exited(&f.peer, &result);
         if dl.siblings.remove(&f.peer) {
@@ -666,10 +688,10 @@ impl SimPeer {
     }
 
     /// Wakes the workers waiting for work (`Shared::notify`), once per
-    /// instant.
+    /// instant, if any waits.
     fn notify(&mut self, cx: &mut Cx) {
         if let Some(dl) = &mut self.dl {
-            if !dl.notify_armed {
+            if !dl.notify_armed && dl.waiting > 0 {
                 dl.notify_armed = true;
                 cx.timer(cx.now(), T_NOTIFY);
             }
@@ -702,20 +724,72 @@ impl SimPeer {
             Wait::Work(_) => (t + WORK_WAIT, true),
             Wait::Reply(_) => (t + POLL, false),
         };
-        let Some(f) = self.dl.as_mut().and_then(|dl| dl.fetches.get_mut(&conn)) else {
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        let Some(f) = dl.fetches.get_mut(&conn) else {
             return;
         };
         if !for_work {
             // About to wait on the socket: hand out what is verified.
             f.fetch.flush();
         }
-        f.for_work = for_work;
-        f.wake = wake.max(t);
-        if f.armed.is_none_or(|a| a < t || a > f.wake) {
-            f.armed = Some(f.wake);
-            cx.timer(f.wake, T_FETCH | conn.0 as u64);
+        if f.for_work != for_work {
+            f.for_work = for_work;
+            dl.waiting = if for_work {
+                dl.waiting + 1
+            } else {
+                dl.waiting - 1
+            };
         }
+        f.wake = wake.max(t);
+        let wake = f.wake;
+        self.arm_wake(cx, wake);
         self.perform(cx, conn);
+    }
+
+    /// The workers' timer goes off at `at` at the latest.
+    fn arm_wake(&mut self, cx: &mut Cx, at: SimTime) {
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        if dl.wake_armed.is_none_or(|a| a > at) {
+            dl.wake_armed = Some(at);
+            cx.timer(at, T_WAKE);
+        }
+    }
+
+    /// The workers' timer: those whose wait is over poll; it is set again
+    /// for the earliest wait left. A timer that is no longer the earliest
+    /// armed (one set earlier since) does nothing.
+    fn on_wake(&mut self, cx: &mut Cx) {
+        let now = cx.now();
+        let Some(dl) = &mut self.dl else {
+            return;
+        };
+        if dl.wake_armed != Some(now) {
+            return;
+        }
+        dl.wake_armed = None;
+        let mut due = std::mem::take(&mut self.scratch);
+        due.extend(
+            dl.fetches
+                .iter()
+                .filter(|(_, f)| f.wake <= now)
+                .map(|(&c, _)| c),
+        );
+        for &conn in &due {
+            self.drive(cx, conn);
+        }
+        due.clear();
+        self.scratch = due;
+        let next = self
+            .dl
+            .as_ref()
+            .and_then(|dl| dl.fetches.values().map(|f| f.wake).min());
+        if let Some(at) = next {
+            self.arm_wake(cx, at.max(now));
+        }
     }
 
     /// `worker::perform`: requests go out, verified runs are written into
@@ -728,9 +802,8 @@ impl SimPeer {
             return;
         };
         let peer = f.peer;
-        let actions: Vec<Action> = f.fetch.actions().collect();
         let mut wake = false;
-        for a in actions {
+        while let Some(a) = f.fetch.next_action() {
             match a {
                 Action::Send(req) => send(cx, &mut self.stats, conn, &req),
                 Action::Write { first, count, data } => {
@@ -854,12 +927,13 @@ impl SimNode for SimPeer {
     }
 
     fn frame(&mut self, cx: &mut Cx, conn: ConnId, bytes: &[u8]) {
-        if self.serving.contains_key(&conn) {
+        // Most frames are replies to a download: no server map to search.
+        if cx.opened(conn) {
+            self.on_reply(cx, conn, bytes);
+        } else if self.serving.contains_key(&conn) {
             self.on_request(cx, conn, bytes);
         } else if self.lobby.contains_key(&conn) {
             self.in_lobby(cx, conn, bytes);
-        } else {
-            self.on_reply(cx, conn, bytes);
         }
         self.settle(cx);
     }
@@ -905,22 +979,7 @@ impl SimNode for SimPeer {
                     self.drive(cx, conn);
                 }
             }
-            t if t & T_FETCH != 0 => {
-                let conn = ConnId((t & !T_FETCH) as u32);
-                let now = cx.now();
-                let Some(f) = self.dl.as_mut().and_then(|dl| dl.fetches.get_mut(&conn)) else {
-                    return;
-                };
-                if f.armed == Some(now) {
-                    f.armed = None;
-                }
-                if f.wake <= now {
-                    self.drive(cx, conn);
-                } else if f.armed.is_none_or(|a| a < now || a > f.wake) {
-                    f.armed = Some(f.wake);
-                    cx.timer(f.wake, t);
-                }
-            }
+            T_WAKE => self.on_wake(cx),
             _ => {}
         }
         self.settle(cx);
@@ -936,7 +995,7 @@ impl SimNode for SimPeer {
                 let _ = f.fetch.actions().count();
             }
         }
-        for (_, mut h) in std::mem::take(&mut self.serving) {
+        for (_, mut h) in self.serving.drain() {
             h.m.close();
         }
         self.gate = Admission::new(ADMISSION);

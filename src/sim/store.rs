@@ -39,6 +39,11 @@ impl CopyStore {
         s
     }
 
+    /// The file this is a copy of.
+    pub fn original(&self) -> &Arc<[u8]> {
+        &self.original
+    }
+
     pub fn blocks(&self) -> u32 {
         self.written.len()
     }

@@ -594,7 +594,7 @@ pub(crate) fn put_have(out: &mut Vec<u8>, have: &Bitfield) {
 /// The runs of set bits as varints: their number, then per run the gap
 /// since the previous run's end and its length less one.
 fn put_gap_runs(out: &mut Vec<u8>, have: &Bitfield) {
-    put_varint(out, have.iter_runs().count() as u32);
+    put_varint(out, have.count_runs());
     let mut end = 0;
     for (start, len) in have.iter_runs() {
         put_varint(out, start - end);

@@ -550,3 +550,39 @@ fn a_far_capped_holder_reaches_its_bandwidth_delay_product_within_2_s() {
         f.blocks()
     );
 }
+
+#[test]
+fn a_piece_check_given_replaces_the_hash() {
+    let s = setup(4);
+    // The check refuses piece 2 whatever its bytes and takes the others
+    // without hashing: good bytes for piece 2 go back each time, and the
+    // third refusal drops the holder, as corrupt data does.
+    let mut f = s.open(Bitfield::full(4), 1);
+    f.check_pieces_with(Arc::new(|piece, _: &[u8]| piece != 2));
+    let mut released = 0;
+    let e = (0..50)
+        .find_map(|i| {
+            f.poll(s.at(10 + 2 * i), &s.plan).unwrap();
+            f.flush();
+            let mut reqs = Vec::new();
+            while let Some(a) = f.next_action() {
+                match a {
+                    Action::Send(r) => reqs.push(r),
+                    Action::Write { first, count, .. } => {
+                        let (won, _) = f.written(first, count, true, &s.plan);
+                        s.won.set(s.won.get() + won);
+                    }
+                    Action::Released => released += 1,
+                }
+            }
+            s.deliver(&mut f, &reqs, s.at(11 + 2 * i)).err()
+        })
+        .expect("dropped after three refusals");
+    assert!(matches!(e, Error::Integrity(_)), "{e}");
+    assert_eq!(f.bad_pieces(), 3);
+    assert_eq!(released, 2, "the third is in the actions not taken");
+    let plan = s.plan.borrow();
+    assert!(!plan.is_done(2));
+    assert_eq!(plan.done().count(), 3);
+    assert_eq!(s.won.get(), 3, "the others were written");
+}
