@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod net;
+pub mod peak_rate;
 pub mod peer;
 pub mod ratelimit;
 pub mod record;

@@ -21,6 +21,7 @@
 use super::plan::Plan;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
+use crate::peak_rate::PeakRate;
 use crate::record::FileRecord;
 use crate::rng::Rng;
 use crate::wire::message::MAX_REQUEST_BLOCKS;
@@ -146,31 +147,17 @@ const RATE_EVERY: f64 = 0.25;
 /// product 0.75 s after the first request (`fetch::tests`), and the
 /// simulator's N=8 swarm at 50 ms RTT went from 1.24 to 1.13 x T* (no
 /// change at 0.1 ms).
-struct DeliveryRate {
-    start: Instant,
-    bytes: u64,
-    rate: f64,
-}
+struct DeliveryRate(PeakRate);
 
 impl DeliveryRate {
     fn add(&mut self, n: usize, now: Instant, rtt: Duration) {
-        self.bytes += n as u64;
-        let t = now.saturating_duration_since(self.start).as_secs_f64();
-        let every = if self.rate == 0.0 {
+        self.0.add(n as u64);
+        let every = if self.0.per_sec() == 0.0 {
             FIRST_RATE_AFTER
         } else {
             rtt.as_secs_f64().clamp(FIRST_RATE_AFTER, RATE_EVERY)
         };
-        if t >= every {
-            let r = self.bytes as f64 / t;
-            self.rate = if r > self.rate {
-                r
-            } else {
-                0.5 * self.rate + 0.5 * r
-            };
-            self.start = now;
-            self.bytes = 0;
-        }
+        self.0.measure(now, every);
     }
 }
 
@@ -261,11 +248,7 @@ impl Fetch {
             },
             pool: Vec::new(),
             rtt: Duration::MAX,
-            rate: DeliveryRate {
-                start: now,
-                bytes: 0,
-                rate: 0.0,
-            },
+            rate: DeliveryRate(PeakRate::starting(now)),
             rng: Rng::seeded(seed),
             origin_from: None,
             ping: (RTT_PINGS, None, now),
@@ -327,7 +310,7 @@ impl Fetch {
     /// own processing), so a far but fast holder still fills its pipe,
     /// and a slow one is not given more pieces than it can deliver soon.
     pub fn window(&self) -> u32 {
-        let bdp = self.rate.rate * (self.rtt().as_secs_f64() + 0.01) * 2.0;
+        let bdp = self.rate.0.per_sec() * (self.rtt().as_secs_f64() + 0.01) * 2.0;
         ((bdp / 4096.0) as u32).clamp(MIN_WINDOW, MAX_WINDOW)
     }
 
@@ -363,8 +346,7 @@ impl Fetch {
                     // The rate counts transfer time only: OPEN and the
                     // pings took ~4 RTT, which would make a far holder's
                     // first 20 ms sample far too low.
-                    self.rate.start = now;
-                    self.rate.bytes = 0;
+                    self.rate.0.restart(now);
                     let local = !self.is_remote();
                     plan.with(|p| p.add_source_at(&self.have, local));
                 }

@@ -140,13 +140,20 @@ impl Plan {
     pub fn remote_wanted(&self, have: &Bitfield) -> Bitfield {
         let wanted = have.minus(&self.done).minus(&self.others_share);
         if !self.apart {
-            let mut local_has = Bitfield::new(self.pieces());
-            for p in (0..self.pieces()).filter(|&p| self.avail[p as usize] > 0) {
-                local_has.set(p);
-            }
-            return wanted.minus(&local_has);
+            return wanted.minus(&self.held());
         }
         wanted.minus(&self.local_has)
+    }
+
+    /// The pieces some connected holder has, as counted: a piece done
+    /// here may be among them (its count is no longer kept), which
+    /// neither caller minds, as a done piece is never claimed.
+    fn held(&self) -> Bitfield {
+        let mut held = Bitfield::new(self.pieces());
+        for p in (0..self.pieces()).filter(|&p| self.avail[p as usize] > 0) {
+            held.set(p);
+        }
+        held
     }
 
     /// `add_source` for a holder of this peer's site (`local`) or not.
@@ -190,10 +197,7 @@ impl Plan {
         self.apart = true;
         self.local_avail.clone_from(&self.avail);
         self.local_complete = self.complete_sources;
-        self.local_has = Bitfield::new(self.pieces());
-        for p in (0..self.pieces()).filter(|&p| self.avail[p as usize] > 0) {
-            self.local_has.set(p);
-        }
+        self.local_has = self.held();
     }
 
     /// For sparing a complete holder: how many holders that may be asked

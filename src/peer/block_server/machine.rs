@@ -12,10 +12,11 @@
 //! whose seeder has several downloaders at once, OPENED and HAVE carry
 //! the offers of its `Seeding` schedule instead of everything.
 
-use super::seeding::{Rate, Seeding};
+use super::seeding::{Seeding, RATE_EVERY};
 use crate::bitfield::Bitfield;
 use crate::digest::Md5Digest;
 use crate::error::{Error, Result};
+use crate::peak_rate::PeakRate;
 use crate::record::FileRecord;
 use crate::wire::{Answer, PeerReply, PeerRequest};
 use std::collections::VecDeque;
@@ -107,7 +108,7 @@ struct Opened<F> {
     /// New pieces wait for `HAVE_EVERY` to pass.
     owed: bool,
     /// Pieces sent to it a second.
-    rate: Rate,
+    rate: PeakRate,
 }
 
 /// A run of blocks asked for and not yet sent.
@@ -296,7 +297,7 @@ impl<F: Served> Serve<F> {
             asked_at: self.heard,
             told_at: self.heard,
             owed: false,
-            rate: Rate::default(),
+            rate: PeakRate::default(),
             file: f,
         });
         Ok(())
@@ -412,7 +413,12 @@ fn more_offers<F: Served>(o: &mut Opened<F>, idle: bool, rtt: Duration, now: Ins
     };
     let waiting = o.told.minus(&o.asked).count();
     let mut s = lock(s);
-    let want = s.offer_size_for(record.blocks_per_piece, rtt, o.rate.at(now), now);
+    let want = s.offer_size_for(
+        record.blocks_per_piece,
+        rtt,
+        o.rate.measure(now, RATE_EVERY),
+        now,
+    );
     // A downloader that asks for nothing it was offered may have those
     // pieces from others already: offer it others after a while.
     // One that is still asking is only slow: its offers are not stale

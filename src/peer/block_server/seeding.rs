@@ -22,6 +22,7 @@
 //! for the call.
 
 use crate::bitfield::Bitfield;
+use crate::peak_rate::PeakRate;
 use crate::rng::Rng;
 use std::time::{Duration, Instant};
 
@@ -53,8 +54,8 @@ pub const RTT_HEADROOM: f64 = 3.0;
 /// 2 against 1.196 and 1.227; up to 100 ms, the same as without).
 pub const FAR_OFFER_BLOCKS: u32 = 256;
 pub const FAR_RTT: Duration = Duration::from_millis(100);
-/// How often the seeder's sending rate is measured.
-const RATE_EVERY: Duration = Duration::from_millis(250);
+/// How often a seeder's sending rates are measured, in seconds.
+pub const RATE_EVERY: f64 = 0.25;
 
 pub struct Seeding {
     pieces: u32,
@@ -68,42 +69,7 @@ pub struct Seeding {
     /// The pieces new in this version (`prefer`): offered first.
     hot: Option<Bitfield>,
     /// Pieces sent a second, by all its connections.
-    rate: Rate,
-}
-
-/// Things counted a second, over the last `RATE_EVERY`: taken at once
-/// when higher, half way when lower.
-#[derive(Default)]
-pub struct Rate {
-    count: u64,
-    /// When and at what count it was last measured.
-    measured: Option<(Instant, u64)>,
-    per_sec: f64,
-}
-
-impl Rate {
-    pub fn add(&mut self, n: u64) {
-        self.count += n;
-    }
-
-    /// The rate, measured again if `RATE_EVERY` has passed.
-    pub fn at(&mut self, now: Instant) -> f64 {
-        let Some((at, count)) = self.measured else {
-            self.measured = Some((now, self.count));
-            return self.per_sec;
-        };
-        let t = now.saturating_duration_since(at);
-        if t >= RATE_EVERY {
-            let r = (self.count - count) as f64 / t.as_secs_f64();
-            self.per_sec = if r > self.per_sec {
-                r
-            } else {
-                0.5 * (self.per_sec + r)
-            };
-            self.measured = Some((now, self.count));
-        }
-        self.per_sec
-    }
+    rate: PeakRate,
 }
 
 impl Seeding {
@@ -115,7 +81,7 @@ impl Seeding {
             open: 0,
             rng: Rng::seeded(seed),
             hot: None,
-            rate: Rate::default(),
+            rate: PeakRate::default(),
         }
     }
 
@@ -176,7 +142,7 @@ impl Seeding {
         rate: f64,
         now: Instant,
     ) -> u32 {
-        let fair = self.rate.at(now) / self.open.max(1) as f64;
+        let fair = self.rate.measure(now, RATE_EVERY) / self.open.max(1) as f64;
         let share = fair.min(rate) * rtt.min(FAR_RTT).as_secs_f64() * RTT_HEADROOM;
         let most = (FAR_OFFER_BLOCKS / blocks_per_piece.max(1)).max(1);
         self.offer_size(blocks_per_piece)
