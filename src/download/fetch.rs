@@ -32,8 +32,11 @@ use std::time::{Duration, Instant};
 
 /// A holder that sends nothing for this long while owing blocks is dropped.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pipeline bounds, in blocks (4 KiB each).
-pub const MIN_WINDOW: u32 = 2;
+/// Pipeline bounds, in blocks (4 KiB each). At least 4 in flight: with 2,
+/// a holder capped at 1 MiB/s answered each REQUEST with 2 blocks, and the
+/// syscalls and wake-ups per block made N=48 cost 28 CPU s per GiB
+/// against 25 with 4 (docs/PERFORMANCE.md, *CPU per block*).
+pub const MIN_WINDOW: u32 = 4;
 pub const MAX_WINDOW: u32 = 1024;
 /// Verified data is handed out in runs of up to this many bytes.
 pub const WRITE_BATCH: usize = 1 << 20;
