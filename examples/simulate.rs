@@ -218,9 +218,9 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
     let mut next_trace = SimTime::ZERO;
     let mut traced = (0u64, 0u64);
     while waiting > 0 {
-        let next = sim.next_at();
+        // The queue's head is looked for only when churn is due.
         let due = churn.last().map(|c| c.0);
-        if let Some(t) = due.filter(|&t| next.is_none_or(|e| t < e)) {
+        if let Some(t) = due.filter(|&t| sim.next_at().is_none_or(|e| t < e)) {
             sim.run_until(t);
             let Some((_, what)) = churn.pop() else { break };
             match what {

@@ -59,6 +59,7 @@
 //! of traffic through at once after an idle spell); loss.
 
 mod conn_map;
+mod frame;
 mod net;
 pub mod peer;
 mod queue;

@@ -13,10 +13,12 @@
 //! one connection's frames, and the queue breaks ties in time by the order
 //! events were scheduled, so a run is deterministic.
 
+use super::frame::Frame;
 use super::queue::Queue;
 use super::time::{transmit_time, SimTime};
 use super::{Caps, Config, ConnId, NodeId};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a node has sent and received, counted when a frame leaves its
@@ -44,19 +46,19 @@ pub(super) enum Ev {
         epoch: u32,
         conn: ConnId,
         side: usize,
-        frame: Vec<u8>,
+        frame: Frame,
     },
     /// A frame (or, `None`, the close) reached end `to`'s host.
     Wire {
         conn: ConnId,
         to: usize,
-        frame: Option<Vec<u8>>,
+        frame: Option<Frame>,
     },
     /// ... and passed its download link.
     Deliver {
         conn: ConnId,
         to: usize,
-        frame: Option<Vec<u8>>,
+        frame: Option<Frame>,
     },
     Timer {
         node: NodeId,
@@ -77,7 +79,7 @@ pub(super) enum Call {
     Frame {
         node: NodeId,
         conn: ConnId,
-        frame: Vec<u8>,
+        frame: Frame,
     },
     Writable(NodeId, ConnId),
     Closed(NodeId, ConnId),
@@ -93,7 +95,7 @@ struct End {
     /// May transmit: the acceptor once told, the initiator once established.
     ready: bool,
     /// Frames not yet on the wire (the one on the link is in its event).
-    q: VecDeque<Vec<u8>>,
+    q: VecDeque<Frame>,
     /// Bytes in `q` plus the frame on the link.
     queued: usize,
     /// `queued` reached the low-water mark; `writable` is owed.
@@ -178,6 +180,16 @@ impl Net {
             .unwrap_or_default();
         b.reserve(len);
         b
+    }
+
+    /// The bytes of a frame handed over: a BLOCK waiting as a run of the
+    /// file is encoded now, into a buffer at hand.
+    pub(super) fn bytes(&mut self, frame: Frame) -> Vec<u8> {
+        if frame.is_encoded() {
+            return frame.into_bytes(Vec::new());
+        }
+        let buf = self.buffer(frame.len());
+        frame.into_bytes(buf)
     }
 
     /// A frame's buffer its receiver is done with.
@@ -422,7 +434,7 @@ impl Net {
         Some(Call::Closed(e.node, conn))
     }
 
-    pub(super) fn send(&mut self, node: NodeId, conn: ConnId, frame: Vec<u8>) {
+    pub(super) fn send(&mut self, node: NodeId, conn: ConnId, frame: Frame) {
         let Some(side) = self.side(node, conn) else {
             debug_assert!(false, "node {node} sent on {conn:?}, not its own");
             return;
@@ -537,7 +549,7 @@ impl Net {
                 return;
             };
             let e = &mut self.conns[conn.0 as usize].ends[side];
-            let Some(len) = e.q.front().map(Vec::len) else {
+            let Some(len) = e.q.front().map(Frame::len) else {
                 e.active = false;
                 e.deficit = 0;
                 host.ring.pop_front();
@@ -578,7 +590,7 @@ impl Net {
         epoch: u32,
         conn: ConnId,
         side: usize,
-        frame: Vec<u8>,
+        frame: Frame,
     ) -> Option<Call> {
         if self.hosts[node].epoch != epoch {
             return None;
@@ -616,7 +628,7 @@ impl Net {
     }
 
     /// At the receiver's host: through its download link, if it has one.
-    pub(super) fn wire(&mut self, conn: ConnId, to: usize, frame: Option<Vec<u8>>) -> Option<Call> {
+    pub(super) fn wire(&mut self, conn: ConnId, to: usize, frame: Option<Frame>) -> Option<Call> {
         let c = self.conn(conn);
         if frame.is_some() && c.aborted {
             return None;
@@ -626,7 +638,7 @@ impl Net {
         let Some(rate) = host.caps.down else {
             return self.deliver(conn, to, frame);
         };
-        let len = frame.as_ref().map_or(0, Vec::len);
+        let len = frame.as_ref().map_or(0, Frame::len);
         let start = self.now.max(host.down_free);
         let done = start + transmit_time(len, Some(rate));
         host.down_free = done;
@@ -638,7 +650,7 @@ impl Net {
         &mut self,
         conn: ConnId,
         to: usize,
-        frame: Option<Vec<u8>>,
+        frame: Option<Frame>,
     ) -> Option<Call> {
         let c = &mut self.conns[conn.0 as usize];
         let aborted = c.aborted;
@@ -702,6 +714,28 @@ impl Cx<'_> {
     /// Queues one frame. Frames sent before the connection is established
     /// wait for it; frames sent on a closed connection go nowhere.
     pub fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.net.send(self.me, conn, Frame::Bytes(frame));
+    }
+
+    /// Queues BLOCK `block` on `handle` with the data `buf[at..at + len]`,
+    /// as `send` would queue `write_block`'s frame: the receiver gets the
+    /// same bytes, encoded as it is handed over (see `sim::frame`).
+    pub fn send_block(
+        &mut self,
+        conn: ConnId,
+        handle: u32,
+        block: u32,
+        buf: &Arc<[u8]>,
+        at: usize,
+        len: usize,
+    ) {
+        let frame = Frame::Block {
+            handle,
+            block,
+            at: u32::try_from(at).expect("files under 4 GiB"),
+            len: u32::try_from(len).expect("blocks under 4 GiB"),
+            buf: buf.clone(),
+        };
         self.net.send(self.me, conn, frame);
     }
 

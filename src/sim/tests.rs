@@ -1,6 +1,7 @@
 //! The network core against a scripted node whose log of calls the tests
 //! read: times, fairness, writable, close, leaving, order, determinism.
 
+use super::frame::Frame;
 use super::peer::SimPeer;
 use super::tracker::SimTracker;
 use super::*;
@@ -181,10 +182,10 @@ fn two_connections_share_a_link_fairly_by_bytes() {
     {
         let net = &mut sim.net_for_tests();
         for i in 0..400 {
-            net.send(0, ConnId(0), frame(i, 1_000));
+            net.send(0, ConnId(0), Frame::Bytes(frame(i, 1_000)));
         }
         for i in 0..100 {
-            net.send(0, ConnId(1), frame(i, 4_000));
+            net.send(0, ConnId(1), Frame::Bytes(frame(i, 4_000)));
         }
     }
     sim.run_until(at(us(200) + Duration::from_millis(400)));
