@@ -12,7 +12,10 @@ use crate::wire::HEADER_LEN;
 use std::sync::Arc;
 
 pub enum Frame {
+    /// Bytes that take their time on the sender's upload link.
     Bytes(Vec<u8>),
+    /// Bytes that take no time there (`Cx::send_control`).
+    Control(Vec<u8>),
     /// BLOCK `block` on `handle`, its data `buf[at..at + len]`.
     Block {
         handle: u32,
@@ -27,7 +30,7 @@ impl Frame {
     /// Its length on the wire, header included.
     pub fn len(&self) -> usize {
         match self {
-            Frame::Bytes(b) => b.len(),
+            Frame::Bytes(b) | Frame::Control(b) => b.len(),
             Frame::Block { len, .. } => HEADER_LEN + 8 + *len as usize,
         }
     }
@@ -36,7 +39,7 @@ impl Frame {
     /// empty buffer, used when the frame has bytes already).
     pub fn into_bytes(self, mut out: Vec<u8>) -> Vec<u8> {
         match self {
-            Frame::Bytes(b) => b,
+            Frame::Bytes(b) | Frame::Control(b) => b,
             Frame::Block {
                 handle,
                 block,
@@ -53,7 +56,12 @@ impl Frame {
 
     /// A frame that still has its bytes needs no buffer to be handed over.
     pub fn is_encoded(&self) -> bool {
-        matches!(self, Frame::Bytes(_))
+        !matches!(self, Frame::Block { .. })
+    }
+
+    /// It takes its time on the sender's upload link.
+    pub fn paced(&self) -> bool {
+        !matches!(self, Frame::Control(_))
     }
 }
 

@@ -905,7 +905,7 @@ fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
     let mut frame = cx.buffer(64);
     m.encode(&mut frame);
     *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
-    cx.send(conn, frame);
+    cx.send_control(conn, frame);
 }
 
 fn decode<'a, M: Decode<'a>>(bytes: &'a [u8], max: usize) -> Result<M, Error> {
