@@ -8,6 +8,12 @@
 //! Usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0]
 //!                 [away=5s|never] [seed=1] [seeder_limit=LIMIT]
 //!                 [low_water=256K] [quantum=4224] [time_limit=SECS] [trace=1]
+//!                 [control=free|paced]
+//!
+//! control=paced: requests, answers and HAVEs take their time on the
+//! sender's upload link like the blocks (the model until they were let
+//! through unpaced, as the real peer's upload limit lets them: see
+//! docs/SIMULATOR.md).
 //!
 //! churn=F: a fraction F of the leechers (chosen at random) each leave once,
 //! at a moment uniform in [0, T*), if they are still downloading then; each
@@ -44,13 +50,15 @@ struct Params {
     quantum: usize,
     time_limit: Option<f64>,
     trace: bool,
+    pace_control: bool,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("error: {msg}");
     eprintln!(
         "usage: simulate [peers=N] [size=128M] [limit=10M] [rtt=0.1ms] [churn=0] [away=5s|never] \
-         [seed=1] [seeder_limit=LIMIT] [low_water=256K] [quantum=4224] [time_limit=SECS] [trace=1]"
+         [seed=1] [seeder_limit=LIMIT] [low_water=256K] [quantum=4224] [time_limit=SECS] [trace=1] \
+         [control=free|paced]"
     );
     exit(2)
 }
@@ -84,6 +92,7 @@ fn parse_args() -> Params {
         quantum: p2pshare::sim::QUANTUM,
         time_limit: None,
         trace: false,
+        pace_control: false,
     };
     for arg in std::env::args().skip(1) {
         let Some((k, v)) = arg.split_once('=') else {
@@ -107,6 +116,13 @@ fn parse_args() -> Params {
             "seed" => p.seed = v.parse().unwrap_or_else(|_| bad(k, v)),
             "time_limit" => p.time_limit = Some(v.parse().unwrap_or_else(|_| bad(k, v))),
             "trace" => p.trace = v == "1",
+            "control" => {
+                p.pace_control = match v {
+                    "paced" => true,
+                    "free" => false,
+                    _ => bad(k, v),
+                }
+            }
             _ => usage(&format!("unknown setting {k:?}")),
         }
     }
@@ -151,7 +167,7 @@ fn main() {
     let tstar = (f / us).max(n as f64 * f / (us + n as f64 * u));
     println!(
         "simulate: 1 seeder + {n} leechers, {} bytes, uploads {} B/s (seeder {} B/s), rtt {:?}, \
-         churn {} (away {}), seed {}; low-water {} B, quantum {} B",
+         churn {} (away {}), seed {}; low-water {} B, quantum {} B, control frames {}",
         p.size,
         p.limit,
         p.seeder_limit,
@@ -160,7 +176,8 @@ fn main() {
         p.away.map_or("never".into(), |d| format!("{d:?}")),
         p.seed,
         p.low_water,
-        p.quantum
+        p.quantum,
+        if p.pace_control { "paced" } else { "free" }
     );
 
     let wall = Instant::now();
@@ -171,6 +188,7 @@ fn main() {
         rtt: p.rtt,
         low_water: p.low_water,
         quantum: p.quantum,
+        pace_control: p.pace_control,
         ..Config::default()
     });
     let seeder = sim.add(
@@ -218,9 +236,9 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
     let mut next_trace = SimTime::ZERO;
     let mut traced = (0u64, 0u64);
     while waiting > 0 {
-        let next = sim.next_at();
+        // The queue's head is looked for only when churn is due.
         let due = churn.last().map(|c| c.0);
-        if let Some(t) = due.filter(|&t| next.is_none_or(|e| t < e)) {
+        if let Some(t) = due.filter(|&t| sim.next_at().is_none_or(|e| t < e)) {
             sim.run_until(t);
             let Some((_, what)) = churn.pop() else { break };
             match what {
@@ -277,8 +295,9 @@ fn run(mut sim: Sim<SimPeer>, p: &Params, tstar: f64, seeder: NodeId, wall: Inst
     if waiting > 0 {
         eprintln!(
             "error: {waiting} of {n} leechers did not finish within {:.1} simulated s \
-             (10 x T* or 60 s, or time_limit=)",
-            limit.as_secs_f64()
+             (10 x T* or 60 s, or time_limit=); {} events in {secs_wall:.2} s of wall time",
+            limit.as_secs_f64(),
+            sim.events()
         );
         for id in (1..=n).filter(|&id| !done[id] && sim.is_up(id)) {
             eprintln!("  leecher {id}: {}", sim.node(id).describe());

@@ -292,13 +292,23 @@ tbf_cap() {
 # name), or when SECS pass (LATE says so).
 TOOK=()
 wait_leechers() {
-  local dir=$1 t0=$2 secs=$3 label=$4 late=$5 report=${6:-} i line n=${#LEECH[@]}
-  local deadline=$((SECONDS + secs))
+  local dir=$1 t0=$2 secs=$3 label=$4 late=$5 report=${6:-} i hit line n=${#LEECH[@]}
+  local deadline=$((SECONDS + secs)) pending found
   TOOK=()
   while [ "${#TOOK[@]}" -lt "$n" ]; do
+    # One grep over the logs still pending: one per leecher and poll was
+    # 240 forks a second at N=48, a fifth of the 2 cores (perf), taken
+    # from the peers being measured.
+    pending=()
     for i in $(seq 1 "$n"); do
-      [ -z "${TOOK[$i]:-}" ] || continue
-      line=$(grep -m1 -E '^[0-9.]+ (done|error:) ' "$dir/L$i.log" 2>/dev/null || true)
+      [ -n "${TOOK[$i]:-}" ] || pending+=("$dir/L$i.log")
+    done
+    found=$(grep -m1 -H -E '^[0-9.]+ (done|error:) ' "${pending[@]}" 2>/dev/null || true)
+    while IFS= read -r hit; do
+      [ -n "$hit" ] || continue
+      i=${hit%%.log:*}
+      i=${i##*/L}
+      line=${hit#*.log:}
       case "$line" in
         *" done "*)
           TOOK[i]=$(awk -v a="$t0" -v z="${line%% *}" 'BEGIN {printf "%.3f", z - a}')
@@ -307,6 +317,8 @@ wait_leechers() {
           echo "error: leecher L$i$label failed: ${line#* }" >&2
           exit 1 ;;
       esac
+    done <<< "$found"
+    for i in $(seq 1 "$n"); do
       if [ -z "${TOOK[$i]:-}" ] && ! kill -0 "${LEECH[$((i - 1))]}" 2>/dev/null; then
         echo "error: leecher L$i$label exited before finishing; its log:" >&2
         tail -5 "$dir/L$i.log" >&2

@@ -15,7 +15,9 @@
 # Also: SEEDER_LIMIT (the seeder's upload, default LIMIT), LOW_WATER (a
 # connection's send queue below which the sender is told it may write more,
 # default 256K), TIME_LIMIT (simulated seconds, default 10 x T* or 60),
-# TRACE=1 (a line per simulated second: uploads, queues, progress).
+# TRACE=1 (a line per simulated second: uploads, queues, progress),
+# CONTROL=paced (requests, answers and HAVEs take link time like blocks:
+# the model before they went unpaced, as the real peer sends them).
 # The peers run the real machines (src/sim/peer.rs); see docs/SIMULATOR.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +43,7 @@ args=(peers="$N" size="$F" limit="$U" rtt="$RTT" churn="$CHURN" away="$CHURN_AWA
 [ -z "${LOW_WATER:-}" ] || args+=(low_water="$(size_bytes "$LOW_WATER")")
 [ -z "${TIME_LIMIT:-}" ] || args+=(time_limit="$TIME_LIMIT")
 [ "${TRACE:-0}" != 1 ] || args+=(trace=1)
+[ -z "${CONTROL:-}" ] || args+=(control="$CONTROL")
 # A run walks a few hundred MB of peer state at random: huge pages for
 # glibc's heap take 15 % off its CPU (N=300), where the kernel has them.
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}

@@ -3,8 +3,9 @@
 //! to wake. No socket, clock or thread inside: `worker` drives it over a
 //! TCP connection, the simulator over a simulated one.
 //!
-//! A connection's life: OPENING (OPEN sent) -> MEASURING (three PINGs; a
-//! holder still downloading may send HAVE meanwhile) -> TRANSFER (a
+//! A connection's life: OPENING (OPEN sent, and a PING behind it) ->
+//! MEASURING (OPENED came; its PONG gives the first RTT; a holder still
+//! downloading may send HAVE meanwhile) -> TRANSFER (a
 //! pipeline of REQUESTs, sized from rate x RTT) -> DONE (the plan is
 //! complete, or a complete holder has nothing we miss). Any protocol
 //! violation, 3 bad pieces, or 5 s of silence while blocks are owed ends it
@@ -32,8 +33,11 @@ use std::time::{Duration, Instant};
 
 /// A holder that sends nothing for this long while owing blocks is dropped.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pipeline bounds, in blocks (4 KiB each).
-pub const MIN_WINDOW: u32 = 2;
+/// Pipeline bounds, in blocks (4 KiB each). At least 4 in flight: with 2,
+/// a holder capped at 1 MiB/s answered each REQUEST with 2 blocks, and the
+/// syscalls and wake-ups per block made N=48 cost 28 CPU s per GiB
+/// against 25 with 4 (docs/PERFORMANCE.md, *CPU per block*).
+pub const MIN_WINDOW: u32 = 4;
 pub const MAX_WINDOW: u32 = 1024;
 /// Verified data is handed out in runs of up to this many bytes.
 pub const WRITE_BATCH: usize = 1 << 20;
@@ -42,8 +46,6 @@ pub const MAX_BAD_PIECES: u32 = 3;
 /// How often the RTT is measured again while blocks flow, and how often
 /// an idle connection is pinged so the holder does not close it.
 pub const PING_EVERY: Duration = Duration::from_secs(2);
-/// PINGs before the transfer; the lowest RTT is kept.
-const RTT_PINGS: u64 = 3;
 
 /// The plan is shared by every holder's machine of one download: the
 /// driver decides how to reach it (a mutex for threads, a cell in the
@@ -95,9 +97,18 @@ pub enum Wait {
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum Phase {
-    Opening,
-    Measuring { nonce: u64, sent: Instant },
+    /// OPEN and PING 0 sent at `pinged`.
+    Opening {
+        pinged: Instant,
+    },
+    /// OPENED came; PONG `nonce` to the PING sent at `sent` is awaited.
+    Measuring {
+        nonce: u64,
+        sent: Instant,
+    },
     Transfer,
+    /// Abandoned.
+    Over,
 }
 
 struct PieceBuf {
@@ -234,7 +245,7 @@ impl Fetch {
     pub fn new(record: Arc<FileRecord>, cursor: u32, seed: u64, now: Instant) -> Fetch {
         let pieces = record.piece_count();
         let mut f = Fetch {
-            phase: Phase::Opening,
+            phase: Phase::Opening { pinged: now },
             handle: 0,
             have: Bitfield::new(pieces),
             cursor,
@@ -251,7 +262,7 @@ impl Fetch {
             rate: DeliveryRate(PeakRate::starting(now)),
             rng: Rng::seeded(seed),
             origin_from: None,
-            ping: (RTT_PINGS, None, now),
+            ping: (0, None, now),
             heard: now,
             bad_pieces: 0,
             blocks: 0,
@@ -264,6 +275,11 @@ impl Fetch {
             name: f.record.name.clone(),
             md5: f.record.md5,
         }));
+        // The first RTT is measured alongside OPEN, not after it: a far
+        // holder's first block comes 2 round trips after the connection
+        // instead of 5 (OPEN, three PINGs in turn, REQUEST).
+        f.out
+            .push_back(Action::Send(PeerRequest::Ping { nonce: 0 }));
         f
     }
 
@@ -323,7 +339,7 @@ impl Fetch {
     ) -> Result<()> {
         match (self.phase, reply) {
             (_, PeerReply::Error { code, message }) => Err(Error::Remote { code, message }),
-            (Phase::Opening, PeerReply::Opened { handle, have }) => {
+            (Phase::Opening { pinged }, PeerReply::Opened { handle, have }) => {
                 if have.len() != self.record.piece_count() {
                     return Err(Error::protocol(
                         "OPENED with a piece set of the wrong length",
@@ -332,24 +348,30 @@ impl Fetch {
                 self.handle = handle;
                 self.have = have;
                 self.heard = now;
-                self.send_rtt_ping(0, now);
+                self.phase = Phase::Measuring {
+                    nonce: 0,
+                    sent: pinged,
+                };
                 Ok(())
             }
             (Phase::Measuring { nonce, sent }, PeerReply::Pong { nonce: n }) if n == nonce => {
                 self.rtt = self.rtt.min(now.saturating_duration_since(sent));
                 self.heard = now;
-                if nonce + 1 < RTT_PINGS {
-                    self.send_rtt_ping(nonce + 1, now);
-                } else {
-                    self.phase = Phase::Transfer;
-                    self.ping.2 = now;
-                    // The rate counts transfer time only: OPEN and the
-                    // pings took ~4 RTT, which would make a far holder's
-                    // first 20 ms sample far too low.
-                    self.rate.0.restart(now);
-                    let local = !self.is_remote();
-                    plan.with(|p| p.add_source_at(&self.have, local));
-                }
+                self.phase = Phase::Transfer;
+                // The rate counts transfer time only: OPEN took a round
+                // trip, which would make a far holder's first 20 ms sample
+                // far too low.
+                self.rate.0.restart(now);
+                let local = !self.is_remote();
+                plan.with(|p| p.add_source_at(&self.have, local));
+                // A second PING at once, ahead of the first REQUEST: its
+                // gap after the first tells the holder our round trip (a
+                // seeder sizes a far downloader's offers by it), and its
+                // PONG may bring a lower RTT than the first, which waited
+                // for OPEN.
+                self.ping = (nonce + 1, Some(now), now);
+                self.out
+                    .push_back(Action::Send(PeerRequest::Ping { nonce: nonce + 1 }));
                 Ok(())
             }
             (Phase::Measuring { .. }, PeerReply::Have { handle, have }) => {
@@ -391,12 +413,6 @@ impl Fetch {
                 crate::wire::Encode::kind(&other)
             ))),
         }
-    }
-
-    fn send_rtt_ping(&mut self, nonce: u64, now: Instant) {
-        self.phase = Phase::Measuring { nonce, sent: now };
-        self.out
-            .push_back(Action::Send(PeerRequest::Ping { nonce }));
     }
 
     fn on_have(&mut self, handle: u32, have: Bitfield, plan: &impl PlanRef) -> Result<()> {
@@ -543,7 +559,7 @@ impl Fetch {
     pub fn poll(&mut self, now: Instant, plan: &impl PlanRef) -> Result<Wait> {
         let stall = self.heard + STALL_TIMEOUT;
         match self.phase {
-            Phase::Opening | Phase::Measuring { .. } => {
+            Phase::Opening { .. } | Phase::Measuring { .. } | Phase::Over => {
                 if now > stall {
                     return Err(Error::Timeout(format!(
                         "no answer for {} s",
@@ -750,7 +766,7 @@ impl Fetch {
         });
         self.inflight.clear();
         self.inflight_blocks = 0;
-        self.phase = Phase::Opening;
+        self.phase = Phase::Over;
     }
 }
 

@@ -10,7 +10,10 @@
 //! - The network model (see `net.rs` for the details):
 //!   - each node has an upload link of a fixed rate (bytes/s, or none),
 //!     shared between its connections by deficit round robin, one whole
-//!     frame at a time;
+//!     frame at a time; control frames (`Cx::send_control`: requests,
+//!     answers, HAVEs) take no time on it, as the real peer's upload
+//!     limit paces only the blocks it serves (`Config::pace_control`
+//!     paces them too);
 //!   - a frame reaches the other side one one-way latency after it has
 //!     left the sender's link, then passes the receiver's download link
 //!     if it has one (FIFO, no cap by default);
@@ -59,6 +62,7 @@
 //! of traffic through at once after an idle spell); loss.
 
 mod conn_map;
+mod frame;
 mod net;
 pub mod peer;
 mod queue;
@@ -151,6 +155,9 @@ pub struct Config {
     /// each way: every frame from one site to another passes it after the
     /// sender's upload link (one FIFO per direction). `None`: uncapped.
     pub wan: Option<u64>,
+    /// Frames sent with `Cx::send_control` take their time on the upload
+    /// link like any other (the model before they were let through).
+    pub pace_control: bool,
 }
 
 impl Default for Config {
@@ -161,6 +168,7 @@ impl Default for Config {
             quantum: QUANTUM,
             latency: None,
             wan: None,
+            pace_control: false,
         }
     }
 }

@@ -9,14 +9,20 @@
 //! quantum of bytes per turn) and puts one whole frame on the wire at a
 //! time, taking `len / rate`; the frame then travels the pair's one-way
 //! latency, waits for the receiver's download link if it has one (one FIFO
-//! per node), and is handed to the receiver. Every step keeps the order of
-//! one connection's frames, and the queue breaks ties in time by the order
-//! events were scheduled, so a run is deterministic.
+//! per node), and is handed to the receiver. A frame sent with
+//! `Cx::send_control` takes no link time (the real peer's upload limit
+//! paces only blocks): it goes on the wire at once when nothing of its
+//! connection is ahead of it, else as soon as what is ahead has left.
+//! Every step keeps the order of one connection's frames, and the queue
+//! breaks ties in time by the order events were scheduled, so a run is
+//! deterministic.
 
+use super::frame::Frame;
 use super::queue::Queue;
 use super::time::{transmit_time, SimTime};
 use super::{Caps, Config, ConnId, NodeId};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a node has sent and received, counted when a frame leaves its
@@ -44,19 +50,19 @@ pub(super) enum Ev {
         epoch: u32,
         conn: ConnId,
         side: usize,
-        frame: Vec<u8>,
+        frame: Frame,
     },
     /// A frame (or, `None`, the close) reached end `to`'s host.
     Wire {
         conn: ConnId,
         to: usize,
-        frame: Option<Vec<u8>>,
+        frame: Option<Frame>,
     },
     /// ... and passed its download link.
     Deliver {
         conn: ConnId,
         to: usize,
-        frame: Option<Vec<u8>>,
+        frame: Option<Frame>,
     },
     Timer {
         node: NodeId,
@@ -77,7 +83,7 @@ pub(super) enum Call {
     Frame {
         node: NodeId,
         conn: ConnId,
-        frame: Vec<u8>,
+        frame: Frame,
     },
     Writable(NodeId, ConnId),
     Closed(NodeId, ConnId),
@@ -93,7 +99,7 @@ struct End {
     /// May transmit: the acceptor once told, the initiator once established.
     ready: bool,
     /// Frames not yet on the wire (the one on the link is in its event).
-    q: VecDeque<Vec<u8>>,
+    q: VecDeque<Frame>,
     /// Bytes in `q` plus the frame on the link.
     queued: usize,
     /// `queued` reached the low-water mark; `writable` is owed.
@@ -178,6 +184,16 @@ impl Net {
             .unwrap_or_default();
         b.reserve(len);
         b
+    }
+
+    /// The bytes of a frame handed over: a BLOCK waiting as a run of the
+    /// file is encoded now, into a buffer at hand.
+    pub(super) fn bytes(&mut self, frame: Frame) -> Vec<u8> {
+        if frame.is_encoded() {
+            return frame.into_bytes(Vec::new());
+        }
+        let buf = self.buffer(frame.len());
+        frame.into_bytes(buf)
     }
 
     /// A frame's buffer its receiver is done with.
@@ -402,6 +418,7 @@ impl Net {
         }
         c.ends[0].ready = true;
         let (node, peer) = (c.ends[0].node, c.ends[1].node);
+        self.release(conn, 0);
         self.activate(conn, 0);
         Some(Call::Connected {
             node,
@@ -422,17 +439,25 @@ impl Net {
         Some(Call::Closed(e.node, conn))
     }
 
-    pub(super) fn send(&mut self, node: NodeId, conn: ConnId, frame: Vec<u8>) {
+    pub(super) fn send(&mut self, node: NodeId, conn: ConnId, frame: Frame) {
         let Some(side) = self.side(node, conn) else {
             debug_assert!(false, "node {node} sent on {conn:?}, not its own");
             return;
         };
         let low_water = self.cfg.low_water;
+        let frame = match frame {
+            Frame::Control(b) if self.cfg.pace_control => Frame::Bytes(b),
+            f => f,
+        };
         let e = &mut self.conn_mut(conn).ends[side];
         if !e.open {
             // Closed by this node, or by the other side in the same
             // instant: the frame goes nowhere, as on a dead socket.
             return;
+        }
+        if !frame.paced() && e.ready && !e.sending && e.q.is_empty() {
+            // Nothing of this connection ahead of it: it leaves now.
+            return self.depart(conn, side, frame);
         }
         e.queued += frame.len();
         e.q.push_back(frame);
@@ -440,6 +465,44 @@ impl Net {
             e.above = true;
         }
         self.activate(conn, side);
+    }
+
+    /// Sends the frames at the head of the end's queue that take no time
+    /// on the link (`Frame::paced`): what was ahead of them has left.
+    fn release(&mut self, conn: ConnId, side: usize) {
+        loop {
+            let e = &mut self.conns[conn.0 as usize].ends[side];
+            if !e.ready || e.sending || e.q.front().is_none_or(Frame::paced) {
+                return;
+            }
+            let Some(frame) = e.q.pop_front() else {
+                return;
+            };
+            e.queued = e.queued.saturating_sub(frame.len());
+            self.depart(conn, side, frame);
+        }
+    }
+
+    /// The frame leaves end `side`'s host now: counted, and on its way
+    /// to the other end (after the WAN link, if it crosses one).
+    fn depart(&mut self, conn: ConnId, side: usize, frame: Frame) {
+        let len = frame.len();
+        let c = &self.conns[conn.0 as usize];
+        let (node, aborted, one_way) = (c.ends[side].node, c.aborted, c.one_way[side]);
+        let stats = &mut self.hosts[node].stats;
+        stats.sent_bytes += len as u64;
+        stats.sent_frames += 1;
+        if !aborted {
+            let at = self.cross(conn, side, len).max(self.now) + one_way;
+            self.push(
+                at,
+                Ev::Wire {
+                    conn,
+                    to: 1 - side,
+                    frame: Some(frame),
+                },
+            );
+        }
     }
 
     pub(super) fn queued(&self, node: NodeId, conn: ConnId) -> usize {
@@ -537,12 +600,17 @@ impl Net {
                 return;
             };
             let e = &mut self.conns[conn.0 as usize].ends[side];
-            let Some(len) = e.q.front().map(Vec::len) else {
+            let Some(len) = e.q.front().map(Frame::len) else {
                 e.active = false;
                 e.deficit = 0;
                 host.ring.pop_front();
                 continue;
             };
+            if !e.q.front().is_some_and(Frame::paced) {
+                // Takes no link time: it goes now, with what is behind it.
+                self.release(conn, side);
+                continue;
+            }
             if e.deficit < len {
                 e.deficit += quantum;
                 host.ring.rotate_left(1);
@@ -578,45 +646,31 @@ impl Net {
         epoch: u32,
         conn: ConnId,
         side: usize,
-        frame: Vec<u8>,
+        frame: Frame,
     ) -> Option<Call> {
         if self.hosts[node].epoch != epoch {
             return None;
         }
-        let now = self.now;
         let low_water = self.cfg.low_water;
-        let len = frame.len();
-        let stats = &mut self.hosts[node].stats;
-        stats.sent_bytes += len as u64;
-        stats.sent_frames += 1;
-        let c = &mut self.conns[conn.0 as usize];
-        let e = &mut c.ends[side];
+        let e = &mut self.conns[conn.0 as usize].ends[side];
         e.sending = false;
-        e.queued = e.queued.saturating_sub(len);
+        e.queued = e.queued.saturating_sub(frame.len());
+        self.depart(conn, side, frame);
+        // What waited behind it and takes no link time leaves with it.
+        self.release(conn, side);
+        let e = &mut self.conns[conn.0 as usize].ends[side];
         let owed = e.above && e.queued < low_water;
         if e.queued < low_water {
             e.above = false;
         }
         let call = (owed && e.open).then_some(Call::Writable(node, conn));
-        if !c.aborted {
-            let one_way = c.one_way[side];
-            let at = self.cross(conn, side, len).max(now) + one_way;
-            self.push(
-                at,
-                Ev::Wire {
-                    conn,
-                    to: 1 - side,
-                    frame: Some(frame),
-                },
-            );
-        }
         self.try_fin(conn, side);
         self.start_next(node);
         call
     }
 
     /// At the receiver's host: through its download link, if it has one.
-    pub(super) fn wire(&mut self, conn: ConnId, to: usize, frame: Option<Vec<u8>>) -> Option<Call> {
+    pub(super) fn wire(&mut self, conn: ConnId, to: usize, frame: Option<Frame>) -> Option<Call> {
         let c = self.conn(conn);
         if frame.is_some() && c.aborted {
             return None;
@@ -626,7 +680,7 @@ impl Net {
         let Some(rate) = host.caps.down else {
             return self.deliver(conn, to, frame);
         };
-        let len = frame.as_ref().map_or(0, Vec::len);
+        let len = frame.as_ref().map_or(0, Frame::len);
         let start = self.now.max(host.down_free);
         let done = start + transmit_time(len, Some(rate));
         host.down_free = done;
@@ -638,7 +692,7 @@ impl Net {
         &mut self,
         conn: ConnId,
         to: usize,
-        frame: Option<Vec<u8>>,
+        frame: Option<Frame>,
     ) -> Option<Call> {
         let c = &mut self.conns[conn.0 as usize];
         let aborted = c.aborted;
@@ -702,6 +756,37 @@ impl Cx<'_> {
     /// Queues one frame. Frames sent before the connection is established
     /// wait for it; frames sent on a closed connection go nowhere.
     pub fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.net.send(self.me, conn, Frame::Bytes(frame));
+    }
+
+    /// Queues a frame that takes no time on the upload link: the real
+    /// peer's upload limit paces only the blocks it serves, and requests,
+    /// answers and HAVEs go out unpaced. It still keeps its place among
+    /// the connection's frames: it leaves at once when nothing of this
+    /// connection is ahead of it, else right behind what is.
+    pub fn send_control(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.net.send(self.me, conn, Frame::Control(frame));
+    }
+
+    /// Queues BLOCK `block` on `handle` with the data `buf[at..at + len]`,
+    /// as `send` would queue `write_block`'s frame: the receiver gets the
+    /// same bytes, encoded as it is handed over (see `sim::frame`).
+    pub fn send_block(
+        &mut self,
+        conn: ConnId,
+        handle: u32,
+        block: u32,
+        buf: &Arc<[u8]>,
+        at: usize,
+        len: usize,
+    ) {
+        let frame = Frame::Block {
+            handle,
+            block,
+            at: u32::try_from(at).expect("files under 4 GiB"),
+            len: u32::try_from(len).expect("blocks under 4 GiB"),
+            buf: buf.clone(),
+        };
         self.net.send(self.me, conn, frame);
     }
 

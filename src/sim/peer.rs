@@ -172,6 +172,8 @@ pub struct SimPeer {
 struct Handler {
     m: Serve<MemFile>,
     seen: u64,
+    /// Its id at the gate (as in `gated`, without a lookup per request).
+    gate: GateId,
 }
 
 /// The block server's view of this peer's one file.
@@ -398,6 +400,7 @@ impl SimPeer {
         let h = Handler {
             m: Serve::new(self.instant(cx.now())),
             seen: self.version(),
+            gate: id,
         };
         self.serving.insert(conn, h);
         for bytes in frames {
@@ -430,10 +433,10 @@ impl SimPeer {
     /// Tells the gate whether the handler waits for its client (and may be
     /// evicted for a newcomer) or works for it, as `peer::block_server::driver` does.
     fn report(&mut self, cx: &mut Cx, conn: ConnId) {
-        let (Some(Handler { m, .. }), Some(&id)) = (self.serving.get(&conn), self.gated.get(&conn))
-        else {
+        let Some(Handler { m, gate: id, .. }) = self.serving.get(&conn) else {
             return;
         };
+        let id = *id;
         let now = self.instant(cx.now());
         // The real handler says so after `flush`, with its blocks in the
         // socket's buffer, not yet sent: a queue below the low-water mark
@@ -451,17 +454,16 @@ impl SimPeer {
         let lib = Lib {
             file: self.complete.as_ref().or(self.partial.as_ref()),
         };
-        let Some(Handler { m, .. }) = self.serving.get_mut(&conn) else {
+        let Some(Handler { m, gate, .. }) = self.serving.get_mut(&conn) else {
             return;
         };
+        let gate = *gate;
         let req = decode::<PeerRequest>(bytes, MAX_CONTROL_FRAME);
         if let Err(e) = req.and_then(|r| m.on_request(r, now, &lib)) {
             self.end_serve(cx, conn, Some(e));
             return;
         }
-        if let Some(&id) = self.gated.get(&conn) {
-            self.gate.busy(id, now);
-        }
+        self.gate.busy(gate, now);
         if cx.queued(conn) < cx.low_water() {
             self.serve_step(cx, conn);
         }
@@ -474,7 +476,7 @@ impl SimPeer {
         let now = self.instant(cx.now());
         let version = self.version();
         loop {
-            let Some(Handler { m, seen }) = self.serving.get_mut(&conn) else {
+            let Some(Handler { m, seen, .. }) = self.serving.get_mut(&conn) else {
                 return;
             };
             *seen = version;
@@ -496,13 +498,18 @@ impl SimPeer {
                 Err(e) => return self.end_serve(cx, conn, Some(e)),
             };
             for block in slice.block..slice.block + slice.count {
-                let Some(data) = self.copy.read(block) else {
-                    let e = Error::protocol(format!("block {block} is not held here"));
-                    return self.end_serve(cx, conn, Some(e));
-                };
-                let mut frame = cx.buffer(HEADER_LEN + 8 + data.len());
-                let _ = write_block(&mut frame, slice.handle, block, data);
-                cx.send(conn, frame);
+                if let Some((at, len)) = self.copy.original_run(block) {
+                    // Encoded as it is handed over (`sim::frame`).
+                    cx.send_block(conn, slice.handle, block, self.copy.original(), at, len);
+                } else {
+                    let Some(data) = self.copy.read(block) else {
+                        let e = Error::protocol(format!("block {block} is not held here"));
+                        return self.end_serve(cx, conn, Some(e));
+                    };
+                    let mut frame = cx.buffer(HEADER_LEN + 8 + data.len());
+                    let _ = write_block(&mut frame, slice.handle, block, data);
+                    cx.send(conn, frame);
+                }
                 self.stats.blocks_served += 1;
             }
             let r = &self.record;
@@ -898,7 +905,7 @@ fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
     let mut frame = cx.buffer(64);
     m.encode(&mut frame);
     *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
-    cx.send(conn, frame);
+    cx.send_control(conn, frame);
 }
 
 fn decode<'a, M: Decode<'a>>(bytes: &'a [u8], max: usize) -> Result<M, Error> {

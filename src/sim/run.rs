@@ -163,8 +163,9 @@ impl<N: SimNode> Sim<N> {
                 ..
             } => node.connected(cx, conn, peer, outgoing),
             Call::Frame { conn, frame, .. } => {
-                node.frame(cx, conn, &frame);
-                self.net.recycle(frame);
+                let bytes = cx.net.bytes(frame);
+                node.frame(cx, conn, &bytes);
+                self.net.recycle(bytes);
             }
             Call::Writable(_, conn) => node.writable(cx, conn),
             Call::Closed(_, conn) => node.closed(cx, conn),

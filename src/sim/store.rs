@@ -98,6 +98,14 @@ impl CopyStore {
         Some(&self.original[start..start + self.block_len(i)])
     }
 
+    /// Where block `i` lies in the original, as (offset, length), when
+    /// what was written there is the original's bytes: a reader may take
+    /// them from the original itself.
+    pub fn original_run(&self, i: u32) -> Option<(usize, usize)> {
+        (self.has(i) && !self.differ.contains_key(&i))
+            .then(|| (i as usize * self.block_size, self.block_len(i)))
+    }
+
     /// Blocks written with bytes other than the original's.
     pub fn differing(&self) -> usize {
         self.differ.len()
@@ -138,6 +146,7 @@ mod tests {
             assert!(s.write(i, b));
         }
         assert!(s.is_original());
+        assert_eq!(s.original_run(2), Some((8192, 10_000 - 8192)));
         assert_eq!(s.read(1), Some(&o[4096..8192]));
     }
 
@@ -150,6 +159,8 @@ mod tests {
         assert!(!s.write(0, &bad));
         assert!(s.is_complete() && !s.is_original());
         assert_eq!(s.read(0), Some(&bad[..]));
+        assert_eq!(s.original_run(0), None, "read from the copy");
+        assert_eq!(s.original_run(1), Some((4096, 4096)));
         assert!(s.write(0, &o[..4096]));
         assert!(s.is_original());
         assert!(!s.write(0, &o[..100]), "a short block differs");

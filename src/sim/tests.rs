@@ -1,6 +1,7 @@
 //! The network core against a scripted node whose log of calls the tests
 //! read: times, fairness, writable, close, leaving, order, determinism.
 
+use super::frame::Frame;
 use super::peer::SimPeer;
 use super::tracker::SimTracker;
 use super::*;
@@ -181,10 +182,10 @@ fn two_connections_share_a_link_fairly_by_bytes() {
     {
         let net = &mut sim.net_for_tests();
         for i in 0..400 {
-            net.send(0, ConnId(0), frame(i, 1_000));
+            net.send(0, ConnId(0), Frame::Bytes(frame(i, 1_000)));
         }
         for i in 0..100 {
-            net.send(0, ConnId(1), frame(i, 4_000));
+            net.send(0, ConnId(1), Frame::Bytes(frame(i, 4_000)));
         }
     }
     sim.run_until(at(us(200) + Duration::from_millis(400)));
@@ -204,6 +205,60 @@ fn two_connections_share_a_link_fairly_by_bytes() {
         tb.max(tc),
         at(us(200) + Duration::from_millis(800) + us(50))
     );
+}
+
+/// Two connections from node 0 (1 MB/s): on one, 100 kB frames and a
+/// control frame behind them; on the other a control frame alone, sent
+/// while the link is busy.
+fn control_behind_blocks(pace_control: bool) -> (Vec<(SimTime, u64)>, SimTime) {
+    let mut sim = Sim::new(Config {
+        pace_control,
+        ..Config::default()
+    });
+    let sender = Script {
+        dial: vec![1, 2],
+        ..Script::default()
+    };
+    sim.add(sender, Caps::upload(MB));
+    sim.add(Script::default(), Caps::default());
+    sim.add(Script::default(), Caps::default());
+    for n in (0..3).rev() {
+        sim.start_at(n, SimTime::ZERO);
+    }
+    sim.run_until(at(us(200)));
+    {
+        let net = &mut sim.net_for_tests();
+        net.send(0, ConnId(0), Frame::Bytes(frame(0, 100_000)));
+        net.send(0, ConnId(0), Frame::Bytes(frame(1, 100_000)));
+        net.send(0, ConnId(0), Frame::Control(frame(2, 1_000)));
+        net.send(0, ConnId(1), Frame::Control(frame(0, 1_000)));
+    }
+    run(&mut sim);
+    let on_first = sim
+        .node(1)
+        .frames_got()
+        .iter()
+        .map(|f| (f.0, f.2))
+        .collect();
+    (on_first, sim.node(2).last_frame_at())
+}
+
+#[test]
+fn a_control_frame_takes_no_link_time_and_keeps_its_place() {
+    let (first, alone) = control_behind_blocks(false);
+    // Alone on its connection it leaves at once, though the link is busy.
+    assert_eq!(alone, at(us(200) + us(50)));
+    // Behind the blocks it leaves with the last, taking no time of its own.
+    let block = Duration::from_millis(100);
+    let done = at(us(200) + 2 * block + us(50));
+    assert_eq!(
+        first,
+        vec![(at(us(200) + block + us(50)), 0), (done, 1), (done, 2)]
+    );
+    // Paced, both wait their turn on the link.
+    let (first, alone) = control_behind_blocks(true);
+    assert_eq!(alone, at(us(200) + block + us(1_000) + us(50)));
+    assert_eq!(first[2].0, at(us(200) + 2 * block + 2 * us(1_000) + us(50)));
 }
 
 #[test]

@@ -46,19 +46,21 @@ impl Setup {
         if remote {
             f.set_remote(self.t0);
         }
-        assert!(matches!(self.pump(&mut f)[..], [PeerRequest::Open { .. }]));
-        f.on_reply(PeerReply::Opened { handle: 3, have }, self.t0, &self.plan)
+        assert!(matches!(
+            self.pump(&mut f)[..],
+            [PeerRequest::Open { .. }, PeerRequest::Ping { nonce: 0 }]
+        ));
+        let opened = PeerReply::Opened { handle: 3, have };
+        f.on_reply(opened, self.at(rtt_ms), &self.plan).unwrap();
+        f.on_reply(PeerReply::Pong { nonce: 0 }, self.at(rtt_ms), &self.plan)
             .unwrap();
-        for nonce in 0..3 {
-            let sent = self.pump(&mut f);
-            assert_eq!(sent, [PeerRequest::Ping { nonce }]);
-            f.on_reply(
-                PeerReply::Pong { nonce },
-                self.at(rtt_ms * (nonce + 1)),
-                &self.plan,
-            )
-            .unwrap();
-        }
+        assert_eq!(self.pump(&mut f), [PeerRequest::Ping { nonce: 1 }]);
+        f.on_reply(
+            PeerReply::Pong { nonce: 1 },
+            self.at(2 * rtt_ms),
+            &self.plan,
+        )
+        .unwrap();
         f
     }
 
@@ -585,4 +587,34 @@ fn a_piece_check_given_replaces_the_hash() {
     assert!(!plan.is_done(2));
     assert_eq!(plan.done().count(), 3);
     assert_eq!(s.won.get(), 3, "the others were written");
+}
+
+#[test]
+fn the_first_request_leaves_one_round_trip_after_the_connection() {
+    // OPEN and the first PING go together; their answers, one round trip
+    // later, let the REQUESTs go at once (with a second PING ahead of
+    // them, whose gap after the first tells the holder our RTT).
+    let s = setup(20);
+    let mut f = Fetch::new(s.record.clone(), 0, 1, s.t0);
+    assert!(matches!(
+        s.pump(&mut f)[..],
+        [PeerRequest::Open { .. }, PeerRequest::Ping { nonce: 0 }]
+    ));
+    let opened = PeerReply::Opened {
+        handle: 3,
+        have: Bitfield::full(20),
+    };
+    f.on_reply(opened, s.at(40), &s.plan).unwrap();
+    assert!(!f.useful(&s.plan), "not before the RTT is known");
+    f.on_reply(PeerReply::Pong { nonce: 0 }, s.at(41), &s.plan)
+        .unwrap();
+    assert_eq!(f.rtt(), Duration::from_millis(41));
+    f.poll(s.at(41), &s.plan).unwrap();
+    let sent = s.pump(&mut f);
+    assert_eq!(sent[0], PeerRequest::Ping { nonce: 1 });
+    assert!(requested_blocks(&sent[1..]) >= MIN_WINDOW, "{sent:?}");
+    // A PONG that waited behind blocks does not raise the RTT.
+    f.on_reply(PeerReply::Pong { nonce: 1 }, s.at(200), &s.plan)
+        .unwrap();
+    assert_eq!(f.rtt(), Duration::from_millis(41));
 }

@@ -11,7 +11,7 @@ use crate::metrics::Sample;
 use crate::record::FileRecord;
 use crate::wire::{FileSummary, Holder};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The trackers' addresses (`host:port`) and what is known of each.
 pub struct Trackers {
@@ -28,6 +28,27 @@ enum Tried<T> {
     Down(Error),
     /// It answered with a refusal that stands.
     Refused(Error),
+}
+
+/// How long a query keeps asking when a tracker says it is busy (each
+/// try already asks a busy tracker a few times, `tracker_client::query`):
+/// a fleet that starts at once behind one address, hundreds of hosts
+/// against the tracker's 32 connections per address, takes turns on an
+/// overloaded tracker rather than failing.
+const BUSY_PATIENCE: Duration = Duration::from_secs(30);
+/// The pause between two rounds, plus as much again at random so that
+/// hosts refused together do not come back together.
+const BUSY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The tracker's own word that it is full for now.
+fn is_busy(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Remote {
+            code: code::BUSY,
+            ..
+        }
+    )
 }
 
 /// Sorts a query's error: is it the tracker's verdict, or its absence?
@@ -134,7 +155,23 @@ impl Trackers {
     /// answers "not found" does not end the round (a tracker started
     /// empty learns from the peers within two intervals); one that
     /// refuses does.
+    /// When no tracker answers and one says it is busy, the round is
+    /// tried again after a pause, for up to `BUSY_PATIENCE`.
     fn first<T>(&self, ask: impl Fn(&str) -> Result<T>) -> Result<T> {
+        let give_up = Instant::now() + BUSY_PATIENCE;
+        loop {
+            match self.round(&ask) {
+                Err(e) if is_busy(&e) && Instant::now() + BUSY_PAUSE < give_up => {
+                    let jitter = crate::rng::Rng::new().below(BUSY_PAUSE.as_millis() as u64);
+                    std::thread::sleep(BUSY_PAUSE + Duration::from_millis(jitter));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of `ask` on each tracker, in the rotation's order.
+    fn round<T>(&self, ask: &impl Fn(&str) -> Result<T>) -> Result<T> {
         let plan = self.rotation().plan(Instant::now());
         let (mut unknown, mut down) = (None, Vec::new());
         for i in plan {
@@ -156,9 +193,13 @@ impl Trackers {
         Err(unknown.unwrap_or_else(|| self.none_answered(down)))
     }
 
-    /// The error when no tracker answered: the one tracker's own, or the
+    /// The error when no tracker answered: BUSY when one said so (it is
+    /// there, and worth asking again); else the one tracker's own, or the
     /// first one's with a word on the others.
     fn none_answered(&self, mut down: Vec<Error>) -> Error {
+        if let Some(busy) = down.iter().position(is_busy) {
+            return down.swap_remove(busy);
+        }
         let others = down.len().saturating_sub(1);
         let first = down.swap_remove(0);
         match first {
@@ -306,5 +347,40 @@ mod tests {
                 .to_string()
         );
         assert!(!t.any_answering());
+    }
+
+    fn busy() -> Error {
+        Error::Remote {
+            code: code::BUSY,
+            message: "server busy".into(),
+        }
+    }
+
+    #[test]
+    fn a_busy_tracker_is_asked_again_until_it_answers() {
+        // One tracker is down, the other busy for two rounds: the query
+        // waits its turn instead of failing.
+        let t = Trackers::new(vec!["a:1".into(), "b:1".into()]);
+        let busy_left = Mutex::new(2);
+        let got = t.first(|addr| match addr {
+            "a:1" => Err(Error::NoSources("cannot reach a".into())),
+            _ => {
+                let mut left = busy_left.lock().unwrap();
+                if *left > 0 {
+                    *left -= 1;
+                    return Err(busy());
+                }
+                Ok(addr.to_string())
+            }
+        });
+        assert_eq!(got.unwrap(), "b:1");
+        assert_eq!(*busy_left.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn when_none_answers_busy_is_the_word_that_stands() {
+        let t = Trackers::new(vec!["a:1".into(), "b:1".into()]);
+        let e = t.none_answered(vec![Error::NoSources("cannot reach a".into()), busy()]);
+        assert!(is_busy(&e), "{e}");
     }
 }
