@@ -23,8 +23,13 @@ pub(super) struct Queue<T> {
     /// The delay each lane holds, and its events in order.
     delays: [u64; LANES],
     lanes: Vec<VecDeque<Scheduled<T>>>,
+    /// The key of each lane's first event (`EMPTY` for none), side by
+    /// side: a pop compares these instead of reading every lane's buffer.
+    fronts: [(SimTime, u64); LANES],
     heap: BinaryHeap<Scheduled<T>>,
 }
+
+const EMPTY: (SimTime, u64) = (SimTime::NEVER, u64::MAX);
 
 /// An event with the instant it is due; `seq` keeps ties in the order scheduled.
 struct Scheduled<T> {
@@ -70,6 +75,7 @@ impl<T> Queue<T> {
             seq: 0,
             delays: [0; LANES],
             lanes: (0..LANES).map(|_| VecDeque::new()).collect(),
+            fronts: [EMPTY; LANES],
             heap: BinaryHeap::new(),
         }
     }
@@ -86,6 +92,9 @@ impl<T> Queue<T> {
         let delay = at.as_nanos().wrapping_sub(now.as_nanos());
         if at >= now {
             if let Some(i) = self.lane_for(delay) {
+                if self.fronts[i] == EMPTY {
+                    self.fronts[i] = e.key();
+                }
                 return self.lanes[i].push_back(e);
             }
         }
@@ -94,8 +103,8 @@ impl<T> Queue<T> {
 
     fn lane_for(&mut self, delay: u64) -> Option<usize> {
         let mut free = None;
-        for (i, lane) in self.lanes.iter().enumerate() {
-            if lane.is_empty() {
+        for (i, front) in self.fronts.iter().enumerate() {
+            if *front == EMPTY {
                 free = free.or(Some(i));
             } else if self.delays[i] == delay {
                 return Some(i);
@@ -108,11 +117,9 @@ impl<T> Queue<T> {
 
     fn head(&self) -> Option<(Head, (SimTime, u64))> {
         let mut best = self.heap.peek().map(|e| (Head::Heap, e.key()));
-        for (i, lane) in self.lanes.iter().enumerate() {
-            if let Some(e) = lane.front() {
-                if best.is_none_or(|(_, k)| e.key() < k) {
-                    best = Some((Head::Lane(i), e.key()));
-                }
+        for (i, &key) in self.fronts.iter().enumerate() {
+            if key != EMPTY && best.is_none_or(|(_, k)| key < k) {
+                best = Some((Head::Lane(i), key));
             }
         }
         best
@@ -127,7 +134,11 @@ impl<T> Queue<T> {
     pub(super) fn pop(&mut self) -> Option<(SimTime, T)> {
         let (head, _) = self.head()?;
         let e = match head {
-            Head::Lane(i) => self.lanes[i].pop_front(),
+            Head::Lane(i) => {
+                let e = self.lanes[i].pop_front();
+                self.fronts[i] = self.lanes[i].front().map_or(EMPTY, Scheduled::key);
+                e
+            }
             Head::Heap => self.heap.pop(),
         }?;
         Some((e.at, e.ev))

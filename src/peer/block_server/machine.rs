@@ -93,7 +93,9 @@ struct Opened<F> {
     /// the version it was read at.
     told: Bitfield,
     seen: Option<u64>,
-    /// Pieces it asked for (a seeder's offers).
+    /// Pieces it asked for, kept only when it was told offers (`offered`):
+    /// nothing else reads them, and a set per connection touched at every
+    /// REQUEST cost a simulated swarm a cache miss per block.
     asked: Bitfield,
     /// It is told offers, not everything: more as it asks.
     offers: bool,
@@ -210,10 +212,12 @@ impl<F: Served> Serve<F> {
                 };
                 check_range(o.file.record(), block, count as u32)?;
                 let record = o.file.record();
-                for p in
-                    record.piece_of_block(block)..=record.piece_of_block(block + count as u32 - 1)
-                {
-                    o.asked.set(p);
+                if o.offered {
+                    for p in record.piece_of_block(block)
+                        ..=record.piece_of_block(block + count as u32 - 1)
+                    {
+                        o.asked.set(p);
+                    }
                 }
                 o.asked_at = now;
                 self.pending.push_back(Queued {
@@ -290,7 +294,7 @@ impl<F: Served> Serve<F> {
         self.opened.push(Opened {
             seen: f.version(),
             told,
-            asked: Bitfield::new(pieces),
+            asked: Bitfield::new(if offers { pieces } else { 0 }),
             offers,
             offered: offers,
             offered_at: self.heard,
