@@ -113,6 +113,16 @@ struct End {
     fin: bool,
 }
 
+impl End {
+    /// Nothing queued goes out any more: the frames go, and the queue's
+    /// buffer with them (a run keeps every connection it made, millions
+    /// at 10,000 nodes).
+    fn discard(&mut self) {
+        self.q = VecDeque::new();
+        self.queued = 0;
+    }
+}
+
 struct Conn {
     ends: [End; 2],
     /// One-way latency from end i to the other.
@@ -323,8 +333,7 @@ impl Net {
                     );
                 } else {
                     // It closed already (or was never told): nobody to tell.
-                    other.q = VecDeque::new();
-                    other.queued = 0;
+                    other.discard();
                     other.fin = false;
                 }
                 break;
@@ -434,8 +443,7 @@ impl Net {
             return None;
         }
         e.open = false;
-        e.q = VecDeque::new();
-        e.queued = 0;
+        e.discard();
         Some(Call::Closed(e.node, conn))
     }
 
@@ -530,8 +538,7 @@ impl Net {
         e.open = false;
         e.fin = true;
         if !e.ready {
-            e.q = VecDeque::new();
-            e.queued = 0;
+            e.discard();
         }
         self.try_fin(conn, side);
     }
@@ -544,9 +551,8 @@ impl Net {
             return;
         }
         e.fin = false;
-        // Nothing more goes this way: its buffer goes (a run keeps every
-        // connection it made, millions at 10,000 nodes).
-        e.q = VecDeque::new();
+        // Nothing more goes this way (the queue is empty, its buffer not).
+        e.discard();
         if c.aborted {
             return;
         }
@@ -719,8 +725,7 @@ impl Net {
                 // will never be read.
                 e.open = false;
                 e.fin = false;
-                e.q = VecDeque::new();
-                e.queued = 0;
+                e.discard();
                 Some(Call::Closed(node, conn))
             }
         }

@@ -166,17 +166,11 @@ fn a_transfer_at_a_cap_takes_its_size_over_the_cap_plus_the_latency() {
 fn two_connections_share_a_link_fairly_by_bytes() {
     // One connection sends 1,000-byte frames, the other 4,000-byte ones:
     // per frame round robin would give the second four times the first.
-    let mut sim = Sim::new(Config::default());
     let sender = Script {
         dial: vec![1, 2],
         ..Script::default()
     };
-    sim.add(sender, Caps::upload(MB));
-    sim.add(Script::default(), Caps::default());
-    sim.add(Script::default(), Caps::default());
-    for n in (0..3).rev() {
-        sim.start_at(n, SimTime::ZERO);
-    }
+    let mut sim = pair(sender, 2, Config::default());
     // Let both connect, then queue 400 kB on each by hand.
     sim.run_until(at(us(200)));
     {
@@ -211,20 +205,15 @@ fn two_connections_share_a_link_fairly_by_bytes() {
 /// control frame behind them; on the other a control frame alone, sent
 /// while the link is busy.
 fn control_behind_blocks(pace_control: bool) -> (Vec<(SimTime, u64)>, SimTime) {
-    let mut sim = Sim::new(Config {
-        pace_control,
-        ..Config::default()
-    });
     let sender = Script {
         dial: vec![1, 2],
         ..Script::default()
     };
-    sim.add(sender, Caps::upload(MB));
-    sim.add(Script::default(), Caps::default());
-    sim.add(Script::default(), Caps::default());
-    for n in (0..3).rev() {
-        sim.start_at(n, SimTime::ZERO);
-    }
+    let cfg = Config {
+        pace_control,
+        ..Config::default()
+    };
+    let mut sim = pair(sender, 2, cfg);
     sim.run_until(at(us(200)));
     {
         let net = &mut sim.net_for_tests();
