@@ -536,14 +536,20 @@ fn query<T>(
     for _ in 1..BUSY_TRIES {
         match query_once(tracker, msg, &pick) {
             Err((_, true)) => {
-                let jitter = crate::rng::Rng::new().below(pause.as_millis() as u64);
-                std::thread::sleep(pause + Duration::from_millis(jitter));
+                sleep_jittered(pause);
                 pause *= 2;
             }
             other => return other.map_err(|(e, _)| e),
         }
     }
     query_once(tracker, msg, &pick).map_err(|(e, _)| e)
+}
+
+/// Sleeps `pause` and as much again at most, at random, so that clients
+/// refused together do not come back together.
+pub(super) fn sleep_jittered(pause: Duration) {
+    let jitter = crate::rng::Rng::new().below(pause.as_millis() as u64);
+    std::thread::sleep(pause + Duration::from_millis(jitter));
 }
 
 /// One try; an error says whether another try may do better.

@@ -162,8 +162,7 @@ impl Trackers {
         loop {
             match self.round(&ask) {
                 Err(e) if is_busy(&e) && Instant::now() + BUSY_PAUSE < give_up => {
-                    let jitter = crate::rng::Rng::new().below(BUSY_PAUSE.as_millis() as u64);
-                    std::thread::sleep(BUSY_PAUSE + Duration::from_millis(jitter));
+                    tracker_client::sleep_jittered(BUSY_PAUSE);
                 }
                 other => return other,
             }
