@@ -69,9 +69,9 @@ use crate::wire::message::write_block;
 use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
-// BTreeMaps where the order of iteration decides the order of calls, so a
-// run is a function of its seeds.
+// Hash maps only where the order of iteration decides nothing, so a run
+// is a function of its seeds.
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -87,8 +87,9 @@ const T_WAKE: u64 = 4;
 /// What a run can report about one peer.
 #[derive(Clone, Debug, Default)]
 pub struct PeerStats {
-    /// Blocks written first here, by the node they came from.
-    pub from: BTreeMap<NodeId, u64>,
+    /// Blocks written first here, by the node they came from (a hash
+    /// map: a tree's levels missed the cache at every write).
+    pub from: HashMap<NodeId, u64>,
     /// BLOCK frames received, counted or not (endgame copies, late blocks).
     pub blocks_received: u64,
     /// BLOCK frames this node's servers queued.
@@ -102,8 +103,10 @@ pub struct PeerStats {
     pub refused: u64,
     /// Idle connections closed here to make room for a new one.
     pub evicted: u64,
-    /// Bytes of the messages sent, by kind (BLOCKs not included).
-    pub sent_by_kind: BTreeMap<&'static str, u64>,
+    /// Bytes of the messages sent, by kind (BLOCKs not included), in the
+    /// order the kinds were first sent (a dozen: a scan costs less than a
+    /// tree of strings at every frame).
+    pub sent_by_kind: Vec<(&'static str, u64)>,
 }
 
 struct Fetching {
@@ -837,9 +840,15 @@ impl SimPeer {
                     drop(plan);
                     if newly {
                         if let Some(part) = self.partial.as_ref().and_then(|m| m.partial.as_ref()) {
+                            // The shared set follows `verified` bit by bit
+                            // (a copy of the whole set per write before).
                             let mut g = part.lock().unwrap_or_else(|e| e.into_inner());
                             g.0 += 1;
-                            g.1 = self.verified.clone();
+                            for p in first..first + count {
+                                if self.verified.get(p) {
+                                    g.1.set(p);
+                                }
+                            }
                         }
                     }
                     dl.complete |= complete;
@@ -904,7 +913,11 @@ impl SimPeer {
 fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
     let mut frame = cx.buffer(64);
     m.encode(&mut frame);
-    *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
+    let kind = m.kind();
+    match stats.sent_by_kind.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, bytes)) => *bytes += frame.len() as u64,
+        None => stats.sent_by_kind.push((kind, frame.len() as u64)),
+    }
     cx.send_control(conn, frame);
 }
 
