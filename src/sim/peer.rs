@@ -405,7 +405,7 @@ impl SimPeer {
             seen: self.version(),
             gate: id,
         };
-        self.serving.insert(conn, h);
+        self.serving.insert(cx, conn, h);
         for bytes in frames {
             self.on_request(cx, conn, &bytes);
         }
@@ -436,7 +436,7 @@ impl SimPeer {
     /// Tells the gate whether the handler waits for its client (and may be
     /// evicted for a newcomer) or works for it, as `peer::block_server::driver` does.
     fn report(&mut self, cx: &mut Cx, conn: ConnId) {
-        let Some(Handler { m, gate: id, .. }) = self.serving.get(&conn) else {
+        let Some(Handler { m, gate: id, .. }) = self.serving.get(cx, conn) else {
             return;
         };
         let id = *id;
@@ -457,7 +457,7 @@ impl SimPeer {
         let lib = Lib {
             file: self.complete.as_ref().or(self.partial.as_ref()),
         };
-        let Some(Handler { m, gate, .. }) = self.serving.get_mut(&conn) else {
+        let Some(Handler { m, gate, .. }) = self.serving.get_mut(cx, conn) else {
             return;
         };
         let gate = *gate;
@@ -479,7 +479,7 @@ impl SimPeer {
         let now = self.instant(cx.now());
         let version = self.version();
         loop {
-            let Some(Handler { m, seen, .. }) = self.serving.get_mut(&conn) else {
+            let Some(Handler { m, seen, .. }) = self.serving.get_mut(cx, conn) else {
                 return;
             };
             *seen = version;
@@ -525,7 +525,7 @@ impl SimPeer {
 
     /// The connection is over: an ERROR first if it broke a rule.
     fn end_serve(&mut self, cx: &mut Cx, conn: ConnId, e: Option<Error>) {
-        if let Some(mut h) = self.serving.remove(&conn) {
+        if let Some(mut h) = self.serving.remove(conn) {
             h.m.close();
         }
         self.forget(conn);
@@ -550,7 +550,7 @@ impl SimPeer {
             self.serving
                 .iter()
                 .filter(|(_, h)| h.m.pending() == 0 && (h.seen != version || !h.m.quiet(now)))
-                .map(|(&c, _)| c),
+                .map(|(c, _)| c),
         );
         for &conn in &idle {
             self.serve_step(cx, conn);
@@ -636,6 +636,7 @@ impl SimPeer {
                 dl.siblings.insert(peer);
             }
             dl.fetches.insert(
+                cx,
                 conn,
                 Fetching {
                     peer: start.holder,
@@ -672,7 +673,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         f.fetch.abandon(&dl.plan);
@@ -680,7 +681,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.remove(&conn) else {
+        let Some(f) = dl.fetches.remove(conn) else {
             return;
         };
         dl.waiting -= usize::from(f.for_work);
@@ -716,7 +717,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         let wait = match f.fetch.poll(now, &dl.plan) {
@@ -737,7 +738,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         if !for_work {
@@ -786,7 +787,7 @@ impl SimPeer {
             dl.fetches
                 .iter()
                 .filter(|(_, f)| f.wake <= now)
-                .map(|(&c, _)| c),
+                .map(|(c, _)| c),
         );
         for &conn in &due {
             self.drive(cx, conn);
@@ -808,7 +809,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         let peer = f.peer;
@@ -869,7 +870,7 @@ impl SimPeer {
         let Some(dl) = &self.dl else {
             return;
         };
-        let conns: Vec<ConnId> = dl.fetches.keys().copied().collect();
+        let conns: Vec<ConnId> = dl.fetches.keys().collect();
         for conn in conns {
             self.end_fetch(cx, conn, Err(Error::Cancelled));
         }
@@ -891,7 +892,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         let result = frame::parse(bytes, MAX_FRAME).and_then(|parsed| {
@@ -950,7 +951,7 @@ impl SimNode for SimPeer {
         // Most frames are replies to a download: no server map to search.
         if cx.opened(conn) {
             self.on_reply(cx, conn, bytes);
-        } else if self.serving.contains_key(&conn) {
+        } else if self.serving.get(cx, conn).is_some() {
             self.on_request(cx, conn, bytes);
         } else if self.lobby.contains_key(&conn) {
             self.in_lobby(cx, conn, bytes);
@@ -959,14 +960,14 @@ impl SimNode for SimPeer {
     }
 
     fn writable(&mut self, cx: &mut Cx, conn: ConnId) {
-        if self.serving.contains_key(&conn) {
+        if self.serving.get(cx, conn).is_some() {
             self.serve_step(cx, conn);
             self.report(cx, conn);
         }
     }
 
     fn closed(&mut self, cx: &mut Cx, conn: ConnId) {
-        if let Some(mut h) = self.serving.remove(&conn) {
+        if let Some(mut h) = self.serving.remove(conn) {
             h.m.close();
             self.forget(conn);
             return;
@@ -993,7 +994,7 @@ impl SimNode for SimPeer {
                     .fetches
                     .iter()
                     .filter(|(_, f)| f.for_work)
-                    .map(|(&c, _)| c)
+                    .map(|(c, _)| c)
                     .collect();
                 for conn in waiting {
                     self.drive(cx, conn);
