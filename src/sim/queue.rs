@@ -119,7 +119,7 @@ impl<T> Queue<T> {
 
     fn lane_for(&mut self, delay: u64) -> Option<usize> {
         self.pushes = self.pushes.wrapping_add(1);
-        if self.pushes % AGE_EVERY == 0 {
+        if self.pushes.is_multiple_of(AGE_EVERY) {
             for h in &mut self.hits {
                 *h /= 2;
             }
