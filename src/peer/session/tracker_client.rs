@@ -34,9 +34,9 @@ pub enum SessionCommand {
     AnnounceNow,
     /// A download is about to start: tell the tracker we take part (no
     /// pieces yet) before asking who holds the file, so peers starting
-    /// at the same moment find each other. Answered when the tracker has
-    /// acknowledged it (or not, at the caller's timeout).
-    Joining(Arc<FileRecord>, Sender<()>),
+    /// at the same moment find each other. Announced as joining until
+    /// the tracker has acknowledged it.
+    Joining(Arc<FileRecord>),
     /// Leave the swarm; answered once the tracker has been told (or not).
     Bye(Sender<()>),
 }
@@ -83,14 +83,15 @@ impl Session {
         }
     }
 
-    /// Tells the trackers we start downloading `record`, waiting at most
-    /// `timeout` for all of them; a missing tracker only means nobody
-    /// learns of it there yet.
-    pub fn joining(&self, record: &FileRecord, timeout: Duration) {
+    /// Tells the trackers we start downloading `record`, without waiting:
+    /// the datagram reaches a tracker before the WHO_HAS that follows it
+    /// (which waits for a TCP handshake), and our own WHO_HAS does not
+    /// need it; a round trip here would only delay the first block.
+    pub fn joining(&self, record: &FileRecord) {
         let record = Arc::new(record.clone());
-        self.each_and_wait(timeout, |reply| {
-            SessionCommand::Joining(record.clone(), reply)
-        });
+        for tx in &self.tx {
+            let _ = tx.send(SessionCommand::Joining(record.clone()));
+        }
     }
 
     /// Says goodbye to the trackers, waiting at most `timeout` in all.
@@ -118,7 +119,7 @@ impl Session {
 
 /// What the peer holds now: complete files, downloads in progress, and
 /// downloads about to start.
-fn holdings(store: &Store, joining: &HashMap<String, (Arc<FileRecord>, Sender<()>)>) -> Holdings {
+fn holdings(store: &Store, joining: &HashMap<String, Arc<FileRecord>>) -> Holdings {
     let mut out = Holdings::new();
     for r in store.records() {
         out.insert(r.name.clone(), (r.md5, Held::Complete));
@@ -133,7 +134,7 @@ fn holdings(store: &Store, joining: &HashMap<String, (Arc<FileRecord>, Sender<()
             out.insert(r.name.clone(), (r.md5, Held::Partial(blocks)));
         }
     }
-    for (name, (r, _)) in joining {
+    for (name, r) in joining {
         if out.get(name).is_none_or(|(md5, _)| *md5 != r.md5) {
             out.insert(name.clone(), (r.md5, Held::Partial(0)));
         }
@@ -238,8 +239,8 @@ struct SessionLoop {
     index: usize,
     rx: Receiver<SessionCommand>,
     announcer: Announcer,
-    /// Downloads about to start, answered once the tracker has seen them.
-    joining: HashMap<String, (Arc<FileRecord>, Sender<()>)>,
+    /// Downloads about to start, announced until the tracker has seen them.
+    joining: HashMap<String, Arc<FileRecord>>,
     /// The goodbye's caller, answered once the tracker has acknowledged it.
     bye: Option<Sender<()>>,
     /// "Cannot reach the tracker" was logged (once is enough).
@@ -294,11 +295,8 @@ impl SessionLoop {
                 let _ = reply.send(());
                 return Err(Stopped);
             }
-            Ok(SessionCommand::Joining(_, reply)) => {
-                let _ = reply.send(());
-            }
-            Ok(SessionCommand::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-            }
+            Ok(SessionCommand::AnnounceNow | SessionCommand::Joining(_))
+            | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(_) => return Err(Stopped),
         }
         Ok(None)
@@ -376,17 +374,13 @@ impl SessionLoop {
         wake
     }
 
-    /// Joining downloads the tracker has seen (or that cannot wait for an
-    /// unreachable one) may go on.
+    /// Forgets the joining downloads the tracker has seen (their partial
+    /// files are announced from then on), and all of them while it cannot
+    /// be reached.
     fn release_joining(&mut self) {
         let announcer = &self.announcer;
-        self.joining.retain(|name, (_, reply)| {
-            let done = announcer.acked(name) || !announcer.reachable();
-            if done {
-                let _ = reply.send(());
-            }
-            !done
-        });
+        self.joining
+            .retain(|name, _| !announcer.acked(name) && announcer.reachable());
     }
 
     /// Hands a datagram from the tracker to the announcer and acts on what
@@ -420,8 +414,8 @@ impl SessionLoop {
     fn on_command(&mut self, cmd: SessionCommand) -> std::result::Result<(), Stopped> {
         match cmd {
             SessionCommand::AnnounceNow => self.announcer.urge(),
-            SessionCommand::Joining(record, reply) => {
-                self.joining.insert(record.name.clone(), (record, reply));
+            SessionCommand::Joining(record) => {
+                self.joining.insert(record.name.clone(), record);
                 self.announcer.urge();
             }
             SessionCommand::Bye(reply) => {
