@@ -419,7 +419,9 @@ impl Fetch {
         if handle != self.handle || have.len() != self.have.len() {
             return Err(Error::protocol("HAVE for another handle or length"));
         }
-        let new = have.minus(&self.have);
+        // What is new, in the HAVE's own set (no copy per HAVE).
+        let mut new = have;
+        new.subtract(&self.have);
         if new.count() > 0 {
             self.have.union_with(&new);
             if self.phase == Phase::Transfer {
@@ -508,7 +510,13 @@ impl Fetch {
         }
         if self.batch.count == 0 {
             self.batch.first = piece;
-            self.batch.data.reserve(WRITE_BATCH);
+        } else if self.batch.count == 1 {
+            // Room for a whole batch only once a second piece joins: most
+            // batches are one piece, and a megabyte each was allocated
+            // and freed for them.
+            self.batch
+                .data
+                .reserve(WRITE_BATCH.saturating_sub(self.batch.data.len()));
         }
         self.batch.data.extend_from_slice(bytes);
         self.batch.count += 1;

@@ -111,6 +111,8 @@ struct End {
     sending: bool,
     /// Closed by its node: the close follows the queue.
     fin: bool,
+    /// Kept here for the node (`Cx::tag`): where it keeps this end's state.
+    tag: u32,
 }
 
 impl End {
@@ -513,6 +515,17 @@ impl Net {
         }
     }
 
+    fn tag(&self, node: NodeId, conn: ConnId) -> Option<u32> {
+        let s = self.side(node, conn)?;
+        Some(self.conn(conn).ends[s].tag)
+    }
+
+    fn set_tag(&mut self, node: NodeId, conn: ConnId, tag: u32) {
+        if let Some(s) = self.side(node, conn) {
+            self.conn_mut(conn).ends[s].tag = tag;
+        }
+    }
+
     pub(super) fn queued(&self, node: NodeId, conn: ConnId) -> usize {
         match self.side(node, conn) {
             Some(s) => self.conn(conn).ends[s].queued,
@@ -817,6 +830,17 @@ impl Cx<'_> {
     /// This node opened `conn` (it is the connection's initiator).
     pub fn opened(&self, conn: ConnId) -> bool {
         self.net.side(self.me, conn) == Some(0)
+    }
+
+    /// The number this node keeps on its end of `conn` (0 until set),
+    /// read with the end's other state: no search for its machine
+    /// (`sim::conn_map`). `None` if the end is not this node's.
+    pub fn tag(&self, conn: ConnId) -> Option<u32> {
+        self.net.tag(self.me, conn)
+    }
+
+    pub fn set_tag(&mut self, conn: ConnId, tag: u32) {
+        self.net.set_tag(self.me, conn, tag);
     }
 
     /// The node at the other end of `conn`.

@@ -69,9 +69,9 @@ use crate::wire::message::write_block;
 use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
-// BTreeMaps where the order of iteration decides the order of calls, so a
-// run is a function of its seeds.
+// Hash maps only where the order of iteration decides nothing, so a run
+// is a function of its seeds.
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -87,8 +87,9 @@ const T_WAKE: u64 = 4;
 /// What a run can report about one peer.
 #[derive(Clone, Debug, Default)]
 pub struct PeerStats {
-    /// Blocks written first here, by the node they came from.
-    pub from: BTreeMap<NodeId, u64>,
+    /// Blocks written first here, by the node they came from (a hash
+    /// map: a tree's levels missed the cache at every write).
+    pub from: HashMap<NodeId, u64>,
     /// BLOCK frames received, counted or not (endgame copies, late blocks).
     pub blocks_received: u64,
     /// BLOCK frames this node's servers queued.
@@ -102,8 +103,10 @@ pub struct PeerStats {
     pub refused: u64,
     /// Idle connections closed here to make room for a new one.
     pub evicted: u64,
-    /// Bytes of the messages sent, by kind (BLOCKs not included).
-    pub sent_by_kind: BTreeMap<&'static str, u64>,
+    /// Bytes of the messages sent, by kind (BLOCKs not included), in the
+    /// order the kinds were first sent (a dozen: a scan costs less than a
+    /// tree of strings at every frame).
+    pub sent_by_kind: Vec<(&'static str, u64)>,
 }
 
 struct Fetching {
@@ -402,7 +405,7 @@ impl SimPeer {
             seen: self.version(),
             gate: id,
         };
-        self.serving.insert(conn, h);
+        self.serving.insert(cx, conn, h);
         for bytes in frames {
             self.on_request(cx, conn, &bytes);
         }
@@ -433,7 +436,7 @@ impl SimPeer {
     /// Tells the gate whether the handler waits for its client (and may be
     /// evicted for a newcomer) or works for it, as `peer::block_server::driver` does.
     fn report(&mut self, cx: &mut Cx, conn: ConnId) {
-        let Some(Handler { m, gate: id, .. }) = self.serving.get(&conn) else {
+        let Some(Handler { m, gate: id, .. }) = self.serving.get(cx, conn) else {
             return;
         };
         let id = *id;
@@ -454,7 +457,7 @@ impl SimPeer {
         let lib = Lib {
             file: self.complete.as_ref().or(self.partial.as_ref()),
         };
-        let Some(Handler { m, gate, .. }) = self.serving.get_mut(&conn) else {
+        let Some(Handler { m, gate, .. }) = self.serving.get_mut(cx, conn) else {
             return;
         };
         let gate = *gate;
@@ -476,7 +479,7 @@ impl SimPeer {
         let now = self.instant(cx.now());
         let version = self.version();
         loop {
-            let Some(Handler { m, seen, .. }) = self.serving.get_mut(&conn) else {
+            let Some(Handler { m, seen, .. }) = self.serving.get_mut(cx, conn) else {
                 return;
             };
             *seen = version;
@@ -522,7 +525,7 @@ impl SimPeer {
 
     /// The connection is over: an ERROR first if it broke a rule.
     fn end_serve(&mut self, cx: &mut Cx, conn: ConnId, e: Option<Error>) {
-        if let Some(mut h) = self.serving.remove(&conn) {
+        if let Some(mut h) = self.serving.remove(conn) {
             h.m.close();
         }
         self.forget(conn);
@@ -547,7 +550,7 @@ impl SimPeer {
             self.serving
                 .iter()
                 .filter(|(_, h)| h.m.pending() == 0 && (h.seen != version || !h.m.quiet(now)))
-                .map(|(&c, _)| c),
+                .map(|(c, _)| c),
         );
         for &conn in &idle {
             self.serve_step(cx, conn);
@@ -633,6 +636,7 @@ impl SimPeer {
                 dl.siblings.insert(peer);
             }
             dl.fetches.insert(
+                cx,
                 conn,
                 Fetching {
                     peer: start.holder,
@@ -669,7 +673,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         f.fetch.abandon(&dl.plan);
@@ -677,7 +681,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.remove(&conn) else {
+        let Some(f) = dl.fetches.remove(conn) else {
             return;
         };
         dl.waiting -= usize::from(f.for_work);
@@ -713,7 +717,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         let wait = match f.fetch.poll(now, &dl.plan) {
@@ -734,7 +738,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         if !for_work {
@@ -783,7 +787,7 @@ impl SimPeer {
             dl.fetches
                 .iter()
                 .filter(|(_, f)| f.wake <= now)
-                .map(|(&c, _)| c),
+                .map(|(c, _)| c),
         );
         for &conn in &due {
             self.drive(cx, conn);
@@ -805,7 +809,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         let peer = f.peer;
@@ -837,9 +841,15 @@ impl SimPeer {
                     drop(plan);
                     if newly {
                         if let Some(part) = self.partial.as_ref().and_then(|m| m.partial.as_ref()) {
+                            // The shared set follows `verified` bit by bit
+                            // (a copy of the whole set per write before).
                             let mut g = part.lock().unwrap_or_else(|e| e.into_inner());
                             g.0 += 1;
-                            g.1 = self.verified.clone();
+                            for p in first..first + count {
+                                if self.verified.get(p) {
+                                    g.1.set(p);
+                                }
+                            }
                         }
                     }
                     dl.complete |= complete;
@@ -860,7 +870,7 @@ impl SimPeer {
         let Some(dl) = &self.dl else {
             return;
         };
-        let conns: Vec<ConnId> = dl.fetches.keys().copied().collect();
+        let conns: Vec<ConnId> = dl.fetches.keys().collect();
         for conn in conns {
             self.end_fetch(cx, conn, Err(Error::Cancelled));
         }
@@ -882,7 +892,7 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(&conn) else {
+        let Some(f) = dl.fetches.get_mut(cx, conn) else {
             return;
         };
         let result = frame::parse(bytes, MAX_FRAME).and_then(|parsed| {
@@ -904,7 +914,11 @@ impl SimPeer {
 fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
     let mut frame = cx.buffer(64);
     m.encode(&mut frame);
-    *stats.sent_by_kind.entry(m.kind()).or_insert(0) += frame.len() as u64;
+    let kind = m.kind();
+    match stats.sent_by_kind.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, bytes)) => *bytes += frame.len() as u64,
+        None => stats.sent_by_kind.push((kind, frame.len() as u64)),
+    }
     cx.send_control(conn, frame);
 }
 
@@ -937,7 +951,7 @@ impl SimNode for SimPeer {
         // Most frames are replies to a download: no server map to search.
         if cx.opened(conn) {
             self.on_reply(cx, conn, bytes);
-        } else if self.serving.contains_key(&conn) {
+        } else if self.serving.get(cx, conn).is_some() {
             self.on_request(cx, conn, bytes);
         } else if self.lobby.contains_key(&conn) {
             self.in_lobby(cx, conn, bytes);
@@ -946,14 +960,14 @@ impl SimNode for SimPeer {
     }
 
     fn writable(&mut self, cx: &mut Cx, conn: ConnId) {
-        if self.serving.contains_key(&conn) {
+        if self.serving.get(cx, conn).is_some() {
             self.serve_step(cx, conn);
             self.report(cx, conn);
         }
     }
 
     fn closed(&mut self, cx: &mut Cx, conn: ConnId) {
-        if let Some(mut h) = self.serving.remove(&conn) {
+        if let Some(mut h) = self.serving.remove(conn) {
             h.m.close();
             self.forget(conn);
             return;
@@ -980,7 +994,7 @@ impl SimNode for SimPeer {
                     .fetches
                     .iter()
                     .filter(|(_, f)| f.for_work)
-                    .map(|(&c, _)| c)
+                    .map(|(c, _)| c)
                     .collect();
                 for conn in waiting {
                     self.drive(cx, conn);

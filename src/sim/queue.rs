@@ -14,9 +14,17 @@ use super::time::SimTime;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
-/// Lanes at most: a pop scans their fronts. An empty lane is taken by the
-/// next delay that has none, so rare delays do not keep one.
+/// Lanes at most: a pop scans their fronts. A lane keeps its delay while
+/// it is used; an empty one unused of late goes to a delay that has none
+/// and comes again soon (`lane_for`), so rare delays do not take one.
 const LANES: usize = 12;
+
+/// Every so many pushes, the count of each lane's uses is halved: a lane
+/// used since is not given to another delay.
+const AGE_EVERY: u32 = 1 << 14;
+
+/// The delays without a lane remembered (see `lane_for`).
+const MISSED: usize = 4;
 
 pub(super) struct Queue<T> {
     seq: u64,
@@ -27,6 +35,11 @@ pub(super) struct Queue<T> {
     /// side: a pop compares these instead of reading every lane's buffer.
     fronts: [(SimTime, u64); LANES],
     heap: BinaryHeap<Scheduled<T>>,
+    /// The last delays that found no lane, and how often each lane was
+    /// used since it was last halved (see `lane_for`).
+    missed: [u64; MISSED],
+    hits: [u32; LANES],
+    pushes: u32,
 }
 
 const EMPTY: (SimTime, u64) = (SimTime::NEVER, u64::MAX);
@@ -77,6 +90,9 @@ impl<T> Queue<T> {
             lanes: (0..LANES).map(|_| VecDeque::new()).collect(),
             fronts: [EMPTY; LANES],
             heap: BinaryHeap::new(),
+            missed: [u64::MAX; MISSED],
+            hits: [0; LANES],
+            pushes: 0,
         }
     }
 
@@ -102,15 +118,26 @@ impl<T> Queue<T> {
     }
 
     fn lane_for(&mut self, delay: u64) -> Option<usize> {
-        let mut free = None;
-        for (i, front) in self.fronts.iter().enumerate() {
-            if *front == EMPTY {
-                free = free.or(Some(i));
-            } else if self.delays[i] == delay {
-                return Some(i);
+        self.pushes = self.pushes.wrapping_add(1);
+        if self.pushes.is_multiple_of(AGE_EVERY) {
+            for h in &mut self.hits {
+                *h /= 2;
             }
         }
-        let i = free?;
+        if let Some(i) = self.delays.iter().position(|&d| d == delay) {
+            self.hits[i] = self.hits[i].saturating_add(1);
+            return Some(i);
+        }
+        // A delay takes a lane only when it comes again among the last
+        // few that found none, and only an empty lane unused of late: the
+        // workers' wake-ups come at odd delays, and they had taken the
+        // lanes while the frames' arrivals, all at one delay, went to the
+        // heap.
+        if !self.missed.contains(&delay) {
+            self.missed[self.pushes as usize % MISSED] = delay;
+            return None;
+        }
+        let i = (0..LANES).find(|&i| self.fronts[i] == EMPTY && self.hits[i] == 0)?;
         self.delays[i] = delay;
         Some(i)
     }
@@ -192,5 +219,27 @@ mod tests {
         reference.sort();
         assert_eq!(sorted, reference);
         assert!(popped.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    /// Odd delays, each once, between pushes of one common delay: they go
+    /// to the heap and the common one keeps its lane.
+    #[test]
+    fn a_common_delay_keeps_its_lane_among_odd_ones() {
+        let mut q = Queue::new();
+        let mut now = SimTime::ZERO;
+        for i in 0..10_000u64 {
+            q.push(now, SimTime::from_nanos(now.as_nanos() + 50_000), i);
+            let odd = 1_000_000 + i * 7;
+            q.push(now, SimTime::from_nanos(now.as_nanos() + odd), i);
+            if i % 2 == 1 {
+                if let Some((at, _)) = q.pop() {
+                    now = now.max(at);
+                }
+            }
+        }
+        assert!(q.heap.len() <= 10_000, "{} in the heap", q.heap.len());
+        let in_lanes: usize = q.lanes.iter().map(VecDeque::len).sum();
+        assert!(in_lanes > 0);
+        assert!(q.heap.iter().all(|e| e.at.as_nanos() >= 1_000_000));
     }
 }

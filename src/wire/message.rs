@@ -626,15 +626,22 @@ pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
             if n > len as usize || n.saturating_mul(2) > d.remaining() {
                 return Err(bad());
             }
-            let mut runs = Vec::with_capacity(n);
+            // Straight into the set, with `from_runs`'s checks (every HAVE
+            // a peer receives comes this way: no list of runs first).
+            let mut have = Bitfield::new(len);
             let mut end: u32 = 0;
-            for _ in 0..n {
-                let start = end.checked_add(d.varint()?).ok_or_else(bad)?;
+            for i in 0..n {
+                let gap = d.varint()?;
+                let start = end.checked_add(gap).ok_or_else(bad)?;
                 let run = d.varint()?.checked_add(1).ok_or_else(bad)?;
-                end = start.checked_add(run).ok_or_else(bad)?;
-                runs.push((start, run));
+                let run_end = start.checked_add(run).ok_or_else(bad)?;
+                if run_end > len || (i > 0 && gap == 0) {
+                    return Err(bad());
+                }
+                have.set_range(start, run);
+                end = run_end;
             }
-            Bitfield::from_runs(len, &runs).ok_or_else(bad)
+            Ok(have)
         }
         HAVE_BITS => Bitfield::from_bytes(len, d.bytes(MAX_PIECES as usize / 8)?).ok_or_else(bad),
         _ => Err(bad()),

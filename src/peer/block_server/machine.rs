@@ -331,9 +331,9 @@ impl<F: Served> Serve<F> {
                 }
                 o.seen = Some(version);
                 o.told_at = now;
-                let have = o.file.have();
-                let new = have.minus(&o.told);
-                o.told = have;
+                // The new pieces are computed in the old set's words.
+                let mut new = std::mem::replace(&mut o.told, o.file.have());
+                new.rest_of(&o.told);
                 new
             } else {
                 continue;
