@@ -138,11 +138,16 @@ pub const ORIGIN_SPARED: Duration = Duration::from_secs(3);
 pub const REMOTE_GRACE: Duration = Duration::from_millis(500);
 
 /// A spared seeder (`Spared`) is asked for a piece once no connected
-/// downloading holder has had it at two looks this far apart. The
-/// simulator at N=1,000 (16 MiB, 1 MiB/s, seed 1): 1 s, 1.050 copies;
-/// 1.5 s and 2 s, 1.028; all 1.143-1.144 x T*. Each piece lost with a
-/// leecher that left for good costs the wait (docs/PERFORMANCE.md).
-pub const SEEDER_WAIT: Duration = Duration::from_millis(1500);
+/// downloading holder has had it at `LOOKS` + 1 looks spanning this
+/// long. The simulator at N=1,000 (16 MiB, 1 MiB/s, seed 1), all at
+/// 1.143 x T*: 0.9 s, 1.064 copies; 1.2 s, 1.032; two looks 1.5 s
+/// apart, 1.028. A piece lost with a leecher that left for good costs
+/// the wait (N=100 with a fifth of the leechers leaving: 1.14 x T* ->
+/// 1.19; two looks 1.5 s apart, 1.23; docs/PERFORMANCE.md).
+pub const SEEDER_WAIT: Duration = Duration::from_millis(1200);
+/// Looks per `SEEDER_WAIT`: a piece is asked for between 1 and 1 +
+/// 1 / `LOOKS` waits after it was first seen with the seeder alone.
+const LOOKS: u32 = 3;
 
 /// A seeder of a swarm larger than the tracker's answer
 /// (`spare_as_seeder`) that gave us offers, then told us everything by
@@ -150,15 +155,16 @@ pub const SEEDER_WAIT: Duration = Duration::from_millis(1500);
 /// from now on is a second copy. A piece it alone has among our holders
 /// was most likely sent lately to a leecher we do not see, and is on its
 /// way through the swarm to one we do: at N=1,000, asking the seeder for
-/// those at once made it send 1.12 copies, waiting 1.03, in the same time.
+/// those at once made it send 1.12 copies, waiting `SEEDER_WAIT` 1.03,
+/// in the same time.
 /// In a swarm we see whole such a piece is with the seeder alone (its
 /// holders left), and waiting would gain nothing.
 struct Spared {
     /// When the pieces only complete holders have were last looked at.
     looked: Instant,
-    /// Those pieces at that look.
-    seen: Bitfield,
-    /// Those at that look and the one before: what it may be asked for.
+    /// Those pieces at the last `LOOKS` + 1 looks, oldest first.
+    seen: VecDeque<Bitfield>,
+    /// Those at all of them: what it may be asked for.
     ripe: Bitfield,
 }
 
@@ -472,7 +478,7 @@ impl Fetch {
                 self.spared = Some(Spared {
                     looked: now,
                     ripe: Bitfield::new(seen.len()),
-                    seen,
+                    seen: VecDeque::from([seen]),
                 });
             }
             if self.phase == Phase::Transfer {
@@ -665,18 +671,28 @@ impl Fetch {
         Ok(Wait::Reply(ping_at))
     }
 
-    /// A spared seeder's pieces looked at again if `SEEDER_WAIT` has
-    /// passed (`Spared`); when the next look is due.
+    /// A spared seeder's pieces looked at again if a look is due
+    /// (`Spared`); when the next one is.
     fn look_again(&mut self, now: Instant, plan: &impl PlanRef) -> Option<Instant> {
         let local = !self.is_remote();
         let s = self.spared.as_mut()?;
-        if now >= s.looked + SEEDER_WAIT {
+        let step = SEEDER_WAIT / LOOKS;
+        if now >= s.looked + step {
             let only = plan.with(|p| p.only_complete_have(local));
-            s.ripe = std::mem::replace(&mut s.seen, only);
-            s.ripe.intersect_with(&s.seen);
+            s.seen.push_back(only);
+            if s.seen.len() > LOOKS as usize + 1 {
+                s.seen.pop_front();
+            }
+            if s.seen.len() > LOOKS as usize {
+                let mut ripe = s.seen[0].clone();
+                for b in s.seen.iter().skip(1) {
+                    ripe.intersect_with(b);
+                }
+                s.ripe = ripe;
+            }
             s.looked = now;
         }
-        Some(s.looked + SEEDER_WAIT)
+        Some(s.looked + step)
     }
 
     /// Queues a PING if one is due; when the next one is.

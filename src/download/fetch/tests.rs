@@ -641,16 +641,16 @@ fn a_seeder_of_a_large_swarm_is_asked_late_only_for_what_stays_with_it() {
         |f: &mut Fetch, h, at| f.on_reply(PeerReply::Have { handle: 3, have: h }, at, &s.plan);
     tell(&mut seeder, have(&[(2, 6)]), t).unwrap();
     tell(&mut leecher, have(&[(2, 2)]), t).unwrap();
-    // What only it has among our holders may be on its way to them.
-    assert_eq!(
-        seeder.poll(t, &s.plan).unwrap(),
-        Wait::Work(t + SEEDER_WAIT)
-    );
+    // What only it has among our holders may be on its way to them: it
+    // is looked at again every SEEDER_WAIT / LOOKS.
+    let step = SEEDER_WAIT / LOOKS;
+    assert_eq!(seeder.poll(t, &s.plan).unwrap(), Wait::Work(t + step));
     assert!(s.pump(&mut seeder).is_empty());
-    tell(&mut leecher, have(&[(2, 3)]), s.at(900)).unwrap();
-    let before = t + SEEDER_WAIT - Duration::from_millis(1);
-    seeder.poll(before, &s.plan).unwrap();
-    assert!(s.pump(&mut seeder).is_empty());
+    tell(&mut leecher, have(&[(2, 3)]), t + step / 2).unwrap();
+    for i in 1..LOOKS {
+        seeder.poll(t + step * i, &s.plan).unwrap();
+        assert!(s.pump(&mut seeder).is_empty());
+    }
     // Still with it alone a wait later: pieces 5 to 7, not 4, which a
     // leecher got meanwhile.
     seeder.poll(t + SEEDER_WAIT, &s.plan).unwrap();
