@@ -20,6 +20,29 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const READ_BUFFER: usize = 256 << 10;
 const WRITE_BUFFER: usize = 256 << 10;
 
+/// How often `wait_sent` looks at the socket's queue: a 1 MiB record
+/// takes 100 ms on a 10 MiB/s link.
+const SENT_POLL: Duration = Duration::from_millis(2);
+
+/// Bytes written to `stream` that the kernel has not sent yet.
+#[cfg(target_os = "linux")]
+fn unsent(stream: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQNSD writes one int through the pointer given.
+    let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::SIOCOUTQNSD as _, &mut n) };
+    if r < 0 {
+        0
+    } else {
+        n.max(0) as usize
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unsent(_stream: &TcpStream) -> usize {
+    0
+}
+
 pub struct Conn {
     reader: FrameReader<BufReader<Inbound>>,
     writer: BufWriter<Outbound>,
@@ -385,6 +408,17 @@ impl Conn {
         let _ = self.writer.flush();
         let stream = self.stream();
         drain_and_close(stream, &mut &*stream, 1 << 20);
+    }
+
+    /// Waits until everything written has left for the wire (the kernel
+    /// has sent it, acknowledged or not), or until `until`: how a turn
+    /// (`turns`) knows the link is free for the next reply.
+    pub fn wait_sent(&mut self, until: Instant) -> Result<()> {
+        self.flush()?;
+        while unsent(self.stream()) > 0 && Instant::now() < until {
+            std::thread::sleep(SENT_POLL);
+        }
+        Ok(())
     }
 
     pub fn shutdown(&self) {

@@ -269,7 +269,7 @@ impl Peer {
             // pieces), the other peers updating would try it while it is
             // still copying, be refused, and count it as a failed holder.
             if share && self.store.get(&record.name).is_none() {
-                self.session.joining(&record, Duration::from_secs(2));
+                self.session.joining(&record);
             }
             let (holders, refresh) = found.holders()?;
             let superseded = share

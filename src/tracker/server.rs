@@ -23,6 +23,7 @@ use crate::net::admission::Limits;
 use crate::net::conn::Conn;
 use crate::net::gate::{self, Ticket};
 use crate::net::once::{log_clock_refusal, OncePer};
+use crate::net::turns::TurnGate;
 use crate::wire::{Answer, FileSummary, TrackerReply, TrackerRequest, HEADER_LEN, MAX_FRAME};
 use log::{debug, error, info, warn};
 use std::net::{IpAddr, TcpListener, TcpStream};
@@ -46,6 +47,14 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const REAP_EVERY: Duration = Duration::from_secs(1);
 const REAP_PARTS: u32 = 10;
 
+/// Records go out two at a time, in the order asked (`net::turns`: a
+/// crowd starting together gets its first records after one record's
+/// time instead of all of them at the end); a turn is held at most 2 s,
+/// and nobody waits more than 5 s for one.
+const RECORD_TURNS: usize = 2;
+const RECORD_LEASE: Duration = Duration::from_secs(2);
+const RECORD_PATIENCE: Duration = Duration::from_secs(5);
+
 /// What every tracker thread shares.
 pub struct TrackerState {
     pub catalogue: Mutex<Catalogue>,
@@ -57,6 +66,7 @@ pub struct TrackerState {
     pub started: Instant,
     /// Addresses whose clock was named in the log already.
     clock_said: Mutex<OncePer<IpAddr>>,
+    record_turns: TurnGate,
 }
 
 impl TrackerState {
@@ -68,6 +78,7 @@ impl TrackerState {
             counters: TrackerMetrics::default(),
             started: Instant::now(),
             clock_said: Mutex::new(OncePer::default()),
+            record_turns: TurnGate::new(RECORD_TURNS, RECORD_LEASE, RECORD_PATIENCE),
         }
     }
 
@@ -222,7 +233,7 @@ pub fn handle_connection(shared: &TrackerState, stream: TcpStream, ticket: &Tick
                 (protocol_error(&e.to_string()), true)
             }
         };
-        if let Err(e) = conn.send(&reply) {
+        if let Err(e) = send(shared, &mut conn, &reply) {
             debug!("{from}: {e}");
             break;
         }
@@ -232,6 +243,17 @@ pub fn handle_connection(shared: &TrackerState, stream: TcpStream, ticket: &Tick
         }
     }
     conn.shutdown();
+}
+
+/// Sends `reply`; a record in its turn (`RECORD_TURNS`), held until the
+/// record has left for the wire.
+fn send(shared: &TrackerState, conn: &mut Conn, reply: &TrackerReply) -> crate::error::Result<()> {
+    if !matches!(reply, TrackerReply::Record { .. }) {
+        return conn.send(reply);
+    }
+    let turn = shared.record_turns.wait();
+    conn.send(reply)?;
+    conn.wait_sent(turn.until())
 }
 
 fn protocol_error(text: &str) -> TrackerReply {

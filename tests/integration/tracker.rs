@@ -358,6 +358,36 @@ fn raw(t: &TrackerProc) -> TcpStream {
     s
 }
 
+/// Records go out in turns (`net::turns`). Clients that ask for a large
+/// one and stop reading each hold a turn for at most its lease: more of
+/// them than there are turns still leave the next asker its record, well
+/// within its own timeout.
+#[test]
+fn readers_stalled_on_records_do_not_hold_back_the_next() {
+    let dir = temp_dir();
+    let t = TrackerProc::start(&dir.path().join("t"));
+    // 64 MiB: a record of 590 KB, far more than a socket that is not
+    // read takes in.
+    let record = FileRecord::from_bytes("big.bin", &vec![7u8; 64 << 20]);
+    assert!(matches!(publish(&t, &record), Ok(TrackerReply::Ok)));
+    let mut ask = Vec::new();
+    TrackerRequest::GetRecord {
+        name: "big.bin".into(),
+    }
+    .encode(&mut ask);
+    let stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = raw(&t);
+            s.write_all(&ask).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let got = get_record(&t, "big.bin").expect("the record, once the stalled turns lapse");
+    assert_eq!(got, record);
+    drop(stalled);
+}
+
 #[test]
 fn garbage_does_not_hurt_the_tracker() {
     let tmp = temp_dir();

@@ -31,6 +31,8 @@ enum How {
     /// usable holder, a search (if there are neighbours) makes up for it.
     Tracker {
         trackers: Arc<Trackers>,
+        /// The holders the tracker gave with the record, if it did.
+        first: Option<Vec<Holder>>,
         search: Option<Arc<Search>>,
         me: String,
         ttl: u8,
@@ -57,11 +59,13 @@ pub fn locate(peer: &Peer, name: &str) -> Result<Located> {
     let trackers = peer.trackers();
     let search = peer.searcher();
     let ttl = peer.config().ttl;
-    match trackers.fetch_record(name) {
-        Ok(record) => Ok(Located {
+    let site = peer.config().site.as_deref();
+    match trackers.fetch_record_and_holders(name, site) {
+        Ok((record, first)) => Ok(Located {
             record: Arc::new(record),
             how: How::Tracker {
                 trackers: trackers.clone(),
+                first,
                 search,
                 me: peer.config().id.clone(),
                 ttl,
@@ -103,17 +107,26 @@ impl Located {
             }
             How::Tracker {
                 trackers,
+                first,
                 search: None,
                 site,
                 ..
             } => {
                 // Always this version's holders: a download never mixes
                 // versions, and finishes while the tracker keeps this one.
+                // (The first list is the current version's, asked a moment
+                // after the record on the same connection; a holder of a
+                // version published in between refuses OPEN.)
                 let ask = move || trackers.who_has_at(&name, Some(&md5), site.as_deref());
-                Ok((ask()?, Arc::new(ask)))
+                let first = match first {
+                    Some(h) => h,
+                    None => ask()?,
+                };
+                Ok((first, Arc::new(ask)))
             }
             How::Tracker {
                 trackers,
+                first,
                 search: Some(search),
                 me,
                 ttl,
@@ -121,6 +134,7 @@ impl Located {
             } => {
                 // Its holders may be out of the tracker's reach (or it out
                 // of ours) while neighbours know some.
+                let first = first.filter(|h| h.iter().any(|h| usable(h, &me)));
                 let ask = move || -> Result<Vec<Holder>> {
                     let site = site.as_deref();
                     let holders = match trackers.who_has_at(&name, Some(&md5), site) {
@@ -136,7 +150,11 @@ impl Located {
                     }
                     Ok(holders_of(&search.find(&name, ttl), size, &md5))
                 };
-                Ok((ask()?, Arc::new(ask)))
+                let first = match first {
+                    Some(h) => h,
+                    None => ask()?,
+                };
+                Ok((first, Arc::new(ask)))
             }
         }
     }
@@ -146,10 +164,11 @@ impl Located {
 pub fn who_has(peer: &Peer, name: &str) -> Result<HolderList> {
     let trackers = peer.trackers();
     let search = peer.searcher();
-    match trackers.fetch_record(name) {
-        Ok(record) => {
-            let site = peer.config().site.as_deref();
-            let mut holders = match (trackers.who_has_at(name, None, site), &search) {
+    let site = peer.config().site.as_deref();
+    match trackers.fetch_record_and_holders(name, site) {
+        Ok((record, first)) => {
+            let asked = first.map_or_else(|| trackers.who_has_at(name, None, site), Ok);
+            let mut holders = match (asked, &search) {
                 (Ok(h), _) => h,
                 (Err(e), Some(_)) if floodable(&e) => Vec::new(),
                 (Err(e), _) => return Err(e),

@@ -34,9 +34,9 @@ pub enum SessionCommand {
     AnnounceNow,
     /// A download is about to start: tell the tracker we take part (no
     /// pieces yet) before asking who holds the file, so peers starting
-    /// at the same moment find each other. Answered when the tracker has
-    /// acknowledged it (or not, at the caller's timeout).
-    Joining(Arc<FileRecord>, Sender<()>),
+    /// at the same moment find each other. Announced as joining until
+    /// the tracker has acknowledged it.
+    Joining(Arc<FileRecord>),
     /// Leave the swarm; answered once the tracker has been told (or not).
     Bye(Sender<()>),
 }
@@ -83,14 +83,15 @@ impl Session {
         }
     }
 
-    /// Tells the trackers we start downloading `record`, waiting at most
-    /// `timeout` for all of them; a missing tracker only means nobody
-    /// learns of it there yet.
-    pub fn joining(&self, record: &FileRecord, timeout: Duration) {
+    /// Tells the trackers we start downloading `record`, without waiting:
+    /// the datagram reaches a tracker before the WHO_HAS that follows it
+    /// (which waits for a TCP handshake), and our own WHO_HAS does not
+    /// need it; a round trip here would only delay the first block.
+    pub fn joining(&self, record: &FileRecord) {
         let record = Arc::new(record.clone());
-        self.each_and_wait(timeout, |reply| {
-            SessionCommand::Joining(record.clone(), reply)
-        });
+        for tx in &self.tx {
+            let _ = tx.send(SessionCommand::Joining(record.clone()));
+        }
     }
 
     /// Says goodbye to the trackers, waiting at most `timeout` in all.
@@ -118,7 +119,7 @@ impl Session {
 
 /// What the peer holds now: complete files, downloads in progress, and
 /// downloads about to start.
-fn holdings(store: &Store, joining: &HashMap<String, (Arc<FileRecord>, Sender<()>)>) -> Holdings {
+fn holdings(store: &Store, joining: &HashMap<String, Arc<FileRecord>>) -> Holdings {
     let mut out = Holdings::new();
     for r in store.records() {
         out.insert(r.name.clone(), (r.md5, Held::Complete));
@@ -133,7 +134,7 @@ fn holdings(store: &Store, joining: &HashMap<String, (Arc<FileRecord>, Sender<()
             out.insert(r.name.clone(), (r.md5, Held::Partial(blocks)));
         }
     }
-    for (name, (r, _)) in joining {
+    for (name, r) in joining {
         if out.get(name).is_none_or(|(md5, _)| *md5 != r.md5) {
             out.insert(name.clone(), (r.md5, Held::Partial(0)));
         }
@@ -238,8 +239,8 @@ struct SessionLoop {
     index: usize,
     rx: Receiver<SessionCommand>,
     announcer: Announcer,
-    /// Downloads about to start, answered once the tracker has seen them.
-    joining: HashMap<String, (Arc<FileRecord>, Sender<()>)>,
+    /// Downloads about to start, announced until the tracker has seen them.
+    joining: HashMap<String, Arc<FileRecord>>,
     /// The goodbye's caller, answered once the tracker has acknowledged it.
     bye: Option<Sender<()>>,
     /// "Cannot reach the tracker" was logged (once is enough).
@@ -294,11 +295,8 @@ impl SessionLoop {
                 let _ = reply.send(());
                 return Err(Stopped);
             }
-            Ok(SessionCommand::Joining(_, reply)) => {
-                let _ = reply.send(());
-            }
-            Ok(SessionCommand::AnnounceNow) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-            }
+            Ok(SessionCommand::AnnounceNow | SessionCommand::Joining(_))
+            | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
             Err(_) => return Err(Stopped),
         }
         Ok(None)
@@ -376,17 +374,13 @@ impl SessionLoop {
         wake
     }
 
-    /// Joining downloads the tracker has seen (or that cannot wait for an
-    /// unreachable one) may go on.
+    /// Forgets the joining downloads the tracker has seen (their partial
+    /// files are announced from then on), and all of them while it cannot
+    /// be reached.
     fn release_joining(&mut self) {
         let announcer = &self.announcer;
-        self.joining.retain(|name, (_, reply)| {
-            let done = announcer.acked(name) || !announcer.reachable();
-            if done {
-                let _ = reply.send(());
-            }
-            !done
-        });
+        self.joining
+            .retain(|name, _| !announcer.acked(name) && announcer.reachable());
     }
 
     /// Hands a datagram from the tracker to the announcer and acts on what
@@ -420,8 +414,8 @@ impl SessionLoop {
     fn on_command(&mut self, cmd: SessionCommand) -> std::result::Result<(), Stopped> {
         match cmd {
             SessionCommand::AnnounceNow => self.announcer.urge(),
-            SessionCommand::Joining(record, reply) => {
-                self.joining.insert(record.name.clone(), (record, reply));
+            SessionCommand::Joining(record) => {
+                self.joining.insert(record.name.clone(), record);
                 self.announcer.urge();
             }
             SessionCommand::Bye(reply) => {
@@ -523,18 +517,27 @@ pub fn publish(tracker: &str, publisher: &str, record: &FileRecord) -> Result<()
 }
 
 /// A one-shot exchange with the tracker on a fresh connection.
-/// A tracker that says it is busy, or closes the connection before it
-/// answers (it evicts idle connections when it is full), is asked again
-/// after a short, growing pause: a lab behind one address may ask all at
-/// once, and a flood of connections makes room for us only at its turn.
 fn query<T>(
     tracker: &str,
     msg: &TrackerRequest,
     pick: impl Fn(TrackerReply) -> Option<T>,
 ) -> Result<T> {
+    retried(|| {
+        let mut conn = open(tracker)?;
+        let got = conn.call::<TrackerReply>(msg);
+        answer(tracker, msg.kind(), got, &pick)
+    })
+}
+
+/// Tries `once` again while it fails in a way another try may mend.
+/// A tracker that says it is busy, or closes the connection before it
+/// answers (it evicts idle connections when it is full), is asked again
+/// after a short, growing pause: a lab behind one address may ask all at
+/// once, and a flood of connections makes room for us only at its turn.
+fn retried<T>(once: impl Fn() -> std::result::Result<T, (Error, bool)>) -> Result<T> {
     let mut pause = Duration::from_millis(50);
     for _ in 1..BUSY_TRIES {
-        match query_once(tracker, msg, &pick) {
+        match once() {
             Err((_, true)) => {
                 sleep_jittered(pause);
                 pause *= 2;
@@ -542,7 +545,7 @@ fn query<T>(
             other => return other.map_err(|(e, _)| e),
         }
     }
-    query_once(tracker, msg, &pick).map_err(|(e, _)| e)
+    once().map_err(|(e, _)| e)
 }
 
 /// Sleeps `pause` and as much again at most, at random, so that clients
@@ -552,13 +555,10 @@ pub(super) fn sleep_jittered(pause: Duration) {
     std::thread::sleep(pause + Duration::from_millis(jitter));
 }
 
-/// One try; an error says whether another try may do better.
-fn query_once<T>(
-    tracker: &str,
-    msg: &TrackerRequest,
-    pick: &impl Fn(TrackerReply) -> Option<T>,
-) -> std::result::Result<T, (Error, bool)> {
-    let mut conn = Conn::connect(tracker, MAX_FRAME).map_err(|e| {
+/// A query connection to `tracker`; an error says whether another try
+/// may do better.
+fn open(tracker: &str) -> std::result::Result<Conn, (Error, bool)> {
+    Conn::connect(tracker, MAX_FRAME).map_err(|e| {
         // Under a swarm secret the handshake comes first: a BUSY, or a
         // close (eviction), can come during it as during a query.
         let again = matches!(
@@ -569,9 +569,18 @@ fn query_once<T>(
             } | Error::Protocol(_)
         );
         (unreachable(tracker, e), again)
-    })?;
-    let kind = msg.kind();
-    match conn.call::<TrackerReply>(msg) {
+    })
+}
+
+/// What the answer `got` to a `kind` query means; an error says whether
+/// another try may do better.
+fn answer<T>(
+    tracker: &str,
+    kind: &str,
+    got: Result<TrackerReply>,
+    pick: &impl Fn(TrackerReply) -> Option<T>,
+) -> std::result::Result<T, (Error, bool)> {
+    match got {
         Ok(m) => {
             let got = m.kind();
             pick(m).ok_or_else(|| {
@@ -635,11 +644,50 @@ pub fn fetch_record(tracker: &str, name: &str) -> Result<FileRecord> {
         &TrackerRequest::GetRecord {
             name: name.to_string(),
         },
-        |m| match m {
-            TrackerReply::Record { record } if record.name == name => Some(record),
-            _ => None,
-        },
+        |m| record_named(m, name),
     )
+}
+
+fn record_named(m: TrackerReply, name: &str) -> Option<FileRecord> {
+    match m {
+        TrackerReply::Record { record } if record.name == name => Some(record),
+        _ => None,
+    }
+}
+
+/// The record of `name` and its current holders (`site`'s first), in one
+/// exchange: WHO_HAS goes right behind GET_RECORD on the same connection
+/// and the tracker answers in order, so the holders come a connection and
+/// a round trip sooner than when asked after the record. The holders are
+/// `None` when the second answer is not a list (a tracker older than
+/// sites refuses WHO_HAS_AT): then ask the usual way.
+pub fn fetch_record_and_holders(
+    tracker: &str,
+    name: &str,
+    site: Option<&str>,
+) -> Result<(FileRecord, Option<Vec<Holder>>)> {
+    let get = TrackerRequest::GetRecord {
+        name: name.to_string(),
+    };
+    let who = TrackerRequest::WhoHas {
+        name: name.to_string(),
+        md5: None,
+        site: site.map(str::to_string),
+    };
+    retried(|| {
+        let mut conn = open(tracker)?;
+        let got = conn
+            .queue(&get)
+            .and_then(|()| conn.queue(&who))
+            .and_then(|()| conn.flush())
+            .and_then(|()| conn.expect::<TrackerReply>());
+        let record = answer(tracker, get.kind(), got, &|m| record_named(m, name))?;
+        let holders = match conn.expect::<TrackerReply>() {
+            Ok(TrackerReply::Holders { holders, .. }) => Some(holders),
+            _ => None,
+        };
+        Ok((record, holders))
+    })
 }
 
 /// Who holds `name`: its current version, or the version with `md5`.
@@ -688,4 +736,71 @@ pub fn list_files(tracker: &str) -> Result<Vec<FileSummary>> {
         TrackerReply::FileList { files } => Some(files),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::conn::IO_TIMEOUT;
+    use crate::wire::Answer;
+    use std::net::TcpListener;
+
+    /// A tracker on loopback that takes one connection, reads two queries
+    /// from it before answering either, and answers the second with
+    /// `second`. Returns its address and the queries it read.
+    fn fake_tracker(
+        record: FileRecord,
+        second: TrackerReply,
+    ) -> (String, std::thread::JoinHandle<Vec<&'static str>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let served = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut conn = Conn::new(stream, MAX_FRAME, IO_TIMEOUT).unwrap();
+            let mut kinds = Vec::new();
+            for _ in 0..2 {
+                kinds.push(conn.recv::<TrackerRequest>().unwrap().unwrap().kind());
+            }
+            conn.queue(&TrackerReply::Record { record }).unwrap();
+            conn.send(&second).unwrap();
+            kinds
+        });
+        (addr, served)
+    }
+
+    fn holder(id: &str) -> Holder {
+        Holder {
+            peer_id: id.into(),
+            host: "127.0.0.1".into(),
+            port: 9000,
+            blocks: 1,
+            complete: true,
+            site: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_holders_come_in_the_same_exchange_as_the_record() {
+        let record = FileRecord::from_bytes("f.bin", &[5u8; 10_000]);
+        let holders = TrackerReply::Holders {
+            holders: vec![holder("S")],
+            sited: false,
+        };
+        let (addr, served) = fake_tracker(record.clone(), holders);
+        let (got, first) = fetch_record_and_holders(&addr, "f.bin", None).unwrap();
+        assert_eq!(got, record);
+        assert_eq!(first, Some(vec![holder("S")]));
+        assert_eq!(served.join().unwrap(), ["GET_RECORD", "WHO_HAS"]);
+    }
+
+    #[test]
+    fn a_tracker_refusing_the_holders_still_gives_the_record() {
+        let record = FileRecord::from_bytes("f.bin", &[5u8; 10_000]);
+        let refused = TrackerReply::error(&Error::protocol("no sites here"));
+        let (addr, served) = fake_tracker(record.clone(), refused);
+        let (got, first) = fetch_record_and_holders(&addr, "f.bin", Some("lab")).unwrap();
+        assert_eq!(got, record);
+        assert_eq!(first, None, "asked again the usual way");
+        served.join().unwrap();
+    }
 }

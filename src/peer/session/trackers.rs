@@ -215,6 +215,17 @@ impl Trackers {
         self.first(|t| tracker_client::fetch_record(t, name))
     }
 
+    /// The record of `name` and, asked with it, its current holders
+    /// (`tracker_client::fetch_record_and_holders`), from the first tracker
+    /// that has it.
+    pub fn fetch_record_and_holders(
+        &self,
+        name: &str,
+        site: Option<&str>,
+    ) -> Result<(FileRecord, Option<Vec<Holder>>)> {
+        self.first(|t| tracker_client::fetch_record_and_holders(t, name, site))
+    }
+
     /// Who holds `name` (or its version `md5`), from the first tracker
     /// that knows it.
     pub fn who_has(&self, name: &str, md5: Option<&Md5Digest>) -> Result<Vec<Holder>> {
