@@ -119,6 +119,14 @@ impl Bitfield {
         self.ones = self.words.iter().map(|w| w.count_ones()).sum();
     }
 
+    /// Keeps only the bits also set in `other` (same length).
+    pub fn intersect_with(&mut self, other: &Bitfield) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a &= b;
+        }
+        self.ones = self.words.iter().map(|w| w.count_ones()).sum();
+    }
+
     /// The bits set here and not in `other` (same length).
     pub fn minus(&self, other: &Bitfield) -> Bitfield {
         let mut out = self.clone();

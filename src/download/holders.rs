@@ -18,6 +18,7 @@ use super::{
     REFRESH_EVERY,
 };
 use crate::error::{code, Error};
+use crate::wire::message::MAX_HOLDERS;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -34,6 +35,11 @@ pub struct Start<K> {
 pub struct Offer<K> {
     /// Some holder is downloading too: the plan's swarm rules apply.
     pub swarm: bool,
+    /// The answer was as long as the tracker makes one: a sample of a
+    /// swarm larger than the holders this download will see, where a
+    /// piece none of them has may still be with others
+    /// (`Fetch::spare_as_seeder`).
+    pub sampled: bool,
     pub start: Vec<Start<K>>,
 }
 
@@ -91,6 +97,7 @@ impl<K: Clone + Eq + Hash> Holders<K> {
         // us (HAVE) what they get.
         let usable: Vec<&(K, bool)> = answer.iter().filter(|h| &h.0 != me).collect();
         let swarm = usable.iter().any(|h| !h.1);
+        let sampled = answer.len() >= MAX_HOLDERS;
         let n = usable.len().max(1) as u64;
         let mut start = Vec::new();
         for (i, (holder, _)) in usable.into_iter().enumerate() {
@@ -111,7 +118,11 @@ impl<K: Clone + Eq + Hash> Holders<K> {
                 cursor: (pieces as u64 * i as u64 / n) as u32,
             });
         }
-        Offer { swarm, start }
+        Offer {
+            swarm,
+            sampled,
+            start,
+        }
     }
 
     /// A worker `offer` asked for could not be started (no thread): the
@@ -200,6 +211,15 @@ mod tests {
         // Only the asker downloading is no swarm.
         let mut h = Holders::new(Instant::now());
         assert!(!h.offer(&[(0, false), (1, true)], &0, 10).swarm);
+    }
+
+    #[test]
+    fn an_answer_as_long_as_the_tracker_gives_is_a_sample() {
+        let ids: Vec<u32> = (1..=MAX_HOLDERS as u32).collect();
+        let mut h = Holders::new(Instant::now());
+        assert!(h.offer(&answer(&ids), &0, 1000).sampled);
+        let mut h = Holders::new(Instant::now());
+        assert!(!h.offer(&answer(&ids[1..]), &0, 1000).sampled);
     }
 
     #[test]

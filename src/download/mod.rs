@@ -629,7 +629,7 @@ impl Coordinator<'_, '_> {
             let Some(h) = answer.iter().find(|h| h.peer_id == start.holder) else {
                 continue;
             };
-            if self.spawn(h.clone(), start.cursor) {
+            if self.spawn(h.clone(), start.cursor, offer.sampled) {
                 started += 1;
             } else {
                 self.holders.not_started(&start.holder);
@@ -657,13 +657,15 @@ impl Coordinator<'_, '_> {
         self.shared.plan().set_site_share(rank, size);
     }
 
-    fn spawn(&mut self, h: Holder, cursor: u32) -> bool {
+    /// `sampled`: the tracker's answer was a sample (`Offer::sampled`).
+    fn spawn(&mut self, h: Holder, cursor: u32, sampled: bool) -> bool {
         let stats = Arc::new(SourceStats::default());
         let local = h.is_local_to(self.job.site);
         let source = Source {
             peer_id: h.peer_id.clone(),
             addr: crate::net::addrs::join_host_port(&h.host, h.port),
             remote: !local,
+            spare: h.complete && sampled,
         };
         let shared = self.shared.clone();
         let st = stats.clone();

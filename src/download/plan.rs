@@ -255,6 +255,50 @@ impl Plan {
         self.endgame_among(have, &wanted, false, mine, max, origin)
     }
 
+    /// `claim_as` (never as the origin) of the pieces in `wanted` only, a
+    /// part of what the holder `have`s, from a holder of this peer's site
+    /// (`local`) or not: a seeder spared for a while (`Fetch::set_seeder`).
+    pub fn claim_within(
+        &mut self,
+        have: &Bitfield,
+        wanted: &Bitfield,
+        local: bool,
+        max: usize,
+        rng: &mut Rng,
+    ) -> Vec<u32> {
+        self.claim_among(have, wanted, local, 0, max, rng, false)
+    }
+
+    /// `claim_endgame_as` (never as the origin) of the pieces in `wanted`
+    /// only, as `claim_within`.
+    pub fn claim_endgame_within(
+        &mut self,
+        have: &Bitfield,
+        wanted: &Bitfield,
+        local: bool,
+        mine: &dyn Fn(u32) -> bool,
+        max: usize,
+    ) -> Vec<u32> {
+        self.endgame_among(have, wanted, local, mine, max, false)
+    }
+
+    /// The pieces not done here that no connected downloading holder has
+    /// (counted as `sparing_counts` does for a holder `local` or not):
+    /// what a complete holder is asked for in a swarm. Only the pieces
+    /// not done are visited, a word at a time.
+    pub fn only_complete_have(&self, local: bool) -> Bitfield {
+        let mut only = Bitfield::new(self.pieces());
+        let mut at = 0;
+        while let Some(p) = self.done.next(at, false) {
+            let (others, complete) = self.sparing_counts(p, local);
+            if others <= complete {
+                only.set(p);
+            }
+            at = p + 1;
+        }
+        only
+    }
+
     /// From now on, break ties at random (a holder is downloading too).
     pub fn set_swarm(&mut self) {
         self.swarm = true;

@@ -39,6 +39,9 @@ pub struct Source {
     pub addr: String,
     /// Of another site than this peer's (`Fetch::set_remote`).
     pub remote: bool,
+    /// A complete holder of a swarm larger than the tracker's answer
+    /// (`Fetch::spare_as_seeder`).
+    pub spare: bool,
 }
 
 impl PlanRef for DownloadState {
@@ -68,6 +71,9 @@ pub fn run(
     }
     if source.remote {
         fetch.set_remote(Instant::now());
+    }
+    if source.spare {
+        fetch.spare_as_seeder();
     }
     let result = drive(shared, &mut conn, &mut fetch, stats);
     // However it ended, what it owes goes back; what is verified is kept.

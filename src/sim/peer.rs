@@ -630,6 +630,9 @@ impl SimPeer {
             let conn = cx.connect(peer);
             let mut fetch = Fetch::new(self.record.clone(), start.cursor, self.rng.next_u64(), now);
             fetch.check_pieces_with(self.check.clone());
+            if complete && offer.sampled {
+                fetch.spare_as_seeder();
+            }
             if remote(peer) {
                 fetch.set_remote(now);
             } else if site != 0 && !complete {

@@ -618,3 +618,49 @@ fn the_first_request_leaves_one_round_trip_after_the_connection() {
         .unwrap();
     assert_eq!(f.rtt(), Duration::from_millis(41));
 }
+
+#[test]
+fn a_seeder_of_a_large_swarm_is_asked_late_only_for_what_stays_with_it() {
+    let s = setup(8);
+    s.plan.borrow_mut().set_swarm();
+    let mut leecher = s.open(Bitfield::new(8), 1);
+    // The seeder offers pieces 0 and 1: asked for at once.
+    let mut seeder = s.open(Bitfield::from_runs(8, &[(0, 2)]).unwrap(), 1);
+    seeder.spare_as_seeder();
+    seeder.poll(s.at(10), &s.plan).unwrap();
+    let reqs = s.pump(&mut seeder);
+    assert_eq!(requested_blocks(&reqs), 2);
+    s.deliver(&mut seeder, &reqs, s.at(20)).unwrap();
+    seeder.flush();
+    s.pump(&mut seeder);
+    // Its fresh pieces ran out: it tells us the rest. The leecher has
+    // pieces 2 and 3.
+    let t = s.at(100);
+    let have = |runs: &[(u32, u32)]| Bitfield::from_runs(8, runs).unwrap();
+    let tell =
+        |f: &mut Fetch, h, at| f.on_reply(PeerReply::Have { handle: 3, have: h }, at, &s.plan);
+    tell(&mut seeder, have(&[(2, 6)]), t).unwrap();
+    tell(&mut leecher, have(&[(2, 2)]), t).unwrap();
+    // What only it has among our holders may be on its way to them: it
+    // is looked at again every SEEDER_WAIT / LOOKS.
+    let step = SEEDER_WAIT / LOOKS;
+    assert_eq!(seeder.poll(t, &s.plan).unwrap(), Wait::Work(t + step));
+    assert!(s.pump(&mut seeder).is_empty());
+    tell(&mut leecher, have(&[(2, 3)]), t + step / 2).unwrap();
+    for i in 1..LOOKS {
+        seeder.poll(t + step * i, &s.plan).unwrap();
+        assert!(s.pump(&mut seeder).is_empty());
+    }
+    // Still with it alone a wait later: pieces 5 to 7, not 4, which a
+    // leecher got meanwhile.
+    seeder.poll(t + SEEDER_WAIT, &s.plan).unwrap();
+    let reqs = s.pump(&mut seeder);
+    assert_eq!(
+        reqs,
+        [PeerRequest::Request {
+            handle: 3,
+            block: 5,
+            count: 3
+        }]
+    );
+}
