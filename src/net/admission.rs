@@ -19,7 +19,7 @@
 //!
 //! No socket, clock or thread inside: `(event, now) -> decisions`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -76,11 +76,53 @@ struct Admitted {
     state: State,
 }
 
+/// The connections held, in order of their ids, side by side: the gate
+/// walks them all to dispatch and to pick a victim, and looks one up at
+/// every report of a handler (a tree's nodes missed the cache at each).
+/// Ids only grow, so a new one is pushed at the end.
+#[derive(Default)]
+struct ById(Vec<(GateId, Admitted)>);
+
+impl ById {
+    fn find(&self, id: GateId) -> Option<usize> {
+        self.0.binary_search_by_key(&id, |&(i, _)| i).ok()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn get(&self, id: GateId) -> Option<&Admitted> {
+        self.find(id).map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, id: GateId) -> Option<&mut Admitted> {
+        self.find(id).map(|i| &mut self.0[i].1)
+    }
+
+    fn push(&mut self, id: GateId, e: Admitted) {
+        debug_assert!(self.0.last().is_none_or(|&(last, _)| last < id));
+        self.0.push((id, e));
+    }
+
+    fn remove(&mut self, id: GateId) -> Option<Admitted> {
+        self.find(id).map(|i| self.0.remove(i).1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&GateId, &Admitted)> {
+        self.0.iter().map(|(id, e)| (id, e))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Admitted> {
+        self.0.iter().map(|(_, e)| e)
+    }
+}
+
 pub struct Admission {
     limits: Limits,
     next: GateId,
     /// Ordered by id, so by age.
-    conns: BTreeMap<GateId, Admitted>,
+    conns: ById,
     /// Slots per address (a leaving connection no longer counts).
     per_ip: HashMap<IpAddr, usize>,
     /// Connections in the lobby (`Lobby` and `Ready`).
@@ -94,7 +136,7 @@ impl Admission {
         Admission {
             limits,
             next: 0,
-            conns: BTreeMap::new(),
+            conns: ById::default(),
             per_ip: HashMap::new(),
             lobby: 0,
             threads: 0,
@@ -122,7 +164,8 @@ impl Admission {
         } else {
             None
         };
-        let frees_lobby = mine.is_some_and(|v| self.conns[&v].state == State::Lobby);
+        let frees_lobby =
+            mine.is_some_and(|v| self.conns.get(v).is_some_and(|e| e.state == State::Lobby));
         let other = if self.lobby >= self.limits.lobby && !frees_lobby {
             match self.victim(|e| e.state == State::Lobby) {
                 Some(v) => Some(v),
@@ -138,7 +181,7 @@ impl Admission {
             .collect();
         let id = self.next;
         self.next += 1;
-        self.conns.insert(
+        self.conns.push(
             id,
             Admitted {
                 ip,
@@ -155,7 +198,7 @@ impl Admission {
 
     /// Its first message has arrived whole: it wants a handler thread.
     pub fn ready(&mut self, id: GateId, now: Instant) -> Vec<Decision> {
-        if let Some(e) = self.conns.get_mut(&id) {
+        if let Some(e) = self.conns.get_mut(id) {
             if e.state == State::Lobby {
                 e.state = State::Ready;
                 e.since = now;
@@ -175,7 +218,7 @@ impl Admission {
     }
 
     fn set_handled(&mut self, id: GateId, state: State, now: Instant) {
-        if let Some(e) = self.conns.get_mut(&id) {
+        if let Some(e) = self.conns.get_mut(id) {
             if matches!(e.state, State::Idle { .. } | State::Busy) && e.state != state {
                 e.state = state;
                 e.since = now;
@@ -185,7 +228,7 @@ impl Admission {
 
     /// It is closed (by its handler, or the client hung up in the lobby).
     pub fn closed(&mut self, id: GateId) {
-        let Some(e) = self.conns.remove(&id) else {
+        let Some(e) = self.conns.remove(id) else {
             return;
         };
         match e.state {
@@ -233,7 +276,7 @@ impl Admission {
         let mut waiting = 0;
         for id in ready {
             if self.threads < self.limits.handlers {
-                let e = self.conns.get_mut(&id).expect("listed above");
+                let e = self.conns.get_mut(id).expect("listed above");
                 // It has a whole message to be served: busy until its
                 // handler says it waits.
                 e.state = State::Busy;
@@ -280,14 +323,11 @@ impl Admission {
     }
 
     fn evict(&mut self, id: GateId, now: Instant) -> Decision {
-        let e = self
-            .conns
-            .get_mut(&id)
-            .expect("evicting a known connection");
+        let e = self.conns.get_mut(id).expect("evicting a known connection");
         let ip = e.ip;
         match e.state {
             State::Lobby | State::Ready => {
-                self.conns.remove(&id);
+                self.conns.remove(id);
                 self.lobby -= 1;
             }
             _ => {

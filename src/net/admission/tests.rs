@@ -135,9 +135,9 @@ fn a_thread_goes_to_the_quiet_address_before_the_crowd() {
     let (newcomer, _) = arrive(&mut a, 1, t + Duration::from_millis(1));
     let first = a
         .conns
-        .keys()
-        .copied()
-        .find(|id| a.conns[id].state == State::Busy);
+        .iter()
+        .find(|(_, e)| e.state == State::Busy)
+        .map(|(&id, _)| id);
     a.closed(first.unwrap());
     assert_eq!(a.tick(t), vec![Decision::Hand(newcomer)], "not {crowd:?}");
     // Handed with a whole message to serve: not evicted for the crowd
