@@ -116,7 +116,7 @@ impl Bitfield {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a |= b;
         }
-        self.ones = self.words.iter().map(|w| w.count_ones()).sum();
+        self.recount();
     }
 
     /// Keeps only the bits also set in `other` (same length).
@@ -124,6 +124,11 @@ impl Bitfield {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a &= b;
         }
+        self.recount();
+    }
+
+    /// The count of set bits again, after a change word by word.
+    fn recount(&mut self) {
         self.ones = self.words.iter().map(|w| w.count_ones()).sum();
     }
 
@@ -140,7 +145,7 @@ impl Bitfield {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
             *a &= !b;
         }
-        self.ones = self.words.iter().map(|w| w.count_ones()).sum();
+        self.recount();
     }
 
     /// Becomes `whole.minus(self)` (same length) in place: what a larger
@@ -149,7 +154,7 @@ impl Bitfield {
         for (a, b) in self.words.iter_mut().zip(&whole.words) {
             *a = b & !*a;
         }
-        self.ones = self.words.iter().map(|w| w.count_ones()).sum();
+        self.recount();
     }
 
     /// True when some bit is set here and not in `other` (same length).
@@ -214,16 +219,25 @@ impl Bitfield {
     /// disjoint runs keep decoding linear in `len`, whatever the input.
     pub fn from_runs(len: u32, runs: &[(u32, u32)]) -> Option<Bitfield> {
         let mut b = Bitfield::new(len);
-        let mut prev_end = 0;
-        for (i, &(start, n)) in runs.iter().enumerate() {
-            let end = start.checked_add(n)?;
-            if n == 0 || end > len || (i > 0 && start <= prev_end) {
-                return None;
-            }
-            b.set_range(start, n);
-            prev_end = end;
+        let mut prev_end = None;
+        for &(start, n) in runs {
+            prev_end = Some(b.add_run(start, n, prev_end)?);
         }
         Some(b)
+    }
+
+    /// Sets the run of `n` bits from `start`, the next of a decoded list
+    /// whose previous run ended at `prev_end` (None: the first): None,
+    /// with nothing set, when the run is empty, leaves `0..len`, or does
+    /// not start after the previous one ends (`from_runs`'s rules, for a
+    /// decoder that builds the set as it reads). Where the run ends.
+    pub fn add_run(&mut self, start: u32, n: u32, prev_end: Option<u32>) -> Option<u32> {
+        let end = start.checked_add(n)?;
+        if n == 0 || end > self.len || prev_end.is_some_and(|p| start <= p) {
+            return None;
+        }
+        self.set_range(start, n);
+        Some(end)
     }
 
     /// The raw bytes, bit i at byte i/8, least significant bit first.

@@ -626,20 +626,17 @@ pub(crate) fn get_have(d: &mut Decoder<'_>) -> Result<Bitfield> {
             if n > len as usize || n.saturating_mul(2) > d.remaining() {
                 return Err(bad());
             }
-            // Straight into the set, with `from_runs`'s checks (every HAVE
+            // Straight into the set, under `from_runs`'s rules (every HAVE
             // a peer receives comes this way: no list of runs first).
             let mut have = Bitfield::new(len);
-            let mut end: u32 = 0;
-            for i in 0..n {
-                let gap = d.varint()?;
-                let start = end.checked_add(gap).ok_or_else(bad)?;
+            let mut prev_end: Option<u32> = None;
+            for _ in 0..n {
+                let start = prev_end
+                    .unwrap_or(0)
+                    .checked_add(d.varint()?)
+                    .ok_or_else(bad)?;
                 let run = d.varint()?.checked_add(1).ok_or_else(bad)?;
-                let run_end = start.checked_add(run).ok_or_else(bad)?;
-                if run_end > len || (i > 0 && gap == 0) {
-                    return Err(bad());
-                }
-                have.set_range(start, run);
-                end = run_end;
+                prev_end = Some(have.add_run(start, run, prev_end).ok_or_else(bad)?);
             }
             Ok(have)
         }
