@@ -58,6 +58,14 @@ pub(super) enum Ev {
         to: usize,
         frame: Option<Frame>,
     },
+    /// Frames sent on one connection in one instant that reach end `to`'s
+    /// host together: `Wire` for each in turn, as one event (see
+    /// `Net::depart`).
+    Bundle {
+        conn: ConnId,
+        to: usize,
+        frames: Vec<Frame>,
+    },
     /// ... and passed its download link.
     Deliver {
         conn: ConnId,
@@ -164,6 +172,8 @@ pub struct Net {
     /// Two pools, small and large, so a small frame waiting on a link does
     /// not hold a block's buffer.
     pool: [Vec<Vec<u8>>; 2],
+    /// Emptied `Ev::Bundle` vectors, for the next.
+    bundles: Vec<Vec<Frame>>,
 }
 
 /// Frame buffers kept for reuse per pool, at most; the largest capacity
@@ -185,6 +195,7 @@ impl Net {
             cfg,
             wan: std::collections::HashMap::new(),
             pool: [Vec::new(), Vec::new()],
+            bundles: Vec::new(),
         }
     }
 
@@ -504,14 +515,61 @@ impl Net {
         stats.sent_frames += 1;
         if !aborted {
             let at = self.cross(conn, side, len).max(self.now) + one_way;
-            self.push(
-                at,
-                Ev::Wire {
+            let to = 1 - side;
+            if let Err(frame) = self.fold(at, conn, to, frame) {
+                let frame = Some(frame);
+                self.push(at, Ev::Wire { conn, to, frame });
+            }
+        }
+    }
+
+    /// Joins the frame to the event pushed just before, if that carries
+    /// frames of the same connection end arriving at the same instant
+    /// (a worker's requests, a server's answers, what a block released):
+    /// they would come out one after the other anyway, and one event
+    /// hands them over in turn. The frame back if not.
+    fn fold(&mut self, at: SimTime, conn: ConnId, to: usize, frame: Frame) -> Result<(), Frame> {
+        let Some(ev) = self.queue.last_mut(at) else {
+            return Err(frame);
+        };
+        match ev {
+            Ev::Bundle {
+                conn: c,
+                to: t,
+                frames,
+            } if *c == conn && *t == to => {
+                frames.push(frame);
+                Ok(())
+            }
+            Ev::Wire {
+                conn: c,
+                to: t,
+                frame: Some(_),
+            } if *c == conn && *t == to => {
+                let mut frames = self.bundles.pop().unwrap_or_default();
+                let bundle = Ev::Bundle {
                     conn,
-                    to: 1 - side,
-                    frame: Some(frame),
-                },
-            );
+                    to,
+                    frames: Vec::new(),
+                };
+                if let Ev::Wire {
+                    frame: Some(first), ..
+                } = std::mem::replace(ev, bundle)
+                {
+                    frames.push(first);
+                }
+                frames.push(frame);
+                *ev = Ev::Bundle { conn, to, frames };
+                Ok(())
+            }
+            _ => Err(frame),
+        }
+    }
+
+    /// A bundle's emptied vector, for the next.
+    pub(super) fn recycle_bundle(&mut self, frames: Vec<Frame>) {
+        if self.bundles.len() < POOL {
+            self.bundles.push(frames);
         }
     }
 
