@@ -591,7 +591,7 @@ impl SimPeer {
                 .iter_hot()
                 .filter(|(_, l)| {
                     l.idle
-                        && (l.seen != version || !l.quiet_until.is_some_and(|u| now <= u))
+                        && (l.seen != version || l.quiet_until.is_none_or(|u| now > u))
                         && !l.held.is_some_and(|h| h.holds(now, verified))
                 })
                 .map(|(c, _)| c),
