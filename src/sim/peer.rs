@@ -584,7 +584,9 @@ impl SimPeer {
         let mut idle = std::mem::take(&mut self.scratch);
         debug_assert!(self.serving.iter().all(|(c, h)| {
             let l = self.serving.hot(cx, c).unwrap_or_default();
-            l.idle == (h.m.pending() == 0) && l.quiet_until == h.m.quiet_until()
+            l.idle == (h.m.pending() == 0)
+                && l.quiet_until == h.m.quiet_until()
+                && l.held == h.m.held()
         }));
         idle.extend(
             self.serving
