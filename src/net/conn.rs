@@ -234,7 +234,7 @@ impl Conn {
     /// be shorter: a server polls).
     fn fill_by(&mut self, deadline: Instant) -> Result<()> {
         loop {
-            match self.reader.fill() {
+            match self.reader.fill_buffered() {
                 Ok(true) => return Ok(()),
                 Ok(false) => {
                     return Err(Error::protocol(format!(
@@ -265,6 +265,7 @@ impl Conn {
         self.flush()?;
         let write_half = self.stream().try_clone().map_err(|e| Error::net(ctx, e))?;
         let read_half = self.stream().try_clone().map_err(|e| Error::net(ctx, e))?;
+        self.reader.settle();
         let buffered = self.reader.get_mut();
         let already = buffered.buffer().to_vec();
         buffered.consume(already.len());
@@ -331,15 +332,14 @@ impl Conn {
     /// True when no received bytes wait in the read buffer, i.e. the next
     /// `recv` will block on the socket: the moment to flush pending writes.
     pub fn read_buffer_empty(&self) -> bool {
-        let buffered = self.reader.get_ref();
-        buffered.buffer().is_empty() && !buffered.get_ref().has_data()
+        self.reader.unread() == 0 && !self.reader.get_ref().get_ref().has_data()
     }
 
     /// Reads until a whole message is buffered (`true`) or the other side
     /// closed cleanly (`false`); `Error::Timeout` when the read timeout
     /// passes first, after which calling again continues the same frame.
     pub fn fill(&mut self) -> Result<bool> {
-        self.reader.fill()
+        self.reader.fill_buffered()
     }
 
     /// Like `fill`, but never waits: `Error::Timeout` when no whole message
@@ -347,7 +347,7 @@ impl Conn {
     pub fn try_fill(&mut self) -> Result<bool> {
         if let Inbound::Plain { now, .. } = self.reader.get_mut().get_mut() {
             *now = true;
-            let got = self.reader.fill();
+            let got = self.reader.fill_buffered();
             if let Inbound::Plain { now, .. } = self.reader.get_mut().get_mut() {
                 *now = false;
             }
@@ -359,7 +359,7 @@ impl Conn {
         stream
             .set_nonblocking(true)
             .map_err(|e| Error::net(ctx(), e))?;
-        let got = self.reader.fill();
+        let got = self.reader.fill_buffered();
         // The flag is shared with the write half: restore it before any write.
         stream
             .set_nonblocking(false)
@@ -370,7 +370,7 @@ impl Conn {
     /// Decodes the message `fill` buffered, as one this side may receive.
     pub fn take<'a, M: Decode<'a> + Encode>(&'a mut self) -> Result<M> {
         let peer = self.peer;
-        let (ty, body) = self.reader.take();
+        let (ty, body) = self.reader.take_buffered();
         let msg = M::decode(ty, body)?;
         debug!("<- {peer} {}", msg.kind());
         Ok(msg)
@@ -472,7 +472,7 @@ impl handshake::Frames for Conn {
         let got = self.fill_by(deadline);
         self.reader.set_max(self.max_frame);
         got?;
-        Ok(self.reader.take())
+        Ok(self.reader.take_buffered())
     }
 
     fn close(&self) {
