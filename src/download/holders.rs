@@ -14,8 +14,8 @@
 //! for the coordinator, a node number for the simulator).
 
 use super::{
-    EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY, MAX_WORKERS,
-    REFRESH_EVERY,
+    ALONE_REFRESH_EVERY, EARLY, EARLY_REFRESH_EVERY, IDLE_REFRESH_EVERY, MAX_ATTEMPTS, MAX_BUSY,
+    MAX_WORKERS, REFRESH_EVERY,
 };
 use crate::error::{code, Error};
 use crate::wire::message::MAX_HOLDERS;
@@ -65,6 +65,8 @@ pub struct Holders<K> {
     attempts: HashMap<K, u32>,
     busy: HashMap<K, u32>,
     banned: HashSet<K>,
+    /// Some answer named a holder still downloading.
+    swarm: bool,
 }
 
 impl<K: Clone + Eq + Hash> Holders<K> {
@@ -75,6 +77,7 @@ impl<K: Clone + Eq + Hash> Holders<K> {
             attempts: HashMap::new(),
             busy: HashMap::new(),
             banned: HashSet::new(),
+            swarm: false,
         }
     }
 
@@ -97,6 +100,7 @@ impl<K: Clone + Eq + Hash> Holders<K> {
         // us (HAVE) what they get.
         let usable: Vec<&(K, bool)> = answer.iter().filter(|h| &h.0 != me).collect();
         let swarm = usable.iter().any(|h| !h.1);
+        self.swarm |= swarm;
         let sampled = answer.len() >= MAX_HOLDERS;
         let n = usable.len().max(1) as u64;
         let mut start = Vec::new();
@@ -160,11 +164,16 @@ impl<K: Clone + Eq + Hash> Holders<K> {
     }
 
     /// How long after a tracker question to ask again: often early on,
-    /// when peers that started with us are just joining, sooner when no
-    /// worker runs, else every `REFRESH_EVERY`.
+    /// when peers that started with us are just joining (most often while
+    /// no answer has named one), sooner when no worker runs, else every
+    /// `REFRESH_EVERY`.
     pub fn refresh_every(&self, now: Instant) -> Duration {
         if now.saturating_duration_since(self.started) < EARLY {
-            EARLY_REFRESH_EVERY
+            if self.swarm {
+                EARLY_REFRESH_EVERY
+            } else {
+                ALONE_REFRESH_EVERY
+            }
         } else if self.running.is_empty() {
             IDLE_REFRESH_EVERY
         } else {
@@ -284,7 +293,15 @@ mod tests {
     fn the_tracker_is_asked_often_early_then_by_whether_workers_run() {
         let t0 = Instant::now();
         let mut h = Holders::new(t0);
+        // Only the seeder so far: the leechers that started with us are
+        // looked for sooner.
+        h.offer(&answer(&[1]), &0, 10);
+        assert_eq!(h.refresh_every(t0), ALONE_REFRESH_EVERY);
+        // A holder downloading too: a swarm, and it stays one.
+        h.offer(&[(2, false)], &0, 10);
+        h.offer(&answer(&[1]), &0, 10);
         assert_eq!(h.refresh_every(t0), EARLY_REFRESH_EVERY);
+        let mut h = Holders::new(t0);
         let later = t0 + EARLY;
         assert_eq!(h.refresh_every(later), IDLE_REFRESH_EVERY);
         h.offer(&answer(&[1]), &0, 10);
