@@ -28,6 +28,11 @@ impl PeakRate {
         self.count += n;
     }
 
+    /// What was added since the current period started.
+    pub fn counted(&self) -> u64 {
+        self.count
+    }
+
     /// The rate as last measured (0 before the first measure).
     pub fn per_sec(&self) -> f64 {
         self.per_sec

@@ -2,7 +2,7 @@
 //! type, then the body. The length counts the type byte, so it is >= 1.
 
 use crate::error::{Error, Result};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 pub const HEADER_LEN: usize = 5;
 /// Largest frame anyone sends: a record with 65,536 SHA-256 piece hashes
@@ -77,6 +77,12 @@ pub struct FrameReader<R> {
     /// even while bytes trickle in: a peer sending one byte per read
     /// timeout must not keep the caller from its own deadlines.
     budget: Option<std::time::Duration>,
+    /// A frame `fill_buffered` found whole in the inner reader's buffer:
+    /// its type and body length, left there for `take_buffered`.
+    in_place: Option<(u8, usize)>,
+    /// Bytes of the inner reader's buffer that the frame taken in place
+    /// still occupies: consumed by the next call.
+    taken_in_place: usize,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -90,6 +96,8 @@ impl<R: Read> FrameReader<R> {
             body_got: 0,
             current: None,
             budget: None,
+            in_place: None,
+            taken_in_place: 0,
         }
     }
 
@@ -181,6 +189,66 @@ impl<R: Read> FrameReader<R> {
         self.header_got = 0;
         self.body_got = 0;
         (ty, &self.buf[..body_len])
+    }
+}
+
+/// Over a buffered reader, a frame that arrived whole in the reader's
+/// buffer is decoded from there: on a download's busiest thread, copying
+/// each block out of the socket's read buffer into the frame buffer cost
+/// as much as the read itself. Frames that straddle the buffer's end, or
+/// are larger than it, are read as `fill` reads them.
+impl<R: Read> FrameReader<io::BufReader<R>> {
+    /// As `fill`, leaving a frame found whole in the inner buffer there.
+    /// Every read of a reader used this way goes through `fill_buffered`
+    /// and `take_buffered` (or `settle` first).
+    pub fn fill_buffered(&mut self) -> Result<bool> {
+        self.settle();
+        if self.in_place.is_some() {
+            return Ok(true);
+        }
+        if self.header_got > 0 || self.current.is_some() {
+            return self.fill();
+        }
+        let buf = loop {
+            match self.inner.fill_buf() {
+                Ok(b) => break b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::net("reading a frame", e)),
+            }
+        };
+        let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+            if buf.is_empty() {
+                return Ok(false);
+            }
+            return self.fill();
+        };
+        let (ty, body_len) = parse_header(header, self.max)?;
+        if buf.len() < HEADER_LEN + body_len {
+            return self.fill();
+        }
+        self.in_place = Some((ty, body_len));
+        Ok(true)
+    }
+
+    /// The frame `fill_buffered` found, from wherever it is.
+    pub fn take_buffered(&mut self) -> (u8, &[u8]) {
+        let Some((ty, body_len)) = self.in_place.take() else {
+            return self.take();
+        };
+        self.taken_in_place = HEADER_LEN + body_len;
+        (ty, &self.inner.buffer()[HEADER_LEN..HEADER_LEN + body_len])
+    }
+
+    /// Consumes the frame last taken in place, so the inner reader's
+    /// buffer holds only what is still unread.
+    pub fn settle(&mut self) {
+        let n = std::mem::take(&mut self.taken_in_place);
+        self.inner.consume(n);
+    }
+
+    /// Bytes buffered and not yet taken.
+    pub fn unread(&self) -> usize {
+        self.inner.buffer().len() - self.taken_in_place
     }
 }
 

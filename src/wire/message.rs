@@ -8,7 +8,7 @@
 //! byte in docs/PROTOCOL.md.
 
 use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, put_varint, Decoder};
-use super::frame::{put_frame, write_header};
+use super::frame::put_frame;
 use crate::bitfield::Bitfield;
 use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
@@ -319,13 +319,25 @@ pub(crate) fn put_run(out: &mut Vec<u8>, handle: u32, block: u32, count: u16) {
 /// Writes a BLOCK frame straight from the file buffer: the hot path of
 /// serving, with no intermediate copy or allocation.
 pub fn write_block(w: &mut impl Write, handle: u32, block: u32, data: &[u8]) -> io::Result<()> {
-    write_header(w, ty::BLOCK, 8 + data.len())?;
-    let mut ids = [0u8; 8];
-    ids[..4].copy_from_slice(&handle.to_be_bytes());
-    ids[4..].copy_from_slice(&block.to_be_bytes());
-    w.write_all(&ids)?;
+    w.write_all(&block_head(handle, block, data.len()))?;
     w.write_all(data)
 }
+
+/// What comes before a BLOCK frame's `len` bytes of data: the frame
+/// header, the handle and the block's index (for a gathered write of
+/// frames whose data stays where it was read).
+pub fn block_head(handle: u32, block: u32, len: usize) -> [u8; BLOCK_HEAD] {
+    let mut h = [0u8; BLOCK_HEAD];
+    // The length counts the type byte, the ids and the data.
+    h[..4].copy_from_slice(&((1 + 8 + len) as u32).to_be_bytes());
+    h[4] = ty::BLOCK;
+    h[5..9].copy_from_slice(&handle.to_be_bytes());
+    h[9..].copy_from_slice(&block.to_be_bytes());
+    h
+}
+
+/// The bytes of `block_head`.
+pub const BLOCK_HEAD: usize = crate::wire::frame::HEADER_LEN + 8;
 
 pub(crate) fn truncate_utf8(s: &mut String, max: usize) {
     if s.len() > max {

@@ -6,7 +6,7 @@
 //! it; such a record is never used to verify anything.
 
 use super::codec::Decoder;
-use super::message::{get_legacy_record, is_legacy_record, ty};
+use super::message::{get_legacy_record, is_legacy_record, put_record, ty};
 use super::{frame, Decode, Encode, TrackerReply, MAX_FRAME};
 use crate::error::{Error, Result};
 use crate::record::{FileRecord, LegacyRecord};
@@ -30,11 +30,15 @@ impl Stored {
 }
 
 /// Appends the stored form of `record` to `out`.
+/// The frame is written from the record where it is: a clone of it into
+/// a `TrackerReply` first (2.3 MiB for 65,536 pieces) was a millisecond
+/// at the end of every download, whose record is cached then.
 pub fn encode(record: &FileRecord, out: &mut Vec<u8>) {
-    TrackerReply::Record {
-        record: record.clone(),
-    }
-    .encode(out);
+    out.reserve(record.piece_hashes.len() * (32 + 4) + 512);
+    frame::put_frame(out, |body| {
+        put_record(body, record);
+        ty::RECORD
+    });
 }
 
 /// The record in `bytes`, which must hold one RECORD frame and no more.
@@ -115,6 +119,16 @@ fn encode_older(r: &FileRecord, v2: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stored_form_is_the_record_frame_of_the_wire() {
+        let r = FileRecord::from_bytes("a.txt", &[7u8; 20_000]);
+        let mut stored = Vec::new();
+        encode(&r, &mut stored);
+        let mut wire = Vec::new();
+        TrackerReply::Record { record: r }.encode(&mut wire);
+        assert_eq!(stored, wire);
+    }
 
     #[test]
     fn round_trip_and_strictness() {

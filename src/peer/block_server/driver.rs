@@ -21,9 +21,10 @@ use crate::peer::files::store::SharedFile;
 use crate::peer::Peer;
 use crate::ratelimit::throttle;
 use crate::record::{FileRecord, BLOCK_SIZE};
-use crate::wire::message::write_block;
+use crate::wire::message::block_head;
 use crate::wire::{Answer, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use log::debug;
+use std::io::IoSlice;
 use std::net::{IpAddr, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -230,14 +231,23 @@ fn send_blocks(
     });
     let who = conn.peer_addr();
     let mut data = &buf[..at];
+    let mut frames = Vec::new();
     for slice in batch {
         let (this, rest) = data.split_at(bytes_of(slice).1);
         data = rest;
         for (i, chunk) in this.chunks(BLOCK_SIZE as usize).enumerate() {
-            write_block(conn.writer(), slice.handle, slice.block + i as u32, chunk)
-                .map_err(|e| Error::net(format!("sending to {who}"), e))?;
+            frames.push((
+                block_head(slice.handle, slice.block + i as u32, chunk.len()),
+                chunk,
+            ));
         }
     }
+    let mut parts: Vec<IoSlice<'_>> = frames
+        .iter()
+        .flat_map(|(head, chunk)| [IoSlice::new(head), IoSlice::new(chunk)])
+        .collect();
+    conn.write_parts(&mut parts)
+        .map_err(|e| Error::net(format!("sending to {who}"), e))?;
     peer.metrics.sent(at);
     Ok(true)
 }
