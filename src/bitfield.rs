@@ -111,28 +111,6 @@ impl Bitfield {
         None
     }
 
-    /// The last index < `before` set both here and in `other` (same
-    /// length), a word at a time.
-    pub fn prev_common(&self, other: &Bitfield, before: u32) -> Option<u32> {
-        let mut end = before.min(self.len);
-        while end > 0 {
-            let last = end - 1;
-            let w = (last / 64) as usize;
-            let keep = last % 64;
-            let mask = if keep == 63 {
-                u64::MAX
-            } else {
-                (1u64 << (keep + 1)) - 1
-            };
-            let masked = self.words[w] & other.words[w] & mask;
-            if masked != 0 {
-                return Some(w as u32 * 64 + 63 - masked.leading_zeros());
-            }
-            end = w as u32 * 64;
-        }
-        None
-    }
-
     /// Sets every bit set in `other` (same length).
     pub fn union_with(&mut self, other: &Bitfield) {
         for (a, b) in self.words.iter_mut().zip(&other.words) {
@@ -322,31 +300,6 @@ mod tests {
         b.clear(64);
         assert_eq!(b.count(), 5);
         assert_eq!(b.iter_ones().collect::<Vec<_>>(), vec![0, 5, 6, 7, 129]);
-    }
-
-    #[test]
-    fn prev_common_scans_back_across_words() {
-        let mut a = Bitfield::new(200);
-        let mut b = Bitfield::new(200);
-        for i in [0, 3, 63, 64, 127, 128, 199] {
-            a.set(i);
-        }
-        for i in [3, 63, 64, 128, 150, 199] {
-            b.set(i);
-        }
-        let found = |before| a.prev_common(&b, before);
-        assert_eq!(found(200), Some(199));
-        assert_eq!(found(199), Some(128));
-        assert_eq!(found(128), Some(64));
-        assert_eq!(found(64), Some(63));
-        assert_eq!(found(63), Some(3));
-        assert_eq!(found(3), None);
-        assert_eq!(found(1000), Some(199), "clamped to the length");
-        // Brute force over every boundary.
-        for before in 0..=200 {
-            let want = (0..before).rev().find(|&i| a.get(i) && b.get(i));
-            assert_eq!(found(before), want, "before {before}");
-        }
     }
 
     #[test]
