@@ -60,7 +60,7 @@ use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
 use crate::net::admission::{Admission, Decision, GateId};
 use crate::peer::block_server::driver::TICK;
-use crate::peer::block_server::machine::{Library, MemFile, Serve};
+use crate::peer::block_server::machine::{Held, Library, MemFile, Serve};
 use crate::peer::block_server::seeding::Seeding;
 use crate::peer::block_server::ADMISSION;
 use crate::record::FileRecord;
@@ -112,22 +112,28 @@ pub struct PeerStats {
 struct Fetching {
     peer: NodeId,
     fetch: Fetch,
-    /// When to poll again, and whether it waits for work (not a reply).
-    wake: SimTime,
+}
+
+/// When a worker polls again, and whether it waits for work (not a
+/// reply): kept beside the other workers' (`ConnMap`'s companion), as the
+/// wake-up timer reads every worker's.
+#[derive(Clone, Copy, Default)]
+struct Wake {
+    at: SimTime,
     for_work: bool,
 }
 
 /// One download: the coordinator's state and its workers.
 struct Download {
     plan: RefCell<Plan>,
-    fetches: ConnMap<Fetching>,
+    fetches: ConnMap<Fetching, Wake>,
     /// The coordinator's rules: whom to start, retry or ban.
     holders: Holders<NodeId>,
     /// Connected downloaders of this peer's site (with a site).
     siblings: std::collections::BTreeSet<NodeId>,
     /// A worker wrote, released a piece or ended: wake those waiting.
     notify_armed: bool,
-    /// Workers waiting for work (`Fetching::for_work`).
+    /// Workers waiting for work (`Wake::for_work`).
     waiting: usize,
     /// The workers' one wake-up timer, at the earliest `wake` when armed
     /// (a timer each, moved at every reply, fired four times a second
@@ -149,7 +155,7 @@ pub struct SimPeer {
     /// complete file once there is one.
     partial: Option<MemFile>,
     complete: Option<MemFile>,
-    serving: ConnMap<Handler>,
+    serving: ConnMap<Handler, Looked>,
     /// The block server's admission gate (`net::admission`), the
     /// connections it knows by its ids, and the frames of those waiting
     /// in its lobby for a handler.
@@ -170,13 +176,27 @@ pub struct SimPeer {
     scratch: Vec<ConnId>,
 }
 
-/// One handled connection: its machine, and the version of the file
-/// being downloaded here when it last looked (see `tick`).
+/// One handled connection: its machine.
 struct Handler {
     m: Serve<MemFile>,
-    seen: u64,
     /// Its id at the gate (as in `gated`, without a lookup per request).
     gate: GateId,
+}
+
+/// What the tick reads of a handled connection, kept beside the others'
+/// (`ConnMap`'s companion): reading each machine at every tick missed
+/// the cache once or twice per connection at ten thousand nodes.
+#[derive(Clone, Copy, Default)]
+struct Looked {
+    /// The version of the file being downloaded here when it last
+    /// looked (see `tick`).
+    seen: u64,
+    /// As of its machine's last call: nothing pending, and until when
+    /// `Serve::quiet` holds, if it does.
+    idle: bool,
+    quiet_until: Option<Instant>,
+    /// `Serve::held`: when its tick would do nothing even with new pieces.
+    held: Option<Held>,
 }
 
 /// The block server's view of this peer's one file.
@@ -300,7 +320,7 @@ impl SimPeer {
                 self.verified.len()
             );
         };
-        let waiting = dl.fetches.values().filter(|f| f.for_work).count();
+        let waiting = dl.fetches.iter_hot().filter(|(_, w)| w.for_work).count();
         // `useful` borrows the plan itself: count before borrowing it here.
         let full = dl
             .fetches
@@ -402,12 +422,26 @@ impl SimPeer {
         let frames = self.lobby.remove(&conn).unwrap_or_default();
         let h = Handler {
             m: Serve::new(self.instant(cx.now())),
-            seen: self.version(),
             gate: id,
         };
         self.serving.insert(cx, conn, h);
+        let version = self.version();
+        if let Some((_, l)) = self.serving.get_with_hot(cx, conn) {
+            l.seen = version;
+        }
+        self.look(cx, conn);
         for bytes in frames {
             self.on_request(cx, conn, &bytes);
+        }
+    }
+
+    /// Notes what the tick reads of the connection's machine (`Looked`):
+    /// after every call on it (`report` follows each).
+    fn look(&mut self, cx: &Cx, conn: ConnId) {
+        if let Some((h, l)) = self.serving.get_with_hot(cx, conn) {
+            l.idle = h.m.pending() == 0;
+            l.quiet_until = h.m.quiet_until();
+            l.held = h.m.held();
         }
     }
 
@@ -436,6 +470,7 @@ impl SimPeer {
     /// Tells the gate whether the handler waits for its client (and may be
     /// evicted for a newcomer) or works for it, as `peer::block_server::driver` does.
     fn report(&mut self, cx: &mut Cx, conn: ConnId) {
+        self.look(cx, conn);
         let Some(Handler { m, gate: id, .. }) = self.serving.get(cx, conn) else {
             return;
         };
@@ -479,10 +514,10 @@ impl SimPeer {
         let now = self.instant(cx.now());
         let version = self.version();
         loop {
-            let Some(Handler { m, seen, .. }) = self.serving.get_mut(cx, conn) else {
+            let Some((Handler { m, .. }, looked)) = self.serving.get_with_hot(cx, conn) else {
                 return;
             };
-            *seen = version;
+            looked.seen = version;
             if let Err(e) = m.tick(now) {
                 return self.end_serve(cx, conn, Some(e));
             }
@@ -540,16 +575,27 @@ impl SimPeer {
     /// tick can give something are stepped: those whose file being
     /// downloaded here has new pieces since they last looked, and those
     /// `Serve::quiet` does not vouch for (a seeder's offers, new pieces
-    /// waiting for `HAVE_EVERY`, the idle timeout). The
-    /// others would send nothing and tell the gate what it knows.
+    /// waiting for `HAVE_EVERY`, the idle timeout), unless `Serve::held`
+    /// says their new pieces still wait. The others would send nothing
+    /// and tell the gate what it knows.
     fn tick(&mut self, cx: &mut Cx) {
         let now = self.instant(cx.now());
-        let version = self.version();
+        let (version, verified) = self.version_and_count();
         let mut idle = std::mem::take(&mut self.scratch);
+        debug_assert!(self.serving.iter().all(|(c, h)| {
+            let l = self.serving.hot(cx, c).unwrap_or_default();
+            l.idle == (h.m.pending() == 0)
+                && l.quiet_until == h.m.quiet_until()
+                && l.held == h.m.held()
+        }));
         idle.extend(
             self.serving
-                .iter()
-                .filter(|(_, h)| h.m.pending() == 0 && (h.seen != version || !h.m.quiet(now)))
+                .iter_hot()
+                .filter(|(_, l)| {
+                    l.idle
+                        && (l.seen != version || l.quiet_until.is_none_or(|u| now > u))
+                        && !l.held.is_some_and(|h| h.holds(now, verified))
+                })
                 .map(|(c, _)| c),
         );
         for &conn in &idle {
@@ -570,8 +616,17 @@ impl SimPeer {
     /// The version of the file being downloaded here (its verified
     /// pieces changed when it changed); 0 without a download.
     fn version(&self) -> u64 {
+        self.version_and_count().0
+    }
+
+    /// `version`, and how many pieces of that file are verified (what
+    /// `Served::verified` says).
+    fn version_and_count(&self) -> (u64, u32) {
         let part = self.partial.as_ref().and_then(|m| m.partial.as_ref());
-        part.map_or(0, |p| p.lock().unwrap_or_else(|e| e.into_inner()).0)
+        part.map_or((0, 0), |p| {
+            let g = p.lock().unwrap_or_else(|e| e.into_inner());
+            (g.0, g.1.count())
+        })
     }
 
     // ---- the coordinator (download/mod.rs)
@@ -644,10 +699,11 @@ impl SimPeer {
                 Fetching {
                     peer: start.holder,
                     fetch,
-                    wake: cx.now(),
-                    for_work: false,
                 },
             );
+            if let Some((_, w)) = dl.fetches.get_with_hot(cx, conn) {
+                w.at = cx.now();
+            }
             started.push(conn);
         }
         drop(tracker);
@@ -684,10 +740,11 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
+        let for_work = dl.fetches.hot(cx, conn).is_some_and(|w| w.for_work);
         let Some(f) = dl.fetches.remove(conn) else {
             return;
         };
-        dl.waiting -= usize::from(f.for_work);
+        dl.waiting -= usize::from(for_work);
         cx.close(conn);
         let verdict = dl.holders.exited(&f.peer, &result);
         if dl.siblings.remove(&f.peer) {
@@ -741,23 +798,23 @@ impl SimPeer {
         let Some(dl) = &mut self.dl else {
             return;
         };
-        let Some(f) = dl.fetches.get_mut(cx, conn) else {
+        let Some((f, w)) = dl.fetches.get_with_hot(cx, conn) else {
             return;
         };
         if !for_work {
             // About to wait on the socket: hand out what is verified.
             f.fetch.flush();
         }
-        if f.for_work != for_work {
-            f.for_work = for_work;
+        if w.for_work != for_work {
+            w.for_work = for_work;
             dl.waiting = if for_work {
                 dl.waiting + 1
             } else {
                 dl.waiting - 1
             };
         }
-        f.wake = wake.max(t);
-        let wake = f.wake;
+        w.at = wake.max(t);
+        let wake = w.at;
         self.arm_wake(cx, wake);
         self.perform(cx, conn);
     }
@@ -788,8 +845,8 @@ impl SimPeer {
         let mut due = std::mem::take(&mut self.scratch);
         due.extend(
             dl.fetches
-                .iter()
-                .filter(|(_, f)| f.wake <= now)
+                .iter_hot()
+                .filter(|(_, w)| w.at <= now)
                 .map(|(c, _)| c),
         );
         for &conn in &due {
@@ -800,7 +857,7 @@ impl SimPeer {
         let next = self
             .dl
             .as_ref()
-            .and_then(|dl| dl.fetches.values().map(|f| f.wake).min());
+            .and_then(|dl| dl.fetches.iter_hot().map(|(_, w)| w.at).min());
         if let Some(at) = next {
             self.arm_wake(cx, at.max(now));
         }
@@ -995,8 +1052,8 @@ impl SimNode for SimPeer {
                 dl.notify_armed = false;
                 let waiting: Vec<ConnId> = dl
                     .fetches
-                    .iter()
-                    .filter(|(_, f)| f.for_work)
+                    .iter_hot()
+                    .filter(|(_, w)| w.for_work)
                     .map(|(c, _)| c)
                     .collect();
                 for conn in waiting {

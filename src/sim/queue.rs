@@ -40,6 +40,8 @@ pub(super) struct Queue<T> {
     missed: [u64; MISSED],
     hits: [u32; LANES],
     pushes: u32,
+    /// The lane of the last push (`None`: the heap), for `last_mut`.
+    last: Option<usize>,
 }
 
 const EMPTY: (SimTime, u64) = (SimTime::NEVER, u64::MAX);
@@ -93,6 +95,7 @@ impl<T> Queue<T> {
             missed: [u64::MAX; MISSED],
             hits: [0; LANES],
             pushes: 0,
+            last: None,
         }
     }
 
@@ -111,10 +114,20 @@ impl<T> Queue<T> {
                 if self.fronts[i] == EMPTY {
                     self.fronts[i] = e.key();
                 }
+                self.last = Some(i);
                 return self.lanes[i].push_back(e);
             }
         }
+        self.last = None;
         self.heap.push(e);
+    }
+
+    /// The event pushed last, if it is still queued, due at `at` and in a
+    /// lane: nothing can come out between it and one pushed now at `at`,
+    /// so the caller may fold the new one into it.
+    pub(super) fn last_mut(&mut self, at: SimTime) -> Option<&mut T> {
+        let e = self.lanes[self.last?].back_mut()?;
+        (e.seq == self.seq && e.at == at).then_some(&mut e.ev)
     }
 
     fn lane_for(&mut self, delay: u64) -> Option<usize> {
@@ -241,5 +254,29 @@ mod tests {
         let in_lanes: usize = q.lanes.iter().map(VecDeque::len).sum();
         assert!(in_lanes > 0);
         assert!(q.heap.iter().all(|e| e.at.as_nanos() >= 1_000_000));
+    }
+
+    /// `last_mut` finds the event pushed last while it is queued, in a
+    /// lane and due then; not once it is out, nor another event.
+    #[test]
+    fn the_last_push_is_found_while_queued() {
+        let mut q = Queue::new();
+        let now = SimTime::ZERO;
+        let at = SimTime::from_nanos(50_000);
+        for i in 0..3u64 {
+            // The delay takes a lane once it comes again.
+            q.push(now, at, i);
+        }
+        assert_eq!(q.last_mut(at).copied(), Some(2));
+        assert!(q.last_mut(SimTime::from_nanos(1)).is_none());
+        *q.last_mut(at).unwrap() = 7;
+        q.push(now, SimTime::from_nanos(12_345), 3);
+        assert!(
+            q.last_mut(SimTime::from_nanos(12_345)).is_none(),
+            "in the heap"
+        );
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+        assert_eq!(order, [3, 0, 1, 7]);
+        assert!(q.last_mut(at).is_none(), "popped");
     }
 }

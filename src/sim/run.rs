@@ -1,8 +1,9 @@
 //! The event loop: pops the earliest event, lets the network handle it and
 //! makes the node call it leads to.
 
+use super::frame::Frame;
 use super::net::{Call, Ev, Net, NodeStats};
-use super::{Caps, Config, Cx, NodeId, SimNode, SimTime};
+use super::{Caps, Config, ConnId, Cx, NodeId, SimNode, SimTime};
 
 /// A swarm of nodes of one type (an enum, for several kinds) on one
 /// network.
@@ -123,11 +124,25 @@ impl<N: SimNode> Sim<N> {
                 frame,
             } => self.net.sent(node, epoch, conn, side, frame),
             Ev::Wire { conn, to, frame } => self.net.wire(conn, to, frame),
+            Ev::Bundle { conn, to, frames } => return Some(self.bundle(at, conn, to, frames)),
             Ev::Deliver { conn, to, frame } => self.net.deliver(conn, to, frame),
             Ev::Timer { node, epoch, token } => self.net.timer_due(node, epoch, token),
         };
         let node = call.map(|c| self.call(c));
         Some(Stepped { at, node })
+    }
+
+    /// The frames of an `Ev::Bundle`, each as its own `Ev::Wire` would
+    /// be handled.
+    fn bundle(&mut self, at: SimTime, conn: ConnId, to: usize, mut frames: Vec<Frame>) -> Stepped {
+        let mut node = None;
+        for frame in frames.drain(..) {
+            if let Some(call) = self.net.wire(conn, to, Some(frame)) {
+                node = Some(self.call(call));
+            }
+        }
+        self.net.recycle_bundle(frames);
+        Stepped { at, node }
     }
 
     /// Handles every event due at or before `t`, then moves the clock to

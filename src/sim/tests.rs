@@ -702,3 +702,44 @@ fn a_far_holder_carries_little_when_the_near_one_is_uncapped() {
     let (share, _) = near_and_far(8 << 20, None, Duration::from_millis(25));
     assert!(share < 0.20, "the far holder carried {share:.3}");
 }
+
+/// Control frames sent in one call on one connection arrive together and
+/// in order, handed over by one event (`Ev::Bundle`).
+#[test]
+fn control_frames_sent_together_arrive_in_order_as_one_event() {
+    #[derive(Default)]
+    struct Burst(Vec<(SimTime, u64)>);
+    impl SimNode for Burst {
+        fn start(&mut self, cx: &mut Cx) {
+            if cx.me() == 0 {
+                cx.connect(1);
+            }
+        }
+        fn connected(&mut self, cx: &mut Cx, conn: ConnId, _: NodeId, outgoing: bool) {
+            if outgoing {
+                for i in 0..3 {
+                    cx.send_control(conn, frame(i, 16));
+                }
+            }
+        }
+        fn frame(&mut self, cx: &mut Cx, _: ConnId, bytes: &[u8]) {
+            let seq = u64::from_be_bytes(bytes[..8].try_into().unwrap());
+            self.0.push((cx.now(), seq));
+        }
+        fn writable(&mut self, _: &mut Cx, _: ConnId) {}
+        fn closed(&mut self, _: &mut Cx, _: ConnId) {}
+        fn timer(&mut self, _: &mut Cx, _: u64) {}
+        fn left(&mut self) {}
+    }
+    let mut sim = Sim::new(Config::default());
+    for _ in 0..2 {
+        sim.add(Burst::default(), Caps::upload(1 << 20));
+    }
+    sim.start_at(1, SimTime::ZERO);
+    sim.start_at(0, SimTime::ZERO);
+    while sim.step().is_some() {}
+    let t = at(us(100) + us(50));
+    assert_eq!(sim.node(1).0, [(t, 0), (t, 1), (t, 2)]);
+    // Two starts, the accept, the connection established, the frames.
+    assert_eq!(sim.events(), 5);
+}

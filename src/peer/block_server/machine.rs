@@ -78,6 +78,21 @@ pub trait Library {
     fn id(&self) -> &str;
 }
 
+/// See `Serve::held`: `tick` is idle before `until` while fewer than
+/// `below` pieces are verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub until: Instant,
+    pub below: u32,
+}
+
+impl Held {
+    /// `tick` would do nothing at `now` with `verified` pieces verified.
+    pub fn holds(&self, now: Instant, verified: u32) -> bool {
+        now < self.until && verified < self.below
+    }
+}
+
 /// A run of blocks to send next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Slice<F> {
@@ -186,8 +201,41 @@ impl<F: Served> Serve<F> {
     /// waiting for `HAVE_EVERY`, and the idle timeout not reached. For a
     /// driver that ticks only on those events.
     pub fn quiet(&self, now: Instant) -> bool {
-        !self.opened.iter().any(|o| o.offers || o.owed)
-            && now.saturating_duration_since(self.heard) <= IDLE_TIMEOUT
+        self.quiet_until().is_some_and(|until| now <= until)
+    }
+
+    /// Until when `quiet` holds, if it does at all, as long as the
+    /// machine is not called: for a driver that keeps it beside the
+    /// other connections' instead of reading each machine at every tick.
+    pub fn quiet_until(&self) -> Option<Instant> {
+        if self.opened.iter().any(|o| o.offers || o.owed) {
+            return None;
+        }
+        Some(self.heard + IDLE_TIMEOUT)
+    }
+
+    /// With nothing pending and no call meanwhile, `tick` sends nothing
+    /// and ends nothing before `until` as long as fewer than `below`
+    /// pieces of the file(s) are verified: new pieces wait for
+    /// `HAVE_EVERY` or `HAVE_BATCH`. `None` when it may act at any tick
+    /// (a seeder's offers). For a driver that ticks only the connections
+    /// that can act, without reading each machine.
+    pub fn held(&self) -> Option<Held> {
+        let mut held = Held {
+            // The idle timeout ends it only once `IDLE_TIMEOUT` has passed.
+            until: self.heard + IDLE_TIMEOUT + Duration::from_nanos(1),
+            below: u32::MAX,
+        };
+        for o in &self.opened {
+            if o.offers {
+                return None;
+            }
+            if o.seen.is_some() {
+                held.until = held.until.min(o.told_at + HAVE_EVERY);
+                held.below = held.below.min(o.told.count().saturating_add(HAVE_BATCH));
+            }
+        }
+        Some(held)
     }
 
     /// Takes one request. An error ends the connection (send its ERROR).

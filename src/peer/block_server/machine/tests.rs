@@ -450,3 +450,46 @@ fn a_batch_of_new_pieces_goes_out_without_waiting() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `held` says when a tick would send nothing: before `HAVE_EVERY` with
+/// fewer than a batch of new pieces, and never with offers to top up.
+#[test]
+fn held_says_when_new_pieces_still_wait() {
+    let pieces = HAVE_BATCH + 8;
+    let mut f = complete("p", pieces as usize);
+    f.seeding = None;
+    let state = Arc::new(Mutex::new((1u64, Bitfield::new(pieces))));
+    f.partial = Some(state.clone());
+    let lib = Lib(vec![f]);
+    let t0 = Instant::now();
+    let mut m = Serve::new(t0);
+    open(&mut m, &lib, "p", t0);
+    let held = m.held().expect("no offers");
+    assert_eq!(held.until, t0 + HAVE_EVERY);
+    assert_eq!(held.below, HAVE_BATCH);
+    {
+        let mut s = state.lock().unwrap();
+        s.0 = 2;
+        for p in 0..HAVE_BATCH - 1 {
+            s.1.set(p);
+        }
+    }
+    let t1 = t0 + HAVE_EVERY - Duration::from_millis(1);
+    assert!(held.holds(t1, HAVE_BATCH - 1));
+    m.tick(t1).unwrap();
+    assert_eq!(m.replies().count(), 0, "held: nothing to send");
+    assert!(!held.holds(t0 + HAVE_EVERY, HAVE_BATCH - 1));
+    assert!(!held.holds(t1, HAVE_BATCH));
+    m.tick(t0 + HAVE_EVERY).unwrap();
+    assert_eq!(m.replies().count(), 1, "not held: the HAVE goes");
+    // A seeder's offers may be topped up at any tick.
+    let lib = Lib(vec![complete("s", 64)]);
+    let mut m = Serve::new(t0);
+    let _other = {
+        let mut o = Serve::new(t0);
+        open(&mut o, &lib, "s", t0);
+        o
+    };
+    open(&mut m, &lib, "s", t0);
+    assert!(m.held().is_none());
+}
