@@ -113,22 +113,20 @@ impl Bitfield {
 
     /// Sets every bit set in `other` (same length).
     pub fn union_with(&mut self, other: &Bitfield) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a |= b;
-        }
-        self.recount();
+        self.combine(other, |a, b| a | b);
     }
 
     /// Keeps only the bits also set in `other` (same length).
     pub fn intersect_with(&mut self, other: &Bitfield) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= b;
-        }
-        self.recount();
+        self.combine(other, |a, b| a & b);
     }
 
-    /// The count of set bits again, after a change word by word.
-    fn recount(&mut self) {
+    /// Each word becomes `f(word, other's word)` (same length); then the
+    /// count of set bits is taken again.
+    fn combine(&mut self, other: &Bitfield, f: impl Fn(u64, u64) -> u64) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a = f(*a, *b);
+        }
         self.ones = self.words.iter().map(|w| w.count_ones()).sum();
     }
 
@@ -142,19 +140,13 @@ impl Bitfield {
     /// Clears every bit set in `other` (same length): `minus` in place,
     /// for a set that is not needed afterwards (no copy made).
     pub fn subtract(&mut self, other: &Bitfield) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a &= !b;
-        }
-        self.recount();
+        self.combine(other, |a, b| a & !b);
     }
 
     /// Becomes `whole.minus(self)` (same length) in place: what a larger
     /// set adds to this one, in this one's words.
     pub fn rest_of(&mut self, whole: &Bitfield) {
-        for (a, b) in self.words.iter_mut().zip(&whole.words) {
-            *a = b & !*a;
-        }
-        self.recount();
+        self.combine(whole, |a, b| b & !a);
     }
 
     /// True when some bit is set here and not in `other` (same length).

@@ -507,12 +507,17 @@ impl Plan {
             && wanted.get(p)
             && (random || self.avail[p as usize] == rarity)
         {
-            self.clear_needed(p);
-            self.claims[p as usize] += 1;
+            self.take(p);
             out.push(p);
             p += 1;
         }
         out
+    }
+
+    /// A needed piece goes to a worker.
+    fn take(&mut self, p: u32) {
+        self.clear_needed(p);
+        self.claims[p as usize] += 1;
     }
 
     /// A run of the rarest pieces ending at one of them picked at random,
@@ -529,8 +534,10 @@ impl Plan {
     /// (Looking backwards from a random place in the last eighth made
     /// every downloader converge on the same few when few were left: N=100
     /// with churn, the simulator, 1.31 -> 1.47 x T*, 1.38 copies.)
-    /// None when no piece of `wanted` is as rare as any can be, or even
-    /// those have a downloading holder.
+    /// None when no piece of `wanted` is as rare as any can be (the
+    /// caller looks among rarer ones); empty when even those have a
+    /// downloading holder (a forward look would find the same and spare
+    /// the seeder too: not worth its scan of the file).
     fn claim_backwards(
         &mut self,
         wanted: &Bitfield,
@@ -553,7 +560,7 @@ impl Plan {
         let rarity = self.avail[last as usize];
         let (others, complete) = self.sparing_counts(last, local);
         if others > complete {
-            return None;
+            return Some(Vec::new());
         }
         let mut first = last;
         while (last - first + 1) < max as u32
@@ -566,8 +573,7 @@ impl Plan {
         }
         let run: Vec<u32> = (first..=last).collect();
         for &p in &run {
-            self.clear_needed(p);
-            self.claims[p as usize] += 1;
+            self.take(p);
         }
         Some(run)
     }

@@ -42,10 +42,16 @@ pub fn parse(buf: &[u8], max: usize) -> Result<Option<(u8, &[u8], usize)>> {
 /// Writes one frame header for a body of `body_len` bytes.
 pub fn write_header(w: &mut impl Write, ty: u8, body_len: usize) -> io::Result<()> {
     let len = u32::try_from(body_len + 1).map_err(|_| io::Error::other("frame too large"))?;
+    w.write_all(&header(ty, len))
+}
+
+/// A frame's header, for a frame of `len` bytes after the length field
+/// (the type byte and the body).
+pub fn header(ty: u8, len: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..4].copy_from_slice(&len.to_be_bytes());
     h[4] = ty;
-    w.write_all(&h)
+    h
 }
 
 /// Appends one whole frame to `out`: its header, then the body `body`

@@ -8,7 +8,7 @@
 //! byte in docs/PROTOCOL.md.
 
 use super::codec::{put_bytes, put_str, put_u16, put_u32, put_u64, put_u8, put_varint, Decoder};
-use super::frame::put_frame;
+use super::frame::{header, put_frame, HEADER_LEN};
 use crate::bitfield::Bitfield;
 use crate::digest::{Md5Digest, PieceHash};
 use crate::error::{Error, Result};
@@ -328,16 +328,16 @@ pub fn write_block(w: &mut impl Write, handle: u32, block: u32, data: &[u8]) -> 
 /// frames whose data stays where it was read).
 pub fn block_head(handle: u32, block: u32, len: usize) -> [u8; BLOCK_HEAD] {
     let mut h = [0u8; BLOCK_HEAD];
-    // The length counts the type byte, the ids and the data.
-    h[..4].copy_from_slice(&((1 + 8 + len) as u32).to_be_bytes());
-    h[4] = ty::BLOCK;
+    // The length counts the type byte, the ids and the data (a block is
+    // at most 4,096 bytes).
+    h[..HEADER_LEN].copy_from_slice(&header(ty::BLOCK, (1 + 8 + len) as u32));
     h[5..9].copy_from_slice(&handle.to_be_bytes());
     h[9..].copy_from_slice(&block.to_be_bytes());
     h
 }
 
 /// The bytes of `block_head`.
-pub const BLOCK_HEAD: usize = crate::wire::frame::HEADER_LEN + 8;
+pub const BLOCK_HEAD: usize = HEADER_LEN + 8;
 
 pub(crate) fn truncate_utf8(s: &mut String, max: usize) {
     if s.len() > max {

@@ -39,6 +39,24 @@ fn open(m: &mut Serve<MemFile>, lib: &Lib, name: &str, now: Instant) -> (u32, Bi
     }
 }
 
+/// A download's shared state as a `MemFile` sees it: its version and
+/// verified pieces.
+type Verified = Arc<Mutex<(u64, Bitfield)>>;
+
+/// A download in progress here, `pieces` pieces and none verified yet,
+/// opened on a new connection at `t0`: the library, the download's shared
+/// state (its version and verified pieces) and the machine.
+fn partial_opened(pieces: u32, t0: Instant) -> (Lib, Verified, Serve<MemFile>) {
+    let mut f = complete("p", pieces as usize);
+    f.seeding = None;
+    let state = Arc::new(Mutex::new((1u64, Bitfield::new(pieces))));
+    f.partial = Some(state.clone());
+    let lib = Lib(vec![f]);
+    let mut m = Serve::new(t0);
+    open(&mut m, &lib, "p", t0);
+    (lib, state, m)
+}
+
 fn request(block: u32, count: u16) -> PeerRequest {
     PeerRequest::Request {
         handle: 0,
@@ -154,14 +172,8 @@ fn a_download_in_progress_serves_verified_pieces_and_tells_new_ones() {
 
 #[test]
 fn pieces_verified_in_quick_succession_go_out_as_one_have() {
-    let mut f = complete("p", 8);
-    f.seeding = None;
-    let state = Arc::new(Mutex::new((1u64, Bitfield::new(8))));
-    f.partial = Some(state.clone());
-    let lib = Lib(vec![f]);
     let t0 = Instant::now();
-    let mut m = Serve::new(t0);
-    open(&mut m, &lib, "p", t0);
+    let (_lib, state, mut m) = partial_opened(8, t0);
     let verify = |piece: u32| {
         let mut s = state.lock().unwrap();
         s.0 += 1;
@@ -420,15 +432,8 @@ fn connections_to_one_seeder_share_its_upload_between_them() {
 
 #[test]
 fn a_batch_of_new_pieces_goes_out_without_waiting() {
-    let pieces = HAVE_BATCH + 8;
-    let mut f = complete("p", pieces as usize);
-    f.seeding = None;
-    let state = Arc::new(Mutex::new((1u64, Bitfield::new(pieces))));
-    f.partial = Some(state.clone());
-    let lib = Lib(vec![f]);
     let t0 = Instant::now();
-    let mut m = Serve::new(t0);
-    open(&mut m, &lib, "p", t0);
+    let (_lib, state, mut m) = partial_opened(HAVE_BATCH + 8, t0);
     {
         let mut s = state.lock().unwrap();
         s.0 = 2;
@@ -455,15 +460,8 @@ fn a_batch_of_new_pieces_goes_out_without_waiting() {
 /// fewer than a batch of new pieces, and never with offers to top up.
 #[test]
 fn held_says_when_new_pieces_still_wait() {
-    let pieces = HAVE_BATCH + 8;
-    let mut f = complete("p", pieces as usize);
-    f.seeding = None;
-    let state = Arc::new(Mutex::new((1u64, Bitfield::new(pieces))));
-    f.partial = Some(state.clone());
-    let lib = Lib(vec![f]);
     let t0 = Instant::now();
-    let mut m = Serve::new(t0);
-    open(&mut m, &lib, "p", t0);
+    let (_lib, state, mut m) = partial_opened(HAVE_BATCH + 8, t0);
     let held = m.held().expect("no offers");
     assert_eq!(held.until, t0 + HAVE_EVERY);
     assert_eq!(held.below, HAVE_BATCH);
