@@ -1066,6 +1066,13 @@ impl SimNode for SimPeer {
         self.settle(cx);
     }
 
+    fn prefetch(&self, _conn: ConnId, tag: u32, outgoing: bool) {
+        match &self.dl {
+            Some(dl) if outgoing => dl.fetches.prefetch(tag),
+            _ => self.serving.prefetch(tag),
+        }
+    }
+
     fn left(&mut self) {
         if let Some(me) = self.me {
             self.tracker.borrow_mut().leave(me);
