@@ -321,9 +321,15 @@ impl Net {
     /// Returns the node the next event is for, when it names one.
     pub(super) fn prefetch_next(&self) -> Option<NodeId> {
         let (conn, node) = match self.queue.peek()? {
-            Ev::Wire { conn, node, .. } | Ev::Bundle { conn, node, .. } => {
+            Ev::Wire {
+                conn, node, frame, ..
+            } => {
+                if let Some(f) = frame {
+                    f.prefetch();
+                }
                 (Some(*conn), Some(*node as NodeId))
             }
+            Ev::Bundle { conn, node, .. } => (Some(*conn), Some(*node as NodeId)),
             Ev::Deliver { conn, .. } => (Some(*conn), None),
             Ev::Sent { node, conn, .. } => (Some(*conn), Some(*node)),
             Ev::Timer { node, .. } => (None, Some(*node)),
