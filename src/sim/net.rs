@@ -191,7 +191,7 @@ pub struct Net {
 
 /// Frame buffers kept for reuse per pool, at most; the largest capacity
 /// of the small ones, and of any kept.
-const POOL: usize = 1 << 12;
+const POOL: usize = 1 << 15;
 const SMALL: usize = 256;
 const POOL_CAPACITY: usize = 16 << 10;
 

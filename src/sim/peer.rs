@@ -970,9 +970,13 @@ impl SimPeer {
     }
 }
 
+/// What a control frame's buffer is made room for.
+const SMALL_FRAME: usize = 256;
+
 /// Sends one message as a frame.
 fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
-    let mut frame = cx.buffer(64);
+    // Room for a HAVE of a few dozen runs: growing it was a realloc.
+    let mut frame = cx.buffer(SMALL_FRAME);
     m.encode(&mut frame);
     let kind = m.kind();
     match stats.sent_by_kind.iter_mut().find(|(k, _)| *k == kind) {
