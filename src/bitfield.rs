@@ -19,6 +19,7 @@ impl Bitfield {
         // Not `vec![0; n]`: that is calloc, which glibc serves without its
         // per-thread cache; a HAVE decoded builds one of these each time.
         let n = (len as usize).div_ceil(64);
+        #[allow(clippy::slow_vector_initialization)]
         let mut words = Vec::with_capacity(n);
         words.resize(n, 0);
         Bitfield {

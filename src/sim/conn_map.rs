@@ -80,10 +80,10 @@ impl<V, H: Default> ConnMap<V, H> {
     /// `SimNode::prefetch`).
     pub fn prefetch(&self, slot: u32) {
         if let Some(v) = self.slots.get(slot as usize) {
-            super::net::prefetch(v, std::mem::size_of_val(v).min(256));
+            super::prefetch(v, std::mem::size_of_val(v).min(256));
         }
         if let Some(h) = self.hot.get(slot as usize) {
-            super::net::prefetch(h, 1);
+            super::prefetch(h, 1);
         }
     }
 

@@ -58,10 +58,10 @@ impl Frame {
     /// `Net::prefetch_next`): the header, or for a BLOCK its data's start.
     pub fn prefetch(&self) {
         match self {
-            Frame::Bytes(b) | Frame::Control(b) => super::net::prefetch(b.as_slice(), 1),
+            Frame::Bytes(b) | Frame::Control(b) => super::prefetch(b.as_slice(), 1),
             Frame::Block { at, buf, .. } => {
                 let at = (*at as usize).min(buf.len());
-                super::net::prefetch(&buf[at..], 256.min(buf.len() - at));
+                super::prefetch(&buf[at..], 256.min(buf.len() - at));
             }
         }
     }

@@ -65,6 +65,7 @@ mod conn_map;
 mod frame;
 mod net;
 pub mod peer;
+mod prefetch;
 mod queue;
 mod run;
 pub mod sites;
@@ -78,6 +79,8 @@ pub use net::{Cx, NodeStats};
 pub use run::{Sim, Stepped};
 pub use store::CopyStore;
 pub use time::{transmit_time, SimTime};
+
+use prefetch::prefetch;
 
 use std::time::Duration;
 

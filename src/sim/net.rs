@@ -20,7 +20,7 @@
 use super::frame::Frame;
 use super::queue::Queue;
 use super::time::{transmit_time, SimTime};
-use super::{Caps, Config, ConnId, NodeId};
+use super::{prefetch, Caps, Config, ConnId, NodeId};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -989,20 +989,4 @@ impl Cx<'_> {
     pub fn low_water(&self) -> usize {
         self.net.cfg.low_water
     }
-}
-
-/// Hints that the bytes of `v` (its first `len`) will be read soon.
-pub(super) fn prefetch<T: ?Sized>(v: &T, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = (v as *const T).cast::<i8>();
-        for off in (0..len).step_by(64) {
-            // SAFETY: a prefetch never faults, whatever the address; this
-            // one stays within `v`.
-            unsafe { _mm_prefetch(p.wrapping_add(off), _MM_HINT_T0) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (v, len);
 }

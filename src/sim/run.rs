@@ -113,7 +113,7 @@ impl<N: SimNode> Sim<N> {
         let (at, ev) = self.net.pop()?;
         if let Some(n) = self.net.prefetch_next() {
             if let Some(node) = self.nodes.get(n) {
-                super::net::prefetch(node, std::mem::size_of::<N>().min(512));
+                super::prefetch(node, std::mem::size_of::<N>().min(512));
             }
         }
         let call = match ev {
