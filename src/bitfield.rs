@@ -16,8 +16,14 @@ impl std::fmt::Debug for Bitfield {
 
 impl Bitfield {
     pub fn new(len: u32) -> Bitfield {
+        // Not `vec![0; n]`: that is calloc, which glibc serves without its
+        // per-thread cache; a HAVE decoded builds one of these each time.
+        let n = (len as usize).div_ceil(64);
+        #[allow(clippy::slow_vector_initialization)]
+        let mut words = Vec::with_capacity(n);
+        words.resize(n, 0);
         Bitfield {
-            words: vec![0; (len as usize).div_ceil(64)],
+            words,
             len,
             ones: 0,
         }
@@ -248,7 +254,7 @@ impl Bitfield {
         if bytes.len() != (len as usize).div_ceil(8) {
             return None;
         }
-        let mut words = vec![0u64; (len as usize).div_ceil(64)];
+        let mut words = Bitfield::new(len).words;
         for (i, b) in bytes.iter().enumerate() {
             words[i / 8] |= (*b as u64) << ((i % 8) * 8);
         }

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod download;
 pub mod error;
 pub mod fsutil;
+pub mod int_hash;
 pub mod layout;
 pub mod manifest;
 pub mod metrics;

@@ -22,12 +22,13 @@
 use super::plan::Plan;
 use crate::bitfield::Bitfield;
 use crate::error::{Error, Result};
+use crate::int_hash::{IntMap, IntSet};
 use crate::peak_rate::PeakRate;
 use crate::record::FileRecord;
 use crate::rng::Rng;
 use crate::wire::message::MAX_REQUEST_BLOCKS;
 use crate::wire::{PeerReply, PeerRequest};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -210,10 +211,10 @@ pub struct Fetch {
     /// What the holder has: from OPENED, grown by HAVE.
     have: Bitfield,
     cursor: u32,
-    inflight: HashMap<u32, PieceBuf>,
+    inflight: IntMap<u32, PieceBuf>,
     inflight_blocks: u32,
     /// Endgame pieces cancelled here after another holder delivered them.
-    cancelled: HashSet<u32>,
+    cancelled: IntSet<u32>,
     batch: Batch,
     pool: Vec<Vec<u8>>,
     rtt: Duration,
@@ -291,9 +292,9 @@ impl Fetch {
             handle: 0,
             have: Bitfield::new(pieces),
             cursor,
-            inflight: HashMap::new(),
+            inflight: IntMap::default(),
             inflight_blocks: 0,
-            cancelled: HashSet::new(),
+            cancelled: IntSet::default(),
             batch: Batch {
                 first: 0,
                 count: 0,

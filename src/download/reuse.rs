@@ -22,12 +22,12 @@
 
 use crate::bitfield::Bitfield;
 use crate::digest::PieceHash;
+use crate::int_hash::IntMap;
 use crate::record::{blocks_per_piece_for, piece_hash, FileRecord, BLOCK_SIZE};
 use crate::rolling::Roller;
 use log::debug;
 use std::collections::HashMap;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -705,14 +705,14 @@ impl Scan<'_> {
 
 /// The target's missing whole pieces by weak sum, behind a prefilter.
 struct WeakIndex {
-    map: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>>,
+    map: IntMap<u32, Vec<u32>>,
     filter: Prefilter,
 }
 
 impl WeakIndex {
     fn new(target: &FileRecord, have: &Bitfield) -> WeakIndex {
         let weak = &target.weak_sums;
-        let mut map: HashMap<u32, Vec<u32>, BuildHasherDefault<WeakHasher>> = HashMap::default();
+        let mut map: IntMap<u32, Vec<u32>> = IntMap::default();
         let mut at = 0;
         while let Some(p) = have.next(at, false) {
             at = p + 1;
@@ -780,32 +780,6 @@ impl Prefilter {
     fn may_hold(&self, weak: u32) -> bool {
         let (w, m) = self.slot(weak);
         self.bits[w] & m == m
-    }
-}
-
-/// The weak index's hasher: one multiply. The map is only asked after the
-/// prefilter said yes, about a key the scan computed itself; SipHash's
-/// protection against chosen keys buys nothing here and costs most of a
-/// lookup.
-#[derive(Default)]
-struct WeakHasher(u64);
-
-impl Hasher for WeakHasher {
-    /// The product's high half folded into the low one: the map picks
-    /// buckets with the low bits, which alone depend only on the sum's
-    /// low bits.
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 

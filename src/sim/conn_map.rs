@@ -76,6 +76,17 @@ impl<V, H: Default> ConnMap<V, H> {
         }
     }
 
+    /// Has the value in `slot` and its companion fetched (see
+    /// `SimNode::prefetch`).
+    pub fn prefetch(&self, slot: u32) {
+        if let Some(v) = self.slots.get(slot as usize) {
+            super::prefetch(v, std::mem::size_of_val(v).min(256));
+        }
+        if let Some(h) = self.hot.get(slot as usize) {
+            super::prefetch(h, 1);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.order.len()
     }

@@ -54,6 +54,18 @@ impl Frame {
         }
     }
 
+    /// Asks the memory system for its first bytes (see
+    /// `Net::prefetch_next`): the header, or for a BLOCK its data's start.
+    pub fn prefetch(&self) {
+        match self {
+            Frame::Bytes(b) | Frame::Control(b) => super::prefetch(b.as_slice(), 1),
+            Frame::Block { at, buf, .. } => {
+                let at = (*at as usize).min(buf.len());
+                super::prefetch(&buf[at..], 256.min(buf.len() - at));
+            }
+        }
+    }
+
     /// A frame that still has its bytes needs no buffer to be handed over.
     pub fn is_encoded(&self) -> bool {
         !matches!(self, Frame::Block { .. })

@@ -65,6 +65,7 @@ mod conn_map;
 mod frame;
 mod net;
 pub mod peer;
+mod prefetch;
 mod queue;
 mod run;
 pub mod sites;
@@ -78,6 +79,8 @@ pub use net::{Cx, NodeStats};
 pub use run::{Sim, Stepped};
 pub use store::CopyStore;
 pub use time::{transmit_time, SimTime};
+
+use prefetch::prefetch;
 
 use std::time::Duration;
 
@@ -113,6 +116,11 @@ pub trait SimNode {
     /// its connections and timers are gone without further calls. It
     /// keeps only what a restarted peer would find on its disk.
     fn left(&mut self);
+    /// A hint: the next event is on `conn`, whose end here is tagged `tag`
+    /// (`Cx::tag`) and was opened here (`outgoing`) or not. The node may
+    /// ask the memory system for what that event will read; it changes
+    /// nothing.
+    fn prefetch(&self, _conn: ConnId, _tag: u32, _outgoing: bool) {}
 }
 
 /// A node's links, in bytes per second; `None` is uncapped.

@@ -20,7 +20,7 @@
 use super::frame::Frame;
 use super::queue::Queue;
 use super::time::{transmit_time, SimTime};
-use super::{Caps, Config, ConnId, NodeId};
+use super::{prefetch, Caps, Config, ConnId, NodeId};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,9 @@ pub struct NodeStats {
     pub recv_bytes: u64,
     pub recv_frames: u64,
 }
+
+// Events are moved at every push and pop: keep them to a cache line.
+const _: () = assert!(std::mem::size_of::<Ev>() <= 64);
 
 pub(super) enum Ev {
     /// The node joins (again): ignored if it left since this was scheduled.
@@ -52,10 +55,12 @@ pub(super) enum Ev {
         side: usize,
         frame: Frame,
     },
-    /// A frame (or, `None`, the close) reached end `to`'s host.
+    /// A frame (or, `None`, the close) reached end `to`'s host, `node`
+    /// (named here for `prefetch_next`).
     Wire {
         conn: ConnId,
         to: usize,
+        node: u32,
         frame: Option<Frame>,
     },
     /// Frames sent on one connection in one instant that reach end `to`'s
@@ -64,6 +69,7 @@ pub(super) enum Ev {
     Bundle {
         conn: ConnId,
         to: usize,
+        node: u32,
         frames: Vec<Frame>,
     },
     /// ... and passed its download link.
@@ -185,7 +191,7 @@ pub struct Net {
 
 /// Frame buffers kept for reuse per pool, at most; the largest capacity
 /// of the small ones, and of any kept.
-const POOL: usize = 1 << 12;
+const POOL: usize = 1 << 15;
 const SMALL: usize = 256;
 const POOL_CAPACITY: usize = 16 << 10;
 
@@ -309,6 +315,55 @@ impl Net {
         Some((at, ev))
     }
 
+    /// Asks the memory system for what the next event will read first
+    /// (its connection and its host), while this one is handled: at ten
+    /// thousand nodes each of those first touches missed the cache.
+    /// Returns the node the next event is for, when it names one.
+    pub(super) fn prefetch_next(&self) -> Option<NodeId> {
+        let (conn, node) = match self.queue.peek()? {
+            Ev::Wire {
+                conn, node, frame, ..
+            } => {
+                if let Some(f) = frame {
+                    f.prefetch();
+                }
+                (Some(*conn), Some(*node as NodeId))
+            }
+            Ev::Bundle { conn, node, .. } => (Some(*conn), Some(*node as NodeId)),
+            Ev::Deliver { conn, .. } => (Some(*conn), None),
+            Ev::Sent { node, conn, .. } => (Some(*conn), Some(*node)),
+            Ev::Timer { node, .. } => (None, Some(*node)),
+            _ => return None,
+        };
+        if let Some(c) = conn.and_then(|c| self.conns.get(c.0 as usize)) {
+            prefetch(c, std::mem::size_of::<Conn>());
+        }
+        if let Some(h) = node.and_then(|n| self.hosts.get(n)) {
+            prefetch(h, std::mem::size_of::<Host>());
+        }
+        node
+    }
+
+    /// The node the next event is for, the connection and which end is
+    /// the node's, when the event names them (read after `prefetch_next`
+    /// had the connection fetched).
+    pub(super) fn next_end(&self) -> Option<(NodeId, ConnId, usize)> {
+        match *self.queue.peek()? {
+            Ev::Wire { conn, to, node, .. } | Ev::Bundle { conn, to, node, .. } => {
+                Some((node as NodeId, conn, to))
+            }
+            Ev::Sent {
+                node, conn, side, ..
+            } => Some((node, conn, side)),
+            _ => None,
+        }
+    }
+
+    /// The tag of end `side` of `conn` (see `Cx::tag`).
+    pub(super) fn end_tag(&self, conn: ConnId, side: usize) -> u32 {
+        self.conns.get(conn.0 as usize).map_or(0, |c| c.tags[side])
+    }
+
     pub(super) fn schedule_start(&mut self, node: NodeId, at: SimTime) {
         let epoch = self.hosts[node].epoch;
         self.push(at.max(self.now), Ev::Start { node, epoch });
@@ -338,6 +393,7 @@ impl Net {
                 }
                 c.ends[side] = End::default();
                 c.tags[side] = 0;
+                let node = c.nodes[1 - side] as u32;
                 let other = &mut c.ends[1 - side];
                 if other.open {
                     let at = now + c.one_way[side];
@@ -346,6 +402,7 @@ impl Net {
                         Ev::Wire {
                             conn,
                             to: 1 - side,
+                            node,
                             frame: None,
                         },
                     );
@@ -514,6 +571,7 @@ impl Net {
         let len = frame.len();
         let c = &self.conns[conn.0 as usize];
         let (node, aborted, one_way) = (c.nodes[side], c.aborted, c.one_way[side]);
+        let receiver = c.nodes[1 - side] as u32;
         let stats = &mut self.hosts[node].stats;
         stats.sent_bytes += len as u64;
         stats.sent_frames += 1;
@@ -522,7 +580,16 @@ impl Net {
             let to = 1 - side;
             if let Err(frame) = self.fold(at, conn, to, frame) {
                 let frame = Some(frame);
-                self.push(at, Ev::Wire { conn, to, frame });
+                let node = receiver;
+                self.push(
+                    at,
+                    Ev::Wire {
+                        conn,
+                        to,
+                        node,
+                        frame,
+                    },
+                );
             }
         }
     }
@@ -541,6 +608,7 @@ impl Net {
                 conn: c,
                 to: t,
                 frames,
+                ..
             } if *c == conn && *t == to => {
                 frames.push(frame);
                 Ok(())
@@ -548,12 +616,15 @@ impl Net {
             Ev::Wire {
                 conn: c,
                 to: t,
+                node,
                 frame: Some(_),
             } if *c == conn && *t == to => {
+                let node = *node;
                 let mut frames = self.bundles.pop().unwrap_or_default();
                 let bundle = Ev::Bundle {
                     conn,
                     to,
+                    node,
                     frames: Vec::new(),
                 };
                 if let Ev::Wire {
@@ -563,7 +634,12 @@ impl Net {
                     frames.push(first);
                 }
                 frames.push(frame);
-                *ev = Ev::Bundle { conn, to, frames };
+                *ev = Ev::Bundle {
+                    conn,
+                    to,
+                    node,
+                    frames,
+                };
                 Ok(())
             }
             _ => Err(frame),
@@ -631,7 +707,7 @@ impl Net {
         if c.aborted {
             return;
         }
-        let one_way = c.one_way[side];
+        let (one_way, node) = (c.one_way[side], c.nodes[1 - side] as u32);
         // After the frames before it on the WAN link, if it crosses one.
         let at = self.cross(conn, side, 0).max(now) + one_way;
         self.push(
@@ -639,6 +715,7 @@ impl Net {
             Ev::Wire {
                 conn,
                 to: 1 - side,
+                node,
                 frame: None,
             },
         );

@@ -58,6 +58,9 @@ use crate::download::plan::{site_share, Plan};
 use crate::download::worker::POLL;
 use crate::download::WORK_WAIT;
 use crate::error::{code, Error};
+// Hash maps (of keys the simulator numbers itself) only where the order
+// of iteration decides nothing.
+use crate::int_hash::IntMap;
 use crate::net::admission::{Admission, Decision, GateId};
 use crate::peer::block_server::driver::TICK;
 use crate::peer::block_server::machine::{Held, Library, MemFile, Serve};
@@ -69,9 +72,6 @@ use crate::wire::message::write_block;
 use crate::wire::{frame, Answer, Decode, Encode, PeerReply, PeerRequest, MAX_CONTROL_FRAME};
 use crate::wire::{HEADER_LEN, MAX_FRAME};
 use std::cell::RefCell;
-// Hash maps only where the order of iteration decides nothing, so a run
-// is a function of its seeds.
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -89,7 +89,7 @@ const T_WAKE: u64 = 4;
 pub struct PeerStats {
     /// Blocks written first here, by the node they came from (a hash
     /// map: a tree's levels missed the cache at every write).
-    pub from: HashMap<NodeId, u64>,
+    pub from: IntMap<NodeId, u64>,
     /// BLOCK frames received, counted or not (endgame copies, late blocks).
     pub blocks_received: u64,
     /// BLOCK frames this node's servers queued.
@@ -160,13 +160,16 @@ pub struct SimPeer {
     /// connections it knows by its ids, and the frames of those waiting
     /// in its lobby for a handler.
     gate: Admission,
-    gated: HashMap<ConnId, GateId>,
-    by_gate: HashMap<GateId, ConnId>,
-    lobby: HashMap<ConnId, Vec<Vec<u8>>>,
+    gated: IntMap<ConnId, GateId>,
+    by_gate: IntMap<GateId, ConnId>,
+    lobby: IntMap<ConnId, Vec<Vec<u8>>>,
     dl: Option<Download>,
     done_at: Option<SimTime>,
     stats: PeerStats,
-    /// For the seeder: how often each piece left in a slice.
+    /// For a peer that started with the whole file (the seeder): how
+    /// often each piece left in a slice. Empty for the others: counted
+    /// for every peer, it was a 16 KiB array apiece, a cache miss per
+    /// slice at ten thousand peers, and read for the seeder only.
     served_pieces: Vec<u32>,
     /// Its site (`peer --site`), 0: none.
     site: u16,
@@ -247,6 +250,11 @@ impl SimPeer {
         seed: u64,
     ) -> SimPeer {
         let pieces = record.piece_count() as usize;
+        let served_pieces = if verified.is_full() {
+            vec![0; pieces]
+        } else {
+            Vec::new()
+        };
         let (original, r) = (copy.original().clone(), record.clone());
         let check: PieceCheck = Arc::new(move |i, bytes| {
             let at = r.piece_offset(i) as usize;
@@ -266,13 +274,13 @@ impl SimPeer {
             complete: None,
             serving: ConnMap::default(),
             gate: Admission::new(ADMISSION),
-            gated: HashMap::new(),
-            by_gate: HashMap::new(),
-            lobby: HashMap::new(),
+            gated: IntMap::default(),
+            by_gate: IntMap::default(),
+            lobby: IntMap::default(),
             dl: None,
             done_at: None,
             stats: PeerStats::default(),
-            served_pieces: vec![0; pieces],
+            served_pieces,
             site: 0,
         }
     }
@@ -300,7 +308,8 @@ impl SimPeer {
         &self.stats
     }
 
-    /// How many times each piece went out in a slice from this node.
+    /// How many times each piece went out in a slice from this node, if
+    /// it started with the whole file (else empty).
     pub fn served_pieces(&self) -> &[u32] {
         &self.served_pieces
     }
@@ -553,7 +562,9 @@ impl SimPeer {
             let r = &self.record;
             for p in r.piece_of_block(slice.block)..=r.piece_of_block(slice.block + slice.count - 1)
             {
-                self.served_pieces[p as usize] += 1;
+                if let Some(n) = self.served_pieces.get_mut(p as usize) {
+                    *n += 1;
+                }
             }
         }
     }
@@ -970,9 +981,13 @@ impl SimPeer {
     }
 }
 
+/// What a control frame's buffer is made room for.
+const SMALL_FRAME: usize = 256;
+
 /// Sends one message as a frame.
 fn send(cx: &mut Cx, stats: &mut PeerStats, conn: ConnId, m: &impl Encode) {
-    let mut frame = cx.buffer(64);
+    // Room for a HAVE of a few dozen runs: growing it was a realloc.
+    let mut frame = cx.buffer(SMALL_FRAME);
     m.encode(&mut frame);
     let kind = m.kind();
     match stats.sent_by_kind.iter_mut().find(|(k, _)| *k == kind) {
@@ -1064,6 +1079,13 @@ impl SimNode for SimPeer {
             _ => {}
         }
         self.settle(cx);
+    }
+
+    fn prefetch(&self, _conn: ConnId, tag: u32, outgoing: bool) {
+        match &self.dl {
+            Some(dl) if outgoing => dl.fetches.prefetch(tag),
+            _ => self.serving.prefetch(tag),
+        }
     }
 
     fn left(&mut self) {

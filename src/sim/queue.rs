@@ -165,6 +165,14 @@ impl<T> Queue<T> {
         best
     }
 
+    /// The earliest event.
+    pub(super) fn peek(&self) -> Option<&T> {
+        match self.head()?.0 {
+            Head::Lane(i) => self.lanes[i].front().map(|e| &e.ev),
+            Head::Heap => self.heap.peek().map(|e| &e.ev),
+        }
+    }
+
     /// When the earliest event is due.
     pub(super) fn peek_at(&self) -> Option<SimTime> {
         self.head().map(|(_, (at, _))| at)

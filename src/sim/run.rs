@@ -111,6 +111,11 @@ impl<N: SimNode> Sim<N> {
     /// Handles the earliest event; `None` when there are none left.
     pub fn step(&mut self) -> Option<Stepped> {
         let (at, ev) = self.net.pop()?;
+        if let Some(n) = self.net.prefetch_next() {
+            if let Some(node) = self.nodes.get(n) {
+                super::prefetch(node, std::mem::size_of::<N>().min(512));
+            }
+        }
         let call = match ev {
             Ev::Start { node, epoch } => self.net.start(node, epoch),
             Ev::Accept { conn } => self.net.accept(conn),
@@ -123,13 +128,32 @@ impl<N: SimNode> Sim<N> {
                 side,
                 frame,
             } => self.net.sent(node, epoch, conn, side, frame),
-            Ev::Wire { conn, to, frame } => self.net.wire(conn, to, frame),
-            Ev::Bundle { conn, to, frames } => return Some(self.bundle(at, conn, to, frames)),
+            Ev::Wire {
+                conn, to, frame, ..
+            } => self.net.wire(conn, to, frame),
+            Ev::Bundle {
+                conn, to, frames, ..
+            } => {
+                let stepped = self.bundle(at, conn, to, frames);
+                self.prefetch_deeper();
+                return Some(stepped);
+            }
             Ev::Deliver { conn, to, frame } => self.net.deliver(conn, to, frame),
             Ev::Timer { node, epoch, token } => self.net.timer_due(node, epoch, token),
         };
         let node = call.map(|c| self.call(c));
+        self.prefetch_deeper();
         Some(Stepped { at, node })
+    }
+
+    /// The second half of `Net::prefetch_next`: with the next event's
+    /// connection at hand, its node is told which of its states to fetch.
+    fn prefetch_deeper(&self) {
+        if let Some((n, conn, side)) = self.net.next_end() {
+            if let Some(node) = self.nodes.get(n) {
+                node.prefetch(conn, self.net.end_tag(conn, side), side == 0);
+            }
+        }
     }
 
     /// The frames of an `Ev::Bundle`, each as its own `Ev::Wire` would

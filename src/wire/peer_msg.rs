@@ -68,8 +68,10 @@ pub enum PeerReply<'a> {
         handle: u32,
         have: Bitfield,
     },
+    /// Boxed: a record is large, and every other reply is moved through
+    /// the block server's queue.
     Record {
-        record: FileRecord,
+        record: Box<FileRecord>,
     },
     /// The answer to BYE.
     Ok,
@@ -238,7 +240,7 @@ impl<'a> Decode<'a> for PeerReply<'a> {
                 have: get_have(&mut d)?,
             },
             ty::RECORD => PeerReply::Record {
-                record: get_record(&mut d)?,
+                record: Box::new(get_record(&mut d)?),
             },
             ty::OK => PeerReply::Ok,
             ty::ERROR => {
@@ -321,7 +323,9 @@ mod tests {
                 handle: 7,
                 have: dense,
             },
-            PeerReply::Record { record: record() },
+            PeerReply::Record {
+                record: Box::new(record()),
+            },
             PeerReply::Ok,
             PeerReply::Error {
                 code: 5,

@@ -321,7 +321,7 @@ fn a_peer_starts_and_serves_when_its_tracker_cannot_be_reached() {
         Ok(PeerReply::Record { record }) => {
             // Version 1, owned by S: no tracker said otherwise.
             assert_eq!(
-                record,
+                *record,
                 FileRecord::from_bytes("s.bin", &data).versioned(1, "S")
             );
         }

@@ -55,7 +55,7 @@ fn seeds() -> Vec<Vec<u8>> {
         },
         PeerReply::Pong { nonce: 4 },
         PeerReply::Record {
-            record: FileRecord::from_bytes("a.bin", &[7; 10_000]),
+            record: Box::new(FileRecord::from_bytes("a.bin", &[7; 10_000])),
         },
         PeerReply::Ok,
         PeerReply::Error {

@@ -289,7 +289,7 @@ impl<F: Served> Serve<F> {
             }
             PeerRequest::GetRecord { name } => match lib.find(&name) {
                 Some(f) => self.out.push(PeerReply::Record {
-                    record: f.record().clone(),
+                    record: Box::new(f.record().clone()),
                 }),
                 None => self.out.push(PeerReply::error(&Error::NotFound(format!(
                     "{} does not hold {name}",

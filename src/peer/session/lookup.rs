@@ -292,7 +292,7 @@ fn fetch_record_from(addr: &str, name: &str, size: u64, md5: &Md5Digest) -> Resu
     let record = match conn.call::<PeerReply>(&PeerRequest::GetRecord {
         name: name.to_string(),
     })? {
-        PeerReply::Record { record } => record,
+        PeerReply::Record { record } => *record,
         other => {
             return Err(Error::protocol(format!(
                 "expected RECORD, got {}",
