@@ -617,23 +617,12 @@ impl Net {
                 conn: c,
                 to: t,
                 node,
-                frame: Some(_),
+                frame: first @ Some(_),
             } if *c == conn && *t == to => {
-                let node = *node;
                 let mut frames = self.bundles.pop().unwrap_or_default();
-                let bundle = Ev::Bundle {
-                    conn,
-                    to,
-                    node,
-                    frames: Vec::new(),
-                };
-                if let Ev::Wire {
-                    frame: Some(first), ..
-                } = std::mem::replace(ev, bundle)
-                {
-                    frames.push(first);
-                }
+                frames.extend(first.take());
                 frames.push(frame);
+                let node = *node;
                 *ev = Ev::Bundle {
                     conn,
                     to,

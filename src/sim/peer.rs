@@ -1082,9 +1082,10 @@ impl SimNode for SimPeer {
     }
 
     fn prefetch(&self, _conn: ConnId, tag: u32, outgoing: bool) {
-        match &self.dl {
-            Some(dl) if outgoing => dl.fetches.prefetch(tag),
-            _ => self.serving.prefetch(tag),
+        if !outgoing {
+            self.serving.prefetch(tag);
+        } else if let Some(dl) = &self.dl {
+            dl.fetches.prefetch(tag);
         }
     }
 

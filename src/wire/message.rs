@@ -331,8 +331,8 @@ pub fn block_head(handle: u32, block: u32, len: usize) -> [u8; BLOCK_HEAD] {
     // The length counts the type byte, the ids and the data (a block is
     // at most 4,096 bytes).
     h[..HEADER_LEN].copy_from_slice(&header(ty::BLOCK, (1 + 8 + len) as u32));
-    h[5..9].copy_from_slice(&handle.to_be_bytes());
-    h[9..].copy_from_slice(&block.to_be_bytes());
+    h[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&handle.to_be_bytes());
+    h[HEADER_LEN + 4..].copy_from_slice(&block.to_be_bytes());
     h
 }
 
